@@ -1,0 +1,161 @@
+//! Bodies of the fuzz targets, shared by `fuzz/` (cargo-fuzz) and by the
+//! ordinary test suite, which runs them over a generated corpus so stable
+//! CI exercises them without a fuzzer.
+//!
+//! Both functions panic only when they find a bug: that is how a fuzzer
+//! learns of it.
+
+use crate::builder::MessageBuilder;
+use crate::message::{Message, Record, Section};
+use crate::name::WireNameBuf;
+use crate::rdata::{Piece, RData, walk_rdata};
+use crate::key::QueryKey;
+
+/// Walk every part of any bytes that parse as a message: header,
+/// questions, every record of every section, typed RDATA, EDNS options,
+/// presentation format of every name and the query key. Must never panic.
+pub fn walk_any_bytes(data: &[u8]) {
+    let Ok(message) = Message::parse(data) else { return };
+    let mut sink = WireNameBuf::new();
+    let mut seen = 0usize;
+    for question in message.questions() {
+        question.name.write_lower(&mut sink);
+        seen += question.name.labels().count();
+    }
+    for section in [Section::Answer, Section::Authority, Section::Additional] {
+        for record in message.records(section) {
+            record.name().write_wire(&mut sink);
+            seen += record.rdata_bytes().len();
+            if let Ok(rdata) = record.rdata() {
+                let _text = format!("{rdata:?}");
+            }
+        }
+    }
+    if let Some(opt) = message.opt() {
+        seen += opt.options().count();
+    }
+    let _key = QueryKey::from_message(&message);
+    let _text = format!("{message:?}");
+    core::hint::black_box(seen);
+}
+
+/// Compare two parsed messages field by field (names exactly, RDATA with
+/// names decompressed). Returns a description of the first difference.
+pub fn compare_messages(left: &Message<'_>, right: &Message<'_>) -> Result<(), String> {
+    let (lh, rh) = (left.header(), right.header());
+    if (lh.id, lh.flags, lh.question_count) != (rh.id, rh.flags, rh.question_count) {
+        return Err(format!("header differs: {lh:?} vs {rh:?}"));
+    }
+    for (index, (a, b)) in left.questions().zip(right.questions()).enumerate() {
+        if !a.name.eq_exact(&b.name) || a.qtype != b.qtype || a.qclass != b.qclass {
+            return Err(format!("question {index} differs: {a:?} vs {b:?}"));
+        }
+    }
+    for section in [Section::Answer, Section::Authority, Section::Additional] {
+        let (mut a_records, mut b_records) = (left.records(section), right.records(section));
+        loop {
+            match (a_records.next(), b_records.next()) {
+                (None, None) => break,
+                (Some(a), Some(b)) => compare_records(&a, &b)?,
+                (a, b) => return Err(format!("{section:?} count differs: {a:?} vs {b:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn compare_records(a: &Record<'_>, b: &Record<'_>) -> Result<(), String> {
+    if !a.name().eq_exact(&b.name())
+        || a.rtype() != b.rtype()
+        || a.class() != b.class()
+        || a.ttl() != b.ttl()
+    {
+        return Err(format!("record differs: {a:?} vs {b:?}"));
+    }
+    let (mut a_buf, mut b_buf) = ([0u8; 65_535], [0u8; 65_535]);
+    let a_len = uncompressed_rdata(a, &mut a_buf);
+    let b_len = uncompressed_rdata(b, &mut b_buf);
+    if a_buf.get(..a_len) != b_buf.get(..b_len) || a_len != b_len {
+        return Err(format!("rdata differs: {a:?} vs {b:?}"));
+    }
+    Ok(())
+}
+
+/// The record's RDATA with every name decompressed; raw bytes when the
+/// RDATA does not match its type's layout.
+fn uncompressed_rdata(record: &Record<'_>, out: &mut [u8]) -> usize {
+    fn append(out: &mut [u8], written: &mut usize, bytes: &[u8]) {
+        if let Some(slot) = out.get_mut(*written..*written + bytes.len()) {
+            slot.copy_from_slice(bytes);
+            *written += bytes.len();
+        }
+    }
+    let mut written = 0usize;
+    let mut name_buf = WireNameBuf::new();
+    let walked = walk_rdata(
+        record.message(),
+        record.rtype(),
+        record.rdata_offset(),
+        record.rdata_bytes().len(),
+        |piece| {
+            match piece {
+                Piece::Bytes(bytes) => append(out, &mut written, bytes),
+                Piece::Name(name) => {
+                    name.write_wire(&mut name_buf);
+                    append(out, &mut written, &name_buf);
+                }
+            }
+            Ok(())
+        },
+    );
+    if walked.is_err() {
+        written = 0;
+        append(out, &mut written, record.rdata_bytes());
+    }
+    written
+}
+
+/// Parse, rebuild with [`MessageBuilder::copy_record`], parse again: the
+/// two views must agree. Panics with the difference when they do not.
+pub fn parse_rebuild_parse(data: &[u8]) {
+    let Ok(original) = Message::parse(data) else { return };
+    // Typed views must accept what they can; skip messages whose RDATA the
+    // rebuild would refuse (it validates RDATA layouts the view does not).
+    let mut buf = [0u8; 65_535];
+    let Ok(mut builder) = MessageBuilder::new(&mut buf) else { return };
+    builder.set_id(original.id());
+    builder.set_flags(original.flags());
+    for question in original.questions() {
+        if builder.question(&question.name, question.qtype, question.qclass).is_err() {
+            return;
+        }
+    }
+    for section in [Section::Answer, Section::Authority, Section::Additional] {
+        for record in original.records(section) {
+            if builder.copy_record(section, &record).is_err() {
+                // Malformed RDATA for a type with names: not rebuildable.
+                return;
+            }
+        }
+    }
+    let len = builder.finish();
+    let rebuilt_bytes = buf.get(..len).unwrap_or_default();
+    let rebuilt = match Message::parse(rebuilt_bytes) {
+        Ok(message) => message,
+        Err(err) => panic!("rebuilt message does not parse: {err}"),
+    };
+    if let Err(difference) = compare_messages(&original, &rebuilt) {
+        panic!("rebuild changed the message: {difference}");
+    }
+    // Typed RDATA must agree where the original's parses.
+    for section in [Section::Answer, Section::Authority, Section::Additional] {
+        for (a, b) in original.records(section).zip(rebuilt.records(section)) {
+            if let (Ok(left), Ok(right)) = (a.rdata(), b.rdata()) {
+                let same = matches!((left, right), (RData::Unknown(x), RData::Unknown(y)) if x == y)
+                    || format!("{left:?}") == format!("{right:?}");
+                assert!(same, "typed rdata differs: {left:?} vs {right:?}");
+            }
+            assert_eq!(a.rdata().is_ok(), b.rdata().is_ok(), "rdata validity differs for {a:?}");
+        }
+    }
+}
