@@ -46,7 +46,11 @@ pub struct OptSpec<'o> {
 impl OptSpec<'_> {
     /// Wire length of this OPT record.
     pub fn wire_len(&self) -> usize {
-        11 + self.options.iter().map(|option| 4 + option.data.len()).sum::<usize>()
+        11 + self
+            .options
+            .iter()
+            .map(|option| 4 + option.data.len())
+            .sum::<usize>()
     }
 }
 
@@ -167,13 +171,23 @@ impl<'b> MessageBuilder<'b> {
     }
 
     fn mark(&self) -> Mark {
-        Mark { len: self.len, counts: self.counts, compression_len: self.compression.len() }
+        Mark {
+            len: self.len,
+            counts: self.counts,
+            compression_len: self.compression.len(),
+        }
     }
 
     fn rollback(&mut self, mark: Mark) {
         self.len = mark.len;
         self.counts = mark.counts;
         self.compression.truncate(mark.compression_len);
+    }
+
+    fn bump_count(&mut self, stage: usize) {
+        if let Some(count) = self.counts.get_mut(stage) {
+            *count = count.saturating_add(1);
+        }
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
@@ -196,7 +210,9 @@ impl<'b> MessageBuilder<'b> {
         Labels::at(written, offset, labels)
     }
 
-    /// Find an earlier name equal (ignoring case) to `suffix`.
+    /// Find an earlier name equal to `suffix`, letter case included: a
+    /// case-insensitive match would silently rewrite the case of the later
+    /// name, and RFC 4343 asks that case be preserved.
     fn find_compression_target(&self, suffix: Labels<'_>, labels: u8) -> Option<u16> {
         self.compression
             .iter()
@@ -204,7 +220,7 @@ impl<'b> MessageBuilder<'b> {
             .find(|entry| {
                 self.written_labels(usize::from(entry.offset), labels)
                     .zip(suffix.clone())
-                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
+                    .all(|(a, b)| a == b)
             })
             .map(|entry| entry.offset)
     }
@@ -238,7 +254,10 @@ impl<'b> MessageBuilder<'b> {
         for (index, &start) in starts.iter().enumerate().take(written_labels) {
             let end = starts.get(index + 1).copied().unwrap_or(pos);
             if self.len <= MAX_POINTER_TARGET {
-                let entry = CompressionEntry { offset: self.len as u16, labels: (total - index) as u8 };
+                let entry = CompressionEntry {
+                    offset: self.len as u16,
+                    labels: (total - index) as u8,
+                };
                 let _full = self.compression.try_push(entry);
             }
             let label = flat.get(start..end).unwrap_or_default();
@@ -262,7 +281,7 @@ impl<'b> MessageBuilder<'b> {
         });
         match written {
             Ok(()) => {
-                self.counts[0] = self.counts[0].saturating_add(1);
+                self.bump_count(0);
                 Ok(())
             }
             Err(err) => {
@@ -296,12 +315,19 @@ impl<'b> MessageBuilder<'b> {
         let compress = rdata_compression_allowed(rtype);
         let source = record.message();
         let (offset, len) = (record.rdata_offset(), record.rdata_bytes().len());
-        self.write_record(section, &record.name(), rtype, record.class(), record.ttl(), |builder| {
-            walk_rdata(source, rtype, offset, len, |piece| match piece {
-                Piece::Bytes(bytes) => builder.put(bytes),
-                Piece::Name(name) => builder.write_name(&name, compress),
-            })
-        })
+        self.write_record(
+            section,
+            &record.name(),
+            rtype,
+            record.class(),
+            record.ttl(),
+            |builder| {
+                walk_rdata(source, rtype, offset, len, |piece| match piece {
+                    Piece::Bytes(bytes) => builder.put(bytes),
+                    Piece::Name(name) => builder.write_name(&name, compress),
+                })
+            },
+        )
     }
 
     fn write_rdata(&mut self, rtype: RecordType, rdata: &RData<'_>) -> Result<()> {
@@ -332,8 +358,8 @@ impl<'b> MessageBuilder<'b> {
                 self.write_name(&srv.target, compress)
             }
             RData::Caa(caa) => {
-                let tag_len =
-                    u8::try_from(caa.tag.len()).map_err(|_| WireError::new(ErrorKind::BadRdata, self.len))?;
+                let tag_len = u8::try_from(caa.tag.len())
+                    .map_err(|_| WireError::new(ErrorKind::BadRdata, self.len))?;
                 self.put(&[caa.flags, tag_len])?;
                 self.put(caa.tag)?;
                 self.put(caa.value)
@@ -342,7 +368,13 @@ impl<'b> MessageBuilder<'b> {
         }
     }
 
-    fn same_rrset(&self, section: Section, name: &Name<'_>, rtype: RecordType, class: Class) -> bool {
+    fn same_rrset(
+        &self,
+        section: Section,
+        name: &Name<'_>,
+        rtype: RecordType,
+        class: Class,
+    ) -> bool {
         self.rrset.is_some_and(|rrset| {
             rrset.section == section
                 && rrset.rtype == rtype
@@ -391,8 +423,7 @@ impl<'b> MessageBuilder<'b> {
                         class,
                     });
                 }
-                let count = &mut self.counts[stage];
-                *count = count.saturating_add(1);
+                self.bump_count(stage);
                 Ok(())
             }
             Err(err) if err.kind == ErrorKind::NoSpace => {
@@ -462,7 +493,7 @@ impl<'b> MessageBuilder<'b> {
         );
         match written {
             Ok(()) => {
-                self.counts[stage] = self.counts[stage].saturating_add(1);
+                self.bump_count(stage);
                 self.rrset = None;
                 Ok(())
             }
@@ -476,7 +507,12 @@ impl<'b> MessageBuilder<'b> {
     /// Write the header and return the message length. The message is
     /// `buf[..length]`.
     pub fn finish(self) -> usize {
-        let [question_count, answer_count, authority_count, additional_count] = self.counts;
+        let [
+            question_count,
+            answer_count,
+            authority_count,
+            additional_count,
+        ] = self.counts;
         let header = Header {
             id: self.id,
             flags: self.flags,
@@ -489,5 +525,395 @@ impl<'b> MessageBuilder<'b> {
             slot.copy_from_slice(&header.to_bytes());
         }
         self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use crate::name::NameBuf;
+    use crate::rdata::{Mx, Soa, Srv, Txt};
+    use crate::types::Rcode;
+    use core::net::Ipv4Addr;
+
+    fn name(text: &str) -> NameBuf {
+        NameBuf::from_presentation(text).unwrap()
+    }
+
+    #[test]
+    fn builds_a_response_that_parses_back() {
+        let owner = name("Example.COM");
+        let mail = name("mail.Example.COM");
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder.set_id(0xabcd);
+        builder.set_flags(
+            Flags::default()
+                .with_response(true)
+                .with_rcode(Rcode::NXDOMAIN),
+        );
+        builder
+            .question(&owner.as_name(), RecordType::MX, Class::IN)
+            .unwrap();
+        let mx = RData::Mx(Mx {
+            preference: 10,
+            exchange: mail.as_name(),
+        });
+        builder
+            .record(
+                Section::Answer,
+                &owner.as_name(),
+                RecordType::MX,
+                Class::IN,
+                300,
+                &mx,
+            )
+            .unwrap();
+        let a = RData::A(Ipv4Addr::new(192, 0, 2, 7));
+        builder
+            .record(
+                Section::Additional,
+                &mail.as_name(),
+                RecordType::A,
+                Class::IN,
+                60,
+                &a,
+            )
+            .unwrap();
+        let len = builder.finish();
+        let message = Message::parse(&buf[..len]).unwrap();
+        assert_eq!(message.id(), 0xabcd);
+        assert_eq!(message.rcode(), Rcode::NXDOMAIN);
+        assert_eq!(message.question().unwrap().name.to_string(), "Example.COM.");
+        let answer = message.answers().next().unwrap();
+        assert_eq!(answer.name().to_string(), "Example.COM.");
+        let RData::Mx(parsed) = answer.rdata().unwrap() else {
+            panic!()
+        };
+        assert_eq!(parsed.exchange.to_string(), "mail.Example.COM.");
+        // The answer owner is a pointer to the question name; the MX
+        // exchange is "mail" plus a pointer, and so is the glue owner.
+        assert_eq!(&buf[12 + 13 + 4..12 + 13 + 6], &[0xc0, 0x0c]);
+        let glue = message.additionals().next().unwrap();
+        assert_eq!(glue.name().to_string(), "mail.Example.COM.");
+        assert_eq!(len, 12 + (13 + 4) + (2 + 10 + 2 + 5 + 2) + (2 + 10 + 4));
+    }
+
+    #[test]
+    fn compression_preserves_letter_case() {
+        let (upper, lower) = (name("Example.COM"), name("www.example.com"));
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder
+            .question(&upper.as_name(), RecordType::A, Class::IN)
+            .unwrap();
+        a_record(&mut builder, Section::Answer, &lower, 1).unwrap();
+        let len = builder.finish();
+        let message = Message::parse(&buf[..len]).unwrap();
+        let answer = message.answers().next().unwrap();
+        assert_eq!(answer.name().to_string(), "www.example.com.");
+        assert_eq!(len, 12 + 13 + 4 + 17 + 10 + 4);
+    }
+
+    #[test]
+    fn srv_and_dname_targets_are_not_compressed() {
+        let owner = name("_sip._udp.example.com");
+        let target = name("example.com");
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder
+            .question(&target.as_name(), RecordType::A, Class::IN)
+            .unwrap();
+        let srv = RData::Srv(Srv {
+            priority: 1,
+            weight: 2,
+            port: 5060,
+            target: target.as_name(),
+        });
+        builder
+            .record(
+                Section::Answer,
+                &owner.as_name(),
+                RecordType::SRV,
+                Class::IN,
+                1,
+                &srv,
+            )
+            .unwrap();
+        let len = builder.finish();
+        // The target is written in full: its 13 bytes end the message.
+        assert_eq!(&buf[len - 13..len], target.as_wire());
+        let message = Message::parse(&buf[..len]).unwrap();
+        let RData::Srv(parsed) = message.answers().next().unwrap().rdata().unwrap() else {
+            panic!()
+        };
+        assert_eq!(parsed.port, 5060);
+    }
+
+    #[test]
+    fn soa_names_are_compressed() {
+        let zone = name("example.com");
+        let (mname, rname) = (name("ns1.example.com"), name("hostmaster.example.com"));
+        let soa = RData::Soa(Soa {
+            mname: mname.as_name(),
+            rname: rname.as_name(),
+            serial: 1,
+            refresh: 2,
+            retry: 3,
+            expire: 4,
+            minimum: 5,
+        });
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder
+            .record(
+                Section::Authority,
+                &zone.as_name(),
+                RecordType::SOA,
+                Class::IN,
+                5,
+                &soa,
+            )
+            .unwrap();
+        let len = builder.finish();
+        // owner 13 + fixed 10 + "ns1"+ptr 6 + "hostmaster"+ptr 13 + 20
+        assert_eq!(len, 12 + 13 + 10 + 6 + 13 + 20);
+        let message = Message::parse(&buf[..len]).unwrap();
+        let RData::Soa(parsed) = message.authorities().next().unwrap().rdata().unwrap() else {
+            panic!()
+        };
+        assert_eq!(parsed.rname.to_string(), "hostmaster.example.com.");
+        assert_eq!(parsed.minimum, 5);
+    }
+
+    fn a_record(
+        builder: &mut MessageBuilder<'_>,
+        section: Section,
+        owner: &NameBuf,
+        last: u8,
+    ) -> Result<()> {
+        let rdata = RData::A(Ipv4Addr::new(10, 0, 0, last));
+        builder.record(
+            section,
+            &owner.as_name(),
+            RecordType::A,
+            Class::IN,
+            60,
+            &rdata,
+        )
+    }
+
+    #[test]
+    fn truncation_stops_at_the_last_whole_rrset() {
+        let first = name("a.example");
+        let second = name("b.example");
+        let mut buf = [0u8; 4096];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder.set_limit(120);
+        builder
+            .question(&first.as_name(), RecordType::A, Class::IN)
+            .unwrap();
+        // RRset 1: two records of 16 bytes each (pointer owner).
+        a_record(&mut builder, Section::Answer, &first, 1).unwrap();
+        a_record(&mut builder, Section::Answer, &first, 2).unwrap();
+        let after_first_rrset = builder.len();
+        // RRset 2: the owner is new, then records until the limit is hit.
+        let mut last = 0;
+        let err = loop {
+            last += 1;
+            if let Err(err) = a_record(&mut builder, Section::Answer, &second, last) {
+                break err;
+            }
+        };
+        assert_eq!(err.kind, ErrorKind::NoSpace);
+        assert!(last > 1, "some of the second RRset fitted before the cut");
+        assert!(builder.truncated());
+        assert_eq!(
+            builder.len(),
+            after_first_rrset,
+            "the partial RRset was removed"
+        );
+        // Nothing more is accepted, in any section.
+        assert!(a_record(&mut builder, Section::Additional, &first, 9).is_err());
+        let len = builder.finish();
+        let message = Message::parse(&buf[..len]).unwrap();
+        assert!(message.flags().truncated());
+        assert_eq!(message.answers().count(), 2);
+        assert!(
+            message
+                .answers()
+                .all(|r| r.name().to_string() == "a.example.")
+        );
+    }
+
+    #[test]
+    fn additional_cut_does_not_set_tc_and_opt_survives() {
+        let owner = name("host.example");
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder.set_limit(100);
+        let opt = OptSpec {
+            udp_payload_size: 1232,
+            extended_rcode: 0,
+            version: 0,
+            dnssec_ok: true,
+            options: &[],
+        };
+        builder.reserve(opt.wire_len());
+        builder
+            .question(&owner.as_name(), RecordType::A, Class::IN)
+            .unwrap();
+        a_record(&mut builder, Section::Answer, &owner, 1).unwrap();
+        let glue = name("glue.example");
+        let mut pushed = 0;
+        while a_record(&mut builder, Section::Additional, &glue, pushed).is_ok() {
+            pushed += 1;
+        }
+        builder.opt(&opt).unwrap();
+        let len = builder.finish();
+        assert!(len <= 100);
+        let message = Message::parse(&buf[..len]).unwrap();
+        assert!(!message.flags().truncated());
+        assert_eq!(message.answers().count(), 1);
+        assert!(message.opt().unwrap().dnssec_ok());
+        // Whole glue RRset dropped: the partial one was rolled back.
+        assert_eq!(message.additionals().count(), 1);
+    }
+
+    #[test]
+    fn sections_must_come_in_order() {
+        let owner = name("x.example");
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        a_record(&mut builder, Section::Authority, &owner, 1).unwrap();
+        assert_eq!(
+            a_record(&mut builder, Section::Answer, &owner, 1)
+                .unwrap_err()
+                .kind,
+            ErrorKind::OutOfOrder
+        );
+        assert_eq!(
+            builder
+                .question(&owner.as_name(), RecordType::A, Class::IN)
+                .unwrap_err()
+                .kind,
+            ErrorKind::OutOfOrder
+        );
+        // A failed call leaves the message intact.
+        let len = builder.finish();
+        assert_eq!(
+            Message::parse(&buf[..len]).unwrap().authorities().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn tiny_buffers_are_refused_or_cut() {
+        assert_eq!(
+            MessageBuilder::new(&mut [0u8; 11]).err().unwrap().kind,
+            ErrorKind::NoSpace
+        );
+        let mut buf = [0u8; 20];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        let long = name("a-long-name.example.org");
+        assert_eq!(
+            builder
+                .question(&long.as_name(), RecordType::A, Class::IN)
+                .unwrap_err()
+                .kind,
+            ErrorKind::NoSpace
+        );
+        assert_eq!(builder.finish(), 12);
+    }
+
+    #[test]
+    fn copy_record_decompresses_foreign_pointers() {
+        // Build a source message with compressed MX, then copy its answer
+        // into a message with a different layout.
+        let owner = name("example.com");
+        let mut source = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut source).unwrap();
+        builder
+            .question(&owner.as_name(), RecordType::MX, Class::IN)
+            .unwrap();
+        let exchange = name("mx.example.com");
+        let mx = RData::Mx(Mx {
+            preference: 5,
+            exchange: exchange.as_name(),
+        });
+        builder
+            .record(
+                Section::Answer,
+                &owner.as_name(),
+                RecordType::MX,
+                Class::IN,
+                9,
+                &mx,
+            )
+            .unwrap();
+        let txt_bytes = b"\x05hello";
+        let txt = RData::Txt(Txt::new(txt_bytes, 0).unwrap());
+        builder
+            .record(
+                Section::Answer,
+                &owner.as_name(),
+                RecordType::TXT,
+                Class::IN,
+                9,
+                &txt,
+            )
+            .unwrap();
+        let source_len = builder.finish();
+        let source_message = Message::parse(&source[..source_len]).unwrap();
+
+        let mut copy = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut copy).unwrap();
+        let other = name("other.test");
+        builder
+            .question(&other.as_name(), RecordType::A, Class::IN)
+            .unwrap();
+        for record in source_message.answers() {
+            builder.copy_record(Section::Answer, &record).unwrap();
+        }
+        let copy_len = builder.finish();
+        let copied = Message::parse(&copy[..copy_len]).unwrap();
+        crate::fuzzing::compare_messages(&source_message, &copied).unwrap_err();
+        let records: Vec<_> = copied.answers().collect();
+        let RData::Mx(parsed) = records[0].rdata().unwrap() else {
+            panic!()
+        };
+        assert_eq!(parsed.exchange.to_string(), "mx.example.com.");
+        assert_eq!(records[1].rdata_bytes(), txt_bytes);
+    }
+
+    #[test]
+    fn opt_with_options_and_extended_rcode() {
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder.set_flags(
+            Flags::default()
+                .with_response(true)
+                .with_rcode(Rcode::BADVERS),
+        );
+        let options = [EdnsOption {
+            code: 15,
+            data: b"\x00\x16",
+        }];
+        let opt = OptSpec {
+            udp_payload_size: 1232,
+            extended_rcode: Rcode::BADVERS.extended_bits(),
+            version: 0,
+            dnssec_ok: false,
+            options: &options,
+        };
+        builder.opt(&opt).unwrap();
+        let len = builder.finish();
+        assert_eq!(len, 12 + opt.wire_len());
+        let message = Message::parse(&buf[..len]).unwrap();
+        assert_eq!(message.rcode(), Rcode::BADVERS);
+        let parsed = message.opt().unwrap();
+        assert_eq!(parsed.udp_payload_size(), 1232);
+        assert_eq!(parsed.options().collect::<Vec<_>>(), options);
     }
 }

@@ -5,17 +5,21 @@
 //! Both functions panic only when they find a bug: that is how a fuzzer
 //! learns of it.
 
+#![allow(clippy::panic)]
+
 use crate::builder::MessageBuilder;
+use crate::key::QueryKey;
 use crate::message::{Message, Record, Section};
 use crate::name::WireNameBuf;
 use crate::rdata::{Piece, RData, walk_rdata};
-use crate::key::QueryKey;
 
 /// Walk every part of any bytes that parse as a message: header,
 /// questions, every record of every section, typed RDATA, EDNS options,
 /// presentation format of every name and the query key. Must never panic.
 pub fn walk_any_bytes(data: &[u8]) {
-    let Ok(message) = Message::parse(data) else { return };
+    let Ok(message) = Message::parse(data) else {
+        return;
+    };
     let mut sink = WireNameBuf::new();
     let mut seen = 0usize;
     for question in message.questions() {
@@ -118,15 +122,22 @@ fn uncompressed_rdata(record: &Record<'_>, out: &mut [u8]) -> usize {
 /// Parse, rebuild with [`MessageBuilder::copy_record`], parse again: the
 /// two views must agree. Panics with the difference when they do not.
 pub fn parse_rebuild_parse(data: &[u8]) {
-    let Ok(original) = Message::parse(data) else { return };
+    let Ok(original) = Message::parse(data) else {
+        return;
+    };
     // Typed views must accept what they can; skip messages whose RDATA the
     // rebuild would refuse (it validates RDATA layouts the view does not).
     let mut buf = [0u8; 65_535];
-    let Ok(mut builder) = MessageBuilder::new(&mut buf) else { return };
+    let Ok(mut builder) = MessageBuilder::new(&mut buf) else {
+        return;
+    };
     builder.set_id(original.id());
     builder.set_flags(original.flags());
     for question in original.questions() {
-        if builder.question(&question.name, question.qtype, question.qclass).is_err() {
+        if builder
+            .question(&question.name, question.qtype, question.qclass)
+            .is_err()
+        {
             return;
         }
     }
@@ -155,7 +166,11 @@ pub fn parse_rebuild_parse(data: &[u8]) {
                     || format!("{left:?}") == format!("{right:?}");
                 assert!(same, "typed rdata differs: {left:?} vs {right:?}");
             }
-            assert_eq!(a.rdata().is_ok(), b.rdata().is_ok(), "rdata validity differs for {a:?}");
+            assert_eq!(
+                a.rdata().is_ok(),
+                b.rdata().is_ok(),
+                "rdata validity differs for {a:?}"
+            );
         }
     }
 }

@@ -20,7 +20,11 @@ macro_rules! flag_bit {
 
         #[doc = concat!("Set or clear the ", $doc, " bit.")]
         pub const fn $set(self, on: bool) -> Self {
-            if on { Self(self.0 | $bit) } else { Self(self.0 & !$bit) }
+            if on {
+                Self(self.0 | $bit)
+            } else {
+                Self(self.0 & !$bit)
+            }
         }
     };
 }
@@ -44,13 +48,38 @@ impl Flags {
     pub const CD: u16 = 0x0010;
 
     flag_bit!(response, with_response, Self::QR, "QR (response)");
-    flag_bit!(authoritative, with_authoritative, Self::AA, "AA (authoritative answer)");
+    flag_bit!(
+        authoritative,
+        with_authoritative,
+        Self::AA,
+        "AA (authoritative answer)"
+    );
     flag_bit!(truncated, with_truncated, Self::TC, "TC (truncated)");
-    flag_bit!(recursion_desired, with_recursion_desired, Self::RD, "RD (recursion desired)");
-    flag_bit!(recursion_available, with_recursion_available, Self::RA, "RA (recursion available)");
+    flag_bit!(
+        recursion_desired,
+        with_recursion_desired,
+        Self::RD,
+        "RD (recursion desired)"
+    );
+    flag_bit!(
+        recursion_available,
+        with_recursion_available,
+        Self::RA,
+        "RA (recursion available)"
+    );
     flag_bit!(reserved_z, with_reserved_z, Self::Z, "reserved Z");
-    flag_bit!(authentic_data, with_authentic_data, Self::AD, "AD (authentic data)");
-    flag_bit!(checking_disabled, with_checking_disabled, Self::CD, "CD (checking disabled)");
+    flag_bit!(
+        authentic_data,
+        with_authentic_data,
+        Self::AD,
+        "AD (authentic data)"
+    );
+    flag_bit!(
+        checking_disabled,
+        with_checking_disabled,
+        Self::CD,
+        "CD (checking disabled)"
+    );
 
     /// The 4-bit opcode.
     pub const fn opcode(self) -> Opcode {
@@ -93,18 +122,21 @@ pub struct Header {
 impl Header {
     /// Decode the header from the first 12 bytes of `message`.
     pub fn parse(message: &[u8]) -> Result<Self> {
-        let bytes: &[u8; HEADER_LEN] = message
+        let bytes: [u8; HEADER_LEN] = message
             .get(..HEADER_LEN)
             .and_then(|head| head.try_into().ok())
-            .ok_or(WireError::new(ErrorKind::Truncated("header"), message.len()))?;
-        let word = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+            .ok_or(WireError::new(
+                ErrorKind::Truncated("header"),
+                message.len(),
+            ))?;
+        let [a0, a1, b0, b1, c0, c1, d0, d1, e0, e1, f0, f1] = bytes;
         Ok(Self {
-            id: word(0),
-            flags: Flags(word(2)),
-            question_count: word(4),
-            answer_count: word(6),
-            authority_count: word(8),
-            additional_count: word(10),
+            id: u16::from_be_bytes([a0, a1]),
+            flags: Flags(u16::from_be_bytes([b0, b1])),
+            question_count: u16::from_be_bytes([c0, c1]),
+            answer_count: u16::from_be_bytes([d0, d1]),
+            authority_count: u16::from_be_bytes([e0, e1]),
+            additional_count: u16::from_be_bytes([f0, f1]),
         })
     }
 
@@ -166,11 +198,19 @@ mod tests {
             Flags::with_authentic_data,
             Flags::with_checking_disabled,
         ];
-        let masks =
-            [Flags::QR, Flags::AA, Flags::TC, Flags::RD, Flags::RA, Flags::Z, Flags::AD, Flags::CD];
+        let masks = [
+            Flags::QR,
+            Flags::AA,
+            Flags::TC,
+            Flags::RD,
+            Flags::RA,
+            Flags::Z,
+            Flags::AD,
+            Flags::CD,
+        ];
         for (set, mask) in setters.iter().zip(masks) {
             assert_eq!(set(Flags(0), true).0, mask);
-            assert_eq!(set(Flags(0xffff), false).0, 0xffff & !mask);
+            assert_eq!(set(Flags(u16::MAX), false).0, !mask);
         }
     }
 

@@ -27,7 +27,9 @@ pub use builder::{MessageBuilder, OptSpec};
 pub use error::{ErrorKind, Result, WireError};
 pub use header::{Flags, HEADER_LEN, Header};
 pub use key::QueryKey;
-pub use message::{EdnsOption, EdnsOptions, Message, Opt, Question, Questions, Record, Records, Section};
+pub use message::{
+    EdnsOption, EdnsOptions, Message, Opt, Question, Questions, Record, Records, Section,
+};
 pub use name::{
     Labels, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, MAX_POINTERS, Name, NameBuf, WireNameBuf,
 };

@@ -12,7 +12,7 @@ use crate::error::{ErrorKind, Result, WireError};
 use crate::header::{Flags, HEADER_LEN, Header};
 use crate::name::{Name, parse_name};
 use crate::rdata::RData;
-use crate::types::{Class, RecordType, Rcode};
+use crate::types::{Class, Rcode, RecordType};
 
 /// Bytes of a record after its owner name: type, class, TTL, RDATA length.
 const RECORD_FIXED_LEN: usize = 10;
@@ -105,7 +105,10 @@ fn read_u32(bytes: &[u8], at: usize, what: &'static str) -> Result<u32> {
 fn parse_record(bytes: &[u8], offset: usize) -> Result<(Record<'_>, usize)> {
     let (name, after_name) = parse_name(bytes, offset)?;
     if after_name + RECORD_FIXED_LEN > bytes.len() {
-        return Err(WireError::new(ErrorKind::Truncated("record header"), bytes.len()));
+        return Err(WireError::new(
+            ErrorKind::Truncated("record header"),
+            bytes.len(),
+        ));
     }
     let rtype = RecordType(read_u16(bytes, after_name, "record header")?);
     let class = Class(read_u16(bytes, after_name + 2, "record header")?);
@@ -133,13 +136,24 @@ fn parse_question(bytes: &[u8], offset: usize) -> Result<(Question<'_>, usize)> 
     let (name, after_name) = parse_name(bytes, offset)?;
     let qtype = RecordType(read_u16(bytes, after_name, "question")?);
     let qclass = Class(read_u16(bytes, after_name + 2, "question")?);
-    Ok((Question { name, qtype, qclass }, after_name + 4))
+    Ok((
+        Question {
+            name,
+            qtype,
+            qclass,
+        },
+        after_name + 4,
+    ))
 }
 
 /// A header count that runs out exactly at the end of the bytes is a count
 /// mismatch; one that runs out inside an item is a truncation.
 fn count_error(err: WireError, pos: usize, len: usize) -> WireError {
-    if pos >= len { WireError::new(ErrorKind::SectionCount, pos) } else { err }
+    if pos >= len {
+        WireError::new(ErrorKind::SectionCount, pos)
+    } else {
+        err
+    }
 }
 
 impl<'a> Message<'a> {
@@ -151,7 +165,8 @@ impl<'a> Message<'a> {
         let header = Header::parse(bytes)?;
         let mut pos = HEADER_LEN;
         for _ in 0..header.question_count {
-            let (_, next) = parse_question(bytes, pos).map_err(|e| count_error(e, pos, bytes.len()))?;
+            let (_, next) =
+                parse_question(bytes, pos).map_err(|e| count_error(e, pos, bytes.len()))?;
             pos = next;
         }
         let answer_start = pos;
@@ -180,7 +195,15 @@ impl<'a> Message<'a> {
             }
         }
         let [_, authority_start, additional_start] = section_starts;
-        Ok(Self { bytes, header, answer_start, authority_start, additional_start, end: pos, opt })
+        Ok(Self {
+            bytes,
+            header,
+            answer_start,
+            authority_start,
+            additional_start,
+            end: pos,
+            opt,
+        })
     }
 
     /// The bytes this view was parsed from.
@@ -231,7 +254,11 @@ impl<'a> Message<'a> {
             Section::Authority => (self.authority_start, self.header.authority_count),
             Section::Additional => (self.additional_start, self.header.additional_count),
         };
-        Records { bytes: self.bytes, pos, remaining }
+        Records {
+            bytes: self.bytes,
+            pos,
+            remaining,
+        }
     }
 
     /// The answer section.
@@ -270,11 +297,21 @@ impl<'a> Message<'a> {
     }
 }
 
+/// Lists every question without collecting them (a message may hold up
+/// to 65,535; the fuzzer found that collecting into a fixed array panics).
+struct QuestionsDebug<'a>(Questions<'a>);
+
+impl core::fmt::Debug for QuestionsDebug<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.0.clone()).finish()
+    }
+}
+
 impl core::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Message")
             .field("header", &self.header)
-            .field("questions", &self.questions().collect::<arrayvec::ArrayVec<_, 4>>())
+            .field("questions", &QuestionsDebug(self.questions()))
             .field("opt", &self.opt)
             .finish_non_exhaustive()
     }
@@ -316,12 +353,19 @@ impl<'a> Record<'a> {
     /// message.
     pub fn rdata_bytes(&self) -> &'a [u8] {
         let start = self.rdata_offset;
-        self.message.get(start..start + usize::from(self.rdata_len)).unwrap_or_default()
+        self.message
+            .get(start..start + usize::from(self.rdata_len))
+            .unwrap_or_default()
     }
 
     /// The typed RDATA view, validated now.
     pub fn rdata(&self) -> Result<RData<'a>> {
-        RData::parse(self.message, self.rtype, self.rdata_offset, usize::from(self.rdata_len))
+        RData::parse(
+            self.message,
+            self.rtype,
+            self.rdata_offset,
+            usize::from(self.rdata_len),
+        )
     }
 
     /// The message this record was read from.
@@ -384,7 +428,9 @@ impl<'a> Opt<'a> {
 
     /// The options, in order.
     pub fn options(&self) -> EdnsOptions<'a> {
-        EdnsOptions { bytes: self.options }
+        EdnsOptions {
+            bytes: self.options,
+        }
     }
 
     /// The raw option bytes (the OPT RDATA).
@@ -461,5 +507,286 @@ impl<'a> Iterator for EdnsOptions<'a> {
         let data = self.bytes.get(4..4 + len)?;
         self.bytes = self.bytes.get(4 + len..)?;
         Some(EdnsOption { code, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-assembled messages, independent of the builder.
+    struct Raw(Vec<u8>);
+
+    impl Raw {
+        fn new(id: u16, flags: u16, counts: [u16; 4]) -> Self {
+            let mut bytes = Vec::new();
+            for word in [id, flags, counts[0], counts[1], counts[2], counts[3]] {
+                bytes.extend_from_slice(&word.to_be_bytes());
+            }
+            Self(bytes)
+        }
+        fn bytes(mut self, more: &[u8]) -> Self {
+            self.0.extend_from_slice(more);
+            self
+        }
+        fn question(self, name: &[u8], qtype: u16, qclass: u16) -> Self {
+            self.bytes(name)
+                .bytes(&qtype.to_be_bytes())
+                .bytes(&qclass.to_be_bytes())
+        }
+        fn record(self, name: &[u8], rtype: u16, class: u16, ttl: u32, rdata: &[u8]) -> Self {
+            self.bytes(name)
+                .bytes(&rtype.to_be_bytes())
+                .bytes(&class.to_be_bytes())
+                .bytes(&ttl.to_be_bytes())
+                .bytes(&(rdata.len() as u16).to_be_bytes())
+                .bytes(rdata)
+        }
+    }
+
+    const EXAMPLE: &[u8] = b"\x07example\x03com\x00";
+
+    fn opt_rdata(options: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (code, data) in options {
+            out.extend_from_slice(&code.to_be_bytes());
+            out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            out.extend_from_slice(data);
+        }
+        out
+    }
+
+    #[test]
+    fn query_with_edns() {
+        let options = opt_rdata(&[(10, b"12345678"), (12, b"")]);
+        let raw = Raw::new(0x1234, 0x0110, [1, 0, 0, 1])
+            .question(EXAMPLE, 1, 1)
+            .record(b"\x00", 41, 1232, 0x0000_8000, &options);
+        let message = Message::parse(&raw.0).unwrap();
+        assert_eq!(message.id(), 0x1234);
+        assert!(message.flags().recursion_desired() && message.flags().checking_disabled());
+        let question = message.question().unwrap();
+        assert_eq!(question.name.to_string(), "example.com.");
+        assert_eq!(
+            (question.qtype, question.qclass),
+            (RecordType::A, Class::IN)
+        );
+        let opt = message.opt().unwrap();
+        assert_eq!(opt.udp_payload_size(), 1232);
+        assert!(opt.dnssec_ok());
+        assert_eq!(opt.version(), 0);
+        let found: Vec<EdnsOption<'_>> = opt.options().collect();
+        assert_eq!(
+            found,
+            [
+                EdnsOption {
+                    code: 10,
+                    data: b"12345678"
+                },
+                EdnsOption {
+                    code: 12,
+                    data: b""
+                }
+            ]
+        );
+        assert_eq!(message.answers().count(), 0);
+        assert_eq!(message.additionals().count(), 1);
+        assert_eq!(message.trailing_len(), 0);
+    }
+
+    #[test]
+    fn compressed_response_records_and_ttl_offsets() {
+        // Question example.com; answers use pointers to offset 12.
+        let raw = Raw::new(7, 0x8180, [1, 2, 1, 1])
+            .question(EXAMPLE, 15, 1)
+            .record(b"\xc0\x0c", 15, 1, 300, b"\x00\x0a\x04mail\xc0\x0c")
+            .record(b"\xc0\x0c", 15, 1, 300, b"\x00\x14\x05mail2\xc0\x0c")
+            .record(b"\xc0\x0c", 2, 1, 3600, b"\x02ns\xc0\x0c")
+            .record(b"\x04mail\xc0\x0c", 1, 1, 60, &[192, 0, 2, 1]);
+        let bytes = raw.0;
+        let message = Message::parse(&bytes).unwrap();
+        let answers: Vec<Record<'_>> = message.answers().collect();
+        assert_eq!(answers.len(), 2);
+        for record in &answers {
+            assert_eq!(record.name().to_string(), "example.com.");
+            let ttl = &bytes[record.ttl_offset()..record.ttl_offset() + 4];
+            assert_eq!(u32::from_be_bytes(ttl.try_into().unwrap()), record.ttl());
+        }
+        let RData::Mx(mx) = answers[1].rdata().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (mx.preference, mx.exchange.to_string().as_str()),
+            (20, "mail2.example.com.")
+        );
+        let authority = message.authorities().next().unwrap();
+        assert_eq!(authority.rtype(), RecordType::NS);
+        assert_eq!(authority.ttl(), 3600);
+        let glue = message.additionals().next().unwrap();
+        assert_eq!(glue.name().to_string(), "mail.example.com.");
+        assert_eq!(glue.rdata_bytes(), &[192, 0, 2, 1]);
+        assert_eq!(&bytes[glue.rdata_offset()..], &[192, 0, 2, 1]);
+        assert!(message.opt().is_none());
+        assert_eq!(message.rcode(), Rcode::NOERROR);
+    }
+
+    #[test]
+    fn section_counts_larger_than_the_packet() {
+        let raw = Raw::new(1, 0, [1, 5, 0, 0]).question(EXAMPLE, 1, 1).record(
+            b"\xc0\x0c",
+            1,
+            1,
+            1,
+            &[1, 2, 3, 4],
+        );
+        let err = Message::parse(&raw.0).unwrap_err();
+        assert_eq!(err, WireError::new(ErrorKind::SectionCount, raw.0.len()));
+        let err = Message::parse(&Raw::new(1, 0, [3, 0, 0, 0]).0).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SectionCount);
+        let err = Message::parse(&Raw::new(1, 0, [0, 0, 0, u16::MAX]).0).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SectionCount);
+    }
+
+    #[test]
+    fn truncated_items() {
+        let whole = Raw::new(1, 0, [1, 1, 0, 0])
+            .question(EXAMPLE, 1, 1)
+            .record(b"\xc0\x0c", 1, 1, 1, &[1, 2, 3, 4])
+            .0;
+        // Cut inside the RDATA, inside the record header, inside the question.
+        let question_end = 12 + EXAMPLE.len() + 4;
+        let cases = [
+            (whole.len() - 1, ErrorKind::Truncated("rdata")),
+            (question_end + 5, ErrorKind::Truncated("record header")),
+            (question_end - 1, ErrorKind::Truncated("question")),
+            (14, ErrorKind::Truncated("label")),
+            (5, ErrorKind::Truncated("header")),
+        ];
+        for (cut, kind) in cases {
+            let err = Message::parse(&whole[..cut]).unwrap_err();
+            assert_eq!(err.kind, kind, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn opt_outside_additional_is_rejected() {
+        let in_answer = Raw::new(1, 0, [0, 1, 0, 0])
+            .record(b"\x00", 41, 512, 0, b"")
+            .0;
+        assert_eq!(
+            Message::parse(&in_answer).unwrap_err(),
+            WireError::new(ErrorKind::OptOutsideAdditional, 12)
+        );
+        let in_authority = Raw::new(1, 0, [0, 0, 1, 0])
+            .record(b"\x00", 41, 512, 0, b"")
+            .0;
+        assert_eq!(
+            Message::parse(&in_authority).unwrap_err().kind,
+            ErrorKind::OptOutsideAdditional
+        );
+    }
+
+    #[test]
+    fn two_opt_records_are_rejected() {
+        let raw = Raw::new(1, 0, [0, 0, 0, 2])
+            .record(b"\x00", 41, 512, 0, b"")
+            .record(b"\x00", 41, 512, 0, b"");
+        assert_eq!(
+            Message::parse(&raw.0).unwrap_err(),
+            WireError::new(ErrorKind::DuplicateOpt, 23)
+        );
+    }
+
+    #[test]
+    fn opt_owner_must_be_root() {
+        let raw = Raw::new(1, 0, [0, 0, 0, 1]).record(b"\x01a\x00", 41, 512, 0, b"");
+        assert_eq!(
+            Message::parse(&raw.0).unwrap_err().kind,
+            ErrorKind::OptOwnerNotRoot
+        );
+    }
+
+    #[test]
+    fn opt_option_framing_is_checked() {
+        let too_long =
+            Raw::new(1, 0, [0, 0, 0, 1]).record(b"\x00", 41, 512, 0, b"\x00\x0a\x00\x09abc");
+        assert_eq!(
+            Message::parse(&too_long.0).unwrap_err().kind,
+            ErrorKind::BadOption
+        );
+        let half_header = Raw::new(1, 0, [0, 0, 0, 1]).record(b"\x00", 41, 512, 0, b"\x00\x0a\x00");
+        assert_eq!(
+            Message::parse(&half_header.0).unwrap_err().kind,
+            ErrorKind::BadOption
+        );
+    }
+
+    #[test]
+    fn extended_rcode_combines_header_and_opt() {
+        // BADVERS = 16: header bits 0, OPT high bits 1.
+        let raw = Raw::new(1, 0x8000, [0, 0, 0, 1]).record(b"\x00", 41, 512, 0x0100_0000, b"");
+        let message = Message::parse(&raw.0).unwrap();
+        assert_eq!(message.rcode(), Rcode::BADVERS);
+        assert_eq!(message.opt().unwrap().extended_rcode(), 1);
+        let plain = Raw::new(1, 0x8003, [0, 0, 0, 0]);
+        assert_eq!(Message::parse(&plain.0).unwrap().rcode(), Rcode::NXDOMAIN);
+    }
+
+    #[test]
+    fn trailing_bytes_are_tolerated_and_reported() {
+        let raw = Raw::new(1, 0, [1, 0, 0, 0])
+            .question(EXAMPLE, 1, 1)
+            .bytes(b"junk");
+        let message = Message::parse(&raw.0).unwrap();
+        assert_eq!(message.trailing_len(), 4);
+        assert_eq!(message.end_offset(), raw.0.len() - 4);
+    }
+
+    #[test]
+    fn bad_names_inside_sections_are_reported_with_offsets() {
+        // An owner name that is a forward pointer.
+        let raw = Raw::new(1, 0, [0, 1, 0, 0]).record(b"\xc0\x20", 1, 1, 1, &[0; 4]);
+        assert_eq!(
+            Message::parse(&raw.0).unwrap_err(),
+            WireError::new(ErrorKind::BadPointer, 12)
+        );
+        // A question name with a 64-byte label.
+        let mut name = vec![64u8];
+        name.extend_from_slice(&[b'a'; 64]);
+        name.push(0);
+        let raw = Raw::new(1, 0, [1, 0, 0, 0]).question(&name, 1, 1);
+        assert_eq!(
+            Message::parse(&raw.0).unwrap_err().kind,
+            ErrorKind::LabelTooLong
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_classes_are_kept() {
+        let raw = Raw::new(1, 0x8400, [1, 1, 0, 0])
+            .question(EXAMPLE, 65_280, 3)
+            .record(b"\xc0\x0c", 65_280, 3, 5, b"\x01\x02\x03");
+        let message = Message::parse(&raw.0).unwrap();
+        let record = message.answers().next().unwrap();
+        assert_eq!(record.rtype(), RecordType(65_280));
+        assert_eq!(record.class(), Class::CH);
+        assert!(matches!(
+            record.rdata(),
+            Ok(RData::Unknown(b"\x01\x02\x03"))
+        ));
+        assert_eq!(message.question().unwrap().qtype.to_string(), "TYPE65280");
+    }
+
+    #[test]
+    fn debug_lists_more_than_four_questions() {
+        // Found by the `walk` fuzz target: five root questions made the
+        // Debug impl overflow a 4-entry array and panic.
+        let mut raw = Raw::new(0x2009, 0x0100, [5, 0, 0, 0]);
+        for _ in 0..5 {
+            raw = raw.question(b"\x00", 1, 1);
+        }
+        let message = Message::parse(&raw.0).unwrap();
+        let text = format!("{message:?}");
+        assert_eq!(text.matches("Question {").count(), 5, "{text}");
     }
 }

@@ -115,7 +115,12 @@ impl<'a> Name<'a> {
 
     /// The root name `.`.
     pub const fn root() -> Name<'static> {
-        Name { message: &[0], start: 0, wire_len: 1, label_count: 0 }
+        Name {
+            message: &[0],
+            start: 0,
+            wire_len: 1,
+            label_count: 0,
+        }
     }
 
     /// Length in uncompressed wire form, including the root label (1..=255).
@@ -140,7 +145,11 @@ impl<'a> Name<'a> {
 
     /// The labels from left to right, without the root, as raw bytes.
     pub fn labels(&self) -> Labels<'a> {
-        Labels { message: self.message, pos: self.start, remaining: self.label_count }
+        Labels {
+            message: self.message,
+            pos: self.start,
+            remaining: self.label_count,
+        }
     }
 
     /// When the name is stored without compression pointers, its wire bytes
@@ -166,7 +175,10 @@ impl<'a> Name<'a> {
     pub fn eq_ignore_case(&self, other: &Name<'_>) -> bool {
         self.wire_len == other.wire_len
             && self.label_count == other.label_count
-            && self.labels().zip(other.labels()).all(|(a, b)| a.eq_ignore_ascii_case(b))
+            && self
+                .labels()
+                .zip(other.labels())
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
     }
 
     /// Case-sensitive, byte-for-byte equality of the uncompressed names.
@@ -211,7 +223,10 @@ impl<'a> Name<'a> {
             return false;
         }
         let skip = usize::from(self.label_count - ancestor.label_count);
-        self.labels().skip(skip).zip(ancestor.labels()).all(|(a, b)| a.eq_ignore_ascii_case(b))
+        self.labels()
+            .skip(skip)
+            .zip(ancestor.labels())
+            .all(|(a, b)| a.eq_ignore_ascii_case(b))
     }
 }
 
@@ -264,7 +279,11 @@ pub struct Labels<'a> {
 impl<'a> Labels<'a> {
     /// Labels of an already validated name at `pos` in `message`.
     pub(crate) fn at(message: &'a [u8], pos: usize, labels: u8) -> Self {
-        Self { message, pos, remaining: labels }
+        Self {
+            message,
+            pos,
+            remaining: labels,
+        }
     }
 }
 
@@ -393,7 +412,9 @@ impl NameBuf {
                     byte
                 }
             };
-            label.try_push(value).map_err(|_| bad(pos, ErrorKind::LabelTooLong))?;
+            label
+                .try_push(value)
+                .map_err(|_| bad(pos, ErrorKind::LabelTooLong))?;
         }
         if !label.is_empty() {
             finish_label(&mut label, &mut wire, pos)?;
@@ -500,7 +521,10 @@ mod tests {
         let err = parse_at(message, 0).unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadPointer);
         // Entering in the middle of the loop fails too.
-        assert_eq!(parse_at(message, 4).unwrap_err().kind, ErrorKind::BadPointer);
+        assert_eq!(
+            parse_at(message, 4).unwrap_err().kind,
+            ErrorKind::BadPointer
+        );
     }
 
     #[test]
@@ -514,7 +538,10 @@ mod tests {
     fn pointer_into_the_name_being_read_is_rejected() {
         // "a" at 2 followed by a pointer to 2: reading from 2 would loop.
         let message = b"\x00\x00\x01a\xc0\x02";
-        assert_eq!(parse_at(message, 2).unwrap_err().kind, ErrorKind::BadPointer);
+        assert_eq!(
+            parse_at(message, 2).unwrap_err().kind,
+            ErrorKind::BadPointer
+        );
     }
 
     #[test]
@@ -526,7 +553,10 @@ mod tests {
             message.extend_from_slice(&(0xc000 | target).to_be_bytes());
         }
         let last = message.len() - 2;
-        assert_eq!(parse_at(&message, last).unwrap_err().kind, ErrorKind::BadPointer);
+        assert_eq!(
+            parse_at(&message, last).unwrap_err().kind,
+            ErrorKind::BadPointer
+        );
         // A short chain is fine.
         assert!(parse_at(&message, 1 + 2 * 10).is_ok());
     }
@@ -536,7 +566,10 @@ mod tests {
         let mut message = vec![64u8];
         message.extend_from_slice(&[b'a'; 64]);
         message.push(0);
-        assert_eq!(parse_at(&message, 0).unwrap_err(), WireError::new(ErrorKind::LabelTooLong, 0));
+        assert_eq!(
+            parse_at(&message, 0).unwrap_err(),
+            WireError::new(ErrorKind::LabelTooLong, 0)
+        );
         let mut ok = vec![63u8];
         ok.extend_from_slice(&[b'a'; 63]);
         ok.push(0);
@@ -545,7 +578,10 @@ mod tests {
 
     #[test]
     fn reserved_label_type_is_rejected() {
-        assert_eq!(parse_at(b"\x80\x00", 0).unwrap_err().kind, ErrorKind::BadLabelType);
+        assert_eq!(
+            parse_at(b"\x80\x00", 0).unwrap_err().kind,
+            ErrorKind::BadLabelType
+        );
     }
 
     #[test]
@@ -557,7 +593,10 @@ mod tests {
             message.extend_from_slice(&[b'x'; 63]);
         }
         message.push(0);
-        assert_eq!(parse_at(&message, 0).unwrap_err().kind, ErrorKind::NameTooLong);
+        assert_eq!(
+            parse_at(&message, 0).unwrap_err().kind,
+            ErrorKind::NameTooLong
+        );
         // Exactly 255: three 63-byte labels and one 61-byte label.
         let mut exact = Vec::new();
         for len in [63u8, 63, 63, 61] {
@@ -583,7 +622,10 @@ mod tests {
         message.extend_from_slice(&[b'b'; 59]);
         message.extend_from_slice(&[0xc0, 0x00]);
         assert!(parse_at(&message, 0).is_ok());
-        assert_eq!(parse_at(&message, second).unwrap_err().kind, ErrorKind::NameTooLong);
+        assert_eq!(
+            parse_at(&message, second).unwrap_err().kind,
+            ErrorKind::NameTooLong
+        );
     }
 
     #[test]
@@ -610,10 +652,22 @@ mod tests {
 
     #[test]
     fn truncated_names_are_rejected() {
-        assert_eq!(parse_at(b"\x03ww", 0).unwrap_err().kind, ErrorKind::Truncated("label"));
-        assert_eq!(parse_at(b"\x03www", 0).unwrap_err().kind, ErrorKind::Truncated("name"));
-        assert_eq!(parse_at(b"\xc0", 0).unwrap_err().kind, ErrorKind::Truncated("pointer"));
-        assert_eq!(parse_at(b"", 0).unwrap_err().kind, ErrorKind::Truncated("name"));
+        assert_eq!(
+            parse_at(b"\x03ww", 0).unwrap_err().kind,
+            ErrorKind::Truncated("label")
+        );
+        assert_eq!(
+            parse_at(b"\x03www", 0).unwrap_err().kind,
+            ErrorKind::Truncated("name")
+        );
+        assert_eq!(
+            parse_at(b"\xc0", 0).unwrap_err().kind,
+            ErrorKind::Truncated("pointer")
+        );
+        assert_eq!(
+            parse_at(b"", 0).unwrap_err().kind,
+            ErrorKind::Truncated("name")
+        );
     }
 
     #[test]
@@ -652,7 +706,10 @@ mod tests {
     #[test]
     fn presentation_errors() {
         for bad in ["", "a..b", ".a", "\\256.com", "a\\", "\\12"] {
-            assert!(NameBuf::from_presentation(bad).is_err(), "{bad:?} should fail");
+            assert!(
+                NameBuf::from_presentation(bad).is_err(),
+                "{bad:?} should fail"
+            );
         }
         let long_label = "x".repeat(64);
         assert_eq!(

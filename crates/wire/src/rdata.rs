@@ -110,7 +110,9 @@ pub(crate) fn walk_rdata<'a>(
             }
             Field::CharString => {
                 let size = usize::from(*message.get(pos).filter(|_| pos < end).ok_or(bad(pos))?);
-                let bytes = message.get(pos..pos + 1 + size).filter(|_| pos + 1 + size <= end);
+                let bytes = message
+                    .get(pos..pos + 1 + size)
+                    .filter(|_| pos + 1 + size <= end);
                 visit(Piece::Bytes(bytes.ok_or(bad(pos))?))?;
                 pos += 1 + size;
             }
@@ -236,7 +238,9 @@ impl<'a> Txt<'a> {
 
 impl fmt::Debug for Txt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.strings().map(|s| String::from_utf8_lossy(s))).finish()
+        f.debug_list()
+            .entries(self.strings().map(|s| String::from_utf8_lossy(s)))
+            .finish()
     }
 }
 
@@ -282,7 +286,11 @@ fn name_field(message: &[u8], at: usize, end: usize) -> Result<(Name<'_>, usize)
 }
 
 fn expect_end(pos: usize, end: usize) -> Result<()> {
-    if pos == end { Ok(()) } else { Err(WireError::new(ErrorKind::BadRdata, pos)) }
+    if pos == end {
+        Ok(())
+    } else {
+        Err(WireError::new(ErrorKind::BadRdata, pos))
+    }
 }
 
 impl<'a> RData<'a> {
@@ -315,7 +323,10 @@ impl<'a> RData<'a> {
                 let preference = u16_at(rdata, 0, offset)?;
                 let (exchange, after) = name_field(message, offset + 2, end)?;
                 expect_end(after, end)?;
-                RData::Mx(Mx { preference, exchange })
+                RData::Mx(Mx {
+                    preference,
+                    exchange,
+                })
             }
             RecordType::TXT => RData::Txt(Txt::new(rdata, offset)?),
             RecordType::SOA => {
@@ -347,10 +358,12 @@ impl<'a> RData<'a> {
                 })
             }
             RecordType::CAA => {
-                let (&flags, rest) =
-                    rdata.split_first().ok_or(WireError::new(ErrorKind::BadRdata, offset))?;
-                let (&tag_len, rest) =
-                    rest.split_first().ok_or(WireError::new(ErrorKind::BadRdata, offset + 1))?;
+                let (&flags, rest) = rdata
+                    .split_first()
+                    .ok_or(WireError::new(ErrorKind::BadRdata, offset))?;
+                let (&tag_len, rest) = rest
+                    .split_first()
+                    .ok_or(WireError::new(ErrorKind::BadRdata, offset + 1))?;
                 let (tag, value) = rest
                     .split_at_checked(usize::from(tag_len))
                     .filter(|_| tag_len > 0)
@@ -372,19 +385,37 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert!(matches!(parse(RecordType::A, &[192, 0, 2, 1]), Ok(RData::A(a)) if a == Ipv4Addr::new(192, 0, 2, 1)));
+        assert!(
+            matches!(parse(RecordType::A, &[192, 0, 2, 1]), Ok(RData::A(a)) if a == Ipv4Addr::new(192, 0, 2, 1))
+        );
         let mut v6 = [0u8; 16];
         v6[15] = 1;
-        assert!(matches!(parse(RecordType::AAAA, &v6), Ok(RData::Aaaa(a)) if a == Ipv6Addr::LOCALHOST));
-        assert_eq!(parse(RecordType::A, &[1, 2, 3]).unwrap_err().kind, ErrorKind::BadRdata);
-        assert_eq!(parse(RecordType::A, &[1, 2, 3, 4, 5]).unwrap_err().kind, ErrorKind::BadRdata);
-        assert_eq!(parse(RecordType::AAAA, &[0; 15]).unwrap_err().kind, ErrorKind::BadRdata);
+        assert!(
+            matches!(parse(RecordType::AAAA, &v6), Ok(RData::Aaaa(a)) if a == Ipv6Addr::LOCALHOST)
+        );
+        assert_eq!(
+            parse(RecordType::A, &[1, 2, 3]).unwrap_err().kind,
+            ErrorKind::BadRdata
+        );
+        assert_eq!(
+            parse(RecordType::A, &[1, 2, 3, 4, 5]).unwrap_err().kind,
+            ErrorKind::BadRdata
+        );
+        assert_eq!(
+            parse(RecordType::AAAA, &[0; 15]).unwrap_err().kind,
+            ErrorKind::BadRdata
+        );
     }
 
     #[test]
     fn single_name_types() {
         let rdata = b"\x02ns\x07example\x00";
-        for rtype in [RecordType::NS, RecordType::CNAME, RecordType::DNAME, RecordType::PTR] {
+        for rtype in [
+            RecordType::NS,
+            RecordType::CNAME,
+            RecordType::DNAME,
+            RecordType::PTR,
+        ] {
             let name = match parse(rtype, rdata).unwrap() {
                 RData::Ns(n) | RData::Cname(n) | RData::Dname(n) | RData::Ptr(n) => n,
                 other => panic!("unexpected {other:?}"),
@@ -392,7 +423,10 @@ mod tests {
             assert_eq!(name.to_string(), "ns.example.");
         }
         // Trailing garbage after the name.
-        assert_eq!(parse(RecordType::NS, b"\x00\x01").unwrap_err().kind, ErrorKind::BadRdata);
+        assert_eq!(
+            parse(RecordType::NS, b"\x00\x01").unwrap_err().kind,
+            ErrorKind::BadRdata
+        );
     }
 
     #[test]
@@ -405,21 +439,39 @@ mod tests {
 
     #[test]
     fn mx_soa_srv_caa_txt() {
-        let Ok(RData::Mx(mx)) = parse(RecordType::MX, b"\x00\x0a\x02mx\x00") else { panic!() };
-        assert_eq!((mx.preference, mx.exchange.to_string().as_str()), (10, "mx."));
+        let Ok(RData::Mx(mx)) = parse(RecordType::MX, b"\x00\x0a\x02mx\x00") else {
+            panic!()
+        };
+        assert_eq!(
+            (mx.preference, mx.exchange.to_string().as_str()),
+            (10, "mx.")
+        );
 
         let mut soa = b"\x02ns\x00\x04host\x00".to_vec();
         for value in [1u32, 2, 3, 4, 5] {
             soa.extend_from_slice(&value.to_be_bytes());
         }
-        let Ok(RData::Soa(view)) = parse(RecordType::SOA, &soa) else { panic!() };
+        let Ok(RData::Soa(view)) = parse(RecordType::SOA, &soa) else {
+            panic!()
+        };
         assert_eq!(view.mname.to_string(), "ns.");
         assert_eq!(view.rname.to_string(), "host.");
         assert_eq!(
-            [view.serial, view.refresh, view.retry, view.expire, view.minimum],
+            [
+                view.serial,
+                view.refresh,
+                view.retry,
+                view.expire,
+                view.minimum
+            ],
             [1, 2, 3, 4, 5]
         );
-        assert_eq!(parse(RecordType::SOA, &soa[..soa.len() - 1]).unwrap_err().kind, ErrorKind::BadRdata);
+        assert_eq!(
+            parse(RecordType::SOA, &soa[..soa.len() - 1])
+                .unwrap_err()
+                .kind,
+            ErrorKind::BadRdata
+        );
 
         let Ok(RData::Srv(srv)) = parse(RecordType::SRV, b"\x00\x01\x00\x02\x00\x35\x01s\x00")
         else {
@@ -431,19 +483,29 @@ mod tests {
         let Ok(RData::Caa(caa)) = parse(RecordType::CAA, b"\x80\x05issueca.example") else {
             panic!()
         };
-        assert_eq!((caa.flags, caa.tag, caa.value), (0x80, &b"issue"[..], &b"ca.example"[..]));
+        assert_eq!(
+            (caa.flags, caa.tag, caa.value),
+            (0x80, &b"issue"[..], &b"ca.example"[..])
+        );
         assert!(parse(RecordType::CAA, b"\x00\x09issue").is_err());
         assert!(parse(RecordType::CAA, b"\x00\x00").is_err());
 
-        let Ok(RData::Txt(txt)) = parse(RecordType::TXT, b"\x02hi\x00\x05there") else { panic!() };
+        let Ok(RData::Txt(txt)) = parse(RecordType::TXT, b"\x02hi\x00\x05there") else {
+            panic!()
+        };
         let strings: Vec<&[u8]> = txt.strings().collect();
         assert_eq!(strings, [&b"hi"[..], b"", b"there"]);
-        assert_eq!(parse(RecordType::TXT, b"\x05abc").unwrap_err().kind, ErrorKind::BadRdata);
+        assert_eq!(
+            parse(RecordType::TXT, b"\x05abc").unwrap_err().kind,
+            ErrorKind::BadRdata
+        );
     }
 
     #[test]
     fn unknown_types_are_opaque() {
-        let Ok(RData::Unknown(bytes)) = parse(RecordType(65_280), b"\xde\xad") else { panic!() };
+        let Ok(RData::Unknown(bytes)) = parse(RecordType(65_280), b"\xde\xad") else {
+            panic!()
+        };
         assert_eq!(bytes, b"\xde\xad");
     }
 

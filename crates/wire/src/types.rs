@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn mnemonics_parse_both_ways() {
         assert_eq!(RecordType::from_mnemonic("mx"), Some(RecordType::MX));
-        assert_eq!(RecordType::from_mnemonic("TYPE65280"), Some(RecordType(65_280)));
+        assert_eq!(
+            RecordType::from_mnemonic("TYPE65280"),
+            Some(RecordType(65_280))
+        );
         assert_eq!(RecordType::from_mnemonic("type1"), Some(RecordType::A));
         assert_eq!(RecordType::from_mnemonic("TYPE"), None);
         assert_eq!(RecordType::from_mnemonic("TYPE70000"), None);

@@ -1,0 +1,26 @@
+# heimdall everyday recipes. Get `just` with: cargo install just
+
+# Run the server on its embedded default configuration.
+run *ARGS:
+    cargo run --release -- {{ARGS}}
+
+# The whole test suite, as CI runs it.
+test:
+    cargo test --workspace
+
+# Formatting and clippy, as CI runs them.
+lint:
+    cargo fmt --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Criterion benchmarks (pass a filter, e.g. `just bench wire/`).
+bench *FILTER:
+    cargo bench -p heimdall-benches -- {{FILTER}}
+
+# Fuzz one target (walk or roundtrip) for SECONDS; needs nightly and cargo-fuzz.
+fuzz TARGET="walk" SECONDS="600":
+    cd fuzz && cargo +nightly fuzz run {{TARGET}} -- -max_total_time={{SECONDS}}
+
+# Everything CI runs, locally.
+ci:
+    bash .ci/run
