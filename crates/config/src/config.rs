@@ -1,0 +1,342 @@
+//! The validated [`Config`] and its sections, the ways to obtain one (a
+//! file, a YAML text, the embedded default) and the way to print it back.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::cores::CoreSelection;
+use crate::error::ConfigError;
+use crate::raw::RawConfig;
+use crate::resolv_conf::{self, RESOLV_CONF_PATH};
+use crate::validate;
+
+/// The commented default configuration, as `heimdall default-config`
+/// prints it. Its `upstream.servers` is empty: when heimdall runs without a
+/// config file they come from resolv.conf (see [`Config::embedded_default`]).
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
+
+/// The source name errors give for [`DEFAULT_CONFIG_YAML`].
+pub const EMBEDDED_DEFAULT_SOURCE: &str = "<embedded default>";
+
+/// Config files larger than this are refused: a real one is a few KiB, and
+/// the bound keeps a wrong path (a log, a device) from being read whole.
+pub const MAX_CONFIG_FILE_SIZE: u64 = 1 << 20;
+
+/// Default values, shared by the raw schema and the tests that check the
+/// embedded YAML and `deploy/heimdall.yaml` against them.
+pub mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+    use std::time::Duration;
+
+    /// `server.listen`: loopback on an unprivileged port, so that a first
+    /// run touches neither the host's resolver nor the network.
+    pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5353));
+    /// `server.io_memory`: small, because io_uring pins this memory against
+    /// RLIMIT_MEMLOCK on every core, and glommio's own default (10 MiB)
+    /// does not fit the common 8 MiB limit.
+    pub const IO_MEMORY: usize = 512 << 10;
+    /// `server.udp_recv_batch`.
+    pub const UDP_RECV_BATCH: usize = 32;
+    /// `cache.shard_size`.
+    pub const SHARD_SIZE: usize = 64 << 20;
+    /// `cache.min_ttl`: answers keep the TTL their owner gave.
+    pub const MIN_TTL: Duration = Duration::from_secs(0);
+    /// `cache.max_ttl`.
+    pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+    /// `cache.negative_max_ttl`: RFC 2308 suggests one to three hours.
+    pub const NEGATIVE_MAX_TTL: Duration = Duration::from_secs(3_600);
+    /// `cache.servfail_ttl`.
+    pub const SERVFAIL_TTL: Duration = Duration::from_secs(5);
+    /// `hints.enabled`.
+    pub const HINTS_ENABLED: bool = true;
+    /// `hints.channel_capacity`.
+    pub const HINT_CHANNEL_CAPACITY: usize = 1024;
+    /// `upstream.timeout`.
+    pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
+    /// `upstream.attempts`.
+    pub const UPSTREAM_ATTEMPTS: u32 = 3;
+}
+
+/// The bounds validation enforces, so that the server can rely on them.
+pub mod limits {
+    use std::time::Duration;
+
+    /// `cache.shard_size` at least: below this a shard holds too few
+    /// answers to be worth a lookup.
+    pub const SHARD_SIZE_MIN: usize = 64 << 10;
+    /// `cache.shard_size` at most, per core; larger is almost surely a
+    /// unit mistake.
+    pub const SHARD_SIZE_MAX: usize = 64 << 30;
+    /// `server.io_memory` at least: glommio rounds smaller values up to
+    /// this.
+    pub const IO_MEMORY_MIN: usize = 64 << 10;
+    /// `server.io_memory` at most.
+    pub const IO_MEMORY_MAX: usize = 1 << 30;
+    /// `server.io_memory` is a multiple of this (glommio rounds up to
+    /// pages; refusing other values keeps the file truthful).
+    pub const IO_MEMORY_ALIGN: usize = 4096;
+    /// `server.udp_recv_batch` at most: the kernel caps one recvmmsg or
+    /// sendmmsg at UIO_MAXIOV (1024) messages.
+    pub const UDP_RECV_BATCH_MAX: usize = 1024;
+    /// Largest TTL, 2^31 - 1 seconds (RFC 2181, section 8).
+    pub const TTL_MAX: Duration = Duration::from_secs((1 << 31) - 1);
+    /// `cache.servfail_ttl` at least: RFC 9520 section 3.2 asks resolvers
+    /// to remember a failure for at least one second.
+    pub const SERVFAIL_TTL_MIN: Duration = Duration::from_secs(1);
+    /// `cache.servfail_ttl` at most: five seconds, so a recovered upstream
+    /// is used again quickly (RFC 9520 section 3.2 suggests 1 to 5 s).
+    pub const SERVFAIL_TTL_MAX: Duration = Duration::from_secs(5);
+    /// `hints.channel_capacity` at most.
+    pub const HINT_CHANNEL_CAPACITY_MAX: usize = 1 << 20;
+    /// `upstream.timeout` at least.
+    pub const UPSTREAM_TIMEOUT_MIN: Duration = Duration::from_millis(1);
+    /// `upstream.timeout` at most; more is almost surely a unit mistake
+    /// (a plain number is seconds).
+    pub const UPSTREAM_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+    /// `upstream.attempts` at most.
+    pub const UPSTREAM_ATTEMPTS_MAX: u32 = 16;
+}
+
+/// A validated configuration. Every field satisfies the rules in
+/// [`limits`] and the cross-key rules documented on each section.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// `server:` what to run on and listen on.
+    pub server: ServerConfig,
+    /// `cache:` each core's cache shard.
+    pub cache: CacheConfig,
+    /// `hints:` cache-fill hints between cores.
+    pub hints: HintsConfig,
+    /// `upstream:` where and how to forward.
+    pub upstream: UpstreamConfig,
+    /// `log:` logging.
+    pub log: LogConfig,
+    pub(crate) source: String,
+}
+
+/// `server:`
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// CPU cores to run on; see [`Config::cpu_ids`].
+    pub cores: CoreSelection,
+    /// Addresses to listen on: at least one, no two the same, none
+    /// overlapping a wildcard address of its family on the same port, no
+    /// port 0.
+    pub listen: Vec<SocketAddr>,
+    /// glommio's io_uring buffer memory per executor, in bytes: a multiple
+    /// of 4096 in [`limits::IO_MEMORY_MIN`]..=[`limits::IO_MEMORY_MAX`].
+    pub io_memory: usize,
+    /// Datagrams per recvmmsg/sendmmsg call, 1..=1024.
+    pub udp_recv_batch: usize,
+}
+
+/// `cache:`
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// Bytes of cache per core.
+    pub shard_size: usize,
+    /// Floor for positive answers' TTLs. Whole seconds, `<= max_ttl`.
+    pub min_ttl: Duration,
+    /// Ceiling for positive answers' TTLs. Whole seconds, at most
+    /// [`limits::TTL_MAX`].
+    pub max_ttl: Duration,
+    /// Ceiling for negative answers' TTLs (RFC 2308). Whole seconds.
+    pub negative_max_ttl: Duration,
+    /// How long an upstream SERVFAIL is cached; zero disables. Whole
+    /// seconds, at most five minutes.
+    pub servfail_ttl: Duration,
+}
+
+/// `hints:`
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HintsConfig {
+    /// Whether cores send each other cache-fill hints.
+    pub enabled: bool,
+    /// Capacity of each hint channel between two cores, at least 1.
+    pub channel_capacity: usize,
+}
+
+/// `upstream:`
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UpstreamConfig {
+    /// Servers to forward to: at least one, no two the same, none that is
+    /// one of heimdall's own listen sockets.
+    pub servers: Vec<SocketAddr>,
+    /// How a server is picked for each query.
+    pub strategy: UpstreamStrategy,
+    /// How long to wait for one server before the next attempt.
+    pub timeout: Duration,
+    /// Upstream sends per query, across servers, at least 1.
+    pub attempts: u32,
+}
+
+/// `log:`
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LogConfig {
+    /// The least severe level that is logged.
+    pub level: LogLevel,
+}
+
+/// `upstream.strategy`: how the server for a query is picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamStrategy {
+    /// The first server that is up; the next one on failure.
+    #[default]
+    Ordered,
+    /// Each query starts at the next server in turn.
+    RoundRobin,
+    /// The server with the lowest smoothed round-trip time.
+    Fastest,
+}
+
+/// `log.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Also start-up, reload and shutdown.
+    #[default]
+    Info,
+    /// Also per-event detail.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level's name, as `tracing` and `RUST_LOG` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Writes the schema the file is read with (sizes and durations in human
+/// units), so the output is a valid config file.
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RawConfig::from(self).serialize(serializer)
+    }
+}
+
+impl Config {
+    /// Parses and validates a YAML text. `source_name` (usually the file
+    /// path) is named in every error.
+    pub fn from_yaml_str(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+        let raw = validate::parse(text, source_name)?;
+        validate::validate(raw, text, source_name)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let read_error = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_FILE_SIZE + 1)
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_CONFIG_FILE_SIZE {
+            return Err(read_error(std::io::Error::other(format!(
+                "larger than {} bytes; is this the right file?",
+                MAX_CONFIG_FILE_SIZE
+            ))));
+        }
+        Config::from_yaml_str(&text, &path.display().to_string())
+    }
+
+    /// The configuration used without a config file: [`DEFAULT_CONFIG_YAML`],
+    /// with the upstream servers taken from `resolv_conf_text` (the text of
+    /// `/etc/resolv.conf`) as [`resolv_conf::nameservers`] describes.
+    /// Interface names in IPv6 zones are looked up in `/sys/class/net`, the
+    /// only I/O here; [`Config::embedded_default_with`] has none.
+    pub fn embedded_default(resolv_conf_text: &str) -> Result<Config, ConfigError> {
+        Config::embedded_default_with(resolv_conf_text, &resolv_conf::interface_index)
+    }
+
+    /// [`Config::embedded_default`] with the interface-name lookup given.
+    pub fn embedded_default_with(
+        resolv_conf_text: &str,
+        interface_index: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Config, ConfigError> {
+        let mut raw = validate::parse(DEFAULT_CONFIG_YAML, EMBEDDED_DEFAULT_SOURCE)?;
+        if raw.upstream.servers.is_empty() {
+            let listen: Vec<SocketAddr> = raw.server.listen.iter().map(|l| l.0).collect();
+            let found = resolv_conf::nameservers(resolv_conf_text, &listen, interface_index);
+            if found.usable.is_empty() {
+                return Err(ConfigError::NoUpstream {
+                    file: RESOLV_CONF_PATH.to_string(),
+                    skipped: found.skipped,
+                });
+            }
+            raw.upstream.servers = found
+                .usable
+                .into_iter()
+                .map(crate::addr::UpstreamAddr)
+                .collect();
+        }
+        validate::validate(raw, DEFAULT_CONFIG_YAML, EMBEDDED_DEFAULT_SOURCE)
+    }
+
+    /// [`Config::embedded_default`] with the system's `/etc/resolv.conf`.
+    pub fn system_default() -> Result<Config, ConfigError> {
+        let text = resolv_conf::read_system().map_err(|source| ConfigError::Read {
+            path: RESOLV_CONF_PATH.into(),
+            source,
+        })?;
+        Config::embedded_default(&text)
+    }
+
+    /// The effective configuration as YAML, every key written out; it
+    /// parses back to an equal `Config`.
+    pub fn to_yaml(&self) -> Result<String, ConfigError> {
+        serde_yaml::to_string(self).map_err(ConfigError::Serialize)
+    }
+
+    /// Where this configuration came from: a file path, the source name
+    /// given to [`Config::from_yaml_str`], or [`EMBEDDED_DEFAULT_SOURCE`].
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The CPU ids to run one executor on each, given how many CPUs
+    /// heimdall may use (ids `0..cpu_count`; see
+    /// [`crate::available_cpus`]). Fails when `server.cores` names CPUs
+    /// that are not there.
+    pub fn cpu_ids(&self, cpu_count: usize) -> Result<Vec<usize>, ConfigError> {
+        self.server
+            .cores
+            .resolve(cpu_count)
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                file: self.source.clone(),
+                key,
+                location: None,
+                reason,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,872 @@
+//! Tests of the public API: every documented error, the embedded default,
+//! the example in deploy/, and the YAML round trip.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::{Location, available_cpus};
+
+const DEPLOY_EXAMPLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../deploy/heimdall.yaml"
+));
+
+const SAMPLE_RESOLV_CONF: &str = "\
+# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).
+nameserver 127.0.0.53
+options edns0 trust-ad
+search example.com
+";
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn no_interfaces(_: &str) -> Option<u32> {
+    None
+}
+
+/// The error message for a YAML text read as `test.yaml`.
+fn error(yaml: &str) -> String {
+    match Config::from_yaml_str(yaml, "test.yaml") {
+        Ok(config) => panic!("expected an error, got {config:?}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+/// Asserts the message starts with `test.yaml:LINE:COL: KEY: ` and holds
+/// every one of `parts`.
+#[track_caller]
+fn assert_error(yaml: &str, at: Option<(usize, usize)>, key: &str, parts: &[&str]) {
+    let message = error(yaml);
+    let prefix = match (at, key) {
+        (Some((line, column)), "") => format!("test.yaml:{line}:{column}: "),
+        (Some((line, column)), key) => format!("test.yaml:{line}:{column}: {key}: "),
+        (None, "") => "test.yaml: ".to_string(),
+        (None, key) => format!("test.yaml: {key}: "),
+    };
+    assert!(
+        message.starts_with(&prefix),
+        "{message:?} should start with {prefix:?}"
+    );
+    for part in parts {
+        assert!(
+            message.contains(part),
+            "{message:?} should contain {part:?}"
+        );
+    }
+}
+
+/// A valid file to which a test adds one wrong thing.
+fn with_upstream(rest: &str) -> String {
+    format!("upstream:\n  servers: [9.9.9.9]\n{rest}")
+}
+
+#[test]
+fn minimal_file_gets_every_default() {
+    let config = Config::from_yaml_str("upstream:\n  servers: [9.9.9.9]\n", "test.yaml").unwrap();
+    assert_eq!(config.source(), "test.yaml");
+    assert_eq!(config.server.cores, CoreSelection::Auto);
+    assert_eq!(config.server.listen, vec![defaults::LISTEN]);
+    assert_eq!(config.server.io_memory, 512 << 10);
+    assert_eq!(config.server.udp_recv_batch, 32);
+    assert_eq!(config.cache.shard_size, 64 << 20);
+    assert_eq!(config.cache.min_ttl, Duration::ZERO);
+    assert_eq!(config.cache.max_ttl, Duration::from_secs(86_400));
+    assert_eq!(config.cache.negative_max_ttl, Duration::from_secs(3_600));
+    assert_eq!(config.cache.servfail_ttl, Duration::from_secs(5));
+    assert!(config.hints.enabled);
+    assert_eq!(config.hints.channel_capacity, 1024);
+    assert_eq!(config.upstream.servers, vec![sa("9.9.9.9:53")]);
+    assert_eq!(config.upstream.strategy, UpstreamStrategy::Ordered);
+    assert_eq!(config.upstream.timeout, Duration::from_millis(800));
+    assert_eq!(config.upstream.attempts, 3);
+    assert_eq!(config.log.level, LogLevel::Info);
+}
+
+#[test]
+fn full_file_is_read() {
+    let yaml = r#"
+server:
+  cores: [0, 2]
+  listen: ["0.0.0.0:53", "[::1]:53"]
+  io_memory: 1MiB
+  udp_recv_batch: 64
+cache:
+  shard_size: 1GB
+  min_ttl: 30
+  max_ttl: 2h
+  negative_max_ttl: 15m
+  servfail_ttl: 1s
+hints:
+  enabled: false
+  channel_capacity: 16
+upstream:
+  servers:
+    - 9.9.9.9
+    - 149.112.112.112:5353
+    - 2620:fe::fe
+    - "[2620:fe::9]:53"
+    - fe80::1%2
+  strategy: fastest
+  timeout: 2s
+  attempts: 5
+log:
+  level: debug
+"#;
+    let config = Config::from_yaml_str(yaml, "full.yaml").unwrap();
+    assert_eq!(config.server.cores, CoreSelection::List(vec![0, 2]));
+    assert_eq!(config.server.listen, vec![sa("0.0.0.0:53"), sa("[::1]:53")]);
+    assert_eq!(config.server.io_memory, 1 << 20);
+    assert_eq!(config.server.udp_recv_batch, 64);
+    assert_eq!(config.cache.shard_size, 1_000_000_000);
+    assert_eq!(config.cache.min_ttl, Duration::from_secs(30));
+    assert_eq!(config.cache.max_ttl, Duration::from_secs(7200));
+    assert_eq!(config.cache.negative_max_ttl, Duration::from_secs(900));
+    assert_eq!(config.cache.servfail_ttl, Duration::from_secs(1));
+    assert!(!config.hints.enabled);
+    assert_eq!(config.hints.channel_capacity, 16);
+    assert_eq!(
+        config.upstream.servers,
+        vec![
+            sa("9.9.9.9:53"),
+            sa("149.112.112.112:5353"),
+            sa("[2620:fe::fe]:53"),
+            sa("[2620:fe::9]:53"),
+            sa("[fe80::1%2]:53"),
+        ]
+    );
+    assert_eq!(config.upstream.strategy, UpstreamStrategy::Fastest);
+    assert_eq!(config.upstream.timeout, Duration::from_secs(2));
+    assert_eq!(config.upstream.attempts, 5);
+    assert_eq!(config.log.level, LogLevel::Debug);
+    assert_eq!(config.log.level.as_str(), "debug");
+}
+
+#[test]
+fn empty_sections_mean_defaults() {
+    let yaml = "server:\ncache: ~\nhints: {}\nupstream:\n  servers: [9.9.9.9]\nlog:\n";
+    let config = Config::from_yaml_str(yaml, "test.yaml").unwrap();
+    let minimal = Config::from_yaml_str("upstream: {servers: [9.9.9.9]}", "test.yaml").unwrap();
+    assert_eq!(config, minimal);
+}
+
+// ---- The embedded default and resolv.conf ----
+
+#[test]
+fn embedded_default_with_sample_resolv_conf() {
+    let config = Config::embedded_default_with(SAMPLE_RESOLV_CONF, &no_interfaces).unwrap();
+    assert_eq!(config.source(), EMBEDDED_DEFAULT_SOURCE);
+    assert_eq!(config.server.listen, vec![sa("127.0.0.1:5353")]);
+    assert_eq!(config.server.cores, CoreSelection::Auto);
+    assert_eq!(config.upstream.servers, vec![sa("127.0.0.53:53")]);
+
+    // Everything but the upstreams is what the code's defaults say.
+    let minimal = Config::from_yaml_str(
+        "upstream:\n  servers: [127.0.0.53]\n",
+        EMBEDDED_DEFAULT_SOURCE,
+    )
+    .unwrap();
+    assert_eq!(config, minimal);
+
+    let config = Config::embedded_default(SAMPLE_RESOLV_CONF).unwrap();
+    assert_eq!(config.upstream.servers, vec![sa("127.0.0.53:53")]);
+}
+
+#[test]
+fn embedded_default_takes_every_usable_nameserver() {
+    let resolv = "nameserver 10.0.0.1\nnameserver fe80::1%lan\nnameserver 2001:db8::1\n\
+                  nameserver 10.0.0.1\n";
+    let lan = |name: &str| (name == "lan").then_some(7);
+    let config = Config::embedded_default_with(resolv, &lan).unwrap();
+    assert_eq!(
+        config.upstream.servers,
+        vec![
+            sa("10.0.0.1:53"),
+            sa("[fe80::1%7]:53"),
+            sa("[2001:db8::1]:53")
+        ]
+    );
+}
+
+#[test]
+fn embedded_default_without_nameservers_is_a_clear_error() {
+    let err = Config::embedded_default_with("search example.com\n", &no_interfaces).unwrap_err();
+    assert!(matches!(err, ConfigError::NoUpstream { .. }));
+    assert_eq!(err.key(), Some("upstream.servers"));
+    let message = err.to_string();
+    assert!(
+        message.starts_with("/etc/resolv.conf: upstream.servers: "),
+        "{message}"
+    );
+    assert!(message.contains("no usable nameserver"), "{message}");
+    assert!(message.contains("it has no nameserver lines"), "{message}");
+    assert!(
+        message.contains("write a config file that lists upstream.servers"),
+        "{message}"
+    );
+
+    let resolv = "# comment\nnameserver 0.0.0.0\nnameserver fe80::1%nope\n";
+    let message = Config::embedded_default_with(resolv, &no_interfaces)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("line 2: \"0.0.0.0\" skipped: "),
+        "{message}"
+    );
+    assert!(message.contains("unspecified"), "{message}");
+    assert!(
+        message.contains("line 3: \"fe80::1%nope\" skipped: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("no network interface named \"nope\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn default_yaml_alone_asks_for_upstreams() {
+    let line = DEFAULT_CONFIG_YAML
+        .lines()
+        .position(|l| l == "  servers: []")
+        .unwrap()
+        + 1;
+    assert_error(
+        DEFAULT_CONFIG_YAML,
+        Some((line, 12)),
+        "upstream.servers",
+        &[
+            "at least one upstream server is required",
+            "/etc/resolv.conf",
+        ],
+    );
+}
+
+#[test]
+fn default_yaml_matches_code_defaults() {
+    let with_servers = DEFAULT_CONFIG_YAML.replace("servers: []", "servers: [9.9.9.9]");
+    assert_ne!(with_servers, DEFAULT_CONFIG_YAML);
+    let from_text = Config::from_yaml_str(&with_servers, "x").unwrap();
+    let from_code = Config::from_yaml_str("upstream: {servers: [9.9.9.9]}", "x").unwrap();
+    assert_eq!(from_text, from_code);
+}
+
+// ---- deploy/heimdall.yaml ----
+
+#[test]
+fn deploy_example_is_the_defaults_plus_upstreams() {
+    let deploy = Config::from_yaml_str(DEPLOY_EXAMPLE, "deploy/heimdall.yaml").unwrap();
+    assert_eq!(
+        deploy.upstream.servers,
+        vec![
+            sa("9.9.9.9:53"),
+            sa("149.112.112.112:53"),
+            sa("[2620:fe::fe]:53")
+        ]
+    );
+    // Every other key claims to show its default.
+    let mut expected = Config::embedded_default_with(SAMPLE_RESOLV_CONF, &no_interfaces).unwrap();
+    expected.upstream.servers = deploy.upstream.servers.clone();
+    expected.source = deploy.source.clone();
+    assert_eq!(deploy, expected);
+}
+
+#[test]
+fn deploy_example_shows_every_key() {
+    // Keys that RawConfig writes must all appear, uncommented, in the
+    // example, so that the example cannot fall behind the schema.
+    let config = Config::from_yaml_str(DEPLOY_EXAMPLE, "deploy/heimdall.yaml").unwrap();
+    let written = config.to_yaml().unwrap();
+    for line in written.lines() {
+        let Some((key, _)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim();
+        if key.starts_with('-') || key.is_empty() {
+            continue;
+        }
+        let pattern = format!("\n{}{key}:", &line[..line.len() - line.trim_start().len()]);
+        assert!(
+            DEPLOY_EXAMPLE.contains(&pattern),
+            "deploy/heimdall.yaml lacks {key:?}"
+        );
+    }
+}
+
+// ---- Round trip ----
+
+#[test]
+fn yaml_round_trip() {
+    let texts = [
+        "upstream: {servers: [9.9.9.9]}".to_string(),
+        DEPLOY_EXAMPLE.to_string(),
+        r#"
+server:
+  cores: 3
+  listen: ["[::]:53", "0.0.0.0:53", "[fe80::1%4]:5300"]
+  io_memory: 68KiB
+  udp_recv_batch: 1
+cache:
+  shard_size: 100001
+  min_ttl: 1
+  max_ttl: 2147483647
+  negative_max_ttl: 90
+  servfail_ttl: 5
+hints: {enabled: false, channel_capacity: 1}
+upstream:
+  servers: ["[fe80::1%3]:54", 10.0.0.1:5353, 2001:db8::1]
+  strategy: round_robin
+  timeout: 1500ms
+  attempts: 16
+log: {level: trace}
+"#
+        .to_string(),
+        "server: {cores: [5, 1, 3]}\nupstream: {servers: [1.1.1.1], timeout: 1ms}\n".to_string(),
+    ];
+    for text in texts {
+        let config = Config::from_yaml_str(&text, "a.yaml").unwrap();
+        let yaml = config.to_yaml().unwrap();
+        let again = Config::from_yaml_str(&yaml, "a.yaml")
+            .unwrap_or_else(|e| panic!("{e}\n--- written:\n{yaml}"));
+        assert_eq!(config, again, "--- written:\n{yaml}");
+        assert_eq!(again.to_yaml().unwrap(), yaml);
+    }
+
+    let config = Config::embedded_default_with(SAMPLE_RESOLV_CONF, &no_interfaces).unwrap();
+    let yaml = config.to_yaml().unwrap();
+    assert_eq!(
+        Config::from_yaml_str(&yaml, EMBEDDED_DEFAULT_SOURCE).unwrap(),
+        config
+    );
+}
+
+#[test]
+fn yaml_output_reads_like_a_hand_written_file() {
+    let config = Config::from_yaml_str("upstream: {servers: [9.9.9.9, '::1']}", "x").unwrap();
+    let yaml = config.to_yaml().unwrap();
+    for line in [
+        "  cores: auto",
+        "  - 127.0.0.1:5353",
+        "  io_memory: 512KiB",
+        "  shard_size: 64MiB",
+        "  min_ttl: 0s",
+        "  max_ttl: 1d",
+        "  negative_max_ttl: 1h",
+        "  timeout: 800ms",
+        "  - 9.9.9.9:53",
+        "  - '[::1]:53'",
+        "  strategy: ordered",
+        "  level: info",
+    ] {
+        assert!(yaml.lines().any(|l| l == line), "{line:?} not in:\n{yaml}");
+    }
+}
+
+// ---- Errors: YAML structure ----
+
+#[test]
+fn unknown_keys_are_errors() {
+    assert_error(
+        &with_upstream("bogus: 1\n"),
+        Some((3, 1)),
+        "bogus",
+        &["unknown key `bogus`", "expected one of `server`, `cache`"],
+    );
+    assert_error(
+        "cache:\n  shard_size: 1MiB\n  max_tll: 1h\n",
+        Some((3, 3)),
+        "cache.max_tll",
+        &["unknown key `max_tll`", "`max_ttl`"],
+    );
+    assert_error(
+        "upstream:\n  servers: [9.9.9.9]\n  retries: 2\n",
+        Some((3, 3)),
+        "upstream.retries",
+        &["unknown key `retries`", "`attempts`"],
+    );
+}
+
+#[test]
+fn duplicate_keys_are_errors() {
+    assert_error(
+        "cache:\n  min_ttl: 1\n  min_ttl: 2\n",
+        Some((2, 3)),
+        "cache",
+        &["duplicate key `min_ttl`"],
+    );
+}
+
+#[test]
+fn wrong_types_are_errors() {
+    assert_error(
+        &with_upstream("  attempts: three\n"),
+        Some((3, 13)),
+        "upstream.attempts",
+        &["invalid type: string \"three\", expected a whole number"],
+    );
+    assert_error(
+        "hints:\n  enabled: yes\n",
+        Some((2, 12)),
+        "hints.enabled",
+        &["expected a boolean"],
+    );
+    assert_error("cache: 5\n", Some((1, 8)), "cache", &["expected a mapping"]);
+    assert_error("just text\n", Some((1, 1)), "", &["expected a mapping"]);
+    assert_error(
+        "server:\n  listen: 127.0.0.1:53\n",
+        Some((2, 11)),
+        "server.listen",
+        &["expected a sequence"],
+    );
+}
+
+#[test]
+fn one_document_only() {
+    let message = error("upstream: {servers: [9.9.9.9]}\n---\nlog: {}\n");
+    assert!(message.starts_with("test.yaml"), "{message}");
+    assert!(message.contains("more than one document"), "{message}");
+    // Comments only: all defaults, which lack upstreams.
+    assert_error(
+        "# nothing\n",
+        None,
+        "upstream.servers",
+        &["at least one upstream"],
+    );
+}
+
+#[test]
+fn syntax_errors_give_the_position() {
+    let message = error("cache:\n\tmin_ttl: 1\n");
+    assert!(message.starts_with("test.yaml:2:1: "), "{message}");
+    assert!(message.contains("cannot start any token"), "{message}");
+
+    let message = error("upstream: {servers: [9.9.9.9]\nlog: {}\n");
+    assert!(message.starts_with("test.yaml:"), "{message}");
+    assert!(message.contains("upstream"), "{message}");
+}
+
+#[test]
+fn enums_list_their_values() {
+    assert_error(
+        &with_upstream("  strategy: random\n"),
+        Some((3, 13)),
+        "upstream.strategy",
+        &[
+            "unknown variant `random`",
+            "`ordered`, `round_robin`, `fastest`",
+        ],
+    );
+    assert_error(
+        "log:\n  level: verbose\n",
+        Some((2, 10)),
+        "log.level",
+        &[
+            "unknown variant `verbose`",
+            "`error`, `warn`, `info`, `debug`, `trace`",
+        ],
+    );
+}
+
+// ---- Errors: server ----
+
+#[test]
+fn cores_errors() {
+    assert_error(
+        "server:\n  cores: all\n",
+        Some((2, 10)),
+        "server.cores",
+        &["`auto`, a number of cores, or a list of CPU ids"],
+    );
+    assert_error(
+        "server:\n  cores: 0\n",
+        Some((2, 10)),
+        "server.cores",
+        &["0 cores"],
+    );
+    assert_error(
+        &with_upstream("server:\n  cores: []\n"),
+        Some((4, 10)),
+        "server.cores",
+        &["list of CPU ids is empty"],
+    );
+    assert_error(
+        &with_upstream("server:\n  cores:\n    - 1\n    - 2\n    - 1\n"),
+        Some((7, 7)),
+        "server.cores[2]",
+        &["CPU 1 is listed twice (also server.cores[0])"],
+    );
+    assert_error(
+        "server:\n  cores: [0, x]\n",
+        Some((2, 14)),
+        "server.cores[1]",
+        &["expected a CPU id"],
+    );
+}
+
+#[test]
+fn cpu_ids_resolve_against_the_cpu_count() {
+    let yaml = "server: {cores: [0, 6]}\nupstream: {servers: [9.9.9.9]}\n";
+    let config = Config::from_yaml_str(yaml, "cores.yaml").unwrap();
+    assert_eq!(config.cpu_ids(8).unwrap(), vec![0, 6]);
+    let message = config.cpu_ids(4).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "cores.yaml: server.cores[1]: CPU id 6 does not exist: 4 CPUs are available (ids 0-3)"
+    );
+
+    let yaml = "server: {cores: 16}\nupstream: {servers: [9.9.9.9]}\n";
+    let config = Config::from_yaml_str(yaml, "cores.yaml").unwrap();
+    let message = config.cpu_ids(4).unwrap_err().to_string();
+    assert!(
+        message.starts_with("cores.yaml: server.cores: 16 cores requested"),
+        "{message}"
+    );
+
+    let config = Config::from_yaml_str("upstream: {servers: [9.9.9.9]}", "x").unwrap();
+    assert_eq!(config.cpu_ids(3).unwrap(), vec![0, 1, 2]);
+    assert!(available_cpus() >= 1);
+}
+
+#[test]
+fn listen_errors() {
+    assert_error(
+        &with_upstream("server:\n  listen:\n    - 127.0.0.1:53\n    - 127.0.0.1\n"),
+        Some((6, 7)),
+        "server.listen[1]",
+        &["needs a port, e.g. 127.0.0.1:53"],
+    );
+    assert_error(
+        &with_upstream("server:\n  listen: []\n"),
+        Some((4, 11)),
+        "server.listen",
+        &["at least one listen address is required"],
+    );
+    assert_error(
+        &with_upstream("server:\n  listen: [127.0.0.1:53, \"[::1]:53\", 127.0.0.1:53]\n"),
+        Some((4, 38)),
+        "server.listen[2]",
+        &["127.0.0.1:53 is listed twice (also server.listen[0])"],
+    );
+    assert_error(
+        &with_upstream("server:\n  listen:\n    - 0.0.0.0:53\n    - 10.0.0.1:53\n"),
+        Some((6, 7)),
+        "server.listen[1]",
+        &[
+            "10.0.0.1:53 overlaps 0.0.0.0:53 (server.listen[0])",
+            "wildcard",
+        ],
+    );
+    // Different ports or families do not overlap.
+    let yaml = with_upstream("server:\n  listen: [0.0.0.0:53, 10.0.0.1:54, \"[::1]:53\"]\n");
+    Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+    assert_error(
+        "server:\n  listen: [127.0.0.1:0]\n",
+        Some((2, 12)),
+        "server.listen[0]",
+        &["port 0 is not allowed"],
+    );
+}
+
+#[test]
+fn io_memory_and_batch_errors() {
+    assert_error(
+        &with_upstream("server:\n  io_memory: 16KiB\n"),
+        Some((4, 14)),
+        "server.io_memory",
+        &["16KiB is out of range: 64KiB to 1GiB"],
+    );
+    assert_error(
+        &with_upstream("server:\n  io_memory: 100000\n"),
+        Some((4, 14)),
+        "server.io_memory",
+        &["100KB is not a multiple of 4KiB"],
+    );
+    assert_error(
+        "server:\n  io_memory: 64M\n",
+        Some((2, 14)),
+        "server.io_memory",
+        &["write 64MiB (powers of 1024) or 64MB"],
+    );
+    assert_error(
+        &with_upstream("server:\n  udp_recv_batch: 0\n"),
+        Some((4, 19)),
+        "server.udp_recv_batch",
+        &["0 is out of range: 1 to 1024"],
+    );
+    assert_error(
+        &with_upstream("server:\n  udp_recv_batch: 4096\n"),
+        Some((4, 19)),
+        "server.udp_recv_batch",
+        &["4096 is out of range"],
+    );
+}
+
+// ---- Errors: cache ----
+
+#[test]
+fn shard_size_errors() {
+    assert_error(
+        &with_upstream("cache:\n  shard_size: 1KiB\n"),
+        Some((4, 15)),
+        "cache.shard_size",
+        &["1KiB is out of range: 64KiB to 64GiB"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  shard_size: 1TB\n"),
+        Some((4, 15)),
+        "cache.shard_size",
+        &["1TB is out of range"],
+    );
+    assert_error(
+        "cache:\n  shard_size: 1.5GiB\n",
+        Some((2, 15)),
+        "cache.shard_size",
+        &["use a whole number with a smaller unit"],
+    );
+    assert_error(
+        "cache:\n  shard_size: lots\n",
+        Some((2, 15)),
+        "cache.shard_size",
+        &["invalid size \"lots\"", "64MiB"],
+    );
+    assert_error(
+        "cache:\n  shard_size: -5\n",
+        Some((2, 15)),
+        "cache.shard_size",
+        &["cannot be negative"],
+    );
+}
+
+#[test]
+fn ttl_errors() {
+    assert_error(
+        &with_upstream("cache:\n  min_ttl: 2d\n"),
+        Some((4, 12)),
+        "cache.min_ttl",
+        &["min_ttl 2d is greater than max_ttl 1d"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  min_ttl: 1m\n  max_ttl: 30s\n"),
+        Some((4, 12)),
+        "cache.min_ttl",
+        &["min_ttl 1m is greater than max_ttl 30s"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  max_ttl: 1500ms\n"),
+        Some((4, 12)),
+        "cache.max_ttl",
+        &["1500ms: DNS TTLs are whole seconds"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  negative_max_ttl: 100000d\n"),
+        Some((4, 21)),
+        "cache.negative_max_ttl",
+        &["longer than the largest DNS TTL"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  servfail_ttl: 1h\n"),
+        Some((4, 17)),
+        "cache.servfail_ttl",
+        &["1h is out of range", "RFC 9520"],
+    );
+    assert_error(
+        "cache:\n  max_ttl: forever\n",
+        Some((2, 12)),
+        "cache.max_ttl",
+        &["invalid duration \"forever\"", "800ms"],
+    );
+    assert_error(
+        "cache:\n  min_ttl: -1\n",
+        Some((2, 12)),
+        "cache.min_ttl",
+        &["cannot be negative"],
+    );
+}
+
+// ---- Errors: hints ----
+
+#[test]
+fn channel_capacity_errors() {
+    assert_error(
+        &with_upstream("hints:\n  channel_capacity: 0\n"),
+        Some((4, 21)),
+        "hints.channel_capacity",
+        &["0 is out of range: 1 to 1048576", "hints.enabled to false"],
+    );
+    assert_error(
+        "hints:\n  channel_capacity: -1\n",
+        Some((2, 21)),
+        "hints.channel_capacity",
+        &["expected a whole number (0 or more)"],
+    );
+}
+
+// ---- Errors: upstream ----
+
+#[test]
+fn upstream_server_errors() {
+    assert_error(
+        "upstream:\n  servers: []\n",
+        Some((2, 12)),
+        "upstream.servers",
+        &["at least one upstream server is required"],
+    );
+    assert_error(
+        "log: {level: info}\n",
+        None,
+        "upstream.servers",
+        &["at least one upstream server is required"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - 9.9.9.9\n    - dns.quad9.net\n",
+        Some((4, 7)),
+        "upstream.servers[1]",
+        &["\"dns.quad9.net\" is a host name", "must be IP addresses"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - 9.9.9.9\n    - 9.9.9.9:53\n",
+        Some((4, 7)),
+        "upstream.servers[1]",
+        &["9.9.9.9:53 is listed twice (also upstream.servers[0])"],
+    );
+    assert_error(
+        "server:\n  listen: [127.0.0.1:5353]\nupstream:\n  servers: [1.1.1.1, 127.0.0.1:5353]\n",
+        Some((4, 22)),
+        "upstream.servers[1]",
+        &[
+            "127.0.0.1:5353 is heimdall's own listen address 127.0.0.1:5353",
+            "loop",
+        ],
+    );
+    assert_error(
+        "server:\n  listen: [0.0.0.0:53]\nupstream:\n  servers: [127.0.0.1]\n",
+        Some((4, 13)),
+        "upstream.servers[0]",
+        &["heimdall's own listen address 0.0.0.0:53"],
+    );
+    // A local resolver on another loopback address is not heimdall.
+    let yaml = "server:\n  listen: [127.0.0.1:53]\nupstream:\n  servers: [127.0.0.53]\n";
+    Config::from_yaml_str(yaml, "test.yaml").unwrap();
+    assert_error(
+        "upstream:\n  servers: [fe80::1]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["link-local address needs the interface index"],
+    );
+    assert_error(
+        "upstream:\n  servers: [fe80::1%eth0]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["interface index instead of the name \"eth0\""],
+    );
+    assert_error(
+        "upstream:\n  servers: [0.0.0.0]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["unspecified"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - 53\n",
+        Some((3, 7)),
+        "upstream.servers[0]",
+        &["invalid upstream server \"53\": expected an address such as 9.9.9.9"],
+    );
+}
+
+#[test]
+fn timeout_and_attempts_errors() {
+    assert_error(
+        &with_upstream("  timeout: 0ms\n"),
+        Some((3, 12)),
+        "upstream.timeout",
+        &["0s is out of range: 1ms to 60s"],
+    );
+    assert_error(
+        &with_upstream("  timeout: 800\n"),
+        Some((3, 12)),
+        "upstream.timeout",
+        &["800s is out of range", "write 800ms for milliseconds"],
+    );
+    assert_error(
+        &with_upstream("  attempts: 0\n"),
+        Some((3, 13)),
+        "upstream.attempts",
+        &["0 is out of range: 1 to 16"],
+    );
+    assert_error(
+        &with_upstream("  attempts: 17\n"),
+        Some((3, 13)),
+        "upstream.attempts",
+        &["17 is out of range"],
+    );
+    assert_error(
+        "upstream:\n  timeout: 2 seconds\n",
+        Some((2, 12)),
+        "upstream.timeout",
+        &["unknown unit \"seconds\""],
+    );
+}
+
+// ---- Errors: files ----
+
+#[test]
+fn load_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("heimdall-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let missing = dir.join("missing.yaml");
+    let message = Config::load(&missing).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("{}: cannot read: ", missing.display())),
+        "{message}"
+    );
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "upstream:\n  servers: [9.9.9.9]\n  attempts: 0\n").unwrap();
+    let message = Config::load(&bad).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("{}:3:13: upstream.attempts: ", bad.display())),
+        "{message}"
+    );
+
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, "upstream:\n  servers: [9.9.9.9]\n").unwrap();
+    let config = Config::load(&good).unwrap();
+    assert_eq!(config.source(), good.display().to_string());
+
+    let huge = dir.join("huge.yaml");
+    let filler = "#".repeat(usize::try_from(MAX_CONFIG_FILE_SIZE).unwrap() + 1);
+    std::fs::write(&huge, filler).unwrap();
+    let message = Config::load(&huge).unwrap_err().to_string();
+    assert!(message.contains("larger than 1048576 bytes"), "{message}");
+
+    let binary = dir.join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+    let message = Config::load(&binary).unwrap_err().to_string();
+    assert!(message.contains("cannot read: "), "{message}");
+
+    let message = Config::load(&dir).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("{}: cannot read: ", dir.display())),
+        "{message}"
+    );
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn error_accessors() {
+    let err = Config::from_yaml_str(&with_upstream("  attempts: 0\n"), "t").unwrap_err();
+    assert_eq!(err.key(), Some("upstream.attempts"));
+    assert_eq!(
+        err.location(),
+        Some(Location {
+            line: 3,
+            column: 13
+        })
+    );
+    let err = Config::from_yaml_str("[1]", "t").unwrap_err();
+    assert_eq!(err.key(), None);
+}

@@ -1,0 +1,37 @@
+//! heimdall's configuration: one YAML file, read into raw structs that
+//! refuse unknown keys, then validated into a [`Config`] the server can
+//! use without further checks.
+//!
+//! - [`Config::load`] and [`Config::from_yaml_str`] read a file or text.
+//! - [`Config::embedded_default`] is the configuration without a file:
+//!   [`DEFAULT_CONFIG_YAML`] with upstreams from resolv.conf
+//!   ([`resolv_conf`]).
+//! - [`Config::to_yaml`] prints the effective configuration; it reads
+//!   back to an equal `Config`.
+//! - [`Config::cpu_ids`] turns `server.cores` into CPU ids for a given CPU
+//!   count; [`available_cpus`] is the one helper that asks the system.
+//!
+//! Every error is a [`ConfigError`] naming the file, the key path (such as
+//! `upstream.servers[1]`) and, when known, the line and column:
+//! `heimdall.yaml:12:7: upstream.servers[1]: ...`.
+//!
+//! Sizes are written `64MiB`, `512KiB`, `1GB` or as a number of bytes;
+//! durations `800ms`, `2s`, `5m`, `1h`, `1d` or as a number of seconds.
+
+mod addr;
+mod config;
+mod cores;
+mod error;
+mod locate;
+mod raw;
+pub mod resolv_conf;
+mod units;
+mod validate;
+
+pub use config::{
+    CacheConfig, Config, DEFAULT_CONFIG_YAML, EMBEDDED_DEFAULT_SOURCE, HintsConfig, LogConfig,
+    LogLevel, MAX_CONFIG_FILE_SIZE, ServerConfig, UpstreamConfig, UpstreamStrategy, defaults,
+    limits,
+};
+pub use cores::{CoreSelection, available_cpus};
+pub use error::{ConfigError, Location};

@@ -1,0 +1,432 @@
+//! YAML text -> [`RawConfig`] -> [`Config`]: turns serde_yaml's errors into
+//! [`ConfigError`]s that name the file, key path and position, and checks
+//! the ranges and cross-key rules that make a configuration usable.
+//!
+//! Validation stops at the first error, in file order: an operator fixes
+//! one thing, runs `heimdall check-config` again, and is never shown an
+//! error caused by an earlier one.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::addr::loops_back;
+use crate::config::{
+    CacheConfig, Config, HintsConfig, LogConfig, ServerConfig, UpstreamConfig, limits,
+};
+use crate::cores::CoreSelection;
+use crate::error::{ConfigError, Location};
+use crate::locate::locate;
+use crate::raw::{RawCache, RawConfig, RawHints, RawServer, RawUpstream};
+use crate::units::{format_duration, format_size};
+
+/// Deserializes the raw schema, with the key path and position of the
+/// first problem.
+pub(crate) fn parse(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| yaml_error(file, err))
+}
+
+fn yaml_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
+    let key = clean_path(&err.path().to_string());
+    let inner = err.into_inner();
+    let location = inner.location().map(|l| Location::from_yaml(&l));
+    let mut reason = inner.to_string();
+    // serde_yaml repeats the position and its own idea of the path in the
+    // message; both are given separately here.
+    if let Some(l) = location {
+        reason = reason.replacen(&format!(" at line {} column {}", l.line, l.column), "", 1);
+    }
+    reason = strip_path_prefix(&reason, &key).to_string();
+    ConfigError::Invalid {
+        file: file.to_string(),
+        key,
+        location,
+        reason: reword(&reason),
+    }
+}
+
+/// serde_path_to_error writes `.` for the root and `?` where it lost
+/// track (inside a syntax error); both become the nearest known key.
+fn clean_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    let known: Vec<&str> = path
+        .split('.')
+        .take_while(|s| !s.starts_with('?'))
+        .collect();
+    known.join(".")
+}
+
+/// Removes a leading `path: ` where path is `key` or one of its ancestors.
+fn strip_path_prefix<'a>(reason: &'a str, key: &str) -> &'a str {
+    let mut ends: Vec<usize> = key
+        .char_indices()
+        .filter(|(_, c)| matches!(c, '.' | '['))
+        .map(|(i, _)| i)
+        .collect();
+    ends.push(key.len());
+    for end in ends.into_iter().rev() {
+        let Some(prefix) = key.get(..end) else {
+            continue;
+        };
+        if let Some(rest) = reason
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix(": "))
+        {
+            return rest;
+        }
+    }
+    reason
+}
+
+/// Speaks YAML rather than Rust: keys, not fields; mappings, not structs.
+fn reword(reason: &str) -> String {
+    let mut out = reason
+        .replace("unknown field", "unknown key")
+        .replace("duplicate field", "duplicate key")
+        .replace("missing field", "missing key")
+        .replace("unit value", "empty value");
+    for rust_type in ["u32", "u64", "usize"] {
+        out = out.replace(
+            &format!("expected {rust_type}"),
+            "expected a whole number (0 or more)",
+        );
+    }
+    while let Some(start) = out.find("struct Raw") {
+        let name_end = out
+            .get(start + "struct ".len()..)
+            .and_then(|rest| rest.find(|c: char| !c.is_ascii_alphanumeric()))
+            .map_or(out.len(), |n| start + "struct ".len() + n);
+        out.replace_range(start..name_end, "a mapping");
+    }
+    out
+}
+
+/// Checks a parsed configuration and builds the [`Config`].
+pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config, ConfigError> {
+    let v = Validator { text, file };
+    let server = v.server(raw.server)?;
+    let cache = v.cache(raw.cache)?;
+    let hints = v.hints(raw.hints)?;
+    let upstream = v.upstream(raw.upstream, &server.listen)?;
+    Ok(Config {
+        server,
+        cache,
+        hints,
+        upstream,
+        log: LogConfig {
+            level: raw.log.level,
+        },
+        source: file.to_string(),
+    })
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Validator<'_> {
+    fn error(&self, key: impl Into<String>, reason: impl Display) -> ConfigError {
+        let key = key.into();
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            location: locate(self.text, &key),
+            key,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn server(&self, raw: RawServer) -> Result<ServerConfig, ConfigError> {
+        if let CoreSelection::List(ids) = &raw.cores {
+            if ids.is_empty() {
+                return Err(self.error(
+                    "server.cores",
+                    "the list of CPU ids is empty; write `auto`, a count, or at least one id",
+                ));
+            }
+            if let Some((i, j, id)) = first_repeat(ids) {
+                return Err(self.error(
+                    format!("server.cores[{i}]"),
+                    format!("CPU {id} is listed twice (also server.cores[{j}])"),
+                ));
+            }
+        }
+
+        let listen: Vec<SocketAddr> = raw.listen.iter().map(|l| l.0).collect();
+        if listen.is_empty() {
+            return Err(self.error("server.listen", "at least one listen address is required"));
+        }
+        for (i, addr) in listen.iter().enumerate() {
+            for (j, earlier) in listen.iter().enumerate().take(i) {
+                if addr == earlier {
+                    return Err(self.error(
+                        format!("server.listen[{i}]"),
+                        format!("{addr} is listed twice (also server.listen[{j}])"),
+                    ));
+                }
+                let same_socket_space =
+                    addr.port() == earlier.port() && addr.is_ipv4() == earlier.is_ipv4();
+                if same_socket_space
+                    && (addr.ip().is_unspecified() || earlier.ip().is_unspecified())
+                {
+                    return Err(self.error(
+                        format!("server.listen[{i}]"),
+                        format!(
+                            "{addr} overlaps {earlier} (server.listen[{j}]): a wildcard address \
+                             already covers every address of its family on port {}",
+                            addr.port()
+                        ),
+                    ));
+                }
+            }
+        }
+
+        let io_memory = self.size(
+            "server.io_memory",
+            raw.io_memory.0,
+            limits::IO_MEMORY_MIN,
+            limits::IO_MEMORY_MAX,
+        )?;
+        if !io_memory.is_multiple_of(limits::IO_MEMORY_ALIGN) {
+            return Err(self.error(
+                "server.io_memory",
+                format!(
+                    "{} is not a multiple of 4KiB (glommio would round it up to whole pages)",
+                    format_size(raw.io_memory.0)
+                ),
+            ));
+        }
+
+        let batch = raw.udp_recv_batch;
+        if !(1..=limits::UDP_RECV_BATCH_MAX).contains(&batch) {
+            return Err(self.error(
+                "server.udp_recv_batch",
+                format!(
+                    "{batch} is out of range: 1 to {} datagrams per system call (the kernel's \
+                     limit for recvmmsg/sendmmsg)",
+                    limits::UDP_RECV_BATCH_MAX
+                ),
+            ));
+        }
+
+        Ok(ServerConfig {
+            cores: raw.cores,
+            listen,
+            io_memory,
+            udp_recv_batch: batch,
+        })
+    }
+
+    fn cache(&self, raw: RawCache) -> Result<CacheConfig, ConfigError> {
+        let shard_size = self.size(
+            "cache.shard_size",
+            raw.shard_size.0,
+            limits::SHARD_SIZE_MIN,
+            limits::SHARD_SIZE_MAX,
+        )?;
+        let min_ttl = self.ttl("cache.min_ttl", raw.min_ttl.0)?;
+        let max_ttl = self.ttl("cache.max_ttl", raw.max_ttl.0)?;
+        let negative_max_ttl = self.ttl("cache.negative_max_ttl", raw.negative_max_ttl.0)?;
+        let servfail_ttl = self.ttl("cache.servfail_ttl", raw.servfail_ttl.0)?;
+        if min_ttl > max_ttl {
+            return Err(self.error(
+                "cache.min_ttl",
+                format!(
+                    "min_ttl {} is greater than max_ttl {}",
+                    format_duration(min_ttl),
+                    format_duration(max_ttl)
+                ),
+            ));
+        }
+        if !(limits::SERVFAIL_TTL_MIN..=limits::SERVFAIL_TTL_MAX).contains(&servfail_ttl) {
+            return Err(self.error(
+                "cache.servfail_ttl",
+                format!(
+                    "{} is out of range: a failure is remembered for 1s to 5s (RFC 9520)",
+                    format_duration(servfail_ttl)
+                ),
+            ));
+        }
+        Ok(CacheConfig {
+            shard_size,
+            min_ttl,
+            max_ttl,
+            negative_max_ttl,
+            servfail_ttl,
+        })
+    }
+
+    fn hints(&self, raw: RawHints) -> Result<HintsConfig, ConfigError> {
+        let capacity = raw.channel_capacity;
+        if !(1..=limits::HINT_CHANNEL_CAPACITY_MAX).contains(&capacity) {
+            return Err(self.error(
+                "hints.channel_capacity",
+                format!(
+                    "{capacity} is out of range: 1 to {} hints per channel (to stop sending \
+                     hints, set hints.enabled to false)",
+                    limits::HINT_CHANNEL_CAPACITY_MAX
+                ),
+            ));
+        }
+        Ok(HintsConfig {
+            enabled: raw.enabled,
+            channel_capacity: capacity,
+        })
+    }
+
+    fn upstream(
+        &self,
+        raw: RawUpstream,
+        listen: &[SocketAddr],
+    ) -> Result<UpstreamConfig, ConfigError> {
+        let servers: Vec<SocketAddr> = raw.servers.iter().map(|s| s.0).collect();
+        if servers.is_empty() {
+            return Err(self.error(
+                "upstream.servers",
+                "at least one upstream server is required (heimdall reads /etc/resolv.conf only \
+                 when it runs without a config file)",
+            ));
+        }
+        if let Some((i, j, server)) = first_repeat(&servers) {
+            return Err(self.error(
+                format!("upstream.servers[{i}]"),
+                format!("{server} is listed twice (also upstream.servers[{j}])"),
+            ));
+        }
+        for (i, server) in servers.iter().enumerate() {
+            if let Some(own) = loops_back(*server, listen) {
+                return Err(self.error(
+                    format!("upstream.servers[{i}]"),
+                    format!("{server} is heimdall's own listen address {own}; queries would loop"),
+                ));
+            }
+        }
+
+        let timeout = raw.timeout.0;
+        if !(limits::UPSTREAM_TIMEOUT_MIN..=limits::UPSTREAM_TIMEOUT_MAX).contains(&timeout) {
+            return Err(self.error(
+                "upstream.timeout",
+                format!(
+                    "{} is out of range: 1ms to 60s (a plain number is seconds; write 800ms for \
+                     milliseconds)",
+                    format_duration(timeout)
+                ),
+            ));
+        }
+        if !(1..=limits::UPSTREAM_ATTEMPTS_MAX).contains(&raw.attempts) {
+            return Err(self.error(
+                "upstream.attempts",
+                format!(
+                    "{} is out of range: 1 to {} sends per query",
+                    raw.attempts,
+                    limits::UPSTREAM_ATTEMPTS_MAX
+                ),
+            ));
+        }
+        Ok(UpstreamConfig {
+            servers,
+            strategy: raw.strategy,
+            timeout,
+            attempts: raw.attempts,
+        })
+    }
+
+    fn size(&self, key: &str, value: u64, min: usize, max: usize) -> Result<usize, ConfigError> {
+        let out_of_range = || {
+            self.error(
+                key,
+                format!(
+                    "{} is out of range: {} to {}",
+                    format_size(value),
+                    format_size(min as u64),
+                    format_size(max as u64)
+                ),
+            )
+        };
+        let value_usize = usize::try_from(value).map_err(|_| out_of_range())?;
+        if (min..=max).contains(&value_usize) {
+            Ok(value_usize)
+        } else {
+            Err(out_of_range())
+        }
+    }
+
+    fn ttl(&self, key: &str, value: Duration) -> Result<Duration, ConfigError> {
+        if value.subsec_nanos() != 0 {
+            return Err(self.error(
+                key,
+                format!("{}: DNS TTLs are whole seconds", format_duration(value)),
+            ));
+        }
+        if value > limits::TTL_MAX {
+            return Err(self.error(
+                key,
+                format!(
+                    "{} is longer than the largest DNS TTL, 2147483647s (RFC 2181)",
+                    format_duration(value)
+                ),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// The first item equal to an earlier one: `(its index, the earlier
+/// index, the item)`.
+fn first_repeat<T: PartialEq>(items: &[T]) -> Option<(usize, usize, &T)> {
+    items.iter().enumerate().find_map(|(i, item)| {
+        items
+            .iter()
+            .take(i)
+            .position(|earlier| earlier == item)
+            .map(|j| (i, j, item))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned() {
+        assert_eq!(clean_path("."), "");
+        assert_eq!(clean_path("?"), "");
+        assert_eq!(clean_path("cache.?"), "cache");
+        assert_eq!(clean_path("upstream.servers[1]"), "upstream.servers[1]");
+    }
+
+    #[test]
+    fn serde_yaml_path_prefix_is_removed() {
+        assert_eq!(
+            strip_path_prefix("upstream: unknown", "upstream.bogus"),
+            "unknown"
+        );
+        assert_eq!(strip_path_prefix("a.b[1]: bad", "a.b[1]"), "bad");
+        assert_eq!(strip_path_prefix("a.b: bad", "a.b[1]"), "bad");
+        assert_eq!(strip_path_prefix("bad: thing", "a"), "bad: thing");
+    }
+
+    #[test]
+    fn rust_words_become_yaml_words() {
+        assert_eq!(
+            reword("invalid type: unit value, expected struct RawCache"),
+            "invalid type: empty value, expected a mapping"
+        );
+        assert_eq!(reword("unknown field `x`"), "unknown key `x`");
+        assert_eq!(reword("expected struct RawConfig"), "expected a mapping");
+        assert_eq!(
+            reword("invalid type: string \"x\", expected u32"),
+            "invalid type: string \"x\", expected a whole number (0 or more)"
+        );
+    }
+
+    #[test]
+    fn repeats() {
+        assert_eq!(first_repeat(&[1, 2, 3]), None);
+        assert_eq!(first_repeat(&[1, 2, 1, 2]), Some((2, 0, &1)));
+        assert_eq!(first_repeat::<u8>(&[]), None);
+    }
+}
