@@ -1,0 +1,118 @@
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+//! Criterion benchmarks for heimdall-cache: the cost of a cache hit (the
+//! whole per-query cache path: lookup, then writing the client's reply)
+//! and of storing a fresh upstream answer.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use heimdall_benches::typical_query;
+use heimdall_cache::{AnswerRequest, Cache, CachePolicy, Entry, Lookup, Timestamp};
+use heimdall_wire::{
+    Class, Flags, Message, MessageBuilder, NameBuf, QueryKey, RData, RecordType, Section,
+};
+
+/// The upstream's answer to `typical_query`: two A records.
+fn two_a_response(qname: &str) -> Vec<u8> {
+    let owner = NameBuf::from_presentation(qname).unwrap();
+    let mut buf = [0u8; 512];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_id(0x0a0b);
+    builder.set_flags(
+        Flags::default()
+            .with_response(true)
+            .with_recursion_desired(true)
+            .with_recursion_available(true),
+    );
+    builder
+        .question(&owner.as_name(), RecordType::A, Class::IN)
+        .unwrap();
+    for last in [1, 2] {
+        builder
+            .record(
+                Section::Answer,
+                &owner.as_name(),
+                RecordType::A,
+                Class::IN,
+                300,
+                &RData::A(Ipv4Addr::new(192, 0, 2, last)),
+            )
+            .unwrap();
+    }
+    let len = builder.finish();
+    buf.get(..len).unwrap().to_vec()
+}
+
+fn hit(c: &mut Criterion) {
+    let query = typical_query();
+    let (message, key) = QueryKey::from_packet(&query).unwrap();
+    let response = two_a_response("www.example.com");
+    let start = Timestamp::from_secs(1_000);
+    let policy = CachePolicy::default();
+    // A populated shard, so the lookup probes a realistic table.
+    let mut cache = populated(policy, start);
+    let upstream = Message::parse(&response).unwrap();
+    let entry = Entry::from_response(&key, &upstream, start, &policy)
+        .unwrap()
+        .unwrap();
+    cache.insert(&key, entry, start).unwrap();
+    let request = AnswerRequest::from_query(&message, 1232).unwrap();
+    let now = start.add_secs(7);
+    let mut out = [0u8; 1232];
+    assert!(matches!(cache.lookup(&key, now), Lookup::Fresh(_)));
+    c.bench_function("cache/hit_lookup_and_write_answer", |b| {
+        b.iter(|| {
+            let len = match cache.lookup(black_box(&key), now) {
+                Lookup::Fresh(entry) => entry.write_answer(&mut out, black_box(&request), now),
+                _ => Ok(0),
+            };
+            black_box(out.get(..len.unwrap()));
+        })
+    });
+}
+
+fn populated(policy: CachePolicy, start: Timestamp) -> Cache {
+    let mut cache = Cache::new(64 << 20, policy).unwrap();
+    for n in 0..10_000 {
+        let name = format!("host{n}.example.com");
+        let bytes = two_a_response(&name);
+        let (upstream, key) = QueryKey::from_packet(&bytes).unwrap();
+        let entry = Entry::from_response(&key, &upstream, start, &policy)
+            .unwrap()
+            .unwrap();
+        cache.insert(&key, entry, start).unwrap();
+    }
+    cache
+}
+
+fn insert(c: &mut Criterion) {
+    let query = typical_query();
+    let key = QueryKey::from_packet(&query).unwrap().1;
+    let response = two_a_response("www.example.com");
+    let policy = CachePolicy::default();
+    let start = Timestamp::from_secs(1_000);
+    c.bench_function("cache/entry_from_response", |b| {
+        b.iter(|| {
+            let upstream = Message::parse(black_box(&response)).unwrap();
+            black_box(Entry::from_response(&key, &upstream, start, &policy).unwrap())
+        })
+    });
+    // Parse the upstream answer, normalize it and store it under a new
+    // key in a populated shard; the remove that puts the shard back as it
+    // was is timed too.
+    let mut cache = populated(policy, start);
+    c.bench_function("cache/insert_fresh_entry", |b| {
+        b.iter(|| {
+            let upstream = Message::parse(black_box(&response)).unwrap();
+            let entry = Entry::from_response(&key, &upstream, start, &policy)
+                .unwrap()
+                .unwrap();
+            cache.insert(&key, entry, start).unwrap();
+            cache.remove(&key)
+        })
+    });
+}
+
+criterion_group!(benches, hit, insert);
+criterion_main!(benches);

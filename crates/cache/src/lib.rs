@@ -1,0 +1,33 @@
+//! heimdall-cache: one single-threaded, sans-IO DNS cache shard.
+//!
+//! Each core of the server owns one [`Cache`]; nothing here is shared or
+//! locked, and nothing reads a clock: every operation that depends on time
+//! takes `now` as a [`Timestamp`].
+//!
+//! - [`Entry`] is one answer, normalized to a wire message in a single
+//!   allocation, built with [`Entry::from_response`] (positive, NXDOMAIN and
+//!   NODATA per RFC 2308) or [`Entry::failure`] (RFC 9520).
+//! - [`Entry::write_answer`] writes a client's reply from it without
+//!   allocating: ID, flags, qname case, aged TTLs, OPT, truncation.
+//! - [`Cache`] maps [`QueryKey`](heimdall_wire::QueryKey)s to entries,
+//!   bounded by bytes, with SLRU eviction and serve-stale.
+//! - [`CachePolicy`] holds the TTL limits and windows.
+
+mod answer;
+mod entry;
+mod error;
+mod policy;
+mod shard;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+pub use answer::{
+    AnswerRequest, ClientEdns, DEFAULT_UDP_PAYLOAD, MIN_UDP_PAYLOAD, OPT_LEN, TCP_LIMIT, udp_limit,
+};
+pub use entry::{Cut, Entry, EntryKind};
+pub use error::CacheError;
+pub use policy::{CachePolicy, MAX_FAILURE_TTL, MIN_FAILURE_TTL};
+pub use shard::{Cache, CacheStats, Lookup, TABLE_BYTES_PER_ENTRY};
+pub use time::Timestamp;

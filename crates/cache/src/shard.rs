@@ -1,0 +1,579 @@
+//! One core's cache: [`Cache`], a byte-bounded map from [`QueryKey`] to
+//! [`Entry`] with segmented-LRU eviction, and its [`CacheStats`].
+//!
+//! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to an index in
+//! a dense slab `Vec<Slot>`. Each slot holds the entry, its hash (so the
+//! table can grow and slots can move without rehashing a key) and the
+//! links of one of two intrusive doubly linked lists. Removal swaps the
+//! last slot into the hole, so the slab never has gaps.
+//!
+//! The key is not stored twice: an entry's wire already holds the
+//! lower-cased question name, qtype and qclass, and the entry keeps the DO
+//! and CD bits, so [`Entry::matches`] compares against that. This saves a
+//! 255-byte inline name buffer per entry, often more than the entry itself.
+//!
+//! Eviction is SLRU: new entries enter the probation segment; a hit there
+//! promotes the entry to the protected segment (at most ~80% of the
+//! capacity, its overflow demoted back to probation's most-recent end);
+//! eviction takes probation's least-recent entry first. A scan of names
+//! seen once therefore churns only probation and cannot flush the hot set.
+
+use core::mem::size_of;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use heimdall_wire::{Name, QueryKey};
+
+use crate::entry::{Entry, EntryKind};
+use crate::error::CacheError;
+use crate::policy::CachePolicy;
+use crate::time::Timestamp;
+
+/// "No slot" in the intrusive lists.
+const NIL: u32 = u32::MAX;
+
+/// Estimated hash-table bytes per entry: a `u32` and a control byte per
+/// bucket, and hashbrown keeps between 8/7 and 16/7 buckets per entry
+/// (load factor 7/8, power-of-two growth), so about two.
+pub const TABLE_BYTES_PER_ENTRY: usize = 2 * (size_of::<u32>() + 1);
+
+/// The two SLRU segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Probation,
+    Protected,
+}
+
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    hash: u64,
+    /// Bytes accounted for this slot.
+    bytes: usize,
+    /// Toward the most recently used end.
+    prev: u32,
+    /// Toward the least recently used end.
+    next: u32,
+    segment: Segment,
+}
+
+/// One intrusive list: head is the most recently used slot.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    bytes: usize,
+}
+
+impl List {
+    const EMPTY: Self = Self {
+        head: NIL,
+        tail: NIL,
+        bytes: 0,
+    };
+}
+
+/// The result of a lookup.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// An entry that has not expired.
+    Fresh(&'a Entry),
+    /// An expired entry still inside the policy's stale window (RFC 8767);
+    /// serve it only when the upstream cannot answer.
+    Stale(&'a Entry),
+    /// No usable entry.
+    Miss,
+}
+
+/// Counters and sizes of one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups that found a fresh entry.
+    pub hits: u64,
+    /// Lookups that found nothing usable (expired entries included).
+    pub misses: u64,
+    /// Lookups that found an entry inside the stale window.
+    pub stale_hits: u64,
+    /// Entries stored (new or replacing).
+    pub inserts: u64,
+    /// Entries removed to make room.
+    pub evictions: u64,
+    /// Entries removed by a lookup because they were past the stale window.
+    pub expired: u64,
+    /// Bytes accounted (see [`Cache::entry_bytes`]).
+    pub bytes: usize,
+    /// Entries held.
+    pub entries: usize,
+}
+
+/// One single-threaded cache shard, bounded by bytes.
+#[derive(Debug)]
+pub struct Cache {
+    table: HashTable<u32>,
+    slots: Vec<Slot>,
+    hasher: DefaultHashBuilder,
+    probation: List,
+    protected: List,
+    capacity: usize,
+    protected_capacity: usize,
+    policy: CachePolicy,
+    stats: CacheStats,
+}
+
+/// Whether `name` (a valid wire name) is `ancestor` or lies below it,
+/// ignoring case.
+fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+    let mut pos = 0usize;
+    // Each step moves past one label, so this ends within 128 steps.
+    while let Some(rest) = name.get(pos..) {
+        if rest.eq_ignore_ascii_case(ancestor) {
+            return true;
+        }
+        match rest.first() {
+            Some(&len) if len != 0 => pos += 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+    false
+}
+
+impl Cache {
+    /// An empty shard holding at most `capacity_bytes` (see
+    /// [`Cache::entry_bytes`] for what is counted). Fails when `policy` is
+    /// not valid.
+    pub fn new(capacity_bytes: usize, policy: CachePolicy) -> Result<Self, CacheError> {
+        policy.validate()?;
+        // Every entry accounts for at least one slot, so this cap keeps
+        // slot indices below `NIL`.
+        let capacity = capacity_bytes.min(size_of::<Slot>().saturating_mul(NIL as usize - 1));
+        Ok(Self {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+            probation: List::EMPTY,
+            protected: List::EMPTY,
+            capacity,
+            protected_capacity: capacity / 5 * 4,
+            policy,
+            stats: CacheStats::default(),
+        })
+    }
+
+    /// The byte bound.
+    pub fn capacity_bytes(&self) -> usize {
+        self.capacity
+    }
+
+    /// The policy entries are judged by.
+    pub fn policy(&self) -> &CachePolicy {
+        &self.policy
+    }
+
+    /// Counters, bytes and entries now.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            bytes: self.bytes(),
+            entries: self.slots.len(),
+            ..self.stats
+        }
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the shard is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Bytes an entry accounts for once stored: its slot (the entry struct
+    /// with the key's DO/CD bits, hash and links), its heap (the boxed wire,
+    /// which also holds the key's name, type and class, and any spilled
+    /// `SmallVec`, each with allocator overhead) and
+    /// [`TABLE_BYTES_PER_ENTRY`].
+    pub fn entry_bytes(entry: &Entry) -> usize {
+        size_of::<Slot>() + entry.heap_bytes() + TABLE_BYTES_PER_ENTRY
+    }
+
+    fn bytes(&self) -> usize {
+        self.probation.bytes + self.protected.bytes
+    }
+
+    fn hash(&self, key: &QueryKey) -> u64 {
+        use core::hash::BuildHasher as _;
+        self.hasher.hash_one(key)
+    }
+
+    fn find(&self, hash: u64, key: &QueryKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&index| {
+                slots
+                    .get(index as usize)
+                    .is_some_and(|slot| slot.hash == hash && slot.entry.matches(key))
+            })
+            .copied()
+    }
+
+    /// Find the entry for `key` at `now`. A fresh or stale hit counts as a
+    /// use for eviction; an entry past its stale window is removed.
+    pub fn lookup(&mut self, key: &QueryKey, now: Timestamp) -> Lookup<'_> {
+        let hash = self.hash(key);
+        let Some(index) = self.find(hash, key) else {
+            self.stats.misses += 1;
+            return Lookup::Miss;
+        };
+        let Some(entry) = self.slots.get(index as usize).map(|slot| &slot.entry) else {
+            self.stats.misses += 1;
+            return Lookup::Miss;
+        };
+        let fresh = entry.is_fresh(now);
+        let usable = fresh || now < self.stale_until(entry);
+        if !usable {
+            self.remove_slot(index);
+            self.stats.expired += 1;
+            self.stats.misses += 1;
+            return Lookup::Miss;
+        }
+        self.touch(index);
+        if fresh {
+            self.stats.hits += 1;
+        } else {
+            self.stats.stale_hits += 1;
+        }
+        match self.slots.get(index as usize) {
+            Some(slot) if fresh => Lookup::Fresh(&slot.entry),
+            Some(slot) => Lookup::Stale(&slot.entry),
+            None => Lookup::Miss,
+        }
+    }
+
+    /// Until when `entry` may be served; failures are never served stale,
+    /// because an old SERVFAIL says nothing about the name.
+    fn stale_until(&self, entry: &Entry) -> Timestamp {
+        match entry.kind() {
+            EntryKind::ServFail => entry.expires_at(),
+            _ => entry.expires_at().add_secs(self.policy.stale_window),
+        }
+    }
+
+    /// The entry for `key`, without counting a use or checking time.
+    pub fn peek(&self, key: &QueryKey) -> Option<&Entry> {
+        let index = self.find(self.hash(key), key)?;
+        self.slots.get(index as usize).map(|slot| &slot.entry)
+    }
+
+    /// Store `entry` for `key`, replacing any entry for it, evicting as
+    /// needed. Returns `Ok(false)` without storing when the entry is
+    /// already past its stale window at `now`.
+    ///
+    /// Errors: [`CacheError::QuestionMismatch`] when the entry was not
+    /// built for `key`; [`CacheError::TooLarge`] when the entry alone
+    /// exceeds the capacity.
+    pub fn insert(
+        &mut self,
+        key: &QueryKey,
+        entry: Entry,
+        now: Timestamp,
+    ) -> Result<bool, CacheError> {
+        if !entry.matches(key) {
+            return Err(CacheError::QuestionMismatch);
+        }
+        let bytes = Self::entry_bytes(&entry);
+        if bytes > self.capacity {
+            return Err(CacheError::TooLarge {
+                bytes,
+                capacity: self.capacity,
+            });
+        }
+        if now >= self.stale_until(&entry) {
+            return Ok(false);
+        }
+        let hash = self.hash(key);
+        let index = match self.find(hash, key) {
+            Some(index) => {
+                // A refreshed answer keeps the standing its name earned.
+                self.unlink(index);
+                if let Some(slot) = self.slots.get_mut(index as usize) {
+                    slot.entry = entry;
+                    slot.bytes = bytes;
+                }
+                let segment = self.segment_of(index);
+                self.push_front(segment, index);
+                index
+            }
+            None => {
+                let index = self.slots.len() as u32;
+                self.slots.push(Slot {
+                    entry,
+                    hash,
+                    bytes,
+                    prev: NIL,
+                    next: NIL,
+                    segment: Segment::Probation,
+                });
+                let slots = &self.slots;
+                self.table.insert_unique(hash, index, |&other| {
+                    slots.get(other as usize).map_or(0, |slot| slot.hash)
+                });
+                self.push_front(Segment::Probation, index);
+                index
+            }
+        };
+        self.stats.inserts += 1;
+        self.rebalance(index);
+        self.evict_to_fit(index);
+        Ok(true)
+    }
+
+    /// Store a cache-fill hint from another core: only when there is no
+    /// entry for `key` that expires at the same time or later (this core
+    /// keeps its fresher answer), and only while the hint is still fresh.
+    /// Returns whether it was stored.
+    pub fn insert_hint(&mut self, key: &QueryKey, entry: Entry, now: Timestamp) -> bool {
+        if !entry.matches(key) || !entry.is_fresh(now) {
+            return false;
+        }
+        if self
+            .peek(key)
+            .is_some_and(|current| current.expires_at() >= entry.expires_at())
+        {
+            return false;
+        }
+        self.insert(key, entry, now).unwrap_or(false)
+    }
+
+    /// Remove the entry for `key`; returns whether there was one.
+    pub fn remove(&mut self, key: &QueryKey) -> bool {
+        let hash = self.hash(key);
+        match self.find(hash, key) {
+            Some(index) => {
+                self.remove_slot(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remove the entries for `name_wire` (uncompressed wire form, any
+    /// case) and every name below it, all types and flags; returns how
+    /// many. Walks the whole shard: meant for an operator's flush, not the
+    /// query path.
+    pub fn remove_subtree(&mut self, name_wire: &[u8]) -> Result<usize, CacheError> {
+        Name::from_wire(name_wire)?;
+        let mut removed = 0usize;
+        let mut index = 0usize;
+        while let Some(slot) = self.slots.get(index) {
+            if is_at_or_below(slot.entry.question_name(), name_wire) {
+                // The last slot moves into `index`; look at it next.
+                self.remove_slot(index as u32);
+                removed += 1;
+            } else {
+                index += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Remove every entry (counters are kept).
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.slots.clear();
+        self.probation = List::EMPTY;
+        self.protected = List::EMPTY;
+    }
+
+    fn segment_of(&self, index: u32) -> Segment {
+        self.slots
+            .get(index as usize)
+            .map_or(Segment::Probation, |slot| slot.segment)
+    }
+
+    fn list_mut(&mut self, segment: Segment) -> &mut List {
+        match segment {
+            Segment::Probation => &mut self.probation,
+            Segment::Protected => &mut self.protected,
+        }
+    }
+
+    fn set_prev(&mut self, index: u32, prev: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.prev = prev;
+        }
+    }
+
+    fn set_next(&mut self, index: u32, next: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.next = next;
+        }
+    }
+
+    /// Take `index` out of its list (its bytes leave the list's total).
+    fn unlink(&mut self, index: u32) {
+        let Some(slot) = self.slots.get(index as usize) else {
+            return;
+        };
+        let (prev, next, segment, bytes) = (slot.prev, slot.next, slot.segment, slot.bytes);
+        if prev == NIL {
+            self.list_mut(segment).head = next;
+        } else {
+            self.set_next(prev, next);
+        }
+        if next == NIL {
+            self.list_mut(segment).tail = prev;
+        } else {
+            self.set_prev(next, prev);
+        }
+        let list = self.list_mut(segment);
+        list.bytes = list.bytes.saturating_sub(bytes);
+        self.set_prev(index, NIL);
+        self.set_next(index, NIL);
+    }
+
+    /// Put an unlinked `index` at the most recently used end of `segment`.
+    fn push_front(&mut self, segment: Segment, index: u32) {
+        let old_head = self.list_mut(segment).head;
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        slot.segment = segment;
+        slot.prev = NIL;
+        slot.next = old_head;
+        let bytes = slot.bytes;
+        if old_head != NIL {
+            self.set_prev(old_head, index);
+        }
+        let list = self.list_mut(segment);
+        list.head = index;
+        if list.tail == NIL {
+            list.tail = index;
+        }
+        list.bytes += bytes;
+    }
+
+    /// Record a use of `index`: promote from probation, or move to the
+    /// front of protected.
+    fn touch(&mut self, index: u32) {
+        if self.segment_of(index) == Segment::Protected && self.protected.head == index {
+            return;
+        }
+        self.unlink(index);
+        self.push_front(Segment::Protected, index);
+        self.rebalance(index);
+    }
+
+    /// Demote protected's least recent entries to probation's front until
+    /// protected fits its share; `keep` (just used) is never demoted.
+    fn rebalance(&mut self, keep: u32) {
+        while self.protected.bytes > self.protected_capacity {
+            let victim = self.protected.tail;
+            if victim == NIL || victim == keep {
+                break;
+            }
+            self.unlink(victim);
+            self.push_front(Segment::Probation, victim);
+        }
+    }
+
+    /// Evict least recent entries, probation first, until the bound holds;
+    /// `keep` (just stored) is evicted last, never.
+    fn evict_to_fit(&mut self, mut keep: u32) {
+        while self.bytes() > self.capacity {
+            let Some(victim) = [self.probation.tail, self.protected.tail]
+                .into_iter()
+                .find(|&victim| victim != NIL && victim != keep)
+            else {
+                break;
+            };
+            // The removal moves the last slot into the victim's index.
+            let last = self.slots.len() as u32 - 1;
+            self.remove_slot(victim);
+            self.stats.evictions += 1;
+            if last == keep {
+                keep = victim;
+            }
+        }
+    }
+
+    /// Remove slot `index` everywhere, moving the last slot into its place.
+    fn remove_slot(&mut self, index: u32) {
+        let Some(hash) = self.slots.get(index as usize).map(|slot| slot.hash) else {
+            return;
+        };
+        self.unlink(index);
+        if let Ok(found) = self.table.find_entry(hash, |&other| other == index) {
+            found.remove();
+        }
+        let last = self.slots.len() as u32 - 1;
+        self.slots.swap_remove(index as usize);
+        if index == last {
+            return;
+        }
+        // The former last slot now lives at `index`: repoint the table and
+        // its neighbours.
+        let Some(moved) = self.slots.get(index as usize) else {
+            return;
+        };
+        let (moved_hash, prev, next, segment) = (moved.hash, moved.prev, moved.next, moved.segment);
+        if let Some(pointer) = self.table.find_mut(moved_hash, |&other| other == last) {
+            *pointer = index;
+        }
+        if prev == NIL {
+            self.list_mut(segment).head = index;
+        } else {
+            self.set_next(prev, index);
+        }
+        if next == NIL {
+            self.list_mut(segment).tail = index;
+        } else {
+            self.set_prev(next, index);
+        }
+    }
+}
+
+#[cfg(test)]
+impl Cache {
+    /// Walk every structure and check it agrees with the others: list
+    /// links both ways, segment tags, byte totals, the table's indices, and
+    /// the byte bound.
+    pub(crate) fn check_invariants(&self) {
+        let mut seen = vec![false; self.slots.len()];
+        for (segment, list) in [
+            (Segment::Probation, self.probation),
+            (Segment::Protected, self.protected),
+        ] {
+            let (mut index, mut prev, mut bytes) = (list.head, NIL, 0usize);
+            while index != NIL {
+                let slot = &self.slots[index as usize];
+                assert!(!seen[index as usize], "slot {index} linked twice");
+                seen[index as usize] = true;
+                assert_eq!(slot.segment, segment, "slot {index} in the wrong list");
+                assert_eq!(slot.prev, prev, "slot {index} prev link");
+                assert_eq!(slot.bytes, Self::entry_bytes(&slot.entry));
+                bytes += slot.bytes;
+                prev = index;
+                index = slot.next;
+            }
+            assert_eq!(list.tail, prev, "{segment:?} tail");
+            assert_eq!(list.bytes, bytes, "{segment:?} bytes");
+        }
+        assert!(seen.iter().all(|&linked| linked), "a slot is in no list");
+        assert_eq!(self.table.len(), self.slots.len());
+        for (index, slot) in self.slots.iter().enumerate() {
+            let found = self.table.find(slot.hash, |&other| other as usize == index);
+            assert_eq!(
+                found.copied(),
+                Some(index as u32),
+                "slot {index} not in table"
+            );
+        }
+        assert!(self.bytes() <= self.capacity, "over capacity");
+    }
+
+    /// Whether the entry for `key` is in the protected segment.
+    pub(crate) fn is_protected(&self, key: &QueryKey) -> bool {
+        self.find(self.hash(key), key)
+            .is_some_and(|index| self.segment_of(index) == Segment::Protected)
+    }
+}

@@ -1,0 +1,1365 @@
+//! Behaviour tests of the whole crate with fake timestamps: entries built
+//! from responses made with heimdall-wire's builder, stored in a shard and
+//! served back; every reply is also decoded by hickory-proto and compared
+//! with our own view of it.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use heimdall_wire::{
+    Class, Flags, Message, MessageBuilder, Mx, NameBuf, Opcode, OptSpec, QueryKey, RData, Rcode,
+    RecordType, Section, Soa, Txt,
+};
+use hickory_proto::op::{Message as HMessage, MessageType};
+
+use crate::{
+    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, EntryKind, Lookup, OPT_LEN,
+    Timestamp,
+};
+
+// ---------------------------------------------------------------------------
+// Building messages
+// ---------------------------------------------------------------------------
+
+fn name(text: &str) -> NameBuf {
+    NameBuf::from_presentation(text).unwrap()
+}
+
+/// RDATA as a test writes it.
+#[derive(Clone)]
+enum Rd {
+    A(u8),
+    Aaaa(u16),
+    Cname(&'static str),
+    Ns(&'static str),
+    Mx(u16, &'static str),
+    Txt(usize),
+    /// SOA with this MINIMUM.
+    Soa(u32),
+    Rrsig(usize),
+}
+
+#[derive(Clone)]
+struct Rr {
+    section: Section,
+    owner: &'static str,
+    ttl: u32,
+    rd: Rd,
+}
+
+fn rr(section: Section, owner: &'static str, ttl: u32, rd: Rd) -> Rr {
+    Rr {
+        section,
+        owner,
+        ttl,
+        rd,
+    }
+}
+
+fn answer(owner: &'static str, ttl: u32, rd: Rd) -> Rr {
+    rr(Section::Answer, owner, ttl, rd)
+}
+
+fn write_rr(builder: &mut MessageBuilder<'_>, record: &Rr) {
+    let owner = name(record.owner);
+    let names: Vec<NameBuf> = match &record.rd {
+        Rd::Cname(target) | Rd::Ns(target) | Rd::Mx(_, target) => vec![name(target)],
+        Rd::Soa(_) => vec![name("ns1.example.com"), name("hostmaster.example.com")],
+        _ => Vec::new(),
+    };
+    let txt_bytes: Vec<u8> = match record.rd {
+        Rd::Txt(len) | Rd::Rrsig(len) => {
+            let mut bytes = Vec::new();
+            let mut left = len;
+            while left > 0 {
+                let chunk = left.min(255);
+                bytes.push(chunk as u8);
+                bytes.extend(std::iter::repeat_n(b't', chunk));
+                left -= chunk;
+            }
+            bytes
+        }
+        _ => Vec::new(),
+    };
+    let (rtype, rdata) = match &record.rd {
+        Rd::A(last) => (RecordType::A, RData::A(Ipv4Addr::new(192, 0, 2, *last))),
+        Rd::Aaaa(last) => (
+            RecordType::AAAA,
+            RData::Aaaa(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, *last)),
+        ),
+        Rd::Cname(_) => (RecordType::CNAME, RData::Cname(names[0].as_name())),
+        Rd::Ns(_) => (RecordType::NS, RData::Ns(names[0].as_name())),
+        Rd::Mx(preference, _) => (
+            RecordType::MX,
+            RData::Mx(Mx {
+                preference: *preference,
+                exchange: names[0].as_name(),
+            }),
+        ),
+        Rd::Txt(_) => (
+            RecordType::TXT,
+            RData::Txt(Txt::new(&txt_bytes, 0).unwrap()),
+        ),
+        Rd::Rrsig(_) => (RecordType::RRSIG, RData::Unknown(&txt_bytes)),
+        Rd::Soa(minimum) => (
+            RecordType::SOA,
+            RData::Soa(Soa {
+                mname: names[0].as_name(),
+                rname: names[1].as_name(),
+                serial: 2024,
+                refresh: 7200,
+                retry: 900,
+                expire: 1_209_600,
+                minimum: *minimum,
+            }),
+        ),
+    };
+    builder
+        .record(
+            record.section,
+            &owner.as_name(),
+            rtype,
+            Class::IN,
+            record.ttl,
+            &rdata,
+        )
+        .unwrap();
+}
+
+/// An upstream response as a recursive upstream sends it (QR RD RA, AA
+/// set to check that it is not passed on, with an OPT record).
+fn response_with(
+    qname: &str,
+    qtype: RecordType,
+    flags: Flags,
+    records: &[Rr],
+    upstream_opt: bool,
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 65_535];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_id(0x7777);
+    builder.set_flags(flags);
+    builder
+        .question(&name(qname).as_name(), qtype, Class::IN)
+        .unwrap();
+    for record in records {
+        write_rr(&mut builder, record);
+    }
+    if upstream_opt {
+        builder
+            .opt(&OptSpec {
+                udp_payload_size: 4096,
+                extended_rcode: 0,
+                version: 0,
+                dnssec_ok: true,
+                options: &[],
+            })
+            .unwrap();
+    }
+    let len = builder.finish();
+    buf.truncate(len);
+    buf
+}
+
+fn upstream_flags(rcode: Rcode) -> Flags {
+    Flags::default()
+        .with_response(true)
+        .with_authoritative(true)
+        .with_recursion_desired(true)
+        .with_recursion_available(true)
+        .with_rcode(rcode)
+}
+
+fn response(qname: &str, qtype: RecordType, rcode: Rcode, records: &[Rr]) -> Vec<u8> {
+    response_with(qname, qtype, upstream_flags(rcode), records, true)
+}
+
+/// A client query.
+#[derive(Clone, Copy)]
+struct Q {
+    name: &'static str,
+    qtype: RecordType,
+    id: u16,
+    flags: Flags,
+    /// (payload size, DO)
+    edns: Option<(u16, bool)>,
+}
+
+impl Q {
+    fn new(name: &'static str, qtype: RecordType) -> Self {
+        Self {
+            name,
+            qtype,
+            id: 0x1234,
+            flags: Flags::default().with_recursion_desired(true),
+            edns: Some((1232, false)),
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder.set_id(self.id);
+        builder.set_flags(self.flags);
+        builder
+            .question(&name(self.name).as_name(), self.qtype, Class::IN)
+            .unwrap();
+        if let Some((udp_payload_size, dnssec_ok)) = self.edns {
+            builder
+                .opt(&OptSpec {
+                    udp_payload_size,
+                    extended_rcode: 0,
+                    version: 0,
+                    dnssec_ok,
+                    options: &[],
+                })
+                .unwrap();
+        }
+        let len = builder.finish();
+        buf[..len].to_vec()
+    }
+
+    fn key(&self) -> QueryKey {
+        QueryKey::from_packet(&self.bytes()).unwrap().1
+    }
+}
+
+fn at(secs: u64) -> Timestamp {
+    Timestamp::from_secs(secs)
+}
+
+/// Start of time in most tests; not zero, so ages are real differences.
+const T0: u64 = 1_000;
+
+fn entry_for(query: &Q, response: &[u8], now: Timestamp, policy: &CachePolicy) -> Option<Entry> {
+    let message = Message::parse(response).unwrap();
+    Entry::from_response(&query.key(), &message, now, policy).unwrap()
+}
+
+fn stored(query: &Q, response: &[u8]) -> Entry {
+    entry_for(query, response, at(T0), &CachePolicy::default()).expect("cacheable")
+}
+
+fn cache() -> Cache {
+    Cache::new(1 << 20, CachePolicy::default()).unwrap()
+}
+
+/// The reply to `query` from `entry` at `now`, with our payload 1232,
+/// cross-checked against hickory.
+fn reply(entry: &Entry, query: &Q, now: Timestamp) -> (Vec<u8>, HMessage) {
+    let bytes = query.bytes();
+    let message = Message::parse(&bytes).unwrap();
+    let request = AnswerRequest::from_query(&message, 1232).unwrap();
+    let mut out = vec![0u8; 65_535];
+    let len = entry.write_answer(&mut out, &request, now).unwrap();
+    out.truncate(len);
+    assert!(
+        len <= request.limit,
+        "reply of {len} over {}",
+        request.limit
+    );
+    let theirs = cross_check(&out, query);
+    (out, theirs)
+}
+
+/// Parse `reply` with heimdall-wire and hickory-proto; both must agree on
+/// every header bit, the question (exact letter case, which must be the
+/// client's), each record's owner, type, class and TTL, and the EDNS.
+fn cross_check(reply: &[u8], query: &Q) -> HMessage {
+    let ours = Message::parse(reply).unwrap();
+    let theirs = HMessage::from_vec(reply).unwrap();
+    let flags = ours.flags();
+    let meta = &theirs.metadata;
+    assert_eq!(ours.id(), meta.id);
+    assert_eq!(ours.id(), query.id);
+    assert!(flags.response() && meta.message_type == MessageType::Response);
+    assert_eq!(flags.opcode().0, u8::from(meta.op_code));
+    assert_eq!(flags.opcode(), query.flags.opcode());
+    assert!(
+        !flags.authoritative() && !meta.authoritative,
+        "AA must be 0"
+    );
+    assert_eq!(flags.truncated(), meta.truncation);
+    assert_eq!(flags.recursion_desired(), meta.recursion_desired);
+    assert_eq!(flags.recursion_desired(), query.flags.recursion_desired());
+    assert!(flags.recursion_available() && meta.recursion_available);
+    assert_eq!(flags.authentic_data(), meta.authentic_data);
+    assert_eq!(flags.checking_disabled(), meta.checking_disabled);
+    assert_eq!(flags.checking_disabled(), query.flags.checking_disabled());
+    assert_eq!(ours.rcode().0, u16::from(meta.response_code));
+
+    assert_eq!(theirs.queries.len(), 1);
+    let question = ours.question().unwrap();
+    let hickory_qname: Vec<u8> = theirs.queries[0]
+        .name
+        .iter()
+        .flat_map(|label| [&[label.len() as u8][..], label].concat())
+        .chain([0])
+        .collect();
+    assert_eq!(
+        NameBuf::from_name(&question.name).as_wire(),
+        &hickory_qname[..]
+    );
+    assert_eq!(
+        NameBuf::from_name(&question.name).as_wire(),
+        name(query.name).as_wire(),
+        "the client's letter case"
+    );
+    assert_eq!(question.qtype.0, u16::from(theirs.queries[0].query_type));
+
+    let sections = [
+        (Section::Answer, &theirs.answers),
+        (Section::Authority, &theirs.authorities),
+        (Section::Additional, &theirs.additionals),
+    ];
+    for (section, their_records) in sections {
+        let records: Vec<_> = ours
+            .records(section)
+            .filter(|record| record.rtype() != RecordType::OPT)
+            .collect();
+        assert_eq!(records.len(), their_records.len(), "{section:?} count");
+        for (record, other) in records.iter().zip(their_records.iter()) {
+            assert_eq!(record.rtype().0, u16::from(other.record_type()));
+            assert_eq!(record.class().0, u16::from(other.dns_class));
+            assert_eq!(record.ttl(), other.ttl, "{section:?} TTL");
+            assert!(
+                other
+                    .name
+                    .to_ascii()
+                    .eq_ignore_ascii_case(&record.name().to_string())
+            );
+        }
+    }
+    match (ours.opt(), &theirs.edns, query.edns) {
+        (None, None, None) => {}
+        (Some(opt), Some(edns), Some((_, dnssec_ok))) => {
+            assert_eq!(opt.udp_payload_size(), 1232);
+            assert_eq!(edns.max_payload(), 1232);
+            assert_eq!(opt.dnssec_ok(), dnssec_ok);
+            assert_eq!(edns.flags().dnssec_ok, dnssec_ok);
+            assert_eq!((opt.version(), edns.version()), (0, 0));
+            assert_eq!(opt.options().count(), 0);
+        }
+        (ours, theirs, query) => {
+            panic!("EDNS mismatch: ours {ours:?}, hickory {theirs:?}, query {query:?}")
+        }
+    }
+    theirs
+}
+
+fn ttls(message: &HMessage) -> Vec<u32> {
+    message
+        .answers
+        .iter()
+        .chain(&message.authorities)
+        .chain(&message.additionals)
+        .map(|record| record.ttl)
+        .collect()
+}
+
+fn www_a() -> (Q, Vec<u8>) {
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = response(
+        "www.example.com",
+        RecordType::A,
+        Rcode::NOERROR,
+        &[
+            answer("www.example.com", 300, Rd::A(1)),
+            answer("www.example.com", 300, Rd::A(2)),
+        ],
+    );
+    (query, upstream)
+}
+
+// ---------------------------------------------------------------------------
+// Lookup, insert, expiry
+// ---------------------------------------------------------------------------
+
+#[test]
+fn miss_then_hit() {
+    let (query, upstream) = www_a();
+    let mut cache = cache();
+    assert!(matches!(cache.lookup(&query.key(), at(T0)), Lookup::Miss));
+    let entry = stored(&query, &upstream);
+    assert_eq!(entry.kind(), EntryKind::Positive);
+    assert!(cache.insert(&query.key(), entry, at(T0)).unwrap());
+    let Lookup::Fresh(entry) = cache.lookup(&query.key(), at(T0 + 1)) else {
+        panic!("expected a fresh hit");
+    };
+    let (_, theirs) = reply(entry, &query, at(T0 + 1));
+    assert_eq!(theirs.answers.len(), 2);
+    assert_eq!(ttls(&theirs), [299, 299]);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.inserts, stats.entries),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        stats.bytes,
+        Cache::entry_bytes(cache.peek(&query.key()).unwrap())
+    );
+    cache.check_invariants();
+}
+
+#[test]
+fn client_ttl_decreases_with_age() {
+    let (query, upstream) = www_a();
+    let entry = stored(&query, &upstream);
+    let start = at(T0);
+    for (elapsed_ms, expected) in [
+        (0, 300),
+        (999, 300),
+        (1_000, 299),
+        (1_999, 299),
+        (100_000, 200),
+    ] {
+        let (_, theirs) = reply(&entry, &query, start.add_millis(elapsed_ms));
+        assert_eq!(ttls(&theirs), [expected, expected], "after {elapsed_ms} ms");
+    }
+    // The stored copy is never touched by serving.
+    let (_, theirs) = reply(&entry, &query, start);
+    assert_eq!(ttls(&theirs), [300, 300]);
+}
+
+#[test]
+fn expires_exactly_at_the_lowest_ttl() {
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = response(
+        "www.example.com",
+        RecordType::A,
+        Rcode::NOERROR,
+        &[
+            answer("www.example.com", 300, Rd::A(1)),
+            rr(
+                Section::Authority,
+                "example.com",
+                60,
+                Rd::Ns("ns1.example.com"),
+            ),
+            rr(Section::Additional, "ns1.example.com", 600, Rd::A(53)),
+        ],
+    );
+    let entry = stored(&query, &upstream);
+    assert_eq!(entry.expires_at(), at(T0 + 60));
+    let mut cache = cache();
+    cache.insert(&query.key(), entry, at(T0)).unwrap();
+    let just_before = at(T0 + 60).add_millis(0).as_millis() - 1;
+    assert!(matches!(
+        cache.lookup(&query.key(), Timestamp::from_millis(just_before)),
+        Lookup::Fresh(_)
+    ));
+    assert!(matches!(
+        cache.lookup(&query.key(), at(T0 + 60)),
+        Lookup::Miss
+    ));
+    let stats = cache.stats();
+    assert_eq!((stats.expired, stats.entries, stats.bytes), (1, 0, 0));
+    cache.check_invariants();
+}
+
+#[test]
+fn ttls_are_clamped_by_min_and_max() {
+    let policy = CachePolicy {
+        min_ttl: 120,
+        max_ttl: 600,
+        ..CachePolicy::default()
+    };
+    let query = Q::new("www.example.com", RecordType::A);
+    let low = response(
+        "www.example.com",
+        RecordType::A,
+        Rcode::NOERROR,
+        &[
+            answer("www.example.com", 30, Rd::A(1)),
+            answer("www.example.com", 30, Rd::A(2)),
+        ],
+    );
+    let entry = entry_for(&query, &low, at(T0), &policy).unwrap();
+    assert_eq!(entry.expires_at(), at(T0 + 120));
+    assert_eq!(ttls(&reply(&entry, &query, at(T0)).1), [120, 120]);
+
+    let high = response(
+        "www.example.com",
+        RecordType::A,
+        Rcode::NOERROR,
+        &[
+            answer("www.example.com", 86_400, Rd::A(1)),
+            rr(Section::Additional, "x.example.com", 3_600, Rd::A(9)),
+        ],
+    );
+    let entry = entry_for(&query, &high, at(T0), &policy).unwrap();
+    assert_eq!(entry.expires_at(), at(T0 + 600));
+    assert_eq!(ttls(&reply(&entry, &query, at(T0 + 10)).1), [590, 590]);
+}
+
+#[test]
+fn zero_ttl_answers_are_not_stored() {
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = response(
+        "www.example.com",
+        RecordType::A,
+        Rcode::NOERROR,
+        &[
+            answer("www.example.com", 300, Rd::A(1)),
+            answer("www.example.com", 0, Rd::A(2)),
+        ],
+    );
+    // Not even a min_ttl raises a TTL of 0: the upstream said "use once".
+    let policy = CachePolicy {
+        min_ttl: 60,
+        ..CachePolicy::default()
+    };
+    assert!(entry_for(&query, &upstream, at(T0), &policy).is_none());
+}
+
+#[test]
+fn stale_entries_within_the_window() {
+    let policy = CachePolicy {
+        stale_window: 30,
+        ..CachePolicy::default()
+    };
+    let (query, upstream) = www_a();
+    let mut cache = Cache::new(1 << 20, policy).unwrap();
+    let entry = entry_for(&query, &upstream, at(T0), &policy).unwrap();
+    cache.insert(&query.key(), entry, at(T0)).unwrap();
+    let Lookup::Stale(entry) = cache.lookup(&query.key(), at(T0 + 310)) else {
+        panic!("expected a stale hit");
+    };
+    assert_eq!(ttls(&reply(entry, &query, at(T0 + 310)).1), [0, 0]);
+    assert!(matches!(
+        cache.lookup(&query.key(), at(T0 + 330)),
+        Lookup::Miss
+    ));
+    let stats = cache.stats();
+    assert_eq!((stats.stale_hits, stats.expired, stats.misses), (1, 1, 1));
+    // An entry already past the window at insert time is not stored.
+    let old = entry_for(&query, &upstream, at(T0), &policy).unwrap();
+    assert!(!cache.insert(&query.key(), old, at(T0 + 400)).unwrap());
+    assert!(cache.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Negative answers and failures
+// ---------------------------------------------------------------------------
+
+fn nxdomain(soa_ttl: u32, minimum: u32) -> Vec<u8> {
+    response(
+        "nope.example.com",
+        RecordType::A,
+        Rcode::NXDOMAIN,
+        &[rr(
+            Section::Authority,
+            "example.com",
+            soa_ttl,
+            Rd::Soa(minimum),
+        )],
+    )
+}
+
+#[test]
+fn negative_ttl_follows_rfc_2308() {
+    let query = Q::new("nope.example.com", RecordType::A);
+    let policy = CachePolicy::default();
+    for (soa_ttl, minimum, expected) in [(900, 300, 300), (100, 300, 100), (86_400, 86_400, 3_600)]
+    {
+        let entry = entry_for(&query, &nxdomain(soa_ttl, minimum), at(T0), &policy).unwrap();
+        assert_eq!(entry.kind(), EntryKind::NxDomain);
+        assert_eq!(entry.rcode(), Rcode::NXDOMAIN);
+        assert_eq!(entry.expires_at(), at(T0 + expected));
+        let (_, theirs) = reply(&entry, &query, at(T0 + 1));
+        assert_eq!(u16::from(theirs.metadata.response_code), 3);
+        assert_eq!(
+            ttls(&theirs),
+            [expected as u32 - 1],
+            "the SOA carries the negative TTL"
+        );
+    }
+    let capped = CachePolicy {
+        negative_max_ttl: 60,
+        ..policy
+    };
+    let entry = entry_for(&query, &nxdomain(900, 300), at(T0), &capped).unwrap();
+    assert_eq!(entry.expires_at(), at(T0 + 60));
+
+    // NODATA: NOERROR, a CNAME to a name without the type, and a SOA. The
+    // CNAME is capped by the negative TTL too.
+    let query = Q::new("alias.example.com", RecordType::AAAA);
+    let nodata = response(
+        "alias.example.com",
+        RecordType::AAAA,
+        Rcode::NOERROR,
+        &[
+            answer("alias.example.com", 3_600, Rd::Cname("www.example.com")),
+            rr(Section::Authority, "example.com", 600, Rd::Soa(120)),
+        ],
+    );
+    let entry = entry_for(&query, &nodata, at(T0), &policy).unwrap();
+    assert_eq!(entry.kind(), EntryKind::NoData);
+    assert_eq!(entry.expires_at(), at(T0 + 120));
+    let (_, theirs) = reply(&entry, &query, at(T0));
+    assert_eq!(ttls(&theirs), [120, 120]);
+    assert_eq!(u16::from(theirs.metadata.response_code), 0);
+}
+
+#[test]
+fn negative_answers_without_soa_are_not_stored() {
+    let policy = CachePolicy::default();
+    let query = Q::new("nope.example.com", RecordType::A);
+    let bare = response("nope.example.com", RecordType::A, Rcode::NXDOMAIN, &[]);
+    assert!(entry_for(&query, &bare, at(T0), &policy).is_none());
+    let nodata = response(
+        "nope.example.com",
+        RecordType::A,
+        Rcode::NOERROR,
+        &[rr(
+            Section::Authority,
+            "example.com",
+            300,
+            Rd::Ns("ns1.example.com"),
+        )],
+    );
+    assert!(entry_for(&query, &nodata, at(T0), &policy).is_none());
+    let off = CachePolicy {
+        negative_max_ttl: 0,
+        ..policy
+    };
+    assert!(entry_for(&query, &nxdomain(300, 300), at(T0), &off).is_none());
+}
+
+#[test]
+fn failure_entries_expire_after_failure_ttl() {
+    let policy = CachePolicy {
+        failure_ttl: 3,
+        stale_window: 600,
+        ..CachePolicy::default()
+    };
+    let query = Q::new("Broken.Example.com", RecordType::A);
+    let key = query.key();
+    let entry = Entry::failure(
+        &key,
+        name("broken.EXAMPLE.com").as_wire(),
+        Rcode::SERVFAIL,
+        at(T0),
+        &policy,
+    )
+    .unwrap();
+    assert_eq!(entry.kind(), EntryKind::ServFail);
+    let (_, theirs) = reply(&entry, &query, at(T0));
+    assert_eq!(u16::from(theirs.metadata.response_code), 2);
+    assert!(theirs.answers.is_empty());
+
+    let mut cache = Cache::new(1 << 20, policy).unwrap();
+    cache.insert(&key, entry, at(T0)).unwrap();
+    let just_before = Timestamp::from_millis(at(T0 + 3).as_millis() - 1);
+    assert!(matches!(cache.lookup(&key, just_before), Lookup::Fresh(_)));
+    // Never stale, whatever the window.
+    assert!(matches!(cache.lookup(&key, at(T0 + 3)), Lookup::Miss));
+
+    for failure_ttl in [0, 6] {
+        let bad = CachePolicy {
+            failure_ttl,
+            ..policy
+        };
+        assert!(matches!(
+            Entry::failure(&key, &key.name, Rcode::SERVFAIL, at(T0), &bad),
+            Err(CacheError::InvalidPolicy(_))
+        ));
+        assert!(Cache::new(1 << 20, bad).is_err());
+    }
+    for rcode in [Rcode::NOERROR, Rcode::NXDOMAIN, Rcode::BADCOOKIE] {
+        assert_eq!(
+            Entry::failure(&key, &key.name, rcode, at(T0), &policy),
+            Err(CacheError::NotAFailure(rcode.0))
+        );
+    }
+    assert_eq!(
+        Entry::failure(
+            &key,
+            name("other.example.com").as_wire(),
+            Rcode::SERVFAIL,
+            at(T0),
+            &policy
+        ),
+        Err(CacheError::QuestionMismatch)
+    );
+}
+
+#[test]
+fn responses_that_are_refused() {
+    let policy = CachePolicy::default();
+    let (query, _) = www_a();
+    let key = query.key();
+    let records = [answer("www.example.com", 300, Rd::A(1))];
+    let build = |qname: &str, qtype, flags| response_with(qname, qtype, flags, &records, false);
+    let outcome = |bytes: Vec<u8>| {
+        let message = Message::parse(&bytes).unwrap();
+        Entry::from_response(&key, &message, at(T0), &policy).map(|entry| entry.is_some())
+    };
+    let ok = upstream_flags(Rcode::NOERROR);
+    assert_eq!(
+        outcome(build("WWW.example.COM", RecordType::A, ok)),
+        Ok(true)
+    );
+    assert_eq!(
+        outcome(build(
+            "www.example.com",
+            RecordType::A,
+            ok.with_truncated(true)
+        )),
+        Ok(false)
+    );
+    for rcode in [Rcode::SERVFAIL, Rcode::REFUSED, Rcode::FORMERR] {
+        assert_eq!(
+            outcome(build(
+                "www.example.com",
+                RecordType::A,
+                ok.with_rcode(rcode)
+            )),
+            Ok(false)
+        );
+    }
+    assert_eq!(
+        outcome(build(
+            "www.example.com",
+            RecordType::A,
+            ok.with_opcode(Opcode::NOTIFY)
+        )),
+        Err(CacheError::NotAResponse)
+    );
+    assert_eq!(
+        outcome(build(
+            "www.example.com",
+            RecordType::A,
+            ok.with_response(false)
+        )),
+        Err(CacheError::NotAResponse)
+    );
+    assert_eq!(
+        outcome(build("www.example.net", RecordType::A, ok)),
+        Err(CacheError::QuestionMismatch)
+    );
+    assert_eq!(
+        outcome(build("www.example.com", RecordType::AAAA, ok)),
+        Err(CacheError::QuestionMismatch)
+    );
+    // A referral (no answer, NS in authority, no SOA) is not an answer.
+    let referral = response_with(
+        "www.example.com",
+        RecordType::A,
+        ok,
+        &[rr(
+            Section::Authority,
+            "example.com",
+            300,
+            Rd::Ns("ns1.example.com"),
+        )],
+        false,
+    );
+    assert_eq!(outcome(referral), Ok(false));
+}
+
+#[test]
+fn cname_chains_are_positive_and_the_upstream_opt_is_dropped() {
+    let query = Q::new("alias.example.com", RecordType::A);
+    let upstream = response(
+        "alias.example.com",
+        RecordType::A,
+        Rcode::NOERROR,
+        &[
+            answer("alias.example.com", 600, Rd::Cname("www.example.com")),
+            answer("www.example.com", 300, Rd::A(1)),
+        ],
+    );
+    assert!(Message::parse(&upstream).unwrap().opt().is_some());
+    let entry = stored(&query, &upstream);
+    assert_eq!(entry.kind(), EntryKind::Positive);
+    assert_eq!(entry.expires_at(), at(T0 + 300));
+    let stored_view = Message::parse(entry.wire()).unwrap();
+    assert!(stored_view.opt().is_none());
+    assert_eq!(stored_view.header().additional_count, 0);
+    assert_eq!(stored_view.id(), 0);
+    // Two RRsets, two cuts; the question is the key's lower-cased name.
+    assert_eq!(entry.cuts().len(), 2);
+    assert_eq!(entry.question_name(), name("alias.example.com").as_wire());
+    let plain = Q {
+        edns: None,
+        ..query
+    };
+    let (_, theirs) = reply(&entry, &plain, at(T0));
+    assert!(theirs.edns.is_none());
+    assert_eq!(theirs.answers.len(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Keys and letter case
+// ---------------------------------------------------------------------------
+
+#[test]
+fn keys_ignore_case_and_replies_restore_the_clients_case() {
+    let (query, upstream) = www_a();
+    let mut cache = cache();
+    cache
+        .insert(&query.key(), stored(&query, &upstream), at(T0))
+        .unwrap();
+    let shouting = Q {
+        name: "WwW.ExAmPlE.CoM",
+        id: 0x4321,
+        ..query
+    };
+    assert_eq!(shouting.key(), query.key());
+    let Lookup::Fresh(entry) = cache.lookup(&shouting.key(), at(T0)) else {
+        panic!("case-insensitive hit expected");
+    };
+    // `reply` checks that the question has the client's exact case.
+    let (bytes, theirs) = reply(entry, &shouting, at(T0));
+    assert_eq!(&bytes[12..12 + 17], name("WwW.ExAmPlE.CoM").as_wire());
+    // The answers point at the question, so they read in the client's case
+    // too, as they would from the authority.
+    assert_eq!(theirs.answers[0].name.to_ascii(), "WwW.ExAmPlE.CoM.");
+    // The same entry answers the original spelling afterwards.
+    let Lookup::Fresh(entry) = cache.lookup(&query.key(), at(T0)) else {
+        panic!();
+    };
+    reply(entry, &query, at(T0));
+    // A qname of another name is refused rather than written.
+    let other = Q::new("www.example.net", RecordType::A).bytes();
+    let message = Message::parse(&other).unwrap();
+    let request = AnswerRequest::from_query(&message, 1232).unwrap();
+    assert_eq!(
+        entry.write_answer(&mut [0u8; 512], &request, at(T0)),
+        Err(CacheError::QuestionMismatch)
+    );
+}
+
+#[test]
+fn do_and_cd_are_separate_keys() {
+    let (query, upstream) = www_a();
+    let mut cache = cache();
+    cache
+        .insert(&query.key(), stored(&query, &upstream), at(T0))
+        .unwrap();
+    let with_do = Q {
+        edns: Some((1232, true)),
+        ..query
+    };
+    let with_cd = Q {
+        flags: query.flags.with_checking_disabled(true),
+        ..query
+    };
+    let without_edns = Q {
+        edns: None,
+        ..query
+    };
+    assert!(matches!(cache.lookup(&with_do.key(), at(T0)), Lookup::Miss));
+    assert!(matches!(cache.lookup(&with_cd.key(), at(T0)), Lookup::Miss));
+    // No EDNS and EDNS without DO are the same key.
+    assert!(matches!(
+        cache.lookup(&without_edns.key(), at(T0)),
+        Lookup::Fresh(_)
+    ));
+    // Each gets its own entry; an entry never goes in under another key.
+    let do_entry = stored(&with_do, &upstream);
+    assert_eq!(
+        cache.insert(&query.key(), do_entry.clone(), at(T0)),
+        Err(CacheError::QuestionMismatch)
+    );
+    cache.insert(&with_do.key(), do_entry, at(T0)).unwrap();
+    cache
+        .insert(&with_cd.key(), stored(&with_cd, &upstream), at(T0))
+        .unwrap();
+    assert_eq!(cache.len(), 3);
+    let Lookup::Fresh(entry) = cache.lookup(&with_cd.key(), at(T0)) else {
+        panic!();
+    };
+    assert!(entry.checking_disabled() && !entry.dnssec_ok());
+    reply(entry, &with_cd, at(T0));
+    cache.check_invariants();
+}
+
+// ---------------------------------------------------------------------------
+// write_answer
+// ---------------------------------------------------------------------------
+
+#[test]
+fn reply_header_flags_and_opt() {
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = response_with(
+        "www.example.com",
+        RecordType::A,
+        upstream_flags(Rcode::NOERROR).with_authentic_data(true),
+        &[answer("www.example.com", 300, Rd::A(1))],
+        true,
+    );
+    let entry = stored(&query, &upstream);
+    assert!(entry.authentic_data());
+
+    // AD only when the client set AD or DO.
+    let plain = Q {
+        id: 0xbeef,
+        flags: Flags::default(),
+        ..query
+    };
+    let (bytes, theirs) = reply(&entry, &plain, at(T0));
+    assert!(!theirs.metadata.authentic_data && !theirs.metadata.recursion_desired);
+    assert_eq!(theirs.metadata.id, 0xbeef);
+    // One answer plus the OPT, which is counted in ARCOUNT.
+    assert_eq!(u16::from_be_bytes([bytes[10], bytes[11]]), 1);
+    assert_eq!(theirs.additionals.len(), 0);
+    let with_ad = Q {
+        flags: Flags::default()
+            .with_authentic_data(true)
+            .with_recursion_desired(true)
+            .with_checking_disabled(true),
+        ..query
+    };
+    assert!(reply(&entry, &with_ad, at(T0)).1.metadata.authentic_data);
+    let with_do = Q {
+        edns: Some((4096, true)),
+        ..query
+    };
+    let (bytes, theirs) = reply(&entry, &with_do, at(T0));
+    assert!(theirs.metadata.authentic_data);
+    // Our payload size (1232), not the client's 4096; DO echoed.
+    let opt = &bytes[bytes.len() - OPT_LEN..];
+    assert_eq!(opt, [0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+
+    // Without EDNS: no OPT, ARCOUNT 0.
+    let no_edns = Q {
+        edns: None,
+        ..query
+    };
+    let (bytes, theirs) = reply(&entry, &no_edns, at(T0));
+    assert!(theirs.edns.is_none());
+    assert_eq!(u16::from_be_bytes([bytes[10], bytes[11]]), 0);
+
+    // The opcode is the client's, even an odd one.
+    let status = Q {
+        flags: Flags::default().with_opcode(Opcode::STATUS),
+        ..query
+    };
+    assert_eq!(
+        u8::from(reply(&entry, &status, at(T0)).1.metadata.op_code),
+        2
+    );
+
+    // An upstream without AD gives no AD, whatever the client asks.
+    let entry = stored(&query, &www_a().1);
+    assert!(!reply(&entry, &with_do, at(T0)).1.metadata.authentic_data);
+}
+
+/// An answer over 512 bytes in three RRsets: 5 A (16 bytes each), one TXT
+/// of 200 bytes, 10 AAAA (28 bytes each).
+fn big_answer() -> (Q, Vec<u8>) {
+    let query = Q::new("big.example.com", RecordType::ANY);
+    let mut records: Vec<Rr> = (1..=5)
+        .map(|last| answer("big.example.com", 300, Rd::A(last)))
+        .collect();
+    records.push(answer("big.example.com", 300, Rd::Txt(199)));
+    records.extend((1..=10).map(|last| answer("big.example.com", 300, Rd::Aaaa(last))));
+    let upstream = response("big.example.com", RecordType::ANY, Rcode::NOERROR, &records);
+    (query, upstream)
+}
+
+#[test]
+fn truncation_cuts_at_rrset_boundaries() {
+    let (query, upstream) = big_answer();
+    let entry = stored(&query, &upstream);
+    assert_eq!(entry.cuts().len(), 3);
+    assert!(entry.wire().len() > 512);
+
+    // A client without EDNS gets 512 bytes: the A and TXT sets, TC=1.
+    let small = Q {
+        edns: None,
+        ..query
+    };
+    let (bytes, theirs) = reply(&entry, &small, at(T0 + 5));
+    assert!(bytes.len() <= 512);
+    assert!(theirs.metadata.truncation);
+    let types: Vec<u16> = theirs
+        .answers
+        .iter()
+        .map(|record| u16::from(record.record_type()))
+        .collect();
+    assert_eq!(types, [[1u16; 5].as_slice(), &[16]].concat());
+    assert!(ttls(&theirs).iter().all(|&ttl| ttl == 295));
+
+    // An EDNS client at 512 gets the same cut, plus the OPT.
+    let edns_512 = Q {
+        edns: Some((512, false)),
+        ..query
+    };
+    let (bytes, theirs) = reply(&entry, &edns_512, at(T0));
+    assert!(bytes.len() <= 512 && theirs.metadata.truncation);
+    assert_eq!(theirs.answers.len(), 6);
+    assert!(theirs.edns.is_some());
+
+    // Room is kept for the OPT: one byte short of message plus OPT drops
+    // the last RRset; exactly enough keeps everything.
+    let query_bytes = Q::new("big.example.com", RecordType::ANY).bytes();
+    let message = Message::parse(&query_bytes).unwrap();
+    let exact = AnswerRequest::from_query(&message, 1232).unwrap();
+    let mut out = vec![0u8; 4096];
+    for (limit, answers) in [
+        (entry.wire().len() + OPT_LEN - 1, 6),
+        (entry.wire().len() + OPT_LEN, 16),
+    ] {
+        let request = AnswerRequest { limit, ..exact };
+        let len = entry.write_answer(&mut out, &request, at(T0)).unwrap();
+        assert!(len <= limit);
+        let theirs = cross_check(&out[..len], &Q::new("big.example.com", RecordType::ANY));
+        assert_eq!(theirs.answers.len(), answers);
+        assert_eq!(theirs.metadata.truncation, answers < 16);
+    }
+
+    // A client at 1232 gets everything, no TC.
+    let (bytes, theirs) = reply(&entry, &Q::new("big.example.com", RecordType::ANY), at(T0));
+    assert!(!theirs.metadata.truncation);
+    assert_eq!(theirs.answers.len(), 16);
+    assert_eq!(bytes.len(), entry.wire().len() + OPT_LEN);
+
+    // Over TCP there is no UDP limit.
+    let bytes = small.bytes();
+    let message = Message::parse(&bytes).unwrap();
+    let request = AnswerRequest::from_query(&message, 1232)
+        .unwrap()
+        .over_tcp();
+    let mut out = vec![0u8; 65_535];
+    let len = entry.write_answer(&mut out, &request, at(T0)).unwrap();
+    assert_eq!(len, entry.wire().len());
+    let theirs = cross_check(&out[..len], &small);
+    assert!(!theirs.metadata.truncation);
+
+    // A buffer smaller than the limit truncates too; one that cannot hold
+    // header, question and OPT is an error.
+    let query_bytes = query.bytes();
+    let message = Message::parse(&query_bytes).unwrap();
+    let request = AnswerRequest::from_query(&message, 1232).unwrap();
+    let mut tiny = [0u8; 200];
+    let len = entry.write_answer(&mut tiny, &request, at(T0)).unwrap();
+    let theirs = cross_check(&tiny[..len], &query);
+    assert_eq!(
+        (theirs.answers.len(), theirs.metadata.truncation),
+        (5, true)
+    );
+    assert!(matches!(
+        entry.write_answer(&mut [0u8; 40], &request, at(T0)),
+        Err(CacheError::BufferTooSmall { needed: 44, .. })
+    ));
+}
+
+#[test]
+fn cutting_only_additional_records_does_not_set_tc() {
+    let query = Q {
+        edns: None,
+        ..Q::new("example.com", RecordType::MX)
+    };
+    let mut records = vec![
+        answer("example.com", 300, Rd::Mx(10, "mx1.example.com")),
+        answer("example.com", 300, Rd::Mx(20, "mx2.example.com")),
+        rr(
+            Section::Authority,
+            "example.com",
+            300,
+            Rd::Ns("ns1.example.com"),
+        ),
+    ];
+    for host in ["mx1.example.com", "mx2.example.com"] {
+        records.extend((1..=10).map(|last| rr(Section::Additional, host, 300, Rd::Aaaa(last))));
+    }
+    let upstream = response("example.com", RecordType::MX, Rcode::NOERROR, &records);
+    let entry = stored(&query, &upstream);
+    assert!(entry.wire().len() > 512);
+    let (bytes, theirs) = reply(&entry, &query, at(T0));
+    assert!(bytes.len() <= 512);
+    assert!(
+        !theirs.metadata.truncation,
+        "only additional data was left out"
+    );
+    assert_eq!((theirs.answers.len(), theirs.authorities.len()), (2, 1));
+    // The first glue RRset fits whole; the second is left out whole.
+    assert_eq!(theirs.additionals.len(), 10);
+}
+
+#[test]
+fn an_rrsig_stays_with_its_rrset() {
+    let query = Q {
+        edns: None,
+        ..Q::new("signed.example.com", RecordType::TXT)
+    };
+    let upstream = response(
+        "signed.example.com",
+        RecordType::TXT,
+        Rcode::NOERROR,
+        &[
+            answer("signed.example.com", 300, Rd::Txt(100)),
+            answer("signed.example.com", 300, Rd::Rrsig(150)),
+            answer("signed.example.com", 300, Rd::Txt(100)),
+            answer("signed.example.com", 300, Rd::Rrsig(150)),
+        ],
+    );
+    let entry = stored(&query, &upstream);
+    // TXT+RRSIG, then the second TXT+RRSIG run: two cuts, not four.
+    assert_eq!(entry.cuts().len(), 2);
+    assert_eq!(entry.cuts()[0].answers, 2);
+    let (_, theirs) = reply(&entry, &query, at(T0));
+    assert!(theirs.metadata.truncation);
+    assert_eq!(theirs.answers.len(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// The shard: bounds, eviction, hints, removal
+// ---------------------------------------------------------------------------
+
+/// A small deterministic generator (xorshift64*), so tests need no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+/// A positive entry for `host<n>.example` with `records` A records.
+fn numbered(n: u64, records: u64, ttl: u32, now: Timestamp) -> (QueryKey, Entry) {
+    let qname = format!("host{n}.example");
+    let query_bytes = {
+        let mut buf = [0u8; 512];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder
+            .question(&name(&qname).as_name(), RecordType::A, Class::IN)
+            .unwrap();
+        let len = builder.finish();
+        buf[..len].to_vec()
+    };
+    let key = QueryKey::from_packet(&query_bytes).unwrap().1;
+    let mut buf = vec![0u8; 65_535];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_flags(upstream_flags(Rcode::NOERROR));
+    let owner = name(&qname);
+    builder
+        .question(&owner.as_name(), RecordType::A, Class::IN)
+        .unwrap();
+    for last in 0..records {
+        builder
+            .record(
+                Section::Answer,
+                &owner.as_name(),
+                RecordType::A,
+                Class::IN,
+                ttl,
+                &RData::A(Ipv4Addr::from(last as u32)),
+            )
+            .unwrap();
+    }
+    let len = builder.finish();
+    let message = Message::parse(&buf[..len]).unwrap();
+    let entry = Entry::from_response(&key, &message, now, &CachePolicy::default())
+        .unwrap()
+        .unwrap();
+    (key, entry)
+}
+
+#[test]
+fn the_byte_bound_holds_under_random_work() {
+    let capacity = 64 * 1024;
+    let mut cache = Cache::new(capacity, CachePolicy::default()).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut now = at(T0);
+    for step in 0..5_000u64 {
+        now = now.add_millis(rng.below(500));
+        let n = rng.below(400);
+        match rng.below(10) {
+            0..=4 => {
+                let (key, entry) = numbered(n, 1 + rng.below(40), 1 + rng.below(60) as u32, now);
+                assert!(Cache::entry_bytes(&entry) <= capacity);
+                cache.insert(&key, entry, now).unwrap();
+            }
+            5..=8 => {
+                let (key, _) = numbered(n, 1, 60, now);
+                let _ = cache.lookup(&key, now);
+            }
+            _ => {
+                let (key, _) = numbered(n, 1, 60, now);
+                cache.remove(&key);
+            }
+        }
+        let stats = cache.stats();
+        assert!(
+            stats.bytes <= capacity,
+            "step {step}: {} bytes",
+            stats.bytes
+        );
+        if step % 97 == 0 {
+            cache.check_invariants();
+        }
+    }
+    cache.check_invariants();
+    let stats = cache.stats();
+    assert!(stats.evictions > 0 && stats.expired > 0 && stats.hits > 0);
+    assert!(stats.bytes > capacity / 2, "the cache should be well used");
+
+    // An entry larger than the whole cache is refused.
+    let mut tiny = Cache::new(1_000, CachePolicy::default()).unwrap();
+    let (key, entry) = numbered(1, 100, 60, now);
+    assert!(matches!(
+        tiny.insert(&key, entry.clone(), now),
+        Err(CacheError::TooLarge { .. })
+    ));
+    assert!(!tiny.insert_hint(&key, entry, now));
+    assert!(tiny.is_empty());
+}
+
+#[test]
+fn a_scan_does_not_flush_the_hot_set() {
+    let now = at(T0);
+    let (_, sample) = numbered(0, 2, 3_600, now);
+    let per_entry = Cache::entry_bytes(&sample);
+    let capacity = per_entry * 100;
+    let mut cache = Cache::new(capacity, CachePolicy::default()).unwrap();
+    let hot: Vec<(QueryKey, Entry)> = (0..10).map(|n| numbered(n, 2, 3_600, now)).collect();
+    for (key, entry) in &hot {
+        cache.insert(key, entry.clone(), now).unwrap();
+    }
+    for _ in 0..2 {
+        for (key, _) in &hot {
+            assert!(matches!(cache.lookup(key, now), Lookup::Fresh(_)));
+        }
+    }
+    // 10x the capacity in names seen once each: a miss, then an insert.
+    for n in 1_000..2_000 {
+        let (key, entry) = numbered(n, 2, 3_600, now);
+        assert!(matches!(cache.lookup(&key, now), Lookup::Miss));
+        cache.insert(&key, entry, now).unwrap();
+    }
+    for (key, _) in &hot {
+        assert!(cache.is_protected(key));
+        assert!(matches!(cache.lookup(key, now), Lookup::Fresh(_)));
+    }
+    let stats = cache.stats();
+    assert!(stats.evictions >= 900);
+    assert!(stats.entries <= 100);
+    cache.check_invariants();
+
+    // Protected is bounded: promoting everything demotes the overflow to
+    // probation instead of growing past ~80%.
+    let keys: Vec<QueryKey> = (1_900..2_000)
+        .map(|n| numbered(n, 2, 3_600, now).0)
+        .collect();
+    for key in &keys {
+        let _ = cache.lookup(key, now);
+    }
+    let protected = keys
+        .iter()
+        .chain(hot.iter().map(|(key, _)| key))
+        .filter(|key| cache.is_protected(key));
+    assert!(protected.count() <= 80);
+    cache.check_invariants();
+}
+
+#[test]
+fn insert_hint_keeps_the_fresher_entry() {
+    let mut cache = cache();
+    let (key, current) = numbered(1, 2, 300, at(T0));
+    cache.insert(&key, current, at(T0)).unwrap();
+    // Older (expires sooner) and equal hints are refused.
+    let (_, older) = numbered(1, 3, 200, at(T0));
+    assert!(!cache.insert_hint(&key, older, at(T0 + 1)));
+    let (_, same) = numbered(1, 3, 300, at(T0));
+    assert!(!cache.insert_hint(&key, same, at(T0 + 1)));
+    assert_eq!(cache.peek(&key).unwrap().expires_at(), at(T0 + 300));
+    // A later one replaces it, as a hint from another core would: its
+    // timestamps mean the same here.
+    let (_, newer) = numbered(1, 3, 300, at(T0 + 10));
+    assert!(cache.insert_hint(&key, newer.clone(), at(T0 + 11)));
+    let held = cache.peek(&key).unwrap();
+    assert_eq!(held.expires_at(), at(T0 + 310));
+    assert_eq!(held, &newer);
+    // A hint that is already expired, or for another key, is dropped.
+    let (other_key, expired) = numbered(2, 1, 5, at(T0));
+    assert!(!cache.insert_hint(&other_key, expired.clone(), at(T0 + 5)));
+    assert!(!cache.insert_hint(&key, expired, at(T0)));
+    let (other_key, fine) = numbered(2, 1, 5, at(T0));
+    assert!(cache.insert_hint(&other_key, fine, at(T0)));
+    assert_eq!(cache.len(), 2);
+    assert_eq!(cache.stats().inserts, 3);
+    cache.check_invariants();
+}
+
+#[test]
+fn remove_and_remove_subtree() {
+    let mut cache = cache();
+    let names = [
+        ("example.com", RecordType::A),
+        ("example.com", RecordType::MX),
+        ("www.example.com", RecordType::A),
+        ("a.b.example.com", RecordType::AAAA),
+        ("example.net", RecordType::A),
+        ("notexample.com", RecordType::A),
+        ("com", RecordType::NS),
+    ];
+    for (qname, qtype) in names {
+        let upstream = response_with(
+            qname,
+            qtype,
+            upstream_flags(Rcode::NOERROR),
+            &[rr(Section::Authority, "com", 300, Rd::Soa(300))],
+            false,
+        );
+        let query = Q::new(Box::leak(qname.to_owned().into_boxed_str()), qtype);
+        cache
+            .insert(&query.key(), stored(&query, &upstream), at(T0))
+            .unwrap();
+    }
+    assert_eq!(cache.len(), 7);
+    assert_eq!(cache.remove_subtree(name("Example.COM").as_wire()), Ok(4));
+    cache.check_invariants();
+    let left: Vec<&str> = ["example.net", "notexample.com", "com"].to_vec();
+    for (qname, qtype) in names {
+        let query = Q::new(Box::leak(qname.to_owned().into_boxed_str()), qtype);
+        assert_eq!(
+            cache.peek(&query.key()).is_some(),
+            left.contains(&qname),
+            "{qname}"
+        );
+    }
+    assert!(cache.remove_subtree(b"\x03com").is_err());
+
+    let query = Q::new("example.net", RecordType::A);
+    assert!(cache.remove(&query.key()));
+    assert!(!cache.remove(&query.key()));
+    assert_eq!(cache.len(), 2);
+    cache.check_invariants();
+    cache.clear();
+    assert!(cache.is_empty());
+    assert_eq!(cache.stats().bytes, 0);
+    cache.check_invariants();
+    assert_eq!(cache.remove_subtree(&[0]), Ok(0));
+}
+
+#[test]
+fn memory_accounting_counts_spilled_vectors() {
+    let (_, small) = numbered(1, 2, 300, at(T0));
+    let (_, large) = numbered(1, 40, 300, at(T0));
+    assert_eq!(small.heap_bytes(), small.wire().len() + 16);
+    // 40 TTL offsets spill out of the inline 8.
+    assert_eq!(large.heap_bytes(), large.wire().len() + 16 + 40 * 2 + 16);
+    assert!(Cache::entry_bytes(&large) > large.memory_bytes());
+}
+
+#[test]
+fn entries_are_send_and_clone() {
+    fn hint<T: Send + Clone + 'static>() {}
+    hint::<Entry>();
+    let _: fn() = || {
+        let _ = ClientEdns {
+            udp_payload_size: 512,
+            dnssec_ok: false,
+        };
+    };
+}

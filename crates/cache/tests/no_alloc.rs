@@ -1,0 +1,233 @@
+//! The hit path allocates nothing: viewing the client's query, computing
+//! its key, `Cache::lookup` and `Entry::write_answer` (with and without
+//! EDNS, with aged TTLs, with truncation), and also a miss and the removal
+//! of an expired entry.
+//!
+//! A counting global allocator counts allocations made by the current
+//! thread while counting is switched on (a const-initialized thread-local
+//! flag, so the test harness's other threads do not interfere). Entries are
+//! built and stored before counting starts. A control check proves the
+//! counter works.
+
+#![allow(
+    unsafe_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use heimdall_cache::{AnswerRequest, Cache, CachePolicy, Entry, Lookup, Timestamp};
+use heimdall_wire::{
+    Class, Flags, Message, MessageBuilder, NameBuf, OptSpec, QueryKey, RData, Rcode, RecordType,
+    Section,
+};
+
+struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    // `try_with`: the allocator may run while thread-locals are torn down.
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _counted = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// bookkeeping only touches `Cell`s in const-initialized thread-locals, which
+// never allocate.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Run `work` with counting on; return its result and the allocations it
+/// made on this thread.
+fn allocations_during<R>(work: impl FnOnce() -> R) -> (R, usize) {
+    ALLOCATIONS.with(|count| count.set(0));
+    COUNTING.with(|on| on.set(true));
+    let result = work();
+    COUNTING.with(|on| on.set(false));
+    (result, ALLOCATIONS.with(Cell::get))
+}
+
+fn name(text: &str) -> NameBuf {
+    NameBuf::from_presentation(text).unwrap()
+}
+
+fn query(qname: &str, edns: Option<(u16, bool)>) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_id(0x5151);
+    builder.set_flags(Flags::default().with_recursion_desired(true));
+    builder
+        .question(&name(qname).as_name(), RecordType::A, Class::IN)
+        .unwrap();
+    if let Some((udp_payload_size, dnssec_ok)) = edns {
+        builder
+            .opt(&OptSpec {
+                udp_payload_size,
+                extended_rcode: 0,
+                version: 0,
+                dnssec_ok,
+                options: &[],
+            })
+            .unwrap();
+    }
+    let len = builder.finish();
+    buf[..len].to_vec()
+}
+
+/// A response for `qname` with `records` A records of TTL `ttl`.
+fn response(qname: &str, records: u32, ttl: u32) -> Vec<u8> {
+    let mut buf = vec![0u8; 65_535];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_flags(
+        Flags::default()
+            .with_response(true)
+            .with_recursion_available(true)
+            .with_rcode(Rcode::NOERROR),
+    );
+    let owner = name(qname);
+    builder
+        .question(&owner.as_name(), RecordType::A, Class::IN)
+        .unwrap();
+    for last in 0..records {
+        builder
+            .record(
+                Section::Answer,
+                &owner.as_name(),
+                RecordType::A,
+                Class::IN,
+                ttl,
+                &RData::A(Ipv4Addr::from(last)),
+            )
+            .unwrap();
+    }
+    let len = builder.finish();
+    buf.truncate(len);
+    buf
+}
+
+fn store(cache: &mut Cache, qname: &str, records: u32, ttl: u32, now: Timestamp) {
+    let key = QueryKey::from_packet(&query(qname, None)).unwrap().1;
+    let bytes = response(qname, records, ttl);
+    let message = Message::parse(&bytes).unwrap();
+    let entry = Entry::from_response(&key, &message, now, cache.policy())
+        .unwrap()
+        .unwrap();
+    assert!(cache.insert(&key, entry, now).unwrap());
+}
+
+/// What a server does for one query on the hit path: view, key, lookup,
+/// write. Returns the reply length (0 on a miss).
+fn serve(
+    cache: &mut Cache,
+    key: &mut QueryKey,
+    packet: &[u8],
+    out: &mut [u8],
+    now: Timestamp,
+) -> usize {
+    let message = Message::parse(packet).unwrap();
+    key.fill_from(&message).unwrap();
+    let request = AnswerRequest::from_query(&message, 1232).unwrap();
+    match cache.lookup(key, now) {
+        Lookup::Fresh(entry) | Lookup::Stale(entry) => {
+            entry.write_answer(out, &request, now).unwrap()
+        }
+        Lookup::Miss => 0,
+    }
+}
+
+#[test]
+fn counter_counts_this_threads_allocations() {
+    let (vec, count) = allocations_during(|| black_box(Vec::<u8>::with_capacity(16)));
+    drop(vec);
+    assert!(count >= 1, "the counting allocator saw no allocation");
+}
+
+#[test]
+fn lookup_and_write_answer_allocate_nothing() {
+    let start = Timestamp::from_secs(100);
+    let policy = CachePolicy {
+        stale_window: 60,
+        ..CachePolicy::default()
+    };
+    let mut cache = Cache::new(1 << 20, policy).unwrap();
+    store(&mut cache, "www.example.com", 2, 300, start);
+    // 60 records: far over 512 bytes, so plain clients get a cut reply.
+    store(&mut cache, "big.example.com", 60, 300, start);
+    store(&mut cache, "short.example.com", 1, 10, start);
+    store(&mut cache, "gone.example.com", 1, 10, start);
+    let packets = [
+        query("WWW.example.com", Some((1232, false))),
+        query("www.Example.com", None),
+        query("big.example.com", None),
+        query("BIG.example.com", Some((1232, true))),
+        query("missing.example.com", Some((1232, false))),
+    ];
+    let stale = query("short.example.com", Some((1232, false)));
+    let expired = query("gone.example.com", None);
+    let mut key = QueryKey::from_packet(&packets[0]).unwrap().1;
+    let mut out = vec![0u8; 65_535];
+    let now = start.add_millis(42_500);
+
+    // Sanity outside the counted region: hits, a cut, a miss.
+    assert!(serve(&mut cache, &mut key, &packets[0], &mut out, now) > 0);
+    let cut = serve(&mut cache, &mut key, &packets[2], &mut out, now);
+    assert!(cut > 0 && cut <= 512);
+    assert!(Message::parse(&out[..cut]).unwrap().flags().truncated());
+    assert_eq!(serve(&mut cache, &mut key, &packets[4], &mut out, now), 0);
+
+    let (total, count) = allocations_during(|| {
+        let mut total = 0usize;
+        for _ in 0..100 {
+            for packet in &packets {
+                total += serve(&mut cache, &mut key, black_box(packet), &mut out, now);
+            }
+        }
+        // Stale (past 10 s, inside the 60 s window), then an entry past
+        // its window, which lookup removes.
+        total += serve(&mut cache, &mut key, &stale, &mut out, start.add_secs(20));
+        total += serve(&mut cache, &mut key, &expired, &mut out, start.add_secs(80));
+        total
+    });
+    assert!(black_box(total) > 0);
+    assert_eq!(count, 0, "the hit path allocated {count} times");
+    let stats = cache.stats();
+    assert_eq!((stats.stale_hits, stats.expired, stats.entries), (1, 1, 3));
+}

@@ -1,0 +1,103 @@
+//! The heimdall binary: parse the command line, load the configuration
+//! (a file, or the embedded default), set up logging, start the server and
+//! stop it gracefully on SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use heimdall_config::{Config, DEFAULT_CONFIG_YAML};
+use heimdall_server::Server;
+
+/// A thread-per-core, shared-nothing caching DNS server.
+#[derive(Debug, Parser)]
+#[command(name = "heimdall", version, about)]
+struct Cli {
+    /// The YAML configuration file. Without it, heimdall runs on its
+    /// embedded default: 127.0.0.1:5353, all cores, upstreams from
+    /// /etc/resolv.conf.
+    #[arg(short, long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the default configuration, with comments.
+    DefaultConfig,
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => Config::system_default()
+            .context("no configuration file given, and the embedded default cannot be used"),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::DefaultConfig) => {
+            print!("{DEFAULT_CONFIG_YAML}");
+            return Ok(());
+        }
+        Some(Command::CheckConfig { file }) => {
+            let config = Config::load(&file)?;
+            print!("{}", config.to_yaml()?);
+            eprintln!("{}: configuration is valid", file.display());
+            return Ok(());
+        }
+        None => {}
+    }
+    let config = load(cli.config.as_ref())?;
+    env_logger::Builder::new()
+        .parse_filters(config.log.level.as_str())
+        .parse_env("RUST_LOG")
+        .init();
+    let server = Server::start(&config)?;
+    let stop = server.stop_flag();
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    // The cores watch the same flag; this thread only waits for it.
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    log::info!("stopping: finishing outstanding queries");
+    let reports = server.join()?;
+    for report in &reports {
+        let stats = &report.resolver;
+        log::info!(
+            "core {}: {} queries, {} cache hits, {} misses, {} upstream queries, {} timeouts, {} hints in, {} hints out",
+            report.core,
+            stats.queries,
+            stats.cache_hits,
+            stats.cache_misses,
+            stats.upstream_queries,
+            stats.upstream_timeouts,
+            stats.hints_in,
+            stats.hints_out
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("heimdall: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

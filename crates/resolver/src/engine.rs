@@ -1,0 +1,867 @@
+//! The forwarding engine of one core: admits client queries, answers from
+//! the cache shard, coalesces misses into one upstream query per key, picks
+//! upstreams, accepts only matching upstream replies, retries and fails
+//! over on deadlines, stores answers and hands out cache-fill hints.
+//!
+//! It is sans-IO in the manner of quinn-proto: the runtime feeds it events
+//! (`handle_query`, `handle_upstream_reply`, `handle_timeouts`) with the
+//! current time, then drains what it produced (`poll_transmit`,
+//! `poll_reply`, `poll_hint`) and sleeps until `next_deadline`.
+//!
+//! Everything is bounded: the in-flight table, the waiters per query, the
+//! queues of replies, sends and hints. Overload sheds queries and counts
+//! them.
+
+use core::cmp::Reverse;
+use core::net::SocketAddr;
+use std::collections::{BinaryHeap, VecDeque};
+
+use hashbrown::HashMap;
+use heimdall_cache::{
+    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, Lookup, TCP_LIMIT, Timestamp,
+    udp_limit,
+};
+use heimdall_wire::{
+    Class, Flags, HEADER_LEN, Header, Message, MessageBuilder, Name, Opcode, OptSpec, QueryKey,
+    Rcode, RecordType, Section, WireNameBuf,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng as _};
+use smallvec::SmallVec;
+
+use crate::reply::{ReplyTo, ede, write_error_reply};
+use crate::upstreams::{MAX_UPSTREAMS, Strategy, Upstreams};
+
+/// Why a resolver could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolverError {
+    /// No upstream servers were given.
+    #[error("at least one upstream server is needed")]
+    NoUpstreams,
+    /// More upstreams than the engine tracks.
+    #[error("{0} upstream servers given; at most {MAX_UPSTREAMS} are supported")]
+    TooManyUpstreams(usize),
+    /// The cache settings were refused.
+    #[error("cache: {0}")]
+    Cache(#[from] CacheError),
+}
+
+/// Settings of one resolver (one core).
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    /// Upstream servers, in configured order.
+    pub upstreams: Vec<SocketAddr>,
+    /// How the next upstream is chosen.
+    pub strategy: Strategy,
+    /// How long to wait for one upstream attempt, in milliseconds.
+    pub upstream_timeout_ms: u64,
+    /// Attempts per query, across upstreams, before SERVFAIL.
+    pub attempts: u32,
+    /// The UDP payload size we advertise, to clients and upstreams.
+    pub udp_payload_size: u16,
+    /// This core's cache shard size in bytes.
+    pub cache_bytes: usize,
+    /// TTL rules of the cache.
+    pub cache_policy: CachePolicy,
+    /// Most queries outstanding upstream at once.
+    pub max_inflight: usize,
+    /// Most clients waiting on one outstanding query.
+    pub max_waiters: usize,
+    /// Most clients waiting on all outstanding queries together: bounds
+    /// the memory of waiters (about 300 bytes each).
+    pub max_total_waiters: usize,
+    /// Whether to produce cache-fill hints for the other cores.
+    pub hints: bool,
+    /// Most hints queued before the runtime drains them.
+    pub max_queued_hints: usize,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            upstreams: Vec::new(),
+            strategy: Strategy::Ordered,
+            upstream_timeout_ms: 800,
+            attempts: 3,
+            udp_payload_size: heimdall_cache::DEFAULT_UDP_PAYLOAD,
+            cache_bytes: 64 << 20,
+            cache_policy: CachePolicy::default(),
+            max_inflight: 4096,
+            max_waiters: 256,
+            max_total_waiters: 16_384,
+            hints: true,
+            max_queued_hints: 1024,
+        }
+    }
+}
+
+/// How a client reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A UDP datagram; replies are limited by the client's payload size.
+    Udp,
+    /// A TCP connection, named by the runtime; replies up to 65,535 bytes.
+    Tcp(u32),
+}
+
+/// Who to answer, and through which of the runtime's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The transport the query came over.
+    pub transport: Transport,
+    /// The runtime's index of the listening socket that received the
+    /// query; the reply must leave from the same one.
+    pub listener: u16,
+}
+
+/// What became of a client query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryOutcome {
+    /// A reply of this many bytes is in the output buffer.
+    Reply(usize),
+    /// The answer comes later, through [`Resolver::poll_reply`].
+    Pending,
+    /// Nothing is sent (not a query, unreadable, or shed under load).
+    Dropped,
+}
+
+/// An upstream query the runtime must send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// The upstream's address.
+    pub to: SocketAddr,
+    /// Bytes of the query in the output buffer.
+    pub len: usize,
+}
+
+/// A cache-fill hint: an answer this core stored, for the other cores.
+#[derive(Debug, Clone)]
+pub struct Hint {
+    /// The key it answers.
+    pub key: QueryKey,
+    /// The stored entry (times are on the shared epoch).
+    pub entry: Entry,
+}
+
+/// Counters of one resolver. Only its own core writes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResolverStats {
+    /// Client queries received.
+    pub queries: u64,
+    /// Answered from the cache.
+    pub cache_hits: u64,
+    /// Not in the cache.
+    pub cache_misses: u64,
+    /// Joined an outstanding upstream query.
+    pub coalesced: u64,
+    /// Upstream queries sent (every attempt).
+    pub upstream_queries: u64,
+    /// Upstream attempts that timed out.
+    pub upstream_timeouts: u64,
+    /// Upstream replies refused: wrong source, ID or question.
+    pub upstream_mismatched: u64,
+    /// Upstream replies that could not be parsed.
+    pub upstream_malformed: u64,
+    /// Upstream replies with TC, retried elsewhere (TCP comes later).
+    pub upstream_truncated: u64,
+    /// Client packets shorter than a header, or responses: dropped.
+    pub dropped_malformed: u64,
+    /// Queries shed because the in-flight table or a waiter list was full.
+    pub dropped_overload: u64,
+    /// FORMERR replies sent.
+    pub formerr: u64,
+    /// NOTIMP replies sent.
+    pub notimp: u64,
+    /// REFUSED replies sent.
+    pub refused: u64,
+    /// BADVERS replies sent.
+    pub badvers: u64,
+    /// SERVFAIL replies sent.
+    pub servfail: u64,
+    /// Hints produced for other cores.
+    pub hints_out: u64,
+    /// Hints dropped because the queue was full.
+    pub hints_dropped: u64,
+    /// Hints received from other cores.
+    pub hints_in: u64,
+    /// Received hints stored (no fresher entry was present).
+    pub hints_stored: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Waiter {
+    client: ClientId,
+    id: u16,
+    flags: Flags,
+    qname: WireNameBuf,
+    edns: Option<ClientEdns>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    key: QueryKey,
+    waiters: SmallVec<[Waiter; 1]>,
+    upstream: usize,
+    upstream_id: u16,
+    tried: u64,
+    attempts: u32,
+    sent_at: Timestamp,
+    generation: u32,
+}
+
+#[derive(Debug)]
+enum Answer {
+    /// A normalized entry (stored or not).
+    Entry(Entry),
+    /// An upstream reply that is passed on but not cached.
+    Relay(Box<[u8]>),
+    /// No usable answer: SERVFAIL with this EDE code.
+    Fail(u16),
+}
+
+#[derive(Debug)]
+struct Completion {
+    answer: Answer,
+    waiters: SmallVec<[Waiter; 1]>,
+    qtype: RecordType,
+    qclass: Class,
+}
+
+/// The sans-IO forwarding engine of one core.
+pub struct Resolver {
+    config: ResolverConfig,
+    cache: Cache,
+    upstreams: Upstreams,
+    rng: SmallRng,
+    slots: Vec<Option<InFlight>>,
+    free_slots: Vec<u32>,
+    by_key: HashMap<QueryKey, u32>,
+    by_id: HashMap<u16, u32>,
+    deadlines: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
+    next_generation: u32,
+    transmits: VecDeque<(u32, u32)>,
+    completions: VecDeque<Completion>,
+    hints: VecDeque<Hint>,
+    stats: ResolverStats,
+    scratch_key: QueryKey,
+    total_waiters: usize,
+}
+
+/// Why a client query cannot be forwarded: the rcode that says so, and
+/// an Extended DNS Error code for EDNS clients.
+struct Refusal(Rcode, Option<u16>);
+
+fn client_edns(message: &Message<'_>) -> Option<ClientEdns> {
+    message.opt().map(|opt| ClientEdns {
+        udp_payload_size: opt.udp_payload_size(),
+        dnssec_ok: opt.dnssec_ok(),
+    })
+}
+
+impl Resolver {
+    /// A resolver whose upstream IDs come from an RNG seeded by the OS.
+    pub fn new(config: ResolverConfig) -> Result<Self, ResolverError> {
+        Self::with_rng(config, rand::make_rng())
+    }
+
+    /// A resolver with a fixed RNG seed, for deterministic tests.
+    pub fn with_seed(config: ResolverConfig, seed: u64) -> Result<Self, ResolverError> {
+        Self::with_rng(config, SmallRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(config: ResolverConfig, rng: SmallRng) -> Result<Self, ResolverError> {
+        if config.upstreams.is_empty() {
+            return Err(ResolverError::NoUpstreams);
+        }
+        if config.upstreams.len() > MAX_UPSTREAMS {
+            return Err(ResolverError::TooManyUpstreams(config.upstreams.len()));
+        }
+        let cache = Cache::new(config.cache_bytes, config.cache_policy)?;
+        let upstreams = Upstreams::new(&config.upstreams, config.strategy);
+        let scratch_key = QueryKey {
+            name: WireNameBuf::new(),
+            qtype: RecordType(0),
+            qclass: Class(0),
+            dnssec_ok: false,
+            checking_disabled: false,
+        };
+        Ok(Self {
+            cache,
+            upstreams,
+            rng,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_key: HashMap::new(),
+            by_id: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            next_generation: 0,
+            transmits: VecDeque::new(),
+            completions: VecDeque::new(),
+            hints: VecDeque::new(),
+            stats: ResolverStats::default(),
+            scratch_key,
+            total_waiters: 0,
+            config,
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ResolverStats {
+        &self.stats
+    }
+
+    /// The cache shard.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The cache shard, for flushes.
+    pub fn cache_mut(&mut self) -> &mut Cache {
+        &mut self.cache
+    }
+
+    /// The upstreams and what this core knows of them.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// Queries outstanding upstream.
+    pub fn inflight(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Handle one client query. A reply ready now (cache hit, error) is
+    /// written to `out`; a miss is forwarded and answered later.
+    pub fn handle_query(
+        &mut self,
+        packet: &[u8],
+        client: ClientId,
+        now: Timestamp,
+        out: &mut [u8],
+    ) -> QueryOutcome {
+        let Ok(header) = Header::parse(packet) else {
+            self.stats.dropped_malformed += 1;
+            return QueryOutcome::Dropped;
+        };
+        if header.flags.response() {
+            // Answering a response invites reflection loops.
+            self.stats.dropped_malformed += 1;
+            return QueryOutcome::Dropped;
+        }
+        self.stats.queries += 1;
+        let message = match Message::parse(packet) {
+            Ok(message) => message,
+            Err(_) => {
+                let to = ReplyTo::header_only(&header);
+                return self.refuse(out, &to, Rcode::FORMERR, None);
+            }
+        };
+        let edns = client_edns(&message);
+        let question = message.question();
+        let to = ReplyTo {
+            id: header.id,
+            flags: header.flags,
+            question: question.map(|q| (q.name, q.qtype, q.qclass)),
+            edns,
+        };
+        if let Err(Refusal(rcode, ede_code)) = Self::admit(&message) {
+            return self.refuse(out, &to, rcode, ede_code.map(|code| (code, "")));
+        }
+        let Some(question) = question else {
+            return self.refuse(out, &to, Rcode::FORMERR, None);
+        };
+        if self.scratch_key.fill_from(&message).is_err() {
+            return self.refuse(out, &to, Rcode::FORMERR, None);
+        }
+        let limit = match client.transport {
+            Transport::Udp => udp_limit(edns, self.config.udp_payload_size),
+            Transport::Tcp(_) => TCP_LIMIT,
+        };
+        // The client's own letter case, in wire form, for the reply.
+        let mut qname = WireNameBuf::new();
+        question.name.write_wire(&mut qname);
+        if let Lookup::Fresh(entry) = self.cache.lookup(&self.scratch_key, now) {
+            let request = AnswerRequest {
+                id: header.id,
+                flags: header.flags,
+                qname: &qname,
+                edns,
+                our_udp_payload: self.config.udp_payload_size,
+                limit,
+            };
+            if let Ok(len) = entry.write_answer(out, &request, now) {
+                self.stats.cache_hits += 1;
+                return QueryOutcome::Reply(len);
+            }
+        }
+        self.stats.cache_misses += 1;
+        let waiter = Waiter {
+            client,
+            id: header.id,
+            flags: header.flags,
+            qname,
+            edns,
+        };
+        self.forward(waiter, now)
+    }
+
+    /// RFC 1035 / 6891 / 8906 admission rules for a parsed query.
+    fn admit(message: &Message<'_>) -> Result<(), Refusal> {
+        let flags = message.flags();
+        if flags.opcode() != Opcode::QUERY {
+            return Err(Refusal(Rcode::NOTIMP, Some(ede::NOT_SUPPORTED)));
+        }
+        if message.header().question_count != 1 {
+            return Err(Refusal(Rcode::FORMERR, None));
+        }
+        if message.opt().is_some_and(|opt| opt.version() > 0) {
+            return Err(Refusal(Rcode::BADVERS, None));
+        }
+        let Some(question) = message.question() else {
+            return Err(Refusal(Rcode::FORMERR, None));
+        };
+        match question.qtype {
+            // Meta types that only make sense in another context.
+            RecordType::OPT => Err(Refusal(Rcode::FORMERR, None)),
+            RecordType::AXFR | RecordType::IXFR | RecordType::TSIG | RecordType::TKEY => {
+                Err(Refusal(Rcode::REFUSED, Some(ede::NOT_SUPPORTED)))
+            }
+            _ if question.qclass != Class::IN => {
+                Err(Refusal(Rcode::REFUSED, Some(ede::NOT_SUPPORTED)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn refuse(
+        &mut self,
+        out: &mut [u8],
+        to: &ReplyTo<'_>,
+        rcode: Rcode,
+        extended: Option<(u16, &str)>,
+    ) -> QueryOutcome {
+        match rcode {
+            Rcode::FORMERR => self.stats.formerr += 1,
+            Rcode::NOTIMP => self.stats.notimp += 1,
+            Rcode::REFUSED => self.stats.refused += 1,
+            Rcode::BADVERS => self.stats.badvers += 1,
+            _ => self.stats.servfail += 1,
+        }
+        let len = write_error_reply(out, to, rcode, extended, self.config.udp_payload_size);
+        if len == 0 {
+            QueryOutcome::Dropped
+        } else {
+            QueryOutcome::Reply(len)
+        }
+    }
+
+    /// Join the outstanding query for the key in `scratch_key`, or start one.
+    fn forward(&mut self, waiter: Waiter, now: Timestamp) -> QueryOutcome {
+        if self.total_waiters >= self.config.max_total_waiters {
+            self.stats.dropped_overload += 1;
+            return QueryOutcome::Dropped;
+        }
+        if let Some(&slot) = self.by_key.get(&self.scratch_key) {
+            let max_waiters = self.config.max_waiters;
+            if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
+                if inflight.waiters.len() >= max_waiters {
+                    self.stats.dropped_overload += 1;
+                    return QueryOutcome::Dropped;
+                }
+                inflight.waiters.push(waiter);
+                self.total_waiters += 1;
+                self.stats.coalesced += 1;
+                return QueryOutcome::Pending;
+            }
+        }
+        if self.by_key.len() >= self.config.max_inflight || self.upstreams.is_empty() {
+            self.stats.dropped_overload += 1;
+            return QueryOutcome::Dropped;
+        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let mut waiters = SmallVec::new();
+        waiters.push(waiter);
+        self.total_waiters += 1;
+        let inflight = InFlight {
+            key: self.scratch_key.clone(),
+            waiters,
+            upstream: 0,
+            upstream_id: 0,
+            tried: 0,
+            attempts: 0,
+            sent_at: now,
+            generation: 0,
+        };
+        self.by_key.insert(inflight.key.clone(), slot);
+        if let Some(place) = self.slots.get_mut(slot as usize) {
+            *place = Some(inflight);
+        }
+        self.send_attempt(slot, now);
+        QueryOutcome::Pending
+    }
+
+    /// A fresh upstream ID not used by any outstanding query.
+    fn fresh_id(&mut self) -> u16 {
+        loop {
+            let id = (self.rng.next_u32() & 0xffff) as u16;
+            if !self.by_id.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Start the next attempt of `slot`, or fail it when attempts are used
+    /// up.
+    fn send_attempt(&mut self, slot: u32, now: Timestamp) {
+        let attempts_allowed = self.config.attempts.max(1);
+        let Some(Some(inflight)) = self.slots.get(slot as usize) else {
+            return;
+        };
+        if inflight.attempts >= attempts_allowed {
+            self.complete(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            return;
+        }
+        let tried = inflight.tried;
+        let old_id = inflight.upstream_id;
+        let had_attempt = inflight.attempts > 0;
+        let Some(upstream) = self.upstreams.choose(tried, now.as_millis()) else {
+            self.complete(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            return;
+        };
+        if had_attempt {
+            self.by_id.remove(&old_id);
+        }
+        // The ID map is bounded by the in-flight table (at most 65,536).
+        let id = self.fresh_id();
+        self.by_id.insert(id, slot);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
+            inflight.upstream = upstream;
+            inflight.upstream_id = id;
+            inflight.tried |= 1u64 << upstream;
+            inflight.attempts += 1;
+            inflight.sent_at = now;
+            inflight.generation = generation;
+        }
+        let deadline = now.add_millis(self.config.upstream_timeout_ms);
+        self.deadlines.push(Reverse((deadline, slot, generation)));
+        self.transmits.push_back((slot, generation));
+        self.stats.upstream_queries += 1;
+    }
+
+    /// The next upstream query to send, written into `out`.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> Option<Transmit> {
+        while let Some((slot, generation)) = self.transmits.pop_front() {
+            let Some(Some(inflight)) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            if inflight.generation != generation {
+                continue;
+            }
+            let Some(to) = self.upstreams.get(inflight.upstream).map(|up| up.address()) else {
+                continue;
+            };
+            let Some(len) = write_upstream_query(out, inflight, self.config.udp_payload_size)
+            else {
+                continue;
+            };
+            return Some(Transmit { to, len });
+        }
+        None
+    }
+
+    /// Handle a datagram that arrived on an upstream socket from `from`.
+    pub fn handle_upstream_reply(&mut self, from: SocketAddr, packet: &[u8], now: Timestamp) {
+        let Ok(message) = Message::parse(packet) else {
+            self.stats.upstream_malformed += 1;
+            return;
+        };
+        let Some(&slot) = self.by_id.get(&message.id()) else {
+            self.stats.upstream_mismatched += 1;
+            return;
+        };
+        let Some(Some(inflight)) = self.slots.get(slot as usize) else {
+            self.stats.upstream_mismatched += 1;
+            return;
+        };
+        let expected = self.upstreams.get(inflight.upstream).map(|up| up.address());
+        let question_matches = message.header().question_count == 1
+            && message.question().is_some_and(|question| {
+                question.qtype == inflight.key.qtype
+                    && question.qclass == inflight.key.qclass
+                    && Name::from_wire(&inflight.key.name)
+                        .is_ok_and(|name| name.eq_ignore_case(&question.name))
+            });
+        if expected != Some(from) || !message.flags().response() || !question_matches {
+            // A spoofing attempt, or a late reply to an earlier attempt.
+            self.stats.upstream_mismatched += 1;
+            return;
+        }
+        let upstream = inflight.upstream;
+        let rtt_us = now.as_millis().saturating_sub(inflight.sent_at.as_millis()) * 1000;
+        if message.flags().truncated() {
+            // Until the TCP client lands, try the next upstream over UDP.
+            self.upstreams.on_truncated(upstream);
+            self.stats.upstream_truncated += 1;
+            self.send_attempt(slot, now);
+            return;
+        }
+        let rcode = message.rcode();
+        if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
+            self.upstreams.on_error(upstream);
+            let attempts_left = inflight.attempts < self.config.attempts.max(1);
+            if attempts_left {
+                self.send_attempt(slot, now);
+            } else if rcode == Rcode::SERVFAIL {
+                self.complete(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            } else {
+                self.complete(slot, Answer::Relay(packet.into()), now);
+            }
+            return;
+        }
+        self.upstreams.on_reply(upstream, rtt_us);
+        let key = inflight.key.clone();
+        match Entry::from_response(&key, &message, now, &self.config.cache_policy) {
+            Ok(Some(entry)) => {
+                let stored = self.cache.insert(&key, entry.clone(), now).is_ok();
+                if stored && self.config.hints {
+                    if self.hints.len() < self.config.max_queued_hints {
+                        self.hints.push_back(Hint {
+                            key,
+                            entry: entry.clone(),
+                        });
+                        self.stats.hints_out += 1;
+                    } else {
+                        self.stats.hints_dropped += 1;
+                    }
+                }
+                self.complete(slot, Answer::Entry(entry), now);
+            }
+            Ok(None) | Err(_) => self.complete(slot, Answer::Relay(packet.into()), now),
+        }
+    }
+
+    /// Retire `slot` and queue its waiters' replies.
+    fn complete(&mut self, slot: u32, answer: Answer, now: Timestamp) {
+        let Some(inflight) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        self.free_slots.push(slot);
+        self.total_waiters = self.total_waiters.saturating_sub(inflight.waiters.len());
+        self.by_key.remove(&inflight.key);
+        if self.by_id.get(&inflight.upstream_id) == Some(&slot) {
+            self.by_id.remove(&inflight.upstream_id);
+        }
+        if let Answer::Fail(_) = answer {
+            // Remember the failure briefly so a dead upstream is not asked
+            // again for every client (RFC 9520).
+            if let Ok(entry) = Entry::failure(
+                &inflight.key,
+                &inflight.key.name,
+                Rcode::SERVFAIL,
+                now,
+                &self.config.cache_policy,
+            ) {
+                // Only an entry larger than the whole shard is refused;
+                // then the failure simply is not remembered.
+                let _ = self.cache.insert(&inflight.key, entry, now);
+            }
+        }
+        self.completions.push_back(Completion {
+            answer,
+            waiters: inflight.waiters,
+            qtype: inflight.key.qtype,
+            qclass: inflight.key.qclass,
+        });
+    }
+
+    /// When the next deadline falls, if any query is outstanding.
+    pub fn next_deadline(&mut self) -> Option<Timestamp> {
+        while let Some(Reverse((deadline, slot, generation))) = self.deadlines.peek().copied() {
+            let live = matches!(self.slots.get(slot as usize), Some(Some(f)) if f.generation == generation);
+            if live {
+                return Some(deadline);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Handle every deadline that has passed by `now`: the attempt timed
+    /// out, so try the next upstream or fail.
+    pub fn handle_timeouts(&mut self, now: Timestamp) {
+        while let Some(Reverse((deadline, slot, generation))) = self.deadlines.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(Some(inflight)) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            if inflight.generation != generation {
+                continue;
+            }
+            self.stats.upstream_timeouts += 1;
+            self.upstreams.on_timeout(
+                inflight.upstream,
+                self.config.upstream_timeout_ms,
+                now.as_millis(),
+            );
+            self.send_attempt(slot, now);
+        }
+    }
+
+    /// The next reply to a waiting client, written into `out`.
+    pub fn poll_reply(&mut self, out: &mut [u8], now: Timestamp) -> Option<(ClientId, usize)> {
+        loop {
+            let completion = self.completions.front_mut()?;
+            let Some(waiter) = completion.waiters.pop() else {
+                self.completions.pop_front();
+                continue;
+            };
+            let limit = match waiter.client.transport {
+                Transport::Udp => udp_limit(waiter.edns, self.config.udp_payload_size),
+                Transport::Tcp(_) => TCP_LIMIT,
+            };
+            let our_size = self.config.udp_payload_size;
+            let len = match &completion.answer {
+                Answer::Entry(entry) => {
+                    let request = AnswerRequest {
+                        id: waiter.id,
+                        flags: waiter.flags,
+                        qname: &waiter.qname,
+                        edns: waiter.edns,
+                        our_udp_payload: our_size,
+                        limit,
+                    };
+                    entry.write_answer(out, &request, now).ok()
+                }
+                Answer::Relay(bytes) => write_relay(out, bytes, &waiter, limit, our_size),
+                Answer::Fail(code) => {
+                    self.stats.servfail += 1;
+                    let name = Name::from_wire(&waiter.qname).ok();
+                    let to = ReplyTo {
+                        id: waiter.id,
+                        flags: waiter.flags,
+                        question: name.map(|name| (name, completion.qtype, completion.qclass)),
+                        edns: waiter.edns,
+                    };
+                    Some(write_error_reply(
+                        out,
+                        &to,
+                        Rcode::SERVFAIL,
+                        Some((*code, "")),
+                        our_size,
+                    ))
+                }
+            };
+            if let Some(len) = len.filter(|&len| len > 0) {
+                return Some((waiter.client, len));
+            }
+        }
+    }
+
+    /// The next cache-fill hint for the other cores.
+    pub fn poll_hint(&mut self) -> Option<Hint> {
+        self.hints.pop_front()
+    }
+
+    /// A hint from another core: stored unless this core has a fresher
+    /// answer.
+    pub fn receive_hint(&mut self, hint: Hint, now: Timestamp) {
+        self.stats.hints_in += 1;
+        if self.cache.insert_hint(&hint.key, hint.entry, now) {
+            self.stats.hints_stored += 1;
+        }
+    }
+}
+
+/// The upstream query for an in-flight entry: random ID, RD, the key's CD,
+/// the lower-cased question, and EDNS with our size and the key's DO.
+fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> Option<usize> {
+    let key = &inflight.key;
+    let name = Name::from_wire(&key.name).ok()?;
+    let mut builder = MessageBuilder::new(out).ok()?;
+    builder.set_id(inflight.upstream_id);
+    builder.set_flags(
+        Flags::default()
+            .with_recursion_desired(true)
+            .with_checking_disabled(key.checking_disabled),
+    );
+    builder.question(&name, key.qtype, key.qclass).ok()?;
+    let opt = OptSpec {
+        udp_payload_size: our_size,
+        extended_rcode: 0,
+        version: 0,
+        dnssec_ok: key.dnssec_ok,
+        options: &[],
+    };
+    builder.opt(&opt).ok()?;
+    Some(builder.finish())
+}
+
+/// Pass an uncacheable upstream reply to one waiter: its ID, flags and
+/// letter case, its size limit (truncating at RRsets), its EDNS.
+fn write_relay(
+    out: &mut [u8],
+    upstream_reply: &[u8],
+    waiter: &Waiter,
+    limit: usize,
+    our_size: u16,
+) -> Option<usize> {
+    let message = Message::parse(upstream_reply).ok()?;
+    let question = message.question()?;
+    let rcode = message.rcode();
+    let mut builder = MessageBuilder::new(out).ok()?;
+    builder.set_limit(limit);
+    builder.set_id(waiter.id);
+    let wants_ad = waiter.flags.authentic_data() || waiter.edns.is_some_and(|e| e.dnssec_ok);
+    builder.set_flags(
+        Flags::default()
+            .with_response(true)
+            .with_opcode(waiter.flags.opcode())
+            .with_recursion_desired(waiter.flags.recursion_desired())
+            .with_checking_disabled(waiter.flags.checking_disabled())
+            .with_recursion_available(true)
+            .with_authentic_data(wants_ad && message.flags().authentic_data())
+            .with_rcode(rcode),
+    );
+    let opt = waiter.edns.map(|edns| OptSpec {
+        udp_payload_size: our_size,
+        extended_rcode: rcode.extended_bits(),
+        version: 0,
+        dnssec_ok: edns.dnssec_ok,
+        options: &[],
+    });
+    if let Some(opt) = &opt {
+        builder.reserve(opt.wire_len());
+    }
+    let qname = Name::from_wire(&waiter.qname).ok()?;
+    builder
+        .question(&qname, question.qtype, question.qclass)
+        .ok()?;
+    'sections: for section in [Section::Answer, Section::Authority, Section::Additional] {
+        for record in message.records(section) {
+            if record.rtype() == RecordType::OPT {
+                continue;
+            }
+            if builder.copy_record(section, &record).is_err() {
+                break 'sections;
+            }
+        }
+    }
+    if let Some(opt) = &opt {
+        let _ = builder.opt(opt);
+    }
+    let len = builder.finish();
+    (len > HEADER_LEN).then_some(len)
+}

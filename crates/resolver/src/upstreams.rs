@@ -1,0 +1,352 @@
+//! The upstream servers of one core: which one to ask next, and how each
+//! has behaved (smoothed RTT, consecutive failures, backoff, counters).
+//!
+//! Each core keeps its own view; nothing here is shared. Times are
+//! milliseconds on the server's monotonic clock, handed in by the caller.
+
+use core::net::SocketAddr;
+
+/// Most upstreams one resolver accepts: the set of upstreams a query has
+/// already tried is a 64-bit mask.
+pub const MAX_UPSTREAMS: usize = 64;
+
+/// First backoff after a failure; doubled per further consecutive failure.
+const BACKOFF_BASE_MS: u64 = 500;
+/// Longest backoff: a dead upstream is still probed twice a minute.
+const BACKOFF_MAX_MS: u64 = 30_000;
+
+/// How the next upstream is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The first healthy upstream in configured order (failover).
+    #[default]
+    Ordered,
+    /// Healthy upstreams in turn.
+    RoundRobin,
+    /// The healthy upstream with the lowest smoothed RTT; upstreams not
+    /// yet measured are tried first, so each gets measured.
+    Fastest,
+}
+
+/// Counters for one upstream (this core only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamStats {
+    /// Queries sent.
+    pub queries: u64,
+    /// Accepted replies.
+    pub replies: u64,
+    /// Queries that timed out.
+    pub timeouts: u64,
+    /// Replies that were errors for us (SERVFAIL, REFUSED, unparseable).
+    pub errors: u64,
+    /// Replies with TC set.
+    pub truncated: u64,
+}
+
+/// One upstream and what this core has learned about it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    address: SocketAddr,
+    /// Smoothed RTT in microseconds (RFC 6298 style, gain 1/8).
+    srtt_us: Option<u64>,
+    consecutive_failures: u32,
+    backoff_until_ms: u64,
+    stats: UpstreamStats,
+}
+
+impl Upstream {
+    /// The upstream's address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Smoothed RTT in microseconds, once measured.
+    pub fn srtt_us(&self) -> Option<u64> {
+        self.srtt_us
+    }
+
+    /// Failures since the last success.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> UpstreamStats {
+        self.stats
+    }
+}
+
+/// The set of upstreams of one core.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    list: Vec<Upstream>,
+    strategy: Strategy,
+    next_turn: usize,
+}
+
+impl Upstreams {
+    /// Upstreams in configured order; at most [`MAX_UPSTREAMS`] are kept.
+    pub fn new(addresses: &[SocketAddr], strategy: Strategy) -> Self {
+        let list = addresses
+            .iter()
+            .take(MAX_UPSTREAMS)
+            .map(|&address| Upstream {
+                address,
+                srtt_us: None,
+                consecutive_failures: 0,
+                backoff_until_ms: 0,
+                stats: UpstreamStats::default(),
+            })
+            .collect();
+        Self {
+            list,
+            strategy,
+            next_turn: 0,
+        }
+    }
+
+    /// Number of upstreams.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// All upstreams, in configured order.
+    pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
+        self.list.iter()
+    }
+
+    /// The upstream at `index`.
+    pub fn get(&self, index: usize) -> Option<&Upstream> {
+        self.list.get(index)
+    }
+
+    /// Index of the upstream with this address.
+    pub fn index_of(&self, address: SocketAddr) -> Option<usize> {
+        self.list
+            .iter()
+            .position(|upstream| upstream.address == address)
+    }
+
+    /// Choose the upstream for the next attempt of a query that has
+    /// already tried the upstreams in `tried` (bit i = upstream i). Once
+    /// every upstream was tried, all are candidates again. Upstreams in
+    /// backoff are skipped unless every candidate is in backoff; then the
+    /// one whose backoff ends first is used, so queries still go out.
+    pub fn choose(&mut self, tried: u64, now_ms: u64) -> Option<usize> {
+        let count = self.list.len();
+        if count == 0 {
+            return None;
+        }
+        let all = if count >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        };
+        let untried = all & !tried;
+        let candidates = if untried == 0 { all } else { untried };
+        let is_candidate = |index: usize| candidates & (1u64 << index) != 0;
+        let healthy = |upstream: &Upstream| upstream.backoff_until_ms <= now_ms;
+        let any_healthy = self
+            .list
+            .iter()
+            .enumerate()
+            .any(|(index, up)| is_candidate(index) && healthy(up));
+        let eligible = |index: usize, upstream: &Upstream| {
+            is_candidate(index) && (!any_healthy || healthy(upstream))
+        };
+        let chosen = if !any_healthy {
+            self.list
+                .iter()
+                .enumerate()
+                .filter(|(index, up)| eligible(*index, up))
+                .min_by_key(|(_, up)| up.backoff_until_ms)
+                .map(|(index, _)| index)
+        } else {
+            match self.strategy {
+                Strategy::Ordered => self
+                    .list
+                    .iter()
+                    .enumerate()
+                    .find(|(index, up)| eligible(*index, up))
+                    .map(|(i, _)| i),
+                Strategy::RoundRobin => (0..count)
+                    .map(|offset| (self.next_turn + offset) % count)
+                    .find(|&index| self.list.get(index).is_some_and(|up| eligible(index, up))),
+                Strategy::Fastest => self
+                    .list
+                    .iter()
+                    .enumerate()
+                    .filter(|(index, up)| eligible(*index, up))
+                    .min_by_key(|(_, up)| up.srtt_us.unwrap_or(0))
+                    .map(|(index, _)| index),
+            }
+        };
+        if let Some(index) = chosen {
+            self.next_turn = (index + 1) % count;
+            if let Some(upstream) = self.list.get_mut(index) {
+                upstream.stats.queries += 1;
+            }
+        }
+        chosen
+    }
+
+    /// A reply was accepted from upstream `index` after `rtt_us`.
+    pub fn on_reply(&mut self, index: usize, rtt_us: u64) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.stats.replies += 1;
+            upstream.consecutive_failures = 0;
+            upstream.backoff_until_ms = 0;
+            upstream.srtt_us = Some(match upstream.srtt_us {
+                None => rtt_us,
+                Some(srtt) => srtt - srtt / 8 + rtt_us / 8,
+            });
+        }
+    }
+
+    /// Upstream `index` failed to answer within `timeout_ms`.
+    pub fn on_timeout(&mut self, index: usize, timeout_ms: u64, now_ms: u64) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.stats.timeouts += 1;
+            upstream.consecutive_failures = upstream.consecutive_failures.saturating_add(1);
+            let doublings = upstream.consecutive_failures.saturating_sub(1).min(16);
+            let backoff = (BACKOFF_BASE_MS << doublings).min(BACKOFF_MAX_MS);
+            upstream.backoff_until_ms = now_ms.saturating_add(backoff);
+            // A timeout counts as a very slow reply, so `fastest` moves
+            // away from an upstream that stopped answering.
+            let penalty = timeout_ms.saturating_mul(1000);
+            upstream.srtt_us = Some(upstream.srtt_us.map_or(penalty, |srtt| srtt.max(penalty)));
+        }
+    }
+
+    /// Upstream `index` answered with an error (SERVFAIL, REFUSED, junk).
+    pub fn on_error(&mut self, index: usize) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.stats.errors += 1;
+        }
+    }
+
+    /// Upstream `index` answered with TC set.
+    pub fn on_truncated(&mut self, index: usize) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.stats.truncated += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(count: u16) -> Vec<SocketAddr> {
+        (0..count)
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], 5300 + port)))
+            .collect()
+    }
+
+    #[test]
+    fn ordered_prefers_the_first_and_fails_over() {
+        let mut set = Upstreams::new(&addresses(3), Strategy::Ordered);
+        assert_eq!(set.choose(0, 0), Some(0));
+        assert_eq!(set.choose(0b001, 0), Some(1), "the next attempt moves on");
+        assert_eq!(set.choose(0b011, 0), Some(2));
+        assert_eq!(
+            set.choose(0b111, 0),
+            Some(0),
+            "after all were tried, start over"
+        );
+        set.on_timeout(0, 800, 1_000);
+        assert_eq!(set.choose(0, 1_000), Some(1), "upstream 0 is in backoff");
+        assert_eq!(
+            set.choose(0, 1_000 + BACKOFF_BASE_MS),
+            Some(0),
+            "backoff over"
+        );
+        set.on_reply(0, 1_000);
+        assert_eq!(set.get(0).unwrap().consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let mut set = Upstreams::new(&addresses(2), Strategy::Ordered);
+        for _ in 0..3 {
+            set.on_timeout(0, 800, 0);
+        }
+        assert_eq!(set.choose(0, 4 * BACKOFF_BASE_MS - 1), Some(1));
+        assert_eq!(set.choose(0, 4 * BACKOFF_BASE_MS), Some(0));
+        for _ in 0..40 {
+            set.on_timeout(0, 800, 0);
+        }
+        assert_eq!(set.choose(0, BACKOFF_MAX_MS - 1), Some(1));
+        assert_eq!(set.choose(0, BACKOFF_MAX_MS), Some(0));
+    }
+
+    #[test]
+    fn all_in_backoff_still_chooses_the_soonest() {
+        let mut set = Upstreams::new(&addresses(2), Strategy::Ordered);
+        set.on_timeout(0, 800, 100);
+        set.on_timeout(1, 800, 0);
+        assert_eq!(
+            set.choose(0, 200),
+            Some(1),
+            "upstream 1's backoff ends first"
+        );
+    }
+
+    #[test]
+    fn round_robin_takes_turns() {
+        let mut set = Upstreams::new(&addresses(3), Strategy::RoundRobin);
+        let turns: Vec<_> = (0..6).map(|_| set.choose(0, 0).unwrap()).collect();
+        assert_eq!(turns, [0, 1, 2, 0, 1, 2]);
+        set.on_timeout(1, 800, 0);
+        let turns: Vec<_> = (0..4).map(|_| set.choose(0, 1).unwrap()).collect();
+        assert_eq!(turns, [0, 2, 0, 2]);
+    }
+
+    #[test]
+    fn fastest_measures_then_prefers_the_lowest_srtt() {
+        let mut set = Upstreams::new(&addresses(3), Strategy::Fastest);
+        // Unmeasured upstreams go first, in order.
+        assert_eq!(set.choose(0, 0), Some(0));
+        set.on_reply(0, 9_000);
+        assert_eq!(set.choose(0, 0), Some(1));
+        set.on_reply(1, 2_000);
+        assert_eq!(set.choose(0, 0), Some(2));
+        set.on_reply(2, 5_000);
+        assert_eq!(set.choose(0, 0), Some(1));
+        assert_eq!(
+            set.choose(0b010, 0),
+            Some(2),
+            "second attempt: next fastest"
+        );
+        // Smoothing: one fast sample does not flip the order at once.
+        set.on_reply(0, 100);
+        assert_eq!(
+            set.get(0).unwrap().srtt_us(),
+            Some(9_000 - 9_000 / 8 + 100 / 8)
+        );
+        set.on_timeout(1, 800, 0);
+        assert_eq!(
+            set.choose(0, 10_000),
+            Some(2),
+            "timeouts push an upstream back"
+        );
+    }
+
+    #[test]
+    fn counters_and_empty_sets() {
+        let mut empty = Upstreams::new(&[], Strategy::Ordered);
+        assert_eq!(empty.choose(0, 0), None);
+        let mut set = Upstreams::new(&addresses(1), Strategy::Ordered);
+        set.choose(0, 0);
+        set.on_truncated(0);
+        set.on_error(0);
+        let stats = set.get(0).unwrap().stats();
+        assert_eq!((stats.queries, stats.truncated, stats.errors), (1, 1, 1));
+        assert_eq!(set.index_of(addresses(1)[0]), Some(0));
+    }
+}

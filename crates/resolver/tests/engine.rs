@@ -1,0 +1,597 @@
+//! The resolver engine driven through its public sans-IO API with a fake
+//! clock: no sockets, no sleeping.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use heimdall_cache::Timestamp;
+use heimdall_resolver::{
+    ClientId, QueryOutcome, Resolver, ResolverConfig, Strategy, Transmit, Transport,
+};
+use heimdall_wire::{
+    Class, EdnsOption, Flags, Message, MessageBuilder, NameBuf, Opcode, OptSpec, RData, Rcode,
+    RecordType, Section, Soa,
+};
+
+const UPSTREAM_A: &str = "127.0.0.1:5301";
+const UPSTREAM_B: &str = "127.0.0.1:5302";
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn client(port: u16) -> ClientId {
+    ClientId {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        transport: Transport::Udp,
+        listener: 0,
+    }
+}
+
+fn resolver(upstreams: &[&str]) -> Resolver {
+    let config = ResolverConfig {
+        upstreams: upstreams.iter().map(|text| addr(text)).collect(),
+        strategy: Strategy::Ordered,
+        upstream_timeout_ms: 800,
+        attempts: 3,
+        ..ResolverConfig::default()
+    };
+    Resolver::with_seed(config, 7).unwrap()
+}
+
+struct QuerySpec<'a> {
+    name: &'a str,
+    qtype: RecordType,
+    id: u16,
+    edns: Option<u16>,
+    dnssec_ok: bool,
+}
+
+fn query(spec: &QuerySpec<'_>) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_id(spec.id);
+    builder.set_flags(Flags::default().with_recursion_desired(true));
+    let name = NameBuf::from_presentation(spec.name).unwrap();
+    builder
+        .question(&name.as_name(), spec.qtype, Class::IN)
+        .unwrap();
+    if let Some(size) = spec.edns {
+        let opt = OptSpec {
+            udp_payload_size: size,
+            extended_rcode: 0,
+            version: 0,
+            dnssec_ok: spec.dnssec_ok,
+            options: &[],
+        };
+        builder.opt(&opt).unwrap();
+    }
+    let len = builder.finish();
+    buf[..len].to_vec()
+}
+
+fn a_query(name: &str, id: u16) -> Vec<u8> {
+    query(&QuerySpec {
+        name,
+        qtype: RecordType::A,
+        id,
+        edns: Some(1232),
+        dnssec_ok: false,
+    })
+}
+
+/// An upstream's reply to `upstream_query` with `count` A records of `ttl`.
+fn a_reply(upstream_query: &[u8], count: u8, ttl: u32) -> Vec<u8> {
+    let query = Message::parse(upstream_query).unwrap();
+    let question = query.question().unwrap();
+    let mut buf = [0u8; 4096];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_id(query.id());
+    builder.set_flags(
+        Flags::default()
+            .with_response(true)
+            .with_recursion_available(true),
+    );
+    builder
+        .question(&question.name, question.qtype, question.qclass)
+        .unwrap();
+    for last in 1..=count {
+        let rdata = RData::A(Ipv4Addr::new(192, 0, 2, last));
+        builder
+            .record(
+                Section::Answer,
+                &question.name,
+                RecordType::A,
+                Class::IN,
+                ttl,
+                &rdata,
+            )
+            .unwrap();
+    }
+    let len = builder.finish();
+    buf[..len].to_vec()
+}
+
+fn nxdomain_reply(upstream_query: &[u8], soa_ttl: u32, minimum: u32) -> Vec<u8> {
+    let query = Message::parse(upstream_query).unwrap();
+    let question = query.question().unwrap();
+    let zone = NameBuf::from_presentation("example").unwrap();
+    let (mname, rname) = (
+        NameBuf::from_presentation("ns.example").unwrap(),
+        NameBuf::from_presentation("hostmaster.example").unwrap(),
+    );
+    let mut buf = [0u8; 512];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_id(query.id());
+    builder.set_flags(
+        Flags::default()
+            .with_response(true)
+            .with_rcode(Rcode::NXDOMAIN),
+    );
+    builder
+        .question(&question.name, question.qtype, question.qclass)
+        .unwrap();
+    let soa = RData::Soa(Soa {
+        mname: mname.as_name(),
+        rname: rname.as_name(),
+        serial: 1,
+        refresh: 2,
+        retry: 3,
+        expire: 4,
+        minimum,
+    });
+    builder
+        .record(
+            Section::Authority,
+            &zone.as_name(),
+            RecordType::SOA,
+            Class::IN,
+            soa_ttl,
+            &soa,
+        )
+        .unwrap();
+    let len = builder.finish();
+    buf[..len].to_vec()
+}
+
+fn transmits(resolver: &mut Resolver) -> Vec<(Transmit, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Some(transmit) = resolver.poll_transmit(&mut buf) {
+        out.push((transmit, buf[..transmit.len].to_vec()));
+    }
+    out
+}
+
+fn replies(resolver: &mut Resolver, now: Timestamp) -> Vec<(ClientId, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65_535];
+    while let Some((client, len)) = resolver.poll_reply(&mut buf, now) {
+        let bytes = buf[..len].to_vec();
+        // Every reply must also parse with an independent implementation.
+        hickory_proto::op::Message::from_vec(&bytes).unwrap();
+        out.push((client, bytes));
+    }
+    out
+}
+
+fn answer_ttls(reply: &[u8]) -> Vec<u32> {
+    Message::parse(reply)
+        .unwrap()
+        .answers()
+        .map(|record| record.ttl())
+        .collect()
+}
+
+#[test]
+fn miss_then_hit_with_decreasing_ttl() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(100);
+    let outcome = resolver.handle_query(&a_query("www.Example.com", 1), client(1000), t0, &mut out);
+    assert_eq!(outcome, QueryOutcome::Pending);
+    let sent = transmits(&mut resolver);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.to, addr(UPSTREAM_A));
+    let upstream_query = Message::parse(&sent[0].1).unwrap();
+    assert!(upstream_query.flags().recursion_desired());
+    assert_eq!(
+        upstream_query.question().unwrap().name.to_string(),
+        "www.example.com."
+    );
+    assert!(upstream_query.opt().is_some());
+
+    let t1 = t0.add_millis(20);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 2, 300), t1);
+    let got = replies(&mut resolver, t1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, client(1000));
+    let reply = Message::parse(&got[0].1).unwrap();
+    assert_eq!(reply.id(), 1);
+    assert_eq!(
+        reply.question().unwrap().name.to_string(),
+        "www.Example.com."
+    );
+    assert!(reply.flags().recursion_available() && reply.flags().recursion_desired());
+    assert_eq!(answer_ttls(&got[0].1), [300, 300]);
+
+    // 100 seconds later the same question is a hit with a lower TTL.
+    let t2 = t1.add_secs(100);
+    let outcome = resolver.handle_query(&a_query("WWW.example.COM", 2), client(1001), t2, &mut out);
+    let QueryOutcome::Reply(len) = outcome else {
+        panic!("expected a hit, got {outcome:?}")
+    };
+    assert!(transmits(&mut resolver).is_empty());
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert_eq!(reply.id(), 2);
+    assert_eq!(
+        reply.question().unwrap().name.to_string(),
+        "WWW.example.COM."
+    );
+    assert_eq!(answer_ttls(&out[..len]), [200, 200]);
+    let stats = resolver.stats();
+    assert_eq!(
+        (stats.cache_hits, stats.cache_misses, stats.upstream_queries),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn concurrent_identical_queries_are_coalesced() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(1);
+    for index in 0..100u16 {
+        let outcome = resolver.handle_query(
+            &a_query("same.example", index),
+            client(2000 + index),
+            now,
+            &mut out,
+        );
+        assert_eq!(outcome, QueryOutcome::Pending);
+    }
+    let sent = transmits(&mut resolver);
+    assert_eq!(sent.len(), 1, "one upstream query for 100 clients");
+    assert_eq!(resolver.stats().coalesced, 99);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 1, 60), now);
+    let got = replies(&mut resolver, now);
+    assert_eq!(got.len(), 100);
+    for (client_id, bytes) in got {
+        let reply = Message::parse(&bytes).unwrap();
+        assert_eq!(client_id.addr.port(), 2000 + reply.id());
+        assert_eq!(reply.answers().count(), 1);
+    }
+}
+
+#[test]
+fn timeouts_fail_over_then_servfail_with_ede() {
+    let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(10);
+    resolver.handle_query(&a_query("slow.example", 9), client(3000), t0, &mut out);
+    let first = transmits(&mut resolver);
+    assert_eq!(first[0].0.to, addr(UPSTREAM_A));
+    let deadline = resolver.next_deadline().unwrap();
+    assert_eq!(deadline, t0.add_millis(800));
+    resolver.handle_timeouts(deadline.add_millis(0));
+    let second = transmits(&mut resolver);
+    assert_eq!(
+        second[0].0.to,
+        addr(UPSTREAM_B),
+        "the next upstream is tried"
+    );
+    assert_ne!(
+        Message::parse(&first[0].1).unwrap().id(),
+        Message::parse(&second[0].1).unwrap().id(),
+        "each attempt has its own ID"
+    );
+    // A late reply to the first attempt is not accepted.
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&first[0].1, 1, 60), deadline);
+    assert_eq!(resolver.stats().upstream_mismatched, 1);
+    let t2 = resolver.next_deadline().unwrap();
+    resolver.handle_timeouts(t2);
+    let third = transmits(&mut resolver);
+    assert_eq!(third.len(), 1);
+    let t3 = resolver.next_deadline().unwrap();
+    assert_eq!(
+        t3,
+        t0.add_millis(3 * 800),
+        "SERVFAIL within timeout x attempts"
+    );
+    resolver.handle_timeouts(t3);
+    assert!(transmits(&mut resolver).is_empty());
+    let got = replies(&mut resolver, t3);
+    assert_eq!(got.len(), 1);
+    let reply = Message::parse(&got[0].1).unwrap();
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let ede: Vec<EdnsOption<'_>> = reply.opt().unwrap().options().collect();
+    assert_eq!(ede[0].code, 15);
+    assert_eq!(&ede[0].data[..2], &22u16.to_be_bytes());
+    assert_eq!(resolver.stats().upstream_timeouts, 3);
+    assert_eq!(resolver.next_deadline(), None);
+
+    // The failure is remembered briefly: the next query is answered at once.
+    let outcome = resolver.handle_query(&a_query("slow.example", 10), client(3001), t3, &mut out);
+    let QueryOutcome::Reply(len) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        Message::parse(&out[..len]).unwrap().rcode(),
+        Rcode::SERVFAIL
+    );
+    assert!(transmits(&mut resolver).is_empty());
+    // After the failure TTL, upstreams are asked again.
+    let later = t3.add_secs(6);
+    assert_eq!(
+        resolver.handle_query(&a_query("slow.example", 11), client(3002), later, &mut out),
+        QueryOutcome::Pending
+    );
+}
+
+#[test]
+fn a_dead_first_upstream_is_skipped_after_it_fails() {
+    let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(1);
+    resolver.handle_query(&a_query("one.example", 1), client(1), t0, &mut out);
+    transmits(&mut resolver);
+    let deadline = resolver.next_deadline().unwrap();
+    resolver.handle_timeouts(deadline);
+    let retry = transmits(&mut resolver);
+    resolver.handle_upstream_reply(addr(UPSTREAM_B), &a_reply(&retry[0].1, 1, 60), deadline);
+    assert_eq!(replies(&mut resolver, deadline).len(), 1);
+    // The next miss goes straight to the healthy upstream.
+    resolver.handle_query(&a_query("two.example", 2), client(2), deadline, &mut out);
+    let sent = transmits(&mut resolver);
+    assert_eq!(sent[0].0.to, addr(UPSTREAM_B));
+}
+
+#[test]
+fn spoofed_replies_are_ignored_and_the_real_one_gets_through() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(5);
+    resolver.handle_query(&a_query("target.example", 3), client(4000), now, &mut out);
+    let sent = transmits(&mut resolver);
+    let real = a_reply(&sent[0].1, 1, 60);
+
+    let mut wrong_id = real.clone();
+    wrong_id[0] ^= 0xff;
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &wrong_id, now);
+    resolver.handle_upstream_reply(addr("127.0.0.1:9999"), &real, now);
+    let other_question = a_reply(
+        &a_query("other.example", Message::parse(&sent[0].1).unwrap().id()),
+        1,
+        60,
+    );
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &other_question, now);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), b"\x00\x01garbage", now);
+    assert!(replies(&mut resolver, now).is_empty());
+    assert_eq!(resolver.stats().upstream_mismatched, 3);
+    assert_eq!(resolver.stats().upstream_malformed, 1);
+
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &real, now);
+    let got = replies(&mut resolver, now);
+    assert_eq!(got.len(), 1);
+    assert_eq!(Message::parse(&got[0].1).unwrap().answers().count(), 1);
+}
+
+#[test]
+fn truncated_upstream_reply_is_retried_elsewhere() {
+    let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(5);
+    resolver.handle_query(&a_query("big.example", 3), client(4000), now, &mut out);
+    let sent = transmits(&mut resolver);
+    let mut truncated = a_reply(&sent[0].1, 0, 60);
+    truncated[2] |= 0x02;
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &truncated, now);
+    assert_eq!(resolver.stats().upstream_truncated, 1);
+    let retry = transmits(&mut resolver);
+    assert_eq!(retry[0].0.to, addr(UPSTREAM_B));
+}
+
+#[test]
+fn negative_answers_are_cached_for_the_soa_ttl() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(50);
+    resolver.handle_query(&a_query("missing.example", 1), client(1), t0, &mut out);
+    let sent = transmits(&mut resolver);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &nxdomain_reply(&sent[0].1, 3600, 30), t0);
+    let got = replies(&mut resolver, t0);
+    assert_eq!(Message::parse(&got[0].1).unwrap().rcode(), Rcode::NXDOMAIN);
+    // min(SOA TTL 3600, MINIMUM 30) = 30 seconds.
+    let hit = resolver.handle_query(
+        &a_query("missing.example", 2),
+        client(1),
+        t0.add_secs(29),
+        &mut out,
+    );
+    let QueryOutcome::Reply(len) = hit else {
+        panic!("{hit:?}")
+    };
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert_eq!(reply.rcode(), Rcode::NXDOMAIN);
+    assert_eq!(reply.authorities().next().unwrap().ttl(), 1);
+    let expired = resolver.handle_query(
+        &a_query("missing.example", 3),
+        client(1),
+        t0.add_secs(30),
+        &mut out,
+    );
+    assert_eq!(expired, QueryOutcome::Pending);
+}
+
+#[test]
+fn udp_size_limits_and_truncation() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 4096];
+    let now = Timestamp::from_secs(1);
+    resolver.handle_query(&a_query("many.example", 1), client(1), now, &mut out);
+    let sent = transmits(&mut resolver);
+    // 60 A records: 12 + 17 + 60 * 16 bytes, well over 512.
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 60, 60), now);
+    replies(&mut resolver, now);
+    let plain = query(&QuerySpec {
+        name: "many.example",
+        qtype: RecordType::A,
+        id: 5,
+        edns: None,
+        dnssec_ok: false,
+    });
+    let QueryOutcome::Reply(len) = resolver.handle_query(&plain, client(2), now, &mut out) else {
+        panic!()
+    };
+    assert!(len <= 512);
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert!(reply.flags().truncated());
+    assert!(reply.opt().is_none());
+    let QueryOutcome::Reply(len) =
+        resolver.handle_query(&a_query("many.example", 6), client(3), now, &mut out)
+    else {
+        panic!()
+    };
+    assert!(len > 512 && len <= 1232, "{len}");
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert!(!reply.flags().truncated());
+    assert_eq!(reply.answers().count(), 60);
+    // Over TCP, no limit applies below 65,535.
+    let tcp = ClientId {
+        addr: addr("127.0.0.1:7"),
+        transport: Transport::Tcp(1),
+        listener: 0,
+    };
+    let QueryOutcome::Reply(len) = resolver.handle_query(&plain, tcp, now, &mut out) else {
+        panic!()
+    };
+    assert!(!Message::parse(&out[..len]).unwrap().flags().truncated());
+}
+
+#[test]
+fn admission_rules() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(1);
+    // Too short for a header: dropped.
+    assert_eq!(
+        resolver.handle_query(b"\x01\x02", client(1), now, &mut out),
+        QueryOutcome::Dropped
+    );
+    // A response: dropped.
+    let mut response = a_query("x.example", 1);
+    response[2] |= 0x80;
+    assert_eq!(
+        resolver.handle_query(&response, client(1), now, &mut out),
+        QueryOutcome::Dropped
+    );
+    // Garbage after a header: FORMERR echoing the ID.
+    let mut garbage = a_query("x.example", 0x4242);
+    garbage.truncate(20);
+    let QueryOutcome::Reply(len) = resolver.handle_query(&garbage, client(1), now, &mut out) else {
+        panic!()
+    };
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert_eq!((reply.id(), reply.rcode()), (0x4242, Rcode::FORMERR));
+    // Unknown opcode: NOTIMP.
+    let mut notify = a_query("x.example", 2);
+    notify[2] = (notify[2] & !0x78) | (Opcode::NOTIFY.0 << 3);
+    let QueryOutcome::Reply(len) = resolver.handle_query(&notify, client(1), now, &mut out) else {
+        panic!()
+    };
+    assert_eq!(Message::parse(&out[..len]).unwrap().rcode(), Rcode::NOTIMP);
+    // EDNS version 1: BADVERS, answered with version 0.
+    let mut v1 = a_query("x.example", 3);
+    // The OPT record ends the query: ... TTL(ext rcode, version, flags) RDLEN.
+    let version_at = v1.len() - 2 - 4 + 1;
+    v1[version_at] = 1;
+    let QueryOutcome::Reply(len) = resolver.handle_query(&v1, client(1), now, &mut out) else {
+        panic!()
+    };
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert_eq!(reply.rcode(), Rcode::BADVERS);
+    assert_eq!(reply.opt().unwrap().version(), 0);
+    // Zone transfers are refused.
+    let axfr = query(&QuerySpec {
+        name: "x.example",
+        qtype: RecordType::AXFR,
+        id: 4,
+        edns: None,
+        dnssec_ok: false,
+    });
+    let QueryOutcome::Reply(len) = resolver.handle_query(&axfr, client(1), now, &mut out) else {
+        panic!()
+    };
+    assert_eq!(Message::parse(&out[..len]).unwrap().rcode(), Rcode::REFUSED);
+    // Unknown EDNS options are ignored (RFC 6891): the query is forwarded.
+    assert_eq!(
+        resolver.handle_query(&a_query("y.example", 5), client(1), now, &mut out),
+        QueryOutcome::Pending
+    );
+    let stats = resolver.stats();
+    assert_eq!(
+        (stats.formerr, stats.notimp, stats.badvers, stats.refused),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(stats.dropped_malformed, 2);
+}
+
+#[test]
+fn hints_fill_another_core() {
+    let mut first = resolver(&[UPSTREAM_A]);
+    let mut second = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(1);
+    first.handle_query(&a_query("shared.example", 1), client(1), now, &mut out);
+    let sent = transmits(&mut first);
+    first.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 1, 120), now);
+    replies(&mut first, now);
+    let hint = first.poll_hint().expect("a hint for the other cores");
+    assert!(first.poll_hint().is_none());
+    second.receive_hint(hint, now);
+    let later = now.add_secs(20);
+    let QueryOutcome::Reply(len) =
+        second.handle_query(&a_query("shared.example", 2), client(2), later, &mut out)
+    else {
+        panic!("the hinted core answers from cache")
+    };
+    assert_eq!(answer_ttls(&out[..len]), [100]);
+    assert_eq!(second.stats().upstream_queries, 0);
+    assert_eq!(second.stats().hints_stored, 1);
+}
+
+#[test]
+fn dnssec_ok_queries_are_cached_separately() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(1);
+    resolver.handle_query(&a_query("do.example", 1), client(1), now, &mut out);
+    let sent = transmits(&mut resolver);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 1, 120), now);
+    replies(&mut resolver, now);
+    let with_do = query(&QuerySpec {
+        name: "do.example",
+        qtype: RecordType::A,
+        id: 2,
+        edns: Some(1232),
+        dnssec_ok: true,
+    });
+    assert_eq!(
+        resolver.handle_query(&with_do, client(1), now, &mut out),
+        QueryOutcome::Pending
+    );
+    let sent = transmits(&mut resolver);
+    assert!(
+        Message::parse(&sent[0].1)
+            .unwrap()
+            .opt()
+            .unwrap()
+            .dnssec_ok()
+    );
+}

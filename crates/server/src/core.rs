@@ -1,0 +1,338 @@
+//! One core of the server: a glommio executor pinned to its CPU, with its
+//! own listening sockets, batch buffers, resolver (and so cache shard),
+//! upstream sockets and timers. Cores share nothing on the query path;
+//! they exchange only cache-fill hints over the bounded channel mesh,
+//! with try-send (a full channel drops the hint and counts it).
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+use glommio::net::UdpSocket;
+use heimdall_cache::{CacheStats, Timestamp};
+use heimdall_resolver::{ClientId, Hint, QueryOutcome, Resolver, ResolverStats, Transport};
+use socket2::Socket;
+
+use crate::batch::{DATAGRAM_BUF, DatagramBatch, send_to};
+
+/// How often a blocked receive wakes to check for shutdown.
+const STOP_POLL: Duration = Duration::from_millis(100);
+/// Resolution of upstream deadlines: timeouts are checked this often.
+const TIMER_TICK: Duration = Duration::from_millis(10);
+
+/// Everything one core needs, prepared on the starting thread.
+pub(crate) struct CoreSetup {
+    pub(crate) index: usize,
+    pub(crate) listeners: Vec<Socket>,
+    pub(crate) upstream_sockets: Vec<Socket>,
+    pub(crate) resolver: Resolver,
+    pub(crate) batch: usize,
+    pub(crate) mesh: Option<MeshBuilder<Hint, Full>>,
+    pub(crate) epoch: Instant,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) grace: Duration,
+}
+
+/// What a core did, reported when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreReport {
+    /// The core's index (0-based, in configured order).
+    pub core: usize,
+    /// The resolver's counters.
+    pub resolver: ResolverStats,
+    /// The cache shard's counters.
+    pub cache: CacheStats,
+    /// Hints that could not be sent because a peer's channel was full.
+    pub hints_send_dropped: u64,
+    /// Replies and upstream queries the kernel refused (full buffers).
+    pub send_errors: u64,
+    /// Upstream queries in flight when the grace period ended.
+    pub abandoned_inflight: usize,
+}
+
+struct CoreState {
+    index: usize,
+    resolver: RefCell<Resolver>,
+    listener_fds: Vec<RawFd>,
+    upstream_fds: Vec<(RawFd, bool)>,
+    next_upstream_socket: Cell<usize>,
+    scratch: RefCell<Vec<u8>>,
+    senders: Option<Senders<Hint>>,
+    epoch: Instant,
+    hints_send_dropped: Cell<u64>,
+    send_errors: Cell<u64>,
+}
+
+impl CoreState {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// An upstream socket of the right family, rotating through the pool
+    /// so queries leave from several random ports.
+    fn upstream_fd(&self, to: SocketAddr) -> Option<RawFd> {
+        let count = self.upstream_fds.len();
+        let start = self.next_upstream_socket.get();
+        self.next_upstream_socket.set(start.wrapping_add(1));
+        (0..count)
+            .map(|offset| (start + offset) % count)
+            .filter_map(|index| self.upstream_fds.get(index))
+            .find(|(_, is_v6)| *is_v6 == to.is_ipv6())
+            .map(|(fd, _)| *fd)
+    }
+
+    /// Send what the resolver produced: upstream queries, replies to
+    /// waiting clients, and hints for the other cores.
+    fn flush(&self, now: Timestamp) {
+        let mut resolver = self.resolver.borrow_mut();
+        let mut scratch = self.scratch.borrow_mut();
+        while let Some(transmit) = resolver.poll_transmit(&mut scratch) {
+            let sent = self.upstream_fd(transmit.to).map(|fd| {
+                send_to(
+                    fd,
+                    scratch.get(..transmit.len).unwrap_or_default(),
+                    transmit.to,
+                )
+            });
+            if !matches!(sent, Some(Ok(_))) {
+                self.send_errors.set(self.send_errors.get() + 1);
+            }
+        }
+        while let Some((client, len)) = resolver.poll_reply(&mut scratch, now) {
+            let Some(&fd) = self.listener_fds.get(usize::from(client.listener)) else {
+                continue;
+            };
+            if send_to(fd, scratch.get(..len).unwrap_or_default(), client.addr).is_err() {
+                self.send_errors.set(self.send_errors.get() + 1);
+            }
+        }
+        if let Some(senders) = &self.senders {
+            while let Some(hint) = resolver.poll_hint() {
+                for peer in (0..senders.nr_consumers()).filter(|&peer| peer != self.index) {
+                    if senders.try_send_to(peer, hint.clone()).is_err() {
+                        self.hints_send_dropped
+                            .set(self.hints_send_dropped.get() + 1);
+                    }
+                }
+            }
+        } else {
+            while resolver.poll_hint().is_some() {}
+        }
+    }
+}
+
+/// Serve one listening socket until shutdown: wait for a datagram with
+/// glommio, drain the rest with recvmmsg, answer the batch with sendmmsg.
+async fn serve_udp(
+    state: Rc<CoreState>,
+    socket: UdpSocket,
+    listener: u16,
+    batch: usize,
+    stop: Arc<AtomicBool>,
+) {
+    let fd = socket.as_raw_fd();
+    let _ = socket.set_read_timeout(Some(STOP_POLL));
+    let mut received = DatagramBatch::new(batch);
+    let mut replies = DatagramBatch::new(batch);
+    while !stop.load(Ordering::Relaxed) {
+        let (len, from) = match socket.recv_from(received.buffer_mut(0)).await {
+            Ok(first) => first,
+            Err(err) => {
+                if !is_timeout(&err) {
+                    log::debug!("core {}: receive error: {err}", state.index);
+                }
+                continue;
+            }
+        };
+        received.set(0, len, from);
+        let more = received.receive(fd, 1).unwrap_or(0);
+        let now = state.now();
+        let mut ready = 0usize;
+        {
+            let mut resolver = state.resolver.borrow_mut();
+            for index in 0..1 + more {
+                let Some(addr) = received.address(index) else {
+                    continue;
+                };
+                let client = ClientId {
+                    addr,
+                    transport: Transport::Udp,
+                    listener,
+                };
+                let out = replies.buffer_mut(ready);
+                if let QueryOutcome::Reply(len) =
+                    resolver.handle_query(received.datagram(index), client, now, out)
+                {
+                    replies.set(ready, len, addr);
+                    ready += 1;
+                }
+            }
+        }
+        if ready > 0 {
+            let sent = replies.send(fd, ready);
+            if sent < ready {
+                state
+                    .send_errors
+                    .set(state.send_errors.get() + (ready - sent) as u64);
+            }
+        }
+        state.flush(now);
+    }
+}
+
+fn is_timeout(err: &glommio::GlommioError<()>) -> bool {
+    matches!(err, glommio::GlommioError::TimedOut(_))
+        || matches!(err, glommio::GlommioError::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut || io.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Receive upstream replies on one upstream socket until the core ends.
+async fn receive_upstream(state: Rc<CoreState>, socket: UdpSocket, done: Rc<Cell<bool>>) {
+    let _ = socket.set_read_timeout(Some(STOP_POLL));
+    let mut buf = vec![0u8; DATAGRAM_BUF];
+    while !done.get() {
+        match socket.recv_from(&mut buf).await {
+            Ok((len, from)) => {
+                let now = state.now();
+                state.resolver.borrow_mut().handle_upstream_reply(
+                    from,
+                    buf.get(..len).unwrap_or_default(),
+                    now,
+                );
+                state.flush(now);
+            }
+            Err(err) => {
+                if !is_timeout(&err) {
+                    log::debug!("core {}: upstream receive error: {err}", state.index);
+                }
+            }
+        }
+    }
+}
+
+/// Upstream deadlines: retries, failover and SERVFAIL happen here.
+async fn run_timers(state: Rc<CoreState>, done: Rc<Cell<bool>>) {
+    while !done.get() {
+        glommio::timer::sleep(TIMER_TICK).await;
+        let now = state.now();
+        let due = state
+            .resolver
+            .borrow_mut()
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= now);
+        if due {
+            state.resolver.borrow_mut().handle_timeouts(now);
+            state.flush(now);
+        }
+    }
+}
+
+/// The body of one core's executor.
+pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
+    let CoreSetup {
+        index,
+        listeners,
+        upstream_sockets,
+        resolver,
+        batch,
+        mesh,
+        epoch,
+        stop,
+        grace,
+    } = setup;
+    let (senders, receivers) = match mesh {
+        Some(mesh) => match mesh.join().await {
+            Ok((senders, receivers)) => (Some(senders), Some(receivers)),
+            Err(err) => {
+                log::warn!("core {index}: could not join the hint mesh ({err}); hints are off");
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+    let listener_fds = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+    let upstream_fds = upstream_sockets
+        .iter()
+        .map(|socket| {
+            let is_v6 = socket
+                .local_addr()
+                .ok()
+                .and_then(|addr| addr.as_socket())
+                .is_some_and(|addr| addr.is_ipv6());
+            (socket.as_raw_fd(), is_v6)
+        })
+        .collect();
+    let state = Rc::new(CoreState {
+        index,
+        resolver: RefCell::new(resolver),
+        listener_fds,
+        upstream_fds,
+        next_upstream_socket: Cell::new(index),
+        scratch: RefCell::new(vec![0u8; usize::from(u16::MAX)]),
+        senders,
+        epoch,
+        hints_send_dropped: Cell::new(0),
+        send_errors: Cell::new(0),
+    });
+    let done = Rc::new(Cell::new(false));
+    if let Some(mut receivers) = receivers {
+        for (_, receiver) in receivers.streams() {
+            let state = Rc::clone(&state);
+            glommio::spawn_local(async move {
+                while let Some(hint) = receiver.recv().await {
+                    let now = state.now();
+                    state.resolver.borrow_mut().receive_hint(hint, now);
+                }
+            })
+            .detach();
+        }
+    }
+    for socket in upstream_sockets {
+        glommio::spawn_local(receive_upstream(
+            Rc::clone(&state),
+            UdpSocket::from(socket),
+            Rc::clone(&done),
+        ))
+        .detach();
+    }
+    glommio::spawn_local(run_timers(Rc::clone(&state), Rc::clone(&done))).detach();
+    let serving: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(listener, socket)| {
+            glommio::spawn_local(serve_udp(
+                Rc::clone(&state),
+                UdpSocket::from(socket),
+                listener as u16,
+                batch,
+                Arc::clone(&stop),
+            ))
+        })
+        .collect();
+    for task in serving {
+        task.await;
+    }
+    // Stopped receiving: give outstanding upstream queries a bounded time
+    // to finish so their clients still get answers.
+    let grace_end = Instant::now() + grace;
+    while state.resolver.borrow().inflight() > 0 && Instant::now() < grace_end {
+        glommio::timer::sleep(TIMER_TICK).await;
+    }
+    done.set(true);
+    if let Some(senders) = &state.senders {
+        senders.close();
+    }
+    let resolver = state.resolver.borrow();
+    CoreReport {
+        core: index,
+        resolver: *resolver.stats(),
+        cache: resolver.cache().stats(),
+        hints_send_dropped: state.hints_send_dropped.get(),
+        send_errors: state.send_errors.get(),
+        abandoned_inflight: resolver.inflight(),
+    }
+}

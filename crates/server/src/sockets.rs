@@ -1,0 +1,111 @@
+//! Socket setup: one UDP socket per core per listen address, all bound to
+//! the same address with `SO_REUSEPORT` so the kernel spreads clients over
+//! cores; and each core's pool of upstream sockets.
+//!
+//! Sockets are created on the starting thread, before any executor runs,
+//! so a bad address or a busy port is reported at start, and a listen port
+//! of 0 resolves to one ephemeral port that every core shares.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Kernel socket buffer asked for on listening sockets: room for bursts
+/// while a core is busy with a batch. The kernel caps it at
+/// net.core.rmem_max / wmem_max (see deploy/ for the sysctl).
+const LISTEN_BUFFER_BYTES: usize = 4 << 20;
+/// Socket buffer for upstream sockets, which see far less traffic.
+const UPSTREAM_BUFFER_BYTES: usize = 1 << 20;
+
+fn udp_socket(domain: Domain) -> io::Result<Socket> {
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// A listening UDP socket bound to `addr` with `SO_REUSEPORT`.
+pub(crate) fn listen_udp(addr: SocketAddr) -> io::Result<Socket> {
+    let domain = Domain::for_address(addr);
+    let socket = udp_socket(domain)?;
+    if addr.is_ipv6() {
+        // One socket per family: an IPv6 wildcard must not also take IPv4.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    // Larger buffers are a hint; a small kernel maximum is not fatal.
+    let _ = socket.set_recv_buffer_size(LISTEN_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(LISTEN_BUFFER_BYTES);
+    socket.bind(&SockAddr::from(addr))?;
+    Ok(socket)
+}
+
+/// For each listen address, one socket per core. A port of 0 is resolved
+/// by the first socket and reused by the others.
+pub(crate) fn listen_udp_per_core(
+    listen: &[SocketAddr],
+    cores: usize,
+) -> io::Result<(Vec<Vec<Socket>>, Vec<SocketAddr>)> {
+    let mut per_core: Vec<Vec<Socket>> = (0..cores).map(|_| Vec::new()).collect();
+    let mut bound = Vec::with_capacity(listen.len());
+    for &addr in listen {
+        let first = listen_udp(addr).map_err(|err| with_addr(err, addr))?;
+        let actual = first
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listen socket has no IP address"))?;
+        bound.push(actual);
+        let mut sockets = vec![first];
+        for _ in 1..cores {
+            sockets.push(listen_udp(actual).map_err(|err| with_addr(err, actual))?);
+        }
+        for (core, socket) in per_core.iter_mut().zip(sockets) {
+            core.push(socket);
+        }
+    }
+    Ok((per_core, bound))
+}
+
+/// An upstream socket of the family of `upstream`, bound to an ephemeral
+/// port the kernel picks at random (Linux randomizes ephemeral ports).
+pub(crate) fn upstream_udp(upstream: SocketAddr) -> io::Result<Socket> {
+    let domain = Domain::for_address(upstream);
+    let socket = udp_socket(domain)?;
+    let _ = socket.set_recv_buffer_size(UPSTREAM_BUFFER_BYTES);
+    let any: SocketAddr = if upstream.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    socket.bind(&SockAddr::from(any))?;
+    Ok(socket)
+}
+
+fn with_addr(err: io::Error, addr: SocketAddr) -> io::Error {
+    io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_zero_is_shared_by_every_core() {
+        let listen: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap()];
+        let (per_core, bound) = listen_udp_per_core(&listen, 3).unwrap();
+        assert_eq!(per_core.len(), 3);
+        assert_ne!(bound[0].port(), 0);
+        for sockets in &per_core {
+            let local = sockets[0].local_addr().unwrap().as_socket().unwrap();
+            assert_eq!(local, bound[0]);
+        }
+    }
+
+    #[test]
+    fn a_busy_port_is_reported_with_its_address() {
+        let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = holder.local_addr().unwrap();
+        let err = listen_udp_per_core(&[addr], 1).unwrap_err();
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+}

@@ -1,0 +1,379 @@
+//! Batched UDP I/O on a raw socket: `recvmmsg`, `sendmmsg` and `poll`.
+//!
+//! One system call per batch rather than per datagram is what lets a single
+//! thread keep up with a forwarder under load (see DESIGN.md, "Measured
+//! facts"). The batches own their buffers and address storage, allocated
+//! once; the `mmsghdr`/`iovec` tables are rebuilt from them before every
+//! call, so a batch can be moved freely between calls.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use socket2::SockAddr;
+
+/// Size of `sockaddr_storage`, as the kernel wants it.
+const STORAGE_LEN: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is a plain C struct of integers and byte
+    // arrays, for which all-zero bytes are a valid value.
+    unsafe { mem::zeroed() }
+}
+
+fn zeroed_mmsghdr() -> libc::mmsghdr {
+    // SAFETY: mmsghdr is a plain C struct of integers and raw pointers; all
+    // zeros (null pointers, zero lengths) is a valid value, and some libcs
+    // have private padding fields that rule out a struct literal.
+    unsafe { mem::zeroed() }
+}
+
+fn empty_iovec() -> libc::iovec {
+    libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }
+}
+
+/// A batch of receive buffers for `recvmmsg`.
+pub struct RecvBatch {
+    slab: Vec<u8>,
+    buf_size: usize,
+    lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_storage>,
+    addr_lens: Vec<libc::socklen_t>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    count: usize,
+}
+
+impl RecvBatch {
+    /// Room for `batch` datagrams of up to `buf_size` bytes each (longer
+    /// datagrams are cut by the kernel).
+    pub fn new(batch: usize, buf_size: usize) -> Self {
+        let batch = batch.max(1);
+        let buf_size = buf_size.max(1);
+        Self {
+            slab: vec![0; batch * buf_size],
+            buf_size,
+            lens: vec![0; batch],
+            addrs: vec![zeroed_storage(); batch],
+            addr_lens: vec![0; batch],
+            iovs: vec![empty_iovec(); batch],
+            msgs: vec![zeroed_mmsghdr(); batch],
+            count: 0,
+        }
+    }
+
+    /// Receive up to a batch of datagrams with `recvmmsg(fd, .., flags)`.
+    /// Pass `libc::MSG_DONTWAIT` to drain without blocking; `WouldBlock` is
+    /// returned when nothing is queued.
+    pub fn recv(&mut self, fd: RawFd, flags: libc::c_int) -> io::Result<usize> {
+        self.count = 0;
+        let batch = self.msgs.len();
+        for (((chunk, iov), msg), addr) in self
+            .slab
+            .chunks_exact_mut(self.buf_size)
+            .zip(self.iovs.iter_mut())
+            .zip(self.msgs.iter_mut())
+            .zip(self.addrs.iter_mut())
+        {
+            *iov = libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: chunk.len(),
+            };
+            *msg = zeroed_mmsghdr();
+            msg.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            msg.msg_hdr.msg_namelen = STORAGE_LEN;
+            msg.msg_hdr.msg_iov = iov;
+            msg.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: `msgs` has `batch` entries, each pointing at one iovec of
+        // `iovs` (which points into `slab`, `buf_size` bytes) and at one
+        // `sockaddr_storage` of `addrs` with its true size; all of them live
+        // in `self`, are not moved during the call, and the kernel writes
+        // only within those bounds. A null timeout is allowed.
+        let received = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                batch as libc::c_uint,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if received < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let received = usize::try_from(received).unwrap_or(0).min(batch);
+        for ((len, addr_len), msg) in self
+            .lens
+            .iter_mut()
+            .zip(self.addr_lens.iter_mut())
+            .zip(self.msgs.iter())
+            .take(received)
+        {
+            *len = (msg.msg_len as usize).min(self.buf_size);
+            *addr_len = msg.msg_hdr.msg_namelen;
+        }
+        self.count = received;
+        Ok(received)
+    }
+
+    /// How many datagrams the last `recv` returned.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the last `recv` returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Datagram `index` of the last `recv` and its source address (None
+    /// for an address family other than IPv4/IPv6).
+    pub fn get(&self, index: usize) -> Option<(&[u8], Option<SocketAddr>)> {
+        if index >= self.count {
+            return None;
+        }
+        let len = *self.lens.get(index)?;
+        let start = index * self.buf_size;
+        let bytes = self.slab.get(start..start + len)?;
+        let storage = *self.addrs.get(index)?;
+        let addr_len = (*self.addr_lens.get(index)?).min(STORAGE_LEN);
+        // SAFETY: the kernel filled `storage` with a socket address of
+        // `addr_len` bytes (capped at the storage size), which is what
+        // `SockAddr::new` requires.
+        let source = unsafe { SockAddr::new(storage, addr_len) }.as_socket();
+        Some((bytes, source))
+    }
+}
+
+/// A batch of outgoing datagrams for `sendmmsg`, each with a caller tag
+/// that `flush` hands back with the outcome.
+pub struct SendBatch<T> {
+    slab: Vec<u8>,
+    buf_size: usize,
+    lens: Vec<usize>,
+    dests: Vec<SockAddr>,
+    tags: Vec<T>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl<T: Copy> SendBatch<T> {
+    /// Room for `batch` datagrams of up to `buf_size` bytes each.
+    pub fn new(batch: usize, buf_size: usize) -> Self {
+        let batch = batch.max(1);
+        let buf_size = buf_size.max(1);
+        Self {
+            slab: vec![0; batch * buf_size],
+            buf_size,
+            lens: Vec::with_capacity(batch),
+            dests: Vec::with_capacity(batch),
+            tags: Vec::with_capacity(batch),
+            iovs: vec![empty_iovec(); batch],
+            msgs: vec![zeroed_mmsghdr(); batch],
+        }
+    }
+
+    /// Datagrams queued.
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Free slots.
+    pub fn remaining(&self) -> usize {
+        self.msgs.len() - self.lens.len()
+    }
+
+    /// The buffer of the next free slot, to build a datagram in place; it
+    /// is queued only by [`SendBatch::commit`]. None when the batch is full.
+    pub fn slot(&mut self) -> Option<&mut [u8]> {
+        let start = self.lens.len() * self.buf_size;
+        self.slab.get_mut(start..start + self.buf_size)
+    }
+
+    /// The buffer of the slot after the next free one (for a datagram that
+    /// must go out just after the one being built). None when there are
+    /// fewer than two free slots.
+    pub fn slot_pair(&mut self) -> Option<(&mut [u8], &mut [u8])> {
+        let start = self.lens.len() * self.buf_size;
+        let both = self.slab.get_mut(start..start + 2 * self.buf_size)?;
+        Some(both.split_at_mut(self.buf_size))
+    }
+
+    /// Queue the first `len` bytes of the next free slot for `dest`.
+    /// Returns false (and queues nothing) when full or `len` is too long.
+    pub fn commit(&mut self, len: usize, dest: SocketAddr, tag: T) -> bool {
+        if self.remaining() == 0 || len > self.buf_size {
+            return false;
+        }
+        self.lens.push(len);
+        self.dests.push(SockAddr::from(dest));
+        self.tags.push(tag);
+        true
+    }
+
+    /// Copy `bytes` into the next free slot and queue it for `dest`.
+    pub fn push(&mut self, bytes: &[u8], dest: SocketAddr, tag: T) -> bool {
+        let Some(slot) = self.slot() else {
+            return false;
+        };
+        let Some(target) = slot.get_mut(..bytes.len()) else {
+            return false;
+        };
+        target.copy_from_slice(bytes);
+        self.commit(bytes.len(), dest, tag)
+    }
+
+    /// Send everything queued with `sendmmsg`, calling `outcome(tag, sent)`
+    /// once per datagram in order, and empty the batch. A datagram the
+    /// kernel refuses is skipped (and reported unsent) so one bad
+    /// destination cannot wedge the rest.
+    pub fn flush(&mut self, fd: RawFd, mut outcome: impl FnMut(T, bool)) {
+        let queued = self.lens.len();
+        for ((((chunk, iov), msg), dest), len) in self
+            .slab
+            .chunks_exact_mut(self.buf_size)
+            .zip(self.iovs.iter_mut())
+            .zip(self.msgs.iter_mut())
+            .zip(self.dests.iter())
+            .zip(self.lens.iter())
+        {
+            *iov = libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: *len,
+            };
+            *msg = zeroed_mmsghdr();
+            msg.msg_hdr.msg_name = dest.as_ptr().cast_mut().cast();
+            msg.msg_hdr.msg_namelen = dest.len();
+            msg.msg_hdr.msg_iov = iov;
+            msg.msg_hdr.msg_iovlen = 1;
+        }
+        let mut start = 0usize;
+        while start < queued {
+            let Some(rest) = self.msgs.get_mut(start..queued) else {
+                break;
+            };
+            // SAFETY: `rest` holds the mmsghdrs prepared above: each points
+            // at an iovec over `len` bytes of `slab` and at a socket address
+            // owned by `dests`, all alive and unmoved during the call; the
+            // kernel only reads them and writes `msg_len`.
+            let sent =
+                unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
+            if sent < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if let Some(&tag) = self.tags.get(start) {
+                    outcome(tag, false);
+                }
+                start += 1;
+                continue;
+            }
+            let sent = usize::try_from(sent).unwrap_or(0);
+            if sent == 0 {
+                // Not expected from sendmmsg; count the head as unsent
+                // rather than spin.
+                if let Some(&tag) = self.tags.get(start) {
+                    outcome(tag, false);
+                }
+                start += 1;
+                continue;
+            }
+            for &tag in self.tags.iter().skip(start).take(sent) {
+                outcome(tag, true);
+            }
+            start += sent;
+        }
+        self.lens.clear();
+        self.dests.clear();
+        self.tags.clear();
+    }
+}
+
+/// Wait until `fd` is readable or `timeout` passes (rounded up to a whole
+/// millisecond, so a short wait never becomes a busy loop). Returns whether
+/// it is readable; an interrupted wait counts as a timeout.
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let millis = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid, exclusively borrowed pollfd, and a count of 1.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
+    if ready < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(err);
+    }
+    Ok(ready > 0 && pollfd.revents != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn batches_round_trip_on_loopback() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server_addr = server.local_addr().unwrap();
+        let mut send = SendBatch::<u32>::new(4, 64);
+        for tag in 0..3u32 {
+            assert!(send.push(&[tag as u8; 5], server_addr, tag));
+        }
+        let mut outcomes = Vec::new();
+        send.flush(client.as_raw_fd(), |tag, ok| outcomes.push((tag, ok)));
+        assert_eq!(outcomes, [(0, true), (1, true), (2, true)]);
+        assert!(send.is_empty());
+
+        let mut recv = RecvBatch::new(8, 64);
+        let mut got = Vec::new();
+        for _ in 0..50 {
+            assert!(wait_readable(server.as_raw_fd(), Duration::from_millis(100)).unwrap());
+            recv.recv(server.as_raw_fd(), libc::MSG_DONTWAIT).unwrap();
+            for index in 0..recv.len() {
+                let (bytes, source) = recv.get(index).unwrap();
+                assert_eq!(source, Some(client.local_addr().unwrap()));
+                got.push(bytes.to_vec());
+            }
+            if got.len() == 3 {
+                break;
+            }
+        }
+        assert_eq!(got, [vec![0u8; 5], vec![1u8; 5], vec![2u8; 5]]);
+        let err = recv
+            .recv(server.as_raw_fd(), libc::MSG_DONTWAIT)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(recv.get(0).is_none());
+    }
+
+    #[test]
+    fn full_batches_refuse_more() {
+        let dest: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut send = SendBatch::<()>::new(1, 8);
+        assert!(!send.push(&[0; 9], dest, ()), "too long for a slot");
+        assert!(send.push(&[0; 8], dest, ()));
+        assert!(send.slot().is_none());
+        assert!(!send.push(&[0; 1], dest, ()));
+        assert!(send.slot_pair().is_none());
+    }
+}
