@@ -23,7 +23,7 @@ use heimdall_cache::{
 };
 use heimdall_wire::{
     Class, Flags, HEADER_LEN, Header, Message, MessageBuilder, Name, Opcode, OptSpec, QueryKey,
-    Rcode, RecordType, Section, WireNameBuf,
+    Question, Rcode, RecordType, Section, WireNameBuf,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -366,7 +366,7 @@ impl Resolver {
             question: question.map(|q| (q.name, q.qtype, q.qclass)),
             edns,
         };
-        if let Err(Refusal(rcode, ede_code)) = Self::admit(&message) {
+        if let Err(Refusal(rcode, ede_code)) = Self::admit(&message, question.as_ref()) {
             return self.refuse(out, &to, rcode, ede_code.map(|code| (code, "")));
         }
         let Some(question) = question else {
@@ -408,7 +408,7 @@ impl Resolver {
     }
 
     /// RFC 1035 / 6891 / 8906 admission rules for a parsed query.
-    fn admit(message: &Message<'_>) -> Result<(), Refusal> {
+    fn admit(message: &Message<'_>, question: Option<&Question<'_>>) -> Result<(), Refusal> {
         let flags = message.flags();
         if flags.opcode() != Opcode::QUERY {
             return Err(Refusal(Rcode::NOTIMP, Some(ede::NOT_SUPPORTED)));
@@ -419,7 +419,7 @@ impl Resolver {
         if message.opt().is_some_and(|opt| opt.version() > 0) {
             return Err(Refusal(Rcode::BADVERS, None));
         }
-        let Some(question) = message.question() else {
+        let Some(question) = question else {
             return Err(Refusal(Rcode::FORMERR, None));
         };
         match question.qtype {
