@@ -10,44 +10,13 @@
 )]
 
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use heimdall_benches::typical_query;
 use heimdall_cache::Timestamp;
 use heimdall_resolver::{ClientId, QueryOutcome, Resolver, ResolverConfig, Transport};
-use heimdall_wire::{Class, Flags, Message, MessageBuilder, RData, RecordType, Section};
-
-fn answer(upstream_query: &[u8]) -> Vec<u8> {
-    let query = Message::parse(upstream_query).unwrap();
-    let question = query.question().unwrap();
-    let mut buf = [0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(query.id());
-    builder.set_flags(
-        Flags::default()
-            .with_response(true)
-            .with_recursion_available(true),
-    );
-    builder
-        .question(&question.name, question.qtype, question.qclass)
-        .unwrap();
-    for last in [1, 2] {
-        let rdata = RData::A(Ipv4Addr::new(192, 0, 2, last));
-        builder
-            .record(
-                Section::Answer,
-                &question.name,
-                RecordType::A,
-                Class::IN,
-                300,
-                &rdata,
-            )
-            .unwrap();
-    }
-    let len = builder.finish();
-    buf[..len].to_vec()
-}
+use heimdall_testkit::messages::a_answer;
 
 fn resolver_hit(c: &mut Criterion) {
     let upstream: SocketAddr = "127.0.0.1:5300".parse().unwrap();
@@ -70,7 +39,7 @@ fn resolver_hit(c: &mut Criterion) {
     );
     let transmit = resolver.poll_transmit(&mut out).unwrap();
     let sent = out[..transmit.len].to_vec();
-    resolver.handle_upstream_reply(upstream, &answer(&sent), now);
+    resolver.handle_upstream_reply(upstream, &a_answer(&sent, 2, 300), now);
     while resolver.poll_reply(&mut out, now).is_some() {}
     let later = now.add_secs(5);
     c.bench_function("resolver/cache_hit_handle_query", |b| {

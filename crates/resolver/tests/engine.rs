@@ -8,16 +8,14 @@
     missing_docs
 )]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use heimdall_cache::Timestamp;
 use heimdall_resolver::{
     ClientId, QueryOutcome, Resolver, ResolverConfig, Strategy, Transmit, Transport,
 };
-use heimdall_wire::{
-    Class, EdnsOption, Flags, Message, MessageBuilder, NameBuf, Opcode, OptSpec, RData, Rcode,
-    RecordType, Section, Soa,
-};
+use heimdall_testkit::messages::{a_answer, nxdomain_answer, query};
+use heimdall_wire::{EdnsOption, Message, Opcode, Rcode, RecordType};
 
 const UPSTREAM_A: &str = "127.0.0.1:5301";
 const UPSTREAM_B: &str = "127.0.0.1:5302";
@@ -45,119 +43,8 @@ fn resolver(upstreams: &[&str]) -> Resolver {
     Resolver::with_seed(config, 7).unwrap()
 }
 
-struct QuerySpec<'a> {
-    name: &'a str,
-    qtype: RecordType,
-    id: u16,
-    edns: Option<u16>,
-    dnssec_ok: bool,
-}
-
-fn query(spec: &QuerySpec<'_>) -> Vec<u8> {
-    let mut buf = [0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(spec.id);
-    builder.set_flags(Flags::default().with_recursion_desired(true));
-    let name = NameBuf::from_presentation(spec.name).unwrap();
-    builder
-        .question(&name.as_name(), spec.qtype, Class::IN)
-        .unwrap();
-    if let Some(size) = spec.edns {
-        let opt = OptSpec {
-            udp_payload_size: size,
-            extended_rcode: 0,
-            version: 0,
-            dnssec_ok: spec.dnssec_ok,
-            options: &[],
-        };
-        builder.opt(&opt).unwrap();
-    }
-    let len = builder.finish();
-    buf[..len].to_vec()
-}
-
 fn a_query(name: &str, id: u16) -> Vec<u8> {
-    query(&QuerySpec {
-        name,
-        qtype: RecordType::A,
-        id,
-        edns: Some(1232),
-        dnssec_ok: false,
-    })
-}
-
-/// An upstream's reply to `upstream_query` with `count` A records of `ttl`.
-fn a_reply(upstream_query: &[u8], count: u8, ttl: u32) -> Vec<u8> {
-    let query = Message::parse(upstream_query).unwrap();
-    let question = query.question().unwrap();
-    let mut buf = [0u8; 4096];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(query.id());
-    builder.set_flags(
-        Flags::default()
-            .with_response(true)
-            .with_recursion_available(true),
-    );
-    builder
-        .question(&question.name, question.qtype, question.qclass)
-        .unwrap();
-    for last in 1..=count {
-        let rdata = RData::A(Ipv4Addr::new(192, 0, 2, last));
-        builder
-            .record(
-                Section::Answer,
-                &question.name,
-                RecordType::A,
-                Class::IN,
-                ttl,
-                &rdata,
-            )
-            .unwrap();
-    }
-    let len = builder.finish();
-    buf[..len].to_vec()
-}
-
-fn nxdomain_reply(upstream_query: &[u8], soa_ttl: u32, minimum: u32) -> Vec<u8> {
-    let query = Message::parse(upstream_query).unwrap();
-    let question = query.question().unwrap();
-    let zone = NameBuf::from_presentation("example").unwrap();
-    let (mname, rname) = (
-        NameBuf::from_presentation("ns.example").unwrap(),
-        NameBuf::from_presentation("hostmaster.example").unwrap(),
-    );
-    let mut buf = [0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(query.id());
-    builder.set_flags(
-        Flags::default()
-            .with_response(true)
-            .with_rcode(Rcode::NXDOMAIN),
-    );
-    builder
-        .question(&question.name, question.qtype, question.qclass)
-        .unwrap();
-    let soa = RData::Soa(Soa {
-        mname: mname.as_name(),
-        rname: rname.as_name(),
-        serial: 1,
-        refresh: 2,
-        retry: 3,
-        expire: 4,
-        minimum,
-    });
-    builder
-        .record(
-            Section::Authority,
-            &zone.as_name(),
-            RecordType::SOA,
-            Class::IN,
-            soa_ttl,
-            &soa,
-        )
-        .unwrap();
-    let len = builder.finish();
-    buf[..len].to_vec()
+    query(name, RecordType::A, id, Some((1232, false)))
 }
 
 fn transmits(resolver: &mut Resolver) -> Vec<(Transmit, Vec<u8>)> {
@@ -208,7 +95,7 @@ fn miss_then_hit_with_decreasing_ttl() {
     assert!(upstream_query.opt().is_some());
 
     let t1 = t0.add_millis(20);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 2, 300), t1);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&sent[0].1, 2, 300), t1);
     let got = replies(&mut resolver, t1);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, client(1000));
@@ -259,7 +146,7 @@ fn concurrent_identical_queries_are_coalesced() {
     let sent = transmits(&mut resolver);
     assert_eq!(sent.len(), 1, "one upstream query for 100 clients");
     assert_eq!(resolver.stats().coalesced, 99);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 1, 60), now);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&sent[0].1, 1, 60), now);
     let got = replies(&mut resolver, now);
     assert_eq!(got.len(), 100);
     for (client_id, bytes) in got {
@@ -292,7 +179,7 @@ fn timeouts_fail_over_then_servfail_with_ede() {
         "each attempt has its own ID"
     );
     // A late reply to the first attempt is not accepted.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&first[0].1, 1, 60), deadline);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&first[0].1, 1, 60), deadline);
     assert_eq!(resolver.stats().upstream_mismatched, 1);
     let t2 = resolver.next_deadline().unwrap();
     resolver.handle_timeouts(t2);
@@ -344,7 +231,7 @@ fn a_dead_first_upstream_is_skipped_after_it_fails() {
     let deadline = resolver.next_deadline().unwrap();
     resolver.handle_timeouts(deadline);
     let retry = transmits(&mut resolver);
-    resolver.handle_upstream_reply(addr(UPSTREAM_B), &a_reply(&retry[0].1, 1, 60), deadline);
+    resolver.handle_upstream_reply(addr(UPSTREAM_B), &a_answer(&retry[0].1, 1, 60), deadline);
     assert_eq!(replies(&mut resolver, deadline).len(), 1);
     // The next miss goes straight to the healthy upstream.
     resolver.handle_query(&a_query("two.example", 2), client(2), deadline, &mut out);
@@ -359,13 +246,13 @@ fn spoofed_replies_are_ignored_and_the_real_one_gets_through() {
     let now = Timestamp::from_secs(5);
     resolver.handle_query(&a_query("target.example", 3), client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
-    let real = a_reply(&sent[0].1, 1, 60);
+    let real = a_answer(&sent[0].1, 1, 60);
 
     let mut wrong_id = real.clone();
     wrong_id[0] ^= 0xff;
     resolver.handle_upstream_reply(addr(UPSTREAM_A), &wrong_id, now);
     resolver.handle_upstream_reply(addr("127.0.0.1:9999"), &real, now);
-    let other_question = a_reply(
+    let other_question = a_answer(
         &a_query("other.example", Message::parse(&sent[0].1).unwrap().id()),
         1,
         60,
@@ -389,7 +276,7 @@ fn truncated_upstream_reply_is_retried_elsewhere() {
     let now = Timestamp::from_secs(5);
     resolver.handle_query(&a_query("big.example", 3), client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
-    let mut truncated = a_reply(&sent[0].1, 0, 60);
+    let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
     resolver.handle_upstream_reply(addr(UPSTREAM_A), &truncated, now);
     assert_eq!(resolver.stats().upstream_truncated, 1);
@@ -404,7 +291,7 @@ fn negative_answers_are_cached_for_the_soa_ttl() {
     let t0 = Timestamp::from_secs(50);
     resolver.handle_query(&a_query("missing.example", 1), client(1), t0, &mut out);
     let sent = transmits(&mut resolver);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), &nxdomain_reply(&sent[0].1, 3600, 30), t0);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &nxdomain_answer(&sent[0].1, 3600, 30), t0);
     let got = replies(&mut resolver, t0);
     assert_eq!(Message::parse(&got[0].1).unwrap().rcode(), Rcode::NXDOMAIN);
     // min(SOA TTL 3600, MINIMUM 30) = 30 seconds.
@@ -437,15 +324,9 @@ fn udp_size_limits_and_truncation() {
     resolver.handle_query(&a_query("many.example", 1), client(1), now, &mut out);
     let sent = transmits(&mut resolver);
     // 60 A records: 12 + 17 + 60 * 16 bytes, well over 512.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 60, 60), now);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&sent[0].1, 60, 60), now);
     replies(&mut resolver, now);
-    let plain = query(&QuerySpec {
-        name: "many.example",
-        qtype: RecordType::A,
-        id: 5,
-        edns: None,
-        dnssec_ok: false,
-    });
+    let plain = query("many.example", RecordType::A, 5, None);
     let QueryOutcome::Reply(len) = resolver.handle_query(&plain, client(2), now, &mut out) else {
         panic!()
     };
@@ -518,13 +399,7 @@ fn admission_rules() {
     assert_eq!(reply.rcode(), Rcode::BADVERS);
     assert_eq!(reply.opt().unwrap().version(), 0);
     // Zone transfers are refused.
-    let axfr = query(&QuerySpec {
-        name: "x.example",
-        qtype: RecordType::AXFR,
-        id: 4,
-        edns: None,
-        dnssec_ok: false,
-    });
+    let axfr = query("x.example", RecordType::AXFR, 4, None);
     let QueryOutcome::Reply(len) = resolver.handle_query(&axfr, client(1), now, &mut out) else {
         panic!()
     };
@@ -550,7 +425,7 @@ fn hints_fill_another_core() {
     let now = Timestamp::from_secs(1);
     first.handle_query(&a_query("shared.example", 1), client(1), now, &mut out);
     let sent = transmits(&mut first);
-    first.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 1, 120), now);
+    first.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&sent[0].1, 1, 120), now);
     replies(&mut first, now);
     let hint = first.poll_hint().expect("a hint for the other cores");
     assert!(first.poll_hint().is_none());
@@ -573,15 +448,9 @@ fn dnssec_ok_queries_are_cached_separately() {
     let now = Timestamp::from_secs(1);
     resolver.handle_query(&a_query("do.example", 1), client(1), now, &mut out);
     let sent = transmits(&mut resolver);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_reply(&sent[0].1, 1, 120), now);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&sent[0].1, 1, 120), now);
     replies(&mut resolver, now);
-    let with_do = query(&QuerySpec {
-        name: "do.example",
-        qtype: RecordType::A,
-        id: 2,
-        edns: Some(1232),
-        dnssec_ok: true,
-    });
+    let with_do = query("do.example", RecordType::A, 2, Some((1232, true)));
     assert_eq!(
         resolver.handle_query(&with_do, client(1), now, &mut out),
         QueryOutcome::Pending
