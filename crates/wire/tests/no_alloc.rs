@@ -9,7 +9,6 @@
 //! exactly zero allocations. A control check proves the counter works.
 
 #![allow(
-    unsafe_code,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
@@ -18,71 +17,18 @@
     unreachable_pub
 )]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use heimdall_testkit::{CountingAllocator, allocations_during};
 use heimdall_wire::{
     Caa, Class, EdnsOption, Flags, Message, MessageBuilder, Mx, Name, NameBuf, OptSpec, QueryKey,
     RData, RecordType, Section, Soa, Srv, Txt, WireNameBuf, edns,
 };
 
-struct CountingAllocator;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    // `try_with`: the allocator may run while thread-locals are torn down.
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _counted = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// bookkeeping only touches `Cell`s in const-initialized thread-locals, which
-// never allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Run `work` with counting on; return its result and the allocations it
-/// made on this thread.
-fn allocations_during<R>(work: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCATIONS.with(|count| count.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = work();
-    COUNTING.with(|on| on.set(false));
-    (result, ALLOCATIONS.with(Cell::get))
-}
 
 /// A `fmt::Write` that only counts bytes, to print names without a String.
 struct ByteCounter(usize);
