@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -63,17 +64,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .parse_filters(config.log.level.as_str())
         .parse_env("RUST_LOG")
         .init();
-    let server = Server::start(&config)?;
-    let stop = server.stop_flag();
+    // The handlers go in before the server answers anything: a SIGTERM
+    // that arrived after the first answer but before they were installed
+    // would kill the process without the graceful stop.
+    let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+        signal_hook::flag::register(signal, Arc::clone(&signalled))
             .context("cannot install the signal handler")?;
     }
-    // The cores watch the same flag; this thread only waits for it.
-    while !stop.load(Ordering::Relaxed) {
+    let server = Server::start(&config)?;
+    let stop = server.stop_flag();
+    while !signalled.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
     log::info!("stopping: finishing outstanding queries");
+    server.shutdown();
     let reports = server.join()?;
     for report in &reports {
         let stats = &report.resolver;

@@ -128,13 +128,15 @@ impl CoreState {
 
 /// Serve one listening socket until shutdown: wait for a datagram with
 /// glommio, drain the rest with recvmmsg, answer the batch with sendmmsg.
+/// Returns the socket, which must stay open while replies to outstanding
+/// queries may still be sent through it (its fd is in `listener_fds`).
 async fn serve_udp(
     state: Rc<CoreState>,
     socket: UdpSocket,
     listener: u16,
     batch: usize,
     stop: Arc<AtomicBool>,
-) {
+) -> UdpSocket {
     let fd = socket.as_raw_fd();
     let _ = socket.set_read_timeout(Some(STOP_POLL));
     let mut received = DatagramBatch::new(batch);
@@ -183,6 +185,7 @@ async fn serve_udp(
         }
         state.flush(now);
     }
+    socket
 }
 
 fn is_timeout(err: &glommio::GlommioError<()>) -> bool {
@@ -313,8 +316,11 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
             ))
         })
         .collect();
+    // The listening sockets stay open through the grace period: the
+    // answers to outstanding queries leave through them.
+    let mut open_listeners = Vec::with_capacity(serving.len());
     for task in serving {
-        task.await;
+        open_listeners.push(task.await);
     }
     // Stopped receiving: give outstanding upstream queries a bounded time
     // to finish so their clients still get answers.
@@ -323,6 +329,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
         glommio::timer::sleep(TIMER_TICK).await;
     }
     done.set(true);
+    drop(open_listeners);
     if let Some(senders) = &state.senders {
         senders.close();
     }
