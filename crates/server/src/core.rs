@@ -142,6 +142,10 @@ async fn serve_udp(
     let mut received = DatagramBatch::new(batch);
     let mut replies = DatagramBatch::new(batch);
     while !stop.load(Ordering::Relaxed) {
+        // glommio waits for (and copies) the first datagram; the rest of
+        // what is queued is drained with one recvmmsg. (Draining first and
+        // waiting with a peek saved no measurable CPU and lost wake-ups
+        // under load, so the simple order stays.)
         let (len, from) = match socket.recv_from(received.buffer_mut(0)).await {
             Ok(first) => first,
             Err(err) => {
@@ -152,12 +156,12 @@ async fn serve_udp(
             }
         };
         received.set(0, len, from);
-        let more = received.receive(fd, 1).unwrap_or(0);
+        let count = 1 + received.receive(fd, 1).unwrap_or(0);
         let now = state.now();
         let mut ready = 0usize;
         {
             let mut resolver = state.resolver.borrow_mut();
-            for index in 0..1 + more {
+            for index in 0..count {
                 let Some(addr) = received.address(index) else {
                     continue;
                 };

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -33,6 +34,7 @@ pub(crate) fn listen_udp(addr: SocketAddr) -> io::Result<Socket> {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_port(true)?;
+    crate::batch::set_no_fragmentation(socket.as_raw_fd(), addr.is_ipv6())?;
     // Larger buffers are a hint; a small kernel maximum is not fatal.
     let _ = socket.set_recv_buffer_size(LISTEN_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(LISTEN_BUFFER_BYTES);
@@ -72,6 +74,7 @@ pub(crate) fn upstream_udp(upstream: SocketAddr) -> io::Result<Socket> {
     let domain = Domain::for_address(upstream);
     let socket = udp_socket(domain)?;
     let _ = socket.set_recv_buffer_size(UPSTREAM_BUFFER_BYTES);
+    crate::batch::set_no_fragmentation(socket.as_raw_fd(), upstream.is_ipv6())?;
     let any: SocketAddr = if upstream.is_ipv6() {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     } else {
