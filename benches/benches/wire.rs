@@ -22,6 +22,13 @@ fn view_query_and_key(c: &mut Criterion) {
             black_box(&key);
         })
     });
+    c.bench_function("wire/query_key_from_message", |b| {
+        b.iter(|| {
+            let message = Message::parse(black_box(&query)).unwrap();
+            let key = QueryKey::from_message(&message).unwrap();
+            black_box(&key);
+        })
+    });
     let mut key = QueryKey::from_packet(&query).unwrap().1;
     c.bench_function("wire/query_view_and_key_reused", |b| {
         b.iter(|| {
