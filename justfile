@@ -24,3 +24,9 @@ fuzz TARGET="walk" SECONDS="600":
 # Everything CI runs, locally.
 ci:
     bash .ci/run
+
+# Benchmark the release server against the synthetic upstream with the
+# hot, cold and mixed workloads of heimdall-loadtest, and print one table
+# (e.g. `just bench-server 10s`; see loadtest/scripts/bench-server.sh).
+bench-server DURATION="5s" *ARGS:
+    bash loadtest/scripts/bench-server.sh {{DURATION}} {{ARGS}}

@@ -1,13 +1,20 @@
 //! heimdall-loadtest: heimdall's load generator and its synthetic upstream.
 //!
+//! - [`load`] is the load generator: pinned workers with batched UDP
+//!   sockets, open-loop (scheduled, no coordinated omission) or max
+//!   (windowed) pacing, every response verified against its query, HDR
+//!   latency percentiles, JSON and SVG reports.
 //! - [`upstream`] is a small authoritative server for a generated zone,
 //!   with switchable misbehaviour (silence, wrong IDs, truncation, delay,
-//!   loss). It is used as a library by integration tests of other crates
-//!   and as `heimdall-loadtest upstream` for benchmarks.
-//! - [`net`] holds the batched UDP I/O (`recvmmsg`/`sendmmsg`) shared by the
-//!   upstream and, later, the load generator.
+//!   loss) and an echo mode (a batched reflector). It is used as a library
+//!   by integration tests of other crates and as `heimdall-loadtest
+//!   upstream` for benchmarks.
+//! - [`net`] holds the batched UDP I/O (`recvmmsg`/`sendmmsg`) both use.
+//! - [`affinity`] pins threads to CPUs.
 //! - [`signal`] turns SIGINT/SIGTERM into a flag for the binary.
 
+pub mod affinity;
+pub mod load;
 pub mod net;
 pub mod signal;
 pub mod upstream;

@@ -40,3 +40,9 @@ pub fn install() -> io::Result<()> {
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
+
+/// The flag itself, for code that polls an `AtomicBool` (such as
+/// [`crate::load::run`]).
+pub fn flag() -> &'static AtomicBool {
+    &REQUESTED
+}

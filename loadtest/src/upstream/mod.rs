@@ -72,11 +72,15 @@ pub enum Behavior {
     ServFail,
     /// Send a spoofed reply (ID plus one) and then the right one.
     WrongIdThenRight,
+    /// Reflect every query back with QR set, without looking at it: a
+    /// batched reflector, the fastest possible "server", for measuring a
+    /// load generator. Loss (`drop_rate`) applies; the delay does not.
+    Echo,
 }
 
 impl Behavior {
     /// Every behaviour, in CLI order.
-    pub const ALL: [Behavior; 7] = [
+    pub const ALL: [Behavior; 8] = [
         Self::Normal,
         Self::Drop,
         Self::Truncate,
@@ -84,6 +88,7 @@ impl Behavior {
         Self::WrongQuestion,
         Self::ServFail,
         Self::WrongIdThenRight,
+        Self::Echo,
     ];
 
     /// The CLI spelling.
@@ -96,6 +101,7 @@ impl Behavior {
             Self::WrongQuestion => "wrong-question",
             Self::ServFail => "servfail",
             Self::WrongIdThenRight => "wrong-id-then-right",
+            Self::Echo => "echo",
         }
     }
 
@@ -108,6 +114,7 @@ impl Behavior {
             Self::WrongQuestion => 4,
             Self::ServFail => 5,
             Self::WrongIdThenRight => 6,
+            Self::Echo => 7,
         }
     }
 

@@ -40,6 +40,15 @@ pub fn shift_id(message: &mut [u8], delta: u16) {
     }
 }
 
+/// Copy `query` into `out` with QR set (the reflector); None when it does
+/// not fit.
+pub(crate) fn echo(query: &[u8], out: &mut [u8]) -> Option<usize> {
+    let reply = out.get_mut(..query.len())?;
+    reply.copy_from_slice(query);
+    *reply.get_mut(2)? |= 0x80;
+    Some(query.len())
+}
+
 /// `wrong.` + `name`, or `wrong.` + `origin` when that would be too long:
 /// a question the client did not ask.
 fn wrong_name(name: &NameBuf, origin: &NameBuf) -> NameBuf {
@@ -59,7 +68,8 @@ impl Zone {
     /// The reply to `query` under `behavior`, written into `out`; returns
     /// its length, or None when nothing must be sent: the query has no
     /// readable header, is itself a response, or the behaviour is
-    /// [`Behavior::Drop`]. [`Behavior::WrongIdThenRight`] yields the right
+    /// [`Behavior::Drop`]. [`Behavior::Echo`] copies the query with QR set.
+    /// [`Behavior::WrongIdThenRight`] yields the right
     /// reply here; the caller sends a copy with [`shift_id`] first.
     ///
     /// `out` should hold at least [`EDNS_PAYLOAD`] bytes for UDP; for TCP
@@ -74,6 +84,9 @@ impl Zone {
         let header = Header::parse(query).ok()?;
         if header.flags.response() || behavior == Behavior::Drop {
             return None;
+        }
+        if behavior == Behavior::Echo {
+            return echo(query, out);
         }
         let mut builder = MessageBuilder::new(out).ok()?;
         builder.set_id(header.id);

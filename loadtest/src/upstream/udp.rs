@@ -10,13 +10,14 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use rand::SeedableRng as _;
+use heimdall_wire::HEADER_LEN;
 use rand::rngs::SmallRng;
+use rand::{RngExt as _, SeedableRng as _};
 
-use super::respond::{EDNS_PAYLOAD, Transport, is_truncated, shift_id};
+use super::respond::{EDNS_PAYLOAD, Transport, echo, is_truncated, shift_id};
 use super::stats::Counters;
 use super::timer::TimerQueue;
-use super::{Action, MAX_DELAYED, STOP_POLL, Shared, handle};
+use super::{Action, Behavior, MAX_DELAYED, STOP_POLL, Shared, handle};
 use crate::net::{RecvBatch, SendBatch, wait_readable};
 
 /// Datagrams per `recvmmsg`.
@@ -58,6 +59,9 @@ pub(super) fn serve(socket: &UdpSocket, shared: &Shared, counters: &Counters, in
     // received batch fits without a mid-batch flush.
     let mut send = SendBatch::<Tag>::new(2 * BATCH, REPLY_BUF);
     let mut delayed: TimerQueue<Delayed> = TimerQueue::new(MAX_DELAYED);
+    // Echo replies: equal-length replies to one client go out as one UDP
+    // GSO train (the client still receives one datagram per reply).
+    let mut echo_send = SendBatch::<Tag>::new(BATCH, REPLY_BUF).gso();
     let mut rng = SmallRng::seed_from_u64(shared.seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     while !shared.stopping() {
         release_due(&mut delayed, &mut send, fd, counters);
@@ -77,6 +81,12 @@ pub(super) fn serve(socket: &UdpSocket, shared: &Shared, counters: &Counters, in
                 }
                 continue;
             }
+        }
+        if shared.behavior() == Behavior::Echo {
+            flush(&mut send, fd, counters);
+            echo_batch(&recv, &mut echo_send, fd, shared, counters, &mut rng);
+            flush(&mut echo_send, fd, counters);
+            continue;
         }
         let delay = shared.delay();
         let now = Instant::now();
@@ -163,6 +173,46 @@ pub(super) fn serve(socket: &UdpSocket, shared: &Shared, counters: &Counters, in
     for pending in delayed.drain() {
         if pending.tag.counts {
             counters.dropped();
+        }
+    }
+}
+
+/// Reflect a received batch (see [`Behavior::Echo`]): no parsing, no
+/// per-name counting, one copy per datagram.
+fn echo_batch(
+    recv: &RecvBatch,
+    send: &mut SendBatch<Tag>,
+    fd: RawFd,
+    shared: &Shared,
+    counters: &Counters,
+    rng: &mut SmallRng,
+) {
+    let rate = shared.drop_rate();
+    let tag = Tag {
+        counts: true,
+        truncated: false,
+    };
+    for index in 0..recv.len() {
+        let Some((packet, source)) = recv.get(index) else {
+            continue;
+        };
+        counters.received();
+        let is_query = packet.len() >= HEADER_LEN && packet.get(2).is_some_and(|b| b & 0x80 == 0);
+        let (Some(source), true) = (source, is_query) else {
+            counters.dropped();
+            continue;
+        };
+        if rate > 0.0 && rng.random::<f64>() < rate {
+            counters.dropped();
+            continue;
+        }
+        if send.remaining() == 0 {
+            flush(send, fd, counters);
+        }
+        let len = send.slot().and_then(|slot| echo(packet, slot));
+        match len {
+            Some(len) if send.commit(len, source, tag) => counters.answered(false),
+            _ => counters.dropped(),
         }
     }
 }
