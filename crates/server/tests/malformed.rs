@@ -48,30 +48,7 @@ const BATCH: usize = 64;
 /// IDs of sentinel queries: above every fuzz datagram's ID.
 const SENTINEL_BASE: u16 = 0xf000;
 
-/// splitmix64: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.byte()).collect()
-    }
-}
+use heimdall_testkit::SplitMix64 as Rng;
 
 /// What a datagram must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,7 +273,7 @@ fn mutate(rng: &mut Rng, template: &[u8]) -> Vec<u8> {
                 let value: u16 = match rng.below(3) {
                     0 => rng.below(4) as u16,
                     1 => 0xffff,
-                    _ => rng.next() as u16,
+                    _ => rng.next_u64() as u16,
                 };
                 packet[field..field + 2].copy_from_slice(&value.to_be_bytes());
             }

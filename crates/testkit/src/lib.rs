@@ -4,9 +4,13 @@
 //! - [`CountingAllocator`] and [`allocations_during`], which prove that a
 //!   piece of code makes no heap allocation;
 //! - [`messages`], small makers of queries and upstream answers built with
-//!   heimdall-wire.
+//!   heimdall-wire;
+//! - [`SplitMix64`], a deterministic generator for random and mutated inputs.
 
 pub mod messages;
+mod rng;
+
+pub use rng::SplitMix64;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -35,31 +35,7 @@ use heimdall_wire::{
     RecordType, Section, Soa, Srv, Txt, edns,
 };
 
-/// splitmix64: tiny, fast, and good enough to drive mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-ish in `0..bound` (`bound` > 0).
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
+use heimdall_testkit::SplitMix64 as Rng;
 
 fn name(text: &str) -> NameBuf {
     NameBuf::from_presentation(text).unwrap()
@@ -645,7 +621,7 @@ fn mutate_once(rng: &mut Rng, message: &mut Vec<u8>) {
             let value = match rng.below(3) {
                 0 => 0,
                 1 => u16::MAX,
-                _ => rng.next() as u16,
+                _ => rng.next_u64() as u16,
             };
             message[at..at + 2].copy_from_slice(&value.to_be_bytes());
         }
