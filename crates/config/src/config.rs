@@ -59,6 +59,16 @@ pub mod defaults {
     pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
     /// `upstream.attempts`.
     pub const UPSTREAM_ATTEMPTS: u32 = 3;
+    /// `tcp.idle_timeout`: a client connection with no query outstanding
+    /// and none arriving is closed after this long.
+    pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `tcp.read_timeout`: once a message has begun (its first length
+    /// byte arrived), all of it must arrive within this time.
+    pub const TCP_READ_TIMEOUT: Duration = Duration::from_secs(2);
+    /// `tcp.max_connections`: client connections per core.
+    pub const TCP_MAX_CONNECTIONS: usize = 1024;
+    /// `tcp.max_pipelined`: queries outstanding on one connection.
+    pub const TCP_MAX_PIPELINED: usize = 64;
 }
 
 /// The bounds validation enforces, so that the server can rely on them.
@@ -99,6 +109,17 @@ pub mod limits {
     pub const UPSTREAM_TIMEOUT_MAX: Duration = Duration::from_secs(60);
     /// `upstream.attempts` at most.
     pub const UPSTREAM_ATTEMPTS_MAX: u32 = 16;
+    /// `tcp.idle_timeout` and `tcp.read_timeout` at least.
+    pub const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(10);
+    /// `tcp.idle_timeout` at most (RFC 7828 encodes it in units of 100 ms
+    /// in 16 bits).
+    pub const TCP_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(3_600);
+    /// `tcp.read_timeout` at most.
+    pub const TCP_READ_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+    /// `tcp.max_connections` at most, per core.
+    pub const TCP_MAX_CONNECTIONS_MAX: usize = 1 << 20;
+    /// `tcp.max_pipelined` at most.
+    pub const TCP_MAX_PIPELINED_MAX: usize = 65_535;
 }
 
 /// A validated configuration. Every field satisfies the rules in
@@ -114,6 +135,8 @@ pub struct Config {
     pub hints: HintsConfig,
     /// `upstream:` where and how to forward.
     pub upstream: UpstreamConfig,
+    /// `tcp:` DNS over TCP from clients.
+    pub tcp: TcpConfig,
     /// `log:` logging.
     pub log: LogConfig,
     pub(crate) source: String,
@@ -171,12 +194,31 @@ pub struct UpstreamConfig {
     /// Servers to forward to: at least one, no two the same, none that is
     /// one of heimdall's own listen sockets.
     pub servers: Vec<SocketAddr>,
+    /// Servers (each also in `servers`) that are asked over TCP only,
+    /// never over UDP.
+    pub tcp_only: Vec<SocketAddr>,
     /// How a server is picked for each query.
     pub strategy: UpstreamStrategy,
     /// How long to wait for one server before the next attempt.
     pub timeout: Duration,
     /// Upstream sends per query, across servers, at least 1.
     pub attempts: u32,
+}
+
+/// `tcp:` client connections (RFC 7766).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TcpConfig {
+    /// A connection with nothing outstanding is closed after this long;
+    /// it is also the keepalive advertised to clients (RFC 7828).
+    pub idle_timeout: Duration,
+    /// A message that has begun must be whole within this time.
+    pub read_timeout: Duration,
+    /// Client connections per core; when full, the oldest idle one is
+    /// closed for a new one (or the new one is refused).
+    pub max_connections: usize,
+    /// Queries outstanding on one connection; further ones wait unread.
+    pub max_pipelined: usize,
 }
 
 /// `log:`

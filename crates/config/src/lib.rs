@@ -30,8 +30,8 @@ mod validate;
 
 pub use config::{
     CacheConfig, Config, DEFAULT_CONFIG_YAML, EMBEDDED_DEFAULT_SOURCE, HintsConfig, LogConfig,
-    LogLevel, MAX_CONFIG_FILE_SIZE, ServerConfig, UpstreamConfig, UpstreamStrategy, defaults,
-    limits,
+    LogLevel, MAX_CONFIG_FILE_SIZE, ServerConfig, TcpConfig, UpstreamConfig, UpstreamStrategy,
+    defaults, limits,
 };
 pub use cores::{CoreSelection, available_cpus};
 pub use error::{ConfigError, Location};

@@ -28,6 +28,8 @@ pub(crate) struct RawConfig {
     #[serde(deserialize_with = "null_as_default")]
     pub(crate) upstream: RawUpstream,
     #[serde(deserialize_with = "null_as_default")]
+    pub(crate) tcp: RawTcp,
+    #[serde(deserialize_with = "null_as_default")]
     pub(crate) log: RawLog,
 }
 
@@ -97,6 +99,7 @@ impl Default for RawHints {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawUpstream {
     pub(crate) servers: Vec<UpstreamAddr>,
+    pub(crate) tcp_only: Vec<UpstreamAddr>,
     pub(crate) strategy: UpstreamStrategy,
     pub(crate) timeout: HumanDuration,
     pub(crate) attempts: u32,
@@ -106,9 +109,31 @@ impl Default for RawUpstream {
     fn default() -> Self {
         RawUpstream {
             servers: Vec::new(),
+            tcp_only: Vec::new(),
             strategy: UpstreamStrategy::default(),
             timeout: HumanDuration(defaults::UPSTREAM_TIMEOUT),
             attempts: defaults::UPSTREAM_ATTEMPTS,
+        }
+    }
+}
+
+/// `tcp:`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTcp {
+    pub(crate) idle_timeout: HumanDuration,
+    pub(crate) read_timeout: HumanDuration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_pipelined: usize,
+}
+
+impl Default for RawTcp {
+    fn default() -> Self {
+        RawTcp {
+            idle_timeout: HumanDuration(defaults::TCP_IDLE_TIMEOUT),
+            read_timeout: HumanDuration(defaults::TCP_READ_TIMEOUT),
+            max_connections: defaults::TCP_MAX_CONNECTIONS,
+            max_pipelined: defaults::TCP_MAX_PIPELINED,
         }
     }
 }
@@ -164,9 +189,22 @@ impl From<&crate::Config> for RawConfig {
                     .copied()
                     .map(UpstreamAddr)
                     .collect(),
+                tcp_only: config
+                    .upstream
+                    .tcp_only
+                    .iter()
+                    .copied()
+                    .map(UpstreamAddr)
+                    .collect(),
                 strategy: config.upstream.strategy,
                 timeout: HumanDuration(config.upstream.timeout),
                 attempts: config.upstream.attempts,
+            },
+            tcp: RawTcp {
+                idle_timeout: HumanDuration(config.tcp.idle_timeout),
+                read_timeout: HumanDuration(config.tcp.read_timeout),
+                max_connections: config.tcp.max_connections,
+                max_pipelined: config.tcp.max_pipelined,
             },
             log: RawLog {
                 level: config.log.level,

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use crate::addr::loops_back;
 use crate::config::{
-    CacheConfig, Config, HintsConfig, LogConfig, ServerConfig, UpstreamConfig, limits,
+    CacheConfig, Config, HintsConfig, LogConfig, ServerConfig, TcpConfig, UpstreamConfig, limits,
 };
 use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
 use crate::locate::locate;
-use crate::raw::{RawCache, RawConfig, RawHints, RawServer, RawUpstream};
+use crate::raw::{RawCache, RawConfig, RawHints, RawServer, RawTcp, RawUpstream};
 use crate::units::{format_duration, format_size};
 
 /// Deserializes the raw schema, with the key path and position of the
@@ -111,11 +111,13 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let cache = v.cache(raw.cache)?;
     let hints = v.hints(raw.hints)?;
     let upstream = v.upstream(raw.upstream, &server.listen)?;
+    let tcp = v.tcp(raw.tcp)?;
     Ok(Config {
         server,
         cache,
         hints,
         upstream,
+        tcp,
         log: LogConfig {
             level: raw.log.level,
         },
@@ -305,6 +307,22 @@ impl Validator<'_> {
             }
         }
 
+        let tcp_only: Vec<SocketAddr> = raw.tcp_only.iter().map(|s| s.0).collect();
+        if let Some((i, j, server)) = first_repeat(&tcp_only) {
+            return Err(self.error(
+                format!("upstream.tcp_only[{i}]"),
+                format!("{server} is listed twice (also upstream.tcp_only[{j}])"),
+            ));
+        }
+        for (i, server) in tcp_only.iter().enumerate() {
+            if !servers.contains(server) {
+                return Err(self.error(
+                    format!("upstream.tcp_only[{i}]"),
+                    format!("{server} is not one of upstream.servers; list it there too"),
+                ));
+            }
+        }
+
         let timeout = raw.timeout.0;
         if !(limits::UPSTREAM_TIMEOUT_MIN..=limits::UPSTREAM_TIMEOUT_MAX).contains(&timeout) {
             return Err(self.error(
@@ -328,9 +346,61 @@ impl Validator<'_> {
         }
         Ok(UpstreamConfig {
             servers,
+            tcp_only,
             strategy: raw.strategy,
             timeout,
             attempts: raw.attempts,
+        })
+    }
+
+    fn tcp(&self, raw: RawTcp) -> Result<TcpConfig, ConfigError> {
+        let check = |key: &str, value: Duration, max: Duration| {
+            if (limits::TCP_TIMEOUT_MIN..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(self.error(
+                    key,
+                    format!(
+                        "{} is out of range: {} to {}",
+                        format_duration(value),
+                        format_duration(limits::TCP_TIMEOUT_MIN),
+                        format_duration(max)
+                    ),
+                ))
+            }
+        };
+        let idle_timeout = check(
+            "tcp.idle_timeout",
+            raw.idle_timeout.0,
+            limits::TCP_IDLE_TIMEOUT_MAX,
+        )?;
+        let read_timeout = check(
+            "tcp.read_timeout",
+            raw.read_timeout.0,
+            limits::TCP_READ_TIMEOUT_MAX,
+        )?;
+        let count = |key: &str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(self.error(key, format!("{value} is out of range: 1 to {max}")))
+            }
+        };
+        let max_connections = count(
+            "tcp.max_connections",
+            raw.max_connections,
+            limits::TCP_MAX_CONNECTIONS_MAX,
+        )?;
+        let max_pipelined = count(
+            "tcp.max_pipelined",
+            raw.max_pipelined,
+            limits::TCP_MAX_PIPELINED_MAX,
+        )?;
+        Ok(TcpConfig {
+            idle_timeout,
+            read_timeout,
+            max_connections,
+            max_pipelined,
         })
     }
 

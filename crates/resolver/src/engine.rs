@@ -51,6 +51,8 @@ pub enum ResolverError {
 pub struct ResolverConfig {
     /// Upstream servers, in configured order.
     pub upstreams: Vec<SocketAddr>,
+    /// Upstreams (also in `upstreams`) asked over TCP only.
+    pub tcp_only: Vec<SocketAddr>,
     /// How the next upstream is chosen.
     pub strategy: Strategy,
     /// How long to wait for one upstream attempt, in milliseconds.
@@ -80,6 +82,7 @@ impl Default for ResolverConfig {
     fn default() -> Self {
         Self {
             upstreams: Vec::new(),
+            tcp_only: Vec::new(),
             strategy: Strategy::Ordered,
             upstream_timeout_ms: 800,
             attempts: 3,
@@ -132,8 +135,12 @@ pub enum QueryOutcome {
 pub struct Transmit {
     /// The upstream's address.
     pub to: SocketAddr,
-    /// Bytes of the query in the output buffer.
+    /// Bytes of the query in the output buffer (without a TCP length
+    /// prefix).
     pub len: usize,
+    /// Send it over TCP (the upstream's UDP reply was truncated) rather
+    /// than UDP.
+    pub tcp: bool,
 }
 
 /// A cache-fill hint: an answer this core stored, for the other cores.
@@ -164,8 +171,10 @@ pub struct ResolverStats {
     pub upstream_mismatched: u64,
     /// Upstream replies that could not be parsed.
     pub upstream_malformed: u64,
-    /// Upstream replies with TC, retried elsewhere (TCP comes later).
+    /// Upstream replies with TC over UDP, retried over TCP.
     pub upstream_truncated: u64,
+    /// Upstream queries sent over TCP.
+    pub upstream_tcp_queries: u64,
     /// Client packets shorter than a header, or responses: dropped.
     pub dropped_malformed: u64,
     /// Queries shed because the in-flight table or a waiter list was full.
@@ -209,6 +218,8 @@ struct InFlight {
     attempts: u32,
     sent_at: Timestamp,
     generation: u32,
+    /// The current attempt goes over TCP.
+    tcp: bool,
 }
 
 #[derive(Debug)]
@@ -499,6 +510,7 @@ impl Resolver {
             attempts: 0,
             sent_at: now,
             generation: 0,
+            tcp: false,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(slot as usize) {
@@ -544,6 +556,10 @@ impl Resolver {
         self.by_id.insert(id, slot);
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
+        let tcp_only = self
+            .upstreams
+            .get(upstream)
+            .is_some_and(|up| self.config.tcp_only.contains(&up.address()));
         if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
             inflight.upstream = upstream;
             inflight.upstream_id = id;
@@ -551,11 +567,41 @@ impl Resolver {
             inflight.attempts += 1;
             inflight.sent_at = now;
             inflight.generation = generation;
+            inflight.tcp = tcp_only;
+        }
+        if tcp_only {
+            self.stats.upstream_tcp_queries += 1;
         }
         let deadline = now.add_millis(self.config.upstream_timeout_ms);
         self.deadlines.push(Reverse((deadline, slot, generation)));
         self.transmits.push_back((slot, generation));
         self.stats.upstream_queries += 1;
+    }
+
+    /// Ask the same upstream again over TCP, after a truncated UDP reply
+    /// (RFC 7766 section 5). It does not use up an attempt: it finishes
+    /// the one that was truncated, with a fresh ID and a fresh deadline.
+    fn retry_over_tcp(&mut self, slot: u32, now: Timestamp) {
+        let Some(Some(inflight)) = self.slots.get(slot as usize) else {
+            return;
+        };
+        let old_id = inflight.upstream_id;
+        self.by_id.remove(&old_id);
+        let id = self.fresh_id();
+        self.by_id.insert(id, slot);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
+            inflight.upstream_id = id;
+            inflight.sent_at = now;
+            inflight.generation = generation;
+            inflight.tcp = true;
+        }
+        let deadline = now.add_millis(self.config.upstream_timeout_ms);
+        self.deadlines.push(Reverse((deadline, slot, generation)));
+        self.transmits.push_back((slot, generation));
+        self.stats.upstream_queries += 1;
+        self.stats.upstream_tcp_queries += 1;
     }
 
     /// The next upstream query to send, written into `out`.
@@ -574,7 +620,11 @@ impl Resolver {
             else {
                 continue;
             };
-            return Some(Transmit { to, len });
+            return Some(Transmit {
+                to,
+                len,
+                tcp: inflight.tcp,
+            });
         }
         None
     }
@@ -609,10 +659,14 @@ impl Resolver {
         let upstream = inflight.upstream;
         let rtt_us = now.as_millis().saturating_sub(inflight.sent_at.as_millis()) * 1000;
         if message.flags().truncated() {
-            // Until the TCP client lands, try the next upstream over UDP.
-            self.upstreams.on_truncated(upstream);
             self.stats.upstream_truncated += 1;
-            self.send_attempt(slot, now);
+            self.upstreams.on_truncated(upstream);
+            if inflight.tcp {
+                // TC over TCP makes no sense: move on as for an error.
+                self.send_attempt(slot, now);
+            } else {
+                self.retry_over_tcp(slot, now);
+            }
             return;
         }
         let rcode = message.rcode();

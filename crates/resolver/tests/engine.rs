@@ -270,7 +270,38 @@ fn spoofed_replies_are_ignored_and_the_real_one_gets_through() {
 }
 
 #[test]
-fn truncated_upstream_reply_is_retried_elsewhere() {
+fn truncated_upstream_reply_is_retried_over_tcp_to_the_same_upstream() {
+    let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(5);
+    resolver.handle_query(&a_query("big.example", 3), client(4000), now, &mut out);
+    let sent = transmits(&mut resolver);
+    assert!(!sent[0].0.tcp);
+    let mut truncated = a_answer(&sent[0].1, 0, 60);
+    truncated[2] |= 0x02;
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &truncated, now);
+    assert_eq!(resolver.stats().upstream_truncated, 1);
+    let retry = transmits(&mut resolver);
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].0.to, addr(UPSTREAM_A));
+    assert!(retry[0].0.tcp);
+    assert_eq!(resolver.stats().upstream_tcp_queries, 1);
+    // A fresh ID: a late UDP reply to the first attempt is refused.
+    let old_id = u16::from_be_bytes([sent[0].1[0], sent[0].1[1]]);
+    let new_id = u16::from_be_bytes([retry[0].1[0], retry[0].1[1]]);
+    assert_ne!(old_id, new_id);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&sent[0].1, 0, 60), now);
+    assert_eq!(resolver.stats().upstream_mismatched, 1);
+    // The full answer over TCP completes the query.
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&retry[0].1, 1, 60), now);
+    let got = replies(&mut resolver, now);
+    assert_eq!(got.len(), 1);
+    assert_eq!(Message::parse(&got[0].1).unwrap().answers().count(), 1);
+    assert!(!Message::parse(&got[0].1).unwrap().flags().truncated());
+}
+
+#[test]
+fn a_tcp_retry_that_times_out_fails_over_over_udp() {
     let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(5);
@@ -279,9 +310,54 @@ fn truncated_upstream_reply_is_retried_elsewhere() {
     let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
     resolver.handle_upstream_reply(addr(UPSTREAM_A), &truncated, now);
-    assert_eq!(resolver.stats().upstream_truncated, 1);
     let retry = transmits(&mut resolver);
-    assert_eq!(retry[0].0.to, addr(UPSTREAM_B));
+    assert!(retry[0].0.tcp);
+    let later = Timestamp::from_secs(6);
+    resolver.handle_timeouts(later);
+    let next = transmits(&mut resolver);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0.to, addr(UPSTREAM_B));
+    assert!(!next[0].0.tcp);
+    // TC over TCP is not retried over TCP again.
+    resolver.handle_query(&a_query("other.example", 4), client(4001), later, &mut out);
+    let sent = transmits(&mut resolver);
+    let mut truncated = a_answer(&sent[0].1, 0, 60);
+    truncated[2] |= 0x02;
+    let to = sent[0].0.to;
+    resolver.handle_upstream_reply(to, &truncated, later);
+    let retry = transmits(&mut resolver);
+    assert!(retry[0].0.tcp);
+    let mut truncated = a_answer(&retry[0].1, 0, 60);
+    truncated[2] |= 0x02;
+    resolver.handle_upstream_reply(to, &truncated, later);
+    let moved = transmits(&mut resolver);
+    assert_eq!(moved.len(), 1);
+    assert!(!moved[0].0.tcp);
+}
+
+#[test]
+fn tcp_only_upstreams_are_asked_over_tcp_from_the_start() {
+    let config = ResolverConfig {
+        upstreams: vec![addr(UPSTREAM_A), addr(UPSTREAM_B)],
+        tcp_only: vec![addr(UPSTREAM_A)],
+        strategy: Strategy::Ordered,
+        upstream_timeout_ms: 800,
+        attempts: 3,
+        ..ResolverConfig::default()
+    };
+    let mut resolver = Resolver::with_seed(config, 7).unwrap();
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(5);
+    resolver.handle_query(&a_query("tcp.example", 3), client(4000), now, &mut out);
+    let sent = transmits(&mut resolver);
+    assert_eq!(sent[0].0.to, addr(UPSTREAM_A));
+    assert!(sent[0].0.tcp);
+    // On timeout the next (UDP) upstream is asked over UDP.
+    resolver.handle_timeouts(Timestamp::from_secs(6));
+    let next = transmits(&mut resolver);
+    assert_eq!(next[0].0.to, addr(UPSTREAM_B));
+    assert!(!next[0].0.tcp);
+    assert_eq!(resolver.stats().upstream_tcp_queries, 1);
 }
 
 #[test]

@@ -321,6 +321,25 @@ impl DatagramBatch {
     }
 }
 
+/// Hand a bound, listening, non-blocking TCP socket to glommio.
+pub(crate) fn tcp_listener(socket: socket2::Socket) -> glommio::net::TcpListener {
+    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` was just released by an owning `Socket` (so it is open,
+    // a TCP listener, and owned by nobody else); the listener takes it.
+    unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
+}
+
+/// Shut a connected socket down both ways, which wakes any pending read
+/// on it (with end of stream) so its task ends and closes it.
+pub(crate) fn shutdown_socket(fd: RawFd) {
+    // SAFETY: shutdown(2) takes a plain descriptor; a stale one only
+    // yields EBADF or ENOTSOCK, which is ignored.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ use heimdall_resolver::{ClientId, Hint, QueryOutcome, Resolver, ResolverStats, T
 use socket2::Socket;
 
 use crate::batch::{DATAGRAM_BUF, DatagramBatch, send_to};
+use crate::tcp::{TcpSettings, TcpState, TcpStats};
 
 /// How often a blocked receive wakes to check for shutdown.
 const STOP_POLL: Duration = Duration::from_millis(100);
@@ -29,6 +30,8 @@ const TIMER_TICK: Duration = Duration::from_millis(10);
 pub(crate) struct CoreSetup {
     pub(crate) index: usize,
     pub(crate) listeners: Vec<Socket>,
+    pub(crate) tcp_listeners: Vec<Socket>,
+    pub(crate) tcp: TcpSettings,
     pub(crate) upstream_sockets: Vec<Socket>,
     pub(crate) resolver: Resolver,
     pub(crate) batch: usize,
@@ -53,11 +56,16 @@ pub struct CoreReport {
     pub send_errors: u64,
     /// Upstream queries in flight when the grace period ended.
     pub abandoned_inflight: usize,
+    /// TCP counters (clients and upstreams).
+    pub tcp: TcpStats,
+    /// Client TCP connections open when the core stopped.
+    pub tcp_open_connections: usize,
 }
 
-struct CoreState {
-    index: usize,
-    resolver: RefCell<Resolver>,
+pub(crate) struct CoreState {
+    pub(crate) index: usize,
+    pub(crate) resolver: RefCell<Resolver>,
+    pub(crate) tcp: TcpState,
     listener_fds: Vec<RawFd>,
     upstream_fds: Vec<(RawFd, bool)>,
     next_upstream_socket: Cell<usize>,
@@ -69,7 +77,7 @@ struct CoreState {
 }
 
 impl CoreState {
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         Timestamp::from_millis(self.epoch.elapsed().as_millis() as u64)
     }
 
@@ -88,10 +96,15 @@ impl CoreState {
 
     /// Send what the resolver produced: upstream queries, replies to
     /// waiting clients, and hints for the other cores.
-    fn flush(&self, now: Timestamp) {
+    pub(crate) fn flush(self: &Rc<Self>, now: Timestamp) {
         let mut resolver = self.resolver.borrow_mut();
         let mut scratch = self.scratch.borrow_mut();
         while let Some(transmit) = resolver.poll_transmit(&mut scratch) {
+            if transmit.tcp {
+                let query = scratch.get(..transmit.len).unwrap_or_default();
+                self.tcp.send_upstream(self, transmit.to, query);
+                continue;
+            }
             let sent = self.upstream_fd(transmit.to).map(|fd| {
                 send_to(
                     fd,
@@ -104,6 +117,10 @@ impl CoreState {
             }
         }
         while let Some((client, len)) = resolver.poll_reply(&mut scratch, now) {
+            if let Transport::Tcp(id) = client.transport {
+                let _ = self.tcp.deliver(id, scratch.get(..len).unwrap_or_default());
+                continue;
+            }
             let Some(&fd) = self.listener_fds.get(usize::from(client.listener)) else {
                 continue;
             };
@@ -243,6 +260,8 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
     let CoreSetup {
         index,
         listeners,
+        tcp_listeners,
+        tcp,
         upstream_sockets,
         resolver,
         batch,
@@ -276,6 +295,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
     let state = Rc::new(CoreState {
         index,
         resolver: RefCell::new(resolver),
+        tcp: TcpState::new(tcp),
         listener_fds,
         upstream_fds,
         next_upstream_socket: Cell::new(index),
@@ -320,6 +340,17 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
             ))
         })
         .collect();
+    // TCP listeners accept until the executor ends (new connections are
+    // refused once the stop flag is set).
+    for (listener, socket) in tcp_listeners.into_iter().enumerate() {
+        glommio::spawn_local(crate::tcp::serve_tcp(
+            Rc::clone(&state),
+            crate::batch::tcp_listener(socket),
+            listener as u16,
+            Arc::clone(&stop),
+        ))
+        .detach();
+    }
     // The listening sockets stay open through the grace period: the
     // answers to outstanding queries leave through them.
     let mut open_listeners = Vec::with_capacity(serving.len());
@@ -345,5 +376,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
         hints_send_dropped: state.hints_send_dropped.get(),
         send_errors: state.send_errors.get(),
         abandoned_inflight: resolver.inflight(),
+        tcp: state.tcp.stats.get(),
+        tcp_open_connections: state.tcp.connections(),
     }
 }

@@ -12,6 +12,7 @@
 mod batch;
 mod core;
 mod sockets;
+mod tcp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use heimdall_config::{Config, UpstreamStrategy};
 use heimdall_resolver::{Resolver, ResolverConfig, ResolverError, Strategy};
 
 pub use crate::core::CoreReport;
+pub use crate::tcp::TcpStats;
 
 /// Upstream sockets per core: queries rotate over them, so each core sends
 /// from several random source ports (see docs/ARCHITECTURE.md).
@@ -70,6 +72,7 @@ fn resolver_config(config: &Config) -> ResolverConfig {
     let secs = |duration: Duration| u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
     ResolverConfig {
         upstreams: config.upstream.servers.clone(),
+        tcp_only: config.upstream.tcp_only.clone(),
         strategy: match config.upstream.strategy {
             UpstreamStrategy::Ordered => Strategy::Ordered,
             UpstreamStrategy::RoundRobin => Strategy::RoundRobin,
@@ -97,8 +100,18 @@ impl Server {
     pub fn start(config: &Config) -> Result<ServerHandle, ServerError> {
         let cpus = config.cpu_ids(heimdall_config::available_cpus())?;
         let cores = cpus.len().max(1);
-        let (mut listeners, udp_addrs) =
-            sockets::listen_udp_per_core(&config.server.listen, cores)?;
+        let sockets::Listeners {
+            udp: mut listeners,
+            tcp: mut tcp_listeners,
+            bound: udp_addrs,
+        } = sockets::listen_per_core(&config.server.listen, cores)?;
+        let tcp = tcp::TcpSettings {
+            idle_timeout: config.tcp.idle_timeout,
+            read_timeout: config.tcp.read_timeout,
+            max_connections: config.tcp.max_connections,
+            max_pipelined: config.tcp.max_pipelined,
+            connect_timeout: config.upstream.timeout,
+        };
         let resolver_config = resolver_config(config);
         let grace = config
             .upstream
@@ -121,6 +134,10 @@ impl Server {
             let setup = core::CoreSetup {
                 index,
                 listeners: std::mem::take(listeners.get_mut(index).unwrap_or(&mut Vec::new())),
+                tcp_listeners: std::mem::take(
+                    tcp_listeners.get_mut(index).unwrap_or(&mut Vec::new()),
+                ),
+                tcp,
                 upstream_sockets,
                 resolver,
                 batch: config.server.udp_recv_batch,
@@ -140,7 +157,7 @@ impl Server {
             executors.push(executor);
         }
         log::info!(
-            "heimdall serving UDP on {} with {} core(s) (CPUs {:?}), upstreams {:?}",
+            "heimdall serving UDP and TCP on {} with {} core(s) (CPUs {:?}), upstreams {:?}",
             udp_addrs
                 .iter()
                 .map(ToString::to_string)
@@ -177,6 +194,12 @@ impl ServerHandle {
     /// The UDP addresses actually bound, one per listen address (a port of
     /// 0 in the configuration is resolved here).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// The TCP addresses bound: the same as [`ServerHandle::udp_addrs`]
+    /// (every listen address serves both).
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
     }
 

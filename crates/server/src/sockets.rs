@@ -42,6 +42,80 @@ pub(crate) fn listen_udp(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// Connections the kernel queues per TCP listener before `accept`.
+const TCP_BACKLOG: i32 = 1024;
+
+/// A listening TCP socket bound to `addr` with `SO_REUSEPORT`.
+pub(crate) fn listen_tcp(addr: SocketAddr) -> io::Result<Socket> {
+    let domain = Domain::for_address(addr);
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SockAddr::from(addr))?;
+    socket.listen(TCP_BACKLOG)?;
+    Ok(socket)
+}
+
+/// Every core's listening sockets for one address family of listen
+/// addresses: UDP and TCP per core per address.
+pub(crate) struct Listeners {
+    /// Per core, one UDP socket per listen address.
+    pub(crate) udp: Vec<Vec<Socket>>,
+    /// Per core, one TCP listener per listen address.
+    pub(crate) tcp: Vec<Vec<Socket>>,
+    /// The bound addresses (UDP and TCP share the port).
+    pub(crate) bound: Vec<SocketAddr>,
+}
+
+/// For each listen address, one UDP socket and one TCP listener per core,
+/// all on the same port. A port of 0 is resolved by the first UDP socket;
+/// if that port is taken for TCP, another is tried.
+pub(crate) fn listen_per_core(listen: &[SocketAddr], cores: usize) -> io::Result<Listeners> {
+    const PORT_ZERO_TRIES: usize = 16;
+    let mut out = Listeners {
+        udp: (0..cores).map(|_| Vec::new()).collect(),
+        tcp: (0..cores).map(|_| Vec::new()).collect(),
+        bound: Vec::with_capacity(listen.len()),
+    };
+    for &addr in listen {
+        let mut tries = 0;
+        let (udp, tcp, actual) = loop {
+            tries += 1;
+            let (mut udp, bound) = listen_udp_per_core(&[addr], cores)?;
+            let actual = bound
+                .first()
+                .copied()
+                .ok_or_else(|| io::Error::other("no socket bound"))?;
+            let tcp: io::Result<Vec<Socket>> = (0..cores).map(|_| listen_tcp(actual)).collect();
+            match tcp {
+                Ok(tcp) => {
+                    let udp = udp
+                        .iter_mut()
+                        .map(|sockets| sockets.pop())
+                        .collect::<Vec<_>>();
+                    break (udp, tcp, actual);
+                }
+                Err(err) if addr.port() == 0 && tries < PORT_ZERO_TRIES => {
+                    log::debug!("TCP port {} taken ({err}); trying another", actual.port());
+                }
+                Err(err) => return Err(with_addr(err, actual)),
+            }
+        };
+        out.bound.push(actual);
+        for (core, socket) in out.udp.iter_mut().zip(udp) {
+            core.extend(socket);
+        }
+        for (core, socket) in out.tcp.iter_mut().zip(tcp) {
+            core.push(socket);
+        }
+    }
+    Ok(out)
+}
+
 /// For each listen address, one socket per core. A port of 0 is resolved
 /// by the first socket and reused by the others.
 pub(crate) fn listen_udp_per_core(
@@ -101,6 +175,19 @@ mod tests {
         for sockets in &per_core {
             let local = sockets[0].local_addr().unwrap().as_socket().unwrap();
             assert_eq!(local, bound[0]);
+        }
+    }
+
+    #[test]
+    fn udp_and_tcp_share_the_port() {
+        let listen: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap()];
+        let listeners = listen_per_core(&listen, 2).unwrap();
+        assert_eq!(listeners.tcp.len(), 2);
+        for (udp, tcp) in listeners.udp.iter().zip(&listeners.tcp) {
+            let udp = udp[0].local_addr().unwrap().as_socket().unwrap();
+            let tcp = tcp[0].local_addr().unwrap().as_socket().unwrap();
+            assert_eq!(udp, listeners.bound[0]);
+            assert_eq!(tcp, listeners.bound[0]);
         }
     }
 

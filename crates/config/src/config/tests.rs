@@ -82,6 +82,11 @@ fn minimal_file_gets_every_default() {
     assert_eq!(config.upstream.strategy, UpstreamStrategy::Ordered);
     assert_eq!(config.upstream.timeout, Duration::from_millis(800));
     assert_eq!(config.upstream.attempts, 3);
+    assert!(config.upstream.tcp_only.is_empty());
+    assert_eq!(config.tcp.idle_timeout, Duration::from_secs(10));
+    assert_eq!(config.tcp.read_timeout, Duration::from_secs(2));
+    assert_eq!(config.tcp.max_connections, 1024);
+    assert_eq!(config.tcp.max_pipelined, 64);
     assert_eq!(config.log.level, LogLevel::Info);
 }
 
@@ -109,9 +114,15 @@ upstream:
     - 2620:fe::fe
     - "[2620:fe::9]:53"
     - fe80::1%2
+  tcp_only: ["149.112.112.112:5353"]
   strategy: fastest
   timeout: 2s
   attempts: 5
+tcp:
+  idle_timeout: 30s
+  read_timeout: 500ms
+  max_connections: 100
+  max_pipelined: 8
 log:
   level: debug
 "#;
@@ -137,9 +148,14 @@ log:
             sa("[fe80::1%2]:53"),
         ]
     );
+    assert_eq!(config.upstream.tcp_only, vec![sa("149.112.112.112:5353")]);
     assert_eq!(config.upstream.strategy, UpstreamStrategy::Fastest);
     assert_eq!(config.upstream.timeout, Duration::from_secs(2));
     assert_eq!(config.upstream.attempts, 5);
+    assert_eq!(config.tcp.idle_timeout, Duration::from_secs(30));
+    assert_eq!(config.tcp.read_timeout, Duration::from_millis(500));
+    assert_eq!(config.tcp.max_connections, 100);
+    assert_eq!(config.tcp.max_pipelined, 8);
     assert_eq!(config.log.level, LogLevel::Debug);
     assert_eq!(config.log.level.as_str(), "debug");
 }
@@ -700,6 +716,58 @@ fn channel_capacity_errors() {
         Some((2, 21)),
         "hints.channel_capacity",
         &["expected a whole number (0 or more)"],
+    );
+}
+
+#[test]
+fn tcp_only_errors() {
+    assert_error(
+        "upstream:\n  servers: [9.9.9.9]\n  tcp_only: [9.9.9.10]\n",
+        Some((3, 14)),
+        "upstream.tcp_only[0]",
+        &["9.9.9.10:53 is not one of upstream.servers"],
+    );
+    assert_error(
+        "upstream:\n  servers: [9.9.9.9]\n  tcp_only: [9.9.9.9, 9.9.9.9]\n",
+        Some((3, 23)),
+        "upstream.tcp_only[1]",
+        &["listed twice"],
+    );
+}
+
+// ---- Errors: tcp ----
+
+#[test]
+fn tcp_errors() {
+    assert_error(
+        &with_upstream("tcp:\n  idle_timeout: 5ms\n"),
+        Some((4, 17)),
+        "tcp.idle_timeout",
+        &["5ms is out of range: 10ms to 1h"],
+    );
+    assert_error(
+        &with_upstream("tcp:\n  read_timeout: 2m\n"),
+        Some((4, 17)),
+        "tcp.read_timeout",
+        &["2m is out of range: 10ms to 1m"],
+    );
+    assert_error(
+        &with_upstream("tcp:\n  max_connections: 0\n"),
+        Some((4, 20)),
+        "tcp.max_connections",
+        &["0 is out of range: 1 to 1048576"],
+    );
+    assert_error(
+        &with_upstream("tcp:\n  max_pipelined: 70000\n"),
+        Some((4, 18)),
+        "tcp.max_pipelined",
+        &["70000 is out of range: 1 to 65535"],
+    );
+    assert_error(
+        &with_upstream("tcp:\n  keepalive: 1\n"),
+        Some((4, 3)),
+        "tcp.keepalive",
+        &["unknown key `keepalive`", "idle_timeout"],
     );
 }
 
