@@ -1,0 +1,41 @@
+//! heimdall-control: the sans-IO half of heimdall's HTTP control endpoint.
+//!
+//! The server owns the socket; this crate owns everything else. Bytes read
+//! from one HTTP/1.1 connection go into a [`Connection`], which yields
+//! bounded, validated [`Request`]s (or an [`HttpError`] that maps to a
+//! 400/413/431 reply). [`route`] turns a request into a typed [`Command`]
+//! for the server to execute, or into a ready [`Response`] (404, 405, 400).
+//! Once the server has the result, the `render_*` functions build the
+//! [`Response`], and [`Response::encode`] writes it out.
+//!
+//! - [`Snapshot`]: a metrics model independent of the other crates (plain
+//!   `u64` counters per core and per upstream) that the server fills from
+//!   its resolver, cache and upstream counters.
+//! - [`render_metrics`]: Prometheus text exposition format 0.0.4.
+//! - [`render_stats_json`]: the same snapshot as JSON, with totals.
+//!
+//! Nothing here reads a clock or touches a socket.
+
+mod http;
+mod metrics;
+mod render;
+mod route;
+mod snapshot;
+
+#[cfg(test)]
+mod expo;
+#[cfg(test)]
+mod tests;
+
+pub use http::{Connection, HttpError, Limits, Method, Request, Response};
+pub use metrics::{METRICS_CONTENT_TYPE, render_metrics};
+pub use render::{
+    CoreHealth, ReloadReport, render_flush_result, render_health, render_reload_result,
+    render_stats_json,
+};
+pub use route::{Command, percent_decode, route};
+pub use snapshot::{
+    CacheSnapshot, CoreSnapshot, HintSnapshot, LATENCY_BUCKETS_US, LatencyHistogram,
+    PolicySnapshot, QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, RcodeBucket,
+    RcodeCounts, Snapshot, TransportCounts, UpstreamSnapshot,
+};

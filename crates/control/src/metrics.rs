@@ -1,0 +1,294 @@
+//! Prometheus text exposition format 0.0.4 for a [`Snapshot`].
+
+use std::fmt::Write as _;
+
+use crate::http::Response;
+use crate::snapshot::{CoreSnapshot, LATENCY_BUCKETS_US, Snapshot, UpstreamSnapshot};
+
+/// The content type of the exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `GET /metrics` reply for a snapshot.
+pub fn render_metrics(snapshot: &Snapshot) -> Response {
+    let mut response = Response::text(200, render_metrics_text(snapshot));
+    response.content_type = METRICS_CONTENT_TYPE;
+    response
+}
+
+/// A per-core counter family: name, help, and how to read it.
+type CoreField = (&'static str, &'static str, fn(&CoreSnapshot) -> u64);
+
+const CORE_COUNTERS: [CoreField; 12] = [
+    (
+        "heimdall_cache_hits_total",
+        "Cache lookups answered with a fresh entry.",
+        |c| c.cache.hits,
+    ),
+    (
+        "heimdall_cache_misses_total",
+        "Cache lookups that found nothing usable.",
+        |c| c.cache.misses,
+    ),
+    (
+        "heimdall_cache_stale_served_total",
+        "Stale cache entries served.",
+        |c| c.cache.stale_served,
+    ),
+    (
+        "heimdall_cache_prefetches_total",
+        "Prefetches of popular entries near expiry.",
+        |c| c.cache.prefetches,
+    ),
+    (
+        "heimdall_cache_evictions_total",
+        "Cache entries evicted to make room.",
+        |c| c.cache.evictions,
+    ),
+    (
+        "heimdall_hints_sent_total",
+        "Cache hints sent to other cores.",
+        |c| c.hints.sent,
+    ),
+    (
+        "heimdall_hints_received_total",
+        "Cache hints received from other cores.",
+        |c| c.hints.received,
+    ),
+    (
+        "heimdall_hints_dropped_total",
+        "Cache hints dropped because a queue was full.",
+        |c| c.hints.dropped,
+    ),
+    (
+        "heimdall_queries_rate_limited_total",
+        "Client queries stopped by the rate limiter.",
+        |c| c.policy.rate_limited,
+    ),
+    (
+        "heimdall_queries_refused_total",
+        "Client queries refused by policy.",
+        |c| c.policy.refused,
+    ),
+    (
+        "heimdall_queries_blocked_total",
+        "Client queries answered by the blocklist.",
+        |c| c.policy.blocked,
+    ),
+    (
+        "heimdall_queries_malformed_total",
+        "Malformed client packets dropped.",
+        |c| c.policy.malformed,
+    ),
+];
+
+const CORE_GAUGES: [CoreField; 2] = [
+    ("heimdall_cache_entries", "Cache entries held.", |c| {
+        c.cache.entries
+    }),
+    (
+        "heimdall_cache_bytes",
+        "Bytes accounted to cache entries.",
+        |c| c.cache.bytes,
+    ),
+];
+
+type UpstreamField = (&'static str, &'static str, fn(&UpstreamSnapshot) -> u64);
+
+const UPSTREAM_COUNTERS: [UpstreamField; 3] = [
+    (
+        "heimdall_upstream_queries_total",
+        "Queries sent to an upstream.",
+        |u| u.queries,
+    ),
+    (
+        "heimdall_upstream_errors_total",
+        "Error replies from an upstream.",
+        |u| u.errors,
+    ),
+    (
+        "heimdall_upstream_timeouts_total",
+        "Upstream queries that timed out.",
+        |u| u.timeouts,
+    ),
+];
+
+/// The exposition text for a snapshot.
+pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096 + 2048 * snapshot.cores.len());
+    family(
+        &mut out,
+        "heimdall_cores",
+        "gauge",
+        "Cores reporting in this snapshot.",
+    );
+    sample(&mut out, "heimdall_cores", &[], snapshot.cores.len() as u64);
+
+    family(
+        &mut out,
+        "heimdall_queries_total",
+        "counter",
+        "Client queries received, by transport.",
+    );
+    for core in &snapshot.cores {
+        let id = core.core.to_string();
+        for (transport, n) in [("udp", core.queries.udp), ("tcp", core.queries.tcp)] {
+            sample(
+                &mut out,
+                "heimdall_queries_total",
+                &[("core", &id), ("transport", transport)],
+                n,
+            );
+        }
+    }
+
+    family(
+        &mut out,
+        "heimdall_queries_by_qtype_total",
+        "counter",
+        "Client queries received, by query type.",
+    );
+    for core in &snapshot.cores {
+        let id = core.core.to_string();
+        for (bucket, n) in core.qtypes.iter() {
+            let labels = [("core", id.as_str()), ("qtype", bucket.label())];
+            sample(&mut out, "heimdall_queries_by_qtype_total", &labels, n);
+        }
+    }
+
+    family(
+        &mut out,
+        "heimdall_responses_total",
+        "counter",
+        "Responses sent, by response code.",
+    );
+    for core in &snapshot.cores {
+        let id = core.core.to_string();
+        for (bucket, n) in core.rcodes.iter() {
+            let labels = [("core", id.as_str()), ("rcode", bucket.label())];
+            sample(&mut out, "heimdall_responses_total", &labels, n);
+        }
+    }
+
+    for (name, help, read) in &CORE_COUNTERS {
+        family(&mut out, name, "counter", help);
+        for core in &snapshot.cores {
+            sample(
+                &mut out,
+                name,
+                &[("core", &core.core.to_string())],
+                read(core),
+            );
+        }
+    }
+    for (name, help, read) in &CORE_GAUGES {
+        family(&mut out, name, "gauge", help);
+        for core in &snapshot.cores {
+            sample(
+                &mut out,
+                name,
+                &[("core", &core.core.to_string())],
+                read(core),
+            );
+        }
+    }
+
+    for (name, help, read) in &UPSTREAM_COUNTERS {
+        family(&mut out, name, "counter", help);
+        for core in &snapshot.cores {
+            let id = core.core.to_string();
+            for upstream in &core.upstreams {
+                let labels = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
+                sample(&mut out, name, &labels, read(upstream));
+            }
+        }
+    }
+
+    let name = "heimdall_upstream_latency_seconds";
+    family(&mut out, name, "histogram", "Upstream reply latency.");
+    for core in &snapshot.cores {
+        let id = core.core.to_string();
+        for upstream in &core.upstreams {
+            let base = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
+            let cumulative = upstream.latency.cumulative();
+            let bounds = LATENCY_BUCKETS_US.iter().map(|&us| micros_as_seconds(us));
+            let bounds = bounds.chain(std::iter::once("+Inf".to_owned()));
+            let bucket_name = format!("{name}_bucket");
+            for (le, n) in bounds.zip(cumulative.iter()) {
+                let [core_label, upstream_label] = base;
+                let labels = [core_label, upstream_label, ("le", le.as_str())];
+                sample(&mut out, &bucket_name, &labels, *n);
+            }
+            let sum = micros_as_seconds(upstream.latency.sum_us());
+            sample_text(&mut out, &format!("{name}_sum"), &base, &sum);
+            sample(
+                &mut out,
+                &format!("{name}_count"),
+                &base,
+                upstream.latency.count(),
+            );
+        }
+    }
+    out
+}
+
+/// `1500` -> `"0.0015"`: exact decimal seconds, no float rounding.
+fn micros_as_seconds(micros: u64) -> String {
+    let whole = micros / 1_000_000;
+    let fraction = micros % 1_000_000;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{fraction:06}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+    sample_text(out, name, labels, &value.to_string());
+}
+
+fn sample_text(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (index, (label, label_value)) in labels.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{label}=\"{}\"", escape_label_value(label_value));
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// Escape a HELP text: backslash and line feed.
+pub(crate) fn escape_help(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// Escape a label value: backslash, double quote and line feed.
+pub(crate) fn escape_label_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}

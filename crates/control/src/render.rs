@@ -1,0 +1,155 @@
+//! Responses for the routes whose result the server computes: health,
+//! stats JSON, cache flush and reload.
+
+use heimdall_wire::NameBuf;
+use serde_json::{Map, Value, json};
+
+use crate::http::Response;
+use crate::snapshot::{CoreSnapshot, LATENCY_BUCKETS_US, Snapshot, UpstreamSnapshot};
+
+/// Whether one core answered the health probe in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreHealth {
+    /// The core's index.
+    pub core: usize,
+    /// It answered before the deadline.
+    pub answered: bool,
+}
+
+/// The `GET /health` reply: 200 `ok` when every core answered (and there
+/// is at least one), else 503 naming the cores that did not.
+pub fn render_health(cores: &[CoreHealth]) -> Response {
+    if cores.is_empty() {
+        return Response::text(503, "unhealthy: no cores reported\n");
+    }
+    let late: Vec<String> = cores
+        .iter()
+        .filter(|core| !core.answered)
+        .map(|core| core.core.to_string())
+        .collect();
+    if late.is_empty() {
+        Response::text(200, "ok\n")
+    } else {
+        Response::text(
+            503,
+            format!(
+                "unhealthy: cores not answering in time: {}\n",
+                late.join(",")
+            ),
+        )
+    }
+}
+
+/// The `POST /cache/flush` reply: 200 with
+/// `{"flushed": "<name>" | null, "removed": <entries removed>}`.
+pub fn render_flush_result(name: Option<&NameBuf>, removed: u64) -> Response {
+    let flushed = name.map_or(Value::Null, |name| Value::String(name.to_string()));
+    Response::json(200, &json!({ "flushed": flushed, "removed": removed }))
+}
+
+/// What a successful reload did, as the server reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The configuration generation now in force (increments per reload).
+    pub generation: u64,
+    /// Human-readable notes on what changed (may be empty).
+    pub changes: Vec<String>,
+}
+
+/// The `POST /reload` reply: 200 with
+/// `{"status": "ok", "generation": n, "changes": [...]}`, or 500 with
+/// `{"status": "error", "error": "..."}` (the old configuration stays).
+pub fn render_reload_result(result: Result<ReloadReport, String>) -> Response {
+    match result {
+        Ok(report) => Response::json(
+            200,
+            &json!({
+                "status": "ok",
+                "generation": report.generation,
+                "changes": report.changes,
+            }),
+        ),
+        Err(error) => Response::json(500, &json!({ "status": "error", "error": error })),
+    }
+}
+
+/// The `GET /stats` reply: `{"cores": [<core>...], "totals": <core>}`
+/// where `totals` has no `core` field. See docs/OPERATIONS.md.
+pub fn render_stats_json(snapshot: &Snapshot) -> Response {
+    Response::json(200, &stats_value(snapshot))
+}
+
+pub(crate) fn stats_value(snapshot: &Snapshot) -> Value {
+    let cores: Vec<Value> = snapshot
+        .cores
+        .iter()
+        .map(|core| core_value(core, true))
+        .collect();
+    json!({ "cores": cores, "totals": core_value(&snapshot.totals(), false) })
+}
+
+fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
+    let qtypes: Map<String, Value> = core
+        .qtypes
+        .iter()
+        .map(|(bucket, n)| (bucket.label().to_owned(), Value::from(n)))
+        .collect();
+    let rcodes: Map<String, Value> = core
+        .rcodes
+        .iter()
+        .map(|(bucket, n)| (bucket.label().to_owned(), Value::from(n)))
+        .collect();
+    let upstreams: Vec<Value> = core.upstreams.iter().map(upstream_value).collect();
+    let mut value = json!({
+        "queries": { "udp": core.queries.udp, "tcp": core.queries.tcp },
+        "qtypes": qtypes,
+        "rcodes": rcodes,
+        "cache": {
+            "hits": core.cache.hits,
+            "misses": core.cache.misses,
+            "stale_served": core.cache.stale_served,
+            "prefetches": core.cache.prefetches,
+            "evictions": core.cache.evictions,
+            "entries": core.cache.entries,
+            "bytes": core.cache.bytes,
+        },
+        "hints": {
+            "sent": core.hints.sent,
+            "received": core.hints.received,
+            "dropped": core.hints.dropped,
+        },
+        "policy": {
+            "rate_limited": core.policy.rate_limited,
+            "refused": core.policy.refused,
+            "blocked": core.policy.blocked,
+            "malformed": core.policy.malformed,
+        },
+        "upstreams": upstreams,
+    });
+    if with_index && let Value::Object(map) = &mut value {
+        map.insert("core".to_owned(), Value::from(core.core));
+    }
+    value
+}
+
+fn upstream_value(upstream: &UpstreamSnapshot) -> Value {
+    let cumulative = upstream.latency.cumulative();
+    let buckets: Vec<Value> = LATENCY_BUCKETS_US
+        .iter()
+        .map(|&bound| Value::from(bound))
+        .chain(std::iter::once(Value::String("+Inf".to_owned())))
+        .zip(cumulative.iter())
+        .map(|(le_us, &count)| json!({ "le_us": le_us, "count": count }))
+        .collect();
+    json!({
+        "upstream": upstream.label,
+        "queries": upstream.queries,
+        "errors": upstream.errors,
+        "timeouts": upstream.timeouts,
+        "latency": {
+            "count": upstream.latency.count(),
+            "sum_us": upstream.latency.sum_us(),
+            "buckets": buckets,
+        },
+    })
+}

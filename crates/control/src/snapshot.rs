@@ -1,0 +1,432 @@
+//! The metrics snapshot model: plain counters, independent of the other
+//! crates. The server fills one [`CoreSnapshot`] per core from its
+//! resolver, cache and upstream counters.
+
+/// Query types counted on their own; everything else is
+/// [`QtypeBucket::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QtypeBucket {
+    /// A (1).
+    A,
+    /// AAAA (28).
+    Aaaa,
+    /// MX (15).
+    Mx,
+    /// TXT (16).
+    Txt,
+    /// PTR (12).
+    Ptr,
+    /// SRV (33).
+    Srv,
+    /// NS (2).
+    Ns,
+    /// CNAME (5).
+    Cname,
+    /// SOA (6).
+    Soa,
+    /// HTTPS (65).
+    Https,
+    /// ANY (255).
+    Any,
+    /// Every other type.
+    Other,
+}
+
+/// Every [`QtypeBucket`], in exposition order.
+pub const QTYPE_BUCKETS: [QtypeBucket; 12] = [
+    QtypeBucket::A,
+    QtypeBucket::Aaaa,
+    QtypeBucket::Mx,
+    QtypeBucket::Txt,
+    QtypeBucket::Ptr,
+    QtypeBucket::Srv,
+    QtypeBucket::Ns,
+    QtypeBucket::Cname,
+    QtypeBucket::Soa,
+    QtypeBucket::Https,
+    QtypeBucket::Any,
+    QtypeBucket::Other,
+];
+
+impl QtypeBucket {
+    /// The bucket of a query type code.
+    pub fn from_code(code: u16) -> Self {
+        match code {
+            1 => Self::A,
+            28 => Self::Aaaa,
+            15 => Self::Mx,
+            16 => Self::Txt,
+            12 => Self::Ptr,
+            33 => Self::Srv,
+            2 => Self::Ns,
+            5 => Self::Cname,
+            6 => Self::Soa,
+            65 => Self::Https,
+            255 => Self::Any,
+            _ => Self::Other,
+        }
+    }
+
+    /// The label value (`A`, `AAAA`, ..., `other`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Mx => "MX",
+            Self::Txt => "TXT",
+            Self::Ptr => "PTR",
+            Self::Srv => "SRV",
+            Self::Ns => "NS",
+            Self::Cname => "CNAME",
+            Self::Soa => "SOA",
+            Self::Https => "HTTPS",
+            Self::Any => "ANY",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Queries per [`QtypeBucket`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QtypeCounts {
+    counts: [u64; 12],
+}
+
+impl QtypeCounts {
+    /// Count `n` queries of this type code.
+    pub fn add_code(&mut self, code: u16, n: u64) {
+        self.add(QtypeBucket::from_code(code), n);
+    }
+
+    /// Count `n` queries in this bucket.
+    pub fn add(&mut self, bucket: QtypeBucket, n: u64) {
+        if let Some(slot) = self.counts.get_mut(bucket as usize) {
+            *slot = slot.saturating_add(n);
+        }
+    }
+
+    /// The count of one bucket.
+    pub fn get(&self, bucket: QtypeBucket) -> u64 {
+        self.counts.get(bucket as usize).copied().unwrap_or(0)
+    }
+
+    /// Every bucket with its count, in exposition order.
+    pub fn iter(&self) -> impl Iterator<Item = (QtypeBucket, u64)> + '_ {
+        QTYPE_BUCKETS
+            .iter()
+            .map(|&bucket| (bucket, self.get(bucket)))
+    }
+
+    fn merge(&mut self, other: &Self) {
+        for (bucket, n) in other.iter() {
+            self.add(bucket, n);
+        }
+    }
+}
+
+/// Response codes counted on their own; everything else is
+/// [`RcodeBucket::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RcodeBucket {
+    /// NOERROR (0).
+    NoError,
+    /// FORMERR (1).
+    FormErr,
+    /// SERVFAIL (2).
+    ServFail,
+    /// NXDOMAIN (3).
+    NxDomain,
+    /// NOTIMP (4).
+    NotImp,
+    /// REFUSED (5).
+    Refused,
+    /// Every other code (BADVERS and friends).
+    Other,
+}
+
+/// Every [`RcodeBucket`], in exposition order.
+pub const RCODE_BUCKETS: [RcodeBucket; 7] = [
+    RcodeBucket::NoError,
+    RcodeBucket::FormErr,
+    RcodeBucket::ServFail,
+    RcodeBucket::NxDomain,
+    RcodeBucket::NotImp,
+    RcodeBucket::Refused,
+    RcodeBucket::Other,
+];
+
+impl RcodeBucket {
+    /// The bucket of a (possibly extended) response code.
+    pub fn from_code(code: u16) -> Self {
+        match code {
+            0 => Self::NoError,
+            1 => Self::FormErr,
+            2 => Self::ServFail,
+            3 => Self::NxDomain,
+            4 => Self::NotImp,
+            5 => Self::Refused,
+            _ => Self::Other,
+        }
+    }
+
+    /// The label value (`NOERROR`, ..., `other`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NoError => "NOERROR",
+            Self::FormErr => "FORMERR",
+            Self::ServFail => "SERVFAIL",
+            Self::NxDomain => "NXDOMAIN",
+            Self::NotImp => "NOTIMP",
+            Self::Refused => "REFUSED",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Responses per [`RcodeBucket`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RcodeCounts {
+    counts: [u64; 7],
+}
+
+impl RcodeCounts {
+    /// Count `n` responses with this code.
+    pub fn add_code(&mut self, code: u16, n: u64) {
+        self.add(RcodeBucket::from_code(code), n);
+    }
+
+    /// Count `n` responses in this bucket.
+    pub fn add(&mut self, bucket: RcodeBucket, n: u64) {
+        if let Some(slot) = self.counts.get_mut(bucket as usize) {
+            *slot = slot.saturating_add(n);
+        }
+    }
+
+    /// The count of one bucket.
+    pub fn get(&self, bucket: RcodeBucket) -> u64 {
+        self.counts.get(bucket as usize).copied().unwrap_or(0)
+    }
+
+    /// Every bucket with its count, in exposition order.
+    pub fn iter(&self) -> impl Iterator<Item = (RcodeBucket, u64)> + '_ {
+        RCODE_BUCKETS
+            .iter()
+            .map(|&bucket| (bucket, self.get(bucket)))
+    }
+
+    fn merge(&mut self, other: &Self) {
+        for (bucket, n) in other.iter() {
+            self.add(bucket, n);
+        }
+    }
+}
+
+/// Client queries by transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportCounts {
+    /// Over UDP.
+    pub udp: u64,
+    /// Over TCP.
+    pub tcp: u64,
+}
+
+/// One cache shard's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheSnapshot {
+    /// Fresh hits.
+    pub hits: u64,
+    /// Misses (expired entries included).
+    pub misses: u64,
+    /// Stale answers served.
+    pub stale_served: u64,
+    /// Prefetches started.
+    pub prefetches: u64,
+    /// Entries evicted to make room.
+    pub evictions: u64,
+    /// Entries held now (a gauge).
+    pub entries: u64,
+    /// Bytes accounted now (a gauge).
+    pub bytes: u64,
+}
+
+/// One core's hint-mesh counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HintSnapshot {
+    /// Hints sent to other cores.
+    pub sent: u64,
+    /// Hints received from other cores.
+    pub received: u64,
+    /// Hints dropped (full queues or channels).
+    pub dropped: u64,
+}
+
+/// Queries stopped by policy or by parsing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicySnapshot {
+    /// Dropped or truncated by the rate limiter.
+    pub rate_limited: u64,
+    /// Refused (ACL and policy).
+    pub refused: u64,
+    /// Answered by the blocklist.
+    pub blocked: u64,
+    /// Malformed client packets.
+    pub malformed: u64,
+}
+
+/// Upper bounds of the upstream latency buckets, in microseconds; the
+/// last, implicit bucket is `+Inf`. Rendered in seconds (0.0005 .. 2.5).
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000,
+];
+
+/// A latency histogram with the fixed [`LATENCY_BUCKETS_US`] bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Observations per bucket, not cumulative; index 12 is above the
+    /// last bound.
+    counts: [u64; 13],
+    /// Sum of all observations, microseconds.
+    sum_us: u64,
+}
+
+impl LatencyHistogram {
+    /// Record one observation.
+    pub fn observe_us(&mut self, latency_us: u64) {
+        let index = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| latency_us <= bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        if let Some(slot) = self.counts.get_mut(index) {
+            *slot = slot.saturating_add(1);
+        }
+        self.sum_us = self.sum_us.saturating_add(latency_us);
+    }
+
+    /// Cumulative counts, one per bound in [`LATENCY_BUCKETS_US`] and
+    /// then `+Inf` (equal to [`count`](Self::count)).
+    pub fn cumulative(&self) -> [u64; 13] {
+        let mut out = [0u64; 13];
+        let mut running = 0u64;
+        for (slot, &n) in out.iter_mut().zip(self.counts.iter()) {
+            running = running.saturating_add(n);
+            *slot = running;
+        }
+        out
+    }
+
+    /// Observations in total.
+    pub fn count(&self) -> u64 {
+        self.counts
+            .iter()
+            .fold(0u64, |acc, &n| acc.saturating_add(n))
+    }
+
+    /// Sum of all observations, microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us
+    }
+
+    /// Add another histogram's observations.
+    pub fn merge(&mut self, other: &Self) {
+        for (slot, &n) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *slot = slot.saturating_add(n);
+        }
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+    }
+}
+
+/// One upstream as seen by one core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamSnapshot {
+    /// The label, normally the address (`192.0.2.1:53`).
+    pub label: String,
+    /// Queries sent.
+    pub queries: u64,
+    /// Error replies (SERVFAIL, REFUSED, unparseable).
+    pub errors: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Reply latency.
+    pub latency: LatencyHistogram,
+}
+
+/// One core's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreSnapshot {
+    /// The core's index.
+    pub core: usize,
+    /// Client queries by transport.
+    pub queries: TransportCounts,
+    /// Client queries by type.
+    pub qtypes: QtypeCounts,
+    /// Responses by code.
+    pub rcodes: RcodeCounts,
+    /// The cache shard.
+    pub cache: CacheSnapshot,
+    /// The hint mesh.
+    pub hints: HintSnapshot,
+    /// Policy and parse failures.
+    pub policy: PolicySnapshot,
+    /// Upstreams, in configured order.
+    pub upstreams: Vec<UpstreamSnapshot>,
+}
+
+impl CoreSnapshot {
+    /// Add another core's counters to this one (gauges are summed too;
+    /// upstreams are matched by label).
+    pub fn merge(&mut self, other: &Self) {
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.queries.udp, other.queries.udp);
+        add(&mut self.queries.tcp, other.queries.tcp);
+        self.qtypes.merge(&other.qtypes);
+        self.rcodes.merge(&other.rcodes);
+        add(&mut self.cache.hits, other.cache.hits);
+        add(&mut self.cache.misses, other.cache.misses);
+        add(&mut self.cache.stale_served, other.cache.stale_served);
+        add(&mut self.cache.prefetches, other.cache.prefetches);
+        add(&mut self.cache.evictions, other.cache.evictions);
+        add(&mut self.cache.entries, other.cache.entries);
+        add(&mut self.cache.bytes, other.cache.bytes);
+        add(&mut self.hints.sent, other.hints.sent);
+        add(&mut self.hints.received, other.hints.received);
+        add(&mut self.hints.dropped, other.hints.dropped);
+        add(&mut self.policy.rate_limited, other.policy.rate_limited);
+        add(&mut self.policy.refused, other.policy.refused);
+        add(&mut self.policy.blocked, other.policy.blocked);
+        add(&mut self.policy.malformed, other.policy.malformed);
+        for upstream in &other.upstreams {
+            match self
+                .upstreams
+                .iter_mut()
+                .find(|mine| mine.label == upstream.label)
+            {
+                Some(mine) => {
+                    add(&mut mine.queries, upstream.queries);
+                    add(&mut mine.errors, upstream.errors);
+                    add(&mut mine.timeouts, upstream.timeouts);
+                    mine.latency.merge(&upstream.latency);
+                }
+                None => self.upstreams.push(upstream.clone()),
+            }
+        }
+    }
+}
+
+/// Everything the metrics and stats renderers need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// One entry per core.
+    pub cores: Vec<CoreSnapshot>,
+}
+
+impl Snapshot {
+    /// All cores added together (`core` is 0).
+    pub fn totals(&self) -> CoreSnapshot {
+        let mut total = CoreSnapshot::default();
+        for core in &self.cores {
+            total.merge(core);
+        }
+        total
+    }
+}

@@ -1,0 +1,816 @@
+//! Tests for request parsing, routing, rendering and the exposition text.
+
+use heimdall_wire::NameBuf;
+use serde_json::Value;
+
+use crate::expo;
+use crate::*;
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
+}
+
+fn parse_one(bytes: &[u8]) -> Result<Option<Request>, HttpError> {
+    let mut connection = Connection::default();
+    connection.feed(bytes);
+    connection.next_request()
+}
+
+fn request(bytes: &[u8]) -> Request {
+    parse_one(bytes).unwrap().unwrap()
+}
+
+fn command(bytes: &[u8]) -> Result<Command, Response> {
+    route(&request(bytes))
+}
+
+fn flush(query: &str) -> Result<Command, Response> {
+    command(format!("POST /cache/flush{query} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+}
+
+// ---- request parsing ----
+
+#[test]
+fn parses_simple_get() {
+    let req = request(&get("/metrics"));
+    assert_eq!(req.method, Method::Get);
+    assert_eq!(req.path, "/metrics");
+    assert_eq!(req.query, None);
+    assert!(req.body.is_empty());
+    assert!(req.keep_alive);
+}
+
+#[test]
+fn byte_by_byte_feeding_yields_one_request_at_the_end() {
+    let bytes =
+        b"POST /cache/flush?name=a.example HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    let mut connection = Connection::default();
+    for (index, byte) in bytes.iter().enumerate() {
+        connection.feed(std::slice::from_ref(byte));
+        let result = connection.next_request().unwrap();
+        if index + 1 < bytes.len() {
+            assert!(result.is_none(), "request complete early at byte {index}");
+        } else {
+            let req = result.unwrap();
+            assert_eq!(req.method, Method::Post);
+            assert_eq!(req.query.as_deref(), Some("name=a.example"));
+            assert_eq!(req.body, b"hello");
+        }
+    }
+    assert_eq!(connection.buffered(), 0);
+    assert!(connection.next_request().unwrap().is_none());
+}
+
+#[test]
+fn pipelined_requests_come_out_in_order() {
+    let mut bytes = get("/metrics");
+    bytes.extend_from_slice(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    bytes.extend_from_slice(&get("/health"));
+    bytes.extend_from_slice(b"GET /stats HTTP/1.1\r\nHo");
+    let mut connection = Connection::default();
+    connection.feed(&bytes);
+    let paths: Vec<String> = std::iter::from_fn(|| connection.next_request().unwrap())
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(paths, ["/metrics", "/reload", "/health"]);
+    assert!(connection.buffered() > 0);
+    connection.feed(b"st: x\r\nConnection: close\r\n\r\n");
+    let last = connection.next_request().unwrap().unwrap();
+    assert_eq!(last.path, "/stats");
+    assert!(!last.keep_alive);
+}
+
+#[test]
+fn body_split_across_reads() {
+    let mut connection = Connection::default();
+    connection.feed(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+    assert!(connection.next_request().unwrap().is_none());
+    connection.feed(b"56789");
+    assert_eq!(
+        connection.next_request().unwrap().unwrap().body,
+        b"0123456789"
+    );
+}
+
+#[test]
+fn connection_header_and_version_decide_keep_alive() {
+    let close = request(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(!close.keep_alive);
+    let mixed =
+        request(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, Close\r\n\r\n");
+    assert!(!mixed.keep_alive);
+    let old = request(b"GET /health HTTP/1.0\r\n\r\n");
+    assert!(!old.keep_alive);
+    let old_keep = request(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(old_keep.keep_alive);
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let mut text = String::from("GET /metrics HTTP/1.1\r\nHost: x\r\n");
+    for index in 0..40 {
+        text.push_str(&format!("X-H{index}: v\r\n"));
+    }
+    text.push_str("\r\n");
+    let error = parse_one(text.as_bytes()).unwrap_err();
+    assert_eq!(error, HttpError::HeadersTooLarge);
+    assert_eq!(error.response().status, 431);
+}
+
+#[test]
+fn oversized_header_bytes_are_431_before_the_head_completes() {
+    let limits = Limits {
+        max_header_bytes: 256,
+        ..Limits::default()
+    };
+    let mut connection = Connection::new(limits);
+    connection.feed(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Long: ");
+    assert!(connection.next_request().unwrap().is_none());
+    connection.feed(&[b'a'; 300]);
+    assert_eq!(
+        connection.next_request().unwrap_err(),
+        HttpError::HeadersTooLarge
+    );
+    // Complete, but still too long.
+    let mut connection = Connection::new(limits);
+    let long = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
+        "b".repeat(300)
+    );
+    connection.feed(long.as_bytes());
+    assert_eq!(
+        connection.next_request().unwrap_err(),
+        HttpError::HeadersTooLarge
+    );
+}
+
+#[test]
+fn oversized_body_is_413_without_waiting_for_it() {
+    let limits = Limits {
+        max_body_bytes: 100,
+        ..Limits::default()
+    };
+    let mut connection = Connection::new(limits);
+    connection.feed(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n");
+    let error = connection.next_request().unwrap_err();
+    assert_eq!(error, HttpError::PayloadTooLarge);
+    let response = error.response();
+    assert_eq!(response.status, 413);
+    assert!(response.close);
+    // Exactly at the limit is fine.
+    let mut connection = Connection::new(limits);
+    connection.feed(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+    connection.feed(&[b'z'; 100]);
+    assert_eq!(connection.next_request().unwrap().unwrap().body.len(), 100);
+    // A length that does not fit in usize.
+    let huge = parse_one(
+        b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    );
+    assert_eq!(huge.unwrap_err(), HttpError::PayloadTooLarge);
+}
+
+#[test]
+fn malformed_requests_are_400() {
+    let cases: &[&[u8]] = &[
+        b"G@T /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        b"GET http://x/metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        b"\x00\x01\x02\r\n\r\n",
+    ];
+    for case in cases {
+        let error = parse_one(case).unwrap_err();
+        assert_eq!(error.status(), 400, "{:?}", String::from_utf8_lossy(case));
+    }
+    // Agreeing duplicate Content-Length values are accepted.
+    let ok = request(
+        b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+    );
+    assert_eq!(ok.body, b"ab");
+}
+
+#[test]
+fn connection_is_poisoned_after_an_error() {
+    let mut connection = Connection::default();
+    connection.feed(b"BROKEN\x00 / HTTP/1.1\r\n\r\n");
+    assert!(connection.next_request().is_err());
+    connection.feed(&get("/metrics"));
+    assert!(connection.next_request().is_err());
+    assert_eq!(connection.buffered(), 0);
+}
+
+// ---- routing ----
+
+#[test]
+fn every_route_maps_to_its_command() {
+    assert_eq!(command(&get("/metrics")), Ok(Command::Metrics));
+    assert_eq!(command(&get("/health")), Ok(Command::Health));
+    assert_eq!(command(&get("/stats")), Ok(Command::Stats));
+    assert_eq!(flush(""), Ok(Command::Flush { name: None }));
+    let reload = command(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(reload, Ok(Command::Reload));
+}
+
+#[test]
+fn unknown_paths_are_404() {
+    for path in [
+        "/",
+        "/metrics/",
+        "/METRICS",
+        "/cache",
+        "/cache/flush/x",
+        "/nope",
+    ] {
+        assert_eq!(command(&get(path)).unwrap_err().status, 404, "{path}");
+    }
+}
+
+#[test]
+fn wrong_methods_are_405_with_allow() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
+        (b"DELETE /stats HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
+        (b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
+        (b"GET /cache/flush HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+        (b"PUT /reload HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+    ];
+    for (bytes, allow) in cases {
+        let response = command(bytes).unwrap_err();
+        assert_eq!(response.status, 405);
+        assert_eq!(response.headers, vec![("Allow", (*allow).to_owned())]);
+    }
+}
+
+#[test]
+fn queries_on_plain_routes_are_400() {
+    assert_eq!(command(&get("/metrics?x=1")).unwrap_err().status, 400);
+    assert_eq!(command(&get("/metrics?")), Ok(Command::Metrics));
+}
+
+// ---- flush names ----
+
+fn flushed(query: &str) -> Option<NameBuf> {
+    match flush(query) {
+        Ok(Command::Flush { name }) => name,
+        other => panic!("{query}: {other:?}"),
+    }
+}
+
+#[test]
+fn flush_name_is_parsed_lowercased_and_decoded() {
+    let expected = NameBuf::from_presentation("www.example.com.").unwrap();
+    assert_eq!(flushed("?name=www.example.com"), Some(expected.clone()));
+    assert_eq!(flushed("?name=WWW.Example.COM."), Some(expected.clone()));
+    assert_eq!(flushed("?name=www%2Eexample%2ecom"), Some(expected.clone()));
+    assert_eq!(flushed("?&name=www.example.com&"), Some(expected));
+    assert_eq!(flushed("?name=."), Some(NameBuf::root()));
+    assert_eq!(flushed("?name=%2E"), Some(NameBuf::root()));
+    // A presentation escape, itself percent-encoded: `a\.b.example`.
+    let escaped = flushed("?name=a%5C.b.example").unwrap();
+    assert_eq!(
+        escaped,
+        NameBuf::from_presentation("a\\.b.example").unwrap()
+    );
+    assert_eq!(escaped.as_wire().first(), Some(&3));
+    assert_eq!(flushed("?"), None);
+}
+
+#[test]
+fn bad_flush_queries_are_400() {
+    for query in [
+        "?name=",
+        "?name",
+        "?name=%zz",
+        "?name=%2",
+        "?name=a..b",
+        "?name=%FF%FE",
+        "?zone=example.com",
+        "?name=a.example&name=b.example",
+    ] {
+        assert_eq!(flush(query).unwrap_err().status, 400, "{query}");
+    }
+    let long_label = format!("?name={}.example", "a".repeat(64));
+    assert_eq!(flush(&long_label).unwrap_err().status, 400);
+    let long_name = format!("?name={}", ["abcdefghij"; 30].join("."));
+    assert_eq!(flush(&long_name).unwrap_err().status, 400);
+}
+
+#[test]
+fn flush_name_from_a_form_body() {
+    let body = "name=Sub.Example.org";
+    let text = format!(
+        "POST /cache/flush HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let expected = NameBuf::from_presentation("sub.example.org").unwrap();
+    assert_eq!(
+        command(text.as_bytes()),
+        Ok(Command::Flush {
+            name: Some(expected)
+        })
+    );
+    // A body of another type is ignored.
+    let text = format!(
+        "POST /cache/flush HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(command(text.as_bytes()), Ok(Command::Flush { name: None }));
+}
+
+#[test]
+fn percent_decoding() {
+    assert_eq!(percent_decode(b"a%20b+c"), Some(b"a b+c".to_vec()));
+    assert_eq!(percent_decode(b"%41%6a"), Some(b"Aj".to_vec()));
+    assert_eq!(percent_decode(b"%"), None);
+    assert_eq!(percent_decode(b"%4"), None);
+    assert_eq!(percent_decode(b"%g0"), None);
+    assert_eq!(percent_decode(b""), Some(Vec::new()));
+}
+
+// ---- responses ----
+
+#[test]
+fn response_encoding_and_connection_close() {
+    let response = Response::text(200, "ok\n");
+    let (bytes, close) = response.encode(true);
+    assert!(!close);
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(text.contains("Content-Length: 3\r\n"));
+    assert!(!text.contains("Connection: close"));
+    assert!(text.ends_with("\r\n\r\nok\n"));
+    let (bytes, close) = response.encode(false);
+    assert!(close);
+    assert!(
+        String::from_utf8(bytes)
+            .unwrap()
+            .contains("Connection: close\r\n")
+    );
+    let (_, close) = HttpError::PayloadTooLarge.response().encode(true);
+    assert!(close);
+    // The encoded response parses back with httparse.
+    let (bytes, _) = Response::text(405, "no\n")
+        .with_header("Allow", "GET")
+        .encode(true);
+    let mut headers = [httparse::EMPTY_HEADER; 8];
+    let mut parsed = httparse::Response::new(&mut headers);
+    assert!(parsed.parse(&bytes).unwrap().is_complete());
+    assert_eq!(parsed.code, Some(405));
+    assert_eq!(parsed.reason, Some("Method Not Allowed"));
+}
+
+#[test]
+fn health_verdicts() {
+    let ok = render_health(&[
+        CoreHealth {
+            core: 0,
+            answered: true,
+        },
+        CoreHealth {
+            core: 1,
+            answered: true,
+        },
+    ]);
+    assert_eq!((ok.status, ok.body_text().as_str()), (200, "ok\n"));
+    let bad = render_health(&[
+        CoreHealth {
+            core: 0,
+            answered: true,
+        },
+        CoreHealth {
+            core: 1,
+            answered: false,
+        },
+        CoreHealth {
+            core: 3,
+            answered: false,
+        },
+    ]);
+    assert_eq!(bad.status, 503);
+    assert_eq!(
+        bad.body_text(),
+        "unhealthy: cores not answering in time: 1,3\n"
+    );
+    assert_eq!(render_health(&[]).status, 503);
+}
+
+#[test]
+fn flush_and_reload_results_are_json() {
+    let name = NameBuf::from_presentation("example.com").unwrap();
+    let response = render_flush_result(Some(&name), 42);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.content_type, "application/json");
+    let value: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(value["flushed"], "example.com.");
+    assert_eq!(value["removed"], 42);
+    let all: Value = serde_json::from_slice(&render_flush_result(None, 7).body).unwrap();
+    assert_eq!(all["flushed"], Value::Null);
+
+    let report = ReloadReport {
+        generation: 3,
+        changes: vec!["upstreams: 2 -> 3".to_owned()],
+    };
+    let ok = render_reload_result(Ok(report));
+    assert_eq!(ok.status, 200);
+    let value: Value = serde_json::from_slice(&ok.body).unwrap();
+    assert_eq!(value["status"], "ok");
+    assert_eq!(value["generation"], 3);
+    assert_eq!(value["changes"][0], "upstreams: 2 -> 3");
+    let failed = render_reload_result(Err("line 3: bad \"port\"".to_owned()));
+    assert_eq!(failed.status, 500);
+    let value: Value = serde_json::from_slice(&failed.body).unwrap();
+    assert_eq!(value["status"], "error");
+    assert_eq!(value["error"], "line 3: bad \"port\"");
+}
+
+// ---- snapshot, stats and metrics ----
+
+fn sample_snapshot() -> Snapshot {
+    let mut cores = Vec::new();
+    for index in 0..2u64 {
+        let mut core = CoreSnapshot {
+            core: index as usize,
+            ..CoreSnapshot::default()
+        };
+        core.queries = TransportCounts {
+            udp: 100 + index,
+            tcp: 10 + index,
+        };
+        core.qtypes.add_code(1, 60);
+        core.qtypes.add_code(28, 30);
+        core.qtypes.add_code(65, 5);
+        core.qtypes.add_code(99, 15 + 2 * index);
+        core.rcodes.add_code(0, 90);
+        core.rcodes.add_code(3, 15);
+        core.rcodes.add_code(16, 1 + index);
+        core.cache = CacheSnapshot {
+            hits: 70,
+            misses: 30,
+            stale_served: 2,
+            prefetches: 3,
+            evictions: 4,
+            entries: 500,
+            bytes: 65_536,
+        };
+        core.hints = HintSnapshot {
+            sent: 5,
+            received: 6,
+            dropped: index,
+        };
+        core.policy = PolicySnapshot {
+            rate_limited: 1,
+            refused: 2,
+            blocked: 3,
+            malformed: 4,
+        };
+        let mut latency = LatencyHistogram::default();
+        for us in [100, 500, 501, 2_000, 40_000, 3_000_000, 9_999_999] {
+            latency.observe_us(us);
+        }
+        core.upstreams = vec![
+            UpstreamSnapshot {
+                label: "192.0.2.1:53".to_owned(),
+                queries: 30,
+                errors: 1,
+                timeouts: 2,
+                latency,
+            },
+            UpstreamSnapshot {
+                label: "tricky \"quoted\" \\ back\nslash".to_owned(),
+                ..UpstreamSnapshot::default()
+            },
+        ];
+        cores.push(core);
+    }
+    Snapshot { cores }
+}
+
+#[test]
+fn bucket_mapping() {
+    assert_eq!(QtypeBucket::from_code(1), QtypeBucket::A);
+    assert_eq!(QtypeBucket::from_code(255), QtypeBucket::Any);
+    assert_eq!(QtypeBucket::from_code(64), QtypeBucket::Other);
+    assert_eq!(RcodeBucket::from_code(5), RcodeBucket::Refused);
+    assert_eq!(RcodeBucket::from_code(16), RcodeBucket::Other);
+    let labels: Vec<&str> = QTYPE_BUCKETS.iter().map(|b| b.label()).collect();
+    assert_eq!(
+        labels,
+        [
+            "A", "AAAA", "MX", "TXT", "PTR", "SRV", "NS", "CNAME", "SOA", "HTTPS", "ANY", "other"
+        ]
+    );
+    assert_eq!(RCODE_BUCKETS.len(), 7);
+}
+
+#[test]
+fn histogram_buckets_are_cumulative() {
+    let mut histogram = LatencyHistogram::default();
+    for us in [0, 500, 501, 2_500_000, 2_500_001] {
+        histogram.observe_us(us);
+    }
+    let cumulative = histogram.cumulative();
+    assert_eq!(cumulative[0], 2); // <= 0.5 ms: 0 and 500
+    assert_eq!(cumulative[1], 3); // <= 1 ms
+    assert_eq!(cumulative[11], 4); // <= 2.5 s
+    assert_eq!(cumulative[12], 5); // +Inf
+    assert_eq!(histogram.count(), 5);
+    assert_eq!(histogram.sum_us(), 500 + 501 + 2_500_000 + 2_500_001);
+}
+
+#[test]
+fn stats_json_has_the_documented_fields() {
+    let snapshot = sample_snapshot();
+    let response = render_stats_json(&snapshot);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.content_type, "application/json");
+    let value: Value = serde_json::from_slice(&response.body).unwrap();
+    let cores = value["cores"].as_array().unwrap();
+    assert_eq!(cores.len(), 2);
+    for (index, core) in cores.iter().enumerate() {
+        assert_eq!(core["core"], index);
+        for field in [
+            "queries",
+            "qtypes",
+            "rcodes",
+            "cache",
+            "hints",
+            "policy",
+            "upstreams",
+        ] {
+            assert!(core.get(field).is_some(), "core field {field}");
+        }
+        for field in ["udp", "tcp"] {
+            assert!(core["queries"][field].is_u64());
+        }
+        for bucket in QTYPE_BUCKETS {
+            assert!(core["qtypes"][bucket.label()].is_u64());
+        }
+        for bucket in RCODE_BUCKETS {
+            assert!(core["rcodes"][bucket.label()].is_u64());
+        }
+        for field in [
+            "hits",
+            "misses",
+            "stale_served",
+            "prefetches",
+            "evictions",
+            "entries",
+            "bytes",
+        ] {
+            assert!(core["cache"][field].is_u64(), "cache.{field}");
+        }
+        for field in ["sent", "received", "dropped"] {
+            assert!(core["hints"][field].is_u64());
+        }
+        for field in ["rate_limited", "refused", "blocked", "malformed"] {
+            assert!(core["policy"][field].is_u64());
+        }
+        let upstream = &core["upstreams"][0];
+        assert_eq!(upstream["upstream"], "192.0.2.1:53");
+        for field in ["queries", "errors", "timeouts"] {
+            assert!(upstream[field].is_u64());
+        }
+        assert_eq!(upstream["latency"]["count"], 7);
+        let buckets = upstream["latency"]["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), LATENCY_BUCKETS_US.len() + 1);
+        assert_eq!(buckets[0]["le_us"], 500);
+        assert_eq!(buckets[12]["le_us"], "+Inf");
+        assert_eq!(buckets[12]["count"], 7);
+    }
+    let totals = &value["totals"];
+    assert!(totals.get("core").is_none());
+    assert_eq!(totals["queries"]["udp"], 201);
+    assert_eq!(totals["qtypes"]["other"], 32);
+    assert_eq!(totals["rcodes"]["other"], 3);
+    assert_eq!(totals["cache"]["entries"], 1000);
+    assert_eq!(totals["upstreams"].as_array().unwrap().len(), 2);
+    assert_eq!(totals["upstreams"][0]["queries"], 60);
+    assert_eq!(totals["upstreams"][0]["latency"]["count"], 14);
+}
+
+const FAMILIES: [(&str, &str); 22] = [
+    ("heimdall_cores", "gauge"),
+    ("heimdall_queries_total", "counter"),
+    ("heimdall_queries_by_qtype_total", "counter"),
+    ("heimdall_responses_total", "counter"),
+    ("heimdall_cache_hits_total", "counter"),
+    ("heimdall_cache_misses_total", "counter"),
+    ("heimdall_cache_stale_served_total", "counter"),
+    ("heimdall_cache_prefetches_total", "counter"),
+    ("heimdall_cache_evictions_total", "counter"),
+    ("heimdall_hints_sent_total", "counter"),
+    ("heimdall_hints_received_total", "counter"),
+    ("heimdall_hints_dropped_total", "counter"),
+    ("heimdall_queries_rate_limited_total", "counter"),
+    ("heimdall_queries_refused_total", "counter"),
+    ("heimdall_queries_blocked_total", "counter"),
+    ("heimdall_queries_malformed_total", "counter"),
+    ("heimdall_cache_entries", "gauge"),
+    ("heimdall_cache_bytes", "gauge"),
+    ("heimdall_upstream_queries_total", "counter"),
+    ("heimdall_upstream_errors_total", "counter"),
+    ("heimdall_upstream_timeouts_total", "counter"),
+    ("heimdall_upstream_latency_seconds", "histogram"),
+];
+
+#[test]
+fn metrics_text_is_valid_and_complete() {
+    let snapshot = sample_snapshot();
+    let response = render_metrics(&snapshot);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.content_type, METRICS_CONTENT_TYPE);
+    assert!(
+        response
+            .content_type
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.body_text();
+    let parsed = expo::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+    let names: Vec<(&str, &str)> = parsed
+        .families
+        .iter()
+        .map(|f| (f.name.as_str(), f.kind.as_str()))
+        .collect();
+    assert_eq!(names, FAMILIES);
+    for family in &parsed.families {
+        assert!(family.name.starts_with("heimdall_"));
+        assert!(!family.help.is_empty(), "{} has no HELP", family.name);
+    }
+
+    let v = |name: &str, labels: &[(&str, &str)]| parsed.value(name, labels).unwrap();
+    assert_eq!(v("heimdall_cores", &[]), 2.0);
+    assert_eq!(
+        v(
+            "heimdall_queries_total",
+            &[("core", "1"), ("transport", "udp")]
+        ),
+        101.0
+    );
+    assert_eq!(
+        v(
+            "heimdall_queries_total",
+            &[("core", "0"), ("transport", "tcp")]
+        ),
+        10.0
+    );
+    assert_eq!(
+        v(
+            "heimdall_queries_by_qtype_total",
+            &[("core", "0"), ("qtype", "HTTPS")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        v(
+            "heimdall_queries_by_qtype_total",
+            &[("core", "1"), ("qtype", "other")]
+        ),
+        17.0
+    );
+    assert_eq!(
+        v(
+            "heimdall_queries_by_qtype_total",
+            &[("core", "0"), ("qtype", "MX")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        v(
+            "heimdall_responses_total",
+            &[("core", "0"), ("rcode", "NXDOMAIN")]
+        ),
+        15.0
+    );
+    assert_eq!(
+        v(
+            "heimdall_responses_total",
+            &[("core", "1"), ("rcode", "other")]
+        ),
+        2.0
+    );
+    assert_eq!(v("heimdall_cache_bytes", &[("core", "0")]), 65_536.0);
+    assert_eq!(v("heimdall_hints_dropped_total", &[("core", "1")]), 1.0);
+    assert_eq!(v("heimdall_queries_malformed_total", &[("core", "0")]), 4.0);
+    let upstream = [("core", "0"), ("upstream", "192.0.2.1:53")];
+    assert_eq!(v("heimdall_upstream_timeouts_total", &upstream), 2.0);
+    assert_eq!(v("heimdall_upstream_latency_seconds_count", &upstream), 7.0);
+    let sum = v("heimdall_upstream_latency_seconds_sum", &upstream);
+    assert!((sum - 13.043_100).abs() < 1e-9, "{sum}");
+    let bucket = |le: &str| {
+        v(
+            "heimdall_upstream_latency_seconds_bucket",
+            &[upstream[0], upstream[1], ("le", le)],
+        )
+    };
+    assert_eq!(bucket("0.0005"), 2.0);
+    assert_eq!(bucket("0.0025"), 4.0);
+    assert_eq!(bucket("0.05"), 5.0);
+    assert_eq!(bucket("2.5"), 5.0);
+    assert_eq!(bucket("+Inf"), 7.0);
+    // 2 cores x 2 upstreams x (13 buckets + _sum + _count).
+    let histogram = parsed.family("heimdall_upstream_latency_seconds").unwrap();
+    assert_eq!(histogram.samples.len(), 60);
+    // The awkward label survives escaping and parsing.
+    let tricky = [
+        ("core", "1"),
+        ("upstream", "tricky \"quoted\" \\ back\nslash"),
+    ];
+    assert_eq!(v("heimdall_upstream_queries_total", &tricky), 0.0);
+    assert!(text.contains(r#"upstream="tricky \"quoted\" \\ back\nslash""#));
+}
+
+#[test]
+fn empty_snapshot_is_valid() {
+    let text = render_metrics(&Snapshot::default()).body_text();
+    let parsed = expo::parse(&text).unwrap();
+    assert_eq!(parsed.families.len(), FAMILIES.len());
+    assert_eq!(parsed.value("heimdall_cores", &[]), Some(0.0));
+}
+
+#[test]
+fn exposition_parser_rejects_bad_text() {
+    let ok = "# HELP m_total h\n# TYPE m_total counter\nm_total{a=\"b\"} 1\n";
+    assert!(expo::parse(ok).is_ok());
+    let bad = [
+        // Sample before HELP/TYPE.
+        "m_total 1\n",
+        "# TYPE m_total counter\nm_total 1\n# HELP m_total h\n",
+        // Missing trailing newline, blank line.
+        "# HELP g h\n# TYPE g gauge\ng 1",
+        "# HELP g h\n# TYPE g gauge\n\ng 1\n",
+        // Bad names and labels.
+        "# HELP 1g h\n# TYPE 1g gauge\n1g 1\n",
+        "# HELP g h\n# TYPE g gauge\ng{1a=\"x\"} 1\n",
+        "# HELP g h\n# TYPE g gauge\ng{__a=\"x\"} 1\n",
+        "# HELP g h\n# TYPE g gauge\ng{a=\"x\\t\"} 1\n",
+        "# HELP g h\n# TYPE g gauge\ng{a=\"x\",a=\"y\"} 1\n",
+        "# HELP g h\n# TYPE g gauge\ng{a=x} 1\n",
+        "# HELP g h\n# TYPE g gauge\ng one\n",
+        // Counter without _total; negative counter; duplicate series.
+        "# HELP c h\n# TYPE c counter\nc 1\n",
+        "# HELP c_total h\n# TYPE c_total counter\nc_total -1\n",
+        "# HELP g h\n# TYPE g gauge\ng 1\ng 2\n",
+        // Family repeated or interleaved, sample from another family.
+        "# HELP g h\n# TYPE g gauge\ng 1\n# HELP f h\n# TYPE f gauge\nf 1\n# HELP g h\n",
+        "# HELP g h\n# TYPE g gauge\nf 1\n",
+        "# HELP g h\n# TYPE g gauge\n# TYPE g gauge\ng 1\n",
+        "# HELP g h\n# TYPE g wat\ng 1\n",
+        // Histograms: decreasing, not increasing le, +Inf != count, no +Inf, no sum.
+        "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+        "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+        "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n",
+        "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
+        "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
+        "# HELP h h\n# TYPE h histogram\nh_sum 1\nh_count 1\n",
+    ];
+    for text in bad {
+        assert!(expo::parse(text).is_err(), "accepted: {text:?}");
+    }
+    let histogram = "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.7\nh_count 2\n";
+    assert!(expo::parse(histogram).is_ok());
+}
+
+/// `promtool check metrics` on the rendered text, when promtool is
+/// installed (Debian: `apt-get install prometheus`); skipped otherwise.
+#[test]
+fn promtool_accepts_metrics_when_available() {
+    use std::io::Write as _;
+    use std::process::{Command as Process, Stdio};
+
+    let Ok(mut child) = Process::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("promtool not found; skipping");
+        return;
+    };
+    let text = render_metrics(&sample_snapshot()).body_text();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "promtool failed:\n{stdout}\n{stderr}"
+    );
+    // promtool prints lint findings (and exits non-zero for them); none expected.
+    assert!(
+        stdout.trim().is_empty() && stderr.trim().is_empty(),
+        "{stdout}\n{stderr}"
+    );
+}
