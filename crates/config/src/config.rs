@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -69,6 +69,25 @@ pub mod defaults {
     pub const TCP_MAX_CONNECTIONS: usize = 1024;
     /// `tcp.max_pipelined`: queries outstanding on one connection.
     pub const TCP_MAX_PIPELINED: usize = 64;
+    /// `local.builtins`: the RFC 6761 / RFC 6303 local zones.
+    pub const LOCAL_BUILTINS: bool = true;
+    /// TTL of `local.records` lines that give none.
+    pub const LOCAL_RECORD_TTL: u32 = 3_600;
+    /// `blocklist.ttl`: TTL of null-address answers to blocked names.
+    pub const BLOCKLIST_TTL: Duration = Duration::from_secs(300);
+    /// `rate_limit.enabled`.
+    pub const RATE_LIMIT_ENABLED: bool = false;
+    /// `rate_limit.rate`: queries per second per client prefix, whole
+    /// server.
+    pub const RATE_LIMIT_RATE: u32 = 200;
+    /// `rate_limit.burst`.
+    pub const RATE_LIMIT_BURST: u32 = 400;
+    /// `rate_limit.ipv4_prefix`.
+    pub const RATE_LIMIT_IPV4_PREFIX: u8 = 24;
+    /// `rate_limit.ipv6_prefix`.
+    pub const RATE_LIMIT_IPV6_PREFIX: u8 = 56;
+    /// `rate_limit.table_size`: client prefixes tracked per core.
+    pub const RATE_LIMIT_TABLE_SIZE: usize = 65_536;
 }
 
 /// The bounds validation enforces, so that the server can rely on them.
@@ -120,6 +139,8 @@ pub mod limits {
     pub const TCP_MAX_CONNECTIONS_MAX: usize = 1 << 20;
     /// `tcp.max_pipelined` at most.
     pub const TCP_MAX_PIPELINED_MAX: usize = 65_535;
+    /// `rate_limit.table_size` at most, per core.
+    pub const RATE_LIMIT_TABLE_SIZE_MAX: usize = 1 << 24;
 }
 
 /// A validated configuration. Every field satisfies the rules in
@@ -137,9 +158,170 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// `tcp:` DNS over TCP from clients.
     pub tcp: TcpConfig,
+    /// `local:` local authoritative data.
+    pub local: LocalConfig,
+    /// `blocklist:` blocked names.
+    pub blocklist: BlocklistConfig,
+    /// `acl:` which clients may use the resolver.
+    pub acl: AclConfig,
+    /// `rate_limit:` queries per client prefix.
+    pub rate_limit: RateLimitConfig,
     /// `log:` logging.
     pub log: LogConfig,
     pub(crate) source: String,
+}
+
+/// `local:` local authoritative data, answered before the blocklist and
+/// the cache. Files are read when the server starts.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LocalConfig {
+    /// Records, one per line in master-file syntax with an absolute owner
+    /// (`name TTL IN TYPE rdata`); each line was checked to parse.
+    pub records: Vec<String>,
+    /// Zone files, each with its origin.
+    pub zones: Vec<LocalZone>,
+    /// What to do with queries below a delegation.
+    pub delegations: Delegations,
+    /// Whether the RFC 6761 / RFC 6303 local zones are served.
+    pub builtins: bool,
+}
+
+/// `local.zones[i]`: one zone file.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LocalZone {
+    /// The zone's origin (a valid domain name; no two the same).
+    pub name: String,
+    /// The master file (relative paths are relative to the working
+    /// directory).
+    pub file: PathBuf,
+}
+
+/// `blocklist:` names answered with a block reply instead of resolved.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BlocklistConfig {
+    /// List files to read at start.
+    pub files: Vec<BlocklistFile>,
+    /// Names (with their subdomains) never blocked; each a valid name.
+    pub allow: Vec<String>,
+    /// Files of names never blocked, one per line.
+    pub allow_files: Vec<PathBuf>,
+    /// How a blocked name is answered.
+    pub mode: BlockingMode,
+    /// TTL of null-address answers (`mode: null`). Whole seconds.
+    pub ttl: Duration,
+}
+
+/// `blocklist.files[i]`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BlocklistFile {
+    /// The list file.
+    pub path: PathBuf,
+    /// Its syntax.
+    pub format: ListFileFormat,
+}
+
+/// `acl:` which clients may use the resolver. Loopback and private
+/// networks are allowed by default; `deny` wins over `allow`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AclConfig {
+    /// Networks allowed besides the defaults (`10.0.0.0/8`, `2001:db8::/32`,
+    /// or a single address); each was checked to parse.
+    pub allow: Vec<String>,
+    /// Networks denied, even if allowed otherwise.
+    pub deny: Vec<String>,
+    /// What a denied client gets.
+    pub action: AclMode,
+    /// Allow every client not denied (an open resolver; rarely wanted).
+    pub open_resolver: bool,
+}
+
+/// `rate_limit:` token buckets per client prefix.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RateLimitConfig {
+    /// Whether queries are rate limited at all.
+    pub enabled: bool,
+    /// Queries per second per prefix, for the whole server (each core
+    /// gets its share).
+    pub rate: u32,
+    /// Bucket size per prefix, whole server; at least 1.
+    pub burst: u32,
+    /// Prefix length grouping IPv4 clients, 0..=32.
+    pub ipv4_prefix: u8,
+    /// Prefix length grouping IPv6 clients, 0..=128.
+    pub ipv6_prefix: u8,
+    /// Client prefixes tracked per core, 1..=2^24.
+    pub table_size: usize,
+    /// What a limited query gets.
+    pub action: RateLimitMode,
+}
+
+/// `local.delegations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delegations {
+    /// Answer with a referral (NS in the authority section).
+    #[default]
+    Referral,
+    /// Forward queries below a delegation upstream.
+    Forward,
+}
+
+/// `blocklist.files[i].format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListFileFormat {
+    /// Decide per line.
+    #[default]
+    Auto,
+    /// A hosts file.
+    Hosts,
+    /// One domain per line.
+    Domains,
+    /// Adblock-style `||domain^` rules.
+    Adblock,
+}
+
+/// `blocklist.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockingMode {
+    /// NXDOMAIN.
+    #[default]
+    Nxdomain,
+    /// `0.0.0.0` / `::` for A / AAAA, NODATA for other types.
+    Null,
+    /// REFUSED.
+    Refused,
+}
+
+/// `acl.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AclMode {
+    /// Answer REFUSED.
+    #[default]
+    Refuse,
+    /// Send nothing.
+    Drop,
+}
+
+/// `rate_limit.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitMode {
+    /// Send nothing.
+    #[default]
+    Drop,
+    /// Answer REFUSED.
+    Refused,
+    /// Answer empty with TC set (UDP only; TCP queries are served).
+    Truncate,
 }
 
 /// `server:`

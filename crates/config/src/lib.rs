@@ -29,9 +29,10 @@ mod units;
 mod validate;
 
 pub use config::{
-    CacheConfig, Config, DEFAULT_CONFIG_YAML, EMBEDDED_DEFAULT_SOURCE, HintsConfig, LogConfig,
-    LogLevel, MAX_CONFIG_FILE_SIZE, ServerConfig, TcpConfig, UpstreamConfig, UpstreamStrategy,
-    defaults, limits,
+    AclConfig, AclMode, BlockingMode, BlocklistConfig, BlocklistFile, CacheConfig, Config,
+    DEFAULT_CONFIG_YAML, Delegations, EMBEDDED_DEFAULT_SOURCE, HintsConfig, ListFileFormat,
+    LocalConfig, LocalZone, LogConfig, LogLevel, MAX_CONFIG_FILE_SIZE, RateLimitConfig,
+    RateLimitMode, ServerConfig, TcpConfig, UpstreamConfig, UpstreamStrategy, defaults, limits,
 };
 pub use cores::{CoreSelection, available_cpus};
 pub use error::{ConfigError, Location};

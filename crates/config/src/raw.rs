@@ -10,7 +10,12 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::addr::{ListenAddr, UpstreamAddr};
-use crate::config::{LogLevel, UpstreamStrategy, defaults};
+use std::path::PathBuf;
+
+use crate::config::{
+    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, UpstreamStrategy,
+    defaults,
+};
 use crate::cores::CoreSelection;
 use crate::units::{ByteSize, HumanDuration};
 
@@ -30,7 +35,113 @@ pub(crate) struct RawConfig {
     #[serde(deserialize_with = "null_as_default")]
     pub(crate) tcp: RawTcp,
     #[serde(deserialize_with = "null_as_default")]
+    pub(crate) local: RawLocal,
+    #[serde(deserialize_with = "null_as_default")]
+    pub(crate) blocklist: RawBlocklist,
+    #[serde(deserialize_with = "null_as_default")]
+    pub(crate) acl: RawAcl,
+    #[serde(deserialize_with = "null_as_default")]
+    pub(crate) rate_limit: RawRateLimit,
+    #[serde(deserialize_with = "null_as_default")]
     pub(crate) log: RawLog,
+}
+
+/// `local:`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLocal {
+    pub(crate) records: Vec<String>,
+    pub(crate) zones: Vec<RawZone>,
+    pub(crate) delegations: Delegations,
+    pub(crate) builtins: bool,
+}
+
+impl Default for RawLocal {
+    fn default() -> Self {
+        RawLocal {
+            records: Vec::new(),
+            zones: Vec::new(),
+            delegations: Delegations::default(),
+            builtins: defaults::LOCAL_BUILTINS,
+        }
+    }
+}
+
+/// `local.zones[i]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawZone {
+    pub(crate) name: String,
+    pub(crate) file: PathBuf,
+}
+
+/// `blocklist:`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawBlocklist {
+    pub(crate) files: Vec<RawListFile>,
+    pub(crate) allow: Vec<String>,
+    pub(crate) allow_files: Vec<PathBuf>,
+    pub(crate) mode: BlockingMode,
+    pub(crate) ttl: HumanDuration,
+}
+
+impl Default for RawBlocklist {
+    fn default() -> Self {
+        RawBlocklist {
+            files: Vec::new(),
+            allow: Vec::new(),
+            allow_files: Vec::new(),
+            mode: BlockingMode::default(),
+            ttl: HumanDuration(defaults::BLOCKLIST_TTL),
+        }
+    }
+}
+
+/// `blocklist.files[i]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListFile {
+    pub(crate) path: PathBuf,
+    #[serde(default)]
+    pub(crate) format: ListFileFormat,
+}
+
+/// `acl:`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAcl {
+    pub(crate) allow: Vec<String>,
+    pub(crate) deny: Vec<String>,
+    pub(crate) action: AclMode,
+    pub(crate) open_resolver: bool,
+}
+
+/// `rate_limit:`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRateLimit {
+    pub(crate) enabled: bool,
+    pub(crate) rate: u32,
+    pub(crate) burst: u32,
+    pub(crate) ipv4_prefix: u8,
+    pub(crate) ipv6_prefix: u8,
+    pub(crate) table_size: usize,
+    pub(crate) action: RateLimitMode,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        RawRateLimit {
+            enabled: defaults::RATE_LIMIT_ENABLED,
+            rate: defaults::RATE_LIMIT_RATE,
+            burst: defaults::RATE_LIMIT_BURST,
+            ipv4_prefix: defaults::RATE_LIMIT_IPV4_PREFIX,
+            ipv6_prefix: defaults::RATE_LIMIT_IPV6_PREFIX,
+            table_size: defaults::RATE_LIMIT_TABLE_SIZE,
+            action: RateLimitMode::default(),
+        }
+    }
 }
 
 /// `server:`
@@ -205,6 +316,50 @@ impl From<&crate::Config> for RawConfig {
                 read_timeout: HumanDuration(config.tcp.read_timeout),
                 max_connections: config.tcp.max_connections,
                 max_pipelined: config.tcp.max_pipelined,
+            },
+            local: RawLocal {
+                records: config.local.records.clone(),
+                zones: config
+                    .local
+                    .zones
+                    .iter()
+                    .map(|zone| RawZone {
+                        name: zone.name.clone(),
+                        file: zone.file.clone(),
+                    })
+                    .collect(),
+                delegations: config.local.delegations,
+                builtins: config.local.builtins,
+            },
+            blocklist: RawBlocklist {
+                files: config
+                    .blocklist
+                    .files
+                    .iter()
+                    .map(|file| RawListFile {
+                        path: file.path.clone(),
+                        format: file.format,
+                    })
+                    .collect(),
+                allow: config.blocklist.allow.clone(),
+                allow_files: config.blocklist.allow_files.clone(),
+                mode: config.blocklist.mode,
+                ttl: HumanDuration(config.blocklist.ttl),
+            },
+            acl: RawAcl {
+                allow: config.acl.allow.clone(),
+                deny: config.acl.deny.clone(),
+                action: config.acl.action,
+                open_resolver: config.acl.open_resolver,
+            },
+            rate_limit: RawRateLimit {
+                enabled: config.rate_limit.enabled,
+                rate: config.rate_limit.rate,
+                burst: config.rate_limit.burst,
+                ipv4_prefix: config.rate_limit.ipv4_prefix,
+                ipv6_prefix: config.rate_limit.ipv6_prefix,
+                table_size: config.rate_limit.table_size,
+                action: config.rate_limit.action,
             },
             log: RawLog {
                 level: config.log.level,

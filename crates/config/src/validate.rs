@@ -12,12 +12,17 @@ use std::time::Duration;
 
 use crate::addr::loops_back;
 use crate::config::{
-    CacheConfig, Config, HintsConfig, LogConfig, ServerConfig, TcpConfig, UpstreamConfig, limits,
+    AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, HintsConfig, LocalConfig,
+    LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig, UpstreamConfig, defaults,
+    limits,
 };
 use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
 use crate::locate::locate;
-use crate::raw::{RawCache, RawConfig, RawHints, RawServer, RawTcp, RawUpstream};
+use crate::raw::{
+    RawAcl, RawBlocklist, RawCache, RawConfig, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp,
+    RawUpstream,
+};
 use crate::units::{format_duration, format_size};
 
 /// Deserializes the raw schema, with the key path and position of the
@@ -88,7 +93,7 @@ fn reword(reason: &str) -> String {
         .replace("duplicate field", "duplicate key")
         .replace("missing field", "missing key")
         .replace("unit value", "empty value");
-    for rust_type in ["u32", "u64", "usize"] {
+    for rust_type in ["u8", "u32", "u64", "usize"] {
         out = out.replace(
             &format!("expected {rust_type}"),
             "expected a whole number (0 or more)",
@@ -112,12 +117,20 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let hints = v.hints(raw.hints)?;
     let upstream = v.upstream(raw.upstream, &server.listen)?;
     let tcp = v.tcp(raw.tcp)?;
+    let local = v.local(raw.local)?;
+    let blocklist = v.blocklist(raw.blocklist)?;
+    let acl = v.acl(raw.acl)?;
+    let rate_limit = v.rate_limit(raw.rate_limit)?;
     Ok(Config {
         server,
         cache,
         hints,
         upstream,
         tcp,
+        local,
+        blocklist,
+        acl,
+        rate_limit,
         log: LogConfig {
             level: raw.log.level,
         },
@@ -401,6 +414,151 @@ impl Validator<'_> {
             read_timeout,
             max_connections,
             max_pipelined,
+        })
+    }
+
+    fn local(&self, raw: RawLocal) -> Result<LocalConfig, ConfigError> {
+        for (i, line) in raw.records.iter().enumerate() {
+            if let Err(err) =
+                heimdall_zone::parse_record_line(line, None, defaults::LOCAL_RECORD_TTL)
+            {
+                let reason = match err {
+                    heimdall_zone::ZoneError::Syntax { what, .. } => what,
+                    other => other.to_string(),
+                };
+                return Err(
+                    self.error(format!("local.records[{i}]"), format!("{line:?}: {reason}"))
+                );
+            }
+        }
+        let mut zones = Vec::with_capacity(raw.zones.len());
+        let mut origins: Vec<heimdall_wire::NameBuf> = Vec::new();
+        for (i, zone) in raw.zones.into_iter().enumerate() {
+            let origin = heimdall_wire::NameBuf::from_presentation(&zone.name)
+                .map_err(|err| {
+                    self.error(
+                        format!("local.zones[{i}].name"),
+                        format!("{:?} is not a domain name: {err}", zone.name),
+                    )
+                })?
+                .to_lowercase();
+            if let Some(j) = origins.iter().position(|seen| *seen == origin) {
+                return Err(self.error(
+                    format!("local.zones[{i}].name"),
+                    format!("zone {} is listed twice (also local.zones[{j}])", zone.name),
+                ));
+            }
+            origins.push(origin);
+            if zone.file.as_os_str().is_empty() {
+                return Err(self.error(format!("local.zones[{i}].file"), "the path is empty"));
+            }
+            zones.push(LocalZone {
+                name: zone.name,
+                file: zone.file,
+            });
+        }
+        Ok(LocalConfig {
+            records: raw.records,
+            zones,
+            delegations: raw.delegations,
+            builtins: raw.builtins,
+        })
+    }
+
+    fn blocklist(&self, raw: RawBlocklist) -> Result<BlocklistConfig, ConfigError> {
+        for (i, file) in raw.files.iter().enumerate() {
+            if file.path.as_os_str().is_empty() {
+                return Err(self.error(format!("blocklist.files[{i}].path"), "the path is empty"));
+            }
+        }
+        for (i, path) in raw.allow_files.iter().enumerate() {
+            if path.as_os_str().is_empty() {
+                return Err(self.error(format!("blocklist.allow_files[{i}]"), "the path is empty"));
+            }
+        }
+        for (i, name) in raw.allow.iter().enumerate() {
+            if let Err(err) = heimdall_wire::NameBuf::from_presentation(name) {
+                return Err(self.error(
+                    format!("blocklist.allow[{i}]"),
+                    format!("{name:?} is not a domain name: {err}"),
+                ));
+            }
+        }
+        let ttl = self.ttl("blocklist.ttl", raw.ttl.0)?;
+        Ok(BlocklistConfig {
+            files: raw
+                .files
+                .into_iter()
+                .map(|file| BlocklistFile {
+                    path: file.path,
+                    format: file.format,
+                })
+                .collect(),
+            allow: raw.allow,
+            allow_files: raw.allow_files,
+            mode: raw.mode,
+            ttl,
+        })
+    }
+
+    fn acl(&self, raw: RawAcl) -> Result<AclConfig, ConfigError> {
+        for (list, items) in [("allow", &raw.allow), ("deny", &raw.deny)] {
+            for (i, text) in items.iter().enumerate() {
+                if text.parse::<heimdall_policy::Cidr>().is_err() {
+                    return Err(self.error(
+                        format!("acl.{list}[{i}]"),
+                        format!(
+                            "{text:?} is not a network: write 10.0.0.0/8, 2001:db8::/32 or a                              single address"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(AclConfig {
+            allow: raw.allow,
+            deny: raw.deny,
+            action: raw.action,
+            open_resolver: raw.open_resolver,
+        })
+    }
+
+    fn rate_limit(&self, raw: RawRateLimit) -> Result<RateLimitConfig, ConfigError> {
+        if raw.burst == 0 {
+            return Err(self.error(
+                "rate_limit.burst",
+                "0 is out of range: at least 1 query (to stop limiting, set rate_limit.enabled                  to false)",
+            ));
+        }
+        if raw.ipv4_prefix > 32 {
+            return Err(self.error(
+                "rate_limit.ipv4_prefix",
+                format!("{} is out of range: 0 to 32", raw.ipv4_prefix),
+            ));
+        }
+        if raw.ipv6_prefix > 128 {
+            return Err(self.error(
+                "rate_limit.ipv6_prefix",
+                format!("{} is out of range: 0 to 128", raw.ipv6_prefix),
+            ));
+        }
+        if !(1..=limits::RATE_LIMIT_TABLE_SIZE_MAX).contains(&raw.table_size) {
+            return Err(self.error(
+                "rate_limit.table_size",
+                format!(
+                    "{} is out of range: 1 to {} prefixes per core",
+                    raw.table_size,
+                    limits::RATE_LIMIT_TABLE_SIZE_MAX
+                ),
+            ));
+        }
+        Ok(RateLimitConfig {
+            enabled: raw.enabled,
+            rate: raw.rate,
+            burst: raw.burst,
+            ipv4_prefix: raw.ipv4_prefix,
+            ipv6_prefix: raw.ipv6_prefix,
+            table_size: raw.table_size,
+            action: raw.action,
         })
     }
 

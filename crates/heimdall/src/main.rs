@@ -93,6 +93,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stats.hints_in,
             stats.hints_out
         );
+        log::info!(
+            "core {}: {} local answers, {} blocked, ACL {} refused / {} dropped, rate limit {} dropped / {} refused / {} truncated",
+            report.core,
+            stats.local_answers,
+            stats.blocked,
+            stats.acl_refused,
+            stats.acl_dropped,
+            stats.rate_limited_dropped,
+            stats.rate_limited_refused,
+            stats.rate_limited_truncated
+        );
     }
     Ok(())
 }

@@ -15,16 +15,22 @@
 use core::cmp::Reverse;
 use core::net::SocketAddr;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 use heimdall_cache::{
     AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, Lookup, TCP_LIMIT, Timestamp,
     udp_limit,
 };
+use heimdall_policy::{
+    Acl, AclDecision, BlockMode, Blocklist, PolicyError, RateDecision, RateLimitAction,
+    RateLimitConfig, RateLimiter, Verdict, write_blocked, write_truncated,
+};
 use heimdall_wire::{
     Class, Flags, HEADER_LEN, Header, Message, MessageBuilder, Name, Opcode, OptSpec, QueryKey,
     Question, Rcode, RecordType, Section, WireNameBuf,
 };
+use heimdall_zone::{LocalData, Reply as LocalReply};
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 use smallvec::SmallVec;
@@ -44,6 +50,29 @@ pub enum ResolverError {
     /// The cache settings were refused.
     #[error("cache: {0}")]
     Cache(#[from] CacheError),
+    /// The policy settings were refused.
+    #[error("policy: {0}")]
+    Policy(#[from] PolicyError),
+}
+
+/// Query policy applied before the cache, in this order: ACL, rate limit,
+/// local data, blocklist. Every part is optional; the default applies none.
+/// The shared parts are built once and shared read-only by every core.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyConfig {
+    /// Which clients may use the resolver; `None` allows every client.
+    pub acl: Option<Acl>,
+    /// Rate limit settings for the whole server, and how many cores share
+    /// them (each core's limiter gets `1 / cores` of the rate and burst).
+    pub rate_limit: Option<(RateLimitConfig, usize)>,
+    /// Local authoritative data, answered before the blocklist and cache.
+    pub local: Option<Arc<LocalData>>,
+    /// Blocked (and allowed) names.
+    pub blocklist: Option<Arc<Blocklist>>,
+    /// How blocked names are answered.
+    pub block_mode: BlockMode,
+    /// TTL of null-address answers to blocked names, in seconds.
+    pub block_ttl: u32,
 }
 
 /// Settings of one resolver (one core).
@@ -76,6 +105,8 @@ pub struct ResolverConfig {
     pub hints: bool,
     /// Most hints queued before the runtime drains them.
     pub max_queued_hints: usize,
+    /// Query policy (ACL, rate limit, local data, blocklist).
+    pub policy: PolicyConfig,
 }
 
 impl Default for ResolverConfig {
@@ -94,6 +125,7 @@ impl Default for ResolverConfig {
             max_total_waiters: 16_384,
             hints: true,
             max_queued_hints: 1024,
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -197,6 +229,20 @@ pub struct ResolverStats {
     pub hints_in: u64,
     /// Received hints stored (no fresher entry was present).
     pub hints_stored: u64,
+    /// Queries refused by the ACL.
+    pub acl_refused: u64,
+    /// Queries dropped by the ACL.
+    pub acl_dropped: u64,
+    /// Queries over the rate limit, dropped.
+    pub rate_limited_dropped: u64,
+    /// Queries over the rate limit, refused.
+    pub rate_limited_refused: u64,
+    /// Queries over the rate limit, answered truncated (UDP only).
+    pub rate_limited_truncated: u64,
+    /// Queries answered (or referred) from local data.
+    pub local_answers: u64,
+    /// Queries for blocked names.
+    pub blocked: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +304,7 @@ pub struct Resolver {
     stats: ResolverStats,
     scratch_key: QueryKey,
     total_waiters: usize,
+    rate_limiter: Option<RateLimiter>,
 }
 
 /// Why a client query cannot be forwarded: the rcode that says so, and
@@ -291,6 +338,10 @@ impl Resolver {
         }
         let cache = Cache::new(config.cache_bytes, config.cache_policy)?;
         let upstreams = Upstreams::new(&config.upstreams, config.strategy);
+        let rate_limiter = match &config.policy.rate_limit {
+            Some((limits, cores)) => Some(RateLimiter::new(limits, *cores)?),
+            None => None,
+        };
         let scratch_key = QueryKey {
             name: WireNameBuf::new(),
             qtype: RecordType(0),
@@ -314,6 +365,7 @@ impl Resolver {
             stats: ResolverStats::default(),
             scratch_key,
             total_waiters: 0,
+            rate_limiter,
             config,
         })
     }
@@ -362,10 +414,53 @@ impl Resolver {
             return QueryOutcome::Dropped;
         }
         self.stats.queries += 1;
+        // Policy on the client address first: ACL, then rate limit.
+        let client_ip = client.addr.ip();
+        let acl = match &self.config.policy.acl {
+            Some(acl) => acl.check(client_ip),
+            None => AclDecision::Allow,
+        };
+        if acl == AclDecision::Drop {
+            self.stats.acl_dropped += 1;
+            return QueryOutcome::Dropped;
+        }
+        let limited = match (&mut self.rate_limiter, acl) {
+            (Some(limiter), AclDecision::Allow) => match limiter.check(client_ip, now) {
+                RateDecision::Allow => None,
+                // TC means nothing over TCP: the client already proved its
+                // address.
+                RateDecision::Limit(RateLimitAction::Truncate)
+                    if matches!(client.transport, Transport::Tcp(_)) =>
+                {
+                    None
+                }
+                RateDecision::Limit(action) => Some(action),
+            },
+            _ => None,
+        };
+        if limited == Some(RateLimitAction::Drop) {
+            self.stats.rate_limited_dropped += 1;
+            return QueryOutcome::Dropped;
+        }
         let message = match Message::parse(packet) {
             Ok(message) => message,
             Err(_) => {
                 let to = ReplyTo::header_only(&header);
+                if acl == AclDecision::Refuse {
+                    self.stats.acl_refused += 1;
+                    return self.write_policy_refusal(out, &to, Some(ede::PROHIBITED));
+                }
+                match limited {
+                    Some(RateLimitAction::Refused) => {
+                        self.stats.rate_limited_refused += 1;
+                        return self.write_policy_refusal(out, &to, None);
+                    }
+                    Some(_) => {
+                        self.stats.rate_limited_truncated += 1;
+                        return QueryOutcome::Dropped;
+                    }
+                    None => {}
+                }
                 return self.refuse(out, &to, Rcode::FORMERR, None);
             }
         };
@@ -377,6 +472,24 @@ impl Resolver {
             question: question.map(|q| (q.name, q.qtype, q.qclass)),
             edns,
         };
+        if acl == AclDecision::Refuse {
+            self.stats.acl_refused += 1;
+            return self.write_policy_refusal(out, &to, Some(ede::PROHIBITED));
+        }
+        match limited {
+            Some(RateLimitAction::Refused) => {
+                self.stats.rate_limited_refused += 1;
+                return self.write_policy_refusal(out, &to, None);
+            }
+            Some(_) => {
+                self.stats.rate_limited_truncated += 1;
+                return match write_truncated(&message, self.config.udp_payload_size, out) {
+                    Ok(len) => QueryOutcome::Reply(len),
+                    Err(_) => QueryOutcome::Dropped,
+                };
+            }
+            None => {}
+        }
         if let Err(Refusal(rcode, ede_code)) = Self::admit(&message, question.as_ref()) {
             return self.refuse(out, &to, rcode, ede_code.map(|code| (code, "")));
         }
@@ -390,7 +503,13 @@ impl Resolver {
             Transport::Udp => udp_limit(edns, self.config.udp_payload_size),
             Transport::Tcp(_) => TCP_LIMIT,
         };
-        // The client's own letter case, in wire form, for the reply.
+        // The cache comes before local data and the blocklist: an entry can
+        // only exist for a name that passed both under this same immutable
+        // snapshot (every core shares it, so hints obey it too), so a hit
+        // needs neither check, and a 1M-name blocklist costs the hit path
+        // nothing. A policy change must therefore come with a cache flush
+        // (the reload work of issue 7). The client's own letter case, in
+        // wire form, is kept for the reply.
         let mut qname = WireNameBuf::new();
         question.name.write_wire(&mut qname);
         if let Lookup::Fresh(entry) = self.cache.lookup(&self.scratch_key, now) {
@@ -406,6 +525,38 @@ impl Resolver {
                 self.stats.cache_hits += 1;
                 return QueryOutcome::Reply(len);
             }
+        }
+        // A miss: local data, then the blocklist, then forwarding.
+        if let Some(local) = &self.config.policy.local {
+            let window = out.len().min(limit);
+            let written = match out.get_mut(..window) {
+                Some(buf) => local.respond(&message, buf, limit),
+                None => Ok(LocalReply::NotLocal),
+            };
+            match written {
+                Ok(LocalReply::Written(len)) => {
+                    self.stats.local_answers += 1;
+                    return QueryOutcome::Reply(len);
+                }
+                Ok(LocalReply::Forward | LocalReply::NotLocal) => {}
+                Err(_) => return self.refuse(out, &to, Rcode::SERVFAIL, None),
+            }
+        }
+        if let Some(blocklist) = &self.config.policy.blocklist
+            && blocklist.check_lower_wire(&self.scratch_key.name) == Verdict::Blocked
+        {
+            self.stats.blocked += 1;
+            let policy = &self.config.policy;
+            return match write_blocked(
+                &message,
+                policy.block_mode,
+                policy.block_ttl,
+                self.config.udp_payload_size,
+                out,
+            ) {
+                Ok(len) => QueryOutcome::Reply(len),
+                Err(_) => QueryOutcome::Dropped,
+            };
         }
         self.stats.cache_misses += 1;
         let waiter = Waiter {
@@ -443,6 +594,28 @@ impl Resolver {
                 Err(Refusal(Rcode::REFUSED, Some(ede::NOT_SUPPORTED)))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// A REFUSED reply from policy (ACL or rate limit), counted by the
+    /// caller under its own counter rather than as a protocol refusal.
+    fn write_policy_refusal(
+        &self,
+        out: &mut [u8],
+        to: &ReplyTo<'_>,
+        extended: Option<u16>,
+    ) -> QueryOutcome {
+        let len = write_error_reply(
+            out,
+            to,
+            Rcode::REFUSED,
+            extended.map(|code| (code, "")),
+            self.config.udp_payload_size,
+        );
+        if len == 0 {
+            QueryOutcome::Dropped
+        } else {
+            QueryOutcome::Reply(len)
         }
     }
 

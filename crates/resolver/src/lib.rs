@@ -7,7 +7,7 @@ pub mod reply;
 pub mod upstreams;
 
 pub use engine::{
-    ClientId, Hint, QueryOutcome, Resolver, ResolverConfig, ResolverError, ResolverStats, Transmit,
-    Transport,
+    ClientId, Hint, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, ResolverError,
+    ResolverStats, Transmit, Transport,
 };
 pub use upstreams::{Strategy, UpstreamStats, Upstreams};

@@ -16,12 +16,17 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use heimdall_cache::Timestamp;
-use heimdall_resolver::{ClientId, QueryOutcome, Resolver, ResolverConfig, Transport};
+use heimdall_policy::{AclBuilder, BlocklistBuilder, Cidr, ListFormat, RateLimitConfig};
+use heimdall_resolver::{
+    ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, Transport,
+};
 use heimdall_testkit::messages::{a_answer, query};
 use heimdall_testkit::{CountingAllocator, allocations_during};
 use heimdall_wire::RecordType;
+use heimdall_zone::{LocalData, parse_record_line};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -59,10 +64,57 @@ fn the_counter_counts() {
     assert!(count >= 1);
 }
 
+/// Every policy loaded: a blocklist, an ACL, local data with the built-in
+/// zones, and a rate limiter generous enough to allow every query.
+fn all_policy() -> PolicyConfig {
+    let mut list = BlocklistBuilder::new();
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str(&format!("0.0.0.0 ads-{i}.tracker.test\n"));
+    }
+    list.add_list(&text, ListFormat::Auto);
+    list.add_list("||blocked.example^\n", ListFormat::Auto);
+    list.allow("ok.blocked.example");
+    let mut acl = AclBuilder::new();
+    for i in 0..100u8 {
+        acl = acl.allow(format!("198.51.{i}.0/24").parse::<Cidr>().unwrap());
+    }
+    acl = acl.deny("203.0.113.0/24".parse::<Cidr>().unwrap());
+    let local = LocalData::builder()
+        .records([parse_record_line("printer.lan. 300 IN A 192.168.1.5", None, 300).unwrap()])
+        .builtins(true)
+        .build()
+        .unwrap();
+    PolicyConfig {
+        acl: Some(acl.build()),
+        rate_limit: Some((
+            RateLimitConfig {
+                rate_per_sec: 1_000_000,
+                burst: 1_000_000,
+                ..RateLimitConfig::default()
+            },
+            1,
+        )),
+        local: Some(Arc::new(local)),
+        blocklist: Some(Arc::new(list.build())),
+        ..PolicyConfig::default()
+    }
+}
+
 #[test]
 fn cache_hits_and_local_errors_allocate_nothing() {
+    hits_allocate_nothing(PolicyConfig::default());
+}
+
+#[test]
+fn cache_hits_allocate_nothing_with_all_policy_loaded() {
+    hits_allocate_nothing(all_policy());
+}
+
+fn hits_allocate_nothing(policy: PolicyConfig) {
     let config = ResolverConfig {
         upstreams: vec![UPSTREAM.parse().unwrap()],
+        policy,
         ..ResolverConfig::default()
     };
     let mut resolver = Resolver::with_seed(config, 1).unwrap();

@@ -11,6 +11,7 @@
 
 mod batch;
 mod core;
+mod policy;
 mod sockets;
 mod tcp;
 
@@ -26,6 +27,7 @@ use heimdall_config::{Config, UpstreamStrategy};
 use heimdall_resolver::{Resolver, ResolverConfig, ResolverError, Strategy};
 
 pub use crate::core::CoreReport;
+pub use crate::policy::{PolicyLoadError, build_blocklist, build_local, build_policy};
 pub use crate::tcp::TcpStats;
 
 /// Upstream sockets per core: queries rotate over them, so each core sends
@@ -44,6 +46,10 @@ pub enum ServerError {
     /// The resolver refused its settings.
     #[error("resolver: {0}")]
     Resolver(#[from] ResolverError),
+    /// Local data, a block list or the ACL could not be loaded (the
+    /// message names the file or key).
+    #[error("{0}")]
+    Policy(#[from] policy::PolicyLoadError),
     /// A socket could not be created or bound.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -112,7 +118,8 @@ impl Server {
             max_pipelined: config.tcp.max_pipelined,
             connect_timeout: config.upstream.timeout,
         };
-        let resolver_config = resolver_config(config);
+        let mut resolver_config = resolver_config(config);
+        resolver_config.policy = policy::build_policy(config, cores)?;
         let grace = config
             .upstream
             .timeout

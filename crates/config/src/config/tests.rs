@@ -938,3 +938,188 @@ fn error_accessors() {
     let err = Config::from_yaml_str("[1]", "t").unwrap_err();
     assert_eq!(err.key(), None);
 }
+
+// ---- Policy: local, blocklist, acl, rate_limit ----
+
+#[test]
+fn policy_sections_are_read() {
+    let config = Config::from_yaml_str(
+        &with_upstream(
+            r#"local:
+  records: ["printer.lan. 300 IN A 192.168.1.5", "nas.lan. IN AAAA fd00::5"]
+  zones:
+    - {name: lan., file: /etc/heimdall/lan.zone}
+  delegations: forward
+  builtins: false
+blocklist:
+  files:
+    - {path: /etc/heimdall/ads.txt, format: hosts}
+    - {path: ads2.txt}
+  allow: [ok.example]
+  allow_files: [/etc/heimdall/allow.txt]
+  mode: "null"
+  ttl: 1m
+acl:
+  allow: [203.0.113.0/24, "2001:db8::/32", 198.51.100.7]
+  deny: [10.9.0.0/16]
+  action: drop
+  open_resolver: true
+rate_limit:
+  enabled: true
+  rate: 5
+  burst: 10
+  ipv4_prefix: 32
+  ipv6_prefix: 64
+  table_size: 100
+  action: truncate
+"#,
+        ),
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(config.local.records.len(), 2);
+    assert_eq!(config.local.zones[0].name, "lan.");
+    assert_eq!(
+        config.local.zones[0].file,
+        std::path::PathBuf::from("/etc/heimdall/lan.zone")
+    );
+    assert_eq!(config.local.delegations, crate::Delegations::Forward);
+    assert!(!config.local.builtins);
+    assert_eq!(config.blocklist.files.len(), 2);
+    assert_eq!(
+        config.blocklist.files[0].format,
+        crate::ListFileFormat::Hosts
+    );
+    assert_eq!(
+        config.blocklist.files[1].format,
+        crate::ListFileFormat::Auto
+    );
+    assert_eq!(config.blocklist.mode, crate::BlockingMode::Null);
+    assert_eq!(config.blocklist.ttl, Duration::from_secs(60));
+    assert_eq!(config.acl.allow.len(), 3);
+    assert_eq!(config.acl.action, crate::AclMode::Drop);
+    assert!(config.acl.open_resolver);
+    assert!(config.rate_limit.enabled);
+    assert_eq!(config.rate_limit.rate, 5);
+    assert_eq!(config.rate_limit.burst, 10);
+    assert_eq!(config.rate_limit.ipv4_prefix, 32);
+    assert_eq!(config.rate_limit.table_size, 100);
+    assert_eq!(config.rate_limit.action, crate::RateLimitMode::Truncate);
+    // And it writes back to the same thing.
+    let yaml = config.to_yaml().unwrap();
+    assert_eq!(Config::from_yaml_str(&yaml, "test.yaml").unwrap(), config);
+}
+
+#[test]
+fn policy_defaults() {
+    let config = Config::from_yaml_str(&with_upstream(""), "test.yaml").unwrap();
+    assert!(config.local.records.is_empty() && config.local.zones.is_empty());
+    assert!(config.local.builtins);
+    assert_eq!(config.local.delegations, crate::Delegations::Referral);
+    assert!(config.blocklist.files.is_empty());
+    assert_eq!(config.blocklist.mode, crate::BlockingMode::Nxdomain);
+    assert_eq!(config.blocklist.ttl, defaults::BLOCKLIST_TTL);
+    assert_eq!(config.acl.action, crate::AclMode::Refuse);
+    assert!(!config.acl.open_resolver);
+    assert!(!config.rate_limit.enabled);
+    assert_eq!(config.rate_limit.ipv4_prefix, 24);
+    assert_eq!(config.rate_limit.ipv6_prefix, 56);
+    assert_eq!(config.rate_limit.action, crate::RateLimitMode::Drop);
+}
+
+#[test]
+fn policy_errors() {
+    for (yaml, key, part) in [
+        (
+            "local:\n  records: [\"a.lan. 300 IN A 1.2.3\"]\n",
+            "local.records[0]",
+            "a.lan. 300 IN A 1.2.3",
+        ),
+        (
+            "local:\n  zones: [{name: lan., file: a}, {name: LAN, file: b}]\n",
+            "local.zones[1].name",
+            "listed twice",
+        ),
+        (
+            "local:\n  zones: [{name: lan.}]\n",
+            "local.zones[0]",
+            "missing key `file`",
+        ),
+        (
+            "local:\n  delegations: sometimes\n",
+            "local.delegations",
+            "referral",
+        ),
+        (
+            "blocklist:\n  files: [{path: a, format: csv}]\n",
+            "blocklist.files[0].format",
+            "adblock",
+        ),
+        (
+            "blocklist:\n  allow: [\"bad..name\"]\n",
+            "blocklist.allow[0]",
+            "not a domain name",
+        ),
+        (
+            "blocklist:\n  mode: sinkhole\n",
+            "blocklist.mode",
+            "nxdomain",
+        ),
+        (
+            "blocklist:\n  ttl: 1500ms\n",
+            "blocklist.ttl",
+            "whole seconds",
+        ),
+        (
+            "acl:\n  allow: [10.0.0.0/8, 10.0.0.0/33]\n",
+            "acl.allow[1]",
+            "\"10.0.0.0/33\" is not a network",
+        ),
+        (
+            "acl:\n  deny: [nonsense]\n",
+            "acl.deny[0]",
+            "is not a network",
+        ),
+        ("acl:\n  action: ignore\n", "acl.action", "refuse"),
+        (
+            "rate_limit:\n  burst: 0\n",
+            "rate_limit.burst",
+            "0 is out of range",
+        ),
+        (
+            "rate_limit:\n  ipv4_prefix: 33\n",
+            "rate_limit.ipv4_prefix",
+            "33 is out of range: 0 to 32",
+        ),
+        (
+            "rate_limit:\n  ipv6_prefix: 129\n",
+            "rate_limit.ipv6_prefix",
+            "129 is out of range: 0 to 128",
+        ),
+        (
+            "rate_limit:\n  table_size: 0\n",
+            "rate_limit.table_size",
+            "0 is out of range",
+        ),
+        (
+            "rate_limit:\n  action: slow\n",
+            "rate_limit.action",
+            "truncate",
+        ),
+    ] {
+        let message = error(&with_upstream(yaml));
+        assert!(
+            message.starts_with("test.yaml:") && message.contains(&format!(" {key}: ")),
+            "{message:?} should name test.yaml and {key}"
+        );
+        assert!(
+            message.contains(part),
+            "{message:?} should contain {part:?}"
+        );
+        // The line of the offending key (the section starts on line 3).
+        assert!(
+            message.starts_with("test.yaml:3:") || message.starts_with("test.yaml:4:"),
+            "{message:?} should give the line"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Builds the query policy from the configuration once, at start (off the
+//! hot path): reads zone files and block lists, and assembles the shared
+//! read-only snapshots every core's resolver gets.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use heimdall_config::{
+    AclMode, BlockingMode, Config, Delegations, ListFileFormat, RateLimitMode, defaults,
+};
+use heimdall_policy::{
+    AclAction, AclBuilder, BlockMode, Blocklist, BlocklistBuilder, Cidr, ListFormat,
+    RateLimitAction, RateLimitConfig,
+};
+use heimdall_resolver::PolicyConfig;
+use heimdall_wire::NameBuf;
+use heimdall_zone::{DelegationMode, LocalData, parse_record_line, parse_zone_file};
+
+/// Why the policy could not be built; every message names the file or key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyLoadError(pub String);
+
+fn read_list(path: &Path) -> Result<String, PolicyLoadError> {
+    std::fs::read_to_string(path)
+        .map_err(|err| PolicyLoadError(format!("{}: cannot read: {err}", path.display())))
+}
+
+/// Local data from `local:`: builtins, records and zone files.
+pub fn build_local(config: &Config) -> Result<LocalData, PolicyLoadError> {
+    let local = &config.local;
+    let mut builder = LocalData::builder()
+        .builtins(local.builtins)
+        .delegation_mode(match local.delegations {
+            Delegations::Referral => DelegationMode::Referral,
+            Delegations::Forward => DelegationMode::Forward,
+        });
+    let mut records = Vec::with_capacity(local.records.len());
+    for (i, line) in local.records.iter().enumerate() {
+        let record = parse_record_line(line, None, defaults::LOCAL_RECORD_TTL)
+            .map_err(|err| PolicyLoadError(format!("local.records[{i}]: {err}")))?;
+        records.push(record);
+    }
+    builder = builder.records(records);
+    for (i, zone) in local.zones.iter().enumerate() {
+        let origin = NameBuf::from_presentation(&zone.name)
+            .map_err(|err| PolicyLoadError(format!("local.zones[{i}].name: {err}")))?;
+        let records = parse_zone_file(&zone.file, Some(&origin)).map_err(|err| {
+            PolicyLoadError(format!("local.zones[{i}] ({}): {err}", zone.file.display()))
+        })?;
+        builder = builder.zone(records);
+    }
+    builder
+        .build()
+        .map_err(|err| PolicyLoadError(format!("local: {err}")))
+}
+
+/// The blocklist from `blocklist:`, or `None` when nothing is blocked.
+pub fn build_blocklist(config: &Config) -> Result<Option<Blocklist>, PolicyLoadError> {
+    let lists = &config.blocklist;
+    if lists.files.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = BlocklistBuilder::new();
+    for file in &lists.files {
+        let text = read_list(&file.path)?;
+        let format = match file.format {
+            ListFileFormat::Auto => ListFormat::Auto,
+            ListFileFormat::Hosts => ListFormat::Hosts,
+            ListFileFormat::Domains => ListFormat::Domains,
+            ListFileFormat::Adblock => ListFormat::Adblock,
+        };
+        let stats = builder.add_list(&text, format);
+        log::info!(
+            "blocklist {}: {} blocked, {} allowed, {} skipped",
+            file.path.display(),
+            stats.blocked,
+            stats.allowed,
+            stats.skipped
+        );
+    }
+    for path in &lists.allow_files {
+        let text = read_list(path)?;
+        builder.add_allowlist(&text);
+    }
+    for name in &lists.allow {
+        builder.allow(name);
+    }
+    Ok(Some(builder.build()))
+}
+
+/// The policy every core's resolver gets, built once: the local data and
+/// the blocklist behind one `Arc` each, shared read-only by all cores.
+pub fn build_policy(config: &Config, cores: usize) -> Result<PolicyConfig, PolicyLoadError> {
+    let local = build_local(config)?;
+    let blocklist = build_blocklist(config)?;
+    let acl_config = &config.acl;
+    let parse = |key: &str, list: &[String]| -> Result<Vec<Cidr>, PolicyLoadError> {
+        list.iter()
+            .enumerate()
+            .map(|(i, text)| {
+                text.parse::<Cidr>()
+                    .map_err(|err| PolicyLoadError(format!("acl.{key}[{i}]: {err}")))
+            })
+            .collect()
+    };
+    let mut acl = AclBuilder::new()
+        .open_resolver(acl_config.open_resolver)
+        .action(match acl_config.action {
+            AclMode::Refuse => AclAction::Refuse,
+            AclMode::Drop => AclAction::Drop,
+        });
+    for cidr in parse("allow", &acl_config.allow)? {
+        acl = acl.allow(cidr);
+    }
+    for cidr in parse("deny", &acl_config.deny)? {
+        acl = acl.deny(cidr);
+    }
+    let limits = &config.rate_limit;
+    let rate_limit = limits.enabled.then(|| {
+        (
+            RateLimitConfig {
+                rate_per_sec: limits.rate,
+                burst: limits.burst,
+                ipv4_prefix: limits.ipv4_prefix,
+                ipv6_prefix: limits.ipv6_prefix,
+                capacity: limits.table_size,
+                action: match limits.action {
+                    RateLimitMode::Drop => RateLimitAction::Drop,
+                    RateLimitMode::Refused => RateLimitAction::Refused,
+                    RateLimitMode::Truncate => RateLimitAction::Truncate,
+                },
+            },
+            cores.max(1),
+        )
+    });
+    Ok(PolicyConfig {
+        acl: Some(acl.build()),
+        rate_limit,
+        local: (!local.is_empty()).then(|| Arc::new(local)),
+        blocklist: blocklist.map(Arc::new),
+        block_mode: match config.blocklist.mode {
+            BlockingMode::Nxdomain => BlockMode::Nxdomain,
+            BlockingMode::Null => BlockMode::Null,
+            BlockingMode::Refused => BlockMode::Refused,
+        },
+        block_ttl: u32::try_from(config.blocklist.ttl.as_secs()).unwrap_or(u32::MAX),
+    })
+}
