@@ -123,79 +123,53 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
     );
     sample(&mut out, "heimdall_cores", &[], snapshot.cores.len() as u64);
 
-    family(
-        &mut out,
-        "heimdall_queries_total",
-        "counter",
-        "Client queries received, by transport.",
-    );
-    for core in &snapshot.cores {
-        let id = core.core.to_string();
-        for (transport, n) in [("udp", core.queries.udp), ("tcp", core.queries.tcp)] {
-            sample(
-                &mut out,
-                "heimdall_queries_total",
-                &[("core", &id), ("transport", transport)],
-                n,
-            );
-        }
-    }
+    let ids: Vec<String> = snapshot.cores.iter().map(|c| c.core.to_string()).collect();
 
-    family(
-        &mut out,
-        "heimdall_queries_by_qtype_total",
-        "counter",
-        "Client queries received, by query type.",
-    );
-    for core in &snapshot.cores {
-        let id = core.core.to_string();
-        for (bucket, n) in core.qtypes.iter() {
-            let labels = [("core", id.as_str()), ("qtype", bucket.label())];
-            sample(&mut out, "heimdall_queries_by_qtype_total", &labels, n);
-        }
-    }
-
-    family(
-        &mut out,
-        "heimdall_responses_total",
-        "counter",
-        "Responses sent, by response code.",
-    );
-    for core in &snapshot.cores {
-        let id = core.core.to_string();
-        for (bucket, n) in core.rcodes.iter() {
-            let labels = [("core", id.as_str()), ("rcode", bucket.label())];
-            sample(&mut out, "heimdall_responses_total", &labels, n);
-        }
-    }
-
-    for (name, help, read) in &CORE_COUNTERS {
+    // Per-core counts split by one more label (transport, qtype, rcode).
+    type Buckets = fn(&CoreSnapshot) -> Vec<(&'static str, u64)>;
+    let bucketed: [(&str, &str, &str, Buckets); 3] = [
+        (
+            "heimdall_queries_total",
+            "Client queries received, by transport.",
+            "transport",
+            |c| vec![("udp", c.queries.udp), ("tcp", c.queries.tcp)],
+        ),
+        (
+            "heimdall_queries_by_qtype_total",
+            "Client queries received, by query type.",
+            "qtype",
+            |c| c.qtypes.iter().map(|(b, n)| (b.label(), n)).collect(),
+        ),
+        (
+            "heimdall_responses_total",
+            "Responses sent, by response code.",
+            "rcode",
+            |c| c.rcodes.iter().map(|(b, n)| (b.label(), n)).collect(),
+        ),
+    ];
+    for (name, help, label, read) in bucketed {
         family(&mut out, name, "counter", help);
-        for core in &snapshot.cores {
-            sample(
-                &mut out,
-                name,
-                &[("core", &core.core.to_string())],
-                read(core),
-            );
+        for (core, id) in snapshot.cores.iter().zip(&ids) {
+            for (bucket, n) in read(core) {
+                sample(&mut out, name, &[("core", id), (label, bucket)], n);
+            }
         }
     }
-    for (name, help, read) in &CORE_GAUGES {
-        family(&mut out, name, "gauge", help);
-        for core in &snapshot.cores {
-            sample(
-                &mut out,
-                name,
-                &[("core", &core.core.to_string())],
-                read(core),
-            );
+
+    let per_core = CORE_COUNTERS
+        .iter()
+        .map(|field| (field, "counter"))
+        .chain(CORE_GAUGES.iter().map(|field| (field, "gauge")));
+    for ((name, help, read), kind) in per_core {
+        family(&mut out, name, kind, help);
+        for (core, id) in snapshot.cores.iter().zip(&ids) {
+            sample(&mut out, name, &[("core", id)], read(core));
         }
     }
 
     for (name, help, read) in &UPSTREAM_COUNTERS {
         family(&mut out, name, "counter", help);
-        for core in &snapshot.cores {
-            let id = core.core.to_string();
+        for (core, id) in snapshot.cores.iter().zip(&ids) {
             for upstream in &core.upstreams {
                 let labels = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
                 sample(&mut out, name, &labels, read(upstream));
@@ -205,27 +179,24 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
 
     let name = "heimdall_upstream_latency_seconds";
     family(&mut out, name, "histogram", "Upstream reply latency.");
-    for core in &snapshot.cores {
-        let id = core.core.to_string();
+    let bucket_name = format!("{name}_bucket");
+    let (sum_name, count_name) = (format!("{name}_sum"), format!("{name}_count"));
+    let bounds: Vec<String> = LATENCY_BUCKETS_US
+        .iter()
+        .map(|&us| micros_as_seconds(us))
+        .chain(std::iter::once("+Inf".to_owned()))
+        .collect();
+    for (core, id) in snapshot.cores.iter().zip(&ids) {
         for upstream in &core.upstreams {
             let base = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
-            let cumulative = upstream.latency.cumulative();
-            let bounds = LATENCY_BUCKETS_US.iter().map(|&us| micros_as_seconds(us));
-            let bounds = bounds.chain(std::iter::once("+Inf".to_owned()));
-            let bucket_name = format!("{name}_bucket");
-            for (le, n) in bounds.zip(cumulative.iter()) {
+            for (le, n) in bounds.iter().zip(upstream.latency.cumulative()) {
                 let [core_label, upstream_label] = base;
                 let labels = [core_label, upstream_label, ("le", le.as_str())];
-                sample(&mut out, &bucket_name, &labels, *n);
+                sample(&mut out, &bucket_name, &labels, n);
             }
             let sum = micros_as_seconds(upstream.latency.sum_us());
-            sample_text(&mut out, &format!("{name}_sum"), &base, &sum);
-            sample(
-                &mut out,
-                &format!("{name}_count"),
-                &base,
-                upstream.latency.count(),
-            );
+            sample_text(&mut out, &sum_name, &base, &sum);
+            sample(&mut out, &count_name, &base, upstream.latency.count());
         }
     }
     out

@@ -507,6 +507,21 @@ fn bucket_mapping() {
         ]
     );
     assert_eq!(RCODE_BUCKETS.len(), 7);
+    // The array length is fixed by its type; check the buckets themselves.
+    let labels: Vec<&str> = RCODE_BUCKETS.iter().map(|b| b.label()).collect();
+    assert_eq!(
+        labels,
+        [
+            "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"
+        ]
+    );
+    for (code, bucket) in (0u16..).zip(RCODE_BUCKETS) {
+        assert_eq!(RcodeBucket::from_code(code), bucket);
+    }
+    let qtype_codes = [1u16, 28, 15, 16, 12, 33, 2, 5, 6, 65, 255, 64];
+    for (code, bucket) in qtype_codes.into_iter().zip(QTYPE_BUCKETS) {
+        assert_eq!(QtypeBucket::from_code(code), bucket, "qtype {code}");
+    }
 }
 
 #[test]

@@ -16,11 +16,9 @@ use heimdall_wire::{
 use hickory_proto::op::{Message as HMessage, MessageType};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption as HOption};
 
-use crate::*;
+use heimdall_testkit::messages::name;
 
-fn name(text: &str) -> NameBuf {
-    NameBuf::from_presentation(text).unwrap()
-}
+use crate::*;
 
 fn verdict(list: &Blocklist, text: &str) -> Verdict {
     list.check(&name(text).as_name())

@@ -4,24 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
-use heimdall_testkit::{CountingAllocator, allocations_during};
-use heimdall_wire::{Class, Flags, Message, MessageBuilder, NameBuf, RecordType};
+use heimdall_testkit::{CountingAllocator, allocations_during, messages};
+use heimdall_wire::{Class, Message, NameBuf, RecordType};
 use heimdall_zone::{LocalData, Outcome, Reply, parse_record_line, parse_zone};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn query(qname: &str) -> Vec<u8> {
-    let mut buf = [0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(7);
-    builder.set_flags(Flags::default().with_recursion_desired(true));
-    let name = NameBuf::from_presentation(qname).unwrap();
-    builder
-        .question(&name.as_name(), RecordType::A, Class::IN)
-        .unwrap();
-    let len = builder.finish();
-    buf[..len].to_vec()
+    messages::query(qname, RecordType::A, 7, None)
 }
 
 #[test]
