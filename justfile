@@ -10,7 +10,7 @@ test:
 
 # Formatting and clippy, as CI runs them.
 lint:
-    cargo fmt --check
+    cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Criterion benchmarks (pass a filter, e.g. `just bench wire/`).

@@ -31,6 +31,8 @@ DNSPERF_THREADS=${DNSPERF_THREADS:-1}
 LT_SOCKETS=${LT_SOCKETS:-1}
 LT_WINDOW=${LT_WINDOW:-256}
 LT_BATCH=${LT_BATCH:-64}
+# Extra `heimdall-loadtest run` arguments, e.g. LT_EXTRA=--no-gso.
+read -ra lt_extra <<<"${LT_EXTRA:-}"
 
 work=$(mktemp -d)
 reflector=""
@@ -68,7 +70,7 @@ run_dnsperf() {
 run_loadtest() {
     taskset -c "$CLIENT_CPU" "$BIN" run --target "127.0.0.1:$PORT" --queries "$work/queries.txt" \
         --edns off --duration "${SECONDS_PER_RUN}s" --warmup 0s --sockets "$LT_SOCKETS" \
-        --window "$LT_WINDOW" --batch "$LT_BATCH" --quiet --json "$work/lt.json" >/dev/null
+        --window "$LT_WINDOW" --batch "$LT_BATCH" ${lt_extra[@]+"${lt_extra[@]}"} --quiet --json "$work/lt.json" >/dev/null
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); c=r["counts"];
 bad=c["lost"]+c["wrong_id"]+c["wrong_question"]+c["malformed"]
 print("%.0f" % r["qps"]["answered"]) if bad == 0 else print("%.0f (lost/wrong %d)" % (r["qps"]["answered"], bad))' "$work/lt.json"
@@ -103,7 +105,7 @@ PY
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "dnsperf -c $DNSPERF_CLIENTS -q $DNSPERF_OUTSTANDING -T $DNSPERF_THREADS;" \
-    "heimdall-loadtest --sockets $LT_SOCKETS --window $LT_WINDOW --batch $LT_BATCH;" \
+    "heimdall-loadtest --sockets $LT_SOCKETS --window $LT_WINDOW --batch $LT_BATCH ${LT_EXTRA:-};" \
     "${SECONDS_PER_RUN}s per run"
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 : >"$work/dnsperf"; : >"$work/loadtest"

@@ -304,11 +304,16 @@ impl<T: Copy> SendBatch<T> {
     pub fn flush(&mut self, fd: RawFd, mut outcome: impl FnMut(T, bool)) {
         if self.gso && self.lens.len() > 1 {
             self.flush_gso(fd, &mut outcome);
-            self.lens.clear();
-            self.dests.clear();
-            self.tags.clear();
-            return;
+        } else {
+            self.flush_plain(fd, &mut outcome);
         }
+        self.lens.clear();
+        self.dests.clear();
+        self.tags.clear();
+    }
+
+    /// Send each queued datagram as its own message.
+    fn flush_plain(&mut self, fd: RawFd, outcome: &mut impl FnMut(T, bool)) {
         let queued = self.lens.len();
         for ((((chunk, iov), msg), dest), len) in self
             .slab
@@ -330,47 +335,19 @@ impl<T: Copy> SendBatch<T> {
             msg.msg_hdr.msg_iov = iov;
             msg.msg_hdr.msg_iovlen = 1;
         }
-        let mut start = 0usize;
-        while start < queued {
-            let Some(rest) = self.msgs.get_mut(start..queued) else {
-                break;
-            };
-            // SAFETY: `rest` holds the mmsghdrs prepared above: each points
-            // at an iovec over `len` bytes of `slab` and at a socket address
-            // owned by `dests` (or at none: a null name of length 0), all
-            // alive and unmoved during the call; the kernel only reads them
-            // and writes `msg_len`.
-            let sent =
-                unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
-            if sent < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
+        let tags = &self.tags;
+        let msgs = self.msgs.get_mut(..queued).unwrap_or_default();
+        // SAFETY: `msgs` holds the mmsghdrs prepared above: each points at
+        // an iovec over `len` bytes of `slab` and at a socket address owned
+        // by `dests` (or at none: a null name of length 0), all alive and
+        // unmoved during the call.
+        unsafe {
+            send_all(fd, msgs, |index, result| {
+                if let Some(&tag) = tags.get(index) {
+                    outcome(tag, result == Sent::Yes);
                 }
-                if let Some(&tag) = self.tags.get(start) {
-                    outcome(tag, false);
-                }
-                start += 1;
-                continue;
-            }
-            let sent = usize::try_from(sent).unwrap_or(0);
-            if sent == 0 {
-                // Not expected from sendmmsg; count the head as unsent
-                // rather than spin.
-                if let Some(&tag) = self.tags.get(start) {
-                    outcome(tag, false);
-                }
-                start += 1;
-                continue;
-            }
-            for &tag in self.tags.iter().skip(start).take(sent) {
-                outcome(tag, true);
-            }
-            start += sent;
+            });
         }
-        self.lens.clear();
-        self.dests.clear();
-        self.tags.clear();
     }
 }
 
@@ -467,55 +444,80 @@ impl<T: Copy> SendBatch<T> {
                 }
             }
         }
-        let runs = self.runs.len();
-        let report = |run: usize, sent: bool, outcome: &mut dyn FnMut(T, bool)| {
-            if let Some(&(start, count, _)) = self.runs.get(run) {
-                for &index in self.order.iter().skip(start).take(count) {
-                    if let Some(&tag) = self.tags.get(index) {
-                        outcome(tag, sent);
+        let runs = &self.runs;
+        let order = &self.order;
+        let tags = &self.tags;
+        let gso = &mut self.gso;
+        let msgs = self.msgs.get_mut(..runs.len()).unwrap_or_default();
+        // SAFETY: `msgs` holds the mmsghdrs prepared above: each points at
+        // `count` iovecs of `iovs` (over bytes of `slab`) and, for a run, at
+        // its control buffer in `controls`; and at no name (the socket is
+        // connected) or the run's destination in `dests`. All live in
+        // `self`, unmoved during the call.
+        unsafe {
+            send_all(fd, msgs, |run, result| {
+                let Some(&(start, count, _)) = runs.get(run) else {
+                    return;
+                };
+                if result == Sent::Refused && count > 1 {
+                    // No GSO here (EIO, EINVAL, ENOTSUP...): plain from now.
+                    *gso = false;
+                }
+                for &index in order.iter().skip(start).take(count) {
+                    if let Some(&tag) = tags.get(index) {
+                        outcome(tag, result == Sent::Yes);
                     }
                 }
-            }
-        };
-        let mut first = 0usize;
-        while first < runs {
-            let Some(rest) = self.msgs.get_mut(first..runs) else {
-                break;
-            };
-            // SAFETY: `rest` holds the mmsghdrs prepared above: each points
-            // at `count` iovecs of `iovs` (over bytes of `slab`) and, for a
-            // run, at its control buffer in `controls`; and at no name (the
-            // socket is connected) or the run's destination in `dests`. All live in
-            // `self`, unmoved during the call;
-            // the kernel only reads them and writes `msg_len`.
-            let sent =
-                unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
-            if sent < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if self.runs.get(first).is_some_and(|&(_, count, _)| count > 1) {
-                    // No GSO here (EIO, EINVAL, ENOTSUP...): plain from now.
-                    self.gso = false;
-                }
-                report(first, false, outcome);
-                first += 1;
-                continue;
-            }
-            let sent = usize::try_from(sent).unwrap_or(0).min(runs - first);
-            if sent == 0 {
-                // Not expected from sendmmsg; count the head as unsent
-                // rather than spin.
-                report(first, false, outcome);
-                first += 1;
-                continue;
-            }
-            for run in first..first + sent {
-                report(run, true, outcome);
-            }
-            first += sent;
+            });
         }
+    }
+}
+
+/// What became of one message of [`send_all`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// The kernel took it.
+    Yes,
+    /// The kernel refused it with an error.
+    Refused,
+    /// `sendmmsg` returned 0 for it (not expected; counted as unsent rather
+    /// than retried forever).
+    Nothing,
+}
+
+/// Send `msgs` with as few `sendmmsg` calls as the kernel allows, calling
+/// `done(index, outcome)` once per message in order. A message the kernel
+/// refuses is skipped so one bad destination cannot wedge the rest; an
+/// interrupted call is retried.
+///
+/// # Safety
+///
+/// Every mmsghdr must point at valid iovecs, socket addresses and control
+/// data that stay alive and unmoved during the call; the kernel only reads
+/// them and writes `msg_len`.
+unsafe fn send_all(fd: RawFd, msgs: &mut [libc::mmsghdr], mut done: impl FnMut(usize, Sent)) {
+    let mut first = 0usize;
+    while let Some(rest) = msgs.get_mut(first..).filter(|rest| !rest.is_empty()) {
+        // SAFETY: the caller's guarantee, for a suffix of `msgs`.
+        let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
+        if sent < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            done(first, Sent::Refused);
+            first += 1;
+            continue;
+        }
+        let sent = usize::try_from(sent).unwrap_or(0).min(rest.len());
+        if sent == 0 {
+            done(first, Sent::Nothing);
+            first += 1;
+            continue;
+        }
+        for index in first..first + sent {
+            done(index, Sent::Yes);
+        }
+        first += sent;
     }
 }
 

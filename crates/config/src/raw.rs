@@ -19,8 +19,8 @@ use crate::config::{
 use crate::cores::CoreSelection;
 use crate::units::{ByteSize, HumanDuration};
 
-/// The whole file. Later sections (tcp, local, blocklists, acl,
-/// rate_limit, control) go here as further fields.
+/// The whole file, one field per section (a later section, such as
+/// `control`, goes here as a further field).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawConfig {

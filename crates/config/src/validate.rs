@@ -508,7 +508,8 @@ impl Validator<'_> {
                     return Err(self.error(
                         format!("acl.{list}[{i}]"),
                         format!(
-                            "{text:?} is not a network: write 10.0.0.0/8, 2001:db8::/32 or a                              single address"
+                            "{text:?} is not a network: write 10.0.0.0/8, 2001:db8::/32 or a \
+                             single address"
                         ),
                     ));
                 }
@@ -526,7 +527,8 @@ impl Validator<'_> {
         if raw.burst == 0 {
             return Err(self.error(
                 "rate_limit.burst",
-                "0 is out of range: at least 1 query (to stop limiting, set rate_limit.enabled                  to false)",
+                "0 is out of range: at least 1 query (to stop limiting, set rate_limit.enabled \
+                 to false)",
             ));
         }
         if raw.ipv4_prefix > 32 {

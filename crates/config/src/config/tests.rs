@@ -1078,13 +1078,13 @@ fn policy_errors() {
         (
             "acl:\n  deny: [nonsense]\n",
             "acl.deny[0]",
-            "is not a network",
+            "is not a network: write 10.0.0.0/8, 2001:db8::/32 or a single address",
         ),
         ("acl:\n  action: ignore\n", "acl.action", "refuse"),
         (
             "rate_limit:\n  burst: 0\n",
             "rate_limit.burst",
-            "0 is out of range",
+            "0 is out of range: at least 1 query (to stop limiting, set rate_limit.enabled to false)",
         ),
         (
             "rate_limit:\n  ipv4_prefix: 33\n",
