@@ -17,16 +17,14 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LOOPBACK, Reply, query, start_upstream};
+use common::{LOOPBACK, Reply, assert_single_a, query, scratch_file, start_upstream};
 use heimdall_config::{Config, DEFAULT_CONFIG_YAML};
 use heimdall_loadtest::UpstreamConfig;
 use heimdall_loadtest::upstream::zone::host_v4;
 use heimdall_wire::{Rcode, RecordType};
-use hickory_proto::rr::RData as HRData;
 
 const BIN: &str = env!("CARGO_BIN_EXE_heimdall");
 
@@ -36,15 +34,6 @@ fn heimdall(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run heimdall")
-}
-
-/// A file in this test binary's scratch directory.
-fn scratch_file(name: &str, text: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("heimdall-cli");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{name}", std::process::id()));
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 #[test]
@@ -175,10 +164,7 @@ fn runs_with_a_config_file_answers_and_stops_on_sigterm() {
     };
     reply.assert_answers(&question);
     assert_eq!(reply.rcode(), Rcode::NOERROR);
-    match &reply.hickory.answers[..] {
-        [record] => assert_eq!(record.data, HRData::A(host_v4(5).into())),
-        other => panic!("one A record expected, got {other:?}"),
-    }
+    assert_single_a(&reply, host_v4(5));
 
     let killed = Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -69,7 +69,10 @@ pub(crate) struct CoreState {
     listener_fds: Vec<RawFd>,
     upstream_fds: Vec<(RawFd, bool)>,
     next_upstream_socket: Cell<usize>,
-    scratch: RefCell<Vec<u8>>,
+    /// The core's 64 KiB message buffer (upstream queries, replies to
+    /// waiting or TCP clients): used only between awaits, never held
+    /// across one.
+    pub(crate) scratch: RefCell<Vec<u8>>,
     senders: Option<Senders<Hint>>,
     epoch: Instant,
     hints_send_dropped: Cell<u64>,
@@ -129,12 +132,21 @@ impl CoreState {
             }
         }
         if let Some(senders) = &self.senders {
+            let send = |peer: usize, hint: Hint| {
+                if senders.try_send_to(peer, hint).is_err() {
+                    self.hints_send_dropped
+                        .set(self.hints_send_dropped.get() + 1);
+                }
+            };
+            let peers = senders.nr_consumers();
+            // The last peer gets the hint itself, the others a copy.
+            let last = (0..peers).rev().find(|&peer| peer != self.index);
             while let Some(hint) = resolver.poll_hint() {
-                for peer in (0..senders.nr_consumers()).filter(|&peer| peer != self.index) {
-                    if senders.try_send_to(peer, hint.clone()).is_err() {
-                        self.hints_send_dropped
-                            .set(self.hints_send_dropped.get() + 1);
-                    }
+                for peer in (0..peers).filter(|&peer| peer != self.index && Some(peer) != last) {
+                    send(peer, hint.clone());
+                }
+                if let Some(peer) = last {
+                    send(peer, hint);
                 }
             }
         } else {

@@ -107,8 +107,8 @@ impl Server {
         let cpus = config.cpu_ids(heimdall_config::available_cpus())?;
         let cores = cpus.len().max(1);
         let sockets::Listeners {
-            udp: mut listeners,
-            tcp: mut tcp_listeners,
+            udp: listeners,
+            tcp: tcp_listeners,
             bound: udp_addrs,
         } = sockets::listen_per_core(&config.server.listen, cores)?;
         let tcp = tcp::TcpSettings {
@@ -130,7 +130,8 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
         let mut executors = Vec::with_capacity(cores);
-        for (index, &cpu) in cpus.iter().enumerate() {
+        let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));
+        for (index, (&cpu, (listeners, tcp_listeners))) in per_core.enumerate() {
             let resolver = Resolver::new(resolver_config.clone())?;
             let mut upstream_sockets = Vec::new();
             for family_example in upstream_families(&resolver_config.upstreams) {
@@ -140,10 +141,8 @@ impl Server {
             }
             let setup = core::CoreSetup {
                 index,
-                listeners: std::mem::take(listeners.get_mut(index).unwrap_or(&mut Vec::new())),
-                tcp_listeners: std::mem::take(
-                    tcp_listeners.get_mut(index).unwrap_or(&mut Vec::new()),
-                ),
+                listeners,
+                tcp_listeners,
                 tcp,
                 upstream_sockets,
                 resolver,

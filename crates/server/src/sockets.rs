@@ -85,20 +85,10 @@ pub(crate) fn listen_per_core(listen: &[SocketAddr], cores: usize) -> io::Result
         let mut tries = 0;
         let (udp, tcp, actual) = loop {
             tries += 1;
-            let (mut udp, bound) = listen_udp_per_core(&[addr], cores)?;
-            let actual = bound
-                .first()
-                .copied()
-                .ok_or_else(|| io::Error::other("no socket bound"))?;
+            let (udp, actual) = listen_udp_per_core(addr, cores)?;
             let tcp: io::Result<Vec<Socket>> = (0..cores).map(|_| listen_tcp(actual)).collect();
             match tcp {
-                Ok(tcp) => {
-                    let udp = udp
-                        .iter_mut()
-                        .map(|sockets| sockets.pop())
-                        .collect::<Vec<_>>();
-                    break (udp, tcp, actual);
-                }
+                Ok(tcp) => break (udp, tcp, actual),
                 Err(err) if addr.port() == 0 && tries < PORT_ZERO_TRIES => {
                     log::debug!("TCP port {} taken ({err}); trying another", actual.port());
                 }
@@ -107,7 +97,7 @@ pub(crate) fn listen_per_core(listen: &[SocketAddr], cores: usize) -> io::Result
         };
         out.bound.push(actual);
         for (core, socket) in out.udp.iter_mut().zip(udp) {
-            core.extend(socket);
+            core.push(socket);
         }
         for (core, socket) in out.tcp.iter_mut().zip(tcp) {
             core.push(socket);
@@ -116,30 +106,23 @@ pub(crate) fn listen_per_core(listen: &[SocketAddr], cores: usize) -> io::Result
     Ok(out)
 }
 
-/// For each listen address, one socket per core. A port of 0 is resolved
-/// by the first socket and reused by the others.
+/// One UDP socket per core on `addr`, and the address they are bound to:
+/// a port of 0 is resolved by the first socket and reused by the others.
 pub(crate) fn listen_udp_per_core(
-    listen: &[SocketAddr],
+    addr: SocketAddr,
     cores: usize,
-) -> io::Result<(Vec<Vec<Socket>>, Vec<SocketAddr>)> {
-    let mut per_core: Vec<Vec<Socket>> = (0..cores).map(|_| Vec::new()).collect();
-    let mut bound = Vec::with_capacity(listen.len());
-    for &addr in listen {
-        let first = listen_udp(addr).map_err(|err| with_addr(err, addr))?;
-        let actual = first
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("listen socket has no IP address"))?;
-        bound.push(actual);
-        let mut sockets = vec![first];
-        for _ in 1..cores {
-            sockets.push(listen_udp(actual).map_err(|err| with_addr(err, actual))?);
-        }
-        for (core, socket) in per_core.iter_mut().zip(sockets) {
-            core.push(socket);
-        }
+) -> io::Result<(Vec<Socket>, SocketAddr)> {
+    let first = listen_udp(addr).map_err(|err| with_addr(err, addr))?;
+    let actual = first
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("listen socket has no IP address"))?;
+    let mut sockets = Vec::with_capacity(cores.max(1));
+    sockets.push(first);
+    for _ in 1..cores {
+        sockets.push(listen_udp(actual).map_err(|err| with_addr(err, actual))?);
     }
-    Ok((per_core, bound))
+    Ok((sockets, actual))
 }
 
 /// An upstream socket of the family of `upstream`, bound to an ephemeral
@@ -168,13 +151,12 @@ mod tests {
 
     #[test]
     fn port_zero_is_shared_by_every_core() {
-        let listen: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap()];
-        let (per_core, bound) = listen_udp_per_core(&listen, 3).unwrap();
+        let (per_core, bound) = listen_udp_per_core("127.0.0.1:0".parse().unwrap(), 3).unwrap();
         assert_eq!(per_core.len(), 3);
-        assert_ne!(bound[0].port(), 0);
-        for sockets in &per_core {
-            let local = sockets[0].local_addr().unwrap().as_socket().unwrap();
-            assert_eq!(local, bound[0]);
+        assert_ne!(bound.port(), 0);
+        for socket in &per_core {
+            let local = socket.local_addr().unwrap().as_socket().unwrap();
+            assert_eq!(local, bound);
         }
     }
 
@@ -195,7 +177,7 @@ mod tests {
     fn a_busy_port_is_reported_with_its_address() {
         let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = holder.local_addr().unwrap();
-        let err = listen_udp_per_core(&[addr], 1).unwrap_err();
+        let err = listen_udp_per_core(addr, 1).unwrap_err();
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
     }
 }

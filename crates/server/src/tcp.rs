@@ -47,6 +47,11 @@ const UPSTREAM_QUEUE: usize = 1024;
 const CLIENT_READ_BUFFER: usize = 2048;
 /// Read buffer of an upstream connection: whole large answers.
 const UPSTREAM_READ_BUFFER: usize = 16 << 10;
+/// Reply frames a connection keeps for reuse: at most this many, of at
+/// most this capacity each (others are freed after use), so an idle
+/// connection holds no more than its read buffer's worth again.
+const SPARE_FRAMES: usize = 4;
+const SPARE_FRAME_CAPACITY: usize = 512;
 
 /// The `tcp:` settings a core needs.
 #[derive(Debug, Clone, Copy)]
@@ -87,8 +92,13 @@ pub struct TcpStats {
 /// An upstream connection's generation and its query queue.
 type UpstreamConn = (u64, LocalSender<Vec<u8>>);
 
+/// Reply frames a connection's writer has finished with, for `deliver` to
+/// fill again: once warm, a connection's replies allocate nothing.
+type SpareFrames = Rc<RefCell<Vec<Vec<u8>>>>;
+
 struct Conn {
     replies: LocalSender<Vec<u8>>,
+    spare: SpareFrames,
     permits: Rc<Semaphore>,
     fd: RawFd,
     /// A message has begun arriving (so the connection is not idle).
@@ -105,9 +115,6 @@ pub(crate) struct TcpState {
     next_conn: Cell<u32>,
     upstreams: RefCell<HashMap<SocketAddr, UpstreamConn>>,
     next_upstream: Cell<u64>,
-    /// Reply buffer shared by this core's connections: used only between
-    /// awaits, so idle connections hold no 64 KiB of their own.
-    out: RefCell<Vec<u8>>,
     pub(crate) stats: Cell<TcpStats>,
 }
 
@@ -119,7 +126,6 @@ impl TcpState {
             next_conn: Cell::new(0),
             upstreams: RefCell::new(HashMap::new()),
             next_upstream: Cell::new(0),
-            out: RefCell::new(vec![0u8; usize::from(u16::MAX)]),
             stats: Cell::new(TcpStats::default()),
         }
     }
@@ -147,8 +153,13 @@ impl TcpState {
             self.count(|s| s.replies_orphaned += 1);
             return false;
         };
-        let frame = frame(reply, conn.keepalive.get().then(|| self.keepalive_units()));
-        if conn.replies.try_send(frame).is_err() {
+        let mut out = conn.spare.borrow_mut().pop().unwrap_or_default();
+        frame_into(
+            &mut out,
+            reply,
+            conn.keepalive.get().then(|| self.keepalive_units()),
+        );
+        if conn.replies.try_send(out).is_err() {
             // Cannot happen while permits bound the queue; give the permit
             // back so the connection does not stall.
             conn.permits.signal(1);
@@ -217,17 +228,24 @@ impl TcpState {
 /// `message` with its 2-byte length prefix, and with edns-tcp-keepalive
 /// added to its OPT record when `keepalive` is given.
 fn frame(message: &[u8], keepalive: Option<u16>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 8);
+    let mut out = Vec::new();
+    frame_into(&mut out, message, keepalive);
+    out
+}
+
+/// [`frame`] into `out`, replacing what it held (and reusing its memory).
+fn frame_into(out: &mut Vec<u8>, message: &[u8], keepalive: Option<u16>) {
+    out.clear();
+    out.reserve(message.len() + 8);
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(message);
     if let Some(units) = keepalive {
-        add_keepalive(&mut out, units);
+        add_keepalive(out, units);
     }
     let len = u16::try_from(out.len() - 2).unwrap_or(u16::MAX);
     if let Some(prefix) = out.get_mut(..2) {
         prefix.copy_from_slice(&len.to_be_bytes());
     }
-    out
 }
 
 /// Append edns-tcp-keepalive with `units` (of 100 ms) to the OPT record of
@@ -364,10 +382,12 @@ async fn client_connection(
     let reading = Rc::new(Cell::new(false));
     let last_active = Rc::new(Cell::new(Instant::now()));
     let keepalive = Rc::new(Cell::new(false));
+    let spare = SpareFrames::default();
     state.tcp.conns.borrow_mut().insert(
         id,
         Conn {
             replies,
+            spare: Rc::clone(&spare),
             permits: Rc::clone(&permits),
             fd,
             reading: Rc::clone(&reading),
@@ -379,6 +399,7 @@ async fn client_connection(
     let writer = glommio::spawn_local(write_replies(
         write_half,
         queue,
+        spare,
         Rc::clone(&permits),
         Rc::clone(&last_active),
         settings.idle_timeout,
@@ -441,12 +462,15 @@ async fn client_connection(
         }
         state.tcp.count(|s| s.queries += 1);
         let message = query.get(..len).unwrap_or_default();
-        if asks_keepalive(message) {
+        // Once asked, the connection keeps it: no need to parse again.
+        if !keepalive.get() && asks_keepalive(message) {
             keepalive.set(true);
         }
         let now = state.now();
         {
-            let mut out = state.tcp.out.borrow_mut();
+            // The core's scratch buffer, so idle connections hold no 64 KiB
+            // of their own.
+            let mut out = state.scratch.borrow_mut();
             let outcome = state
                 .resolver
                 .borrow_mut()
@@ -485,6 +509,7 @@ async fn client_connection(
 async fn write_replies(
     mut writer: futures_lite::io::WriteHalf<TcpStream>,
     queue: LocalReceiver<Vec<u8>>,
+    spare: SpareFrames,
     permits: Rc<Semaphore>,
     last_active: Rc<Cell<Instant>>,
     write_timeout: Duration,
@@ -493,6 +518,9 @@ async fn write_replies(
     while let Some(frame) = queue.recv().await {
         let deadline = Instant::now() + write_timeout;
         let written = until(deadline, writer.write_all(&frame)).await;
+        if frame.capacity() <= SPARE_FRAME_CAPACITY && spare.borrow().len() < SPARE_FRAMES {
+            spare.borrow_mut().push(frame);
+        }
         permits.signal(1);
         last_active.set(Instant::now());
         if !matches!(written, Some(Ok(()))) {
@@ -578,27 +606,12 @@ async fn upstream_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use heimdall_wire::{Class, Flags, MessageBuilder, Name, OptSpec, RecordType};
+    use heimdall_testkit::messages::query;
+    use heimdall_wire::RecordType;
 
+    /// A message whose last record is an OPT without options.
     fn reply_with_opt() -> Vec<u8> {
-        let mut buf = vec![0u8; 512];
-        let mut builder = MessageBuilder::new(&mut buf).unwrap();
-        builder.set_id(7);
-        builder.set_flags(Flags::default().with_response(true));
-        let name = Name::from_wire(b"\x07example\x00").unwrap();
-        builder.question(&name, RecordType::A, Class::IN).unwrap();
-        builder
-            .opt(&OptSpec {
-                udp_payload_size: 1232,
-                extended_rcode: 0,
-                version: 0,
-                dnssec_ok: false,
-                options: &[],
-            })
-            .unwrap();
-        let len = builder.finish();
-        buf.truncate(len);
-        buf
+        query("example", RecordType::A, 7, Some((1232, false)))
     }
 
     #[test]
@@ -625,5 +638,16 @@ mod tests {
         no_opt.truncate(additional);
         no_opt[11] = 0;
         assert_eq!(frame(&no_opt, Some(100)).len(), no_opt.len() + 2);
+    }
+
+    #[test]
+    fn a_spare_frame_is_refilled_in_place() {
+        let reply = reply_with_opt();
+        let mut out = Vec::with_capacity(SPARE_FRAME_CAPACITY);
+        out.extend_from_slice(b"an earlier, longer reply frame");
+        let memory = out.as_ptr();
+        frame_into(&mut out, &reply, Some(100));
+        assert_eq!(out, frame(&reply, Some(100)));
+        assert_eq!(out.as_ptr(), memory, "no new allocation");
     }
 }

@@ -14,10 +14,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Setup, TestServer, listen_on_any_port, query, start_server, start_upstream, total};
+use common::{
+    Setup, TestServer, listen_on_any_port, query, scratch_file, start_server, start_upstream, total,
+};
 use heimdall_config::Config;
 use heimdall_loadtest::UpstreamConfig;
 use heimdall_wire::{Rcode, RecordType};
@@ -34,21 +35,14 @@ fn start_with(upstream: std::net::SocketAddr, extra: &str) -> TestServer {
     start_server(&config)
 }
 
-/// A file in the temp directory, unique to this process and `tag`.
-fn temp_file(tag: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("heimdall-policy-{}-{tag}", std::process::id()));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn local_data_blocklist_and_builtins() {
     let mut upstream = start_upstream(UpstreamConfig::default());
-    let list = temp_file(
+    let list = scratch_file(
         "blocklist.txt",
         "# blocked\n0.0.0.0 zone.test\n||ads.example^\n",
     );
-    let zone = temp_file(
+    let zone = scratch_file(
         "home.zone",
         "$ORIGIN home.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 10.0.0.1\n\
          nas A 10.0.0.2\n",
@@ -218,7 +212,7 @@ fn a_missing_block_list_names_the_file() {
 
 #[test]
 fn a_bad_zone_file_names_the_file_and_line() {
-    let zone = temp_file(
+    let zone = scratch_file(
         "bad.zone",
         "$ORIGIN bad.\n$TTL 300\n@ SOA ns admin 1 3600 600 86400 60\nx A 300.1.1.1\n",
     );

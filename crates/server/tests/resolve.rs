@@ -20,12 +20,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Client, Reply, Setup, ask_directly, query, start_server, start_upstream, total};
+use common::{
+    Client, Reply, Setup, ask_directly, assert_single_a, query, start_server, start_upstream, total,
+};
 use heimdall_config::{Config, DEFAULT_CONFIG_YAML};
 use heimdall_loadtest::upstream::zone::{BIG_TXT_RECORDS, host_v4};
 use heimdall_loadtest::{UpstreamConfig, ZoneConfig};
 use heimdall_wire::{Rcode, RecordType, Section};
-use hickory_proto::rr::RData as HRData;
 
 const EDNS: Option<u16> = Some(1232);
 
@@ -155,10 +156,7 @@ fn concurrent_identical_queries_are_coalesced() {
         let reply = client.reply_to(query);
         assert_eq!(reply.rcode(), Rcode::NOERROR);
         assert_same_rrsets(&reply, &expected, NAME);
-        match &reply.hickory.answers[..] {
-            [record] => assert_eq!(record.data, HRData::A(host_v4(7).into())),
-            other => panic!("one A record expected, got {other:?}"),
-        }
+        assert_single_a(&reply, host_v4(7));
     }
     assert!(
         started.elapsed() >= Duration::from_millis(190),
@@ -430,10 +428,7 @@ fn the_default_configuration_serves() {
         .client()
         .exchange(&query(1, "host-11.zone.test.", RecordType::A, None));
     assert_eq!(reply.rcode(), Rcode::NOERROR);
-    match &reply.hickory.answers[..] {
-        [record] => assert_eq!(record.data, HRData::A(host_v4(11).into())),
-        other => panic!("one A record expected, got {other:?}"),
-    }
+    assert_single_a(&reply, host_v4(11));
     assert_eq!(upstream.queries_for("host-11.zone.test."), 1);
     let reports = server.stop();
     upstream.stop();

@@ -16,13 +16,11 @@ mod common;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{LOOPBACK, Reply, Setup, query, start_upstream, total};
+use common::{LOOPBACK, Setup, assert_single_a, query, start_upstream, total};
 use heimdall_loadtest::upstream::zone::host_v4;
 use heimdall_loadtest::{Behavior, UpstreamConfig};
-use heimdall_wire::{
-    Class, Flags, Message, MessageBuilder, OptSpec, RData, Rcode, RecordType, Section,
-};
-use hickory_proto::rr::RData as HRData;
+use heimdall_testkit::messages::a_answer;
+use heimdall_wire::{Class, Message, Rcode, RecordType};
 
 const EDNS: Option<u16> = Some(1232);
 /// Extended DNS Error "No Reachable Authority" (RFC 8914).
@@ -33,14 +31,6 @@ fn dead_upstream() -> heimdall_loadtest::UpstreamHandle {
         behavior: Behavior::Drop,
         ..UpstreamConfig::default()
     })
-}
-
-fn assert_single_a(reply: &Reply, expected: Ipv4Addr) {
-    assert_eq!(reply.rcode(), Rcode::NOERROR);
-    match &reply.hickory.answers[..] {
-        [record] => assert_eq!(record.data, HRData::A(expected.into())),
-        other => panic!("one A record expected, got {other:?}"),
-    }
 }
 
 /// Every upstream silent: SERVFAIL after timeout x attempts (not before,
@@ -207,53 +197,6 @@ fn a_wrong_question_reply_is_ignored() {
     assert_eq!(total(&reports, |r| r.resolver.upstream_timeouts), 2);
 }
 
-/// A reply to `query_bytes` (an upstream query from the server) with one A
-/// record `address`.
-fn a_reply(query_bytes: &[u8], address: Ipv4Addr) -> Vec<u8> {
-    let asked = Message::parse(query_bytes).expect("the server's upstream query parses");
-    let question = asked.question().expect("a question");
-    assert_eq!(
-        (question.qtype, question.qclass),
-        (RecordType::A, Class::IN)
-    );
-    let mut buf = vec![0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(asked.id());
-    builder.set_flags(
-        Flags::default()
-            .with_response(true)
-            .with_authoritative(true)
-            .with_recursion_desired(asked.flags().recursion_desired()),
-    );
-    builder
-        .question(&question.name, question.qtype, question.qclass)
-        .unwrap();
-    builder
-        .record(
-            Section::Answer,
-            &question.name,
-            RecordType::A,
-            Class::IN,
-            60,
-            &RData::A(address),
-        )
-        .unwrap();
-    if asked.opt().is_some() {
-        builder
-            .opt(&OptSpec {
-                udp_payload_size: 1232,
-                extended_rcode: 0,
-                version: 0,
-                dnssec_ok: false,
-                options: &[],
-            })
-            .unwrap();
-    }
-    let len = builder.finish();
-    buf.truncate(len);
-    buf
-}
-
 /// A reply with the right ID and question from the upstream's address but
 /// another port is refused, and the real one still gets through.
 ///
@@ -265,8 +208,8 @@ fn a_reply(query_bytes: &[u8], address: Ipv4Addr) -> Vec<u8> {
 /// same rule without the network.
 #[test]
 fn a_reply_from_the_wrong_port_is_ignored() {
+    // The real answer has one A record (192.0.2.1), the spoofed one two.
     const REAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-    const SPOOFED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
     let upstream = UdpSocket::bind((LOOPBACK, 0)).unwrap();
     upstream
         .set_read_timeout(Some(Duration::from_secs(2)))
@@ -287,9 +230,11 @@ fn a_reply_from_the_wrong_port_is_ignored() {
     let upstream_query = buf[..len].to_vec();
     assert_eq!(server_side.ip(), LOOPBACK, "the server's upstream socket");
     let asked = Message::parse(&upstream_query).unwrap();
+    let question = asked.question().unwrap();
+    assert_eq!(question.name.to_string(), "target.zone.test.");
     assert_eq!(
-        asked.question().unwrap().name.to_string(),
-        "target.zone.test."
+        (question.qtype, question.qclass),
+        (RecordType::A, Class::IN)
     );
 
     // Right ID and question, right address, wrong port.
@@ -298,14 +243,14 @@ fn a_reply_from_the_wrong_port_is_ignored() {
         upstream.local_addr().unwrap()
     );
     spoofer
-        .send_to(&a_reply(&upstream_query, SPOOFED), server_side)
+        .send_to(&a_answer(&upstream_query, 2, 60), server_side)
         .unwrap();
     assert!(
         client.recv_within(Duration::from_millis(300)).is_none(),
         "a reply from the wrong port must not be passed on"
     );
     upstream
-        .send_to(&a_reply(&upstream_query, REAL), server_side)
+        .send_to(&a_answer(&upstream_query, 1, 60), server_side)
         .unwrap();
     let reply = client.reply_to(&client_query);
     assert_single_a(&reply, REAL);

@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 use heimdall_config::Config;
 use heimdall_loadtest::{Upstream, UpstreamConfig, UpstreamHandle, ZoneConfig};
 use heimdall_server::{CoreReport, Server, ServerHandle};
-use heimdall_wire::{
-    Class, EdnsOption, Flags, Message, MessageBuilder, NameBuf, OptSpec, RData, Rcode, RecordType,
-    Section, WireNameBuf,
-};
+use heimdall_wire::{EdnsOption, Message, RData, Rcode, RecordType, Section, WireNameBuf};
 use hickory_proto::op::{Message as HMessage, MessageType};
 use hickory_proto::rr::Record as HRecord;
 use hickory_proto::serialize::binary::{BinEncodable as _, BinEncoder};
@@ -261,28 +258,7 @@ impl Client {
 /// A query for `name`/`qtype` in class IN with RD, and EDNS with
 /// `edns_size` when given.
 pub fn query(id: u16, name: &str, qtype: RecordType, edns_size: Option<u16>) -> Vec<u8> {
-    let name = NameBuf::from_presentation(name).expect("query name");
-    let mut buf = vec![0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).expect("builder");
-    builder.set_id(id);
-    builder.set_flags(Flags::default().with_recursion_desired(true));
-    builder
-        .question(&name.as_name(), qtype, Class::IN)
-        .expect("question");
-    if let Some(size) = edns_size {
-        builder
-            .opt(&OptSpec {
-                udp_payload_size: size,
-                extended_rcode: 0,
-                version: 0,
-                dnssec_ok: false,
-                options: &[],
-            })
-            .expect("opt");
-    }
-    let len = builder.finish();
-    buf.truncate(len);
-    buf
+    heimdall_testkit::messages::query(name, qtype, id, edns_size.map(|size| (size, false)))
 }
 
 /// One record, compared across both parsers and across replies: owner (in
@@ -531,9 +507,28 @@ impl Reply {
     }
 }
 
+/// A NOERROR reply whose answer is exactly one A record, `expected`.
+pub fn assert_single_a(reply: &Reply, expected: Ipv4Addr) {
+    assert_eq!(reply.rcode(), Rcode::NOERROR);
+    match &reply.hickory.answers[..] {
+        [record] => assert_eq!(record.data, hickory_proto::rr::RData::A(expected.into())),
+        other => panic!("one A record expected, got {other:?}"),
+    }
+}
+
 /// Ask `upstream` directly (bypassing the server) and return its reply.
 pub fn ask_directly(upstream: SocketAddr, query_bytes: &[u8]) -> Reply {
     Client::new(upstream).exchange(query_bytes)
+}
+
+/// A file holding `text` in the test binary's scratch directory, unique to
+/// this process and `name`.
+pub fn scratch_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("heimdall-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// Poll `condition` every 10 ms until it holds or `timeout` passes.
