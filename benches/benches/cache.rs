@@ -4,44 +4,16 @@
 //! and of storing a fresh upstream answer.
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use heimdall_benches::typical_query;
 use heimdall_cache::{AnswerRequest, Cache, CachePolicy, Entry, Lookup, Timestamp};
-use heimdall_wire::{
-    Class, Flags, Message, MessageBuilder, NameBuf, QueryKey, RData, RecordType, Section,
-};
+use heimdall_testkit::messages;
+use heimdall_wire::{Message, QueryKey, RecordType};
 
-/// The upstream's answer to `typical_query`: two A records.
+/// An upstream's answer to a query for `qname`: two A records, TTL 300.
 fn two_a_response(qname: &str) -> Vec<u8> {
-    let owner = NameBuf::from_presentation(qname).unwrap();
-    let mut buf = [0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(0x0a0b);
-    builder.set_flags(
-        Flags::default()
-            .with_response(true)
-            .with_recursion_desired(true)
-            .with_recursion_available(true),
-    );
-    builder
-        .question(&owner.as_name(), RecordType::A, Class::IN)
-        .unwrap();
-    for last in [1, 2] {
-        builder
-            .record(
-                Section::Answer,
-                &owner.as_name(),
-                RecordType::A,
-                Class::IN,
-                300,
-                &RData::A(Ipv4Addr::new(192, 0, 2, last)),
-            )
-            .unwrap();
-    }
-    let len = builder.finish();
-    buf.get(..len).unwrap().to_vec()
+    messages::a_answer(&messages::query(qname, RecordType::A, 0x0a0b, None), 2, 300)
 }
 
 fn hit(c: &mut Criterion) {

@@ -184,6 +184,16 @@ impl<'b> MessageBuilder<'b> {
         self.compression.truncate(mark.compression_len);
     }
 
+    /// Run `write`; if it fails, undo whatever it wrote.
+    fn or_rollback(&mut self, write: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        let mark = self.mark();
+        let written = write(self);
+        if written.is_err() {
+            self.rollback(mark);
+        }
+        written
+    }
+
     fn bump_count(&mut self, stage: usize) {
         if let Some(count) = self.counts.get_mut(stage) {
             *count = count.saturating_add(1);
@@ -274,22 +284,16 @@ impl<'b> MessageBuilder<'b> {
         if self.stage > 0 {
             return Err(WireError::new(ErrorKind::OutOfOrder, self.len));
         }
-        let mark = self.mark();
-        let written = self.write_name(name, true).and_then(|()| {
-            self.put(&qtype.0.to_be_bytes())?;
-            self.put(&qclass.0.to_be_bytes())
+        let written = self.or_rollback(|builder| {
+            builder.write_name(name, true)?;
+            builder.put(&qtype.0.to_be_bytes())?;
+            builder.put(&qclass.0.to_be_bytes())
         });
         match written {
-            Ok(()) => {
-                self.bump_count(0);
-                Ok(())
-            }
-            Err(err) => {
-                self.rollback(mark);
-                self.truncated = true;
-                Err(err)
-            }
+            Ok(()) => self.bump_count(0),
+            Err(_) => self.truncated = true,
         }
+        written
     }
 
     /// Add a record with typed RDATA to `section`.
@@ -470,38 +474,31 @@ impl<'b> MessageBuilder<'b> {
         let stage = stage_of(Section::Additional);
         self.stage = self.stage.max(stage);
         self.reserved = 0;
-        let mark = self.mark();
         let mut ttl = [0u8; 4];
         ttl[0] = opt.extended_rcode;
         ttl[1] = opt.version;
         ttl[2] = if opt.dnssec_ok { 0x80 } else { 0 };
-        let written = self.write_record_body(
-            &Name::root(),
-            RecordType::OPT,
-            Class(opt.udp_payload_size),
-            u32::from_be_bytes(ttl),
-            |builder| {
-                for option in opt.options {
-                    let len = u16::try_from(option.data.len())
-                        .map_err(|_| WireError::new(ErrorKind::BadOption, builder.len))?;
-                    builder.put(&option.code.to_be_bytes())?;
-                    builder.put(&len.to_be_bytes())?;
-                    builder.put(option.data)?;
-                }
-                Ok(())
-            },
-        );
-        match written {
-            Ok(()) => {
-                self.bump_count(stage);
-                self.rrset = None;
-                Ok(())
-            }
-            Err(err) => {
-                self.rollback(mark);
-                Err(err)
-            }
-        }
+        self.or_rollback(|builder| {
+            builder.write_record_body(
+                &Name::root(),
+                RecordType::OPT,
+                Class(opt.udp_payload_size),
+                u32::from_be_bytes(ttl),
+                |builder| {
+                    for option in opt.options {
+                        let len = u16::try_from(option.data.len())
+                            .map_err(|_| WireError::new(ErrorKind::BadOption, builder.len))?;
+                        builder.put(&option.code.to_be_bytes())?;
+                        builder.put(&len.to_be_bytes())?;
+                        builder.put(option.data)?;
+                    }
+                    Ok(())
+                },
+            )
+        })?;
+        self.bump_count(stage);
+        self.rrset = None;
+        Ok(())
     }
 
     /// Write the header and return the message length. The message is
@@ -541,6 +538,28 @@ mod tests {
         NameBuf::from_presentation(text).unwrap()
     }
 
+    /// Add a class IN record owned by `owner`.
+    fn add(
+        builder: &mut MessageBuilder<'_>,
+        section: Section,
+        owner: &NameBuf,
+        rtype: RecordType,
+        ttl: u32,
+        rdata: &RData<'_>,
+    ) -> Result<()> {
+        builder.record(section, &owner.as_name(), rtype, Class::IN, ttl, rdata)
+    }
+
+    fn a_record(
+        builder: &mut MessageBuilder<'_>,
+        section: Section,
+        owner: &NameBuf,
+        last: u8,
+    ) -> Result<()> {
+        let rdata = RData::A(Ipv4Addr::new(10, 0, 0, last));
+        add(builder, section, owner, RecordType::A, 60, &rdata)
+    }
+
     #[test]
     fn builds_a_response_that_parses_back() {
         let owner = name("Example.COM");
@@ -560,27 +579,25 @@ mod tests {
             preference: 10,
             exchange: mail.as_name(),
         });
-        builder
-            .record(
-                Section::Answer,
-                &owner.as_name(),
-                RecordType::MX,
-                Class::IN,
-                300,
-                &mx,
-            )
-            .unwrap();
+        add(
+            &mut builder,
+            Section::Answer,
+            &owner,
+            RecordType::MX,
+            300,
+            &mx,
+        )
+        .unwrap();
         let a = RData::A(Ipv4Addr::new(192, 0, 2, 7));
-        builder
-            .record(
-                Section::Additional,
-                &mail.as_name(),
-                RecordType::A,
-                Class::IN,
-                60,
-                &a,
-            )
-            .unwrap();
+        add(
+            &mut builder,
+            Section::Additional,
+            &mail,
+            RecordType::A,
+            60,
+            &a,
+        )
+        .unwrap();
         let len = builder.finish();
         let message = Message::parse(&buf[..len]).unwrap();
         assert_eq!(message.id(), 0xabcd);
@@ -631,16 +648,15 @@ mod tests {
             port: 5060,
             target: target.as_name(),
         });
-        builder
-            .record(
-                Section::Answer,
-                &owner.as_name(),
-                RecordType::SRV,
-                Class::IN,
-                1,
-                &srv,
-            )
-            .unwrap();
+        add(
+            &mut builder,
+            Section::Answer,
+            &owner,
+            RecordType::SRV,
+            1,
+            &srv,
+        )
+        .unwrap();
         let len = builder.finish();
         // The target is written in full: its 13 bytes end the message.
         assert_eq!(&buf[len - 13..len], target.as_wire());
@@ -666,16 +682,15 @@ mod tests {
         });
         let mut buf = [0u8; 512];
         let mut builder = MessageBuilder::new(&mut buf).unwrap();
-        builder
-            .record(
-                Section::Authority,
-                &zone.as_name(),
-                RecordType::SOA,
-                Class::IN,
-                5,
-                &soa,
-            )
-            .unwrap();
+        add(
+            &mut builder,
+            Section::Authority,
+            &zone,
+            RecordType::SOA,
+            5,
+            &soa,
+        )
+        .unwrap();
         let len = builder.finish();
         // owner 13 + fixed 10 + "ns1"+ptr 6 + "hostmaster"+ptr 13 + 20
         assert_eq!(len, 12 + 13 + 10 + 6 + 13 + 20);
@@ -685,23 +700,6 @@ mod tests {
         };
         assert_eq!(parsed.rname.to_string(), "hostmaster.example.com.");
         assert_eq!(parsed.minimum, 5);
-    }
-
-    fn a_record(
-        builder: &mut MessageBuilder<'_>,
-        section: Section,
-        owner: &NameBuf,
-        last: u8,
-    ) -> Result<()> {
-        let rdata = RData::A(Ipv4Addr::new(10, 0, 0, last));
-        builder.record(
-            section,
-            &owner.as_name(),
-            RecordType::A,
-            Class::IN,
-            60,
-            &rdata,
-        )
     }
 
     #[test]
@@ -842,28 +840,26 @@ mod tests {
             preference: 5,
             exchange: exchange.as_name(),
         });
-        builder
-            .record(
-                Section::Answer,
-                &owner.as_name(),
-                RecordType::MX,
-                Class::IN,
-                9,
-                &mx,
-            )
-            .unwrap();
+        add(
+            &mut builder,
+            Section::Answer,
+            &owner,
+            RecordType::MX,
+            9,
+            &mx,
+        )
+        .unwrap();
         let txt_bytes = b"\x05hello";
         let txt = RData::Txt(Txt::new(txt_bytes, 0).unwrap());
-        builder
-            .record(
-                Section::Answer,
-                &owner.as_name(),
-                RecordType::TXT,
-                Class::IN,
-                9,
-                &txt,
-            )
-            .unwrap();
+        add(
+            &mut builder,
+            Section::Answer,
+            &owner,
+            RecordType::TXT,
+            9,
+            &txt,
+        )
+        .unwrap();
         let source_len = builder.finish();
         let source_message = Message::parse(&source[..source_len]).unwrap();
 

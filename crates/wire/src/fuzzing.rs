@@ -76,10 +76,7 @@ fn compare_records(a: &Record<'_>, b: &Record<'_>) -> Result<(), String> {
     {
         return Err(format!("record differs: {a:?} vs {b:?}"));
     }
-    let (mut a_buf, mut b_buf) = ([0u8; 65_535], [0u8; 65_535]);
-    let a_len = uncompressed_rdata(a, &mut a_buf);
-    let b_len = uncompressed_rdata(b, &mut b_buf);
-    if a_buf.get(..a_len) != b_buf.get(..b_len) || a_len != b_len {
+    if uncompressed_rdata(a) != uncompressed_rdata(b) {
         return Err(format!("rdata differs: {a:?} vs {b:?}"));
     }
     Ok(())
@@ -87,14 +84,8 @@ fn compare_records(a: &Record<'_>, b: &Record<'_>) -> Result<(), String> {
 
 /// The record's RDATA with every name decompressed; raw bytes when the
 /// RDATA does not match its type's layout.
-fn uncompressed_rdata(record: &Record<'_>, out: &mut [u8]) -> usize {
-    fn append(out: &mut [u8], written: &mut usize, bytes: &[u8]) {
-        if let Some(slot) = out.get_mut(*written..*written + bytes.len()) {
-            slot.copy_from_slice(bytes);
-            *written += bytes.len();
-        }
-    }
-    let mut written = 0usize;
+fn uncompressed_rdata(record: &Record<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(record.rdata_bytes().len());
     let mut name_buf = WireNameBuf::new();
     let walked = walk_rdata(
         record.message(),
@@ -103,20 +94,20 @@ fn uncompressed_rdata(record: &Record<'_>, out: &mut [u8]) -> usize {
         record.rdata_bytes().len(),
         |piece| {
             match piece {
-                Piece::Bytes(bytes) => append(out, &mut written, bytes),
+                Piece::Bytes(bytes) => out.extend_from_slice(bytes),
                 Piece::Name(name) => {
                     name.write_wire(&mut name_buf);
-                    append(out, &mut written, &name_buf);
+                    out.extend_from_slice(&name_buf);
                 }
             }
             Ok(())
         },
     );
     if walked.is_err() {
-        written = 0;
-        append(out, &mut written, record.rdata_bytes());
+        out.clear();
+        out.extend_from_slice(record.rdata_bytes());
     }
-    written
+    out
 }
 
 /// Parse, rebuild with [`MessageBuilder::copy_record`], parse again: the

@@ -156,18 +156,14 @@ impl<'a> Name<'a> {
     /// in place; this is the common case for the question of a query.
     fn contiguous(&self) -> Option<&'a [u8]> {
         let bytes = self.message.get(self.start..self.start + self.wire_len())?;
-        (bytes.last() == Some(&0)).then_some(bytes).filter(|_| {
-            // A pointer byte (0xc0..) can never appear as a length byte here
-            // when the name is contiguous; check the length bytes to be sure.
-            let mut pos = 0usize;
-            for _ in 0..self.label_count {
-                match bytes.get(pos) {
-                    Some(&len) if len < 0x40 => pos += 1 + usize::from(len),
-                    _ => return false,
-                }
-            }
-            pos + 1 == bytes.len()
-        })
+        // Walk the length bytes: a pointer (0xc0..) in their place means the
+        // bytes that follow belong to something else.
+        let mut pos = 0usize;
+        for _ in 0..self.label_count {
+            let len = *bytes.get(pos).filter(|&&len| len < 0x40)?;
+            pos += 1 + usize::from(len);
+        }
+        (pos + 1 == bytes.len() && bytes.last() == Some(&0)).then_some(bytes)
     }
 
     /// Case-insensitive equality (RFC 4343): ASCII letters compare equal

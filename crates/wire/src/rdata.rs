@@ -96,10 +96,7 @@ pub(crate) fn walk_rdata<'a>(
     for field in fields {
         match *field {
             Field::Name => {
-                let (name, after) = parse_name(message, pos)?;
-                if after > end {
-                    return Err(bad(pos));
-                }
+                let (name, after) = name_field(message, pos, end)?;
                 visit(Piece::Name(name))?;
                 pos = after;
             }
@@ -118,10 +115,7 @@ pub(crate) fn walk_rdata<'a>(
             }
         }
     }
-    if pos != end {
-        return Err(bad(pos));
-    }
-    Ok(())
+    expect_end(pos, end)
 }
 
 /// A typed view of RDATA.

@@ -20,9 +20,10 @@ mod support;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+use heimdall_testkit::messages::name as n;
 use heimdall_wire::{
-    Class, Message, MessageBuilder, Name, NameBuf, Opcode, QueryKey, RData, Rcode, Record,
-    RecordType, Section, edns,
+    Class, Message, MessageBuilder, Name, Opcode, QueryKey, RData, Rcode, Record, RecordType,
+    Section, edns,
 };
 use hickory_proto::op::Message as HMessage;
 
@@ -49,10 +50,6 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixture_dir().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
-}
-
-fn n(text: &str) -> NameBuf {
-    NameBuf::from_presentation(text).unwrap()
 }
 
 fn text(name: &Name<'_>) -> String {

@@ -29,6 +29,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 
+use heimdall_testkit::messages::name;
 use heimdall_wire::fuzzing::{parse_rebuild_parse, walk_any_bytes};
 use heimdall_wire::{
     Caa, Class, EdnsOption, Flags, Message, MessageBuilder, Mx, NameBuf, OptSpec, RData, Rcode,
@@ -36,10 +37,6 @@ use heimdall_wire::{
 };
 
 use heimdall_testkit::SplitMix64 as Rng;
-
-fn name(text: &str) -> NameBuf {
-    NameBuf::from_presentation(text).unwrap()
-}
 
 /// Build one message; `fill` adds questions, records and the OPT.
 fn build(
@@ -752,7 +749,7 @@ fn random_bytes() {
             2 => rng.below(512),
             _ => rng.below(2048),
         };
-        let mut input: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
+        let mut input = rng.bytes(len);
         // Half the time, a header with small counts so parsing gets further.
         if input.len() >= 12 && rng.chance(2) {
             for at in [4usize, 6, 8, 10] {
@@ -807,7 +804,9 @@ fn regression_fixture_and_seed_files() {
         root.join("tests/fixtures"),
         root.join("../../fuzz/seeds"),
     ] {
-        for path in files_in(&dir) {
+        let files = files_in(&dir);
+        assert!(!files.is_empty(), "no files in {}", dir.display());
+        for path in files {
             let bytes = std::fs::read(&path).unwrap();
             run_targets(&path.display().to_string(), &bytes);
         }

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use heimdall_testkit::messages::name as n;
 use heimdall_wire::{
     Caa, Class, EdnsOption, ErrorKind, Flags, Message, MessageBuilder, Mx, NameBuf, Opcode,
     OptSpec, RData, Rcode, RecordType, Section, Soa, Srv, Txt, edns,
@@ -186,10 +187,6 @@ impl Model {
         }
         false
     }
-}
-
-fn n(text: &str) -> NameBuf {
-    NameBuf::from_presentation(text).unwrap()
 }
 
 fn txt_wire(strings: &[Vec<u8>]) -> Vec<u8> {
@@ -413,6 +410,11 @@ fn check_ours_against_model(bytes: &[u8], model: &Model) -> Result<HMessage, Str
     Ok(decoded)
 }
 
+/// [`check_ours_against_model`] for a message that must pass.
+fn decode_ours(bytes: &[u8], model: &Model) -> HMessage {
+    check_ours_against_model(bytes, model).unwrap_or_else(|err| panic!("{err}"))
+}
+
 /// RFC 3597 section 4: names in SRV and DNAME RDATA are never compressed.
 fn check_uncompressed_targets(message: &Message<'_>) -> Result<(), String> {
     for record in SECTIONS
@@ -609,7 +611,7 @@ fn every_type_model() -> Model {
 fn every_record_type_written_by_us_reads_back_in_hickory() {
     let model = every_type_model();
     let bytes = build_ours(&model);
-    let decoded = check_ours_against_model(&bytes, &model).unwrap_or_else(|err| panic!("{err}"));
+    let decoded = decode_ours(&bytes, &model);
     // A few facts spelled out, so the test does not rely on the comparator
     // alone.
     assert_eq!(decoded.metadata.id, 0xbeef);
@@ -642,7 +644,7 @@ fn reserved_z_bit_and_unusual_header_values_survive() {
         .with_rcode(Rcode::NOTZONE);
     let model = Model::new(0, flags).question("a.example", RecordType::SOA);
     let bytes = build_ours(&model);
-    check_ours_against_model(&bytes, &model).unwrap_or_else(|err| panic!("{err}"));
+    decode_ours(&bytes, &model);
     // hickory ignores Z; check the raw bit and our view.
     assert_eq!(bytes[3] & 0x40, 0x40);
     assert!(Message::parse(&bytes).unwrap().flags().reserved_z());
@@ -762,7 +764,7 @@ fn compression_covers_owners_and_rfc1035_rdata_but_not_srv_or_dname() {
             Rd::A(Ipv4Addr::new(192, 0, 2, 5)),
         );
     let bytes = build_ours(&model);
-    check_ours_against_model(&bytes, &model).unwrap_or_else(|err| panic!("{err}"));
+    decode_ours(&bytes, &model);
 
     let message = Message::parse(&bytes).unwrap();
     let records = raw_records(&message);
@@ -849,7 +851,7 @@ fn letter_case_is_preserved_because_compression_matches_exactly() {
             Rd::Srv(0, 0, 1, n("TaRgEt.ExAmPlE.cOm")),
         );
     let bytes = build_ours(&model);
-    check_ours_against_model(&bytes, &model).unwrap_or_else(|err| panic!("{err}"));
+    decode_ours(&bytes, &model);
     let message = Message::parse(&bytes).unwrap();
     let question = message.question().unwrap();
     assert_eq!(question.name.to_string(), "wWw.ExAmPlE.cOm.");
@@ -881,7 +883,7 @@ fn letter_case_is_preserved_because_compression_matches_exactly() {
         );
     assert!(variant.has_case_variants());
     let bytes = build_ours(&variant);
-    check_ours_against_model(&bytes, &variant).unwrap_or_else(|err| panic!("{err}"));
+    decode_ours(&bytes, &variant);
     let message = Message::parse(&bytes).unwrap();
     let start = message.answer_offset();
     assert_eq!(&bytes[start..start + 17], b"\x03WWW\x07EXAMPLE\x03COM\x00");
@@ -1118,7 +1120,7 @@ fn truncation_in_answer_keeps_whole_rrsets_and_sets_tc() {
         "the cut should come in the middle of the A RRset"
     );
     let expected = surviving(&model, [1, 0, 0], true, false);
-    let decoded = check_ours_against_model(&bytes, &expected).unwrap_or_else(|err| panic!("{err}"));
+    let decoded = decode_ours(&bytes, &expected);
     assert!(decoded.metadata.truncation);
     assert_eq!(decoded.answers.len(), 1);
     assert_eq!(decoded.answers[0].record_type(), HType::CNAME);
@@ -1156,7 +1158,7 @@ fn truncation_in_authority_sets_tc_and_keeps_earlier_rrsets() {
     }
     let (bytes, _, _) = build_limited(&model, false);
     let expected = surviving(&model, [2, 1, 0], true, false);
-    let decoded = check_ours_against_model(&bytes, &expected).unwrap_or_else(|err| panic!("{err}"));
+    let decoded = decode_ours(&bytes, &expected);
     assert!(decoded.metadata.truncation);
     assert_eq!(decoded.authorities.len(), 1);
     assert_eq!(decoded.authorities[0].record_type(), HType::SOA);
@@ -1188,7 +1190,7 @@ fn truncation_in_additional_does_not_set_tc() {
     let (bytes, written, _) = build_limited(&model, false);
     assert!(written > 3);
     let expected = surviving(&model, [2, 0, 1], false, false);
-    let decoded = check_ours_against_model(&bytes, &expected).unwrap_or_else(|err| panic!("{err}"));
+    let decoded = decode_ours(&bytes, &expected);
     assert!(!decoded.metadata.truncation);
     assert_eq!(decoded.additionals.len(), 1);
 }
@@ -1221,7 +1223,7 @@ fn reserved_space_keeps_the_opt_record_after_a_cut() {
     let (bytes, written, opt_written) = build_limited(&model, true);
     assert!(opt_written, "reserved OPT must be written");
     let expected = surviving(&model, [written, 0, 0], true, true);
-    let decoded = check_ours_against_model(&bytes, &expected).unwrap_or_else(|err| panic!("{err}"));
+    let decoded = decode_ours(&bytes, &expected);
     assert!(decoded.metadata.truncation);
     assert!(decoded.edns.as_ref().unwrap().flags().dnssec_ok);
 
@@ -1232,7 +1234,7 @@ fn reserved_space_keeps_the_opt_record_after_a_cut() {
     assert!(!opt_written, "OPT should not fit after an unreserved cut");
     assert!(512 - bytes.len() < spec_len);
     let expected = surviving(&model, [written_without, 0, 0], true, false);
-    check_ours_against_model(&bytes, &expected).unwrap_or_else(|err| panic!("{err}"));
+    decode_ours(&bytes, &expected);
 }
 
 #[test]
@@ -1355,7 +1357,7 @@ fn sections_out_of_order_are_refused_and_leave_the_message_intact() {
         z: 0,
         options: Vec::new(),
     });
-    check_ours_against_model(&buf[..len], &model).unwrap_or_else(|err| panic!("{err}"));
+    decode_ours(&buf[..len], &model);
     let message = Message::parse(&buf[..len]).unwrap();
     let kinds: Vec<RecordType> = message.additionals().map(|r| r.rtype()).collect();
     assert_eq!(kinds, [RecordType::A, RecordType::OPT, RecordType::A]);

@@ -21,10 +21,11 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use heimdall_testkit::messages::name;
 use heimdall_testkit::{CountingAllocator, allocations_during};
 use heimdall_wire::{
-    Caa, Class, EdnsOption, Flags, Message, MessageBuilder, Mx, Name, NameBuf, OptSpec, QueryKey,
-    RData, RecordType, Section, Soa, Srv, Txt, WireNameBuf, edns,
+    Caa, Class, EdnsOption, Flags, Message, MessageBuilder, Mx, Name, OptSpec, QueryKey, RData,
+    RecordType, Section, Soa, Srv, Txt, WireNameBuf, edns,
 };
 
 #[global_allocator]
@@ -38,10 +39,6 @@ impl std::fmt::Write for ByteCounter {
         self.0 += text.len();
         Ok(())
     }
-}
-
-fn name(text: &str) -> NameBuf {
-    NameBuf::from_presentation(text).unwrap()
 }
 
 fn build(
