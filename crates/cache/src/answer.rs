@@ -35,6 +35,16 @@ pub struct ClientEdns {
     pub dnssec_ok: bool,
 }
 
+impl ClientEdns {
+    /// The EDNS of a parsed message, if it has an OPT record.
+    pub fn of(message: &Message<'_>) -> Option<Self> {
+        message.opt().map(|opt| Self {
+            udp_payload_size: opt.udp_payload_size(),
+            dnssec_ok: opt.dnssec_ok(),
+        })
+    }
+}
+
 /// What a reply must look like for one client.
 #[derive(Debug, Clone, Copy)]
 pub struct AnswerRequest<'q> {
@@ -98,15 +108,11 @@ impl<'q> AnswerRequest<'q> {
             .bytes()
             .get(HEADER_LEN..HEADER_LEN + question.name.wire_len())
             .ok_or(CacheError::QuestionMismatch)?;
-        let edns = query.opt().map(|opt| ClientEdns {
-            udp_payload_size: opt.udp_payload_size(),
-            dnssec_ok: opt.dnssec_ok(),
-        });
         Ok(Self::udp(
             query.id(),
             query.flags(),
             qname,
-            edns,
+            ClientEdns::of(query),
             our_udp_payload,
         ))
     }

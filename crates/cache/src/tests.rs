@@ -5,6 +5,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use heimdall_testkit::messages;
 use heimdall_wire::{
     Class, Flags, Message, MessageBuilder, Mx, NameBuf, Opcode, OptSpec, QueryKey, RData, Rcode,
     RecordType, Section, Soa, Txt,
@@ -356,17 +357,17 @@ fn ttls(message: &HMessage) -> Vec<u32> {
         .collect()
 }
 
+/// An upstream's NOERROR response to `www.example.com A`.
+fn www_response(records: &[Rr]) -> Vec<u8> {
+    response("www.example.com", RecordType::A, Rcode::NOERROR, records)
+}
+
 fn www_a() -> (Q, Vec<u8>) {
     let query = Q::new("www.example.com", RecordType::A);
-    let upstream = response(
-        "www.example.com",
-        RecordType::A,
-        Rcode::NOERROR,
-        &[
-            answer("www.example.com", 300, Rd::A(1)),
-            answer("www.example.com", 300, Rd::A(2)),
-        ],
-    );
+    let upstream = www_response(&[
+        answer("www.example.com", 300, Rd::A(1)),
+        answer("www.example.com", 300, Rd::A(2)),
+    ]);
     (query, upstream)
 }
 
@@ -423,21 +424,16 @@ fn client_ttl_decreases_with_age() {
 #[test]
 fn expires_exactly_at_the_lowest_ttl() {
     let query = Q::new("www.example.com", RecordType::A);
-    let upstream = response(
-        "www.example.com",
-        RecordType::A,
-        Rcode::NOERROR,
-        &[
-            answer("www.example.com", 300, Rd::A(1)),
-            rr(
-                Section::Authority,
-                "example.com",
-                60,
-                Rd::Ns("ns1.example.com"),
-            ),
-            rr(Section::Additional, "ns1.example.com", 600, Rd::A(53)),
-        ],
-    );
+    let upstream = www_response(&[
+        answer("www.example.com", 300, Rd::A(1)),
+        rr(
+            Section::Authority,
+            "example.com",
+            60,
+            Rd::Ns("ns1.example.com"),
+        ),
+        rr(Section::Additional, "ns1.example.com", 600, Rd::A(53)),
+    ]);
     let entry = stored(&query, &upstream);
     assert_eq!(entry.expires_at(), at(T0 + 60));
     let mut cache = cache();
@@ -464,28 +460,18 @@ fn ttls_are_clamped_by_min_and_max() {
         ..CachePolicy::default()
     };
     let query = Q::new("www.example.com", RecordType::A);
-    let low = response(
-        "www.example.com",
-        RecordType::A,
-        Rcode::NOERROR,
-        &[
-            answer("www.example.com", 30, Rd::A(1)),
-            answer("www.example.com", 30, Rd::A(2)),
-        ],
-    );
+    let low = www_response(&[
+        answer("www.example.com", 30, Rd::A(1)),
+        answer("www.example.com", 30, Rd::A(2)),
+    ]);
     let entry = entry_for(&query, &low, at(T0), &policy).unwrap();
     assert_eq!(entry.expires_at(), at(T0 + 120));
     assert_eq!(ttls(&reply(&entry, &query, at(T0)).1), [120, 120]);
 
-    let high = response(
-        "www.example.com",
-        RecordType::A,
-        Rcode::NOERROR,
-        &[
-            answer("www.example.com", 86_400, Rd::A(1)),
-            rr(Section::Additional, "x.example.com", 3_600, Rd::A(9)),
-        ],
-    );
+    let high = www_response(&[
+        answer("www.example.com", 86_400, Rd::A(1)),
+        rr(Section::Additional, "x.example.com", 3_600, Rd::A(9)),
+    ]);
     let entry = entry_for(&query, &high, at(T0), &policy).unwrap();
     assert_eq!(entry.expires_at(), at(T0 + 600));
     assert_eq!(ttls(&reply(&entry, &query, at(T0 + 10)).1), [590, 590]);
@@ -494,15 +480,10 @@ fn ttls_are_clamped_by_min_and_max() {
 #[test]
 fn zero_ttl_answers_are_not_stored() {
     let query = Q::new("www.example.com", RecordType::A);
-    let upstream = response(
-        "www.example.com",
-        RecordType::A,
-        Rcode::NOERROR,
-        &[
-            answer("www.example.com", 300, Rd::A(1)),
-            answer("www.example.com", 0, Rd::A(2)),
-        ],
-    );
+    let upstream = www_response(&[
+        answer("www.example.com", 300, Rd::A(1)),
+        answer("www.example.com", 0, Rd::A(2)),
+    ]);
     // Not even a min_ttl raises a TTL of 0: the upstream said "use once".
     let policy = CachePolicy {
         min_ttl: 60,
@@ -1126,39 +1107,11 @@ impl Rng {
 }
 
 /// A positive entry for `host<n>.example` with `records` A records.
-fn numbered(n: u64, records: u64, ttl: u32, now: Timestamp) -> (QueryKey, Entry) {
-    let qname = format!("host{n}.example");
-    let query_bytes = {
-        let mut buf = [0u8; 512];
-        let mut builder = MessageBuilder::new(&mut buf).unwrap();
-        builder
-            .question(&name(&qname).as_name(), RecordType::A, Class::IN)
-            .unwrap();
-        let len = builder.finish();
-        buf[..len].to_vec()
-    };
+fn numbered(n: u64, records: u8, ttl: u32, now: Timestamp) -> (QueryKey, Entry) {
+    let query_bytes = messages::query(&format!("host{n}.example"), RecordType::A, 0, None);
     let key = QueryKey::from_packet(&query_bytes).unwrap().1;
-    let mut buf = vec![0u8; 65_535];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_flags(upstream_flags(Rcode::NOERROR));
-    let owner = name(&qname);
-    builder
-        .question(&owner.as_name(), RecordType::A, Class::IN)
-        .unwrap();
-    for last in 0..records {
-        builder
-            .record(
-                Section::Answer,
-                &owner.as_name(),
-                RecordType::A,
-                Class::IN,
-                ttl,
-                &RData::A(Ipv4Addr::from(last as u32)),
-            )
-            .unwrap();
-    }
-    let len = builder.finish();
-    let message = Message::parse(&buf[..len]).unwrap();
+    let upstream = messages::a_answer(&query_bytes, records, ttl);
+    let message = Message::parse(&upstream).unwrap();
     let entry = Entry::from_response(&key, &message, now, &CachePolicy::default())
         .unwrap()
         .unwrap();
@@ -1176,7 +1129,8 @@ fn the_byte_bound_holds_under_random_work() {
         let n = rng.below(400);
         match rng.below(10) {
             0..=4 => {
-                let (key, entry) = numbered(n, 1 + rng.below(40), 1 + rng.below(60) as u32, now);
+                let (key, entry) =
+                    numbered(n, 1 + rng.below(40) as u8, 1 + rng.below(60) as u32, now);
                 assert!(Cache::entry_bytes(&entry) <= capacity);
                 cache.insert(&key, entry, now).unwrap();
             }
@@ -1311,7 +1265,7 @@ fn remove_and_remove_subtree() {
             &[rr(Section::Authority, "com", 300, Rd::Soa(300))],
             false,
         );
-        let query = Q::new(Box::leak(qname.to_owned().into_boxed_str()), qtype);
+        let query = Q::new(qname, qtype);
         cache
             .insert(&query.key(), stored(&query, &upstream), at(T0))
             .unwrap();
@@ -1321,7 +1275,7 @@ fn remove_and_remove_subtree() {
     cache.check_invariants();
     let left: Vec<&str> = ["example.net", "notexample.com", "com"].to_vec();
     for (qname, qtype) in names {
-        let query = Q::new(Box::leak(qname.to_owned().into_boxed_str()), qtype);
+        let query = Q::new(qname, qtype);
         assert_eq!(
             cache.peek(&query.key()).is_some(),
             left.contains(&qname),

@@ -19,79 +19,23 @@
 )]
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 
 use heimdall_cache::{AnswerRequest, Cache, CachePolicy, Entry, Lookup, Timestamp};
+use heimdall_testkit::messages::{a_answer, query};
 use heimdall_testkit::{CountingAllocator, allocations_during};
-use heimdall_wire::{
-    Class, Flags, Message, MessageBuilder, NameBuf, OptSpec, QueryKey, RData, Rcode, RecordType,
-    Section,
-};
+use heimdall_wire::{Message, QueryKey, RecordType};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-fn name(text: &str) -> NameBuf {
-    NameBuf::from_presentation(text).unwrap()
+fn a_query(qname: &str, edns: Option<(u16, bool)>) -> Vec<u8> {
+    query(qname, RecordType::A, 0x5151, edns)
 }
 
-fn query(qname: &str, edns: Option<(u16, bool)>) -> Vec<u8> {
-    let mut buf = [0u8; 512];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_id(0x5151);
-    builder.set_flags(Flags::default().with_recursion_desired(true));
-    builder
-        .question(&name(qname).as_name(), RecordType::A, Class::IN)
-        .unwrap();
-    if let Some((udp_payload_size, dnssec_ok)) = edns {
-        builder
-            .opt(&OptSpec {
-                udp_payload_size,
-                extended_rcode: 0,
-                version: 0,
-                dnssec_ok,
-                options: &[],
-            })
-            .unwrap();
-    }
-    let len = builder.finish();
-    buf[..len].to_vec()
-}
-
-/// A response for `qname` with `records` A records of TTL `ttl`.
-fn response(qname: &str, records: u32, ttl: u32) -> Vec<u8> {
-    let mut buf = vec![0u8; 65_535];
-    let mut builder = MessageBuilder::new(&mut buf).unwrap();
-    builder.set_flags(
-        Flags::default()
-            .with_response(true)
-            .with_recursion_available(true)
-            .with_rcode(Rcode::NOERROR),
-    );
-    let owner = name(qname);
-    builder
-        .question(&owner.as_name(), RecordType::A, Class::IN)
-        .unwrap();
-    for last in 0..records {
-        builder
-            .record(
-                Section::Answer,
-                &owner.as_name(),
-                RecordType::A,
-                Class::IN,
-                ttl,
-                &RData::A(Ipv4Addr::from(last)),
-            )
-            .unwrap();
-    }
-    let len = builder.finish();
-    buf.truncate(len);
-    buf
-}
-
-fn store(cache: &mut Cache, qname: &str, records: u32, ttl: u32, now: Timestamp) {
-    let key = QueryKey::from_packet(&query(qname, None)).unwrap().1;
-    let bytes = response(qname, records, ttl);
+fn store(cache: &mut Cache, qname: &str, records: u8, ttl: u32, now: Timestamp) {
+    let asked = a_query(qname, None);
+    let key = QueryKey::from_packet(&asked).unwrap().1;
+    let bytes = a_answer(&asked, records, ttl);
     let message = Message::parse(&bytes).unwrap();
     let entry = Entry::from_response(&key, &message, now, cache.policy())
         .unwrap()
@@ -140,14 +84,14 @@ fn lookup_and_write_answer_allocate_nothing() {
     store(&mut cache, "short.example.com", 1, 10, start);
     store(&mut cache, "gone.example.com", 1, 10, start);
     let packets = [
-        query("WWW.example.com", Some((1232, false))),
-        query("www.Example.com", None),
-        query("big.example.com", None),
-        query("BIG.example.com", Some((1232, true))),
-        query("missing.example.com", Some((1232, false))),
+        a_query("WWW.example.com", Some((1232, false))),
+        a_query("www.Example.com", None),
+        a_query("big.example.com", None),
+        a_query("BIG.example.com", Some((1232, true))),
+        a_query("missing.example.com", Some((1232, false))),
     ];
-    let stale = query("short.example.com", Some((1232, false)));
-    let expired = query("gone.example.com", None);
+    let stale = a_query("short.example.com", Some((1232, false)));
+    let expired = a_query("gone.example.com", None);
     let mut key = QueryKey::from_packet(&packets[0]).unwrap().1;
     let mut out = vec![0u8; 65_535];
     let now = start.add_millis(42_500);

@@ -35,7 +35,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 use smallvec::SmallVec;
 
-use crate::reply::{ReplyTo, ede, write_error_reply};
+use crate::reply::{ReplyTo, ede, reply_flags, write_error_reply};
 use crate::upstreams::{MAX_UPSTREAMS, Strategy, Upstreams};
 
 /// Why a resolver could not be built.
@@ -311,13 +311,6 @@ pub struct Resolver {
 /// an Extended DNS Error code for EDNS clients.
 struct Refusal(Rcode, Option<u16>);
 
-fn client_edns(message: &Message<'_>) -> Option<ClientEdns> {
-    message.opt().map(|opt| ClientEdns {
-        udp_payload_size: opt.udp_payload_size(),
-        dnssec_ok: opt.dnssec_ok(),
-    })
-}
-
 impl Resolver {
     /// A resolver whose upstream IDs come from an RNG seeded by the OS.
     pub fn new(config: ResolverConfig) -> Result<Self, ResolverError> {
@@ -464,9 +457,10 @@ impl Resolver {
                 return self.refuse(out, &to, Rcode::FORMERR, None);
             }
         };
-        let edns = client_edns(&message);
+        let edns = ClientEdns::of(&message);
         let question = message.question();
-        let to = ReplyTo {
+        // Only error replies echo the query this way; built when one is sent.
+        let to = || ReplyTo {
             id: header.id,
             flags: header.flags,
             question: question.map(|q| (q.name, q.qtype, q.qclass)),
@@ -474,12 +468,12 @@ impl Resolver {
         };
         if acl == AclDecision::Refuse {
             self.stats.acl_refused += 1;
-            return self.write_policy_refusal(out, &to, Some(ede::PROHIBITED));
+            return self.write_policy_refusal(out, &to(), Some(ede::PROHIBITED));
         }
         match limited {
             Some(RateLimitAction::Refused) => {
                 self.stats.rate_limited_refused += 1;
-                return self.write_policy_refusal(out, &to, None);
+                return self.write_policy_refusal(out, &to(), None);
             }
             Some(_) => {
                 self.stats.rate_limited_truncated += 1;
@@ -491,13 +485,13 @@ impl Resolver {
             None => {}
         }
         if let Err(Refusal(rcode, ede_code)) = Self::admit(&message, question.as_ref()) {
-            return self.refuse(out, &to, rcode, ede_code.map(|code| (code, "")));
+            return self.refuse(out, &to(), rcode, ede_code.map(|code| (code, "")));
         }
         let Some(question) = question else {
-            return self.refuse(out, &to, Rcode::FORMERR, None);
+            return self.refuse(out, &to(), Rcode::FORMERR, None);
         };
         if self.scratch_key.fill_from(&message).is_err() {
-            return self.refuse(out, &to, Rcode::FORMERR, None);
+            return self.refuse(out, &to(), Rcode::FORMERR, None);
         }
         let limit = match client.transport {
             Transport::Udp => udp_limit(edns, self.config.udp_payload_size),
@@ -509,19 +503,28 @@ impl Resolver {
         // needs neither check, and a 1M-name blocklist costs the hit path
         // nothing. A policy change must therefore come with a cache flush
         // (the reload work of issue 7). The client's own letter case, in
-        // wire form, is kept for the reply.
+        // wire form, is kept for the reply: a hit takes it straight from
+        // the packet, where the only question's name sits at offset 12.
         let mut qname = WireNameBuf::new();
-        question.name.write_wire(&mut qname);
         if let Lookup::Fresh(entry) = self.cache.lookup(&self.scratch_key, now) {
-            let request = AnswerRequest {
+            let mut request = AnswerRequest {
                 id: header.id,
                 flags: header.flags,
-                qname: &qname,
+                qname: packet
+                    .get(HEADER_LEN..HEADER_LEN + question.name.wire_len())
+                    .unwrap_or_default(),
                 edns,
                 our_udp_payload: self.config.udp_payload_size,
                 limit,
             };
-            if let Ok(len) = entry.write_answer(out, &request, now) {
+            let mut written = entry.write_answer(out, &request, now);
+            if let Err(CacheError::QuestionMismatch) = written {
+                // A compressed qname is not whole at offset 12: copy it out.
+                question.name.write_wire(&mut qname);
+                request.qname = &qname;
+                written = entry.write_answer(out, &request, now);
+            }
+            if let Ok(len) = written {
                 self.stats.cache_hits += 1;
                 return QueryOutcome::Reply(len);
             }
@@ -539,7 +542,7 @@ impl Resolver {
                     return QueryOutcome::Reply(len);
                 }
                 Ok(LocalReply::Forward | LocalReply::NotLocal) => {}
-                Err(_) => return self.refuse(out, &to, Rcode::SERVFAIL, None),
+                Err(_) => return self.refuse(out, &to(), Rcode::SERVFAIL, None),
             }
         }
         if let Some(blocklist) = &self.config.policy.blocklist
@@ -559,6 +562,7 @@ impl Resolver {
             };
         }
         self.stats.cache_misses += 1;
+        question.name.write_wire(&mut qname);
         let waiter = Waiter {
             client,
             id: header.id,
@@ -660,7 +664,7 @@ impl Resolver {
                 return QueryOutcome::Pending;
             }
         }
-        if self.by_key.len() >= self.config.max_inflight || self.upstreams.is_empty() {
+        if self.by_key.len() >= self.config.max_inflight {
             self.stats.dropped_overload += 1;
             return QueryOutcome::Dropped;
         }
@@ -715,13 +719,38 @@ impl Resolver {
             return;
         }
         let tried = inflight.tried;
-        let old_id = inflight.upstream_id;
-        let had_attempt = inflight.attempts > 0;
         let Some(upstream) = self.upstreams.choose(tried, now.as_millis()) else {
             self.complete(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
             return;
         };
-        if had_attempt {
+        let tcp_only = self
+            .upstreams
+            .get(upstream)
+            .is_some_and(|up| self.config.tcp_only.contains(&up.address()));
+        if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
+            inflight.upstream = upstream;
+            inflight.tried |= 1u64 << upstream;
+            inflight.attempts += 1;
+        }
+        self.send(slot, tcp_only, now);
+    }
+
+    /// Ask the same upstream again over TCP, after a truncated UDP reply
+    /// (RFC 7766 section 5). It does not use up an attempt: it finishes
+    /// the one that was truncated, with a fresh ID and a fresh deadline.
+    fn retry_over_tcp(&mut self, slot: u32, now: Timestamp) {
+        self.send(slot, true, now);
+    }
+
+    /// Queue a send of `slot` to its current upstream, over TCP or UDP,
+    /// with a fresh ID (replies to the previous one no longer match), a
+    /// fresh generation and a fresh deadline.
+    fn send(&mut self, slot: u32, tcp: bool, now: Timestamp) {
+        let Some(Some(inflight)) = self.slots.get(slot as usize) else {
+            return;
+        };
+        let old_id = inflight.upstream_id;
+        if self.by_id.get(&old_id) == Some(&slot) {
             self.by_id.remove(&old_id);
         }
         // The ID map is bounded by the in-flight table (at most 65,536).
@@ -729,52 +758,19 @@ impl Resolver {
         self.by_id.insert(id, slot);
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
-        let tcp_only = self
-            .upstreams
-            .get(upstream)
-            .is_some_and(|up| self.config.tcp_only.contains(&up.address()));
         if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
-            inflight.upstream = upstream;
             inflight.upstream_id = id;
-            inflight.tried |= 1u64 << upstream;
-            inflight.attempts += 1;
             inflight.sent_at = now;
             inflight.generation = generation;
-            inflight.tcp = tcp_only;
+            inflight.tcp = tcp;
         }
-        if tcp_only {
+        if tcp {
             self.stats.upstream_tcp_queries += 1;
         }
         let deadline = now.add_millis(self.config.upstream_timeout_ms);
         self.deadlines.push(Reverse((deadline, slot, generation)));
         self.transmits.push_back((slot, generation));
         self.stats.upstream_queries += 1;
-    }
-
-    /// Ask the same upstream again over TCP, after a truncated UDP reply
-    /// (RFC 7766 section 5). It does not use up an attempt: it finishes
-    /// the one that was truncated, with a fresh ID and a fresh deadline.
-    fn retry_over_tcp(&mut self, slot: u32, now: Timestamp) {
-        let Some(Some(inflight)) = self.slots.get(slot as usize) else {
-            return;
-        };
-        let old_id = inflight.upstream_id;
-        self.by_id.remove(&old_id);
-        let id = self.fresh_id();
-        self.by_id.insert(id, slot);
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let generation = self.next_generation;
-        if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
-            inflight.upstream_id = id;
-            inflight.sent_at = now;
-            inflight.generation = generation;
-            inflight.tcp = true;
-        }
-        let deadline = now.add_millis(self.config.upstream_timeout_ms);
-        self.deadlines.push(Reverse((deadline, slot, generation)));
-        self.transmits.push_back((slot, generation));
-        self.stats.upstream_queries += 1;
-        self.stats.upstream_tcp_queries += 1;
     }
 
     /// The next upstream query to send, written into `out`.
@@ -1053,14 +1049,8 @@ fn write_relay(
     builder.set_id(waiter.id);
     let wants_ad = waiter.flags.authentic_data() || waiter.edns.is_some_and(|e| e.dnssec_ok);
     builder.set_flags(
-        Flags::default()
-            .with_response(true)
-            .with_opcode(waiter.flags.opcode())
-            .with_recursion_desired(waiter.flags.recursion_desired())
-            .with_checking_disabled(waiter.flags.checking_disabled())
-            .with_recursion_available(true)
-            .with_authentic_data(wants_ad && message.flags().authentic_data())
-            .with_rcode(rcode),
+        reply_flags(waiter.flags, rcode)
+            .with_authentic_data(wants_ad && message.flags().authentic_data()),
     );
     let opt = waiter.edns.map(|edns| OptSpec {
         udp_payload_size: our_size,

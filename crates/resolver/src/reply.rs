@@ -14,9 +14,9 @@ pub mod ede {
     /// The answer is stale (RFC 8767).
     pub const STALE_ANSWER: u16 = 3;
     /// The query was blocked by policy.
-    pub const BLOCKED: u16 = 15;
+    pub const BLOCKED: u16 = heimdall_policy::EDE_BLOCKED;
     /// The query was refused by policy.
-    pub const PROHIBITED: u16 = 18;
+    pub const PROHIBITED: u16 = heimdall_policy::EDE_PROHIBITED;
     /// No upstream could be reached.
     pub const NO_REACHABLE_AUTHORITY: u16 = 22;
     /// The request could not be handled: used for unsupported opcodes.
@@ -48,6 +48,19 @@ impl<'a> ReplyTo<'a> {
     }
 }
 
+/// The header flags of a reply to a query with `query` flags: QR and RA
+/// set, opcode, RD and CD echoed, `rcode` (its low bits); AA, TC and AD
+/// clear.
+pub fn reply_flags(query: Flags, rcode: Rcode) -> Flags {
+    Flags::default()
+        .with_response(true)
+        .with_opcode(query.opcode())
+        .with_recursion_desired(query.recursion_desired())
+        .with_checking_disabled(query.checking_disabled())
+        .with_recursion_available(true)
+        .with_rcode(rcode)
+}
+
 /// Write an error reply with `rcode` into `out` and return its length.
 /// `extended_error` is added as EDE when the client sent EDNS. Returns 0
 /// only if `out` is smaller than a header.
@@ -62,14 +75,7 @@ pub fn write_error_reply(
         return 0;
     };
     builder.set_id(to.id);
-    let flags = Flags::default()
-        .with_response(true)
-        .with_opcode(to.flags.opcode())
-        .with_recursion_desired(to.flags.recursion_desired())
-        .with_checking_disabled(to.flags.checking_disabled())
-        .with_recursion_available(true)
-        .with_rcode(rcode);
-    builder.set_flags(flags);
+    builder.set_flags(reply_flags(to.flags, rcode));
     builder.set_limit(udp_limit(to.edns, our_udp_payload));
     let mut ede_data = [0u8; 2 + 64];
     let options_storage;

@@ -540,3 +540,31 @@ fn dnssec_ok_queries_are_cached_separately() {
             .dnssec_ok()
     );
 }
+
+#[test]
+fn a_hit_for_a_compressed_qname_echoes_the_whole_name() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let t0 = Timestamp::from_secs(100);
+    let plain = query("Www", RecordType::A, 1, None);
+    let mut out = [0u8; 512];
+    let outcome = resolver.handle_query(&plain, client(1000), t0, &mut out);
+    assert_eq!(outcome, QueryOutcome::Pending);
+    let sent = transmits(&mut resolver);
+    resolver.handle_upstream_reply(addr(UPSTREAM_A), &a_answer(&sent[0].1, 1, 300), t0);
+    assert_eq!(replies(&mut resolver, t0).len(), 1);
+
+    // "wWw" then a pointer to offset 11, the (zero) low byte of ARCOUNT:
+    // the name is "wWw." but the bytes at offset 12 are not its wire form.
+    let mut compressed = vec![0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    compressed.extend_from_slice(&[3, b'w', b'W', b'w', 0xc0, 11, 0, 1, 0, 1]);
+    let outcome = resolver.handle_query(&compressed, client(1001), t0, &mut out);
+    let QueryOutcome::Reply(len) = outcome else {
+        panic!("expected a hit, got {outcome:?}")
+    };
+    assert!(transmits(&mut resolver).is_empty());
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert_eq!(reply.id(), 2);
+    assert_eq!(reply.question().unwrap().name.to_string(), "wWw.");
+    assert_eq!(answer_ttls(&out[..len]), [300]);
+    assert_eq!(resolver.stats().cache_hits, 1);
+}
