@@ -51,6 +51,21 @@ pub mod defaults {
     pub const NEGATIVE_MAX_TTL: Duration = Duration::from_secs(3_600);
     /// `cache.servfail_ttl`.
     pub const SERVFAIL_TTL: Duration = Duration::from_secs(5);
+    /// `cache.stale_max_age`: RFC 8767 section 5 suggests one to three
+    /// days of stale data.
+    pub const STALE_MAX_AGE: Duration = Duration::from_secs(86_400);
+    /// `cache.stale_client_timeout`: RFC 8767 section 5 suggests 1.8 s.
+    pub const STALE_CLIENT_TIMEOUT: Duration = Duration::from_millis(1_800);
+    /// `cache.prefetch_threshold`: percent of an answer's lifetime left.
+    pub const PREFETCH_THRESHOLD: u8 = 10;
+    /// `cache.prefetch_min_hits`.
+    pub const PREFETCH_MIN_HITS: u32 = 3;
+    /// `control.enabled`.
+    pub const CONTROL_ENABLED: bool = true;
+    /// `control.listen`: loopback only, because the endpoint has no
+    /// authentication.
+    pub const CONTROL_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9153));
     /// `hints.enabled`.
     pub const HINTS_ENABLED: bool = true;
     /// `hints.channel_capacity`.
@@ -119,6 +134,18 @@ pub mod limits {
     /// `cache.servfail_ttl` at most: five seconds, so a recovered upstream
     /// is used again quickly (RFC 9520 section 3.2 suggests 1 to 5 s).
     pub const SERVFAIL_TTL_MAX: Duration = Duration::from_secs(5);
+    /// `cache.stale_max_age` at most: a week; RFC 8767 suggests one to
+    /// three days.
+    pub const STALE_MAX_AGE_MAX: Duration = Duration::from_secs(7 * 86_400);
+    /// `cache.stale_client_timeout` at least.
+    pub const STALE_CLIENT_TIMEOUT_MIN: Duration = Duration::from_millis(100);
+    /// `cache.stale_client_timeout` at most.
+    pub const STALE_CLIENT_TIMEOUT_MAX: Duration = Duration::from_secs(30);
+    /// `cache.prefetch_threshold` at most, in percent: refreshing earlier
+    /// than halfway through a TTL only adds upstream load.
+    pub const PREFETCH_THRESHOLD_MAX: u8 = 50;
+    /// `cache.prefetch_min_hits` at most.
+    pub const PREFETCH_MIN_HITS_MAX: u32 = 1_000_000;
     /// `hints.channel_capacity` at most.
     pub const HINT_CHANNEL_CAPACITY_MAX: usize = 1 << 20;
     /// `upstream.timeout` at least.
@@ -166,6 +193,8 @@ pub struct Config {
     pub acl: AclConfig,
     /// `rate_limit:` queries per client prefix.
     pub rate_limit: RateLimitConfig,
+    /// `control:` the HTTP control endpoint.
+    pub control: ControlConfig,
     /// `log:` logging.
     pub log: LogConfig,
     pub(crate) source: String,
@@ -354,9 +383,34 @@ pub struct CacheConfig {
     pub max_ttl: Duration,
     /// Ceiling for negative answers' TTLs (RFC 2308). Whole seconds.
     pub negative_max_ttl: Duration,
-    /// How long an upstream SERVFAIL is cached; zero disables. Whole
-    /// seconds, at most five minutes.
+    /// How long an upstream failure is cached: 1 to 5 seconds (RFC
+    /// 9520).
     pub servfail_ttl: Duration,
+    /// How long past expiry an answer may be served stale when upstreams
+    /// fail (RFC 8767); zero disables serve-stale. Whole seconds, at most
+    /// [`limits::STALE_MAX_AGE_MAX`].
+    pub stale_max_age: Duration,
+    /// How long a client waits for upstream before it gets stale data
+    /// (when there is any).
+    pub stale_client_timeout: Duration,
+    /// Refresh an answer in the background when a hit finds at most this
+    /// percent of its lifetime left; 0 disables prefetch.
+    pub prefetch_threshold: u8,
+    /// Hits an answer needs before it is prefetched, at least 1.
+    pub prefetch_min_hits: u32,
+    /// Where the cache is saved at shutdown and loaded at start; `None`
+    /// keeps no file.
+    pub persist: Option<PathBuf>,
+}
+
+/// `control:` the HTTP control endpoint (metrics, health, flush, reload).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ControlConfig {
+    /// Whether the endpoint is served.
+    pub enabled: bool,
+    /// Where it listens (port 0 picks a free port).
+    pub listen: SocketAddr,
 }
 
 /// `hints:`

@@ -30,9 +30,10 @@ mod validate;
 
 pub use config::{
     AclConfig, AclMode, BlockingMode, BlocklistConfig, BlocklistFile, CacheConfig, Config,
-    DEFAULT_CONFIG_YAML, Delegations, EMBEDDED_DEFAULT_SOURCE, HintsConfig, ListFileFormat,
-    LocalConfig, LocalZone, LogConfig, LogLevel, MAX_CONFIG_FILE_SIZE, RateLimitConfig,
-    RateLimitMode, ServerConfig, TcpConfig, UpstreamConfig, UpstreamStrategy, defaults, limits,
+    ControlConfig, DEFAULT_CONFIG_YAML, Delegations, EMBEDDED_DEFAULT_SOURCE, HintsConfig,
+    ListFileFormat, LocalConfig, LocalZone, LogConfig, LogLevel, MAX_CONFIG_FILE_SIZE,
+    RateLimitConfig, RateLimitMode, ServerConfig, TcpConfig, UpstreamConfig, UpstreamStrategy,
+    defaults, limits,
 };
 pub use cores::{CoreSelection, available_cpus};
 pub use error::{ConfigError, Location};

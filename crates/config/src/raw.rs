@@ -43,7 +43,26 @@ pub(crate) struct RawConfig {
     #[serde(deserialize_with = "null_as_default")]
     pub(crate) rate_limit: RawRateLimit,
     #[serde(deserialize_with = "null_as_default")]
+    pub(crate) control: RawControl,
+    #[serde(deserialize_with = "null_as_default")]
     pub(crate) log: RawLog,
+}
+
+/// `control:`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawControl {
+    pub(crate) enabled: bool,
+    pub(crate) listen: ListenAddr,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl {
+            enabled: defaults::CONTROL_ENABLED,
+            listen: ListenAddr(defaults::CONTROL_LISTEN),
+        }
+    }
 }
 
 /// `local:`
@@ -174,6 +193,11 @@ pub(crate) struct RawCache {
     pub(crate) max_ttl: HumanDuration,
     pub(crate) negative_max_ttl: HumanDuration,
     pub(crate) servfail_ttl: HumanDuration,
+    pub(crate) stale_max_age: HumanDuration,
+    pub(crate) stale_client_timeout: HumanDuration,
+    pub(crate) prefetch_threshold: u8,
+    pub(crate) prefetch_min_hits: u32,
+    pub(crate) persist: Option<PathBuf>,
 }
 
 impl Default for RawCache {
@@ -184,6 +208,11 @@ impl Default for RawCache {
             max_ttl: HumanDuration(defaults::MAX_TTL),
             negative_max_ttl: HumanDuration(defaults::NEGATIVE_MAX_TTL),
             servfail_ttl: HumanDuration(defaults::SERVFAIL_TTL),
+            stale_max_age: HumanDuration(defaults::STALE_MAX_AGE),
+            stale_client_timeout: HumanDuration(defaults::STALE_CLIENT_TIMEOUT),
+            prefetch_threshold: defaults::PREFETCH_THRESHOLD,
+            prefetch_min_hits: defaults::PREFETCH_MIN_HITS,
+            persist: None,
         }
     }
 }
@@ -287,6 +316,11 @@ impl From<&crate::Config> for RawConfig {
                 max_ttl: HumanDuration(config.cache.max_ttl),
                 negative_max_ttl: HumanDuration(config.cache.negative_max_ttl),
                 servfail_ttl: HumanDuration(config.cache.servfail_ttl),
+                stale_max_age: HumanDuration(config.cache.stale_max_age),
+                stale_client_timeout: HumanDuration(config.cache.stale_client_timeout),
+                prefetch_threshold: config.cache.prefetch_threshold,
+                prefetch_min_hits: config.cache.prefetch_min_hits,
+                persist: config.cache.persist.clone(),
             },
             hints: RawHints {
                 enabled: config.hints.enabled,
@@ -360,6 +394,10 @@ impl From<&crate::Config> for RawConfig {
                 ipv6_prefix: config.rate_limit.ipv6_prefix,
                 table_size: config.rate_limit.table_size,
                 action: config.rate_limit.action,
+            },
+            control: RawControl {
+                enabled: config.control.enabled,
+                listen: ListenAddr(config.control.listen),
             },
             log: RawLog {
                 level: config.log.level,

@@ -12,16 +12,16 @@ use std::time::Duration;
 
 use crate::addr::loops_back;
 use crate::config::{
-    AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, HintsConfig, LocalConfig,
-    LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig, UpstreamConfig, defaults,
-    limits,
+    AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, HintsConfig,
+    LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig, UpstreamConfig,
+    defaults, limits,
 };
 use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
 use crate::locate::locate;
 use crate::raw::{
-    RawAcl, RawBlocklist, RawCache, RawConfig, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp,
-    RawUpstream,
+    RawAcl, RawBlocklist, RawCache, RawConfig, RawControl, RawHints, RawLocal, RawRateLimit,
+    RawServer, RawTcp, RawUpstream,
 };
 use crate::units::{format_duration, format_size};
 
@@ -121,6 +121,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let blocklist = v.blocklist(raw.blocklist)?;
     let acl = v.acl(raw.acl)?;
     let rate_limit = v.rate_limit(raw.rate_limit)?;
+    let control = v.control(raw.control, &server.listen)?;
     Ok(Config {
         server,
         cache,
@@ -131,6 +132,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         blocklist,
         acl,
         rate_limit,
+        control,
         log: LogConfig {
             level: raw.log.level,
         },
@@ -265,12 +267,71 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let stale_max_age = self.ttl("cache.stale_max_age", raw.stale_max_age.0)?;
+        if stale_max_age > limits::STALE_MAX_AGE_MAX {
+            return Err(self.error(
+                "cache.stale_max_age",
+                format!(
+                    "{} is out of range: 0s (off) to 7d (RFC 8767 suggests 1d to 3d)",
+                    format_duration(stale_max_age)
+                ),
+            ));
+        }
+        let stale_client_timeout = raw.stale_client_timeout.0;
+        if !(limits::STALE_CLIENT_TIMEOUT_MIN..=limits::STALE_CLIENT_TIMEOUT_MAX)
+            .contains(&stale_client_timeout)
+        {
+            return Err(self.error(
+                "cache.stale_client_timeout",
+                format!(
+                    "{} is out of range: 100ms to 30s (RFC 8767 suggests 1800ms)",
+                    format_duration(stale_client_timeout)
+                ),
+            ));
+        }
+        if raw.prefetch_threshold > limits::PREFETCH_THRESHOLD_MAX {
+            return Err(self.error(
+                "cache.prefetch_threshold",
+                format!(
+                    "{} is out of range: 0 (off) to {} percent of an answer's lifetime",
+                    raw.prefetch_threshold,
+                    limits::PREFETCH_THRESHOLD_MAX
+                ),
+            ));
+        }
+        if !(1..=limits::PREFETCH_MIN_HITS_MAX).contains(&raw.prefetch_min_hits) {
+            return Err(self.error(
+                "cache.prefetch_min_hits",
+                format!(
+                    "{} is out of range: 1 to {} hits (to turn prefetch off, set \
+                     cache.prefetch_threshold to 0)",
+                    raw.prefetch_min_hits,
+                    limits::PREFETCH_MIN_HITS_MAX
+                ),
+            ));
+        }
+        if raw
+            .persist
+            .as_ref()
+            .is_some_and(|path| path.as_os_str().is_empty() || path.ends_with(".."))
+        {
+            return Err(self.error(
+                "cache.persist",
+                "must be a file path, such as /var/lib/heimdall/cache.bin (leave the key out to \
+                 keep no file)",
+            ));
+        }
         Ok(CacheConfig {
             shard_size,
             min_ttl,
             max_ttl,
             negative_max_ttl,
             servfail_ttl,
+            stale_max_age,
+            stale_client_timeout,
+            prefetch_threshold: raw.prefetch_threshold,
+            prefetch_min_hits: raw.prefetch_min_hits,
+            persist: raw.persist,
         })
     }
 
@@ -520,6 +581,34 @@ impl Validator<'_> {
             deny: raw.deny,
             action: raw.action,
             open_resolver: raw.open_resolver,
+        })
+    }
+
+    fn control(
+        &self,
+        raw: RawControl,
+        listen: &[SocketAddr],
+    ) -> Result<ControlConfig, ConfigError> {
+        let control = raw.listen.0;
+        let clash = listen.iter().find(|dns| {
+            dns.port() == control.port()
+                && control.port() != 0
+                && dns.is_ipv6() == control.is_ipv6()
+                && (dns.ip() == control.ip()
+                    || dns.ip().is_unspecified()
+                    || control.ip().is_unspecified())
+        });
+        if raw.enabled
+            && let Some(dns) = clash
+        {
+            return Err(self.error(
+                "control.listen",
+                format!("{control} overlaps the DNS listen address {dns} (TCP); pick another port"),
+            ));
+        }
+        Ok(ControlConfig {
+            enabled: raw.enabled,
+            listen: control,
         })
     }
 

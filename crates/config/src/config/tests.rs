@@ -1123,3 +1123,93 @@ fn policy_errors() {
         );
     }
 }
+
+// ---- Operations: serve-stale, prefetch, persistence, control ----
+
+#[test]
+fn operations_defaults_and_values() {
+    let config = Config::from_yaml_str(&with_upstream(""), "test.yaml").unwrap();
+    assert_eq!(config.cache.stale_max_age, Duration::from_secs(86_400));
+    assert_eq!(config.cache.stale_client_timeout, Duration::from_millis(1_800));
+    assert_eq!(config.cache.prefetch_threshold, 10);
+    assert_eq!(config.cache.prefetch_min_hits, 3);
+    assert_eq!(config.cache.persist, None);
+    assert!(config.control.enabled);
+    assert_eq!(config.control.listen, sa("127.0.0.1:9153"));
+
+    let yaml = with_upstream(
+        "cache:\n  stale_max_age: 0s\n  stale_client_timeout: 500ms\n  prefetch_threshold: 0\n  \
+         prefetch_min_hits: 1\n  persist: /var/lib/heimdall/cache.bin\n\
+         control:\n  enabled: false\n  listen: \"[::1]:8053\"\n",
+    );
+    let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+    assert_eq!(config.cache.stale_max_age, Duration::ZERO);
+    assert_eq!(config.cache.stale_client_timeout, Duration::from_millis(500));
+    assert_eq!(config.cache.prefetch_threshold, 0);
+    assert_eq!(config.cache.prefetch_min_hits, 1);
+    assert_eq!(
+        config.cache.persist.as_deref(),
+        Some(std::path::Path::new("/var/lib/heimdall/cache.bin"))
+    );
+    assert!(!config.control.enabled);
+    assert_eq!(config.control.listen, sa("[::1]:8053"));
+    // The effective configuration reads back to the same thing.
+    let again = Config::from_yaml_str(&config.to_yaml().unwrap(), "test.yaml").unwrap();
+    assert_eq!(again.cache, config.cache);
+    assert_eq!(again.control, config.control);
+}
+
+#[test]
+fn operations_errors() {
+    assert_error(
+        &with_upstream("cache:\n  stale_max_age: 8d\n"),
+        Some((4, 18)),
+        "cache.stale_max_age",
+        &["8d is out of range: 0s (off) to 7d"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  stale_client_timeout: 50ms\n"),
+        Some((4, 25)),
+        "cache.stale_client_timeout",
+        &["50ms is out of range: 100ms to 30s"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  prefetch_threshold: 51\n"),
+        Some((4, 23)),
+        "cache.prefetch_threshold",
+        &["51 is out of range: 0 (off) to 50 percent"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  prefetch_min_hits: 0\n"),
+        Some((4, 22)),
+        "cache.prefetch_min_hits",
+        &["0 is out of range: 1 to 1000000", "cache.prefetch_threshold to 0"],
+    );
+    assert_error(
+        &with_upstream("cache:\n  persist: \"\"\n"),
+        Some((4, 12)),
+        "cache.persist",
+        &["must be a file path"],
+    );
+    assert_error(
+        &with_upstream("control:\n  listen: 127.0.0.1:5353\n"),
+        Some((4, 11)),
+        "control.listen",
+        &["overlaps the DNS listen address 127.0.0.1:5353"],
+    );
+    assert_error(
+        &with_upstream("server:\n  listen: [\"0.0.0.0:53\"]\ncontrol:\n  listen: 127.0.0.1:53\n"),
+        Some((6, 11)),
+        "control.listen",
+        &["overlaps the DNS listen address 0.0.0.0:53"],
+    );
+    assert_error(
+        &with_upstream("control:\n  port: 1\n"),
+        Some((4, 3)),
+        "control.port",
+        &["unknown key `port`, expected `enabled` or `listen`"],
+    );
+    // A disabled endpoint may name any address.
+    let yaml = with_upstream("control:\n  enabled: false\n  listen: 127.0.0.1:5353\n");
+    assert!(Config::from_yaml_str(&yaml, "test.yaml").is_ok());
+}
