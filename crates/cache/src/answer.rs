@@ -7,6 +7,10 @@
 //! client's ID, flags and qname letter case, section counts, every TTL
 //! lowered by the entry's age, and our own OPT record when the client sent
 //! EDNS.
+//!
+//! A stale answer (RFC 8767, [`AnswerRequest::stale`]) is the same copy
+//! with every TTL set to [`STALE_TTL`] and, for EDNS clients, an Extended
+//! DNS Error "Stale Answer" (RFC 8914 info code 3) in the OPT record.
 
 use heimdall_wire::{Flags, HEADER_LEN, Header, Message, RecordType};
 
@@ -17,6 +21,15 @@ use crate::time::Timestamp;
 /// Wire length of the OPT record we write: root owner, type, class, TTL,
 /// empty RDATA.
 pub const OPT_LEN: usize = 11;
+/// The TTL of every record in a stale answer (RFC 8767 section 4
+/// recommends 30 seconds: long enough to spare the resolver, short enough
+/// that the client asks again soon).
+pub const STALE_TTL: u32 = 30;
+/// Extended DNS Error info code "Stale Answer" (RFC 8914 section 4.4).
+pub const EDE_STALE_ANSWER: u16 = 3;
+/// Bytes the EDE option adds to the OPT record of a stale answer: option
+/// code, option length, info code (no extra text).
+pub const STALE_EDE_LEN: usize = 6;
 /// Reply limit for clients without EDNS, and the floor for those with it
 /// (RFC 1035 section 2.3.4, RFC 6891 section 6.2.5).
 pub const MIN_UDP_PAYLOAD: u16 = 512;
@@ -61,6 +74,10 @@ pub struct AnswerRequest<'q> {
     pub our_udp_payload: u16,
     /// The largest reply this client may get, in bytes.
     pub limit: usize,
+    /// Serve the entry as a stale answer (RFC 8767): every TTL
+    /// [`STALE_TTL`], and an EDE "Stale Answer" for EDNS clients. False for
+    /// every ordinary hit.
+    pub stale: bool,
 }
 
 /// The UDP reply limit: 512 without EDNS, else the client's payload size
@@ -92,7 +109,13 @@ impl<'q> AnswerRequest<'q> {
             edns,
             our_udp_payload,
             limit: udp_limit(edns, our_udp_payload),
+            stale: false,
         }
+    }
+
+    /// The same request, answered stale (or not).
+    pub fn with_stale(self, stale: bool) -> Self {
+        Self { stale, ..self }
     }
 
     /// The request for a parsed client query over UDP. The question name
@@ -145,6 +168,10 @@ impl Entry {
     /// OPT record (our payload size, the client's DO, version 0, no
     /// options) ends the additional section.
     ///
+    /// With `request.stale`, every TTL is [`STALE_TTL`] instead, and the
+    /// OPT carries an EDE "Stale Answer" option ([`STALE_EDE_LEN`] more
+    /// bytes, reserved before any cut like the OPT itself).
+    ///
     /// When the reply exceeds `request.limit` (or `out`), it is cut at the
     /// last RRset boundary that leaves room for the OPT; TC is set only if
     /// answer or authority records were dropped (RFC 2181 section 9).
@@ -161,7 +188,11 @@ impl Entry {
         if request.qname.len() != qname.len() || !request.qname.eq_ignore_ascii_case(qname) {
             return Err(CacheError::QuestionMismatch);
         }
-        let opt_len = if request.edns.is_some() { OPT_LEN } else { 0 };
+        let opt_len = match (request.edns, request.stale) {
+            (None, _) => 0,
+            (Some(_), false) => OPT_LEN,
+            (Some(_), true) => OPT_LEN + STALE_EDE_LEN,
+        };
         let available = request.limit.min(out.len()).min(TCP_LIMIT);
         let fits = |cut: &Cut| usize::from(cut.offset) + opt_len <= available;
         let full = self.full_cut();
@@ -198,7 +229,14 @@ impl Entry {
         put(out, HEADER_LEN, request.qname);
 
         let age = now.secs_since(self.stored_at);
-        if age > 0 {
+        if request.stale {
+            // A stale TTL replaces the stored one outright: aging it would
+            // give 0 (the entry has expired), which tells the client
+            // nothing it can use.
+            for &offset in self.ttl_offsets.iter().take(cut.records()) {
+                put(out, usize::from(offset), &STALE_TTL.to_be_bytes());
+            }
+        } else if age > 0 {
             for &offset in self.ttl_offsets.iter().take(cut.records()) {
                 let at = usize::from(offset);
                 if let Some(field) = out.get_mut(at..at + 4)
@@ -240,12 +278,25 @@ impl Entry {
         let [type_high, type_low] = RecordType::OPT.0.to_be_bytes();
         let [size_high, size_low] = request.our_udp_payload.to_be_bytes();
         // TTL field: extended rcode 0 (stored rcodes fit the header),
-        // version 0, DO echoed, other flags 0; then RDLENGTH 0.
+        // version 0, DO echoed, other flags 0; then RDLENGTH (0, or the
+        // EDE option of a stale answer).
         let do_bit = if dnssec_ok { 0x80 } else { 0 };
+        let rdlength = if request.stale {
+            STALE_EDE_LEN as u8
+        } else {
+            0
+        };
         let opt = [
-            0, type_high, type_low, size_high, size_low, 0, 0, do_bit, 0, 0, 0,
+            0, type_high, type_low, size_high, size_low, 0, 0, do_bit, 0, 0, rdlength,
         ];
         put(out, len, &opt);
-        Ok(len + OPT_LEN)
+        if !request.stale {
+            return Ok(len + OPT_LEN);
+        }
+        let [code_high, code_low] = heimdall_wire::edns::EXTENDED_ERROR.to_be_bytes();
+        let [info_high, info_low] = EDE_STALE_ANSWER.to_be_bytes();
+        let ede = [code_high, code_low, 0, 2, info_high, info_low];
+        put(out, len + OPT_LEN, &ede);
+        Ok(len + OPT_LEN + STALE_EDE_LEN)
     }
 }

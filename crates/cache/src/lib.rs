@@ -8,14 +8,19 @@
 //!   allocation, built with [`Entry::from_response`] (positive, NXDOMAIN and
 //!   NODATA per RFC 2308) or [`Entry::failure`] (RFC 9520).
 //! - [`Entry::write_answer`] writes a client's reply from it without
-//!   allocating: ID, flags, qname case, aged TTLs, OPT, truncation.
+//!   allocating: ID, flags, qname case, aged TTLs, OPT, truncation; or a
+//!   stale answer (RFC 8767: TTL 30, EDE "Stale Answer").
 //! - [`Cache`] maps [`QueryKey`](heimdall_wire::QueryKey)s to entries,
-//!   bounded by bytes, with SLRU eviction and serve-stale.
+//!   bounded by bytes, with SLRU eviction and serve-stale; each slot
+//!   counts its hits (for prefetch) and remembers a failed refresh.
 //! - [`CachePolicy`] holds the TTL limits and windows.
+//! - [`encode_entries`] and [`decode_entries`] turn entries into the bytes
+//!   of a cache file and back (aged by the downtime, fully re-validated).
 
 mod answer;
 mod entry;
 mod error;
+mod persist;
 mod policy;
 mod shard;
 mod time;
@@ -24,10 +29,12 @@ mod time;
 mod tests;
 
 pub use answer::{
-    AnswerRequest, ClientEdns, DEFAULT_UDP_PAYLOAD, MIN_UDP_PAYLOAD, OPT_LEN, TCP_LIMIT, udp_limit,
+    AnswerRequest, ClientEdns, DEFAULT_UDP_PAYLOAD, EDE_STALE_ANSWER, MIN_UDP_PAYLOAD, OPT_LEN,
+    STALE_EDE_LEN, STALE_TTL, TCP_LIMIT, udp_limit,
 };
 pub use entry::{Cut, Entry, EntryKind};
 pub use error::CacheError;
+pub use persist::{PERSIST_MAGIC, PERSIST_VERSION, PersistError, decode_entries, encode_entries};
 pub use policy::{CachePolicy, MAX_FAILURE_TTL, MIN_FAILURE_TTL};
-pub use shard::{Cache, CacheStats, Lookup, TABLE_BYTES_PER_ENTRY};
+pub use shard::{Cache, CacheStats, Lookup, SlotInfo, TABLE_BYTES_PER_ENTRY};
 pub use time::Timestamp;

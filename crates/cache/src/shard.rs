@@ -17,6 +17,12 @@
 //! capacity, its overflow demoted back to probation's most-recent end);
 //! eviction takes probation's least-recent entry first. A scan of names
 //! seen once therefore churns only probation and cannot flush the hot set.
+//!
+//! Each slot also carries what the resolver needs to keep an entry warm
+//! without a side table that could grow: the fresh hits since the entry
+//! was stored (for prefetch) and `refresh_after`, a time before which the
+//! upstream is not asked again for this key because it just failed (the
+//! RFC 8767 failure recheck timer). Both reset when the entry is replaced.
 
 use core::mem::size_of;
 
@@ -54,6 +60,11 @@ struct Slot {
     /// Toward the least recently used end.
     next: u32,
     segment: Segment,
+    /// Fresh lookups since the entry was stored (saturating).
+    hits: u32,
+    /// Serve-stale: the upstream failed for this key; do not ask it again
+    /// before this time.
+    refresh_after: Timestamp,
 }
 
 /// One intrusive list: head is the most recently used slot.
@@ -82,6 +93,17 @@ pub enum Lookup<'a> {
     Stale(&'a Entry),
     /// No usable entry.
     Miss,
+}
+
+/// What a slot knows beside its entry, as of a lookup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Fresh lookups since the entry was stored, this one included
+    /// (saturating at `u32::MAX`); 0 for a miss.
+    pub hits: u32,
+    /// The upstream failed for this key recently: until this time, serve
+    /// stale rather than ask again ([`Timestamp::ZERO`] when it has not).
+    pub refresh_after: Timestamp,
 }
 
 /// Counters and sizes of one shard.
@@ -142,9 +164,7 @@ impl Cache {
     /// not valid.
     pub fn new(capacity_bytes: usize, policy: CachePolicy) -> Result<Self, CacheError> {
         policy.validate()?;
-        // Every entry accounts for at least one slot, so this cap keeps
-        // slot indices below `NIL`.
-        let capacity = capacity_bytes.min(size_of::<Slot>().saturating_mul(NIL as usize - 1));
+        let capacity = Self::capped(capacity_bytes);
         Ok(Self {
             table: HashTable::new(),
             slots: Vec::new(),
@@ -219,14 +239,20 @@ impl Cache {
     /// Find the entry for `key` at `now`. A fresh or stale hit counts as a
     /// use for eviction; an entry past its stale window is removed.
     pub fn lookup(&mut self, key: &QueryKey, now: Timestamp) -> Lookup<'_> {
+        self.lookup_slot(key, now).0
+    }
+
+    /// [`Cache::lookup`], and what the slot knows beside the entry: its
+    /// fresh hits (a fresh lookup counts itself) and its refresh time.
+    pub fn lookup_slot(&mut self, key: &QueryKey, now: Timestamp) -> (Lookup<'_>, SlotInfo) {
         let hash = self.hash(key);
         let Some(index) = self.find(hash, key) else {
             self.stats.misses += 1;
-            return Lookup::Miss;
+            return (Lookup::Miss, SlotInfo::default());
         };
         let Some(entry) = self.slots.get(index as usize).map(|slot| &slot.entry) else {
             self.stats.misses += 1;
-            return Lookup::Miss;
+            return (Lookup::Miss, SlotInfo::default());
         };
         let fresh = entry.is_fresh(now);
         let usable = fresh || now < self.stale_until(entry);
@@ -234,7 +260,7 @@ impl Cache {
             self.remove_slot(index);
             self.stats.expired += 1;
             self.stats.misses += 1;
-            return Lookup::Miss;
+            return (Lookup::Miss, SlotInfo::default());
         }
         self.touch(index);
         if fresh {
@@ -242,10 +268,52 @@ impl Cache {
         } else {
             self.stats.stale_hits += 1;
         }
-        match self.slots.get(index as usize) {
-            Some(slot) if fresh => Lookup::Fresh(&slot.entry),
-            Some(slot) => Lookup::Stale(&slot.entry),
-            None => Lookup::Miss,
+        match self.slots.get_mut(index as usize) {
+            Some(slot) => {
+                if fresh {
+                    slot.hits = slot.hits.saturating_add(1);
+                }
+                let info = SlotInfo {
+                    hits: slot.hits,
+                    refresh_after: slot.refresh_after,
+                };
+                let entry = &slot.entry;
+                (
+                    if fresh {
+                        Lookup::Fresh(entry)
+                    } else {
+                        Lookup::Stale(entry)
+                    },
+                    info,
+                )
+            }
+            None => (Lookup::Miss, SlotInfo::default()),
+        }
+    }
+
+    /// The entry for `key` as [`Cache::lookup`] would judge it at `now`,
+    /// without counting a use or removing anything.
+    pub fn peek_usable(&self, key: &QueryKey, now: Timestamp) -> Lookup<'_> {
+        match self.peek(key) {
+            Some(entry) if entry.is_fresh(now) => Lookup::Fresh(entry),
+            Some(entry) if now < self.stale_until(entry) => Lookup::Stale(entry),
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// Serve-stale: the upstream failed for `key`, so do not ask it again
+    /// before `at` (see [`SlotInfo::refresh_after`]). Returns whether there
+    /// was an entry to mark; the mark ends when the entry is replaced.
+    pub fn set_refresh_after(&mut self, key: &QueryKey, at: Timestamp) -> bool {
+        let Some(index) = self.find(self.hash(key), key) else {
+            return false;
+        };
+        match self.slots.get_mut(index as usize) {
+            Some(slot) => {
+                slot.refresh_after = at;
+                true
+            }
+            None => false,
         }
     }
 
@@ -298,6 +366,10 @@ impl Cache {
                 if let Some(slot) = self.slots.get_mut(index as usize) {
                     slot.entry = entry;
                     slot.bytes = bytes;
+                    // A new answer starts its own life: no hits yet, and
+                    // the upstream just proved it answers.
+                    slot.hits = 0;
+                    slot.refresh_after = Timestamp::ZERO;
                 }
                 let segment = self.segment_of(index);
                 self.push_front(segment, index);
@@ -312,6 +384,8 @@ impl Cache {
                     prev: NIL,
                     next: NIL,
                     segment: Segment::Probation,
+                    hits: 0,
+                    refresh_after: Timestamp::ZERO,
                 });
                 let slots = &self.slots;
                 self.table.insert_unique(hash, index, |&other| {
@@ -374,6 +448,57 @@ impl Cache {
             }
         }
         Ok(removed)
+    }
+
+    /// Every entry held, in no particular order (for persistence). Walks
+    /// the whole shard.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().map(|slot| &slot.entry)
+    }
+
+    /// Keep only the entries `keep` says yes to; returns how many were
+    /// removed. Walks the whole shard: for operator actions and reloads,
+    /// not the query path.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> usize {
+        let mut removed = 0usize;
+        let mut index = 0usize;
+        while let Some(slot) = self.slots.get(index) {
+            if keep(&slot.entry) {
+                index += 1;
+            } else {
+                // The last slot moves into `index`; look at it next.
+                self.remove_slot(index as u32);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Judge entries by `policy` from now on (the stale window applies at
+    /// once; stored TTLs keep the values they were clamped to). Fails,
+    /// changing nothing, when `policy` is not valid.
+    pub fn set_policy(&mut self, policy: CachePolicy) -> Result<(), CacheError> {
+        policy.validate()?;
+        self.policy = policy;
+        Ok(())
+    }
+
+    /// Change the byte bound; when it shrinks, the least recent entries
+    /// are evicted (probation first) until the shard fits. Returns how
+    /// many were evicted.
+    pub fn set_capacity(&mut self, capacity_bytes: usize) -> usize {
+        self.capacity = Self::capped(capacity_bytes);
+        self.protected_capacity = self.capacity / 5 * 4;
+        self.rebalance(NIL);
+        let before = self.stats.evictions;
+        self.evict_to_fit(NIL);
+        (self.stats.evictions - before) as usize
+    }
+
+    /// Every entry accounts for at least one slot, so capping the bound
+    /// keeps slot indices below `NIL`.
+    fn capped(capacity_bytes: usize) -> usize {
+        capacity_bytes.min(size_of::<Slot>().saturating_mul(NIL as usize - 1))
     }
 
     /// Remove every entry (counters are kept).

@@ -13,8 +13,8 @@ use heimdall_wire::{
 use hickory_proto::op::{Message as HMessage, MessageType};
 
 use crate::{
-    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, EntryKind, Lookup, OPT_LEN,
-    Timestamp,
+    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, EDE_STALE_ANSWER, Entry, EntryKind,
+    Lookup, OPT_LEN, STALE_EDE_LEN, STALE_TTL, SlotInfo, Timestamp,
 };
 
 // ---------------------------------------------------------------------------
@@ -1316,4 +1316,202 @@ fn entries_are_send_and_clone() {
             dnssec_ok: false,
         };
     };
+}
+
+// ---------------------------------------------------------------------------
+// Serve-stale, prefetch bookkeeping, operator actions
+// ---------------------------------------------------------------------------
+
+/// A stale reply to `query` from `entry` at `now` with `limit`.
+fn stale_reply(entry: &Entry, query: &Q, limit: usize, now: Timestamp) -> Vec<u8> {
+    let bytes = query.bytes();
+    let message = Message::parse(&bytes).unwrap();
+    let request = AnswerRequest {
+        limit,
+        ..AnswerRequest::from_query(&message, 1232)
+            .unwrap()
+            .with_stale(true)
+    };
+    let mut out = vec![0u8; 65_535];
+    let len = entry.write_answer(&mut out, &request, now).unwrap();
+    assert!(len <= limit);
+    out.truncate(len);
+    HMessage::from_vec(&out).unwrap();
+    out
+}
+
+#[test]
+fn stale_answers_carry_ttl_30_and_the_stale_ede() {
+    let (query, upstream) = www_a();
+    let entry = stored(&query, &upstream);
+    // Long expired: aged TTLs would be 0; stale ones are 30.
+    let bytes = stale_reply(&entry, &query, 1232, at(T0 + 400));
+    let message = Message::parse(&bytes).unwrap();
+    let ttls: Vec<u32> = message.answers().map(|record| record.ttl()).collect();
+    assert_eq!(ttls, [STALE_TTL, STALE_TTL]);
+    assert_eq!(message.rcode(), Rcode::NOERROR);
+    let opt = message.opt().unwrap();
+    let options: Vec<_> = opt.options().collect();
+    assert_eq!(options.len(), 1);
+    assert_eq!(options[0].code, heimdall_wire::edns::EXTENDED_ERROR);
+    assert_eq!(options[0].data, EDE_STALE_ANSWER.to_be_bytes());
+    assert_eq!(bytes.len(), entry.wire().len() + OPT_LEN + STALE_EDE_LEN);
+    // A stored TTL below 30 is raised too: the client should not come back
+    // at once to a resolver whose upstream is failing.
+    let short = www_response(&[answer("www.example.com", 5, Rd::A(1))]);
+    let entry_short = stored(&query, &short);
+    let bytes = stale_reply(&entry_short, &query, 1232, at(T0 + 10));
+    let message = Message::parse(&bytes).unwrap();
+    assert_eq!(message.answers().next().unwrap().ttl(), STALE_TTL);
+
+    // Without EDNS: no OPT, so no EDE; TTLs are still 30.
+    let plain = Q {
+        edns: None,
+        ..Q::new("www.example.com", RecordType::A)
+    };
+    let bytes = stale_reply(&entry, &plain, 512, at(T0 + 400));
+    let message = Message::parse(&bytes).unwrap();
+    assert!(message.opt().is_none());
+    assert!(message.answers().all(|record| record.ttl() == STALE_TTL));
+    assert_eq!(bytes.len(), entry.wire().len());
+
+    // The ordinary reply is unchanged by the new field.
+    let (_, theirs) = reply(&entry, &query, at(T0 + 100));
+    assert_eq!(ttls_of(&theirs), [200, 200]);
+}
+
+fn ttls_of(message: &HMessage) -> Vec<u32> {
+    message.answers.iter().map(|record| record.ttl).collect()
+}
+
+#[test]
+fn stale_answers_reserve_room_for_the_ede() {
+    let (query, upstream) = big_answer();
+    let entry = stored(&query, &upstream);
+    let full = entry.wire().len() + OPT_LEN + STALE_EDE_LEN;
+    // One byte short of message + OPT + EDE: the last RRset goes, TC set,
+    // and the EDE is still there.
+    for (limit, answers) in [(full - 1, 6), (full, 16)] {
+        let bytes = stale_reply(&entry, &query, limit, at(T0 + 400));
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(message.answers().count(), answers, "limit {limit}");
+        assert_eq!(message.flags().truncated(), answers < 16);
+        let opt = message.opt().unwrap();
+        assert_eq!(opt.options().count(), 1);
+        assert!(message.answers().all(|record| record.ttl() == STALE_TTL));
+    }
+}
+
+#[test]
+fn slots_count_fresh_hits_and_reset_on_replace() {
+    let policy = CachePolicy {
+        stale_window: 60,
+        ..CachePolicy::default()
+    };
+    let (query, upstream) = www_a();
+    let key = query.key();
+    let mut cache = Cache::new(1 << 20, policy).unwrap();
+    assert_eq!(cache.lookup_slot(&key, at(T0)).1, SlotInfo::default());
+    cache
+        .insert(&key, stored(&query, &upstream), at(T0))
+        .unwrap();
+    for expected in 1..=3 {
+        let (lookup, info) = cache.lookup_slot(&key, at(T0 + 1));
+        assert!(matches!(lookup, Lookup::Fresh(_)));
+        assert_eq!(info.hits, expected);
+    }
+    // A stale lookup is not a fresh hit.
+    let (lookup, info) = cache.lookup_slot(&key, at(T0 + 310));
+    assert!(matches!(lookup, Lookup::Stale(_)));
+    assert_eq!(info.hits, 3);
+    assert_eq!(info.refresh_after, Timestamp::ZERO);
+    // The failure recheck mark is kept on the slot...
+    assert!(cache.set_refresh_after(&key, at(T0 + 340)));
+    assert_eq!(
+        cache.lookup_slot(&key, at(T0 + 311)).1.refresh_after,
+        at(T0 + 340)
+    );
+    assert!(matches!(
+        cache.peek_usable(&key, at(T0 + 311)),
+        Lookup::Stale(_)
+    ));
+    assert!(matches!(
+        cache.peek_usable(&key, at(T0 + 100)),
+        Lookup::Fresh(_)
+    ));
+    assert!(matches!(
+        cache.peek_usable(&key, at(T0 + 360)),
+        Lookup::Miss
+    ));
+    // ...and both reset when a new answer replaces the entry.
+    let fresh = entry_for(&query, &upstream, at(T0 + 312), &policy).unwrap();
+    cache.insert(&key, fresh, at(T0 + 312)).unwrap();
+    let info = cache.lookup_slot(&key, at(T0 + 313)).1;
+    assert_eq!(
+        info,
+        SlotInfo {
+            hits: 1,
+            refresh_after: Timestamp::ZERO
+        }
+    );
+    let other = Q::new("other.example.com", RecordType::A);
+    assert!(!cache.set_refresh_after(&other.key(), at(T0)));
+    cache.check_invariants();
+}
+
+#[test]
+fn entries_retain_capacity_and_policy() {
+    let mut cache = Cache::new(1 << 20, CachePolicy::default()).unwrap();
+    let mut keys = Vec::new();
+    for n in 0..20 {
+        let (key, entry) = numbered(n, 1, 300, at(T0));
+        cache.insert(&key, entry, at(T0)).unwrap();
+        keys.push(key);
+    }
+    assert_eq!(cache.entries().count(), 20);
+    // Keep the even hosts only.
+    let removed = cache.retain(|entry| {
+        let name = entry.question_name();
+        // "host<n>": the last digit sits just before the "example" label.
+        let digit = name[name.len() - 10];
+        (digit - b'0').is_multiple_of(2)
+    });
+    assert_eq!(removed, 10);
+    assert_eq!(cache.len(), 10);
+    cache.check_invariants();
+    for (n, key) in keys.iter().enumerate() {
+        assert_eq!(cache.peek(key).is_some(), n % 2 == 0, "host{n}");
+    }
+    // Shrinking evicts down to the new bound; growing evicts nothing.
+    let one = Cache::entry_bytes(cache.peek(&keys[0]).unwrap());
+    let evicted = cache.set_capacity(one * 4 + one / 2);
+    assert_eq!((evicted, cache.len()), (6, 4));
+    assert!(cache.stats().bytes <= cache.capacity_bytes());
+    cache.check_invariants();
+    assert_eq!(cache.set_capacity(1 << 20), 0);
+    assert_eq!(cache.len(), 4);
+    cache.check_invariants();
+    // A policy is validated before it replaces the old one.
+    let bad = CachePolicy {
+        failure_ttl: 0,
+        ..CachePolicy::default()
+    };
+    assert!(cache.set_policy(bad).is_err());
+    assert_eq!(cache.policy(), &CachePolicy::default());
+    let stale = CachePolicy {
+        stale_window: 100,
+        ..CachePolicy::default()
+    };
+    cache.set_policy(stale).unwrap();
+    assert_eq!(cache.policy().stale_window, 100);
+    // The new stale window applies to entries already stored.
+    let kept = keys
+        .iter()
+        .find(|key| cache.peek(key).is_some())
+        .unwrap()
+        .clone();
+    assert!(matches!(
+        cache.lookup(&kept, at(T0 + 350)),
+        Lookup::Stale(_)
+    ));
 }

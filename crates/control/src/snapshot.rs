@@ -327,6 +327,25 @@ impl LatencyHistogram {
         self.sum_us
     }
 
+    /// Add `count` observations to the bucket with upper bound
+    /// `bound_us` (`None` is +Inf), for a runtime that keeps its own
+    /// histogram with the same bounds. A bound that is not one of
+    /// [`LATENCY_BUCKETS_US`] counts in the next larger bucket.
+    pub fn add_bucket(&mut self, bound_us: Option<u64>, count: u64) {
+        let index = bound_us
+            .and_then(|bound| LATENCY_BUCKETS_US.iter().position(|&b| bound <= b))
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        if let Some(slot) = self.counts.get_mut(index) {
+            *slot = slot.saturating_add(count);
+        }
+    }
+
+    /// Add to the sum of observed latencies, in microseconds (with
+    /// [`LatencyHistogram::add_bucket`]).
+    pub fn add_sum_us(&mut self, sum_us: u64) {
+        self.sum_us = self.sum_us.saturating_add(sum_us);
+    }
+
     /// Add another histogram's observations.
     pub fn merge(&mut self, other: &Self) {
         for (slot, &n) in self.counts.iter_mut().zip(other.counts.iter()) {

@@ -829,3 +829,24 @@ fn promtool_accepts_metrics_when_available() {
         "{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn histogram_buckets_added_from_a_runtime_histogram() {
+    let mut observed = LatencyHistogram::default();
+    for latency in [100, 500, 501, 3_000, 2_500_000, 9_000_000] {
+        observed.observe_us(latency);
+    }
+    let mut copied = LatencyHistogram::default();
+    copied.add_bucket(Some(500), 2);
+    copied.add_bucket(Some(1_000), 1);
+    copied.add_bucket(Some(5_000), 1);
+    copied.add_bucket(Some(2_500_000), 1);
+    copied.add_bucket(None, 1);
+    copied.add_sum_us(100 + 500 + 501 + 3_000 + 2_500_000 + 9_000_000);
+    assert_eq!(copied, observed);
+    // A bound between two of ours counts in the next larger bucket.
+    let mut odd = LatencyHistogram::default();
+    odd.add_bucket(Some(700), 1);
+    assert_eq!(odd.cumulative()[0], 0);
+    assert_eq!(odd.cumulative()[1], 1);
+}

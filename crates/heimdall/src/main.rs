@@ -1,6 +1,7 @@
 //! The heimdall binary: parse the command line, load the configuration
-//! (a file, or the embedded default), set up logging, start the server and
-//! stop it gracefully on SIGTERM or SIGINT.
+//! (a file, or the embedded default), set up logging, start the server,
+//! reload the configuration on SIGHUP, and stop gracefully on SIGTERM or
+//! SIGINT.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heimdall_config::{Config, DEFAULT_CONFIG_YAML};
-use heimdall_server::Server;
+use heimdall_server::{ReloadSource, Server, StartOptions};
 
 /// A thread-per-core, shared-nothing caching DNS server.
 #[derive(Debug, Parser)]
@@ -72,7 +73,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&signalled))
             .context("cannot install the signal handler")?;
     }
-    let server = Server::start(&config)?;
+    // SIGHUP only raises the server's reload flag; core 0 does the rest.
+    let reload_flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload_flag))
+        .context("cannot install the SIGHUP handler")?;
+    // A reload reads the same source again: the file, or the embedded
+    // default with the current resolv.conf.
+    let path = cli.config.clone();
+    let reload_source: ReloadSource =
+        Arc::new(move || load(path.as_ref()).map_err(|err| format!("{err:#}")));
+    let server = Server::start_with(
+        &config,
+        StartOptions {
+            reload_source: Some(reload_source),
+            reload_flag: Some(reload_flag),
+        },
+    )?;
     let stop = server.stop_flag();
     while !signalled.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));

@@ -124,6 +124,7 @@ fn runs_with_a_config_file_answers_and_stops_on_sigterm() {
         &format!(
             "server:\n  cores: [0]\n  listen: [127.0.0.1:{port}]\n  io_memory: 256KiB\n\
              upstream:\n  servers: [\"{}\"]\n  timeout: 500ms\n\
+             control:\n  enabled: false\n\
              log:\n  level: warn\n",
             upstream.local_addr()
         ),
@@ -180,4 +181,148 @@ fn runs_with_a_config_file_answers_and_stops_on_sigterm() {
     assert!(upstream.queries_for("host-5.zone.test.") >= 1);
     upstream.stop();
     std::fs::remove_file(config).unwrap();
+}
+
+/// Two different ports no one listens on right now (bind both, note,
+/// release: held together, they cannot be the same).
+fn free_ports() -> (u16, u16) {
+    let first = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
+    let second = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
+    (
+        first.local_addr().unwrap().port(),
+        second.local_addr().unwrap().port(),
+    )
+}
+
+/// Start the binary on `config` and wait until it answers `question`.
+fn start_and_ask(
+    config: &std::path::Path,
+    server: std::net::SocketAddr,
+    question: &[u8],
+) -> (ChildGuard, Reply) {
+    let started = Instant::now();
+    let child = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start heimdall");
+    let mut guard = ChildGuard(Some(child));
+    let client = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no answer within 3 s"
+        );
+        if let Some(status) = guard.0.as_mut().unwrap().try_wait().unwrap() {
+            panic!("heimdall exited early: {status}");
+        }
+        client.send_to(question, server).unwrap();
+        if let Ok((len, from)) = client.recv_from(&mut buf)
+            && from == server
+        {
+            return (guard, Reply::check(buf[..len].to_vec()));
+        }
+    }
+}
+
+fn ask(server: std::net::SocketAddr, question: &[u8]) -> Reply {
+    common::Client::new(server).exchange(question)
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+#[test]
+fn the_binary_reloads_on_sighup_serves_control_and_persists_its_cache() {
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let (dns_port, control_port) = free_ports();
+    let cache_file = scratch_file("binary-cache.bin", "");
+    std::fs::remove_file(&cache_file).unwrap();
+    let yaml = |version: u8| {
+        format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:{dns_port}]\n  io_memory: 256KiB\n\
+             cache:\n  persist: \"{}\"\n\
+             upstream:\n  servers: [\"{}\"]\n  timeout: 500ms\n\
+             local:\n  records: [\"svc.lan. 60 IN A 10.0.0.{version}\"]\n\
+             control:\n  listen: 127.0.0.1:{control_port}\n\
+             log:\n  level: warn\n",
+            cache_file.display(),
+            upstream.local_addr()
+        )
+    };
+    let config = scratch_file("binary-ops.yaml", &yaml(1));
+    let server = std::net::SocketAddr::from((LOOPBACK, dns_port));
+    let control = std::net::SocketAddr::from((LOOPBACK, control_port));
+    let svc = query(1, "svc.lan.", RecordType::A, Some(1232));
+    let (mut guard, reply) = start_and_ask(&config, server, &svc);
+    assert_single_a(&reply, std::net::Ipv4Addr::new(10, 0, 0, 1));
+    let pid = guard.0.as_ref().unwrap().id();
+    assert_single_a(
+        &ask(server, &query(2, "host-5.zone.test.", RecordType::A, None)),
+        host_v4(5),
+    );
+    assert_eq!(common::http::get_ok(control, "/health"), "ok\n");
+    let metrics = common::http::get_ok(control, "/metrics");
+    assert!(metrics.contains("heimdall_queries_total{core=\"0\",transport=\"udp\"}"));
+
+    // SIGHUP: the edited file is read again.
+    std::fs::write(&config, yaml(2)).unwrap();
+    signal(pid, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let reply = ask(server, &svc);
+        if reply.hickory.answers.first().map(|r| r.data.clone())
+            == Some(hickory_proto::rr::RData::A(
+                std::net::Ipv4Addr::new(10, 0, 0, 2).into(),
+            ))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // SIGTERM: a clean exit writes the cache file.
+    signal(pid, "TERM");
+    let status = guard.wait_for_exit(Duration::from_secs(5)).expect("exit");
+    assert!(status.success(), "{status}");
+    let saved = std::fs::read(&cache_file).expect("the cache file was written");
+    assert!(!saved.is_empty());
+
+    // A restart answers from the file; then kill -9 leaves it untouched.
+    upstream.reset_stats();
+    let (mut guard, reply) = start_and_ask(
+        &config,
+        server,
+        &query(3, "host-5.zone.test.", RecordType::A, None),
+    );
+    assert_single_a(&reply, host_v4(5));
+    assert_eq!(
+        upstream.queries_for("host-5.zone.test."),
+        0,
+        "served from the file"
+    );
+    let pid = guard.0.as_ref().unwrap().id();
+    signal(pid, "KILL");
+    guard.wait_for_exit(Duration::from_secs(5)).expect("killed");
+    assert_eq!(
+        std::fs::read(&cache_file).unwrap(),
+        saved,
+        "kill -9 left the file as it was"
+    );
+
+    upstream.stop();
+    std::fs::remove_file(config).unwrap();
+    std::fs::remove_file(cache_file).unwrap();
 }

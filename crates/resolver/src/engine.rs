@@ -11,6 +11,29 @@
 //! Everything is bounded: the in-flight table, the waiters per query, the
 //! queues of replies, sends and hints. Overload sheds queries and counts
 //! them.
+//!
+//! Serve-stale (RFC 8767, on when the cache policy's `stale_window` is not
+//! 0): a query that finds only an expired entry still inside the window is
+//! forwarded like a miss, but its in-flight query knows stale data exists.
+//! If the upstream fails (attempts used up, or an error rcode), the
+//! waiters get the stale entry instead of the error, the failure is not
+//! cached over it, and the cache slot is marked so that later queries are
+//! answered stale at once until `stale_refresh_retry_ms` has passed (the
+//! failure recheck timer). If the upstream is merely slow, the waiters
+//! present `stale_client_timeout_ms` after the query started are answered
+//! stale, and so is every later query for the key while the upstream query
+//! carries on; its answer refreshes the cache as usual. A stale answer has
+//! TTL 30 and, for EDNS clients, the EDE "Stale Answer".
+//!
+//! Prefetch: a fresh hit on an entry in the last `prefetch_threshold_percent`
+//! of its lifetime, with at least `prefetch_min_hits` hits since it was
+//! stored, starts an upstream query with no waiters (unless one is already
+//! outstanding for the key); the client is answered from the cache, and
+//! the refreshed answer is stored and hinted like any other.
+//!
+//! Operators act on a live engine through [`Resolver::flush_cache`] and
+//! [`Resolver::reconfigure`] (hot reload, keeping the cache but purging
+//! what the new policy would answer differently).
 
 use core::cmp::Reverse;
 use core::net::SocketAddr;
@@ -19,8 +42,8 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 use heimdall_cache::{
-    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, Lookup, TCP_LIMIT, Timestamp,
-    udp_limit,
+    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, EntryKind, Lookup, SlotInfo,
+    TCP_LIMIT, Timestamp, udp_limit,
 };
 use heimdall_policy::{
     Acl, AclDecision, BlockMode, Blocklist, PolicyError, RateDecision, RateLimitAction,
@@ -36,7 +59,13 @@ use rand::{Rng as _, SeedableRng as _};
 use smallvec::SmallVec;
 
 use crate::reply::{ReplyTo, ede, reply_flags, write_error_reply};
+use crate::stats::{QtypeTally, RCODE_SLOTS, rcode_slot};
 use crate::upstreams::{MAX_UPSTREAMS, Strategy, Upstreams};
+
+/// The upstream index of an in-flight query whose upstream was removed by
+/// a reload: no reply matches it, so its attempt times out and the next
+/// one picks a current upstream.
+const GONE: usize = usize::MAX;
 
 /// Why a resolver could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +82,9 @@ pub enum ResolverError {
     /// The policy settings were refused.
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),
+    /// A resolver setting is out of range.
+    #[error("{0}")]
+    InvalidSetting(&'static str),
 }
 
 /// Query policy applied before the cache, in this order: ACL, rate limit,
@@ -107,6 +139,22 @@ pub struct ResolverConfig {
     pub max_queued_hints: usize,
     /// Query policy (ACL, rate limit, local data, blocklist).
     pub policy: PolicyConfig,
+    /// Serve-stale client response timer (RFC 8767 section 5): how long
+    /// after an upstream query for a key with stale data started its
+    /// waiters are answered stale, in milliseconds. 0 answers stale at
+    /// once and refreshes in the background. Only used when the cache
+    /// policy's `stale_window` is not 0.
+    pub stale_client_timeout_ms: u64,
+    /// Serve-stale failure recheck timer (RFC 8767 section 5): after the
+    /// upstream failed for a key, it is answered stale without asking
+    /// upstream for this long, in milliseconds.
+    pub stale_refresh_retry_ms: u64,
+    /// Prefetch an entry when a hit finds at most this percentage of its
+    /// lifetime left (0 turns prefetch off; at most 100).
+    pub prefetch_threshold_percent: u8,
+    /// Prefetch only entries with at least this many hits since they were
+    /// stored (the hit that triggers it included).
+    pub prefetch_min_hits: u32,
 }
 
 impl Default for ResolverConfig {
@@ -126,8 +174,42 @@ impl Default for ResolverConfig {
             hints: true,
             max_queued_hints: 1024,
             policy: PolicyConfig::default(),
+            // RFC 8767 section 5 suggests 1.8 s and 30 s.
+            stale_client_timeout_ms: 1_800,
+            stale_refresh_retry_ms: 30_000,
+            // Unbound's prefetch window is the last 10% of the TTL.
+            prefetch_threshold_percent: 10,
+            prefetch_min_hits: 3,
         }
     }
+}
+
+impl ResolverConfig {
+    /// Check every setting that [`Resolver::new`] and
+    /// [`Resolver::reconfigure`] would refuse, without building anything.
+    pub fn validate(&self) -> Result<(), ResolverError> {
+        if self.upstreams.is_empty() {
+            return Err(ResolverError::NoUpstreams);
+        }
+        if self.upstreams.len() > MAX_UPSTREAMS {
+            return Err(ResolverError::TooManyUpstreams(self.upstreams.len()));
+        }
+        if self.prefetch_threshold_percent > 100 {
+            return Err(ResolverError::InvalidSetting(
+                "prefetch_threshold_percent must be 0 to 100",
+            ));
+        }
+        self.cache_policy.validate()?;
+        Ok(())
+    }
+}
+
+/// What a [`Resolver::reconfigure`] did beyond taking the new settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconfigureReport {
+    /// Cache entries removed because the new policy (blocklist, local
+    /// data) would answer their names differently.
+    pub purged: usize,
 }
 
 /// How a client reached us.
@@ -189,6 +271,23 @@ pub struct Hint {
 pub struct ResolverStats {
     /// Client queries received.
     pub queries: u64,
+    /// Client queries received over UDP.
+    pub queries_udp: u64,
+    /// Client queries received over TCP.
+    pub queries_tcp: u64,
+    /// Client queries by qtype: every query that parsed and had a
+    /// question, before any policy (see [`QtypeTally`] for codes above
+    /// 255).
+    pub qtypes: QtypeTally,
+    /// Replies produced (written by `handle_query` or `poll_reply`), by
+    /// full rcode (extended rcodes included): index = rcode for rcodes 0
+    /// to 22, index 23 for every rcode of 23 or more. See
+    /// [`ResolverStats::responses_with_rcode`].
+    pub responses_by_rcode: [u64; RCODE_SLOTS],
+    /// Stale answers sent (RFC 8767).
+    pub stale_served: u64,
+    /// Prefetch queries started (each may take several upstream attempts).
+    pub prefetches: u64,
     /// Answered from the cache.
     pub cache_hits: u64,
     /// Not in the cache.
@@ -245,6 +344,23 @@ pub struct ResolverStats {
     pub blocked: u64,
 }
 
+impl ResolverStats {
+    /// Replies produced with rcode `code`; for a code of 23 or more, the
+    /// replies with any rcode of 23 or more together.
+    pub fn responses_with_rcode(&self, code: u16) -> u64 {
+        self.responses_by_rcode
+            .get(rcode_slot(code))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn count_response(&mut self, rcode: u16) {
+        if let Some(count) = self.responses_by_rcode.get_mut(rcode_slot(rcode)) {
+            *count += 1;
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Waiter {
     client: ClientId,
@@ -257,7 +373,22 @@ struct Waiter {
 #[derive(Debug)]
 struct InFlight {
     key: QueryKey,
+    /// Clients waiting; none for a prefetch, or once stale was served.
     waiters: SmallVec<[Waiter; 1]>,
+    /// Unique among the queries of this resolver: names the query for its
+    /// stale timer (the generation changes with every attempt).
+    serial: u32,
+    /// When the first attempt was queued: the stale client timer runs
+    /// from here.
+    started_at: Timestamp,
+    /// A stale entry exists for the key (its timer is armed).
+    stale: bool,
+    /// Stale was served to the waiters: later queries for the key are
+    /// answered stale at once while this query carries on.
+    stale_served: bool,
+    /// Whether the answer may be cached: a reload clears it for a key the
+    /// new policy answers itself (blocked or local).
+    store: bool,
     upstream: usize,
     upstream_id: u16,
     tried: u64,
@@ -276,6 +407,8 @@ enum Answer {
     Relay(Box<[u8]>),
     /// No usable answer: SERVFAIL with this EDE code.
     Fail(u16),
+    /// The upstream failed or is slow: a stale entry, served as such.
+    Stale(Entry),
 }
 
 #[derive(Debug)]
@@ -297,7 +430,10 @@ pub struct Resolver {
     by_key: HashMap<QueryKey, u32>,
     by_id: HashMap<u16, u32>,
     deadlines: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
+    /// Serve-stale client timers: (when, slot, serial).
+    stale_timers: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
     next_generation: u32,
+    next_serial: u32,
     transmits: VecDeque<(u32, u32)>,
     completions: VecDeque<Completion>,
     hints: VecDeque<Hint>,
@@ -323,12 +459,7 @@ impl Resolver {
     }
 
     fn with_rng(config: ResolverConfig, rng: SmallRng) -> Result<Self, ResolverError> {
-        if config.upstreams.is_empty() {
-            return Err(ResolverError::NoUpstreams);
-        }
-        if config.upstreams.len() > MAX_UPSTREAMS {
-            return Err(ResolverError::TooManyUpstreams(config.upstreams.len()));
-        }
+        config.validate()?;
         let cache = Cache::new(config.cache_bytes, config.cache_policy)?;
         let upstreams = Upstreams::new(&config.upstreams, config.strategy);
         let rate_limiter = match &config.policy.rate_limit {
@@ -351,7 +482,9 @@ impl Resolver {
             by_key: HashMap::new(),
             by_id: HashMap::new(),
             deadlines: BinaryHeap::new(),
+            stale_timers: BinaryHeap::new(),
             next_generation: 0,
+            next_serial: 0,
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             hints: VecDeque::new(),
@@ -388,9 +521,34 @@ impl Resolver {
         self.by_key.len()
     }
 
-    /// Handle one client query. A reply ready now (cache hit, error) is
-    /// written to `out`; a miss is forwarded and answered later.
+    /// Handle one client query. A reply ready now (cache hit, stale
+    /// answer, error) is written to `out`; a miss is forwarded and
+    /// answered later.
     pub fn handle_query(
+        &mut self,
+        packet: &[u8],
+        client: ClientId,
+        now: Timestamp,
+        out: &mut [u8],
+    ) -> QueryOutcome {
+        let badvers_before = self.stats.badvers;
+        let outcome = self.answer_query(packet, client, now, out);
+        if let QueryOutcome::Reply(_) = outcome {
+            // Every reply written here has its whole rcode in the header
+            // except BADVERS, whose upper bits sit in the OPT record; only
+            // `refuse` writes one and counts it, so the counter tells
+            // without parsing the reply.
+            let rcode = if self.stats.badvers != badvers_before {
+                Rcode::BADVERS.0
+            } else {
+                out.get(3).map_or(0, |&byte| u16::from(byte & 0x0f))
+            };
+            self.stats.count_response(rcode);
+        }
+        outcome
+    }
+
+    fn answer_query(
         &mut self,
         packet: &[u8],
         client: ClientId,
@@ -407,6 +565,10 @@ impl Resolver {
             return QueryOutcome::Dropped;
         }
         self.stats.queries += 1;
+        match client.transport {
+            Transport::Udp => self.stats.queries_udp += 1,
+            Transport::Tcp(_) => self.stats.queries_tcp += 1,
+        }
         // Policy on the client address first: ACL, then rate limit.
         let client_ip = client.addr.ip();
         let acl = match &self.config.policy.acl {
@@ -459,6 +621,9 @@ impl Resolver {
         };
         let edns = ClientEdns::of(&message);
         let question = message.question();
+        if let Some(question) = &question {
+            self.stats.qtypes.record(question.qtype.0);
+        }
         // Only error replies echo the query this way; built when one is sent.
         let to = || ReplyTo {
             id: header.id,
@@ -501,33 +666,66 @@ impl Resolver {
         // only exist for a name that passed both under this same immutable
         // snapshot (every core shares it, so hints obey it too), so a hit
         // needs neither check, and a 1M-name blocklist costs the hit path
-        // nothing. A policy change must therefore come with a cache flush
-        // (the reload work of issue 7). The client's own letter case, in
-        // wire form, is kept for the reply: a hit takes it straight from
-        // the packet, where the only question's name sits at offset 12.
-        let mut qname = WireNameBuf::new();
-        if let Lookup::Fresh(entry) = self.cache.lookup(&self.scratch_key, now) {
-            let mut request = AnswerRequest {
-                id: header.id,
-                flags: header.flags,
-                qname: packet
-                    .get(HEADER_LEN..HEADER_LEN + question.name.wire_len())
-                    .unwrap_or_default(),
-                edns,
-                our_udp_payload: self.config.udp_payload_size,
-                limit,
-            };
-            let mut written = entry.write_answer(out, &request, now);
-            if let Err(CacheError::QuestionMismatch) = written {
-                // A compressed qname is not whole at offset 12: copy it out.
-                question.name.write_wire(&mut qname);
-                request.qname = &qname;
-                written = entry.write_answer(out, &request, now);
+        // nothing. A policy change must therefore purge what the new policy
+        // answers differently (`reconfigure` does). The client's own letter
+        // case, in wire form, is kept for the reply: a hit takes it
+        // straight from the packet, where the only question's name sits at
+        // offset 12.
+        let request = AnswerRequest {
+            id: header.id,
+            flags: header.flags,
+            qname: packet
+                .get(HEADER_LEN..HEADER_LEN + question.name.wire_len())
+                .unwrap_or_default(),
+            edns,
+            our_udp_payload: self.config.udp_payload_size,
+            limit,
+            stale: false,
+        };
+        let mut stale_pending = false;
+        let (lookup, info) = self.cache.lookup_slot(&self.scratch_key, now);
+        match lookup {
+            Lookup::Fresh(entry) => {
+                if let Ok(len) = write_hit(entry, out, &request, &question.name, now) {
+                    self.stats.cache_hits += 1;
+                    let prefetch = wants_prefetch(&self.config, entry, info, now)
+                        && !self.by_key.contains_key(&self.scratch_key);
+                    if prefetch {
+                        self.prefetch(now);
+                    }
+                    return QueryOutcome::Reply(len);
+                }
             }
-            if let Ok(len) = written {
-                self.stats.cache_hits += 1;
-                return QueryOutcome::Reply(len);
+            Lookup::Stale(entry) => {
+                let timeout = self.config.stale_client_timeout_ms;
+                let inflight = self
+                    .by_key
+                    .get(&self.scratch_key)
+                    .and_then(|&slot| self.slots.get(slot as usize))
+                    .and_then(Option::as_ref);
+                // Answer stale now when the upstream failed recently, or
+                // when the client timer of the outstanding query (or of
+                // one that would start now) has already run out.
+                let recently_failed = info.refresh_after > now;
+                let timed_out = match inflight {
+                    Some(inflight) => {
+                        inflight.stale_served || now >= inflight.started_at.add_millis(timeout)
+                    }
+                    None => timeout == 0,
+                };
+                if recently_failed || timed_out {
+                    let stale = request.with_stale(true);
+                    if let Ok(len) = write_hit(entry, out, &stale, &question.name, now) {
+                        self.stats.stale_served += 1;
+                        if !recently_failed {
+                            self.refresh_stale(now);
+                        }
+                        return QueryOutcome::Reply(len);
+                    }
+                }
+                stale_pending = true;
             }
+            Lookup::Miss => {}
         }
         // A miss: local data, then the blocklist, then forwarding.
         if let Some(local) = &self.config.policy.local {
@@ -562,6 +760,7 @@ impl Resolver {
             };
         }
         self.stats.cache_misses += 1;
+        let mut qname = WireNameBuf::new();
         question.name.write_wire(&mut qname);
         let waiter = Waiter {
             client,
@@ -570,7 +769,35 @@ impl Resolver {
             qname,
             edns,
         };
-        self.forward(waiter, now)
+        self.forward(waiter, stale_pending, now)
+    }
+
+    /// Start a prefetch of the key in `scratch_key`: an upstream query
+    /// with no waiters. Skipped (not shed: nobody waits) when the
+    /// in-flight table is full.
+    fn prefetch(&mut self, now: Timestamp) {
+        if self.by_key.len() < self.config.max_inflight
+            && self.start_query(None, false, now).is_some()
+        {
+            self.stats.prefetches += 1;
+        }
+    }
+
+    /// Stale was just served for the key in `scratch_key` because the
+    /// client timer ran out: mark its outstanding query so later queries
+    /// are answered stale too, or, with no query outstanding (a client
+    /// timer of 0), start one in the background to refresh the entry.
+    fn refresh_stale(&mut self, now: Timestamp) {
+        if let Some(&slot) = self.by_key.get(&self.scratch_key) {
+            if let Some(Some(inflight)) = self.slots.get_mut(slot as usize) {
+                inflight.stale_served = true;
+            }
+        } else if self.by_key.len() < self.config.max_inflight
+            && let Some(slot) = self.start_query(None, true, now)
+            && let Some(Some(inflight)) = self.slots.get_mut(slot as usize)
+        {
+            inflight.stale_served = true;
+        }
     }
 
     /// RFC 1035 / 6891 / 8906 admission rules for a parsed query.
@@ -646,7 +873,8 @@ impl Resolver {
     }
 
     /// Join the outstanding query for the key in `scratch_key`, or start one.
-    fn forward(&mut self, waiter: Waiter, now: Timestamp) -> QueryOutcome {
+    /// `stale`: the cache holds a stale entry for the key.
+    fn forward(&mut self, waiter: Waiter, stale: bool, now: Timestamp) -> QueryOutcome {
         if self.total_waiters >= self.config.max_total_waiters {
             self.stats.dropped_overload += 1;
             return QueryOutcome::Dropped;
@@ -661,6 +889,13 @@ impl Resolver {
                 inflight.waiters.push(waiter);
                 self.total_waiters += 1;
                 self.stats.coalesced += 1;
+                // A prefetch that started while the entry was fresh learns
+                // here that it has gone stale.
+                if stale && !inflight.stale {
+                    inflight.stale = true;
+                    let (started_at, serial) = (inflight.started_at, inflight.serial);
+                    self.arm_stale_timer(slot, serial, started_at);
+                }
                 return QueryOutcome::Pending;
             }
         }
@@ -668,19 +903,38 @@ impl Resolver {
             self.stats.dropped_overload += 1;
             return QueryOutcome::Dropped;
         }
+        match self.start_query(Some(waiter), stale, now) {
+            Some(_) => QueryOutcome::Pending,
+            None => QueryOutcome::Dropped,
+        }
+    }
+
+    /// Start an upstream query for the key in `scratch_key`, with one
+    /// waiter or none (a prefetch or background refresh); `stale`: the
+    /// cache holds a stale entry for it. Returns the slot. The caller has
+    /// checked the in-flight bound.
+    fn start_query(&mut self, waiter: Option<Waiter>, stale: bool, now: Timestamp) -> Option<u32> {
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
             None => {
                 self.slots.push(None);
-                (self.slots.len() - 1) as u32
+                u32::try_from(self.slots.len() - 1).ok()?
             }
         };
         let mut waiters = SmallVec::new();
-        waiters.push(waiter);
-        self.total_waiters += 1;
+        if let Some(waiter) = waiter {
+            waiters.push(waiter);
+            self.total_waiters += 1;
+        }
+        self.next_serial = self.next_serial.wrapping_add(1);
         let inflight = InFlight {
             key: self.scratch_key.clone(),
             waiters,
+            serial: self.next_serial,
+            started_at: now,
+            stale,
+            stale_served: false,
+            store: true,
             upstream: 0,
             upstream_id: 0,
             tried: 0,
@@ -689,12 +943,23 @@ impl Resolver {
             generation: 0,
             tcp: false,
         };
+        let serial = inflight.serial;
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(slot as usize) {
             *place = Some(inflight);
         }
+        if stale {
+            self.arm_stale_timer(slot, serial, now);
+        }
         self.send_attempt(slot, now);
-        QueryOutcome::Pending
+        Some(slot)
+    }
+
+    /// Arm the serve-stale client timer of the query `serial` in `slot`,
+    /// which started at `started_at`.
+    fn arm_stale_timer(&mut self, slot: u32, serial: u32, started_at: Timestamp) {
+        let deadline = started_at.add_millis(self.config.stale_client_timeout_ms);
+        self.stale_timers.push(Reverse((deadline, slot, serial)));
     }
 
     /// A fresh upstream ID not used by any outstanding query.
@@ -715,12 +980,12 @@ impl Resolver {
             return;
         };
         if inflight.attempts >= attempts_allowed {
-            self.complete(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
             return;
         }
         let tried = inflight.tried;
         let Some(upstream) = self.upstreams.choose(tried, now.as_millis()) else {
-            self.complete(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
             return;
         };
         let tcp_only = self
@@ -845,17 +1110,18 @@ impl Resolver {
             if attempts_left {
                 self.send_attempt(slot, now);
             } else if rcode == Rcode::SERVFAIL {
-                self.complete(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+                self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
             } else {
-                self.complete(slot, Answer::Relay(packet.into()), now);
+                self.fail(slot, Answer::Relay(packet.into()), now);
             }
             return;
         }
         self.upstreams.on_reply(upstream, rtt_us);
         let key = inflight.key.clone();
+        let store = inflight.store;
         match Entry::from_response(&key, &message, now, &self.config.cache_policy) {
             Ok(Some(entry)) => {
-                let stored = self.cache.insert(&key, entry.clone(), now).is_ok();
+                let stored = store && self.cache.insert(&key, entry.clone(), now).is_ok();
                 if stored && self.config.hints {
                     if self.hints.len() < self.config.max_queued_hints {
                         self.hints.push_back(Hint {
@@ -867,14 +1133,65 @@ impl Resolver {
                         self.stats.hints_dropped += 1;
                     }
                 }
-                self.complete(slot, Answer::Entry(entry), now);
+                self.complete(slot, Answer::Entry(entry));
             }
-            Ok(None) | Err(_) => self.complete(slot, Answer::Relay(packet.into()), now),
+            Ok(None) | Err(_) => self.complete(slot, Answer::Relay(packet.into())),
         }
     }
 
+    /// The upstream gave no usable answer for `slot` (`answer` says what
+    /// the waiters get otherwise). When the cache still holds a usable
+    /// entry for the key (stale, or fresh after a failed prefetch), the
+    /// waiters get that instead, the entry is kept (not overwritten by the
+    /// failure) and marked so the upstream is not asked again for
+    /// `stale_refresh_retry_ms`. Otherwise a SERVFAIL is remembered
+    /// briefly (RFC 9520) and `answer` goes out.
+    fn fail(&mut self, slot: u32, answer: Answer, now: Timestamp) {
+        let Some(Some(inflight)) = self.slots.get(slot as usize) else {
+            return;
+        };
+        let key = &inflight.key;
+        let waiting = !inflight.waiters.is_empty();
+        // Cloning the entry allocates: only when someone will read it.
+        let kept = match self.cache.peek_usable(key, now) {
+            Lookup::Fresh(entry) if entry.kind() != EntryKind::ServFail => {
+                Some(waiting.then(|| Answer::Entry(entry.clone())))
+            }
+            Lookup::Stale(entry) => Some(waiting.then(|| Answer::Stale(entry.clone()))),
+            _ => None,
+        };
+        let answer = match kept {
+            Some(fallback) => {
+                let retry_at = now.add_millis(self.config.stale_refresh_retry_ms);
+                self.cache.set_refresh_after(key, retry_at);
+                fallback.unwrap_or(answer)
+            }
+            None => {
+                if let Answer::Fail(_) = answer
+                    && inflight.store
+                {
+                    // Remember the failure briefly so a dead upstream is
+                    // not asked again for every client (RFC 9520).
+                    if let Ok(entry) = Entry::failure(
+                        key,
+                        &key.name,
+                        Rcode::SERVFAIL,
+                        now,
+                        &self.config.cache_policy,
+                    ) {
+                        // Only an entry larger than the whole shard is
+                        // refused; then the failure is not remembered.
+                        let _ = self.cache.insert(key, entry, now);
+                    }
+                }
+                answer
+            }
+        };
+        self.complete(slot, answer);
+    }
+
     /// Retire `slot` and queue its waiters' replies.
-    fn complete(&mut self, slot: u32, answer: Answer, now: Timestamp) {
+    fn complete(&mut self, slot: u32, answer: Answer) {
         let Some(inflight) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
@@ -884,20 +1201,9 @@ impl Resolver {
         if self.by_id.get(&inflight.upstream_id) == Some(&slot) {
             self.by_id.remove(&inflight.upstream_id);
         }
-        if let Answer::Fail(_) = answer {
-            // Remember the failure briefly so a dead upstream is not asked
-            // again for every client (RFC 9520).
-            if let Ok(entry) = Entry::failure(
-                &inflight.key,
-                &inflight.key.name,
-                Rcode::SERVFAIL,
-                now,
-                &self.config.cache_policy,
-            ) {
-                // Only an entry larger than the whole shard is refused;
-                // then the failure simply is not remembered.
-                let _ = self.cache.insert(&inflight.key, entry, now);
-            }
+        if inflight.waiters.is_empty() {
+            // A prefetch, or a query whose waiters were answered stale.
+            return;
         }
         self.completions.push_back(Completion {
             answer,
@@ -907,21 +1213,45 @@ impl Resolver {
         });
     }
 
-    /// When the next deadline falls, if any query is outstanding.
+    /// When the next deadline falls (an attempt's timeout, or a
+    /// serve-stale client timer), if any query is outstanding.
     pub fn next_deadline(&mut self) -> Option<Timestamp> {
+        let mut attempt = None;
         while let Some(Reverse((deadline, slot, generation))) = self.deadlines.peek().copied() {
             let live = matches!(self.slots.get(slot as usize), Some(Some(f)) if f.generation == generation);
             if live {
-                return Some(deadline);
+                attempt = Some(deadline);
+                break;
             }
             self.deadlines.pop();
         }
-        None
+        let mut stale = None;
+        while let Some(Reverse((deadline, slot, serial))) = self.stale_timers.peek().copied() {
+            let live = matches!(self.slots.get(slot as usize),
+                Some(Some(f)) if f.serial == serial && !f.stale_served && !f.waiters.is_empty());
+            if live {
+                stale = Some(deadline);
+                break;
+            }
+            self.stale_timers.pop();
+        }
+        match (attempt, stale) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Handle every deadline that has passed by `now`: the attempt timed
-    /// out, so try the next upstream or fail.
+    /// Handle every deadline that has passed by `now`: a timed-out
+    /// attempt tries the next upstream or fails; a serve-stale client
+    /// timer answers the waiters stale.
     pub fn handle_timeouts(&mut self, now: Timestamp) {
+        while let Some(Reverse((deadline, slot, serial))) = self.stale_timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.stale_timers.pop();
+            self.serve_stale_waiters(slot, serial, now);
+        }
         while let Some(Reverse((deadline, slot, generation))) = self.deadlines.peek().copied() {
             if deadline > now {
                 break;
@@ -943,6 +1273,36 @@ impl Resolver {
         }
     }
 
+    /// The client timer of query `serial` in `slot` ran out: answer its
+    /// waiters from the cache (stale) and let the query carry on. When the
+    /// entry has meanwhile left its stale window, they keep waiting.
+    fn serve_stale_waiters(&mut self, slot: u32, serial: u32, now: Timestamp) {
+        let Some(Some(inflight)) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if inflight.serial != serial || inflight.stale_served {
+            return;
+        }
+        let answer = match self.cache.peek_usable(&inflight.key, now) {
+            Lookup::Stale(entry) => Answer::Stale(entry.clone()),
+            // A hint from another core may have refreshed it.
+            Lookup::Fresh(entry) => Answer::Entry(entry.clone()),
+            Lookup::Miss => return,
+        };
+        inflight.stale_served = true;
+        let waiters = core::mem::take(&mut inflight.waiters);
+        let (qtype, qclass) = (inflight.key.qtype, inflight.key.qclass);
+        self.total_waiters = self.total_waiters.saturating_sub(waiters.len());
+        if !waiters.is_empty() {
+            self.completions.push_back(Completion {
+                answer,
+                waiters,
+                qtype,
+                qclass,
+            });
+        }
+    }
+
     /// The next reply to a waiting client, written into `out`.
     pub fn poll_reply(&mut self, out: &mut [u8], now: Timestamp) -> Option<(ClientId, usize)> {
         loop {
@@ -956,8 +1316,9 @@ impl Resolver {
                 Transport::Tcp(_) => TCP_LIMIT,
             };
             let our_size = self.config.udp_payload_size;
-            let len = match &completion.answer {
-                Answer::Entry(entry) => {
+            let written = match &completion.answer {
+                Answer::Entry(entry) | Answer::Stale(entry) => {
+                    let stale = matches!(completion.answer, Answer::Stale(_));
                     let request = AnswerRequest {
                         id: waiter.id,
                         flags: waiter.flags,
@@ -965,8 +1326,13 @@ impl Resolver {
                         edns: waiter.edns,
                         our_udp_payload: our_size,
                         limit,
+                        stale,
                     };
-                    entry.write_answer(out, &request, now).ok()
+                    let len = entry.write_answer(out, &request, now).ok();
+                    if stale && len.is_some() {
+                        self.stats.stale_served += 1;
+                    }
+                    len.map(|len| (len, entry.rcode().0))
                 }
                 Answer::Relay(bytes) => write_relay(out, bytes, &waiter, limit, our_size),
                 Answer::Fail(code) => {
@@ -978,16 +1344,13 @@ impl Resolver {
                         question: name.map(|name| (name, completion.qtype, completion.qclass)),
                         edns: waiter.edns,
                     };
-                    Some(write_error_reply(
-                        out,
-                        &to,
-                        Rcode::SERVFAIL,
-                        Some((*code, "")),
-                        our_size,
-                    ))
+                    let len =
+                        write_error_reply(out, &to, Rcode::SERVFAIL, Some((*code, "")), our_size);
+                    Some((len, Rcode::SERVFAIL.0))
                 }
             };
-            if let Some(len) = len.filter(|&len| len > 0) {
+            if let Some((len, rcode)) = written.filter(|&(len, _)| len > 0) {
+                self.stats.count_response(rcode);
                 return Some((waiter.client, len));
             }
         }
@@ -999,13 +1362,179 @@ impl Resolver {
     }
 
     /// A hint from another core: stored unless this core has a fresher
-    /// answer.
+    /// answer, or its name is blocked here (a hint sent before a reload
+    /// may arrive after it).
     pub fn receive_hint(&mut self, hint: Hint, now: Timestamp) {
         self.stats.hints_in += 1;
+        if let Some(blocklist) = &self.config.policy.blocklist
+            && blocklist.check_lower_wire(&hint.key.name) == Verdict::Blocked
+        {
+            return;
+        }
         if self.cache.insert_hint(&hint.key, hint.entry, now) {
             self.stats.hints_stored += 1;
         }
     }
+
+    /// Operator flush: with `None`, every entry; with a name (uncompressed
+    /// wire form, any case), the entries for it and every name below it.
+    /// Returns how many entries were removed (0 for an invalid name).
+    /// In-flight queries are not touched. Walks the whole shard.
+    pub fn flush_cache(&mut self, name_wire: Option<&[u8]>) -> usize {
+        match name_wire {
+            None => {
+                let removed = self.cache.len();
+                self.cache.clear();
+                removed
+            }
+            Some(name) => self.cache.remove_subtree(name).unwrap_or(0),
+        }
+    }
+
+    /// Hot reload: take `config` in place of the current settings, keeping
+    /// the cache, the in-flight queries and what was learned about
+    /// upstreams that stay. Validated first: on error nothing changes.
+    ///
+    /// Replaced: the policy (ACL, rate limiter — its buckets are kept when
+    /// its settings did not change —, local data, blocklist, block mode
+    /// and TTL), the upstream list and strategy, timeouts, attempts,
+    /// serve-stale and prefetch settings, the cache policy and capacity
+    /// (evicting down when smaller). In-flight queries keep their
+    /// upstream by address; one whose upstream was removed times out and
+    /// moves on to its next attempt.
+    ///
+    /// The cache is consulted before local data and the blocklist, so the
+    /// entries the new policy answers differently are purged: every entry
+    /// whose name the new blocklist blocks, and, when the local data
+    /// changed (another snapshot), every entry at or below a name of the
+    /// old or the new local data. In-flight queries for such names still
+    /// answer their waiters but are not cached.
+    ///
+    /// `_now` is the time of the reload; nothing in it depends on time
+    /// yet, but callers pass it so that can change without a new API.
+    pub fn reconfigure(
+        &mut self,
+        config: ResolverConfig,
+        _now: Timestamp,
+    ) -> Result<ReconfigureReport, ResolverError> {
+        // Everything that can fail comes before the first change.
+        config.validate()?;
+        let keep_limiter = config.policy.rate_limit.is_some()
+            && config.policy.rate_limit == self.config.policy.rate_limit;
+        let new_limiter = match &config.policy.rate_limit {
+            Some((limits, cores)) if !keep_limiter => Some(RateLimiter::new(limits, *cores)?),
+            _ => None,
+        };
+        self.cache.set_policy(config.cache_policy)?;
+
+        if !keep_limiter {
+            self.rate_limiter = new_limiter;
+        }
+        self.cache.set_capacity(config.cache_bytes);
+        let moved = self
+            .upstreams
+            .reconfigure(&config.upstreams, config.strategy);
+        let remap = |index: usize| moved.get(index).copied().flatten();
+
+        let local_changed = match (&self.config.policy.local, &config.policy.local) {
+            (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
+            (None, None) => false,
+            _ => true,
+        };
+        // Bounded by the size of the local data, built once per reload.
+        let mut local_names: Vec<Vec<u8>> = Vec::new();
+        if local_changed {
+            for data in [&self.config.policy.local, &config.policy.local]
+                .into_iter()
+                .flatten()
+            {
+                local_names.extend(data.names().map(<[u8]>::to_vec));
+            }
+        }
+        let blocklist = config.policy.blocklist.as_deref();
+        let answered_by_policy = |name: &[u8]| {
+            blocklist.is_some_and(|list| list.check_lower_wire(name) == Verdict::Blocked)
+                || local_names.iter().any(|local| is_at_or_below(name, local))
+        };
+        let purged = if blocklist.is_none() && local_names.is_empty() {
+            0
+        } else {
+            self.cache
+                .retain(|entry| !answered_by_policy(entry.question_name()))
+        };
+        for inflight in self.slots.iter_mut().flatten() {
+            inflight.upstream = remap(inflight.upstream).unwrap_or(GONE);
+            inflight.tried = (0..MAX_UPSTREAMS)
+                .filter(|&old| inflight.tried & (1u64 << old) != 0)
+                .filter_map(remap)
+                .fold(0u64, |mask, new| mask | (1u64 << new));
+            if answered_by_policy(&inflight.key.name) {
+                inflight.store = false;
+            }
+        }
+        // Hints this core produced under the old policy and not yet sent.
+        self.hints
+            .retain(|hint| !answered_by_policy(&hint.key.name));
+        self.config = config;
+        Ok(ReconfigureReport { purged })
+    }
+}
+
+/// Write a hit from `entry` for `request`; when the client's qname at
+/// offset 12 was compressed (so not whole there), copy it out and retry.
+fn write_hit(
+    entry: &Entry,
+    out: &mut [u8],
+    request: &AnswerRequest<'_>,
+    name: &Name<'_>,
+    now: Timestamp,
+) -> Result<usize, CacheError> {
+    let written = entry.write_answer(out, request, now);
+    if let Err(CacheError::QuestionMismatch) = written {
+        // On the stack: the hit path does not allocate.
+        let mut qname = WireNameBuf::new();
+        name.write_wire(&mut qname);
+        let whole = AnswerRequest {
+            qname: &qname,
+            ..*request
+        };
+        return entry.write_answer(out, &whole, now);
+    }
+    written
+}
+
+/// Whether a fresh hit on `entry` (with the slot's `info`) should start a
+/// prefetch: prefetch is on, the entry has had enough hits, it is in the
+/// last `prefetch_threshold_percent` of its lifetime, it is not a
+/// remembered failure, and the upstream has not just failed for it.
+fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: Timestamp) -> bool {
+    let threshold = u64::from(config.prefetch_threshold_percent);
+    if threshold == 0 || info.hits < config.prefetch_min_hits {
+        return false;
+    }
+    let expires = entry.expires_at().as_millis();
+    let lifetime = expires.saturating_sub(entry.stored_at().as_millis());
+    let remaining = expires.saturating_sub(now.as_millis());
+    remaining.saturating_mul(100) <= lifetime.saturating_mul(threshold)
+        && entry.kind() != EntryKind::ServFail
+        && info.refresh_after <= now
+}
+
+/// Whether `name` is `ancestor` or below it; both are valid lower-cased
+/// wire names.
+fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+    let mut pos = 0usize;
+    // Each step moves past one label, so this ends within 128 steps.
+    while let Some(rest) = name.get(pos..) {
+        if rest == ancestor {
+            return true;
+        }
+        match rest.first() {
+            Some(&len) if len != 0 => pos += 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The upstream query for an in-flight entry: random ID, RD, the key's CD,
@@ -1040,7 +1569,7 @@ fn write_relay(
     waiter: &Waiter,
     limit: usize,
     our_size: u16,
-) -> Option<usize> {
+) -> Option<(usize, u16)> {
     let message = Message::parse(upstream_reply).ok()?;
     let question = message.question()?;
     let rcode = message.rcode();
@@ -1080,5 +1609,5 @@ fn write_relay(
         let _ = builder.opt(opt);
     }
     let len = builder.finish();
-    (len > HEADER_LEN).then_some(len)
+    (len > HEADER_LEN).then_some((len, rcode.0))
 }

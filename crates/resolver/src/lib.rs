@@ -4,10 +4,12 @@
 
 pub mod engine;
 pub mod reply;
+pub mod stats;
 pub mod upstreams;
 
 pub use engine::{
-    ClientId, Hint, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, ResolverError,
-    ResolverStats, Transmit, Transport,
+    ClientId, Hint, PolicyConfig, QueryOutcome, ReconfigureReport, Resolver, ResolverConfig,
+    ResolverError, ResolverStats, Transmit, Transport,
 };
+pub use stats::{LATENCY_BOUNDS_US, LatencyHistogram, QtypeTally, RCODE_SLOTS, rcode_slot};
 pub use upstreams::{Strategy, UpstreamStats, Upstreams};

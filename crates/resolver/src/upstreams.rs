@@ -3,8 +3,14 @@
 //!
 //! Each core keeps its own view; nothing here is shared. Times are
 //! milliseconds on the server's monotonic clock, handed in by the caller.
+//!
+//! A reload replaces the list ([`Upstreams::reconfigure`]) but keeps what
+//! was learned about every address that stays, so a reload does not make
+//! `fastest` forget its measurements or reset the counters.
 
 use core::net::SocketAddr;
+
+use crate::stats::LatencyHistogram;
 
 /// Most upstreams one resolver accepts: the set of upstreams a query has
 /// already tried is a 64-bit mask.
@@ -31,9 +37,9 @@ pub enum Strategy {
 /// Counters for one upstream (this core only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpstreamStats {
-    /// Queries sent.
+    /// Queries sent (attempts; a TCP retry after TC is not counted again).
     pub queries: u64,
-    /// Accepted replies.
+    /// Accepted replies (NOERROR and NXDOMAIN).
     pub replies: u64,
     /// Queries that timed out.
     pub timeouts: u64,
@@ -41,6 +47,9 @@ pub struct UpstreamStats {
     pub errors: u64,
     /// Replies with TC set.
     pub truncated: u64,
+    /// Round-trip times of the accepted replies (millisecond resolution:
+    /// the caller's clock ticks in milliseconds).
+    pub latency: LatencyHistogram,
 }
 
 /// One upstream and what this core has learned about it.
@@ -90,19 +99,62 @@ impl Upstreams {
         let list = addresses
             .iter()
             .take(MAX_UPSTREAMS)
-            .map(|&address| Upstream {
-                address,
-                srtt_us: None,
-                consecutive_failures: 0,
-                backoff_until_ms: 0,
-                stats: UpstreamStats::default(),
-            })
+            .map(|&address| Self::fresh(address))
             .collect();
         Self {
             list,
             strategy,
             next_turn: 0,
         }
+    }
+
+    fn fresh(address: SocketAddr) -> Upstream {
+        Upstream {
+            address,
+            srtt_us: None,
+            consecutive_failures: 0,
+            backoff_until_ms: 0,
+            stats: UpstreamStats::default(),
+        }
+    }
+
+    /// Replace the list with `addresses` (at most [`MAX_UPSTREAMS`]) and
+    /// the strategy with `strategy`. An address already present keeps its
+    /// SRTT, backoff and counters; a new one starts fresh. Returns, for
+    /// each old index, its new index (`None` when the address is gone), so
+    /// the caller can remap what refers to upstreams by index.
+    pub fn reconfigure(
+        &mut self,
+        addresses: &[SocketAddr],
+        strategy: Strategy,
+    ) -> [Option<usize>; MAX_UPSTREAMS] {
+        let mut moved = [None; MAX_UPSTREAMS];
+        let mut old: Vec<Option<Upstream>> = self.list.drain(..).map(Some).collect();
+        for &address in addresses.iter().take(MAX_UPSTREAMS) {
+            let new_index = self.list.len();
+            let kept = old
+                .iter_mut()
+                .enumerate()
+                .find(|(_, up)| up.as_ref().is_some_and(|up| up.address == address))
+                .and_then(|(old_index, up)| Some((old_index, up.take()?)));
+            match kept {
+                Some((old_index, upstream)) => {
+                    if let Some(slot) = moved.get_mut(old_index) {
+                        *slot = Some(new_index);
+                    }
+                    self.list.push(upstream);
+                }
+                None => self.list.push(Self::fresh(address)),
+            }
+        }
+        self.strategy = strategy;
+        self.next_turn = 0;
+        moved
+    }
+
+    /// The strategy in use.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 
     /// Number of upstreams.
@@ -199,6 +251,7 @@ impl Upstreams {
     pub fn on_reply(&mut self, index: usize, rtt_us: u64) {
         if let Some(upstream) = self.list.get_mut(index) {
             upstream.stats.replies += 1;
+            upstream.stats.latency.record(rtt_us);
             upstream.consecutive_failures = 0;
             upstream.backoff_until_ms = 0;
             upstream.srtt_us = Some(match upstream.srtt_us {
@@ -348,5 +401,44 @@ mod tests {
         let stats = set.get(0).unwrap().stats();
         assert_eq!((stats.queries, stats.truncated, stats.errors), (1, 1, 1));
         assert_eq!(set.index_of(addresses(1)[0]), Some(0));
+    }
+
+    #[test]
+    fn replies_feed_the_latency_histogram() {
+        let mut set = Upstreams::new(&addresses(1), Strategy::Ordered);
+        set.on_reply(0, 700);
+        set.on_reply(0, 30_000);
+        set.on_error(0);
+        let latency = set.get(0).unwrap().stats().latency;
+        assert_eq!((latency.count(), latency.sum_us()), (2, 30_700));
+        let buckets: Vec<_> = latency.buckets().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(buckets, [(Some(1_000), 1), (Some(50_000), 1)]);
+    }
+
+    #[test]
+    fn reconfigure_keeps_what_was_learned_per_address() {
+        let all = addresses(4);
+        let mut set = Upstreams::new(&all[..3], Strategy::Ordered);
+        set.choose(0, 0);
+        set.on_reply(0, 9_000);
+        set.on_timeout(2, 800, 0);
+        // Drop upstream 1, keep 0 and 2 in a new order, add 3.
+        let moved = set.reconfigure(&[all[2], all[3], all[0]], Strategy::Fastest);
+        assert_eq!(&moved[..4], &[Some(2), None, Some(0), None]);
+        assert!(moved[4..].iter().all(Option::is_none));
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.strategy(), Strategy::Fastest);
+        let kept = set.get(2).unwrap();
+        assert_eq!(kept.address(), all[0]);
+        assert_eq!(kept.srtt_us(), Some(9_000));
+        assert_eq!((kept.stats().queries, kept.stats().replies), (1, 1));
+        assert_eq!(set.get(0).unwrap().consecutive_failures(), 1);
+        assert_eq!(set.get(1).unwrap().stats(), UpstreamStats::default());
+        // Upstream 2 (old 2, now 0) is still in backoff.
+        assert_eq!(
+            set.choose(0, 1),
+            Some(1),
+            "unmeasured first, not in backoff"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The resolver's cache-hit path allocates nothing: `Resolver::handle_query`
 //! for a cached name (any letter case, with and without EDNS, truncated for
-//! a 512-byte client, over TCP) and the error replies it writes itself.
+//! a 512-byte client, over TCP), a stale answer served while the upstream
+//! is known to fail, hits that look at prefetch without starting one, and
+//! the error replies it writes itself.
 //!
 //! A counting global allocator counts allocations made by this thread while
 //! counting is on; the cache is filled through the engine before counting
@@ -18,7 +20,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use heimdall_cache::Timestamp;
+use heimdall_cache::{CachePolicy, Timestamp};
 use heimdall_policy::{AclBuilder, BlocklistBuilder, Cidr, ListFormat, RateLimitConfig};
 use heimdall_resolver::{
     ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, Transport,
@@ -170,4 +172,58 @@ fn hits_allocate_nothing(policy: PolicyConfig) {
     );
     assert_eq!(resolver.stats().cache_hits, 5);
     assert_eq!(count, 0, "the hit path allocated {count} times");
+}
+
+#[test]
+fn stale_answers_and_prefetch_checks_allocate_nothing() {
+    let config = ResolverConfig {
+        upstreams: vec![UPSTREAM.parse().unwrap()],
+        attempts: 1,
+        cache_policy: CachePolicy {
+            stale_window: 600,
+            ..CachePolicy::default()
+        },
+        ..ResolverConfig::default()
+    };
+    let mut resolver = Resolver::with_seed(config, 1).unwrap();
+    let t0 = Timestamp::from_secs(10);
+    warm(&mut resolver, "hot.example", 2, t0);
+    // A 300 s entry that goes stale, whose refresh then times out: from
+    // then on it is answered stale without asking upstream.
+    let mut out = vec![0u8; 65_535];
+    let stale_query = query("hot.example", RecordType::A, 2, Some((1232, false)));
+    let t1 = t0.add_secs(301);
+    let outcome = resolver.handle_query(&stale_query, client(Transport::Udp), t1, &mut out);
+    assert_eq!(outcome, QueryOutcome::Pending);
+    while resolver.poll_transmit(&mut out).is_some() {}
+    let deadline = resolver.next_deadline().unwrap();
+    resolver.handle_timeouts(deadline);
+    while resolver.poll_reply(&mut out, deadline).is_some() {}
+    assert_eq!(resolver.stats().stale_served, 1);
+
+    warm(&mut resolver, "fresh.example", 2, t1);
+    let fresh_query = query("fresh.example", RecordType::A, 3, None);
+    let plain = query("hot.example", RecordType::A, 4, None);
+    let t2 = deadline.add_secs(1);
+    let (outcomes, count) = allocations_during(|| {
+        let mut outcomes = [QueryOutcome::Dropped; 4];
+        // Stale, with and without EDNS.
+        outcomes[0] = resolver.handle_query(&stale_query, client(Transport::Udp), t2, &mut out);
+        outcomes[1] = resolver.handle_query(&plain, client(Transport::Udp), t2, &mut out);
+        // Fresh hits 1 and 2 of an entry near expiry: below the 3 hits a
+        // prefetch needs, so the check runs and nothing starts.
+        let late = t1.add_secs(295);
+        outcomes[2] = resolver.handle_query(&fresh_query, client(Transport::Udp), late, &mut out);
+        outcomes[3] = resolver.handle_query(&fresh_query, client(Transport::Udp), late, &mut out);
+        outcomes
+    });
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| matches!(outcome, QueryOutcome::Reply(_))),
+        "{outcomes:?}"
+    );
+    assert_eq!(resolver.stats().stale_served, 3);
+    assert_eq!(resolver.stats().prefetches, 0);
+    assert_eq!(count, 0, "the stale path allocated {count} times");
 }

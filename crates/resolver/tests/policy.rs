@@ -108,14 +108,16 @@ fn acl_comes_first() {
         &mut out,
     );
     assert_eq!(outcome, QueryOutcome::Dropped);
-    assert_eq!(
-        *r.stats(),
-        ResolverStats {
-            queries: 1,
-            acl_refused: 1,
-            ..ResolverStats::default()
-        }
-    );
+    // Refused by the ACL, but still counted: transport, qtype, rcode.
+    let mut expected = ResolverStats {
+        queries: 1,
+        queries_udp: 1,
+        acl_refused: 1,
+        ..ResolverStats::default()
+    };
+    expected.qtypes.record(RecordType::A.0);
+    expected.responses_by_rcode[usize::from(Rcode::REFUSED.0)] = 1;
+    assert_eq!(*r.stats(), expected);
     assert_eq!(r2.stats().acl_dropped, 1);
     assert_eq!(r2.stats().local_answers, 0);
 }

@@ -14,11 +14,16 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::net::UdpSocket;
-use heimdall_cache::{CacheStats, Timestamp};
+use heimdall_cache::{CacheStats, Entry, Timestamp};
+use heimdall_config::Config;
 use heimdall_resolver::{ClientId, Hint, QueryOutcome, Resolver, ResolverStats, Transport};
+use heimdall_wire::QueryKey;
 use socket2::Socket;
 
 use crate::batch::{DATAGRAM_BUF, DatagramBatch, send_to};
+use crate::control::{ControlLink, ControlMessage};
+use crate::endpoint::{Endpoint, ReloadDriver};
+use crate::reload::ReloadSource;
 use crate::tcp::{TcpSettings, TcpState, TcpStats};
 
 /// How often a blocked receive wakes to check for shutdown.
@@ -36,9 +41,34 @@ pub(crate) struct CoreSetup {
     pub(crate) resolver: Resolver,
     pub(crate) batch: usize,
     pub(crate) mesh: Option<MeshBuilder<Hint, Full>>,
+    pub(crate) control_mesh: Option<MeshBuilder<ControlMessage, Full>>,
+    /// Core 0 only: the control endpoint.
+    pub(crate) endpoint: Option<EndpointSetup>,
+    pub(crate) cores: usize,
+    /// Entries loaded from the cache file, for every core to insert.
+    pub(crate) preload: Arc<Vec<(QueryKey, Entry)>>,
+    /// Hand the shard's entries back at the end (cache persistence).
+    pub(crate) persist: bool,
     pub(crate) epoch: Instant,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) grace: Duration,
+}
+
+/// What core 0 needs to serve the control endpoint and drive reloads.
+pub(crate) struct EndpointSetup {
+    /// The bound listener, or `None` when the endpoint is disabled (SIGHUP
+    /// still reloads).
+    pub(crate) listener: Option<Socket>,
+    pub(crate) reload_source: Option<ReloadSource>,
+    pub(crate) reload_flag: Arc<AtomicBool>,
+    pub(crate) config: Config,
+}
+
+/// What a core hands back when it stops.
+pub(crate) struct CoreOutput {
+    pub(crate) report: CoreReport,
+    /// The shard's entries, when the cache is persisted.
+    pub(crate) entries: Vec<Entry>,
 }
 
 /// What a core did, reported when it stops.
@@ -74,8 +104,10 @@ pub(crate) struct CoreState {
     /// across one.
     pub(crate) scratch: RefCell<Vec<u8>>,
     senders: Option<Senders<Hint>>,
+    pub(crate) control: Option<ControlLink>,
     epoch: Instant,
-    hints_send_dropped: Cell<u64>,
+    pub(crate) hints_sent: Cell<u64>,
+    pub(crate) hints_send_dropped: Cell<u64>,
     send_errors: Cell<u64>,
 }
 
@@ -136,13 +168,16 @@ impl CoreState {
                 if senders.try_send_to(peer, hint).is_err() {
                     self.hints_send_dropped
                         .set(self.hints_send_dropped.get() + 1);
+                } else {
+                    self.hints_sent.set(self.hints_sent.get() + 1);
                 }
             };
             let peers = senders.nr_consumers();
+            let me = senders.peer_id();
             // The last peer gets the hint itself, the others a copy.
-            let last = (0..peers).rev().find(|&peer| peer != self.index);
+            let last = (0..peers).rev().find(|&peer| peer != me);
             while let Some(hint) = resolver.poll_hint() {
-                for peer in (0..peers).filter(|&peer| peer != self.index && Some(peer) != last) {
+                for peer in (0..peers).filter(|&peer| peer != me && Some(peer) != last) {
                     send(peer, hint.clone());
                 }
                 if let Some(peer) = last {
@@ -268,16 +303,21 @@ async fn run_timers(state: Rc<CoreState>, done: Rc<Cell<bool>>) {
 }
 
 /// The body of one core's executor.
-pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
+pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     let CoreSetup {
         index,
         listeners,
         tcp_listeners,
         tcp,
         upstream_sockets,
-        resolver,
+        mut resolver,
         batch,
         mesh,
+        control_mesh,
+        endpoint,
+        cores,
+        preload,
+        persist,
         epoch,
         stop,
         grace,
@@ -292,6 +332,25 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
         },
         None => (None, None),
     };
+    let (control, control_receivers) = match control_mesh {
+        Some(mesh) => match mesh.join().await {
+            Ok((senders, receivers)) => (Some(ControlLink::new(senders)), Some(receivers)),
+            Err(err) => {
+                log::warn!("core {index}: could not join the control mesh ({err})");
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+    if !preload.is_empty() {
+        let now = Timestamp::from_millis(epoch.elapsed().as_millis() as u64);
+        let cache = resolver.cache_mut();
+        for (key, entry) in preload.iter() {
+            // Only an entry larger than the whole shard is refused.
+            let _ = cache.insert(key, entry.clone(), now);
+        }
+    }
+    drop(preload);
     let listener_fds = listeners.iter().map(AsRawFd::as_raw_fd).collect();
     let upstream_fds = upstream_sockets
         .iter()
@@ -313,10 +372,39 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
         next_upstream_socket: Cell::new(index),
         scratch: RefCell::new(vec![0u8; usize::from(u16::MAX)]),
         senders,
+        control,
         epoch,
+        hints_sent: Cell::new(0),
         hints_send_dropped: Cell::new(0),
         send_errors: Cell::new(0),
     });
+    if let Some(receivers) = control_receivers {
+        crate::control::spawn_receivers(&state, receivers);
+    }
+    // TCP listeners (DNS and control) to shut down when serving stops.
+    let mut listening_fds = Vec::new();
+    if let Some(setup) = endpoint {
+        let endpoint = Endpoint::new(
+            Rc::clone(&state),
+            cores,
+            ReloadDriver::new(setup.reload_source, setup.config),
+        );
+        if let Some(listener) = setup.listener {
+            listening_fds.push(listener.as_raw_fd());
+            glommio::spawn_local(crate::endpoint::serve(
+                Rc::clone(&endpoint),
+                crate::batch::tcp_listener(listener),
+                Arc::clone(&stop),
+            ))
+            .detach();
+        }
+        glommio::spawn_local(crate::endpoint::watch_reload_signal(
+            endpoint,
+            setup.reload_flag,
+            Arc::clone(&stop),
+        ))
+        .detach();
+    }
     let done = Rc::new(Cell::new(false));
     if let Some(mut receivers) = receivers {
         for (_, receiver) in receivers.streams() {
@@ -352,9 +440,10 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
             ))
         })
         .collect();
-    // TCP listeners accept until the executor ends (new connections are
-    // refused once the stop flag is set).
+    // TCP listeners accept until they are shut down below (new connections
+    // are refused once the stop flag is set).
     for (listener, socket) in tcp_listeners.into_iter().enumerate() {
+        listening_fds.push(socket.as_raw_fd());
         glommio::spawn_local(crate::tcp::serve_tcp(
             Rc::clone(&state),
             crate::batch::tcp_listener(socket),
@@ -369,6 +458,14 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
     for task in serving {
         open_listeners.push(task.await);
     }
+    // A listener's pending accept sits in io_uring, which keeps the socket
+    // listening until the ring is torn down, asynchronously, after the
+    // process exits: a quick restart could not bind the control port, and
+    // DNS connections would go to a listener no one serves. Shutting them
+    // down ends the accepts and the listening state now.
+    for fd in listening_fds {
+        crate::batch::shutdown_socket(fd);
+    }
     // Stopped receiving: give outstanding upstream queries a bounded time
     // to finish so their clients still get answers.
     let grace_end = Instant::now() + grace;
@@ -380,8 +477,16 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
     if let Some(senders) = &state.senders {
         senders.close();
     }
+    if let Some(control) = &state.control {
+        control.close();
+    }
     let resolver = state.resolver.borrow();
-    CoreReport {
+    let entries = if persist {
+        resolver.cache().entries().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let report = CoreReport {
         core: index,
         resolver: *resolver.stats(),
         cache: resolver.cache().stats(),
@@ -390,5 +495,6 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreReport {
         abandoned_inflight: resolver.inflight(),
         tcp: state.tcp.stats.get(),
         tcp_open_connections: state.tcp.connections(),
-    }
+    };
+    CoreOutput { report, entries }
 }

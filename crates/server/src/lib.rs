@@ -8,10 +8,21 @@
 //! bounded channel mesh. The returned [`ServerHandle`] reports the bound
 //! addresses, stops the server gracefully and collects each core's
 //! counters.
+//!
+//! Operations: core 0 also serves the HTTP control endpoint (metrics,
+//! health, cache flush, reload) and asks the other cores over a second,
+//! control-only channel mesh; a reload (HTTP or SIGHUP via
+//! [`ServerHandle::reload_flag`]) swaps every core's read-only snapshot
+//! while the caches stay. With `cache.persist`, the caches are loaded at
+//! start and saved by [`ServerHandle::join`].
 
 mod batch;
+mod control;
 mod core;
+mod endpoint;
+mod persist;
 mod policy;
+mod reload;
 mod sockets;
 mod tcp;
 
@@ -20,14 +31,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
-use heimdall_cache::CachePolicy;
-use heimdall_config::{Config, UpstreamStrategy};
-use heimdall_resolver::{Resolver, ResolverConfig, ResolverError, Strategy};
+use heimdall_cache::Timestamp;
+use heimdall_config::Config;
+use heimdall_resolver::{Resolver, ResolverError};
 
+use crate::core::CoreOutput;
 pub use crate::core::CoreReport;
+pub use crate::endpoint::HEALTH_TIMEOUT;
 pub use crate::policy::{PolicyLoadError, build_blocklist, build_local, build_policy};
+pub use crate::reload::ReloadSource;
 pub use crate::tcp::TcpStats;
 
 /// Upstream sockets per core: queries rotate over them, so each core sends
@@ -51,7 +67,7 @@ pub enum ServerError {
     #[error("{0}")]
     Policy(#[from] policy::PolicyLoadError),
     /// A socket could not be created or bound.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// An executor could not be started or ended abnormally.
     #[error("core {core}: {message}")]
@@ -66,37 +82,27 @@ pub enum ServerError {
 /// A running server.
 pub struct ServerHandle {
     stop: Arc<AtomicBool>,
-    executors: Vec<ExecutorJoinHandle<CoreReport>>,
+    reload: Arc<AtomicBool>,
+    executors: Vec<ExecutorJoinHandle<CoreOutput>>,
     udp_addrs: Vec<SocketAddr>,
+    control_addr: Option<SocketAddr>,
     cpus: Vec<usize>,
+    persist: Option<PathBuf>,
+    epoch: Instant,
 }
 
 /// Starts servers.
 pub struct Server;
 
-fn resolver_config(config: &Config) -> ResolverConfig {
-    let secs = |duration: Duration| u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
-    ResolverConfig {
-        upstreams: config.upstream.servers.clone(),
-        tcp_only: config.upstream.tcp_only.clone(),
-        strategy: match config.upstream.strategy {
-            UpstreamStrategy::Ordered => Strategy::Ordered,
-            UpstreamStrategy::RoundRobin => Strategy::RoundRobin,
-            UpstreamStrategy::Fastest => Strategy::Fastest,
-        },
-        upstream_timeout_ms: u64::try_from(config.upstream.timeout.as_millis()).unwrap_or(u64::MAX),
-        attempts: config.upstream.attempts,
-        cache_bytes: config.cache.shard_size,
-        cache_policy: CachePolicy {
-            min_ttl: secs(config.cache.min_ttl),
-            max_ttl: secs(config.cache.max_ttl),
-            negative_max_ttl: secs(config.cache.negative_max_ttl),
-            failure_ttl: secs(config.cache.servfail_ttl),
-            stale_window: 0,
-        },
-        hints: config.hints.enabled,
-        ..ResolverConfig::default()
-    }
+/// Options of [`Server::start_with`].
+#[derive(Clone, Default)]
+pub struct StartOptions {
+    /// Where a reload gets the new configuration; without one, `POST
+    /// /reload` and SIGHUP report that there is nothing to reload from.
+    pub reload_source: Option<ReloadSource>,
+    /// The reload flag to use (see [`ServerHandle::reload_flag`]), so that
+    /// a signal handler can be installed before the server starts.
+    pub reload_flag: Option<Arc<AtomicBool>>,
 }
 
 impl Server {
@@ -104,6 +110,11 @@ impl Server {
     /// Returns once the sockets are bound; queries are answered from then
     /// on (the kernel queues them until each executor runs).
     pub fn start(config: &Config) -> Result<ServerHandle, ServerError> {
+        Self::start_with(config, StartOptions::default())
+    }
+
+    /// [`Server::start`], with a source of configurations for hot reload.
+    pub fn start_with(config: &Config, options: StartOptions) -> Result<ServerHandle, ServerError> {
         let cpus = config.cpu_ids(heimdall_config::available_cpus())?;
         let cores = cpus.len().max(1);
         let sockets::Listeners {
@@ -118,8 +129,17 @@ impl Server {
             max_pipelined: config.tcp.max_pipelined,
             connect_timeout: config.upstream.timeout,
         };
-        let mut resolver_config = resolver_config(config);
+        let mut resolver_config = reload::resolver_config(config);
         resolver_config.policy = policy::build_policy(config, cores)?;
+        let control_listener = if config.control.enabled {
+            Some(sockets::control_listener(config.control.listen)?)
+        } else {
+            None
+        };
+        let control_addr = control_listener
+            .as_ref()
+            .and_then(|socket| socket.local_addr().ok())
+            .and_then(|addr| addr.as_socket());
         let grace = config
             .upstream
             .timeout
@@ -127,8 +147,27 @@ impl Server {
             .min(MAX_SHUTDOWN_GRACE);
         let mesh = (config.hints.enabled && cores > 1)
             .then(|| MeshBuilder::full(cores, config.hints.channel_capacity));
+        let control_mesh =
+            (cores > 1).then(|| MeshBuilder::full(cores, control::CONTROL_CHANNEL_CAPACITY));
         let stop = Arc::new(AtomicBool::new(false));
+        let reload_flag = options
+            .reload_flag
+            .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
         let epoch = Instant::now();
+        let preload = Arc::new(match &config.cache.persist {
+            Some(path) => persist::load(
+                path,
+                Timestamp::from_millis(0),
+                &resolver_config.cache_policy,
+            ),
+            None => Vec::new(),
+        });
+        let mut endpoint = Some(core::EndpointSetup {
+            listener: control_listener,
+            reload_source: options.reload_source,
+            reload_flag: Arc::clone(&reload_flag),
+            config: config.clone(),
+        });
         let mut executors = Vec::with_capacity(cores);
         let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));
         for (index, (&cpu, (listeners, tcp_listeners))) in per_core.enumerate() {
@@ -148,6 +187,11 @@ impl Server {
                 resolver,
                 batch: config.server.udp_recv_batch,
                 mesh: mesh.clone(),
+                control_mesh: control_mesh.clone(),
+                endpoint: endpoint.take(),
+                cores,
+                preload: Arc::clone(&preload),
+                persist: config.cache.persist.is_some(),
                 epoch,
                 stop: Arc::clone(&stop),
                 grace,
@@ -162,6 +206,12 @@ impl Server {
                 })?;
             executors.push(executor);
         }
+        drop(preload);
+        if let Some(addr) = control_addr {
+            log::info!(
+                "control endpoint on http://{addr}/ (metrics, health, stats, flush, reload)"
+            );
+        }
         log::info!(
             "heimdall serving UDP and TCP on {} with {} core(s) (CPUs {:?}), upstreams {:?}",
             udp_addrs
@@ -175,9 +225,13 @@ impl Server {
         );
         Ok(ServerHandle {
             stop,
+            reload: reload_flag,
             executors,
             udp_addrs,
+            control_addr,
             cpus,
+            persist: config.cache.persist.clone(),
+            epoch,
         })
     }
 }
@@ -209,6 +263,17 @@ impl ServerHandle {
         &self.udp_addrs
     }
 
+    /// The control endpoint's bound address, when it is enabled.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    /// The flag that asks for a configuration reload when set (the
+    /// binary's SIGHUP handler sets it); core 0 checks it every 100 ms.
+    pub fn reload_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.reload)
+    }
+
     /// The CPUs the cores run on, in core order.
     pub fn cpus(&self) -> &[usize] {
         &self.cpus
@@ -226,15 +291,29 @@ impl ServerHandle {
     }
 
     /// Wait for every core to finish (after [`ServerHandle::shutdown`] or
-    /// the stop flag) and collect their reports.
+    /// the stop flag) and collect their reports. With `cache.persist`, the
+    /// union of the caches is then saved (a failure is logged: the old
+    /// file, if any, stays intact).
     pub fn join(self) -> Result<Vec<CoreReport>, ServerError> {
         let mut reports = Vec::with_capacity(self.executors.len());
+        let mut shards = Vec::with_capacity(self.executors.len());
         for (core, executor) in self.executors.into_iter().enumerate() {
-            let report = executor.join().map_err(|err| ServerError::Executor {
+            let output = executor.join().map_err(|err| ServerError::Executor {
                 core,
                 message: err.to_string(),
             })?;
-            reports.push(report);
+            reports.push(output.report);
+            shards.push(output.entries);
+        }
+        if let Some(path) = &self.persist {
+            let now = Timestamp::from_millis(self.epoch.elapsed().as_millis() as u64);
+            match persist::save(path, &shards, now) {
+                Ok(written) => log::info!("cache file {}: {written} entries saved", path.display()),
+                Err(err) => log::error!(
+                    "cache file {}: not saved ({err}); the previous file is unchanged",
+                    path.display()
+                ),
+            }
         }
         Ok(reports)
     }

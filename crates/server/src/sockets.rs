@@ -60,6 +60,26 @@ pub(crate) fn listen_tcp(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// Connections the kernel queues on the control endpoint.
+const CONTROL_BACKLOG: i32 = 64;
+
+/// The control endpoint's listener: without `SO_REUSEPORT`, so a second
+/// heimdall on the same address fails at start instead of silently
+/// sharing the port.
+pub(crate) fn control_listener(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&SockAddr::from(addr))
+        .map_err(|err| io::Error::new(err.kind(), format!("control endpoint {addr}: {err}")))?;
+    socket.listen(CONTROL_BACKLOG)?;
+    Ok(socket)
+}
+
 /// Every core's listening sockets for one address family of listen
 /// addresses: UDP and TCP per core per address.
 pub(crate) struct Listeners {

@@ -640,6 +640,16 @@ impl LocalData {
         self.zones.is_empty() && self.loose.is_empty()
     }
 
+    /// Every name this data answers at or below, lower-cased wire form:
+    /// each zone's apex and each loose record's owner. A cache that sits
+    /// in front of local data purges these subtrees when the data changes.
+    pub fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.zones
+            .keys()
+            .chain(self.loose.keys())
+            .map(Vec::as_slice)
+    }
+
     /// Look a query up. `dnssec_ok` is accepted for the interface; local
     /// zones are served unsigned.
     pub fn lookup(

@@ -1130,7 +1130,10 @@ fn policy_errors() {
 fn operations_defaults_and_values() {
     let config = Config::from_yaml_str(&with_upstream(""), "test.yaml").unwrap();
     assert_eq!(config.cache.stale_max_age, Duration::from_secs(86_400));
-    assert_eq!(config.cache.stale_client_timeout, Duration::from_millis(1_800));
+    assert_eq!(
+        config.cache.stale_client_timeout,
+        Duration::from_millis(1_800)
+    );
     assert_eq!(config.cache.prefetch_threshold, 10);
     assert_eq!(config.cache.prefetch_min_hits, 3);
     assert_eq!(config.cache.persist, None);
@@ -1144,7 +1147,10 @@ fn operations_defaults_and_values() {
     );
     let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
     assert_eq!(config.cache.stale_max_age, Duration::ZERO);
-    assert_eq!(config.cache.stale_client_timeout, Duration::from_millis(500));
+    assert_eq!(
+        config.cache.stale_client_timeout,
+        Duration::from_millis(500)
+    );
     assert_eq!(config.cache.prefetch_threshold, 0);
     assert_eq!(config.cache.prefetch_min_hits, 1);
     assert_eq!(
@@ -1183,7 +1189,10 @@ fn operations_errors() {
         &with_upstream("cache:\n  prefetch_min_hits: 0\n"),
         Some((4, 22)),
         "cache.prefetch_min_hits",
-        &["0 is out of range: 1 to 1000000", "cache.prefetch_threshold to 0"],
+        &[
+            "0 is out of range: 1 to 1000000",
+            "cache.prefetch_threshold to 0",
+        ],
     );
     assert_error(
         &with_upstream("cache:\n  persist: \"\"\n"),

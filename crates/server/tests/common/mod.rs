@@ -8,13 +8,15 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http;
+
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use heimdall_config::Config;
 use heimdall_loadtest::{Upstream, UpstreamConfig, UpstreamHandle, ZoneConfig};
-use heimdall_server::{CoreReport, Server, ServerHandle};
+use heimdall_server::{CoreReport, Server, ServerHandle, StartOptions};
 use heimdall_wire::{EdnsOption, Message, RData, Rcode, RecordType, Section, WireNameBuf};
 use hickory_proto::op::{Message as HMessage, MessageType};
 use hickory_proto::rr::Record as HRecord;
@@ -96,6 +98,7 @@ impl Setup {
 /// server itself resolves port 0 once and shares it between cores.)
 pub fn listen_on_any_port(config: &mut Config) {
     config.server.listen = vec![SocketAddr::from((LOOPBACK, 0))];
+    config.control.listen = SocketAddr::from((LOOPBACK, 0));
 }
 
 /// A running server that is shut down if the test panics before
@@ -108,7 +111,13 @@ pub struct TestServer {
 
 /// Start the server for `config`, which must listen on 127.0.0.1 only.
 pub fn start_server(config: &Config) -> TestServer {
-    let handle = Server::start(config).unwrap_or_else(|err| panic!("server start: {err}"));
+    start_server_with(config, StartOptions::default())
+}
+
+/// [`start_server`] with start options (a reload source).
+pub fn start_server_with(config: &Config, options: StartOptions) -> TestServer {
+    let handle =
+        Server::start_with(config, options).unwrap_or_else(|err| panic!("server start: {err}"));
     let addrs = handle.udp_addrs().to_vec();
     assert_eq!(addrs.len(), 1, "one listen address: {addrs:?}");
     let addr = addrs[0];
@@ -135,6 +144,22 @@ impl TestServer {
             started.elapsed()
         );
         reports
+    }
+
+    /// The control endpoint's address (127.0.0.1, the kernel's port).
+    pub fn control_addr(&self) -> SocketAddr {
+        let addr = self
+            .handle
+            .as_ref()
+            .and_then(ServerHandle::control_addr)
+            .expect("control endpoint enabled");
+        assert_eq!(addr.ip(), LOOPBACK);
+        addr
+    }
+
+    /// The server's reload flag (what SIGHUP raises).
+    pub fn reload_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.handle.as_ref().expect("running").reload_flag()
     }
 
     /// A client of this server.

@@ -1,0 +1,170 @@
+//! From a validated [`Config`] to what every core's resolver runs on, and
+//! what a hot reload can and cannot change.
+//!
+//! A reload builds the new [`ResolverConfig`] (zones and block lists
+//! included) on a blocking thread, off the query path, checks it by
+//! building a throwaway resolver, and only then hands the one read-only
+//! snapshot to every core. Sections that shape the runtime itself
+//! (sockets, cores, channels, the control endpoint, the cache file, the
+//! logger) keep their running values and are reported as needing a
+//! restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use heimdall_cache::CachePolicy;
+use heimdall_config::{Config, UpstreamStrategy};
+use heimdall_resolver::{Resolver, ResolverConfig, Strategy};
+
+use crate::policy::build_policy;
+
+/// Re-reads the configuration for a reload: the binary passes one that
+/// loads its `--config` file again. The error is shown to the operator.
+pub type ReloadSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// The resolver settings of `config`, without the policy (see
+/// [`build_resolver_config`]).
+pub(crate) fn resolver_config(config: &Config) -> ResolverConfig {
+    let secs = |duration: Duration| u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
+    let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    ResolverConfig {
+        upstreams: config.upstream.servers.clone(),
+        tcp_only: config.upstream.tcp_only.clone(),
+        strategy: match config.upstream.strategy {
+            UpstreamStrategy::Ordered => Strategy::Ordered,
+            UpstreamStrategy::RoundRobin => Strategy::RoundRobin,
+            UpstreamStrategy::Fastest => Strategy::Fastest,
+        },
+        upstream_timeout_ms: millis(config.upstream.timeout),
+        attempts: config.upstream.attempts,
+        cache_bytes: config.cache.shard_size,
+        cache_policy: CachePolicy {
+            min_ttl: secs(config.cache.min_ttl),
+            max_ttl: secs(config.cache.max_ttl),
+            negative_max_ttl: secs(config.cache.negative_max_ttl),
+            failure_ttl: secs(config.cache.servfail_ttl),
+            stale_window: secs(config.cache.stale_max_age),
+        },
+        stale_client_timeout_ms: millis(config.cache.stale_client_timeout),
+        prefetch_threshold_percent: config.cache.prefetch_threshold,
+        prefetch_min_hits: config.cache.prefetch_min_hits,
+        hints: config.hints.enabled,
+        ..ResolverConfig::default()
+    }
+}
+
+/// The full resolver settings for `cores` cores: [`resolver_config`] plus
+/// the policy (zone files and block lists are read here), checked by
+/// building a resolver from them.
+pub(crate) fn build_resolver_config(
+    config: &Config,
+    cores: usize,
+) -> Result<ResolverConfig, String> {
+    let mut resolver_config = resolver_config(config);
+    resolver_config.policy = build_policy(config, cores).map_err(|err| err.to_string())?;
+    Resolver::new(resolver_config.clone()).map_err(|err| format!("resolver: {err}"))?;
+    Ok(resolver_config)
+}
+
+/// What a reload from `old` to `new` does: notes on the settings that
+/// take effect, and on those that keep their running value until a
+/// restart. Returns the notes and the configuration now in force (the
+/// new one, with the restart-only sections kept from `old`).
+pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) {
+    let mut changes = Vec::new();
+    let mut effective = new.clone();
+    let restart_only = [
+        ("server", old.server != new.server),
+        ("hints", old.hints != new.hints),
+        ("tcp", old.tcp != new.tcp),
+        ("control", old.control != new.control),
+        ("cache.persist", old.cache.persist != new.cache.persist),
+        ("log", old.log != new.log),
+    ];
+    for (section, changed) in restart_only {
+        if changed {
+            changes.push(format!(
+                "{section}: changed in the file, needs a restart (the running value stays)"
+            ));
+        }
+    }
+    effective.server = old.server.clone();
+    effective.hints = old.hints.clone();
+    effective.tcp = old.tcp.clone();
+    effective.control = old.control.clone();
+    effective.cache.persist = old.cache.persist.clone();
+    effective.log = old.log.clone();
+    let applied = [
+        ("upstream", old.upstream != new.upstream),
+        ("cache", {
+            let mut old_cache = old.cache.clone();
+            old_cache.persist = new.cache.persist.clone();
+            old_cache != new.cache
+        }),
+        ("local", old.local != new.local),
+        ("blocklist", old.blocklist != new.blocklist),
+        ("acl", old.acl != new.acl),
+        ("rate_limit", old.rate_limit != new.rate_limit),
+    ];
+    for (section, changed) in applied {
+        if changed {
+            changes.push(format!("{section}: applied"));
+        }
+    }
+    // Zone and list files may change on disk without the YAML changing;
+    // they are re-read on every reload anyway.
+    if !new.local.zones.is_empty() || !new.blocklist.files.is_empty() {
+        changes.push("zone and block list files: re-read".to_string());
+    }
+    (changes, effective)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let yaml = format!("upstream: {{servers: [127.0.0.1:5399]}}\n{extra}");
+        Config::from_yaml_str(&yaml, "test.yaml").unwrap()
+    }
+
+    #[test]
+    fn restart_only_sections_keep_their_running_values() {
+        let old = config("server: {listen: [127.0.0.1:5300]}\n");
+        let mut new = config("server: {listen: [127.0.0.1:5301]}\n");
+        new.upstream.servers = vec!["127.0.0.1:5398".parse().unwrap()];
+        let (changes, effective) = plan_changes(&old, &new);
+        assert_eq!(effective.server, old.server);
+        assert_eq!(effective.upstream, new.upstream);
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.starts_with("server: changed in the file, needs a restart")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.contains(&"upstream: applied".to_string()),
+            "{changes:?}"
+        );
+        assert!(
+            !changes.iter().any(|c| c.starts_with("cache")),
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_changed_says_nothing() {
+        let old = config("");
+        let (changes, effective) = plan_changes(&old, &old.clone());
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(effective, old);
+    }
+
+    #[test]
+    fn a_bad_policy_is_an_error_naming_the_file() {
+        let config = config("blocklist: {files: [{path: /nonexistent/heimdall-test.list}]}\n");
+        let err = build_resolver_config(&config, 1).unwrap_err();
+        assert!(err.contains("/nonexistent/heimdall-test.list"), "{err}");
+        assert!(build_resolver_config(&self::config(""), 2).is_ok());
+    }
+}
