@@ -8,6 +8,13 @@ run *ARGS:
 test:
     cargo test --workspace
 
+# The operations tests (control endpoint, reload, serve-stale, prefetch,
+# cache persistence, SIGHUP and kill -9 on the binary) against the release
+# build: `cargo test --release` runs the release heimdall binary.
+test-ops-release:
+    cargo test --release -p heimdall-server --test operations
+    cargo test --release -p heimdall --test cli
+
 # Formatting and clippy, as CI runs them.
 lint:
     cargo fmt --all --check
@@ -30,3 +37,10 @@ ci:
 # (e.g. `just bench-server 10s`; see loadtest/scripts/bench-server.sh).
 bench-server DURATION="5s" *ARGS:
     bash loadtest/scripts/bench-server.sh {{DURATION}} {{ARGS}}
+
+# Compare heimdall with Unbound, dnsdist, PowerDNS Recursor and Knot Resolver,
+# each on one core, with heimdall-loadtest and dnsperf on the hot and mixed
+# workloads; installs the peers from Debian (root) and rewrites the peers
+# section of docs/BENCHMARKS.md and docs/peers.svg (see benches/peers/README.md).
+compare-peers ROUNDS="3" SECONDS="10":
+    bash benches/peers/compare.sh {{ROUNDS}} {{SECONDS}}

@@ -209,12 +209,21 @@ fn flush_drops_a_name_and_everything_below_it_on_every_core() {
     upstream.stop();
 }
 
-/// A YAML file for the reload tests: one local record whose address says
-/// which version of the file is in force.
-fn reload_yaml(setup: &Setup, version: u8) -> String {
+/// The zone file for the reload tests: `svc.lan.` has an address that
+/// says which version of the file is in force.
+fn lan_zone(version: u8) -> String {
     format!(
-        "{}local:\n  records:\n    - \"svc.lan. 60 IN A 10.0.0.{version}\"\n",
-        setup.yaml()
+        "$ORIGIN lan.\n$TTL 60\n@ IN SOA ns.lan. admin.lan. {version} 3600 600 86400 60\n\
+         @ IN NS ns.lan.\nns IN A 10.0.0.53\nsvc IN A 10.0.0.{version}\n"
+    )
+}
+
+/// The YAML of the reload tests: `setup` plus the zone file.
+fn reload_yaml(setup: &Setup, zone: &std::path::Path) -> String {
+    format!(
+        "{}local:\n  zones: [{{name: lan., file: \"{}\"}}]\n",
+        setup.yaml(),
+        zone.display()
     )
 }
 
@@ -236,7 +245,8 @@ fn reload_swaps_local_data_under_load_and_a_bad_file_keeps_serving() {
         cores: "[0, 1]",
         ..Setup::new(&[upstream.local_addr()])
     };
-    let path = scratch_file("reload.yaml", &reload_yaml(&setup, 1));
+    let zone = scratch_file("lan.zone", &lan_zone(1));
+    let path = scratch_file("reload.yaml", &reload_yaml(&setup, &zone));
     let mut config = Config::load(&path).unwrap();
     listen_on_any_port(&mut config);
     let server = start_server_with(&config, file_source(path.clone()));
@@ -287,14 +297,17 @@ fn reload_swaps_local_data_under_load_and_a_bad_file_keeps_serving() {
         .collect();
 
     std::thread::sleep(Duration::from_millis(200));
-    std::fs::write(&path, reload_yaml(&setup, 2)).unwrap();
+    // Only the zone file changes: the YAML is the same.
+    std::fs::write(&zone, lan_zone(2)).unwrap();
     let (status, body) = request(control, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["status"], "ok");
     assert_eq!(report["generation"], 1);
     assert!(
-        report["changes"].to_string().contains("local: applied"),
+        report["changes"]
+            .to_string()
+            .contains("zone and block list files: re-read"),
         "{body}"
     );
     assert_single_a(
@@ -312,8 +325,19 @@ fn reload_swaps_local_data_under_load_and_a_bad_file_keeps_serving() {
         Ipv4Addr::new(10, 0, 0, 2),
     );
 
+    // A broken zone file: refused the same way, naming the file.
+    std::fs::write(&path, reload_yaml(&setup, &zone)).unwrap();
+    std::fs::write(&zone, "svc IN A not-an-address\n").unwrap();
+    let (status, body) = request(control, "POST", "/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("lan.zone"), "{body}");
+    assert_single_a(
+        &server.client().exchange(&a_query(5, "svc.lan.")),
+        Ipv4Addr::new(10, 0, 0, 2),
+    );
+
     // The SIGHUP path: the flag the binary's handler raises.
-    std::fs::write(&path, reload_yaml(&setup, 3)).unwrap();
+    std::fs::write(&zone, lan_zone(3)).unwrap();
     server.reload_flag().store(true, Ordering::Relaxed);
     assert!(
         wait_until(Duration::from_secs(3), || {
@@ -331,7 +355,7 @@ fn reload_swaps_local_data_under_load_and_a_bad_file_keeps_serving() {
     );
 
     // A restart-only change is reported, not applied.
-    let changed = reload_yaml(&setup, 3).replace("udp_recv_batch: 32", "udp_recv_batch: 16");
+    let changed = reload_yaml(&setup, &zone).replace("udp_recv_batch: 32", "udp_recv_batch: 16");
     std::fs::write(&path, changed).unwrap();
     let (status, body) = request(control, "POST", "/reload");
     assert_eq!(status, 200, "{body}");
@@ -353,6 +377,7 @@ fn reload_swaps_local_data_under_load_and_a_bad_file_keeps_serving() {
     server.stop();
     upstream.stop();
     std::fs::remove_file(path).unwrap();
+    std::fs::remove_file(zone).unwrap();
 }
 
 #[test]
