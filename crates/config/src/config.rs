@@ -599,14 +599,16 @@ impl Config {
         &self.source
     }
 
-    /// The CPU ids to run one executor on each, given how many CPUs
-    /// heimdall may use (ids `0..cpu_count`; see
-    /// [`crate::available_cpus`]). Fails when `server.cores` names CPUs
-    /// that are not there.
-    pub fn cpu_ids(&self, cpu_count: usize) -> Result<Vec<usize>, ConfigError> {
+    /// The CPU ids to run one executor on each, given the ids of the CPUs
+    /// heimdall may use (its affinity mask, from
+    /// [`crate::available_cpu_ids`]): `auto` is all of them, a count `n`
+    /// the first `n`, and a list must name only CPUs among them. Fails
+    /// when `server.cores` asks for CPUs that are not available, naming
+    /// the allowed set.
+    pub fn cpu_ids(&self, available: &[usize]) -> Result<Vec<usize>, ConfigError> {
         self.server
             .cores
-            .resolve(cpu_count)
+            .resolve(available)
             .map_err(|(key, reason)| ConfigError::Invalid {
                 file: self.source.clone(),
                 key,

@@ -8,8 +8,14 @@
 //!   ([`resolv_conf`]).
 //! - [`Config::to_yaml`] prints the effective configuration; it reads
 //!   back to an equal `Config`.
-//! - [`Config::cpu_ids`] turns `server.cores` into CPU ids for a given CPU
-//!   count; [`available_cpus`] is the one helper that asks the system.
+//! - [`Config::cpu_ids`] turns `server.cores` into CPU ids, given the CPUs
+//!   the process may use; [`available_cpu_ids`] (the affinity mask) is the
+//!   one helper that asks the system.
+//!
+//! - [`reload_behaviour`] says whether a hot reload applies a key or it
+//!   needs a restart; [`configuration_reference`] renders
+//!   `docs/CONFIGURATION.md`, every key with its type, default, valid
+//!   values and reload behaviour.
 //!
 //! Every error is a [`ConfigError`] naming the file, the key path (such as
 //! `upstream.servers[1]`) and, when known, the line and column:
@@ -24,6 +30,7 @@ mod cores;
 mod error;
 mod locate;
 mod raw;
+mod reference;
 pub mod resolv_conf;
 mod units;
 mod validate;
@@ -35,5 +42,8 @@ pub use config::{
     RateLimitConfig, RateLimitMode, ServerConfig, TcpConfig, UpstreamConfig, UpstreamStrategy,
     defaults, limits,
 };
-pub use cores::{CoreSelection, available_cpus};
+pub use cores::{CoreSelection, available_cpu_ids, available_cpus};
 pub use error::{ConfigError, Location};
+pub use reference::{
+    RESTART_ONLY_KEYS, ReloadBehaviour, configuration_reference, reload_behaviour,
+};

@@ -81,7 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // default with the current resolv.conf.
     let path = cli.config.clone();
     let reload_source: ReloadSource =
-        Arc::new(move || load(path.as_ref()).map_err(|err| format!("{err:#}")));
+        Arc::new(move || load(path.as_ref()).map_err(|err| error_text(&err)));
     let server = Server::start_with(
         &config,
         StartOptions {
@@ -124,11 +124,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `err` and its causes joined by ": ", as `{err:#}` writes them, but
+/// without a cause the text already ends with: several errors (a
+/// configuration error inside a server error, an I/O error inside "cannot
+/// read") write their source into their own message, and `{err:#}` would
+/// print it twice.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.ends_with(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("heimdall: {err:#}");
+            eprintln!("heimdall: {}", error_text(&err));
             ExitCode::FAILURE
         }
     }

@@ -57,14 +57,14 @@ pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 #[non_exhaustive]
 pub enum ServerError {
     /// The configuration's core selection does not fit this machine.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] heimdall_config::ConfigError),
     /// The resolver refused its settings.
     #[error("resolver: {0}")]
     Resolver(#[from] ResolverError),
     /// Local data, a block list or the ACL could not be loaded (the
     /// message names the file or key).
-    #[error("{0}")]
+    #[error(transparent)]
     Policy(#[from] policy::PolicyLoadError),
     /// A socket could not be created or bound.
     #[error(transparent)]
@@ -115,7 +115,7 @@ impl Server {
 
     /// [`Server::start`], with a source of configurations for hot reload.
     pub fn start_with(config: &Config, options: StartOptions) -> Result<ServerHandle, ServerError> {
-        let cpus = config.cpu_ids(heimdall_config::available_cpus())?;
+        let cpus = config.cpu_ids(&heimdall_config::available_cpu_ids())?;
         let cores = cpus.len().max(1);
         let sockets::Listeners {
             udp: listeners,

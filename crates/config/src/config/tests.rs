@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::{Location, available_cpus};
+use crate::{Location, available_cpu_ids, available_cpus};
 
 const DEPLOY_EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -522,26 +522,55 @@ fn cores_errors() {
 }
 
 #[test]
-fn cpu_ids_resolve_against_the_cpu_count() {
+fn cpu_ids_resolve_against_the_affinity_mask() {
     let yaml = "server: {cores: [0, 6]}\nupstream: {servers: [9.9.9.9]}\n";
     let config = Config::from_yaml_str(yaml, "cores.yaml").unwrap();
-    assert_eq!(config.cpu_ids(8).unwrap(), vec![0, 6]);
-    let message = config.cpu_ids(4).unwrap_err().to_string();
+    assert_eq!(
+        config.cpu_ids(&[0, 1, 2, 3, 4, 5, 6, 7]).unwrap(),
+        vec![0, 6]
+    );
+    let message = config.cpu_ids(&[0, 1, 2, 3]).unwrap_err().to_string();
     assert_eq!(
         message,
-        "cores.yaml: server.cores[1]: CPU id 6 does not exist: 4 CPUs are available (ids 0-3)"
+        "cores.yaml: server.cores[1]: CPU 6 is not available to this process (allowed: 0-3)"
     );
+
+    // `taskset -c 1`: CPU 1 may be named, CPU 0 may not, and `auto` or a
+    // count means CPU 1.
+    let yaml = "server: {cores: [1]}\nupstream: {servers: [9.9.9.9]}\n";
+    let config = Config::from_yaml_str(yaml, "cores.yaml").unwrap();
+    assert_eq!(config.cpu_ids(&[1]).unwrap(), vec![1]);
+    let yaml = "server: {cores: [0]}\nupstream: {servers: [9.9.9.9]}\n";
+    let config = Config::from_yaml_str(yaml, "cores.yaml").unwrap();
+    assert_eq!(
+        config.cpu_ids(&[1]).unwrap_err().to_string(),
+        "cores.yaml: server.cores[0]: CPU 0 is not available to this process (allowed: 1)"
+    );
+    let config = Config::from_yaml_str("upstream: {servers: [9.9.9.9]}", "x").unwrap();
+    assert_eq!(config.cpu_ids(&[1]).unwrap(), vec![1]);
+    assert_eq!(config.cpu_ids(&[0, 2, 4]).unwrap(), vec![0, 2, 4]);
+    let yaml = "server: {cores: 2}\nupstream: {servers: [9.9.9.9]}\n";
+    let config = Config::from_yaml_str(yaml, "cores.yaml").unwrap();
+    assert_eq!(
+        config.cpu_ids(&[1]).unwrap_err().key(),
+        Some("server.cores")
+    );
+    assert_eq!(config.cpu_ids(&[4, 2, 0]).unwrap(), vec![0, 2]);
 
     let yaml = "server: {cores: 16}\nupstream: {servers: [9.9.9.9]}\n";
     let config = Config::from_yaml_str(yaml, "cores.yaml").unwrap();
-    let message = config.cpu_ids(4).unwrap_err().to_string();
-    assert!(
-        message.starts_with("cores.yaml: server.cores: 16 cores requested"),
-        "{message}"
+    let message = config.cpu_ids(&[0, 1, 2, 3]).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "cores.yaml: server.cores: 16 cores requested but only 4 CPUs are available to this \
+         process (allowed: 0-3)"
     );
 
     let config = Config::from_yaml_str("upstream: {servers: [9.9.9.9]}", "x").unwrap();
-    assert_eq!(config.cpu_ids(3).unwrap(), vec![0, 1, 2]);
+    assert_eq!(
+        config.cpu_ids(&available_cpu_ids()).unwrap(),
+        available_cpu_ids()
+    );
     assert!(available_cpus() >= 1);
 }
 
