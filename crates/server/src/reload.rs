@@ -153,6 +153,34 @@ mod tests {
     }
 
     #[test]
+    fn restart_only_sections_are_the_documented_ones() {
+        // docs/CONFIGURATION.md is generated from the config crate's rule;
+        // plan_changes must follow the same one.
+        let old = config("");
+        let mut documented: Vec<&str> = heimdall_config::RESTART_ONLY_KEYS.to_vec();
+        documented.sort_unstable();
+        let mut reported = Vec::new();
+        let mut new = old.clone();
+        new.server.udp_recv_batch = 7;
+        new.hints.channel_capacity = 7;
+        new.tcp.max_pipelined = 7;
+        new.control.enabled = false;
+        new.cache.persist = Some("/tmp/x".into());
+        new.log.level = heimdall_config::LogLevel::Trace;
+        let (changes, effective) = plan_changes(&old, &new);
+        for change in &changes {
+            if let Some(section) = change
+                .strip_suffix(": changed in the file, needs a restart (the running value stays)")
+            {
+                reported.push(section);
+            }
+        }
+        reported.sort_unstable();
+        assert_eq!(reported, documented);
+        assert_eq!(effective, old);
+    }
+
+    #[test]
     fn nothing_changed_says_nothing() {
         let old = config("");
         let (changes, effective) = plan_changes(&old, &old.clone());
