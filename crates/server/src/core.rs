@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::net::UdpSocket;
+use glommio::sync::Semaphore;
 use heimdall_cache::{CacheStats, Entry, Timestamp};
 use heimdall_config::Config;
 use heimdall_resolver::{ClientId, Hint, QueryOutcome, Resolver, ResolverStats, Transport};
@@ -26,7 +27,7 @@ use crate::endpoint::{Endpoint, ReloadDriver};
 use crate::reload::ReloadSource;
 use crate::tcp::{TcpSettings, TcpState, TcpStats};
 
-/// How often a blocked receive wakes to check for shutdown.
+/// How often a blocked upstream receive wakes to check for the end.
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// Resolution of upstream deadlines: timeouts are checked this often.
 const TIMER_TICK: Duration = Duration::from_millis(10);
@@ -199,18 +200,32 @@ async fn serve_udp(
     socket: UdpSocket,
     listener: u16,
     batch: usize,
-    stop: Arc<AtomicBool>,
+    stopping: Rc<Semaphore>,
 ) -> UdpSocket {
     let fd = socket.as_raw_fd();
-    let _ = socket.set_read_timeout(Some(STOP_POLL));
     let mut received = DatagramBatch::new(batch);
     let mut replies = DatagramBatch::new(batch);
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         // glommio waits for (and copies) the first datagram; the rest of
         // what is queued is drained with one recvmmsg. (Draining first and
         // waiting with a peek saved no measurable CPU and lost wake-ups
-        // under load, so the simple order stays.)
-        let (len, from) = match socket.recv_from(received.buffer_mut(0)).await {
+        // under load, so the simple order stays.) The wait races the stop
+        // signal instead of carrying a read timeout: a timeout would arm
+        // and cancel a kernel timer (a linked io_uring timeout) on every
+        // wait.
+        let first = futures_lite::future::or(
+            async { Some(socket.recv_from(received.buffer_mut(0)).await) },
+            async {
+                // Closed (never granted) when the core stops.
+                let _ = stopping.acquire(1).await;
+                None
+            },
+        )
+        .await;
+        let Some(first) = first else {
+            break;
+        };
+        let (len, from) = match first {
             Ok(first) => first,
             Err(err) => {
                 if !is_timeout(&err) {
@@ -286,9 +301,18 @@ async fn receive_upstream(state: Rc<CoreState>, socket: UdpSocket, done: Rc<Cell
 }
 
 /// Upstream deadlines: retries, failover and SERVFAIL happen here.
-async fn run_timers(state: Rc<CoreState>, done: Rc<Cell<bool>>) {
+/// Also watches the stop flag, and on stop ends the receive loops.
+async fn run_timers(
+    state: Rc<CoreState>,
+    done: Rc<Cell<bool>>,
+    stop: Arc<AtomicBool>,
+    stopping: Rc<Semaphore>,
+) {
     while !done.get() {
         glommio::timer::sleep(TIMER_TICK).await;
+        if stop.load(Ordering::Relaxed) {
+            stopping.close();
+        }
         let now = state.now();
         let due = state
             .resolver
@@ -426,7 +450,14 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         ))
         .detach();
     }
-    glommio::spawn_local(run_timers(Rc::clone(&state), Rc::clone(&done))).detach();
+    let stopping = Rc::new(Semaphore::new(0));
+    glommio::spawn_local(run_timers(
+        Rc::clone(&state),
+        Rc::clone(&done),
+        Arc::clone(&stop),
+        Rc::clone(&stopping),
+    ))
+    .detach();
     let serving: Vec<_> = listeners
         .into_iter()
         .enumerate()
@@ -436,7 +467,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
                 UdpSocket::from(socket),
                 listener as u16,
                 batch,
-                Arc::clone(&stop),
+                Rc::clone(&stopping),
             ))
         })
         .collect();
