@@ -159,6 +159,7 @@ impl Server {
                 path,
                 Timestamp::from_millis(0),
                 &resolver_config.cache_policy,
+                (config.cache.shard_size as u64).saturating_mul(cores as u64),
             ),
             None => Vec::new(),
         });

@@ -18,9 +18,11 @@ use hashbrown::HashMap;
 use heimdall_cache::{CachePolicy, Entry, Timestamp, decode_entries, encode_entries};
 use heimdall_wire::QueryKey;
 
-/// Files larger than this are not read: a cache of 64 cores × 64 GiB is
-/// not expected, and the bound keeps a wrong path (a disk image) out.
-const MAX_FILE_BYTES: u64 = 64 << 30;
+/// Slack over the caches' total size when reading the file: a saved entry
+/// takes fewer bytes on disk than the shard accounts for it in memory, so
+/// a file larger than twice the caches did not come from this
+/// configuration (or is a wrong path, such as a disk image).
+const MAX_FILE_FACTOR: u64 = 2;
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn wall_clock_ms() -> u64 {
@@ -32,9 +34,16 @@ pub(crate) fn wall_clock_ms() -> u64 {
 }
 
 /// The entries saved in `path`, aged to `now` (the servers' clock), or
-/// none when there is no usable file.
-pub(crate) fn load(path: &Path, now: Timestamp, policy: &CachePolicy) -> Vec<(QueryKey, Entry)> {
-    let bytes = match read_bounded(path) {
+/// none when there is no usable file. `cache_bytes` is the caches' total
+/// size, which bounds how much of the file is read.
+pub(crate) fn load(
+    path: &Path,
+    now: Timestamp,
+    policy: &CachePolicy,
+    cache_bytes: u64,
+) -> Vec<(QueryKey, Entry)> {
+    let limit = cache_bytes.saturating_mul(MAX_FILE_FACTOR).max(1 << 20);
+    let bytes = match read_bounded(path, limit) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             log::info!(
@@ -71,10 +80,16 @@ pub(crate) fn load(path: &Path, now: Timestamp, policy: &CachePolicy) -> Vec<(Qu
     }
 }
 
-fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let file = File::open(path)?;
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES).read_to_end(&mut bytes)?;
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes, twice the configured caches"),
+        ));
+    }
     Ok(bytes)
 }
 
@@ -168,10 +183,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("heimdall-load-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let policy = CachePolicy::default();
-        assert!(load(&dir.join("absent.bin"), Timestamp::from_millis(0), &policy).is_empty());
+        let start = Timestamp::from_millis(0);
+        assert!(load(&dir.join("absent.bin"), start, &policy, 1 << 20).is_empty());
         let garbage = dir.join("garbage.bin");
         fs::write(&garbage, b"\x89PNG\r\n\x1a\n not a cache").unwrap();
-        assert!(load(&garbage, Timestamp::from_millis(0), &policy).is_empty());
+        assert!(load(&garbage, start, &policy, 1 << 20).is_empty());
+        // Too large for the configured caches: not read at all.
+        assert!(read_bounded(&garbage, 8).is_err());
+        assert!(read_bounded(&garbage, 64).is_ok());
         fs::remove_dir_all(&dir).unwrap();
     }
 }
