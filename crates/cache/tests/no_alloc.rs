@@ -43,46 +43,46 @@ fn store(cache: &mut Cache, qname: &str, records: u8, ttl: u32, now: Timestamp) 
     assert!(cache.insert(&key, entry, now).unwrap());
 }
 
-/// What a server does for one query on the hit path: view, key, lookup,
-/// write. Returns the reply length (0 on a miss).
-fn serve(
-    cache: &mut Cache,
-    key: &mut QueryKey,
-    packet: &[u8],
-    out: &mut [u8],
-    now: Timestamp,
-) -> usize {
-    let message = Message::parse(packet).unwrap();
-    key.fill_from(&message).unwrap();
-    let request = AnswerRequest::from_query(&message, 1232).unwrap();
-    match cache.lookup(key, now) {
-        Lookup::Fresh(entry) | Lookup::Stale(entry) => {
-            entry.write_answer(out, &request, now).unwrap()
-        }
-        Lookup::Miss => 0,
-    }
+/// A server's hit path and what it reuses across queries: the cache, one
+/// query key refilled for each query, and the reply buffer.
+struct HitPath {
+    cache: Cache,
+    key: QueryKey,
+    out: Vec<u8>,
 }
 
-/// [`serve`] for a stale hit, written as a stale answer; also reads the
-/// slot's hit count and refresh time as the resolver does.
-fn serve_stale(
-    cache: &mut Cache,
-    key: &mut QueryKey,
-    packet: &[u8],
-    out: &mut [u8],
-    now: Timestamp,
-) -> usize {
-    let message = Message::parse(packet).unwrap();
-    key.fill_from(&message).unwrap();
-    let request = AnswerRequest::from_query(&message, 1232)
-        .unwrap()
-        .with_stale(true);
-    match cache.lookup_slot(key, now) {
-        (Lookup::Stale(entry), info) => {
-            assert_eq!(info.refresh_after, Timestamp::ZERO);
-            entry.write_answer(out, &request, now).unwrap()
+impl HitPath {
+    /// Views the client's query and fills the key from it: the request a
+    /// reply is written for.
+    fn view<'q>(&mut self, packet: &'q [u8]) -> AnswerRequest<'q> {
+        let message = Message::parse(packet).unwrap();
+        self.key.fill_from(&message).unwrap();
+        AnswerRequest::from_query(&message, 1232).unwrap()
+    }
+
+    /// What a server does for one query on the hit path: view, key,
+    /// lookup, write. Returns the reply length (0 on a miss).
+    fn serve(&mut self, packet: &[u8], now: Timestamp) -> usize {
+        let request = self.view(packet);
+        match self.cache.lookup(&self.key, now) {
+            Lookup::Fresh(entry) | Lookup::Stale(entry) => {
+                entry.write_answer(&mut self.out, &request, now).unwrap()
+            }
+            Lookup::Miss => 0,
         }
-        _ => 0,
+    }
+
+    /// [`Self::serve`] for a stale hit, written as a stale answer; also
+    /// reads the slot's hit count and refresh time as the resolver does.
+    fn serve_stale(&mut self, packet: &[u8], now: Timestamp) -> usize {
+        let request = self.view(packet).with_stale(true);
+        match self.cache.lookup_slot(&self.key, now) {
+            (Lookup::Stale(entry), info) => {
+                assert_eq!(info.refresh_after, Timestamp::ZERO);
+                entry.write_answer(&mut self.out, &request, now).unwrap()
+            }
+            _ => 0,
+        }
     }
 }
 
@@ -115,34 +115,42 @@ fn lookup_and_write_answer_allocate_nothing() {
     ];
     let stale = a_query("short.example.com", Some((1232, false)));
     let expired = a_query("gone.example.com", None);
-    let mut key = QueryKey::from_packet(&packets[0]).unwrap().1;
-    let mut out = vec![0u8; 65_535];
+    let mut path = HitPath {
+        cache,
+        key: QueryKey::from_packet(&packets[0]).unwrap().1,
+        out: vec![0u8; 65_535],
+    };
     let now = start.add_millis(42_500);
 
     // Sanity outside the counted region: hits, a cut, a miss.
-    assert!(serve(&mut cache, &mut key, &packets[0], &mut out, now) > 0);
-    let cut = serve(&mut cache, &mut key, &packets[2], &mut out, now);
+    assert!(path.serve(&packets[0], now) > 0);
+    let cut = path.serve(&packets[2], now);
     assert!(cut > 0 && cut <= 512);
-    assert!(Message::parse(&out[..cut]).unwrap().flags().truncated());
-    assert_eq!(serve(&mut cache, &mut key, &packets[4], &mut out, now), 0);
+    assert!(
+        Message::parse(&path.out[..cut])
+            .unwrap()
+            .flags()
+            .truncated()
+    );
+    assert_eq!(path.serve(&packets[4], now), 0);
 
     let (total, count) = allocations_during(|| {
         let mut total = 0usize;
         for _ in 0..100 {
             for packet in &packets {
-                total += serve(&mut cache, &mut key, black_box(packet), &mut out, now);
+                total += path.serve(black_box(packet), now);
             }
         }
         // Stale (past 10 s, inside the 60 s window), then an entry past
         // its window, which lookup removes.
-        total += serve(&mut cache, &mut key, &stale, &mut out, start.add_secs(20));
+        total += path.serve(&stale, start.add_secs(20));
         // The same entry written as a stale answer (TTL 30, EDE).
-        total += serve_stale(&mut cache, &mut key, &stale, &mut out, start.add_secs(21));
-        total += serve(&mut cache, &mut key, &expired, &mut out, start.add_secs(80));
+        total += path.serve_stale(&stale, start.add_secs(21));
+        total += path.serve(&expired, start.add_secs(80));
         total
     });
     assert!(black_box(total) > 0);
     assert_eq!(count, 0, "the hit path allocated {count} times");
-    let stats = cache.stats();
+    let stats = path.cache.stats();
     assert_eq!((stats.stale_hits, stats.expired, stats.entries), (2, 1, 3));
 }

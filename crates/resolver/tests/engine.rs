@@ -8,72 +8,24 @@
     missing_docs
 )]
 
-use std::net::SocketAddr;
+mod common;
 
 use heimdall_cache::Timestamp;
-use heimdall_resolver::{
-    ClientId, QueryOutcome, Resolver, ResolverConfig, Strategy, Transmit, Transport,
-};
+use heimdall_resolver::{ClientId, QueryOutcome, Resolver, ResolverConfig, Transport};
 use heimdall_testkit::messages::{a_answer, nxdomain_answer, query};
 use heimdall_wire::{EdnsOption, Message, Opcode, Rcode, RecordType};
 
-const UPSTREAM_A: &str = "127.0.0.1:5301";
-const UPSTREAM_B: &str = "127.0.0.1:5302";
+use common::{
+    UPSTREAM_A, UPSTREAM_B, a_query, addr, answer_ttls, client, config, replies, transmits,
+};
 
-fn addr(text: &str) -> SocketAddr {
-    text.parse().unwrap()
-}
-
-fn client(port: u16) -> ClientId {
-    ClientId {
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        transport: Transport::Udp,
-        listener: 0,
-    }
-}
-
+/// Upstreams asked in order with three attempts of 800 ms.
 fn resolver(upstreams: &[&str]) -> Resolver {
     let config = ResolverConfig {
-        upstreams: upstreams.iter().map(|text| addr(text)).collect(),
-        strategy: Strategy::Ordered,
-        upstream_timeout_ms: 800,
         attempts: 3,
-        ..ResolverConfig::default()
+        ..config(upstreams)
     };
     Resolver::with_seed(config, 7).unwrap()
-}
-
-fn a_query(name: &str, id: u16) -> Vec<u8> {
-    query(name, RecordType::A, id, Some((1232, false)))
-}
-
-fn transmits(resolver: &mut Resolver) -> Vec<(Transmit, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Some(transmit) = resolver.poll_transmit(&mut buf) {
-        out.push((transmit, buf[..transmit.len].to_vec()));
-    }
-    out
-}
-
-fn replies(resolver: &mut Resolver, now: Timestamp) -> Vec<(ClientId, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65_535];
-    while let Some((client, len)) = resolver.poll_reply(&mut buf, now) {
-        let bytes = buf[..len].to_vec();
-        // Every reply must also parse with an independent implementation.
-        hickory_proto::op::Message::from_vec(&bytes).unwrap();
-        out.push((client, bytes));
-    }
-    out
-}
-
-fn answer_ttls(reply: &[u8]) -> Vec<u32> {
-    Message::parse(reply)
-        .unwrap()
-        .answers()
-        .map(|record| record.ttl())
-        .collect()
 }
 
 #[test]
@@ -338,12 +290,9 @@ fn a_tcp_retry_that_times_out_fails_over_over_udp() {
 #[test]
 fn tcp_only_upstreams_are_asked_over_tcp_from_the_start() {
     let config = ResolverConfig {
-        upstreams: vec![addr(UPSTREAM_A), addr(UPSTREAM_B)],
         tcp_only: vec![addr(UPSTREAM_A)],
-        strategy: Strategy::Ordered,
-        upstream_timeout_ms: 800,
         attempts: 3,
-        ..ResolverConfig::default()
+        ..config(&[UPSTREAM_A, UPSTREAM_B])
     };
     let mut resolver = Resolver::with_seed(config, 7).unwrap();
     let mut out = [0u8; 1232];

@@ -9,44 +9,23 @@
     missing_docs
 )]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 
 use heimdall_cache::{CachePolicy, STALE_TTL, Timestamp};
 use heimdall_policy::{BlocklistBuilder, ListFormat};
 use heimdall_resolver::{
-    ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, ResolverError, Strategy,
-    Transmit, Transport,
+    ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, ResolverError, Transport,
 };
 use heimdall_testkit::messages::{a_answer, name, nxdomain_answer, query};
-use heimdall_wire::{Message, Rcode, RecordType, edns};
+use heimdall_wire::{Message, Rcode, RecordType};
 use heimdall_zone::{LocalData, parse_record_line};
 
-const UPSTREAM_A: &str = "127.0.0.1:5301";
-const UPSTREAM_B: &str = "127.0.0.1:5302";
-const UPSTREAM_C: &str = "127.0.0.1:5303";
-
-fn addr(text: &str) -> SocketAddr {
-    text.parse().unwrap()
-}
-
-fn client(port: u16) -> ClientId {
-    ClientId {
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        transport: Transport::Udp,
-        listener: 0,
-    }
-}
-
-fn config(upstreams: &[&str]) -> ResolverConfig {
-    ResolverConfig {
-        upstreams: upstreams.iter().map(|text| addr(text)).collect(),
-        strategy: Strategy::Ordered,
-        upstream_timeout_ms: 800,
-        attempts: 1,
-        ..ResolverConfig::default()
-    }
-}
+use common::{
+    UPSTREAM_A, UPSTREAM_B, UPSTREAM_C, a_query, addr, answer_ttls, client, config, ede_codes,
+    expect_reply, replies, transmits,
+};
 
 /// A resolver with serve-stale on: a 60-second window, a 500 ms client
 /// timer, the default 30 s failure recheck.
@@ -63,50 +42,6 @@ fn stale_resolver(attempts: u32) -> Resolver {
     Resolver::with_seed(config, 7).unwrap()
 }
 
-fn a_query(qname: &str, id: u16) -> Vec<u8> {
-    query(qname, RecordType::A, id, Some((1232, false)))
-}
-
-fn transmits(resolver: &mut Resolver) -> Vec<(Transmit, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Some(transmit) = resolver.poll_transmit(&mut buf) {
-        out.push((transmit, buf[..transmit.len].to_vec()));
-    }
-    out
-}
-
-fn replies(resolver: &mut Resolver, now: Timestamp) -> Vec<(ClientId, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65_535];
-    while let Some((client, len)) = resolver.poll_reply(&mut buf, now) {
-        let bytes = buf[..len].to_vec();
-        hickory_proto::op::Message::from_vec(&bytes).unwrap();
-        out.push((client, bytes));
-    }
-    out
-}
-
-fn answer_ttls(reply: &[u8]) -> Vec<u32> {
-    Message::parse(reply)
-        .unwrap()
-        .answers()
-        .map(|record| record.ttl())
-        .collect()
-}
-
-/// The EDE info codes in a reply's OPT record.
-fn ede_codes(reply: &[u8]) -> Vec<u16> {
-    let message = Message::parse(reply).unwrap();
-    let Some(opt) = message.opt() else {
-        return Vec::new();
-    };
-    opt.options()
-        .filter(|option| option.code == edns::EXTENDED_ERROR)
-        .map(|option| u16::from_be_bytes([option.data[0], option.data[1]]))
-        .collect()
-}
-
 /// Resolve `qname` through the engine with an answer of TTL `ttl`.
 fn warm(resolver: &mut Resolver, qname: &str, ttl: u32, now: Timestamp) {
     let mut out = [0u8; 1232];
@@ -116,13 +51,6 @@ fn warm(resolver: &mut Resolver, qname: &str, ttl: u32, now: Timestamp) {
     assert_eq!(sent.len(), 1);
     resolver.handle_upstream_reply(sent[0].0.to, &a_answer(&sent[0].1, 2, ttl), now);
     assert_eq!(replies(resolver, now).len(), 1);
-}
-
-fn expect_reply(outcome: QueryOutcome) -> usize {
-    match outcome {
-        QueryOutcome::Reply(len) => len,
-        other => panic!("expected a reply now, got {other:?}"),
-    }
 }
 
 /// `answer` with its rcode replaced.

@@ -59,6 +59,16 @@ fn warm(resolver: &mut Resolver, name: &str, records: u8, now: Timestamp) {
     while resolver.poll_reply(&mut out, now).is_some() {}
 }
 
+/// Every outcome is an immediate reply.
+fn assert_all_replies(outcomes: &[QueryOutcome]) {
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| matches!(outcome, QueryOutcome::Reply(_))),
+        "{outcomes:?}"
+    );
+}
+
 #[test]
 fn the_counter_counts() {
     let (vector, count) = allocations_during(|| black_box(vec![1u8; 16]));
@@ -164,12 +174,7 @@ fn hits_allocate_nothing(policy: PolicyConfig) {
         }
         outcomes
     });
-    assert!(
-        outcomes
-            .iter()
-            .all(|outcome| matches!(outcome, QueryOutcome::Reply(_))),
-        "{outcomes:?}"
-    );
+    assert_all_replies(&outcomes);
     assert_eq!(resolver.stats().cache_hits, 5);
     assert_eq!(count, 0, "the hit path allocated {count} times");
 }
@@ -217,12 +222,7 @@ fn stale_answers_and_prefetch_checks_allocate_nothing() {
         outcomes[3] = resolver.handle_query(&fresh_query, client(Transport::Udp), late, &mut out);
         outcomes
     });
-    assert!(
-        outcomes
-            .iter()
-            .all(|outcome| matches!(outcome, QueryOutcome::Reply(_))),
-        "{outcomes:?}"
-    );
+    assert_all_replies(&outcomes);
     assert_eq!(resolver.stats().stale_served, 3);
     assert_eq!(resolver.stats().prefetches, 0);
     assert_eq!(count, 0, "the stale path allocated {count} times");

@@ -10,6 +10,8 @@
     missing_docs
 )]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,9 +22,10 @@ use heimdall_policy::{
 use heimdall_resolver::{
     ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, ResolverStats, Transport,
 };
-use heimdall_testkit::messages::query;
 use heimdall_wire::{Message, Rcode, RecordType};
 use heimdall_zone::{LocalData, parse_record_line};
+
+use common::a_query;
 
 const UPSTREAM: &str = "127.0.0.1:5399";
 
@@ -73,8 +76,7 @@ fn resolver(acl_action: AclAction, burst: u32, action: RateLimitAction) -> Resol
 }
 
 fn ask(resolver: &mut Resolver, name: &str, from: ClientId, out: &mut [u8]) -> QueryOutcome {
-    let packet = query(name, RecordType::A, 1, Some((1232, false)));
-    resolver.handle_query(&packet, from, Timestamp::from_secs(1), out)
+    resolver.handle_query(&a_query(name, 1), from, Timestamp::from_secs(1), out)
 }
 
 fn rcode(out: &[u8], outcome: QueryOutcome) -> (Rcode, bool, bool) {
