@@ -9,6 +9,7 @@
 # time per query (utime+stime from /proc/PID/stat, before and after).
 #
 # Usage: benches/peers/unbound-vs-heimdall.sh [ROUNDS] [SECONDS]
+# HEIMDALL_BIN=path runs another heimdall binary (to compare two builds).
 # Needs: dnsperf and unbound (apt-get install dnsperf unbound), a release
 # build (cargo build --release -p heimdall -p heimdall-loadtest).
 # Everything runs on 127.0.0.1 on high ports; only processes this script
@@ -46,6 +47,8 @@ cat > "$WORK/heimdall.yaml" <<YAML
 server:
   cores: [0]
   listen: ["127.0.0.1:$HEIMDALL_PORT"]
+control:
+  enabled: false
 upstream:
   servers: ["127.0.0.1:$UPSTREAM_PORT"]
 log:
@@ -80,7 +83,7 @@ forward-zone:
     forward-addr: 127.0.0.1@$UPSTREAM_PORT
 CONF
 
-taskset -c 0 target/release/heimdall --config "$WORK/heimdall.yaml" > "$WORK/heimdall.log" 2>&1 &
+taskset -c 0 "${HEIMDALL_BIN:-target/release/heimdall}" --config "$WORK/heimdall.yaml" > "$WORK/heimdall.log" 2>&1 &
 HEIMDALL_PID=$!
 PIDS+=($HEIMDALL_PID)
 taskset -c 0 "$UNBOUND" -d -c "$WORK/unbound.conf" > "$WORK/unbound.log" 2>&1 &

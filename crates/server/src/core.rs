@@ -206,36 +206,47 @@ async fn serve_udp(
     let mut received = DatagramBatch::new(batch);
     let mut replies = DatagramBatch::new(batch);
     loop {
-        // glommio waits for (and copies) the first datagram; the rest of
-        // what is queued is drained with one recvmmsg. (Draining first and
-        // waiting with a peek saved no measurable CPU and lost wake-ups
-        // under load, so the simple order stays.) The wait races the stop
-        // signal instead of carrying a read timeout: a timeout would arm
-        // and cancel a kernel timer (a linked io_uring timeout) on every
-        // wait.
-        let first = futures_lite::future::or(
-            async { Some(socket.recv_from(received.buffer_mut(0)).await) },
-            async {
-                // Closed (never granted) when the core stops.
-                let _ = stopping.acquire(1).await;
-                None
-            },
-        )
-        .await;
-        let Some(first) = first else {
+        // Under load the socket rarely runs dry, so it is drained with
+        // recvmmsg first, and glommio's wait (a non-blocking recvmsg that
+        // fails, an io_uring submission, a sleep) is paid only when that
+        // found nothing. The wait consumes the datagram it wakes for, so no
+        // wake-up can be lost (a peek-based wait did lose them under load).
+        // It races the stop signal instead of carrying a read timeout,
+        // which would arm and cancel a kernel timer on every wait.
+        if stopping.try_acquire(1).is_err() {
             break;
-        };
-        let (len, from) = match first {
-            Ok(first) => first,
-            Err(err) => {
-                if !is_timeout(&err) {
-                    log::debug!("core {}: receive error: {err}", state.index);
+        }
+        let mut count = received.receive(fd, 0).unwrap_or(0);
+        if count == 0 {
+            let first = futures_lite::future::or(
+                async { Some(socket.recv_from(received.buffer_mut(0)).await) },
+                async {
+                    // Closed (never granted) when the core stops.
+                    let _ = stopping.acquire(1).await;
+                    None
+                },
+            )
+            .await;
+            let Some(first) = first else {
+                break;
+            };
+            match first {
+                Ok((len, from)) => {
+                    received.set(0, len, from);
+                    count = 1;
                 }
-                continue;
+                Err(err) => {
+                    if !is_timeout(&err) {
+                        log::debug!("core {}: receive error: {err}", state.index);
+                    }
+                    continue;
+                }
             }
-        };
-        received.set(0, len, from);
-        let count = 1 + received.receive(fd, 1).unwrap_or(0);
+        } else {
+            // Busy: let the core's other tasks (upstream replies, timers,
+            // TCP) run when the time slice is up.
+            glommio::yield_if_needed().await;
+        }
         let now = state.now();
         let mut ready = 0usize;
         {
