@@ -40,7 +40,7 @@ use core::net::SocketAddr;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use heimdall_cache::{
     AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, EntryKind, Lookup, SlotInfo,
     TCP_LIMIT, Timestamp, udp_limit,
@@ -1441,20 +1441,24 @@ impl Resolver {
             (None, None) => false,
             _ => true,
         };
-        // Bounded by the size of the local data, built once per reload.
-        let mut local_names: Vec<Vec<u8>> = Vec::new();
+        // Bounded by the size of the local data, built once per reload. A
+        // set, because every cached name is checked against it: each of a
+        // name's suffixes is one lookup, so the purge costs entries x labels
+        // rather than entries x local names.
+        let mut local_names: HashSet<&[u8]> = HashSet::new();
         if local_changed {
             for data in [&self.config.policy.local, &config.policy.local]
                 .into_iter()
                 .flatten()
             {
-                local_names.extend(data.names().map(<[u8]>::to_vec));
+                local_names.extend(data.names());
             }
         }
         let blocklist = config.policy.blocklist.as_deref();
         let answered_by_policy = |name: &[u8]| {
             blocklist.is_some_and(|list| list.check_lower_wire(name) == Verdict::Blocked)
-                || local_names.iter().any(|local| is_at_or_below(name, local))
+                || (!local_names.is_empty()
+                    && wire_suffixes(name).any(|suffix| local_names.contains(suffix)))
         };
         let purged = if blocklist.is_none() && local_names.is_empty() {
             0
@@ -1475,6 +1479,7 @@ impl Resolver {
         // Hints this core produced under the old policy and not yet sent.
         self.hints
             .retain(|hint| !answered_by_policy(&hint.key.name));
+        drop(local_names);
         self.config = config;
         Ok(ReconfigureReport { purged })
     }
@@ -1520,21 +1525,20 @@ fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: T
         && info.refresh_after <= now
 }
 
-/// Whether `name` is `ancestor` or below it; both are valid lower-cased
-/// wire names.
-fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
-    let mut pos = 0usize;
-    // Each step moves past one label, so this ends within 128 steps.
-    while let Some(rest) = name.get(pos..) {
-        if rest == ancestor {
-            return true;
-        }
-        match rest.first() {
-            Some(&len) if len != 0 => pos += 1 + usize::from(len),
-            _ => return false,
-        }
-    }
-    false
+/// `name` and each of its ancestors, down to the root, as wire-name
+/// suffixes of `name` (a valid uncompressed wire name).
+fn wire_suffixes(name: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = Some(0usize);
+    core::iter::from_fn(move || {
+        let start = pos?;
+        let rest = name.get(start..)?;
+        // Each step moves past one label, so this ends within 128 steps.
+        pos = match rest.first() {
+            Some(&len) if len != 0 => Some(start + 1 + usize::from(len)),
+            _ => None,
+        };
+        Some(rest)
+    })
 }
 
 /// The upstream query for an in-flight entry: random ID, RD, the key's CD,

@@ -465,9 +465,10 @@ fn reconfigure_purges_newly_blocked_names_and_keeps_the_rest() {
     warm(&mut resolver, "ads.example", 300, t0);
     warm(&mut resolver, "keep.example", 300, t0);
     warm(&mut resolver, "printer.lan", 300, t0);
+    warm(&mut resolver, "tray.printer.lan", 300, t0);
     let before = resolver.upstreams().get(0).unwrap().stats();
     let before_srtt = resolver.upstreams().get(0).unwrap().srtt_us();
-    assert_eq!(before.replies, 3);
+    assert_eq!(before.replies, 4);
     assert!(before_srtt.is_some());
     let mut out = [0u8; 1232];
 
@@ -487,7 +488,7 @@ fn reconfigure_purges_newly_blocked_names_and_keeps_the_rest() {
         ResolverError::NoUpstreams
     );
     assert_eq!(resolver.upstreams().len(), 2);
-    assert_eq!(resolver.cache().len(), 3);
+    assert_eq!(resolver.cache().len(), 4);
 
     let mut list = BlocklistBuilder::new();
     list.add_list("ads.example\n", ListFormat::Domains);
@@ -511,8 +512,8 @@ fn reconfigure_purges_newly_blocked_names_and_keeps_the_rest() {
     let t1 = t0.add_secs(10);
     let report = resolver.reconfigure(new, t1).unwrap();
     assert_eq!(
-        report.purged, 2,
-        "ads.example (blocked), printer.lan (local)"
+        report.purged, 3,
+        "ads.example (blocked), printer.lan and tray.printer.lan (at or below local data)"
     );
     assert_eq!(resolver.cache().policy().stale_window, 30);
 
