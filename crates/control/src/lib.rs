@@ -23,8 +23,6 @@ mod route;
 mod snapshot;
 
 #[cfg(test)]
-mod expo;
-#[cfg(test)]
 mod tests;
 
 pub use http::{Connection, HttpError, Limits, Method, Request, Response};

@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::http::{get_ok, parse_metrics, promtool_check, request, sum};
+use common::http::{get_ok, metrics, request};
 use common::*;
 use heimdall_config::Config;
 use heimdall_loadtest::upstream::zone::host_v4;
 use heimdall_loadtest::{Behavior, UpstreamConfig, ZoneConfig};
 use heimdall_server::StartOptions;
+use heimdall_testkit::prometheus::promtool_check;
 use heimdall_wire::{Rcode, RecordType};
 
 /// A config for `setup` with extra YAML sections appended.
@@ -70,77 +71,60 @@ fn metrics_and_stats_count_what_was_sent() {
     sent += 2;
 
     let text = get_ok(control, "/metrics");
-    let samples = parse_metrics(&text);
+    let samples = metrics(&text);
     if let Some(verdict) = promtool_check(&text) {
         verdict.unwrap_or_else(|err| panic!("promtool check metrics failed:\n{err}\n{text}"));
     }
-    let queries = sum(&samples, "heimdall_queries_total", &[("transport", "udp")]);
+    let queries = samples.sum("heimdall_queries_total", &[("transport", "udp")]);
     assert_eq!(queries, sent as f64, "{text}");
     assert_eq!(
-        sum(&samples, "heimdall_queries_total", &[("transport", "tcp")]),
+        samples.sum("heimdall_queries_total", &[("transport", "tcp")]),
         0.0
     );
-    assert_eq!(sum(&samples, "heimdall_cores", &[]), 2.0);
+    assert_eq!(samples.sum("heimdall_cores", &[]), 2.0);
     // Both cores report their own series.
     for core in ["0", "1"] {
         assert!(
             samples
-                .keys()
-                .any(|(name, labels)| name == "heimdall_queries_total"
-                    && labels.get("core").map(String::as_str) == Some(core)),
+                .family("heimdall_queries_total")
+                .is_some_and(|family| family.samples.iter().any(|sample| sample
+                    .labels
+                    .get("core")
+                    .map(String::as_str)
+                    == Some(core))),
             "core {core} missing:\n{text}"
         );
     }
     assert_eq!(
-        sum(
-            &samples,
-            "heimdall_queries_by_qtype_total",
-            &[("qtype", "A")]
-        ),
+        samples.sum("heimdall_queries_by_qtype_total", &[("qtype", "A")]),
         (sent - 1) as f64
     );
     assert_eq!(
-        sum(
-            &samples,
-            "heimdall_queries_by_qtype_total",
-            &[("qtype", "MX")]
-        ),
+        samples.sum("heimdall_queries_by_qtype_total", &[("qtype", "MX")]),
         1.0
     );
     assert_eq!(
-        sum(
-            &samples,
-            "heimdall_responses_total",
-            &[("rcode", "NXDOMAIN")]
-        ),
+        samples.sum("heimdall_responses_total", &[("rcode", "NXDOMAIN")]),
         1.0
     );
     assert_eq!(
-        sum(
-            &samples,
-            "heimdall_responses_total",
-            &[("rcode", "NOERROR")]
-        ),
+        samples.sum("heimdall_responses_total", &[("rcode", "NOERROR")]),
         (sent - 1) as f64
     );
-    let hits = sum(&samples, "heimdall_cache_hits_total", &[]);
-    let misses = sum(&samples, "heimdall_cache_misses_total", &[]);
+    let hits = samples.sum("heimdall_cache_hits_total", &[]);
+    let misses = samples.sum("heimdall_cache_misses_total", &[]);
     assert_eq!(hits + misses, sent as f64, "{text}");
     // Every upstream query is counted for the upstream, and the latency
     // histogram has an observation per answered query.
     let upstream_label = upstream.local_addr().to_string();
     let by_upstream = [("upstream", upstream_label.as_str())];
-    let upstream_queries = sum(&samples, "heimdall_upstream_queries_total", &by_upstream);
+    let upstream_queries = samples.sum("heimdall_upstream_queries_total", &by_upstream);
     assert_eq!(upstream_queries, upstream.stats().received as f64, "{text}");
     assert_eq!(
-        sum(
-            &samples,
-            "heimdall_upstream_latency_seconds_count",
-            &by_upstream
-        ),
+        samples.sum("heimdall_upstream_latency_seconds_count", &by_upstream),
         upstream_queries
     );
-    assert!(sum(&samples, "heimdall_cache_entries", &[]) >= 42.0);
+    assert!(samples.sum("heimdall_cache_entries", &[]) >= 42.0);
 
     // /stats says the same in JSON.
     let stats: serde_json::Value = serde_json::from_str(&get_ok(control, "/stats")).unwrap();
@@ -177,8 +161,8 @@ fn flush_drops_a_name_and_everything_below_it_on_every_core() {
     }
     // Hints carry each answer to the other core.
     assert!(wait_until(Duration::from_secs(2), || {
-        let samples = parse_metrics(&get_ok(control, "/metrics"));
-        sum(&samples, "heimdall_hints_received_total", &[]) >= 3.0
+        let samples = metrics(&get_ok(control, "/metrics"));
+        samples.sum("heimdall_hints_received_total", &[]) >= 3.0
     }));
     let (status, body) = request(control, "POST", "/cache/flush?name=HOST-1.zone.test");
     assert_eq!(status, 200, "{body}");

@@ -5,9 +5,12 @@
 //!   piece of code makes no heap allocation;
 //! - [`messages`], small makers of queries and upstream answers built with
 //!   heimdall-wire;
-//! - [`SplitMix64`], a deterministic generator for random and mutated inputs.
+//! - [`SplitMix64`], a deterministic generator for random and mutated inputs;
+//! - [`prometheus`], a strict reader of the Prometheus text format and a
+//!   `promtool` check.
 
 pub mod messages;
+pub mod prometheus;
 mod rng;
 
 pub use rng::SplitMix64;

@@ -1,40 +1,50 @@
-//! Test support: a strict parser and validator for the Prometheus text
-//! exposition format 0.0.4, used to check [`render_metrics`] output.
-//!
-//! [`render_metrics`]: crate::render_metrics
+//! A strict parser and validator for the Prometheus text exposition
+//! format 0.0.4, independent of heimdall-control's renderer, and a check
+//! of the same text with `promtool` when it is installed. Used by the
+//! control crate's rendering tests and by the server's end-to-end tests
+//! of `GET /metrics`.
 
 use std::collections::{BTreeMap, HashSet};
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Sample {
-    pub(crate) name: String,
-    pub(crate) labels: BTreeMap<String, String>,
-    pub(crate) value: f64,
+pub struct Sample {
+    /// The sample's name (a histogram's `_bucket`, `_sum` or `_count` included).
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
 }
 
 /// One metric family: HELP, TYPE and its samples.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Family {
-    pub(crate) name: String,
-    pub(crate) kind: String,
-    pub(crate) help: String,
-    pub(crate) samples: Vec<Sample>,
+pub struct Family {
+    /// The family name.
+    pub name: String,
+    /// Its TYPE.
+    pub kind: String,
+    /// Its HELP text, unescaped.
+    pub help: String,
+    /// Its samples, in order.
+    pub samples: Vec<Sample>,
 }
 
 /// A parsed, validated exposition.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Exposition {
-    pub(crate) families: Vec<Family>,
+pub struct Exposition {
+    /// The families, in order.
+    pub families: Vec<Family>,
 }
 
 impl Exposition {
-    pub(crate) fn family(&self, name: &str) -> Option<&Family> {
+    /// The family with this name.
+    pub fn family(&self, name: &str) -> Option<&Family> {
         self.families.iter().find(|family| family.name == name)
     }
 
     /// The value of the sample with this name and exactly these labels.
-    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let wanted: BTreeMap<String, String> = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -45,6 +55,55 @@ impl Exposition {
             .find(|sample| sample.name == name && sample.labels == wanted)
             .map(|sample| sample.value)
     }
+
+    /// The sum of every sample named `name` whose labels include all of
+    /// `filter` (for totals over cores, upstreams or rcodes).
+    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        self.families
+            .iter()
+            .flat_map(|family| family.samples.iter())
+            .filter(|sample| {
+                sample.name == name
+                    && filter.iter().all(|(key, value)| {
+                        sample.labels.get(*key).map(String::as_str) == Some(*value)
+                    })
+            })
+            .map(|sample| sample.value)
+            .sum()
+    }
+}
+
+/// `promtool check metrics` on `text` (its lint findings count as a
+/// failure): `None` when promtool is not installed (Debian's prometheus
+/// package has it), else what it said.
+pub fn promtool_check(text: &str) -> Option<Result<(), String>> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(text.as_bytes()));
+    let output = child.wait_with_output();
+    Some(match (written, output) {
+        (Some(Ok(())), Ok(output)) => {
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.success() && stdout.trim().is_empty() && stderr.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{stdout}{stderr}"))
+            }
+        }
+        _ => Err("could not run promtool".to_string()),
+    })
 }
 
 fn is_metric_name(name: &str) -> bool {
@@ -186,7 +245,7 @@ fn belongs(family: &Family, sample: &str) -> bool {
 /// - counters end in `_total` and are non-negative;
 /// - histograms: every series has `le` buckets in increasing order with
 ///   non-decreasing counts, a `+Inf` bucket equal to `_count`, and a `_sum`.
-pub(crate) fn parse(text: &str) -> Result<Exposition, String> {
+pub fn parse(text: &str) -> Result<Exposition, String> {
     if !text.is_empty() && !text.ends_with('\n') {
         return Err("exposition does not end with a line feed".to_owned());
     }
@@ -346,8 +405,8 @@ fn check_histogram(family: &Family) -> Result<(), String> {
         }
     }
     for (key, buckets) in &series {
-        for pair in buckets.windows(2) {
-            let ((bound_a, count_a), (bound_b, count_b)) = (pair[0], pair[1]);
+        for (&(bound_a, count_a), &(bound_b, count_b)) in buckets.iter().zip(buckets.iter().skip(1))
+        {
             if bound_b <= bound_a {
                 return Err(format!("{name} {key:?}: le not increasing"));
             }
