@@ -141,23 +141,6 @@ pub struct Cache {
     stats: CacheStats,
 }
 
-/// Whether `name` (a valid wire name) is `ancestor` or lies below it,
-/// ignoring case.
-fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
-    let mut pos = 0usize;
-    // Each step moves past one label, so this ends within 128 steps.
-    while let Some(rest) = name.get(pos..) {
-        if rest.eq_ignore_ascii_case(ancestor) {
-            return true;
-        }
-        match rest.first() {
-            Some(&len) if len != 0 => pos += 1 + usize::from(len),
-            _ => return false,
-        }
-    }
-    false
-}
-
 impl Cache {
     /// An empty shard holding at most `capacity_bytes` (see
     /// [`Cache::entry_bytes`] for what is counted). Fails when `policy` is
@@ -435,11 +418,13 @@ impl Cache {
     /// many. Walks the whole shard: meant for an operator's flush, not the
     /// query path.
     pub fn remove_subtree(&mut self, name_wire: &[u8]) -> Result<usize, CacheError> {
-        Name::from_wire(name_wire)?;
+        let ancestor = Name::from_wire(name_wire)?;
         let mut removed = 0usize;
         let mut index = 0usize;
         while let Some(slot) = self.slots.get(index) {
-            if is_at_or_below(slot.entry.question_name(), name_wire) {
+            let below = Name::from_wire(slot.entry.question_name())
+                .is_ok_and(|name| name.is_subdomain_of(&ancestor));
+            if below {
                 // The last slot moves into `index`; look at it next.
                 self.remove_slot(index as u32);
                 removed += 1;
