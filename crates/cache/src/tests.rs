@@ -1515,3 +1515,34 @@ fn entries_retain_capacity_and_policy() {
         Lookup::Stale(_)
     ));
 }
+
+/// The accounting table in docs/TUNING.md ("Choosing shard sizes"):
+/// these are the figures it quotes, so a change to `Cache::entry_bytes`
+/// or the slot layout fails here until the doc is updated. Slot sizes are
+/// those of a 64-bit target.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn accounted_bytes_match_the_tuning_table() {
+    let accounted = |qname: &str, records: u8| {
+        let query_bytes = messages::query(qname, RecordType::A, 0, None);
+        let key = QueryKey::from_packet(&query_bytes).unwrap().1;
+        let upstream = messages::a_answer(&query_bytes, records, 300);
+        let message = Message::parse(&upstream).unwrap();
+        let entry = Entry::from_response(&key, &message, Timestamp::ZERO, &CachePolicy::default())
+            .unwrap()
+            .unwrap();
+        (entry.wire().len(), Cache::entry_bytes(&entry))
+    };
+    // A 40-character name.
+    let forty = format!("{}.example.com", "a".repeat(28));
+    let table = [
+        (accounted("a.io", 1), (38, 232)),
+        (accounted("www.example.com", 1), (49, 243)),
+        (accounted("host1.example", 2), (63, 257)),
+        (accounted(&forty, 4), (122, 316)),
+        (accounted("host1.example", 8), (159, 353)),
+    ];
+    for (got, documented) in table {
+        assert_eq!(got, documented, "(wire bytes, accounted bytes)");
+    }
+}

@@ -615,3 +615,11 @@ fn an_answer_in_flight_across_a_reload_that_blocks_it_is_not_cached() {
         Rcode::NXDOMAIN
     );
 }
+
+/// docs/TUNING.md sizes the hint mesh from this (cores x (cores - 1) x
+/// channel_capacity x (size + 8)); a change to `Hint` must update it.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_hint_is_the_size_the_tuning_guide_uses() {
+    assert_eq!(std::mem::size_of::<heimdall_resolver::Hint>(), 400);
+}
