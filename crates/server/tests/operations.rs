@@ -22,7 +22,7 @@ use common::http::{get_ok, metrics, request};
 use common::*;
 use heimdall_config::Config;
 use heimdall_loadtest::upstream::zone::host_v4;
-use heimdall_loadtest::{Behavior, UpstreamConfig, ZoneConfig};
+use heimdall_loadtest::{Behavior, UpstreamConfig, UpstreamHandle, ZoneConfig};
 use heimdall_server::StartOptions;
 use heimdall_testkit::prometheus::promtool_check;
 use heimdall_wire::{Rcode, RecordType};
@@ -406,18 +406,22 @@ fn reload_purges_cached_names_that_are_now_blocked() {
     std::fs::remove_file(list).unwrap();
 }
 
-#[test]
-fn stale_answers_are_served_when_the_upstream_dies() {
-    let mut upstream = start_upstream(UpstreamConfig::default());
+/// A server whose answers live 1 s (`cache.max_ttl`), with `timeout` x 1
+/// attempt upstream and `change` applied to its config, that has cached
+/// `host-1.zone.test.`; and its upstream and a client.
+fn cached_for_a_second(
+    timeout: &'static str,
+    change: impl FnOnce(&mut Config),
+) -> (UpstreamHandle, TestServer, Client) {
+    let upstream = start_upstream(UpstreamConfig::default());
     let setup = Setup {
-        timeout: "200ms",
+        timeout,
         attempts: 1,
         ..Setup::new(&[upstream.local_addr()])
     };
-    // Answers live 1 s; stale data may be served for an hour.
     let config = config_with(&setup, "").tap(|config| {
         config.cache.max_ttl = Duration::from_secs(1);
-        config.cache.stale_max_age = Duration::from_secs(3_600);
+        change(config);
     });
     let server = start_server(&config);
     let client = server.client();
@@ -425,6 +429,15 @@ fn stale_answers_are_served_when_the_upstream_dies() {
         &client.exchange(&a_query(1, "host-1.zone.test.")),
         host_v4(1),
     );
+    (upstream, server, client)
+}
+
+#[test]
+fn stale_answers_are_served_when_the_upstream_dies() {
+    // Stale data may be served for an hour.
+    let (mut upstream, server, client) = cached_for_a_second("200ms", |config| {
+        config.cache.stale_max_age = Duration::from_secs(3_600);
+    });
     upstream.set_behavior(Behavior::Drop);
     std::thread::sleep(Duration::from_millis(1_200));
     let started = Instant::now();
@@ -454,22 +467,9 @@ fn stale_answers_are_served_when_the_upstream_dies() {
 
 #[test]
 fn a_slow_upstream_gets_stale_data_to_the_client_after_the_client_timeout() {
-    let mut upstream = start_upstream(UpstreamConfig::default());
-    let setup = Setup {
-        timeout: "3s",
-        attempts: 1,
-        ..Setup::new(&[upstream.local_addr()])
-    };
-    let config = config_with(&setup, "").tap(|config| {
-        config.cache.max_ttl = Duration::from_secs(1);
+    let (mut upstream, server, client) = cached_for_a_second("3s", |config| {
         config.cache.stale_client_timeout = Duration::from_millis(300);
     });
-    let server = start_server(&config);
-    let client = server.client();
-    assert_single_a(
-        &client.exchange(&a_query(1, "host-1.zone.test.")),
-        host_v4(1),
-    );
     upstream.set_delay(Duration::from_millis(1_500));
     std::thread::sleep(Duration::from_millis(1_100));
     let started = Instant::now();
