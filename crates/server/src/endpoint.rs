@@ -88,7 +88,8 @@ impl Endpoint {
         let built = glommio::executor()
             .spawn_blocking(move || {
                 let config = source()?;
-                let resolver_config = build_resolver_config(&config, cores)?;
+                let resolver_config =
+                    build_resolver_config(&config, cores).map_err(|err| err.to_string())?;
                 Ok::<_, String>((config, resolver_config))
             })
             .await;

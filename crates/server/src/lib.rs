@@ -136,8 +136,7 @@ impl Server {
             max_pipelined: config.tcp.max_pipelined,
             connect_timeout: config.upstream.timeout,
         };
-        let mut resolver_config = reload::resolver_config(config);
-        resolver_config.policy = policy::build_policy(config, cores)?;
+        let resolver_config = reload::build_resolver_config(config, cores)?;
         let control_listener = if config.control.enabled {
             Some(sockets::control_listener(config.control.listen)?)
         } else {

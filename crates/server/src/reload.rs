@@ -16,6 +16,7 @@ use heimdall_cache::CachePolicy;
 use heimdall_config::{Config, UpstreamStrategy};
 use heimdall_resolver::{Resolver, ResolverConfig, Strategy};
 
+use crate::ServerError;
 use crate::policy::build_policy;
 
 /// Re-reads the configuration for a reload: the binary passes one that
@@ -24,7 +25,7 @@ pub type ReloadSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
 /// The resolver settings of `config`, without the policy (see
 /// [`build_resolver_config`]).
-pub(crate) fn resolver_config(config: &Config) -> ResolverConfig {
+fn resolver_config(config: &Config) -> ResolverConfig {
     let secs = |duration: Duration| u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
     let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     ResolverConfig {
@@ -59,10 +60,10 @@ pub(crate) fn resolver_config(config: &Config) -> ResolverConfig {
 pub(crate) fn build_resolver_config(
     config: &Config,
     cores: usize,
-) -> Result<ResolverConfig, String> {
+) -> Result<ResolverConfig, ServerError> {
     let mut resolver_config = resolver_config(config);
-    resolver_config.policy = build_policy(config, cores).map_err(|err| err.to_string())?;
-    Resolver::new(resolver_config.clone()).map_err(|err| format!("resolver: {err}"))?;
+    resolver_config.policy = build_policy(config, cores)?;
+    Resolver::new(resolver_config.clone())?;
     Ok(resolver_config)
 }
 
@@ -191,7 +192,7 @@ mod tests {
     #[test]
     fn a_bad_policy_is_an_error_naming_the_file() {
         let config = config("blocklist: {files: [{path: /nonexistent/heimdall-test.list}]}\n");
-        let err = build_resolver_config(&config, 1).unwrap_err();
+        let err = build_resolver_config(&config, 1).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/heimdall-test.list"), "{err}");
         assert!(build_resolver_config(&self::config(""), 2).is_ok());
     }
