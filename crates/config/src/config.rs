@@ -41,6 +41,8 @@ pub mod defaults {
     pub const IO_MEMORY: usize = 512 << 10;
     /// `server.udp_recv_batch`.
     pub const UDP_RECV_BATCH: usize = 32;
+    /// `server.udp_gso`.
+    pub const UDP_GSO: bool = true;
     /// `cache.shard_size`.
     pub const SHARD_SIZE: usize = 64 << 20;
     /// `cache.min_ttl`: answers keep the TTL their owner gave.
@@ -368,6 +370,9 @@ pub struct ServerConfig {
     pub io_memory: usize,
     /// Datagrams per recvmmsg/sendmmsg call, 1..=1024.
     pub udp_recv_batch: usize,
+    /// Send the replies of one batch that go to one client with one
+    /// length as a single UDP GSO send (`UDP_SEGMENT`).
+    pub udp_gso: bool,
 }
 
 /// `cache:`

@@ -171,6 +171,7 @@ pub(crate) struct RawServer {
     pub(crate) listen: Vec<ListenAddr>,
     pub(crate) io_memory: ByteSize,
     pub(crate) udp_recv_batch: usize,
+    pub(crate) udp_gso: bool,
 }
 
 impl Default for RawServer {
@@ -180,6 +181,7 @@ impl Default for RawServer {
             listen: vec![ListenAddr(defaults::LISTEN)],
             io_memory: ByteSize(defaults::IO_MEMORY as u64),
             udp_recv_batch: defaults::UDP_RECV_BATCH,
+            udp_gso: defaults::UDP_GSO,
         }
     }
 }
@@ -309,6 +311,7 @@ impl From<&crate::Config> for RawConfig {
                     .collect(),
                 io_memory: ByteSize(config.server.io_memory as u64),
                 udp_recv_batch: config.server.udp_recv_batch,
+                udp_gso: config.server.udp_gso,
             },
             cache: RawCache {
                 shard_size: ByteSize(config.cache.shard_size as u64),

@@ -249,6 +249,15 @@ pub(crate) fn keys() -> Vec<KeyDoc> {
             Valid::Int(1, int(limits::UDP_RECV_BATCH_MAX)),
             "Datagrams read (recvmmsg) or written (sendmmsg) per system call.",
         ),
+        key(
+            "server.udp_gso",
+            Bool,
+            ANY,
+            "Send the replies of one batch that go to the same client with the same length as \
+             one UDP GSO send (Linux 4.18+): the IP stack and the device are walked once for \
+             all of them. Used only where the kernel supports it; a path that refuses it falls \
+             back to one datagram per reply.",
+        ),
         // cache
         key(
             "cache.shard_size",

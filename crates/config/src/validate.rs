@@ -234,6 +234,7 @@ impl Validator<'_> {
             listen,
             io_memory,
             udp_recv_batch: batch,
+            udp_gso: raw.udp_gso,
         })
     }
 

@@ -35,5 +35,5 @@ pub use route::{Command, percent_decode, route};
 pub use snapshot::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, LATENCY_BUCKETS_US, LatencyHistogram,
     PolicySnapshot, QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, RcodeBucket,
-    RcodeCounts, Snapshot, TransportCounts, UpstreamSnapshot,
+    RcodeCounts, Snapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
 };

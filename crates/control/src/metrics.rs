@@ -18,7 +18,7 @@ pub fn render_metrics(snapshot: &Snapshot) -> Response {
 /// A per-core counter family: name, help, and how to read it.
 type CoreField = (&'static str, &'static str, fn(&CoreSnapshot) -> u64);
 
-const CORE_COUNTERS: [CoreField; 12] = [
+const CORE_COUNTERS: [CoreField; 16] = [
     (
         "heimdall_cache_hits_total",
         "Cache lookups answered with a fresh entry.",
@@ -58,6 +58,26 @@ const CORE_COUNTERS: [CoreField; 12] = [
         "heimdall_hints_dropped_total",
         "Cache hints dropped because a queue was full.",
         |c| c.hints.dropped,
+    ),
+    (
+        "heimdall_udp_send_errors_total",
+        "UDP replies and upstream queries the kernel refused.",
+        |c| c.udp.send_errors,
+    ),
+    (
+        "heimdall_udp_gso_sends_total",
+        "UDP sends that carried several replies as GSO segments.",
+        |c| c.udp.gso_sends,
+    ),
+    (
+        "heimdall_udp_gso_segments_total",
+        "UDP replies that left inside GSO sends.",
+        |c| c.udp.gso_segments,
+    ),
+    (
+        "heimdall_udp_gso_fallbacks_total",
+        "GSO sends refused by the kernel and sent again one reply at a time.",
+        |c| c.udp.gso_fallbacks,
     ),
     (
         "heimdall_queries_rate_limited_total",

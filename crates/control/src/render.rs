@@ -118,6 +118,12 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "received": core.hints.received,
             "dropped": core.hints.dropped,
         },
+        "udp": {
+            "send_errors": core.udp.send_errors,
+            "gso_sends": core.udp.gso_sends,
+            "gso_segments": core.udp.gso_segments,
+            "gso_fallbacks": core.udp.gso_fallbacks,
+        },
         "policy": {
             "rate_limited": core.policy.rate_limited,
             "refused": core.policy.refused,

@@ -260,6 +260,19 @@ pub struct HintSnapshot {
     pub dropped: u64,
 }
 
+/// One core's UDP reply counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpSnapshot {
+    /// Replies and upstream queries the kernel refused (full buffers).
+    pub send_errors: u64,
+    /// Sends that carried several replies as UDP GSO segments.
+    pub gso_sends: u64,
+    /// Replies that left inside those sends.
+    pub gso_segments: u64,
+    /// GSO sends the kernel refused whose replies were sent one by one.
+    pub gso_fallbacks: u64,
+}
+
 /// Queries stopped by policy or by parsing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PolicySnapshot {
@@ -385,6 +398,8 @@ pub struct CoreSnapshot {
     pub cache: CacheSnapshot,
     /// The hint mesh.
     pub hints: HintSnapshot,
+    /// UDP sends.
+    pub udp: UdpSnapshot,
     /// Policy and parse failures.
     pub policy: PolicySnapshot,
     /// Upstreams, in configured order.
@@ -410,6 +425,10 @@ impl CoreSnapshot {
         add(&mut self.hints.sent, other.hints.sent);
         add(&mut self.hints.received, other.hints.received);
         add(&mut self.hints.dropped, other.hints.dropped);
+        add(&mut self.udp.send_errors, other.udp.send_errors);
+        add(&mut self.udp.gso_sends, other.udp.gso_sends);
+        add(&mut self.udp.gso_segments, other.udp.gso_segments);
+        add(&mut self.udp.gso_fallbacks, other.udp.gso_fallbacks);
         add(&mut self.policy.rate_limited, other.policy.rate_limited);
         add(&mut self.policy.refused, other.policy.refused);
         add(&mut self.policy.blocked, other.policy.blocked);

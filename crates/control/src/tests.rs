@@ -464,6 +464,12 @@ fn sample_snapshot() -> Snapshot {
             received: 6,
             dropped: index,
         };
+        core.udp = UdpSnapshot {
+            send_errors: 7,
+            gso_sends: 8 + index,
+            gso_segments: 40,
+            gso_fallbacks: index,
+        };
         core.policy = PolicySnapshot {
             rate_limited: 1,
             refused: 2,
@@ -556,6 +562,7 @@ fn stats_json_has_the_documented_fields() {
             "rcodes",
             "cache",
             "hints",
+            "udp",
             "policy",
             "upstreams",
         ] {
@@ -584,6 +591,9 @@ fn stats_json_has_the_documented_fields() {
         for field in ["sent", "received", "dropped"] {
             assert!(core["hints"][field].is_u64());
         }
+        for field in ["send_errors", "gso_sends", "gso_segments", "gso_fallbacks"] {
+            assert!(core["udp"][field].is_u64(), "udp.{field}");
+        }
         for field in ["rate_limited", "refused", "blocked", "malformed"] {
             assert!(core["policy"][field].is_u64());
         }
@@ -610,7 +620,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["upstreams"][0]["latency"]["count"], 14);
 }
 
-const FAMILIES: [(&str, &str); 22] = [
+const FAMILIES: [(&str, &str); 26] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
@@ -623,6 +633,10 @@ const FAMILIES: [(&str, &str); 22] = [
     ("heimdall_hints_sent_total", "counter"),
     ("heimdall_hints_received_total", "counter"),
     ("heimdall_hints_dropped_total", "counter"),
+    ("heimdall_udp_send_errors_total", "counter"),
+    ("heimdall_udp_gso_sends_total", "counter"),
+    ("heimdall_udp_gso_segments_total", "counter"),
+    ("heimdall_udp_gso_fallbacks_total", "counter"),
     ("heimdall_queries_rate_limited_total", "counter"),
     ("heimdall_queries_refused_total", "counter"),
     ("heimdall_queries_blocked_total", "counter"),
@@ -712,6 +726,8 @@ fn metrics_text_is_valid_and_complete() {
     );
     assert_eq!(v("heimdall_cache_bytes", &[("core", "0")]), 65_536.0);
     assert_eq!(v("heimdall_hints_dropped_total", &[("core", "1")]), 1.0);
+    assert_eq!(v("heimdall_udp_gso_sends_total", &[("core", "1")]), 9.0);
+    assert_eq!(v("heimdall_udp_gso_fallbacks_total", &[("core", "0")]), 0.0);
     assert_eq!(v("heimdall_queries_malformed_total", &[("core", "0")]), 4.0);
     let upstream = [("core", "0"), ("upstream", "192.0.2.1:53")];
     assert_eq!(v("heimdall_upstream_timeouts_total", &upstream), 2.0);

@@ -150,6 +150,39 @@ pub(crate) fn set_no_fragmentation(fd: RawFd, ipv6: bool) -> io::Result<()> {
     }
 }
 
+/// Most datagrams one UDP GSO send may carry (the kernel's
+/// `UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// Most payload bytes one UDP GSO send may carry: the whole super-datagram
+/// must fit one IP packet's 16-bit length, headers included.
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// Room for one control message holding a `u16` (`CMSG_SPACE(2)` is 24 on
+/// 64-bit Linux), kept 8-byte aligned as `cmsghdr` requires.
+type GsoControl = [u64; 4];
+
+/// UDP reply counters of one core (see `server.udp_gso`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UdpStats {
+    /// Sends that carried several replies as UDP GSO segments.
+    pub gso_sends: u64,
+    /// Replies that left inside those sends.
+    pub gso_segments: u64,
+    /// GSO sends the kernel refused whose replies were then sent one by
+    /// one.
+    pub gso_fallbacks: u64,
+}
+
+impl UdpStats {
+    /// Add another set of counters to these.
+    pub(crate) fn add(&mut self, other: UdpStats) {
+        self.gso_sends += other.gso_sends;
+        self.gso_segments += other.gso_segments;
+        self.gso_fallbacks += other.gso_fallbacks;
+    }
+}
+
 /// A fixed set of datagram buffers with the C structures `recvmmsg` and
 /// `sendmmsg` need, reused for every batch.
 pub(crate) struct DatagramBatch {
@@ -159,6 +192,19 @@ pub(crate) struct DatagramBatch {
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
     capacity: usize,
+    /// Whether `send` coalesces datagrams for one peer into GSO sends.
+    gso: bool,
+    /// Slot order for grouping: a peer-and-length fingerprint above the
+    /// slot index, so an unstable sort keeps each peer's replies in order.
+    order: Vec<u64>,
+    /// One entry per GSO group: its first position in `order` and its
+    /// number of datagrams.
+    groups: Vec<(usize, usize)>,
+    /// The iovecs of every group, laid out in `order`.
+    group_iovecs: Vec<libc::iovec>,
+    group_headers: Vec<libc::mmsghdr>,
+    group_controls: Vec<GsoControl>,
+    stats: UdpStats,
 }
 
 impl DatagramBatch {
@@ -173,7 +219,47 @@ impl DatagramBatch {
             iovecs: (0..capacity).map(|_| unsafe { zeroed() }).collect(),
             headers: (0..capacity).map(|_| unsafe { zeroed() }).collect(),
             capacity,
+            gso: false,
+            order: Vec::new(),
+            groups: Vec::new(),
+            group_iovecs: Vec::new(),
+            group_headers: Vec::new(),
+            group_controls: Vec::new(),
+            stats: UdpStats::default(),
         }
+    }
+
+    /// Let `send` coalesce the datagrams of a batch that go to one peer
+    /// with one length into a single UDP GSO send (`UDP_SEGMENT`), when the
+    /// kernel supports it on `fd`. Returns whether it does.
+    ///
+    /// One GSO send walks the IP stack, the route lookup and the device
+    /// once for all its datagrams; the kernel (or the NIC) cuts it into
+    /// ordinary datagrams on the way, so the peer sees no difference.
+    pub(crate) fn enable_gso(&mut self, fd: RawFd) -> bool {
+        if !gso_supported(fd) {
+            return false;
+        }
+        let capacity = self.capacity;
+        self.gso = true;
+        self.order = vec![0; capacity];
+        self.groups = Vec::with_capacity(capacity);
+        // SAFETY: all-zero bytes are valid for these C structures.
+        self.group_iovecs = (0..capacity).map(|_| unsafe { zeroed() }).collect();
+        self.group_headers = (0..capacity).map(|_| unsafe { zeroed() }).collect();
+        self.group_controls = vec![[0; 4]; capacity];
+        true
+    }
+
+    /// What `send` has done since the last call, resetting the counters.
+    pub(crate) fn take_stats(&mut self) -> UdpStats {
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Whether `send` is coalescing with GSO (it stops after a refusal).
+    #[cfg(test)]
+    pub(crate) fn gso_enabled(&self) -> bool {
+        self.gso
     }
 
     /// The whole buffer of slot `index`, for writing a datagram into.
@@ -285,10 +371,19 @@ impl DatagramBatch {
     }
 
     /// Send slots `0..count` (each to its recorded address) with as few
-    /// `sendmmsg` calls as the kernel allows. Returns how many were sent;
-    /// the rest were dropped because the socket buffer was full.
+    /// `sendmmsg` calls as the kernel allows, as GSO sends where enabled
+    /// and more than one datagram goes to a peer. Returns how many were
+    /// sent; the rest were dropped because the socket buffer was full.
     pub(crate) fn send(&mut self, fd: RawFd, count: usize) -> usize {
         let count = count.min(self.capacity);
+        if self.gso && count > 1 {
+            return self.send_grouped(fd, count);
+        }
+        self.send_each(fd, count)
+    }
+
+    /// Send slots `0..count` as one datagram per message.
+    fn send_each(&mut self, fd: RawFd, count: usize) -> usize {
         self.prepare(0, count, true);
         let mut sent = 0usize;
         while sent < count {
@@ -319,6 +414,245 @@ impl DatagramBatch {
         }
         sent
     }
+
+    /// Group slots `0..count` by peer and length, then send each group as
+    /// one message: a GSO send when it holds several datagrams.
+    fn send_grouped(&mut self, fd: RawFd, count: usize) -> usize {
+        self.plan_groups(count);
+        if self.groups.len() == count {
+            // Every datagram goes to a different peer (or has a different
+            // length): nothing to coalesce.
+            return self.send_each(fd, count);
+        }
+        self.prepare_groups();
+        let groups = self.groups.len();
+        let mut sent_groups = 0usize;
+        let mut sent = 0usize;
+        while sent_groups < groups {
+            let Some(headers) = self.group_headers.get_mut(sent_groups..groups) else {
+                break;
+            };
+            // SAFETY: every header points at iovecs, buffers, addresses and
+            // control messages owned by `self` and prepared for this call;
+            // the count matches the slice.
+            let result = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    headers.as_mut_ptr(),
+                    (groups - sent_groups) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if result > 0 {
+                let done = sent_groups + result as usize;
+                for &(_, members) in self.groups.get(sent_groups..done).unwrap_or_default() {
+                    sent += members;
+                    if members > 1 {
+                        self.stats.gso_sends += 1;
+                        self.stats.gso_segments += members as u64;
+                    }
+                }
+                sent_groups = done;
+                continue;
+            }
+            if result < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // The kernel refused this group's message. A lone datagram is
+            // skipped (full buffer, unreachable peer), so the rest of the
+            // batch still goes out; a GSO group is sent again one datagram
+            // at a time, because the refusal may be GSO's alone (a device
+            // without checksum offload, a segment over the path MTU).
+            let (start, members) = self.groups.get(sent_groups).copied().unwrap_or((0, 0));
+            if members > 1 {
+                self.stats.gso_fallbacks += 1;
+                let mut delivered = 0usize;
+                for position in start..start + members {
+                    let slot = self.slot_at(position);
+                    let Some(addr) = self.address(slot) else {
+                        continue;
+                    };
+                    if send_to(fd, self.datagram(slot), addr).is_ok() {
+                        delivered += 1;
+                    }
+                }
+                if delivered == members {
+                    // Plain sends work where the GSO send did not: this
+                    // socket's path cannot take GSO, so stop trying.
+                    log::warn!("UDP GSO refused on fd {fd}; replies are sent one by one");
+                    self.gso = false;
+                }
+                sent += delivered;
+            }
+            sent_groups += 1;
+        }
+        sent
+    }
+
+    /// The slot at `position` of the sorted order.
+    fn slot_at(&self, position: usize) -> usize {
+        self.order
+            .get(position)
+            .map_or(0, |key| (key & 0xffff) as usize)
+    }
+
+    /// Sort slots `0..count` by peer and length (each peer's datagrams
+    /// keep their order) and cut the order into GSO groups of one peer,
+    /// one length, at most [`GSO_MAX_SEGMENTS`] datagrams and
+    /// [`GSO_MAX_BYTES`] bytes.
+    fn plan_groups(&mut self, count: usize) {
+        let count = count.min(self.order.len());
+        for slot in 0..count {
+            let fingerprint = self.addrs.get(slot).map_or(0, |addr| {
+                peer_fingerprint(addr, self.lens.get(slot).copied().unwrap_or(0))
+            });
+            if let Some(key) = self.order.get_mut(slot) {
+                *key = (fingerprint << 16) | slot as u64;
+            }
+        }
+        if let Some(order) = self.order.get_mut(..count) {
+            order.sort_unstable();
+        }
+        self.groups.clear();
+        let mut start = 0usize;
+        while start < count {
+            let first = self.slot_at(start);
+            let len = self.lens.get(first).copied().unwrap_or(0);
+            let mut members = 1usize;
+            while start + members < count
+                && members < GSO_MAX_SEGMENTS
+                && (members + 1) * len <= GSO_MAX_BYTES
+            {
+                let next = self.slot_at(start + members);
+                if self.lens.get(next) != Some(&len) || !self.same_peer(first, next) {
+                    break;
+                }
+                members += 1;
+            }
+            self.groups.push((start, members));
+            start += members;
+        }
+    }
+
+    fn same_peer(&self, a: usize, b: usize) -> bool {
+        match (self.addrs.get(a), self.addrs.get(b)) {
+            (Some(a), Some(b)) => {
+                let (a, b) = (from_sockaddr(a), from_sockaddr(b));
+                a.is_some() && a == b
+            }
+            _ => false,
+        }
+    }
+
+    /// Point one message header per planned group at its datagrams, with
+    /// a `UDP_SEGMENT` control message when the group has several.
+    fn prepare_groups(&mut self) {
+        let data = self.data.as_mut_ptr();
+        for (group, &(start, members)) in self.groups.iter().enumerate() {
+            let first = self
+                .order
+                .get(start)
+                .map_or(0, |key| (key & 0xffff) as usize);
+            for position in start..start + members {
+                let slot = self
+                    .order
+                    .get(position)
+                    .map_or(0, |key| (key & 0xffff) as usize);
+                let len = self.lens.get(slot).copied().unwrap_or(0);
+                if let Some(iovec) = self.group_iovecs.get_mut(position) {
+                    // SAFETY: slot < capacity, so the offset stays inside
+                    // `data`.
+                    iovec.iov_base = unsafe { data.add(slot * DATAGRAM_BUF) }.cast();
+                    iovec.iov_len = len.min(DATAGRAM_BUF);
+                }
+            }
+            let (Some(header), Some(addr), Some(control)) = (
+                self.group_headers.get_mut(group),
+                self.addrs.get_mut(first),
+                self.group_controls.get_mut(group),
+            ) else {
+                continue;
+            };
+            let name_len = match i32::from(addr.ss_family) {
+                libc::AF_INET6 => size_of::<libc::sockaddr_in6>(),
+                _ => size_of::<libc::sockaddr_in>(),
+            };
+            header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = name_len as libc::socklen_t;
+            header.msg_hdr.msg_iov = self
+                .group_iovecs
+                .get_mut(start)
+                .map_or(std::ptr::null_mut(), |iovec| iovec as *mut libc::iovec);
+            header.msg_hdr.msg_iovlen = members;
+            header.msg_hdr.msg_flags = 0;
+            header.msg_len = 0;
+            if members > 1 {
+                let segment = self.lens.get(first).copied().unwrap_or(0) as u16;
+                header.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                header.msg_hdr.msg_controllen = write_segment_control(control, segment);
+            } else {
+                header.msg_hdr.msg_control = std::ptr::null_mut();
+                header.msg_hdr.msg_controllen = 0;
+            }
+        }
+    }
+}
+
+/// Whether the kernel knows `UDP_SEGMENT` on `fd` (Linux 4.18 and later).
+/// Older kernels would ignore the control message and send the whole
+/// group as one datagram, so GSO is used only after this check.
+fn gso_supported(fd: RawFd) -> bool {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and sized for the option.
+    let result = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    result == 0
+}
+
+/// Write a `UDP_SEGMENT` control message carrying `segment` into
+/// `control`; returns its length for `msg_controllen`.
+fn write_segment_control(control: &mut GsoControl, segment: u16) -> usize {
+    // SAFETY: CMSG_SPACE and CMSG_LEN are pure arithmetic.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+    let len = unsafe { libc::CMSG_LEN(size_of::<u16>() as u32) } as usize;
+    debug_assert!(space <= size_of::<GsoControl>());
+    *control = [0; 4];
+    let base = control.as_mut_ptr().cast::<u8>();
+    // SAFETY: `control` is 32 bytes, 8-byte aligned, which holds a cmsghdr
+    // followed by a u16 (`space` bytes); CMSG_DATA points inside it.
+    unsafe {
+        let header = base.cast::<libc::cmsghdr>();
+        (*header).cmsg_level = libc::SOL_UDP;
+        (*header).cmsg_type = libc::UDP_SEGMENT;
+        (*header).cmsg_len = len as _;
+        libc::CMSG_DATA(header)
+            .cast::<u16>()
+            .write_unaligned(segment);
+    }
+    space
+}
+
+/// A 48-bit fingerprint of a peer address and a datagram length, so one
+/// sort brings each peer's same-length datagrams together. Collisions only
+/// split groups (members are compared in full).
+fn peer_fingerprint(addr: &libc::sockaddr_storage, len: usize) -> u64 {
+    let (ip, port) = match from_sockaddr(addr) {
+        Some(SocketAddr::V4(v4)) => (u128::from(u32::from(*v4.ip())), v4.port()),
+        Some(SocketAddr::V6(v6)) => (u128::from(*v6.ip()), v6.port()),
+        None => (0, 0),
+    };
+    let mut hash = (ip as u64) ^ ((ip >> 64) as u64).rotate_left(29);
+    hash ^= (u64::from(port) << 48) ^ ((len as u64) << 32);
+    hash = (hash ^ (hash >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    hash >> 16
 }
 
 /// Hand a bound, listening, non-blocking TCP socket to glommio.
@@ -397,5 +731,191 @@ mod tests {
         send_to(server.as_raw_fd(), b"one", client.local_addr().unwrap()).unwrap();
         let (len, _) = client.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"one");
+    }
+
+    fn receiver() -> UdpSocket {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        socket
+    }
+
+    /// Fill slot `index` with `len` bytes that name the slot, for `to`.
+    fn put(batch: &mut DatagramBatch, index: usize, len: usize, to: &UdpSocket) {
+        let buffer = batch.buffer_mut(index);
+        buffer[..len].fill(index as u8);
+        buffer[0] = (index >> 8) as u8;
+        batch.set(index, len, to.local_addr().unwrap());
+    }
+
+    fn expect(from: &UdpSocket, slots: impl IntoIterator<Item = (usize, usize)>) {
+        let mut buf = vec![0u8; DATAGRAM_BUF];
+        for (index, len) in slots {
+            let (got, _) = from.recv_from(&mut buf).unwrap();
+            let mut want = vec![index as u8; len];
+            want[0] = (index >> 8) as u8;
+            assert_eq!(&buf[..got], &want[..], "datagram of slot {index}");
+        }
+        from.set_nonblocking(true).unwrap();
+        assert!(from.recv_from(&mut buf).is_err(), "nothing more arrived");
+    }
+
+    #[test]
+    fn gso_coalesces_each_peers_same_length_replies_in_order() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (receiver(), receiver());
+        let mut batch = DatagramBatch::new(16);
+        assert!(
+            batch.enable_gso(server.as_raw_fd()),
+            "Linux 4.18+ has UDP_SEGMENT"
+        );
+        // a: six of 20 bytes with one of 7 in between; b: three of 20.
+        let plan = [(&a, 20), (&b, 20), (&a, 20), (&a, 7), (&b, 20), (&a, 20)];
+        let mut index = 0;
+        for (to, len) in plan.iter().chain(&[(&a, 20), (&a, 20), (&b, 20)]) {
+            put(&mut batch, index, *len, to);
+            index += 1;
+        }
+        assert_eq!(batch.send(server.as_raw_fd(), index), 9);
+        let stats = batch.take_stats();
+        assert_eq!(
+            stats,
+            UdpStats {
+                gso_sends: 2,
+                gso_segments: 8,
+                gso_fallbacks: 0
+            }
+        );
+        // Each peer's same-length replies keep their order; the odd length
+        // is a datagram of its own, before or after them.
+        let mut buf = [0u8; 64];
+        let mut from_a = Vec::new();
+        for _ in 0..6 {
+            let (len, _) = a.recv_from(&mut buf).unwrap();
+            from_a.push((usize::from(buf[1]), len));
+        }
+        let odd = from_a.iter().position(|&(_, len)| len == 7).unwrap();
+        assert_eq!(from_a.remove(odd), (3, 7));
+        assert_eq!(from_a, [(0, 20), (2, 20), (5, 20), (6, 20), (7, 20)]);
+        expect(&b, [(1, 20), (4, 20), (8, 20)]);
+        assert_eq!(batch.take_stats(), UdpStats::default(), "taken");
+    }
+
+    #[test]
+    fn gso_groups_stay_within_the_kernels_segment_and_byte_limits() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = receiver();
+        let mut batch = DatagramBatch::new(100);
+        assert!(batch.enable_gso(server.as_raw_fd()));
+        for index in 0..100 {
+            put(&mut batch, index, 10, &client);
+        }
+        assert_eq!(batch.send(server.as_raw_fd(), 100), 100);
+        let stats = batch.take_stats();
+        assert_eq!((stats.gso_sends, stats.gso_segments), (2, 100), "64 + 36");
+        expect(&client, (0..100).map(|index| (index, 10)));
+
+        let big = receiver();
+        for index in 0..20 {
+            put(&mut batch, index, 4000, &big);
+        }
+        assert_eq!(batch.send(server.as_raw_fd(), 20), 20);
+        let stats = batch.take_stats();
+        assert_eq!(
+            (stats.gso_sends, stats.gso_segments),
+            (2, 20),
+            "16 x 4000 bytes + 4"
+        );
+        expect(&big, (0..20).map(|index| (index, 4000)));
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: heimdall_testkit::CountingAllocator = heimdall_testkit::CountingAllocator;
+
+    #[test]
+    fn receiving_and_sending_a_batch_with_gso_allocates_nothing() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server.set_nonblocking(true).unwrap();
+        let (a, b) = (receiver(), receiver());
+        let mut received = DatagramBatch::new(32);
+        let mut replies = DatagramBatch::new(32);
+        assert!(replies.enable_gso(server.as_raw_fd()));
+        let ((), control) =
+            heimdall_testkit::allocations_during(|| drop(std::hint::black_box(vec![0u8; 8])));
+        assert_eq!(control, 1, "the counting allocator is installed");
+        for round in 0..2 {
+            for index in 0..24u8 {
+                let from = if index % 3 == 0 { &b } else { &a };
+                from.send_to(&[index; 40], server.local_addr().unwrap())
+                    .unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let (sent, allocations) = heimdall_testkit::allocations_during(|| {
+                let count = received.receive(server.as_raw_fd(), 0).unwrap();
+                for index in 0..count {
+                    let addr = received.address(index).unwrap();
+                    let len = received.datagram(index).len();
+                    let reply = replies.buffer_mut(index);
+                    reply[..len].fill(index as u8);
+                    reply[0] = 0;
+                    replies.set(index, len, addr);
+                }
+                replies.send(server.as_raw_fd(), count)
+            });
+            assert_eq!(sent, 24);
+            assert_eq!(allocations, 0, "round {round}");
+            assert_eq!(replies.take_stats().gso_sends, 2, "one per peer");
+            expect(&a, (0..24).filter(|i| i % 3 != 0).map(|i| (i, 40)));
+            expect(&b, (0..24).filter(|i| i % 3 == 0).map(|i| (i, 40)));
+            a.set_nonblocking(false).unwrap();
+            b.set_nonblocking(false).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_refused_gso_send_falls_back_to_plain_datagrams_and_stops_gso() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Without UDP checksums the kernel refuses GSO (EINVAL) but sends
+        // plain datagrams: the shape of a device that cannot offload.
+        let on: libc::c_int = 1;
+        // SAFETY: a live c_int of the option's size.
+        let result = unsafe {
+            libc::setsockopt(
+                server.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(result, 0);
+        let (a, b) = (receiver(), receiver());
+        let mut batch = DatagramBatch::new(8);
+        assert!(batch.enable_gso(server.as_raw_fd()));
+        for index in 0..4 {
+            put(&mut batch, index, 30, &a);
+        }
+        put(&mut batch, 4, 30, &b);
+        assert_eq!(batch.send(server.as_raw_fd(), 5), 5);
+        assert_eq!(
+            batch.take_stats(),
+            UdpStats {
+                gso_sends: 0,
+                gso_segments: 0,
+                gso_fallbacks: 1
+            }
+        );
+        assert!(!batch.gso_enabled(), "GSO is off for this socket now");
+        expect(&a, (0..4).map(|index| (index, 30)));
+        expect(&b, [(4, 30)]);
+        // Later batches go out one datagram each, without trying GSO.
+        for index in 0..3 {
+            put(&mut batch, index, 12, &a);
+        }
+        a.set_nonblocking(false).unwrap();
+        assert_eq!(batch.send(server.as_raw_fd(), 3), 3);
+        assert_eq!(batch.take_stats(), UdpStats::default());
+        expect(&a, (0..3).map(|index| (index, 12)));
     }
 }

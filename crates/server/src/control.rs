@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use heimdall_control::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, LatencyHistogram, PolicySnapshot, QtypeCounts,
-    RcodeCounts, TransportCounts, UpstreamSnapshot,
+    RcodeCounts, TransportCounts, UdpSnapshot, UpstreamSnapshot,
 };
 use heimdall_resolver::ResolverConfig;
 
@@ -281,6 +281,15 @@ pub(crate) fn core_snapshot(state: &CoreState) -> CoreSnapshot {
             sent: state.hints_sent.get(),
             received: stats.hints_in,
             dropped: stats.hints_dropped + state.hints_send_dropped.get(),
+        },
+        udp: {
+            let udp = state.udp.get();
+            UdpSnapshot {
+                send_errors: state.send_errors.get(),
+                gso_sends: udp.gso_sends,
+                gso_segments: udp.gso_segments,
+                gso_fallbacks: udp.gso_fallbacks,
+            }
         },
         policy: PolicySnapshot {
             rate_limited: stats.rate_limited_dropped

@@ -21,7 +21,7 @@ use heimdall_resolver::{ClientId, Hint, QueryOutcome, Resolver, ResolverStats, T
 use heimdall_wire::QueryKey;
 use socket2::Socket;
 
-use crate::batch::{DATAGRAM_BUF, DatagramBatch, send_to};
+use crate::batch::{DATAGRAM_BUF, DatagramBatch, UdpStats, send_to};
 use crate::control::{ControlLink, ControlMessage};
 use crate::endpoint::{Endpoint, ReloadDriver};
 use crate::reload::ReloadSource;
@@ -33,6 +33,16 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 const TIMER_TICK: Duration = Duration::from_millis(10);
 
 /// Everything one core needs, prepared on the starting thread.
+/// How a core serves its UDP listeners.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UdpSettings {
+    /// Datagrams per recvmmsg/sendmmsg (`server.udp_recv_batch`).
+    pub(crate) batch: usize,
+    /// Coalesce replies with UDP GSO where the kernel can
+    /// (`server.udp_gso`).
+    pub(crate) gso: bool,
+}
+
 pub(crate) struct CoreSetup {
     pub(crate) index: usize,
     pub(crate) listeners: Vec<Socket>,
@@ -40,7 +50,7 @@ pub(crate) struct CoreSetup {
     pub(crate) tcp: TcpSettings,
     pub(crate) upstream_sockets: Vec<Socket>,
     pub(crate) resolver: Resolver,
-    pub(crate) batch: usize,
+    pub(crate) udp: UdpSettings,
     pub(crate) mesh: Option<MeshBuilder<Hint, Full>>,
     pub(crate) control_mesh: Option<MeshBuilder<ControlMessage, Full>>,
     /// Core 0 only: the control endpoint.
@@ -85,6 +95,8 @@ pub struct CoreReport {
     pub hints_send_dropped: u64,
     /// Replies and upstream queries the kernel refused (full buffers).
     pub send_errors: u64,
+    /// UDP reply counters (GSO).
+    pub udp: UdpStats,
     /// Upstream queries in flight when the grace period ended.
     pub abandoned_inflight: usize,
     /// TCP counters (clients and upstreams).
@@ -109,7 +121,8 @@ pub(crate) struct CoreState {
     epoch: Instant,
     pub(crate) hints_sent: Cell<u64>,
     pub(crate) hints_send_dropped: Cell<u64>,
-    send_errors: Cell<u64>,
+    pub(crate) send_errors: Cell<u64>,
+    pub(crate) udp: Cell<UdpStats>,
 }
 
 impl CoreState {
@@ -199,12 +212,18 @@ async fn serve_udp(
     state: Rc<CoreState>,
     socket: UdpSocket,
     listener: u16,
-    batch: usize,
+    settings: UdpSettings,
     stopping: Rc<Semaphore>,
 ) -> UdpSocket {
     let fd = socket.as_raw_fd();
-    let mut received = DatagramBatch::new(batch);
-    let mut replies = DatagramBatch::new(batch);
+    let mut received = DatagramBatch::new(settings.batch);
+    let mut replies = DatagramBatch::new(settings.batch);
+    if settings.gso && !replies.enable_gso(fd) {
+        log::info!(
+            "core {}: the kernel has no UDP GSO (UDP_SEGMENT); replies leave one datagram each",
+            state.index
+        );
+    }
     loop {
         // Under load the socket rarely runs dry, so it is drained with
         // recvmmsg first, and glommio's wait (a non-blocking recvmsg that
@@ -276,6 +295,11 @@ async fn serve_udp(
                     .send_errors
                     .set(state.send_errors.get() + (ready - sent) as u64);
             }
+            if settings.gso {
+                let mut udp = state.udp.get();
+                udp.add(replies.take_stats());
+                state.udp.set(udp);
+            }
         }
         state.flush(now);
     }
@@ -346,7 +370,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         tcp,
         upstream_sockets,
         mut resolver,
-        batch,
+        udp,
         mesh,
         control_mesh,
         endpoint,
@@ -412,6 +436,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         hints_sent: Cell::new(0),
         hints_send_dropped: Cell::new(0),
         send_errors: Cell::new(0),
+        udp: Cell::new(UdpStats::default()),
     });
     if let Some(receivers) = control_receivers {
         crate::control::spawn_receivers(&state, receivers);
@@ -477,7 +502,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
                 Rc::clone(&state),
                 UdpSocket::from(socket),
                 listener as u16,
-                batch,
+                udp,
                 Rc::clone(&stopping),
             ))
         })
@@ -534,6 +559,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         cache: resolver.cache().stats(),
         hints_send_dropped: state.hints_send_dropped.get(),
         send_errors: state.send_errors.get(),
+        udp: state.udp.get(),
         abandoned_inflight: resolver.inflight(),
         tcp: state.tcp.stats.get(),
         tcp_open_connections: state.tcp.connections(),

@@ -39,6 +39,7 @@ use heimdall_cache::Timestamp;
 use heimdall_config::Config;
 use heimdall_resolver::{Resolver, ResolverError};
 
+pub use crate::batch::UdpStats;
 use crate::core::CoreOutput;
 pub use crate::core::CoreReport;
 pub use crate::endpoint::HEALTH_TIMEOUT;
@@ -192,7 +193,10 @@ impl Server {
                 tcp,
                 upstream_sockets,
                 resolver,
-                batch: config.server.udp_recv_batch,
+                udp: core::UdpSettings {
+                    batch: config.server.udp_recv_batch,
+                    gso: config.server.udp_gso,
+                },
                 mesh: mesh.clone(),
                 control_mesh: control_mesh.clone(),
                 endpoint: endpoint.take(),

@@ -71,6 +71,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(config.server.listen, vec![defaults::LISTEN]);
     assert_eq!(config.server.io_memory, 512 << 10);
     assert_eq!(config.server.udp_recv_batch, 32);
+    assert!(config.server.udp_gso);
     assert_eq!(config.cache.shard_size, 64 << 20);
     assert_eq!(config.cache.min_ttl, Duration::ZERO);
     assert_eq!(config.cache.max_ttl, Duration::from_secs(86_400));
@@ -98,6 +99,7 @@ server:
   listen: ["0.0.0.0:53", "[::1]:53"]
   io_memory: 1MiB
   udp_recv_batch: 64
+  udp_gso: false
 cache:
   shard_size: 1GB
   min_ttl: 30
@@ -131,6 +133,7 @@ log:
     assert_eq!(config.server.listen, vec![sa("0.0.0.0:53"), sa("[::1]:53")]);
     assert_eq!(config.server.io_memory, 1 << 20);
     assert_eq!(config.server.udp_recv_batch, 64);
+    assert!(!config.server.udp_gso);
     assert_eq!(config.cache.shard_size, 1_000_000_000);
     assert_eq!(config.cache.min_ttl, Duration::from_secs(30));
     assert_eq!(config.cache.max_ttl, Duration::from_secs(7200));
