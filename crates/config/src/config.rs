@@ -43,6 +43,8 @@ pub mod defaults {
     pub const UDP_RECV_BATCH: usize = 32;
     /// `server.udp_gso`.
     pub const UDP_GSO: bool = true;
+    /// `server.udp_coalesce`.
+    pub const UDP_COALESCE: Duration = Duration::from_micros(200);
     /// `cache.shard_size`.
     pub const SHARD_SIZE: usize = 64 << 20;
     /// `cache.min_ttl`: answers keep the TTL their owner gave.
@@ -128,6 +130,9 @@ pub mod limits {
     /// `server.udp_recv_batch` at most: the kernel caps one recvmmsg or
     /// sendmmsg at UIO_MAXIOV (1024) messages.
     pub const UDP_RECV_BATCH_MAX: usize = 1024;
+    /// `server.udp_coalesce` at most: a reply may wait this long, so more
+    /// than a millisecond would be a latency the operator did not mean.
+    pub const UDP_COALESCE_MAX: Duration = Duration::from_millis(1);
     /// Largest TTL, 2^31 - 1 seconds (RFC 2181, section 8).
     pub const TTL_MAX: Duration = Duration::from_secs((1 << 31) - 1);
     /// `cache.servfail_ttl` at least: RFC 9520 section 3.2 asks resolvers
@@ -373,6 +378,10 @@ pub struct ServerConfig {
     /// Send the replies of one batch that go to one client with one
     /// length as a single UDP GSO send (`UDP_SEGMENT`).
     pub udp_gso: bool,
+    /// After a batch that found queries and a drain that found none, how
+    /// long a core waits before draining again: 0 to
+    /// [`limits::UDP_COALESCE_MAX`], zero = wait for the next datagram.
+    pub udp_coalesce: Duration,
 }
 
 /// `cache:`

@@ -172,6 +172,7 @@ pub(crate) struct RawServer {
     pub(crate) io_memory: ByteSize,
     pub(crate) udp_recv_batch: usize,
     pub(crate) udp_gso: bool,
+    pub(crate) udp_coalesce: HumanDuration,
 }
 
 impl Default for RawServer {
@@ -182,6 +183,7 @@ impl Default for RawServer {
             io_memory: ByteSize(defaults::IO_MEMORY as u64),
             udp_recv_batch: defaults::UDP_RECV_BATCH,
             udp_gso: defaults::UDP_GSO,
+            udp_coalesce: HumanDuration(defaults::UDP_COALESCE),
         }
     }
 }
@@ -312,6 +314,7 @@ impl From<&crate::Config> for RawConfig {
                 io_memory: ByteSize(config.server.io_memory as u64),
                 udp_recv_batch: config.server.udp_recv_batch,
                 udp_gso: config.server.udp_gso,
+                udp_coalesce: HumanDuration(config.server.udp_coalesce),
             },
             cache: RawCache {
                 shard_size: ByteSize(config.cache.shard_size as u64),

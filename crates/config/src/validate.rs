@@ -229,12 +229,24 @@ impl Validator<'_> {
             ));
         }
 
+        let udp_coalesce = raw.udp_coalesce.0;
+        if udp_coalesce > limits::UDP_COALESCE_MAX {
+            return Err(self.error(
+                "server.udp_coalesce",
+                format!(
+                    "{} is out of range: 0s (off) to 1ms (every reply may wait this long)",
+                    format_duration(udp_coalesce)
+                ),
+            ));
+        }
+
         Ok(ServerConfig {
             cores: raw.cores,
             listen,
             io_memory,
             udp_recv_batch: batch,
             udp_gso: raw.udp_gso,
+            udp_coalesce,
         })
     }
 

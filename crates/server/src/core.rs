@@ -41,6 +41,9 @@ pub(crate) struct UdpSettings {
     /// Coalesce replies with UDP GSO where the kernel can
     /// (`server.udp_gso`).
     pub(crate) gso: bool,
+    /// Pause before reading again after a busy batch
+    /// (`server.udp_coalesce`; zero = never).
+    pub(crate) coalesce: Duration,
 }
 
 pub(crate) struct CoreSetup {
@@ -224,6 +227,7 @@ async fn serve_udp(
             state.index
         );
     }
+    let mut busy = false;
     loop {
         // Under load the socket rarely runs dry, so it is drained with
         // recvmmsg first, and glommio's wait (a non-blocking recvmsg that
@@ -236,6 +240,19 @@ async fn serve_udp(
             break;
         }
         let mut count = received.receive(fd, 0).unwrap_or(0);
+        if count == 0 && busy && !settings.coalesce.is_zero() {
+            // The last read found queries already queued (load) and the
+            // socket is empty now: more are on their way. A short timer
+            // wait lets them gather, so the next batch shares one wake-up,
+            // one recvmmsg, one sendmmsg and its GSO sends among many
+            // queries instead of paying them for one or two (a wake-up
+            // through glommio costs several io_uring calls). A reply waits
+            // at most `coalesce`; a wait that finds nothing ends the mode,
+            // and a lone query after a quiet spell never enters it.
+            glommio::timer::sleep(settings.coalesce).await;
+            count = received.receive(fd, 0).unwrap_or(0);
+        }
+        busy = count > 0;
         if count == 0 {
             let first = futures_lite::future::or(
                 async { Some(socket.recv_from(received.buffer_mut(0)).await) },

@@ -196,6 +196,7 @@ impl Server {
                 udp: core::UdpSettings {
                     batch: config.server.udp_recv_batch,
                     gso: config.server.udp_gso,
+                    coalesce: config.server.udp_coalesce,
                 },
                 mesh: mesh.clone(),
                 control_mesh: control_mesh.clone(),

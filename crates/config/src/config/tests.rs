@@ -72,6 +72,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(config.server.io_memory, 512 << 10);
     assert_eq!(config.server.udp_recv_batch, 32);
     assert!(config.server.udp_gso);
+    assert_eq!(config.server.udp_coalesce, Duration::from_micros(200));
     assert_eq!(config.cache.shard_size, 64 << 20);
     assert_eq!(config.cache.min_ttl, Duration::ZERO);
     assert_eq!(config.cache.max_ttl, Duration::from_secs(86_400));
@@ -100,6 +101,7 @@ server:
   io_memory: 1MiB
   udp_recv_batch: 64
   udp_gso: false
+  udp_coalesce: 0s
 cache:
   shard_size: 1GB
   min_ttl: 30
@@ -134,6 +136,7 @@ log:
     assert_eq!(config.server.io_memory, 1 << 20);
     assert_eq!(config.server.udp_recv_batch, 64);
     assert!(!config.server.udp_gso);
+    assert_eq!(config.server.udp_coalesce, Duration::ZERO);
     assert_eq!(config.cache.shard_size, 1_000_000_000);
     assert_eq!(config.cache.min_ttl, Duration::from_secs(30));
     assert_eq!(config.cache.max_ttl, Duration::from_secs(7200));
@@ -648,6 +651,18 @@ fn io_memory_and_batch_errors() {
         Some((4, 19)),
         "server.udp_recv_batch",
         &["4096 is out of range"],
+    );
+    assert_error(
+        &with_upstream("server:\n  udp_coalesce: 2ms\n"),
+        Some((4, 17)),
+        "server.udp_coalesce",
+        &["2ms is out of range: 0s (off) to 1ms"],
+    );
+    assert_error(
+        &with_upstream("server:\n  udp_gso: sometimes\n"),
+        Some((4, 12)),
+        "server.udp_gso",
+        &["expected a boolean"],
     );
 }
 
