@@ -9,7 +9,9 @@
 # time per query (utime+stime from /proc/PID/stat, before and after).
 #
 # Usage: benches/peers/unbound-vs-heimdall.sh [ROUNDS] [SECONDS]
-# HEIMDALL_BIN=path runs another heimdall binary (to compare two builds).
+# HEIMDALL_BIN=path runs another heimdall binary; HEIMDALL_BASELINE_BIN=path
+# adds a second heimdall (row "baseline", port 5355, same config) to every
+# round, so two builds and Unbound are measured side by side in one run.
 # Needs: dnsperf and unbound (apt-get install dnsperf unbound), a release
 # build (cargo build --release -p heimdall -p heimdall-loadtest).
 # Everything runs on 127.0.0.1 on high ports; only processes this script
@@ -23,6 +25,7 @@ NAMES=1000
 UPSTREAM_PORT=5300
 HEIMDALL_PORT=5353
 UNBOUND_PORT=5354
+BASELINE_PORT=5355
 WORK=$(mktemp -d /tmp/heimdall-peers.XXXXXX)
 PIDS=()
 cleanup() {
@@ -89,6 +92,12 @@ PIDS+=($HEIMDALL_PID)
 taskset -c 0 "$UNBOUND" -d -c "$WORK/unbound.conf" > "$WORK/unbound.log" 2>&1 &
 UNBOUND_PID=$!
 PIDS+=($UNBOUND_PID)
+if [ -n "${HEIMDALL_BASELINE_BIN:-}" ]; then
+    sed "s/127.0.0.1:$HEIMDALL_PORT/127.0.0.1:$BASELINE_PORT/" "$WORK/heimdall.yaml" > "$WORK/baseline.yaml"
+    taskset -c 0 "$HEIMDALL_BASELINE_BIN" --config "$WORK/baseline.yaml" > "$WORK/baseline.log" 2>&1 &
+    BASELINE_PID=$!
+    PIDS+=($BASELINE_PID)
+fi
 sleep 1
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -108,7 +117,7 @@ run() { # name port pid
 }
 
 # Warm both caches with one pass over the names.
-for port in $HEIMDALL_PORT $UNBOUND_PORT; do
+for port in $HEIMDALL_PORT $UNBOUND_PORT ${BASELINE_PID:+$BASELINE_PORT}; do
     taskset -c 1 dnsperf -s 127.0.0.1 -p $port -d "$WORK/queries.txt" -n 1 >/dev/null 2>&1
 done
 
@@ -116,4 +125,5 @@ printf "%-9s %12s %10s %10s %8s %12s\n" server "qps" sent completed lost "cpu_us
 for round in $(seq 1 "$ROUNDS"); do
     run heimdall $HEIMDALL_PORT $HEIMDALL_PID
     run unbound $UNBOUND_PORT $UNBOUND_PID
+    if [ -n "${BASELINE_PID:-}" ]; then run baseline $BASELINE_PORT "$BASELINE_PID"; fi
 done

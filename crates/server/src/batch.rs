@@ -390,27 +390,13 @@ impl DatagramBatch {
             let Some(headers) = self.headers.get_mut(sent..count) else {
                 break;
             };
-            // SAFETY: as in `receive`; the headers describe `count - sent`
-            // prepared datagrams.
-            let result = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    headers.as_mut_ptr(),
-                    (count - sent) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if result <= 0 {
-                let err = io::Error::last_os_error();
-                if result < 0 && err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
+            match send_headers(fd, headers) {
+                HeadersSent::Some(done) => sent += done,
+                HeadersSent::Interrupted => {}
                 // A datagram the kernel refuses (full buffer, unreachable
                 // peer) is skipped so the rest of the batch still goes out.
-                sent += 1;
-                continue;
+                HeadersSent::Refused(_) => sent += 1,
             }
-            sent += result as usize;
         }
         sent
     }
@@ -432,32 +418,22 @@ impl DatagramBatch {
             let Some(headers) = self.group_headers.get_mut(sent_groups..groups) else {
                 break;
             };
-            // SAFETY: every header points at iovecs, buffers, addresses and
-            // control messages owned by `self` and prepared for this call;
-            // the count matches the slice.
-            let result = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    headers.as_mut_ptr(),
-                    (groups - sent_groups) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if result > 0 {
-                let done = sent_groups + result as usize;
-                for &(_, members) in self.groups.get(sent_groups..done).unwrap_or_default() {
-                    sent += members;
-                    if members > 1 {
-                        self.stats.gso_sends += 1;
-                        self.stats.gso_segments += members as u64;
+            let errno = match send_headers(fd, headers) {
+                HeadersSent::Some(done) => {
+                    let done = sent_groups + done;
+                    for &(_, members) in self.groups.get(sent_groups..done).unwrap_or_default() {
+                        sent += members;
+                        if members > 1 {
+                            self.stats.gso_sends += 1;
+                            self.stats.gso_segments += members as u64;
+                        }
                     }
+                    sent_groups = done;
+                    continue;
                 }
-                sent_groups = done;
-                continue;
-            }
-            if result < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
+                HeadersSent::Interrupted => continue,
+                HeadersSent::Refused(errno) => errno,
+            };
             // The kernel refused this group's message. A lone datagram is
             // skipped (full buffer, unreachable peer), so the rest of the
             // batch still goes out; a GSO group is sent again one datagram
@@ -476,9 +452,11 @@ impl DatagramBatch {
                         delivered += 1;
                     }
                 }
-                if delivered == members {
-                    // Plain sends work where the GSO send did not: this
-                    // socket's path cannot take GSO, so stop trying.
+                let full = matches!(errno, libc::EAGAIN | libc::ENOBUFS | libc::ENOMEM);
+                if delivered == members && !full {
+                    // Plain sends work where the GSO send did not, and not
+                    // because a full buffer emptied: this socket's path
+                    // cannot take GSO, so stop trying.
                     log::warn!("UDP GSO refused on fd {fd}; replies are sent one by one");
                     self.gso = false;
                 }
@@ -491,9 +469,7 @@ impl DatagramBatch {
 
     /// The slot at `position` of the sorted order.
     fn slot_at(&self, position: usize) -> usize {
-        self.order
-            .get(position)
-            .map_or(0, |key| (key & 0xffff) as usize)
+        self.order.get(position).map_or(0, |&key| slot_of(key))
     }
 
     /// Sort slots `0..count` by peer and length (each peer's datagrams
@@ -549,15 +525,9 @@ impl DatagramBatch {
     fn prepare_groups(&mut self) {
         let data = self.data.as_mut_ptr();
         for (group, &(start, members)) in self.groups.iter().enumerate() {
-            let first = self
-                .order
-                .get(start)
-                .map_or(0, |key| (key & 0xffff) as usize);
+            let first = self.order.get(start).map_or(0, |&key| slot_of(key));
             for position in start..start + members {
-                let slot = self
-                    .order
-                    .get(position)
-                    .map_or(0, |key| (key & 0xffff) as usize);
+                let slot = self.order.get(position).map_or(0, |&key| slot_of(key));
                 let len = self.lens.get(slot).copied().unwrap_or(0);
                 if let Some(iovec) = self.group_iovecs.get_mut(position) {
                     // SAFETY: slot < capacity, so the offset stays inside
@@ -595,6 +565,50 @@ impl DatagramBatch {
                 header.msg_hdr.msg_controllen = 0;
             }
         }
+    }
+}
+
+/// The slot index in the low 16 bits of a sort key (see `plan_groups`).
+fn slot_of(key: u64) -> usize {
+    (key & 0xffff) as usize
+}
+
+/// What one `sendmmsg` call did with the messages it was given.
+enum HeadersSent {
+    /// The first this many messages left.
+    Some(usize),
+    /// A signal came first; nothing left.
+    Interrupted,
+    /// The kernel refused the first message, with this error number
+    /// (0 when the call sent nothing without saying why).
+    Refused(i32),
+}
+
+/// One non-blocking `sendmmsg` of `headers`, each prepared to point at
+/// buffers, addresses and control messages that outlive the call.
+fn send_headers(fd: RawFd, headers: &mut [libc::mmsghdr]) -> HeadersSent {
+    // SAFETY: the caller prepared every header (see above); the count is
+    // the slice's length.
+    let result = unsafe {
+        libc::sendmmsg(
+            fd,
+            headers.as_mut_ptr(),
+            headers.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if result > 0 {
+        return HeadersSent::Some(result as usize);
+    }
+    let errno = if result < 0 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    } else {
+        0
+    };
+    if errno == libc::EINTR {
+        HeadersSent::Interrupted
+    } else {
+        HeadersSent::Refused(errno)
     }
 }
 
