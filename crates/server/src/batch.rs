@@ -1,6 +1,7 @@
 //! Batched datagram I/O on a raw socket: `recvmmsg` to drain what is queued
-//! and `sendmmsg` to answer a whole batch in one system call, plus a single
-//! non-blocking `sendto`.
+//! and `sendmmsg` to answer a whole batch in one system call (with the
+//! replies that go to one peer with one length grouped into UDP GSO sends
+//! where the kernel supports it), plus a single non-blocking `sendto`.
 //!
 //! glommio is used only to wait until a socket is readable (its `recv_from`
 //! takes the first datagram); the rest of the batch is drained here. On this
@@ -237,7 +238,8 @@ impl DatagramBatch {
     /// once for all its datagrams; the kernel (or the NIC) cuts it into
     /// ordinary datagrams on the way, so the peer sees no difference.
     pub(crate) fn enable_gso(&mut self, fd: RawFd) -> bool {
-        if !gso_supported(fd) {
+        // The grouping keeps slot indexes in 16 bits (`slot_of`).
+        if self.capacity > 1 << 16 || !gso_supported(fd) {
             return false;
         }
         let capacity = self.capacity;
@@ -495,7 +497,10 @@ impl DatagramBatch {
             let first = self.slot_at(start);
             let len = self.lens.get(first).copied().unwrap_or(0);
             let mut members = 1usize;
-            while start + members < count
+            // An empty datagram never joins a group: a segment size of 0
+            // would mean "no GSO" to the kernel and send one datagram.
+            while len > 0
+                && start + members < count
                 && members < GSO_MAX_SEGMENTS
                 && (members + 1) * len <= GSO_MAX_BYTES
             {
@@ -568,7 +573,8 @@ impl DatagramBatch {
     }
 }
 
-/// The slot index in the low 16 bits of a sort key (see `plan_groups`).
+/// The slot index in the low 16 bits of a sort key (see `plan_groups`);
+/// a batch holds at most `server.udp_recv_batch` (1024) slots.
 fn slot_of(key: u64) -> usize {
     (key & 0xffff) as usize
 }
@@ -842,6 +848,25 @@ mod tests {
             "16 x 4000 bytes + 4"
         );
         expect(&big, (0..20).map(|index| (index, 4000)));
+    }
+
+    #[test]
+    fn gso_works_over_ipv6_too() {
+        let Ok(server) = UdpSocket::bind("[::1]:0") else {
+            return; // no IPv6 loopback on this host
+        };
+        let client = UdpSocket::bind("[::1]:0").unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut batch = DatagramBatch::new(8);
+        assert!(batch.enable_gso(server.as_raw_fd()));
+        for index in 0..5 {
+            put(&mut batch, index, 50, &client);
+        }
+        assert_eq!(batch.send(server.as_raw_fd(), 5), 5);
+        assert_eq!(batch.take_stats().gso_segments, 5);
+        expect(&client, (0..5).map(|index| (index, 50)));
     }
 
     #[global_allocator]

@@ -32,7 +32,6 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// Resolution of upstream deadlines: timeouts are checked this often.
 const TIMER_TICK: Duration = Duration::from_millis(10);
 
-/// Everything one core needs, prepared on the starting thread.
 /// How a core serves its UDP listeners.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UdpSettings {
@@ -46,6 +45,7 @@ pub(crate) struct UdpSettings {
     pub(crate) coalesce: Duration,
 }
 
+/// Everything one core needs, prepared on the starting thread.
 pub(crate) struct CoreSetup {
     pub(crate) index: usize,
     pub(crate) listeners: Vec<Socket>,
