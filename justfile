@@ -44,3 +44,14 @@ bench-server DURATION="5s" *ARGS:
 # section of docs/BENCHMARKS.md and docs/peers.svg (see benches/peers/README.md).
 compare-peers ROUNDS="3" SECONDS="10":
     bash benches/peers/compare.sh {{ROUNDS}} {{SECONDS}}
+
+# heimdall against Unbound on one core under dnsperf, cache hits (the
+# comparison in docs/BENCHMARKS.md); BASELINE=path adds a second heimdall
+# build to every round, for A/B tests.
+compare-unbound ROUNDS="5" SECONDS="10" BASELINE="":
+    HEIMDALL_BASELINE_BIN="{{BASELINE}}" bash benches/peers/unbound-vs-heimdall.sh {{ROUNDS}} {{SECONDS}}
+
+# Latency and server CPU per query for several `server.udp_coalesce` values
+# at fixed offered rates (the table in docs/TUNING.md).
+coalesce-latency ROUNDS="2" SECONDS="5" PAUSES="0s 50us 200us" RATES="1000 10000 50000":
+    bash benches/peers/coalesce-latency.sh {{ROUNDS}} {{SECONDS}} "{{PAUSES}}" "{{RATES}}"
