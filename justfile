@@ -46,8 +46,8 @@ compare-peers ROUNDS="3" SECONDS="10":
     bash benches/peers/compare.sh {{ROUNDS}} {{SECONDS}}
 
 # heimdall against Unbound on one core under dnsperf, cache hits (the
-# comparison in docs/BENCHMARKS.md); BASELINE=path adds a second heimdall
-# build to every round, for A/B tests.
+# comparison in docs/BENCHMARKS.md); a third argument, the path of another
+# heimdall build, adds it to every round, for A/B tests.
 compare-unbound ROUNDS="5" SECONDS="10" BASELINE="":
     HEIMDALL_BASELINE_BIN="{{BASELINE}}" bash benches/peers/unbound-vs-heimdall.sh {{ROUNDS}} {{SECONDS}}
 
