@@ -728,6 +728,8 @@ fn metrics_text_is_valid_and_complete() {
     assert_eq!(v("heimdall_hints_dropped_total", &[("core", "1")]), 1.0);
     assert_eq!(v("heimdall_udp_gso_sends_total", &[("core", "1")]), 9.0);
     assert_eq!(v("heimdall_udp_gso_fallbacks_total", &[("core", "0")]), 0.0);
+    assert_eq!(v("heimdall_udp_gso_fallbacks_total", &[("core", "1")]), 1.0);
+    assert_eq!(v("heimdall_udp_send_errors_total", &[("core", "0")]), 7.0);
     assert_eq!(v("heimdall_queries_malformed_total", &[("core", "0")]), 4.0);
     let upstream = [("core", "0"), ("upstream", "192.0.2.1:53")];
     assert_eq!(v("heimdall_upstream_timeouts_total", &upstream), 2.0);
