@@ -49,11 +49,16 @@ YAML
             taskset -c 1 "$LOADTEST" run --target 127.0.0.1:5393 --workload hot --names 1000 \
                 --duration 1s --warmup 0s --cpus 1 --sockets 4 --rate 20000 >/dev/null 2>&1
             before=$(cpu_ticks "$pid")
+            rm -f "$WORK/run.json"   # a failed run must not report the previous one
             taskset -c 1 "$LOADTEST" run --target 127.0.0.1:5393 --workload hot --names 1000 \
                 --duration "${SECS}s" --warmup 0s --cpus 1 --sockets 16 --rate "$rate" \
                 --json "$WORK/run.json" >/dev/null 2>&1 || true
             after=$(cpu_ticks "$pid")
             kill "$pid"; wait "$pid" 2>/dev/null || true
+            if [ ! -s "$WORK/run.json" ]; then
+                printf "%-8s %8s   no report (the load generator failed)\n" "$pause" "$rate"
+                continue
+            fi
             python3 - "$WORK/run.json" "$pause" "$rate" "$((after - before))" "$TICKS" "$SECS" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -12,6 +12,8 @@
 # HEIMDALL_BIN=path runs another heimdall binary; HEIMDALL_BASELINE_BIN=path
 # adds a second heimdall (row "baseline", port 5355, same config) to every
 # round, so two builds and Unbound are measured side by side in one run.
+# HEIMDALL_SERVER_KEYS="udp_gso: false" adds lines to heimdall's `server:`
+# section (both builds); DNSPERF_CLIENTS=N changes dnsperf's -c (default 8).
 # Needs: dnsperf and unbound (apt-get install dnsperf unbound), a release
 # build (cargo build --release -p heimdall -p heimdall-loadtest).
 # Everything runs on 127.0.0.1 on high ports; only processes this script
@@ -46,10 +48,12 @@ taskset -c 1 target/release/heimdall-loadtest upstream --listen 127.0.0.1:$UPSTR
     --names $NAMES --ttl 86400 > "$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 
+SERVER_KEYS=$(printf '%s\n' "${HEIMDALL_SERVER_KEYS:-}" | sed '/^$/d; s/^/  /')
 cat > "$WORK/heimdall.yaml" <<YAML
 server:
   cores: [0]
   listen: ["127.0.0.1:$HEIMDALL_PORT"]
+$SERVER_KEYS
 control:
   enabled: false
 upstream:
@@ -106,7 +110,7 @@ TICKS=$(getconf CLK_TCK)
 run() { # name port pid
     local name=$1 port=$2 pid=$3 before after out qps lost sent completed
     before=$(cpu_ticks "$pid")
-    out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$SECONDS_PER_RUN" -c 8 -q 500 -S 0 2>&1)
+    out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -l "$SECONDS_PER_RUN" -c "${DNSPERF_CLIENTS:-8}" -q 500 -S 0 2>&1)
     after=$(cpu_ticks "$pid")
     qps=$(echo "$out" | awk '/Queries per second/ {print $4}')
     sent=$(echo "$out" | awk '/Queries sent/ {print $3}')
