@@ -266,8 +266,8 @@ pub(crate) fn keys() -> Vec<KeyDoc> {
              is empty, wait this long before reading again instead of waking for the next \
              datagram, for as long as each wait finds queries: more of them then share each \
              wake-up, system call and GSO send (about half the CPU per query at 10k-50k \
-             queries/s on the benchmark machine), for at most this much added latency. 0 turns \
-             it off.",
+             queries/s on the benchmark machine, docs/TUNING.md), for at most this much added \
+             latency. 0 turns it off.",
         ),
         // cache
         key(
