@@ -25,8 +25,6 @@ pub const OPT_LEN: usize = 11;
 /// recommends 30 seconds: long enough to spare the resolver, short enough
 /// that the client asks again soon).
 pub const STALE_TTL: u32 = 30;
-/// Extended DNS Error info code "Stale Answer" (RFC 8914 section 4.4).
-pub const EDE_STALE_ANSWER: u16 = 3;
 /// Bytes the EDE option adds to the OPT record of a stale answer: option
 /// code, option length, info code (no extra text).
 pub const STALE_EDE_LEN: usize = 6;
@@ -294,7 +292,7 @@ impl Entry {
             return Ok(len + OPT_LEN);
         }
         let [code_high, code_low] = heimdall_wire::edns::EXTENDED_ERROR.to_be_bytes();
-        let [info_high, info_low] = EDE_STALE_ANSWER.to_be_bytes();
+        let [info_high, info_low] = heimdall_wire::ede::STALE_ANSWER.to_be_bytes();
         let ede = [code_high, code_low, 0, 2, info_high, info_low];
         put(out, len + OPT_LEN, &ede);
         Ok(len + OPT_LEN + STALE_EDE_LEN)

@@ -19,11 +19,12 @@ use heimdall_wire::{
 
 use crate::error::PolicyError;
 
-/// Extended DNS Error 15, "Blocked" (RFC 8914 section 4.16).
-pub const EDE_BLOCKED: u16 = 15;
+/// Extended DNS Error 15, "Blocked" (RFC 8914 section 4.16), from the
+/// registry in heimdall-wire.
+pub const EDE_BLOCKED: u16 = heimdall_wire::ede::BLOCKED;
 /// Extended DNS Error 18, "Prohibited" (RFC 8914 section 4.19), for
 /// clients refused by the ACL.
-pub const EDE_PROHIBITED: u16 = 18;
+pub const EDE_PROHIBITED: u16 = heimdall_wire::ede::PROHIBITED;
 
 /// How a blocked name is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -14,6 +14,7 @@
 //! a [`WireError`] naming what was wrong and at which byte offset.
 
 mod builder;
+pub mod ede;
 mod error;
 pub mod fuzzing;
 mod header;
@@ -36,7 +37,8 @@ pub use name::{
 pub use rdata::{Caa, CharStrings, Mx, RData, Soa, Srv, Txt, rdata_compression_allowed};
 pub use types::{Class, Opcode, Rcode, RecordType};
 
-/// EDNS option codes heimdall uses.
+/// EDNS option codes heimdall uses (the Extended DNS Error info codes are
+/// in [`ede`]).
 pub mod edns {
     /// Extended DNS Errors (RFC 8914).
     pub const EXTENDED_ERROR: u16 = 15;

@@ -433,11 +433,6 @@ impl<'a> Opt<'a> {
         }
     }
 
-    /// The raw option bytes (the OPT RDATA).
-    pub fn options_bytes(&self) -> &'a [u8] {
-        self.options
-    }
-
     /// Offset of the OPT record in the message.
     pub fn record_offset(&self) -> usize {
         self.record_offset
