@@ -29,8 +29,8 @@ mod time;
 mod tests;
 
 pub use answer::{
-    AnswerRequest, ClientEdns, DEFAULT_UDP_PAYLOAD, MIN_UDP_PAYLOAD, OPT_LEN,
-    STALE_EDE_LEN, STALE_TTL, TCP_LIMIT, udp_limit,
+    AnswerRequest, ClientEdns, DEFAULT_UDP_PAYLOAD, MIN_UDP_PAYLOAD, OPT_LEN, STALE_EDE_LEN,
+    STALE_TTL, TCP_LIMIT, udp_limit,
 };
 pub use entry::{Cut, Entry, EntryKind};
 pub use error::CacheError;

@@ -13,8 +13,8 @@ use heimdall_wire::{
 use hickory_proto::op::{Message as HMessage, MessageType};
 
 use crate::{
-    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, EntryKind,
-    Lookup, OPT_LEN, STALE_EDE_LEN, STALE_TTL, SlotInfo, Timestamp,
+    AnswerRequest, Cache, CacheError, CachePolicy, ClientEdns, Entry, EntryKind, Lookup, OPT_LEN,
+    STALE_EDE_LEN, STALE_TTL, SlotInfo, Timestamp,
 };
 
 // ---------------------------------------------------------------------------
@@ -1354,7 +1354,10 @@ fn stale_answers_carry_ttl_30_and_the_stale_ede() {
     let options: Vec<_> = opt.options().collect();
     assert_eq!(options.len(), 1);
     assert_eq!(options[0].code, heimdall_wire::edns::EXTENDED_ERROR);
-    assert_eq!(options[0].data, heimdall_wire::ede::STALE_ANSWER.to_be_bytes());
+    assert_eq!(
+        options[0].data,
+        heimdall_wire::ede::STALE_ANSWER.to_be_bytes()
+    );
     assert_eq!(bytes.len(), entry.wire().len() + OPT_LEN + STALE_EDE_LEN);
     // A stored TTL below 30 is raised too: the client should not come back
     // at once to a resolver whose upstream is failing.

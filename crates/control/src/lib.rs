@@ -33,7 +33,7 @@ pub use render::{
 };
 pub use route::{Command, percent_decode, route};
 pub use snapshot::{
-    CacheSnapshot, CoreSnapshot, HintSnapshot, LATENCY_BUCKETS_US, LatencyHistogram,
-    PolicySnapshot, QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, RcodeBucket,
-    RcodeCounts, Snapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    CacheSnapshot, CoreSnapshot, HintSnapshot, LATENCY_BOUNDS_US, LatencyHistogram, PolicySnapshot,
+    QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, RcodeBucket, RcodeCounts, Snapshot,
+    TransportCounts, UdpSnapshot, UpstreamSnapshot,
 };

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::http::Response;
-use crate::snapshot::{CoreSnapshot, LATENCY_BUCKETS_US, Snapshot, UpstreamSnapshot};
+use crate::snapshot::{CoreSnapshot, LATENCY_BOUNDS_US, Snapshot, UpstreamSnapshot};
 
 /// The content type of the exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -201,7 +201,7 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
     family(&mut out, name, "histogram", "Upstream reply latency.");
     let bucket_name = format!("{name}_bucket");
     let (sum_name, count_name) = (format!("{name}_sum"), format!("{name}_count"));
-    let bounds: Vec<String> = LATENCY_BUCKETS_US
+    let bounds: Vec<String> = LATENCY_BOUNDS_US
         .iter()
         .map(|&us| micros_as_seconds(us))
         .chain(std::iter::once("+Inf".to_owned()))

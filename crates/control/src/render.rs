@@ -5,7 +5,7 @@ use heimdall_wire::NameBuf;
 use serde_json::{Map, Value, json};
 
 use crate::http::Response;
-use crate::snapshot::{CoreSnapshot, LATENCY_BUCKETS_US, Snapshot, UpstreamSnapshot};
+use crate::snapshot::{CoreSnapshot, LATENCY_BOUNDS_US, Snapshot, UpstreamSnapshot};
 
 /// Whether one core answered the health probe in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
 
 fn upstream_value(upstream: &UpstreamSnapshot) -> Value {
     let cumulative = upstream.latency.cumulative();
-    let buckets: Vec<Value> = LATENCY_BUCKETS_US
+    let buckets: Vec<Value> = LATENCY_BOUNDS_US
         .iter()
         .map(|&bound| Value::from(bound))
         .chain(std::iter::once(Value::String("+Inf".to_owned())))

@@ -286,87 +286,9 @@ pub struct PolicySnapshot {
     pub malformed: u64,
 }
 
-/// Upper bounds of the upstream latency buckets, in microseconds; the
-/// last, implicit bucket is `+Inf`. Rendered in seconds (0.0005 .. 2.5).
-pub const LATENCY_BUCKETS_US: [u64; 12] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000,
-];
-
-/// A latency histogram with the fixed [`LATENCY_BUCKETS_US`] bounds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LatencyHistogram {
-    /// Observations per bucket, not cumulative; index 12 is above the
-    /// last bound.
-    counts: [u64; 13],
-    /// Sum of all observations, microseconds.
-    sum_us: u64,
-}
-
-impl LatencyHistogram {
-    /// Record one observation.
-    pub fn observe_us(&mut self, latency_us: u64) {
-        let index = LATENCY_BUCKETS_US
-            .iter()
-            .position(|&bound| latency_us <= bound)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        if let Some(slot) = self.counts.get_mut(index) {
-            *slot = slot.saturating_add(1);
-        }
-        self.sum_us = self.sum_us.saturating_add(latency_us);
-    }
-
-    /// Cumulative counts, one per bound in [`LATENCY_BUCKETS_US`] and
-    /// then `+Inf` (equal to [`count`](Self::count)).
-    pub fn cumulative(&self) -> [u64; 13] {
-        let mut out = [0u64; 13];
-        let mut running = 0u64;
-        for (slot, &n) in out.iter_mut().zip(self.counts.iter()) {
-            running = running.saturating_add(n);
-            *slot = running;
-        }
-        out
-    }
-
-    /// Observations in total.
-    pub fn count(&self) -> u64 {
-        self.counts
-            .iter()
-            .fold(0u64, |acc, &n| acc.saturating_add(n))
-    }
-
-    /// Sum of all observations, microseconds.
-    pub fn sum_us(&self) -> u64 {
-        self.sum_us
-    }
-
-    /// Add `count` observations to the bucket with upper bound
-    /// `bound_us` (`None` is +Inf), for a runtime that keeps its own
-    /// histogram with the same bounds. A bound that is not one of
-    /// [`LATENCY_BUCKETS_US`] counts in the next larger bucket.
-    pub fn add_bucket(&mut self, bound_us: Option<u64>, count: u64) {
-        let index = bound_us
-            .and_then(|bound| LATENCY_BUCKETS_US.iter().position(|&b| bound <= b))
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        if let Some(slot) = self.counts.get_mut(index) {
-            *slot = slot.saturating_add(count);
-        }
-    }
-
-    /// Add to the sum of observed latencies, in microseconds (with
-    /// [`LatencyHistogram::add_bucket`]).
-    pub fn add_sum_us(&mut self, sum_us: u64) {
-        self.sum_us = self.sum_us.saturating_add(sum_us);
-    }
-
-    /// Add another histogram's observations.
-    pub fn merge(&mut self, other: &Self) {
-        for (slot, &n) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *slot = slot.saturating_add(n);
-        }
-        self.sum_us = self.sum_us.saturating_add(other.sum_us);
-    }
-}
+/// The upstream latency histogram and its bucket bounds: one type for
+/// the engine that records and the exporters that render.
+pub use heimdall_histogram::{LATENCY_BOUNDS_US, LatencyHistogram};
 
 /// One upstream as seen by one core.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

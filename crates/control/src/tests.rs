@@ -604,7 +604,7 @@ fn stats_json_has_the_documented_fields() {
         }
         assert_eq!(upstream["latency"]["count"], 7);
         let buckets = upstream["latency"]["buckets"].as_array().unwrap();
-        assert_eq!(buckets.len(), LATENCY_BUCKETS_US.len() + 1);
+        assert_eq!(buckets.len(), LATENCY_BOUNDS_US.len() + 1);
         assert_eq!(buckets[0]["le_us"], 500);
         assert_eq!(buckets[12]["le_us"], "+Inf");
         assert_eq!(buckets[12]["count"], 7);
