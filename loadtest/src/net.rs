@@ -1,53 +1,26 @@
-//! Batched UDP I/O on a raw socket: `recvmmsg`, `sendmmsg` (optionally as
-//! UDP GSO trains), `poll` and `ppoll`.
+//! Batched UDP I/O for the load generator and the synthetic upstream:
+//! [`RecvBatch`] (`recvmmsg`) and [`SendBatch`] (`sendmmsg`, optionally as
+//! UDP GSO trains, with a caller tag per datagram), thin layers over
+//! [`heimdall_udp::Batch`], which holds the system calls and their
+//! `unsafe`; and the `poll`/`ppoll` waits, re-exported from there.
 //!
 //! One system call per batch rather than per datagram is what lets a single
 //! thread keep up with a forwarder under load (see DESIGN.md, "Measured
 //! facts"). The batches own their buffers and address storage, allocated
-//! once; the `mmsghdr`/`iovec` tables are rebuilt from them before every
-//! call, so a batch can be moved freely between calls.
-#![allow(unsafe_code)]
+//! once.
 
 use std::io;
-use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::time::Duration;
 
-use socket2::SockAddr;
+use heimdall_udp::Batch;
 
-/// Size of `sockaddr_storage`, as the kernel wants it.
-const STORAGE_LEN: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-
-fn zeroed_storage() -> libc::sockaddr_storage {
-    // SAFETY: sockaddr_storage is a plain C struct of integers and byte
-    // arrays, for which all-zero bytes are a valid value.
-    unsafe { mem::zeroed() }
-}
-
-fn zeroed_mmsghdr() -> libc::mmsghdr {
-    // SAFETY: mmsghdr is a plain C struct of integers and raw pointers; all
-    // zeros (null pointers, zero lengths) is a valid value, and some libcs
-    // have private padding fields that rule out a struct literal.
-    unsafe { mem::zeroed() }
-}
-
-fn empty_iovec() -> libc::iovec {
-    libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }
-}
+pub use heimdall_udp::{wait_any_readable, wait_readable};
 
 /// A batch of receive buffers for `recvmmsg`.
+#[derive(Debug)]
 pub struct RecvBatch {
-    slab: Vec<u8>,
-    buf_size: usize,
-    lens: Vec<usize>,
-    addrs: Vec<libc::sockaddr_storage>,
-    addr_lens: Vec<libc::socklen_t>,
-    iovs: Vec<libc::iovec>,
-    msgs: Vec<libc::mmsghdr>,
+    inner: Batch,
     count: usize,
 }
 
@@ -55,16 +28,8 @@ impl RecvBatch {
     /// Room for `batch` datagrams of up to `buf_size` bytes each (longer
     /// datagrams are cut by the kernel).
     pub fn new(batch: usize, buf_size: usize) -> Self {
-        let batch = batch.max(1);
-        let buf_size = buf_size.max(1);
         Self {
-            slab: vec![0; batch * buf_size],
-            buf_size,
-            lens: vec![0; batch],
-            addrs: vec![zeroed_storage(); batch],
-            addr_lens: vec![0; batch],
-            iovs: vec![empty_iovec(); batch],
-            msgs: vec![zeroed_mmsghdr(); batch],
+            inner: Batch::new(batch, buf_size),
             count: 0,
         }
     }
@@ -74,59 +39,14 @@ impl RecvBatch {
     /// returned when nothing is queued.
     pub fn recv(&mut self, fd: RawFd, flags: libc::c_int) -> io::Result<usize> {
         self.count = 0;
-        let batch = self.msgs.len();
-        for (((chunk, iov), msg), addr) in self
-            .slab
-            .chunks_exact_mut(self.buf_size)
-            .zip(self.iovs.iter_mut())
-            .zip(self.msgs.iter_mut())
-            .zip(self.addrs.iter_mut())
-        {
-            *iov = libc::iovec {
-                iov_base: chunk.as_mut_ptr().cast(),
-                iov_len: chunk.len(),
-            };
-            *msg = zeroed_mmsghdr();
-            msg.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-            msg.msg_hdr.msg_namelen = STORAGE_LEN;
-            msg.msg_hdr.msg_iov = iov;
-            msg.msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: `msgs` has `batch` entries, each pointing at one iovec of
-        // `iovs` (which points into `slab`, `buf_size` bytes) and at one
-        // `sockaddr_storage` of `addrs` with its true size; all of them live
-        // in `self`, are not moved during the call, and the kernel writes
-        // only within those bounds. A null timeout is allowed.
-        let received = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.msgs.as_mut_ptr(),
-                batch as libc::c_uint,
-                flags,
-                std::ptr::null_mut(),
-            )
-        };
-        if received < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let received = usize::try_from(received).unwrap_or(0).min(batch);
-        for ((len, addr_len), msg) in self
-            .lens
-            .iter_mut()
-            .zip(self.addr_lens.iter_mut())
-            .zip(self.msgs.iter())
-            .take(received)
-        {
-            *len = (msg.msg_len as usize).min(self.buf_size);
-            *addr_len = msg.msg_hdr.msg_namelen;
-        }
+        let received = self.inner.receive(fd, 0, flags)?;
         self.count = received;
         Ok(received)
     }
 
     /// The most datagrams one `recv` returns.
     pub fn capacity(&self) -> usize {
-        self.msgs.len()
+        self.inner.capacity()
     }
 
     /// How many datagrams the last `recv` returned.
@@ -145,72 +65,35 @@ impl RecvBatch {
         if index >= self.count {
             return None;
         }
-        let len = *self.lens.get(index)?;
-        let start = index * self.buf_size;
-        let bytes = self.slab.get(start..start + len)?;
-        let storage = *self.addrs.get(index)?;
-        let addr_len = (*self.addr_lens.get(index)?).min(STORAGE_LEN);
-        // SAFETY: the kernel filled `storage` with a socket address of
-        // `addr_len` bytes (capped at the storage size), which is what
-        // `SockAddr::new` requires.
-        let source = unsafe { SockAddr::new(storage, addr_len) }.as_socket();
-        Some((bytes, source))
+        Some((self.inner.datagram(index)?, self.inner.address(index)))
     }
 }
 
 /// A batch of outgoing datagrams for `sendmmsg`, each with a caller tag
 /// that `flush` hands back with the outcome.
+#[derive(Debug)]
 pub struct SendBatch<T> {
+    inner: Batch,
     /// Whether each datagram carries its destination (false for a
     /// connected socket, which then skips a route lookup per datagram).
     addressed: bool,
-    slab: Vec<u8>,
-    buf_size: usize,
-    lens: Vec<usize>,
-    dests: Vec<SockAddr>,
+    /// GSO was asked for and the kernel is not asked yet (that needs the
+    /// socket, which the first `flush` brings).
+    gso_wanted: bool,
+    /// One per queued datagram, in slot order.
     tags: Vec<T>,
-    iovs: Vec<libc::iovec>,
-    msgs: Vec<libc::mmsghdr>,
-    /// Whether equal-length datagrams to one destination go out as one
-    /// UDP GSO message (see [`SendBatch::gso`]).
-    gso: bool,
-    /// GSO scratch space: datagram indexes in send order, each datagram's
-    /// sort key (destination, length), the runs (start in `order`, count,
-    /// segment length), and one control buffer per run.
-    order: Vec<usize>,
-    keys: Vec<(Option<SocketAddr>, usize)>,
-    runs: Vec<(usize, usize, usize)>,
-    controls: Vec<[u64; 4]>,
 }
-
-/// `UDP_SEGMENT` (linux/udp.h): the cmsg that makes one send a train of
-/// equal-size datagrams (UDP GSO, Linux 4.18).
-const UDP_SEGMENT: libc::c_int = 103;
-/// Most datagrams in one GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on
-/// older kernels, 128 on newer ones).
-const MAX_GSO_SEGMENTS: usize = 64;
-/// Most payload bytes in one GSO send (an IP packet's limit, with room).
-const MAX_GSO_BYTES: usize = 60_000;
 
 impl<T: Copy> SendBatch<T> {
     /// Room for `batch` datagrams of up to `buf_size` bytes each.
     pub fn new(batch: usize, buf_size: usize) -> Self {
-        let batch = batch.max(1);
-        let buf_size = buf_size.max(1);
+        let inner = Batch::new(batch, buf_size);
+        let tags = Vec::with_capacity(inner.capacity());
         Self {
+            inner,
             addressed: true,
-            slab: vec![0; batch * buf_size],
-            buf_size,
-            lens: Vec::with_capacity(batch),
-            dests: Vec::with_capacity(batch),
-            tags: Vec::with_capacity(batch),
-            iovs: vec![empty_iovec(); batch],
-            msgs: vec![zeroed_mmsghdr(); batch],
-            gso: false,
-            order: Vec::with_capacity(batch),
-            keys: Vec::with_capacity(batch),
-            runs: Vec::with_capacity(batch),
-            controls: vec![[0u64; 4]; batch],
+            gso_wanted: false,
+            tags,
         }
     }
 
@@ -219,19 +102,19 @@ impl<T: Copy> SendBatch<T> {
     /// datagrams: on loopback the receiving socket's UDP layer splits it,
     /// and a NIC without UDP segmentation offload gets it split in software
     /// just before transmission. This saves most of the per-datagram cost
-    /// of the send path. The datagrams of a batch are sorted by destination
-    /// and length first (stably: datagrams with the same destination and
-    /// length keep their order). When the kernel refuses GSO, that batch's
-    /// runs are reported unsent and the batch sends one message per
-    /// datagram from then on.
+    /// of the send path. Datagrams with the same destination and length
+    /// keep their order. The first `flush` asks the kernel whether the
+    /// socket takes GSO; when it refuses a GSO send, that run is sent again
+    /// one datagram at a time, and where that works the batch sends one
+    /// message per datagram from then on (see [`heimdall_udp::Batch`]).
     pub fn gso(mut self) -> Self {
-        self.gso = true;
+        self.gso_wanted = true;
         self
     }
 
     /// Whether GSO is (still) in use.
     pub fn uses_gso(&self) -> bool {
-        self.gso
+        self.gso_wanted || self.inner.gso_enabled()
     }
 
     /// For a connected socket: send without destination addresses, so the
@@ -244,43 +127,42 @@ impl<T: Copy> SendBatch<T> {
 
     /// Datagrams queued.
     pub fn len(&self) -> usize {
-        self.lens.len()
+        self.tags.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
+        self.tags.is_empty()
     }
 
     /// Free slots.
     pub fn remaining(&self) -> usize {
-        self.msgs.len() - self.lens.len()
+        self.inner.capacity() - self.tags.len()
     }
 
     /// The buffer of the next free slot, to build a datagram in place; it
     /// is queued only by [`SendBatch::commit`]. None when the batch is full.
     pub fn slot(&mut self) -> Option<&mut [u8]> {
-        let start = self.lens.len() * self.buf_size;
-        self.slab.get_mut(start..start + self.buf_size)
+        self.inner.buffer_mut(self.tags.len())
     }
 
     /// The buffer of the slot after the next free one (for a datagram that
     /// must go out just after the one being built). None when there are
     /// fewer than two free slots.
     pub fn slot_pair(&mut self) -> Option<(&mut [u8], &mut [u8])> {
-        let start = self.lens.len() * self.buf_size;
-        let both = self.slab.get_mut(start..start + 2 * self.buf_size)?;
-        Some(both.split_at_mut(self.buf_size))
+        self.inner.buffer_pair_mut(self.tags.len())
     }
 
     /// Queue the first `len` bytes of the next free slot for `dest`.
     /// Returns false (and queues nothing) when full or `len` is too long.
     pub fn commit(&mut self, len: usize, dest: SocketAddr, tag: T) -> bool {
-        if self.remaining() == 0 || len > self.buf_size {
+        if self.remaining() == 0 || len > self.inner.slot_size() {
             return false;
         }
-        self.lens.push(len);
-        self.dests.push(SockAddr::from(dest));
+        let dest = self.addressed.then_some(dest);
+        if !self.inner.set(self.tags.len(), len, dest) {
+            return false;
+        }
         self.tags.push(tag);
         true
     }
@@ -298,293 +180,22 @@ impl<T: Copy> SendBatch<T> {
     }
 
     /// Send everything queued with `sendmmsg`, calling `outcome(tag, sent)`
-    /// once per datagram in order, and empty the batch. A datagram the
-    /// kernel refuses is skipped (and reported unsent) so one bad
-    /// destination cannot wedge the rest.
+    /// once per datagram (in order, or grouped by run with GSO), and empty
+    /// the batch. A datagram the kernel refuses is skipped (and reported
+    /// unsent) so one bad destination cannot wedge the rest.
     pub fn flush(&mut self, fd: RawFd, mut outcome: impl FnMut(T, bool)) {
-        if self.gso && self.lens.len() > 1 {
-            self.flush_gso(fd, &mut outcome);
-        } else {
-            self.flush_plain(fd, &mut outcome);
+        if self.gso_wanted {
+            self.gso_wanted = false;
+            let _supported = self.inner.enable_gso(fd);
         }
-        self.lens.clear();
-        self.dests.clear();
+        let tags = &self.tags;
+        self.inner.send(fd, tags.len(), 0, |slot, sent| {
+            if let Some(&tag) = tags.get(slot) {
+                outcome(tag, sent);
+            }
+        });
         self.tags.clear();
     }
-
-    /// Send each queued datagram as its own message.
-    fn flush_plain(&mut self, fd: RawFd, outcome: &mut impl FnMut(T, bool)) {
-        let queued = self.lens.len();
-        for ((((chunk, iov), msg), dest), len) in self
-            .slab
-            .chunks_exact_mut(self.buf_size)
-            .zip(self.iovs.iter_mut())
-            .zip(self.msgs.iter_mut())
-            .zip(self.dests.iter())
-            .zip(self.lens.iter())
-        {
-            *iov = libc::iovec {
-                iov_base: chunk.as_mut_ptr().cast(),
-                iov_len: *len,
-            };
-            *msg = zeroed_mmsghdr();
-            if self.addressed {
-                msg.msg_hdr.msg_name = dest.as_ptr().cast_mut().cast();
-                msg.msg_hdr.msg_namelen = dest.len();
-            }
-            msg.msg_hdr.msg_iov = iov;
-            msg.msg_hdr.msg_iovlen = 1;
-        }
-        let tags = &self.tags;
-        let msgs = self.msgs.get_mut(..queued).unwrap_or_default();
-        // SAFETY: `msgs` holds the mmsghdrs prepared above: each points at
-        // an iovec over `len` bytes of `slab` and at a socket address owned
-        // by `dests` (or at none: a null name of length 0), all alive and
-        // unmoved during the call.
-        unsafe {
-            send_all(fd, msgs, |index, result| {
-                if let Some(&tag) = tags.get(index) {
-                    outcome(tag, result == Sent::Yes);
-                }
-            });
-        }
-    }
-}
-
-impl<T: Copy> SendBatch<T> {
-    /// Sort the queued datagrams by destination and length, group equal
-    /// ones into runs, and send each run as one message (with a `UDP_SEGMENT` cmsg when it
-    /// holds more than one datagram).
-    fn flush_gso(&mut self, fd: RawFd, outcome: &mut impl FnMut(T, bool)) {
-        let queued = self.lens.len();
-        self.order.clear();
-        self.order.extend(0..queued);
-        let lens = &self.lens;
-        self.keys.clear();
-        for (index, &len) in lens.iter().enumerate() {
-            let dest = if self.addressed {
-                self.dests.get(index).and_then(SockAddr::as_socket)
-            } else {
-                None
-            };
-            self.keys.push((dest, len));
-        }
-        let keys = &self.keys;
-        self.order.sort_by_key(|&index| keys.get(index).copied());
-        self.runs.clear();
-        let mut run_key = None;
-        for (position, &index) in self.order.iter().enumerate() {
-            let key = keys.get(index).copied();
-            let len = lens.get(index).copied().unwrap_or(0);
-            match self.runs.last_mut() {
-                Some((_, count, _))
-                    if run_key == key
-                        && *count < MAX_GSO_SEGMENTS
-                        && (*count + 1) * len <= MAX_GSO_BYTES =>
-                {
-                    *count += 1;
-                }
-                _ => {
-                    run_key = key;
-                    self.runs.push((position, 1, len));
-                }
-            }
-        }
-        for (iov, &index) in self.iovs.iter_mut().zip(self.order.iter()) {
-            let len = lens.get(index).copied().unwrap_or(0);
-            let start = index * self.buf_size;
-            *iov = match self.slab.get_mut(start..start + len) {
-                Some(bytes) => libc::iovec {
-                    iov_base: bytes.as_mut_ptr().cast(),
-                    iov_len: len,
-                },
-                None => empty_iovec(),
-            };
-        }
-        // SAFETY: CMSG_SPACE and CMSG_LEN are pure arithmetic.
-        let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(2), libc::CMSG_LEN(2)) };
-        for ((msg, control), &(start, count, len)) in self
-            .msgs
-            .iter_mut()
-            .zip(self.controls.iter_mut())
-            .zip(self.runs.iter())
-        {
-            *msg = zeroed_mmsghdr();
-            let Some(iovs) = self.iovs.get_mut(start..start + count) else {
-                continue;
-            };
-            if self.addressed
-                && let Some(dest) = self
-                    .order
-                    .get(start)
-                    .and_then(|&index| self.dests.get(index))
-            {
-                msg.msg_hdr.msg_name = dest.as_ptr().cast_mut().cast();
-                msg.msg_hdr.msg_namelen = dest.len();
-            }
-            msg.msg_hdr.msg_iov = iovs.as_mut_ptr();
-            msg.msg_hdr.msg_iovlen = count;
-            if count > 1 {
-                *control = [0; 4];
-                msg.msg_hdr.msg_control = control.as_mut_ptr().cast();
-                msg.msg_hdr.msg_controllen = space as usize;
-                // SAFETY: `control` is 32 bytes, 8-aligned, and
-                // msg_controllen (CMSG_SPACE(2) = 24) says so, so
-                // CMSG_FIRSTHDR returns a pointer to its start, where a
-                // cmsghdr and 2 data bytes fit; they are written with
-                // unaligned-safe writes for the data.
-                unsafe {
-                    let cmsg = libc::CMSG_FIRSTHDR(&msg.msg_hdr);
-                    if !cmsg.is_null() {
-                        (*cmsg).cmsg_level = libc::SOL_UDP;
-                        (*cmsg).cmsg_type = UDP_SEGMENT;
-                        (*cmsg).cmsg_len = cmsg_len as usize;
-                        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), len as u16);
-                    }
-                }
-            }
-        }
-        let runs = &self.runs;
-        let order = &self.order;
-        let tags = &self.tags;
-        let gso = &mut self.gso;
-        let msgs = self.msgs.get_mut(..runs.len()).unwrap_or_default();
-        // SAFETY: `msgs` holds the mmsghdrs prepared above: each points at
-        // `count` iovecs of `iovs` (over bytes of `slab`) and, for a run, at
-        // its control buffer in `controls`; and at no name (the socket is
-        // connected) or the run's destination in `dests`. All live in
-        // `self`, unmoved during the call.
-        unsafe {
-            send_all(fd, msgs, |run, result| {
-                let Some(&(start, count, _)) = runs.get(run) else {
-                    return;
-                };
-                if result == Sent::Refused && count > 1 {
-                    // No GSO here (EIO, EINVAL, ENOTSUP...): plain from now.
-                    *gso = false;
-                }
-                for &index in order.iter().skip(start).take(count) {
-                    if let Some(&tag) = tags.get(index) {
-                        outcome(tag, result == Sent::Yes);
-                    }
-                }
-            });
-        }
-    }
-}
-
-/// What became of one message of [`send_all`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    /// The kernel took it.
-    Yes,
-    /// The kernel refused it with an error.
-    Refused,
-    /// `sendmmsg` returned 0 for it (not expected; counted as unsent rather
-    /// than retried forever).
-    Nothing,
-}
-
-/// Send `msgs` with as few `sendmmsg` calls as the kernel allows, calling
-/// `done(index, outcome)` once per message in order. A message the kernel
-/// refuses is skipped so one bad destination cannot wedge the rest; an
-/// interrupted call is retried.
-///
-/// # Safety
-///
-/// Every mmsghdr must point at valid iovecs, socket addresses and control
-/// data that stay alive and unmoved during the call; the kernel only reads
-/// them and writes `msg_len`.
-unsafe fn send_all(fd: RawFd, msgs: &mut [libc::mmsghdr], mut done: impl FnMut(usize, Sent)) {
-    let mut first = 0usize;
-    while let Some(rest) = msgs.get_mut(first..).filter(|rest| !rest.is_empty()) {
-        // SAFETY: the caller's guarantee, for a suffix of `msgs`.
-        let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
-        if sent < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            done(first, Sent::Refused);
-            first += 1;
-            continue;
-        }
-        let sent = usize::try_from(sent).unwrap_or(0).min(rest.len());
-        if sent == 0 {
-            done(first, Sent::Nothing);
-            first += 1;
-            continue;
-        }
-        for index in first..first + sent {
-            done(index, Sent::Yes);
-        }
-        first += sent;
-    }
-}
-
-/// Wait until `fd` is readable or `timeout` passes (rounded up to a whole
-/// millisecond, so a short wait never becomes a busy loop). Returns whether
-/// it is readable; an interrupted wait counts as a timeout.
-pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
-    let millis = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
-    let mut pollfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid, exclusively borrowed pollfd, and a count of 1.
-    let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
-    if ready < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(err);
-    }
-    Ok(ready > 0 && pollfd.revents != 0)
-}
-
-/// Wait until any of `fds` is readable or `timeout` passes, with
-/// nanosecond precision (`ppoll`), for schedules finer than a millisecond.
-/// Returns how many are readable (0 on timeout or interruption).
-pub fn wait_any_readable(fds: &[RawFd], timeout: Duration) -> io::Result<usize> {
-    /// More descriptors than one worker ever has; the rest are not watched.
-    const MAX_FDS: usize = 64;
-    let mut pollfds = [libc::pollfd {
-        fd: -1,
-        events: 0,
-        revents: 0,
-    }; MAX_FDS];
-    let count = fds.len().min(MAX_FDS);
-    for (pollfd, &fd) in pollfds.iter_mut().zip(fds) {
-        *pollfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-    }
-    let timespec = libc::timespec {
-        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
-    // SAFETY: `pollfds` holds `count` initialised entries (count <= its
-    // length) that the kernel may write `revents` into; the timespec is
-    // valid and only read; a null signal mask means "leave it unchanged".
-    let ready = unsafe {
-        libc::ppoll(
-            pollfds.as_mut_ptr(),
-            count as libc::nfds_t,
-            &timespec,
-            std::ptr::null(),
-        )
-    };
-    if ready < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
-        }
-        return Err(err);
-    }
-    Ok(usize::try_from(ready).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -592,6 +203,7 @@ mod tests {
     use super::*;
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
+    use std::time::Duration;
 
     #[test]
     fn batches_round_trip_on_loopback() {

@@ -194,7 +194,8 @@ pub(crate) struct Shared {
     zone: Zone,
     behavior: AtomicU8,
     delay_nanos: AtomicU64,
-    drop_rate_bits: AtomicU64,
+    /// The UDP loss rate, fixed at start (0.0..=1.0).
+    drop_rate: f64,
     stop: AtomicBool,
     seed: u64,
 }
@@ -213,7 +214,7 @@ impl Shared {
     }
 
     fn drop_rate(&self) -> f64 {
-        f64::from_bits(self.drop_rate_bits.load(Ordering::Relaxed))
+        self.drop_rate
     }
 }
 
@@ -297,7 +298,7 @@ impl Upstream {
             zone,
             behavior: AtomicU8::new(config.behavior.to_u8()),
             delay_nanos: AtomicU64::new(duration_nanos(config.delay)),
-            drop_rate_bits: AtomicU64::new(config.drop_rate.to_bits()),
+            drop_rate: config.drop_rate,
             stop: AtomicBool::new(false),
             seed: config.seed,
         });
@@ -429,11 +430,6 @@ impl UpstreamHandle {
         self.local_addr
     }
 
-    /// Whether TCP is served too.
-    pub fn serves_tcp(&self) -> bool {
-        self.tcp
-    }
-
     /// The zone served.
     pub fn zone(&self) -> &Zone {
         &self.shared.zone
@@ -499,18 +495,6 @@ impl UpstreamHandle {
     /// The current reply delay.
     pub fn delay(&self) -> Duration {
         self.shared.delay()
-    }
-
-    /// Change the UDP loss rate (clamped to 0.0..=1.0; NaN means 0).
-    pub fn set_drop_rate(&self, rate: f64) {
-        let rate = if rate.is_nan() {
-            0.0
-        } else {
-            rate.clamp(0.0, 1.0)
-        };
-        self.shared
-            .drop_rate_bits
-            .store(rate.to_bits(), Ordering::Relaxed);
     }
 
     /// Stop serving and join every thread (within about [`STOP_POLL`],

@@ -1,0 +1,82 @@
+//! Single-datagram sends and the UDP socket options batching relies on.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::size_of;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use crate::sockaddr;
+
+/// Send one datagram without blocking. A full socket buffer drops the
+/// datagram (the caller counts it): DNS clients retry.
+pub fn send_to(fd: RawFd, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
+    let mut storage = sockaddr::empty();
+    sockaddr::to_sockaddr(to, &mut storage);
+    send_one(fd, bytes, &mut storage, libc::MSG_DONTWAIT)
+}
+
+/// Send one datagram to the address in `storage` (none for a connected
+/// socket: see [`sockaddr::empty`]) with `sendto(.., flags)`.
+pub(crate) fn send_one(
+    fd: RawFd,
+    bytes: &[u8],
+    storage: &mut libc::sockaddr_storage,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let (name, name_len) = sockaddr::name_of(storage);
+    // SAFETY: the buffer is valid for `bytes.len()` bytes and the address
+    // (or null with length 0) for `name_len` bytes, for the duration of
+    // the call; the kernel only reads them.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            flags,
+            name.cast_const().cast(),
+            name_len,
+        )
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// Always set DF and never lower the packet size from path-MTU messages
+/// (`IP_PMTUDISC_PROBE`): replies are never fragmented (fragments are a
+/// cache-poisoning vector for the client), ICMP cannot shrink them, and the
+/// kernel skips its shared IP-ID generator for DF packets, which is a
+/// measurable share of the per-reply cost.
+pub fn set_no_fragmentation(fd: RawFd, ipv6: bool) -> io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
+    };
+    // SAFETY: `value` is a live c_int and the length matches it.
+    let result = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
