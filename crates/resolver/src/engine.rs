@@ -8,6 +8,13 @@
 //! current time, then drains what it produced (`poll_transmit`,
 //! `poll_reply`, `poll_hint`) and sleeps until `next_deadline`.
 //!
+//! A client query goes through named steps: admission (`admission`: ACL,
+//! rate limit, parse, RFC rules, one verdict), the cache, local data and
+//! the blocklist, then forwarding into the in-flight table (`inflight`).
+//! An upstream reply passes the reply check (`reply_check`) before the
+//! engine acts on it. Completed queries are written out per waiter in
+//! `completion`; operator actions (flush, hot reload) are in `reload`.
+//!
 //! Everything is bounded: the in-flight table, the waiters per query, the
 //! queues of replies, sends and hints. Overload sheds queries and counts
 //! them.
@@ -35,11 +42,12 @@
 //! [`Resolver::reconfigure`] (hot reload, keeping the cache but purging
 //! what the new policy would answer differently).
 
+mod completion;
+mod reload;
+
 use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use hashbrown::HashSet;
 use heimdall_cache::{
     AnswerRequest, Cache, CacheError, Entry, EntryKind, Lookup, SlotInfo, TCP_LIMIT, Timestamp,
     udp_limit,
@@ -48,49 +56,22 @@ use heimdall_config::UpstreamTransport;
 use heimdall_policy::{RateLimiter, Verdict, write_blocked};
 use heimdall_wire::{
     Class, Flags, HEADER_LEN, Message, MessageBuilder, Name, OptSpec, QueryKey, Rcode, RecordType,
-    Section, WireNameBuf,
+    WireNameBuf,
 };
 use heimdall_zone::Reply as LocalReply;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
-use smallvec::SmallVec;
 
 use crate::admission::{Admission, Admitted, Gate, admit, refuse};
 use crate::config::{ResolverConfig, ResolverError};
-use crate::inflight::{GONE, InFlight, InFlightTable, Join, Phase, Slot, Waiter};
+use crate::inflight::{InFlight, InFlightTable, Join, Phase, Slot, Waiter};
 use crate::io::{ClientId, Hint, QueryOutcome, Transmit, Transport};
-use crate::reply::{ReplyTo, ede, reply_flags, write_error_reply};
+use crate::reply::ede;
 use crate::reply_check::{AcceptedReply, check_reply};
 use crate::stats::ResolverStats;
-use crate::upstreams::{MAX_UPSTREAMS, Upstreams};
-
-/// What a [`Resolver::reconfigure`] did beyond taking the new settings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReconfigureReport {
-    /// Cache entries removed because the new policy (blocklist, local
-    /// data) would answer their names differently.
-    pub purged: usize,
-}
-
-#[derive(Debug)]
-enum Answer {
-    /// A normalized entry (stored or not).
-    Entry(Entry),
-    /// An upstream reply that is passed on but not cached.
-    Relay(Box<[u8]>),
-    /// No usable answer: SERVFAIL with this EDE code.
-    Fail(u16),
-    /// The upstream failed or is slow: a stale entry, served as such.
-    Stale(Entry),
-}
-
-#[derive(Debug)]
-struct Completion {
-    answer: Answer,
-    waiters: SmallVec<[Waiter; 1]>,
-    qtype: RecordType,
-    qclass: Class,
-}
+use crate::upstreams::Upstreams;
+use completion::{Answer, Completion};
+pub use reload::ReconfigureReport;
 
 /// What the cache step left to do.
 enum CacheStep {
@@ -749,59 +730,6 @@ impl Resolver {
         }
     }
 
-    /// The next reply to a waiting client, written into `out`.
-    pub fn poll_reply(&mut self, out: &mut [u8], now: Timestamp) -> Option<(ClientId, usize)> {
-        loop {
-            let completion = self.completions.front_mut()?;
-            let Some(waiter) = completion.waiters.pop() else {
-                self.completions.pop_front();
-                continue;
-            };
-            let limit = match waiter.client.transport {
-                Transport::Udp => udp_limit(waiter.edns, self.config.udp_payload_size),
-                Transport::Tcp(_) => TCP_LIMIT,
-            };
-            let our_size = self.config.udp_payload_size;
-            let written = match &completion.answer {
-                Answer::Entry(entry) | Answer::Stale(entry) => {
-                    let stale = matches!(completion.answer, Answer::Stale(_));
-                    let request = AnswerRequest {
-                        id: waiter.id,
-                        flags: waiter.flags,
-                        qname: &waiter.qname,
-                        edns: waiter.edns,
-                        our_udp_payload: our_size,
-                        limit,
-                        stale,
-                    };
-                    let len = entry.write_answer(out, &request, now).ok();
-                    if stale && len.is_some() {
-                        self.stats.stale_served += 1;
-                    }
-                    len.map(|len| (len, entry.rcode().0))
-                }
-                Answer::Relay(bytes) => write_relay(out, bytes, &waiter, limit, our_size),
-                Answer::Fail(code) => {
-                    self.stats.servfail += 1;
-                    let name = Name::from_wire(&waiter.qname).ok();
-                    let to = ReplyTo {
-                        id: waiter.id,
-                        flags: waiter.flags,
-                        question: name.map(|name| (name, completion.qtype, completion.qclass)),
-                        edns: waiter.edns,
-                    };
-                    let len =
-                        write_error_reply(out, &to, Rcode::SERVFAIL, Some((*code, "")), our_size);
-                    Some((len, Rcode::SERVFAIL.0))
-                }
-            };
-            if let Some((len, rcode)) = written.filter(|&(len, _)| len > 0) {
-                self.stats.count_response(rcode);
-                return Some((waiter.client, len));
-            }
-        }
-    }
-
     /// The next cache-fill hint for the other cores.
     pub fn poll_hint(&mut self) -> Option<Hint> {
         self.hints.pop_front()
@@ -820,114 +748,6 @@ impl Resolver {
         if self.cache.insert_hint(&hint.key, hint.entry, now) {
             self.stats.hints_stored += 1;
         }
-    }
-
-    /// Operator flush: with `None`, every entry; with a name (uncompressed
-    /// wire form, any case), the entries for it and every name below it.
-    /// Returns how many entries were removed (0 for an invalid name).
-    /// In-flight queries are not touched. Walks the whole shard.
-    pub fn flush_cache(&mut self, name_wire: Option<&[u8]>) -> usize {
-        match name_wire {
-            None => {
-                let removed = self.cache.len();
-                self.cache.clear();
-                removed
-            }
-            Some(name) => self.cache.remove_subtree(name).unwrap_or(0),
-        }
-    }
-
-    /// Hot reload: take `config` in place of the current settings, keeping
-    /// the cache, the in-flight queries and what was learned about
-    /// upstreams that stay. Validated first: on error nothing changes.
-    ///
-    /// Replaced: the policy (ACL, rate limiter — its buckets are kept when
-    /// its settings did not change —, local data, blocklist, block mode
-    /// and TTL), the upstream list and strategy, timeouts, attempts,
-    /// serve-stale and prefetch settings, the cache policy and capacity
-    /// (evicting down when smaller). In-flight queries keep their
-    /// upstream by address; one whose upstream was removed times out and
-    /// moves on to its next attempt.
-    ///
-    /// The cache is consulted before local data and the blocklist, so the
-    /// entries the new policy answers differently are purged: every entry
-    /// whose name the new blocklist blocks, and, when the local data
-    /// changed (another snapshot), every entry at or below a name of the
-    /// old or the new local data. In-flight queries for such names still
-    /// answer their waiters but are not cached.
-    ///
-    /// `_now` is the time of the reload; nothing in it depends on time
-    /// yet, but callers pass it so that can change without a new API.
-    pub fn reconfigure(
-        &mut self,
-        config: ResolverConfig,
-        _now: Timestamp,
-    ) -> Result<ReconfigureReport, ResolverError> {
-        // Everything that can fail comes before the first change.
-        config.validate()?;
-        let keep_limiter = config.policy.rate_limit.is_some()
-            && config.policy.rate_limit == self.config.policy.rate_limit;
-        let new_limiter = match &config.policy.rate_limit {
-            Some((limits, cores)) if !keep_limiter => Some(RateLimiter::new(limits, *cores)?),
-            _ => None,
-        };
-        self.cache.set_policy(config.cache_policy)?;
-
-        if !keep_limiter {
-            self.rate_limiter = new_limiter;
-        }
-        self.cache.set_capacity(config.cache_bytes);
-        let moved = self
-            .upstreams
-            .reconfigure(&config.upstreams, config.strategy);
-        let remap = |index: usize| moved.get(index).copied().flatten();
-
-        let local_changed = match (&self.config.policy.local, &config.policy.local) {
-            (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
-            (None, None) => false,
-            _ => true,
-        };
-        // Bounded by the size of the local data, built once per reload. A
-        // set, because every cached name is checked against it: each of a
-        // name's suffixes is one lookup, so the purge costs entries x labels
-        // rather than entries x local names.
-        let mut local_names: HashSet<&[u8]> = HashSet::new();
-        if local_changed {
-            for data in [&self.config.policy.local, &config.policy.local]
-                .into_iter()
-                .flatten()
-            {
-                local_names.extend(data.names());
-            }
-        }
-        let blocklist = config.policy.blocklist.as_deref();
-        let answered_by_policy = |name: &[u8]| {
-            blocklist.is_some_and(|list| list.check_lower_wire(name) == Verdict::Blocked)
-                || (!local_names.is_empty()
-                    && wire_suffixes(name).any(|suffix| local_names.contains(suffix)))
-        };
-        let purged = if blocklist.is_none() && local_names.is_empty() {
-            0
-        } else {
-            self.cache
-                .retain(|entry| !answered_by_policy(entry.question_name()))
-        };
-        for inflight in self.inflight.iter_mut() {
-            inflight.attempt.upstream = remap(inflight.attempt.upstream).unwrap_or(GONE);
-            inflight.tried = (0..MAX_UPSTREAMS)
-                .filter(|&old| inflight.tried & (1u64 << old) != 0)
-                .filter_map(remap)
-                .fold(0u64, |mask, new| mask | (1u64 << new));
-            if answered_by_policy(&inflight.key.name) {
-                inflight.store = false;
-            }
-        }
-        // Hints this core produced under the old policy and not yet sent.
-        self.hints
-            .retain(|hint| !answered_by_policy(&hint.key.name));
-        drop(local_names);
-        self.config = config;
-        Ok(ReconfigureReport { purged })
     }
 }
 
@@ -971,22 +791,6 @@ fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: T
         && info.refresh_after <= now
 }
 
-/// `name` and each of its ancestors, down to the root, as wire-name
-/// suffixes of `name` (a valid uncompressed wire name).
-fn wire_suffixes(name: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut pos = Some(0usize);
-    core::iter::from_fn(move || {
-        let start = pos?;
-        let rest = name.get(start..)?;
-        // Each step moves past one label, so this ends within 128 steps.
-        pos = match rest.first() {
-            Some(&len) if len != 0 => Some(start + 1 + usize::from(len)),
-            _ => None,
-        };
-        Some(rest)
-    })
-}
-
 /// The upstream query for an in-flight entry: random ID, RD, the key's CD,
 /// the lower-cased question, and EDNS with our size and the key's DO.
 fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> Option<usize> {
@@ -1009,55 +813,4 @@ fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> O
     };
     builder.opt(&opt).ok()?;
     Some(builder.finish())
-}
-
-/// Pass an uncacheable upstream reply to one waiter: its ID, flags and
-/// letter case, its size limit (truncating at RRsets), its EDNS.
-fn write_relay(
-    out: &mut [u8],
-    upstream_reply: &[u8],
-    waiter: &Waiter,
-    limit: usize,
-    our_size: u16,
-) -> Option<(usize, u16)> {
-    let message = Message::parse(upstream_reply).ok()?;
-    let question = message.question()?;
-    let rcode = message.rcode();
-    let mut builder = MessageBuilder::new(out).ok()?;
-    builder.set_limit(limit);
-    builder.set_id(waiter.id);
-    let wants_ad = waiter.flags.authentic_data() || waiter.edns.is_some_and(|e| e.dnssec_ok);
-    builder.set_flags(
-        reply_flags(waiter.flags, rcode)
-            .with_authentic_data(wants_ad && message.flags().authentic_data()),
-    );
-    let opt = waiter.edns.map(|edns| OptSpec {
-        udp_payload_size: our_size,
-        extended_rcode: rcode.extended_bits(),
-        version: 0,
-        dnssec_ok: edns.dnssec_ok,
-        options: &[],
-    });
-    if let Some(opt) = &opt {
-        builder.reserve(opt.wire_len());
-    }
-    let qname = Name::from_wire(&waiter.qname).ok()?;
-    builder
-        .question(&qname, question.qtype, question.qclass)
-        .ok()?;
-    'sections: for section in [Section::Answer, Section::Authority, Section::Additional] {
-        for record in message.records(section) {
-            if record.rtype() == RecordType::OPT {
-                continue;
-            }
-            if builder.copy_record(section, &record).is_err() {
-                break 'sections;
-            }
-        }
-    }
-    if let Some(opt) = &opt {
-        let _ = builder.opt(opt);
-    }
-    let len = builder.finish();
-    (len > HEADER_LEN).then_some((len, rcode.0))
 }
