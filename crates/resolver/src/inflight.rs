@@ -386,3 +386,139 @@ impl InFlightTable {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::net::SocketAddr;
+
+    use heimdall_wire::{Class, RecordType};
+    use rand::SeedableRng as _;
+
+    use super::*;
+    use crate::io::Transport;
+
+    fn key(label: u8) -> QueryKey {
+        let mut name = WireNameBuf::new();
+        for byte in [1, label, 0] {
+            name.push(byte);
+        }
+        QueryKey {
+            name,
+            qtype: RecordType::A,
+            qclass: Class::IN,
+            dnssec_ok: false,
+            checking_disabled: false,
+        }
+    }
+
+    fn waiter() -> Waiter {
+        Waiter {
+            client: ClientId {
+                addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
+                transport: Transport::Udp,
+                listener: 0,
+            },
+            id: 1,
+            flags: Flags::default(),
+            qname: WireNameBuf::new(),
+            edns: None,
+        }
+    }
+
+    #[test]
+    fn slots_are_reused_and_indexes_follow() {
+        let now = Timestamp::from_secs(1);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut table = InFlightTable::default();
+        let a = table
+            .insert(&key(b'a'), Some(waiter()), Phase::Forwarding, now)
+            .unwrap();
+        let b = table
+            .insert(&key(b'b'), None, Phase::Forwarding, now)
+            .unwrap();
+        assert_ne!(a, b);
+        assert_eq!((table.len(), table.total_waiters()), (2, 1));
+        assert!(matches!(table.join(b, waiter(), 1), Join::Joined(_)));
+        assert!(matches!(table.join(b, waiter(), 1), Join::Full));
+        assert_eq!(table.total_waiters(), 2);
+        let generation = table
+            .begin_send(
+                a,
+                UpstreamTransport::Udp,
+                now,
+                now.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        let id = table.get(a).unwrap().attempt.id;
+        assert_eq!(table.slot_of_id(id), Some(a));
+        assert!(table.current(a, generation).is_some());
+
+        let (removed, waiters) = table.remove(a).unwrap();
+        assert_eq!((removed.key, waiters.len()), (key(b'a'), 1));
+        assert_eq!((table.len(), table.total_waiters()), (1, 1));
+        assert_eq!(table.slot_of_id(id), None);
+        assert!(table.get(a).is_none());
+        assert!(matches!(table.join(a, waiter(), 1), Join::Gone(_)));
+        // The freed slot holds the next query; the old attempt's timer no
+        // longer names anything live.
+        let c = table
+            .insert(&key(b'c'), None, Phase::Forwarding, now)
+            .unwrap();
+        assert_eq!(c, a);
+        assert!(table.current(c, generation).is_none());
+        assert_eq!(table.next_deadline(), None);
+        assert_eq!(table.pop_timed_out(now.add_secs(1)), None);
+    }
+
+    #[test]
+    fn timers_fire_only_for_their_attempt_and_query() {
+        let now = Timestamp::from_secs(1);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut table = InFlightTable::default();
+        let slot = table
+            .insert(&key(b'a'), Some(waiter()), Phase::StaleArmed, now)
+            .unwrap();
+        table.arm_stale_timer(slot, 500);
+        table
+            .begin_send(
+                slot,
+                UpstreamTransport::Udp,
+                now,
+                now.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        assert_eq!(table.next_deadline(), Some(now.add_millis(500)));
+        // A second send replaces the first attempt's deadline.
+        let later = now.add_millis(100);
+        table
+            .begin_send(
+                slot,
+                UpstreamTransport::Tcp,
+                later,
+                later.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        assert_eq!(table.pop_stale_timer(now.add_millis(499)), None);
+        let serial = table.get(slot).unwrap().serial;
+        assert_eq!(
+            table.pop_stale_timer(now.add_millis(500)),
+            Some((slot, serial))
+        );
+        assert_eq!(table.take_waiters(slot).len(), 1);
+        assert_eq!(table.total_waiters(), 0);
+        assert_eq!(table.next_deadline(), Some(later.add_millis(800)));
+        assert_eq!(
+            table.pop_timed_out(now.add_millis(800)),
+            None,
+            "the old deadline"
+        );
+        assert_eq!(table.pop_timed_out(later.add_millis(800)), Some(slot));
+        assert_eq!(
+            table.get(slot).unwrap().attempt.transport,
+            UpstreamTransport::Tcp
+        );
+    }
+}

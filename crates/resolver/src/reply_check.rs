@@ -107,3 +107,103 @@ fn question_matches(message: &Message<'_>, inflight: &InFlight) -> bool {
                 && Name::from_wire(&key.name).is_ok_and(|name| name.eq_ignore_case(&question.name))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use heimdall_cache::Timestamp;
+    use heimdall_config::{Upstream, UpstreamStrategy};
+    use heimdall_testkit::messages::{a_answer, query};
+    use heimdall_wire::{Class, QueryKey, RecordType, WireNameBuf};
+    use rand::SeedableRng as _;
+    use rand::rngs::SmallRng;
+
+    use super::*;
+    use crate::inflight::Phase;
+
+    const UPSTREAM: &str = "127.0.0.1:5301";
+
+    /// A table with one query for `check.example` A whose attempt went to
+    /// the one upstream over UDP; and the bytes of that upstream query.
+    fn outstanding() -> (InFlightTable, Upstreams, Slot, Vec<u8>) {
+        let now = Timestamp::from_secs(1);
+        let mut key = QueryKey {
+            name: WireNameBuf::new(),
+            qtype: RecordType(0),
+            qclass: Class(0),
+            dnssec_ok: false,
+            checking_disabled: false,
+        };
+        let client_query = query("check.example", RecordType::A, 1, None);
+        key.fill_from(&Message::parse(&client_query).unwrap())
+            .unwrap();
+        let mut table = InFlightTable::default();
+        let slot = table.insert(&key, None, Phase::Forwarding, now).unwrap();
+        let mut rng = SmallRng::seed_from_u64(1);
+        table
+            .begin_send(
+                slot,
+                UpstreamTransport::Udp,
+                now,
+                now.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        let id = table.get(slot).unwrap().attempt.id;
+        let upstreams = Upstreams::new(
+            &[Upstream::udp(UPSTREAM.parse().unwrap())],
+            UpstreamStrategy::Ordered,
+        );
+        let sent = query("check.example", RecordType::A, id, None);
+        (table, upstreams, slot, sent)
+    }
+
+    #[test]
+    fn each_reason_is_told_apart() {
+        let (table, upstreams, slot, sent) = outstanding();
+        let upstream: SocketAddr = UPSTREAM.parse().unwrap();
+        let udp = UpstreamTransport::Udp;
+        let check = |from, transport, packet: &[u8]| {
+            check_reply(&table, &upstreams, from, transport, packet).map(|reply| reply.slot)
+        };
+        let real = a_answer(&sent, 1, 60);
+        assert_eq!(
+            check(upstream, udp, b"\x00\x01junk"),
+            Err(Rejection::Malformed)
+        );
+        let mut wrong_id = real.clone();
+        wrong_id[1] ^= 0x01;
+        assert_eq!(check(upstream, udp, &wrong_id), Err(Rejection::UnknownId));
+        let elsewhere: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        assert_eq!(check(elsewhere, udp, &real), Err(Rejection::WrongSource));
+        assert_eq!(
+            check(upstream, UpstreamTransport::Tcp, &real),
+            Err(Rejection::WrongTransport)
+        );
+        assert_eq!(check(upstream, udp, &sent), Err(Rejection::NotAResponse));
+        let id = u16::from_be_bytes([sent[0], sent[1]]);
+        let other = a_answer(&query("other.example", RecordType::A, id, None), 1, 60);
+        assert_eq!(check(upstream, udp, &other), Err(Rejection::WrongQuestion));
+        let shouting = a_answer(&query("CHECK.example", RecordType::A, id, None), 1, 60);
+        assert_eq!(check(upstream, udp, &shouting), Ok(slot), "case is ignored");
+        assert_eq!(check(upstream, udp, &real), Ok(slot));
+    }
+
+    #[test]
+    fn only_a_parse_failure_counts_as_malformed() {
+        let mut stats = ResolverStats::default();
+        for rejection in [
+            Rejection::Malformed,
+            Rejection::UnknownId,
+            Rejection::WrongSource,
+            Rejection::WrongTransport,
+            Rejection::NotAResponse,
+            Rejection::WrongQuestion,
+        ] {
+            rejection.count(&mut stats);
+        }
+        assert_eq!(
+            (stats.upstream_malformed, stats.upstream_mismatched),
+            (1, 5)
+        );
+    }
+}

@@ -42,7 +42,9 @@ pub struct ResolverStats {
     pub upstream_queries: u64,
     /// Upstream attempts that timed out.
     pub upstream_timeouts: u64,
-    /// Upstream replies refused: wrong source, ID or question.
+    /// Upstream replies the reply check refused for anything but a parse
+    /// failure: unknown ID, wrong source, wrong transport, not a
+    /// response, or wrong question.
     pub upstream_mismatched: u64,
     /// Upstream replies that could not be parsed.
     pub upstream_malformed: u64,
