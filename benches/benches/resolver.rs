@@ -15,13 +15,13 @@ use std::net::SocketAddr;
 use criterion::{Criterion, criterion_group, criterion_main};
 use heimdall_benches::typical_query;
 use heimdall_cache::Timestamp;
-use heimdall_resolver::{ClientId, QueryOutcome, Resolver, ResolverConfig, Transport};
+use heimdall_resolver::{ClientId, QueryOutcome, Resolver, ResolverConfig, Transport, Upstream};
 use heimdall_testkit::messages::a_answer;
 
 fn resolver_hit(c: &mut Criterion) {
     let upstream: SocketAddr = "127.0.0.1:5300".parse().unwrap();
     let config = ResolverConfig {
-        upstreams: vec![upstream],
+        upstreams: vec![Upstream::udp(upstream)],
         ..ResolverConfig::default()
     };
     let mut resolver = Resolver::with_seed(config, 3).unwrap();
@@ -39,7 +39,7 @@ fn resolver_hit(c: &mut Criterion) {
     );
     let transmit = resolver.poll_transmit(&mut out).unwrap();
     let sent = out[..transmit.len].to_vec();
-    resolver.handle_upstream_reply(upstream, &a_answer(&sent, 2, 300), now);
+    resolver.handle_upstream_reply(upstream, transmit.transport, &a_answer(&sent, 2, 300), now);
     while resolver.poll_reply(&mut out, now).is_some() {}
     let later = now.add_secs(5);
     c.bench_function("resolver/cache_hit_handle_query", |b| {

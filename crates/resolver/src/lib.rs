@@ -1,15 +1,30 @@
 //! heimdall-resolver: the sans-IO forwarding engine. A query and the time
 //! go in; replies, upstream sends and deadlines come out. It never reads a
 //! clock or touches a socket, so every rule is tested deterministically.
+//!
+//! The engine ([`engine`]) is split the way quinn-proto splits a
+//! connection: admission of a client packet (`admission`), the in-flight
+//! table (`inflight`), the one check every upstream reply passes
+//! (`reply_check`), the upstreams ([`upstreams`]), settings
+//! ([`config`]), counters ([`stats`]) and what crosses the boundary to the
+//! runtime ([`io`]).
 
+mod admission;
+pub mod config;
 pub mod engine;
+mod inflight;
+pub mod io;
 pub mod reply;
+mod reply_check;
 pub mod stats;
 pub mod upstreams;
 
-pub use engine::{
-    ClientId, Hint, PolicyConfig, QueryOutcome, ReconfigureReport, Resolver, ResolverConfig,
-    ResolverError, ResolverStats, Transmit, Transport,
+pub use config::{PolicyConfig, ResolverConfig, ResolverError};
+pub use engine::{ReconfigureReport, Resolver};
+/// The upstream types the config and the resolver share.
+pub use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};
+pub use io::{ClientId, Hint, QueryOutcome, Transmit, Transport};
+pub use stats::{
+    LATENCY_BOUNDS_US, LatencyHistogram, QtypeTally, RCODE_SLOTS, ResolverStats, rcode_slot,
 };
-pub use stats::{LATENCY_BOUNDS_US, LatencyHistogram, QtypeTally, RCODE_SLOTS, rcode_slot};
-pub use upstreams::{Strategy, UpstreamStats, Upstreams};
+pub use upstreams::{UpstreamStats, Upstreams};

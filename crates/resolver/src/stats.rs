@@ -1,16 +1,114 @@
-//! Fixed-size tallies for the metrics endpoint: [`QtypeTally`] (client
-//! queries by type), [`LatencyHistogram`] (upstream reply times) and the
-//! rcode indexing of [`ResolverStats::responses_by_rcode`].
+//! The counters of one resolver: [`ResolverStats`], and the fixed-size
+//! tallies it and the upstreams use for the metrics endpoint:
+//! [`QtypeTally`] (client queries by type), [`LatencyHistogram`]
+//! (upstream reply times) and the rcode indexing of
+//! [`ResolverStats::responses_by_rcode`].
 //!
 //! Every type here is `Copy` and never allocates: the server copies each
 //! core's counters into a snapshot and sums them with `merge`, and the
 //! query path only increments an array slot.
-//!
-//! [`ResolverStats::responses_by_rcode`]: crate::ResolverStats::responses_by_rcode
 
 use core::fmt;
 
-/// Slots of [`ResolverStats::responses_by_rcode`](crate::ResolverStats::responses_by_rcode):
+/// Counters of one resolver. Only its own core writes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResolverStats {
+    /// Client queries received.
+    pub queries: u64,
+    /// Client queries received over UDP.
+    pub queries_udp: u64,
+    /// Client queries received over TCP.
+    pub queries_tcp: u64,
+    /// Client queries by qtype: every query that parsed and had a
+    /// question, before any policy (see [`QtypeTally`] for codes above
+    /// 255).
+    pub qtypes: QtypeTally,
+    /// Replies produced (written by `handle_query` or `poll_reply`), by
+    /// full rcode (extended rcodes included): index = rcode for rcodes 0
+    /// to 22, index 23 for every rcode of 23 or more. See
+    /// [`ResolverStats::responses_with_rcode`].
+    pub responses_by_rcode: [u64; RCODE_SLOTS],
+    /// Stale answers sent (RFC 8767).
+    pub stale_served: u64,
+    /// Prefetch queries started (each may take several upstream attempts).
+    pub prefetches: u64,
+    /// Answered from the cache.
+    pub cache_hits: u64,
+    /// Not in the cache.
+    pub cache_misses: u64,
+    /// Joined an outstanding upstream query.
+    pub coalesced: u64,
+    /// Upstream queries sent (every attempt).
+    pub upstream_queries: u64,
+    /// Upstream attempts that timed out.
+    pub upstream_timeouts: u64,
+    /// Upstream replies the reply check refused for anything but a parse
+    /// failure: unknown ID, wrong source, wrong transport, not a
+    /// response, or wrong question.
+    pub upstream_mismatched: u64,
+    /// Upstream replies that could not be parsed.
+    pub upstream_malformed: u64,
+    /// Upstream replies with TC over UDP, retried over TCP.
+    pub upstream_truncated: u64,
+    /// Upstream queries sent over TCP.
+    pub upstream_tcp_queries: u64,
+    /// Client packets shorter than a header, or responses: dropped.
+    pub dropped_malformed: u64,
+    /// Queries shed because the in-flight table or a waiter list was full.
+    pub dropped_overload: u64,
+    /// FORMERR replies sent.
+    pub formerr: u64,
+    /// NOTIMP replies sent.
+    pub notimp: u64,
+    /// REFUSED replies sent.
+    pub refused: u64,
+    /// BADVERS replies sent.
+    pub badvers: u64,
+    /// SERVFAIL replies sent.
+    pub servfail: u64,
+    /// Hints produced for other cores.
+    pub hints_out: u64,
+    /// Hints dropped because the queue was full.
+    pub hints_dropped: u64,
+    /// Hints received from other cores.
+    pub hints_in: u64,
+    /// Received hints stored (no fresher entry was present).
+    pub hints_stored: u64,
+    /// Queries refused by the ACL.
+    pub acl_refused: u64,
+    /// Queries dropped by the ACL.
+    pub acl_dropped: u64,
+    /// Queries over the rate limit, dropped.
+    pub rate_limited_dropped: u64,
+    /// Queries over the rate limit, refused.
+    pub rate_limited_refused: u64,
+    /// Queries over the rate limit, answered truncated (UDP only).
+    pub rate_limited_truncated: u64,
+    /// Queries answered (or referred) from local data.
+    pub local_answers: u64,
+    /// Queries for blocked names.
+    pub blocked: u64,
+}
+
+impl ResolverStats {
+    /// Replies produced with rcode `code`; for a code of 23 or more, the
+    /// replies with any rcode of 23 or more together.
+    pub fn responses_with_rcode(&self, code: u16) -> u64 {
+        self.responses_by_rcode
+            .get(rcode_slot(code))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Count one reply with full rcode `rcode`.
+    pub(crate) fn count_response(&mut self, rcode: u16) {
+        if let Some(count) = self.responses_by_rcode.get_mut(rcode_slot(rcode)) {
+            *count += 1;
+        }
+    }
+}
+
+/// Slots of [`ResolverStats::responses_by_rcode`]:
 /// one per rcode 0 to 22 (everything IANA assigns below BADCOOKIE's 23,
 /// extended rcodes included), and the last for every rcode of 23 or more.
 pub const RCODE_SLOTS: usize = 24;

@@ -4,11 +4,17 @@
 //! Each core keeps its own view; nothing here is shared. Times are
 //! milliseconds on the server's monotonic clock, handed in by the caller.
 //!
+//! Each upstream is data ([`heimdall_config::Upstream`]: address,
+//! transport, authentication name), the same type the config file yields;
+//! the strategy is the config's [`UpstreamStrategy`].
+//!
 //! A reload replaces the list ([`Upstreams::reconfigure`]) but keeps what
 //! was learned about every address that stays, so a reload does not make
 //! `fastest` forget its measurements or reset the counters.
 
 use core::net::SocketAddr;
+
+use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};
 
 use crate::stats::LatencyHistogram;
 
@@ -20,19 +26,6 @@ pub const MAX_UPSTREAMS: usize = 64;
 const BACKOFF_BASE_MS: u64 = 500;
 /// Longest backoff: a dead upstream is still probed twice a minute.
 const BACKOFF_MAX_MS: u64 = 30_000;
-
-/// How the next upstream is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    /// The first healthy upstream in configured order (failover).
-    #[default]
-    Ordered,
-    /// Healthy upstreams in turn.
-    RoundRobin,
-    /// The healthy upstream with the lowest smoothed RTT; upstreams not
-    /// yet measured are tried first, so each gets measured.
-    Fastest,
-}
 
 /// Counters for one upstream (this core only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,8 +47,8 @@ pub struct UpstreamStats {
 
 /// One upstream and what this core has learned about it.
 #[derive(Debug, Clone)]
-pub struct Upstream {
-    address: SocketAddr,
+pub struct UpstreamState {
+    upstream: Upstream,
     /// Smoothed RTT in microseconds (RFC 6298 style, gain 1/8).
     srtt_us: Option<u64>,
     consecutive_failures: u32,
@@ -63,10 +56,21 @@ pub struct Upstream {
     stats: UpstreamStats,
 }
 
-impl Upstream {
+impl UpstreamState {
     /// The upstream's address.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.upstream.address
+    }
+
+    /// The transport its queries use (a `udp` upstream's retry after a
+    /// truncated reply goes over TCP all the same).
+    pub fn transport(&self) -> UpstreamTransport {
+        self.upstream.transport
+    }
+
+    /// The upstream as configured.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// Smoothed RTT in microseconds, once measured.
@@ -88,18 +92,18 @@ impl Upstream {
 /// The set of upstreams of one core.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    list: Vec<Upstream>,
-    strategy: Strategy,
+    list: Vec<UpstreamState>,
+    strategy: UpstreamStrategy,
     next_turn: usize,
 }
 
 impl Upstreams {
     /// Upstreams in configured order; at most [`MAX_UPSTREAMS`] are kept.
-    pub fn new(addresses: &[SocketAddr], strategy: Strategy) -> Self {
-        let list = addresses
+    pub fn new(upstreams: &[Upstream], strategy: UpstreamStrategy) -> Self {
+        let list = upstreams
             .iter()
             .take(MAX_UPSTREAMS)
-            .map(|&address| Self::fresh(address))
+            .map(|upstream| Self::fresh(upstream.clone()))
             .collect();
         Self {
             list,
@@ -108,9 +112,9 @@ impl Upstreams {
         }
     }
 
-    fn fresh(address: SocketAddr) -> Upstream {
-        Upstream {
-            address,
+    fn fresh(upstream: Upstream) -> UpstreamState {
+        UpstreamState {
+            upstream,
             srtt_us: None,
             consecutive_failures: 0,
             backoff_until_ms: 0,
@@ -118,33 +122,38 @@ impl Upstreams {
         }
     }
 
-    /// Replace the list with `addresses` (at most [`MAX_UPSTREAMS`]) and
+    /// Replace the list with `upstreams` (at most [`MAX_UPSTREAMS`]) and
     /// the strategy with `strategy`. An address already present keeps its
-    /// SRTT, backoff and counters; a new one starts fresh. Returns, for
-    /// each old index, its new index (`None` when the address is gone), so
-    /// the caller can remap what refers to upstreams by index.
+    /// SRTT, backoff and counters (and takes the new transport and name);
+    /// a new one starts fresh. Returns, for each old index, its new index
+    /// (`None` when the address is gone), so the caller can remap what
+    /// refers to upstreams by index.
     pub fn reconfigure(
         &mut self,
-        addresses: &[SocketAddr],
-        strategy: Strategy,
+        upstreams: &[Upstream],
+        strategy: UpstreamStrategy,
     ) -> [Option<usize>; MAX_UPSTREAMS] {
         let mut moved = [None; MAX_UPSTREAMS];
-        let mut old: Vec<Option<Upstream>> = self.list.drain(..).map(Some).collect();
-        for &address in addresses.iter().take(MAX_UPSTREAMS) {
+        let mut old: Vec<Option<UpstreamState>> = self.list.drain(..).map(Some).collect();
+        for upstream in upstreams.iter().take(MAX_UPSTREAMS) {
             let new_index = self.list.len();
             let kept = old
                 .iter_mut()
                 .enumerate()
-                .find(|(_, up)| up.as_ref().is_some_and(|up| up.address == address))
+                .find(|(_, up)| {
+                    up.as_ref()
+                        .is_some_and(|up| up.upstream.address == upstream.address)
+                })
                 .and_then(|(old_index, up)| Some((old_index, up.take()?)));
             match kept {
-                Some((old_index, upstream)) => {
+                Some((old_index, mut state)) => {
                     if let Some(slot) = moved.get_mut(old_index) {
                         *slot = Some(new_index);
                     }
-                    self.list.push(upstream);
+                    state.upstream = upstream.clone();
+                    self.list.push(state);
                 }
-                None => self.list.push(Self::fresh(address)),
+                None => self.list.push(Self::fresh(upstream.clone())),
             }
         }
         self.strategy = strategy;
@@ -153,7 +162,7 @@ impl Upstreams {
     }
 
     /// The strategy in use.
-    pub fn strategy(&self) -> Strategy {
+    pub fn strategy(&self) -> UpstreamStrategy {
         self.strategy
     }
 
@@ -168,12 +177,12 @@ impl Upstreams {
     }
 
     /// All upstreams, in configured order.
-    pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
+    pub fn iter(&self) -> impl Iterator<Item = &UpstreamState> {
         self.list.iter()
     }
 
     /// The upstream at `index`.
-    pub fn get(&self, index: usize) -> Option<&Upstream> {
+    pub fn get(&self, index: usize) -> Option<&UpstreamState> {
         self.list.get(index)
     }
 
@@ -181,7 +190,7 @@ impl Upstreams {
     pub fn index_of(&self, address: SocketAddr) -> Option<usize> {
         self.list
             .iter()
-            .position(|upstream| upstream.address == address)
+            .position(|state| state.upstream.address == address)
     }
 
     /// Choose the upstream for the next attempt of a query that has
@@ -202,13 +211,13 @@ impl Upstreams {
         let untried = all & !tried;
         let candidates = if untried == 0 { all } else { untried };
         let is_candidate = |index: usize| candidates & (1u64 << index) != 0;
-        let healthy = |upstream: &Upstream| upstream.backoff_until_ms <= now_ms;
+        let healthy = |upstream: &UpstreamState| upstream.backoff_until_ms <= now_ms;
         let any_healthy = self
             .list
             .iter()
             .enumerate()
             .any(|(index, up)| is_candidate(index) && healthy(up));
-        let eligible = |index: usize, upstream: &Upstream| {
+        let eligible = |index: usize, upstream: &UpstreamState| {
             is_candidate(index) && (!any_healthy || healthy(upstream))
         };
         let chosen = if !any_healthy {
@@ -220,16 +229,18 @@ impl Upstreams {
                 .map(|(index, _)| index)
         } else {
             match self.strategy {
-                Strategy::Ordered => self
+                UpstreamStrategy::Ordered => self
                     .list
                     .iter()
                     .enumerate()
                     .find(|(index, up)| eligible(*index, up))
                     .map(|(i, _)| i),
-                Strategy::RoundRobin => (0..count)
+                UpstreamStrategy::RoundRobin => (0..count)
                     .map(|offset| (self.next_turn + offset) % count)
                     .find(|&index| self.list.get(index).is_some_and(|up| eligible(index, up))),
-                Strategy::Fastest => self
+                // Upstreams not yet measured are tried first, so each
+                // gets measured.
+                UpstreamStrategy::Fastest => self
                     .list
                     .iter()
                     .enumerate()
@@ -295,15 +306,15 @@ impl Upstreams {
 mod tests {
     use super::*;
 
-    fn addresses(count: u16) -> Vec<SocketAddr> {
+    fn addresses(count: u16) -> Vec<Upstream> {
         (0..count)
-            .map(|port| SocketAddr::from(([127, 0, 0, 1], 5300 + port)))
+            .map(|port| Upstream::udp(SocketAddr::from(([127, 0, 0, 1], 5300 + port))))
             .collect()
     }
 
     #[test]
     fn ordered_prefers_the_first_and_fails_over() {
-        let mut set = Upstreams::new(&addresses(3), Strategy::Ordered);
+        let mut set = Upstreams::new(&addresses(3), UpstreamStrategy::Ordered);
         assert_eq!(set.choose(0, 0), Some(0));
         assert_eq!(set.choose(0b001, 0), Some(1), "the next attempt moves on");
         assert_eq!(set.choose(0b011, 0), Some(2));
@@ -325,7 +336,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let mut set = Upstreams::new(&addresses(2), Strategy::Ordered);
+        let mut set = Upstreams::new(&addresses(2), UpstreamStrategy::Ordered);
         for _ in 0..3 {
             set.on_timeout(0, 800, 0);
         }
@@ -340,7 +351,7 @@ mod tests {
 
     #[test]
     fn all_in_backoff_still_chooses_the_soonest() {
-        let mut set = Upstreams::new(&addresses(2), Strategy::Ordered);
+        let mut set = Upstreams::new(&addresses(2), UpstreamStrategy::Ordered);
         set.on_timeout(0, 800, 100);
         set.on_timeout(1, 800, 0);
         assert_eq!(
@@ -352,7 +363,7 @@ mod tests {
 
     #[test]
     fn round_robin_takes_turns() {
-        let mut set = Upstreams::new(&addresses(3), Strategy::RoundRobin);
+        let mut set = Upstreams::new(&addresses(3), UpstreamStrategy::RoundRobin);
         let turns: Vec<_> = (0..6).map(|_| set.choose(0, 0).unwrap()).collect();
         assert_eq!(turns, [0, 1, 2, 0, 1, 2]);
         set.on_timeout(1, 800, 0);
@@ -362,7 +373,7 @@ mod tests {
 
     #[test]
     fn fastest_measures_then_prefers_the_lowest_srtt() {
-        let mut set = Upstreams::new(&addresses(3), Strategy::Fastest);
+        let mut set = Upstreams::new(&addresses(3), UpstreamStrategy::Fastest);
         // Unmeasured upstreams go first, in order.
         assert_eq!(set.choose(0, 0), Some(0));
         set.on_reply(0, 9_000);
@@ -392,20 +403,20 @@ mod tests {
 
     #[test]
     fn counters_and_empty_sets() {
-        let mut empty = Upstreams::new(&[], Strategy::Ordered);
+        let mut empty = Upstreams::new(&[], UpstreamStrategy::Ordered);
         assert_eq!(empty.choose(0, 0), None);
-        let mut set = Upstreams::new(&addresses(1), Strategy::Ordered);
+        let mut set = Upstreams::new(&addresses(1), UpstreamStrategy::Ordered);
         set.choose(0, 0);
         set.on_truncated(0);
         set.on_error(0);
         let stats = set.get(0).unwrap().stats();
         assert_eq!((stats.queries, stats.truncated, stats.errors), (1, 1, 1));
-        assert_eq!(set.index_of(addresses(1)[0]), Some(0));
+        assert_eq!(set.index_of(addresses(1)[0].address), Some(0));
     }
 
     #[test]
     fn replies_feed_the_latency_histogram() {
-        let mut set = Upstreams::new(&addresses(1), Strategy::Ordered);
+        let mut set = Upstreams::new(&addresses(1), UpstreamStrategy::Ordered);
         set.on_reply(0, 700);
         set.on_reply(0, 30_000);
         set.on_error(0);
@@ -418,18 +429,21 @@ mod tests {
     #[test]
     fn reconfigure_keeps_what_was_learned_per_address() {
         let all = addresses(4);
-        let mut set = Upstreams::new(&all[..3], Strategy::Ordered);
+        let mut set = Upstreams::new(&all[..3], UpstreamStrategy::Ordered);
         set.choose(0, 0);
         set.on_reply(0, 9_000);
         set.on_timeout(2, 800, 0);
         // Drop upstream 1, keep 0 and 2 in a new order, add 3.
-        let moved = set.reconfigure(&[all[2], all[3], all[0]], Strategy::Fastest);
+        let moved = set.reconfigure(
+            &[all[2].clone(), all[3].clone(), all[0].clone()],
+            UpstreamStrategy::Fastest,
+        );
         assert_eq!(&moved[..4], &[Some(2), None, Some(0), None]);
         assert!(moved[4..].iter().all(Option::is_none));
         assert_eq!(set.len(), 3);
-        assert_eq!(set.strategy(), Strategy::Fastest);
+        assert_eq!(set.strategy(), UpstreamStrategy::Fastest);
         let kept = set.get(2).unwrap();
-        assert_eq!(kept.address(), all[0]);
+        assert_eq!(kept.address(), all[0].address);
         assert_eq!(kept.srtt_us(), Some(9_000));
         assert_eq!((kept.stats().queries, kept.stats().replies), (1, 1));
         assert_eq!(set.get(0).unwrap().consecutive_failures(), 1);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use heimdall_cache::{CachePolicy, Timestamp};
 use heimdall_policy::{AclBuilder, BlocklistBuilder, Cidr, ListFormat, RateLimitConfig};
 use heimdall_resolver::{
-    ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, Transport,
+    ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, Transport, Upstream,
 };
 use heimdall_testkit::messages::{a_answer, query};
 use heimdall_testkit::{CountingAllocator, allocations_during};
@@ -55,7 +55,12 @@ fn warm(resolver: &mut Resolver, name: &str, records: u8, now: Timestamp) {
     assert_eq!(outcome, QueryOutcome::Pending);
     let transmit = resolver.poll_transmit(&mut out).unwrap();
     let sent = out[..transmit.len].to_vec();
-    resolver.handle_upstream_reply(transmit.to, &a_answer(&sent, records, 300), now);
+    resolver.handle_upstream_reply(
+        transmit.to,
+        transmit.transport,
+        &a_answer(&sent, records, 300),
+        now,
+    );
     while resolver.poll_reply(&mut out, now).is_some() {}
 }
 
@@ -125,7 +130,7 @@ fn cache_hits_allocate_nothing_with_all_policy_loaded() {
 
 fn hits_allocate_nothing(policy: PolicyConfig) {
     let config = ResolverConfig {
-        upstreams: vec![UPSTREAM.parse().unwrap()],
+        upstreams: vec![Upstream::udp(UPSTREAM.parse().unwrap())],
         policy,
         ..ResolverConfig::default()
     };
@@ -182,7 +187,7 @@ fn hits_allocate_nothing(policy: PolicyConfig) {
 #[test]
 fn stale_answers_and_prefetch_checks_allocate_nothing() {
     let config = ResolverConfig {
-        upstreams: vec![UPSTREAM.parse().unwrap()],
+        upstreams: vec![Upstream::udp(UPSTREAM.parse().unwrap())],
         attempts: 1,
         cache_policy: CachePolicy {
             stale_window: 600,

@@ -21,6 +21,7 @@ use heimdall_policy::{
 };
 use heimdall_resolver::{
     ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, ResolverStats, Transport,
+    Upstream,
 };
 use heimdall_wire::{Message, Rcode, RecordType};
 use heimdall_zone::{LocalData, parse_record_line};
@@ -54,7 +55,7 @@ fn resolver(acl_action: AclAction, burst: u32, action: RateLimitAction) -> Resol
         .action(acl_action)
         .build();
     let config = ResolverConfig {
-        upstreams: vec![UPSTREAM.parse().unwrap()],
+        upstreams: vec![Upstream::udp(UPSTREAM.parse().unwrap())],
         policy: PolicyConfig {
             acl: Some(acl),
             rate_limit: Some((

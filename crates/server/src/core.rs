@@ -17,7 +17,9 @@ use glommio::net::UdpSocket;
 use glommio::sync::Semaphore;
 use heimdall_cache::{CacheStats, Entry, Timestamp};
 use heimdall_config::Config;
-use heimdall_resolver::{ClientId, Hint, QueryOutcome, Resolver, ResolverStats, Transport};
+use heimdall_resolver::{
+    ClientId, Hint, QueryOutcome, Resolver, ResolverStats, Transport, UpstreamTransport,
+};
 use heimdall_wire::QueryKey;
 use socket2::Socket;
 
@@ -152,10 +154,19 @@ impl CoreState {
         let mut resolver = self.resolver.borrow_mut();
         let mut scratch = self.scratch.borrow_mut();
         while let Some(transmit) = resolver.poll_transmit(&mut scratch) {
-            if transmit.tcp {
-                let query = scratch.get(..transmit.len).unwrap_or_default();
-                self.tcp.send_upstream(self, transmit.to, query);
-                continue;
+            match transmit.transport {
+                UpstreamTransport::Udp => {}
+                UpstreamTransport::Tcp => {
+                    let query = scratch.get(..transmit.len).unwrap_or_default();
+                    self.tcp.send_upstream(self, transmit.to, query);
+                    continue;
+                }
+                // Refused by config validation until the encrypted
+                // transports land; the attempt times out and moves on.
+                UpstreamTransport::Tls | UpstreamTransport::Https => {
+                    self.send_errors.set(self.send_errors.get() + 1);
+                    continue;
+                }
             }
             let sent = self.upstream_fd(transmit.to).map(|fd| {
                 send_to(
@@ -338,6 +349,7 @@ async fn receive_upstream(state: Rc<CoreState>, socket: UdpSocket, done: Rc<Cell
                 let now = state.now();
                 state.resolver.borrow_mut().handle_upstream_reply(
                     from,
+                    UpstreamTransport::Udp,
                     buf.get(..len).unwrap_or_default(),
                     now,
                 );

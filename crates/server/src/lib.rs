@@ -250,14 +250,14 @@ impl Server {
 }
 
 /// One example address per address family among the upstreams.
-fn upstream_families(upstreams: &[SocketAddr]) -> Vec<SocketAddr> {
+fn upstream_families(upstreams: &[heimdall_config::Upstream]) -> Vec<SocketAddr> {
     let mut examples: Vec<SocketAddr> = Vec::new();
-    for upstream in upstreams {
+    for upstream in upstreams.iter().map(|upstream| upstream.address) {
         if !examples
             .iter()
             .any(|seen| seen.is_ipv6() == upstream.is_ipv6())
         {
-            examples.push(*upstream);
+            examples.push(upstream);
         }
     }
     examples

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use heimdall_cache::CachePolicy;
-use heimdall_config::{Config, UpstreamStrategy};
-use heimdall_resolver::{Resolver, ResolverConfig, Strategy};
+use heimdall_config::{Config, Upstream, UpstreamTransport};
+use heimdall_resolver::{Resolver, ResolverConfig};
 
 use crate::ServerError;
 use crate::policy::build_policy;
@@ -23,19 +23,32 @@ use crate::policy::build_policy;
 /// loads its `--config` file again. The error is shown to the operator.
 pub type ReloadSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
+/// The upstreams of `config`, each with its transport: a server listed in
+/// `upstream.tcp_only` is a `tcp` upstream.
+fn upstreams(config: &Config) -> Vec<Upstream> {
+    let upstream = &config.upstream;
+    let transport = |address| {
+        if upstream.tcp_only.contains(address) {
+            UpstreamTransport::Tcp
+        } else {
+            UpstreamTransport::Udp
+        }
+    };
+    upstream
+        .servers
+        .iter()
+        .map(|address| Upstream::new(*address, transport(address)))
+        .collect()
+}
+
 /// The resolver settings of `config`, without the policy (see
 /// [`build_resolver_config`]).
 fn resolver_config(config: &Config) -> ResolverConfig {
     let secs = |duration: Duration| u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
     let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     ResolverConfig {
-        upstreams: config.upstream.servers.clone(),
-        tcp_only: config.upstream.tcp_only.clone(),
-        strategy: match config.upstream.strategy {
-            UpstreamStrategy::Ordered => Strategy::Ordered,
-            UpstreamStrategy::RoundRobin => Strategy::RoundRobin,
-            UpstreamStrategy::Fastest => Strategy::Fastest,
-        },
+        upstreams: upstreams(config),
+        strategy: config.upstream.strategy,
         upstream_timeout_ms: millis(config.upstream.timeout),
         attempts: config.upstream.attempts,
         cache_bytes: config.cache.shard_size,

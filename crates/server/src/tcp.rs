@@ -31,7 +31,7 @@ use futures_lite::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Semaphore;
-use heimdall_resolver::{ClientId, QueryOutcome, Transport};
+use heimdall_resolver::{ClientId, QueryOutcome, Transport, UpstreamTransport};
 use heimdall_wire::Message;
 
 use crate::batch::shutdown_socket;
@@ -573,10 +573,12 @@ async fn upstream_connection(
                 break;
             }
             let now = reader_state.now();
-            reader_state
-                .resolver
-                .borrow_mut()
-                .handle_upstream_reply(to, message, now);
+            reader_state.resolver.borrow_mut().handle_upstream_reply(
+                to,
+                UpstreamTransport::Tcp,
+                message,
+                now,
+            );
             reader_state.flush(now);
         }
         // The upstream closed (or broke) the connection: new queries open

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 
 use heimdall_cache::Timestamp;
 use heimdall_resolver::{
-    ClientId, QueryOutcome, Resolver, ResolverConfig, Strategy, Transmit, Transport,
+    ClientId, QueryOutcome, Resolver, ResolverConfig, Transmit, Transport, Upstream,
+    UpstreamStrategy, UpstreamTransport,
 };
 use heimdall_testkit::messages::query;
 use heimdall_wire::{Message, RecordType, edns};
@@ -17,6 +18,10 @@ use heimdall_wire::{Message, RecordType, edns};
 pub(crate) const UPSTREAM_A: &str = "127.0.0.1:5301";
 pub(crate) const UPSTREAM_B: &str = "127.0.0.1:5302";
 pub(crate) const UPSTREAM_C: &str = "127.0.0.1:5303";
+
+/// Replies that arrive on an upstream UDP socket, or TCP connection.
+pub(crate) const UDP: UpstreamTransport = UpstreamTransport::Udp;
+pub(crate) const TCP: UpstreamTransport = UpstreamTransport::Tcp;
 
 pub(crate) fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
@@ -34,8 +39,11 @@ pub(crate) fn client(port: u16) -> ClientId {
 /// `upstreams` asked in order, an 800 ms timeout, one attempt.
 pub(crate) fn config(upstreams: &[&str]) -> ResolverConfig {
     ResolverConfig {
-        upstreams: upstreams.iter().map(|text| addr(text)).collect(),
-        strategy: Strategy::Ordered,
+        upstreams: upstreams
+            .iter()
+            .map(|text| Upstream::udp(addr(text)))
+            .collect(),
+        strategy: UpstreamStrategy::Ordered,
         upstream_timeout_ms: 800,
         attempts: 1,
         ..ResolverConfig::default()

@@ -1,0 +1,524 @@
+//! The in-flight table: every query outstanding upstream, found by its
+//! key (to coalesce clients) and by its current upstream ID (to match a
+//! reply), with the deadlines of its attempts and serve-stale client
+//! timers.
+//!
+//! A query lives in a [`Slot`]; slots are reused through a free list, so
+//! the table grows to the largest number of queries outstanding at once
+//! (bounded by `max_inflight`) and then stops allocating. Timers are not
+//! removed when their query moves on: each names its attempt by a
+//! generation (new for every send) or its query by a serial (new for every
+//! query), and a timer whose name no longer matches is skipped.
+//!
+//! The table also keeps the count of waiting clients across all queries,
+//! so every change to a query's waiters goes through it.
+
+use core::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use hashbrown::HashMap;
+use heimdall_cache::{ClientEdns, Timestamp};
+use heimdall_config::UpstreamTransport;
+use heimdall_wire::{Flags, QueryKey, WireNameBuf};
+use rand::Rng as _;
+use rand::rngs::SmallRng;
+use smallvec::SmallVec;
+
+use crate::io::ClientId;
+
+/// The upstream index of an in-flight query whose upstream was removed by
+/// a reload: no reply matches it, so its attempt times out and the next
+/// one picks a current upstream.
+pub(crate) const GONE: usize = usize::MAX;
+
+/// Names one entry of the in-flight table. A handle outlives its query:
+/// after the query completes, the slot may hold another one, so timers
+/// and queued sends carry a generation or serial alongside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Slot(u32);
+
+/// A client waiting for the answer of an outstanding query: what its
+/// reply must echo.
+#[derive(Debug, Clone)]
+pub(crate) struct Waiter {
+    pub(crate) client: ClientId,
+    pub(crate) id: u16,
+    pub(crate) flags: Flags,
+    /// The client's qname in its own letter case.
+    pub(crate) qname: WireNameBuf,
+    pub(crate) edns: Option<ClientEdns>,
+}
+
+/// Where a query stands with respect to serve-stale (RFC 8767). Apart
+/// from it, a query is always doing the same thing: waiting for the reply
+/// to its current [`Attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No stale entry is known for the key: the waiters get the upstream's
+    /// answer or its failure.
+    Forwarding,
+    /// A stale entry exists and the client timer is armed: when it runs
+    /// out before the upstream answers, the waiters are answered stale.
+    StaleArmed,
+    /// Stale was served (timer ran out, or a client was answered stale at
+    /// once): the query has no waiters left, later queries for the key
+    /// are answered stale at once, and the upstream's answer only
+    /// refreshes the cache.
+    StaleServed,
+}
+
+/// The current upstream attempt of a query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    /// Index of the upstream asked ([`GONE`] once a reload removed it).
+    pub(crate) upstream: usize,
+    /// The message ID sent; a reply must carry it.
+    pub(crate) id: u16,
+    /// The transport it went over; a reply must come back over it.
+    pub(crate) transport: UpstreamTransport,
+    pub(crate) sent_at: Timestamp,
+    /// Unique per send: names this attempt for its deadline and its queued
+    /// transmit.
+    pub(crate) generation: u32,
+}
+
+/// One query outstanding upstream.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) key: QueryKey,
+    /// Clients waiting; none for a prefetch, or once stale was served.
+    /// Private: the table counts them.
+    waiters: SmallVec<[Waiter; 1]>,
+    /// Unique among the queries of this resolver: names the query for its
+    /// stale timer (the generation changes with every attempt).
+    pub(crate) serial: u32,
+    /// When the first attempt was queued: the stale client timer runs
+    /// from here.
+    pub(crate) started_at: Timestamp,
+    pub(crate) phase: Phase,
+    /// Whether the answer may be cached: a reload clears it for a key the
+    /// new policy answers itself (blocked or local). Not part of
+    /// [`Phase`]: it can change in any phase and changes none.
+    pub(crate) store: bool,
+    pub(crate) attempt: Attempt,
+    /// Upstreams tried so far (bit i = upstream i).
+    pub(crate) tried: u64,
+    /// Attempts started (a TCP retry after TC finishes its attempt rather
+    /// than starting one).
+    pub(crate) attempts: u32,
+}
+
+impl InFlight {
+    /// Whether any client waits for this query.
+    pub(crate) fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+}
+
+/// What became of a client joining an outstanding query.
+// Only ever a return value, moved once: `Gone` hands the waiter back
+// rather than boxing it (the query path does not allocate for it).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Join<'a> {
+    /// It waits with the others; the query is returned for phase changes.
+    Joined(&'a mut InFlight),
+    /// The query already has `max_waiters` clients.
+    Full,
+    /// No query in that slot: the waiter is handed back.
+    Gone(Waiter),
+}
+
+/// The in-flight table of one resolver.
+#[derive(Debug, Default)]
+pub(crate) struct InFlightTable {
+    slots: Vec<Option<InFlight>>,
+    free: Vec<u32>,
+    by_key: HashMap<QueryKey, Slot>,
+    by_id: HashMap<u16, Slot>,
+    /// Attempt deadlines: (when, slot, generation).
+    deadlines: BinaryHeap<Reverse<(Timestamp, Slot, u32)>>,
+    /// Serve-stale client timers: (when, slot, serial).
+    stale_timers: BinaryHeap<Reverse<(Timestamp, Slot, u32)>>,
+    next_generation: u32,
+    next_serial: u32,
+    total_waiters: usize,
+}
+
+impl InFlightTable {
+    /// Queries outstanding.
+    pub(crate) fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Clients waiting, across all queries.
+    pub(crate) fn total_waiters(&self) -> usize {
+        self.total_waiters
+    }
+
+    /// The query in `slot`.
+    pub(crate) fn get(&self, slot: Slot) -> Option<&InFlight> {
+        self.slots.get(slot.0 as usize)?.as_ref()
+    }
+
+    /// The query in `slot`, to change.
+    pub(crate) fn get_mut(&mut self, slot: Slot) -> Option<&mut InFlight> {
+        self.slots.get_mut(slot.0 as usize)?.as_mut()
+    }
+
+    /// The slot of the query for `key`.
+    pub(crate) fn slot_of(&self, key: &QueryKey) -> Option<Slot> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The query for `key`.
+    pub(crate) fn get_by_key(&self, key: &QueryKey) -> Option<&InFlight> {
+        self.get(self.slot_of(key)?)
+    }
+
+    /// Whether a query for `key` is outstanding.
+    pub(crate) fn contains_key(&self, key: &QueryKey) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// The slot of the query whose current attempt was sent with `id`.
+    pub(crate) fn slot_of_id(&self, id: u16) -> Option<Slot> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// Every outstanding query, to change (a reload remaps upstreams).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
+        self.slots.iter_mut().flatten()
+    }
+
+    /// Add a query for `key` with one waiter or none (a prefetch or
+    /// background refresh), in `phase`, started at `now`. It has no
+    /// attempt yet: [`InFlightTable::begin_send`] starts one. The caller
+    /// has checked the in-flight bound.
+    pub(crate) fn insert(
+        &mut self,
+        key: &QueryKey,
+        waiter: Option<Waiter>,
+        phase: Phase,
+        now: Timestamp,
+    ) -> Option<Slot> {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).ok()?
+            }
+        };
+        let slot = Slot(index);
+        let mut waiters = SmallVec::new();
+        if let Some(waiter) = waiter {
+            waiters.push(waiter);
+            self.total_waiters += 1;
+        }
+        self.next_serial = self.next_serial.wrapping_add(1);
+        let inflight = InFlight {
+            key: key.clone(),
+            waiters,
+            serial: self.next_serial,
+            started_at: now,
+            phase,
+            store: true,
+            attempt: Attempt {
+                upstream: 0,
+                id: 0,
+                transport: UpstreamTransport::Udp,
+                sent_at: now,
+                generation: 0,
+            },
+            tried: 0,
+            attempts: 0,
+        };
+        self.by_key.insert(inflight.key.clone(), slot);
+        if let Some(place) = self.slots.get_mut(index as usize) {
+            *place = Some(inflight);
+        }
+        Some(slot)
+    }
+
+    /// Add `waiter` to the query in `slot`, unless it has `max_waiters`.
+    pub(crate) fn join(&mut self, slot: Slot, waiter: Waiter, max_waiters: usize) -> Join<'_> {
+        let Some(inflight) = self.slots.get_mut(slot.0 as usize).and_then(Option::as_mut) else {
+            return Join::Gone(waiter);
+        };
+        if inflight.waiters.len() >= max_waiters {
+            return Join::Full;
+        }
+        inflight.waiters.push(waiter);
+        self.total_waiters += 1;
+        Join::Joined(inflight)
+    }
+
+    /// Take the waiters of the query in `slot` (they are being answered);
+    /// the query carries on without them.
+    pub(crate) fn take_waiters(&mut self, slot: Slot) -> SmallVec<[Waiter; 1]> {
+        let Some(inflight) = self.get_mut(slot) else {
+            return SmallVec::new();
+        };
+        let waiters = core::mem::take(&mut inflight.waiters);
+        self.total_waiters = self.total_waiters.saturating_sub(waiters.len());
+        waiters
+    }
+
+    /// Retire the query in `slot`: free the slot and drop it from both
+    /// indexes. Returns the query and its waiters.
+    pub(crate) fn remove(&mut self, slot: Slot) -> Option<(InFlight, SmallVec<[Waiter; 1]>)> {
+        let mut inflight = self.slots.get_mut(slot.0 as usize).and_then(Option::take)?;
+        self.free.push(slot.0);
+        let waiters = core::mem::take(&mut inflight.waiters);
+        self.total_waiters = self.total_waiters.saturating_sub(waiters.len());
+        self.by_key.remove(&inflight.key);
+        if self.by_id.get(&inflight.attempt.id) == Some(&slot) {
+            self.by_id.remove(&inflight.attempt.id);
+        }
+        Some((inflight, waiters))
+    }
+
+    /// Start a send of the query in `slot` to its current upstream over
+    /// `transport`: a fresh ID not used by any outstanding query (replies
+    /// to the previous one no longer match), a fresh generation and a
+    /// deadline at `deadline`. Returns the generation.
+    pub(crate) fn begin_send(
+        &mut self,
+        slot: Slot,
+        transport: UpstreamTransport,
+        now: Timestamp,
+        deadline: Timestamp,
+        rng: &mut SmallRng,
+    ) -> Option<u32> {
+        let old_id = self.get(slot)?.attempt.id;
+        if self.by_id.get(&old_id) == Some(&slot) {
+            self.by_id.remove(&old_id);
+        }
+        // The ID map is bounded by the in-flight table (at most 65,536).
+        let id = loop {
+            let id = (rng.next_u32() & 0xffff) as u16;
+            if !self.by_id.contains_key(&id) {
+                break id;
+            }
+        };
+        self.by_id.insert(id, slot);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        if let Some(inflight) = self.get_mut(slot) {
+            inflight.attempt.id = id;
+            inflight.attempt.sent_at = now;
+            inflight.attempt.generation = generation;
+            inflight.attempt.transport = transport;
+        }
+        self.deadlines.push(Reverse((deadline, slot, generation)));
+        Some(generation)
+    }
+
+    /// The query in `slot`, if `generation` is still its current attempt.
+    pub(crate) fn current(&self, slot: Slot, generation: u32) -> Option<&InFlight> {
+        self.get(slot)
+            .filter(|inflight| inflight.attempt.generation == generation)
+    }
+
+    /// Arm the serve-stale client timer of the query in `slot`, to run
+    /// out `timeout_ms` after the query started.
+    pub(crate) fn arm_stale_timer(&mut self, slot: Slot, timeout_ms: u64) {
+        if let Some(inflight) = self.get(slot) {
+            let deadline = inflight.started_at.add_millis(timeout_ms);
+            let serial = inflight.serial;
+            self.stale_timers.push(Reverse((deadline, slot, serial)));
+        }
+    }
+
+    /// When the next live deadline falls: an attempt's timeout, or the
+    /// client timer of a query that still has waiters to answer stale.
+    /// Dead timers met on the way are dropped.
+    pub(crate) fn next_deadline(&mut self) -> Option<Timestamp> {
+        let mut attempt = None;
+        while let Some(Reverse((deadline, slot, generation))) = self.deadlines.peek().copied() {
+            if self.current(slot, generation).is_some() {
+                attempt = Some(deadline);
+                break;
+            }
+            self.deadlines.pop();
+        }
+        let mut stale = None;
+        while let Some(Reverse((deadline, slot, serial))) = self.stale_timers.peek().copied() {
+            let live = self.get(slot).is_some_and(|inflight| {
+                inflight.serial == serial
+                    && inflight.phase != Phase::StaleServed
+                    && inflight.has_waiters()
+            });
+            if live {
+                stale = Some(deadline);
+                break;
+            }
+            self.stale_timers.pop();
+        }
+        match (attempt, stale) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next serve-stale client timer due by `now`, removed: its slot
+    /// and query serial. The caller checks the query is still that one.
+    pub(crate) fn pop_stale_timer(&mut self, now: Timestamp) -> Option<(Slot, u32)> {
+        let Reverse((deadline, slot, serial)) = self.stale_timers.peek().copied()?;
+        if deadline > now {
+            return None;
+        }
+        self.stale_timers.pop();
+        Some((slot, serial))
+    }
+
+    /// The next query whose current attempt's deadline passed by `now`,
+    /// its deadline removed. Deadlines of earlier attempts are skipped.
+    pub(crate) fn pop_timed_out(&mut self, now: Timestamp) -> Option<Slot> {
+        while let Some(Reverse((deadline, slot, generation))) = self.deadlines.peek().copied() {
+            if deadline > now {
+                return None;
+            }
+            self.deadlines.pop();
+            if self.current(slot, generation).is_some() {
+                return Some(slot);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::SocketAddr;
+
+    use heimdall_wire::{Class, RecordType};
+    use rand::SeedableRng as _;
+
+    use super::*;
+    use crate::io::Transport;
+
+    fn key(label: u8) -> QueryKey {
+        let mut name = WireNameBuf::new();
+        for byte in [1, label, 0] {
+            name.push(byte);
+        }
+        QueryKey {
+            name,
+            qtype: RecordType::A,
+            qclass: Class::IN,
+            dnssec_ok: false,
+            checking_disabled: false,
+        }
+    }
+
+    fn waiter() -> Waiter {
+        Waiter {
+            client: ClientId {
+                addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
+                transport: Transport::Udp,
+                listener: 0,
+            },
+            id: 1,
+            flags: Flags::default(),
+            qname: WireNameBuf::new(),
+            edns: None,
+        }
+    }
+
+    #[test]
+    fn slots_are_reused_and_indexes_follow() {
+        let now = Timestamp::from_secs(1);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut table = InFlightTable::default();
+        let a = table
+            .insert(&key(b'a'), Some(waiter()), Phase::Forwarding, now)
+            .unwrap();
+        let b = table
+            .insert(&key(b'b'), None, Phase::Forwarding, now)
+            .unwrap();
+        assert_ne!(a, b);
+        assert_eq!((table.len(), table.total_waiters()), (2, 1));
+        assert!(matches!(table.join(b, waiter(), 1), Join::Joined(_)));
+        assert!(matches!(table.join(b, waiter(), 1), Join::Full));
+        assert_eq!(table.total_waiters(), 2);
+        let generation = table
+            .begin_send(
+                a,
+                UpstreamTransport::Udp,
+                now,
+                now.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        let id = table.get(a).unwrap().attempt.id;
+        assert_eq!(table.slot_of_id(id), Some(a));
+        assert!(table.current(a, generation).is_some());
+
+        let (removed, waiters) = table.remove(a).unwrap();
+        assert_eq!((removed.key, waiters.len()), (key(b'a'), 1));
+        assert_eq!((table.len(), table.total_waiters()), (1, 1));
+        assert_eq!(table.slot_of_id(id), None);
+        assert!(table.get(a).is_none());
+        assert!(matches!(table.join(a, waiter(), 1), Join::Gone(_)));
+        // The freed slot holds the next query; the old attempt's timer no
+        // longer names anything live.
+        let c = table
+            .insert(&key(b'c'), None, Phase::Forwarding, now)
+            .unwrap();
+        assert_eq!(c, a);
+        assert!(table.current(c, generation).is_none());
+        assert_eq!(table.next_deadline(), None);
+        assert_eq!(table.pop_timed_out(now.add_secs(1)), None);
+    }
+
+    #[test]
+    fn timers_fire_only_for_their_attempt_and_query() {
+        let now = Timestamp::from_secs(1);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut table = InFlightTable::default();
+        let slot = table
+            .insert(&key(b'a'), Some(waiter()), Phase::StaleArmed, now)
+            .unwrap();
+        table.arm_stale_timer(slot, 500);
+        table
+            .begin_send(
+                slot,
+                UpstreamTransport::Udp,
+                now,
+                now.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        assert_eq!(table.next_deadline(), Some(now.add_millis(500)));
+        // A second send replaces the first attempt's deadline.
+        let later = now.add_millis(100);
+        table
+            .begin_send(
+                slot,
+                UpstreamTransport::Tcp,
+                later,
+                later.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        assert_eq!(table.pop_stale_timer(now.add_millis(499)), None);
+        let serial = table.get(slot).unwrap().serial;
+        assert_eq!(
+            table.pop_stale_timer(now.add_millis(500)),
+            Some((slot, serial))
+        );
+        assert_eq!(table.take_waiters(slot).len(), 1);
+        assert_eq!(table.total_waiters(), 0);
+        assert_eq!(table.next_deadline(), Some(later.add_millis(800)));
+        assert_eq!(
+            table.pop_timed_out(now.add_millis(800)),
+            None,
+            "the old deadline"
+        );
+        assert_eq!(table.pop_timed_out(later.add_millis(800)), Some(slot));
+        assert_eq!(
+            table.get(slot).unwrap().attempt.transport,
+            UpstreamTransport::Tcp
+        );
+    }
+}

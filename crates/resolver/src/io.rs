@@ -1,0 +1,64 @@
+//! What crosses the sans-IO boundary of the engine: who a client is
+//! ([`ClientId`], [`Transport`]), what became of its query
+//! ([`QueryOutcome`]), what the runtime must send upstream ([`Transmit`])
+//! and what it carries to the other cores ([`Hint`]).
+
+use core::net::SocketAddr;
+
+use heimdall_cache::Entry;
+use heimdall_config::UpstreamTransport;
+use heimdall_wire::QueryKey;
+
+/// How a client reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A UDP datagram; replies are limited by the client's payload size.
+    Udp,
+    /// A TCP connection, named by the runtime; replies up to 65,535 bytes.
+    Tcp(u32),
+}
+
+/// Who to answer, and through which of the runtime's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The transport the query came over.
+    pub transport: Transport,
+    /// The runtime's index of the listening socket that received the
+    /// query; the reply must leave from the same one.
+    pub listener: u16,
+}
+
+/// What became of a client query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryOutcome {
+    /// A reply of this many bytes is in the output buffer.
+    Reply(usize),
+    /// The answer comes later, through [`Resolver::poll_reply`](crate::Resolver::poll_reply).
+    Pending,
+    /// Nothing is sent (not a query, unreadable, or shed under load).
+    Dropped,
+}
+
+/// An upstream query the runtime must send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// The upstream's address.
+    pub to: SocketAddr,
+    /// Bytes of the query in the output buffer (without a TCP length
+    /// prefix).
+    pub len: usize,
+    /// The transport to send it over: the upstream's own, or TCP when a
+    /// `udp` upstream's reply was truncated (RFC 7766 section 5).
+    pub transport: UpstreamTransport,
+}
+
+/// A cache-fill hint: an answer this core stored, for the other cores.
+#[derive(Debug, Clone)]
+pub struct Hint {
+    /// The key it answers.
+    pub key: QueryKey,
+    /// The stored entry (times are on the shared epoch).
+    pub entry: Entry,
+}

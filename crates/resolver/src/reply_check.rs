@@ -1,0 +1,209 @@
+//! The reply check: the one door every upstream reply passes before the
+//! engine acts on it (retries it, fails on it, caches it, hands it to
+//! clients or other cores).
+//!
+//! [`check_reply`] accepts a reply only when it answers the current
+//! attempt of an outstanding query: it parses, its ID is the attempt's,
+//! it came from the upstream the attempt asked, over the transport the
+//! attempt used, it is a response, and its question is the query's
+//! (name without regard to case, type and class).
+//!
+//! This is where every later defence against forged or bogus answers
+//! plugs in, so there stays exactly one door: DNS cookies (RFC 7873)
+//! against the attempt's server cookie, exact-case 0x20 question
+//! matching, and DNSSEC validation before anything is stored. Each new
+//! check adds a [`Rejection`] reason, so it can be counted on its own.
+
+use core::net::SocketAddr;
+
+use heimdall_config::UpstreamTransport;
+use heimdall_wire::{Message, Name};
+
+use crate::inflight::{InFlight, InFlightTable, Slot};
+use crate::stats::ResolverStats;
+use crate::upstreams::Upstreams;
+
+/// Why an upstream reply was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// It did not parse.
+    Malformed,
+    /// No outstanding attempt was sent with its ID: a late reply to an
+    /// earlier attempt, or a guess.
+    UnknownId,
+    /// It came from another address than the attempt's upstream (or that
+    /// upstream was removed by a reload).
+    WrongSource,
+    /// It came over another transport than the attempt's (a UDP reply to
+    /// a TCP query, say).
+    WrongTransport,
+    /// QR is clear: it is not a response.
+    NotAResponse,
+    /// Its question is not the query's, or there is not exactly one.
+    WrongQuestion,
+}
+
+impl Rejection {
+    /// Count the rejection: a parse failure as malformed, everything else
+    /// as mismatched (a spoofing attempt, or a late reply).
+    pub(crate) fn count(self, stats: &mut ResolverStats) {
+        match self {
+            Rejection::Malformed => stats.upstream_malformed += 1,
+            Rejection::UnknownId
+            | Rejection::WrongSource
+            | Rejection::WrongTransport
+            | Rejection::NotAResponse
+            | Rejection::WrongQuestion => stats.upstream_mismatched += 1,
+        }
+    }
+}
+
+/// A reply that passed the check: the query it answers and its parse.
+pub(crate) struct AcceptedReply<'a> {
+    /// The query whose current attempt it answers.
+    pub(crate) slot: Slot,
+    pub(crate) message: Message<'a>,
+}
+
+/// Judge `packet`, which arrived from `from` over `transport`, against
+/// the outstanding queries in `table` (whose upstream indexes refer to
+/// `upstreams`). The only way from an upstream's bytes to the engine.
+pub(crate) fn check_reply<'a>(
+    table: &InFlightTable,
+    upstreams: &Upstreams,
+    from: SocketAddr,
+    transport: UpstreamTransport,
+    packet: &'a [u8],
+) -> Result<AcceptedReply<'a>, Rejection> {
+    let message = Message::parse(packet).map_err(|_| Rejection::Malformed)?;
+    let slot = table.slot_of_id(message.id()).ok_or(Rejection::UnknownId)?;
+    let inflight = table.get(slot).ok_or(Rejection::UnknownId)?;
+    let expected = upstreams
+        .get(inflight.attempt.upstream)
+        .map(|up| up.address());
+    if expected != Some(from) {
+        return Err(Rejection::WrongSource);
+    }
+    if transport != inflight.attempt.transport {
+        return Err(Rejection::WrongTransport);
+    }
+    if !message.flags().response() {
+        return Err(Rejection::NotAResponse);
+    }
+    if !question_matches(&message, inflight) {
+        return Err(Rejection::WrongQuestion);
+    }
+    Ok(AcceptedReply { slot, message })
+}
+
+/// Exactly one question, and it is the query's: name without regard to
+/// case, type and class.
+fn question_matches(message: &Message<'_>, inflight: &InFlight) -> bool {
+    let key = &inflight.key;
+    message.header().question_count == 1
+        && message.question().is_some_and(|question| {
+            question.qtype == key.qtype
+                && question.qclass == key.qclass
+                && Name::from_wire(&key.name).is_ok_and(|name| name.eq_ignore_case(&question.name))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use heimdall_cache::Timestamp;
+    use heimdall_config::{Upstream, UpstreamStrategy};
+    use heimdall_testkit::messages::{a_answer, query};
+    use heimdall_wire::{Class, QueryKey, RecordType, WireNameBuf};
+    use rand::SeedableRng as _;
+    use rand::rngs::SmallRng;
+
+    use super::*;
+    use crate::inflight::Phase;
+
+    const UPSTREAM: &str = "127.0.0.1:5301";
+
+    /// A table with one query for `check.example` A whose attempt went to
+    /// the one upstream over UDP; and the bytes of that upstream query.
+    fn outstanding() -> (InFlightTable, Upstreams, Slot, Vec<u8>) {
+        let now = Timestamp::from_secs(1);
+        let mut key = QueryKey {
+            name: WireNameBuf::new(),
+            qtype: RecordType(0),
+            qclass: Class(0),
+            dnssec_ok: false,
+            checking_disabled: false,
+        };
+        let client_query = query("check.example", RecordType::A, 1, None);
+        key.fill_from(&Message::parse(&client_query).unwrap())
+            .unwrap();
+        let mut table = InFlightTable::default();
+        let slot = table.insert(&key, None, Phase::Forwarding, now).unwrap();
+        let mut rng = SmallRng::seed_from_u64(1);
+        table
+            .begin_send(
+                slot,
+                UpstreamTransport::Udp,
+                now,
+                now.add_millis(800),
+                &mut rng,
+            )
+            .unwrap();
+        let id = table.get(slot).unwrap().attempt.id;
+        let upstreams = Upstreams::new(
+            &[Upstream::udp(UPSTREAM.parse().unwrap())],
+            UpstreamStrategy::Ordered,
+        );
+        let sent = query("check.example", RecordType::A, id, None);
+        (table, upstreams, slot, sent)
+    }
+
+    #[test]
+    fn each_reason_is_told_apart() {
+        let (table, upstreams, slot, sent) = outstanding();
+        let upstream: SocketAddr = UPSTREAM.parse().unwrap();
+        let udp = UpstreamTransport::Udp;
+        let check = |from, transport, packet: &[u8]| {
+            check_reply(&table, &upstreams, from, transport, packet).map(|reply| reply.slot)
+        };
+        let real = a_answer(&sent, 1, 60);
+        assert_eq!(
+            check(upstream, udp, b"\x00\x01junk"),
+            Err(Rejection::Malformed)
+        );
+        let mut wrong_id = real.clone();
+        wrong_id[1] ^= 0x01;
+        assert_eq!(check(upstream, udp, &wrong_id), Err(Rejection::UnknownId));
+        let elsewhere: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        assert_eq!(check(elsewhere, udp, &real), Err(Rejection::WrongSource));
+        assert_eq!(
+            check(upstream, UpstreamTransport::Tcp, &real),
+            Err(Rejection::WrongTransport)
+        );
+        assert_eq!(check(upstream, udp, &sent), Err(Rejection::NotAResponse));
+        let id = u16::from_be_bytes([sent[0], sent[1]]);
+        let other = a_answer(&query("other.example", RecordType::A, id, None), 1, 60);
+        assert_eq!(check(upstream, udp, &other), Err(Rejection::WrongQuestion));
+        let shouting = a_answer(&query("CHECK.example", RecordType::A, id, None), 1, 60);
+        assert_eq!(check(upstream, udp, &shouting), Ok(slot), "case is ignored");
+        assert_eq!(check(upstream, udp, &real), Ok(slot));
+    }
+
+    #[test]
+    fn only_a_parse_failure_counts_as_malformed() {
+        let mut stats = ResolverStats::default();
+        for rejection in [
+            Rejection::Malformed,
+            Rejection::UnknownId,
+            Rejection::WrongSource,
+            Rejection::WrongTransport,
+            Rejection::NotAResponse,
+            Rejection::WrongQuestion,
+        ] {
+            rejection.count(&mut stats);
+        }
+        assert_eq!(
+            (stats.upstream_malformed, stats.upstream_mismatched),
+            (1, 5)
+        );
+    }
+}
