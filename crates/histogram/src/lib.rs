@@ -139,4 +139,29 @@ mod tests {
         assert_eq!(a.sum_us(), 31_400);
         assert_eq!(a.cumulative()[1], 2);
     }
+
+    #[test]
+    fn latency_buckets_are_inclusive_upper_bounds() {
+        let mut histogram = LatencyHistogram::default();
+        for us in [0, 500, 501, 1_000, 2_500_000, 2_500_001, u64::MAX / 2] {
+            histogram.observe_us(us);
+        }
+        let buckets: Vec<_> = histogram.buckets().collect();
+        assert_eq!(buckets.len(), 13);
+        assert_eq!(buckets[0], (Some(500), 2));
+        assert_eq!(buckets[1], (Some(1_000), 2));
+        assert_eq!(buckets[2], (Some(2_500), 0));
+        assert_eq!(buckets[11], (Some(2_500_000), 1));
+        assert_eq!(buckets[12], (None, 2));
+        assert_eq!(histogram.count(), 7);
+        assert_eq!(
+            histogram.sum_us(),
+            500 + 501 + 1_000 + 2_500_000 + 2_500_001 + u64::MAX / 2
+        );
+        let mut sum = LatencyHistogram::default();
+        sum.merge(&histogram);
+        sum.merge(&histogram);
+        assert_eq!(sum.count(), 14);
+        assert_eq!(sum.buckets().next(), Some((Some(500), 4)));
+    }
 }

@@ -26,9 +26,7 @@ pub use domains::{DomainSet, name_hash};
 pub use error::PolicyError;
 pub use lists::{Blocklist, BlocklistBuilder, ListFormat, ListStats, Verdict};
 pub use ratelimit::{RateDecision, RateLimitAction, RateLimitConfig, RateLimitStats, RateLimiter};
-pub use reply::{
-    BlockMode, EDE_BLOCKED, EDE_PROHIBITED, write_blocked, write_refused, write_truncated,
-};
+pub use reply::{BlockMode, write_blocked, write_refused, write_truncated};
 
 #[cfg(test)]
 mod tests;

@@ -14,17 +14,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use heimdall_wire::{
     Class, EdnsOption, Flags, Message, MessageBuilder, OptSpec, RData, Rcode, RecordType, Section,
-    edns,
+    ede, edns,
 };
 
 use crate::error::PolicyError;
-
-/// Extended DNS Error 15, "Blocked" (RFC 8914 section 4.16), from the
-/// registry in heimdall-wire.
-pub const EDE_BLOCKED: u16 = heimdall_wire::ede::BLOCKED;
-/// Extended DNS Error 18, "Prohibited" (RFC 8914 section 4.19), for
-/// clients refused by the ACL.
-pub const EDE_PROHIBITED: u16 = heimdall_wire::ede::PROHIBITED;
 
 /// How a blocked name is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -133,14 +126,14 @@ pub fn write_blocked(
         truncated: false,
         answer,
         ttl,
-        ede: Some(EDE_BLOCKED),
+        ede: Some(ede::BLOCKED),
     };
     write_reply(query, &reply, our_udp_payload, buf)
 }
 
 /// Write a REFUSED reply (for the ACL or the rate limiter), with `ede` as
 /// an Extended DNS Error when given and the client sent EDNS (for example
-/// [`EDE_PROHIBITED`]). Returns the reply length.
+/// [`ede::PROHIBITED`]). Returns the reply length.
 pub fn write_refused(
     query: &Message<'_>,
     ede: Option<u16>,

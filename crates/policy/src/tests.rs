@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use heimdall_cache::Timestamp;
 use heimdall_wire::{
-    Class, Flags, Message, MessageBuilder, NameBuf, OptSpec, RData, Rcode, RecordType, Section,
+    Class, Flags, Message, MessageBuilder, NameBuf, OptSpec, RData, Rcode, RecordType, Section, ede,
 };
 use hickory_proto::op::{Message as HMessage, MessageType};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption as HOption};
@@ -355,7 +355,7 @@ fn nxdomain_mode() {
     for (edns, cd) in [(None, false), (Some(false), true), (Some(true), false)] {
         let query = query("Ads.ExAmple.COM", RecordType::A, edns, cd);
         let reply = blocked(&query, BlockMode::Nxdomain);
-        let ede = edns.map(|_| EDE_BLOCKED);
+        let ede = edns.map(|_| ede::BLOCKED);
         let theirs = check_reply(&reply, &query, Rcode::NXDOMAIN, false, ede);
         assert!(theirs.answers.is_empty());
     }
@@ -375,7 +375,7 @@ fn null_mode_answers_unspecified_addresses() {
                 &query,
                 Rcode::NOERROR,
                 false,
-                edns.map(|_| EDE_BLOCKED),
+                edns.map(|_| ede::BLOCKED),
             );
             let ours = Message::parse(&reply).unwrap();
             let answers: Vec<_> = ours.answers().collect();
@@ -404,7 +404,7 @@ fn null_mode_is_nodata_for_other_types() {
     for qtype in [RecordType::MX, RecordType::TXT, RecordType::HTTPS] {
         let query = query("tracker.example", qtype, Some(false), false);
         let reply = blocked(&query, BlockMode::Null);
-        let theirs = check_reply(&reply, &query, Rcode::NOERROR, false, Some(EDE_BLOCKED));
+        let theirs = check_reply(&reply, &query, Rcode::NOERROR, false, Some(ede::BLOCKED));
         assert!(theirs.answers.is_empty());
     }
 }
@@ -418,25 +418,25 @@ fn refused_mode_and_refused_replies() {
         &query_edns,
         Rcode::REFUSED,
         false,
-        Some(EDE_BLOCKED),
+        Some(ede::BLOCKED),
     );
 
     let parsed = Message::parse(&query_edns.bytes).unwrap();
     let mut buf = [0u8; 512];
-    let len = write_refused(&parsed, Some(EDE_PROHIBITED), 1232, &mut buf).unwrap();
+    let len = write_refused(&parsed, Some(ede::PROHIBITED), 1232, &mut buf).unwrap();
     check_reply(
         &buf[..len],
         &query_edns,
         Rcode::REFUSED,
         false,
-        Some(EDE_PROHIBITED),
+        Some(ede::PROHIBITED),
     );
     let len = write_refused(&parsed, None, 1232, &mut buf).unwrap();
     check_reply(&buf[..len], &query_edns, Rcode::REFUSED, false, None);
 
     let plain = query("x.example", RecordType::A, None, false);
     let parsed = Message::parse(&plain.bytes).unwrap();
-    let len = write_refused(&parsed, Some(EDE_PROHIBITED), 1232, &mut buf).unwrap();
+    let len = write_refused(&parsed, Some(ede::PROHIBITED), 1232, &mut buf).unwrap();
     check_reply(&buf[..len], &plain, Rcode::REFUSED, false, None);
 }
 

@@ -9,19 +9,9 @@ use heimdall_wire::{
     edns,
 };
 
-/// Extended DNS Error info codes heimdall sends (RFC 8914 section 4).
-pub mod ede {
-    /// The answer is stale (RFC 8767).
-    pub const STALE_ANSWER: u16 = 3;
-    /// The query was blocked by policy.
-    pub const BLOCKED: u16 = heimdall_policy::EDE_BLOCKED;
-    /// The query was refused by policy.
-    pub const PROHIBITED: u16 = heimdall_policy::EDE_PROHIBITED;
-    /// No upstream could be reached.
-    pub const NO_REACHABLE_AUTHORITY: u16 = 22;
-    /// The request could not be handled: used for unsupported opcodes.
-    pub const NOT_SUPPORTED: u16 = 21;
-}
+/// Extended DNS Error info codes come from the one registry in
+/// heimdall-wire.
+pub use heimdall_wire::ede;
 
 /// The parts of a client's query an error reply echoes.
 #[derive(Debug, Clone, Copy)]

@@ -195,69 +195,9 @@ impl QtypeTally {
     }
 }
 
-/// Upper bounds, in microseconds, of the finite buckets of
-/// [`LatencyHistogram`] (inclusive, as Prometheus `le`).
-pub const LATENCY_BOUNDS_US: [u64; 12] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000,
-];
-
-/// A histogram of upstream reply times with fixed buckets
-/// ([`LATENCY_BOUNDS_US`] and +Inf), their sum and count: what a
-/// Prometheus histogram needs, in a small `Copy` value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LatencyHistogram {
-    /// Non-cumulative counts: bucket i holds samples above bound i-1 and
-    /// at most bound i; the last holds those above every bound.
-    counts: [u64; 13],
-    sum_us: u64,
-    count: u64,
-}
-
-impl LatencyHistogram {
-    /// Count one sample of `us` microseconds.
-    pub fn record(&mut self, us: u64) {
-        let bucket = LATENCY_BOUNDS_US
-            .iter()
-            .position(|&bound| us <= bound)
-            .unwrap_or(LATENCY_BOUNDS_US.len());
-        if let Some(count) = self.counts.get_mut(bucket) {
-            *count = count.saturating_add(1);
-        }
-        self.sum_us = self.sum_us.saturating_add(us);
-        self.count = self.count.saturating_add(1);
-    }
-
-    /// `(upper bound in microseconds, samples in this bucket)` for each
-    /// bucket in order; the bound is `None` for the last (+Inf). Counts
-    /// are per bucket, not cumulative: a Prometheus exporter sums them.
-    pub fn buckets(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
-        LATENCY_BOUNDS_US
-            .iter()
-            .map(|&bound| Some(bound))
-            .chain([None])
-            .zip(self.counts.iter().copied())
-    }
-
-    /// Sum of all samples, in microseconds.
-    pub fn sum_us(&self) -> u64 {
-        self.sum_us
-    }
-
-    /// Number of samples.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Add `other`'s samples (to sum the cores).
-    pub fn merge(&mut self, other: &Self) {
-        for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *mine = mine.saturating_add(*theirs);
-        }
-        self.sum_us = self.sum_us.saturating_add(other.sum_us);
-        self.count = self.count.saturating_add(other.count);
-    }
-}
+/// Upstream reply times use the one histogram of heimdall-histogram,
+/// which the control crate renders.
+pub use heimdall_histogram::{LATENCY_BOUNDS_US, LatencyHistogram};
 
 #[cfg(test)]
 mod tests {
@@ -289,30 +229,5 @@ mod tests {
         assert_eq!(rcode_slot(22), 22);
         assert_eq!(rcode_slot(23), 23);
         assert_eq!(rcode_slot(4095), 23);
-    }
-
-    #[test]
-    fn latency_buckets_are_inclusive_upper_bounds() {
-        let mut histogram = LatencyHistogram::default();
-        for us in [0, 500, 501, 1_000, 2_500_000, 2_500_001, u64::MAX / 2] {
-            histogram.record(us);
-        }
-        let buckets: Vec<_> = histogram.buckets().collect();
-        assert_eq!(buckets.len(), 13);
-        assert_eq!(buckets[0], (Some(500), 2));
-        assert_eq!(buckets[1], (Some(1_000), 2));
-        assert_eq!(buckets[2], (Some(2_500), 0));
-        assert_eq!(buckets[11], (Some(2_500_000), 1));
-        assert_eq!(buckets[12], (None, 2));
-        assert_eq!(histogram.count(), 7);
-        assert_eq!(
-            histogram.sum_us(),
-            500 + 501 + 1_000 + 2_500_000 + 2_500_001 + u64::MAX / 2
-        );
-        let mut sum = LatencyHistogram::default();
-        sum.merge(&histogram);
-        sum.merge(&histogram);
-        assert_eq!(sum.count(), 14);
-        assert_eq!(sum.buckets().next(), Some((Some(500), 4)));
     }
 }

@@ -262,7 +262,7 @@ impl Upstreams {
     pub fn on_reply(&mut self, index: usize, rtt_us: u64) {
         if let Some(upstream) = self.list.get_mut(index) {
             upstream.stats.replies += 1;
-            upstream.stats.latency.record(rtt_us);
+            upstream.stats.latency.observe_us(rtt_us);
             upstream.consecutive_failures = 0;
             upstream.backoff_until_ms = 0;
             upstream.srtt_us = Some(match upstream.srtt_us {
