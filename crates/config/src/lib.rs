@@ -45,7 +45,7 @@ pub use config::{
 };
 pub use cores::{CoreSelection, available_cpu_ids, available_cpus};
 pub use error::{ConfigError, Location};
-pub use upstream::{Upstream, UpstreamTransport};
 pub use reference::{
     RESTART_ONLY_KEYS, ReloadBehaviour, configuration_reference, reload_behaviour,
 };
+pub use upstream::{Upstream, UpstreamTransport};
