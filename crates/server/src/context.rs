@@ -52,11 +52,11 @@ pub(crate) trait UpstreamSend {
 /// Where the resolver's output goes, one field per transport.
 pub(crate) struct Routes {
     /// Replies to UDP clients.
-    pub(crate) udp_clients: Box<dyn ClientReplies>,
+    pub(crate) udp_clients: Rc<dyn ClientReplies>,
     /// Replies to TCP clients.
     pub(crate) tcp_clients: Rc<dyn ClientReplies>,
     /// Queries to UDP upstreams.
-    pub(crate) udp_upstreams: Box<dyn UpstreamSend>,
+    pub(crate) udp_upstreams: Rc<dyn UpstreamSend>,
     /// Queries to TCP upstreams.
     pub(crate) tcp_upstreams: Rc<dyn UpstreamSend>,
     /// Hints to the other cores (`None`: hints are off).
@@ -354,5 +354,93 @@ impl CoreContext {
             tcp_open_connections,
         };
         (report, entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heimdall_config::Config;
+    use heimdall_testkit::messages::{a_answer, query};
+    use heimdall_wire::RecordType;
+
+    /// Records what a transport was asked to send.
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<(SocketAddr, Vec<u8>)>>);
+
+    impl UpstreamSend for Recorder {
+        fn send(
+            &self,
+            _: &Rc<CoreContext>,
+            to: SocketAddr,
+            query: &[u8],
+        ) -> Result<(), SendFailed> {
+            self.0.borrow_mut().push((to, query.to_vec()));
+            Ok(())
+        }
+    }
+
+    impl ClientReplies for Recorder {
+        fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed> {
+            self.0.borrow_mut().push((client.addr, reply.to_vec()));
+            Ok(())
+        }
+    }
+
+    const UPSTREAM: &str = "127.0.0.1:5399";
+
+    /// A context whose four routes are recorders.
+    fn context() -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
+        let yaml = format!("upstream: {{servers: [{UPSTREAM}]}}\n");
+        let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+        let resolver_config = reload::build_resolver_config(&config, 1).unwrap();
+        let resolver = Resolver::new(resolver_config).unwrap();
+        let recorders: [Rc<Recorder>; 4] = Default::default();
+        let [udp_clients, tcp_clients, udp_upstreams, tcp_upstreams] = recorders.clone();
+        let routes = Routes {
+            udp_clients,
+            tcp_clients,
+            udp_upstreams,
+            tcp_upstreams,
+            hints: None,
+        };
+        let ctx = Rc::new(CoreContext::new(0, resolver, routes, Instant::now()));
+        (ctx, recorders)
+    }
+
+    #[test]
+    fn a_miss_goes_to_its_upstream_transport_and_the_reply_to_its_client() {
+        let (ctx, [udp_clients, tcp_clients, udp_upstreams, tcp_upstreams]) = context();
+        let client = ClientId {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            transport: Transport::Udp,
+            listener: 0,
+        };
+        let asked = query("example.com", RecordType::A, 7, None);
+        let now = ctx.now();
+        let mut out = vec![0u8; 4096];
+        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending));
+        ctx.drain(now);
+        let sent = udp_upstreams.0.borrow().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, UPSTREAM.parse::<SocketAddr>().unwrap());
+        assert!(tcp_upstreams.0.borrow().is_empty());
+        ctx.upstream_reply(sent[0].0, &a_answer(&sent[0].1, 1, 300));
+        let replies = udp_clients.0.borrow();
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].0, client.addr);
+        assert_eq!(&replies[0].1[..2], &7u16.to_be_bytes());
+        assert!(tcp_clients.0.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_length_beyond_the_buffer_is_counted_never_sent_short() {
+        let (ctx, _) = context();
+        assert!(ctx.checked(&[0u8; 4], 5).is_none());
+        assert_eq!(ctx.checked(&[1u8; 4], 4), Some(&[1u8; 4][..]));
+        let (report, _) = ctx.finish(TcpStats::default(), 0, false);
+        assert_eq!(report.bad_lengths, 1);
+        assert_eq!(report.send_errors, 0);
     }
 }

@@ -11,10 +11,25 @@
 //!
 //! Operations: core 0 also serves the HTTP control endpoint (metrics,
 //! health, cache flush, reload) and asks the other cores over a second,
-//! control-only channel mesh; a reload (HTTP or SIGHUP via
+//! request-only channel mesh; a reload (HTTP or SIGHUP via
 //! [`ServerHandle::reload_flag`]) swaps every core's read-only snapshot
 //! while the caches stay. With `cache.persist`, the caches are loaded at
 //! start and saved by [`ServerHandle::join`].
+//!
+//! Modules, each depending only on those below it:
+//!
+//! - `worker`: one core's executor body: builds the rest, spawns the tasks,
+//!   winds down;
+//! - `endpoint`: the HTTP control endpoint (core 0);
+//! - `transport::{udp, tcp}`: client transports; `upstream::{udp, tcp}`:
+//!   upstream transports. Each reaches the resolver only through
+//!   `context`;
+//! - `context`: `CoreContext`, the narrow per-core interface between the
+//!   transports and the resolver, and the one place a `Transmit` is
+//!   dispatched;
+//! - `reload`: all of hot reload; `mesh`: the channels between cores;
+//! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `error`:
+//!   leaves.
 
 mod batch;
 mod context;

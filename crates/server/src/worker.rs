@@ -125,9 +125,9 @@ fn build(
         tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
     };
     let routes = Routes {
-        udp_clients: Box::new(UdpReplies::new(listener_fds)),
+        udp_clients: Rc::new(UdpReplies::new(listener_fds)),
         tcp_clients: Rc::clone(&transports.tcp_clients) as _,
-        udp_upstreams: Box::new(UdpUpstreams::new(index, upstream_sockets)),
+        udp_upstreams: Rc::new(UdpUpstreams::new(index, upstream_sockets)),
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
         hints,
     };
