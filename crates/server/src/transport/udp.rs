@@ -15,6 +15,7 @@ use heimdall_resolver::{ClientId, QueryOutcome, Transport};
 
 use crate::batch::{DatagramBatch, send_to};
 use crate::context::{ClientReplies, CoreContext, SendFailed};
+use crate::sockets::is_timeout;
 
 /// How a core serves its UDP listeners.
 #[derive(Debug, Clone, Copy)]
@@ -201,10 +202,4 @@ fn answer_batch(
         }
     }
     ctx.drain(now);
-}
-
-/// Whether a receive error is only a timeout (nothing to log).
-pub(crate) fn is_timeout(err: &glommio::GlommioError<()>) -> bool {
-    matches!(err, glommio::GlommioError::TimedOut(_))
-        || matches!(err, glommio::GlommioError::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut || io.kind() == std::io::ErrorKind::WouldBlock)
 }

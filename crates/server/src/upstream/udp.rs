@@ -13,7 +13,7 @@ use socket2::Socket;
 
 use crate::batch::{DATAGRAM_BUF, send_to};
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
-use crate::transport::udp::is_timeout;
+use crate::sockets::is_timeout;
 
 /// How often a blocked upstream receive wakes to check for the end.
 const STOP_POLL: Duration = Duration::from_millis(100);
