@@ -123,16 +123,7 @@ impl Server {
             tcp: tcp_listeners,
             bound: udp_addrs,
         } = sockets::listen_per_core(&config.server.listen, cores)?;
-        let tcp = transport::tcp::TcpSettings {
-            idle_timeout: config.tcp.idle_timeout,
-            read_timeout: config.tcp.read_timeout,
-            max_connections: config.tcp.max_connections,
-            max_pipelined: config.tcp.max_pipelined,
-        };
-        let tcp_upstream = upstream::tcp::TcpUpstreamSettings {
-            idle_timeout: config.tcp.idle_timeout,
-            connect_timeout: config.upstream.timeout,
-        };
+        let (tcp, tcp_upstream) = tcp_settings(config);
         let resolver_config = reload::build_resolver_config(config, cores)?;
         let control_listener = if config.control.enabled {
             Some(sockets::control_listener(config.control.listen)?)
@@ -157,15 +148,7 @@ impl Server {
             .reload_flag
             .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
         let epoch = Instant::now();
-        let preload = Arc::new(match &config.cache.persist {
-            Some(path) => persist::load(
-                path,
-                Timestamp::from_millis(0),
-                &resolver_config.cache_policy,
-                (config.cache.shard_size as u64).saturating_mul(cores as u64),
-            ),
-            None => Vec::new(),
-        });
+        let preload = Arc::new(load_cache(config, &resolver_config.cache_policy, cores));
         let mut endpoint = Some(worker::EndpointSetup {
             listener: control_listener,
             reload_source: options.reload_source,
@@ -215,6 +198,44 @@ impl Server {
             persist: config.cache.persist.clone(),
             epoch,
         })
+    }
+}
+
+/// The client and upstream TCP settings of `config`.
+fn tcp_settings(
+    config: &Config,
+) -> (
+    transport::tcp::TcpSettings,
+    upstream::tcp::TcpUpstreamSettings,
+) {
+    let clients = transport::tcp::TcpSettings {
+        idle_timeout: config.tcp.idle_timeout,
+        read_timeout: config.tcp.read_timeout,
+        max_connections: config.tcp.max_connections,
+        max_pipelined: config.tcp.max_pipelined,
+    };
+    let upstreams = upstream::tcp::TcpUpstreamSettings {
+        idle_timeout: config.tcp.idle_timeout,
+        connect_timeout: config.upstream.timeout,
+    };
+    (clients, upstreams)
+}
+
+/// The entries of the cache file (`cache.persist`), for every core to
+/// insert; none without one.
+fn load_cache(
+    config: &Config,
+    policy: &heimdall_cache::CachePolicy,
+    cores: usize,
+) -> Vec<(heimdall_wire::QueryKey, heimdall_cache::Entry)> {
+    match &config.cache.persist {
+        Some(path) => persist::load(
+            path,
+            Timestamp::from_millis(0),
+            policy,
+            (config.cache.shard_size as u64).saturating_mul(cores as u64),
+        ),
+        None => Vec::new(),
     }
 }
 

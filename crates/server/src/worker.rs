@@ -245,6 +245,31 @@ async fn wind_down(ctx: &CoreContext, listening_fds: Vec<RawFd>, grace: Duration
     }
 }
 
+/// The upstream UDP receive loops and the timer loop. Returns the flag
+/// that ends them and the semaphore closed when the stop flag is seen.
+fn spawn_upstream_and_timers(
+    ctx: &Rc<CoreContext>,
+    upstream_sockets: Vec<Socket>,
+    stop: &Arc<AtomicBool>,
+) -> (Rc<Cell<bool>>, Rc<Semaphore>) {
+    let done = Rc::new(Cell::new(false));
+    for socket in upstream_sockets {
+        let socket = UdpSocket::from(socket);
+        let receive =
+            crate::upstream::udp::receive_replies(Rc::clone(ctx), socket, Rc::clone(&done));
+        glommio::spawn_local(receive).detach();
+    }
+    let stopping = Rc::new(Semaphore::new(0));
+    let timers = run_timers(
+        Rc::clone(ctx),
+        Rc::clone(&done),
+        Arc::clone(stop),
+        Rc::clone(&stopping),
+    );
+    glommio::spawn_local(timers).detach();
+    (done, stopping)
+}
+
 /// The body of one core's executor.
 pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     let CoreSetup {
@@ -299,21 +324,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         let ctx = Rc::clone(&ctx);
         crate::mesh::spawn_hint_receivers(receivers, move |hint| ctx.receive_hint(hint));
     }
-    let done = Rc::new(Cell::new(false));
-    for socket in upstream_sockets {
-        let socket = UdpSocket::from(socket);
-        let receive =
-            crate::upstream::udp::receive_replies(Rc::clone(&ctx), socket, Rc::clone(&done));
-        glommio::spawn_local(receive).detach();
-    }
-    let stopping = Rc::new(Semaphore::new(0));
-    let timers = run_timers(
-        Rc::clone(&ctx),
-        Rc::clone(&done),
-        Arc::clone(&stop),
-        Rc::clone(&stopping),
-    );
-    glommio::spawn_local(timers).detach();
+    let (done, stopping) = spawn_upstream_and_timers(&ctx, upstream_sockets, &stop);
     let clients = (listeners, tcp_listeners);
     let serving = serve_clients(
         &ctx,
