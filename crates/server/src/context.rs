@@ -241,6 +241,10 @@ impl CoreContext {
     }
 
     /// The one place an upstream query is dispatched to its transport.
+    /// When `Transmit` names a `heimdall_config::UpstreamTransport`, this
+    /// takes it instead of `tcp`: `Udp` and `Tcp` as here, and `Tls` or
+    /// `Https` (refused by validation until their modules land) return
+    /// after counting a send error.
     fn send_upstream(self: &Rc<Self>, tcp: bool, to: SocketAddr, query: &[u8]) {
         let transport: &dyn UpstreamSend = if tcp {
             &*self.routes.tcp_upstreams
