@@ -1,10 +1,9 @@
 //! The HTTP control endpoint, served by core 0: accepts connections on
-//! `control.listen`, parses requests with heimdall-control, executes the
-//! commands across cores (see `control`), and drives hot reloads, from
-//! `POST /reload` or from SIGHUP (a flag the binary's signal handler
-//! sets).
+//! `control.listen`, parses requests with heimdall-control, and executes
+//! the commands across cores over the core mesh (`mesh`); `POST /reload`
+//! is handed to the reload driver (`reload`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,149 +11,46 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
 use glommio::net::{TcpListener, TcpStream};
-use heimdall_config::Config;
 use heimdall_control::{
-    Command, Connection, CoreHealth, Limits, ReloadReport, Response, Snapshot, render_flush_result,
+    Command, Connection, CoreHealth, Limits, Response, Snapshot, render_flush_result,
     render_health, render_metrics, render_reload_result, render_stats_json, route,
 };
 
-use crate::control::{CoreAnswer, CoreCommand, ask_all};
-use crate::core::CoreState;
-use crate::reload::{ReloadSource, build_resolver_config, plan_changes};
+use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh};
+use crate::reload::ReloadDriver;
 
 /// `GET /health` fails unless every core answers the ping within this.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a request waits for the cores' counters or flush results.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a reload waits for every core to take the new snapshot.
-const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Control connections open at once; more are closed at accept.
 const MAX_CONNECTIONS: usize = 16;
 /// A connection with no complete request for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the SIGHUP flag is checked.
-const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
-/// What the endpoint needs besides the core's own state.
+/// The control endpoint of core 0.
 pub(crate) struct Endpoint {
-    pub(crate) state: Rc<CoreState>,
-    pub(crate) cores: usize,
-    pub(crate) reload: ReloadDriver,
+    mesh: Rc<CoreMesh>,
+    cores: usize,
+    reload: Rc<ReloadDriver>,
     connections: Cell<usize>,
 }
 
-/// Hot reload: the source of new configurations and what is running.
-pub(crate) struct ReloadDriver {
-    source: Option<ReloadSource>,
-    running: RefCell<Config>,
-    generation: Cell<u64>,
-    busy: Cell<bool>,
-}
-
-impl ReloadDriver {
-    pub(crate) fn new(source: Option<ReloadSource>, running: Config) -> Self {
-        Self {
-            source,
-            running: RefCell::new(running),
-            generation: Cell::new(0),
-            busy: Cell::new(false),
-        }
-    }
-}
-
 impl Endpoint {
-    pub(crate) fn new(state: Rc<CoreState>, cores: usize, reload: ReloadDriver) -> Rc<Self> {
+    pub(crate) fn new(mesh: Rc<CoreMesh>, cores: usize, reload: Rc<ReloadDriver>) -> Rc<Self> {
         Rc::new(Self {
-            state,
+            mesh,
             cores,
             reload,
             connections: Cell::new(0),
         })
     }
 
-    /// Reload the configuration and give every core its new snapshot.
-    /// A failure leaves everything as it was.
-    pub(crate) async fn reload(&self) -> Result<ReloadReport, String> {
-        let driver = &self.reload;
-        let Some(source) = driver.source.clone() else {
-            return Err("this server was started without a configuration source".to_string());
-        };
-        if driver.busy.replace(true) {
-            return Err("a reload is already in progress".to_string());
-        }
-        let cores = self.cores;
-        // Reading zones and block lists can take a while: not on this
-        // executor's thread, which serves queries.
-        let built = glommio::executor()
-            .spawn_blocking(move || {
-                let config = source()?;
-                let resolver_config =
-                    build_resolver_config(&config, cores).map_err(|err| err.to_string())?;
-                Ok::<_, String>((config, resolver_config))
-            })
-            .await;
-        let result = match built {
-            Ok((config, resolver_config)) => {
-                let (changes, effective) = plan_changes(&driver.running.borrow(), &config);
-                let command = CoreCommand::Reconfigure(Arc::new(resolver_config));
-                let answers = ask_all(&self.state, cores, command, RECONFIGURE_TIMEOUT).await;
-                let mut purged = 0usize;
-                let mut failures = Vec::new();
-                for (core, answer) in answers.into_iter().enumerate() {
-                    match answer {
-                        Some(CoreAnswer::Reconfigured(Ok(n))) => purged += n,
-                        Some(CoreAnswer::Reconfigured(Err(err))) => {
-                            failures.push(format!("core {core}: {err}"));
-                        }
-                        _ => failures.push(format!("core {core}: did not answer in time")),
-                    }
-                }
-                if failures.is_empty() {
-                    *driver.running.borrow_mut() = effective;
-                    let generation = driver.generation.get() + 1;
-                    driver.generation.set(generation);
-                    let mut changes = changes;
-                    if purged > 0 {
-                        changes.push(format!(
-                            "cache: {purged} entries the new policy answers differently were dropped"
-                        ));
-                    }
-                    Ok(ReloadReport {
-                        generation,
-                        changes,
-                    })
-                } else {
-                    // Every core validates the same snapshot, so this means
-                    // a core is stuck; the ones that took it keep it.
-                    Err(format!("reload incomplete: {}", failures.join("; ")))
-                }
-            }
-            Err(err) => Err(err),
-        };
-        driver.busy.set(false);
-        match &result {
-            Ok(report) => log::info!(
-                "configuration reloaded (generation {}): {}",
-                report.generation,
-                if report.changes.is_empty() {
-                    "no changes".to_string()
-                } else {
-                    report.changes.join("; ")
-                }
-            ),
-            Err(err) => log::error!("reload failed, the running configuration stays: {err}"),
-        }
-        result
-    }
-
     async fn snapshot(&self) -> Snapshot {
-        let answers = ask_all(
-            &self.state,
-            self.cores,
-            CoreCommand::Snapshot,
-            COLLECT_TIMEOUT,
-        )
-        .await;
+        let answers = self
+            .mesh
+            .ask_all(CoreCommand::Snapshot, COLLECT_TIMEOUT)
+            .await;
         Snapshot {
             cores: answers
                 .into_iter()
@@ -171,8 +67,7 @@ impl Endpoint {
             Command::Metrics => render_metrics(&self.snapshot().await),
             Command::Stats => render_stats_json(&self.snapshot().await),
             Command::Health => {
-                let answers =
-                    ask_all(&self.state, self.cores, CoreCommand::Ping, HEALTH_TIMEOUT).await;
+                let answers = self.mesh.ask_all(CoreCommand::Ping, HEALTH_TIMEOUT).await;
                 let health: Vec<CoreHealth> = answers
                     .iter()
                     .enumerate()
@@ -185,13 +80,10 @@ impl Endpoint {
             }
             Command::Flush { name } => {
                 let wire = name.as_ref().map(|name| Arc::<[u8]>::from(name.as_wire()));
-                let answers = ask_all(
-                    &self.state,
-                    self.cores,
-                    CoreCommand::Flush(wire),
-                    COLLECT_TIMEOUT,
-                )
-                .await;
+                let answers = self
+                    .mesh
+                    .ask_all(CoreCommand::Flush(wire), COLLECT_TIMEOUT)
+                    .await;
                 let removed: usize = answers
                     .iter()
                     .map(|answer| match answer {
@@ -201,7 +93,7 @@ impl Endpoint {
                     .sum();
                 render_flush_result(name.as_ref(), removed as u64)
             }
-            Command::Reload => render_reload_result(self.reload().await),
+            Command::Reload => render_reload_result(self.reload.reload(self.cores).await),
         }
     }
 }
@@ -253,7 +145,11 @@ async fn connection(endpoint: &Endpoint, mut stream: TcpStream) -> std::io::Resu
                 if read == 0 {
                     return Ok(());
                 }
-                parser.feed(buf.get(..read).unwrap_or_default());
+                let Some(bytes) = buf.get(..read) else {
+                    // A read never reports more than the buffer holds.
+                    return Err(std::io::Error::other("read beyond the buffer"));
+                };
+                parser.feed(bytes);
                 continue;
             }
             Err(err) => (err.response(), false),
@@ -263,23 +159,6 @@ async fn connection(endpoint: &Endpoint, mut stream: TcpStream) -> std::io::Resu
         if close {
             stream.close().await?;
             return Ok(());
-        }
-    }
-}
-
-/// Reload whenever the flag (set by the binary's SIGHUP handler) is up,
-/// until the server stops.
-pub(crate) async fn watch_reload_signal(
-    endpoint: Rc<Endpoint>,
-    flag: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        glommio::timer::sleep(SIGNAL_POLL).await;
-        if flag.swap(false, Ordering::Relaxed) {
-            log::info!("SIGHUP: reloading the configuration");
-            // The outcome is logged by `reload`.
-            let _ = endpoint.reload().await;
         }
     }
 }

@@ -11,20 +11,40 @@
 //!
 //! Operations: core 0 also serves the HTTP control endpoint (metrics,
 //! health, cache flush, reload) and asks the other cores over a second,
-//! control-only channel mesh; a reload (HTTP or SIGHUP via
+//! request-only channel mesh; a reload (HTTP or SIGHUP via
 //! [`ServerHandle::reload_flag`]) swaps every core's read-only snapshot
 //! while the caches stay. With `cache.persist`, the caches are loaded at
 //! start and saved by [`ServerHandle::join`].
+//!
+//! Modules, each depending only on those below it:
+//!
+//! - `worker`: one core's executor body: builds the rest, spawns the tasks,
+//!   winds down;
+//! - `endpoint`: the HTTP control endpoint (core 0);
+//! - `transport::{udp, tcp}`: client transports; `upstream::{udp, tcp}`:
+//!   upstream transports. Each reaches the resolver only through
+//!   `context`;
+//! - `context`: `CoreContext`, the narrow per-core interface between the
+//!   transports and the resolver, and the one place a `Transmit` is
+//!   dispatched;
+//! - `reload`: all of hot reload; `mesh`: the channels between cores;
+//! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `error`:
+//!   leaves.
 
 mod batch;
-mod control;
-mod core;
+mod context;
 mod endpoint;
+mod error;
+mod mesh;
 mod persist;
 mod policy;
 mod reload;
 mod sockets;
-mod tcp;
+mod stats;
+mod stream;
+mod transport;
+mod upstream;
+mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,15 +57,15 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use heimdall_cache::Timestamp;
 use heimdall_config::Config;
-use heimdall_resolver::{Resolver, ResolverError};
+use heimdall_resolver::Resolver;
 
 pub use crate::batch::UdpStats;
-use crate::core::CoreOutput;
-pub use crate::core::CoreReport;
 pub use crate::endpoint::HEALTH_TIMEOUT;
+pub use crate::error::ServerError;
 pub use crate::policy::{PolicyLoadError, build_blocklist, build_local, build_policy};
 pub use crate::reload::ReloadSource;
-pub use crate::tcp::TcpStats;
+pub use crate::stats::{CoreReport, TcpStats};
+use crate::worker::CoreOutput;
 
 /// Upstream sockets per core: queries rotate over them, so each core sends
 /// from several random source ports (see docs/ARCHITECTURE.md).
@@ -59,33 +79,6 @@ pub const UPSTREAM_SOCKETS_PER_CORE: usize = 4;
 pub const PREEMPT_TIMER: Duration = Duration::from_millis(1);
 /// Longest wait for outstanding upstream queries at shutdown.
 pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Why the server could not start or stop.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// The configuration's core selection does not fit this machine.
-    #[error(transparent)]
-    Config(#[from] heimdall_config::ConfigError),
-    /// The resolver refused its settings.
-    #[error("resolver: {0}")]
-    Resolver(#[from] ResolverError),
-    /// Local data, a block list or the ACL could not be loaded (the
-    /// message names the file or key).
-    #[error(transparent)]
-    Policy(#[from] policy::PolicyLoadError),
-    /// A socket could not be created or bound.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// An executor could not be started or ended abnormally.
-    #[error("core {core}: {message}")]
-    Executor {
-        /// The core's index.
-        core: usize,
-        /// What went wrong.
-        message: String,
-    },
-}
 
 /// A running server.
 pub struct ServerHandle {
@@ -130,13 +123,7 @@ impl Server {
             tcp: tcp_listeners,
             bound: udp_addrs,
         } = sockets::listen_per_core(&config.server.listen, cores)?;
-        let tcp = tcp::TcpSettings {
-            idle_timeout: config.tcp.idle_timeout,
-            read_timeout: config.tcp.read_timeout,
-            max_connections: config.tcp.max_connections,
-            max_pipelined: config.tcp.max_pipelined,
-            connect_timeout: config.upstream.timeout,
-        };
+        let (tcp, tcp_upstream) = tcp_settings(config);
         let resolver_config = reload::build_resolver_config(config, cores)?;
         let control_listener = if config.control.enabled {
             Some(sockets::control_listener(config.control.listen)?)
@@ -152,25 +139,17 @@ impl Server {
             .timeout
             .saturating_mul(config.upstream.attempts)
             .min(MAX_SHUTDOWN_GRACE);
-        let mesh = (config.hints.enabled && cores > 1)
+        let hint_mesh = (config.hints.enabled && cores > 1)
             .then(|| MeshBuilder::full(cores, config.hints.channel_capacity));
-        let control_mesh =
-            (cores > 1).then(|| MeshBuilder::full(cores, control::CONTROL_CHANNEL_CAPACITY));
+        let request_mesh =
+            (cores > 1).then(|| MeshBuilder::full(cores, mesh::REQUEST_CHANNEL_CAPACITY));
         let stop = Arc::new(AtomicBool::new(false));
         let reload_flag = options
             .reload_flag
             .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
         let epoch = Instant::now();
-        let preload = Arc::new(match &config.cache.persist {
-            Some(path) => persist::load(
-                path,
-                Timestamp::from_millis(0),
-                &resolver_config.cache_policy,
-                (config.cache.shard_size as u64).saturating_mul(cores as u64),
-            ),
-            None => Vec::new(),
-        });
-        let mut endpoint = Some(core::EndpointSetup {
+        let preload = Arc::new(load_cache(config, &resolver_config.cache_policy, cores));
+        let mut endpoint = Some(worker::EndpointSetup {
             listener: control_listener,
             reload_source: options.reload_source,
             reload_flag: Arc::clone(&reload_flag),
@@ -180,26 +159,22 @@ impl Server {
         let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));
         for (index, (&cpu, (listeners, tcp_listeners))) in per_core.enumerate() {
             let resolver = Resolver::new(resolver_config.clone())?;
-            let mut upstream_sockets = Vec::new();
-            for family_example in upstream_families(&resolver_config.upstreams) {
-                for _ in 0..UPSTREAM_SOCKETS_PER_CORE {
-                    upstream_sockets.push(sockets::upstream_udp(family_example)?);
-                }
-            }
-            let setup = core::CoreSetup {
+            let upstream_sockets = upstream_sockets(&resolver_config.upstreams)?;
+            let setup = worker::CoreSetup {
                 index,
                 listeners,
                 tcp_listeners,
                 tcp,
+                tcp_upstream,
                 upstream_sockets,
                 resolver,
-                udp: core::UdpSettings {
+                udp: transport::udp::UdpSettings {
                     batch: config.server.udp_recv_batch,
                     gso: config.server.udp_gso,
                     coalesce: config.server.udp_coalesce,
                 },
-                mesh: mesh.clone(),
-                control_mesh: control_mesh.clone(),
+                mesh: hint_mesh.clone(),
+                request_mesh: request_mesh.clone(),
                 endpoint: endpoint.take(),
                 cores,
                 preload: Arc::clone(&preload),
@@ -208,34 +183,11 @@ impl Server {
                 stop: Arc::clone(&stop),
                 grace,
             };
-            let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
-                .preempt_timer(PREEMPT_TIMER)
-                .name(&format!("heimdall-core{index}"))
-                .io_memory(config.server.io_memory)
-                .spawn(move || core::run_core(setup))
-                .map_err(|err| ServerError::Executor {
-                    core: index,
-                    message: err.to_string(),
-                })?;
+            let executor = spawn_core(cpu, config.server.io_memory, setup)?;
             executors.push(executor);
         }
         drop(preload);
-        if let Some(addr) = control_addr {
-            log::info!(
-                "control endpoint on http://{addr}/ (metrics, health, stats, flush, reload)"
-            );
-        }
-        log::info!(
-            "heimdall serving UDP and TCP on {} with {} core(s) (CPUs {:?}), upstreams {:?}",
-            udp_addrs
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            cores,
-            cpus,
-            resolver_config.upstreams
-        );
+        log_started(control_addr, &udp_addrs, &cpus, &resolver_config.upstreams);
         Ok(ServerHandle {
             stop,
             reload: reload_flag,
@@ -247,6 +199,99 @@ impl Server {
             epoch,
         })
     }
+}
+
+/// The client and upstream TCP settings of `config`.
+fn tcp_settings(
+    config: &Config,
+) -> (
+    transport::tcp::TcpSettings,
+    upstream::tcp::TcpUpstreamSettings,
+) {
+    let clients = transport::tcp::TcpSettings {
+        idle_timeout: config.tcp.idle_timeout,
+        read_timeout: config.tcp.read_timeout,
+        max_connections: config.tcp.max_connections,
+        max_pipelined: config.tcp.max_pipelined,
+    };
+    let upstreams = upstream::tcp::TcpUpstreamSettings {
+        idle_timeout: config.tcp.idle_timeout,
+        connect_timeout: config.upstream.timeout,
+    };
+    (clients, upstreams)
+}
+
+/// The entries of the cache file (`cache.persist`), for every core to
+/// insert; none without one.
+fn load_cache(
+    config: &Config,
+    policy: &heimdall_cache::CachePolicy,
+    cores: usize,
+) -> Vec<(heimdall_wire::QueryKey, heimdall_cache::Entry)> {
+    match &config.cache.persist {
+        Some(path) => persist::load(
+            path,
+            Timestamp::from_millis(0),
+            policy,
+            (config.cache.shard_size as u64).saturating_mul(cores as u64),
+        ),
+        None => Vec::new(),
+    }
+}
+
+/// Start core `setup.index`'s executor, pinned to `cpu`.
+fn spawn_core(
+    cpu: usize,
+    io_memory: usize,
+    setup: worker::CoreSetup,
+) -> Result<ExecutorJoinHandle<CoreOutput>, ServerError> {
+    let index = setup.index;
+    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        .preempt_timer(PREEMPT_TIMER)
+        .name(&format!("heimdall-core{index}"))
+        .io_memory(io_memory)
+        .spawn(move || worker::run_core(setup))
+        .map_err(|err| ServerError::Executor {
+            core: index,
+            message: err.to_string(),
+        })
+}
+
+/// One core's upstream UDP sockets: [`UPSTREAM_SOCKETS_PER_CORE`] per
+/// address family among the upstreams.
+fn upstream_sockets(
+    upstreams: &[heimdall_config::Upstream],
+) -> Result<Vec<socket2::Socket>, ServerError> {
+    let mut sockets = Vec::new();
+    for family_example in upstream_families(upstreams) {
+        for _ in 0..UPSTREAM_SOCKETS_PER_CORE {
+            sockets.push(sockets::upstream_udp(family_example)?);
+        }
+    }
+    Ok(sockets)
+}
+
+/// Say where the server listens.
+fn log_started(
+    control_addr: Option<SocketAddr>,
+    udp_addrs: &[SocketAddr],
+    cpus: &[usize],
+    upstreams: &dyn std::fmt::Debug,
+) {
+    if let Some(addr) = control_addr {
+        log::info!("control endpoint on http://{addr}/ (metrics, health, stats, flush, reload)");
+    }
+    log::info!(
+        "heimdall serving UDP and TCP on {} with {} core(s) (CPUs {:?}), upstreams {:?}",
+        udp_addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        cpus.len().max(1),
+        cpus,
+        upstreams
+    );
 }
 
 /// One example address per address family among the upstreams.
@@ -267,12 +312,6 @@ impl ServerHandle {
     /// The UDP addresses actually bound, one per listen address (a port of
     /// 0 in the configuration is resolved here).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
-        &self.udp_addrs
-    }
-
-    /// The TCP addresses bound: the same as [`ServerHandle::udp_addrs`]
-    /// (every listen address serves both).
-    pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
     }
 

@@ -1,23 +1,36 @@
-//! From a validated [`Config`] to what every core's resolver runs on, and
-//! what a hot reload can and cannot change.
+//! Hot reload, all of it: what a reload can and cannot change
+//! ([`plan_changes`]), building the new snapshot from a validated
+//! [`Config`] ([`build_resolver_config`]), the driver that runs a reload
+//! ([`ReloadDriver`], from `POST /reload` or SIGHUP), the SIGHUP watch
+//! ([`watch_reload_signal`]) and the swap on each core ([`swap`]).
 //!
 //! A reload builds the new [`ResolverConfig`] (zones and block lists
 //! included) on a blocking thread, off the query path, checks it by
 //! building a throwaway resolver, and only then hands the one read-only
-//! snapshot to every core. Sections that shape the runtime itself
-//! (sockets, cores, channels, the control endpoint, the cache file, the
-//! logger) keep their running values and are reported as needing a
-//! restart.
+//! snapshot to every core over the core mesh. Sections that shape the
+//! runtime itself (sockets, cores, channels, the control endpoint, the
+//! cache file, the logger) keep their running values and are reported as
+//! needing a restart.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use heimdall_cache::CachePolicy;
 use heimdall_config::{Config, Upstream, UpstreamTransport};
+use heimdall_control::ReloadReport;
 use heimdall_resolver::{Resolver, ResolverConfig};
 
-use crate::ServerError;
+use crate::error::ServerError;
+use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh};
 use crate::policy::build_policy;
+
+/// How long a reload waits for every core to take the new snapshot.
+const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the SIGHUP flag is checked.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
 /// Re-reads the configuration for a reload: the binary passes one that
 /// loads its `--config` file again. The error is shown to the operator.
@@ -131,6 +144,139 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
         changes.push("zone and block list files: re-read".to_string());
     }
     (changes, effective)
+}
+
+/// The swap on one core: its resolver takes `config` (hot reload); the
+/// cache stays. Returns the entries purged because the new policy
+/// answers them differently, or why the snapshot was refused.
+pub(crate) fn swap(
+    resolver: &mut Resolver,
+    config: &ResolverConfig,
+    now: heimdall_cache::Timestamp,
+) -> Result<usize, String> {
+    resolver
+        .reconfigure(ResolverConfig::clone(config), now)
+        .map(|report| report.purged)
+        .map_err(|err| err.to_string())
+}
+
+/// Runs reloads on the control core: the source of new configurations,
+/// what is running, and the mesh that carries the snapshot to every core.
+pub(crate) struct ReloadDriver {
+    source: Option<ReloadSource>,
+    running: RefCell<Config>,
+    generation: Cell<u64>,
+    busy: Cell<bool>,
+    mesh: Rc<CoreMesh>,
+}
+
+impl ReloadDriver {
+    pub(crate) fn new(source: Option<ReloadSource>, running: Config, mesh: Rc<CoreMesh>) -> Self {
+        Self {
+            source,
+            running: RefCell::new(running),
+            generation: Cell::new(0),
+            busy: Cell::new(false),
+            mesh,
+        }
+    }
+
+    /// Reload the configuration and give every core its new snapshot.
+    /// A failure leaves everything as it was.
+    pub(crate) async fn reload(&self, cores: usize) -> Result<ReloadReport, String> {
+        let Some(source) = self.source.clone() else {
+            return Err("this server was started without a configuration source".to_string());
+        };
+        if self.busy.replace(true) {
+            return Err("a reload is already in progress".to_string());
+        }
+        // Reading zones and block lists can take a while: not on this
+        // executor's thread, which serves queries.
+        let built = glommio::executor()
+            .spawn_blocking(move || {
+                let config = source()?;
+                let resolver_config =
+                    build_resolver_config(&config, cores).map_err(|err| err.to_string())?;
+                Ok::<_, String>((config, resolver_config))
+            })
+            .await;
+        let result = match built {
+            Ok((config, resolver_config)) => self.apply(config, resolver_config).await,
+            Err(err) => Err(err),
+        };
+        self.busy.set(false);
+        match &result {
+            Ok(report) => log::info!(
+                "configuration reloaded (generation {}): {}",
+                report.generation,
+                if report.changes.is_empty() {
+                    "no changes".to_string()
+                } else {
+                    report.changes.join("; ")
+                }
+            ),
+            Err(err) => log::error!("reload failed, the running configuration stays: {err}"),
+        }
+        result
+    }
+
+    /// Hand the built snapshot to every core and collect their answers.
+    async fn apply(
+        &self,
+        config: Config,
+        resolver_config: ResolverConfig,
+    ) -> Result<ReloadReport, String> {
+        let (changes, effective) = plan_changes(&self.running.borrow(), &config);
+        let command = CoreCommand::Reconfigure(Arc::new(resolver_config));
+        let answers = self.mesh.ask_all(command, RECONFIGURE_TIMEOUT).await;
+        let mut purged = 0usize;
+        let mut failures = Vec::new();
+        for (core, answer) in answers.into_iter().enumerate() {
+            match answer {
+                Some(CoreAnswer::Reconfigured(Ok(n))) => purged += n,
+                Some(CoreAnswer::Reconfigured(Err(err))) => {
+                    failures.push(format!("core {core}: {err}"));
+                }
+                _ => failures.push(format!("core {core}: did not answer in time")),
+            }
+        }
+        if !failures.is_empty() {
+            // Every core validates the same snapshot, so this means a core
+            // is stuck; the ones that took it keep it.
+            return Err(format!("reload incomplete: {}", failures.join("; ")));
+        }
+        *self.running.borrow_mut() = effective;
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let mut changes = changes;
+        if purged > 0 {
+            changes.push(format!(
+                "cache: {purged} entries the new policy answers differently were dropped"
+            ));
+        }
+        Ok(ReloadReport {
+            generation,
+            changes,
+        })
+    }
+}
+
+/// Reload whenever the flag (set by the binary's SIGHUP handler) is up,
+/// until the server stops.
+pub(crate) async fn watch_reload_signal(
+    driver: Rc<ReloadDriver>,
+    cores: usize,
+    flag: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(SIGNAL_POLL).await;
+        if flag.swap(false, Ordering::Relaxed) {
+            log::info!("SIGHUP: reloading the configuration");
+            // The outcome is logged by `reload`.
+            let _ = driver.reload(cores).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Socket setup: one UDP socket per core per listen address, all bound to
 //! the same address with `SO_REUSEPORT` so the kernel spreads clients over
-//! cores; and each core's pool of upstream sockets.
+//! cores; and each core's pool of upstream sockets. Also which receive
+//! errors are only timeouts ([`is_timeout`]), for every receive loop.
 //!
 //! Sockets are created on the starting thread, before any executor runs,
 //! so a bad address or a busy port is reported at start, and a listen port
@@ -159,6 +160,12 @@ pub(crate) fn upstream_udp(upstream: SocketAddr) -> io::Result<Socket> {
     };
     socket.bind(&SockAddr::from(any))?;
     Ok(socket)
+}
+
+/// Whether a receive error is only a timeout (nothing to log).
+pub(crate) fn is_timeout(err: &glommio::GlommioError<()>) -> bool {
+    matches!(err, glommio::GlommioError::TimedOut(_))
+        || matches!(err, glommio::GlommioError::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut || io.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 fn with_addr(err: io::Error, addr: SocketAddr) -> io::Error {

@@ -1,0 +1,463 @@
+//! [`CoreContext`]: the narrow per-core interface between the transports
+//! and the resolver. A client transport hands a query in
+//! ([`CoreContext::queries`], [`CoreContext::answer`]); an upstream
+//! transport hands a reply in ([`CoreContext::upstream_reply`]); then
+//! [`CoreContext::drain`] sends what the resolver produced: each upstream
+//! query to the upstream transport its [`Transmit`] names (dispatched in
+//! one place, [`CoreContext::send_upstream`]), each late reply back to the
+//! client transport its query came from, and each hint to the other cores.
+//!
+//! The transports sit above this module and reach it only through these
+//! methods; it reaches them only through the [`ClientReplies`] and
+//! [`UpstreamSend`] traits, so module dependencies flow one way. A new
+//! transport (TLS, HTTPS) is one more implementation and one more arm.
+//!
+//! [`Transmit`]: heimdall_resolver::Transmit
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use heimdall_cache::{Entry, Timestamp};
+use heimdall_control::CoreSnapshot;
+use heimdall_resolver::{
+    ClientId, Hint, QueryOutcome, Resolver, ResolverConfig, Transport, UpstreamTransport,
+};
+
+use crate::batch::UdpStats;
+use crate::mesh::HintLink;
+use crate::reload;
+use crate::stats::{CoreReport, Counters, TcpStats, core_snapshot};
+
+/// The kernel refused a send (full buffers): counted in `send_errors`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SendFailed;
+
+/// A client transport's way back to its clients, for the replies to
+/// queries that waited on an upstream (or joined one that did).
+pub(crate) trait ClientReplies {
+    /// Send `reply` to `client`. A transport that drops a reply for its
+    /// own reasons (the connection is gone) counts that itself and
+    /// returns `Ok`.
+    fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed>;
+}
+
+/// An upstream transport: sends the queries the resolver addresses to it.
+/// Replies come back through [`CoreContext::upstream_reply`].
+pub(crate) trait UpstreamSend {
+    /// Send `query` to upstream `to`. A failure the transport counts
+    /// itself returns `Ok`; the resolver's deadline retries either way.
+    fn send(&self, ctx: &Rc<CoreContext>, to: SocketAddr, query: &[u8]) -> Result<(), SendFailed>;
+}
+
+/// Where the resolver's output goes, one field per transport.
+pub(crate) struct Routes {
+    /// Replies to UDP clients.
+    pub(crate) udp_clients: Rc<dyn ClientReplies>,
+    /// Replies to TCP clients.
+    pub(crate) tcp_clients: Rc<dyn ClientReplies>,
+    /// Queries to UDP upstreams.
+    pub(crate) udp_upstreams: Rc<dyn UpstreamSend>,
+    /// Queries to TCP upstreams.
+    pub(crate) tcp_upstreams: Rc<dyn UpstreamSend>,
+    /// Hints to the other cores (`None`: hints are off).
+    pub(crate) hints: Option<HintLink>,
+}
+
+/// One core's resolver and what it needs to answer: shared, as an
+/// `Rc`, by every task of the core.
+pub(crate) struct CoreContext {
+    index: usize,
+    resolver: RefCell<Resolver>,
+    /// The core's 64 KiB message buffer (upstream queries, replies to
+    /// waiting or TCP clients): used only between awaits, never held
+    /// across one.
+    scratch: RefCell<Vec<u8>>,
+    routes: Routes,
+    epoch: Instant,
+    send_errors: Cell<u64>,
+    bad_lengths: Cell<u64>,
+    udp: Cell<UdpStats>,
+}
+
+/// The resolver borrowed for a batch of queries: one borrow per batch,
+/// not per query.
+pub(crate) struct Queries<'a> {
+    resolver: RefMut<'a, Resolver>,
+}
+
+impl Queries<'_> {
+    /// Answer `query` from `client` into `out` (see
+    /// [`Resolver::handle_query`]).
+    pub(crate) fn handle(
+        &mut self,
+        query: &[u8],
+        client: ClientId,
+        now: Timestamp,
+        out: &mut [u8],
+    ) -> QueryOutcome {
+        self.resolver.handle_query(query, client, now, out)
+    }
+}
+
+/// What became of a query handed in with [`CoreContext::answer`].
+pub(crate) enum Answered<T> {
+    /// Answered at once: what the caller's `reply` returned.
+    Now(T),
+    /// Waits on an upstream: the reply comes through [`ClientReplies`].
+    Pending,
+    /// No reply will come.
+    Dropped,
+}
+
+impl CoreContext {
+    /// Core `index`'s context, its clock starting at `epoch`.
+    pub(crate) fn new(index: usize, resolver: Resolver, routes: Routes, epoch: Instant) -> Self {
+        Self {
+            index,
+            resolver: RefCell::new(resolver),
+            scratch: RefCell::new(vec![0u8; usize::from(u16::MAX)]),
+            routes,
+            epoch,
+            send_errors: Cell::new(0),
+            bad_lengths: Cell::new(0),
+            udp: Cell::new(UdpStats::default()),
+        }
+    }
+
+    /// The core's index.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Milliseconds since the server started: the resolver's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// The resolver, for a batch of queries; [`CoreContext::drain`] after.
+    pub(crate) fn queries(&self) -> Queries<'_> {
+        Queries {
+            resolver: self.resolver.borrow_mut(),
+        }
+    }
+
+    /// Answer one query into the core's scratch buffer (so a stream
+    /// transport's idle connections hold no 64 KiB of their own); `reply`
+    /// gets the answer when there is one at once. Then drains.
+    pub(crate) fn answer<T>(
+        self: &Rc<Self>,
+        query: &[u8],
+        client: ClientId,
+        reply: impl FnOnce(&[u8]) -> T,
+    ) -> Answered<T> {
+        let now = self.now();
+        let answered = {
+            let mut out = self.scratch.borrow_mut();
+            let outcome = self
+                .resolver
+                .borrow_mut()
+                .handle_query(query, client, now, &mut out);
+            match outcome {
+                QueryOutcome::Reply(len) => match self.checked(&out, len) {
+                    Some(bytes) => Answered::Now(reply(bytes)),
+                    None => Answered::Dropped,
+                },
+                QueryOutcome::Pending => Answered::Pending,
+                QueryOutcome::Dropped => Answered::Dropped,
+            }
+        };
+        self.drain(now);
+        answered
+    }
+
+    /// An upstream's reply, from `from` over `transport`: matched and
+    /// judged by the resolver's reply check, then what it releases is sent.
+    pub(crate) fn upstream_reply(
+        self: &Rc<Self>,
+        from: SocketAddr,
+        transport: UpstreamTransport,
+        reply: &[u8],
+    ) {
+        let now = self.now();
+        self.resolver
+            .borrow_mut()
+            .handle_upstream_reply(from, transport, reply, now);
+        self.drain(now);
+    }
+
+    /// Expire due upstream deadlines (retries, failover, SERVFAIL).
+    pub(crate) fn timeouts(self: &Rc<Self>) {
+        let now = self.now();
+        let due = self
+            .resolver
+            .borrow_mut()
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= now);
+        if due {
+            self.resolver.borrow_mut().handle_timeouts(now);
+            self.drain(now);
+        }
+    }
+
+    /// A cache-fill hint from another core.
+    pub(crate) fn receive_hint(&self, hint: Hint) {
+        let now = self.now();
+        self.resolver.borrow_mut().receive_hint(hint, now);
+    }
+
+    /// `buf[..len]`, or `None` (counted and logged) when the resolver gave
+    /// a length beyond the buffer: never a short or empty datagram.
+    pub(crate) fn checked<'b>(&self, buf: &'b [u8], len: usize) -> Option<&'b [u8]> {
+        let bytes = buf.get(..len);
+        if bytes.is_none() {
+            self.bad_lengths.set(self.bad_lengths.get() + 1);
+            log::error!(
+                "core {}: message length {len} beyond the {}-byte buffer; dropped",
+                self.index,
+                buf.len()
+            );
+        }
+        bytes
+    }
+
+    /// Send what the resolver produced: upstream queries, replies to
+    /// waiting clients, and hints for the other cores.
+    pub(crate) fn drain(self: &Rc<Self>, now: Timestamp) {
+        let mut resolver = self.resolver.borrow_mut();
+        let mut scratch = self.scratch.borrow_mut();
+        while let Some(transmit) = resolver.poll_transmit(&mut scratch) {
+            if let Some(query) = self.checked(&scratch, transmit.len) {
+                self.send_upstream(transmit.transport, transmit.to, query);
+            }
+        }
+        while let Some((client, len)) = resolver.poll_reply(&mut scratch, now) {
+            if let Some(reply) = self.checked(&scratch, len) {
+                self.send_reply(&client, reply);
+            }
+        }
+        match &self.routes.hints {
+            Some(hints) => {
+                while let Some(hint) = resolver.poll_hint() {
+                    hints.send(hint);
+                }
+            }
+            None => while resolver.poll_hint().is_some() {},
+        }
+    }
+
+    /// The one place an upstream query is dispatched to its transport.
+    /// `Tls` and `Https` are refused by config validation until their
+    /// modules land; should one get here, a send error is counted and the
+    /// attempt times out and moves on.
+    fn send_upstream(self: &Rc<Self>, transport: UpstreamTransport, to: SocketAddr, query: &[u8]) {
+        let transport: &dyn UpstreamSend = match transport {
+            UpstreamTransport::Udp => &*self.routes.udp_upstreams,
+            UpstreamTransport::Tcp => &*self.routes.tcp_upstreams,
+            UpstreamTransport::Tls | UpstreamTransport::Https => {
+                self.count_send_errors(1);
+                return;
+            }
+        };
+        if transport.send(self, to, query).is_err() {
+            self.count_send_errors(1);
+        }
+    }
+
+    /// A late reply, back to the client transport its query came from.
+    fn send_reply(&self, client: &ClientId, reply: &[u8]) {
+        let transport: &dyn ClientReplies = match client.transport {
+            Transport::Udp => &*self.routes.udp_clients,
+            Transport::Tcp(_) => &*self.routes.tcp_clients,
+        };
+        if transport.reply(client, reply).is_err() {
+            self.count_send_errors(1);
+        }
+    }
+
+    /// Replies or queries the kernel refused.
+    pub(crate) fn count_send_errors(&self, count: u64) {
+        self.send_errors.set(self.send_errors.get() + count);
+    }
+
+    /// Add a batch's GSO counters.
+    pub(crate) fn add_udp_stats(&self, stats: UdpStats) {
+        let mut udp = self.udp.get();
+        udp.add(stats);
+        self.udp.set(udp);
+    }
+
+    /// Upstream queries in flight.
+    pub(crate) fn inflight(&self) -> usize {
+        self.resolver.borrow().inflight()
+    }
+
+    /// Insert entries loaded from the cache file.
+    pub(crate) fn preload(&self, entries: &[(heimdall_wire::QueryKey, Entry)]) {
+        let now = self.now();
+        let mut resolver = self.resolver.borrow_mut();
+        let cache = resolver.cache_mut();
+        for (key, entry) in entries {
+            // Only an entry larger than the whole shard is refused.
+            let _ = cache.insert(key, entry.clone(), now);
+        }
+    }
+
+    /// Drop every cache entry (`None`), or those at or below a name.
+    pub(crate) fn flush_cache(&self, name: Option<&[u8]>) -> usize {
+        self.resolver.borrow_mut().flush_cache(name)
+    }
+
+    /// Take a new configuration snapshot (see [`reload::swap`]).
+    pub(crate) fn reconfigure(&self, config: &ResolverConfig) -> Result<usize, String> {
+        let now = self.now();
+        reload::swap(&mut self.resolver.borrow_mut(), config, now)
+    }
+
+    fn counters(&self) -> Counters {
+        let (hints_sent, hints_send_dropped) =
+            self.routes.hints.as_ref().map_or((0, 0), HintLink::counts);
+        Counters {
+            hints_sent,
+            hints_send_dropped,
+            send_errors: self.send_errors.get(),
+            bad_lengths: self.bad_lengths.get(),
+            udp: self.udp.get(),
+        }
+    }
+
+    /// This core's counters, in the control endpoint's model.
+    pub(crate) fn snapshot(&self) -> CoreSnapshot {
+        core_snapshot(self.index, &self.resolver.borrow(), self.counters())
+    }
+
+    /// Close this core's end of the hint mesh (at shutdown).
+    pub(crate) fn close_hints(&self) {
+        if let Some(hints) = &self.routes.hints {
+            hints.close();
+        }
+    }
+
+    /// The final report, with the transports' TCP counters, and the
+    /// shard's entries when `persist` (cache persistence).
+    pub(crate) fn finish(
+        &self,
+        tcp: TcpStats,
+        tcp_open_connections: usize,
+        persist: bool,
+    ) -> (CoreReport, Vec<Entry>) {
+        let resolver = self.resolver.borrow();
+        let entries = if persist {
+            resolver.cache().entries().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let counters = self.counters();
+        let report = CoreReport {
+            core: self.index,
+            resolver: *resolver.stats(),
+            cache: resolver.cache().stats(),
+            hints_send_dropped: counters.hints_send_dropped,
+            send_errors: counters.send_errors,
+            bad_lengths: counters.bad_lengths,
+            udp: counters.udp,
+            abandoned_inflight: resolver.inflight(),
+            tcp,
+            tcp_open_connections,
+        };
+        (report, entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heimdall_config::Config;
+    use heimdall_testkit::messages::{a_answer, query};
+    use heimdall_wire::RecordType;
+
+    /// Records what a transport was asked to send.
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<(SocketAddr, Vec<u8>)>>);
+
+    impl UpstreamSend for Recorder {
+        fn send(
+            &self,
+            _: &Rc<CoreContext>,
+            to: SocketAddr,
+            query: &[u8],
+        ) -> Result<(), SendFailed> {
+            self.0.borrow_mut().push((to, query.to_vec()));
+            Ok(())
+        }
+    }
+
+    impl ClientReplies for Recorder {
+        fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed> {
+            self.0.borrow_mut().push((client.addr, reply.to_vec()));
+            Ok(())
+        }
+    }
+
+    const UPSTREAM: &str = "127.0.0.1:5399";
+
+    /// A context whose four routes are recorders.
+    fn context() -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
+        let yaml = format!("upstream: {{servers: [{UPSTREAM}]}}\n");
+        let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+        let resolver_config = reload::build_resolver_config(&config, 1).unwrap();
+        let resolver = Resolver::new(resolver_config).unwrap();
+        let recorders: [Rc<Recorder>; 4] = Default::default();
+        let [udp_clients, tcp_clients, udp_upstreams, tcp_upstreams] = recorders.clone();
+        let routes = Routes {
+            udp_clients,
+            tcp_clients,
+            udp_upstreams,
+            tcp_upstreams,
+            hints: None,
+        };
+        let ctx = Rc::new(CoreContext::new(0, resolver, routes, Instant::now()));
+        (ctx, recorders)
+    }
+
+    #[test]
+    fn a_miss_goes_to_its_upstream_transport_and_the_reply_to_its_client() {
+        let (ctx, [udp_clients, tcp_clients, udp_upstreams, tcp_upstreams]) = context();
+        let client = ClientId {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            transport: Transport::Udp,
+            listener: 0,
+        };
+        let asked = query("example.com", RecordType::A, 7, None);
+        let now = ctx.now();
+        let mut out = vec![0u8; 4096];
+        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending));
+        ctx.drain(now);
+        let sent = udp_upstreams.0.borrow().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, UPSTREAM.parse::<SocketAddr>().unwrap());
+        assert!(tcp_upstreams.0.borrow().is_empty());
+        ctx.upstream_reply(
+            sent[0].0,
+            UpstreamTransport::Udp,
+            &a_answer(&sent[0].1, 1, 300),
+        );
+        let replies = udp_clients.0.borrow();
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].0, client.addr);
+        assert_eq!(&replies[0].1[..2], &7u16.to_be_bytes());
+        assert!(tcp_clients.0.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_length_beyond_the_buffer_is_counted_never_sent_short() {
+        let (ctx, _) = context();
+        assert!(ctx.checked(&[0u8; 4], 5).is_none());
+        assert_eq!(ctx.checked(&[1u8; 4], 4), Some(&[1u8; 4][..]));
+        let (report, _) = ctx.finish(TcpStats::default(), 0, false);
+        assert_eq!(report.bad_lengths, 1);
+        assert_eq!(report.send_errors, 0);
+    }
+}

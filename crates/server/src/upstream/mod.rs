@@ -1,0 +1,11 @@
+//! Upstream transports: how this core's queries reach the upstreams and
+//! how their replies come back. One module per transport; each sends the
+//! queries the resolver addresses to it (through
+//! [`crate::context::UpstreamSend`], chosen in one place by the
+//! resolver's `Transmit`) and hands every reply to
+//! [`crate::context::CoreContext::upstream_reply`], which matches and
+//! judges it. A new one (TLS, HTTPS) is one more module here and one more
+//! arm in `CoreContext::send_upstream`.
+
+pub(crate) mod tcp;
+pub(crate) mod udp;

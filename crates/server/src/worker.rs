@@ -1,0 +1,355 @@
+//! The per-core worker: a glommio executor pinned to its CPU, with its
+//! own listening sockets, batch buffers, resolver (and so cache shard),
+//! upstream sockets and timers. [`run_core`] builds the core's
+//! [`CoreContext`] and transports, joins the core mesh, spawns every task,
+//! runs the timer loop, and winds down on stop. Cores share nothing on
+//! the query path; they exchange only cache-fill hints over the bounded
+//! mesh, with try-send (a full channel drops the hint and counts it).
+
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
+use glommio::net::UdpSocket;
+use glommio::sync::Semaphore;
+use heimdall_cache::Entry;
+use heimdall_config::Config;
+use heimdall_resolver::{Hint, Resolver};
+use heimdall_wire::QueryKey;
+use socket2::Socket;
+
+use crate::batch::{shutdown_socket, tcp_listener};
+use crate::context::{CoreContext, Routes};
+use crate::endpoint::Endpoint;
+use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintLink, MeshMessage};
+use crate::reload::{ReloadDriver, ReloadSource};
+use crate::stats::CoreReport;
+use crate::transport::tcp::{TcpClients, TcpSettings};
+use crate::transport::udp::{UdpReplies, UdpSettings};
+use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
+use crate::upstream::udp::UdpUpstreams;
+
+/// Resolution of upstream deadlines: timeouts are checked this often.
+const TIMER_TICK: Duration = Duration::from_millis(10);
+
+/// Everything one core needs, prepared on the starting thread.
+pub(crate) struct CoreSetup {
+    pub(crate) index: usize,
+    pub(crate) listeners: Vec<Socket>,
+    pub(crate) tcp_listeners: Vec<Socket>,
+    pub(crate) tcp: TcpSettings,
+    pub(crate) tcp_upstream: TcpUpstreamSettings,
+    pub(crate) upstream_sockets: Vec<Socket>,
+    pub(crate) resolver: Resolver,
+    pub(crate) udp: UdpSettings,
+    pub(crate) mesh: Option<MeshBuilder<Hint, Full>>,
+    pub(crate) request_mesh: Option<MeshBuilder<MeshMessage, Full>>,
+    /// Core 0 only: the control endpoint.
+    pub(crate) endpoint: Option<EndpointSetup>,
+    pub(crate) cores: usize,
+    /// Entries loaded from the cache file, for every core to insert.
+    pub(crate) preload: Arc<Vec<(QueryKey, Entry)>>,
+    /// Hand the shard's entries back at the end (cache persistence).
+    pub(crate) persist: bool,
+    pub(crate) epoch: Instant,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) grace: Duration,
+}
+
+/// What core 0 needs to serve the control endpoint and drive reloads.
+pub(crate) struct EndpointSetup {
+    /// The bound listener, or `None` when the endpoint is disabled (SIGHUP
+    /// still reloads).
+    pub(crate) listener: Option<Socket>,
+    pub(crate) reload_source: Option<ReloadSource>,
+    pub(crate) reload_flag: Arc<AtomicBool>,
+    pub(crate) config: Config,
+}
+
+/// What a core hands back when it stops.
+pub(crate) struct CoreOutput {
+    pub(crate) report: CoreReport,
+    /// The shard's entries, when the cache is persisted.
+    pub(crate) entries: Vec<Entry>,
+}
+
+/// The transports with state of their own, kept by the worker for the
+/// client TCP listeners and the end-of-run report.
+struct Transports {
+    tcp_clients: Rc<TcpClients>,
+    tcp_upstreams: Rc<TcpUpstreams>,
+}
+
+/// Join a mesh, or run without it (logged) when that fails.
+async fn join<T: Send + 'static>(
+    mesh: Option<MeshBuilder<T, Full>>,
+    index: usize,
+    what: &str,
+    without: &str,
+) -> Option<(Senders<T>, Receivers<T>)> {
+    match mesh?.join().await {
+        Ok(joined) => Some(joined),
+        Err(err) => {
+            log::warn!("core {index}: could not join the {what} ({err}){without}");
+            None
+        }
+    }
+}
+
+/// Run one request from the control core on this core.
+fn execute(ctx: &CoreContext, command: CoreCommand) -> CoreAnswer {
+    match command {
+        CoreCommand::Ping => CoreAnswer::Pong,
+        CoreCommand::Snapshot => CoreAnswer::Snapshot(Box::new(ctx.snapshot())),
+        CoreCommand::Flush(name) => CoreAnswer::Flushed(ctx.flush_cache(name.as_deref())),
+        CoreCommand::Reconfigure(config) => CoreAnswer::Reconfigured(ctx.reconfigure(&config)),
+    }
+}
+
+/// The core's context and transports.
+fn build(
+    index: usize,
+    settings: (TcpSettings, TcpUpstreamSettings),
+    listener_fds: Vec<RawFd>,
+    upstream_sockets: &[Socket],
+    resolver: Resolver,
+    hints: Option<HintLink>,
+    epoch: Instant,
+) -> (Rc<CoreContext>, Transports) {
+    let transports = Transports {
+        tcp_clients: Rc::new(TcpClients::new(settings.0)),
+        tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
+    };
+    let routes = Routes {
+        udp_clients: Rc::new(UdpReplies::new(listener_fds)),
+        tcp_clients: Rc::clone(&transports.tcp_clients) as _,
+        udp_upstreams: Rc::new(UdpUpstreams::new(index, upstream_sockets)),
+        tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
+        hints,
+    };
+    let ctx = Rc::new(CoreContext::new(index, resolver, routes, epoch));
+    (ctx, transports)
+}
+
+/// Core 0's control endpoint and SIGHUP watch. Returns the endpoint's
+/// listening fd, to shut down at the end.
+fn spawn_endpoint(
+    setup: EndpointSetup,
+    mesh: &Rc<CoreMesh>,
+    cores: usize,
+    stop: &Arc<AtomicBool>,
+) -> Option<RawFd> {
+    let driver = Rc::new(ReloadDriver::new(
+        setup.reload_source,
+        setup.config,
+        Rc::clone(mesh),
+    ));
+    let mut listening = None;
+    if let Some(listener) = setup.listener {
+        listening = Some(listener.as_raw_fd());
+        let endpoint = Endpoint::new(Rc::clone(mesh), cores, Rc::clone(&driver));
+        glommio::spawn_local(crate::endpoint::serve(
+            endpoint,
+            tcp_listener(listener),
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
+    glommio::spawn_local(crate::reload::watch_reload_signal(
+        driver,
+        cores,
+        setup.reload_flag,
+        Arc::clone(stop),
+    ))
+    .detach();
+    listening
+}
+
+/// Upstream deadlines: retries, failover and SERVFAIL happen here.
+/// Also watches the stop flag, and on stop ends the receive loops.
+async fn run_timers(
+    ctx: Rc<CoreContext>,
+    done: Rc<Cell<bool>>,
+    stop: Arc<AtomicBool>,
+    stopping: Rc<Semaphore>,
+) {
+    while !done.get() {
+        glommio::timer::sleep(TIMER_TICK).await;
+        if stop.load(Ordering::Relaxed) {
+            stopping.close();
+        }
+        ctx.timeouts();
+    }
+}
+
+/// Serve the clients: one UDP loop per listening socket (returned, to be
+/// awaited) and one TCP accept loop per listener (its fd added to
+/// `listening_fds`, to shut down at the end).
+fn serve_clients(
+    ctx: &Rc<CoreContext>,
+    tcp_clients: &Rc<TcpClients>,
+    (listeners, tcp_listeners): (Vec<Socket>, Vec<Socket>),
+    udp: UdpSettings,
+    stopping: &Rc<Semaphore>,
+    stop: &Arc<AtomicBool>,
+    listening_fds: &mut Vec<RawFd>,
+) -> Vec<glommio::Task<UdpSocket>> {
+    let serving = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(listener, socket)| {
+            glommio::spawn_local(crate::transport::udp::serve_udp(
+                Rc::clone(ctx),
+                UdpSocket::from(socket),
+                listener as u16,
+                udp,
+                Rc::clone(stopping),
+            ))
+        })
+        .collect();
+    // TCP listeners accept until they are shut down (new connections are
+    // refused once the stop flag is set).
+    for (listener, socket) in tcp_listeners.into_iter().enumerate() {
+        listening_fds.push(socket.as_raw_fd());
+        glommio::spawn_local(crate::transport::tcp::serve_tcp(
+            Rc::clone(ctx),
+            Rc::clone(tcp_clients),
+            tcp_listener(socket),
+            listener as u16,
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
+    serving
+}
+
+/// Once the UDP loops have stopped: shut the listeners down, and give
+/// outstanding upstream queries a bounded time to finish so their clients
+/// still get answers.
+async fn wind_down(ctx: &CoreContext, listening_fds: Vec<RawFd>, grace: Duration) {
+    // A listener's pending accept sits in io_uring, which keeps the socket
+    // listening until the ring is torn down, asynchronously, after the
+    // process exits: a quick restart could not bind the control port, and
+    // DNS connections would go to a listener no one serves. Shutting them
+    // down ends the accepts and the listening state now.
+    for fd in listening_fds {
+        shutdown_socket(fd);
+    }
+    let grace_end = Instant::now() + grace;
+    while ctx.inflight() > 0 && Instant::now() < grace_end {
+        glommio::timer::sleep(TIMER_TICK).await;
+    }
+}
+
+/// The upstream UDP receive loops and the timer loop. Returns the flag
+/// that ends them and the semaphore closed when the stop flag is seen.
+fn spawn_upstream_and_timers(
+    ctx: &Rc<CoreContext>,
+    upstream_sockets: Vec<Socket>,
+    stop: &Arc<AtomicBool>,
+) -> (Rc<Cell<bool>>, Rc<Semaphore>) {
+    let done = Rc::new(Cell::new(false));
+    for socket in upstream_sockets {
+        let socket = UdpSocket::from(socket);
+        let receive =
+            crate::upstream::udp::receive_replies(Rc::clone(ctx), socket, Rc::clone(&done));
+        glommio::spawn_local(receive).detach();
+    }
+    let stopping = Rc::new(Semaphore::new(0));
+    let timers = run_timers(
+        Rc::clone(ctx),
+        Rc::clone(&done),
+        Arc::clone(stop),
+        Rc::clone(&stopping),
+    );
+    glommio::spawn_local(timers).detach();
+    (done, stopping)
+}
+
+/// The body of one core's executor.
+pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
+    let CoreSetup {
+        index,
+        listeners,
+        tcp_listeners,
+        tcp,
+        tcp_upstream,
+        upstream_sockets,
+        resolver,
+        udp,
+        mesh,
+        request_mesh,
+        endpoint,
+        cores,
+        preload,
+        persist,
+        epoch,
+        stop,
+        grace,
+    } = setup;
+    let hint_mesh = join(mesh, index, "hint mesh", "; hints are off").await;
+    let (hint_senders, hint_receivers) = hint_mesh.unzip();
+    let request_mesh = join(request_mesh, index, "control mesh", "").await;
+    let (request_senders, request_receivers) = request_mesh.unzip();
+    let listener_fds = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+    let (ctx, transports) = build(
+        index,
+        (tcp, tcp_upstream),
+        listener_fds,
+        &upstream_sockets,
+        resolver,
+        hint_senders.map(HintLink::new),
+        epoch,
+    );
+    if !preload.is_empty() {
+        ctx.preload(&preload);
+    }
+    drop(preload);
+    let execute_here = Rc::clone(&ctx);
+    let execute_here = Box::new(move |command| execute(&execute_here, command));
+    let mesh = CoreMesh::new(index, cores, request_senders, execute_here);
+    if let Some(receivers) = request_receivers {
+        mesh.spawn_receivers(receivers);
+    }
+    // TCP listeners (DNS and control) to shut down when serving stops.
+    let mut listening_fds = Vec::new();
+    if let Some(setup) = endpoint {
+        listening_fds.extend(spawn_endpoint(setup, &mesh, cores, &stop));
+    }
+    if let Some(receivers) = hint_receivers {
+        let ctx = Rc::clone(&ctx);
+        crate::mesh::spawn_hint_receivers(receivers, move |hint| ctx.receive_hint(hint));
+    }
+    let (done, stopping) = spawn_upstream_and_timers(&ctx, upstream_sockets, &stop);
+    let clients = (listeners, tcp_listeners);
+    let serving = serve_clients(
+        &ctx,
+        &transports.tcp_clients,
+        clients,
+        udp,
+        &stopping,
+        &stop,
+        &mut listening_fds,
+    );
+    // The listening sockets stay open through the grace period: the
+    // answers to outstanding queries leave through them.
+    let mut open_listeners = Vec::with_capacity(serving.len());
+    for task in serving {
+        open_listeners.push(task.await);
+    }
+    wind_down(&ctx, listening_fds, grace).await;
+    done.set(true);
+    drop(open_listeners);
+    ctx.close_hints();
+    mesh.close();
+    let tcp = transports
+        .tcp_clients
+        .stats()
+        .merged(transports.tcp_upstreams.stats());
+    let (report, entries) = ctx.finish(tcp, transports.tcp_clients.connections(), persist);
+    CoreOutput { report, entries }
+}
