@@ -29,8 +29,14 @@ fn resolver_config(config: &Config) -> ResolverConfig {
     let secs = |duration: Duration| u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
     let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     ResolverConfig {
-        upstreams: config.upstream.servers.clone(),
-        tcp_only: config.upstream.tcp_only.clone(),
+        upstreams: config.upstream.servers.iter().map(|u| u.address).collect(),
+        tcp_only: config
+            .upstream
+            .servers
+            .iter()
+            .filter(|u| u.transport == heimdall_config::UpstreamTransport::Tcp)
+            .map(|u| u.address)
+            .collect(),
         strategy: match config.upstream.strategy {
             UpstreamStrategy::Ordered => Strategy::Ordered,
             UpstreamStrategy::RoundRobin => Strategy::RoundRobin,
@@ -133,7 +139,9 @@ mod tests {
     fn restart_only_sections_keep_their_running_values() {
         let old = config("server: {listen: [127.0.0.1:5300]}\n");
         let mut new = config("server: {listen: [127.0.0.1:5301]}\n");
-        new.upstream.servers = vec!["127.0.0.1:5398".parse().unwrap()];
+        new.upstream.servers = vec![heimdall_config::Upstream::udp(
+            "127.0.0.1:5398".parse().unwrap(),
+        )];
         let (changes, effective) = plan_changes(&old, &new);
         assert_eq!(effective.server, old.server);
         assert_eq!(effective.upstream, new.upstream);

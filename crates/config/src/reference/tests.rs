@@ -1,9 +1,13 @@
 //! Keeps docs/CONFIGURATION.md and the key table in step with the schema,
 //! its defaults, validation and the reload rule.
 
+use std::time::Duration;
+
 use serde_yaml::{Mapping, Value};
 
 use super::*;
+use crate::schema::{Type, Valid};
+use crate::units::format_duration;
 use crate::{Config, ConfigError, DEFAULT_CONFIG_YAML};
 
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGURATION.md");
@@ -13,7 +17,7 @@ const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGUR
 const EVERY_KEY: &str = r#"
 server: {cores: [0], listen: ["127.0.0.1:5353"]}
 cache: {persist: /var/lib/heimdall/cache.bin}
-upstream: {servers: [9.9.9.9], tcp_only: [9.9.9.9]}
+upstream: {servers: [9.9.9.9]}
 local:
   records: ["router.lan. 300 IN A 192.168.1.1"]
   zones: [{name: lan., file: /etc/heimdall/lan.zone}]
