@@ -90,15 +90,45 @@ impl Upstream {
     }
 }
 
-/// `upstream.servers[i]` as a mapping.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpstreamMap {
-    address: UpstreamAddr,
-    #[serde(default)]
-    transport: UpstreamTransport,
-    #[serde(default)]
-    name: Option<String>,
+/// What a server of `upstream.servers` is written as.
+const EXPECTING: &str = "an address such as 9.9.9.9:53 or \"[2620:fe::fe]:53\" (IPv6 addresses \
+                         must be quoted), or a mapping such as {address: 9.9.9.9, transport: tcp}";
+
+/// The keys of `upstream.servers[i]` written as a mapping.
+const KEYS: &[&str] = &["address", "transport", "name"];
+
+/// One key of the mapping form. Anything but a string is refused with
+/// [`EXPECTING`]: an unquoted `[2620:fe::fe]:53` reads as a mapping whose
+/// key is a list, and the operator should hear about the quotes.
+enum Key {
+    Address,
+    Transport,
+    Name,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTING)
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                match v {
+                    "address" => Ok(Key::Address),
+                    "transport" => Ok(Key::Transport),
+                    "name" => Ok(Key::Name),
+                    other => Err(E::unknown_field(other, KEYS)),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(KeyVisitor)
+    }
 }
 
 impl<'de> Deserialize<'de> for Upstream {
@@ -109,10 +139,7 @@ impl<'de> Deserialize<'de> for Upstream {
             type Value = Upstream;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "an address such as 9.9.9.9:53 or \"[2620:fe::fe]:53\" (IPv6 addresses must \
-                     be quoted), or a mapping such as {address: 9.9.9.9, transport: tcp}",
-                )
+                f.write_str(EXPECTING)
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Upstream, E> {
@@ -135,12 +162,35 @@ impl<'de> Deserialize<'de> for Upstream {
                 self.visit_str(&v.to_string())
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Upstream, A::Error> {
-                let map = UpstreamMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Upstream, E> {
+                self.visit_str(&v.to_string())
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Upstream, A::Error> {
+                let mut address: Option<UpstreamAddr> = None;
+                let mut transport: Option<UpstreamTransport> = None;
+                let mut name: Option<String> = None;
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Address if address.is_some() => {
+                            return Err(de::Error::duplicate_field("address"));
+                        }
+                        Key::Transport if transport.is_some() => {
+                            return Err(de::Error::duplicate_field("transport"));
+                        }
+                        Key::Name if name.is_some() => {
+                            return Err(de::Error::duplicate_field("name"));
+                        }
+                        Key::Address => address = Some(map.next_value()?),
+                        Key::Transport => transport = Some(map.next_value()?),
+                        Key::Name => name = Some(map.next_value()?),
+                    }
+                }
+                let address = address.ok_or_else(|| de::Error::missing_field("address"))?;
                 Ok(Upstream {
-                    address: map.address.0,
-                    transport: map.transport,
-                    name: map.name,
+                    address: address.0,
+                    transport: transport.unwrap_or_default(),
+                    name,
                 })
             }
         }

@@ -1438,3 +1438,34 @@ fn upstream_transport_errors() {
         &["9.9.9.10:53 is not one of upstream.servers"],
     );
 }
+#[test]
+fn upstream_entries_of_the_wrong_shape() {
+    // Unquoted, `[2620:fe::fe]:53` is a mapping whose key is a list.
+    assert_error(
+        "upstream:\n  servers: [[2620:fe::fe]:53]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["invalid type: sequence", "(IPv6 addresses must be quoted)"],
+    );
+    assert_error(
+        "upstream:\n  servers: [~]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &[
+            "invalid type: empty value",
+            "or a mapping such as {address: 9.9.9.9",
+        ],
+    );
+    assert_error(
+        "upstream:\n  servers: [true]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["invalid upstream server \"true\""],
+    );
+    assert_error(
+        "upstream:\n  servers: [{address: 9.9.9.9, address: 9.9.9.8}]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["duplicate key `address`"],
+    );
+}

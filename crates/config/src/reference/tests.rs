@@ -306,3 +306,37 @@ fn values_render_as_inline_yaml() {
     let listen = serde_yaml::from_str("[127.0.0.1:5353, \"[::1]:53\"]").unwrap();
     assert_eq!(render_value(&listen), "`[127.0.0.1:5353, '[::1]:53']`");
 }
+
+#[test]
+fn deprecated_keys_are_read_and_never_written() {
+    use crate::keys::DEPRECATED;
+    let doc = configuration_reference();
+    for (path, _) in DEPRECATED {
+        assert!(!keys().iter().any(|doc| doc.path == *path), "{path}");
+        assert!(doc.contains(&format!("\n- `{path}`: ")), "{path}");
+        let written = walk(&effective(
+            "upstream: {servers: [9.9.9.9], tcp_only: [9.9.9.9]}",
+        ));
+        assert!(written.iter().all(|(p, _)| p != path), "{path}");
+    }
+    assert_eq!(DEPRECATED.len(), 1, "a test for each deprecated key");
+}
+
+#[test]
+fn enum_defaults_are_the_table_defaults() {
+    // Code outside the crate (the resolver) may use `Default` on the enums;
+    // the table's defaults are what a file that leaves the key out gets.
+    use crate::{
+        AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode,
+        UpstreamStrategy,
+    };
+    let config = Config::from_yaml_str("upstream: {servers: [9.9.9.9]}", "test.yaml").unwrap();
+    assert_eq!(config.upstream.strategy, UpstreamStrategy::default());
+    assert_eq!(config.local.delegations, Delegations::default());
+    assert_eq!(config.blocklist.mode, BlockingMode::default());
+    assert_eq!(config.acl.action, AclMode::default());
+    assert_eq!(config.rate_limit.action, RateLimitMode::default());
+    assert_eq!(config.log.level, LogLevel::default());
+    let item = crate::keys::RawListFile::default().into_config();
+    assert_eq!(item.format, ListFileFormat::default());
+}
