@@ -25,6 +25,12 @@ use crate::values::{
 };
 use crate::{defaults, limits};
 
+/// The sections and keys a hot reload does not change: they shape the
+/// runtime itself (sockets, cores, channels, the control endpoint, the
+/// logger, the cache file). Every other key is applied.
+pub const RESTART_ONLY_KEYS: &[&str] =
+    &["server", "hints", "tcp", "control", "log", "cache.persist"];
+
 /// TTLs: whole seconds from `min` up to the largest DNS TTL.
 fn ttl(min: Duration) -> Valid {
     Valid::Duration(min, limits::TTL_MAX, true)

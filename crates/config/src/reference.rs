@@ -2,7 +2,8 @@
 //! default, valid values, meaning and reload behaviour, and
 //! [`reload_behaviour`], the rule a hot reload follows.
 //!
-//! `docs/CONFIGURATION.md` is [`configuration_reference`]'s output. Tests
+//! `docs/CONFIGURATION.md` is [`configuration_reference`]'s output, rendered
+//! from the key table in `keys`. Tests
 //! keep both from drifting: the file must equal the rendered text, the
 //! table must name every key the schema writes (in schema order) and no
 //! other, defaults are rendered from the schema's own defaults, and each
@@ -14,7 +15,7 @@ use std::fmt::Write as _;
 
 use serde_yaml::Value;
 
-use crate::keys::{DEPRECATED, RawConfig, RawListFile, RawZone, SECTIONS, keys};
+use crate::keys::{DEPRECATED, RESTART_ONLY_KEYS, RawConfig, RawListFile, RawZone, SECTIONS, keys};
 
 /// What a hot reload (SIGHUP or `POST /reload`) does with a changed key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +35,6 @@ impl ReloadBehaviour {
         }
     }
 }
-
-/// The sections and keys a hot reload does not change: they shape the
-/// runtime itself (sockets, cores, channels, the control endpoint, the
-/// logger, the cache file). Every other key is applied.
-pub const RESTART_ONLY_KEYS: &[&str] =
-    &["server", "hints", "tcp", "control", "log", "cache.persist"];
 
 /// Whether a reload applies a change to `key_path` (`upstream.timeout`,
 /// `local.zones[0].file`, or a whole section such as `cache`), or the
