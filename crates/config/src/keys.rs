@@ -5,10 +5,10 @@
 //! `*Config` structs, the conversions between them, `Config` itself and
 //! the reference table rendered into docs/CONFIGURATION.md.
 //!
-//! Adding a key is one row here, its check in `validate` when it has a
-//! rule beyond its type, and its commented line in `default.yaml` (tests
-//! fail until both the YAML and the rendered reference agree with the
-//! row).
+//! Adding a key is one row here and its commented line in `default.yaml`
+//! and `deploy/heimdall.yaml`; tests fail until both files and the
+//! rendered reference agree with the row. `validate` enforces the row's
+//! range by itself; only a rule beyond it needs code there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -24,9 +24,13 @@
 //! Sizes are written `64MiB`, `512KiB`, `1GB` or as a number of bytes;
 //! durations `800ms`, `2s`, `5m`, `1h`, `1d` or as a number of seconds.
 //!
-//! Every key is declared once, in the key table (`keys.rs`): adding one is
-//! a row there, its rule in `validate.rs` when it has one beyond its type,
-//! and its line in `default.yaml`; the tests say what else is out of step.
+//! Every key is declared once, in the key table (`keys.rs`): its name,
+//! types, default, valid range, text (and, through `RESTART_ONLY_KEYS`
+//! beside it, its reload rule). Adding one is a row there and its line in
+//! `default.yaml` and `deploy/heimdall.yaml` (tests refuse either file
+//! without it), then `HEIMDALL_BLESS=1 cargo test -p heimdall-config` to
+//! regenerate docs/CONFIGURATION.md. Validation enforces the row's range;
+//! a rule beyond it (across keys, with a hint) goes in `validate.rs`.
 //!
 //! The modules depend on each other one way: `values`, `defaults`,
 //! `limits`, `units`, `addr`, `cores`, `upstream` -> `schema` (how a key

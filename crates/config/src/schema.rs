@@ -5,8 +5,7 @@
 //! struct, its default, the validated struct, the conversions both ways
 //! and the reference entry.
 //!
-//! Nothing here names a key: adding one is a row in `keys`, its check in
-//! `validate` when it has a rule, and its line in `default.yaml`.
+//! Nothing here names a key: see `keys` for what adding one takes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

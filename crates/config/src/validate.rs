@@ -16,11 +16,11 @@ use crate::error::{ConfigError, Location};
 use crate::keys::{
     AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, HintsConfig, LocalConfig,
     RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig, RawControl, RawHints, RawLocal,
-    RawRateLimit, RawServer, RawTcp, RawUpstream, ServerConfig, TcpConfig, UpstreamConfig,
+    RawRateLimit, RawServer, RawTcp, RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
 };
 use crate::locate::locate;
-use crate::schema::int;
-use crate::units::{format_duration, format_size};
+use crate::schema::{Valid, int};
+use crate::units::{ByteSize, HumanDuration, format_duration, format_size};
 use crate::upstream::UpstreamTransport;
 use crate::{defaults, limits};
 
@@ -121,7 +121,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let acl = v.acl(raw.acl)?;
     let rate_limit = v.rate_limit(raw.rate_limit)?;
     let control = v.control(raw.control, &server.listen)?;
-    Ok(Config {
+    let config = Config {
         server,
         cache,
         hints,
@@ -134,7 +134,9 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         control,
         log: raw.log.into_config(),
         source: file.to_string(),
-    })
+    };
+    v.table_ranges(&config)?;
+    Ok(config)
 }
 
 struct Validator<'a> {
@@ -635,6 +637,58 @@ impl Validator<'_> {
         Ok(rate_limit)
     }
 
+    /// The ranges the key table gives (`Valid::Int`, `Size`, `Duration`),
+    /// checked on every key last. The checks above have already refused
+    /// what is out of range for the keys they know, with their own
+    /// explanation; this is what enforces the range of a key that has no
+    /// rule of its own, so that its row is the one place it is written.
+    fn table_ranges(&self, config: &Config) -> Result<(), ConfigError> {
+        let written =
+            serde_yaml::to_value(RawConfig::from(config)).map_err(ConfigError::Serialize)?;
+        for doc in keys() {
+            let Some(value) = doc
+                .path
+                .split('.')
+                .try_fold(&written, |node, name| node.get(name))
+            else {
+                // List items (`local.zones[].name`) have no range.
+                continue;
+            };
+            let out_of_range = match doc.valid {
+                Valid::Int(min, max) => value
+                    .as_u64()
+                    .filter(|n| !(min..=max).contains(n))
+                    .map(|n| n.to_string()),
+                Valid::Size(min, max, multiple) => {
+                    serde_yaml::from_value::<ByteSize>(value.clone())
+                        .ok()
+                        .filter(|size| {
+                            !(min..=max).contains(&size.0)
+                                || multiple.is_some_and(|m| !size.0.is_multiple_of(m))
+                        })
+                        .map(|size| format_size(size.0))
+                }
+                Valid::Duration(min, max, whole_seconds) => {
+                    serde_yaml::from_value::<HumanDuration>(value.clone())
+                        .ok()
+                        .filter(|d| {
+                            !(min..=max).contains(&d.0)
+                                || (whole_seconds && d.0.subsec_nanos() != 0)
+                        })
+                        .map(|d| format_duration(d.0))
+                }
+                Valid::Text(_) => None,
+            };
+            if let Some(value) = out_of_range {
+                return Err(self.error(
+                    doc.path,
+                    format!("{value} is out of range: {}", doc.valid.describe(doc.ty)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn size(&self, key: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
         if (min..=max).contains(&value) {
             Ok(())
@@ -717,6 +771,44 @@ mod tests {
         assert_eq!(
             reword("invalid type: string \"x\", expected u32"),
             "invalid type: string \"x\", expected a whole number (0 or more)"
+        );
+    }
+
+    #[test]
+    fn the_table_ranges_hold_for_a_key_without_its_own_rule() {
+        // Every key now has its own check, which runs first; the table's
+        // range is what a new key gets without one.
+        let text = "upstream: {servers: [9.9.9.9]}";
+        let mut config = Config::from_yaml_str(text, "test.yaml").unwrap();
+        let v = Validator {
+            text,
+            file: "test.yaml",
+        };
+        v.table_ranges(&config).unwrap();
+        config.tcp.max_pipelined = 0;
+        config.cache.shard_size = limits::SHARD_SIZE_MIN - 1;
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.yaml: cache.shard_size: 65535 is out of range: 64KiB to 64GiB"
+        );
+        config.cache.shard_size = limits::SHARD_SIZE_MIN;
+        config.server.io_memory = limits::IO_MEMORY_MIN + 1;
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert!(err.contains("server.io_memory: "), "{err}");
+        assert!(err.contains("a multiple of 4KiB"), "{err}");
+        config.server.io_memory = limits::IO_MEMORY_MIN;
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.yaml: tcp.max_pipelined: 0 is out of range: 1 to 65535"
+        );
+        config.tcp.max_pipelined = 1;
+        config.tcp.idle_timeout = Duration::from_millis(9);
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.yaml: tcp.idle_timeout: 9ms is out of range: 10ms to 1h"
         );
     }
 

@@ -340,3 +340,26 @@ fn enum_defaults_are_the_table_defaults() {
     let item = crate::keys::RawListFile::default().into_config();
     assert_eq!(item.format, ListFileFormat::default());
 }
+
+#[test]
+fn the_default_file_shows_every_key() {
+    // `heimdall default-config` is where operators start: each key of the
+    // table appears in its section, set to its default or, when it has
+    // none (`cache.persist`), commented out.
+    for doc in keys().iter().filter(|doc| !doc.path.contains("[]")) {
+        let (section, key) = doc.path.split_once('.').unwrap();
+        let body: Vec<&str> = DEFAULT_CONFIG_YAML
+            .lines()
+            .skip_while(|line| *line != format!("{section}:"))
+            .skip(1)
+            .take_while(|line| line.is_empty() || line.starts_with(' '))
+            .collect();
+        assert!(
+            body.iter()
+                .any(|line| line.starts_with(&format!("  {key}:"))
+                    || line.starts_with(&format!("  # {key}:"))),
+            "default.yaml does not show {}",
+            doc.path
+        );
+    }
+}
