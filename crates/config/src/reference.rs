@@ -143,8 +143,9 @@ fn section_of(path: &str) -> &str {
 
 const PREAMBLE: &str = r#"# Configuration reference
 
-<!-- Generated from the heimdall-config crate (crates/config/src/reference.rs)
-     by its tests; do not edit by hand. After changing the schema, run
+<!-- Generated from the key table of the heimdall-config crate
+     (crates/config/src/keys.rs, rendered by reference.rs) by its tests; do
+     not edit by hand. After changing the table, run
      HEIMDALL_BLESS=1 cargo test -p heimdall-config
      to rewrite this file. -->
 
