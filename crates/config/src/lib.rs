@@ -23,29 +23,46 @@
 //!
 //! Sizes are written `64MiB`, `512KiB`, `1GB` or as a number of bytes;
 //! durations `800ms`, `2s`, `5m`, `1h`, `1d` or as a number of seconds.
+//!
+//! Every key is declared once, in the key table (`keys.rs`): its name,
+//! types, default, valid range, text (and, through `RESTART_ONLY_KEYS`
+//! beside it, its reload rule). Adding one is a row there and its line in
+//! `default.yaml` and `deploy/heimdall.yaml` (tests refuse either file
+//! without it), then `HEIMDALL_BLESS=1 cargo test -p heimdall-config` to
+//! regenerate docs/CONFIGURATION.md. Validation enforces the row's range;
+//! a rule beyond it (across keys, with a hint) goes in `validate.rs`.
+//!
+//! The modules depend on each other one way: `values`, `defaults`,
+//! `limits`, `units`, `addr`, `cores`, `upstream` -> `schema` (how a key
+//! is described) -> `keys` (the key table: raw and validated structs) ->
+//! `validate` -> `config` (load, print); `reference` renders `keys`.
 
 mod addr;
 mod config;
 mod cores;
+pub mod defaults;
 mod error;
+mod keys;
+pub mod limits;
 mod locate;
-mod raw;
 mod reference;
 pub mod resolv_conf;
+mod schema;
 mod units;
 mod upstream;
 mod validate;
+mod values;
 
-pub use config::{
-    AclConfig, AclMode, BlockingMode, BlocklistConfig, BlocklistFile, CacheConfig, Config,
-    ControlConfig, DEFAULT_CONFIG_YAML, Delegations, EMBEDDED_DEFAULT_SOURCE, HintsConfig,
-    ListFileFormat, LocalConfig, LocalZone, LogConfig, LogLevel, MAX_CONFIG_FILE_SIZE,
-    RateLimitConfig, RateLimitMode, ServerConfig, TcpConfig, UpstreamConfig, UpstreamStrategy,
-    defaults, limits,
-};
+pub use config::{DEFAULT_CONFIG_YAML, EMBEDDED_DEFAULT_SOURCE, MAX_CONFIG_FILE_SIZE};
 pub use cores::{CoreSelection, available_cpu_ids, available_cpus};
 pub use error::{ConfigError, Location};
-pub use reference::{
-    RESTART_ONLY_KEYS, ReloadBehaviour, configuration_reference, reload_behaviour,
+pub use keys::RESTART_ONLY_KEYS;
+pub use keys::{
+    AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, HintsConfig,
+    LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig, UpstreamConfig,
 };
+pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};
+pub use values::{
+    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, UpstreamStrategy,
+};

@@ -11,19 +11,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::addr::loops_back;
-use crate::config::{
-    AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, HintsConfig,
-    LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig, UpstreamConfig,
-    defaults, limits,
-};
 use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
-use crate::locate::locate;
-use crate::raw::{
-    RawAcl, RawBlocklist, RawCache, RawConfig, RawControl, RawHints, RawLocal, RawRateLimit,
-    RawServer, RawTcp, RawUpstream,
+use crate::keys::{
+    AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, HintsConfig, LocalConfig,
+    RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig, RawControl, RawHints, RawLocal,
+    RawRateLimit, RawServer, RawTcp, RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
 };
-use crate::units::{format_duration, format_size};
+use crate::locate::locate;
+use crate::schema::{Valid, int};
+use crate::units::{ByteSize, HumanDuration, format_duration, format_size};
+use crate::upstream::UpstreamTransport;
+use crate::{defaults, limits};
 
 /// Deserializes the raw schema, with the key path and position of the
 /// first problem.
@@ -122,7 +121,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let acl = v.acl(raw.acl)?;
     let rate_limit = v.rate_limit(raw.rate_limit)?;
     let control = v.control(raw.control, &server.listen)?;
-    Ok(Config {
+    let config = Config {
         server,
         cache,
         hints,
@@ -133,11 +132,11 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         acl,
         rate_limit,
         control,
-        log: LogConfig {
-            level: raw.log.level,
-        },
+        log: raw.log.into_config(),
         source: file.to_string(),
-    })
+    };
+    v.table_ranges(&config)?;
+    Ok(config)
 }
 
 struct Validator<'a> {
@@ -157,7 +156,8 @@ impl Validator<'_> {
     }
 
     fn server(&self, raw: RawServer) -> Result<ServerConfig, ConfigError> {
-        if let CoreSelection::List(ids) = &raw.cores {
+        let server = raw.into_config();
+        if let CoreSelection::List(ids) = &server.cores {
             if ids.is_empty() {
                 return Err(self.error(
                     "server.cores",
@@ -172,7 +172,7 @@ impl Validator<'_> {
             }
         }
 
-        let listen: Vec<SocketAddr> = raw.listen.iter().map(|l| l.0).collect();
+        let listen = &server.listen;
         if listen.is_empty() {
             return Err(self.error("server.listen", "at least one listen address is required"));
         }
@@ -201,23 +201,23 @@ impl Validator<'_> {
             }
         }
 
-        let io_memory = self.size(
+        self.size(
             "server.io_memory",
-            raw.io_memory.0,
+            server.io_memory,
             limits::IO_MEMORY_MIN,
             limits::IO_MEMORY_MAX,
         )?;
-        if !io_memory.is_multiple_of(limits::IO_MEMORY_ALIGN) {
+        if !server.io_memory.is_multiple_of(limits::IO_MEMORY_ALIGN) {
             return Err(self.error(
                 "server.io_memory",
                 format!(
                     "{} is not a multiple of 4KiB (glommio would round it up to whole pages)",
-                    format_size(raw.io_memory.0)
+                    format_size(int(server.io_memory))
                 ),
             ));
         }
 
-        let batch = raw.udp_recv_batch;
+        let batch = server.udp_recv_batch;
         if !(1..=limits::UDP_RECV_BATCH_MAX).contains(&batch) {
             return Err(self.error(
                 "server.udp_recv_batch",
@@ -229,38 +229,30 @@ impl Validator<'_> {
             ));
         }
 
-        let udp_coalesce = raw.udp_coalesce.0;
-        if udp_coalesce > limits::UDP_COALESCE_MAX {
+        if server.udp_coalesce > limits::UDP_COALESCE_MAX {
             return Err(self.error(
                 "server.udp_coalesce",
                 format!(
                     "{} is out of range: 0s (off) to 1ms (every reply may wait this long)",
-                    format_duration(udp_coalesce)
+                    format_duration(server.udp_coalesce)
                 ),
             ));
         }
-
-        Ok(ServerConfig {
-            cores: raw.cores,
-            listen,
-            io_memory,
-            udp_recv_batch: batch,
-            udp_gso: raw.udp_gso,
-            udp_coalesce,
-        })
+        Ok(server)
     }
 
     fn cache(&self, raw: RawCache) -> Result<CacheConfig, ConfigError> {
-        let shard_size = self.size(
+        let cache = raw.into_config();
+        self.size(
             "cache.shard_size",
-            raw.shard_size.0,
+            cache.shard_size,
             limits::SHARD_SIZE_MIN,
             limits::SHARD_SIZE_MAX,
         )?;
-        let min_ttl = self.ttl("cache.min_ttl", raw.min_ttl.0)?;
-        let max_ttl = self.ttl("cache.max_ttl", raw.max_ttl.0)?;
-        let negative_max_ttl = self.ttl("cache.negative_max_ttl", raw.negative_max_ttl.0)?;
-        let servfail_ttl = self.ttl("cache.servfail_ttl", raw.servfail_ttl.0)?;
+        let min_ttl = self.ttl("cache.min_ttl", cache.min_ttl)?;
+        let max_ttl = self.ttl("cache.max_ttl", cache.max_ttl)?;
+        self.ttl("cache.negative_max_ttl", cache.negative_max_ttl)?;
+        let servfail_ttl = self.ttl("cache.servfail_ttl", cache.servfail_ttl)?;
         if min_ttl > max_ttl {
             return Err(self.error(
                 "cache.min_ttl",
@@ -280,7 +272,7 @@ impl Validator<'_> {
                 ),
             ));
         }
-        let stale_max_age = self.ttl("cache.stale_max_age", raw.stale_max_age.0)?;
+        let stale_max_age = self.ttl("cache.stale_max_age", cache.stale_max_age)?;
         if stale_max_age > limits::STALE_MAX_AGE_MAX {
             return Err(self.error(
                 "cache.stale_max_age",
@@ -290,7 +282,7 @@ impl Validator<'_> {
                 ),
             ));
         }
-        let stale_client_timeout = raw.stale_client_timeout.0;
+        let stale_client_timeout = cache.stale_client_timeout;
         if !(limits::STALE_CLIENT_TIMEOUT_MIN..=limits::STALE_CLIENT_TIMEOUT_MAX)
             .contains(&stale_client_timeout)
         {
@@ -302,28 +294,28 @@ impl Validator<'_> {
                 ),
             ));
         }
-        if raw.prefetch_threshold > limits::PREFETCH_THRESHOLD_MAX {
+        if cache.prefetch_threshold > limits::PREFETCH_THRESHOLD_MAX {
             return Err(self.error(
                 "cache.prefetch_threshold",
                 format!(
                     "{} is out of range: 0 (off) to {} percent of an answer's lifetime",
-                    raw.prefetch_threshold,
+                    cache.prefetch_threshold,
                     limits::PREFETCH_THRESHOLD_MAX
                 ),
             ));
         }
-        if !(1..=limits::PREFETCH_MIN_HITS_MAX).contains(&raw.prefetch_min_hits) {
+        if !(1..=limits::PREFETCH_MIN_HITS_MAX).contains(&cache.prefetch_min_hits) {
             return Err(self.error(
                 "cache.prefetch_min_hits",
                 format!(
                     "{} is out of range: 1 to {} hits (to turn prefetch off, set \
                      cache.prefetch_threshold to 0)",
-                    raw.prefetch_min_hits,
+                    cache.prefetch_min_hits,
                     limits::PREFETCH_MIN_HITS_MAX
                 ),
             ));
         }
-        if raw
+        if cache
             .persist
             .as_ref()
             .is_some_and(|path| path.as_os_str().is_empty() || path.ends_with(".."))
@@ -334,22 +326,12 @@ impl Validator<'_> {
                  keep no file)",
             ));
         }
-        Ok(CacheConfig {
-            shard_size,
-            min_ttl,
-            max_ttl,
-            negative_max_ttl,
-            servfail_ttl,
-            stale_max_age,
-            stale_client_timeout,
-            prefetch_threshold: raw.prefetch_threshold,
-            prefetch_min_hits: raw.prefetch_min_hits,
-            persist: raw.persist,
-        })
+        Ok(cache)
     }
 
     fn hints(&self, raw: RawHints) -> Result<HintsConfig, ConfigError> {
-        let capacity = raw.channel_capacity;
+        let hints = raw.into_config();
+        let capacity = hints.channel_capacity;
         if !(1..=limits::HINT_CHANNEL_CAPACITY_MAX).contains(&capacity) {
             return Err(self.error(
                 "hints.channel_capacity",
@@ -360,57 +342,90 @@ impl Validator<'_> {
                 ),
             ));
         }
-        Ok(HintsConfig {
-            enabled: raw.enabled,
-            channel_capacity: capacity,
-        })
+        Ok(hints)
     }
 
+    /// Also applies the deprecated `upstream.tcp_only`: each address it
+    /// lists must be one of the servers, whose transport becomes `tcp`.
     fn upstream(
         &self,
-        raw: RawUpstream,
+        mut raw: RawUpstream,
         listen: &[SocketAddr],
     ) -> Result<UpstreamConfig, ConfigError> {
-        let servers: Vec<SocketAddr> = raw.servers.iter().map(|s| s.0).collect();
-        if servers.is_empty() {
+        let tcp_only: Vec<SocketAddr> = std::mem::take(&mut raw.tcp_only)
+            .iter()
+            .map(|s| s.0)
+            .collect();
+        let mut upstream = raw.into_config();
+        let addresses: Vec<SocketAddr> = upstream.servers.iter().map(|s| s.address).collect();
+        if addresses.is_empty() {
             return Err(self.error(
                 "upstream.servers",
                 "at least one upstream server is required (heimdall reads /etc/resolv.conf only \
                  when it runs without a config file)",
             ));
         }
-        if let Some((i, j, server)) = first_repeat(&servers) {
+        if let Some((i, j, server)) = first_repeat(&addresses) {
             return Err(self.error(
                 format!("upstream.servers[{i}]"),
                 format!("{server} is listed twice (also upstream.servers[{j}])"),
             ));
         }
-        for (i, server) in servers.iter().enumerate() {
-            if let Some(own) = loops_back(*server, listen) {
+        for (i, server) in upstream.servers.iter().enumerate() {
+            let address = server.address;
+            if let Some(own) = loops_back(address, listen) {
                 return Err(self.error(
                     format!("upstream.servers[{i}]"),
-                    format!("{server} is heimdall's own listen address {own}; queries would loop"),
+                    format!("{address} is heimdall's own listen address {own}; queries would loop"),
+                ));
+            }
+            let planned = match server.transport {
+                UpstreamTransport::Udp | UpstreamTransport::Tcp => None,
+                UpstreamTransport::Tls => Some("DNS over TLS"),
+                UpstreamTransport::Https => Some("DNS over HTTPS"),
+            };
+            if let Some(what) = planned {
+                return Err(self.error(
+                    format!("upstream.servers[{i}].transport"),
+                    format!(
+                        "{} is not supported yet ({what} to upstreams is planned); use udp or tcp",
+                        server.transport
+                    ),
+                ));
+            }
+            if let Some(name) = &server.name {
+                return Err(self.error(
+                    format!("upstream.servers[{i}].name"),
+                    format!(
+                        "{name:?}: a name is the one a tls or https server's certificate must \
+                         carry; a {} server has none, so leave the key out",
+                        server.transport
+                    ),
                 ));
             }
         }
 
-        let tcp_only: Vec<SocketAddr> = raw.tcp_only.iter().map(|s| s.0).collect();
         if let Some((i, j, server)) = first_repeat(&tcp_only) {
             return Err(self.error(
                 format!("upstream.tcp_only[{i}]"),
                 format!("{server} is listed twice (also upstream.tcp_only[{j}])"),
             ));
         }
-        for (i, server) in tcp_only.iter().enumerate() {
-            if !servers.contains(server) {
+        for (i, address) in tcp_only.iter().enumerate() {
+            let Some(server) = upstream
+                .servers
+                .iter_mut()
+                .find(|server| server.address == *address)
+            else {
                 return Err(self.error(
                     format!("upstream.tcp_only[{i}]"),
-                    format!("{server} is not one of upstream.servers; list it there too"),
+                    format!("{address} is not one of upstream.servers; list it there too"),
                 ));
-            }
+            };
+            server.transport = UpstreamTransport::Tcp;
         }
 
-        let timeout = raw.timeout.0;
+        let timeout = upstream.timeout;
         if !(limits::UPSTREAM_TIMEOUT_MIN..=limits::UPSTREAM_TIMEOUT_MAX).contains(&timeout) {
             return Err(self.error(
                 "upstream.timeout",
@@ -421,26 +436,21 @@ impl Validator<'_> {
                 ),
             ));
         }
-        if !(1..=limits::UPSTREAM_ATTEMPTS_MAX).contains(&raw.attempts) {
+        if !(1..=limits::UPSTREAM_ATTEMPTS_MAX).contains(&upstream.attempts) {
             return Err(self.error(
                 "upstream.attempts",
                 format!(
                     "{} is out of range: 1 to {} sends per query",
-                    raw.attempts,
+                    upstream.attempts,
                     limits::UPSTREAM_ATTEMPTS_MAX
                 ),
             ));
         }
-        Ok(UpstreamConfig {
-            servers,
-            tcp_only,
-            strategy: raw.strategy,
-            timeout,
-            attempts: raw.attempts,
-        })
+        Ok(upstream)
     }
 
     fn tcp(&self, raw: RawTcp) -> Result<TcpConfig, ConfigError> {
+        let tcp = raw.into_config();
         let check = |key: &str, value: Duration, max: Duration| {
             if (limits::TCP_TIMEOUT_MIN..=max).contains(&value) {
                 Ok(value)
@@ -456,14 +466,14 @@ impl Validator<'_> {
                 ))
             }
         };
-        let idle_timeout = check(
+        check(
             "tcp.idle_timeout",
-            raw.idle_timeout.0,
+            tcp.idle_timeout,
             limits::TCP_IDLE_TIMEOUT_MAX,
         )?;
-        let read_timeout = check(
+        check(
             "tcp.read_timeout",
-            raw.read_timeout.0,
+            tcp.read_timeout,
             limits::TCP_READ_TIMEOUT_MAX,
         )?;
         let count = |key: &str, value: usize, max: usize| {
@@ -473,26 +483,22 @@ impl Validator<'_> {
                 Err(self.error(key, format!("{value} is out of range: 1 to {max}")))
             }
         };
-        let max_connections = count(
+        count(
             "tcp.max_connections",
-            raw.max_connections,
+            tcp.max_connections,
             limits::TCP_MAX_CONNECTIONS_MAX,
         )?;
-        let max_pipelined = count(
+        count(
             "tcp.max_pipelined",
-            raw.max_pipelined,
+            tcp.max_pipelined,
             limits::TCP_MAX_PIPELINED_MAX,
         )?;
-        Ok(TcpConfig {
-            idle_timeout,
-            read_timeout,
-            max_connections,
-            max_pipelined,
-        })
+        Ok(tcp)
     }
 
     fn local(&self, raw: RawLocal) -> Result<LocalConfig, ConfigError> {
-        for (i, line) in raw.records.iter().enumerate() {
+        let local = raw.into_config();
+        for (i, line) in local.records.iter().enumerate() {
             if let Err(err) =
                 heimdall_zone::parse_record_line(line, None, defaults::LOCAL_RECORD_TTL)
             {
@@ -505,9 +511,8 @@ impl Validator<'_> {
                 );
             }
         }
-        let mut zones = Vec::with_capacity(raw.zones.len());
-        let mut origins: Vec<heimdall_wire::NameBuf> = Vec::new();
-        for (i, zone) in raw.zones.into_iter().enumerate() {
+        let mut origins: Vec<heimdall_wire::NameBuf> = Vec::with_capacity(local.zones.len());
+        for (i, zone) in local.zones.iter().enumerate() {
             let origin = heimdall_wire::NameBuf::from_presentation(&zone.name)
                 .map_err(|err| {
                     self.error(
@@ -526,31 +531,23 @@ impl Validator<'_> {
             if zone.file.as_os_str().is_empty() {
                 return Err(self.error(format!("local.zones[{i}].file"), "the path is empty"));
             }
-            zones.push(LocalZone {
-                name: zone.name,
-                file: zone.file,
-            });
         }
-        Ok(LocalConfig {
-            records: raw.records,
-            zones,
-            delegations: raw.delegations,
-            builtins: raw.builtins,
-        })
+        Ok(local)
     }
 
     fn blocklist(&self, raw: RawBlocklist) -> Result<BlocklistConfig, ConfigError> {
-        for (i, file) in raw.files.iter().enumerate() {
+        let blocklist = raw.into_config();
+        for (i, file) in blocklist.files.iter().enumerate() {
             if file.path.as_os_str().is_empty() {
                 return Err(self.error(format!("blocklist.files[{i}].path"), "the path is empty"));
             }
         }
-        for (i, path) in raw.allow_files.iter().enumerate() {
+        for (i, path) in blocklist.allow_files.iter().enumerate() {
             if path.as_os_str().is_empty() {
                 return Err(self.error(format!("blocklist.allow_files[{i}]"), "the path is empty"));
             }
         }
-        for (i, name) in raw.allow.iter().enumerate() {
+        for (i, name) in blocklist.allow.iter().enumerate() {
             if let Err(err) = heimdall_wire::NameBuf::from_presentation(name) {
                 return Err(self.error(
                     format!("blocklist.allow[{i}]"),
@@ -558,25 +555,13 @@ impl Validator<'_> {
                 ));
             }
         }
-        let ttl = self.ttl("blocklist.ttl", raw.ttl.0)?;
-        Ok(BlocklistConfig {
-            files: raw
-                .files
-                .into_iter()
-                .map(|file| BlocklistFile {
-                    path: file.path,
-                    format: file.format,
-                })
-                .collect(),
-            allow: raw.allow,
-            allow_files: raw.allow_files,
-            mode: raw.mode,
-            ttl,
-        })
+        self.ttl("blocklist.ttl", blocklist.ttl)?;
+        Ok(blocklist)
     }
 
     fn acl(&self, raw: RawAcl) -> Result<AclConfig, ConfigError> {
-        for (list, items) in [("allow", &raw.allow), ("deny", &raw.deny)] {
+        let acl = raw.into_config();
+        for (list, items) in [("allow", &acl.allow), ("deny", &acl.deny)] {
             for (i, text) in items.iter().enumerate() {
                 if text.parse::<heimdall_policy::Cidr>().is_err() {
                     return Err(self.error(
@@ -589,12 +574,7 @@ impl Validator<'_> {
                 }
             }
         }
-        Ok(AclConfig {
-            allow: raw.allow,
-            deny: raw.deny,
-            action: raw.action,
-            open_resolver: raw.open_resolver,
-        })
+        Ok(acl)
     }
 
     fn control(
@@ -602,7 +582,8 @@ impl Validator<'_> {
         raw: RawControl,
         listen: &[SocketAddr],
     ) -> Result<ControlConfig, ConfigError> {
-        let control = raw.listen.0;
+        let control_config = raw.into_config();
+        let control = control_config.listen;
         let clash = listen.iter().find(|dns| {
             dns.port() == control.port()
                 && control.port() != 0
@@ -611,7 +592,7 @@ impl Validator<'_> {
                     || dns.ip().is_unspecified()
                     || control.ip().is_unspecified())
         });
-        if raw.enabled
+        if control_config.enabled
             && let Some(dns) = clash
         {
             return Err(self.error(
@@ -619,70 +600,108 @@ impl Validator<'_> {
                 format!("{control} overlaps the DNS listen address {dns} (TCP); pick another port"),
             ));
         }
-        Ok(ControlConfig {
-            enabled: raw.enabled,
-            listen: control,
-        })
+        Ok(control_config)
     }
 
     fn rate_limit(&self, raw: RawRateLimit) -> Result<RateLimitConfig, ConfigError> {
-        if raw.burst == 0 {
+        let rate_limit = raw.into_config();
+        if rate_limit.burst == 0 {
             return Err(self.error(
                 "rate_limit.burst",
                 "0 is out of range: at least 1 query (to stop limiting, set rate_limit.enabled \
                  to false)",
             ));
         }
-        if raw.ipv4_prefix > 32 {
+        if rate_limit.ipv4_prefix > 32 {
             return Err(self.error(
                 "rate_limit.ipv4_prefix",
-                format!("{} is out of range: 0 to 32", raw.ipv4_prefix),
+                format!("{} is out of range: 0 to 32", rate_limit.ipv4_prefix),
             ));
         }
-        if raw.ipv6_prefix > 128 {
+        if rate_limit.ipv6_prefix > 128 {
             return Err(self.error(
                 "rate_limit.ipv6_prefix",
-                format!("{} is out of range: 0 to 128", raw.ipv6_prefix),
+                format!("{} is out of range: 0 to 128", rate_limit.ipv6_prefix),
             ));
         }
-        if !(1..=limits::RATE_LIMIT_TABLE_SIZE_MAX).contains(&raw.table_size) {
+        if !(1..=limits::RATE_LIMIT_TABLE_SIZE_MAX).contains(&rate_limit.table_size) {
             return Err(self.error(
                 "rate_limit.table_size",
                 format!(
                     "{} is out of range: 1 to {} prefixes per core",
-                    raw.table_size,
+                    rate_limit.table_size,
                     limits::RATE_LIMIT_TABLE_SIZE_MAX
                 ),
             ));
         }
-        Ok(RateLimitConfig {
-            enabled: raw.enabled,
-            rate: raw.rate,
-            burst: raw.burst,
-            ipv4_prefix: raw.ipv4_prefix,
-            ipv6_prefix: raw.ipv6_prefix,
-            table_size: raw.table_size,
-            action: raw.action,
-        })
+        Ok(rate_limit)
     }
 
-    fn size(&self, key: &str, value: u64, min: usize, max: usize) -> Result<usize, ConfigError> {
-        let out_of_range = || {
-            self.error(
+    /// The ranges the key table gives (`Valid::Int`, `Size`, `Duration`),
+    /// checked on every key last. The checks above have already refused
+    /// what is out of range for the keys they know, with their own
+    /// explanation; this is what enforces the range of a key that has no
+    /// rule of its own, so that its row is the one place it is written.
+    fn table_ranges(&self, config: &Config) -> Result<(), ConfigError> {
+        let written =
+            serde_yaml::to_value(RawConfig::from(config)).map_err(ConfigError::Serialize)?;
+        for doc in keys() {
+            let Some(value) = doc
+                .path
+                .split('.')
+                .try_fold(&written, |node, name| node.get(name))
+            else {
+                // List items (`local.zones[].name`) have no range.
+                continue;
+            };
+            let out_of_range = match doc.valid {
+                Valid::Int(min, max) => value
+                    .as_u64()
+                    .filter(|n| !(min..=max).contains(n))
+                    .map(|n| n.to_string()),
+                Valid::Size(min, max, multiple) => {
+                    serde_yaml::from_value::<ByteSize>(value.clone())
+                        .ok()
+                        .filter(|size| {
+                            !(min..=max).contains(&size.0)
+                                || multiple.is_some_and(|m| !size.0.is_multiple_of(m))
+                        })
+                        .map(|size| format_size(size.0))
+                }
+                Valid::Duration(min, max, whole_seconds) => {
+                    serde_yaml::from_value::<HumanDuration>(value.clone())
+                        .ok()
+                        .filter(|d| {
+                            !(min..=max).contains(&d.0)
+                                || (whole_seconds && d.0.subsec_nanos() != 0)
+                        })
+                        .map(|d| format_duration(d.0))
+                }
+                Valid::Text(_) => None,
+            };
+            if let Some(value) = out_of_range {
+                return Err(self.error(
+                    doc.path,
+                    format!("{value} is out of range: {}", doc.valid.describe(doc.ty)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn size(&self, key: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+        if (min..=max).contains(&value) {
+            Ok(())
+        } else {
+            Err(self.error(
                 key,
                 format!(
                     "{} is out of range: {} to {}",
-                    format_size(value),
-                    format_size(min as u64),
-                    format_size(max as u64)
+                    format_size(int(value)),
+                    format_size(int(min)),
+                    format_size(int(max))
                 ),
-            )
-        };
-        let value_usize = usize::try_from(value).map_err(|_| out_of_range())?;
-        if (min..=max).contains(&value_usize) {
-            Ok(value_usize)
-        } else {
-            Err(out_of_range())
+            ))
         }
     }
 
@@ -752,6 +771,44 @@ mod tests {
         assert_eq!(
             reword("invalid type: string \"x\", expected u32"),
             "invalid type: string \"x\", expected a whole number (0 or more)"
+        );
+    }
+
+    #[test]
+    fn the_table_ranges_hold_for_a_key_without_its_own_rule() {
+        // Every key now has its own check, which runs first; the table's
+        // range is what a new key gets without one.
+        let text = "upstream: {servers: [9.9.9.9]}";
+        let mut config = Config::from_yaml_str(text, "test.yaml").unwrap();
+        let v = Validator {
+            text,
+            file: "test.yaml",
+        };
+        v.table_ranges(&config).unwrap();
+        config.tcp.max_pipelined = 0;
+        config.cache.shard_size = limits::SHARD_SIZE_MIN - 1;
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.yaml: cache.shard_size: 65535 is out of range: 64KiB to 64GiB"
+        );
+        config.cache.shard_size = limits::SHARD_SIZE_MIN;
+        config.server.io_memory = limits::IO_MEMORY_MIN + 1;
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert!(err.contains("server.io_memory: "), "{err}");
+        assert!(err.contains("a multiple of 4KiB"), "{err}");
+        config.server.io_memory = limits::IO_MEMORY_MIN;
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.yaml: tcp.max_pipelined: 0 is out of range: 1 to 65535"
+        );
+        config.tcp.max_pipelined = 1;
+        config.tcp.idle_timeout = Duration::from_millis(9);
+        let err = v.table_ranges(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "test.yaml: tcp.idle_timeout: 9ms is out of range: 10ms to 1h"
         );
     }
 

@@ -76,7 +76,9 @@ fn check_config_names_the_file_key_and_line() {
     let config = Config::from_yaml_str(&effective, "effective.yaml").expect("effective config");
     assert_eq!(
         config.upstream.servers,
-        vec!["192.0.2.53:53".parse().unwrap()]
+        vec![heimdall_config::Upstream::udp(
+            "192.0.2.53:53".parse().unwrap()
+        )]
     );
     std::fs::remove_file(bad).unwrap();
     std::fs::remove_file(good).unwrap();

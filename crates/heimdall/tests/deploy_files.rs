@@ -75,7 +75,7 @@ fn every_example_config_passes_check_config() {
         let config = check_config(file);
         // Documentation addresses only: the examples must never point
         // anyone at a real resolver by accident.
-        for upstream in &config.upstream.servers {
+        for upstream in config.upstream.servers.iter().map(|u| u.address) {
             let ip = upstream.ip().to_string();
             let documentation = ["192.0.2.", "198.51.100.", "203.0.113.", "2001:db8:"]
                 .iter()

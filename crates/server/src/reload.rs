@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use heimdall_cache::CachePolicy;
-use heimdall_config::{Config, Upstream, UpstreamTransport};
+use heimdall_config::Config;
 use heimdall_control::ReloadReport;
 use heimdall_resolver::{Resolver, ResolverConfig};
 
@@ -36,31 +36,13 @@ const SIGNAL_POLL: Duration = Duration::from_millis(100);
 /// loads its `--config` file again. The error is shown to the operator.
 pub type ReloadSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
-/// The upstreams of `config`, each with its transport: a server listed in
-/// `upstream.tcp_only` is a `tcp` upstream.
-fn upstreams(config: &Config) -> Vec<Upstream> {
-    let upstream = &config.upstream;
-    let transport = |address| {
-        if upstream.tcp_only.contains(address) {
-            UpstreamTransport::Tcp
-        } else {
-            UpstreamTransport::Udp
-        }
-    };
-    upstream
-        .servers
-        .iter()
-        .map(|address| Upstream::new(*address, transport(address)))
-        .collect()
-}
-
 /// The resolver settings of `config`, without the policy (see
 /// [`build_resolver_config`]).
 fn resolver_config(config: &Config) -> ResolverConfig {
     let secs = |duration: Duration| u32::try_from(duration.as_secs()).unwrap_or(u32::MAX);
     let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     ResolverConfig {
-        upstreams: upstreams(config),
+        upstreams: config.upstream.servers.clone(),
         strategy: config.upstream.strategy,
         upstream_timeout_ms: millis(config.upstream.timeout),
         attempts: config.upstream.attempts,
@@ -292,7 +274,9 @@ mod tests {
     fn restart_only_sections_keep_their_running_values() {
         let old = config("server: {listen: [127.0.0.1:5300]}\n");
         let mut new = config("server: {listen: [127.0.0.1:5301]}\n");
-        new.upstream.servers = vec!["127.0.0.1:5398".parse().unwrap()];
+        new.upstream.servers = vec![heimdall_config::Upstream::udp(
+            "127.0.0.1:5398".parse().unwrap(),
+        )];
         let (changes, effective) = plan_changes(&old, &new);
         assert_eq!(effective.server, old.server);
         assert_eq!(effective.upstream, new.upstream);

@@ -386,7 +386,9 @@ fn the_default_configuration_serves() {
         .expect("the embedded default with a resolv.conf nameserver");
     assert_eq!(
         embedded.upstream.servers,
-        vec!["192.0.2.53:53".parse::<SocketAddr>().unwrap()]
+        vec![heimdall_config::Upstream::udp(
+            "192.0.2.53:53".parse::<SocketAddr>().unwrap()
+        )]
     );
     assert_eq!(
         embedded.server.listen,

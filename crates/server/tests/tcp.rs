@@ -314,7 +314,10 @@ fn a_tcp_only_upstream_is_never_asked_over_udp() {
         ..UpstreamConfig::default()
     });
     let config = config_with(upstream.local_addr(), |config| {
-        config.upstream.tcp_only = vec![upstream.local_addr()];
+        config.upstream.servers = vec![heimdall_config::Upstream::new(
+            upstream.local_addr(),
+            heimdall_config::UpstreamTransport::Tcp,
+        )];
     });
     let server = start_server(&config);
     let reply = server

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::{Location, available_cpu_ids, available_cpus};
+use crate::{
+    CoreSelection, Location, LogLevel, Upstream, UpstreamStrategy, UpstreamTransport,
+    available_cpu_ids, available_cpus, defaults,
+};
 
 const DEPLOY_EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,6 +24,23 @@ search example.com
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
+}
+
+/// The servers' addresses, in order.
+fn addresses(config: &Config) -> Vec<SocketAddr> {
+    config.upstream.servers.iter().map(|s| s.address).collect()
+}
+
+/// The addresses of the servers asked over TCP only (what
+/// `upstream.tcp_only` lists).
+fn tcp_servers(config: &Config) -> Vec<SocketAddr> {
+    config
+        .upstream
+        .servers
+        .iter()
+        .filter(|s| s.transport == UpstreamTransport::Tcp)
+        .map(|s| s.address)
+        .collect()
 }
 
 fn no_interfaces(_: &str) -> Option<u32> {
@@ -80,11 +100,11 @@ fn minimal_file_gets_every_default() {
     assert_eq!(config.cache.servfail_ttl, Duration::from_secs(5));
     assert!(config.hints.enabled);
     assert_eq!(config.hints.channel_capacity, 1024);
-    assert_eq!(config.upstream.servers, vec![sa("9.9.9.9:53")]);
+    assert_eq!(addresses(&config), vec![sa("9.9.9.9:53")]);
     assert_eq!(config.upstream.strategy, UpstreamStrategy::Ordered);
     assert_eq!(config.upstream.timeout, Duration::from_millis(800));
     assert_eq!(config.upstream.attempts, 3);
-    assert!(config.upstream.tcp_only.is_empty());
+    assert!(tcp_servers(&config).is_empty());
     assert_eq!(config.tcp.idle_timeout, Duration::from_secs(10));
     assert_eq!(config.tcp.read_timeout, Duration::from_secs(2));
     assert_eq!(config.tcp.max_connections, 1024);
@@ -145,7 +165,7 @@ log:
     assert!(!config.hints.enabled);
     assert_eq!(config.hints.channel_capacity, 16);
     assert_eq!(
-        config.upstream.servers,
+        addresses(&config),
         vec![
             sa("9.9.9.9:53"),
             sa("149.112.112.112:5353"),
@@ -154,7 +174,7 @@ log:
             sa("[fe80::1%2]:53"),
         ]
     );
-    assert_eq!(config.upstream.tcp_only, vec![sa("149.112.112.112:5353")]);
+    assert_eq!(tcp_servers(&config), vec![sa("149.112.112.112:5353")]);
     assert_eq!(config.upstream.strategy, UpstreamStrategy::Fastest);
     assert_eq!(config.upstream.timeout, Duration::from_secs(2));
     assert_eq!(config.upstream.attempts, 5);
@@ -182,7 +202,7 @@ fn embedded_default_with_sample_resolv_conf() {
     assert_eq!(config.source(), EMBEDDED_DEFAULT_SOURCE);
     assert_eq!(config.server.listen, vec![sa("127.0.0.1:5353")]);
     assert_eq!(config.server.cores, CoreSelection::Auto);
-    assert_eq!(config.upstream.servers, vec![sa("127.0.0.53:53")]);
+    assert_eq!(addresses(&config), vec![sa("127.0.0.53:53")]);
 
     // Everything but the upstreams is what the code's defaults say.
     let minimal = Config::from_yaml_str(
@@ -193,7 +213,7 @@ fn embedded_default_with_sample_resolv_conf() {
     assert_eq!(config, minimal);
 
     let config = Config::embedded_default(SAMPLE_RESOLV_CONF).unwrap();
-    assert_eq!(config.upstream.servers, vec![sa("127.0.0.53:53")]);
+    assert_eq!(addresses(&config), vec![sa("127.0.0.53:53")]);
 }
 
 #[test]
@@ -203,7 +223,7 @@ fn embedded_default_takes_every_usable_nameserver() {
     let lan = |name: &str| (name == "lan").then_some(7);
     let config = Config::embedded_default_with(resolv, &lan).unwrap();
     assert_eq!(
-        config.upstream.servers,
+        addresses(&config),
         vec![
             sa("10.0.0.1:53"),
             sa("[fe80::1%7]:53"),
@@ -281,7 +301,7 @@ fn default_yaml_matches_code_defaults() {
 fn deploy_example_is_the_defaults_plus_upstreams() {
     let deploy = Config::from_yaml_str(DEPLOY_EXAMPLE, "deploy/heimdall.yaml").unwrap();
     assert_eq!(
-        deploy.upstream.servers,
+        addresses(&deploy),
         vec![
             sa("9.9.9.9:53"),
             sa("149.112.112.112:53"),
@@ -1268,4 +1288,184 @@ fn operations_errors() {
     // A disabled endpoint may name any address.
     let yaml = with_upstream("control:\n  enabled: false\n  listen: 127.0.0.1:5353\n");
     assert!(Config::from_yaml_str(&yaml, "test.yaml").is_ok());
+}
+
+// ---- upstream.servers entries with a transport ----
+
+#[test]
+fn upstream_entries_may_name_their_transport() {
+    let yaml = r#"
+upstream:
+  servers:
+    - 9.9.9.9
+    - {address: 149.112.112.112, transport: tcp}
+    - address: "[2620:fe::fe]:5353"
+      transport: udp
+    - {address: 10.0.0.1:5300}
+"#;
+    let config = Config::from_yaml_str(yaml, "test.yaml").unwrap();
+    assert_eq!(
+        config.upstream.servers,
+        vec![
+            Upstream::udp(sa("9.9.9.9:53")),
+            Upstream::new(sa("149.112.112.112:53"), UpstreamTransport::Tcp),
+            Upstream::udp(sa("[2620:fe::fe]:5353")),
+            Upstream::udp(sa("10.0.0.1:5300")),
+        ]
+    );
+    // A UDP server is written as its address, any other as a mapping; the
+    // text reads back to the same configuration.
+    let written = config.to_yaml().unwrap();
+    for line in [
+        "  - 9.9.9.9:53",
+        "  - address: 149.112.112.112:53",
+        "    transport: tcp",
+        "  - '[2620:fe::fe]:5353'",
+        "  - 10.0.0.1:5300",
+    ] {
+        assert!(
+            written.lines().any(|l| l == line),
+            "{line:?} not in:\n{written}"
+        );
+    }
+    assert_eq!(
+        Config::from_yaml_str(&written, "test.yaml").unwrap(),
+        config
+    );
+}
+
+#[test]
+fn tcp_only_is_a_deprecated_alias_for_transport_tcp() {
+    let old = Config::from_yaml_str(
+        "upstream:\n  servers: [9.9.9.9, 9.9.9.10]\n  tcp_only: [9.9.9.10]\n",
+        "test.yaml",
+    )
+    .unwrap();
+    let new = Config::from_yaml_str(
+        "upstream:\n  servers: [9.9.9.9, {address: 9.9.9.10, transport: tcp}]\n",
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(old, new);
+    assert_eq!(tcp_servers(&old), vec![sa("9.9.9.10:53")]);
+    // Listing a server that already says tcp changes nothing.
+    let both = Config::from_yaml_str(
+        "upstream:\n  servers: [{address: 9.9.9.10, transport: tcp}]\n  tcp_only: [9.9.9.10]\n",
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(tcp_servers(&both), vec![sa("9.9.9.10:53")]);
+    // The alias is not written back: the server says tcp itself.
+    let written = old.to_yaml().unwrap();
+    assert!(!written.contains("tcp_only"), "{written}");
+    assert!(written.contains("transport: tcp"), "{written}");
+    assert_eq!(Config::from_yaml_str(&written, "test.yaml").unwrap(), old);
+}
+
+#[test]
+fn upstream_transport_errors() {
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 1.1.1.1:853, transport: tls, name: cloudflare-dns.com}\n",
+        Some((3, 41)),
+        "upstream.servers[0].transport",
+        &["tls is not supported yet (DNS over TLS to upstreams is planned); use udp or tcp"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - 9.9.9.9\n    - address: 1.1.1.1\n      transport: https\n",
+        Some((5, 18)),
+        "upstream.servers[1].transport",
+        &["https is not supported yet (DNS over HTTPS to upstreams is planned); use udp or tcp"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 9.9.9.9, transport: tcp, name: dns.quad9.net}\n",
+        Some((3, 48)),
+        "upstream.servers[0].name",
+        &[
+            "\"dns.quad9.net\"",
+            "certificate",
+            "a tcp server has none, so leave the key out",
+        ],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 9.9.9.9, name: dns.quad9.net}\n",
+        Some((3, 32)),
+        "upstream.servers[0].name",
+        &["a udp server has none"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 9.9.9.9, transport: quic}\n",
+        Some((3, 37)),
+        "upstream.servers[0].transport",
+        &["unknown variant `quic`, expected one of `udp`, `tcp`, `tls`, `https`"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {transport: tcp}\n",
+        Some((3, 7)),
+        "upstream.servers[0]",
+        &["missing key `address`"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 9.9.9.9, port: 53}\n",
+        Some((3, 26)),
+        "upstream.servers[0].port",
+        &["unknown key `port`"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: dns.quad9.net, transport: tcp}\n",
+        Some((3, 17)),
+        "upstream.servers[0].address",
+        &["\"dns.quad9.net\" is a host name"],
+    );
+    // The same address twice is refused whatever the transports.
+    assert_error(
+        "upstream:\n  servers:\n    - 9.9.9.9\n    - {address: 9.9.9.9, transport: tcp}\n",
+        Some((4, 7)),
+        "upstream.servers[1]",
+        &["9.9.9.9:53 is listed twice (also upstream.servers[0])"],
+    );
+    // So is heimdall's own listen address.
+    assert_error(
+        "server:\n  listen: [127.0.0.1:5353]\nupstream:\n  servers: [{address: 127.0.0.1:5353, transport: tcp}]\n",
+        Some((4, 13)),
+        "upstream.servers[0]",
+        &["127.0.0.1:5353 is heimdall's own listen address 127.0.0.1:5353"],
+    );
+    // tcp_only still names only servers.
+    assert_error(
+        "upstream:\n  servers: [{address: 9.9.9.9, transport: tcp}]\n  tcp_only: [9.9.9.10]\n",
+        Some((3, 14)),
+        "upstream.tcp_only[0]",
+        &["9.9.9.10:53 is not one of upstream.servers"],
+    );
+}
+#[test]
+fn upstream_entries_of_the_wrong_shape() {
+    // Unquoted, `[2620:fe::fe]:53` is a mapping whose key is a list.
+    assert_error(
+        "upstream:\n  servers: [[2620:fe::fe]:53]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["invalid type: sequence", "(IPv6 addresses must be quoted)"],
+    );
+    assert_error(
+        "upstream:\n  servers: [~]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &[
+            "invalid type: empty value",
+            "or a mapping such as {address: 9.9.9.9",
+        ],
+    );
+    assert_error(
+        "upstream:\n  servers: [true]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["invalid upstream server \"true\""],
+    );
+    assert_error(
+        "upstream:\n  servers: [{address: 9.9.9.9, address: 9.9.9.8}]\n",
+        Some((2, 13)),
+        "upstream.servers[0]",
+        &["duplicate key `address`"],
+    );
 }

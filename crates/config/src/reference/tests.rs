@@ -1,9 +1,13 @@
 //! Keeps docs/CONFIGURATION.md and the key table in step with the schema,
 //! its defaults, validation and the reload rule.
 
+use std::time::Duration;
+
 use serde_yaml::{Mapping, Value};
 
 use super::*;
+use crate::schema::{Type, Valid};
+use crate::units::format_duration;
 use crate::{Config, ConfigError, DEFAULT_CONFIG_YAML};
 
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGURATION.md");
@@ -13,7 +17,7 @@ const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGUR
 const EVERY_KEY: &str = r#"
 server: {cores: [0], listen: ["127.0.0.1:5353"]}
 cache: {persist: /var/lib/heimdall/cache.bin}
-upstream: {servers: [9.9.9.9], tcp_only: [9.9.9.9]}
+upstream: {servers: [9.9.9.9]}
 local:
   records: ["router.lan. 300 IN A 192.168.1.1"]
   zones: [{name: lan., file: /etc/heimdall/lan.zone}]
@@ -301,4 +305,61 @@ fn values_render_as_inline_yaml() {
     assert_eq!(render_value(&Value::Sequence(vec![])), "`[]`");
     let listen = serde_yaml::from_str("[127.0.0.1:5353, \"[::1]:53\"]").unwrap();
     assert_eq!(render_value(&listen), "`[127.0.0.1:5353, '[::1]:53']`");
+}
+
+#[test]
+fn deprecated_keys_are_read_and_never_written() {
+    use crate::keys::DEPRECATED;
+    let doc = configuration_reference();
+    for (path, _) in DEPRECATED {
+        assert!(!keys().iter().any(|doc| doc.path == *path), "{path}");
+        assert!(doc.contains(&format!("\n- `{path}`: ")), "{path}");
+        let written = walk(&effective(
+            "upstream: {servers: [9.9.9.9], tcp_only: [9.9.9.9]}",
+        ));
+        assert!(written.iter().all(|(p, _)| p != path), "{path}");
+    }
+    assert_eq!(DEPRECATED.len(), 1, "a test for each deprecated key");
+}
+
+#[test]
+fn enum_defaults_are_the_table_defaults() {
+    // Code outside the crate (the resolver) may use `Default` on the enums;
+    // the table's defaults are what a file that leaves the key out gets.
+    use crate::{
+        AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode,
+        UpstreamStrategy,
+    };
+    let config = Config::from_yaml_str("upstream: {servers: [9.9.9.9]}", "test.yaml").unwrap();
+    assert_eq!(config.upstream.strategy, UpstreamStrategy::default());
+    assert_eq!(config.local.delegations, Delegations::default());
+    assert_eq!(config.blocklist.mode, BlockingMode::default());
+    assert_eq!(config.acl.action, AclMode::default());
+    assert_eq!(config.rate_limit.action, RateLimitMode::default());
+    assert_eq!(config.log.level, LogLevel::default());
+    let item = crate::keys::RawListFile::default().into_config();
+    assert_eq!(item.format, ListFileFormat::default());
+}
+
+#[test]
+fn the_default_file_shows_every_key() {
+    // `heimdall default-config` is where operators start: each key of the
+    // table appears in its section, set to its default or, when it has
+    // none (`cache.persist`), commented out.
+    for doc in keys().iter().filter(|doc| !doc.path.contains("[]")) {
+        let (section, key) = doc.path.split_once('.').unwrap();
+        let body: Vec<&str> = DEFAULT_CONFIG_YAML
+            .lines()
+            .skip_while(|line| *line != format!("{section}:"))
+            .skip(1)
+            .take_while(|line| line.is_empty() || line.starts_with(' '))
+            .collect();
+        assert!(
+            body.iter()
+                .any(|line| line.starts_with(&format!("  {key}:"))
+                    || line.starts_with(&format!("  # {key}:"))),
+            "default.yaml does not show {}",
+            doc.path
+        );
+    }
 }

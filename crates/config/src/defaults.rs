@@ -1,0 +1,81 @@
+//! Default values of the keys whose default other crates need too (the
+//! resolver's own defaults are these), named once here and used by the key
+//! table in `keys`.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+/// `server.listen`: loopback on an unprivileged port, so that a first
+/// run touches neither the host's resolver nor the network.
+pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5353));
+/// `server.io_memory`: small, because io_uring pins this memory against
+/// RLIMIT_MEMLOCK on every core, and glommio's own default (10 MiB)
+/// does not fit the common 8 MiB limit.
+pub const IO_MEMORY: usize = 512 << 10;
+/// `server.udp_recv_batch`.
+pub const UDP_RECV_BATCH: usize = 32;
+/// `server.udp_gso`.
+pub const UDP_GSO: bool = true;
+/// `server.udp_coalesce`.
+pub const UDP_COALESCE: Duration = Duration::from_micros(200);
+/// `cache.shard_size`.
+pub const SHARD_SIZE: usize = 64 << 20;
+/// `cache.min_ttl`: answers keep the TTL their owner gave.
+pub const MIN_TTL: Duration = Duration::from_secs(0);
+/// `cache.max_ttl`.
+pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+/// `cache.negative_max_ttl`: RFC 2308 suggests one to three hours.
+pub const NEGATIVE_MAX_TTL: Duration = Duration::from_secs(3_600);
+/// `cache.servfail_ttl`.
+pub const SERVFAIL_TTL: Duration = Duration::from_secs(5);
+/// `cache.stale_max_age`: RFC 8767 section 5 suggests one to three
+/// days of stale data.
+pub const STALE_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// `cache.stale_client_timeout`: RFC 8767 section 5 suggests 1.8 s.
+pub const STALE_CLIENT_TIMEOUT: Duration = Duration::from_millis(1_800);
+/// `cache.prefetch_threshold`: percent of an answer's lifetime left.
+pub const PREFETCH_THRESHOLD: u8 = 10;
+/// `cache.prefetch_min_hits`.
+pub const PREFETCH_MIN_HITS: u32 = 3;
+/// `control.enabled`.
+pub const CONTROL_ENABLED: bool = true;
+/// `control.listen`: loopback only, because the endpoint has no
+/// authentication.
+pub const CONTROL_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9153));
+/// `hints.enabled`.
+pub const HINTS_ENABLED: bool = true;
+/// `hints.channel_capacity`.
+pub const HINT_CHANNEL_CAPACITY: usize = 1024;
+/// `upstream.timeout`.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
+/// `upstream.attempts`.
+pub const UPSTREAM_ATTEMPTS: u32 = 3;
+/// `tcp.idle_timeout`: a client connection with no query outstanding
+/// and none arriving is closed after this long.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `tcp.read_timeout`: once a message has begun (its first length
+/// byte arrived), all of it must arrive within this time.
+pub const TCP_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// `tcp.max_connections`: client connections per core.
+pub const TCP_MAX_CONNECTIONS: usize = 1024;
+/// `tcp.max_pipelined`: queries outstanding on one connection.
+pub const TCP_MAX_PIPELINED: usize = 64;
+/// `local.builtins`: the RFC 6761 / RFC 6303 local zones.
+pub const LOCAL_BUILTINS: bool = true;
+/// TTL of `local.records` lines that give none.
+pub const LOCAL_RECORD_TTL: u32 = 3_600;
+/// `blocklist.ttl`: TTL of null-address answers to blocked names.
+pub const BLOCKLIST_TTL: Duration = Duration::from_secs(300);
+/// `rate_limit.enabled`.
+pub const RATE_LIMIT_ENABLED: bool = false;
+/// `rate_limit.rate`: queries per second per client prefix, whole
+/// server.
+pub const RATE_LIMIT_RATE: u32 = 200;
+/// `rate_limit.burst`.
+pub const RATE_LIMIT_BURST: u32 = 400;
+/// `rate_limit.ipv4_prefix`.
+pub const RATE_LIMIT_IPV4_PREFIX: u8 = 24;
+/// `rate_limit.ipv6_prefix`.
+pub const RATE_LIMIT_IPV6_PREFIX: u8 = 56;
+/// `rate_limit.table_size`: client prefixes tracked per core.
+pub const RATE_LIMIT_TABLE_SIZE: usize = 65_536;

@@ -1,0 +1,450 @@
+//! The key table: every key of the configuration, once, with its type as
+//! written and as used, its default, its reference type, its valid values
+//! and its text. From it [`sections!`] generates the raw schema structs
+//! (which read and write the YAML), their defaults, the validated
+//! `*Config` structs, the conversions between them, `Config` itself and
+//! the reference table rendered into docs/CONFIGURATION.md.
+//!
+//! Adding a key is one row here and its commented line in `default.yaml`
+//! and `deploy/heimdall.yaml`; tests fail until both files and the
+//! rendered reference agree with the row. `validate` enforces the row's
+//! range by itself; only a rule beyond it needs code there.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::addr::{ListenAddr, UpstreamAddr};
+use crate::cores::CoreSelection;
+use crate::schema::Type::{self, Bool, Enum, Integer, Other, Size};
+use crate::schema::{ANY, Valid, int, items, sections};
+use crate::units::{ByteSize, HumanDuration};
+use crate::upstream::Upstream;
+use crate::values::{
+    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, UpstreamStrategy,
+};
+use crate::{defaults, limits};
+
+/// The sections and keys a hot reload does not change: they shape the
+/// runtime itself (sockets, cores, channels, the control endpoint, the
+/// logger, the cache file). Every other key is applied.
+pub const RESTART_ONLY_KEYS: &[&str] =
+    &["server", "hints", "tcp", "control", "log", "cache.persist"];
+
+/// TTLs: whole seconds from `min` up to the largest DNS TTL.
+fn ttl(min: Duration) -> Valid {
+    Valid::Duration(min, limits::TTL_MAX, true)
+}
+
+sections! {
+    /// `server:` what heimdall runs on and listens on.
+    server: RawServer => ServerConfig {
+        intro: "What heimdall runs on and listens on.",
+        keys {
+            cores: CoreSelection => CoreSelection = CoreSelection::Auto;
+                Other("`auto`, a count, or a list of CPU ids"),
+                Valid::Text(
+                    "`auto`; a count of at least 1 and at most the number of CPUs the process may \
+                     use; or a non-empty list of distinct CPU ids, each one the process may use",
+                );
+                "CPU cores to run on, one pinned executor each. `auto` is every CPU in the \
+                 process's affinity mask (as set by `taskset`, cgroup cpusets or systemd's \
+                 `CPUAffinity=`); a count N is the first N CPUs of the mask; a list such as \
+                 `[0, 2, 4]` pins one executor to each CPU named, in that order. Checked when the \
+                 server starts: `CPU 5 is not available to this process (allowed: 0-3)`.";
+            listen: Vec<ListenAddr> => Vec<SocketAddr> = vec![defaults::LISTEN];
+                Other("list of addresses"),
+                Valid::Text(
+                    "at least one `IP:PORT`; no two the same, none overlapping a wildcard address \
+                     of its family on the same port, no port 0",
+                );
+                "Addresses to serve DNS on (UDP and TCP), each with its port. Every core opens its \
+                 own socket on each (SO_REUSEPORT). Quote IPv6 addresses: `\"[::1]:53\"`.";
+            io_memory: ByteSize => usize = defaults::IO_MEMORY;
+                Size,
+                Valid::Size(
+                    int(limits::IO_MEMORY_MIN),
+                    int(limits::IO_MEMORY_MAX),
+                    Some(int(limits::IO_MEMORY_ALIGN)),
+                );
+                "io_uring buffer memory per core (glommio). It is pinned and counts against \
+                 RLIMIT_MEMLOCK, so keep it small where that limit is 8 MiB.";
+            udp_recv_batch: usize => usize = defaults::UDP_RECV_BATCH;
+                Integer,
+                Valid::Int(1, int(limits::UDP_RECV_BATCH_MAX));
+                "Datagrams read (recvmmsg) or written (sendmmsg) per system call.";
+            udp_gso: bool => bool = defaults::UDP_GSO;
+                Bool,
+                ANY;
+                "Send the replies of one batch that go to the same client with the same length as \
+                 one UDP GSO send (Linux 4.18+): the IP stack and the device are walked once for \
+                 all of them. Used only where the kernel supports it; a path that refuses it falls \
+                 back to one datagram per reply.";
+            udp_coalesce: HumanDuration => Duration = defaults::UDP_COALESCE;
+                Type::Duration,
+                Valid::Duration(Duration::ZERO, limits::UDP_COALESCE_MAX, false);
+                "Under load (a read of the socket found queries already queued) and once the socket \
+                 is empty, wait this long before reading again instead of waking for the next \
+                 datagram, for as long as each wait finds queries: more of them then share each \
+                 wake-up, system call and GSO send (about half the CPU per query at 10k-50k \
+                 queries/s on the benchmark machine, docs/TUNING.md), for at most this much added \
+                 latency. 0 turns it off.";
+        }
+    }
+
+    /// `cache:` each core's cache shard.
+    cache: RawCache => CacheConfig {
+        intro: "Each core's cache shard. A reload applies every key but `persist`; cached answers \
+         survive it (a smaller `shard_size` evicts down to the new size).",
+        keys {
+            shard_size: ByteSize => usize = defaults::SHARD_SIZE;
+                Size,
+                Valid::Size(
+                    int(limits::SHARD_SIZE_MIN),
+                    int(limits::SHARD_SIZE_MAX),
+                    None,
+                );
+                "Cache memory per core; the total is this times the number of cores.";
+            min_ttl: HumanDuration => Duration = defaults::MIN_TTL;
+                Type::Duration,
+                Valid::Text("0s to `cache.max_ttl`, whole seconds");
+                "Floor for the TTL of cached positive answers.";
+            max_ttl: HumanDuration => Duration = defaults::MAX_TTL;
+                Type::Duration,
+                ttl(Duration::ZERO);
+                "Ceiling for the TTL of cached positive answers (at most the largest DNS TTL, \
+                 RFC 2181).";
+            negative_max_ttl: HumanDuration => Duration = defaults::NEGATIVE_MAX_TTL;
+                Type::Duration,
+                ttl(Duration::ZERO);
+                "Ceiling for the TTL of cached NXDOMAIN and NODATA answers (RFC 2308).";
+            servfail_ttl: HumanDuration => Duration = defaults::SERVFAIL_TTL;
+                Type::Duration,
+                Valid::Duration(limits::SERVFAIL_TTL_MIN, limits::SERVFAIL_TTL_MAX, true);
+                "How long an upstream failure (SERVFAIL, or every upstream timing out) is \
+                 remembered, so that a dead upstream is not hammered (RFC 9520).";
+            stale_max_age: HumanDuration => Duration = defaults::STALE_MAX_AGE;
+                Type::Duration,
+                Valid::Duration(Duration::ZERO, limits::STALE_MAX_AGE_MAX, true);
+                "Serve-stale (RFC 8767): when every upstream fails, or a client has waited \
+                 `stale_client_timeout`, answer from expired data up to this old, with TTL 30 and \
+                 Extended DNS Error 3 (Stale Answer). `0s` turns it off.";
+            stale_client_timeout: HumanDuration => Duration = defaults::STALE_CLIENT_TIMEOUT;
+                Type::Duration,
+                Valid::Duration(
+                    limits::STALE_CLIENT_TIMEOUT_MIN,
+                    limits::STALE_CLIENT_TIMEOUT_MAX,
+                    false,
+                );
+                "How long a client waits for upstream before stale data is used, when there is any.";
+            prefetch_threshold: u8 => u8 = defaults::PREFETCH_THRESHOLD;
+                Integer,
+                Valid::Int(0, u64::from(limits::PREFETCH_THRESHOLD_MAX));
+                "Prefetch: a hit on an answer with at most this percent of its lifetime left (and \
+                 hit at least `prefetch_min_hits` times) refreshes it upstream in the background; \
+                 the client is answered from the cache at once. `0` turns prefetch off.";
+            prefetch_min_hits: u32 => u32 = defaults::PREFETCH_MIN_HITS;
+                Integer,
+                Valid::Int(1, u64::from(limits::PREFETCH_MIN_HITS_MAX));
+                "Hits an answer needs before it is prefetched.";
+            persist: Option<PathBuf> => Option<PathBuf> = None;
+                Other("file path"),
+                Valid::Text("a file path; leave the key out to keep no file");
+                "A file the cache is saved to at shutdown (atomically: a temporary file, then \
+                 rename) and loaded from at start, with the time heimdall was down taken off every \
+                 TTL. A corrupt or foreign file is ignored with a warning.";
+        }
+    }
+
+    /// `hints:` cache-fill hints between cores.
+    hints: RawHints => HintsConfig {
+        intro: "Cache-fill hints between cores.",
+        keys {
+            enabled: bool => bool = defaults::HINTS_ENABLED;
+                Bool,
+                ANY;
+                "When a core stores an answer from upstream, tell the other cores, so that they can \
+                 answer the same question without asking upstream again.";
+            channel_capacity: usize => usize = defaults::HINT_CHANNEL_CAPACITY;
+                Integer,
+                Valid::Int(1, int(limits::HINT_CHANNEL_CAPACITY_MAX));
+                "Hints queued between two cores before new ones are dropped (and counted).";
+        }
+    }
+
+    /// `upstream:` where and how to forward.
+    upstream: RawUpstream => UpstreamConfig {
+        intro: "Where and how queries are forwarded.",
+        keys {
+            servers: Vec<Upstream> => Vec<Upstream> = Vec::new();
+                Other("list of upstreams"),
+                Valid::Text(
+                    "at least one (in a config file); no two with the same address, none of \
+                     heimdall's own listen addresses; `transport` `udp` or `tcp`; no `name`",
+                );
+                "Servers to forward to. Each is an address, asked over UDP (and over TCP when an \
+                 answer is truncated): `9.9.9.9`, `9.9.9.9:53` or `\"[2620:fe::fe]:53\"`; the \
+                 port is 53 unless given. A link-local IPv6 address needs its interface: \
+                 `fe80::1%2` or `fe80::1%eth0`. Or it is a mapping with the address and its \
+                 `transport`: `{address: 9.9.9.9, transport: tcp}`. `transport` is `udp` (the \
+                 default) or `tcp` (TCP only, never UDP). `tls` and `https`, with `name` (the \
+                 name the server's certificate must carry), are reserved for DNS over TLS and \
+                 HTTPS and refused until heimdall speaks them. Empty in the default because \
+                 heimdall fills it from the nameserver lines of /etc/resolv.conf when it runs \
+                 without a config file.";
+            strategy: UpstreamStrategy => UpstreamStrategy = UpstreamStrategy::Ordered;
+                Enum(&["ordered", "round_robin", "fastest"]),
+                ANY;
+                "How a server is picked for each query: `ordered`, the first server that answers \
+                 (the next one on failure); `round_robin`, each query starts at the next server in \
+                 turn; `fastest`, the server with the lowest smoothed round-trip time.";
+            timeout: HumanDuration => Duration = defaults::UPSTREAM_TIMEOUT;
+                Type::Duration,
+                Valid::Duration(
+                    limits::UPSTREAM_TIMEOUT_MIN,
+                    limits::UPSTREAM_TIMEOUT_MAX,
+                    false,
+                );
+                "How long to wait for one server before the next attempt. A plain number is \
+                 seconds: write `800ms` for milliseconds.";
+            attempts: u32 => u32 = defaults::UPSTREAM_ATTEMPTS;
+                Integer,
+                Valid::Int(1, u64::from(limits::UPSTREAM_ATTEMPTS_MAX));
+                "Sends per query, across servers, before giving up.";
+        }
+        // Read, applied and never written back: see DEPRECATED.
+        raw_only {
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            tcp_only: Vec<UpstreamAddr>,
+        }
+    }
+
+    /// `tcp:` DNS over TCP from clients (RFC 7766).
+    tcp: RawTcp => TcpConfig {
+        intro: "DNS over TCP from clients (RFC 7766).",
+        keys {
+            idle_timeout: HumanDuration => Duration = defaults::TCP_IDLE_TIMEOUT;
+                Type::Duration,
+                Valid::Duration(limits::TCP_TIMEOUT_MIN, limits::TCP_IDLE_TIMEOUT_MAX, false);
+                "A client connection with no query outstanding is closed after this long; it is \
+                 also the keepalive offered to clients that ask (RFC 7828).";
+            read_timeout: HumanDuration => Duration = defaults::TCP_READ_TIMEOUT;
+                Type::Duration,
+                Valid::Duration(limits::TCP_TIMEOUT_MIN, limits::TCP_READ_TIMEOUT_MAX, false);
+                "Once a message has begun, all of it must arrive within this time, or the \
+                 connection is closed (slow or stalled senders).";
+            max_connections: usize => usize = defaults::TCP_MAX_CONNECTIONS;
+                Integer,
+                Valid::Int(1, int(limits::TCP_MAX_CONNECTIONS_MAX));
+                "Client connections per core. When full, the oldest idle connection is closed for \
+                 a new one; if none is idle, the new one is refused.";
+            max_pipelined: usize => usize = defaults::TCP_MAX_PIPELINED;
+                Integer,
+                Valid::Int(1, int(limits::TCP_MAX_PIPELINED_MAX));
+                "Queries outstanding on one connection; more wait unread in the socket.";
+        }
+    }
+
+    /// `local:` local authoritative data, answered before the blocklist and
+    /// the cache.
+    local: RawLocal => LocalConfig {
+        intro: "Local authoritative data, answered before the blocklist and the cache. A reload \
+         re-reads the zone files; cached answers for names at or below the old or new local \
+         data are dropped.",
+        keys {
+            records: Vec<String> => Vec<String> = Vec::new();
+                Other("list of record lines"),
+                Valid::Text(
+                    "zone-file lines with an absolute owner: `\"router.lan. 300 IN A 192.168.1.1\"`",
+                );
+                "Records served locally, one per line (`name TTL IN TYPE rdata`; the TTL is 3600 \
+                 when left out).";
+            zones: Vec<RawZone> => Vec<LocalZone> = Vec::new();
+                Other("list of mappings (`name`, `file`)"),
+                Valid::Text("no zone listed twice"), items RawZone;
+                "Zone files (RFC 1035 master files), such as `{name: lan., file: \
+                 /etc/heimdall/lan.zone}`. Read at start and on every reload.";
+            delegations: Delegations => Delegations = Delegations::Referral;
+                Enum(&["referral", "forward"]),
+                ANY;
+                "Queries below a delegation (NS records under a zone's apex): `referral` answers \
+                 with the NS records, `forward` asks upstream.";
+            builtins: bool => bool = defaults::LOCAL_BUILTINS;
+                Bool,
+                ANY;
+                "Serve the RFC 6761 / RFC 6303 local zones (localhost, private reverse zones, ...) \
+                 locally instead of asking upstream.";
+        }
+    }
+
+    /// `blocklist:` names answered with a block reply instead of resolved.
+    blocklist: RawBlocklist => BlocklistConfig {
+        intro: "Names answered with a block reply instead of being resolved. A reload re-reads the \
+         list files; cached answers for names the new list blocks are dropped.",
+        keys {
+            files: Vec<RawListFile> => Vec<BlocklistFile> = Vec::new();
+                Other("list of mappings (`path`, `format`)"),
+                ANY, items RawListFile;
+                "Block lists, such as `{path: /etc/heimdall/ads.txt, format: auto}`. A listed name \
+                 is blocked with all its subdomains. Read at start and on every reload.";
+            allow: Vec<String> => Vec<String> = Vec::new();
+                Other("list of domain names"),
+                Valid::Text("domain names");
+                "Names (with their subdomains) never blocked.";
+            allow_files: Vec<PathBuf> => Vec<PathBuf> = Vec::new();
+                Other("list of file paths"),
+                Valid::Text("non-empty paths");
+                "Files of names never blocked, one per line. Read at start and on every reload.";
+            mode: BlockingMode => BlockingMode = BlockingMode::Nxdomain;
+                Enum(&["nxdomain", "null", "refused"]),
+                ANY;
+                "How a blocked name is answered: `nxdomain`; `null` (0.0.0.0 / :: for A / AAAA, \
+                 NODATA for other types); `refused`. EDNS clients also get Extended DNS Error 15 \
+                 (Blocked).";
+            ttl: HumanDuration => Duration = defaults::BLOCKLIST_TTL;
+                Type::Duration,
+                ttl(Duration::ZERO);
+                "TTL of `null` answers.";
+        }
+    }
+
+    /// `acl:` which clients may use the resolver.
+    acl: RawAcl => AclConfig {
+        intro: "Which clients may use the resolver. Loopback and private networks (10.0.0.0/8, \
+         172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, link-local, fc00::/7) are allowed by \
+         default; `deny` wins over `allow`.",
+        keys {
+            allow: Vec<String> => Vec<String> = Vec::new();
+                Other("list of networks"),
+                Valid::Text("networks such as `203.0.113.0/24`, `2001:db8::/32`, or single addresses");
+                "Clients allowed besides loopback and private networks.";
+            deny: Vec<String> => Vec<String> = Vec::new();
+                Other("list of networks"),
+                Valid::Text("networks or single addresses");
+                "Clients refused even if allowed otherwise. Deny wins.";
+            action: AclMode => AclMode = AclMode::Refuse;
+                Enum(&["refuse", "drop"]),
+                ANY;
+                "What a refused client gets: `refuse` (REFUSED) or `drop` (no answer).";
+            open_resolver: bool => bool = false;
+                Bool,
+                ANY;
+                "Serve every client not denied. An open resolver is abused for amplification \
+                 attacks; leave this off on the internet.";
+        }
+    }
+
+    /// `rate_limit:` queries per client prefix.
+    rate_limit: RawRateLimit => RateLimitConfig {
+        intro: "Token buckets per client prefix.",
+        keys {
+            enabled: bool => bool = defaults::RATE_LIMIT_ENABLED;
+                Bool,
+                ANY;
+                "Limit queries per client prefix.";
+            rate: u32 => u32 = defaults::RATE_LIMIT_RATE;
+                Integer,
+                Valid::Int(0, u64::from(u32::MAX));
+                "Queries per second per prefix, for the whole server (each core gets its share): \
+                 the rate each bucket refills at. `0` never refills: a prefix gets `burst` \
+                 queries in all.";
+            burst: u32 => u32 = defaults::RATE_LIMIT_BURST;
+                Integer,
+                Valid::Int(1, u64::from(u32::MAX));
+                "Bucket size per prefix, for the whole server.";
+            ipv4_prefix: u8 => u8 = defaults::RATE_LIMIT_IPV4_PREFIX;
+                Integer,
+                Valid::Int(0, 32);
+                "Prefix length IPv4 clients are grouped by.";
+            ipv6_prefix: u8 => u8 = defaults::RATE_LIMIT_IPV6_PREFIX;
+                Integer,
+                Valid::Int(0, 128);
+                "Prefix length IPv6 clients are grouped by.";
+            table_size: usize => usize = defaults::RATE_LIMIT_TABLE_SIZE;
+                Integer,
+                Valid::Int(1, int(limits::RATE_LIMIT_TABLE_SIZE_MAX));
+                "Prefixes tracked per core; the least recent is evicted.";
+            action: RateLimitMode => RateLimitMode = RateLimitMode::Drop;
+                Enum(&["drop", "refused", "truncate"]),
+                ANY;
+                "What a query over the limit gets: `drop` (no answer), `refused`, or `truncate` (an \
+                 empty reply with TC, so real clients retry over TCP; TCP queries are served).";
+        }
+    }
+
+    /// `control:` the HTTP control endpoint.
+    control: RawControl => ControlConfig {
+        intro: "The HTTP control endpoint: `GET /metrics` (Prometheus), `GET /health`, `GET /stats` \
+         (JSON), `POST /cache/flush[?name=...]`, `POST /reload`. It has no authentication: \
+         keep it on loopback or a management network.",
+        keys {
+            enabled: bool => bool = defaults::CONTROL_ENABLED;
+                Bool,
+                ANY;
+                "Whether the control endpoint is served.";
+            listen: ListenAddr => SocketAddr = defaults::CONTROL_LISTEN;
+                Other("address"),
+                Valid::Text(
+                    "`IP:PORT`, not overlapping a DNS listen address on the same port (port 0 \
+                     picks a free port)",
+                );
+                "Where the control endpoint listens.";
+        }
+    }
+
+    /// `log:` logging.
+    log: RawLog => LogConfig {
+        intro: "Logging.",
+        keys {
+            level: LogLevel => LogLevel = LogLevel::Info;
+                Enum(&["error", "warn", "info", "debug", "trace"]),
+                ANY;
+                "The least severe level logged. `RUST_LOG`, when set, overrides it.";
+        }
+    }
+
+}
+
+items! {
+    /// `local.zones[i]`: one zone file.
+    RawZone => LocalZone {
+        path: "local.zones[]",
+        keys {
+            name: String => String = String::new();
+                Other("domain name"),
+                Valid::Text("a domain name"), required: true;
+                "The zone's origin.";
+            file: PathBuf => PathBuf = PathBuf::new();
+                Other("file path"),
+                Valid::Text("a non-empty path"), required: true;
+                "The master file (relative paths are relative to the working directory).";
+        }
+    }
+}
+
+items! {
+    /// `blocklist.files[i]`: one list file.
+    RawListFile => BlocklistFile {
+        path: "blocklist.files[]",
+        keys {
+            path: PathBuf => PathBuf = PathBuf::new();
+                Other("file path"),
+                Valid::Text("a non-empty path"), required: true;
+                "The list file.";
+            #[serde(default)]
+            format: ListFileFormat => ListFileFormat = ListFileFormat::Auto;
+                Enum(&["auto", "hosts", "domains", "adblock"]),
+                ANY, required: false;
+                "The file's syntax: `auto` decides per line; `hosts` is a hosts file; `domains` \
+                 one name per line; `adblock` `||domain^` rules.";
+        }
+    }
+}
+
+/// Keys still read but no longer written, each with what replaces it.
+pub(crate) const DEPRECATED: &[(&str, &str)] = &[(
+    "upstream.tcp_only",
+    "A list of servers, each also in `upstream.servers`, to ask over TCP only. Each one listed \
+     gets `transport: tcp`, and `check-config` prints it that way: write \
+     `{address: ..., transport: tcp}` in `upstream.servers` instead.",
+)];
