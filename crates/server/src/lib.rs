@@ -75,7 +75,7 @@ pub const UPSTREAM_SOCKETS_PER_CORE: usize = 4;
 /// never waits, so upstream replies (the answers to cache misses) sit in
 /// the ring until this expires: with glommio's default of 100 ms the 99th
 /// percentile of a mixed load was 17 ms, with 1 ms 5-7 ms
-/// (`benches/peers/mixed-latency.sh`; docs/ARCHITECTURE.md has the run).
+/// (`benches/peers/mixed-latency.sh`; docs/BENCHMARKS.md has the run).
 pub const PREEMPT_TIMER: Duration = Duration::from_millis(1);
 /// Longest wait for outstanding upstream queries at shutdown.
 pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
