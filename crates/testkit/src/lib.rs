@@ -7,9 +7,12 @@
 //!   heimdall-wire;
 //! - [`SplitMix64`], a deterministic generator for random and mutated inputs;
 //! - [`prometheus`], a strict reader of the Prometheus text format and a
-//!   `promtool` check.
+//!   `promtool` check;
+//! - [`peers`], where the real peers' binaries are, and the rule for a
+//!   missing one (skip with a reason; fail under `CI=true`).
 
 pub mod messages;
+pub mod peers;
 pub mod prometheus;
 mod rng;
 

@@ -75,12 +75,14 @@ impl Exposition {
 
 /// `promtool check metrics` on `text` (its lint findings count as a
 /// failure): `None` when promtool is not installed (Debian's prometheus
-/// package has it), else what it said.
+/// package has it; the skip is printed, and under `CI=true` it is a
+/// failure instead, see [`crate::peers`]), else what it said.
 pub fn promtool_check(text: &str) -> Option<Result<(), String>> {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
 
-    let mut child = Command::new("promtool")
+    let promtool = crate::peers::find("promtool", "prometheus")?;
+    let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
