@@ -7,11 +7,14 @@
 //!   heimdall-wire;
 //! - [`SplitMix64`], a deterministic generator for random and mutated inputs;
 //! - [`prometheus`], a strict reader of the Prometheus text format and a
-//!   `promtool` check.
+//!   `promtool` check;
+//! - [`spoof`], an off-path attacker on loopback: forged UDP replies
+//!   through a raw socket, and a process's UDP sockets as `ss` lists them.
 
 pub mod messages;
 pub mod prometheus;
 mod rng;
+pub mod spoof;
 
 pub use rng::SplitMix64;
 
