@@ -60,7 +60,7 @@ use heimdall_wire::{
 };
 use heimdall_zone::Reply as LocalReply;
 use rand::SeedableRng as _;
-use rand::rngs::SmallRng;
+use rand::rngs::{StdRng, SysRng};
 
 use crate::admission::{Admission, Admitted, Gate, admit, refuse};
 use crate::config::{ResolverConfig, ResolverError};
@@ -87,7 +87,9 @@ pub struct Resolver {
     config: ResolverConfig,
     cache: Cache,
     upstreams: Upstreams,
-    rng: SmallRng,
+    /// Upstream IDs (and 0x20 case) come from here: a cryptographically
+    /// secure generator (ChaCha12) of this core alone, seeded from the OS.
+    rng: StdRng,
     inflight: InFlightTable,
     /// Sends to hand out: (slot, generation of the attempt).
     transmits: VecDeque<(Slot, u32)>,
@@ -105,17 +107,22 @@ fn outcome(written: Option<usize>) -> QueryOutcome {
 }
 
 impl Resolver {
-    /// A resolver whose upstream IDs come from an RNG seeded by the OS.
+    /// A resolver whose upstream IDs come from a cryptographically secure
+    /// generator (`StdRng`, ChaCha12) seeded straight from the operating
+    /// system (`SysRng`, getrandom): each core builds its own resolver, so
+    /// no two cores share a generator or its state.
     pub fn new(config: ResolverConfig) -> Result<Self, ResolverError> {
-        Self::with_rng(config, rand::make_rng())
+        let rng = StdRng::try_from_rng(&mut SysRng).map_err(|_| ResolverError::NoEntropy)?;
+        Self::with_rng(config, rng)
     }
 
-    /// A resolver with a fixed RNG seed, for deterministic tests.
+    /// A resolver with a fixed RNG seed, for deterministic tests (the same
+    /// generator, so the same code paths; only the seed is known).
     pub fn with_seed(config: ResolverConfig, seed: u64) -> Result<Self, ResolverError> {
-        Self::with_rng(config, SmallRng::seed_from_u64(seed))
+        Self::with_rng(config, StdRng::seed_from_u64(seed))
     }
 
-    fn with_rng(config: ResolverConfig, rng: SmallRng) -> Result<Self, ResolverError> {
+    fn with_rng(config: ResolverConfig, rng: StdRng) -> Result<Self, ResolverError> {
         config.validate()?;
         let cache = Cache::new(config.cache_bytes, config.cache_policy)?;
         let upstreams = Upstreams::new(&config.upstreams, config.strategy);
@@ -565,6 +572,9 @@ impl Resolver {
         let Some(attempts_used) = self.inflight.get(slot).map(|inflight| inflight.attempts) else {
             return;
         };
+        if !current {
+            self.stats.reply_late_accepted += 1;
+        }
         if message.flags().truncated() {
             self.stats.upstream_truncated += 1;
             self.upstreams.on_truncated(attempt.upstream);

@@ -48,17 +48,23 @@ pub(crate) enum Rejection {
 
 impl Rejection {
     /// Count the rejection: a parse failure as malformed, everything else
-    /// as mismatched (a spoofing attempt, or a late reply).
+    /// under its own reason and in the sum `upstream_mismatched` (a
+    /// spoofing attempt, or a reply to a query that has ended).
     pub(crate) fn count(self, stats: &mut ResolverStats) {
-        match self {
-            Rejection::Malformed => stats.upstream_malformed += 1,
-            Rejection::UnknownId
-            | Rejection::WrongSocket
-            | Rejection::WrongSource
-            | Rejection::WrongTransport
-            | Rejection::NotAResponse
-            | Rejection::WrongQuestion => stats.upstream_mismatched += 1,
-        }
+        let reason = match self {
+            Rejection::Malformed => {
+                stats.upstream_malformed += 1;
+                return;
+            }
+            Rejection::UnknownId => &mut stats.reply_rejected_wrong_id,
+            Rejection::WrongSocket => &mut stats.reply_rejected_wrong_socket,
+            Rejection::WrongSource => &mut stats.reply_rejected_wrong_source,
+            Rejection::WrongTransport => &mut stats.reply_rejected_wrong_transport,
+            Rejection::NotAResponse => &mut stats.reply_rejected_not_response,
+            Rejection::WrongQuestion => &mut stats.reply_rejected_wrong_question,
+        };
+        *reason += 1;
+        stats.upstream_mismatched += 1;
     }
 }
 
@@ -251,5 +257,14 @@ mod tests {
             (stats.upstream_malformed, stats.upstream_mismatched),
             (1, 6)
         );
+        let reasons = [
+            stats.reply_rejected_wrong_id,
+            stats.reply_rejected_wrong_socket,
+            stats.reply_rejected_wrong_source,
+            stats.reply_rejected_wrong_transport,
+            stats.reply_rejected_not_response,
+            stats.reply_rejected_wrong_question,
+        ];
+        assert_eq!(reasons, [1; 6], "each reason has its own counter");
     }
 }
