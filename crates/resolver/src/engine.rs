@@ -602,8 +602,12 @@ impl Resolver {
             let attempts_left = attempts_used < self.config.attempts.max(1);
             if attempts_left {
                 self.send_attempt(slot, now);
-            } else if rcode == Rcode::SERVFAIL {
-                self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            } else if upstream_failed(rcode) {
+                // The upstream could not or would not answer: that is our
+                // failure to resolve, not the client's error, so never
+                // relayed (see ARCHITECTURE.md, "Upstream errors").
+                self.stats.upstream_error_failures += 1;
+                self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
             } else {
                 self.fail(slot, Answer::Relay(packet.into()), now);
             }
@@ -789,6 +793,24 @@ impl Resolver {
             self.stats.hints_stored += 1;
         }
     }
+}
+
+/// Whether an upstream reply with `rcode` means the upstream failed us
+/// rather than answered: SERVFAIL (it could not resolve), REFUSED (it
+/// will not serve us), NOTIMP and FORMERR (it could not take our query).
+/// Such a reply makes the query try the next upstream, and when attempts
+/// are used up the client gets SERVFAIL with EDE 23 "Network Error",
+/// cached briefly (RFC 9520); the rcode itself is never relayed, since it
+/// would tell the client that *it* was refused or malformed. Other
+/// rcodes (YXDOMAIN, NOTAUTH, ...) are answers and are relayed.
+fn upstream_failed(rcode: Rcode) -> bool {
+    [
+        Rcode::SERVFAIL,
+        Rcode::REFUSED,
+        Rcode::NOTIMP,
+        Rcode::FORMERR,
+    ]
+    .contains(&rcode)
 }
 
 /// Write a hit from `entry` for `request`; when the client's qname at

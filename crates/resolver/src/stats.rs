@@ -73,6 +73,9 @@ pub struct ResolverStats {
     /// Replies accepted for an earlier attempt of a query than its current
     /// one (the upstream was slower than one attempt's timeout).
     pub reply_late_accepted: u64,
+    /// Queries that ended in SERVFAIL (EDE 23) because the last upstream
+    /// asked answered SERVFAIL, REFUSED, NOTIMP or FORMERR.
+    pub upstream_error_failures: u64,
     /// Times an upstream was found not to echo the 0x20 letter case and
     /// its queries went back to lower case for a while.
     pub upstream_case_fallbacks: u64,
