@@ -492,7 +492,12 @@ impl Resolver {
     /// same upstream over TCP and does not use up an attempt: it finishes
     /// the one that was truncated.
     fn send(&mut self, slot: Slot, upstream: usize, transport: UpstreamTransport, now: Timestamp) {
-        let deadline = now.add_millis(self.config.upstream_timeout_ms);
+        let configured = self.config.upstream_timeout_ms;
+        let timeout = self
+            .upstreams
+            .get(upstream)
+            .map_or(configured, |up| up.attempt_timeout_ms(configured));
+        let deadline = now.add_millis(timeout);
         let keep_earlier = self.config.attempts.max(1) as usize - 1;
         let begun = self.inflight.begin_send(
             slot,
