@@ -89,6 +89,13 @@ sections! {
                  wake-up, system call and GSO send (about half the CPU per query at 10k-50k \
                  queries/s on the benchmark machine, docs/TUNING.md), for at most this much added \
                  latency. 0 turns it off.";
+            shutdown_grace: HumanDuration => Duration = Duration::ZERO;
+                Type::Duration,
+                Valid::Duration(Duration::ZERO, limits::SHUTDOWN_GRACE_MAX, false);
+                "On SIGTERM heimdall stops receiving and gives the queries already waiting on an \
+                 upstream this long to be answered; those still waiting then get SERVFAIL (or \
+                 stale data), never silence. `0s`, the default, is `upstream.timeout` × \
+                 `upstream.attempts` plus 500ms, so every query can use all of its attempts.";
         }
     }
 
@@ -211,6 +218,25 @@ sections! {
                 Integer,
                 Valid::Int(1, u64::from(limits::UPSTREAM_ATTEMPTS_MAX));
                 "Sends per query, across servers, before giving up.";
+            source_port_min: u16 => u16 = defaults::UPSTREAM_SOURCE_PORT_MIN;
+                Integer,
+                Valid::Int(1, 65535);
+                "Lowest source port of upstream UDP queries. Each attempt leaves from a socket of \
+                 its own, bound to a port heimdall picks uniformly at random (not the kernel's \
+                 choice) between `source_port_min` and `source_port_max`, skipping heimdall's own \
+                 listen ports; a reply is accepted only on that socket. A wide range is what \
+                 makes a forged reply hard to land (docs/SECURITY.md).";
+            source_port_max: u16 => u16 = defaults::UPSTREAM_SOURCE_PORT_MAX;
+                Integer,
+                Valid::Text("1 to 65535, at least `source_port_min`");
+                "Highest source port of upstream UDP queries (see `source_port_min`).";
+            max_sockets: usize => usize = defaults::UPSTREAM_MAX_SOCKETS;
+                Integer,
+                Valid::Int(1, int(limits::UPSTREAM_MAX_SOCKETS_MAX));
+                "Upstream UDP sockets open at once per core (one per attempt in flight). At the \
+                 bound, further attempts wait in a queue of the same size for a socket to close \
+                 (counted in `heimdall_upstream_socket_waits_total`); beyond that they are \
+                 dropped (counted) and retried at their deadline.";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

@@ -35,6 +35,10 @@ pub enum ResolverError {
     /// A resolver setting is out of range.
     #[error("{0}")]
     InvalidSetting(&'static str),
+    /// The operating system gave no randomness to seed the upstream ID
+    /// generator with.
+    #[error("no randomness from the operating system to seed upstream query IDs")]
+    NoEntropy,
 }
 
 /// Query policy applied before the cache, in this order: ACL, rate limit,

@@ -6,7 +6,8 @@
 //! It is sans-IO in the manner of quinn-proto: the runtime feeds it events
 //! (`handle_query`, `handle_upstream_reply`, `handle_timeouts`) with the
 //! current time, then drains what it produced (`poll_transmit`,
-//! `poll_reply`, `poll_hint`) and sleeps until `next_deadline`.
+//! `poll_reply`, `poll_hint`, `poll_retired`) and sleeps until
+//! `next_deadline`.
 //!
 //! A client query goes through named steps: admission (`admission`: ACL,
 //! rate limit, parse, RFC rules, one verdict), the cache, local data and
@@ -45,7 +46,6 @@
 mod completion;
 mod reload;
 
-use core::net::SocketAddr;
 use std::collections::VecDeque;
 
 use heimdall_cache::{
@@ -60,12 +60,12 @@ use heimdall_wire::{
 };
 use heimdall_zone::Reply as LocalReply;
 use rand::SeedableRng as _;
-use rand::rngs::SmallRng;
+use rand::rngs::{StdRng, SysRng};
 
 use crate::admission::{Admission, Admitted, Gate, admit, refuse};
 use crate::config::{ResolverConfig, ResolverError};
 use crate::inflight::{InFlight, InFlightTable, Join, Phase, Slot, Waiter};
-use crate::io::{ClientId, Hint, QueryOutcome, Transmit, Transport};
+use crate::io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
 use crate::reply::ede;
 use crate::reply_check::{AcceptedReply, check_reply};
 use crate::stats::ResolverStats;
@@ -87,7 +87,9 @@ pub struct Resolver {
     config: ResolverConfig,
     cache: Cache,
     upstreams: Upstreams,
-    rng: SmallRng,
+    /// Upstream IDs (and 0x20 case) come from here: a cryptographically
+    /// secure generator (ChaCha12) of this core alone, seeded from the OS.
+    rng: StdRng,
     inflight: InFlightTable,
     /// Sends to hand out: (slot, generation of the attempt).
     transmits: VecDeque<(Slot, u32)>,
@@ -105,17 +107,22 @@ fn outcome(written: Option<usize>) -> QueryOutcome {
 }
 
 impl Resolver {
-    /// A resolver whose upstream IDs come from an RNG seeded by the OS.
+    /// A resolver whose upstream IDs come from a cryptographically secure
+    /// generator (`StdRng`, ChaCha12) seeded straight from the operating
+    /// system (`SysRng`, getrandom): each core builds its own resolver, so
+    /// no two cores share a generator or its state.
     pub fn new(config: ResolverConfig) -> Result<Self, ResolverError> {
-        Self::with_rng(config, rand::make_rng())
+        let rng = StdRng::try_from_rng(&mut SysRng).map_err(|_| ResolverError::NoEntropy)?;
+        Self::with_rng(config, rng)
     }
 
-    /// A resolver with a fixed RNG seed, for deterministic tests.
+    /// A resolver with a fixed RNG seed, for deterministic tests (the same
+    /// generator, so the same code paths; only the seed is known).
     pub fn with_seed(config: ResolverConfig, seed: u64) -> Result<Self, ResolverError> {
-        Self::with_rng(config, SmallRng::seed_from_u64(seed))
+        Self::with_rng(config, StdRng::seed_from_u64(seed))
     }
 
-    fn with_rng(config: ResolverConfig, rng: SmallRng) -> Result<Self, ResolverError> {
+    fn with_rng(config: ResolverConfig, rng: StdRng) -> Result<Self, ResolverError> {
         config.validate()?;
         let cache = Cache::new(config.cache_bytes, config.cache_policy)?;
         let upstreams = Upstreams::new(&config.upstreams, config.strategy);
@@ -473,24 +480,39 @@ impl Resolver {
             .get(upstream)
             .map_or(UpstreamTransport::Udp, |up| up.transport());
         if let Some(inflight) = self.inflight.get_mut(slot) {
-            inflight.attempt.upstream = upstream;
             inflight.tried |= 1u64 << upstream;
             inflight.attempts += 1;
         }
-        self.send(slot, transport, now);
+        self.send(slot, upstream, transport, now);
     }
 
-    /// Queue a send of `slot` to its current upstream over `transport`,
-    /// with a fresh ID, generation and deadline. A send after a
-    /// truncated UDP reply (RFC 7766 section 5) goes to the same upstream
-    /// over TCP and does not use up an attempt: it finishes the one that
-    /// was truncated.
-    fn send(&mut self, slot: Slot, transport: UpstreamTransport, now: Timestamp) {
-        let deadline = now.add_millis(self.config.upstream_timeout_ms);
-        let Some(generation) =
-            self.inflight
-                .begin_send(slot, transport, now, deadline, &mut self.rng)
-        else {
+    /// Queue a send of `slot` to `upstream` over `transport`, with a
+    /// fresh ID, generation and deadline; earlier attempts stay live. A
+    /// send after a truncated UDP reply (RFC 7766 section 5) goes to the
+    /// same upstream over TCP and does not use up an attempt: it finishes
+    /// the one that was truncated.
+    fn send(&mut self, slot: Slot, upstream: usize, transport: UpstreamTransport, now: Timestamp) {
+        let configured = self.config.upstream_timeout_ms;
+        let timeout = self
+            .upstreams
+            .get(upstream)
+            .map_or(configured, |up| up.attempt_timeout_ms(configured));
+        let deadline = now.add_millis(timeout);
+        let keep_earlier = self.config.attempts.max(1) as usize - 1;
+        let begun = self.inflight.begin_send(
+            slot,
+            upstream,
+            transport,
+            now,
+            deadline,
+            keep_earlier,
+            &mut self.rng,
+        );
+        let Some(generation) = begun else {
+            // No free upstream ID (the live ones fill the 16-bit space):
+            // shed the query rather than leave it without a deadline.
+            self.stats.dropped_overload += 1;
+            self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
             return;
         };
         if transport == UpstreamTransport::Tcp {
@@ -514,56 +536,83 @@ impl Resolver {
             else {
                 continue;
             };
+            // From here the runtime knows the attempt; it is retired to
+            // it when its query ends.
+            self.inflight.mark_sent(slot, generation);
             return Some(Transmit {
                 to,
                 len,
                 transport: attempt.transport,
+                attempt: attempt.id(),
             });
         }
         None
     }
 
-    /// Handle a reply that arrived from `from` over `transport` (the
-    /// runtime's socket or connection it came on). It must pass the reply
-    /// check (module `reply_check`) before anything acts on it.
-    pub fn handle_upstream_reply(
-        &mut self,
-        from: SocketAddr,
-        transport: UpstreamTransport,
-        packet: &[u8],
-        now: Timestamp,
-    ) {
-        let AcceptedReply { slot, message } =
-            match check_reply(&self.inflight, &self.upstreams, from, transport, packet) {
-                Ok(reply) => reply,
-                Err(rejection) => {
-                    rejection.count(&mut self.stats);
-                    return;
-                }
-            };
-        let Some(inflight) = self.inflight.get(slot) else {
+    /// The next attempt that can no longer be answered (its query ended,
+    /// or it was replaced after a truncated or error reply): the runtime
+    /// may close its socket. Every [`AttemptId`] handed out in a
+    /// [`Transmit`] comes back here exactly once.
+    pub fn poll_retired(&mut self) -> Option<AttemptId> {
+        self.inflight.pop_retired()
+    }
+
+    /// Handle a reply that reached the runtime as `source` says (address,
+    /// transport, and for UDP the attempt whose socket received it). It
+    /// must pass the reply check (module `reply_check`) before anything
+    /// acts on it.
+    pub fn handle_upstream_reply(&mut self, source: ReplySource, packet: &[u8], now: Timestamp) {
+        let AcceptedReply {
+            slot,
+            attempt,
+            current,
+            message,
+        } = match check_reply(&self.inflight, &self.upstreams, source, packet) {
+            Ok(reply) => reply,
+            Err(rejection) => {
+                rejection.count(&mut self.stats);
+                return;
+            }
+        };
+        let Some(attempts_used) = self.inflight.get(slot).map(|inflight| inflight.attempts) else {
             return;
         };
-        let attempt = inflight.attempt;
+        if !current {
+            self.stats.reply_late_accepted += 1;
+        }
         if message.flags().truncated() {
             self.stats.upstream_truncated += 1;
             self.upstreams.on_truncated(attempt.upstream);
+            // The truncated attempt is done: its TCP retry replaces it.
+            self.inflight.retire_attempt(slot, attempt.id);
             if attempt.transport.is_stream() {
                 // TC over TCP makes no sense: move on as for an error.
-                self.send_attempt(slot, now);
+                if current {
+                    self.send_attempt(slot, now);
+                }
             } else {
-                self.send(slot, UpstreamTransport::Tcp, now);
+                self.send(slot, attempt.upstream, UpstreamTransport::Tcp, now);
             }
             return;
         }
         let rcode = message.rcode();
         if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
             self.upstreams.on_error(attempt.upstream);
-            let attempts_left = inflight.attempts < self.config.attempts.max(1);
+            self.inflight.retire_attempt(slot, attempt.id);
+            if !current {
+                // An earlier attempt failed; the current one may still
+                // answer.
+                return;
+            }
+            let attempts_left = attempts_used < self.config.attempts.max(1);
             if attempts_left {
                 self.send_attempt(slot, now);
-            } else if rcode == Rcode::SERVFAIL {
-                self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            } else if upstream_failed(rcode) {
+                // The upstream could not or would not answer: that is our
+                // failure to resolve, not the client's error, so never
+                // relayed (see ARCHITECTURE.md, "Upstream errors").
+                self.stats.upstream_error_failures += 1;
+                self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
             } else {
                 self.fail(slot, Answer::Relay(packet.into()), now);
             }
@@ -749,6 +798,24 @@ impl Resolver {
             self.stats.hints_stored += 1;
         }
     }
+}
+
+/// Whether an upstream reply with `rcode` means the upstream failed us
+/// rather than answered: SERVFAIL (it could not resolve), REFUSED (it
+/// will not serve us), NOTIMP and FORMERR (it could not take our query).
+/// Such a reply makes the query try the next upstream, and when attempts
+/// are used up the client gets SERVFAIL with EDE 23 "Network Error",
+/// cached briefly (RFC 9520); the rcode itself is never relayed, since it
+/// would tell the client that *it* was refused or malformed. Other
+/// rcodes (YXDOMAIN, NOTAUTH, ...) are answers and are relayed.
+fn upstream_failed(rcode: Rcode) -> bool {
+    [
+        Rcode::SERVFAIL,
+        Rcode::REFUSED,
+        Rcode::NOTIMP,
+        Rcode::FORMERR,
+    ]
+    .contains(&rcode)
 }
 
 /// Write a hit from `entry` for `request`; when the client's qname at

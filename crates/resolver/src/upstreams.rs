@@ -1,5 +1,11 @@
 //! The upstream servers of one core: which one to ask next, and how each
-//! has behaved (smoothed RTT, consecutive failures, backoff, counters).
+//! has behaved (smoothed RTT and its variation, consecutive failures,
+//! backoff, whether it echoes the 0x20 letter case, counters).
+//!
+//! The attempt timeout adapts to a slow upstream as Unbound's does: it is
+//! `srtt + 4 * rttvar` (RFC 6298), never below the configured
+//! `upstream.timeout` and never above [`TIMEOUT_CEILING_FACTOR`] times it,
+//! so an upstream that always answers in 1 s stops timing out at 800 ms.
 //!
 //! Each core keeps its own view; nothing here is shared. Times are
 //! milliseconds on the server's monotonic clock, handed in by the caller.
@@ -27,6 +33,11 @@ const BACKOFF_BASE_MS: u64 = 500;
 /// Longest backoff: a dead upstream is still probed twice a minute.
 const BACKOFF_MAX_MS: u64 = 30_000;
 
+/// The adaptive attempt timeout is at most this many times the configured
+/// one: a query still ends within `attempts x 4 x timeout` however slow
+/// an upstream has been.
+pub const TIMEOUT_CEILING_FACTOR: u64 = 4;
+
 /// Counters for one upstream (this core only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpstreamStats {
@@ -51,6 +62,9 @@ pub struct UpstreamState {
     upstream: Upstream,
     /// Smoothed RTT in microseconds (RFC 6298 style, gain 1/8).
     srtt_us: Option<u64>,
+    /// RTT variation in microseconds (RFC 6298, gain 1/4), from accepted
+    /// replies only; sets the adaptive timeout.
+    rttvar_us: Option<u64>,
     consecutive_failures: u32,
     backoff_until_ms: u64,
     stats: UpstreamStats,
@@ -76,6 +90,25 @@ impl UpstreamState {
     /// Smoothed RTT in microseconds, once measured.
     pub fn srtt_us(&self) -> Option<u64> {
         self.srtt_us
+    }
+
+    /// RTT variation in microseconds, once measured.
+    pub fn rttvar_us(&self) -> Option<u64> {
+        self.rttvar_us
+    }
+
+    /// The timeout of the next attempt to this upstream, for a configured
+    /// `timeout_ms`: `srtt + 4 * rttvar` once a reply was measured, kept
+    /// between `timeout_ms` and [`TIMEOUT_CEILING_FACTOR`] times it.
+    pub fn attempt_timeout_ms(&self, timeout_ms: u64) -> u64 {
+        let (Some(srtt), Some(rttvar)) = (self.srtt_us, self.rttvar_us) else {
+            return timeout_ms;
+        };
+        let rto_ms = srtt.saturating_add(rttvar.saturating_mul(4)) / 1000;
+        rto_ms.clamp(
+            timeout_ms,
+            timeout_ms.saturating_mul(TIMEOUT_CEILING_FACTOR),
+        )
     }
 
     /// Failures since the last success.
@@ -116,6 +149,7 @@ impl Upstreams {
         UpstreamState {
             upstream,
             srtt_us: None,
+            rttvar_us: None,
             consecutive_failures: 0,
             backoff_until_ms: 0,
             stats: UpstreamStats::default(),
@@ -265,6 +299,10 @@ impl Upstreams {
             upstream.stats.latency.observe_us(rtt_us);
             upstream.consecutive_failures = 0;
             upstream.backoff_until_ms = 0;
+            upstream.rttvar_us = Some(match (upstream.rttvar_us, upstream.srtt_us) {
+                (Some(rttvar), Some(srtt)) => rttvar - rttvar / 4 + srtt.abs_diff(rtt_us) / 4,
+                _ => rtt_us / 2,
+            });
             upstream.srtt_us = Some(match upstream.srtt_us {
                 None => rtt_us,
                 Some(srtt) => srtt - srtt / 8 + rtt_us / 8,
@@ -412,6 +450,26 @@ mod tests {
         let stats = set.get(0).unwrap().stats();
         assert_eq!((stats.queries, stats.truncated, stats.errors), (1, 1, 1));
         assert_eq!(set.index_of(addresses(1)[0].address), Some(0));
+    }
+
+    #[test]
+    fn a_slow_upstream_gets_a_longer_timeout_within_bounds() {
+        let mut set = Upstreams::new(&addresses(1), UpstreamStrategy::Ordered);
+        let up = |set: &Upstreams| set.get(0).unwrap().attempt_timeout_ms(800);
+        assert_eq!(up(&set), 800, "unmeasured: the configured timeout");
+        set.on_reply(0, 20_000);
+        assert_eq!(up(&set), 800, "fast: never below the configured one");
+        let mut slow = Upstreams::new(&addresses(1), UpstreamStrategy::Ordered);
+        slow.on_reply(0, 1_000_000);
+        // srtt 1 s, rttvar 0.5 s: 3 s.
+        assert_eq!(up(&slow), 3_000);
+        for _ in 0..50 {
+            slow.on_reply(0, 1_000_000);
+        }
+        let settled = up(&slow);
+        assert!((1_000..1_100).contains(&settled), "{settled}");
+        slow.on_reply(0, 60_000_000);
+        assert_eq!(up(&slow), 800 * TIMEOUT_CEILING_FACTOR, "capped");
     }
 
     #[test]

@@ -22,7 +22,8 @@ use std::time::Instant;
 use heimdall_cache::{Entry, Timestamp};
 use heimdall_control::CoreSnapshot;
 use heimdall_resolver::{
-    ClientId, Hint, QueryOutcome, Resolver, ResolverConfig, Transport, UpstreamTransport,
+    ClientId, Hint, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transport,
+    UpstreamTransport,
 };
 
 use crate::batch::UdpStats;
@@ -181,9 +182,15 @@ impl CoreContext {
         reply: &[u8],
     ) {
         let now = self.now();
+        // No per-attempt sockets yet: the resolver matches by ID alone.
+        let source = ReplySource {
+            from,
+            transport,
+            attempt: None,
+        };
         self.resolver
             .borrow_mut()
-            .handle_upstream_reply(from, transport, reply, now);
+            .handle_upstream_reply(source, reply, now);
         self.drain(now);
     }
 
@@ -232,6 +239,9 @@ impl CoreContext {
                 self.send_upstream(transmit.transport, transmit.to, query);
             }
         }
+        // Retired attempts would close their sockets; the pool has none
+        // of its own per attempt yet.
+        while resolver.poll_retired().is_some() {}
         while let Some((client, len)) = resolver.poll_reply(&mut scratch, now) {
             if let Some(reply) = self.checked(&scratch, len) {
                 self.send_reply(&client, reply);

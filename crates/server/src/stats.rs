@@ -6,7 +6,7 @@
 use heimdall_cache::CacheStats;
 use heimdall_control::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
-    TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
 };
 use heimdall_resolver::{Resolver, ResolverStats};
 
@@ -157,5 +157,15 @@ pub(crate) fn core_snapshot(index: usize, resolver: &Resolver, counters: Counter
             malformed: stats.dropped_malformed + stats.formerr,
         },
         upstreams,
+        replies: reply_check(stats),
+        sockets: Default::default(),
     }
+}
+
+/// The reply check's counters, in the control endpoint's model.
+fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
+    let mut replies = ReplyCheckSnapshot::default();
+    replies.mismatched = stats.upstream_mismatched;
+    replies.malformed = stats.upstream_malformed;
+    replies
 }
