@@ -21,6 +21,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use common::http::{get_ok, metrics};
 use common::{LOOPBACK, Setup, start_upstream, total};
 use heimdall_loadtest::UpstreamConfig;
 use heimdall_loadtest::upstream::zone::host_v4;
@@ -128,6 +129,22 @@ fn forged_upstream_replies_never_reach_the_cache() {
     assert!(
         packets >= u64::from(NAMES) * 10_000,
         "the flood was too small to mean anything: {packets}"
+    );
+    // The flood shows where an operator looks: /metrics, by reason.
+    let exposition = metrics(&get_ok(server.control_addr(), "/metrics"));
+    let exported = exposition.sum("heimdall_upstream_replies_mismatched_total", &[]);
+    let by_id = exposition.sum(
+        "heimdall_upstream_replies_rejected_total",
+        &[("reason", "wrong_id")],
+    );
+    let by_case = exposition.sum(
+        "heimdall_upstream_replies_rejected_total",
+        &[("reason", "wrong_case")],
+    );
+    eprintln!("/metrics: {exported} rejected ({by_id} wrong ID, {by_case} wrong case)");
+    assert!(
+        exported >= 1_000.0,
+        "the flood must show in /metrics: {exported} of {packets}"
     );
     let reports = server.stop();
     let rejected = total(&reports, |r| r.resolver.upstream_mismatched);
