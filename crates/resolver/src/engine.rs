@@ -721,6 +721,33 @@ impl Resolver {
         });
     }
 
+    /// Shutdown: end every query still in flight. Its waiters get usable
+    /// cached data (stale included) when there is some, else SERVFAIL
+    /// with EDE 22 (No Reachable Authority); nothing is cached, and every
+    /// attempt is retired. The replies come out of
+    /// [`Resolver::poll_reply`]. Returns how many queries were ended.
+    pub fn abandon_all(&mut self, now: Timestamp) -> usize {
+        let slots = self.inflight.occupied();
+        for &slot in &slots {
+            let Some(inflight) = self.inflight.get(slot) else {
+                continue;
+            };
+            let answer = if inflight.has_waiters() {
+                match self.cache.peek_usable(&inflight.key, now) {
+                    Lookup::Fresh(entry) if entry.kind() != EntryKind::ServFail => {
+                        Answer::Entry(entry.clone())
+                    }
+                    Lookup::Stale(entry) => Answer::Stale(entry.clone()),
+                    _ => Answer::Fail(ede::NO_REACHABLE_AUTHORITY),
+                }
+            } else {
+                Answer::Fail(ede::NO_REACHABLE_AUTHORITY)
+            };
+            self.complete(slot, answer);
+        }
+        slots.len()
+    }
+
     /// When the next deadline falls (an attempt's timeout, or a
     /// serve-stale client timer), if any query is outstanding.
     pub fn next_deadline(&mut self) -> Option<Timestamp> {

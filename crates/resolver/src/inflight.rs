@@ -305,6 +305,14 @@ impl InFlightTable {
 
     /// Retire the query in `slot`: free the slot and drop it from both
     /// indexes. Returns the query and its waiters.
+    /// Every slot holding a query (for shutdown: allocates).
+    pub(crate) fn occupied(&self) -> Vec<Slot> {
+        (0..self.slots.len() as u32)
+            .map(Slot)
+            .filter(|slot| self.get(*slot).is_some())
+            .collect()
+    }
+
     pub(crate) fn remove(&mut self, slot: Slot) -> Option<(InFlight, SmallVec<[Waiter; 1]>)> {
         let mut inflight = self.slots.get_mut(slot.0 as usize).and_then(Option::take)?;
         self.free.push(slot.0);

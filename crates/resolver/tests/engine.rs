@@ -603,3 +603,52 @@ fn a_hit_for_a_compressed_qname_echoes_the_whole_name() {
     assert_eq!(answer_ttls(&out[..len]), [300]);
     assert_eq!(resolver.stats().cache_hits, 1);
 }
+
+#[test]
+fn abandon_all_answers_every_waiter_and_retires_every_attempt() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(10);
+    for (n, name) in ["one.example", "two.example", "three.example"]
+        .iter()
+        .enumerate()
+    {
+        let outcome = resolver.handle_query(
+            &a_query(name, n as u16),
+            client(4000 + n as u16),
+            t0,
+            &mut out,
+        );
+        assert_eq!(outcome, QueryOutcome::Pending);
+    }
+    // A second client joins the first query.
+    resolver.handle_query(&a_query("one.example", 9), client(4009), t0, &mut out);
+    let sent = transmits(&mut resolver);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(resolver.abandon_all(t0.add_millis(5)), 3);
+    assert_eq!(resolver.inflight(), 0);
+    let got = replies(&mut resolver, t0.add_millis(5));
+    assert_eq!(got.len(), 4, "every waiting client is answered");
+    for (_, reply) in &got {
+        assert_eq!(Message::parse(reply).unwrap().rcode(), Rcode::SERVFAIL);
+    }
+    let mut retired = Vec::new();
+    while let Some(attempt) = resolver.poll_retired() {
+        retired.push(attempt);
+    }
+    let mut expected: Vec<_> = sent.iter().map(|(t, _)| t.attempt).collect();
+    expected.sort_by_key(|a| a.0);
+    retired.sort_by_key(|a| a.0);
+    assert_eq!(retired, expected);
+    assert_eq!(resolver.next_deadline(), None);
+    // Nothing was cached: the next query goes upstream again.
+    assert_eq!(
+        resolver.handle_query(
+            &a_query("one.example", 10),
+            client(4010),
+            t0.add_millis(6),
+            &mut out
+        ),
+        QueryOutcome::Pending
+    );
+}

@@ -6,7 +6,7 @@
 use heimdall_cache::CacheStats;
 use heimdall_control::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
-    ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot, UpstreamSocketSnapshot,
 };
 use heimdall_resolver::{Resolver, ResolverStats};
 
@@ -90,6 +90,8 @@ pub(crate) struct Counters {
     pub(crate) send_errors: u64,
     pub(crate) bad_lengths: u64,
     pub(crate) udp: UdpStats,
+    /// The upstream UDP sockets.
+    pub(crate) sockets: UpstreamSocketSnapshot,
 }
 
 /// One core's counters, in the control endpoint's model.
@@ -158,7 +160,7 @@ pub(crate) fn core_snapshot(index: usize, resolver: &Resolver, counters: Counter
         },
         upstreams,
         replies: reply_check(stats),
-        sockets: Default::default(),
+        sockets: counters.sockets,
     }
 }
 

@@ -1,92 +1,400 @@
-//! DNS over UDP to upstreams: each core's pool of upstream sockets (bound
-//! to random ephemeral ports, queries rotating over them) and the loop
-//! that receives replies on each.
+//! DNS over UDP to upstreams: one socket per attempt, bound to a source
+//! port heimdall picks uniformly at random, and a receive task per socket
+//! that reports each reply with the attempt it belongs to.
+//!
+//! An off-path forger must guess the query ID *and* the port of the one
+//! socket that may accept the reply (plus the 0x20 case and the cookie,
+//! judged by the resolver). Ports are picked here, from a per-core CSPRNG
+//! seeded by the OS, not by the kernel's ephemeral allocator (sequential
+//! per destination on some kernels), and never one of heimdall's own
+//! listen ports. A port found taken is retried, a bounded number of times.
+//!
+//! The sockets are not `connect()`ed: a reply from another address or
+//! port then reaches the receive task and the resolver's reply check,
+//! which rejects and counts it (`wrong_source`), so a flood from a wrong
+//! source shows in `/metrics` instead of vanishing into the kernel's
+//! `NoPorts` counter. It also saves a system call per attempt.
+//!
+//! Open sockets per core are bounded (`upstream.max_sockets`): at the
+//! bound, an attempt waits in a queue of the same size for a socket to
+//! close (counted), and beyond that is dropped (counted) and left to its
+//! deadline. A socket closes when the resolver retires its attempt
+//! ([`heimdall_resolver::Resolver::poll_retired`]): dropping the receive
+//! task cancels its pending receive and closes the socket.
+//!
+//! Why a socket per attempt rather than a pool re-bound to new ports: a
+//! bound UDP socket cannot be bound again, so a new port is a new socket
+//! either way; what a pool could save is only moving the `socket` + `bind`
+//! off the query's path, on the same core, for the same CPU. See
+//! docs/ARCHITECTURE.md for the design and its measured cost.
 
-use std::cell::Cell;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 use glommio::net::UdpSocket;
-use heimdall_resolver::UpstreamTransport;
-use socket2::Socket;
+use hashbrown::HashMap;
+use heimdall_control::UpstreamSocketSnapshot;
+use heimdall_resolver::{AttemptId, ReplySource, UpstreamTransport};
+use rand::RngExt as _;
+use rand::rngs::StdRng;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::batch::{DATAGRAM_BUF, send_to};
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
-use crate::sockets::is_timeout;
 
-/// How often a blocked upstream receive wakes to check for the end.
-const STOP_POLL: Duration = Duration::from_millis(100);
+/// Random ports tried per socket before the attempt is given up (counted
+/// as a bind failure). With a wide range and few ports taken, a second try
+/// is already rare.
+const BIND_TRIES: u32 = 16;
+/// Receive buffers kept for reuse, so a socket's task does not allocate.
+const SPARE_BUFFERS: usize = 64;
+
+/// How one core opens its upstream UDP sockets.
+#[derive(Debug, Clone)]
+pub(crate) struct UdpUpstreamSettings {
+    /// Lowest source port.
+    pub(crate) port_min: u16,
+    /// Highest source port.
+    pub(crate) port_max: u16,
+    /// Ports never used: heimdall's own listen ports.
+    pub(crate) skip_ports: Vec<u16>,
+    /// Sockets open at once (and attempts waiting for one).
+    pub(crate) max_sockets: usize,
+}
+
+/// Picks source ports uniformly at random from a range, minus a few.
+struct PortPicker {
+    rng: StdRng,
+    min: u16,
+    max: u16,
+    skip: Vec<u16>,
+}
+
+impl PortPicker {
+    /// A port in `min..=max` not in `skip`, uniformly among those; `None`
+    /// when the range holds only skipped ports. Rejection sampling keeps
+    /// the choice uniform; the bound on tries only matters for a range
+    /// that is (almost) all skipped.
+    fn pick(&mut self) -> Option<u16> {
+        const TRIES: usize = 64;
+        (0..TRIES)
+            .map(|_| self.rng.random_range(self.min..=self.max))
+            .find(|port| !self.skip.contains(port))
+    }
+}
+
+/// An attempt waiting for a socket.
+struct Waiting {
+    attempt: AttemptId,
+    to: SocketAddr,
+    query: Vec<u8>,
+}
+
+struct State {
+    picker: PortPicker,
+    /// The receive task of each attempt with a socket open; dropping it
+    /// closes the socket.
+    open: HashMap<AttemptId, glommio::Task<()>>,
+    waiting: VecDeque<Waiting>,
+    spare: Vec<Vec<u8>>,
+    max_sockets: usize,
+    stats: UpstreamSocketSnapshot,
+}
 
 /// One core's upstream UDP sockets.
 pub(crate) struct UdpUpstreams {
-    /// Each socket's fd and whether it is IPv6.
-    fds: Vec<(RawFd, bool)>,
-    next: Cell<usize>,
+    state: RefCell<State>,
+    /// Receive buffers handed back by ended tasks.
+    returned: Rc<RefCell<Vec<Vec<u8>>>>,
 }
 
 impl UdpUpstreams {
-    /// The pool of core `index` (which starts the rotation, so the cores
-    /// do not all begin on the same port). The sockets stay open in their
-    /// receive loops ([`receive_replies`]).
-    pub(crate) fn new(index: usize, sockets: &[Socket]) -> Self {
-        let fds = sockets
-            .iter()
-            .map(|socket| {
-                let is_v6 = socket
-                    .local_addr()
-                    .ok()
-                    .and_then(|addr| addr.as_socket())
-                    .is_some_and(|addr| addr.is_ipv6());
-                (socket.as_raw_fd(), is_v6)
-            })
-            .collect();
+    /// The sockets of one core, with its own OS-seeded generator.
+    pub(crate) fn new(settings: &UdpUpstreamSettings) -> Self {
+        let picker = PortPicker {
+            rng: rand::make_rng(),
+            min: settings.port_min.min(settings.port_max),
+            max: settings.port_max.max(settings.port_min),
+            skip: settings.skip_ports.clone(),
+        };
         Self {
-            fds,
-            next: Cell::new(index),
+            state: RefCell::new(State {
+                picker,
+                open: HashMap::new(),
+                waiting: VecDeque::new(),
+                spare: Vec::new(),
+                max_sockets: settings.max_sockets.max(1),
+                stats: UpstreamSocketSnapshot::default(),
+            }),
+            returned: Rc::new(RefCell::new(Vec::new())),
         }
     }
 
-    /// An upstream socket of the right family, rotating through the pool
-    /// so queries leave from several random ports.
-    fn fd_for(&self, to: SocketAddr) -> Option<RawFd> {
-        let count = self.fds.len();
-        let start = self.next.get();
-        self.next.set(start.wrapping_add(1));
-        (0..count)
-            .map(|offset| (start + offset) % count)
-            .filter_map(|index| self.fds.get(index))
-            .find(|(_, is_v6)| *is_v6 == to.is_ipv6())
-            .map(|(fd, _)| *fd)
+    /// The socket counters, with the open sockets as a gauge.
+    pub(crate) fn stats(&self) -> UpstreamSocketSnapshot {
+        let state = self.state.borrow();
+        let mut stats = state.stats;
+        stats.open = state.open.len() as u64;
+        stats
+    }
+
+    /// Close every socket (the core is stopping).
+    pub(crate) fn close_all(&self) {
+        let mut state = self.state.borrow_mut();
+        state.open.clear();
+        state.waiting.clear();
+    }
+
+    /// Open a socket for `attempt`, send `query` from it and start its
+    /// receive task.
+    fn open_and_send(
+        &self,
+        state: &mut State,
+        ctx: &Rc<CoreContext>,
+        attempt: AttemptId,
+        to: SocketAddr,
+        query: &[u8],
+    ) -> Result<(), SendFailed> {
+        let socket = match bind_random(&mut state.picker, to, &mut state.stats) {
+            Ok(socket) => socket,
+            Err(err) => {
+                state.stats.bind_failures += 1;
+                log::debug!("core {}: no upstream socket: {err}", ctx.index());
+                return Err(SendFailed);
+            }
+        };
+        state.stats.opened += 1;
+        let sent = send_to(socket.as_raw_fd(), query, to);
+        let buf = state
+            .spare
+            .pop()
+            .or_else(|| self.returned.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0u8; DATAGRAM_BUF]);
+        let task = glommio::spawn_local(receive_replies(
+            Rc::clone(ctx),
+            UdpSocket::from(socket),
+            attempt,
+            buf,
+            Rc::clone(&self.returned),
+        ));
+        // Kept even when the send failed: the attempt stays live until the
+        // resolver retires it, and a retry is its deadline's business.
+        state.open.insert(attempt, task);
+        sent.map(drop).map_err(|_| SendFailed)
+    }
+
+    /// Reclaim buffers returned by ended tasks, up to the spare bound.
+    fn reclaim(&self, state: &mut State) {
+        let mut returned = self.returned.borrow_mut();
+        while state.spare.len() < SPARE_BUFFERS {
+            match returned.pop() {
+                Some(buf) => state.spare.push(buf),
+                None => break,
+            }
+        }
+        returned.clear();
     }
 }
 
 impl UpstreamSend for UdpUpstreams {
-    fn send(&self, _: &Rc<CoreContext>, to: SocketAddr, query: &[u8]) -> Result<(), SendFailed> {
-        match self.fd_for(to).map(|fd| send_to(fd, query, to)) {
-            Some(Ok(_)) => Ok(()),
-            _ => Err(SendFailed),
+    fn send(
+        &self,
+        ctx: &Rc<CoreContext>,
+        attempt: AttemptId,
+        to: SocketAddr,
+        query: &[u8],
+    ) -> Result<(), SendFailed> {
+        let mut state = self.state.borrow_mut();
+        if state.open.len() >= state.max_sockets {
+            if state.waiting.len() >= state.max_sockets {
+                state.stats.wait_drops += 1;
+            } else {
+                state.stats.waits += 1;
+                state.waiting.push_back(Waiting {
+                    attempt,
+                    to,
+                    query: query.to_vec(),
+                });
+            }
+            return Ok(());
+        }
+        self.open_and_send(&mut state, ctx, attempt, to, query)
+    }
+
+    fn retire(&self, ctx: &Rc<CoreContext>, attempt: AttemptId) -> Result<(), SendFailed> {
+        let mut state = self.state.borrow_mut();
+        if state.open.remove(&attempt).is_none() {
+            // Not open: a TCP attempt, a dropped one, or one still waiting.
+            state.waiting.retain(|waiting| waiting.attempt != attempt);
+            return Ok(());
+        }
+        self.reclaim(&mut state);
+        let mut result = Ok(());
+        while state.open.len() < state.max_sockets {
+            let Some(next) = state.waiting.pop_front() else {
+                break;
+            };
+            if self
+                .open_and_send(&mut state, ctx, next.attempt, next.to, &next.query)
+                .is_err()
+            {
+                result = Err(SendFailed);
+            }
+        }
+        result
+    }
+
+    fn socket_stats(&self) -> Option<UpstreamSocketSnapshot> {
+        Some(self.stats())
+    }
+}
+
+/// A non-blocking UDP socket of `to`'s family, bound to a random port of
+/// the picker's range; a port found taken (or refused) is retried, up to
+/// [`BIND_TRIES`] times, each retry counted.
+fn bind_random(
+    picker: &mut PortPicker,
+    to: SocketAddr,
+    stats: &mut UpstreamSocketSnapshot,
+) -> io::Result<Socket> {
+    let domain = Domain::for_address(to);
+    // SOCK_NONBLOCK at creation: one system call fewer than setting it.
+    let socket = Socket::new(domain, Type::DGRAM.nonblocking(), Some(Protocol::UDP))?;
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no port in the source range");
+    for _ in 0..BIND_TRIES {
+        let Some(port) = picker.pick() else {
+            break;
+        };
+        let local: SocketAddr = if to.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, port).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, port).into()
+        };
+        match socket.bind(&SockAddr::from(local)) {
+            Ok(()) => return Ok(socket),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                stats.bind_retries += 1;
+                last = err;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last)
+}
+
+/// Receive replies on one attempt's socket until the task is dropped
+/// (the attempt retired) or the socket fails; each is reported with the
+/// attempt, so the resolver accepts only its own reply here.
+async fn receive_replies(
+    ctx: Rc<CoreContext>,
+    socket: UdpSocket,
+    attempt: AttemptId,
+    buf: Vec<u8>,
+    returned: Rc<RefCell<Vec<Vec<u8>>>>,
+) {
+    // Hands the buffer back however the task ends, cancelled included.
+    struct Return(Vec<u8>, Rc<RefCell<Vec<Vec<u8>>>>);
+    impl Drop for Return {
+        fn drop(&mut self) {
+            self.1.borrow_mut().push(std::mem::take(&mut self.0));
+        }
+    }
+    let mut guard = Return(buf, returned);
+    // glommio polls a new task at once, inside the spawner: here that is
+    // `CoreContext::drain`, which holds the resolver. Yield first, so a
+    // reply already queued is handled on the task's own turn.
+    futures_lite::future::yield_now().await;
+    loop {
+        match socket.recv_from(&mut guard.0).await {
+            Ok((len, from)) => {
+                if let Some(reply) = ctx.checked(&guard.0, len) {
+                    let source = ReplySource {
+                        from,
+                        transport: UpstreamTransport::Udp,
+                        attempt: Some(attempt),
+                    };
+                    ctx.upstream_reply(source, reply);
+                }
+            }
+            Err(err) => {
+                log::debug!("core {}: upstream receive error: {err}", ctx.index());
+                break;
+            }
         }
     }
 }
 
-/// Receive upstream replies on one upstream socket until the core ends.
-pub(crate) async fn receive_replies(ctx: Rc<CoreContext>, socket: UdpSocket, done: Rc<Cell<bool>>) {
-    let _ = socket.set_read_timeout(Some(STOP_POLL));
-    let mut buf = vec![0u8; DATAGRAM_BUF];
-    while !done.get() {
-        match socket.recv_from(&mut buf).await {
-            Ok((len, from)) => {
-                if let Some(reply) = ctx.checked(&buf, len) {
-                    ctx.upstream_reply(from, UpstreamTransport::Udp, reply);
-                }
-            }
-            Err(err) => {
-                if !is_timeout(&err) {
-                    log::debug!("core {}: upstream receive error: {err}", ctx.index());
-                }
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picker(min: u16, max: u16, skip: Vec<u16>) -> PortPicker {
+        PortPicker {
+            rng: rand::make_rng(),
+            min,
+            max,
+            skip,
         }
+    }
+
+    #[test]
+    fn ports_are_spread_over_the_range_and_skip_the_listen_ports() {
+        let mut picker = picker(1024, 65535, vec![5353, 8053]);
+        let ports: Vec<u16> = (0..1000).filter_map(|_| picker.pick()).collect();
+        assert_eq!(ports.len(), 1000);
+        assert!(ports.iter().all(|p| (1024..=65535).contains(p)));
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert!(distinct.len() > 980, "{} distinct", distinct.len());
+        // Not sequential: consecutive picks are rarely neighbours.
+        let neighbours = ports
+            .windows(2)
+            .filter(|w| w[0].abs_diff(w[1]) <= 16)
+            .count();
+        assert!(neighbours < 10, "{neighbours} near-sequential pairs");
+        // A range of only skipped ports yields nothing; a narrow one, its
+        // only free port.
+        assert_eq!(self::picker(53, 53, vec![53]).pick(), None);
+        let mut narrow = self::picker(6000, 6001, vec![6000]);
+        assert!((0..20).all(|_| narrow.pick() == Some(6001)));
+    }
+
+    #[test]
+    fn a_taken_port_is_retried_and_counted() {
+        // A taken port whose neighbour is free: the range is the two.
+        let (_holder, taken, other) = (0..50)
+            .find_map(|_| {
+                let holder = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+                let taken = holder.local_addr().ok()?.port();
+                let other = taken.checked_add(1)?;
+                std::net::UdpSocket::bind(("0.0.0.0", other)).ok()?;
+                Some((holder, taken, other))
+            })
+            .unwrap();
+        let mut picker = picker(taken, other, Vec::new());
+        let to: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let mut stats = UpstreamSocketSnapshot::default();
+        let mut retried = false;
+        for _ in 0..20 {
+            let socket = bind_random(&mut picker, to, &mut stats).unwrap();
+            let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+            assert_eq!(port, other);
+            retried |= stats.bind_retries > 0;
+        }
+        assert!(retried, "the taken port was never picked in 20 binds");
+        // Only taken ports: a clear error, every try counted.
+        let mut only_taken = self::picker(taken, taken, Vec::new());
+        let mut stats = UpstreamSocketSnapshot::default();
+        let err = bind_random(&mut only_taken, to, &mut stats).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(stats.bind_retries, u64::from(BIND_TRIES));
     }
 }
