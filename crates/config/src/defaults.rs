@@ -50,6 +50,8 @@ pub const HINT_CHANNEL_CAPACITY: usize = 1024;
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
 /// `upstream.attempts`.
 pub const UPSTREAM_ATTEMPTS: u32 = 3;
+/// `upstream.qname_case_randomization`: DNS 0x20 on.
+pub const UPSTREAM_QNAME_CASE_RANDOMIZATION: bool = true;
 /// `tcp.idle_timeout`: a client connection with no query outstanding
 /// and none arriving is closed after this long.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);

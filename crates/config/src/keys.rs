@@ -211,6 +211,13 @@ sections! {
                 Integer,
                 Valid::Int(1, u64::from(limits::UPSTREAM_ATTEMPTS_MAX));
                 "Sends per query, across servers, before giving up.";
+            qname_case_randomization: bool => bool = defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION;
+                Bool,
+                ANY;
+                "DNS 0x20: send the letters of every upstream question in a random case and accept \
+                 only a reply that echoes it exactly, so a forged reply must also guess one bit per \
+                 letter. A server found not to echo the case is asked in lower case for 15 \
+                 minutes (counted, and shown per server in /stats).";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

@@ -95,6 +95,9 @@ pub(crate) struct Attempt {
     /// Whether the runtime was handed it in a `Transmit` (only those are
     /// retired to it).
     pub(crate) sent: bool,
+    /// DNS 0x20: the seed of the letter case its question was sent in
+    /// (module `case`); `None` when sent in lower case.
+    pub(crate) case_seed: Option<u64>,
 }
 
 impl Attempt {
@@ -267,6 +270,7 @@ impl InFlightTable {
                 sent_at: now,
                 generation: 0,
                 sent: false,
+                case_seed: None,
             },
             earlier: SmallVec::new(),
             tried: 0,
@@ -390,6 +394,7 @@ impl InFlightTable {
         now: Timestamp,
         deadline: Timestamp,
         keep_earlier: usize,
+        case_seed: Option<u64>,
         rng: &mut impl Rng,
     ) -> Option<u32> {
         // Every live ID is in the map; leave room so the draw below ends
@@ -428,6 +433,7 @@ impl InFlightTable {
             sent_at: now,
             generation,
             sent: false,
+            case_seed,
         };
         self.by_id.insert(id, slot);
         self.deadlines.push(Reverse((deadline, slot, generation)));
@@ -571,6 +577,7 @@ mod tests {
                 now,
                 now.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -612,6 +619,7 @@ mod tests {
                 now,
                 now.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -626,6 +634,7 @@ mod tests {
                 later,
                 later.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
