@@ -424,3 +424,36 @@ fn every_attempt_handed_out_is_retired_exactly_once() {
     }
     assert_eq!(retired.len(), handed_out.len(), "nothing else retired");
 }
+
+#[test]
+fn attempts_outlive_a_reload_and_are_retired_once() {
+    let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B], 2);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(10);
+    resolver.handle_query(&a_query("reload.example", 1), client(1), t0, &mut out);
+    let at_a = transmits(&mut resolver);
+    assert_eq!(at_a[0].0.to, addr(UPSTREAM_A));
+    // The first attempt times out; the second goes to B.
+    let t1 = resolver.next_deadline().unwrap();
+    resolver.handle_timeouts(t1);
+    let at_b = transmits(&mut resolver);
+    assert_eq!(at_b[0].0.to, addr(UPSTREAM_B));
+    // A reload drops A: its late reply no longer matches anything.
+    let new = ResolverConfig {
+        attempts: 2,
+        ..config(&[UPSTREAM_B])
+    };
+    resolver.reconfigure(new, t1).unwrap();
+    answer(&mut resolver, &at_a[0], t1);
+    assert_eq!(resolver.stats().reply_rejected_wrong_source, 1);
+    assert!(replies(&mut resolver, t1).is_empty());
+    // B, now at another index, still answers its attempt.
+    answer(&mut resolver, &at_b[0], t1);
+    assert_eq!(replies(&mut resolver, t1).len(), 1);
+    let mut retired = all_retired(&mut resolver);
+    retired.sort_by_key(|id| id.0);
+    let mut sent = vec![at_a[0].0.attempt, at_b[0].0.attempt];
+    sent.sort_by_key(|id| id.0);
+    assert_eq!(retired, sent);
+    assert!(resolver.poll_retired().is_none());
+}
