@@ -237,6 +237,13 @@ sections! {
                  bound, further attempts wait in a queue of the same size for a socket to close \
                  (counted in `heimdall_upstream_socket_waits_total`); beyond that they are \
                  dropped (counted) and retried at their deadline.";
+            qname_case_randomization: bool => bool = defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION;
+                Bool,
+                ANY;
+                "DNS 0x20: send the letters of every upstream question in a random case and accept \
+                 only a reply that echoes it exactly, so a forged reply must also guess one bit per \
+                 letter. A server found not to echo the case is asked in lower case for 15 \
+                 minutes (counted, and shown per server in /stats).";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

@@ -89,6 +89,9 @@ pub struct ResolverConfig {
     pub max_total_waiters: usize,
     /// Whether to produce cache-fill hints for the other cores.
     pub hints: bool,
+    /// DNS 0x20: random letter case in upstream questions, echoed exactly
+    /// in accepted replies (module `case`).
+    pub case_randomization: bool,
     /// Most hints queued before the runtime drains them.
     pub max_queued_hints: usize,
     /// Query policy (ACL, rate limit, local data, blocklist).
@@ -133,6 +136,7 @@ impl Default for ResolverConfig {
             max_waiters: 256,
             max_total_waiters: 16_384,
             hints: defaults::HINTS_ENABLED,
+            case_randomization: defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION,
             max_queued_hints: 1024,
             policy: PolicyConfig::default(),
             stale_client_timeout_ms: millis(defaults::STALE_CLIENT_TIMEOUT),

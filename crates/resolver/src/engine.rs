@@ -59,15 +59,16 @@ use heimdall_wire::{
     WireNameBuf,
 };
 use heimdall_zone::Reply as LocalReply;
-use rand::SeedableRng as _;
 use rand::rngs::{StdRng, SysRng};
+use rand::{Rng as _, SeedableRng as _};
 
 use crate::admission::{Admission, Admitted, Gate, admit, refuse};
+use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
 use crate::inflight::{InFlight, InFlightTable, Join, Phase, Slot, Waiter};
 use crate::io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
 use crate::reply::ede;
-use crate::reply_check::{AcceptedReply, check_reply};
+use crate::reply_check::{AcceptedReply, Rejection, check_reply};
 use crate::stats::ResolverStats;
 use crate::upstreams::Upstreams;
 use completion::{Answer, Completion};
@@ -499,6 +500,12 @@ impl Resolver {
             .map_or(configured, |up| up.attempt_timeout_ms(configured));
         let deadline = now.add_millis(timeout);
         let keep_earlier = self.config.attempts.max(1) as usize - 1;
+        let case_seed = (self.config.case_randomization
+            && self
+                .upstreams
+                .get(upstream)
+                .is_some_and(|up| up.echoes_case(now.as_millis())))
+        .then(|| self.rng.next_u64());
         let begun = self.inflight.begin_send(
             slot,
             upstream,
@@ -506,6 +513,7 @@ impl Resolver {
             now,
             deadline,
             keep_earlier,
+            case_seed,
             &mut self.rng,
         );
         let Some(generation) = begun else {
@@ -571,9 +579,15 @@ impl Resolver {
             Ok(reply) => reply,
             Err(rejection) => {
                 rejection.count(&mut self.stats);
+                if let Rejection::WrongCase(slot, id) = rejection {
+                    self.case_mismatch(slot, id, now);
+                }
                 return;
             }
         };
+        if attempt.case_seed.is_some() {
+            self.upstreams.on_case_echoed(attempt.upstream);
+        }
         let Some(attempts_used) = self.inflight.get(slot).map(|inflight| inflight.attempts) else {
             return;
         };
@@ -621,6 +635,35 @@ impl Resolver {
         let rtt_us = now.as_millis().saturating_sub(attempt.sent_at.as_millis()) * 1000;
         self.upstreams.on_reply(attempt.upstream, rtt_us);
         self.store_answer(slot, &message, packet, now);
+    }
+
+    /// A reply to attempt `id` of `slot` had everything right but the 0x20
+    /// letter case. The upstream learns of it (enough in a row put it into
+    /// case fallback); once it is in fallback, the query is asked again
+    /// of it at once in lower case, without using up an attempt (like a TCP
+    /// retry after TC), rather than waiting for the attempt to time out.
+    fn case_mismatch(&mut self, slot: Slot, id: u16, now: Timestamp) {
+        let Some((attempt, current)) = self
+            .inflight
+            .get(slot)
+            .and_then(|inflight| inflight.attempt_with_id(id))
+        else {
+            return;
+        };
+        if self
+            .upstreams
+            .on_case_mismatch(attempt.upstream, now.as_millis())
+        {
+            self.stats.upstream_case_fallbacks += 1;
+        }
+        let falls_back = self
+            .upstreams
+            .get(attempt.upstream)
+            .is_some_and(|up| !up.echoes_case(now.as_millis()));
+        if current && falls_back {
+            self.inflight.retire_attempt(slot, id);
+            self.send(slot, attempt.upstream, attempt.transport, now);
+        }
     }
 
     /// An accepted answer for `slot`: normalize it, store it (unless a
@@ -886,7 +929,8 @@ fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: T
 }
 
 /// The upstream query for an in-flight entry: random ID, RD, the key's CD,
-/// the lower-cased question, and EDNS with our size and the key's DO.
+/// the question (lower case, or in the attempt's 0x20 case), and EDNS with
+/// our size and the key's DO.
 fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> Option<usize> {
     let key = &inflight.key;
     let name = Name::from_wire(&key.name).ok()?;
@@ -906,5 +950,10 @@ fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> O
         options: &[],
     };
     builder.opt(&opt).ok()?;
-    Some(builder.finish())
+    let len = builder.finish();
+    if let Some(seed) = inflight.attempt.case_seed {
+        // The question's name starts right after the header, uncompressed.
+        apply_case(out.get_mut(HEADER_LEN..len)?, seed);
+    }
+    Some(len)
 }

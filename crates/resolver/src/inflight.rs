@@ -95,6 +95,9 @@ pub(crate) struct Attempt {
     /// Whether the runtime was handed it in a `Transmit` (only those are
     /// retired to it).
     pub(crate) sent: bool,
+    /// DNS 0x20: the seed of the letter case its question was sent in
+    /// (module `case`); `None` when sent in lower case.
+    pub(crate) case_seed: Option<u64>,
 }
 
 impl Attempt {
@@ -267,6 +270,7 @@ impl InFlightTable {
                 sent_at: now,
                 generation: 0,
                 sent: false,
+                case_seed: None,
             },
             earlier: SmallVec::new(),
             tried: 0,
@@ -398,6 +402,7 @@ impl InFlightTable {
         now: Timestamp,
         deadline: Timestamp,
         keep_earlier: usize,
+        case_seed: Option<u64>,
         rng: &mut impl Rng,
     ) -> Option<u32> {
         // Every live ID is in the map; leave room so the draw below ends
@@ -436,6 +441,7 @@ impl InFlightTable {
             sent_at: now,
             generation,
             sent: false,
+            case_seed,
         };
         self.by_id.insert(id, slot);
         self.deadlines.push(Reverse((deadline, slot, generation)));
@@ -579,6 +585,7 @@ mod tests {
                 now,
                 now.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -620,6 +627,7 @@ mod tests {
                 now,
                 now.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -634,6 +642,7 @@ mod tests {
                 later,
                 later.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();

@@ -38,6 +38,19 @@ const BACKOFF_MAX_MS: u64 = 30_000;
 /// an upstream has been.
 pub const TIMEOUT_CEILING_FACTOR: u64 = 4;
 
+/// Replies in a row that match a 0x20 question only without regard to
+/// case (ID, port and source right) before an upstream is taken not to
+/// echo the case. More than one, so a single odd reply (or one forged
+/// with the right ID and port) does not turn the defence off.
+pub const CASE_MISMATCHES_FOR_FALLBACK: u32 = 3;
+
+/// How long an upstream found not to echo the case is asked in lower
+/// case before 0x20 is tried on it again: upstreams change (a new
+/// software version, another server behind the address), so the fallback
+/// is not for good; each retry costs at most
+/// [`CASE_MISMATCHES_FOR_FALLBACK`] re-sent queries.
+pub const CASE_FALLBACK_MS: u64 = 15 * 60 * 1000;
+
 /// Counters for one upstream (this core only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpstreamStats {
@@ -51,6 +64,12 @@ pub struct UpstreamStats {
     pub errors: u64,
     /// Replies with TC set.
     pub truncated: u64,
+    /// Replies whose question echoed the 0x20 case wrongly (ID, port and
+    /// source right).
+    pub case_mismatches: u64,
+    /// Times this upstream was found not to echo the 0x20 case and asked
+    /// in lower case for [`CASE_FALLBACK_MS`].
+    pub case_fallbacks: u64,
     /// Round-trip times of the accepted replies (millisecond resolution:
     /// the caller's clock ticks in milliseconds).
     pub latency: LatencyHistogram,
@@ -67,6 +86,10 @@ pub struct UpstreamState {
     rttvar_us: Option<u64>,
     consecutive_failures: u32,
     backoff_until_ms: u64,
+    /// 0x20 case mismatches since the last reply that echoed the case.
+    case_mismatches_in_row: u32,
+    /// Until when (ms) queries to it go in lower case; 0: never fell back.
+    case_fallback_until_ms: u64,
     stats: UpstreamStats,
 }
 
@@ -111,6 +134,19 @@ impl UpstreamState {
         )
     }
 
+    /// Whether a query sent at `now_ms` uses 0x20 (when it is on at all):
+    /// not while the upstream is in case fallback.
+    pub fn echoes_case(&self, now_ms: u64) -> bool {
+        self.case_fallback_until_ms <= now_ms
+    }
+
+    /// Until when (ms on the caller's clock) this upstream is asked in
+    /// lower case because it did not echo the 0x20 case; 0 if it never
+    /// was found to. Compare with the time to tell whether it still is.
+    pub fn case_fallback_until_ms(&self) -> u64 {
+        self.case_fallback_until_ms
+    }
+
     /// Failures since the last success.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
@@ -152,6 +188,8 @@ impl Upstreams {
             rttvar_us: None,
             consecutive_failures: 0,
             backoff_until_ms: 0,
+            case_mismatches_in_row: 0,
+            case_fallback_until_ms: 0,
             stats: UpstreamStats::default(),
         }
     }
@@ -330,6 +368,32 @@ impl Upstreams {
         if let Some(upstream) = self.list.get_mut(index) {
             upstream.stats.errors += 1;
         }
+    }
+
+    /// Upstream `index` echoed the 0x20 case of an accepted reply.
+    pub fn on_case_echoed(&mut self, index: usize) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.case_mismatches_in_row = 0;
+        }
+    }
+
+    /// Upstream `index` answered a 0x20 question in another case (all else
+    /// right) at `now_ms`. Returns whether this put it into case fallback.
+    pub fn on_case_mismatch(&mut self, index: usize, now_ms: u64) -> bool {
+        let Some(upstream) = self.list.get_mut(index) else {
+            return false;
+        };
+        upstream.stats.case_mismatches += 1;
+        upstream.case_mismatches_in_row = upstream.case_mismatches_in_row.saturating_add(1);
+        if upstream.case_mismatches_in_row < CASE_MISMATCHES_FOR_FALLBACK
+            || !upstream.echoes_case(now_ms)
+        {
+            return false;
+        }
+        upstream.case_mismatches_in_row = 0;
+        upstream.case_fallback_until_ms = now_ms.saturating_add(CASE_FALLBACK_MS);
+        upstream.stats.case_fallbacks += 1;
+        true
     }
 
     /// Upstream `index` answered with TC set.
