@@ -149,6 +149,23 @@ impl Default for ResolverConfig {
 }
 
 impl ResolverConfig {
+    /// How long an upstream query may stay outstanding, for planning (a
+    /// drain at shutdown): `attempts` attempts of at most
+    /// [`TIMEOUT_CEILING_FACTOR`] x `upstream_timeout_ms` each (the
+    /// adaptive timeout of a slow upstream), plus one more such timeout
+    /// for a retry that uses up no attempt (TCP after TC, or lower case
+    /// after a 0x20 mismatch). Only a query retried that way more than
+    /// once can outlive it, so a drain should still answer what is left
+    /// when it ends.
+    ///
+    /// [`TIMEOUT_CEILING_FACTOR`]: crate::upstreams::TIMEOUT_CEILING_FACTOR
+    pub fn max_query_lifetime_ms(&self) -> u64 {
+        let per_attempt = self
+            .upstream_timeout_ms
+            .saturating_mul(crate::upstreams::TIMEOUT_CEILING_FACTOR);
+        per_attempt.saturating_mul(u64::from(self.attempts.max(1)) + 1)
+    }
+
     /// Check every setting that [`Resolver::new`] and
     /// [`Resolver::reconfigure`] would refuse, without building anything.
     ///
@@ -182,6 +199,7 @@ mod tests {
         let config = ResolverConfig::default();
         assert_eq!(config.strategy, UpstreamStrategy::Ordered);
         assert_eq!((config.upstream_timeout_ms, config.attempts), (800, 3));
+        assert_eq!(config.max_query_lifetime_ms(), 4 * 3 * 800);
         assert_eq!(config.cache_bytes, 64 << 20);
         assert_eq!(config.cache_policy, CachePolicy::default());
         assert!(config.hints);

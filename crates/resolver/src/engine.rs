@@ -468,7 +468,12 @@ impl Resolver {
             return;
         };
         if inflight.attempts >= attempts_allowed {
-            self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            if inflight.upstream_error {
+                self.stats.upstream_error_failures += 1;
+                self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
+            } else {
+                self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            }
             return;
         }
         let tried = inflight.tried;
@@ -588,7 +593,11 @@ impl Resolver {
         if attempt.case_seed.is_some() {
             self.upstreams.on_case_echoed(attempt.upstream);
         }
-        let Some(attempts_used) = self.inflight.get(slot).map(|inflight| inflight.attempts) else {
+        let Some((attempts_used, earlier_live)) = self
+            .inflight
+            .get(slot)
+            .map(|inflight| (inflight.attempts, !inflight.earlier.is_empty()))
+        else {
             return;
         };
         if !current {
@@ -612,13 +621,22 @@ impl Resolver {
         let rcode = message.rcode();
         if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
             self.upstreams.on_error(attempt.upstream);
+            let attempts_left = attempts_used < self.config.attempts.max(1);
+            if current && !attempts_left && earlier_live && upstream_failed(rcode) {
+                // The last attempt failed, but an earlier one may still
+                // answer late: wait for it until this attempt's deadline
+                // (kept live for that), then fail with EDE 23.
+                if let Some(inflight) = self.inflight.get_mut(slot) {
+                    inflight.upstream_error = true;
+                }
+                return;
+            }
             self.inflight.retire_attempt(slot, attempt.id);
             if !current {
                 // An earlier attempt failed; the current one may still
                 // answer.
                 return;
             }
-            let attempts_left = attempts_used < self.config.attempts.max(1);
             if attempts_left {
                 self.send_attempt(slot, now);
             } else if upstream_failed(rcode) {
@@ -808,12 +826,16 @@ impl Resolver {
             let Some(inflight) = self.inflight.get(slot) else {
                 continue;
             };
-            self.stats.upstream_timeouts += 1;
-            self.upstreams.on_timeout(
-                inflight.attempt.upstream,
-                self.config.upstream_timeout_ms,
-                now.as_millis(),
-            );
+            // An attempt answered with an error only waited for earlier
+            // ones: its upstream did answer, so it is no timeout.
+            if !inflight.upstream_error {
+                self.stats.upstream_timeouts += 1;
+                self.upstreams.on_timeout(
+                    inflight.attempt.upstream,
+                    self.config.upstream_timeout_ms,
+                    now.as_millis(),
+                );
+            }
             self.send_attempt(slot, now);
         }
     }

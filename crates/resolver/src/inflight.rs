@@ -134,6 +134,11 @@ pub(crate) struct InFlight {
     /// Attempts started (a TCP retry after TC finishes its attempt rather
     /// than starting one).
     pub(crate) attempts: u32,
+    /// The last attempt was answered with an upstream error (SERVFAIL,
+    /// REFUSED, NOTIMP, FORMERR) while earlier attempts were still live:
+    /// the query waits for them until that attempt's deadline, then fails
+    /// with EDE 23 rather than 22.
+    pub(crate) upstream_error: bool,
 }
 
 impl InFlight {
@@ -275,6 +280,7 @@ impl InFlightTable {
             earlier: SmallVec::new(),
             tried: 0,
             attempts: 0,
+            upstream_error: false,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(index as usize) {

@@ -34,9 +34,12 @@ const BACKOFF_BASE_MS: u64 = 500;
 const BACKOFF_MAX_MS: u64 = 30_000;
 
 /// The adaptive attempt timeout is at most this many times the configured
-/// one: a query still ends within `attempts x 4 x timeout` however slow
-/// an upstream has been.
-pub const TIMEOUT_CEILING_FACTOR: u64 = 4;
+/// one (2.4 s for the default 800 ms): a query still ends within about
+/// `attempts x 3 x timeout` however slow an upstream has been (see
+/// `ResolverConfig::max_query_lifetime_ms`). Late replies already let a
+/// slow upstream answer; the longer timeout only spares it the duplicate
+/// queries, so a modest ceiling keeps clients' waits short.
+pub const TIMEOUT_CEILING_FACTOR: u64 = 3;
 
 /// Replies in a row that match a 0x20 question only without regard to
 /// case (ID, port and source right) before an upstream is taken not to
@@ -524,9 +527,9 @@ mod tests {
         set.on_reply(0, 20_000);
         assert_eq!(up(&set), 800, "fast: never below the configured one");
         let mut slow = Upstreams::new(&addresses(1), UpstreamStrategy::Ordered);
-        slow.on_reply(0, 1_000_000);
-        // srtt 1 s, rttvar 0.5 s: 3 s.
-        assert_eq!(up(&slow), 3_000);
+        slow.on_reply(0, 600_000);
+        // srtt 0.6 s, rttvar 0.3 s: 1.8 s.
+        assert_eq!(up(&slow), 1_800);
         for _ in 0..50 {
             slow.on_reply(0, 1_000_000);
         }

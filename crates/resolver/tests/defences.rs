@@ -457,3 +457,41 @@ fn attempts_outlive_a_reload_and_are_retired_once() {
     assert_eq!(retired, sent);
     assert!(resolver.poll_retired().is_none());
 }
+
+#[test]
+fn after_a_last_refused_an_earlier_attempt_may_still_answer() {
+    for late_answer in [true, false] {
+        let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B], 2);
+        let mut out = [0u8; 1232];
+        let t0 = Timestamp::from_secs(10);
+        resolver.handle_query(&a_query("mixed.example", 1), client(1), t0, &mut out);
+        let at_a = transmits(&mut resolver);
+        let t1 = resolver.next_deadline().unwrap();
+        resolver.handle_timeouts(t1);
+        let at_b = transmits(&mut resolver);
+        assert_eq!(at_b[0].0.to, addr(UPSTREAM_B));
+        // B, the last attempt, refuses; A's attempt is still live.
+        let t2 = t1.add_millis(50);
+        let refused = with_rcode(a_answer(&at_b[0].1, 0, 0), Rcode::REFUSED);
+        resolver.handle_upstream_reply(on_socket(at_b[0].0.to, at_b[0].0.attempt), &refused, t2);
+        assert!(replies(&mut resolver, t2).is_empty(), "waits for A");
+        if late_answer {
+            let t3 = t0.add_millis(1_200);
+            answer(&mut resolver, &at_a[0], t3);
+            let got = replies(&mut resolver, t3);
+            assert_eq!(Message::parse(&got[0].1).unwrap().rcode(), Rcode::NOERROR);
+            assert_eq!(resolver.stats().reply_late_accepted, 1);
+        } else {
+            let t3 = resolver.next_deadline().unwrap();
+            assert_eq!(t3, t1.add_millis(800), "B's own deadline");
+            resolver.handle_timeouts(t3);
+            let got = replies(&mut resolver, t3);
+            assert_eq!(Message::parse(&got[0].1).unwrap().rcode(), Rcode::SERVFAIL);
+            assert_eq!(ede_codes(&got[0].1), [23]);
+            assert_eq!(resolver.stats().upstream_error_failures, 1);
+            assert_eq!(resolver.stats().upstream_timeouts, 1, "only A's");
+        }
+        assert_eq!(resolver.inflight(), 0);
+        assert_eq!(all_retired(&mut resolver).len(), 2);
+    }
+}
