@@ -8,6 +8,14 @@
 //! thread, so a test can see every source port and choose where each
 //! reply goes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};
