@@ -244,6 +244,14 @@ sections! {
                  only a reply that echoes it exactly, so a forged reply must also guess one bit per \
                  letter. A server found not to echo the case is asked in lower case for 15 \
                  minutes (counted, and shown per server in /stats).";
+            socket_uses: u32 => u32 = defaults::UPSTREAM_SOCKET_USES;
+                Integer,
+                Valid::Int(1, u64::from(limits::UPSTREAM_SOCKET_USES_MAX));
+                "Attempts one upstream UDP socket carries, one at a time, before it is closed and \
+                 a new random port takes its place. 1 opens a fresh socket for every attempt, as \
+                 Unbound does, at a cost: creating and closing a socket is the largest part of a \
+                 cache miss's CPU (docs/ARCHITECTURE.md). A socket is only ever reused once its \
+                 attempt has ended, and the next attempt takes an idle socket picked at random.";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

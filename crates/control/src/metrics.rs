@@ -18,7 +18,7 @@ pub fn render_metrics(snapshot: &Snapshot) -> Response {
 /// A per-core counter family: name, help, and how to read it.
 type CoreField = (&'static str, &'static str, fn(&CoreSnapshot) -> u64);
 
-const CORE_COUNTERS: [CoreField; 25] = [
+const CORE_COUNTERS: [CoreField; 26] = [
     (
         "heimdall_cache_hits_total",
         "Cache lookups answered with a fresh entry.",
@@ -123,7 +123,8 @@ const CORE_COUNTERS: [CoreField; 25] = [
     ),
     (
         "heimdall_upstream_sockets_opened_total",
-        "Upstream UDP sockets opened, one per attempt, each on a random port.",
+        "Upstream UDP sockets opened, each on a random port (a socket carries a few \
+         attempts, one at a time).",
         |c| c.sockets.opened,
     ),
     (
@@ -146,6 +147,11 @@ const CORE_COUNTERS: [CoreField; 25] = [
         "Upstream attempts dropped because upstream.max_sockets were open and the wait \
          queue was full.",
         |c| c.sockets.wait_drops,
+    ),
+    (
+        "heimdall_upstream_socket_strays_total",
+        "Datagrams that reached an upstream socket between two attempts, dropped.",
+        |c| c.sockets.strays,
     ),
 ];
 

@@ -150,6 +150,7 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "bind_failures": core.sockets.bind_failures,
             "waits": core.sockets.waits,
             "wait_drops": core.sockets.wait_drops,
+            "strays": core.sockets.strays,
         },
     });
     if with_index && let Value::Object(map) = &mut value {

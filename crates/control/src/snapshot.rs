@@ -381,7 +381,8 @@ impl ReplyCheckSnapshot {
     }
 }
 
-/// One core's upstream UDP sockets: one per attempt, on a random port.
+/// One core's upstream UDP sockets: each attempt on its own, on a random
+/// port.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpstreamSocketSnapshot {
     /// Sockets open now (a gauge).
@@ -397,6 +398,8 @@ pub struct UpstreamSocketSnapshot {
     pub waits: u64,
     /// Attempts dropped because the wait queue was full too.
     pub wait_drops: u64,
+    /// Datagrams that reached a socket between two attempts: dropped.
+    pub strays: u64,
 }
 
 impl UpstreamSocketSnapshot {
@@ -408,6 +411,7 @@ impl UpstreamSocketSnapshot {
         add(&mut self.bind_failures, other.bind_failures);
         add(&mut self.waits, other.waits);
         add(&mut self.wait_drops, other.wait_drops);
+        add(&mut self.strays, other.strays);
     }
 }
 

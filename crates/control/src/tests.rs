@@ -491,6 +491,7 @@ fn sample_snapshot() -> Snapshot {
             bind_failures: 1,
             waits: 5,
             wait_drops: 4,
+            strays: 6,
         };
         let mut latency = LatencyHistogram::default();
         for us in [100, 500, 501, 2_000, 40_000, 3_000_000, 9_999_999] {
@@ -651,12 +652,13 @@ fn stats_json_has_the_documented_fields() {
         ("bind_failures", 2),
         ("waits", 10),
         ("wait_drops", 8),
+        ("strays", 12),
     ] {
         assert_eq!(sockets[field], expected, "upstream_sockets.{field}");
     }
 }
 
-const FAMILIES: [(&str, &str); 37] = [
+const FAMILIES: [(&str, &str); 38] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
@@ -687,6 +689,7 @@ const FAMILIES: [(&str, &str); 37] = [
     ("heimdall_upstream_socket_bind_failures_total", "counter"),
     ("heimdall_upstream_socket_waits_total", "counter"),
     ("heimdall_upstream_socket_wait_drops_total", "counter"),
+    ("heimdall_upstream_socket_strays_total", "counter"),
     ("heimdall_cache_entries", "gauge"),
     ("heimdall_cache_bytes", "gauge"),
     ("heimdall_upstream_sockets_open", "gauge"),
@@ -802,6 +805,7 @@ fn metrics_text_is_valid_and_complete() {
         ("heimdall_upstream_socket_bind_failures_total", 1.0),
         ("heimdall_upstream_socket_waits_total", 5.0),
         ("heimdall_upstream_socket_wait_drops_total", 4.0),
+        ("heimdall_upstream_socket_strays_total", 6.0),
         ("heimdall_upstream_sockets_open", 3.0),
     ] {
         assert_eq!(v(name, &[("core", "1")]), expected, "{name}");

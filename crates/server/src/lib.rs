@@ -288,6 +288,7 @@ fn udp_upstream_settings(
         port_max: config.upstream.source_port_max,
         skip_ports,
         max_sockets: config.upstream.max_sockets,
+        socket_uses: config.upstream.socket_uses,
     }
 }
 

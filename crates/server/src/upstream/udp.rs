@@ -1,38 +1,40 @@
-//! DNS over UDP to upstreams: one socket per attempt, bound to a source
-//! port heimdall picks uniformly at random, and a receive task per socket
-//! that reports each reply with the attempt it belongs to.
+//! DNS over UDP to upstreams: each attempt leaves from a socket of its
+//! own, bound to a source port heimdall picks uniformly at random, and a
+//! receive task per socket reports each reply with the attempt the socket
+//! carries, so the resolver accepts a reply only on its attempt's socket.
 //!
 //! An off-path forger must guess the query ID *and* the port of the one
 //! socket that may accept the reply (plus the 0x20 case and the cookie,
 //! judged by the resolver). Ports are picked here, from a per-core CSPRNG
-//! seeded by the OS, not by the kernel's ephemeral allocator (sequential
-//! per destination on some kernels), and never one of heimdall's own
-//! listen ports. A port found taken is retried, a bounded number of times.
+//! seeded by the OS, not by the kernel's ephemeral allocator, and never
+//! one of heimdall's own listen ports. A port found taken is retried, a
+//! bounded number of times (counted).
+//!
+//! A socket carries one attempt at a time. When the resolver retires the
+//! attempt ([`heimdall_resolver::Resolver::poll_retired`]) the socket goes
+//! idle, and the next attempt takes an idle socket picked at random; after
+//! `upstream.socket_uses` attempts (default 4) it is closed (its task dropped, which cancels
+//! the pending receive) and a new random port takes its place. A fresh
+//! socket for every attempt, as Unbound does, cost 45 % of the all-miss
+//! rate here: `socket` and `close` are most of a miss's CPU on loopback
+//! (docs/ARCHITECTURE.md has the profile and the A/B). A datagram on an
+//! idle socket is dropped and counted (`strays`).
 //!
 //! The sockets are not `connect()`ed: a reply from another address or
-//! port then reaches the receive task and the resolver's reply check,
-//! which rejects and counts it (`wrong_source`), so a flood from a wrong
-//! source shows in `/metrics` instead of vanishing into the kernel's
-//! `NoPorts` counter. It also saves a system call per attempt.
+//! port then reaches the reply check, which rejects and counts it, so a
+//! flood from a wrong source shows in `/metrics` instead of vanishing into
+//! the kernel's `NoPorts` counter. It also saves a system call.
 //!
 //! Open sockets per core are bounded (`upstream.max_sockets`): at the
 //! bound, an attempt waits in a queue of the same size for a socket to
-//! close (counted), and beyond that is dropped (counted) and left to its
-//! deadline. A socket closes when the resolver retires its attempt
-//! ([`heimdall_resolver::Resolver::poll_retired`]): dropping the receive
-//! task cancels its pending receive and closes the socket.
-//!
-//! Why a socket per attempt rather than a pool re-bound to new ports: a
-//! bound UDP socket cannot be bound again, so a new port is a new socket
-//! either way; what a pool could save is only moving the `socket` + `bind`
-//! off the query's path, on the same core, for the same CPU. See
-//! docs/ARCHITECTURE.md for the design and its measured cost.
+//! free up (counted), and beyond that is dropped (counted) and left to
+//! its deadline.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use glommio::net::UdpSocket;
@@ -50,7 +52,10 @@ use crate::context::{CoreContext, SendFailed, UpstreamSend};
 /// as a bind failure). With a wide range and few ports taken, a second try
 /// is already rare.
 const BIND_TRIES: u32 = 16;
-/// Receive buffers kept for reuse, so a socket's task does not allocate.
+/// Idle sockets kept for reuse; more are closed.
+const IDLE_MAX: usize = 256;
+/// Receive buffers kept for reuse, so a new socket's task does not
+/// allocate.
 const SPARE_BUFFERS: usize = 64;
 
 /// How one core opens its upstream UDP sockets.
@@ -64,6 +69,9 @@ pub(crate) struct UdpUpstreamSettings {
     pub(crate) skip_ports: Vec<u16>,
     /// Sockets open at once (and attempts waiting for one).
     pub(crate) max_sockets: usize,
+    /// Attempts a socket carries before it is closed
+    /// (`upstream.socket_uses`).
+    pub(crate) socket_uses: u32,
 }
 
 /// Picks source ports uniformly at random from a range, minus a few.
@@ -94,22 +102,56 @@ struct Waiting {
     query: Vec<u8>,
 }
 
+/// One open socket and its receive task (dropping it closes the socket).
+struct Pooled {
+    fd: RawFd,
+    /// The attempt it carries now; `None` while idle, when whatever
+    /// arrives is a stray and is dropped (counted).
+    current: Rc<Cell<Option<AttemptId>>>,
+    _task: glommio::Task<()>,
+    uses: u32,
+    v6: bool,
+}
+
 struct State {
     picker: PortPicker,
-    /// The receive task of each attempt with a socket open; dropping it
-    /// closes the socket.
-    open: HashMap<AttemptId, glommio::Task<()>>,
+    in_use: HashMap<AttemptId, Pooled>,
+    /// Idle sockets, IPv4.
+    idle_v4: Vec<Pooled>,
+    /// Idle sockets, IPv6.
+    idle_v6: Vec<Pooled>,
     waiting: VecDeque<Waiting>,
     spare: Vec<Vec<u8>>,
     max_sockets: usize,
+    socket_uses: u32,
     stats: UpstreamSocketSnapshot,
 }
+
+impl State {
+    fn open_count(&self) -> usize {
+        self.in_use.len() + self.idle_v4.len() + self.idle_v6.len()
+    }
+
+    /// The idle sockets of one family.
+    fn idle(&mut self, v6: bool) -> &mut Vec<Pooled> {
+        if v6 {
+            &mut self.idle_v6
+        } else {
+            &mut self.idle_v4
+        }
+    }
+}
+
+/// Receive buffers handed back by ended receive tasks.
+type Buffers = Rc<RefCell<Vec<Vec<u8>>>>;
 
 /// One core's upstream UDP sockets.
 pub(crate) struct UdpUpstreams {
     state: RefCell<State>,
     /// Receive buffers handed back by ended tasks.
-    returned: Rc<RefCell<Vec<Vec<u8>>>>,
+    returned: Buffers,
+    /// Datagrams that reached an idle socket.
+    strays: Rc<Cell<u64>>,
 }
 
 impl UdpUpstreams {
@@ -124,13 +166,17 @@ impl UdpUpstreams {
         Self {
             state: RefCell::new(State {
                 picker,
-                open: HashMap::new(),
+                in_use: HashMap::new(),
+                idle_v4: Vec::new(),
+                idle_v6: Vec::new(),
                 waiting: VecDeque::new(),
                 spare: Vec::new(),
                 max_sockets: settings.max_sockets.max(1),
+                socket_uses: settings.socket_uses.max(1),
                 stats: UpstreamSocketSnapshot::default(),
             }),
             returned: Rc::new(RefCell::new(Vec::new())),
+            strays: Rc::new(Cell::new(0)),
         }
     }
 
@@ -138,27 +184,34 @@ impl UdpUpstreams {
     pub(crate) fn stats(&self) -> UpstreamSocketSnapshot {
         let state = self.state.borrow();
         let mut stats = state.stats;
-        stats.open = state.open.len() as u64;
+        stats.open = state.open_count() as u64;
+        stats.strays = self.strays.get();
         stats
     }
 
     /// Close every socket (the core is stopping).
     pub(crate) fn close_all(&self) {
         let mut state = self.state.borrow_mut();
-        state.open.clear();
+        state.in_use.clear();
+        state.idle_v4.clear();
+        state.idle_v6.clear();
         state.waiting.clear();
     }
 
-    /// Open a socket for `attempt`, send `query` from it and start its
-    /// receive task.
-    fn open_and_send(
+    /// A socket for `attempt` to `to`: an idle one of the family, picked at
+    /// random (so which open port the next query uses is not predictable
+    /// either), or a new one on a random port.
+    fn socket_for(
         &self,
         state: &mut State,
         ctx: &Rc<CoreContext>,
-        attempt: AttemptId,
         to: SocketAddr,
-        query: &[u8],
-    ) -> Result<(), SendFailed> {
+    ) -> Result<Pooled, SendFailed> {
+        let idle_count = state.idle(to.is_ipv6()).len();
+        if idle_count > 0 {
+            let index = state.picker.rng.random_range(0..idle_count);
+            return Ok(state.idle(to.is_ipv6()).swap_remove(index));
+        }
         let socket = match bind_random(&mut state.picker, to, &mut state.stats) {
             Ok(socket) => socket,
             Err(err) => {
@@ -168,22 +221,45 @@ impl UdpUpstreams {
             }
         };
         state.stats.opened += 1;
-        let sent = send_to(socket.as_raw_fd(), query, to);
         let buf = state
             .spare
             .pop()
             .or_else(|| self.returned.borrow_mut().pop())
             .unwrap_or_else(|| vec![0u8; DATAGRAM_BUF]);
+        let current = Rc::new(Cell::new(None));
+        let fd = socket.as_raw_fd();
         let task = glommio::spawn_local(receive_replies(
             Rc::clone(ctx),
             UdpSocket::from(socket),
-            attempt,
+            Rc::clone(&current),
             buf,
-            Rc::clone(&self.returned),
+            (Rc::clone(&self.returned), Rc::clone(&self.strays)),
         ));
+        Ok(Pooled {
+            fd,
+            current,
+            _task: task,
+            uses: 0,
+            v6: to.is_ipv6(),
+        })
+    }
+
+    /// Send `query` for `attempt` from a socket of its own.
+    fn send_now(
+        &self,
+        state: &mut State,
+        ctx: &Rc<CoreContext>,
+        attempt: AttemptId,
+        to: SocketAddr,
+        query: &[u8],
+    ) -> Result<(), SendFailed> {
+        let mut pooled = self.socket_for(state, ctx, to)?;
+        pooled.current.set(Some(attempt));
+        pooled.uses += 1;
+        let sent = send_to(pooled.fd, query, to);
         // Kept even when the send failed: the attempt stays live until the
         // resolver retires it, and a retry is its deadline's business.
-        state.open.insert(attempt, task);
+        state.in_use.insert(attempt, pooled);
         sent.map(drop).map_err(|_| SendFailed)
     }
 
@@ -209,37 +285,50 @@ impl UpstreamSend for UdpUpstreams {
         query: &[u8],
     ) -> Result<(), SendFailed> {
         let mut state = self.state.borrow_mut();
-        if state.open.len() >= state.max_sockets {
-            if state.waiting.len() >= state.max_sockets {
-                state.stats.wait_drops += 1;
-            } else {
-                state.stats.waits += 1;
-                state.waiting.push_back(Waiting {
-                    attempt,
-                    to,
-                    query: query.to_vec(),
-                });
+        if state.idle(to.is_ipv6()).is_empty() && state.open_count() >= state.max_sockets {
+            // An idle socket of the other family makes room; otherwise wait.
+            if state.idle(!to.is_ipv6()).pop().is_none() {
+                if state.waiting.len() >= state.max_sockets {
+                    state.stats.wait_drops += 1;
+                } else {
+                    state.stats.waits += 1;
+                    state.waiting.push_back(Waiting {
+                        attempt,
+                        to,
+                        query: query.to_vec(),
+                    });
+                }
+                return Ok(());
             }
-            return Ok(());
         }
-        self.open_and_send(&mut state, ctx, attempt, to, query)
+        self.send_now(&mut state, ctx, attempt, to, query)
     }
 
     fn retire(&self, ctx: &Rc<CoreContext>, attempt: AttemptId) -> Result<(), SendFailed> {
         let mut state = self.state.borrow_mut();
-        if state.open.remove(&attempt).is_none() {
-            // Not open: a TCP attempt, a dropped one, or one still waiting.
+        let Some(pooled) = state.in_use.remove(&attempt) else {
+            // Not sent: a TCP attempt, a dropped one, or one still waiting.
             state.waiting.retain(|waiting| waiting.attempt != attempt);
             return Ok(());
+        };
+        pooled.current.set(None);
+        if pooled.uses < state.socket_uses && state.idle(pooled.v6).len() < IDLE_MAX {
+            state.idle(pooled.v6).push(pooled);
+        } else {
+            drop(pooled);
+            self.reclaim(&mut state);
         }
-        self.reclaim(&mut state);
         let mut result = Ok(());
-        while state.open.len() < state.max_sockets {
+        while let Some(next) = state.waiting.front() {
+            let v6 = next.to.is_ipv6();
+            if state.idle(v6).is_empty() && state.open_count() >= state.max_sockets {
+                break;
+            }
             let Some(next) = state.waiting.pop_front() else {
                 break;
             };
             if self
-                .open_and_send(&mut state, ctx, next.attempt, next.to, &next.query)
+                .send_now(&mut state, ctx, next.attempt, next.to, &next.query)
                 .is_err()
             {
                 result = Err(SendFailed);
@@ -291,18 +380,19 @@ fn bind_random(
     Err(last)
 }
 
-/// Receive replies on one attempt's socket until the task is dropped
-/// (the attempt retired) or the socket fails; each is reported with the
-/// attempt, so the resolver accepts only its own reply here.
+/// Receive replies on one socket until its task is dropped (the socket
+/// closed) or the socket fails. Each is reported with the attempt the
+/// socket carries now, so the resolver accepts only that attempt's reply
+/// here; one that arrives while the socket is idle is dropped and counted.
 async fn receive_replies(
     ctx: Rc<CoreContext>,
     socket: UdpSocket,
-    attempt: AttemptId,
+    current: Rc<Cell<Option<AttemptId>>>,
     buf: Vec<u8>,
-    returned: Rc<RefCell<Vec<Vec<u8>>>>,
+    (returned, strays): (Buffers, Rc<Cell<u64>>),
 ) {
     // Hands the buffer back however the task ends, cancelled included.
-    struct Return(Vec<u8>, Rc<RefCell<Vec<Vec<u8>>>>);
+    struct Return(Vec<u8>, Buffers);
     impl Drop for Return {
         fn drop(&mut self) {
             self.1.borrow_mut().push(std::mem::take(&mut self.0));
@@ -316,6 +406,10 @@ async fn receive_replies(
     loop {
         match socket.recv_from(&mut guard.0).await {
             Ok((len, from)) => {
+                let Some(attempt) = current.get() else {
+                    strays.set(strays.get() + 1);
+                    continue;
+                };
                 if let Some(reply) = ctx.checked(&guard.0, len) {
                     let source = ReplySource {
                         from,
