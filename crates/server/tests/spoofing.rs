@@ -146,6 +146,7 @@ fn forged_upstream_replies_never_reach_the_cache() {
         exported >= 1_000.0,
         "the flood must show in /metrics: {exported} of {packets}"
     );
+    let by_id_needed = by_id >= 1_000.0;
     let reports = server.stop();
     let rejected = total(&reports, |r| r.resolver.upstream_mismatched);
     let wrong_id = total(&reports, |r| r.resolver.reply_rejected_wrong_id);
@@ -172,6 +173,10 @@ fn forged_upstream_replies_never_reach_the_cache() {
     assert_eq!(
         fallbacks, 0,
         "forged replies must not turn 0x20 off for the upstream"
+    );
+    assert!(
+        by_id_needed,
+        "/metrics must show the guessed IDs by reason: {by_id} wrong_id of {exported}"
     );
     assert!(
         rejected >= 1_000,
