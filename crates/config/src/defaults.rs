@@ -60,6 +60,8 @@ pub const UPSTREAM_MAX_SOCKETS: usize = 1024;
 /// `upstream.socket_uses`: a quarter of the socket cost of a fresh
 /// socket per attempt (docs/ARCHITECTURE.md).
 pub const UPSTREAM_SOCKET_USES: u32 = 4;
+/// `upstream.qname_case_randomization`: DNS 0x20 on.
+pub const UPSTREAM_QNAME_CASE_RANDOMIZATION: bool = true;
 /// `tcp.idle_timeout`: a client connection with no query outstanding
 /// and none arriving is closed after this long.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -95,6 +95,9 @@ pub(crate) struct Attempt {
     /// Whether the runtime was handed it in a `Transmit` (only those are
     /// retired to it).
     pub(crate) sent: bool,
+    /// DNS 0x20: the seed of the letter case its question was sent in
+    /// (module `case`); `None` when sent in lower case.
+    pub(crate) case_seed: Option<u64>,
 }
 
 impl Attempt {
@@ -131,6 +134,11 @@ pub(crate) struct InFlight {
     /// Attempts started (a TCP retry after TC finishes its attempt rather
     /// than starting one).
     pub(crate) attempts: u32,
+    /// The last attempt was answered with an upstream error (SERVFAIL,
+    /// REFUSED, NOTIMP, FORMERR) while earlier attempts were still live:
+    /// the query waits for them until that attempt's deadline, then fails
+    /// with EDE 23 rather than 22.
+    pub(crate) upstream_error: bool,
 }
 
 impl InFlight {
@@ -267,10 +275,12 @@ impl InFlightTable {
                 sent_at: now,
                 generation: 0,
                 sent: false,
+                case_seed: None,
             },
             earlier: SmallVec::new(),
             tried: 0,
             attempts: 0,
+            upstream_error: false,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(index as usize) {
@@ -398,6 +408,7 @@ impl InFlightTable {
         now: Timestamp,
         deadline: Timestamp,
         keep_earlier: usize,
+        case_seed: Option<u64>,
         rng: &mut impl Rng,
     ) -> Option<u32> {
         // Every live ID is in the map; leave room so the draw below ends
@@ -436,6 +447,7 @@ impl InFlightTable {
             sent_at: now,
             generation,
             sent: false,
+            case_seed,
         };
         self.by_id.insert(id, slot);
         self.deadlines.push(Reverse((deadline, slot, generation)));
@@ -579,6 +591,7 @@ mod tests {
                 now,
                 now.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -620,6 +633,7 @@ mod tests {
                 now,
                 now.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -634,6 +648,7 @@ mod tests {
                 later,
                 later.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();

@@ -5,11 +5,13 @@
 //! The engine ([`engine`]) is split the way quinn-proto splits a
 //! connection: admission of a client packet (`admission`), the in-flight
 //! table (`inflight`), the one check every upstream reply passes
-//! (`reply_check`), the upstreams ([`upstreams`]), settings
+//! (`reply_check`) with the 0x20 letter case it expects (`case`), the
+//! upstreams ([`upstreams`]), settings
 //! ([`config`]), counters ([`stats`]) and what crosses the boundary to the
 //! runtime ([`io`]).
 
 mod admission;
+mod case;
 pub mod config;
 pub mod engine;
 mod inflight;

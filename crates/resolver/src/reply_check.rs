@@ -7,8 +7,9 @@
 //! query: a late reply): it parses, its ID is the attempt's, for UDP it
 //! arrived on the attempt's own socket, it came from the upstream the
 //! attempt asked, over the transport the attempt used, it is a response,
-//! and its question is the query's (name without regard to case, type
-//! and class).
+//! and its question is the query's: type, class and name, the name in
+//! exactly the 0x20 letter case the attempt was sent in (module `case`),
+//! or without regard to case for an attempt sent in lower case.
 //!
 //! This is where every later defence against forged or bogus answers
 //! plugs in, so there stays exactly one door: DNS cookies (RFC 7873)
@@ -18,6 +19,7 @@
 
 use heimdall_wire::{Message, Name};
 
+use crate::case::apply_case;
 use crate::inflight::{Attempt, InFlight, InFlightTable, Slot};
 use crate::io::ReplySource;
 use crate::stats::ResolverStats;
@@ -44,21 +46,33 @@ pub(crate) enum Rejection {
     NotAResponse,
     /// Its question is not the query's, or there is not exactly one.
     WrongQuestion,
+    /// Its question is the query's only without regard to case: the 0x20
+    /// case of the attempt (the query in `Slot`, sent with this ID) was
+    /// not echoed. Everything else was right, so the engine learns from it
+    /// whether the upstream preserves case.
+    WrongCase(Slot, u16),
 }
 
 impl Rejection {
     /// Count the rejection: a parse failure as malformed, everything else
-    /// as mismatched (a spoofing attempt, or a late reply).
+    /// under its own reason and in the sum `upstream_mismatched` (a
+    /// spoofing attempt, or a reply to a query that has ended).
     pub(crate) fn count(self, stats: &mut ResolverStats) {
-        match self {
-            Rejection::Malformed => stats.upstream_malformed += 1,
-            Rejection::UnknownId
-            | Rejection::WrongSocket
-            | Rejection::WrongSource
-            | Rejection::WrongTransport
-            | Rejection::NotAResponse
-            | Rejection::WrongQuestion => stats.upstream_mismatched += 1,
-        }
+        let reason = match self {
+            Rejection::Malformed => {
+                stats.upstream_malformed += 1;
+                return;
+            }
+            Rejection::UnknownId => &mut stats.reply_rejected_wrong_id,
+            Rejection::WrongSocket => &mut stats.reply_rejected_wrong_socket,
+            Rejection::WrongSource => &mut stats.reply_rejected_wrong_source,
+            Rejection::WrongTransport => &mut stats.reply_rejected_wrong_transport,
+            Rejection::NotAResponse => &mut stats.reply_rejected_not_response,
+            Rejection::WrongQuestion => &mut stats.reply_rejected_wrong_question,
+            Rejection::WrongCase(..) => &mut stats.reply_rejected_wrong_case,
+        };
+        *reason += 1;
+        stats.upstream_mismatched += 1;
     }
 }
 
@@ -105,8 +119,10 @@ pub(crate) fn check_reply<'a>(
     if !message.flags().response() {
         return Err(Rejection::NotAResponse);
     }
-    if !question_matches(&message, inflight) {
-        return Err(Rejection::WrongQuestion);
+    match question_matches(&message, inflight, &attempt) {
+        QuestionMatch::Exact => {}
+        QuestionMatch::CaseOnly => return Err(Rejection::WrongCase(slot, attempt.id)),
+        QuestionMatch::No => return Err(Rejection::WrongQuestion),
     }
     Ok(AcceptedReply {
         slot,
@@ -116,16 +132,47 @@ pub(crate) fn check_reply<'a>(
     })
 }
 
-/// Exactly one question, and it is the query's: name without regard to
-/// case, type and class.
-fn question_matches(message: &Message<'_>, inflight: &InFlight) -> bool {
+/// How a reply's question compares with the query's.
+enum QuestionMatch {
+    /// The query's, in the case `attempt` was sent in.
+    Exact,
+    /// The query's, but the name only without regard to case.
+    CaseOnly,
+    /// Not the query's, or not exactly one question.
+    No,
+}
+
+/// Whether the reply has exactly one question, and it is the query's:
+/// type, class and name; the name in the 0x20 case of `attempt` when it
+/// was sent with one, else without regard to case.
+fn question_matches(
+    message: &Message<'_>,
+    inflight: &InFlight,
+    attempt: &Attempt,
+) -> QuestionMatch {
     let key = &inflight.key;
-    message.header().question_count == 1
-        && message.question().is_some_and(|question| {
-            question.qtype == key.qtype
-                && question.qclass == key.qclass
-                && Name::from_wire(&key.name).is_ok_and(|name| name.eq_ignore_case(&question.name))
-        })
+    let Some(question) = message.question() else {
+        return QuestionMatch::No;
+    };
+    let same = message.header().question_count == 1
+        && question.qtype == key.qtype
+        && question.qclass == key.qclass
+        && Name::from_wire(&key.name).is_ok_and(|name| name.eq_ignore_case(&question.name));
+    if !same {
+        return QuestionMatch::No;
+    }
+    let Some(seed) = attempt.case_seed else {
+        return QuestionMatch::Exact;
+    };
+    // The name as sent: the key's (lower case) in the attempt's case. On
+    // the stack: 255 bytes at most.
+    let mut sent = key.name.clone();
+    apply_case(&mut sent, seed);
+    match Name::from_wire(&sent) {
+        Ok(sent) if sent.eq_exact(&question.name) => QuestionMatch::Exact,
+        Ok(_) => QuestionMatch::CaseOnly,
+        Err(_) => QuestionMatch::No,
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +217,7 @@ mod tests {
                 now,
                 now.add_millis(800),
                 2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -251,5 +299,14 @@ mod tests {
             (stats.upstream_malformed, stats.upstream_mismatched),
             (1, 6)
         );
+        let reasons = [
+            stats.reply_rejected_wrong_id,
+            stats.reply_rejected_wrong_socket,
+            stats.reply_rejected_wrong_source,
+            stats.reply_rejected_wrong_transport,
+            stats.reply_rejected_not_response,
+            stats.reply_rejected_wrong_question,
+        ];
+        assert_eq!(reasons, [1; 6], "each reason has its own counter");
     }
 }
