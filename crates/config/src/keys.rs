@@ -94,8 +94,11 @@ sections! {
                 Valid::Duration(Duration::ZERO, limits::SHUTDOWN_GRACE_MAX, false);
                 "On SIGTERM heimdall stops receiving and gives the queries already waiting on an \
                  upstream this long to be answered; those still waiting then get SERVFAIL (or \
-                 stale data), never silence. `0s`, the default, is `upstream.timeout` × \
-                 `upstream.attempts` plus 500ms, so every query can use all of its attempts.";
+                 stale data), never silence. `0s`, the default, is the longest a query can stay \
+                 outstanding (every attempt at its adaptive timeout ceiling, 3 × \
+                 `upstream.timeout`, plus one retry; at least `upstream.timeout` × \
+                 `upstream.attempts`) plus 500ms, so every query can use all of its attempts. The \
+                 drain ends as soon as no query is outstanding.";
         }
     }
 
@@ -233,17 +236,10 @@ sections! {
             max_sockets: usize => usize = defaults::UPSTREAM_MAX_SOCKETS;
                 Integer,
                 Valid::Int(1, int(limits::UPSTREAM_MAX_SOCKETS_MAX));
-                "Upstream UDP sockets open at once per core (one per attempt in flight). At the \
+                "Upstream UDP sockets open at once per core (each carrying an attempt, or idle). At the \
                  bound, further attempts wait in a queue of the same size for a socket to close \
                  (counted in `heimdall_upstream_socket_waits_total`); beyond that they are \
                  dropped (counted) and retried at their deadline.";
-            qname_case_randomization: bool => bool = defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION;
-                Bool,
-                ANY;
-                "DNS 0x20: send the letters of every upstream question in a random case and accept \
-                 only a reply that echoes it exactly, so a forged reply must also guess one bit per \
-                 letter. A server found not to echo the case is asked in lower case for 15 \
-                 minutes (counted, and shown per server in /stats).";
             socket_uses: u32 => u32 = defaults::UPSTREAM_SOCKET_USES;
                 Integer,
                 Valid::Int(1, u64::from(limits::UPSTREAM_SOCKET_USES_MAX));
@@ -252,6 +248,13 @@ sections! {
                  Unbound does, at a cost: creating and closing a socket is the largest part of a \
                  cache miss's CPU (docs/ARCHITECTURE.md). A socket is only ever reused once its \
                  attempt has ended, and the next attempt takes an idle socket picked at random.";
+            qname_case_randomization: bool => bool = defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION;
+                Bool,
+                ANY;
+                "DNS 0x20: send the letters of every upstream question in a random case and accept \
+                 only a reply that echoes it exactly, so a forged reply must also guess one bit per \
+                 letter. A server found not to echo the case is asked in lower case for 15 \
+                 minutes (counted, and shown per server in /stats).";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

@@ -230,7 +230,7 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
             "Upstream replies rejected by the reply check, by reason: wrong_id, wrong_socket \
              (not on its attempt's own socket), wrong_source (address or port), \
              wrong_question, wrong_case (0x20), wrong_cookie, wrong_transport (UDP for a TCP \
-             query).",
+             query), not_response.",
             "reason",
             |c| {
                 c.replies

@@ -304,10 +304,12 @@ pub enum RejectReason {
     WrongCookie,
     /// It came over a transport its query did not use (UDP for TCP).
     WrongTransport,
+    /// It is not a response (QR clear).
+    NotResponse,
 }
 
 /// Every [`RejectReason`], in exposition order.
-pub const REJECT_REASONS: [RejectReason; 7] = [
+pub const REJECT_REASONS: [RejectReason; 8] = [
     RejectReason::WrongId,
     RejectReason::WrongSocket,
     RejectReason::WrongSource,
@@ -315,6 +317,7 @@ pub const REJECT_REASONS: [RejectReason; 7] = [
     RejectReason::WrongCase,
     RejectReason::WrongCookie,
     RejectReason::WrongTransport,
+    RejectReason::NotResponse,
 ];
 
 impl RejectReason {
@@ -328,6 +331,7 @@ impl RejectReason {
             Self::WrongCase => "wrong_case",
             Self::WrongCookie => "wrong_cookie",
             Self::WrongTransport => "wrong_transport",
+            Self::NotResponse => "not_response",
         }
     }
 }
@@ -336,7 +340,7 @@ impl RejectReason {
 /// spoofing attempt leaves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplyCheckSnapshot {
-    rejected: [u64; 7],
+    rejected: [u64; 8],
     /// Replies rejected for any reason but a parse failure (the sum of
     /// the reasons).
     pub mismatched: u64,

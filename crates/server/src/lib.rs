@@ -74,8 +74,7 @@ use crate::worker::CoreOutput;
 /// percentile of a mixed load was 17 ms, with 1 ms 5-7 ms
 /// (`benches/peers/mixed-latency.sh`; docs/BENCHMARKS.md has the run).
 pub const PREEMPT_TIMER: Duration = Duration::from_millis(1);
-/// Added to `upstream.timeout` x `upstream.attempts` for the default drain
-/// limit (`server.shutdown_grace: 0s`): room for the last attempt's
+/// Added to the longest query lifetime for the default drain limit (`server.shutdown_grace: 0s`): room for the last attempt's
 /// deadline to be seen (timer ticks) and its reply to be sent.
 pub const SHUTDOWN_GRACE_MARGIN: Duration = Duration::from_millis(500);
 
@@ -133,7 +132,10 @@ impl Server {
             .as_ref()
             .and_then(|socket| socket.local_addr().ok())
             .and_then(|addr| addr.as_socket());
-        let grace = shutdown_grace(config);
+        let grace = shutdown_grace(
+            config,
+            Duration::from_millis(resolver_config.max_query_lifetime_ms()),
+        );
         let udp_upstream = udp_upstream_settings(config, &udp_addrs, control_addr);
         let hint_mesh = (config.hints.enabled && cores > 1)
             .then(|| MeshBuilder::full(cores, config.hints.channel_capacity));
@@ -253,15 +255,20 @@ fn spawn_core(
 }
 
 /// The drain limit at shutdown: `server.shutdown_grace`, or when that is
-/// 0 (the default) `upstream.timeout` x `upstream.attempts` plus
-/// [`SHUTDOWN_GRACE_MARGIN`], so every outstanding query can use all of
-/// its attempts.
-pub fn shutdown_grace(config: &Config) -> Duration {
+/// 0 (the default) the longest a query can stay outstanding
+/// (`max_query_lifetime`, the resolver's
+/// `ResolverConfig::max_query_lifetime_ms`: every attempt at its adaptive
+/// timeout ceiling, at least `upstream.timeout` x `upstream.attempts`)
+/// plus [`SHUTDOWN_GRACE_MARGIN`], so every outstanding query can use all
+/// of its attempts. The drain ends as soon as nothing is outstanding.
+pub fn shutdown_grace(config: &Config, max_query_lifetime: Duration) -> Duration {
     if config.server.shutdown_grace.is_zero() {
-        config
+        let floor = config
             .upstream
             .timeout
-            .saturating_mul(config.upstream.attempts)
+            .saturating_mul(config.upstream.attempts);
+        max_query_lifetime
+            .max(floor)
             .saturating_add(SHUTDOWN_GRACE_MARGIN)
     } else {
         config.server.shutdown_grace

@@ -6,7 +6,8 @@
 use heimdall_cache::CacheStats;
 use heimdall_control::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
-    ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot, UpstreamSocketSnapshot,
+    RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    UpstreamSocketSnapshot,
 };
 use heimdall_resolver::{Resolver, ResolverStats};
 
@@ -167,7 +168,27 @@ pub(crate) fn core_snapshot(index: usize, resolver: &Resolver, counters: Counter
 /// The reply check's counters, in the control endpoint's model.
 fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
     let mut replies = ReplyCheckSnapshot::default();
+    for (reason, count) in [
+        (RejectReason::WrongId, stats.reply_rejected_wrong_id),
+        (RejectReason::WrongSocket, stats.reply_rejected_wrong_socket),
+        (RejectReason::WrongSource, stats.reply_rejected_wrong_source),
+        (
+            RejectReason::WrongQuestion,
+            stats.reply_rejected_wrong_question,
+        ),
+        (RejectReason::WrongCase, stats.reply_rejected_wrong_case),
+        (RejectReason::WrongCookie, stats.reply_rejected_wrong_cookie),
+        (
+            RejectReason::WrongTransport,
+            stats.reply_rejected_wrong_transport,
+        ),
+        (RejectReason::NotResponse, stats.reply_rejected_not_response),
+    ] {
+        replies.add_rejected(reason, count);
+    }
     replies.mismatched = stats.upstream_mismatched;
     replies.malformed = stats.upstream_malformed;
+    replies.late_accepted = stats.reply_late_accepted;
+    replies.case_fallbacks = stats.upstream_case_fallbacks;
     replies
 }

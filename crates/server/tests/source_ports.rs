@@ -223,6 +223,19 @@ fn a_reply_on_another_attempts_socket_is_rejected_and_counted() {
         metric(control, "heimdall_upstream_replies_mismatched_total") >= 2.0,
         "the two replies on the wrong sockets are counted"
     );
+    let parsed = metrics(&get_ok(control, "/metrics"));
+    let wrong_socket = parsed
+        .value(
+            "heimdall_upstream_replies_rejected_total",
+            &[("core", "0"), ("reason", "wrong_socket")],
+        )
+        .unwrap();
+    assert_eq!(wrong_socket, 2.0, "counted by reason");
+    let stats: serde_json::Value = serde_json::from_str(&get_ok(control, "/stats")).unwrap();
+    assert_eq!(
+        stats["totals"]["upstream_replies"]["rejected"]["wrong_socket"],
+        2
+    );
     let reports = server.stop();
     assert!(common::total(&reports, |r| r.resolver.upstream_mismatched) >= 2);
 }
