@@ -288,3 +288,43 @@ fn queries_waiting_at_the_drain_limit_get_servfail() {
         0
     );
 }
+
+/// `upstream.max_sockets: 2` with five misses at once: two leave at once,
+/// two wait for a socket (the queue holds as many as the bound; counted)
+/// and leave as the first ones end, and the fifth is dropped (counted)
+/// and sent again at its deadline; every client is answered.
+#[test]
+fn at_the_socket_bound_attempts_wait_and_are_counted() {
+    let upstream = ScriptedUpstream::start(|socket, query, from| {
+        // One at a time, each after a pause: the sockets stay busy.
+        std::thread::sleep(Duration::from_millis(100));
+        send(socket, &a_answer(query, 1, 300), from);
+    });
+    let mut config = Setup {
+        timeout: "1s",
+        attempts: 2,
+        ..Setup::new(&[upstream.addr])
+    }
+    .config();
+    config.upstream.max_sockets = 2;
+    let server = common::start_server(&config);
+    let control = server.control_addr();
+    let clients: Vec<Client> = (0..5).map(|_| server.client()).collect();
+    let queries: Vec<Vec<u8>> = (0..5u16)
+        .map(|n| query(n, &format!("busy-{n}.bound.test."), RecordType::A, EDNS))
+        .collect();
+    for (client, query) in clients.iter().zip(&queries) {
+        client.send(query);
+    }
+    for (client, query) in clients.iter().zip(&queries) {
+        let reply = client.reply_to(query);
+        assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    }
+    assert_eq!(metric(control, "heimdall_upstream_socket_waits_total"), 2.0);
+    assert_eq!(
+        metric(control, "heimdall_upstream_socket_wait_drops_total"),
+        1.0
+    );
+    assert!(metric(control, "heimdall_upstream_sockets_open") <= 2.0);
+    server.stop();
+}

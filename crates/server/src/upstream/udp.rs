@@ -45,7 +45,7 @@ use rand::RngExt as _;
 use rand::rngs::StdRng;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::batch::{DATAGRAM_BUF, send_to};
+use crate::batch::{DATAGRAM_BUF, send_to, set_no_fragmentation};
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
 
 /// Random ports tried per socket before the attempt is given up (counted
@@ -353,6 +353,10 @@ fn bind_random(
     let domain = Domain::for_address(to);
     // SOCK_NONBLOCK at creation: one system call fewer than setting it.
     let socket = Socket::new(domain, Type::DGRAM.nonblocking(), Some(Protocol::UDP))?;
+    // As the old fixed pool did: DF set and path-MTU messages ignored, so
+    // queries never fragment and the kernel's shared IP-ID generator is
+    // not used (ARCHITECTURE.md). One call per socket, not per attempt.
+    set_no_fragmentation(socket.as_raw_fd(), to.is_ipv6())?;
     let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no port in the source range");
     for _ in 0..BIND_TRIES {
         let Some(port) = picker.pick() else {
