@@ -57,9 +57,9 @@ pub const UPSTREAM_SOURCE_PORT_MAX: u16 = 65535;
 /// `upstream.max_sockets`: Unbound's `outgoing-range` is 4096 per thread
 /// (with libevent); 1024 per core keeps well under a default `ulimit -n`.
 pub const UPSTREAM_MAX_SOCKETS: usize = 1024;
-/// `upstream.socket_uses`: a quarter of the socket cost of a fresh
-/// socket per attempt (docs/ARCHITECTURE.md).
-pub const UPSTREAM_SOCKET_USES: u32 = 4;
+/// `upstream.socket_uses`: the most reuse the cold-rate budget needed (a
+/// socket also closes after 1 s; docs/ARCHITECTURE.md has the A/B).
+pub const UPSTREAM_SOCKET_USES: u32 = 64;
 /// `upstream.qname_case_randomization`: DNS 0x20 on.
 pub const UPSTREAM_QNAME_CASE_RANDOMIZATION: bool = true;
 /// `tcp.idle_timeout`: a client connection with no query outstanding

@@ -160,7 +160,7 @@ fn a_fresh_random_port_for_every_attempt() {
     assert_eq!(open, 0.0, "every socket closed with its query");
 }
 
-/// The default (`socket_uses: 4`): a socket carries at most four attempts,
+/// `socket_uses: 4`: a socket carries at most four attempts,
 /// one at a time, then a fresh random port replaces it.
 #[test]
 fn a_socket_carries_at_most_socket_uses_attempts() {

@@ -13,12 +13,15 @@
 //! A socket carries one attempt at a time. When the resolver retires the
 //! attempt ([`heimdall_resolver::Resolver::poll_retired`]) the socket goes
 //! idle, and the next attempt takes an idle socket picked at random; after
-//! `upstream.socket_uses` attempts (default 4) it is closed (its task dropped, which cancels
+//! `upstream.socket_uses` attempts (default 64), or once older than
+//! [`SOCKET_MAX_AGE`] (1 s), it is closed (its task dropped, which cancels
 //! the pending receive) and a new random port takes its place. A fresh
-//! socket for every attempt, as Unbound does, cost 45 % of the all-miss
-//! rate here: `socket` and `close` are most of a miss's CPU on loopback
-//! (docs/ARCHITECTURE.md has the profile and the A/B). A datagram on an
-//! idle socket is dropped and counted (`strays`).
+//! socket for every attempt, as Unbound does, cost half the all-miss rate
+//! here: `socket`, `bind` and `close` are most of a miss's CPU on loopback
+//! (docs/ARCHITECTURE.md has the profile and the A/B). A datagram that
+//! reaches a socket between two attempts is judged with its next attempt
+//! (it had to guess an ID and case not chosen yet), or dropped and counted
+//! (`strays`) when it comes after the attempt was retired.
 //!
 //! The sockets are not `connect()`ed: a reply from another address or
 //! port then reaches the reply check, which rejects and counts it, so a
@@ -36,7 +39,9 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::UdpSocket;
 use hashbrown::HashMap;
 use heimdall_control::UpstreamSocketSnapshot;
@@ -52,6 +57,11 @@ use crate::context::{CoreContext, SendFailed, UpstreamSend};
 /// as a bind failure). With a wide range and few ports taken, a second try
 /// is already rare.
 const BIND_TRIES: u32 = 16;
+/// A socket older than this is closed when its attempt ends, so that at a
+/// low query rate, where a socket would otherwise carry its
+/// `upstream.socket_uses` attempts over a long time, ports still turn over
+/// at least this often (a fresh socket costs little at a low rate).
+const SOCKET_MAX_AGE: Duration = Duration::from_secs(1);
 /// Idle sockets kept for reuse; more are closed.
 const IDLE_MAX: usize = 256;
 /// Receive buffers kept for reuse, so a new socket's task does not
@@ -108,9 +118,14 @@ struct Pooled {
     /// The attempt it carries now; `None` while idle, when whatever
     /// arrives is a stray and is dropped (counted).
     current: Rc<Cell<Option<AttemptId>>>,
+    /// Wakes the receive task when `current` changes.
+    wake: LocalSender<()>,
     _task: glommio::Task<()>,
     uses: u32,
     v6: bool,
+    /// When it was opened: it is closed once older than
+    /// [`SOCKET_MAX_AGE`], however few attempts it carried.
+    opened: Instant,
 }
 
 struct State {
@@ -210,6 +225,10 @@ impl UdpUpstreams {
         let idle_count = state.idle(to.is_ipv6()).len();
         if idle_count > 0 {
             let index = state.picker.rng.random_range(0..idle_count);
+            // Whatever reached it while idle is judged with its next
+            // attempt, like a forgery arriving just after the query: it
+            // had to guess an ID and case not chosen yet. Not draining
+            // it saves a system call per attempt.
             return Ok(state.idle(to.is_ipv6()).swap_remove(index));
         }
         let socket = match bind_random(&mut state.picker, to, &mut state.stats) {
@@ -228,18 +247,22 @@ impl UdpUpstreams {
             .unwrap_or_else(|| vec![0u8; DATAGRAM_BUF]);
         let current = Rc::new(Cell::new(None));
         let fd = socket.as_raw_fd();
+        // One pending wake is enough: the task re-reads `current`.
+        let (wake, woken) = local_channel::new_bounded(1);
         let task = glommio::spawn_local(receive_replies(
             Rc::clone(ctx),
             UdpSocket::from(socket),
-            Rc::clone(&current),
+            (Rc::clone(&current), woken),
             buf,
             (Rc::clone(&self.returned), Rc::clone(&self.strays)),
         ));
         Ok(Pooled {
             fd,
             current,
+            wake,
             _task: task,
             uses: 0,
+            opened: Instant::now(),
             v6: to.is_ipv6(),
         })
     }
@@ -255,6 +278,7 @@ impl UdpUpstreams {
     ) -> Result<(), SendFailed> {
         let mut pooled = self.socket_for(state, ctx, to)?;
         pooled.current.set(Some(attempt));
+        let _ = pooled.wake.try_send(());
         pooled.uses += 1;
         let sent = send_to(pooled.fd, query, to);
         // Kept even when the send failed: the attempt stays live until the
@@ -312,7 +336,9 @@ impl UpstreamSend for UdpUpstreams {
             return Ok(());
         };
         pooled.current.set(None);
-        if pooled.uses < state.socket_uses && state.idle(pooled.v6).len() < IDLE_MAX {
+        let _ = pooled.wake.try_send(());
+        let young = pooled.opened.elapsed() < SOCKET_MAX_AGE;
+        if young && pooled.uses < state.socket_uses && state.idle(pooled.v6).len() < IDLE_MAX {
             state.idle(pooled.v6).push(pooled);
         } else {
             drop(pooled);
@@ -386,12 +412,20 @@ fn bind_random(
 
 /// Receive replies on one socket until its task is dropped (the socket
 /// closed) or the socket fails. Each is reported with the attempt the
-/// socket carries now, so the resolver accepts only that attempt's reply
-/// here; one that arrives while the socket is idle is dropped and counted.
+/// socket carries, so the resolver accepts only that attempt's reply here.
+///
+/// The receive is armed only while the socket carries an attempt, and
+/// lazily: once woken for a new attempt, the task yields, so that under
+/// load the core finishes
+/// its batch first and the reply is usually already queued. The receive
+/// is then a plain `recvmsg` (glommio tries one first), and the io_uring
+/// submission a waiting receive costs is paid only when the reply is not
+/// there yet. Arming a receive on every socket at once was most of the
+/// cost of a socket per attempt (docs/ARCHITECTURE.md).
 async fn receive_replies(
     ctx: Rc<CoreContext>,
     socket: UdpSocket,
-    current: Rc<Cell<Option<AttemptId>>>,
+    (current, woken): (Rc<Cell<Option<AttemptId>>>, LocalReceiver<()>),
     buf: Vec<u8>,
     (returned, strays): (Buffers, Rc<Cell<u64>>),
 ) {
@@ -403,29 +437,48 @@ async fn receive_replies(
         }
     }
     let mut guard = Return(buf, returned);
-    // glommio polls a new task at once, inside the spawner: here that is
-    // `CoreContext::drain`, which holds the resolver. Yield first, so a
-    // reply already queued is handled on the task's own turn.
-    futures_lite::future::yield_now().await;
     loop {
-        match socket.recv_from(&mut guard.0).await {
-            Ok((len, from)) => {
-                let Some(attempt) = current.get() else {
-                    strays.set(strays.get() + 1);
-                    continue;
-                };
-                if let Some(reply) = ctx.checked(&guard.0, len) {
-                    let source = ReplySource {
-                        from,
-                        transport: UpstreamTransport::Udp,
-                        attempt: Some(attempt),
-                    };
-                    ctx.upstream_reply(source, reply);
-                }
+        // Idle: wait for an attempt.
+        let Some(attempt) = current.get() else {
+            if woken.recv().await.is_none() {
+                return;
             }
-            Err(err) => {
-                log::debug!("core {}: upstream receive error: {err}", ctx.index());
-                break;
+            continue;
+        };
+        // Also keeps this task off `CoreContext::drain`'s stack: glommio
+        // may poll a new task inside its spawner, which holds the resolver.
+        futures_lite::future::yield_now().await;
+        // Carrying `attempt`: receive until it is retired.
+        while current.get() == Some(attempt) {
+            let received = futures_lite::future::or(
+                async { Some(socket.recv_from(&mut guard.0).await) },
+                async {
+                    // Retired (or closing) while waiting: stop receiving.
+                    let _ = woken.recv().await;
+                    None
+                },
+            )
+            .await;
+            match received {
+                Some(Ok((len, from))) => {
+                    if current.get() != Some(attempt) {
+                        strays.set(strays.get() + 1);
+                        continue;
+                    }
+                    if let Some(reply) = ctx.checked(&guard.0, len) {
+                        let source = ReplySource {
+                            from,
+                            transport: UpstreamTransport::Udp,
+                            attempt: Some(attempt),
+                        };
+                        ctx.upstream_reply(source, reply);
+                    }
+                }
+                Some(Err(err)) => {
+                    log::debug!("core {}: upstream receive error: {err}", ctx.index());
+                    return;
+                }
+                None => {}
             }
         }
     }
