@@ -39,7 +39,12 @@ fn resolver_hit(c: &mut Criterion) {
     );
     let transmit = resolver.poll_transmit(&mut out).unwrap();
     let sent = out[..transmit.len].to_vec();
-    resolver.handle_upstream_reply(upstream, transmit.transport, &a_answer(&sent, 2, 300), now);
+    let source = heimdall_resolver::ReplySource {
+        from: upstream,
+        transport: transmit.transport,
+        attempt: Some(transmit.attempt),
+    };
+    resolver.handle_upstream_reply(source, &a_answer(&sent, 2, 300), now);
     while resolver.poll_reply(&mut out, now).is_some() {}
     let later = now.add_secs(5);
     c.bench_function("resolver/cache_hit_handle_query", |b| {

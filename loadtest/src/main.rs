@@ -397,7 +397,7 @@ struct UpstreamArgs {
     #[arg(long, default_value_t = 0.0)]
     drop: f64,
     /// normal, drop, truncate, wrong-id, wrong-question, servfail,
-    /// wrong-id-then-right or echo.
+    /// wrong-id-then-right, echo or refused.
     #[arg(long, default_value = "normal")]
     behavior: Behavior,
     /// Reflect every query with QR set (a batched reflector, for

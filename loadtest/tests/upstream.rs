@@ -585,6 +585,22 @@ fn servfail_echoes_the_question() {
 }
 
 #[test]
+fn refused_echoes_the_question() {
+    let upstream = start(UpstreamConfig {
+        behavior: Behavior::Refused,
+        ..UpstreamConfig::default()
+    });
+    let query = Query::new("host-5.zone.test.", RecordType::A).edns(1232);
+    let message = reply_to(
+        &query,
+        &ask(upstream.local_addr(), &query.bytes()),
+        ResponseCode::Refused,
+    );
+    assert!(message.answers.is_empty() && message.authorities.is_empty());
+    assert!(!message.metadata.authoritative);
+}
+
+#[test]
 fn wrong_id_then_right_sends_both_in_order() {
     let upstream = start(UpstreamConfig {
         behavior: Behavior::WrongIdThenRight,

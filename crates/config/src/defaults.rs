@@ -50,6 +50,18 @@ pub const HINT_CHANNEL_CAPACITY: usize = 1024;
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
 /// `upstream.attempts`.
 pub const UPSTREAM_ATTEMPTS: u32 = 3;
+/// `upstream.source_port_min`: the ports below 1024 are the privileged ones.
+pub const UPSTREAM_SOURCE_PORT_MIN: u16 = 1024;
+/// `upstream.source_port_max`.
+pub const UPSTREAM_SOURCE_PORT_MAX: u16 = 65535;
+/// `upstream.max_sockets`: Unbound's `outgoing-range` is 4096 per thread
+/// (with libevent); 1024 per core keeps well under a default `ulimit -n`.
+pub const UPSTREAM_MAX_SOCKETS: usize = 1024;
+/// `upstream.socket_uses`: the most reuse the cold-rate budget needed (a
+/// socket also closes after 1 s; docs/ARCHITECTURE.md has the A/B).
+pub const UPSTREAM_SOCKET_USES: u32 = 64;
+/// `upstream.qname_case_randomization`: DNS 0x20 on.
+pub const UPSTREAM_QNAME_CASE_RANDOMIZATION: bool = true;
 /// `tcp.idle_timeout`: a client connection with no query outstanding
 /// and none arriving is closed after this long.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);

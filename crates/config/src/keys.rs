@@ -89,6 +89,16 @@ sections! {
                  wake-up, system call and GSO send (about half the CPU per query at 10k-50k \
                  queries/s on the benchmark machine, docs/TUNING.md), for at most this much added \
                  latency. 0 turns it off.";
+            shutdown_grace: HumanDuration => Duration = Duration::ZERO;
+                Type::Duration,
+                Valid::Duration(Duration::ZERO, limits::SHUTDOWN_GRACE_MAX, false);
+                "On SIGTERM heimdall stops receiving and gives the queries already waiting on an \
+                 upstream this long to be answered; those still waiting then get SERVFAIL (or \
+                 stale data), never silence. `0s`, the default, is the longest a query can stay \
+                 outstanding (every attempt at its adaptive timeout ceiling, 3 × \
+                 `upstream.timeout`, plus one retry; at least `upstream.timeout` × \
+                 `upstream.attempts`) plus 500ms, so every query can use all of its attempts. The \
+                 drain ends as soon as no query is outstanding.";
         }
     }
 
@@ -211,6 +221,42 @@ sections! {
                 Integer,
                 Valid::Int(1, u64::from(limits::UPSTREAM_ATTEMPTS_MAX));
                 "Sends per query, across servers, before giving up.";
+            source_port_min: u16 => u16 = defaults::UPSTREAM_SOURCE_PORT_MIN;
+                Integer,
+                Valid::Int(1, 65535);
+                "Lowest source port of upstream UDP queries. Each attempt leaves from a socket of \
+                 its own, bound to a port heimdall picks uniformly at random (not the kernel's \
+                 choice) between `source_port_min` and `source_port_max`, skipping heimdall's own \
+                 listen ports; a reply is accepted only on that socket. A wide range is what \
+                 makes a forged reply hard to land (docs/SECURITY.md).";
+            source_port_max: u16 => u16 = defaults::UPSTREAM_SOURCE_PORT_MAX;
+                Integer,
+                Valid::Text("1 to 65535, at least `source_port_min`");
+                "Highest source port of upstream UDP queries (see `source_port_min`).";
+            max_sockets: usize => usize = defaults::UPSTREAM_MAX_SOCKETS;
+                Integer,
+                Valid::Int(1, int(limits::UPSTREAM_MAX_SOCKETS_MAX));
+                "Upstream UDP sockets open at once per core (each carrying an attempt, or idle). At the \
+                 bound, further attempts wait in a queue of the same size for a socket to close \
+                 (counted in `heimdall_upstream_socket_waits_total`); beyond that they are \
+                 dropped (counted) and retried at their deadline.";
+            socket_uses: u32 => u32 = defaults::UPSTREAM_SOCKET_USES;
+                Integer,
+                Valid::Int(1, u64::from(limits::UPSTREAM_SOCKET_USES_MAX));
+                "Attempts one upstream UDP socket carries, one at a time, before it is closed and \
+                 a new random port takes its place (it is also closed once older than 1 s). 1 \
+                 opens a fresh socket for every attempt, as Unbound does, at a cost: creating and \
+                 closing a socket is most of a cache miss's CPU on a fast network (the cold rate \
+                 fell 50 % with 1, 24 % with 4, 8 % with 64; docs/ARCHITECTURE.md). A socket is \
+                 only reused once its attempt has ended, and the next attempt takes an idle \
+                 socket picked at random.";
+            qname_case_randomization: bool => bool = defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION;
+                Bool,
+                ANY;
+                "DNS 0x20: send the letters of every upstream question in a random case and accept \
+                 only a reply that echoes it exactly, so a forged reply must also guess one bit per \
+                 letter. A server found not to echo the case is asked in lower case for 15 \
+                 minutes (counted, and shown per server in /stats).";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

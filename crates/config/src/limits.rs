@@ -52,6 +52,12 @@ pub const UPSTREAM_TIMEOUT_MIN: Duration = Duration::from_millis(1);
 pub const UPSTREAM_TIMEOUT_MAX: Duration = Duration::from_secs(60);
 /// `upstream.attempts` at most.
 pub const UPSTREAM_ATTEMPTS_MAX: u32 = 16;
+/// Largest `upstream.max_sockets`: a port range holds at most 65,535.
+pub const UPSTREAM_MAX_SOCKETS_MAX: usize = 65_535;
+/// Largest `upstream.socket_uses`.
+pub const UPSTREAM_SOCKET_USES_MAX: u32 = 64;
+/// Largest `server.shutdown_grace`.
+pub const SHUTDOWN_GRACE_MAX: Duration = Duration::from_secs(600);
 /// `tcp.idle_timeout` and `tcp.read_timeout` at least.
 pub const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(10);
 /// `tcp.idle_timeout` at most (RFC 7828 encodes it in units of 100 ms

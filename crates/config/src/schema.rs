@@ -137,6 +137,7 @@ macro_rules! same_value {
 same_value!(
     bool,
     u8,
+    u16,
     u32,
     usize,
     String,

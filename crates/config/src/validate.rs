@@ -357,6 +357,15 @@ impl Validator<'_> {
             .map(|s| s.0)
             .collect();
         let mut upstream = raw.into_config();
+        if upstream.source_port_max < upstream.source_port_min {
+            return Err(self.error(
+                "upstream.source_port_max",
+                format!(
+                    "{} is below upstream.source_port_min ({}): the range of source ports is empty",
+                    upstream.source_port_max, upstream.source_port_min
+                ),
+            ));
+        }
         let addresses: Vec<SocketAddr> = upstream.servers.iter().map(|s| s.address).collect();
         if addresses.is_empty() {
             return Err(self.error(

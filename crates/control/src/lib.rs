@@ -34,6 +34,7 @@ pub use render::{
 pub use route::{Command, percent_decode, route};
 pub use snapshot::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, LATENCY_BOUNDS_US, LatencyHistogram, PolicySnapshot,
-    QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, RcodeBucket, RcodeCounts, Snapshot,
-    TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, REJECT_REASONS, RcodeBucket,
+    RcodeCounts, RejectReason, ReplyCheckSnapshot, Snapshot, TransportCounts, UdpSnapshot,
+    UpstreamSnapshot, UpstreamSocketSnapshot,
 };

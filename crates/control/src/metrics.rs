@@ -18,7 +18,7 @@ pub fn render_metrics(snapshot: &Snapshot) -> Response {
 /// A per-core counter family: name, help, and how to read it.
 type CoreField = (&'static str, &'static str, fn(&CoreSnapshot) -> u64);
 
-const CORE_COUNTERS: [CoreField; 16] = [
+const CORE_COUNTERS: [CoreField; 26] = [
     (
         "heimdall_cache_hits_total",
         "Cache lookups answered with a fresh entry.",
@@ -99,9 +99,63 @@ const CORE_COUNTERS: [CoreField; 16] = [
         "Malformed client packets dropped.",
         |c| c.policy.malformed,
     ),
+    (
+        "heimdall_upstream_replies_mismatched_total",
+        "Upstream replies rejected by the reply check, every reason together (see \
+         heimdall_upstream_replies_rejected_total); a flood is a spoofing attempt.",
+        |c| c.replies.mismatched,
+    ),
+    (
+        "heimdall_upstream_replies_malformed_total",
+        "Upstream replies that could not be parsed.",
+        |c| c.replies.malformed,
+    ),
+    (
+        "heimdall_upstream_replies_late_accepted_total",
+        "Replies to an earlier attempt of a query still in flight, accepted.",
+        |c| c.replies.late_accepted,
+    ),
+    (
+        "heimdall_upstream_case_fallbacks_total",
+        "Upstreams found not to preserve the letter case of the question, for which 0x20 \
+         was turned off.",
+        |c| c.replies.case_fallbacks,
+    ),
+    (
+        "heimdall_upstream_sockets_opened_total",
+        "Upstream UDP sockets opened, each on a random port (a socket carries a few \
+         attempts, one at a time).",
+        |c| c.sockets.opened,
+    ),
+    (
+        "heimdall_upstream_socket_bind_retries_total",
+        "Random upstream source ports found taken, so another was tried.",
+        |c| c.sockets.bind_retries,
+    ),
+    (
+        "heimdall_upstream_socket_bind_failures_total",
+        "Upstream attempts not sent because no socket could be opened on a free port.",
+        |c| c.sockets.bind_failures,
+    ),
+    (
+        "heimdall_upstream_socket_waits_total",
+        "Upstream attempts that waited for a socket because upstream.max_sockets were open.",
+        |c| c.sockets.waits,
+    ),
+    (
+        "heimdall_upstream_socket_wait_drops_total",
+        "Upstream attempts dropped because upstream.max_sockets were open and the wait \
+         queue was full.",
+        |c| c.sockets.wait_drops,
+    ),
+    (
+        "heimdall_upstream_socket_strays_total",
+        "Datagrams that reached an upstream socket between two attempts, dropped.",
+        |c| c.sockets.strays,
+    ),
 ];
 
-const CORE_GAUGES: [CoreField; 2] = [
+const CORE_GAUGES: [CoreField; 3] = [
     ("heimdall_cache_entries", "Cache entries held.", |c| {
         c.cache.entries
     }),
@@ -109,6 +163,11 @@ const CORE_GAUGES: [CoreField; 2] = [
         "heimdall_cache_bytes",
         "Bytes accounted to cache entries.",
         |c| c.cache.bytes,
+    ),
+    (
+        "heimdall_upstream_sockets_open",
+        "Upstream UDP sockets open.",
+        |c| c.sockets.open,
     ),
 ];
 
@@ -147,7 +206,7 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
 
     // Per-core counts split by one more label (transport, qtype, rcode).
     type Buckets = fn(&CoreSnapshot) -> Vec<(&'static str, u64)>;
-    let bucketed: [(&str, &str, &str, Buckets); 3] = [
+    let bucketed: [(&str, &str, &str, Buckets); 4] = [
         (
             "heimdall_queries_total",
             "Client queries received, by transport.",
@@ -165,6 +224,20 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
             "Responses sent, by response code.",
             "rcode",
             |c| c.rcodes.iter().map(|(b, n)| (b.label(), n)).collect(),
+        ),
+        (
+            "heimdall_upstream_replies_rejected_total",
+            "Upstream replies rejected by the reply check, by reason: wrong_id, wrong_socket \
+             (not on its attempt's own socket), wrong_source (address or port), \
+             wrong_question, wrong_case (0x20), wrong_cookie, wrong_transport (UDP for a TCP \
+             query), not_response.",
+            "reason",
+            |c| {
+                c.replies
+                    .iter_rejected()
+                    .map(|(r, n)| (r.label(), n))
+                    .collect()
+            },
         ),
     ];
     for (name, help, label, read) in bucketed {

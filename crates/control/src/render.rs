@@ -100,6 +100,11 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
         .map(|(bucket, n)| (bucket.label().to_owned(), Value::from(n)))
         .collect();
     let upstreams: Vec<Value> = core.upstreams.iter().map(upstream_value).collect();
+    let rejected: Map<String, Value> = core
+        .replies
+        .iter_rejected()
+        .map(|(reason, n)| (reason.label().to_owned(), Value::from(n)))
+        .collect();
     let mut value = json!({
         "queries": { "udp": core.queries.udp, "tcp": core.queries.tcp },
         "qtypes": qtypes,
@@ -131,6 +136,22 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "malformed": core.policy.malformed,
         },
         "upstreams": upstreams,
+        "upstream_replies": {
+            "rejected": rejected,
+            "mismatched": core.replies.mismatched,
+            "malformed": core.replies.malformed,
+            "late_accepted": core.replies.late_accepted,
+            "case_fallbacks": core.replies.case_fallbacks,
+        },
+        "upstream_sockets": {
+            "open": core.sockets.open,
+            "opened": core.sockets.opened,
+            "bind_retries": core.sockets.bind_retries,
+            "bind_failures": core.sockets.bind_failures,
+            "waits": core.sockets.waits,
+            "wait_drops": core.sockets.wait_drops,
+            "strays": core.sockets.strays,
+        },
     });
     if with_index && let Value::Object(map) = &mut value {
         map.insert("core".to_owned(), Value::from(core.core));

@@ -286,6 +286,139 @@ pub struct PolicySnapshot {
     pub malformed: u64,
 }
 
+/// Why the reply check threw an upstream reply away (every reason but a
+/// parse failure, which is [`ReplyCheckSnapshot::malformed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// No query in flight has this ID.
+    WrongId,
+    /// It came in on a socket other than its attempt's own.
+    WrongSocket,
+    /// It came from an address or port the query was not sent to.
+    WrongSource,
+    /// Its question is not the one asked.
+    WrongQuestion,
+    /// Its question differs from the one asked only in letter case (0x20).
+    WrongCase,
+    /// Its DNS cookie is not ours (RFC 7873).
+    WrongCookie,
+    /// It came over a transport its query did not use (UDP for TCP).
+    WrongTransport,
+    /// It is not a response (QR clear).
+    NotResponse,
+}
+
+/// Every [`RejectReason`], in exposition order.
+pub const REJECT_REASONS: [RejectReason; 8] = [
+    RejectReason::WrongId,
+    RejectReason::WrongSocket,
+    RejectReason::WrongSource,
+    RejectReason::WrongQuestion,
+    RejectReason::WrongCase,
+    RejectReason::WrongCookie,
+    RejectReason::WrongTransport,
+    RejectReason::NotResponse,
+];
+
+impl RejectReason {
+    /// The label value (`wrong_id`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::WrongId => "wrong_id",
+            Self::WrongSocket => "wrong_socket",
+            Self::WrongSource => "wrong_source",
+            Self::WrongQuestion => "wrong_question",
+            Self::WrongCase => "wrong_case",
+            Self::WrongCookie => "wrong_cookie",
+            Self::WrongTransport => "wrong_transport",
+            Self::NotResponse => "not_response",
+        }
+    }
+}
+
+/// What the reply check did with one core's upstream replies: the trace a
+/// spoofing attempt leaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyCheckSnapshot {
+    rejected: [u64; 8],
+    /// Replies rejected for any reason but a parse failure (the sum of
+    /// the reasons).
+    pub mismatched: u64,
+    /// Replies that could not be parsed.
+    pub malformed: u64,
+    /// Replies to an earlier attempt of a query still in flight, accepted.
+    pub late_accepted: u64,
+    /// Upstreams found not to preserve letter case, for which 0x20 was
+    /// turned off.
+    pub case_fallbacks: u64,
+}
+
+impl ReplyCheckSnapshot {
+    /// Count `n` replies rejected for `reason`.
+    pub fn add_rejected(&mut self, reason: RejectReason, n: u64) {
+        if let Some(slot) = self.rejected.get_mut(reason as usize) {
+            *slot = slot.saturating_add(n);
+        }
+    }
+
+    /// The replies rejected for one reason.
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.rejected.get(reason as usize).copied().unwrap_or(0)
+    }
+
+    /// Every reason with its count, in exposition order.
+    pub fn iter_rejected(&self) -> impl Iterator<Item = (RejectReason, u64)> + '_ {
+        REJECT_REASONS
+            .iter()
+            .map(|&reason| (reason, self.rejected(reason)))
+    }
+
+    fn merge(&mut self, other: &Self) {
+        for (reason, n) in other.iter_rejected() {
+            self.add_rejected(reason, n);
+        }
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.mismatched, other.mismatched);
+        add(&mut self.malformed, other.malformed);
+        add(&mut self.late_accepted, other.late_accepted);
+        add(&mut self.case_fallbacks, other.case_fallbacks);
+    }
+}
+
+/// One core's upstream UDP sockets: each attempt on its own, on a random
+/// port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamSocketSnapshot {
+    /// Sockets open now (a gauge).
+    pub open: u64,
+    /// Sockets opened.
+    pub opened: u64,
+    /// Random ports that were taken, so another was tried.
+    pub bind_retries: u64,
+    /// Attempts that found no free port (or no socket) and were not sent.
+    pub bind_failures: u64,
+    /// Attempts that waited for a socket because `upstream.max_sockets`
+    /// were open.
+    pub waits: u64,
+    /// Attempts dropped because the wait queue was full too.
+    pub wait_drops: u64,
+    /// Datagrams that reached a socket between two attempts: dropped.
+    pub strays: u64,
+}
+
+impl UpstreamSocketSnapshot {
+    fn merge(&mut self, other: &Self) {
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.open, other.open);
+        add(&mut self.opened, other.opened);
+        add(&mut self.bind_retries, other.bind_retries);
+        add(&mut self.bind_failures, other.bind_failures);
+        add(&mut self.waits, other.waits);
+        add(&mut self.wait_drops, other.wait_drops);
+        add(&mut self.strays, other.strays);
+    }
+}
+
 /// The upstream latency histogram and its bucket bounds: one type for
 /// the engine that records and the exporters that render.
 pub use heimdall_histogram::{LATENCY_BOUNDS_US, LatencyHistogram};
@@ -326,6 +459,10 @@ pub struct CoreSnapshot {
     pub policy: PolicySnapshot,
     /// Upstreams, in configured order.
     pub upstreams: Vec<UpstreamSnapshot>,
+    /// The reply check: rejected, late and 0x20 counters.
+    pub replies: ReplyCheckSnapshot,
+    /// Upstream UDP sockets.
+    pub sockets: UpstreamSocketSnapshot,
 }
 
 impl CoreSnapshot {
@@ -355,6 +492,8 @@ impl CoreSnapshot {
         add(&mut self.policy.refused, other.policy.refused);
         add(&mut self.policy.blocked, other.policy.blocked);
         add(&mut self.policy.malformed, other.policy.malformed);
+        self.replies.merge(&other.replies);
+        self.sockets.merge(&other.sockets);
         for upstream in &other.upstreams {
             match self
                 .upstreams

@@ -476,6 +476,23 @@ fn sample_snapshot() -> Snapshot {
             blocked: 3,
             malformed: 4,
         };
+        for (n, &reason) in REJECT_REASONS.iter().enumerate() {
+            core.replies
+                .add_rejected(reason, 10 * (n as u64 + 1) + index);
+        }
+        core.replies.mismatched = 280 + 7 * index;
+        core.replies.malformed = 11;
+        core.replies.late_accepted = 12;
+        core.replies.case_fallbacks = 1;
+        core.sockets = UpstreamSocketSnapshot {
+            open: 3,
+            opened: 30,
+            bind_retries: 2,
+            bind_failures: 1,
+            waits: 5,
+            wait_drops: 4,
+            strays: 6,
+        };
         let mut latency = LatencyHistogram::default();
         for us in [100, 500, 501, 2_000, 40_000, 3_000_000, 9_999_999] {
             latency.observe_us(us);
@@ -618,13 +635,35 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["upstreams"].as_array().unwrap().len(), 2);
     assert_eq!(totals["upstreams"][0]["queries"], 60);
     assert_eq!(totals["upstreams"][0]["latency"]["count"], 14);
+    let replies = &totals["upstream_replies"];
+    for (n, reason) in REJECT_REASONS.iter().enumerate() {
+        let expected = 2 * 10 * (n as u64 + 1) + 1;
+        assert_eq!(replies["rejected"][reason.label()], expected, "{reason:?}");
+    }
+    assert_eq!(replies["mismatched"], 567);
+    assert_eq!(replies["malformed"], 22);
+    assert_eq!(replies["late_accepted"], 24);
+    assert_eq!(replies["case_fallbacks"], 2);
+    let sockets = &totals["upstream_sockets"];
+    for (field, expected) in [
+        ("open", 6),
+        ("opened", 60),
+        ("bind_retries", 4),
+        ("bind_failures", 2),
+        ("waits", 10),
+        ("wait_drops", 8),
+        ("strays", 12),
+    ] {
+        assert_eq!(sockets[field], expected, "upstream_sockets.{field}");
+    }
 }
 
-const FAMILIES: [(&str, &str); 26] = [
+const FAMILIES: [(&str, &str); 38] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
     ("heimdall_responses_total", "counter"),
+    ("heimdall_upstream_replies_rejected_total", "counter"),
     ("heimdall_cache_hits_total", "counter"),
     ("heimdall_cache_misses_total", "counter"),
     ("heimdall_cache_stale_served_total", "counter"),
@@ -641,8 +680,19 @@ const FAMILIES: [(&str, &str); 26] = [
     ("heimdall_queries_refused_total", "counter"),
     ("heimdall_queries_blocked_total", "counter"),
     ("heimdall_queries_malformed_total", "counter"),
+    ("heimdall_upstream_replies_mismatched_total", "counter"),
+    ("heimdall_upstream_replies_malformed_total", "counter"),
+    ("heimdall_upstream_replies_late_accepted_total", "counter"),
+    ("heimdall_upstream_case_fallbacks_total", "counter"),
+    ("heimdall_upstream_sockets_opened_total", "counter"),
+    ("heimdall_upstream_socket_bind_retries_total", "counter"),
+    ("heimdall_upstream_socket_bind_failures_total", "counter"),
+    ("heimdall_upstream_socket_waits_total", "counter"),
+    ("heimdall_upstream_socket_wait_drops_total", "counter"),
+    ("heimdall_upstream_socket_strays_total", "counter"),
     ("heimdall_cache_entries", "gauge"),
     ("heimdall_cache_bytes", "gauge"),
+    ("heimdall_upstream_sockets_open", "gauge"),
     ("heimdall_upstream_queries_total", "counter"),
     ("heimdall_upstream_errors_total", "counter"),
     ("heimdall_upstream_timeouts_total", "counter"),
@@ -731,6 +781,35 @@ fn metrics_text_is_valid_and_complete() {
     assert_eq!(v("heimdall_udp_gso_fallbacks_total", &[("core", "1")]), 1.0);
     assert_eq!(v("heimdall_udp_send_errors_total", &[("core", "0")]), 7.0);
     assert_eq!(v("heimdall_queries_malformed_total", &[("core", "0")]), 4.0);
+    // Every reply-check and socket counter, each at a non-zero value.
+    for (n, reason) in REJECT_REASONS.iter().enumerate() {
+        let labels = [("core", "1"), ("reason", reason.label())];
+        let expected = 10.0 * (n as f64 + 1.0) + 1.0;
+        assert_eq!(
+            v("heimdall_upstream_replies_rejected_total", &labels),
+            expected,
+            "{reason:?}"
+        );
+    }
+    let reasons = parsed
+        .family("heimdall_upstream_replies_rejected_total")
+        .unwrap();
+    assert_eq!(reasons.samples.len(), 2 * REJECT_REASONS.len());
+    for (name, expected) in [
+        ("heimdall_upstream_replies_mismatched_total", 287.0),
+        ("heimdall_upstream_replies_malformed_total", 11.0),
+        ("heimdall_upstream_replies_late_accepted_total", 12.0),
+        ("heimdall_upstream_case_fallbacks_total", 1.0),
+        ("heimdall_upstream_sockets_opened_total", 30.0),
+        ("heimdall_upstream_socket_bind_retries_total", 2.0),
+        ("heimdall_upstream_socket_bind_failures_total", 1.0),
+        ("heimdall_upstream_socket_waits_total", 5.0),
+        ("heimdall_upstream_socket_wait_drops_total", 4.0),
+        ("heimdall_upstream_socket_strays_total", 6.0),
+        ("heimdall_upstream_sockets_open", 3.0),
+    ] {
+        assert_eq!(v(name, &[("core", "1")]), expected, "{name}");
+    }
     let upstream = [("core", "0"), ("upstream", "192.0.2.1:53")];
     assert_eq!(v("heimdall_upstream_timeouts_total", &upstream), 2.0);
     assert_eq!(v("heimdall_upstream_latency_seconds_count", &upstream), 7.0);

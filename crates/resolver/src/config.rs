@@ -35,6 +35,10 @@ pub enum ResolverError {
     /// A resolver setting is out of range.
     #[error("{0}")]
     InvalidSetting(&'static str),
+    /// The operating system gave no randomness to seed the upstream ID
+    /// generator with.
+    #[error("no randomness from the operating system to seed upstream query IDs")]
+    NoEntropy,
 }
 
 /// Query policy applied before the cache, in this order: ACL, rate limit,
@@ -85,6 +89,9 @@ pub struct ResolverConfig {
     pub max_total_waiters: usize,
     /// Whether to produce cache-fill hints for the other cores.
     pub hints: bool,
+    /// DNS 0x20: random letter case in upstream questions, echoed exactly
+    /// in accepted replies (module `case`).
+    pub case_randomization: bool,
     /// Most hints queued before the runtime drains them.
     pub max_queued_hints: usize,
     /// Query policy (ACL, rate limit, local data, blocklist).
@@ -129,6 +136,7 @@ impl Default for ResolverConfig {
             max_waiters: 256,
             max_total_waiters: 16_384,
             hints: defaults::HINTS_ENABLED,
+            case_randomization: defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION,
             max_queued_hints: 1024,
             policy: PolicyConfig::default(),
             stale_client_timeout_ms: millis(defaults::STALE_CLIENT_TIMEOUT),
@@ -141,6 +149,23 @@ impl Default for ResolverConfig {
 }
 
 impl ResolverConfig {
+    /// How long an upstream query may stay outstanding, for planning (a
+    /// drain at shutdown): `attempts` attempts of at most
+    /// [`TIMEOUT_CEILING_FACTOR`] x `upstream_timeout_ms` each (the
+    /// adaptive timeout of a slow upstream), plus one more such timeout
+    /// for a retry that uses up no attempt (TCP after TC, or lower case
+    /// after a 0x20 mismatch). Only a query retried that way more than
+    /// once can outlive it, so a drain should still answer what is left
+    /// when it ends.
+    ///
+    /// [`TIMEOUT_CEILING_FACTOR`]: crate::upstreams::TIMEOUT_CEILING_FACTOR
+    pub fn max_query_lifetime_ms(&self) -> u64 {
+        let per_attempt = self
+            .upstream_timeout_ms
+            .saturating_mul(crate::upstreams::TIMEOUT_CEILING_FACTOR);
+        per_attempt.saturating_mul(u64::from(self.attempts.max(1)) + 1)
+    }
+
     /// Check every setting that [`Resolver::new`] and
     /// [`Resolver::reconfigure`] would refuse, without building anything.
     ///
@@ -174,6 +199,7 @@ mod tests {
         let config = ResolverConfig::default();
         assert_eq!(config.strategy, UpstreamStrategy::Ordered);
         assert_eq!((config.upstream_timeout_ms, config.attempts), (800, 3));
+        assert_eq!(config.max_query_lifetime_ms(), 4 * 3 * 800);
         assert_eq!(config.cache_bytes, 64 << 20);
         assert_eq!(config.cache_policy, CachePolicy::default());
         assert!(config.hints);

@@ -6,7 +6,8 @@
 //! It is sans-IO in the manner of quinn-proto: the runtime feeds it events
 //! (`handle_query`, `handle_upstream_reply`, `handle_timeouts`) with the
 //! current time, then drains what it produced (`poll_transmit`,
-//! `poll_reply`, `poll_hint`) and sleeps until `next_deadline`.
+//! `poll_reply`, `poll_hint`, `poll_retired`) and sleeps until
+//! `next_deadline`.
 //!
 //! A client query goes through named steps: admission (`admission`: ACL,
 //! rate limit, parse, RFC rules, one verdict), the cache, local data and
@@ -45,7 +46,6 @@
 mod completion;
 mod reload;
 
-use core::net::SocketAddr;
 use std::collections::VecDeque;
 
 use heimdall_cache::{
@@ -59,15 +59,16 @@ use heimdall_wire::{
     WireNameBuf,
 };
 use heimdall_zone::Reply as LocalReply;
-use rand::SeedableRng as _;
-use rand::rngs::SmallRng;
+use rand::rngs::{StdRng, SysRng};
+use rand::{Rng as _, SeedableRng as _};
 
 use crate::admission::{Admission, Admitted, Gate, admit, refuse};
+use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
 use crate::inflight::{InFlight, InFlightTable, Join, Phase, Slot, Waiter};
-use crate::io::{ClientId, Hint, QueryOutcome, Transmit, Transport};
+use crate::io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
 use crate::reply::ede;
-use crate::reply_check::{AcceptedReply, check_reply};
+use crate::reply_check::{AcceptedReply, Rejection, check_reply};
 use crate::stats::ResolverStats;
 use crate::upstreams::Upstreams;
 use completion::{Answer, Completion};
@@ -87,7 +88,9 @@ pub struct Resolver {
     config: ResolverConfig,
     cache: Cache,
     upstreams: Upstreams,
-    rng: SmallRng,
+    /// Upstream IDs (and 0x20 case) come from here: a cryptographically
+    /// secure generator (ChaCha12) of this core alone, seeded from the OS.
+    rng: StdRng,
     inflight: InFlightTable,
     /// Sends to hand out: (slot, generation of the attempt).
     transmits: VecDeque<(Slot, u32)>,
@@ -105,17 +108,22 @@ fn outcome(written: Option<usize>) -> QueryOutcome {
 }
 
 impl Resolver {
-    /// A resolver whose upstream IDs come from an RNG seeded by the OS.
+    /// A resolver whose upstream IDs come from a cryptographically secure
+    /// generator (`StdRng`, ChaCha12) seeded straight from the operating
+    /// system (`SysRng`, getrandom): each core builds its own resolver, so
+    /// no two cores share a generator or its state.
     pub fn new(config: ResolverConfig) -> Result<Self, ResolverError> {
-        Self::with_rng(config, rand::make_rng())
+        let rng = StdRng::try_from_rng(&mut SysRng).map_err(|_| ResolverError::NoEntropy)?;
+        Self::with_rng(config, rng)
     }
 
-    /// A resolver with a fixed RNG seed, for deterministic tests.
+    /// A resolver with a fixed RNG seed, for deterministic tests (the same
+    /// generator, so the same code paths; only the seed is known).
     pub fn with_seed(config: ResolverConfig, seed: u64) -> Result<Self, ResolverError> {
-        Self::with_rng(config, SmallRng::seed_from_u64(seed))
+        Self::with_rng(config, StdRng::seed_from_u64(seed))
     }
 
-    fn with_rng(config: ResolverConfig, rng: SmallRng) -> Result<Self, ResolverError> {
+    fn with_rng(config: ResolverConfig, rng: StdRng) -> Result<Self, ResolverError> {
         config.validate()?;
         let cache = Cache::new(config.cache_bytes, config.cache_policy)?;
         let upstreams = Upstreams::new(&config.upstreams, config.strategy);
@@ -460,7 +468,12 @@ impl Resolver {
             return;
         };
         if inflight.attempts >= attempts_allowed {
-            self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            if inflight.upstream_error {
+                self.stats.upstream_error_failures += 1;
+                self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
+            } else {
+                self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            }
             return;
         }
         let tried = inflight.tried;
@@ -473,24 +486,46 @@ impl Resolver {
             .get(upstream)
             .map_or(UpstreamTransport::Udp, |up| up.transport());
         if let Some(inflight) = self.inflight.get_mut(slot) {
-            inflight.attempt.upstream = upstream;
             inflight.tried |= 1u64 << upstream;
             inflight.attempts += 1;
         }
-        self.send(slot, transport, now);
+        self.send(slot, upstream, transport, now);
     }
 
-    /// Queue a send of `slot` to its current upstream over `transport`,
-    /// with a fresh ID, generation and deadline. A send after a
-    /// truncated UDP reply (RFC 7766 section 5) goes to the same upstream
-    /// over TCP and does not use up an attempt: it finishes the one that
-    /// was truncated.
-    fn send(&mut self, slot: Slot, transport: UpstreamTransport, now: Timestamp) {
-        let deadline = now.add_millis(self.config.upstream_timeout_ms);
-        let Some(generation) =
-            self.inflight
-                .begin_send(slot, transport, now, deadline, &mut self.rng)
-        else {
+    /// Queue a send of `slot` to `upstream` over `transport`, with a
+    /// fresh ID, generation and deadline; earlier attempts stay live. A
+    /// send after a truncated UDP reply (RFC 7766 section 5) goes to the
+    /// same upstream over TCP and does not use up an attempt: it finishes
+    /// the one that was truncated.
+    fn send(&mut self, slot: Slot, upstream: usize, transport: UpstreamTransport, now: Timestamp) {
+        let configured = self.config.upstream_timeout_ms;
+        let timeout = self
+            .upstreams
+            .get(upstream)
+            .map_or(configured, |up| up.attempt_timeout_ms(configured));
+        let deadline = now.add_millis(timeout);
+        let keep_earlier = self.config.attempts.max(1) as usize - 1;
+        let case_seed = (self.config.case_randomization
+            && self
+                .upstreams
+                .get(upstream)
+                .is_some_and(|up| up.echoes_case(now.as_millis())))
+        .then(|| self.rng.next_u64());
+        let begun = self.inflight.begin_send(
+            slot,
+            upstream,
+            transport,
+            now,
+            deadline,
+            keep_earlier,
+            case_seed,
+            &mut self.rng,
+        );
+        let Some(generation) = begun else {
+            // No free upstream ID (the live ones fill the 16-bit space):
+            // shed the query rather than leave it without a deadline.
+            self.stats.dropped_overload += 1;
+            self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
             return;
         };
         if transport == UpstreamTransport::Tcp {
@@ -514,56 +549,102 @@ impl Resolver {
             else {
                 continue;
             };
+            // From here the runtime knows the attempt; it is retired to
+            // it when its query ends.
+            self.inflight.mark_sent(slot, generation);
             return Some(Transmit {
                 to,
                 len,
                 transport: attempt.transport,
+                attempt: attempt.id(),
             });
         }
         None
     }
 
-    /// Handle a reply that arrived from `from` over `transport` (the
-    /// runtime's socket or connection it came on). It must pass the reply
-    /// check (module `reply_check`) before anything acts on it.
-    pub fn handle_upstream_reply(
-        &mut self,
-        from: SocketAddr,
-        transport: UpstreamTransport,
-        packet: &[u8],
-        now: Timestamp,
-    ) {
-        let AcceptedReply { slot, message } =
-            match check_reply(&self.inflight, &self.upstreams, from, transport, packet) {
-                Ok(reply) => reply,
-                Err(rejection) => {
-                    rejection.count(&mut self.stats);
-                    return;
+    /// The next attempt that can no longer be answered (its query ended,
+    /// or it was replaced after a truncated or error reply): the runtime
+    /// may close its socket. Every [`AttemptId`] handed out in a
+    /// [`Transmit`] comes back here exactly once.
+    pub fn poll_retired(&mut self) -> Option<AttemptId> {
+        self.inflight.pop_retired()
+    }
+
+    /// Handle a reply that reached the runtime as `source` says (address,
+    /// transport, and for UDP the attempt whose socket received it). It
+    /// must pass the reply check (module `reply_check`) before anything
+    /// acts on it.
+    pub fn handle_upstream_reply(&mut self, source: ReplySource, packet: &[u8], now: Timestamp) {
+        let AcceptedReply {
+            slot,
+            attempt,
+            current,
+            message,
+        } = match check_reply(&self.inflight, &self.upstreams, source, packet) {
+            Ok(reply) => reply,
+            Err(rejection) => {
+                rejection.count(&mut self.stats);
+                if let Rejection::WrongCase(slot, id) = rejection {
+                    self.case_mismatch(slot, id, now);
                 }
-            };
-        let Some(inflight) = self.inflight.get(slot) else {
+                return;
+            }
+        };
+        if attempt.case_seed.is_some() {
+            self.upstreams.on_case_echoed(attempt.upstream);
+        }
+        let Some((attempts_used, earlier_live)) = self
+            .inflight
+            .get(slot)
+            .map(|inflight| (inflight.attempts, !inflight.earlier.is_empty()))
+        else {
             return;
         };
-        let attempt = inflight.attempt;
+        if !current {
+            self.stats.reply_late_accepted += 1;
+        }
         if message.flags().truncated() {
             self.stats.upstream_truncated += 1;
             self.upstreams.on_truncated(attempt.upstream);
+            // The truncated attempt is done: its TCP retry replaces it.
+            self.inflight.retire_attempt(slot, attempt.id);
             if attempt.transport.is_stream() {
                 // TC over TCP makes no sense: move on as for an error.
-                self.send_attempt(slot, now);
+                if current {
+                    self.send_attempt(slot, now);
+                }
             } else {
-                self.send(slot, UpstreamTransport::Tcp, now);
+                self.send(slot, attempt.upstream, UpstreamTransport::Tcp, now);
             }
             return;
         }
         let rcode = message.rcode();
         if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
             self.upstreams.on_error(attempt.upstream);
-            let attempts_left = inflight.attempts < self.config.attempts.max(1);
+            let attempts_left = attempts_used < self.config.attempts.max(1);
+            if current && !attempts_left && earlier_live && upstream_failed(rcode) {
+                // The last attempt failed, but an earlier one may still
+                // answer late: wait for it until this attempt's deadline
+                // (kept live for that), then fail with EDE 23.
+                if let Some(inflight) = self.inflight.get_mut(slot) {
+                    inflight.upstream_error = true;
+                }
+                return;
+            }
+            self.inflight.retire_attempt(slot, attempt.id);
+            if !current {
+                // An earlier attempt failed; the current one may still
+                // answer.
+                return;
+            }
             if attempts_left {
                 self.send_attempt(slot, now);
-            } else if rcode == Rcode::SERVFAIL {
-                self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            } else if upstream_failed(rcode) {
+                // The upstream could not or would not answer: that is our
+                // failure to resolve, not the client's error, so never
+                // relayed (see ARCHITECTURE.md, "Upstream errors").
+                self.stats.upstream_error_failures += 1;
+                self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
             } else {
                 self.fail(slot, Answer::Relay(packet.into()), now);
             }
@@ -572,6 +653,35 @@ impl Resolver {
         let rtt_us = now.as_millis().saturating_sub(attempt.sent_at.as_millis()) * 1000;
         self.upstreams.on_reply(attempt.upstream, rtt_us);
         self.store_answer(slot, &message, packet, now);
+    }
+
+    /// A reply to attempt `id` of `slot` had everything right but the 0x20
+    /// letter case. The upstream learns of it (enough in a row put it into
+    /// case fallback); once it is in fallback, the query is asked again
+    /// of it at once in lower case, without using up an attempt (like a TCP
+    /// retry after TC), rather than waiting for the attempt to time out.
+    fn case_mismatch(&mut self, slot: Slot, id: u16, now: Timestamp) {
+        let Some((attempt, current)) = self
+            .inflight
+            .get(slot)
+            .and_then(|inflight| inflight.attempt_with_id(id))
+        else {
+            return;
+        };
+        if self
+            .upstreams
+            .on_case_mismatch(attempt.upstream, now.as_millis())
+        {
+            self.stats.upstream_case_fallbacks += 1;
+        }
+        let falls_back = self
+            .upstreams
+            .get(attempt.upstream)
+            .is_some_and(|up| !up.echoes_case(now.as_millis()));
+        if current && falls_back {
+            self.inflight.retire_attempt(slot, id);
+            self.send(slot, attempt.upstream, attempt.transport, now);
+        }
     }
 
     /// An accepted answer for `slot`: normalize it, store it (unless a
@@ -672,6 +782,33 @@ impl Resolver {
         });
     }
 
+    /// Shutdown: end every query still in flight. Its waiters get usable
+    /// cached data (stale included) when there is some, else SERVFAIL
+    /// with EDE 22 (No Reachable Authority); nothing is cached, and every
+    /// attempt is retired. The replies come out of
+    /// [`Resolver::poll_reply`]. Returns how many queries were ended.
+    pub fn abandon_all(&mut self, now: Timestamp) -> usize {
+        let slots = self.inflight.occupied();
+        for &slot in &slots {
+            let Some(inflight) = self.inflight.get(slot) else {
+                continue;
+            };
+            let answer = if inflight.has_waiters() {
+                match self.cache.peek_usable(&inflight.key, now) {
+                    Lookup::Fresh(entry) if entry.kind() != EntryKind::ServFail => {
+                        Answer::Entry(entry.clone())
+                    }
+                    Lookup::Stale(entry) => Answer::Stale(entry.clone()),
+                    _ => Answer::Fail(ede::NO_REACHABLE_AUTHORITY),
+                }
+            } else {
+                Answer::Fail(ede::NO_REACHABLE_AUTHORITY)
+            };
+            self.complete(slot, answer);
+        }
+        slots.len()
+    }
+
     /// When the next deadline falls (an attempt's timeout, or a
     /// serve-stale client timer), if any query is outstanding.
     pub fn next_deadline(&mut self) -> Option<Timestamp> {
@@ -689,12 +826,16 @@ impl Resolver {
             let Some(inflight) = self.inflight.get(slot) else {
                 continue;
             };
-            self.stats.upstream_timeouts += 1;
-            self.upstreams.on_timeout(
-                inflight.attempt.upstream,
-                self.config.upstream_timeout_ms,
-                now.as_millis(),
-            );
+            // An attempt answered with an error only waited for earlier
+            // ones: its upstream did answer, so it is no timeout.
+            if !inflight.upstream_error {
+                self.stats.upstream_timeouts += 1;
+                self.upstreams.on_timeout(
+                    inflight.attempt.upstream,
+                    self.config.upstream_timeout_ms,
+                    now.as_millis(),
+                );
+            }
             self.send_attempt(slot, now);
         }
     }
@@ -751,6 +892,24 @@ impl Resolver {
     }
 }
 
+/// Whether an upstream reply with `rcode` means the upstream failed us
+/// rather than answered: SERVFAIL (it could not resolve), REFUSED (it
+/// will not serve us), NOTIMP and FORMERR (it could not take our query).
+/// Such a reply makes the query try the next upstream, and when attempts
+/// are used up the client gets SERVFAIL with EDE 23 "Network Error",
+/// cached briefly (RFC 9520); the rcode itself is never relayed, since it
+/// would tell the client that *it* was refused or malformed. Other
+/// rcodes (YXDOMAIN, NOTAUTH, ...) are answers and are relayed.
+fn upstream_failed(rcode: Rcode) -> bool {
+    [
+        Rcode::SERVFAIL,
+        Rcode::REFUSED,
+        Rcode::NOTIMP,
+        Rcode::FORMERR,
+    ]
+    .contains(&rcode)
+}
+
 /// Write a hit from `entry` for `request`; when the client's qname at
 /// offset 12 was compressed (so not whole there), copy it out and retry.
 fn write_hit(
@@ -792,7 +951,8 @@ fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: T
 }
 
 /// The upstream query for an in-flight entry: random ID, RD, the key's CD,
-/// the lower-cased question, and EDNS with our size and the key's DO.
+/// the question (lower case, or in the attempt's 0x20 case), and EDNS with
+/// our size and the key's DO.
 fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> Option<usize> {
     let key = &inflight.key;
     let name = Name::from_wire(&key.name).ok()?;
@@ -812,5 +972,10 @@ fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> O
         options: &[],
     };
     builder.opt(&opt).ok()?;
-    Some(builder.finish())
+    let len = builder.finish();
+    if let Some(seed) = inflight.attempt.case_seed {
+        // The question's name starts right after the header, uncompressed.
+        apply_case(out.get_mut(HEADER_LEN..len)?, seed);
+    }
+    Some(len)
 }

@@ -3,6 +3,15 @@
 //! reply), with the deadlines of its attempts and serve-stale client
 //! timers.
 //!
+//! Every attempt of a query stays live until the whole query ends: its ID
+//! stays in the ID index and a valid reply to it is still accepted (a
+//! late reply), so an upstream slower than one attempt's timeout but
+//! faster than all of them still answers. A query keeps at most
+//! `attempts` of them (its current one and the earlier ones); when it
+//! ends, each attempt that was handed to the runtime is retired
+//! ([`InFlightTable::pop_retired`]) exactly once, so the runtime can close
+//! the attempt's socket.
+//!
 //! A query lives in a [`Slot`]; slots are reused through a free list, so
 //! the table grows to the largest number of queries outstanding at once
 //! (bounded by `max_inflight`) and then stops allocating. Timers are not
@@ -14,22 +23,25 @@
 //! so every change to a query's waiters goes through it.
 
 use core::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use hashbrown::HashMap;
 use heimdall_cache::{ClientEdns, Timestamp};
 use heimdall_config::UpstreamTransport;
 use heimdall_wire::{Flags, QueryKey, WireNameBuf};
-use rand::Rng as _;
-use rand::rngs::SmallRng;
+use rand::Rng;
 use smallvec::SmallVec;
 
-use crate::io::ClientId;
+use crate::io::{AttemptId, ClientId};
 
 /// The upstream index of an in-flight query whose upstream was removed by
 /// a reload: no reply matches it, so its attempt times out and the next
 /// one picks a current upstream.
 pub(crate) const GONE: usize = usize::MAX;
+
+/// Most upstream IDs live at once (every live attempt of every query):
+/// 90 % of the 16-bit space, so drawing a free one stays quick.
+const MAX_LIVE_IDS: usize = 58_982;
 
 /// Names one entry of the in-flight table. A handle outlives its query:
 /// after the query completes, the slot may hold another one, so timers
@@ -67,7 +79,7 @@ pub(crate) enum Phase {
     StaleServed,
 }
 
-/// The current upstream attempt of a query.
+/// One upstream attempt of a query.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Attempt {
     /// Index of the upstream asked ([`GONE`] once a reload removed it).
@@ -77,9 +89,22 @@ pub(crate) struct Attempt {
     /// The transport it went over; a reply must come back over it.
     pub(crate) transport: UpstreamTransport,
     pub(crate) sent_at: Timestamp,
-    /// Unique per send: names this attempt for its deadline and its queued
-    /// transmit.
+    /// Unique per send: names this attempt for its deadline, its queued
+    /// transmit and the runtime ([`AttemptId`]).
     pub(crate) generation: u32,
+    /// Whether the runtime was handed it in a `Transmit` (only those are
+    /// retired to it).
+    pub(crate) sent: bool,
+    /// DNS 0x20: the seed of the letter case its question was sent in
+    /// (module `case`); `None` when sent in lower case.
+    pub(crate) case_seed: Option<u64>,
+}
+
+impl Attempt {
+    /// The name the runtime knows this attempt by.
+    pub(crate) fn id(&self) -> AttemptId {
+        AttemptId(self.generation)
+    }
 }
 
 /// One query outstanding upstream.
@@ -100,18 +125,37 @@ pub(crate) struct InFlight {
     /// new policy answers itself (blocked or local). Not part of
     /// [`Phase`]: it can change in any phase and changes none.
     pub(crate) store: bool,
+    /// The current attempt (the newest).
     pub(crate) attempt: Attempt,
+    /// Earlier attempts, oldest first, still accepting late replies.
+    pub(crate) earlier: SmallVec<[Attempt; 2]>,
     /// Upstreams tried so far (bit i = upstream i).
     pub(crate) tried: u64,
     /// Attempts started (a TCP retry after TC finishes its attempt rather
     /// than starting one).
     pub(crate) attempts: u32,
+    /// The last attempt was answered with an upstream error (SERVFAIL,
+    /// REFUSED, NOTIMP, FORMERR) while earlier attempts were still live:
+    /// the query waits for them until that attempt's deadline, then fails
+    /// with EDE 23 rather than 22.
+    pub(crate) upstream_error: bool,
 }
 
 impl InFlight {
     /// Whether any client waits for this query.
     pub(crate) fn has_waiters(&self) -> bool {
         !self.waiters.is_empty()
+    }
+
+    /// The live attempt sent with `id`, and whether it is the current one.
+    pub(crate) fn attempt_with_id(&self, id: u16) -> Option<(Attempt, bool)> {
+        if self.attempt.generation != 0 && self.attempt.id == id {
+            return Some((self.attempt, true));
+        }
+        self.earlier
+            .iter()
+            .find(|attempt| attempt.id == id)
+            .map(|attempt| (*attempt, false))
     }
 }
 
@@ -142,6 +186,8 @@ pub(crate) struct InFlightTable {
     next_generation: u32,
     next_serial: u32,
     total_waiters: usize,
+    /// Attempts handed to the runtime that can no longer be answered.
+    retired: VecDeque<AttemptId>,
 }
 
 impl InFlightTable {
@@ -228,9 +274,13 @@ impl InFlightTable {
                 transport: UpstreamTransport::Udp,
                 sent_at: now,
                 generation: 0,
+                sent: false,
+                case_seed: None,
             },
+            earlier: SmallVec::new(),
             tried: 0,
             attempts: 0,
+            upstream_error: false,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(index as usize) {
@@ -265,50 +315,141 @@ impl InFlightTable {
 
     /// Retire the query in `slot`: free the slot and drop it from both
     /// indexes. Returns the query and its waiters.
+    /// Every slot holding a query (for shutdown: allocates).
+    pub(crate) fn occupied(&self) -> Vec<Slot> {
+        (0..self.slots.len() as u32)
+            .map(Slot)
+            .filter(|slot| self.get(*slot).is_some())
+            .collect()
+    }
+
     pub(crate) fn remove(&mut self, slot: Slot) -> Option<(InFlight, SmallVec<[Waiter; 1]>)> {
         let mut inflight = self.slots.get_mut(slot.0 as usize).and_then(Option::take)?;
         self.free.push(slot.0);
         let waiters = core::mem::take(&mut inflight.waiters);
         self.total_waiters = self.total_waiters.saturating_sub(waiters.len());
         self.by_key.remove(&inflight.key);
-        if self.by_id.get(&inflight.attempt.id) == Some(&slot) {
-            self.by_id.remove(&inflight.attempt.id);
+        let attempts = inflight.earlier.iter().chain([&inflight.attempt]);
+        for attempt in attempts {
+            Self::retire(&mut self.by_id, &mut self.retired, slot, attempt);
         }
         Some((inflight, waiters))
     }
 
-    /// Start a send of the query in `slot` to its current upstream over
-    /// `transport`: a fresh ID not used by any outstanding query (replies
-    /// to the previous one no longer match), a fresh generation and a
-    /// deadline at `deadline`. Returns the generation.
+    /// Drop `attempt` of the query in `slot` from the ID index and, if the
+    /// runtime was handed it, queue it as retired.
+    fn retire(
+        by_id: &mut HashMap<u16, Slot>,
+        retired: &mut VecDeque<AttemptId>,
+        slot: Slot,
+        attempt: &Attempt,
+    ) {
+        if attempt.generation == 0 {
+            return;
+        }
+        if by_id.get(&attempt.id) == Some(&slot) {
+            by_id.remove(&attempt.id);
+        }
+        if attempt.sent {
+            retired.push_back(attempt.id());
+        }
+    }
+
+    /// Retire the live attempt of `slot` sent with `id` before its query
+    /// ends: a truncated UDP attempt (its TCP retry replaces it), or an
+    /// earlier attempt that answered with an error.
+    pub(crate) fn retire_attempt(&mut self, slot: Slot, id: u16) {
+        let Some(inflight) = self.slots.get_mut(slot.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if inflight.attempt.generation != 0 && inflight.attempt.id == id {
+            let attempt = inflight.attempt;
+            Self::retire(&mut self.by_id, &mut self.retired, slot, &attempt);
+            // The current attempt keeps its place (its deadline and
+            // counters still apply) but no reply matches it any more.
+            inflight.attempt.generation = 0;
+            inflight.attempt.sent = false;
+            return;
+        }
+        if let Some(index) = inflight.earlier.iter().position(|a| a.id == id) {
+            let attempt = inflight.earlier.remove(index);
+            Self::retire(&mut self.by_id, &mut self.retired, slot, &attempt);
+        }
+    }
+
+    /// The next attempt the runtime may forget (its socket closed).
+    pub(crate) fn pop_retired(&mut self) -> Option<AttemptId> {
+        self.retired.pop_front()
+    }
+
+    /// Mark the current attempt of `slot`, if it is `generation`, as
+    /// handed to the runtime; returns it.
+    pub(crate) fn mark_sent(&mut self, slot: Slot, generation: u32) -> Option<&InFlight> {
+        let inflight = self.get_mut(slot)?;
+        if inflight.attempt.generation != generation {
+            return None;
+        }
+        inflight.attempt.sent = true;
+        Some(inflight)
+    }
+
+    /// Start a send of the query in `slot` to `upstream` over
+    /// `transport`: a fresh ID not used by any live attempt, a fresh
+    /// generation and a deadline at `deadline`. The previous attempt stays
+    /// live (a late reply to it is still accepted) with at most
+    /// `keep_earlier` others; older ones are retired. Returns the
+    /// generation; `None` when the query is gone or no ID is free.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn begin_send(
         &mut self,
         slot: Slot,
+        upstream: usize,
         transport: UpstreamTransport,
         now: Timestamp,
         deadline: Timestamp,
-        rng: &mut SmallRng,
+        keep_earlier: usize,
+        case_seed: Option<u64>,
+        rng: &mut impl Rng,
     ) -> Option<u32> {
-        let old_id = self.get(slot)?.attempt.id;
-        if self.by_id.get(&old_id) == Some(&slot) {
-            self.by_id.remove(&old_id);
+        // Every live ID is in the map; leave room so the draw below ends
+        // quickly (at most 90 % of the 16-bit space is ever in use).
+        if self.by_id.len() >= MAX_LIVE_IDS {
+            return None;
         }
-        // The ID map is bounded by the in-flight table (at most 65,536).
         let id = loop {
             let id = (rng.next_u32() & 0xffff) as u16;
             if !self.by_id.contains_key(&id) {
                 break id;
             }
         };
-        self.by_id.insert(id, slot);
         self.next_generation = self.next_generation.wrapping_add(1);
-        let generation = self.next_generation;
-        if let Some(inflight) = self.get_mut(slot) {
-            inflight.attempt.id = id;
-            inflight.attempt.sent_at = now;
-            inflight.attempt.generation = generation;
-            inflight.attempt.transport = transport;
+        if self.next_generation == 0 {
+            // 0 means "no attempt yet".
+            self.next_generation = 1;
         }
+        let generation = self.next_generation;
+        let inflight = self
+            .slots
+            .get_mut(slot.0 as usize)
+            .and_then(Option::as_mut)?;
+        let previous = inflight.attempt;
+        if previous.generation != 0 {
+            inflight.earlier.push(previous);
+        }
+        while inflight.earlier.len() > keep_earlier {
+            let oldest = inflight.earlier.remove(0);
+            Self::retire(&mut self.by_id, &mut self.retired, slot, &oldest);
+        }
+        inflight.attempt = Attempt {
+            upstream,
+            id,
+            transport,
+            sent_at: now,
+            generation,
+            sent: false,
+            case_seed,
+        };
+        self.by_id.insert(id, slot);
         self.deadlines.push(Reverse((deadline, slot, generation)));
         Some(generation)
     }
@@ -393,6 +534,7 @@ mod tests {
 
     use heimdall_wire::{Class, RecordType};
     use rand::SeedableRng as _;
+    use rand::rngs::SmallRng;
 
     use super::*;
     use crate::io::Transport;
@@ -444,9 +586,12 @@ mod tests {
         let generation = table
             .begin_send(
                 a,
+                0,
                 UpstreamTransport::Udp,
                 now,
                 now.add_millis(800),
+                2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -483,9 +628,12 @@ mod tests {
         table
             .begin_send(
                 slot,
+                0,
                 UpstreamTransport::Udp,
                 now,
                 now.add_millis(800),
+                2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -495,9 +643,12 @@ mod tests {
         table
             .begin_send(
                 slot,
+                0,
                 UpstreamTransport::Tcp,
                 later,
                 later.add_millis(800),
+                2,
+                None,
                 &mut rng,
             )
             .unwrap();

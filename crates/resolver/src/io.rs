@@ -1,7 +1,8 @@
 //! What crosses the sans-IO boundary of the engine: who a client is
 //! ([`ClientId`], [`Transport`]), what became of its query
-//! ([`QueryOutcome`]), what the runtime must send upstream ([`Transmit`])
-//! and what it carries to the other cores ([`Hint`]).
+//! ([`QueryOutcome`]), what the runtime must send upstream ([`Transmit`],
+//! named by an [`AttemptId`]), how an upstream reply reached it
+//! ([`ReplySource`]) and what it carries to the other cores ([`Hint`]).
 
 use core::net::SocketAddr;
 
@@ -41,6 +42,24 @@ pub enum QueryOutcome {
     Dropped,
 }
 
+/// Names one upstream attempt (one query ID sent to one upstream over one
+/// transport) for as long as a reply to it may still be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptId(pub u32);
+
+/// How an upstream reply reached the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplySource {
+    /// The address it came from.
+    pub from: SocketAddr,
+    /// The transport it came over.
+    pub transport: UpstreamTransport,
+    /// For UDP: the attempt whose own socket received it (each UDP attempt
+    /// leaves from its own socket). `None` for stream transports, where
+    /// replies share a connection and are matched by ID.
+    pub attempt: Option<AttemptId>,
+}
+
 /// An upstream query the runtime must send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
@@ -52,6 +71,12 @@ pub struct Transmit {
     /// The transport to send it over: the upstream's own, or TCP when a
     /// `udp` upstream's reply was truncated (RFC 7766 section 5).
     pub transport: UpstreamTransport,
+    /// The attempt this send starts. For UDP the runtime sends it from a
+    /// socket of its own and reports replies on that socket with this ID
+    /// ([`ReplySource::attempt`]); the socket may close once
+    /// [`Resolver::poll_retired`](crate::Resolver::poll_retired) hands the
+    /// ID back.
+    pub attempt: AttemptId,
 }
 
 /// A cache-fill hint: an answer this core stored, for the other cores.

@@ -5,11 +5,13 @@
 //! The engine ([`engine`]) is split the way quinn-proto splits a
 //! connection: admission of a client packet (`admission`), the in-flight
 //! table (`inflight`), the one check every upstream reply passes
-//! (`reply_check`), the upstreams ([`upstreams`]), settings
+//! (`reply_check`) with the 0x20 letter case it expects (`case`), the
+//! upstreams ([`upstreams`]), settings
 //! ([`config`]), counters ([`stats`]) and what crosses the boundary to the
 //! runtime ([`io`]).
 
 mod admission;
+mod case;
 pub mod config;
 pub mod engine;
 mod inflight;
@@ -23,7 +25,7 @@ pub use config::{PolicyConfig, ResolverConfig, ResolverError};
 pub use engine::{ReconfigureReport, Resolver};
 /// The upstream types the config and the resolver share.
 pub use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};
-pub use io::{ClientId, Hint, QueryOutcome, Transmit, Transport};
+pub use io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
 pub use stats::{
     LATENCY_BOUNDS_US, LatencyHistogram, QtypeTally, RCODE_SLOTS, ResolverStats, rcode_slot,
 };

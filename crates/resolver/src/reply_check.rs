@@ -2,11 +2,14 @@
 //! engine acts on it (retries it, fails on it, caches it, hands it to
 //! clients or other cores).
 //!
-//! [`check_reply`] accepts a reply only when it answers the current
-//! attempt of an outstanding query: it parses, its ID is the attempt's,
-//! it came from the upstream the attempt asked, over the transport the
-//! attempt used, it is a response, and its question is the query's
-//! (name without regard to case, type and class).
+//! [`check_reply`] accepts a reply only when it answers a live attempt of
+//! an outstanding query (the current one, or an earlier one of the same
+//! query: a late reply): it parses, its ID is the attempt's, for UDP it
+//! arrived on the attempt's own socket, it came from the upstream the
+//! attempt asked, over the transport the attempt used, it is a response,
+//! and its question is the query's: type, class and name, the name in
+//! exactly the 0x20 letter case the attempt was sent in (module `case`),
+//! or without regard to case for an attempt sent in lower case.
 //!
 //! This is where every later defence against forged or bogus answers
 //! plugs in, so there stays exactly one door: DNS cookies (RFC 7873)
@@ -14,12 +17,11 @@
 //! matching, and DNSSEC validation before anything is stored. Each new
 //! check adds a [`Rejection`] reason, so it can be counted on its own.
 
-use core::net::SocketAddr;
-
-use heimdall_config::UpstreamTransport;
 use heimdall_wire::{Message, Name};
 
-use crate::inflight::{InFlight, InFlightTable, Slot};
+use crate::case::apply_case;
+use crate::inflight::{Attempt, InFlight, InFlightTable, Slot};
+use crate::io::ReplySource;
 use crate::stats::ResolverStats;
 use crate::upstreams::Upstreams;
 
@@ -31,6 +33,9 @@ pub(crate) enum Rejection {
     /// No outstanding attempt was sent with its ID: a late reply to an
     /// earlier attempt, or a guess.
     UnknownId,
+    /// It arrived on the socket of another attempt than the one its ID
+    /// belongs to (UDP: every attempt has a socket of its own).
+    WrongSocket,
     /// It came from another address than the attempt's upstream (or that
     /// upstream was removed by a reload).
     WrongSource,
@@ -41,77 +46,141 @@ pub(crate) enum Rejection {
     NotAResponse,
     /// Its question is not the query's, or there is not exactly one.
     WrongQuestion,
+    /// Its question is the query's only without regard to case: the 0x20
+    /// case of the attempt (the query in `Slot`, sent with this ID) was
+    /// not echoed. Everything else was right, so the engine learns from it
+    /// whether the upstream preserves case.
+    WrongCase(Slot, u16),
 }
 
 impl Rejection {
     /// Count the rejection: a parse failure as malformed, everything else
-    /// as mismatched (a spoofing attempt, or a late reply).
+    /// under its own reason and in the sum `upstream_mismatched` (a
+    /// spoofing attempt, or a reply to a query that has ended).
     pub(crate) fn count(self, stats: &mut ResolverStats) {
-        match self {
-            Rejection::Malformed => stats.upstream_malformed += 1,
-            Rejection::UnknownId
-            | Rejection::WrongSource
-            | Rejection::WrongTransport
-            | Rejection::NotAResponse
-            | Rejection::WrongQuestion => stats.upstream_mismatched += 1,
-        }
+        let reason = match self {
+            Rejection::Malformed => {
+                stats.upstream_malformed += 1;
+                return;
+            }
+            Rejection::UnknownId => &mut stats.reply_rejected_wrong_id,
+            Rejection::WrongSocket => &mut stats.reply_rejected_wrong_socket,
+            Rejection::WrongSource => &mut stats.reply_rejected_wrong_source,
+            Rejection::WrongTransport => &mut stats.reply_rejected_wrong_transport,
+            Rejection::NotAResponse => &mut stats.reply_rejected_not_response,
+            Rejection::WrongQuestion => &mut stats.reply_rejected_wrong_question,
+            Rejection::WrongCase(..) => &mut stats.reply_rejected_wrong_case,
+        };
+        *reason += 1;
+        stats.upstream_mismatched += 1;
     }
 }
 
-/// A reply that passed the check: the query it answers and its parse.
+/// A reply that passed the check: the query and attempt it answers and
+/// its parse.
 pub(crate) struct AcceptedReply<'a> {
-    /// The query whose current attempt it answers.
+    /// The query one of whose live attempts it answers.
     pub(crate) slot: Slot,
+    /// That attempt.
+    pub(crate) attempt: Attempt,
+    /// Whether it is the query's current attempt (else the reply is late).
+    pub(crate) current: bool,
     pub(crate) message: Message<'a>,
 }
 
-/// Judge `packet`, which arrived from `from` over `transport`, against
+/// Judge `packet`, which reached the runtime as `source` says, against
 /// the outstanding queries in `table` (whose upstream indexes refer to
 /// `upstreams`). The only way from an upstream's bytes to the engine.
 pub(crate) fn check_reply<'a>(
     table: &InFlightTable,
     upstreams: &Upstreams,
-    from: SocketAddr,
-    transport: UpstreamTransport,
+    source: ReplySource,
     packet: &'a [u8],
 ) -> Result<AcceptedReply<'a>, Rejection> {
     let message = Message::parse(packet).map_err(|_| Rejection::Malformed)?;
     let slot = table.slot_of_id(message.id()).ok_or(Rejection::UnknownId)?;
     let inflight = table.get(slot).ok_or(Rejection::UnknownId)?;
-    let expected = upstreams
-        .get(inflight.attempt.upstream)
-        .map(|up| up.address());
-    if expected != Some(from) {
+    let (attempt, current) = inflight
+        .attempt_with_id(message.id())
+        .ok_or(Rejection::UnknownId)?;
+    if source
+        .attempt
+        .is_some_and(|received_on| received_on != attempt.id())
+    {
+        return Err(Rejection::WrongSocket);
+    }
+    let expected = upstreams.get(attempt.upstream).map(|up| up.address());
+    if expected != Some(source.from) {
         return Err(Rejection::WrongSource);
     }
-    if transport != inflight.attempt.transport {
+    if source.transport != attempt.transport {
         return Err(Rejection::WrongTransport);
     }
     if !message.flags().response() {
         return Err(Rejection::NotAResponse);
     }
-    if !question_matches(&message, inflight) {
-        return Err(Rejection::WrongQuestion);
+    match question_matches(&message, inflight, &attempt) {
+        QuestionMatch::Exact => {}
+        QuestionMatch::CaseOnly => return Err(Rejection::WrongCase(slot, attempt.id)),
+        QuestionMatch::No => return Err(Rejection::WrongQuestion),
     }
-    Ok(AcceptedReply { slot, message })
+    Ok(AcceptedReply {
+        slot,
+        attempt,
+        current,
+        message,
+    })
 }
 
-/// Exactly one question, and it is the query's: name without regard to
-/// case, type and class.
-fn question_matches(message: &Message<'_>, inflight: &InFlight) -> bool {
+/// How a reply's question compares with the query's.
+enum QuestionMatch {
+    /// The query's, in the case `attempt` was sent in.
+    Exact,
+    /// The query's, but the name only without regard to case.
+    CaseOnly,
+    /// Not the query's, or not exactly one question.
+    No,
+}
+
+/// Whether the reply has exactly one question, and it is the query's:
+/// type, class and name; the name in the 0x20 case of `attempt` when it
+/// was sent with one, else without regard to case.
+fn question_matches(
+    message: &Message<'_>,
+    inflight: &InFlight,
+    attempt: &Attempt,
+) -> QuestionMatch {
     let key = &inflight.key;
-    message.header().question_count == 1
-        && message.question().is_some_and(|question| {
-            question.qtype == key.qtype
-                && question.qclass == key.qclass
-                && Name::from_wire(&key.name).is_ok_and(|name| name.eq_ignore_case(&question.name))
-        })
+    let Some(question) = message.question() else {
+        return QuestionMatch::No;
+    };
+    let same = message.header().question_count == 1
+        && question.qtype == key.qtype
+        && question.qclass == key.qclass
+        && Name::from_wire(&key.name).is_ok_and(|name| name.eq_ignore_case(&question.name));
+    if !same {
+        return QuestionMatch::No;
+    }
+    let Some(seed) = attempt.case_seed else {
+        return QuestionMatch::Exact;
+    };
+    // The name as sent: the key's (lower case) in the attempt's case. On
+    // the stack: 255 bytes at most.
+    let mut sent = key.name.clone();
+    apply_case(&mut sent, seed);
+    match Name::from_wire(&sent) {
+        Ok(sent) if sent.eq_exact(&question.name) => QuestionMatch::Exact,
+        Ok(_) => QuestionMatch::CaseOnly,
+        Err(_) => QuestionMatch::No,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use core::net::SocketAddr;
+
     use heimdall_cache::Timestamp;
-    use heimdall_config::{Upstream, UpstreamStrategy};
+    use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};
     use heimdall_testkit::messages::{a_answer, query};
     use heimdall_wire::{Class, QueryKey, RecordType, WireNameBuf};
     use rand::SeedableRng as _;
@@ -119,6 +188,7 @@ mod tests {
 
     use super::*;
     use crate::inflight::Phase;
+    use crate::io::AttemptId;
 
     const UPSTREAM: &str = "127.0.0.1:5301";
 
@@ -142,9 +212,12 @@ mod tests {
         table
             .begin_send(
                 slot,
+                0,
                 UpstreamTransport::Udp,
                 now,
                 now.add_millis(800),
+                2,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -163,7 +236,12 @@ mod tests {
         let upstream: SocketAddr = UPSTREAM.parse().unwrap();
         let udp = UpstreamTransport::Udp;
         let check = |from, transport, packet: &[u8]| {
-            check_reply(&table, &upstreams, from, transport, packet).map(|reply| reply.slot)
+            let source = ReplySource {
+                from,
+                transport,
+                attempt: None,
+            };
+            check_reply(&table, &upstreams, source, packet).map(|reply| reply.slot)
         };
         let real = a_answer(&sent, 1, 60);
         assert_eq!(
@@ -186,6 +264,21 @@ mod tests {
         let shouting = a_answer(&query("CHECK.example", RecordType::A, id, None), 1, 60);
         assert_eq!(check(upstream, udp, &shouting), Ok(slot), "case is ignored");
         assert_eq!(check(upstream, udp, &real), Ok(slot));
+        // Over UDP, on the attempt's own socket only.
+        let attempt = table.get(slot).unwrap().attempt.id();
+        let on_socket = |socket| {
+            let source = ReplySource {
+                from: upstream,
+                transport: udp,
+                attempt: Some(socket),
+            };
+            check_reply(&table, &upstreams, source, &real).map(|reply| reply.slot)
+        };
+        assert_eq!(
+            on_socket(AttemptId(attempt.0.wrapping_add(1))),
+            Err(Rejection::WrongSocket)
+        );
+        assert_eq!(on_socket(attempt), Ok(slot));
     }
 
     #[test]
@@ -194,6 +287,7 @@ mod tests {
         for rejection in [
             Rejection::Malformed,
             Rejection::UnknownId,
+            Rejection::WrongSocket,
             Rejection::WrongSource,
             Rejection::WrongTransport,
             Rejection::NotAResponse,
@@ -203,7 +297,16 @@ mod tests {
         }
         assert_eq!(
             (stats.upstream_malformed, stats.upstream_mismatched),
-            (1, 5)
+            (1, 6)
         );
+        let reasons = [
+            stats.reply_rejected_wrong_id,
+            stats.reply_rejected_wrong_socket,
+            stats.reply_rejected_wrong_source,
+            stats.reply_rejected_wrong_transport,
+            stats.reply_rejected_not_response,
+            stats.reply_rejected_wrong_question,
+        ];
+        assert_eq!(reasons, [1; 6], "each reason has its own counter");
     }
 }

@@ -43,11 +43,42 @@ pub struct ResolverStats {
     /// Upstream attempts that timed out.
     pub upstream_timeouts: u64,
     /// Upstream replies the reply check refused for anything but a parse
-    /// failure: unknown ID, wrong source, wrong transport, not a
-    /// response, or wrong question.
+    /// failure: the sum of the `reply_rejected_*` counters below.
     pub upstream_mismatched: u64,
     /// Upstream replies that could not be parsed.
     pub upstream_malformed: u64,
+    /// Replies refused because no live attempt was sent with their ID (a
+    /// guess, or a reply to a query that has ended).
+    pub reply_rejected_wrong_id: u64,
+    /// UDP replies refused because they arrived on another attempt's
+    /// socket than the one their ID belongs to.
+    pub reply_rejected_wrong_socket: u64,
+    /// Replies refused because they came from another address or port
+    /// than the attempt's upstream.
+    pub reply_rejected_wrong_source: u64,
+    /// Replies refused because their question (name without regard to
+    /// case, type, class, or count) is not the query's.
+    pub reply_rejected_wrong_question: u64,
+    /// Replies refused because their question matched only without regard
+    /// to case: the 0x20 letter case sent was not echoed.
+    pub reply_rejected_wrong_case: u64,
+    /// Replies refused for a wrong DNS cookie (RFC 7873). Reserved: stays
+    /// 0 until upstream cookies are implemented.
+    pub reply_rejected_wrong_cookie: u64,
+    /// Replies refused because they came over another transport than the
+    /// attempt's (a UDP reply to a TCP query).
+    pub reply_rejected_wrong_transport: u64,
+    /// Replies refused because QR was clear (not a response).
+    pub reply_rejected_not_response: u64,
+    /// Replies accepted for an earlier attempt of a query than its current
+    /// one (the upstream was slower than one attempt's timeout).
+    pub reply_late_accepted: u64,
+    /// Queries that ended in SERVFAIL (EDE 23) because the last upstream
+    /// asked answered SERVFAIL, REFUSED, NOTIMP or FORMERR.
+    pub upstream_error_failures: u64,
+    /// Times an upstream was found not to echo the 0x20 letter case and
+    /// its queries went back to lower case for a while.
+    pub upstream_case_fallbacks: u64,
     /// Upstream replies with TC over UDP, retried over TCP.
     pub upstream_truncated: u64,
     /// Upstream queries sent over TCP.

@@ -1,5 +1,11 @@
 //! The upstream servers of one core: which one to ask next, and how each
-//! has behaved (smoothed RTT, consecutive failures, backoff, counters).
+//! has behaved (smoothed RTT and its variation, consecutive failures,
+//! backoff, whether it echoes the 0x20 letter case, counters).
+//!
+//! The attempt timeout adapts to a slow upstream as Unbound's does: it is
+//! `srtt + 4 * rttvar` (RFC 6298), never below the configured
+//! `upstream.timeout` and never above [`TIMEOUT_CEILING_FACTOR`] times it,
+//! so an upstream that always answers in 1 s stops timing out at 800 ms.
 //!
 //! Each core keeps its own view; nothing here is shared. Times are
 //! milliseconds on the server's monotonic clock, handed in by the caller.
@@ -27,6 +33,27 @@ const BACKOFF_BASE_MS: u64 = 500;
 /// Longest backoff: a dead upstream is still probed twice a minute.
 const BACKOFF_MAX_MS: u64 = 30_000;
 
+/// The adaptive attempt timeout is at most this many times the configured
+/// one (2.4 s for the default 800 ms): a query still ends within about
+/// `attempts x 3 x timeout` however slow an upstream has been (see
+/// `ResolverConfig::max_query_lifetime_ms`). Late replies already let a
+/// slow upstream answer; the longer timeout only spares it the duplicate
+/// queries, so a modest ceiling keeps clients' waits short.
+pub const TIMEOUT_CEILING_FACTOR: u64 = 3;
+
+/// Replies in a row that match a 0x20 question only without regard to
+/// case (ID, port and source right) before an upstream is taken not to
+/// echo the case. More than one, so a single odd reply (or one forged
+/// with the right ID and port) does not turn the defence off.
+pub const CASE_MISMATCHES_FOR_FALLBACK: u32 = 3;
+
+/// How long an upstream found not to echo the case is asked in lower
+/// case before 0x20 is tried on it again: upstreams change (a new
+/// software version, another server behind the address), so the fallback
+/// is not for good; each retry costs at most
+/// [`CASE_MISMATCHES_FOR_FALLBACK`] re-sent queries.
+pub const CASE_FALLBACK_MS: u64 = 15 * 60 * 1000;
+
 /// Counters for one upstream (this core only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpstreamStats {
@@ -40,6 +67,12 @@ pub struct UpstreamStats {
     pub errors: u64,
     /// Replies with TC set.
     pub truncated: u64,
+    /// Replies whose question echoed the 0x20 case wrongly (ID, port and
+    /// source right).
+    pub case_mismatches: u64,
+    /// Times this upstream was found not to echo the 0x20 case and asked
+    /// in lower case for [`CASE_FALLBACK_MS`].
+    pub case_fallbacks: u64,
     /// Round-trip times of the accepted replies (millisecond resolution:
     /// the caller's clock ticks in milliseconds).
     pub latency: LatencyHistogram,
@@ -51,8 +84,15 @@ pub struct UpstreamState {
     upstream: Upstream,
     /// Smoothed RTT in microseconds (RFC 6298 style, gain 1/8).
     srtt_us: Option<u64>,
+    /// RTT variation in microseconds (RFC 6298, gain 1/4), from accepted
+    /// replies only; sets the adaptive timeout.
+    rttvar_us: Option<u64>,
     consecutive_failures: u32,
     backoff_until_ms: u64,
+    /// 0x20 case mismatches since the last reply that echoed the case.
+    case_mismatches_in_row: u32,
+    /// Until when (ms) queries to it go in lower case; 0: never fell back.
+    case_fallback_until_ms: u64,
     stats: UpstreamStats,
 }
 
@@ -76,6 +116,38 @@ impl UpstreamState {
     /// Smoothed RTT in microseconds, once measured.
     pub fn srtt_us(&self) -> Option<u64> {
         self.srtt_us
+    }
+
+    /// RTT variation in microseconds, once measured.
+    pub fn rttvar_us(&self) -> Option<u64> {
+        self.rttvar_us
+    }
+
+    /// The timeout of the next attempt to this upstream, for a configured
+    /// `timeout_ms`: `srtt + 4 * rttvar` once a reply was measured, kept
+    /// between `timeout_ms` and [`TIMEOUT_CEILING_FACTOR`] times it.
+    pub fn attempt_timeout_ms(&self, timeout_ms: u64) -> u64 {
+        let (Some(srtt), Some(rttvar)) = (self.srtt_us, self.rttvar_us) else {
+            return timeout_ms;
+        };
+        let rto_ms = srtt.saturating_add(rttvar.saturating_mul(4)) / 1000;
+        rto_ms.clamp(
+            timeout_ms,
+            timeout_ms.saturating_mul(TIMEOUT_CEILING_FACTOR),
+        )
+    }
+
+    /// Whether a query sent at `now_ms` uses 0x20 (when it is on at all):
+    /// not while the upstream is in case fallback.
+    pub fn echoes_case(&self, now_ms: u64) -> bool {
+        self.case_fallback_until_ms <= now_ms
+    }
+
+    /// Until when (ms on the caller's clock) this upstream is asked in
+    /// lower case because it did not echo the 0x20 case; 0 if it never
+    /// was found to. Compare with the time to tell whether it still is.
+    pub fn case_fallback_until_ms(&self) -> u64 {
+        self.case_fallback_until_ms
     }
 
     /// Failures since the last success.
@@ -116,8 +188,11 @@ impl Upstreams {
         UpstreamState {
             upstream,
             srtt_us: None,
+            rttvar_us: None,
             consecutive_failures: 0,
             backoff_until_ms: 0,
+            case_mismatches_in_row: 0,
+            case_fallback_until_ms: 0,
             stats: UpstreamStats::default(),
         }
     }
@@ -265,6 +340,10 @@ impl Upstreams {
             upstream.stats.latency.observe_us(rtt_us);
             upstream.consecutive_failures = 0;
             upstream.backoff_until_ms = 0;
+            upstream.rttvar_us = Some(match (upstream.rttvar_us, upstream.srtt_us) {
+                (Some(rttvar), Some(srtt)) => rttvar - rttvar / 4 + srtt.abs_diff(rtt_us) / 4,
+                _ => rtt_us / 2,
+            });
             upstream.srtt_us = Some(match upstream.srtt_us {
                 None => rtt_us,
                 Some(srtt) => srtt - srtt / 8 + rtt_us / 8,
@@ -292,6 +371,32 @@ impl Upstreams {
         if let Some(upstream) = self.list.get_mut(index) {
             upstream.stats.errors += 1;
         }
+    }
+
+    /// Upstream `index` echoed the 0x20 case of an accepted reply.
+    pub fn on_case_echoed(&mut self, index: usize) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.case_mismatches_in_row = 0;
+        }
+    }
+
+    /// Upstream `index` answered a 0x20 question in another case (all else
+    /// right) at `now_ms`. Returns whether this put it into case fallback.
+    pub fn on_case_mismatch(&mut self, index: usize, now_ms: u64) -> bool {
+        let Some(upstream) = self.list.get_mut(index) else {
+            return false;
+        };
+        upstream.stats.case_mismatches += 1;
+        upstream.case_mismatches_in_row = upstream.case_mismatches_in_row.saturating_add(1);
+        if upstream.case_mismatches_in_row < CASE_MISMATCHES_FOR_FALLBACK
+            || !upstream.echoes_case(now_ms)
+        {
+            return false;
+        }
+        upstream.case_mismatches_in_row = 0;
+        upstream.case_fallback_until_ms = now_ms.saturating_add(CASE_FALLBACK_MS);
+        upstream.stats.case_fallbacks += 1;
+        true
     }
 
     /// Upstream `index` answered with TC set.
@@ -412,6 +517,26 @@ mod tests {
         let stats = set.get(0).unwrap().stats();
         assert_eq!((stats.queries, stats.truncated, stats.errors), (1, 1, 1));
         assert_eq!(set.index_of(addresses(1)[0].address), Some(0));
+    }
+
+    #[test]
+    fn a_slow_upstream_gets_a_longer_timeout_within_bounds() {
+        let mut set = Upstreams::new(&addresses(1), UpstreamStrategy::Ordered);
+        let up = |set: &Upstreams| set.get(0).unwrap().attempt_timeout_ms(800);
+        assert_eq!(up(&set), 800, "unmeasured: the configured timeout");
+        set.on_reply(0, 20_000);
+        assert_eq!(up(&set), 800, "fast: never below the configured one");
+        let mut slow = Upstreams::new(&addresses(1), UpstreamStrategy::Ordered);
+        slow.on_reply(0, 600_000);
+        // srtt 0.6 s, rttvar 0.3 s: 1.8 s.
+        assert_eq!(up(&slow), 1_800);
+        for _ in 0..50 {
+            slow.on_reply(0, 1_000_000);
+        }
+        let settled = up(&slow);
+        assert!((1_000..1_100).contains(&settled), "{settled}");
+        slow.on_reply(0, 60_000_000);
+        assert_eq!(up(&slow), 800 * TIMEOUT_CEILING_FACTOR, "capped");
     }
 
     #[test]

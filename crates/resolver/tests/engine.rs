@@ -16,7 +16,7 @@ use heimdall_testkit::messages::{a_answer, nxdomain_answer, query};
 use heimdall_wire::{EdnsOption, Message, Opcode, Rcode, RecordType};
 
 use common::{
-    TCP, UDP, UPSTREAM_A, UPSTREAM_B, a_query, addr, answer_ttls, client, config, replies,
+    TCP, UDP, UPSTREAM_A, UPSTREAM_B, a_query, addr, answer_ttls, client, config, replies, src,
     transmits,
 };
 
@@ -41,14 +41,24 @@ fn miss_then_hit_with_decreasing_ttl() {
     assert_eq!(sent[0].0.to, addr(UPSTREAM_A));
     let upstream_query = Message::parse(&sent[0].1).unwrap();
     assert!(upstream_query.flags().recursion_desired());
+    // The key's name; its letters in a random case (DNS 0x20, issue 14).
     assert_eq!(
-        upstream_query.question().unwrap().name.to_string(),
+        upstream_query
+            .question()
+            .unwrap()
+            .name
+            .to_string()
+            .to_ascii_lowercase(),
         "www.example.com."
     );
     assert!(upstream_query.opt().is_some());
 
     let t1 = t0.add_millis(20);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 2, 300), t1);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 2, 300),
+        t1,
+    );
     let got = replies(&mut resolver, t1);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, client(1000));
@@ -99,7 +109,11 @@ fn concurrent_identical_queries_are_coalesced() {
     let sent = transmits(&mut resolver);
     assert_eq!(sent.len(), 1, "one upstream query for 100 clients");
     assert_eq!(resolver.stats().coalesced, 99);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 60), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 1, 60),
+        now,
+    );
     let got = replies(&mut resolver, now);
     assert_eq!(got.len(), 100);
     for (client_id, bytes) in got {
@@ -131,10 +145,10 @@ fn timeouts_fail_over_then_servfail_with_ede() {
         Message::parse(&second[0].1).unwrap().id(),
         "each attempt has its own ID"
     );
-    // A late reply to the first attempt is not accepted.
+    // A late reply to the first attempt would be accepted (issue 14); one
+    // from another address than the attempt's upstream is not.
     resolver.handle_upstream_reply(
-        addr(UPSTREAM_A),
-        UDP,
+        src(addr(UPSTREAM_B), UDP),
         &a_answer(&first[0].1, 1, 60),
         deadline,
     );
@@ -190,8 +204,7 @@ fn a_dead_first_upstream_is_skipped_after_it_fails() {
     resolver.handle_timeouts(deadline);
     let retry = transmits(&mut resolver);
     resolver.handle_upstream_reply(
-        addr(UPSTREAM_B),
-        UDP,
+        src(addr(UPSTREAM_B), UDP),
         &a_answer(&retry[0].1, 1, 60),
         deadline,
     );
@@ -213,20 +226,20 @@ fn spoofed_replies_are_ignored_and_the_real_one_gets_through() {
 
     let mut wrong_id = real.clone();
     wrong_id[0] ^= 0xff;
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &wrong_id, now);
-    resolver.handle_upstream_reply(addr("127.0.0.1:9999"), UDP, &real, now);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &wrong_id, now);
+    resolver.handle_upstream_reply(src(addr("127.0.0.1:9999"), UDP), &real, now);
     let other_question = a_answer(
         &a_query("other.example", Message::parse(&sent[0].1).unwrap().id()),
         1,
         60,
     );
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &other_question, now);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, b"\x00\x01garbage", now);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &other_question, now);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), b"\x00\x01garbage", now);
     assert!(replies(&mut resolver, now).is_empty());
     assert_eq!(resolver.stats().upstream_mismatched, 3);
     assert_eq!(resolver.stats().upstream_malformed, 1);
 
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &real, now);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &real, now);
     let got = replies(&mut resolver, now);
     assert_eq!(got.len(), 1);
     assert_eq!(Message::parse(&got[0].1).unwrap().answers().count(), 1);
@@ -242,7 +255,7 @@ fn truncated_upstream_reply_is_retried_over_tcp_to_the_same_upstream() {
     assert_eq!(sent[0].0.transport, UDP);
     let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &truncated, now);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &truncated, now);
     assert_eq!(resolver.stats().upstream_truncated, 1);
     let retry = transmits(&mut resolver);
     assert_eq!(retry.len(), 1);
@@ -253,10 +266,18 @@ fn truncated_upstream_reply_is_retried_over_tcp_to_the_same_upstream() {
     let old_id = u16::from_be_bytes([sent[0].1[0], sent[0].1[1]]);
     let new_id = u16::from_be_bytes([retry[0].1[0], retry[0].1[1]]);
     assert_ne!(old_id, new_id);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 0, 60), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 0, 60),
+        now,
+    );
     assert_eq!(resolver.stats().upstream_mismatched, 1);
     // The full answer over TCP completes the query.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), TCP, &a_answer(&retry[0].1, 1, 60), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), TCP),
+        &a_answer(&retry[0].1, 1, 60),
+        now,
+    );
     let got = replies(&mut resolver, now);
     assert_eq!(got.len(), 1);
     assert_eq!(Message::parse(&got[0].1).unwrap().answers().count(), 1);
@@ -272,18 +293,30 @@ fn a_reply_over_another_transport_than_its_query_is_refused() {
     let sent = transmits(&mut resolver);
     assert_eq!(sent[0].0.transport, UDP);
     // The UDP query's answer arriving on a TCP connection.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), TCP, &a_answer(&sent[0].1, 1, 60), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), TCP),
+        &a_answer(&sent[0].1, 1, 60),
+        now,
+    );
     assert_eq!(resolver.stats().upstream_mismatched, 1);
     let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &truncated, now);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &truncated, now);
     let retry = transmits(&mut resolver);
     assert_eq!(retry[0].0.transport, TCP);
     // The TCP query's answer arriving on a UDP socket.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&retry[0].1, 1, 60), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&retry[0].1, 1, 60),
+        now,
+    );
     assert_eq!(resolver.stats().upstream_mismatched, 2);
     assert!(replies(&mut resolver, now).is_empty());
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), TCP, &a_answer(&retry[0].1, 1, 60), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), TCP),
+        &a_answer(&retry[0].1, 1, 60),
+        now,
+    );
     assert_eq!(replies(&mut resolver, now).len(), 1);
     assert_eq!(resolver.stats().upstream_mismatched, 2);
 }
@@ -297,7 +330,7 @@ fn a_tcp_retry_that_times_out_fails_over_over_udp() {
     let sent = transmits(&mut resolver);
     let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &truncated, now);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &truncated, now);
     let retry = transmits(&mut resolver);
     assert_eq!(retry[0].0.transport, TCP);
     let later = Timestamp::from_secs(6);
@@ -312,12 +345,12 @@ fn a_tcp_retry_that_times_out_fails_over_over_udp() {
     let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
     let to = sent[0].0.to;
-    resolver.handle_upstream_reply(to, UDP, &truncated, later);
+    resolver.handle_upstream_reply(src(to, UDP), &truncated, later);
     let retry = transmits(&mut resolver);
     assert_eq!(retry[0].0.transport, TCP);
     let mut truncated = a_answer(&retry[0].1, 0, 60);
     truncated[2] |= 0x02;
-    resolver.handle_upstream_reply(to, TCP, &truncated, later);
+    resolver.handle_upstream_reply(src(to, TCP), &truncated, later);
     let moved = transmits(&mut resolver);
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0].0.transport, UDP);
@@ -356,8 +389,7 @@ fn negative_answers_are_cached_for_the_soa_ttl() {
     resolver.handle_query(&a_query("missing.example", 1), client(1), t0, &mut out);
     let sent = transmits(&mut resolver);
     resolver.handle_upstream_reply(
-        addr(UPSTREAM_A),
-        UDP,
+        src(addr(UPSTREAM_A), UDP),
         &nxdomain_answer(&sent[0].1, 3600, 30),
         t0,
     );
@@ -393,7 +425,11 @@ fn udp_size_limits_and_truncation() {
     resolver.handle_query(&a_query("many.example", 1), client(1), now, &mut out);
     let sent = transmits(&mut resolver);
     // 60 A records: 12 + 17 + 60 * 16 bytes, well over 512.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 60, 60), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 60, 60),
+        now,
+    );
     replies(&mut resolver, now);
     let plain = query("many.example", RecordType::A, 5, None);
     let QueryOutcome::Reply(len) = resolver.handle_query(&plain, client(2), now, &mut out) else {
@@ -494,7 +530,11 @@ fn hints_fill_another_core() {
     let now = Timestamp::from_secs(1);
     first.handle_query(&a_query("shared.example", 1), client(1), now, &mut out);
     let sent = transmits(&mut first);
-    first.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 120), now);
+    first.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 1, 120),
+        now,
+    );
     replies(&mut first, now);
     let hint = first.poll_hint().expect("a hint for the other cores");
     assert!(first.poll_hint().is_none());
@@ -517,7 +557,11 @@ fn dnssec_ok_queries_are_cached_separately() {
     let now = Timestamp::from_secs(1);
     resolver.handle_query(&a_query("do.example", 1), client(1), now, &mut out);
     let sent = transmits(&mut resolver);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 120), now);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 1, 120),
+        now,
+    );
     replies(&mut resolver, now);
     let with_do = query("do.example", RecordType::A, 2, Some((1232, true)));
     assert_eq!(
@@ -543,7 +587,11 @@ fn a_hit_for_a_compressed_qname_echoes_the_whole_name() {
     let outcome = resolver.handle_query(&plain, client(1000), t0, &mut out);
     assert_eq!(outcome, QueryOutcome::Pending);
     let sent = transmits(&mut resolver);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 300), t0);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 1, 300),
+        t0,
+    );
     assert_eq!(replies(&mut resolver, t0).len(), 1);
 
     // "wWw" then a pointer to offset 11, the (zero) low byte of ARCOUNT:
@@ -560,4 +608,53 @@ fn a_hit_for_a_compressed_qname_echoes_the_whole_name() {
     assert_eq!(reply.question().unwrap().name.to_string(), "wWw.");
     assert_eq!(answer_ttls(&out[..len]), [300]);
     assert_eq!(resolver.stats().cache_hits, 1);
+}
+
+#[test]
+fn abandon_all_answers_every_waiter_and_retires_every_attempt() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(10);
+    for (n, name) in ["one.example", "two.example", "three.example"]
+        .iter()
+        .enumerate()
+    {
+        let outcome = resolver.handle_query(
+            &a_query(name, n as u16),
+            client(4000 + n as u16),
+            t0,
+            &mut out,
+        );
+        assert_eq!(outcome, QueryOutcome::Pending);
+    }
+    // A second client joins the first query.
+    resolver.handle_query(&a_query("one.example", 9), client(4009), t0, &mut out);
+    let sent = transmits(&mut resolver);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(resolver.abandon_all(t0.add_millis(5)), 3);
+    assert_eq!(resolver.inflight(), 0);
+    let got = replies(&mut resolver, t0.add_millis(5));
+    assert_eq!(got.len(), 4, "every waiting client is answered");
+    for (_, reply) in &got {
+        assert_eq!(Message::parse(reply).unwrap().rcode(), Rcode::SERVFAIL);
+    }
+    let mut retired = Vec::new();
+    while let Some(attempt) = resolver.poll_retired() {
+        retired.push(attempt);
+    }
+    let mut expected: Vec<_> = sent.iter().map(|(t, _)| t.attempt).collect();
+    expected.sort_by_key(|a| a.0);
+    retired.sort_by_key(|a| a.0);
+    assert_eq!(retired, expected);
+    assert_eq!(resolver.next_deadline(), None);
+    // Nothing was cached: the next query goes upstream again.
+    assert_eq!(
+        resolver.handle_query(
+            &a_query("one.example", 10),
+            client(4010),
+            t0.add_millis(6),
+            &mut out
+        ),
+        QueryOutcome::Pending
+    );
 }

@@ -24,7 +24,7 @@ use heimdall_zone::{LocalData, parse_record_line};
 
 use common::{
     UDP, UPSTREAM_A, UPSTREAM_B, UPSTREAM_C, a_query, addr, answer_ttls, client, config, ede_codes,
-    expect_reply, replies, transmits,
+    expect_reply, replies, src, transmits,
 };
 
 /// A resolver with serve-stale on: a 60-second window, a 500 ms client
@@ -49,7 +49,7 @@ fn warm(resolver: &mut Resolver, qname: &str, ttl: u32, now: Timestamp) {
     assert_eq!(outcome, QueryOutcome::Pending);
     let sent = transmits(resolver);
     assert_eq!(sent.len(), 1);
-    resolver.handle_upstream_reply(sent[0].0.to, UDP, &a_answer(&sent[0].1, 2, ttl), now);
+    resolver.handle_upstream_reply(src(sent[0].0.to, UDP), &a_answer(&sent[0].1, 2, ttl), now);
     assert_eq!(replies(resolver, now).len(), 1);
 }
 
@@ -76,7 +76,7 @@ fn an_upstream_error_is_answered_stale_and_not_cached_over_the_entry() {
         let sent = transmits(&mut resolver);
         let error = with_rcode(a_answer(&sent[0].1, 0, 0), rcode);
         let t2 = t1.add_millis(100);
-        resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &error, t2);
+        resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &error, t2);
         let got = replies(&mut resolver, t2);
         assert_eq!(got.len(), 1, "{rcode:?}");
         let reply = Message::parse(&got[0].1).unwrap();
@@ -112,7 +112,11 @@ fn an_upstream_error_is_answered_stale_and_not_cached_over_the_entry() {
         assert_eq!(outcome, QueryOutcome::Pending);
         let sent = transmits(&mut resolver);
         assert_eq!(sent.len(), 1);
-        resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 120), t4);
+        resolver.handle_upstream_reply(
+            src(addr(UPSTREAM_A), UDP),
+            &a_answer(&sent[0].1, 1, 120),
+            t4,
+        );
         let got = replies(&mut resolver, t4);
         assert_eq!(answer_ttls(&got[0].1), [120]);
         assert!(ede_codes(&got[0].1).is_empty());
@@ -202,7 +206,11 @@ fn a_slow_upstream_gets_stale_at_the_client_timer_and_still_refreshes() {
 
     // The late answer refreshes the cache; nobody is left to answer.
     let t3 = t1.add_millis(700);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 300), t3);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 1, 300),
+        t3,
+    );
     assert!(replies(&mut resolver, t3).is_empty());
     assert_eq!(resolver.inflight(), 0);
     assert!(resolver.poll_hint().is_some(), "the refresh is hinted");
@@ -238,7 +246,7 @@ fn a_client_timer_of_zero_answers_stale_at_once_and_refreshes_in_the_background(
     assert_eq!(sent.len(), 1, "one background refresh");
     expect_reply(resolver.handle_query(&a_query("zero.example", 3), client(3), t1, &mut out));
     assert!(transmits(&mut resolver).is_empty(), "still one");
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 60), t1);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &a_answer(&sent[0].1, 1, 60), t1);
     assert!(replies(&mut resolver, t1).is_empty());
     let len =
         expect_reply(resolver.handle_query(&a_query("zero.example", 4), client(4), t1, &mut out));
@@ -305,7 +313,11 @@ fn a_prefetch_starts_once_near_expiry_after_enough_hits() {
     assert_eq!(resolver.stats().prefetches, 1);
     // Its answer refreshes the entry, replies to nobody, and is hinted.
     let t1 = t0.add_secs(93);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 100), t1);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 1, 100),
+        t1,
+    );
     assert!(replies(&mut resolver, t1).is_empty());
     assert!(resolver.poll_hint().is_some());
     let _ = resolver.poll_hint();
@@ -390,7 +402,7 @@ fn counters_by_transport_qtype_rcode_and_upstream_latency() {
     resolver.handle_query(&a_query("m.example", 1), client(1), t0, &mut out);
     let sent = transmits(&mut resolver);
     let t1 = t0.add_millis(20);
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 60), t1);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &a_answer(&sent[0].1, 1, 60), t1);
     assert_eq!(replies(&mut resolver, t1).len(), 1);
     // An NXDOMAIN after 300 ms, asked for AAAA.
     let aaaa = query("n.example", RecordType::AAAA, 2, None);
@@ -398,8 +410,7 @@ fn counters_by_transport_qtype_rcode_and_upstream_latency() {
     let sent = transmits(&mut resolver);
     let t2 = t1.add_millis(300);
     resolver.handle_upstream_reply(
-        addr(UPSTREAM_A),
-        UDP,
+        src(addr(UPSTREAM_A), UDP),
         &nxdomain_answer(&sent[0].1, 60, 60),
         t2,
     );
@@ -548,7 +559,7 @@ fn reconfigure_purges_newly_blocked_names_and_keeps_the_rest() {
     assert_eq!(resolver.upstreams().get(0).unwrap().stats().queries, 0);
 
     // The query outstanding at A still completes.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&at_a[0].1, 1, 60), t1);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &a_answer(&at_a[0].1, 1, 60), t1);
     let got = replies(&mut resolver, t1);
     assert_eq!(got.len(), 1);
     assert_eq!(Message::parse(&got[0].1).unwrap().id(), 9);
@@ -575,7 +586,11 @@ fn an_inflight_query_whose_upstream_was_removed_moves_on() {
     };
     assert_eq!(resolver.reconfigure(new, t0).unwrap().purged, 0);
     // A's late reply no longer matches.
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&first[0].1, 1, 60), t0);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&first[0].1, 1, 60),
+        t0,
+    );
     assert!(replies(&mut resolver, t0).is_empty());
     assert_eq!(resolver.stats().upstream_mismatched, 1);
     // The attempt times out and the next goes to B.
@@ -585,8 +600,7 @@ fn an_inflight_query_whose_upstream_was_removed_moves_on() {
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].0.to, addr(UPSTREAM_B));
     resolver.handle_upstream_reply(
-        addr(UPSTREAM_B),
-        UDP,
+        src(addr(UPSTREAM_B), UDP),
         &a_answer(&second[0].1, 1, 60),
         deadline,
     );
@@ -610,7 +624,7 @@ fn an_answer_in_flight_across_a_reload_that_blocks_it_is_not_cached() {
         ..config(&[UPSTREAM_A])
     };
     resolver.reconfigure(new, t0).unwrap();
-    resolver.handle_upstream_reply(addr(UPSTREAM_A), UDP, &a_answer(&sent[0].1, 1, 60), t0);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &a_answer(&sent[0].1, 1, 60), t0);
     assert_eq!(
         replies(&mut resolver, t0).len(),
         1,

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use heimdall_cache::{CachePolicy, Timestamp};
 use heimdall_policy::{AclBuilder, BlocklistBuilder, Cidr, ListFormat, RateLimitConfig};
 use heimdall_resolver::{
-    ClientId, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, Transport, Upstream,
+    ClientId, PolicyConfig, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transport,
+    Upstream,
 };
 use heimdall_testkit::messages::{a_answer, query};
 use heimdall_testkit::{CountingAllocator, allocations_during};
@@ -55,12 +56,12 @@ fn warm(resolver: &mut Resolver, name: &str, records: u8, now: Timestamp) {
     assert_eq!(outcome, QueryOutcome::Pending);
     let transmit = resolver.poll_transmit(&mut out).unwrap();
     let sent = out[..transmit.len].to_vec();
-    resolver.handle_upstream_reply(
-        transmit.to,
-        transmit.transport,
-        &a_answer(&sent, records, 300),
-        now,
-    );
+    let source = ReplySource {
+        from: transmit.to,
+        transport: transmit.transport,
+        attempt: Some(transmit.attempt),
+    };
+    resolver.handle_upstream_reply(source, &a_answer(&sent, records, 300), now);
     while resolver.poll_reply(&mut out, now).is_some() {}
 }
 

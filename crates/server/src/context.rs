@@ -20,9 +20,10 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use heimdall_cache::{Entry, Timestamp};
-use heimdall_control::CoreSnapshot;
+use heimdall_control::{CoreSnapshot, UpstreamSocketSnapshot};
 use heimdall_resolver::{
-    ClientId, Hint, QueryOutcome, Resolver, ResolverConfig, Transport, UpstreamTransport,
+    AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transmit,
+    Transport, UpstreamTransport,
 };
 
 use crate::batch::UdpStats;
@@ -48,7 +49,27 @@ pub(crate) trait ClientReplies {
 pub(crate) trait UpstreamSend {
     /// Send `query` to upstream `to`. A failure the transport counts
     /// itself returns `Ok`; the resolver's deadline retries either way.
-    fn send(&self, ctx: &Rc<CoreContext>, to: SocketAddr, query: &[u8]) -> Result<(), SendFailed>;
+    fn send(
+        &self,
+        ctx: &Rc<CoreContext>,
+        attempt: AttemptId,
+        to: SocketAddr,
+        query: &[u8],
+    ) -> Result<(), SendFailed>;
+
+    /// The resolver accepts no more replies to `attempt`: close what it
+    /// alone used (its UDP socket). Every attempt is retired once, on
+    /// every transport; one the transport does not know is ignored. An
+    /// `Err` is a send the retirement set off (a waiting attempt) that
+    /// failed.
+    fn retire(&self, _ctx: &Rc<CoreContext>, _attempt: AttemptId) -> Result<(), SendFailed> {
+        Ok(())
+    }
+
+    /// The transport's socket counters, if it keeps sockets per attempt.
+    fn socket_stats(&self) -> Option<UpstreamSocketSnapshot> {
+        None
+    }
 }
 
 /// Where the resolver's output goes, one field per transport.
@@ -174,16 +195,11 @@ impl CoreContext {
 
     /// An upstream's reply, from `from` over `transport`: matched and
     /// judged by the resolver's reply check, then what it releases is sent.
-    pub(crate) fn upstream_reply(
-        self: &Rc<Self>,
-        from: SocketAddr,
-        transport: UpstreamTransport,
-        reply: &[u8],
-    ) {
+    pub(crate) fn upstream_reply(self: &Rc<Self>, source: ReplySource, reply: &[u8]) {
         let now = self.now();
         self.resolver
             .borrow_mut()
-            .handle_upstream_reply(from, transport, reply, now);
+            .handle_upstream_reply(source, reply, now);
         self.drain(now);
     }
 
@@ -229,7 +245,17 @@ impl CoreContext {
         let mut scratch = self.scratch.borrow_mut();
         while let Some(transmit) = resolver.poll_transmit(&mut scratch) {
             if let Some(query) = self.checked(&scratch, transmit.len) {
-                self.send_upstream(transmit.transport, transmit.to, query);
+                self.send_upstream(&transmit, query);
+            }
+        }
+        // Every attempt comes back once; each transport closes what it
+        // kept for it (a UDP attempt's socket), and a freed socket may
+        // send an attempt that waited for one.
+        while let Some(attempt) = resolver.poll_retired() {
+            for transport in [&self.routes.udp_upstreams, &self.routes.tcp_upstreams] {
+                if transport.retire(self, attempt).is_err() {
+                    self.count_send_errors(1);
+                }
             }
         }
         while let Some((client, len)) = resolver.poll_reply(&mut scratch, now) {
@@ -251,8 +277,8 @@ impl CoreContext {
     /// `Tls` and `Https` are refused by config validation until their
     /// modules land; should one get here, a send error is counted and the
     /// attempt times out and moves on.
-    fn send_upstream(self: &Rc<Self>, transport: UpstreamTransport, to: SocketAddr, query: &[u8]) {
-        let transport: &dyn UpstreamSend = match transport {
+    fn send_upstream(self: &Rc<Self>, transmit: &Transmit, query: &[u8]) {
+        let transport: &dyn UpstreamSend = match transmit.transport {
             UpstreamTransport::Udp => &*self.routes.udp_upstreams,
             UpstreamTransport::Tcp => &*self.routes.tcp_upstreams,
             UpstreamTransport::Tls | UpstreamTransport::Https => {
@@ -260,7 +286,10 @@ impl CoreContext {
                 return;
             }
         };
-        if transport.send(self, to, query).is_err() {
+        if transport
+            .send(self, transmit.attempt, transmit.to, query)
+            .is_err()
+        {
             self.count_send_errors(1);
         }
     }
@@ -286,6 +315,16 @@ impl CoreContext {
         let mut udp = self.udp.get();
         udp.add(stats);
         self.udp.set(udp);
+    }
+
+    /// Shutdown: answer every query still waiting on an upstream (stale
+    /// data or SERVFAIL) and send the replies. Returns how many queries
+    /// were ended.
+    pub(crate) fn abandon_all(self: &Rc<Self>) -> usize {
+        let now = self.now();
+        let ended = self.resolver.borrow_mut().abandon_all(now);
+        self.drain(now);
+        ended
     }
 
     /// Upstream queries in flight.
@@ -324,6 +363,7 @@ impl CoreContext {
             send_errors: self.send_errors.get(),
             bad_lengths: self.bad_lengths.get(),
             udp: self.udp.get(),
+            sockets: self.routes.udp_upstreams.socket_stats().unwrap_or_default(),
         }
     }
 
@@ -379,15 +419,17 @@ mod tests {
 
     /// Records what a transport was asked to send.
     #[derive(Default)]
-    struct Recorder(RefCell<Vec<(SocketAddr, Vec<u8>)>>);
+    struct Recorder(RefCell<Vec<(SocketAddr, Vec<u8>)>>, RefCell<Vec<AttemptId>>);
 
     impl UpstreamSend for Recorder {
         fn send(
             &self,
             _: &Rc<CoreContext>,
+            attempt: AttemptId,
             to: SocketAddr,
             query: &[u8],
         ) -> Result<(), SendFailed> {
+            self.1.borrow_mut().push(attempt);
             self.0.borrow_mut().push((to, query.to_vec()));
             Ok(())
         }
@@ -439,11 +481,13 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0, UPSTREAM.parse::<SocketAddr>().unwrap());
         assert!(tcp_upstreams.0.borrow().is_empty());
-        ctx.upstream_reply(
-            sent[0].0,
-            UpstreamTransport::Udp,
-            &a_answer(&sent[0].1, 1, 300),
-        );
+        let attempt = udp_upstreams.1.borrow()[0];
+        let source = ReplySource {
+            from: sent[0].0,
+            transport: UpstreamTransport::Udp,
+            attempt: Some(attempt),
+        };
+        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
         let replies = udp_clients.0.borrow();
         assert_eq!(replies.len(), 1);
         assert_eq!(replies[0].0, client.addr);

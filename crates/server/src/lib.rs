@@ -67,9 +67,6 @@ pub use crate::reload::ReloadSource;
 pub use crate::stats::{CoreReport, TcpStats};
 use crate::worker::CoreOutput;
 
-/// Upstream sockets per core: queries rotate over them, so each core sends
-/// from several random source ports (see docs/ARCHITECTURE.md).
-pub const UPSTREAM_SOCKETS_PER_CORE: usize = 4;
 /// How long a core runs its tasks before glommio goes back to io_uring for
 /// completions. Under load the receive loop always finds datagrams and
 /// never waits, so upstream replies (the answers to cache misses) sit in
@@ -77,8 +74,9 @@ pub const UPSTREAM_SOCKETS_PER_CORE: usize = 4;
 /// percentile of a mixed load was 17 ms, with 1 ms 5-7 ms
 /// (`benches/peers/mixed-latency.sh`; docs/BENCHMARKS.md has the run).
 pub const PREEMPT_TIMER: Duration = Duration::from_millis(1);
-/// Longest wait for outstanding upstream queries at shutdown.
-pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Added to the longest query lifetime for the default drain limit (`server.shutdown_grace: 0s`): room for the last attempt's
+/// deadline to be seen (timer ticks) and its reply to be sent.
+pub const SHUTDOWN_GRACE_MARGIN: Duration = Duration::from_millis(500);
 
 /// A running server.
 pub struct ServerHandle {
@@ -134,11 +132,11 @@ impl Server {
             .as_ref()
             .and_then(|socket| socket.local_addr().ok())
             .and_then(|addr| addr.as_socket());
-        let grace = config
-            .upstream
-            .timeout
-            .saturating_mul(config.upstream.attempts)
-            .min(MAX_SHUTDOWN_GRACE);
+        let grace = shutdown_grace(
+            config,
+            Duration::from_millis(resolver_config.max_query_lifetime_ms()),
+        );
+        let udp_upstream = udp_upstream_settings(config, &udp_addrs, control_addr);
         let hint_mesh = (config.hints.enabled && cores > 1)
             .then(|| MeshBuilder::full(cores, config.hints.channel_capacity));
         let request_mesh =
@@ -159,14 +157,13 @@ impl Server {
         let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));
         for (index, (&cpu, (listeners, tcp_listeners))) in per_core.enumerate() {
             let resolver = Resolver::new(resolver_config.clone())?;
-            let upstream_sockets = upstream_sockets(&resolver_config.upstreams)?;
             let setup = worker::CoreSetup {
                 index,
                 listeners,
                 tcp_listeners,
                 tcp,
                 tcp_upstream,
-                upstream_sockets,
+                udp_upstream: udp_upstream.clone(),
                 resolver,
                 udp: transport::udp::UdpSettings {
                     batch: config.server.udp_recv_batch,
@@ -257,18 +254,49 @@ fn spawn_core(
         })
 }
 
-/// One core's upstream UDP sockets: [`UPSTREAM_SOCKETS_PER_CORE`] per
-/// address family among the upstreams.
-fn upstream_sockets(
-    upstreams: &[heimdall_config::Upstream],
-) -> Result<Vec<socket2::Socket>, ServerError> {
-    let mut sockets = Vec::new();
-    for family_example in upstream_families(upstreams) {
-        for _ in 0..UPSTREAM_SOCKETS_PER_CORE {
-            sockets.push(sockets::upstream_udp(family_example)?);
-        }
+/// The drain limit at shutdown: `server.shutdown_grace`, or when that is
+/// 0 (the default) the longest a query can stay outstanding
+/// (`max_query_lifetime`, the resolver's
+/// `ResolverConfig::max_query_lifetime_ms`: every attempt at its adaptive
+/// timeout ceiling, at least `upstream.timeout` x `upstream.attempts`)
+/// plus [`SHUTDOWN_GRACE_MARGIN`], so every outstanding query can use all
+/// of its attempts. The drain ends as soon as nothing is outstanding.
+pub fn shutdown_grace(config: &Config, max_query_lifetime: Duration) -> Duration {
+    if config.server.shutdown_grace.is_zero() {
+        let floor = config
+            .upstream
+            .timeout
+            .saturating_mul(config.upstream.attempts);
+        max_query_lifetime
+            .max(floor)
+            .saturating_add(SHUTDOWN_GRACE_MARGIN)
+    } else {
+        config.server.shutdown_grace
     }
-    Ok(sockets)
+}
+
+/// How each core opens upstream UDP sockets: the configured port range,
+/// minus every port heimdall listens on (DNS and control).
+fn udp_upstream_settings(
+    config: &Config,
+    udp_addrs: &[SocketAddr],
+    control_addr: Option<SocketAddr>,
+) -> upstream::udp::UdpUpstreamSettings {
+    let mut skip_ports: Vec<u16> = udp_addrs
+        .iter()
+        .chain(&config.server.listen)
+        .chain(control_addr.as_ref())
+        .map(SocketAddr::port)
+        .collect();
+    skip_ports.sort_unstable();
+    skip_ports.dedup();
+    upstream::udp::UdpUpstreamSettings {
+        port_min: config.upstream.source_port_min,
+        port_max: config.upstream.source_port_max,
+        skip_ports,
+        max_sockets: config.upstream.max_sockets,
+        socket_uses: config.upstream.socket_uses,
+    }
 }
 
 /// Say where the server listens.
@@ -292,20 +320,6 @@ fn log_started(
         cpus,
         upstreams
     );
-}
-
-/// One example address per address family among the upstreams.
-fn upstream_families(upstreams: &[heimdall_config::Upstream]) -> Vec<SocketAddr> {
-    let mut examples: Vec<SocketAddr> = Vec::new();
-    for upstream in upstreams.iter().map(|upstream| upstream.address) {
-        if !examples
-            .iter()
-            .any(|seen| seen.is_ipv6() == upstream.is_ipv6())
-        {
-            examples.push(upstream);
-        }
-    }
-    examples
 }
 
 impl ServerHandle {

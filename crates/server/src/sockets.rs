@@ -1,6 +1,7 @@
 //! Socket setup: one UDP socket per core per listen address, all bound to
 //! the same address with `SO_REUSEPORT` so the kernel spreads clients over
-//! cores; and each core's pool of upstream sockets. Also which receive
+//! cores (upstream sockets, one per attempt, are opened by
+//! `upstream::udp`). Also which receive
 //! errors are only timeouts ([`is_timeout`]), for every receive loop.
 //!
 //! Sockets are created on the starting thread, before any executor runs,
@@ -17,8 +18,6 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 /// while a core is busy with a batch. The kernel caps it at
 /// net.core.rmem_max / wmem_max (see deploy/ for the sysctl).
 const LISTEN_BUFFER_BYTES: usize = 4 << 20;
-/// Socket buffer for upstream sockets, which see far less traffic.
-const UPSTREAM_BUFFER_BYTES: usize = 1 << 20;
 
 fn udp_socket(domain: Domain) -> io::Result<Socket> {
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
@@ -144,22 +143,6 @@ pub(crate) fn listen_udp_per_core(
         sockets.push(listen_udp(actual).map_err(|err| with_addr(err, actual))?);
     }
     Ok((sockets, actual))
-}
-
-/// An upstream socket of the family of `upstream`, bound to an ephemeral
-/// port the kernel picks at random (Linux randomizes ephemeral ports).
-pub(crate) fn upstream_udp(upstream: SocketAddr) -> io::Result<Socket> {
-    let domain = Domain::for_address(upstream);
-    let socket = udp_socket(domain)?;
-    let _ = socket.set_recv_buffer_size(UPSTREAM_BUFFER_BYTES);
-    crate::batch::set_no_fragmentation(socket.as_raw_fd(), upstream.is_ipv6())?;
-    let any: SocketAddr = if upstream.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    socket.bind(&SockAddr::from(any))?;
-    Ok(socket)
 }
 
 /// Whether a receive error is only a timeout (nothing to log).

@@ -6,7 +6,8 @@
 use heimdall_cache::CacheStats;
 use heimdall_control::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
-    TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    UpstreamSocketSnapshot,
 };
 use heimdall_resolver::{Resolver, ResolverStats};
 
@@ -90,6 +91,8 @@ pub(crate) struct Counters {
     pub(crate) send_errors: u64,
     pub(crate) bad_lengths: u64,
     pub(crate) udp: UdpStats,
+    /// The upstream UDP sockets.
+    pub(crate) sockets: UpstreamSocketSnapshot,
 }
 
 /// One core's counters, in the control endpoint's model.
@@ -157,5 +160,35 @@ pub(crate) fn core_snapshot(index: usize, resolver: &Resolver, counters: Counter
             malformed: stats.dropped_malformed + stats.formerr,
         },
         upstreams,
+        replies: reply_check(stats),
+        sockets: counters.sockets,
     }
+}
+
+/// The reply check's counters, in the control endpoint's model.
+fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
+    let mut replies = ReplyCheckSnapshot::default();
+    for (reason, count) in [
+        (RejectReason::WrongId, stats.reply_rejected_wrong_id),
+        (RejectReason::WrongSocket, stats.reply_rejected_wrong_socket),
+        (RejectReason::WrongSource, stats.reply_rejected_wrong_source),
+        (
+            RejectReason::WrongQuestion,
+            stats.reply_rejected_wrong_question,
+        ),
+        (RejectReason::WrongCase, stats.reply_rejected_wrong_case),
+        (RejectReason::WrongCookie, stats.reply_rejected_wrong_cookie),
+        (
+            RejectReason::WrongTransport,
+            stats.reply_rejected_wrong_transport,
+        ),
+        (RejectReason::NotResponse, stats.reply_rejected_not_response),
+    ] {
+        replies.add_rejected(reason, count);
+    }
+    replies.mismatched = stats.upstream_mismatched;
+    replies.malformed = stats.upstream_malformed;
+    replies.late_accepted = stats.reply_late_accepted;
+    replies.case_fallbacks = stats.upstream_case_fallbacks;
+    replies
 }

@@ -31,7 +31,7 @@ use crate::stats::CoreReport;
 use crate::transport::tcp::{TcpClients, TcpSettings};
 use crate::transport::udp::{UdpReplies, UdpSettings};
 use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
-use crate::upstream::udp::UdpUpstreams;
+use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
 
 /// Resolution of upstream deadlines: timeouts are checked this often.
 const TIMER_TICK: Duration = Duration::from_millis(10);
@@ -43,7 +43,7 @@ pub(crate) struct CoreSetup {
     pub(crate) tcp_listeners: Vec<Socket>,
     pub(crate) tcp: TcpSettings,
     pub(crate) tcp_upstream: TcpUpstreamSettings,
-    pub(crate) upstream_sockets: Vec<Socket>,
+    pub(crate) udp_upstream: UdpUpstreamSettings,
     pub(crate) resolver: Resolver,
     pub(crate) udp: UdpSettings,
     pub(crate) mesh: Option<MeshBuilder<Hint, Full>>,
@@ -82,6 +82,7 @@ pub(crate) struct CoreOutput {
 struct Transports {
     tcp_clients: Rc<TcpClients>,
     tcp_upstreams: Rc<TcpUpstreams>,
+    udp_upstreams: Rc<UdpUpstreams>,
 }
 
 /// Join a mesh, or run without it (logged) when that fails.
@@ -115,7 +116,7 @@ fn build(
     index: usize,
     settings: (TcpSettings, TcpUpstreamSettings),
     listener_fds: Vec<RawFd>,
-    upstream_sockets: &[Socket],
+    udp_upstream: &UdpUpstreamSettings,
     resolver: Resolver,
     hints: Option<HintLink>,
     epoch: Instant,
@@ -123,11 +124,12 @@ fn build(
     let transports = Transports {
         tcp_clients: Rc::new(TcpClients::new(settings.0)),
         tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
+        udp_upstreams: Rc::new(UdpUpstreams::new(udp_upstream)),
     };
     let routes = Routes {
         udp_clients: Rc::new(UdpReplies::new(listener_fds)),
         tcp_clients: Rc::clone(&transports.tcp_clients) as _,
-        udp_upstreams: Rc::new(UdpUpstreams::new(index, upstream_sockets)),
+        udp_upstreams: Rc::clone(&transports.udp_upstreams) as _,
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
         hints,
     };
@@ -227,10 +229,11 @@ fn serve_clients(
     serving
 }
 
-/// Once the UDP loops have stopped: shut the listeners down, and give
+/// Once the UDP loops have stopped: shut the listeners down, give
 /// outstanding upstream queries a bounded time to finish so their clients
-/// still get answers.
-async fn wind_down(ctx: &CoreContext, listening_fds: Vec<RawFd>, grace: Duration) {
+/// still get answers, then answer the ones still waiting (stale data or
+/// SERVFAIL: never silence) before the listening sockets close.
+async fn wind_down(ctx: &Rc<CoreContext>, listening_fds: Vec<RawFd>, grace: Duration) {
     // A listener's pending accept sits in io_uring, which keeps the socket
     // listening until the ring is torn down, asynchronously, after the
     // process exits: a quick restart could not bind the control port, and
@@ -243,22 +246,20 @@ async fn wind_down(ctx: &CoreContext, listening_fds: Vec<RawFd>, grace: Duration
     while ctx.inflight() > 0 && Instant::now() < grace_end {
         glommio::timer::sleep(TIMER_TICK).await;
     }
+    let abandoned = ctx.abandon_all();
+    if abandoned > 0 {
+        log::info!(
+            "core {}: {abandoned} queries still waiting after the {grace:?} drain limit \
+             answered with stale data or SERVFAIL",
+            ctx.index()
+        );
+    }
 }
 
 /// The upstream UDP receive loops and the timer loop. Returns the flag
 /// that ends them and the semaphore closed when the stop flag is seen.
-fn spawn_upstream_and_timers(
-    ctx: &Rc<CoreContext>,
-    upstream_sockets: Vec<Socket>,
-    stop: &Arc<AtomicBool>,
-) -> (Rc<Cell<bool>>, Rc<Semaphore>) {
+fn spawn_timers(ctx: &Rc<CoreContext>, stop: &Arc<AtomicBool>) -> (Rc<Cell<bool>>, Rc<Semaphore>) {
     let done = Rc::new(Cell::new(false));
-    for socket in upstream_sockets {
-        let socket = UdpSocket::from(socket);
-        let receive =
-            crate::upstream::udp::receive_replies(Rc::clone(ctx), socket, Rc::clone(&done));
-        glommio::spawn_local(receive).detach();
-    }
     let stopping = Rc::new(Semaphore::new(0));
     let timers = run_timers(
         Rc::clone(ctx),
@@ -278,7 +279,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         tcp_listeners,
         tcp,
         tcp_upstream,
-        upstream_sockets,
+        udp_upstream,
         resolver,
         udp,
         mesh,
@@ -300,7 +301,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         index,
         (tcp, tcp_upstream),
         listener_fds,
-        &upstream_sockets,
+        &udp_upstream,
         resolver,
         hint_senders.map(HintLink::new),
         epoch,
@@ -324,7 +325,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         let ctx = Rc::clone(&ctx);
         crate::mesh::spawn_hint_receivers(receivers, move |hint| ctx.receive_hint(hint));
     }
-    let (done, stopping) = spawn_upstream_and_timers(&ctx, upstream_sockets, &stop);
+    let (done, stopping) = spawn_timers(&ctx, &stop);
     let clients = (listeners, tcp_listeners);
     let serving = serve_clients(
         &ctx,
@@ -343,6 +344,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     }
     wind_down(&ctx, listening_fds, grace).await;
     done.set(true);
+    transports.udp_upstreams.close_all();
     drop(open_listeners);
     ctx.close_hints();
     mesh.close();

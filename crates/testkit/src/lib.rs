@@ -10,11 +10,14 @@
 //!   `promtool` check;
 //! - [`peers`], where the real peers' binaries are, and the rule for a
 //!   missing one (skip with a reason; fail under `CI=true`).
+//! - [`spoof`], an off-path attacker on loopback: forged UDP replies
+//!   through a raw socket, and a process's UDP sockets as `ss` lists them.
 
 pub mod messages;
 pub mod peers;
 pub mod prometheus;
 mod rng;
+pub mod spoof;
 
 pub use rng::SplitMix64;
 

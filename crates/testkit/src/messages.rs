@@ -84,6 +84,26 @@ pub fn a_answer(query: &[u8], records: u8, ttl: u32) -> Vec<u8> {
     bytes(&buf, len)
 }
 
+/// An upstream's answer to `query` with one A record, `address`, of TTL
+/// `ttl` for the question name (as the question writes it).
+pub fn a_answer_to(query: &[u8], address: Ipv4Addr, ttl: u32) -> Vec<u8> {
+    let owner = NameBuf::from_name(&Message::parse(query).unwrap().question().unwrap().name);
+    let mut buf = vec![0u8; 512];
+    let mut builder = answer_builder(query, &mut buf, Rcode::NOERROR);
+    builder
+        .record(
+            Section::Answer,
+            &owner.as_name(),
+            RecordType::A,
+            Class::IN,
+            ttl,
+            &RData::A(address),
+        )
+        .unwrap();
+    let len = builder.finish();
+    bytes(&buf, len)
+}
+
 /// An upstream's NXDOMAIN answer to `query`, with the SOA of `example.`
 /// (TTL `soa_ttl`, MINIMUM `minimum`) in the authority section.
 pub fn nxdomain_answer(query: &[u8], soa_ttl: u32, minimum: u32) -> Vec<u8> {

@@ -70,6 +70,8 @@ pub enum Behavior {
     WrongQuestion,
     /// Answer SERVFAIL.
     ServFail,
+    /// Answer REFUSED (an upstream that does not serve this client).
+    Refused,
     /// Send a spoofed reply (ID plus one) and then the right one.
     WrongIdThenRight,
     /// Reflect every query back with QR set, without looking at it: a
@@ -80,7 +82,7 @@ pub enum Behavior {
 
 impl Behavior {
     /// Every behaviour, in CLI order.
-    pub const ALL: [Behavior; 8] = [
+    pub const ALL: [Behavior; 9] = [
         Self::Normal,
         Self::Drop,
         Self::Truncate,
@@ -89,6 +91,7 @@ impl Behavior {
         Self::ServFail,
         Self::WrongIdThenRight,
         Self::Echo,
+        Self::Refused,
     ];
 
     /// The CLI spelling.
@@ -102,6 +105,7 @@ impl Behavior {
             Self::ServFail => "servfail",
             Self::WrongIdThenRight => "wrong-id-then-right",
             Self::Echo => "echo",
+            Self::Refused => "refused",
         }
     }
 
@@ -115,6 +119,7 @@ impl Behavior {
             Self::ServFail => 5,
             Self::WrongIdThenRight => 6,
             Self::Echo => 7,
+            Self::Refused => 8,
         }
     }
 

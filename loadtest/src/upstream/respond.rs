@@ -175,6 +175,9 @@ impl Zone {
         if behavior == Behavior::ServFail {
             return (Rcode::SERVFAIL, false);
         }
+        if behavior == Behavior::Refused {
+            return (Rcode::REFUSED, false);
+        }
         if question.qclass != Class::IN && question.qclass != Class::ANY {
             return (Rcode::REFUSED, false);
         }

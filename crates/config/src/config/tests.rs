@@ -911,6 +911,28 @@ fn upstream_server_errors() {
 }
 
 #[test]
+fn source_port_and_socket_errors() {
+    assert_error(
+        &with_upstream("  source_port_min: 2000\n  source_port_max: 1999\n"),
+        Some((4, 20)),
+        "upstream.source_port_max",
+        &["1999 is below upstream.source_port_min (2000)"],
+    );
+    assert_error(
+        &with_upstream("  max_sockets: 0\n"),
+        Some((3, 16)),
+        "upstream.max_sockets",
+        &["0 is out of range"],
+    );
+    let config =
+        Config::from_yaml_str(&with_upstream("  source_port_min: 40000\n"), "t.yaml").unwrap();
+    assert_eq!(config.upstream.source_port_min, 40000);
+    assert_eq!(config.upstream.source_port_max, 65535);
+    assert_eq!(config.upstream.max_sockets, 1024);
+    assert_eq!(config.server.shutdown_grace, std::time::Duration::ZERO);
+}
+
+#[test]
 fn timeout_and_attempts_errors() {
     assert_error(
         &with_upstream("  timeout: 0ms\n"),

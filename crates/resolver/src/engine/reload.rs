@@ -115,6 +115,11 @@ impl Resolver {
         };
         for inflight in self.inflight.iter_mut() {
             inflight.attempt.upstream = remap(inflight.attempt.upstream).unwrap_or(GONE);
+            // Earlier attempts still accept late replies: from the same
+            // address under its new index, or from nowhere once it is gone.
+            for earlier in &mut inflight.earlier {
+                earlier.upstream = remap(earlier.upstream).unwrap_or(GONE);
+            }
             inflight.tried = (0..MAX_UPSTREAMS)
                 .filter(|&old| inflight.tried & (1u64 << old) != 0)
                 .filter_map(remap)

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 
 use heimdall_cache::Timestamp;
 use heimdall_resolver::{
-    ClientId, QueryOutcome, Resolver, ResolverConfig, Transmit, Transport, Upstream,
-    UpstreamStrategy, UpstreamTransport,
+    AttemptId, ClientId, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transmit, Transport,
+    Upstream, UpstreamStrategy, UpstreamTransport,
 };
 use heimdall_testkit::messages::query;
 use heimdall_wire::{Message, RecordType, edns};
@@ -25,6 +25,25 @@ pub(crate) const TCP: UpstreamTransport = UpstreamTransport::Tcp;
 
 pub(crate) fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
+}
+
+/// A reply from `from` over `transport`, on a shared socket (no attempt
+/// named: matched by ID alone).
+pub(crate) fn src(from: SocketAddr, transport: UpstreamTransport) -> ReplySource {
+    ReplySource {
+        from,
+        transport,
+        attempt: None,
+    }
+}
+
+/// A reply from `from` over UDP, received on the socket of `attempt`.
+pub(crate) fn on_socket(from: SocketAddr, attempt: AttemptId) -> ReplySource {
+    ReplySource {
+        from,
+        transport: UDP,
+        attempt: Some(attempt),
+    }
 }
 
 /// A UDP client on 127.0.0.1 at `port`, on listener 0.

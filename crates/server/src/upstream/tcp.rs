@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_lite::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader, ReadHalf};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
-use heimdall_resolver::UpstreamTransport;
+use heimdall_resolver::{AttemptId, ReplySource, UpstreamTransport};
 
 use crate::batch::shutdown_socket;
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
@@ -73,7 +73,13 @@ impl TcpUpstreams {
 impl UpstreamSend for TcpUpstreams {
     /// Queue `query` to upstream `to`, opening a connection if there is
     /// none. A failure is counted here and left to the resolver's deadline.
-    fn send(&self, ctx: &Rc<CoreContext>, to: SocketAddr, query: &[u8]) -> Result<(), SendFailed> {
+    fn send(
+        &self,
+        ctx: &Rc<CoreContext>,
+        _attempt: AttemptId,
+        to: SocketAddr,
+        query: &[u8],
+    ) -> Result<(), SendFailed> {
         let inner = &self.inner;
         let frame = frame(query, None);
         let mut conns = inner.conns.borrow_mut();
@@ -188,7 +194,13 @@ async fn read_replies(
         if reader.read_exact(message).await.is_err() {
             break;
         }
-        ctx.upstream_reply(to, UpstreamTransport::Tcp, message);
+        // Replies share the connection: matched by ID, not by attempt.
+        let source = ReplySource {
+            from: to,
+            transport: UpstreamTransport::Tcp,
+            attempt: None,
+        };
+        ctx.upstream_reply(source, message);
     }
     // New queries open a new connection, and dropping the queue's sender
     // ends the writer.

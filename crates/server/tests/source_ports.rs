@@ -1,0 +1,330 @@
+//! Upstream source ports and shutdown, end to end on 127.0.0.1 (issue 14):
+//! each upstream attempt leaves from its own socket on a port heimdall
+//! picks at random in `upstream.source_port_min..=max`; a reply that
+//! arrives on another attempt's socket is rejected and counted; at
+//! shutdown, queries still waiting at the drain limit get SERVFAIL.
+//!
+//! The upstreams here are plain std sockets on 127.0.0.1 driven by a
+//! thread, so a test can see every source port and choose where each
+//! reply goes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::http::{get_ok, metrics};
+use common::{Client, LOOPBACK, Setup, query};
+use heimdall_testkit::messages::a_answer;
+use heimdall_wire::{Message, Rcode, RecordType};
+
+const EDNS: Option<u16> = Some(1232);
+
+/// A scripted upstream on 127.0.0.1: `handle` sees each query with its
+/// source and the socket to answer from, until the test drops it.
+struct ScriptedUpstream {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ScriptedUpstream {
+    fn start(mut handle: impl FnMut(&UdpSocket, &[u8], SocketAddr) + Send + 'static) -> Self {
+        let socket = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stopping.load(Ordering::Relaxed) {
+                if let Ok((len, from)) = socket.recv_from(&mut buf) {
+                    assert_eq!(from.ip(), LOOPBACK);
+                    handle(&socket, &buf[..len], from);
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ScriptedUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Send `bytes` to `to`, which must be on 127.0.0.1.
+fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
+    assert_eq!(to.ip(), LOOPBACK, "tests only send to 127.0.0.1");
+    socket.send_to(bytes, to).unwrap();
+}
+
+/// The value of an unlabelled-but-`core` metric summed over cores.
+fn metric(control: SocketAddr, name: &str) -> f64 {
+    let parsed = metrics(&get_ok(control, "/metrics"));
+    let family = parsed
+        .family(name)
+        .unwrap_or_else(|| panic!("no {name} in /metrics"));
+    family.samples.iter().map(|sample| sample.value).sum()
+}
+
+/// The source ports of 50 sequential misses with `upstream.socket_uses`
+/// set to `uses`, after checking each is in the configured range (one
+/// outside the kernel's ephemeral range, so heimdall, not the kernel,
+/// chose them) and none is a port heimdall listens on. Also returns the
+/// open-socket gauge once the queries are done.
+fn ports_of_sequential_misses(uses: u32) -> (Vec<u16>, f64) {
+    const QUERIES: usize = 50;
+    const RANGE: (u16, u16) = (2000, 30000);
+    let (ports_tx, ports_rx) = std::sync::mpsc::channel();
+    let upstream = ScriptedUpstream::start(move |socket, query, from| {
+        let _ = ports_tx.send(from.port());
+        send(socket, &a_answer(query, 1, 300), from);
+    });
+    let mut config = Setup::new(&[upstream.addr]).config();
+    config.upstream.source_port_min = RANGE.0;
+    config.upstream.source_port_max = RANGE.1;
+    config.upstream.socket_uses = uses;
+    let server = common::start_server(&config);
+    let control = server.control_addr();
+    let client = server.client();
+    for n in 0..QUERIES {
+        let name = format!("host-{n}.ports.test.");
+        let reply = client.exchange(&query(n as u16, &name, RecordType::A, EDNS));
+        assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    }
+    let ports: Vec<u16> = ports_rx.try_iter().collect();
+    assert_eq!(ports.len(), QUERIES, "one upstream query per miss");
+    for port in &ports {
+        assert!(
+            (RANGE.0..=RANGE.1).contains(port),
+            "port {port} outside the range"
+        );
+        assert_ne!(*port, server.addr.port(), "the DNS listen port");
+        assert_ne!(*port, control.port(), "the control port");
+    }
+    let opened = metric(control, "heimdall_upstream_sockets_opened_total");
+    let distinct: HashSet<u16> = ports.iter().copied().collect();
+    assert!(opened >= distinct.len() as f64, "{opened} sockets opened");
+    // Give the last retirements a moment to land.
+    std::thread::sleep(Duration::from_millis(50));
+    let open = metric(control, "heimdall_upstream_sockets_open");
+    server.stop();
+    (ports, open)
+}
+
+/// Pairs of consecutive ports closer than 16: a sequential allocator
+/// makes nearly every pair one.
+fn near_sequential(ports: &[u16]) -> usize {
+    ports
+        .windows(2)
+        .filter(|pair| pair[0] != pair[1] && pair[0].abs_diff(pair[1]) <= 16)
+        .count()
+}
+
+/// `socket_uses: 1` (as Unbound): 50 misses leave from 50 fresh sockets,
+/// nearly all on distinct ports, none sequential; each socket closes as
+/// its query ends.
+#[test]
+fn a_fresh_random_port_for_every_attempt() {
+    let (ports, open) = ports_of_sequential_misses(1);
+    let distinct: HashSet<u16> = ports.iter().copied().collect();
+    assert!(
+        distinct.len() >= 45,
+        "{} distinct ports: {ports:?}",
+        distinct.len()
+    );
+    assert!(near_sequential(&ports) <= 2, "sequential ports: {ports:?}");
+    assert_eq!(open, 0.0, "every socket closed with its query");
+}
+
+/// `socket_uses: 4`: a socket carries at most four attempts,
+/// one at a time, then a fresh random port replaces it.
+#[test]
+fn a_socket_carries_at_most_socket_uses_attempts() {
+    let (ports, open) = ports_of_sequential_misses(4);
+    let mut uses: HashMap<u16, usize> = HashMap::new();
+    for port in &ports {
+        *uses.entry(*port).or_default() += 1;
+    }
+    assert!(uses.values().all(|&n| n <= 4), "{uses:?}");
+    assert!(
+        uses.len() >= 50 / 4,
+        "{} distinct ports: {ports:?}",
+        uses.len()
+    );
+    assert!(near_sequential(&ports) <= 2, "sequential ports: {ports:?}");
+    assert!(open <= 1.0, "{open} sockets left open");
+}
+
+/// Two queries in flight: each one's reply sent first to the *other*
+/// attempt's socket is rejected (and counted), so neither client gets the
+/// other's answer; the replies on the right sockets are then accepted.
+#[test]
+fn a_reply_on_another_attempts_socket_is_rejected_and_counted() {
+    let upstream = ScriptedUpstream::start({
+        let mut held: HashMap<String, (Vec<u8>, SocketAddr)> = HashMap::new();
+        move |socket, query, from| {
+            let message = Message::parse(query).unwrap();
+            let name = message.question().unwrap().name.to_string().to_lowercase();
+            held.insert(name, (query.to_vec(), from));
+            if held.len() < 2 {
+                return;
+            }
+            let (a_query, a_from) = held.remove("a.swap.test.").unwrap();
+            let (b_query, b_from) = held.remove("b.swap.test.").unwrap();
+            // Swapped: A's answer to B's socket and B's to A's.
+            send(socket, &a_answer(&a_query, 1, 300), b_from);
+            send(socket, &a_answer(&b_query, 2, 300), a_from);
+            std::thread::sleep(Duration::from_millis(50));
+            send(socket, &a_answer(&a_query, 1, 300), a_from);
+            send(socket, &a_answer(&b_query, 2, 300), b_from);
+        }
+    });
+    let server = Setup {
+        timeout: "3s",
+        attempts: 1,
+        ..Setup::new(&[upstream.addr])
+    }
+    .start();
+    let control = server.control_addr();
+    let (first, second) = (server.client(), server.client());
+    let a = query(1, "a.swap.test.", RecordType::A, EDNS);
+    let b = query(2, "b.swap.test.", RecordType::A, EDNS);
+    first.send(&a);
+    second.send(&b);
+    let a_reply = first.reply_to(&a);
+    let b_reply = second.reply_to(&b);
+    assert_eq!(a_reply.message().answers().count(), 1, "A's own answer");
+    assert_eq!(b_reply.message().answers().count(), 2, "B's own answer");
+    assert!(
+        metric(control, "heimdall_upstream_replies_mismatched_total") >= 2.0,
+        "the two replies on the wrong sockets are counted"
+    );
+    let parsed = metrics(&get_ok(control, "/metrics"));
+    let wrong_socket = parsed
+        .value(
+            "heimdall_upstream_replies_rejected_total",
+            &[("core", "0"), ("reason", "wrong_socket")],
+        )
+        .unwrap();
+    assert_eq!(wrong_socket, 2.0, "counted by reason");
+    let stats: serde_json::Value = serde_json::from_str(&get_ok(control, "/stats")).unwrap();
+    assert_eq!(
+        stats["totals"]["upstream_replies"]["rejected"]["wrong_socket"],
+        2
+    );
+    let reports = server.stop();
+    assert!(common::total(&reports, |r| r.resolver.upstream_mismatched) >= 2);
+}
+
+/// Stopping with queries in flight to an upstream that never answers: at
+/// the drain limit (`server.shutdown_grace`) every waiting client gets
+/// SERVFAIL, none is left without an answer, and nothing is abandoned.
+#[test]
+fn queries_waiting_at_the_drain_limit_get_servfail() {
+    const QUERIES: u16 = 40;
+    let upstream = ScriptedUpstream::start(|_, _, _| {});
+    let mut config = Setup {
+        timeout: "5s",
+        attempts: 2,
+        ..Setup::new(&[upstream.addr])
+    }
+    .config();
+    config.server.shutdown_grace = Duration::from_millis(300);
+    let server = common::start_server(&config);
+    let client = Client::new(server.addr);
+    for id in 0..QUERIES {
+        let name = format!("slow-{id}.drain.test.");
+        client.send(&query(id, &name, RecordType::A, EDNS));
+    }
+    // Let them all reach the upstream before the stop.
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let stopping = std::thread::spawn(move || server.stop());
+    let mut answered = HashSet::new();
+    while answered.len() < usize::from(QUERIES) {
+        let Some(bytes) = client.recv_within(Duration::from_secs(3)) else {
+            break;
+        };
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(message.rcode(), Rcode::SERVFAIL);
+        answered.insert(message.id());
+    }
+    let reports = stopping.join().unwrap();
+    assert_eq!(
+        answered.len(),
+        usize::from(QUERIES),
+        "every client answered"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the drain limit, not the upstream timeout, ended the wait"
+    );
+    assert_eq!(
+        reports.iter().map(|r| r.abandoned_inflight).sum::<usize>(),
+        0
+    );
+}
+
+/// `upstream.max_sockets: 2` with five misses at once: two leave at once,
+/// two wait for a socket (the queue holds as many as the bound; counted)
+/// and leave as the first ones end, and the fifth is dropped (counted)
+/// and sent again at its deadline; every client is answered.
+#[test]
+fn at_the_socket_bound_attempts_wait_and_are_counted() {
+    let upstream = ScriptedUpstream::start(|socket, query, from| {
+        // One at a time, each after a pause: the sockets stay busy.
+        std::thread::sleep(Duration::from_millis(100));
+        send(socket, &a_answer(query, 1, 300), from);
+    });
+    let mut config = Setup {
+        timeout: "1s",
+        attempts: 2,
+        ..Setup::new(&[upstream.addr])
+    }
+    .config();
+    config.upstream.max_sockets = 2;
+    let server = common::start_server(&config);
+    let control = server.control_addr();
+    let clients: Vec<Client> = (0..5).map(|_| server.client()).collect();
+    let queries: Vec<Vec<u8>> = (0..5u16)
+        .map(|n| query(n, &format!("busy-{n}.bound.test."), RecordType::A, EDNS))
+        .collect();
+    for (client, query) in clients.iter().zip(&queries) {
+        client.send(query);
+    }
+    for (client, query) in clients.iter().zip(&queries) {
+        let reply = client.reply_to(query);
+        assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    }
+    assert_eq!(metric(control, "heimdall_upstream_socket_waits_total"), 2.0);
+    assert_eq!(
+        metric(control, "heimdall_upstream_socket_wait_drops_total"),
+        1.0
+    );
+    assert!(metric(control, "heimdall_upstream_sockets_open") <= 2.0);
+    server.stop();
+}
