@@ -328,3 +328,71 @@ fn at_the_socket_bound_attempts_wait_and_are_counted() {
     assert!(metric(control, "heimdall_upstream_sockets_open") <= 2.0);
     server.stop();
 }
+
+/// Every rejection reason the upstream side can produce over UDP, each
+/// from one forged reply before the real one: a wrong ID, a wrong source
+/// port, a reply without QR, another question, the question in another
+/// letter case (0x20). Each shows in `/metrics` by reason, and the client
+/// still gets the real answer.
+#[test]
+fn each_rejection_reason_is_counted_in_metrics() {
+    let other = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let upstream = ScriptedUpstream::start(move |socket, query, from| {
+        let real = a_answer(query, 1, 300);
+        let mut wrong_id = real.clone();
+        wrong_id[0] ^= 0x55;
+        wrong_id[1] ^= 0xaa;
+        send(socket, &wrong_id, from);
+        // The right reply, from another port than the one asked.
+        send(&other, &real, from);
+        let mut not_response = real.clone();
+        not_response[2] &= 0x7f;
+        send(socket, &not_response, from);
+        let mut other_question = a_answer(
+            &heimdall_testkit::messages::query("other.reasons.test.", RecordType::A, 0, None),
+            1,
+            300,
+        );
+        other_question[..2].copy_from_slice(&real[..2]);
+        send(socket, &other_question, from);
+        // The question's first letter in the other case (offset 13: after
+        // the header and the first label's length).
+        let mut other_case = real.clone();
+        other_case[13] ^= 0x20;
+        send(socket, &other_case, from);
+        std::thread::sleep(Duration::from_millis(20));
+        send(socket, &real, from);
+    });
+    let server = Setup {
+        timeout: "2s",
+        attempts: 1,
+        ..Setup::new(&[upstream.addr])
+    }
+    .start();
+    let control = server.control_addr();
+    let client = server.client();
+    let reply = client.exchange(&query(7, "probe.reasons.test.", RecordType::A, EDNS));
+    assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    assert_eq!(reply.message().answers().count(), 1);
+    let parsed = metrics(&get_ok(control, "/metrics"));
+    for reason in [
+        "wrong_id",
+        "wrong_source",
+        "not_response",
+        "wrong_question",
+        "wrong_case",
+    ] {
+        let count = parsed
+            .value(
+                "heimdall_upstream_replies_rejected_total",
+                &[("core", "0"), ("reason", reason)],
+            )
+            .unwrap();
+        assert_eq!(count, 1.0, "{reason}");
+    }
+    assert_eq!(
+        metric(control, "heimdall_upstream_replies_mismatched_total"),
+        5.0
+    );
+    server.stop();
+}
