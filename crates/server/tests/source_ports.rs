@@ -396,3 +396,38 @@ fn each_rejection_reason_is_counted_in_metrics() {
     );
     server.stop();
 }
+
+/// An upstream slower than `upstream.timeout`: its reply to the first
+/// attempt arrives after the second attempt left, on the first attempt's
+/// socket, which stays open until the query ends; it is accepted (counted
+/// as late) and the client gets the answer, not SERVFAIL.
+#[test]
+fn a_late_reply_on_the_first_attempts_socket_is_accepted() {
+    let upstream = ScriptedUpstream::start({
+        let mut first: Option<(Vec<u8>, SocketAddr)> = None;
+        move |socket, query, from| match first.take() {
+            None => first = Some((query.to_vec(), from)),
+            Some((first_query, first_from)) => {
+                // The second attempt is here: now answer the first one,
+                // on its own socket, and never the second.
+                assert_ne!(first_from, from, "each attempt has its own socket");
+                send(socket, &a_answer(&first_query, 1, 300), first_from);
+            }
+        }
+    });
+    let server = Setup {
+        timeout: "200ms",
+        attempts: 2,
+        ..Setup::new(&[upstream.addr])
+    }
+    .start();
+    let control = server.control_addr();
+    let client = server.client();
+    let reply = client.exchange(&query(9, "slow.late.test.", RecordType::A, EDNS));
+    assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    assert_eq!(
+        metric(control, "heimdall_upstream_replies_late_accepted_total"),
+        1.0
+    );
+    server.stop();
+}
