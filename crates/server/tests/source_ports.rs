@@ -431,3 +431,38 @@ fn a_late_reply_on_the_first_attempts_socket_is_accepted() {
     );
     server.stop();
 }
+
+/// The drain limit over TCP: a query waiting on a silent upstream when
+/// the server stops gets its SERVFAIL on its connection.
+#[test]
+fn a_tcp_query_waiting_at_the_drain_limit_gets_servfail() {
+    use std::io::{Read as _, Write as _};
+    let upstream = ScriptedUpstream::start(|_, _, _| {});
+    let mut config = Setup {
+        timeout: "5s",
+        attempts: 2,
+        ..Setup::new(&[upstream.addr])
+    }
+    .config();
+    config.server.shutdown_grace = Duration::from_millis(200);
+    let server = common::start_server(&config);
+    assert_eq!(server.addr.ip(), LOOPBACK);
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let asked = query(21, "slow.tcp-drain.test.", RecordType::A, EDNS);
+    let mut framed = (asked.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&asked);
+    stream.write_all(&framed).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let stopping = std::thread::spawn(move || server.stop());
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).unwrap();
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut reply).unwrap();
+    let message = Message::parse(&reply).unwrap();
+    assert_eq!(message.id(), 21);
+    assert_eq!(message.rcode(), Rcode::SERVFAIL);
+    stopping.join().unwrap();
+}
