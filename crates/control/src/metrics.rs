@@ -150,7 +150,7 @@ const CORE_COUNTERS: [CoreField; 26] = [
     ),
     (
         "heimdall_upstream_socket_strays_total",
-        "Datagrams that reached an upstream socket between two attempts, dropped.",
+        "Datagrams that reached an upstream socket after its attempt was retired, dropped.",
         |c| c.sockets.strays,
     ),
 ];

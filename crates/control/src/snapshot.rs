@@ -402,7 +402,8 @@ pub struct UpstreamSocketSnapshot {
     pub waits: u64,
     /// Attempts dropped because the wait queue was full too.
     pub wait_drops: u64,
-    /// Datagrams that reached a socket between two attempts: dropped.
+    /// Datagrams that reached a socket after its attempt was retired:
+    /// dropped.
     pub strays: u64,
 }
 

@@ -35,6 +35,9 @@ use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
 
 /// Resolution of upstream deadlines: timeouts are checked this often.
 const TIMER_TICK: Duration = Duration::from_millis(10);
+/// At shutdown, how long the TCP writer tasks get to send the replies of
+/// the queries ended at the drain limit.
+const TCP_FLUSH: Duration = Duration::from_millis(50);
 
 /// Everything one core needs, prepared on the starting thread.
 pub(crate) struct CoreSetup {
@@ -253,6 +256,9 @@ async fn wind_down(ctx: &Rc<CoreContext>, listening_fds: Vec<RawFd>, grace: Dura
              answered with stale data or SERVFAIL",
             ctx.index()
         );
+        // UDP replies left in `abandon_all`; TCP replies sit in their
+        // connections' writer tasks, which need a moment to write them.
+        glommio::timer::sleep(TCP_FLUSH).await;
     }
 }
 

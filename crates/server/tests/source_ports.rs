@@ -328,3 +328,141 @@ fn at_the_socket_bound_attempts_wait_and_are_counted() {
     assert!(metric(control, "heimdall_upstream_sockets_open") <= 2.0);
     server.stop();
 }
+
+/// Every rejection reason the upstream side can produce over UDP, each
+/// from one forged reply before the real one: a wrong ID, a wrong source
+/// port, a reply without QR, another question, the question in another
+/// letter case (0x20). Each shows in `/metrics` by reason, and the client
+/// still gets the real answer.
+#[test]
+fn each_rejection_reason_is_counted_in_metrics() {
+    let other = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let upstream = ScriptedUpstream::start(move |socket, query, from| {
+        let real = a_answer(query, 1, 300);
+        let mut wrong_id = real.clone();
+        wrong_id[0] ^= 0x55;
+        wrong_id[1] ^= 0xaa;
+        send(socket, &wrong_id, from);
+        // The right reply, from another port than the one asked.
+        send(&other, &real, from);
+        let mut not_response = real.clone();
+        not_response[2] &= 0x7f;
+        send(socket, &not_response, from);
+        let mut other_question = a_answer(
+            &heimdall_testkit::messages::query("other.reasons.test.", RecordType::A, 0, None),
+            1,
+            300,
+        );
+        other_question[..2].copy_from_slice(&real[..2]);
+        send(socket, &other_question, from);
+        // The question's first letter in the other case (offset 13: after
+        // the header and the first label's length).
+        let mut other_case = real.clone();
+        other_case[13] ^= 0x20;
+        send(socket, &other_case, from);
+        std::thread::sleep(Duration::from_millis(20));
+        send(socket, &real, from);
+    });
+    let server = Setup {
+        timeout: "2s",
+        attempts: 1,
+        ..Setup::new(&[upstream.addr])
+    }
+    .start();
+    let control = server.control_addr();
+    let client = server.client();
+    let reply = client.exchange(&query(7, "probe.reasons.test.", RecordType::A, EDNS));
+    assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    assert_eq!(reply.message().answers().count(), 1);
+    let parsed = metrics(&get_ok(control, "/metrics"));
+    for reason in [
+        "wrong_id",
+        "wrong_source",
+        "not_response",
+        "wrong_question",
+        "wrong_case",
+    ] {
+        let count = parsed
+            .value(
+                "heimdall_upstream_replies_rejected_total",
+                &[("core", "0"), ("reason", reason)],
+            )
+            .unwrap();
+        assert_eq!(count, 1.0, "{reason}");
+    }
+    assert_eq!(
+        metric(control, "heimdall_upstream_replies_mismatched_total"),
+        5.0
+    );
+    server.stop();
+}
+
+/// An upstream slower than `upstream.timeout`: its reply to the first
+/// attempt arrives after the second attempt left, on the first attempt's
+/// socket, which stays open until the query ends; it is accepted (counted
+/// as late) and the client gets the answer, not SERVFAIL.
+#[test]
+fn a_late_reply_on_the_first_attempts_socket_is_accepted() {
+    let upstream = ScriptedUpstream::start({
+        let mut first: Option<(Vec<u8>, SocketAddr)> = None;
+        move |socket, query, from| match first.take() {
+            None => first = Some((query.to_vec(), from)),
+            Some((first_query, first_from)) => {
+                // The second attempt is here: now answer the first one,
+                // on its own socket, and never the second.
+                assert_ne!(first_from, from, "each attempt has its own socket");
+                send(socket, &a_answer(&first_query, 1, 300), first_from);
+            }
+        }
+    });
+    let server = Setup {
+        timeout: "200ms",
+        attempts: 2,
+        ..Setup::new(&[upstream.addr])
+    }
+    .start();
+    let control = server.control_addr();
+    let client = server.client();
+    let reply = client.exchange(&query(9, "slow.late.test.", RecordType::A, EDNS));
+    assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    assert_eq!(
+        metric(control, "heimdall_upstream_replies_late_accepted_total"),
+        1.0
+    );
+    server.stop();
+}
+
+/// The drain limit over TCP: a query waiting on a silent upstream when
+/// the server stops gets its SERVFAIL on its connection.
+#[test]
+fn a_tcp_query_waiting_at_the_drain_limit_gets_servfail() {
+    use std::io::{Read as _, Write as _};
+    let upstream = ScriptedUpstream::start(|_, _, _| {});
+    let mut config = Setup {
+        timeout: "5s",
+        attempts: 2,
+        ..Setup::new(&[upstream.addr])
+    }
+    .config();
+    config.server.shutdown_grace = Duration::from_millis(200);
+    let server = common::start_server(&config);
+    assert_eq!(server.addr.ip(), LOOPBACK);
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let asked = query(21, "slow.tcp-drain.test.", RecordType::A, EDNS);
+    let mut framed = (asked.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&asked);
+    stream.write_all(&framed).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let stopping = std::thread::spawn(move || server.stop());
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).unwrap();
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut reply).unwrap();
+    let message = Message::parse(&reply).unwrap();
+    assert_eq!(message.id(), 21);
+    assert_eq!(message.rcode(), Rcode::SERVFAIL);
+    stopping.join().unwrap();
+}
