@@ -38,6 +38,12 @@ ci:
 bench-server DURATION="5s" *ARGS:
     bash loadtest/scripts/bench-server.sh {{DURATION}} {{ARGS}}
 
+# Cache-miss A/B of this build against a previous one, same run, builds
+# alternating (e.g. `HEIMDALL_BASELINE_BIN=../old/target/release/heimdall
+# just cold-ab 5 5s`; see loadtest/scripts/cold-ab.sh).
+cold-ab ROUNDS="5" DURATION="5s":
+    bash loadtest/scripts/cold-ab.sh {{ROUNDS}} {{DURATION}}
+
 # Compare heimdall with Unbound, dnsdist, PowerDNS Recursor and Knot Resolver,
 # each on one core, with heimdall-loadtest and dnsperf on the hot and mixed
 # workloads; installs the peers from Debian (root) and rewrites the peers

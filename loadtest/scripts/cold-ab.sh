@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Cache-miss A/B of two heimdall builds in one run: `just cold-ab`.
+#
+#   HEIMDALL_BASELINE_BIN=/path/to/old/heimdall loadtest/scripts/cold-ab.sh [ROUNDS] [DURATION]
+#
+# Every query of heimdall-loadtest's `cold` workload is a name never asked
+# before, so each one is a cache miss forwarded to the synthetic upstream:
+# this measures the upstream path (sockets, IDs, the reply check). Each
+# round runs both builds once, one after the other, the order swapped every
+# round, with a fresh server and the same settings: heimdall on CPU
+# SERVER_CPU (`cores: [N]`), the load generator and the upstream on the
+# other CPU. Per build and round it prints the answered rate and heimdall's
+# CPU per answered query (utime+stime from /proc/PID/stat before and after
+# the measured seconds); at the end the medians and candidate/baseline.
+# Everything runs on 127.0.0.1 on high ports; only what it starts is
+# stopped, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${1:-5}
+DURATION=${2:-5s}
+: "${HEIMDALL_BASELINE_BIN:?set HEIMDALL_BASELINE_BIN to the heimdall binary of the previous build}"
+CANDIDATE_BIN=${HEIMDALL_BIN:-target/release/heimdall}
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+SERVER_PORT=${SERVER_PORT:-5391}
+UPSTREAM_PORT=${UPSTREAM_PORT:-5390}
+ZONE_NAMES=100000000
+LOADTEST=target/release/heimdall-loadtest
+
+[ -x "$LOADTEST" ] && [ -x "$CANDIDATE_BIN" ] || cargo build --release --quiet -p heimdall -p heimdall-loadtest
+work=$(mktemp -d /tmp/heimdall-cold-ab.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+taskset -c "$LOAD_CPU" "$LOADTEST" upstream --listen "127.0.0.1:$UPSTREAM_PORT" \
+    --names "$ZONE_NAMES" >"$work/upstream.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/upstream.log" 2>/dev/null && break; sleep 0.1; done
+
+cat >"$work/heimdall.yaml" <<YAML
+server:
+  cores: [$SERVER_CPU]
+  listen: ["127.0.0.1:$SERVER_PORT"]
+control:
+  enabled: false
+upstream:
+  servers: ["127.0.0.1:$UPSTREAM_PORT"]
+log:
+  level: warn
+YAML
+
+# run BUILD_NAME BINARY ROUND: one measured run; appends "name rate us_per_q".
+run() {
+    local name=$1 binary=$2 round=$3 pid before after answered
+    "$binary" --config "$work/heimdall.yaml" >"$work/$name.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do
+        "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --max-queries 1 --duration 1s \
+            --warmup 0s --timeout 200ms --max-loss 0 --quiet >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    # A warm-up run of its own, so the measured one starts on a busy server.
+    "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --workload cold --zone-names "$ZONE_NAMES" \
+        --seed "$((round * 2 + 1))" --duration 1s --warmup 0s --cpus "$LOAD_CPU" --quiet >/dev/null
+    before=$(cpu_ticks "$pid")
+    "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --workload cold --zone-names "$ZONE_NAMES" \
+        --seed "$((round * 2 + 2))" --duration "$DURATION" --warmup 0s --cpus "$LOAD_CPU" --quiet \
+        --json "$work/$name-$round.json" >/dev/null
+    after=$(cpu_ticks "$pid")
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+    answered=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["counts"]["answered"], r["qps"]["answered"])' "$work/$name-$round.json")
+    read -r count rate <<<"$answered"
+    local us_per_q
+    us_per_q=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$count" \
+        'BEGIN { printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+    printf '%-10s round %d  answered/s %9.0f  CPU %6s us/q\n' "$name" "$round" "$rate" "$us_per_q"
+    echo "$name $rate $us_per_q" >>"$work/results"
+}
+
+echo "cold A/B, $(date -u +%Y-%m-%dT%H:%MZ), $(uptime | sed 's/.*load average/load average/')"
+echo "candidate: $CANDIDATE_BIN; baseline: $HEIMDALL_BASELINE_BIN; $ROUNDS rounds of $DURATION"
+for round in $(seq 1 "$ROUNDS"); do
+    if ((round % 2)); then
+        run candidate "$CANDIDATE_BIN" "$round"
+        run baseline "$HEIMDALL_BASELINE_BIN" "$round"
+    else
+        run baseline "$HEIMDALL_BASELINE_BIN" "$round"
+        run candidate "$CANDIDATE_BIN" "$round"
+    fi
+done
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+med = {}
+for name in ("candidate", "baseline"):
+    rates = [float(r[1]) for r in rows if r[0] == name]
+    cpus = [float(r[2]) for r in rows if r[0] == name]
+    med[name] = (statistics.median(rates), statistics.median(cpus))
+    print(f"{name:<10} median answered/s {med[name][0]:9.0f}  CPU {med[name][1]:.2f} us/q")
+c, b = med["candidate"], med["baseline"]
+print(f"candidate/baseline: rate {c[0] / b[0]:.3f}, CPU per query {c[1] / b[1]:.3f}")
+PY
