@@ -33,6 +33,7 @@ use rand::Rng;
 use smallvec::SmallVec;
 
 use crate::io::{AttemptId, ClientId};
+use crate::upstream_cookie::ClientCookie;
 
 /// The upstream index of an in-flight query whose upstream was removed by
 /// a reload: no reply matches it, so its attempt times out and the next
@@ -98,6 +99,26 @@ pub(crate) struct Attempt {
     /// DNS 0x20: the seed of the letter case its question was sent in
     /// (module `case`); `None` when sent in lower case.
     pub(crate) case_seed: Option<u64>,
+    /// The client cookie it was sent with (module `upstream_cookie`);
+    /// `None` when cookies were off. A reply must echo this one, even if
+    /// the upstream's cookie was renewed meanwhile.
+    pub(crate) cookie: Option<ClientCookie>,
+    /// What was refused for it that a genuine but odd upstream would
+    /// send: judged only when it times out (see [`Marks`]).
+    pub(crate) marks: Marks,
+}
+
+/// Replies refused for one attempt that matched in everything but one
+/// thing a genuine upstream may get wrong. They only mark the attempt: a
+/// forger can send such replies, but it cannot stop the genuine one, so
+/// only an attempt that then *times out* counts against the upstream (a
+/// strike toward the 0x20 or cookie fallback).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    /// A reply echoed the question in another letter case (0x20).
+    pub(crate) wrong_case: bool,
+    /// A reply came without a cookie from an upstream known to send them.
+    pub(crate) cookieless: bool,
 }
 
 impl Attempt {
@@ -139,6 +160,9 @@ pub(crate) struct InFlight {
     /// the query waits for them until that attempt's deadline, then fails
     /// with EDE 23 rather than 22.
     pub(crate) upstream_error: bool,
+    /// It was already sent again after a BADCOOKIE (RFC 7873 section
+    /// 5.3): a second BADCOOKIE is an upstream error.
+    pub(crate) badcookie_retried: bool,
 }
 
 impl InFlight {
@@ -276,11 +300,14 @@ impl InFlightTable {
                 generation: 0,
                 sent: false,
                 case_seed: None,
+                cookie: None,
+                marks: Marks::default(),
             },
             earlier: SmallVec::new(),
             tried: 0,
             attempts: 0,
             upstream_error: false,
+            badcookie_retried: false,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(index as usize) {
@@ -377,6 +404,24 @@ impl InFlightTable {
         }
     }
 
+    /// Change the live attempt of `slot` sent with `id` (current or
+    /// earlier), if there is one.
+    pub(crate) fn update_attempt(
+        &mut self,
+        slot: Slot,
+        id: u16,
+        change: impl FnOnce(&mut Attempt),
+    ) {
+        let Some(inflight) = self.get_mut(slot) else {
+            return;
+        };
+        if inflight.attempt.generation != 0 && inflight.attempt.id == id {
+            change(&mut inflight.attempt);
+        } else if let Some(attempt) = inflight.earlier.iter_mut().find(|a| a.id == id) {
+            change(attempt);
+        }
+    }
+
     /// The next attempt the runtime may forget (its socket closed).
     pub(crate) fn pop_retired(&mut self) -> Option<AttemptId> {
         self.retired.pop_front()
@@ -409,6 +454,7 @@ impl InFlightTable {
         deadline: Timestamp,
         keep_earlier: usize,
         case_seed: Option<u64>,
+        cookie: Option<ClientCookie>,
         rng: &mut impl Rng,
     ) -> Option<u32> {
         // Every live ID is in the map; leave room so the draw below ends
@@ -448,6 +494,8 @@ impl InFlightTable {
             generation,
             sent: false,
             case_seed,
+            cookie,
+            marks: Marks::default(),
         };
         self.by_id.insert(id, slot);
         self.deadlines.push(Reverse((deadline, slot, generation)));
@@ -592,6 +640,7 @@ mod tests {
                 now.add_millis(800),
                 2,
                 None,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -634,6 +683,7 @@ mod tests {
                 now.add_millis(800),
                 2,
                 None,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -648,6 +698,7 @@ mod tests {
                 later,
                 later.add_millis(800),
                 2,
+                None,
                 None,
                 &mut rng,
             )
