@@ -155,8 +155,9 @@ const CORE_COUNTERS: [CoreField; 26] = [
     ),
 ];
 
-/// DNS cookies toward upstreams (RFC 7873, client side).
-const UPSTREAM_COOKIE_COUNTERS: [CoreField; 2] = [
+/// DNS cookies toward upstreams (RFC 7873, client side), and the strikes
+/// toward the cookie and 0x20 fallbacks.
+const UPSTREAM_COOKIE_COUNTERS: [CoreField; 3] = [
     (
         "heimdall_upstream_cookie_fallbacks_total",
         "Upstreams that had sent DNS cookies and were found to have stopped (attempts timed \
@@ -169,6 +170,13 @@ const UPSTREAM_COOKIE_COUNTERS: [CoreField; 2] = [
         "Upstream BADCOOKIE replies answered by asking again at once with the server cookie \
          they carried.",
         |c| c.replies.badcookie_retries,
+    ),
+    (
+        "heimdall_upstream_strikes_flooded_total",
+        "Upstream attempts that timed out with wrong-case or cookie-less replies while their \
+         socket was flooded with other refused replies: not held against the upstream (no \
+         step toward the 0x20 or cookie fallback).",
+        |c| c.replies.strikes_flooded,
     ),
 ];
 

@@ -144,6 +144,7 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "case_fallbacks": core.replies.case_fallbacks,
             "cookie_fallbacks": core.replies.cookie_fallbacks,
             "badcookie_retries": core.replies.badcookie_retries,
+            "strikes_flooded": core.replies.strikes_flooded,
         },
         "upstream_sockets": {
             "open": core.sockets.open,

@@ -358,6 +358,9 @@ pub struct ReplyCheckSnapshot {
     /// BADCOOKIE replies answered by asking again with the server cookie
     /// they carried.
     pub badcookie_retries: u64,
+    /// Attempts that timed out with wrong-case or cookie-less replies on a
+    /// flooded socket, not counted as strikes toward either fallback.
+    pub strikes_flooded: u64,
 }
 
 impl ReplyCheckSnapshot {
@@ -391,6 +394,7 @@ impl ReplyCheckSnapshot {
         add(&mut self.case_fallbacks, other.case_fallbacks);
         add(&mut self.cookie_fallbacks, other.cookie_fallbacks);
         add(&mut self.badcookie_retries, other.badcookie_retries);
+        add(&mut self.strikes_flooded, other.strikes_flooded);
     }
 }
 

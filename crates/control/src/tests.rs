@@ -486,6 +486,7 @@ fn sample_snapshot() -> Snapshot {
         core.replies.case_fallbacks = 1;
         core.replies.cookie_fallbacks = 2;
         core.replies.badcookie_retries = 3 + index;
+        core.replies.strikes_flooded = 5;
         core.sockets = UpstreamSocketSnapshot {
             open: 3,
             opened: 30,
@@ -651,6 +652,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(replies["case_fallbacks"], 2);
     assert_eq!(replies["cookie_fallbacks"], 4);
     assert_eq!(replies["badcookie_retries"], 7);
+    assert_eq!(replies["strikes_flooded"], 10);
     let upstream = &totals["upstreams"][0];
     assert_eq!(upstream["cookies_supported"], 2, "cores that know it");
     assert_eq!(upstream["server_cookie_known"], 2);
@@ -669,7 +671,7 @@ fn stats_json_has_the_documented_fields() {
     }
 }
 
-const FAMILIES: [(&str, &str); 43] = [
+const FAMILIES: [(&str, &str); 44] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
@@ -703,6 +705,7 @@ const FAMILIES: [(&str, &str); 43] = [
     ("heimdall_upstream_socket_strays_total", "counter"),
     ("heimdall_upstream_cookie_fallbacks_total", "counter"),
     ("heimdall_upstream_badcookie_retries_total", "counter"),
+    ("heimdall_upstream_strikes_flooded_total", "counter"),
     ("heimdall_cache_entries", "gauge"),
     ("heimdall_cache_bytes", "gauge"),
     ("heimdall_upstream_sockets_open", "gauge"),
@@ -825,6 +828,7 @@ fn metrics_text_is_valid_and_complete() {
         ("heimdall_upstream_sockets_open", 3.0),
         ("heimdall_upstream_cookie_fallbacks_total", 2.0),
         ("heimdall_upstream_badcookie_retries_total", 4.0),
+        ("heimdall_upstream_strikes_flooded_total", 5.0),
     ] {
         assert_eq!(v(name, &[("core", "1")]), expected, "{name}");
     }

@@ -65,7 +65,7 @@ use rand::{Rng as _, SeedableRng as _};
 use crate::admission::{Admission, Admitted, Gate, admit, refuse};
 use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
-use crate::inflight::{Attempt, InFlight, InFlightTable, Join, Marks, Phase, Slot, Waiter};
+use crate::inflight::{Attempt, InFlight, InFlightTable, Join, Phase, Slot, Waiter};
 use crate::io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
 use crate::reply::ede;
 use crate::reply_check::{AcceptedReply, Rejection, check_reply};
@@ -600,7 +600,13 @@ impl Resolver {
             Ok(reply) => reply,
             Err(rejection) => {
                 rejection.count(&mut self.stats);
-                self.mark_attempt(rejection);
+                match (rejection, source.attempt) {
+                    (Rejection::WrongCase(..) | Rejection::NoCookie(..), _) => {
+                        self.mark_attempt(rejection);
+                    }
+                    (_, Some(socket)) => self.inflight.note_foreign_reply(socket.0),
+                    (_, None) => {}
+                }
                 return;
             }
         };
@@ -720,9 +726,10 @@ impl Resolver {
     }
 
     /// The current attempt of `slot` timed out, with no accepted reply,
-    /// after replies were refused for its `marks`: each mark is a strike
-    /// against its upstream (a forger can send such replies but cannot
-    /// make an attempt time out, so a flood never strikes). Enough strikes
+    /// after replies were refused for its `marks`, and its socket was not
+    /// flooded: each mark is a strike against its upstream (a forger can
+    /// send such replies but cannot stop the genuine one, short of
+    /// flooding the socket, which shows). Enough strikes
     /// in a row put the upstream into 0x20 fallback, or make it no longer
     /// known to send cookies. Returns whether the upstream would now
     /// accept what it sent, so the query should ask it again at once.
@@ -899,7 +906,13 @@ impl Resolver {
             }
             let attempt = inflight.attempt;
             self.stats.upstream_timeouts += 1;
-            if attempt.marks == Marks::default() {
+            let marked = attempt.marks.wrong_case || attempt.marks.cookieless;
+            if !attempt.marks.strikes() {
+                if marked {
+                    // Forged replies may have put the marks there and a
+                    // flood cost the genuine reply: no evidence.
+                    self.stats.upstream_strikes_flooded += 1;
+                }
                 self.upstreams.on_timeout(
                     attempt.upstream,
                     self.config.upstream_timeout_ms,

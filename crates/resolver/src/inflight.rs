@@ -119,6 +119,28 @@ pub(crate) struct Marks {
     pub(crate) wrong_case: bool,
     /// A reply came without a cookie from an upstream known to send them.
     pub(crate) cookieless: bool,
+    /// Replies refused on its own socket for anything else (another ID,
+    /// junk): more than a stray or two means the socket was flooded, and
+    /// a flood can fill its receive buffer so the genuine reply is lost.
+    /// Such a timeout is then no strike (see [`Marks::strikes`]).
+    pub(crate) foreign_replies: u16,
+}
+
+/// Replies refused on an attempt's socket (not for its case or cookie)
+/// beyond which its timeout is put down to a flood rather than to the
+/// upstream: a stray late reply to the socket's previous attempt is
+/// normal, a burst is not.
+pub(crate) const FLOODED_SOCKET_REPLIES: u16 = 2;
+
+impl Marks {
+    /// Whether the attempt, having timed out, is evidence against its
+    /// upstream: it had a wrong-case or cookie-less reply (which a genuine
+    /// upstream that breaks the case or stopped sending cookies sends),
+    /// and its socket was not flooded (a flood may have cost the genuine
+    /// reply, and forged replies are what put the marks there).
+    pub(crate) fn strikes(&self) -> bool {
+        (self.wrong_case || self.cookieless) && self.foreign_replies <= FLOODED_SOCKET_REPLIES
+    }
 }
 
 impl Attempt {
@@ -203,6 +225,10 @@ pub(crate) struct InFlightTable {
     free: Vec<u32>,
     by_key: HashMap<QueryKey, Slot>,
     by_id: HashMap<u16, Slot>,
+    /// The query of every live attempt by generation: a UDP reply names
+    /// the attempt whose socket received it, so a reply refused there is
+    /// counted against that attempt (`note_foreign_reply`).
+    by_generation: HashMap<u32, Slot>,
     /// Attempt deadlines: (when, slot, generation).
     deadlines: BinaryHeap<Reverse<(Timestamp, Slot, u32)>>,
     /// Serve-stale client timers: (when, slot, serial).
@@ -358,7 +384,13 @@ impl InFlightTable {
         self.by_key.remove(&inflight.key);
         let attempts = inflight.earlier.iter().chain([&inflight.attempt]);
         for attempt in attempts {
-            Self::retire(&mut self.by_id, &mut self.retired, slot, attempt);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                attempt,
+            );
         }
         Some((inflight, waiters))
     }
@@ -367,6 +399,7 @@ impl InFlightTable {
     /// runtime was handed it, queue it as retired.
     fn retire(
         by_id: &mut HashMap<u16, Slot>,
+        by_generation: &mut HashMap<u32, Slot>,
         retired: &mut VecDeque<AttemptId>,
         slot: Slot,
         attempt: &Attempt,
@@ -377,6 +410,7 @@ impl InFlightTable {
         if by_id.get(&attempt.id) == Some(&slot) {
             by_id.remove(&attempt.id);
         }
+        by_generation.remove(&attempt.generation);
         if attempt.sent {
             retired.push_back(attempt.id());
         }
@@ -391,7 +425,13 @@ impl InFlightTable {
         };
         if inflight.attempt.generation != 0 && inflight.attempt.id == id {
             let attempt = inflight.attempt;
-            Self::retire(&mut self.by_id, &mut self.retired, slot, &attempt);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                &attempt,
+            );
             // The current attempt keeps its place (its deadline and
             // counters still apply) but no reply matches it any more.
             inflight.attempt.generation = 0;
@@ -400,7 +440,13 @@ impl InFlightTable {
         }
         if let Some(index) = inflight.earlier.iter().position(|a| a.id == id) {
             let attempt = inflight.earlier.remove(index);
-            Self::retire(&mut self.by_id, &mut self.retired, slot, &attempt);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                &attempt,
+            );
         }
     }
 
@@ -419,6 +465,29 @@ impl InFlightTable {
             change(&mut inflight.attempt);
         } else if let Some(attempt) = inflight.earlier.iter_mut().find(|a| a.id == id) {
             change(attempt);
+        }
+    }
+
+    /// A UDP reply that arrived on the socket of the live attempt
+    /// `generation` was refused for something other than its case or
+    /// cookie (another ID, junk, ...): count it against that attempt.
+    pub(crate) fn note_foreign_reply(&mut self, generation: u32) {
+        let Some(&slot) = self.by_generation.get(&generation) else {
+            return;
+        };
+        let Some(inflight) = self.get_mut(slot) else {
+            return;
+        };
+        let attempt = if inflight.attempt.generation == generation {
+            Some(&mut inflight.attempt)
+        } else {
+            inflight
+                .earlier
+                .iter_mut()
+                .find(|attempt| attempt.generation == generation)
+        };
+        if let Some(attempt) = attempt {
+            attempt.marks.foreign_replies = attempt.marks.foreign_replies.saturating_add(1);
         }
     }
 
@@ -484,7 +553,13 @@ impl InFlightTable {
         }
         while inflight.earlier.len() > keep_earlier {
             let oldest = inflight.earlier.remove(0);
-            Self::retire(&mut self.by_id, &mut self.retired, slot, &oldest);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                &oldest,
+            );
         }
         inflight.attempt = Attempt {
             upstream,
@@ -498,6 +573,7 @@ impl InFlightTable {
             marks: Marks::default(),
         };
         self.by_id.insert(id, slot);
+        self.by_generation.insert(generation, slot);
         self.deadlines.push(Reverse((deadline, slot, generation)));
         Some(generation)
     }

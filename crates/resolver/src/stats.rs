@@ -87,6 +87,11 @@ pub struct ResolverStats {
     /// Upstream BADCOOKIE replies (RFC 7873 section 5.3) answered by
     /// asking again at once with the server cookie they carried.
     pub upstream_badcookie_retries: u64,
+    /// Attempts that timed out with wrong-case or cookie-less replies but
+    /// whose socket was flooded with other refused replies: not counted as
+    /// a strike toward the 0x20 or cookie fallback (the flood may have
+    /// cost the genuine reply).
+    pub upstream_strikes_flooded: u64,
     /// Upstream replies with TC over UDP, retried over TCP.
     pub upstream_truncated: u64,
     /// Upstream queries sent over TCP.

@@ -353,6 +353,42 @@ fn support_is_forgotten_only_after_timeouts_with_only_cookieless_replies() {
 }
 
 #[test]
+fn cookieless_replies_in_a_flood_never_downgrade() {
+    // The genuine reply is lost (a flooded socket), and a forged reply
+    // with the right ID but no cookie marks each attempt: the other
+    // forged replies on the socket show the flood, so no strike.
+    let (mut resolver, _, t0) = learned(3);
+    let mut out = [0u8; 1232];
+    resolver.handle_query(&a_query("drowned.example", 3), client(3), t0, &mut out);
+    let mut sent = transmits(&mut resolver);
+    let mut now = t0;
+    for _ in 0..COOKIELESS_TIMEOUTS_FOR_FALLBACK + 1 {
+        if sent.is_empty() {
+            break;
+        }
+        for guess in 1..=20u16 {
+            let mut forged = a_answer(&sent[0].1, 1, 86_400);
+            let id = u16::from_be_bytes([forged[0], forged[1]]) ^ guess;
+            forged[..2].copy_from_slice(&id.to_be_bytes());
+            deliver(&mut resolver, &sent[0], &forged, now);
+        }
+        deliver(
+            &mut resolver,
+            &sent[0],
+            &a_answer(&sent[0].1, 1, 86_400),
+            now,
+        );
+        now = resolver.next_deadline().unwrap();
+        resolver.handle_timeouts(now);
+        sent = transmits(&mut resolver);
+    }
+    let stats = resolver.stats();
+    assert_eq!(stats.upstream_cookie_fallbacks, 0);
+    assert_eq!(stats.upstream_strikes_flooded, 3);
+    assert!(resolver.upstreams().get(0).unwrap().cookie().supported());
+}
+
+#[test]
 fn badcookie_is_retried_once_with_the_new_server_cookie() {
     let mut resolver = resolver(&[UPSTREAM_A], 1);
     let now = Timestamp::from_secs(10);

@@ -334,6 +334,46 @@ fn wrong_case_replies_followed_by_the_real_one_never_strike() {
 }
 
 #[test]
+fn a_flooded_socket_makes_a_timeout_no_strike() {
+    // A forger who floods the attempt's socket can fill its buffer so the
+    // genuine reply is lost, and the one forged reply with the right ID
+    // (in lower case) marks the attempt: the flood shows, so the timeout
+    // is not held against the upstream.
+    let mut resolver = resolver(&[UPSTREAM_A], 3);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(100);
+    resolver.handle_query(&a_query("flooded.example.com", 1), client(1), t0, &mut out);
+    let mut sent = transmits(&mut resolver);
+    let mut now = t0;
+    for _ in 0..CASE_STRIKES_FOR_FALLBACK {
+        let (to, socket) = (sent[0].0.to, sent[0].0.attempt);
+        for guess in 0..50u16 {
+            let mut forged = a_answer(&lower_question(sent[0].1.clone()), 1, 86_400);
+            let id = u16::from_be_bytes([forged[0], forged[1]]) ^ (guess + 1);
+            forged[..2].copy_from_slice(&id.to_be_bytes());
+            resolver.handle_upstream_reply(on_socket(to, socket), &forged, now);
+        }
+        answer_lowered(&mut resolver, &sent[0], now);
+        now = resolver.next_deadline().unwrap();
+        resolver.handle_timeouts(now);
+        sent = transmits(&mut resolver);
+    }
+    let stats = resolver.stats();
+    assert_eq!(stats.reply_rejected_wrong_id, 150);
+    assert_eq!(stats.reply_rejected_wrong_case, 3);
+    assert_eq!(stats.upstream_strikes_flooded, 3);
+    assert_eq!(stats.upstream_case_fallbacks, 0, "a flood never downgrades");
+    let up = resolver.upstreams().get(0).unwrap();
+    assert_eq!(up.stats().case_strikes, 0);
+    assert!(up.echoes_case(now.as_millis()));
+    let failed = replies(&mut resolver, now);
+    assert_eq!(
+        Message::parse(&failed[0].1).unwrap().rcode(),
+        Rcode::SERVFAIL
+    );
+}
+
+#[test]
 fn case_strikes_must_come_in_a_row() {
     let mut resolver = resolver(&[UPSTREAM_A], 1);
     let mut out = [0u8; 1232];

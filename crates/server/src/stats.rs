@@ -202,5 +202,6 @@ fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
     replies.case_fallbacks = stats.upstream_case_fallbacks;
     replies.cookie_fallbacks = stats.upstream_cookie_fallbacks;
     replies.badcookie_retries = stats.upstream_badcookie_retries;
+    replies.strikes_flooded = stats.upstream_strikes_flooded;
     replies
 }
