@@ -10,6 +10,12 @@
 //! and an upstream whose address changes on reload is a new upstream with
 //! a fresh cookie. Every core has its own: a server cookie is bound to the
 //! client cookie it was issued for, so each core learns its own.
+//! RFC 7873 also asks for a new client cookie when the client's address
+//! changes; the engine never sees its source address (the runtime's
+//! sockets are unbound wildcards), so an address change shows as
+//! BADCOOKIE from a strict upstream, which the engine answers by asking
+//! again with the new server cookie, or at the latest as the daily
+//! renewal.
 //!
 //! Why the cookie defends: an off-path forger does not see our queries,
 //! so it cannot know the client cookie; once an upstream has been seen to

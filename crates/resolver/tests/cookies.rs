@@ -307,6 +307,30 @@ fn once_an_upstream_sent_cookies_a_cookieless_reply_is_rejected() {
 }
 
 #[test]
+fn the_cookie_is_judged_before_the_case() {
+    // A cookie-less reply in the wrong case from a cookie upstream is a
+    // cookie fault: it says nothing about the upstream's case handling.
+    let (mut resolver, client_cookie, now) = learned(1);
+    let sent = ask(&mut resolver, "Mixed-Case-Name.example", 2, now);
+    assert!(
+        sent.1[12..].iter().take(20).any(u8::is_ascii_uppercase),
+        "this seed sends some upper case"
+    );
+    let mut lowered = sent.1.clone();
+    let end = 12 + lowered[12..].iter().position(|&b| b == 0).unwrap();
+    lowered[12..end].make_ascii_lowercase();
+    deliver(&mut resolver, &sent, &a_answer(&lowered, 1, 60), now);
+    let stats = resolver.stats();
+    assert_eq!(stats.reply_rejected_wrong_cookie, 1);
+    assert_eq!(stats.reply_rejected_wrong_case, 0);
+    // With our cookie but in the wrong case: a case fault.
+    let wrong_case = answer_with_cookie(&lowered, &client_cookie, &SERVER);
+    deliver(&mut resolver, &sent, &wrong_case, now);
+    assert_eq!(resolver.stats().reply_rejected_wrong_case, 1);
+    assert!(replies(&mut resolver, now).is_empty());
+}
+
+#[test]
 fn support_is_forgotten_only_after_timeouts_with_only_cookieless_replies() {
     let (mut resolver, _, t0) = learned(3);
     let mut out = [0u8; 1232];
