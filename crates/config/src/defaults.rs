@@ -62,6 +62,8 @@ pub const UPSTREAM_MAX_SOCKETS: usize = 1024;
 pub const UPSTREAM_SOCKET_USES: u32 = 64;
 /// `upstream.qname_case_randomization`: DNS 0x20 on.
 pub const UPSTREAM_QNAME_CASE_RANDOMIZATION: bool = true;
+/// `upstream.cookies`: DNS cookies toward upstreams (RFC 7873) on.
+pub const UPSTREAM_COOKIES: bool = true;
 /// `tcp.idle_timeout`: a client connection with no query outstanding
 /// and none arriving is closed after this long.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -255,8 +255,19 @@ sections! {
                 ANY;
                 "DNS 0x20: send the letters of every upstream question in a random case and accept \
                  only a reply that echoes it exactly, so a forged reply must also guess one bit per \
-                 letter. A server found not to echo the case is asked in lower case for 15 \
-                 minutes (counted, and shown per server in /stats).";
+                 letter. A server found not to echo the case (3 attempts in a row that time out \
+                 having had only wrong-case replies; forged replies cannot cause that) is asked in \
+                 lower case for 15 minutes (counted, and shown per server in /stats).";
+            cookies: bool => bool = defaults::UPSTREAM_COOKIES;
+                Bool,
+                ANY;
+                "DNS cookies toward upstreams (RFC 7873): every upstream query carries an 8-byte \
+                 client cookie of that server's own (renewed daily) and the server cookie learned \
+                 from it, and a reply whose cookie is not ours is refused. Once a server has sent \
+                 cookies, a reply from it without one is refused too, until 3 attempts in a row \
+                 time out having had only cookie-less replies (counted in \
+                 `heimdall_upstream_cookie_fallbacks_total`). A BADCOOKIE reply is answered by \
+                 asking again once with its server cookie.";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

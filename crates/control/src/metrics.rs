@@ -155,6 +155,31 @@ const CORE_COUNTERS: [CoreField; 26] = [
     ),
 ];
 
+/// DNS cookies toward upstreams (RFC 7873, client side), and the strikes
+/// toward the cookie and 0x20 fallbacks.
+const UPSTREAM_COOKIE_COUNTERS: [CoreField; 3] = [
+    (
+        "heimdall_upstream_cookie_fallbacks_total",
+        "Upstreams that had sent DNS cookies and were found to have stopped (attempts timed \
+         out with only cookie-less replies), so cookie-less replies from them are accepted \
+         again.",
+        |c| c.replies.cookie_fallbacks,
+    ),
+    (
+        "heimdall_upstream_badcookie_retries_total",
+        "Upstream BADCOOKIE replies answered by asking again at once with the server cookie \
+         they carried.",
+        |c| c.replies.badcookie_retries,
+    ),
+    (
+        "heimdall_upstream_strikes_flooded_total",
+        "Upstream attempts that timed out with wrong-case or cookie-less replies while their \
+         socket was flooded with other refused replies: not held against the upstream (no \
+         step toward the 0x20 or cookie fallback).",
+        |c| c.replies.strikes_flooded,
+    ),
+];
+
 const CORE_GAUGES: [CoreField; 3] = [
     ("heimdall_cache_entries", "Cache entries held.", |c| {
         c.cache.entries
@@ -188,6 +213,25 @@ const UPSTREAM_COUNTERS: [UpstreamField; 3] = [
         "heimdall_upstream_timeouts_total",
         "Upstream queries that timed out.",
         |u| u.timeouts,
+    ),
+];
+
+/// What a core knows of an upstream: 1 or 0.
+const UPSTREAM_STATE_GAUGES: [UpstreamField; 3] = [
+    (
+        "heimdall_upstream_cookies_supported",
+        "1 when the upstream has sent DNS cookies, so a cookie-less reply from it is refused.",
+        |u| u.cookies_supported,
+    ),
+    (
+        "heimdall_upstream_server_cookie_known",
+        "1 when a server cookie from the upstream is known and sent with every query.",
+        |u| u.server_cookie_known,
+    ),
+    (
+        "heimdall_upstream_case_fallback",
+        "1 while the upstream is asked in lower case because it did not echo the 0x20 case.",
+        |u| u.case_fallback,
     ),
 ];
 
@@ -251,6 +295,7 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
 
     let per_core = CORE_COUNTERS
         .iter()
+        .chain(&UPSTREAM_COOKIE_COUNTERS)
         .map(|field| (field, "counter"))
         .chain(CORE_GAUGES.iter().map(|field| (field, "gauge")));
     for ((name, help, read), kind) in per_core {
@@ -262,6 +307,16 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
 
     for (name, help, read) in &UPSTREAM_COUNTERS {
         family(&mut out, name, "counter", help);
+        for (core, id) in snapshot.cores.iter().zip(&ids) {
+            for upstream in &core.upstreams {
+                let labels = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
+                sample(&mut out, name, &labels, read(upstream));
+            }
+        }
+    }
+
+    for (name, help, read) in &UPSTREAM_STATE_GAUGES {
+        family(&mut out, name, "gauge", help);
         for (core, id) in snapshot.cores.iter().zip(&ids) {
             for upstream in &core.upstreams {
                 let labels = [("core", id.as_str()), ("upstream", upstream.label.as_str())];

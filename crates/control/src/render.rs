@@ -142,6 +142,9 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "malformed": core.replies.malformed,
             "late_accepted": core.replies.late_accepted,
             "case_fallbacks": core.replies.case_fallbacks,
+            "cookie_fallbacks": core.replies.cookie_fallbacks,
+            "badcookie_retries": core.replies.badcookie_retries,
+            "strikes_flooded": core.replies.strikes_flooded,
         },
         "upstream_sockets": {
             "open": core.sockets.open,
@@ -173,6 +176,9 @@ fn upstream_value(upstream: &UpstreamSnapshot) -> Value {
         "queries": upstream.queries,
         "errors": upstream.errors,
         "timeouts": upstream.timeouts,
+        "cookies_supported": upstream.cookies_supported,
+        "server_cookie_known": upstream.server_cookie_known,
+        "case_fallback": upstream.case_fallback,
         "latency": {
             "count": upstream.latency.count(),
             "sum_us": upstream.latency.sum_us(),

@@ -351,6 +351,16 @@ pub struct ReplyCheckSnapshot {
     /// Upstreams found not to preserve letter case, for which 0x20 was
     /// turned off.
     pub case_fallbacks: u64,
+    // DNS cookies toward upstreams (RFC 7873, client side).
+    /// Upstreams that had sent cookies and were found to have stopped
+    /// (attempts timed out with only cookie-less replies).
+    pub cookie_fallbacks: u64,
+    /// BADCOOKIE replies answered by asking again with the server cookie
+    /// they carried.
+    pub badcookie_retries: u64,
+    /// Attempts that timed out with wrong-case or cookie-less replies on a
+    /// flooded socket, not counted as strikes toward either fallback.
+    pub strikes_flooded: u64,
 }
 
 impl ReplyCheckSnapshot {
@@ -382,6 +392,9 @@ impl ReplyCheckSnapshot {
         add(&mut self.malformed, other.malformed);
         add(&mut self.late_accepted, other.late_accepted);
         add(&mut self.case_fallbacks, other.case_fallbacks);
+        add(&mut self.cookie_fallbacks, other.cookie_fallbacks);
+        add(&mut self.badcookie_retries, other.badcookie_retries);
+        add(&mut self.strikes_flooded, other.strikes_flooded);
     }
 }
 
@@ -437,6 +450,14 @@ pub struct UpstreamSnapshot {
     pub timeouts: u64,
     /// Reply latency.
     pub latency: LatencyHistogram,
+    // What the core knows of the upstream: 0 or 1 on one core, the
+    // number of cores in the totals.
+    /// It has sent DNS cookies (so a cookie-less reply from it is refused).
+    pub cookies_supported: u64,
+    /// A server cookie from it is known (and sent with every query).
+    pub server_cookie_known: u64,
+    /// It is in 0x20 case fallback (asked in lower case).
+    pub case_fallback: u64,
 }
 
 /// One core's counters.
@@ -506,6 +527,9 @@ impl CoreSnapshot {
                     add(&mut mine.errors, upstream.errors);
                     add(&mut mine.timeouts, upstream.timeouts);
                     mine.latency.merge(&upstream.latency);
+                    add(&mut mine.cookies_supported, upstream.cookies_supported);
+                    add(&mut mine.server_cookie_known, upstream.server_cookie_known);
+                    add(&mut mine.case_fallback, upstream.case_fallback);
                 }
                 None => self.upstreams.push(upstream.clone()),
             }

@@ -484,6 +484,9 @@ fn sample_snapshot() -> Snapshot {
         core.replies.malformed = 11;
         core.replies.late_accepted = 12;
         core.replies.case_fallbacks = 1;
+        core.replies.cookie_fallbacks = 2;
+        core.replies.badcookie_retries = 3 + index;
+        core.replies.strikes_flooded = 5;
         core.sockets = UpstreamSocketSnapshot {
             open: 3,
             opened: 30,
@@ -504,6 +507,9 @@ fn sample_snapshot() -> Snapshot {
                 errors: 1,
                 timeouts: 2,
                 latency,
+                cookies_supported: 1,
+                server_cookie_known: 1,
+                case_fallback: index,
             },
             UpstreamSnapshot {
                 label: "tricky \"quoted\" \\ back\nslash".to_owned(),
@@ -644,6 +650,13 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(replies["malformed"], 22);
     assert_eq!(replies["late_accepted"], 24);
     assert_eq!(replies["case_fallbacks"], 2);
+    assert_eq!(replies["cookie_fallbacks"], 4);
+    assert_eq!(replies["badcookie_retries"], 7);
+    assert_eq!(replies["strikes_flooded"], 10);
+    let upstream = &totals["upstreams"][0];
+    assert_eq!(upstream["cookies_supported"], 2, "cores that know it");
+    assert_eq!(upstream["server_cookie_known"], 2);
+    assert_eq!(upstream["case_fallback"], 1);
     let sockets = &totals["upstream_sockets"];
     for (field, expected) in [
         ("open", 6),
@@ -658,7 +671,7 @@ fn stats_json_has_the_documented_fields() {
     }
 }
 
-const FAMILIES: [(&str, &str); 38] = [
+const FAMILIES: [(&str, &str); 44] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
@@ -690,12 +703,18 @@ const FAMILIES: [(&str, &str); 38] = [
     ("heimdall_upstream_socket_waits_total", "counter"),
     ("heimdall_upstream_socket_wait_drops_total", "counter"),
     ("heimdall_upstream_socket_strays_total", "counter"),
+    ("heimdall_upstream_cookie_fallbacks_total", "counter"),
+    ("heimdall_upstream_badcookie_retries_total", "counter"),
+    ("heimdall_upstream_strikes_flooded_total", "counter"),
     ("heimdall_cache_entries", "gauge"),
     ("heimdall_cache_bytes", "gauge"),
     ("heimdall_upstream_sockets_open", "gauge"),
     ("heimdall_upstream_queries_total", "counter"),
     ("heimdall_upstream_errors_total", "counter"),
     ("heimdall_upstream_timeouts_total", "counter"),
+    ("heimdall_upstream_cookies_supported", "gauge"),
+    ("heimdall_upstream_server_cookie_known", "gauge"),
+    ("heimdall_upstream_case_fallback", "gauge"),
     ("heimdall_upstream_latency_seconds", "histogram"),
 ];
 
@@ -807,8 +826,19 @@ fn metrics_text_is_valid_and_complete() {
         ("heimdall_upstream_socket_wait_drops_total", 4.0),
         ("heimdall_upstream_socket_strays_total", 6.0),
         ("heimdall_upstream_sockets_open", 3.0),
+        ("heimdall_upstream_cookie_fallbacks_total", 2.0),
+        ("heimdall_upstream_badcookie_retries_total", 4.0),
+        ("heimdall_upstream_strikes_flooded_total", 5.0),
     ] {
         assert_eq!(v(name, &[("core", "1")]), expected, "{name}");
+    }
+    let upstream_1 = [("core", "1"), ("upstream", "192.0.2.1:53")];
+    for name in [
+        "heimdall_upstream_cookies_supported",
+        "heimdall_upstream_server_cookie_known",
+        "heimdall_upstream_case_fallback",
+    ] {
+        assert_eq!(v(name, &upstream_1), 1.0, "{name}");
     }
     let upstream = [("core", "0"), ("upstream", "192.0.2.1:53")];
     assert_eq!(v("heimdall_upstream_timeouts_total", &upstream), 2.0);

@@ -92,6 +92,9 @@ pub struct ResolverConfig {
     /// DNS 0x20: random letter case in upstream questions, echoed exactly
     /// in accepted replies (module `case`).
     pub case_randomization: bool,
+    /// DNS cookies toward upstreams (RFC 7873, module `upstream_cookie`):
+    /// every query carries our client cookie, and a reply must echo it.
+    pub cookies: bool,
     /// Most hints queued before the runtime drains them.
     pub max_queued_hints: usize,
     /// Query policy (ACL, rate limit, local data, blocklist).
@@ -137,6 +140,7 @@ impl Default for ResolverConfig {
             max_total_waiters: 16_384,
             hints: defaults::HINTS_ENABLED,
             case_randomization: defaults::UPSTREAM_QNAME_CASE_RANDOMIZATION,
+            cookies: defaults::UPSTREAM_COOKIES,
             max_queued_hints: 1024,
             policy: PolicyConfig::default(),
             stale_client_timeout_ms: millis(defaults::STALE_CLIENT_TIMEOUT),

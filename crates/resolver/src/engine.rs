@@ -55,8 +55,8 @@ use heimdall_cache::{
 use heimdall_config::UpstreamTransport;
 use heimdall_policy::{RateLimiter, Verdict, write_blocked};
 use heimdall_wire::{
-    Class, Flags, HEADER_LEN, Message, MessageBuilder, Name, OptSpec, QueryKey, Rcode, RecordType,
-    WireNameBuf,
+    Class, EdnsOption, Flags, HEADER_LEN, Message, MessageBuilder, Name, OptSpec, QueryKey, Rcode,
+    RecordType, WireNameBuf, edns,
 };
 use heimdall_zone::Reply as LocalReply;
 use rand::rngs::{StdRng, SysRng};
@@ -65,11 +65,12 @@ use rand::{Rng as _, SeedableRng as _};
 use crate::admission::{Admission, Admitted, Gate, admit, refuse};
 use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
-use crate::inflight::{InFlight, InFlightTable, Join, Phase, Slot, Waiter};
+use crate::inflight::{Attempt, InFlight, InFlightTable, Join, Phase, Slot, Waiter};
 use crate::io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
 use crate::reply::ede;
 use crate::reply_check::{AcceptedReply, Rejection, check_reply};
 use crate::stats::ResolverStats;
+use crate::upstream_cookie::COOKIE_OPTION_MAX;
 use crate::upstreams::Upstreams;
 use completion::{Answer, Completion};
 pub use reload::ReconfigureReport;
@@ -511,6 +512,12 @@ impl Resolver {
                 .get(upstream)
                 .is_some_and(|up| up.echoes_case(now.as_millis())))
         .then(|| self.rng.next_u64());
+        let cookie = if self.config.cookies {
+            self.upstreams
+                .client_cookie(upstream, now.as_millis(), &mut self.rng)
+        } else {
+            None
+        };
         let begun = self.inflight.begin_send(
             slot,
             upstream,
@@ -519,6 +526,7 @@ impl Resolver {
             deadline,
             keep_earlier,
             case_seed,
+            cookie,
             &mut self.rng,
         );
         let Some(generation) = begun else {
@@ -542,11 +550,18 @@ impl Resolver {
                 continue;
             };
             let attempt = inflight.attempt;
-            let Some(to) = self.upstreams.get(attempt.upstream).map(|up| up.address()) else {
+            let Some(upstream) = self.upstreams.get(attempt.upstream) else {
                 continue;
             };
-            let Some(len) = write_upstream_query(out, inflight, self.config.udp_payload_size)
-            else {
+            // On the stack: client cookie and the server cookie learned.
+            let mut cookie = [0u8; COOKIE_OPTION_MAX];
+            let cookie_len = attempt.cookie.map_or(0, |client| {
+                upstream.cookie().write_option(&client, &mut cookie)
+            });
+            let to = upstream.address();
+            let cookie = cookie.get(..cookie_len).unwrap_or_default();
+            let our_size = self.config.udp_payload_size;
+            let Some(len) = write_upstream_query(out, inflight, our_size, cookie) else {
                 continue;
             };
             // From here the runtime knows the attempt; it is retired to
@@ -580,18 +595,27 @@ impl Resolver {
             attempt,
             current,
             message,
+            server_cookie,
         } = match check_reply(&self.inflight, &self.upstreams, source, packet) {
             Ok(reply) => reply,
             Err(rejection) => {
                 rejection.count(&mut self.stats);
-                if let Rejection::WrongCase(slot, id) = rejection {
-                    self.case_mismatch(slot, id, now);
+                match (rejection, source.attempt) {
+                    (Rejection::WrongCase(..) | Rejection::NoCookie(..), _) => {
+                        self.mark_attempt(rejection);
+                    }
+                    (_, Some(socket)) => self.inflight.note_foreign_reply(socket.0),
+                    (_, None) => {}
                 }
                 return;
             }
         };
         if attempt.case_seed.is_some() {
             self.upstreams.on_case_echoed(attempt.upstream);
+        }
+        if let (Some(client), Some(server)) = (attempt.cookie, server_cookie) {
+            self.upstreams
+                .on_cookie_echoed(attempt.upstream, &client, server);
         }
         let Some((attempts_used, earlier_live)) = self
             .inflight
@@ -619,6 +643,28 @@ impl Resolver {
             return;
         }
         let rcode = message.rcode();
+        let learned_server_cookie = server_cookie.is_some_and(|server| !server.is_empty());
+        if rcode == Rcode::BADCOOKIE && learned_server_cookie {
+            let retried = self
+                .inflight
+                .get(slot)
+                .is_some_and(|inflight| inflight.badcookie_retried);
+            if !retried {
+                // RFC 7873 section 5.3: the upstream wants its server
+                // cookie, which it just gave us (learned above). Ask again
+                // at once, without using up an attempt; only once per
+                // query, so a second BADCOOKIE is an upstream error below.
+                self.inflight.retire_attempt(slot, attempt.id);
+                if current {
+                    if let Some(inflight) = self.inflight.get_mut(slot) {
+                        inflight.badcookie_retried = true;
+                    }
+                    self.stats.upstream_badcookie_retries += 1;
+                    self.send(slot, attempt.upstream, attempt.transport, now);
+                }
+                return;
+            }
+        }
         if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
             self.upstreams.on_error(attempt.upstream);
             let attempts_left = attempts_used < self.config.attempts.max(1);
@@ -655,33 +701,59 @@ impl Resolver {
         self.store_answer(slot, &message, packet, now);
     }
 
-    /// A reply to attempt `id` of `slot` had everything right but the 0x20
-    /// letter case. The upstream learns of it (enough in a row put it into
-    /// case fallback); once it is in fallback, the query is asked again
-    /// of it at once in lower case, without using up an attempt (like a TCP
-    /// retry after TC), rather than waiting for the attempt to time out.
-    fn case_mismatch(&mut self, slot: Slot, id: u16, now: Timestamp) {
-        let Some((attempt, current)) = self
-            .inflight
-            .get(slot)
-            .and_then(|inflight| inflight.attempt_with_id(id))
-        else {
-            return;
+    /// A reply refused for the one thing a genuine upstream may get wrong
+    /// (the 0x20 case, or a cookie it stopped sending) marks its attempt;
+    /// the attempt's timeout decides (`judge_marks`). Other rejections
+    /// change nothing.
+    fn mark_attempt(&mut self, rejection: Rejection) {
+        let (slot, id, wrong_case) = match rejection {
+            Rejection::WrongCase(slot, id) => (slot, id, true),
+            Rejection::NoCookie(slot, id) => (slot, id, false),
+            _ => return,
         };
-        if self
-            .upstreams
-            .on_case_mismatch(attempt.upstream, now.as_millis())
-        {
-            self.stats.upstream_case_fallbacks += 1;
+        let mut upstream = None;
+        self.inflight.update_attempt(slot, id, |attempt| {
+            upstream = Some(attempt.upstream);
+            if wrong_case {
+                attempt.marks.wrong_case = true;
+            } else {
+                attempt.marks.cookieless = true;
+            }
+        });
+        if wrong_case && let Some(upstream) = upstream {
+            self.upstreams.on_case_mismatch(upstream);
         }
-        let falls_back = self
-            .upstreams
-            .get(attempt.upstream)
-            .is_some_and(|up| !up.echoes_case(now.as_millis()));
-        if current && falls_back {
-            self.inflight.retire_attempt(slot, id);
-            self.send(slot, attempt.upstream, attempt.transport, now);
+    }
+
+    /// The current attempt of `slot` timed out, with no accepted reply,
+    /// after replies were refused for its `marks`, and its socket was not
+    /// flooded: each mark is a strike against its upstream (a forger can
+    /// send such replies but cannot stop the genuine one, short of
+    /// flooding the socket, which shows). Enough strikes
+    /// in a row put the upstream into 0x20 fallback, or make it no longer
+    /// known to send cookies. Returns whether the upstream would now
+    /// accept what it sent, so the query should ask it again at once.
+    fn judge_marks(&mut self, upstream: usize, attempt: Attempt, now: Timestamp) -> bool {
+        let mut ask_again = false;
+        if attempt.marks.wrong_case {
+            if self.upstreams.on_case_strike(upstream, now.as_millis()) {
+                self.stats.upstream_case_fallbacks += 1;
+            }
+            ask_again |= self
+                .upstreams
+                .get(upstream)
+                .is_some_and(|up| !up.echoes_case(now.as_millis()));
         }
+        if attempt.marks.cookieless {
+            if self.upstreams.on_cookieless_timeout(upstream) {
+                self.stats.upstream_cookie_fallbacks += 1;
+            }
+            ask_again |= self
+                .upstreams
+                .get(upstream)
+                .is_some_and(|up| !up.cookie().supported());
+        }
+        ask_again
     }
 
     /// An accepted answer for `slot`: normalize it, store it (unless a
@@ -828,13 +900,32 @@ impl Resolver {
             };
             // An attempt answered with an error only waited for earlier
             // ones: its upstream did answer, so it is no timeout.
-            if !inflight.upstream_error {
-                self.stats.upstream_timeouts += 1;
+            if inflight.upstream_error {
+                self.send_attempt(slot, now);
+                continue;
+            }
+            let attempt = inflight.attempt;
+            self.stats.upstream_timeouts += 1;
+            let marked = attempt.marks.wrong_case || attempt.marks.cookieless;
+            if !attempt.marks.strikes() {
+                if marked {
+                    // Forged replies may have put the marks there and a
+                    // flood cost the genuine reply: no evidence.
+                    self.stats.upstream_strikes_flooded += 1;
+                }
                 self.upstreams.on_timeout(
-                    inflight.attempt.upstream,
+                    attempt.upstream,
                     self.config.upstream_timeout_ms,
                     now.as_millis(),
                 );
+            } else if self.judge_marks(attempt.upstream, attempt, now) {
+                // The upstream answered, only not in a way we accepted
+                // until now: ask it again at once (lower case, or without
+                // requiring a cookie), without using up an attempt. No
+                // backoff either: it is not down.
+                self.inflight.retire_attempt(slot, attempt.id);
+                self.send(slot, attempt.upstream, attempt.transport, now);
+                continue;
             }
             self.send_attempt(slot, now);
         }
@@ -894,7 +985,9 @@ impl Resolver {
 
 /// Whether an upstream reply with `rcode` means the upstream failed us
 /// rather than answered: SERVFAIL (it could not resolve), REFUSED (it
-/// will not serve us), NOTIMP and FORMERR (it could not take our query).
+/// will not serve us), NOTIMP and FORMERR (it could not take our query),
+/// BADCOOKIE (it would not take our cookie, even after one retry with its
+/// fresh server cookie).
 /// Such a reply makes the query try the next upstream, and when attempts
 /// are used up the client gets SERVFAIL with EDE 23 "Network Error",
 /// cached briefly (RFC 9520); the rcode itself is never relayed, since it
@@ -906,6 +999,7 @@ fn upstream_failed(rcode: Rcode) -> bool {
         Rcode::REFUSED,
         Rcode::NOTIMP,
         Rcode::FORMERR,
+        Rcode::BADCOOKIE,
     ]
     .contains(&rcode)
 }
@@ -952,8 +1046,14 @@ fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: T
 
 /// The upstream query for an in-flight entry: random ID, RD, the key's CD,
 /// the question (lower case, or in the attempt's 0x20 case), and EDNS with
-/// our size and the key's DO.
-fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> Option<usize> {
+/// our size, the key's DO and, unless `cookie` is empty, the COOKIE
+/// option with that data (RFC 7873: client cookie, then server cookie).
+fn write_upstream_query(
+    out: &mut [u8],
+    inflight: &InFlight,
+    our_size: u16,
+    cookie: &[u8],
+) -> Option<usize> {
     let key = &inflight.key;
     let name = Name::from_wire(&key.name).ok()?;
     let mut builder = MessageBuilder::new(out).ok()?;
@@ -964,12 +1064,20 @@ fn write_upstream_query(out: &mut [u8], inflight: &InFlight, our_size: u16) -> O
             .with_checking_disabled(key.checking_disabled),
     );
     builder.question(&name, key.qtype, key.qclass).ok()?;
+    let cookie_option = [EdnsOption {
+        code: edns::COOKIE,
+        data: cookie,
+    }];
     let opt = OptSpec {
         udp_payload_size: our_size,
         extended_rcode: 0,
         version: 0,
         dnssec_ok: key.dnssec_ok,
-        options: &[],
+        options: if cookie.is_empty() {
+            &[]
+        } else {
+            &cookie_option
+        },
     };
     builder.opt(&opt).ok()?;
     let len = builder.finish();

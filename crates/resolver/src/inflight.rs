@@ -33,6 +33,7 @@ use rand::Rng;
 use smallvec::SmallVec;
 
 use crate::io::{AttemptId, ClientId};
+use crate::upstream_cookie::ClientCookie;
 
 /// The upstream index of an in-flight query whose upstream was removed by
 /// a reload: no reply matches it, so its attempt times out and the next
@@ -98,6 +99,48 @@ pub(crate) struct Attempt {
     /// DNS 0x20: the seed of the letter case its question was sent in
     /// (module `case`); `None` when sent in lower case.
     pub(crate) case_seed: Option<u64>,
+    /// The client cookie it was sent with (module `upstream_cookie`);
+    /// `None` when cookies were off. A reply must echo this one, even if
+    /// the upstream's cookie was renewed meanwhile.
+    pub(crate) cookie: Option<ClientCookie>,
+    /// What was refused for it that a genuine but odd upstream would
+    /// send: judged only when it times out (see [`Marks`]).
+    pub(crate) marks: Marks,
+}
+
+/// Replies refused for one attempt that matched in everything but one
+/// thing a genuine upstream may get wrong. They only mark the attempt: a
+/// forger can send such replies, but it cannot stop the genuine one, so
+/// only an attempt that then *times out* counts against the upstream (a
+/// strike toward the 0x20 or cookie fallback).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    /// A reply echoed the question in another letter case (0x20).
+    pub(crate) wrong_case: bool,
+    /// A reply came without a cookie from an upstream known to send them.
+    pub(crate) cookieless: bool,
+    /// Replies refused on its own socket for anything else (another ID,
+    /// junk): more than a stray or two means the socket was flooded, and
+    /// a flood can fill its receive buffer so the genuine reply is lost.
+    /// Such a timeout is then no strike (see [`Marks::strikes`]).
+    pub(crate) foreign_replies: u16,
+}
+
+/// Replies refused on an attempt's socket (not for its case or cookie)
+/// beyond which its timeout is put down to a flood rather than to the
+/// upstream: a stray late reply to the socket's previous attempt is
+/// normal, a burst is not.
+pub(crate) const FLOODED_SOCKET_REPLIES: u16 = 2;
+
+impl Marks {
+    /// Whether the attempt, having timed out, is evidence against its
+    /// upstream: it had a wrong-case or cookie-less reply (which a genuine
+    /// upstream that breaks the case or stopped sending cookies sends),
+    /// and its socket was not flooded (a flood may have cost the genuine
+    /// reply, and forged replies are what put the marks there).
+    pub(crate) fn strikes(&self) -> bool {
+        (self.wrong_case || self.cookieless) && self.foreign_replies <= FLOODED_SOCKET_REPLIES
+    }
 }
 
 impl Attempt {
@@ -139,6 +182,9 @@ pub(crate) struct InFlight {
     /// the query waits for them until that attempt's deadline, then fails
     /// with EDE 23 rather than 22.
     pub(crate) upstream_error: bool,
+    /// It was already sent again after a BADCOOKIE (RFC 7873 section
+    /// 5.3): a second BADCOOKIE is an upstream error.
+    pub(crate) badcookie_retried: bool,
 }
 
 impl InFlight {
@@ -179,6 +225,10 @@ pub(crate) struct InFlightTable {
     free: Vec<u32>,
     by_key: HashMap<QueryKey, Slot>,
     by_id: HashMap<u16, Slot>,
+    /// The query of every live attempt by generation: a UDP reply names
+    /// the attempt whose socket received it, so a reply refused there is
+    /// counted against that attempt (`note_foreign_reply`).
+    by_generation: HashMap<u32, Slot>,
     /// Attempt deadlines: (when, slot, generation).
     deadlines: BinaryHeap<Reverse<(Timestamp, Slot, u32)>>,
     /// Serve-stale client timers: (when, slot, serial).
@@ -276,11 +326,14 @@ impl InFlightTable {
                 generation: 0,
                 sent: false,
                 case_seed: None,
+                cookie: None,
+                marks: Marks::default(),
             },
             earlier: SmallVec::new(),
             tried: 0,
             attempts: 0,
             upstream_error: false,
+            badcookie_retried: false,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(index as usize) {
@@ -331,7 +384,13 @@ impl InFlightTable {
         self.by_key.remove(&inflight.key);
         let attempts = inflight.earlier.iter().chain([&inflight.attempt]);
         for attempt in attempts {
-            Self::retire(&mut self.by_id, &mut self.retired, slot, attempt);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                attempt,
+            );
         }
         Some((inflight, waiters))
     }
@@ -340,6 +399,7 @@ impl InFlightTable {
     /// runtime was handed it, queue it as retired.
     fn retire(
         by_id: &mut HashMap<u16, Slot>,
+        by_generation: &mut HashMap<u32, Slot>,
         retired: &mut VecDeque<AttemptId>,
         slot: Slot,
         attempt: &Attempt,
@@ -350,6 +410,7 @@ impl InFlightTable {
         if by_id.get(&attempt.id) == Some(&slot) {
             by_id.remove(&attempt.id);
         }
+        by_generation.remove(&attempt.generation);
         if attempt.sent {
             retired.push_back(attempt.id());
         }
@@ -364,7 +425,13 @@ impl InFlightTable {
         };
         if inflight.attempt.generation != 0 && inflight.attempt.id == id {
             let attempt = inflight.attempt;
-            Self::retire(&mut self.by_id, &mut self.retired, slot, &attempt);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                &attempt,
+            );
             // The current attempt keeps its place (its deadline and
             // counters still apply) but no reply matches it any more.
             inflight.attempt.generation = 0;
@@ -373,7 +440,54 @@ impl InFlightTable {
         }
         if let Some(index) = inflight.earlier.iter().position(|a| a.id == id) {
             let attempt = inflight.earlier.remove(index);
-            Self::retire(&mut self.by_id, &mut self.retired, slot, &attempt);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                &attempt,
+            );
+        }
+    }
+
+    /// Change the live attempt of `slot` sent with `id` (current or
+    /// earlier), if there is one.
+    pub(crate) fn update_attempt(
+        &mut self,
+        slot: Slot,
+        id: u16,
+        change: impl FnOnce(&mut Attempt),
+    ) {
+        let Some(inflight) = self.get_mut(slot) else {
+            return;
+        };
+        if inflight.attempt.generation != 0 && inflight.attempt.id == id {
+            change(&mut inflight.attempt);
+        } else if let Some(attempt) = inflight.earlier.iter_mut().find(|a| a.id == id) {
+            change(attempt);
+        }
+    }
+
+    /// A UDP reply that arrived on the socket of the live attempt
+    /// `generation` was refused for something other than its case or
+    /// cookie (another ID, junk, ...): count it against that attempt.
+    pub(crate) fn note_foreign_reply(&mut self, generation: u32) {
+        let Some(&slot) = self.by_generation.get(&generation) else {
+            return;
+        };
+        let Some(inflight) = self.get_mut(slot) else {
+            return;
+        };
+        let attempt = if inflight.attempt.generation == generation {
+            Some(&mut inflight.attempt)
+        } else {
+            inflight
+                .earlier
+                .iter_mut()
+                .find(|attempt| attempt.generation == generation)
+        };
+        if let Some(attempt) = attempt {
+            attempt.marks.foreign_replies = attempt.marks.foreign_replies.saturating_add(1);
         }
     }
 
@@ -409,6 +523,7 @@ impl InFlightTable {
         deadline: Timestamp,
         keep_earlier: usize,
         case_seed: Option<u64>,
+        cookie: Option<ClientCookie>,
         rng: &mut impl Rng,
     ) -> Option<u32> {
         // Every live ID is in the map; leave room so the draw below ends
@@ -438,7 +553,13 @@ impl InFlightTable {
         }
         while inflight.earlier.len() > keep_earlier {
             let oldest = inflight.earlier.remove(0);
-            Self::retire(&mut self.by_id, &mut self.retired, slot, &oldest);
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                &oldest,
+            );
         }
         inflight.attempt = Attempt {
             upstream,
@@ -448,8 +569,11 @@ impl InFlightTable {
             generation,
             sent: false,
             case_seed,
+            cookie,
+            marks: Marks::default(),
         };
         self.by_id.insert(id, slot);
+        self.by_generation.insert(generation, slot);
         self.deadlines.push(Reverse((deadline, slot, generation)));
         Some(generation)
     }
@@ -592,6 +716,7 @@ mod tests {
                 now.add_millis(800),
                 2,
                 None,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -634,6 +759,7 @@ mod tests {
                 now.add_millis(800),
                 2,
                 None,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -648,6 +774,7 @@ mod tests {
                 later,
                 later.add_millis(800),
                 2,
+                None,
                 None,
                 &mut rng,
             )

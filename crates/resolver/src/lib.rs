@@ -6,7 +6,8 @@
 //! connection: admission of a client packet (`admission`), the in-flight
 //! table (`inflight`), the one check every upstream reply passes
 //! (`reply_check`) with the 0x20 letter case it expects (`case`), the
-//! upstreams ([`upstreams`]), settings
+//! upstreams ([`upstreams`]) and their DNS cookies ([`upstream_cookie`]),
+//! settings
 //! ([`config`]), counters ([`stats`]) and what crosses the boundary to the
 //! runtime ([`io`]).
 
@@ -19,6 +20,7 @@ pub mod io;
 pub mod reply;
 mod reply_check;
 pub mod stats;
+pub mod upstream_cookie;
 pub mod upstreams;
 
 pub use config::{PolicyConfig, ResolverConfig, ResolverError};

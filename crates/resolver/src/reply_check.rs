@@ -9,13 +9,18 @@
 //! attempt asked, over the transport the attempt used, it is a response,
 //! and its question is the query's: type, class and name, the name in
 //! exactly the 0x20 letter case the attempt was sent in (module `case`),
-//! or without regard to case for an attempt sent in lower case.
+//! or without regard to case for an attempt sent in lower case; and, for
+//! an attempt sent with a DNS cookie (module `upstream_cookie`), its
+//! COOKIE option echoes that client cookie (or it has none, and the
+//! upstream is not known to send cookies).
 //!
 //! This is where every later defence against forged or bogus answers
-//! plugs in, so there stays exactly one door: DNS cookies (RFC 7873)
-//! against the attempt's server cookie, exact-case 0x20 question
-//! matching, and DNSSEC validation before anything is stored. Each new
-//! check adds a [`Rejection`] reason, so it can be counted on its own.
+//! plugs in, so there stays exactly one door (DNSSEC validation next,
+//! before anything is stored). Each check has a [`Rejection`] reason, so
+//! it can be counted on its own.
+//!
+//! The cookie is checked before the letter case: a reply with a wrong or
+//! missing cookie is no evidence about the upstream's case handling.
 
 use heimdall_wire::{Message, Name};
 
@@ -23,6 +28,7 @@ use crate::case::apply_case;
 use crate::inflight::{Attempt, InFlight, InFlightTable, Slot};
 use crate::io::ReplySource;
 use crate::stats::ResolverStats;
+use crate::upstream_cookie::{ReplyCookie, reply_cookie};
 use crate::upstreams::Upstreams;
 
 /// Why an upstream reply was refused.
@@ -51,6 +57,15 @@ pub(crate) enum Rejection {
     /// not echoed. Everything else was right, so the engine learns from it
     /// whether the upstream preserves case.
     WrongCase(Slot, u16),
+    /// Its COOKIE option does not echo the client cookie the attempt was
+    /// sent with, or is malformed (a length RFC 7873 does not allow, or
+    /// two of them).
+    WrongCookie,
+    /// It has no cookie, but the upstream (the attempt in `Slot`, sent
+    /// with this ID) is known to send them. Everything else was right, so
+    /// the engine marks the attempt: should it time out, the upstream may
+    /// have stopped sending cookies. Counted as a wrong cookie.
+    NoCookie(Slot, u16),
 }
 
 impl Rejection {
@@ -70,6 +85,9 @@ impl Rejection {
             Rejection::NotAResponse => &mut stats.reply_rejected_not_response,
             Rejection::WrongQuestion => &mut stats.reply_rejected_wrong_question,
             Rejection::WrongCase(..) => &mut stats.reply_rejected_wrong_case,
+            Rejection::WrongCookie | Rejection::NoCookie(..) => {
+                &mut stats.reply_rejected_wrong_cookie
+            }
         };
         *reason += 1;
         stats.upstream_mismatched += 1;
@@ -86,6 +104,10 @@ pub(crate) struct AcceptedReply<'a> {
     /// Whether it is the query's current attempt (else the reply is late).
     pub(crate) current: bool,
     pub(crate) message: Message<'a>,
+    /// The server cookie of a reply that echoed the attempt's client
+    /// cookie (empty when it sent none); `None` when the attempt carried
+    /// no cookie or the reply none.
+    pub(crate) server_cookie: Option<&'a [u8]>,
 }
 
 /// Judge `packet`, which reached the runtime as `source` says, against
@@ -119,20 +141,41 @@ pub(crate) fn check_reply<'a>(
     if !message.flags().response() {
         return Err(Rejection::NotAResponse);
     }
-    match question_matches(&message, inflight, &attempt) {
-        QuestionMatch::Exact => {}
-        QuestionMatch::CaseOnly => return Err(Rejection::WrongCase(slot, attempt.id)),
-        QuestionMatch::No => return Err(Rejection::WrongQuestion),
+    let question = question_matches(&message, inflight, &attempt);
+    if question == QuestionMatch::No {
+        return Err(Rejection::WrongQuestion);
+    }
+    let supported = upstreams
+        .get(attempt.upstream)
+        .is_some_and(|up| up.cookie().supported());
+    let server_cookie = match (attempt.cookie, reply_cookie(&message)) {
+        (None, _) => None,
+        (Some(_), ReplyCookie::Malformed) => return Err(Rejection::WrongCookie),
+        (Some(_), ReplyCookie::Absent) if supported => {
+            return Err(Rejection::NoCookie(slot, attempt.id));
+        }
+        (Some(_), ReplyCookie::Absent) => None,
+        (Some(sent), ReplyCookie::Present { client, server }) => {
+            if client != sent {
+                return Err(Rejection::WrongCookie);
+            }
+            Some(server)
+        }
+    };
+    if question == QuestionMatch::CaseOnly {
+        return Err(Rejection::WrongCase(slot, attempt.id));
     }
     Ok(AcceptedReply {
         slot,
         attempt,
         current,
         message,
+        server_cookie,
     })
 }
 
 /// How a reply's question compares with the query's.
+#[derive(PartialEq, Eq)]
 enum QuestionMatch {
     /// The query's, in the case `attempt` was sent in.
     Exact,
@@ -218,6 +261,7 @@ mod tests {
                 now.add_millis(800),
                 2,
                 None,
+                None,
                 &mut rng,
             )
             .unwrap();
@@ -292,12 +336,13 @@ mod tests {
             Rejection::WrongTransport,
             Rejection::NotAResponse,
             Rejection::WrongQuestion,
+            Rejection::WrongCookie,
         ] {
             rejection.count(&mut stats);
         }
         assert_eq!(
             (stats.upstream_malformed, stats.upstream_mismatched),
-            (1, 6)
+            (1, 7)
         );
         let reasons = [
             stats.reply_rejected_wrong_id,
@@ -306,7 +351,8 @@ mod tests {
             stats.reply_rejected_wrong_transport,
             stats.reply_rejected_not_response,
             stats.reply_rejected_wrong_question,
+            stats.reply_rejected_wrong_cookie,
         ];
-        assert_eq!(reasons, [1; 6], "each reason has its own counter");
+        assert_eq!(reasons, [1; 7], "each reason has its own counter");
     }
 }

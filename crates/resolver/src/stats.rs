@@ -62,8 +62,9 @@ pub struct ResolverStats {
     /// Replies refused because their question matched only without regard
     /// to case: the 0x20 letter case sent was not echoed.
     pub reply_rejected_wrong_case: u64,
-    /// Replies refused for a wrong DNS cookie (RFC 7873). Reserved: stays
-    /// 0 until upstream cookies are implemented.
+    /// Replies refused for a wrong DNS cookie (RFC 7873): a COOKIE option
+    /// that does not echo the attempt's client cookie or is malformed, or
+    /// none from an upstream known to send cookies.
     pub reply_rejected_wrong_cookie: u64,
     /// Replies refused because they came over another transport than the
     /// attempt's (a UDP reply to a TCP query).
@@ -79,6 +80,18 @@ pub struct ResolverStats {
     /// Times an upstream was found not to echo the 0x20 letter case and
     /// its queries went back to lower case for a while.
     pub upstream_case_fallbacks: u64,
+    /// Times an upstream known to send DNS cookies was taken to have
+    /// stopped (attempts timed out with only cookie-less replies), so
+    /// cookie-less replies from it are accepted again.
+    pub upstream_cookie_fallbacks: u64,
+    /// Upstream BADCOOKIE replies (RFC 7873 section 5.3) answered by
+    /// asking again at once with the server cookie they carried.
+    pub upstream_badcookie_retries: u64,
+    /// Attempts that timed out with wrong-case or cookie-less replies but
+    /// whose socket was flooded with other refused replies: not counted as
+    /// a strike toward the 0x20 or cookie fallback (the flood may have
+    /// cost the genuine reply).
+    pub upstream_strikes_flooded: u64,
     /// Upstream replies with TC over UDP, retried over TCP.
     pub upstream_truncated: u64,
     /// Upstream queries sent over TCP.

@@ -1,6 +1,7 @@
 //! The upstream servers of one core: which one to ask next, and how each
 //! has behaved (smoothed RTT and its variation, consecutive failures,
-//! backoff, whether it echoes the 0x20 letter case, counters).
+//! backoff, whether it echoes the 0x20 letter case, its DNS cookies,
+//! counters).
 //!
 //! The attempt timeout adapts to a slow upstream as Unbound's does: it is
 //! `srtt + 4 * rttvar` (RFC 6298), never below the configured
@@ -22,7 +23,10 @@ use core::net::SocketAddr;
 
 use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};
 
+use rand::Rng;
+
 use crate::stats::LatencyHistogram;
+use crate::upstream_cookie::{ClientCookie, UpstreamCookie};
 
 /// Most upstreams one resolver accepts: the set of upstreams a query has
 /// already tried is a 64-bit mask.
@@ -41,17 +45,21 @@ const BACKOFF_MAX_MS: u64 = 30_000;
 /// queries, so a modest ceiling keeps clients' waits short.
 pub const TIMEOUT_CEILING_FACTOR: u64 = 3;
 
-/// Replies in a row that match a 0x20 question only without regard to
-/// case (ID, port and source right) before an upstream is taken not to
-/// echo the case. More than one, so a single odd reply (or one forged
-/// with the right ID and port) does not turn the defence off.
-pub const CASE_MISMATCHES_FOR_FALLBACK: u32 = 3;
+/// Strikes in a row before an upstream is taken not to echo the 0x20
+/// case. A strike is an attempt that *timed out* having received only
+/// replies that matched in everything but the letter case: a wrong-case
+/// reply alone only marks its attempt, because a forger can send those
+/// (with a guessed ID and port) but cannot stop the genuine reply, so a
+/// flood never makes an attempt time out and never turns the defence off.
+/// A reply that echoes the case resets the count. More than one, so a
+/// single lost reply does not either.
+pub const CASE_STRIKES_FOR_FALLBACK: u32 = 3;
 
 /// How long an upstream found not to echo the case is asked in lower
 /// case before 0x20 is tried on it again: upstreams change (a new
 /// software version, another server behind the address), so the fallback
 /// is not for good; each retry costs at most
-/// [`CASE_MISMATCHES_FOR_FALLBACK`] re-sent queries.
+/// [`CASE_STRIKES_FOR_FALLBACK`] attempt timeouts.
 pub const CASE_FALLBACK_MS: u64 = 15 * 60 * 1000;
 
 /// Counters for one upstream (this core only).
@@ -70,9 +78,15 @@ pub struct UpstreamStats {
     /// Replies whose question echoed the 0x20 case wrongly (ID, port and
     /// source right).
     pub case_mismatches: u64,
+    /// Attempts that timed out having received only such replies
+    /// (strikes toward the case fallback).
+    pub case_strikes: u64,
     /// Times this upstream was found not to echo the 0x20 case and asked
     /// in lower case for [`CASE_FALLBACK_MS`].
     pub case_fallbacks: u64,
+    /// Times this upstream, after sending cookies, was found to have
+    /// stopped (module `upstream_cookie`).
+    pub cookie_fallbacks: u64,
     /// Round-trip times of the accepted replies (millisecond resolution:
     /// the caller's clock ticks in milliseconds).
     pub latency: LatencyHistogram,
@@ -89,10 +103,13 @@ pub struct UpstreamState {
     rttvar_us: Option<u64>,
     consecutive_failures: u32,
     backoff_until_ms: u64,
-    /// 0x20 case mismatches since the last reply that echoed the case.
-    case_mismatches_in_row: u32,
+    /// 0x20 strikes (attempts timed out with only wrong-case replies)
+    /// since the last reply that echoed the case.
+    case_strikes_in_row: u32,
     /// Until when (ms) queries to it go in lower case; 0: never fell back.
     case_fallback_until_ms: u64,
+    /// Its DNS cookies as this core knows them.
+    cookie: UpstreamCookie,
     stats: UpstreamStats,
 }
 
@@ -150,6 +167,12 @@ impl UpstreamState {
         self.case_fallback_until_ms
     }
 
+    /// What this core knows of its DNS cookies (client cookie, learned
+    /// server cookie, whether it sends cookies).
+    pub fn cookie(&self) -> &UpstreamCookie {
+        &self.cookie
+    }
+
     /// Failures since the last success.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
@@ -191,8 +214,9 @@ impl Upstreams {
             rttvar_us: None,
             consecutive_failures: 0,
             backoff_until_ms: 0,
-            case_mismatches_in_row: 0,
+            case_strikes_in_row: 0,
             case_fallback_until_ms: 0,
+            cookie: UpstreamCookie::default(),
             stats: UpstreamStats::default(),
         }
     }
@@ -376,27 +400,70 @@ impl Upstreams {
     /// Upstream `index` echoed the 0x20 case of an accepted reply.
     pub fn on_case_echoed(&mut self, index: usize) {
         if let Some(upstream) = self.list.get_mut(index) {
-            upstream.case_mismatches_in_row = 0;
+            upstream.case_strikes_in_row = 0;
         }
     }
 
     /// Upstream `index` answered a 0x20 question in another case (all else
-    /// right) at `now_ms`. Returns whether this put it into case fallback.
-    pub fn on_case_mismatch(&mut self, index: usize, now_ms: u64) -> bool {
+    /// right). Only counted: the attempt is marked, and only its timeout
+    /// is a strike ([`Upstreams::on_case_strike`]).
+    pub fn on_case_mismatch(&mut self, index: usize) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.stats.case_mismatches += 1;
+        }
+    }
+
+    /// An attempt to upstream `index` timed out at `now_ms` having
+    /// received only replies in the wrong 0x20 case. Returns whether this
+    /// strike put it into case fallback.
+    pub fn on_case_strike(&mut self, index: usize, now_ms: u64) -> bool {
         let Some(upstream) = self.list.get_mut(index) else {
             return false;
         };
-        upstream.stats.case_mismatches += 1;
-        upstream.case_mismatches_in_row = upstream.case_mismatches_in_row.saturating_add(1);
-        if upstream.case_mismatches_in_row < CASE_MISMATCHES_FOR_FALLBACK
-            || !upstream.echoes_case(now_ms)
+        upstream.stats.case_strikes += 1;
+        upstream.case_strikes_in_row = upstream.case_strikes_in_row.saturating_add(1);
+        if upstream.case_strikes_in_row < CASE_STRIKES_FOR_FALLBACK || !upstream.echoes_case(now_ms)
         {
             return false;
         }
-        upstream.case_mismatches_in_row = 0;
+        upstream.case_strikes_in_row = 0;
         upstream.case_fallback_until_ms = now_ms.saturating_add(CASE_FALLBACK_MS);
         upstream.stats.case_fallbacks += 1;
         true
+    }
+
+    /// The client cookie of upstream `index` for a query sent at `now_ms`
+    /// (drawn from `rng` when it has none or it is too old).
+    pub(crate) fn client_cookie(
+        &mut self,
+        index: usize,
+        now_ms: u64,
+        rng: &mut impl Rng,
+    ) -> Option<ClientCookie> {
+        let upstream = self.list.get_mut(index)?;
+        Some(upstream.cookie.client_cookie(now_ms, rng))
+    }
+
+    /// An accepted reply from upstream `index` to an attempt sent with
+    /// `client` echoed it, with `server` (possibly empty).
+    pub(crate) fn on_cookie_echoed(&mut self, index: usize, client: &ClientCookie, server: &[u8]) {
+        if let Some(upstream) = self.list.get_mut(index) {
+            upstream.cookie.learn(client, server);
+        }
+    }
+
+    /// An attempt to upstream `index` timed out having received only
+    /// cookie-less replies. Returns whether it is no longer taken to
+    /// support cookies.
+    pub(crate) fn on_cookieless_timeout(&mut self, index: usize) -> bool {
+        let Some(upstream) = self.list.get_mut(index) else {
+            return false;
+        };
+        let fell_back = upstream.cookie.on_cookieless_timeout();
+        if fell_back {
+            upstream.stats.cookie_fallbacks += 1;
+        }
+        fell_back
     }
 
     /// Upstream `index` answered with TC set.

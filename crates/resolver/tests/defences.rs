@@ -1,7 +1,9 @@
 //! Issue 14, the resolver's defences against forged and bogus upstream
 //! replies, driven through the sans-IO API with a fake clock: per-attempt
 //! sockets (wrong socket), late replies, upstream errors, DNS 0x20 and
-//! its fallback, unpredictable IDs, and the retirement of every attempt.
+//! its fallback (struck only by timeouts, never by forged replies alone),
+//! unpredictable IDs, and the retirement of every attempt. DNS cookies
+//! are in `cookies.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,7 +17,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use heimdall_cache::Timestamp;
-use heimdall_resolver::upstreams::CASE_FALLBACK_MS;
+use heimdall_resolver::upstreams::{CASE_FALLBACK_MS, CASE_STRIKES_FOR_FALLBACK};
 use heimdall_resolver::{AttemptId, QueryOutcome, Resolver, ResolverConfig, Transmit};
 use heimdall_testkit::messages::a_answer;
 use heimdall_wire::{Message, Rcode};
@@ -229,40 +231,63 @@ fn answer_ttl(reply: &[u8]) -> u32 {
         .ttl()
 }
 
+/// The upstream answers `sent` in lower case (right in everything else).
+fn answer_lowered(resolver: &mut Resolver, sent: &(Transmit, Vec<u8>), now: Timestamp) {
+    let lowered = a_answer(&lower_question(sent.1.clone()), 1, 60);
+    resolver.handle_upstream_reply(on_socket(sent.0.to, sent.0.attempt), &lowered, now);
+}
+
 #[test]
-fn an_upstream_that_does_not_echo_the_case_falls_back_and_is_counted() {
+fn an_upstream_that_does_not_echo_the_case_falls_back_only_after_timeouts() {
     let mut resolver = resolver(&[UPSTREAM_A], 3);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(100);
-    let now_ms = t0.as_millis();
-    // Three queries in a row answered in lower case.
-    for i in 0..3u16 {
-        let name = format!("lower{i}.example.com");
-        resolver.handle_query(&a_query(&name, i), client(i), t0, &mut out);
-        let sent = transmits(&mut resolver);
+    resolver.handle_query(&a_query("lower.example.com", 1), client(1), t0, &mut out);
+    let mut sent = transmits(&mut resolver);
+    let mut now = t0;
+    // Each attempt gets only a lower-case reply, and times out: a strike.
+    for strike in 1..=CASE_STRIKES_FOR_FALLBACK {
         assert_eq!(sent.len(), 1);
-        let lowered = a_answer(&lower_question(sent[0].1.clone()), 1, 60);
-        resolver.handle_upstream_reply(on_socket(sent[0].0.to, sent[0].0.attempt), &lowered, t0);
+        assert_ne!(qname(&sent[0].1), "lower.example.com.", "0x20 still on");
+        answer_lowered(&mut resolver, &sent[0], now);
+        assert!(replies(&mut resolver, now).is_empty());
+        let up = resolver.upstreams().get(0).unwrap();
+        assert_eq!(up.stats().case_strikes, u64::from(strike - 1));
+        assert_eq!(
+            resolver.stats().upstream_case_fallbacks,
+            0,
+            "a wrong-case reply alone strikes nothing"
+        );
+        now = resolver.next_deadline().unwrap();
+        resolver.handle_timeouts(now);
+        sent = transmits(&mut resolver);
     }
     let stats = resolver.stats();
     assert_eq!(stats.reply_rejected_wrong_case, 3);
     assert_eq!(stats.upstream_case_fallbacks, 1);
+    assert_eq!(stats.upstream_timeouts, 3);
     let up = resolver.upstreams().get(0).unwrap();
     assert_eq!(up.stats().case_fallbacks, 1);
     assert_eq!(up.stats().case_mismatches, 3);
-    assert_eq!(up.case_fallback_until_ms(), now_ms + CASE_FALLBACK_MS);
-    assert!(!up.echoes_case(now_ms));
-    // The third query was asked again at once, in lower case, without
-    // waiting for its timeout; its lower-case answer is accepted.
-    let resent = transmits(&mut resolver);
-    assert_eq!(resent.len(), 1);
-    assert_eq!(qname(&resent[0].1), "lower2.example.com.");
-    answer(&mut resolver, &resent[0], t0);
-    let got = replies(&mut resolver, t0);
+    assert_eq!(up.stats().case_strikes, 3);
+    assert_eq!(up.stats().timeouts, 0, "it answered: no backoff");
+    assert_eq!(
+        up.case_fallback_until_ms(),
+        now.as_millis() + CASE_FALLBACK_MS
+    );
+    assert!(!up.echoes_case(now.as_millis()));
+    // At the third timeout the query was asked again at once, in lower
+    // case, without using up an attempt (all 3 are used); its lower-case
+    // answer is accepted.
+    assert_eq!(sent.len(), 1);
+    assert_eq!(qname(&sent[0].1), "lower.example.com.");
+    answer(&mut resolver, &sent[0], now);
+    let got = replies(&mut resolver, now);
     assert_eq!(got.len(), 1);
-    assert_eq!(Message::parse(&got[0].1).unwrap().id(), 2);
+    assert_eq!(Message::parse(&got[0].1).unwrap().rcode(), Rcode::NOERROR);
+    assert_eq!(Message::parse(&got[0].1).unwrap().id(), 1);
     // Meanwhile new queries go out in lower case...
-    let t1 = t0.add_secs(60);
+    let t1 = now.add_secs(60);
     resolver.handle_query(
         &a_query("meanwhile.example.com", 9),
         client(9),
@@ -272,7 +297,7 @@ fn an_upstream_that_does_not_echo_the_case_falls_back_and_is_counted() {
     let sent = transmits(&mut resolver);
     assert_eq!(qname(&sent[0].1), "meanwhile.example.com.");
     // ... and after the fallback period 0x20 is tried again.
-    let t2 = Timestamp::from_millis(now_ms + CASE_FALLBACK_MS);
+    let t2 = now.add_millis(CASE_FALLBACK_MS);
     resolver.handle_query(
         &a_query("again.example.com.with.many.letters", 10),
         client(10),
@@ -281,6 +306,102 @@ fn an_upstream_that_does_not_echo_the_case_falls_back_and_is_counted() {
     );
     let sent = transmits(&mut resolver);
     assert_ne!(qname(&sent[0].1), "again.example.com.with.many.letters.");
+}
+
+#[test]
+fn wrong_case_replies_followed_by_the_real_one_never_strike() {
+    // What a forger who guessed ID and port can do: send wrong-case
+    // replies (many) before the genuine one. It never causes a fallback.
+    let mut resolver = resolver(&[UPSTREAM_A], 3);
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(100);
+    for i in 0..20u16 {
+        let name = format!("flooded{i}.example.com");
+        resolver.handle_query(&a_query(&name, i), client(i), now, &mut out);
+        let sent = transmits(&mut resolver);
+        for _ in 0..10 {
+            answer_lowered(&mut resolver, &sent[0], now);
+        }
+        answer(&mut resolver, &sent[0], now);
+        assert_eq!(replies(&mut resolver, now).len(), 1, "{name}");
+    }
+    let stats = resolver.stats();
+    assert_eq!(stats.reply_rejected_wrong_case, 200);
+    assert_eq!(stats.upstream_case_fallbacks, 0);
+    let up = resolver.upstreams().get(0).unwrap();
+    assert_eq!(up.stats().case_strikes, 0);
+    assert!(up.echoes_case(now.as_millis()));
+}
+
+#[test]
+fn a_flooded_socket_makes_a_timeout_no_strike() {
+    // A forger who floods the attempt's socket can fill its buffer so the
+    // genuine reply is lost, and the one forged reply with the right ID
+    // (in lower case) marks the attempt: the flood shows, so the timeout
+    // is not held against the upstream.
+    let mut resolver = resolver(&[UPSTREAM_A], 3);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(100);
+    resolver.handle_query(&a_query("flooded.example.com", 1), client(1), t0, &mut out);
+    let mut sent = transmits(&mut resolver);
+    let mut now = t0;
+    for _ in 0..CASE_STRIKES_FOR_FALLBACK {
+        let (to, socket) = (sent[0].0.to, sent[0].0.attempt);
+        for guess in 0..50u16 {
+            let mut forged = a_answer(&lower_question(sent[0].1.clone()), 1, 86_400);
+            let id = u16::from_be_bytes([forged[0], forged[1]]) ^ (guess + 1);
+            forged[..2].copy_from_slice(&id.to_be_bytes());
+            resolver.handle_upstream_reply(on_socket(to, socket), &forged, now);
+        }
+        answer_lowered(&mut resolver, &sent[0], now);
+        now = resolver.next_deadline().unwrap();
+        resolver.handle_timeouts(now);
+        sent = transmits(&mut resolver);
+    }
+    let stats = resolver.stats();
+    assert_eq!(stats.reply_rejected_wrong_id, 150);
+    assert_eq!(stats.reply_rejected_wrong_case, 3);
+    assert_eq!(stats.upstream_strikes_flooded, 3);
+    assert_eq!(stats.upstream_case_fallbacks, 0, "a flood never downgrades");
+    let up = resolver.upstreams().get(0).unwrap();
+    assert_eq!(up.stats().case_strikes, 0);
+    assert!(up.echoes_case(now.as_millis()));
+    let failed = replies(&mut resolver, now);
+    assert_eq!(
+        Message::parse(&failed[0].1).unwrap().rcode(),
+        Rcode::SERVFAIL
+    );
+}
+
+#[test]
+fn case_strikes_must_come_in_a_row() {
+    let mut resolver = resolver(&[UPSTREAM_A], 1);
+    let mut out = [0u8; 1232];
+    let mut now = Timestamp::from_secs(100);
+    // Two strikes, an echoed reply, two strikes: never three in a row.
+    for (i, echoed) in [false, false, true, false, false].into_iter().enumerate() {
+        let i = i as u16;
+        let name = format!("row{i}.example.com");
+        resolver.handle_query(&a_query(&name, i), client(i), now, &mut out);
+        let sent = transmits(&mut resolver);
+        if echoed {
+            answer(&mut resolver, &sent[0], now);
+            assert_eq!(replies(&mut resolver, now).len(), 1);
+            continue;
+        }
+        answer_lowered(&mut resolver, &sent[0], now);
+        now = resolver.next_deadline().unwrap();
+        resolver.handle_timeouts(now);
+        let failed = replies(&mut resolver, now);
+        assert_eq!(
+            Message::parse(&failed[0].1).unwrap().rcode(),
+            Rcode::SERVFAIL
+        );
+    }
+    let up = resolver.upstreams().get(0).unwrap();
+    assert_eq!(up.stats().case_strikes, 4);
+    assert_eq!(up.stats().case_fallbacks, 0);
+    assert!(up.echoes_case(now.as_millis()));
 }
 
 #[test]

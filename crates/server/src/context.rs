@@ -369,7 +369,8 @@ impl CoreContext {
 
     /// This core's counters, in the control endpoint's model.
     pub(crate) fn snapshot(&self) -> CoreSnapshot {
-        core_snapshot(self.index, &self.resolver.borrow(), self.counters())
+        let now = self.now();
+        core_snapshot(self.index, &self.resolver.borrow(), self.counters(), now)
     }
 
     /// Close this core's end of the hint mesh (at shutdown).

@@ -47,6 +47,7 @@ fn resolver_config(config: &Config) -> ResolverConfig {
         upstream_timeout_ms: millis(config.upstream.timeout),
         attempts: config.upstream.attempts,
         case_randomization: config.upstream.qname_case_randomization,
+        cookies: config.upstream.cookies,
         cache_bytes: config.cache.shard_size,
         cache_policy: CachePolicy {
             min_ttl: secs(config.cache.min_ttl),

@@ -3,7 +3,7 @@
 //! translation into the control endpoint's model ([`core_snapshot`]).
 //! Plain data: nothing here does I/O.
 
-use heimdall_cache::CacheStats;
+use heimdall_cache::{CacheStats, Timestamp};
 use heimdall_control::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
     RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
@@ -95,8 +95,15 @@ pub(crate) struct Counters {
     pub(crate) sockets: UpstreamSocketSnapshot,
 }
 
-/// One core's counters, in the control endpoint's model.
-pub(crate) fn core_snapshot(index: usize, resolver: &Resolver, counters: Counters) -> CoreSnapshot {
+/// One core's counters, in the control endpoint's model; `now` (on the
+/// resolver's clock) tells whether an upstream is in 0x20 fallback.
+pub(crate) fn core_snapshot(
+    index: usize,
+    resolver: &Resolver,
+    counters: Counters,
+    now: Timestamp,
+) -> CoreSnapshot {
+    let now_ms = now.as_millis();
     let stats = resolver.stats();
     let cache = resolver.cache().stats();
     let mut qtypes = QtypeCounts::default();
@@ -120,6 +127,9 @@ pub(crate) fn core_snapshot(index: usize, resolver: &Resolver, counters: Counter
                 timeouts: upstream_stats.timeouts,
                 // One histogram type from the resolver to the exporter.
                 latency: upstream_stats.latency,
+                cookies_supported: u64::from(upstream.cookie().supported()),
+                server_cookie_known: u64::from(upstream.cookie().server_cookie().is_some()),
+                case_fallback: u64::from(!upstream.echoes_case(now_ms)),
             }
         })
         .collect();
@@ -190,5 +200,8 @@ fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
     replies.malformed = stats.upstream_malformed;
     replies.late_accepted = stats.reply_late_accepted;
     replies.case_fallbacks = stats.upstream_case_fallbacks;
+    replies.cookie_fallbacks = stats.upstream_cookie_fallbacks;
+    replies.badcookie_retries = stats.upstream_badcookie_retries;
+    replies.strikes_flooded = stats.upstream_strikes_flooded;
     replies
 }

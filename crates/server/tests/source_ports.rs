@@ -329,11 +329,37 @@ fn at_the_socket_bound_attempts_wait_and_are_counted() {
     server.stop();
 }
 
+/// The COOKIE option data of `message` (heimdall's upstream query).
+fn cookie_of(message: &[u8]) -> Vec<u8> {
+    Message::parse(message)
+        .unwrap()
+        .opt()
+        .and_then(|opt| {
+            opt.options()
+                .find(|o| o.code == heimdall_wire::edns::COOKIE)
+        })
+        .map(|option| option.data.to_vec())
+        .expect("heimdall's upstream queries carry a cookie")
+}
+
+/// `reply` (without an OPT record) with one carrying a COOKIE option of
+/// `data`.
+fn with_cookie(mut reply: Vec<u8>, data: &[u8]) -> Vec<u8> {
+    assert_eq!(&reply[10..12], [0, 0], "no additional records yet");
+    reply[11] = 1;
+    reply.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    reply.extend_from_slice(&(4 + data.len() as u16).to_be_bytes());
+    reply.extend_from_slice(&heimdall_wire::edns::COOKIE.to_be_bytes());
+    reply.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    reply.extend_from_slice(data);
+    reply
+}
+
 /// Every rejection reason the upstream side can produce over UDP, each
 /// from one forged reply before the real one: a wrong ID, a wrong source
 /// port, a reply without QR, another question, the question in another
-/// letter case (0x20). Each shows in `/metrics` by reason, and the client
-/// still gets the real answer.
+/// letter case (0x20), a DNS cookie that is not ours. Each shows in
+/// `/metrics` by reason, and the client still gets the real answer.
 #[test]
 fn each_rejection_reason_is_counted_in_metrics() {
     let other = UdpSocket::bind((LOOPBACK, 0)).unwrap();
@@ -360,6 +386,11 @@ fn each_rejection_reason_is_counted_in_metrics() {
         let mut other_case = real.clone();
         other_case[13] ^= 0x20;
         send(socket, &other_case, from);
+        // Another client cookie than the one heimdall sent.
+        let mut not_ours = cookie_of(query);
+        not_ours[0] ^= 0xff;
+        not_ours.extend_from_slice(b"srvcooki");
+        send(socket, &with_cookie(real.clone(), &not_ours), from);
         std::thread::sleep(Duration::from_millis(20));
         send(socket, &real, from);
     });
@@ -381,6 +412,7 @@ fn each_rejection_reason_is_counted_in_metrics() {
         "not_response",
         "wrong_question",
         "wrong_case",
+        "wrong_cookie",
     ] {
         let count = parsed
             .value(
@@ -392,7 +424,7 @@ fn each_rejection_reason_is_counted_in_metrics() {
     }
     assert_eq!(
         metric(control, "heimdall_upstream_replies_mismatched_total"),
-        5.0
+        6.0
     );
     server.stop();
 }
