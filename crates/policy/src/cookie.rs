@@ -213,7 +213,7 @@ impl ServerCookies {
         let timestamp = u32::from_be_bytes([t0, t1, t2, t3]);
         // Serial arithmetic: how far the timestamp lies behind now.
         let age = i64::from((now_unix as u32).wrapping_sub(timestamp) as i32);
-        if age > MAX_AGE_SECS || age < -MAX_AHEAD_SECS {
+        if !(-MAX_AHEAD_SECS..=MAX_AGE_SECS).contains(&age) {
             return false;
         }
         let Some(made_at) = now_unix.checked_add_signed(-age) else {
