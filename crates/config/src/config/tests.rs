@@ -1211,7 +1211,7 @@ fn policy_errors() {
             "0s is out of range",
         ),
         (
-            "cookies:\n  rotation: 90.5s\n",
+            "cookies:\n  rotation: 1500ms\n",
             "cookies.rotation",
             "whole seconds",
         ),
