@@ -62,7 +62,7 @@ use heimdall_zone::Reply as LocalReply;
 use rand::rngs::{StdRng, SysRng};
 use rand::{Rng as _, SeedableRng as _};
 
-use crate::admission::{Admission, Admitted, Gate, admit, refuse};
+use crate::admission::{Admission, Admitted, Gate, admit, refuse, with_cookie};
 use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
 use crate::inflight::{InFlight, InFlightTable, Join, Phase, Slot, Waiter};
@@ -100,6 +100,9 @@ pub struct Resolver {
     /// The key of the query being handled, its storage reused.
     scratch_key: QueryKey,
     rate_limiter: Option<RateLimiter>,
+    /// The buckets of `cookies.udp_require_above` (its own table: a client
+    /// that presents valid cookies never spends a token).
+    cookie_limiter: Option<RateLimiter>,
 }
 
 /// A written reply, or a drop when it did not fit.
@@ -131,6 +134,7 @@ impl Resolver {
             Some((limits, cores)) => Some(RateLimiter::new(limits, *cores)?),
             None => None,
         };
+        let cookie_limiter = cookie_limiter(&config)?;
         let scratch_key = QueryKey {
             name: WireNameBuf::new(),
             qtype: RecordType(0),
@@ -149,6 +153,7 @@ impl Resolver {
             stats: ResolverStats::default(),
             scratch_key,
             rate_limiter,
+            cookie_limiter,
             config,
         })
     }
@@ -189,6 +194,7 @@ impl Resolver {
         out: &mut [u8],
     ) -> QueryOutcome {
         let badvers_before = self.stats.badvers;
+        let badcookie_before = self.stats.client_cookies_badcookie_sent;
         let outcome = self.answer_query(packet, client, now, out);
         if let QueryOutcome::Reply(_) = outcome {
             // Every reply written here has its whole rcode in the header
@@ -197,6 +203,8 @@ impl Resolver {
             // without parsing the reply.
             let rcode = if self.stats.badvers != badvers_before {
                 Rcode::BADVERS.0
+            } else if self.stats.client_cookies_badcookie_sent != badcookie_before {
+                Rcode::BADCOOKIE.0
             } else {
                 out.get(3).map_or(0, |&byte| u16::from(byte & 0x0f))
             };
@@ -217,6 +225,7 @@ impl Resolver {
         let gate = Gate {
             config: &self.config,
             rate_limiter: &mut self.rate_limiter,
+            cookie_limiter: &mut self.cookie_limiter,
             stats: &mut self.stats,
             key: &mut self.scratch_key,
         };
@@ -334,15 +343,20 @@ impl Resolver {
         out: &mut [u8],
     ) -> Option<QueryOutcome> {
         let our_size = self.config.udp_payload_size;
+        // Local data and block replies are written from the query by code
+        // that knows nothing of cookies; the client's COOKIE option is
+        // added to their OPT record afterwards, in room kept for it.
+        let cookie_room = query.edns.map_or(0, |edns| edns.cookie_len());
         if let Some(local) = &self.config.policy.local {
-            let window = out.len().min(limit);
+            let window = out.len().min(limit).saturating_sub(cookie_room);
             let written = match out.get_mut(..window) {
-                Some(buf) => local.respond(&query.message, buf, limit),
+                Some(buf) => local.respond(&query.message, buf, limit.saturating_sub(cookie_room)),
                 None => Ok(LocalReply::NotLocal),
             };
             match written {
                 Ok(LocalReply::Written(len)) => {
                     self.stats.local_answers += 1;
+                    let len = with_cookie(out, len, limit, query.edns);
                     return Some(QueryOutcome::Reply(len));
                 }
                 Ok(LocalReply::Forward | LocalReply::NotLocal) => {}
@@ -366,7 +380,10 @@ impl Resolver {
                 our_size,
                 out,
             );
-            return Some(outcome(written.ok()));
+            let written = written
+                .ok()
+                .map(|len| with_cookie(out, len, limit, query.edns));
+            return Some(outcome(written));
         }
         None
     }
@@ -908,6 +925,22 @@ fn upstream_failed(rcode: Rcode) -> bool {
         Rcode::FORMERR,
     ]
     .contains(&rcode)
+}
+
+/// The limiter of `cookies.udp_require_above`, if cookies are answered
+/// and it is set.
+pub(crate) fn cookie_limiter(
+    config: &ResolverConfig,
+) -> Result<Option<RateLimiter>, ResolverError> {
+    match config
+        .policy
+        .cookies
+        .as_ref()
+        .and_then(|c| c.udp_require.as_ref())
+    {
+        Some((limits, cores)) => Ok(Some(RateLimiter::new(limits, *cores)?)),
+        None => Ok(None),
+    }
 }
 
 /// Write a hit from `entry` for `request`; when the client's qname at

@@ -21,7 +21,7 @@ mod reply_check;
 pub mod stats;
 pub mod upstreams;
 
-pub use config::{PolicyConfig, ResolverConfig, ResolverError};
+pub use config::{CookiePolicy, PolicyConfig, ResolverConfig, ResolverError};
 pub use engine::{ReconfigureReport, Resolver};
 /// The upstream types the config and the resolver share.
 pub use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};
