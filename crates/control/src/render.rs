@@ -143,6 +143,14 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "late_accepted": core.replies.late_accepted,
             "case_fallbacks": core.replies.case_fallbacks,
         },
+        "client_cookies": {
+            "valid": core.client_cookies.valid,
+            "new": core.client_cookies.new,
+            "bad": core.client_cookies.bad,
+            "malformed": core.client_cookies.malformed,
+            "badcookie_sent": core.client_cookies.badcookie_sent,
+            "truncated": core.client_cookies.truncated,
+        },
         "upstream_sockets": {
             "open": core.sockets.open,
             "opened": core.sockets.opened,
