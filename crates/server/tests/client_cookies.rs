@@ -30,8 +30,11 @@ use heimdall_wire::{Rcode, RecordType, edns};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption as HOption};
 
-use common::http::{get_ok, metrics};
-use common::{Client, LOOPBACK, Reply, Setup, TestServer, start_server, start_upstream, total};
+use common::http::{get_ok, metrics, request};
+use common::{
+    Client, LOOPBACK, Reply, Setup, TestServer, listen_on_any_port, scratch_file, start_server,
+    start_server_with, start_upstream, total,
+};
 
 /// A server with cookies on (the default), and `extra` YAML appended.
 fn server_with(upstream: SocketAddr, extra: &str) -> TestServer {
@@ -376,5 +379,95 @@ fn named_as_a_forwarder_learns_and_returns_our_cookie() {
     );
     assert_eq!(bad, 0);
     drop(named);
+    upstream.stop();
+}
+
+/// Ask for `name` with `cookie`; the reply's COOKIE option.
+fn ask_with_cookie(client: &Client, name: &str, id: u16, cookie: &[u8]) -> Vec<u8> {
+    let reply = client.exchange(&query_with_cookie(name, RecordType::A, id, cookie));
+    assert_eq!(reply.rcode(), Rcode::NOERROR);
+    reply_cookie(&reply)
+}
+
+#[test]
+fn a_reload_keeps_the_random_secret_and_applies_a_new_one() {
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let setup = Setup::new(&[upstream.local_addr()]);
+    let path = scratch_file("cookies-reload.yaml", &setup.yaml());
+    let mut config = heimdall_config::Config::load(&path).unwrap();
+    listen_on_any_port(&mut config);
+    let source_path = path.clone();
+    let options = heimdall_server::StartOptions {
+        reload_source: Some(std::sync::Arc::new(move || {
+            let mut config =
+                heimdall_config::Config::load(&source_path).map_err(|err| err.to_string())?;
+            listen_on_any_port(&mut config);
+            Ok(config)
+        })),
+        reload_flag: None,
+    };
+    let server = start_server_with(&config, options);
+    let client = Client::new(server.addr);
+    let reload = || {
+        let (status, body) = request(server.control_addr(), "POST", "/reload");
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let learned = ask_with_cookie(&client, "host-1.zone.test", 1, b"clientck");
+
+    // A reload that changes nothing about cookies keeps the random secret:
+    // the cookie learned before is still valid.
+    let body = reload();
+    assert!(!body.contains("cookies"), "{body}");
+    let after_reload = ask_with_cookie(&client, "host-1.zone.test", 2, &learned);
+
+    // A secret set in the file is applied: the cookies made with the
+    // random one are refused (answered with a fresh one, counted bad).
+    std::fs::write(
+        &path,
+        format!(
+            "{}cookies:\n  secret: e5e973e5a6b2a43f48e7dc849e37bfcf\n",
+            setup.yaml()
+        ),
+    )
+    .unwrap();
+    let body = reload();
+    assert!(body.contains("cookies: applied"), "{body}");
+    let fresh = ask_with_cookie(&client, "host-1.zone.test", 3, &after_reload);
+    assert_ne!(fresh, after_reload);
+    ask_with_cookie(&client, "host-1.zone.test", 4, &fresh);
+
+    // Cookies off: no COOKIE option read or answered.
+    std::fs::write(
+        &path,
+        format!("{}cookies:\n  enabled: false\n", setup.yaml()),
+    )
+    .unwrap();
+    reload();
+    let reply = client.exchange(&query_with_cookie(
+        "host-1.zone.test",
+        RecordType::A,
+        5,
+        &fresh,
+    ));
+    assert_eq!(reply.rcode(), Rcode::NOERROR);
+    assert!(
+        find_cookie(&reply.message().opt().unwrap())
+            .unwrap()
+            .is_none()
+    );
+
+    let reports = server.stop();
+    assert_eq!(client_cookie_total(&reports, "new"), 1);
+    assert_eq!(
+        client_cookie_total(&reports, "valid"),
+        2,
+        "after the first reload, and with the new secret"
+    );
+    assert_eq!(
+        client_cookie_total(&reports, "bad"),
+        1,
+        "the random secret's cookie after the change"
+    );
     upstream.stop();
 }
