@@ -186,7 +186,18 @@ impl ServerCookies {
         client_ip: IpAddr,
         now_unix: u64,
     ) -> [u8; SERVER_COOKIE_LEN] {
-        let secret = self.period_secret(now_unix / self.rotation_secs);
+        self.make_with(&mut SecretCache::default(), client, client_ip, now_unix)
+    }
+
+    /// [`ServerCookies::make`], with the period secret from `secrets`.
+    pub fn make_with(
+        &self,
+        secrets: &mut SecretCache,
+        client: &[u8; CLIENT_COOKIE_LEN],
+        client_ip: IpAddr,
+        now_unix: u64,
+    ) -> [u8; SERVER_COOKIE_LEN] {
+        let secret = secrets.secret(self, now_unix / self.rotation_secs);
         // Serial arithmetic (RFC 1982): the low 32 bits are the timestamp.
         rfc9018_cookie(&secret, client, client_ip, now_unix as u32)
     }
@@ -198,6 +209,24 @@ impl ServerCookies {
     /// one only for a cookie from the future), and the hash right.
     pub fn verify(
         &self,
+        client: &[u8; CLIENT_COOKIE_LEN],
+        server: &[u8],
+        client_ip: IpAddr,
+        now_unix: u64,
+    ) -> bool {
+        self.verify_with(
+            &mut SecretCache::default(),
+            client,
+            server,
+            client_ip,
+            now_unix,
+        )
+    }
+
+    /// [`ServerCookies::verify`], with the period secret from `secrets`.
+    pub fn verify_with(
+        &self,
+        secrets: &mut SecretCache,
         client: &[u8; CLIENT_COOKIE_LEN],
         server: &[u8],
         client_ip: IpAddr,
@@ -224,13 +253,15 @@ impl ServerCookies {
         if period + 1 < current || period > current + 1 {
             return false;
         }
-        rfc9018_hash_matches(&self.period_secret(period), client, client_ip, server)
+        rfc9018_hash_matches(&secrets.secret(self, period), client, client_ip, server)
     }
 
     /// The verdict on a client's COOKIE option: its client cookie and its
-    /// server cookie (empty when it sent none).
+    /// server cookie (empty when it sent none); period secrets from
+    /// `secrets`.
     pub fn judge(
         &self,
+        secrets: &mut SecretCache,
         client: &[u8; CLIENT_COOKIE_LEN],
         server: &[u8],
         client_ip: IpAddr,
@@ -238,11 +269,63 @@ impl ServerCookies {
     ) -> CookieVerdict {
         if server.is_empty() {
             CookieVerdict::ClientOnly
-        } else if self.verify(client, server, client_ip, now_unix) {
+        } else if self.verify_with(secrets, client, server, client_ip, now_unix) {
             CookieVerdict::Valid
         } else {
             CookieVerdict::Invalid
         }
+    }
+}
+
+/// The last two period secrets one core derived, with the master each
+/// came from: a cookie is then made, or checked, with one SipHash instead
+/// of a derivation and a SipHash (halving the cost per query, which runs
+/// on the hit path). Keyed by the master too, so a cache that outlives a
+/// reload which changed the secret can never hand out a stale one.
+#[derive(Clone, Default)]
+pub struct SecretCache {
+    slots: [Option<CachedSecret>; 2],
+    /// The slot the next derivation replaces.
+    next: usize,
+}
+
+#[derive(Clone, Copy)]
+struct CachedSecret {
+    master: [u8; SECRET_LEN],
+    period: u64,
+    secret: [u8; SECRET_LEN],
+}
+
+impl fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let periods: Vec<u64> = self.slots.iter().flatten().map(|s| s.period).collect();
+        f.debug_struct("SecretCache")
+            .field("periods", &periods)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretCache {
+    /// The secret of `period` under `cookies`'s master, derived once.
+    fn secret(&mut self, cookies: &ServerCookies, period: u64) -> [u8; SECRET_LEN] {
+        let hit = self
+            .slots
+            .iter()
+            .flatten()
+            .find(|slot| slot.period == period && slot.master == cookies.master);
+        if let Some(slot) = hit {
+            return slot.secret;
+        }
+        let secret = cookies.period_secret(period);
+        if let Some(slot) = self.slots.get_mut(self.next) {
+            *slot = Some(CachedSecret {
+                master: cookies.master,
+                period,
+                secret,
+            });
+        }
+        self.next = (self.next + 1) % self.slots.len();
+        secret
     }
 }
 
@@ -356,11 +439,11 @@ mod tests {
         assert!(cookies.verify(&CLIENT, &cookie, ip(), now - 300));
         assert!(!cookies.verify(&CLIENT, &cookie, ip(), now - 301));
         assert_eq!(
-            cookies.judge(&CLIENT, &cookie, ip(), now),
+            cookies.judge(&mut SecretCache::default(), &CLIENT, &cookie, ip(), now),
             CookieVerdict::Valid
         );
         assert_eq!(
-            cookies.judge(&CLIENT, &[], ip(), now),
+            cookies.judge(&mut SecretCache::default(), &CLIENT, &[], ip(), now),
             CookieVerdict::ClientOnly
         );
     }
@@ -404,7 +487,7 @@ mod tests {
         let mut flipped = cookie;
         flipped[15] ^= 1;
         assert_eq!(
-            cookies.judge(&CLIENT, &flipped, ip(), now),
+            cookies.judge(&mut SecretCache::default(), &CLIENT, &flipped, ip(), now),
             CookieVerdict::Invalid
         );
         // A cookie of another length, or another master, is not ours.
@@ -412,6 +495,29 @@ mod tests {
         let other = ServerCookies::new([7; 16], DAY).unwrap();
         assert!(!other.verify(&CLIENT, &cookie, ip(), now));
         assert!(ServerCookies::new([7; 16], 0).is_err());
+    }
+
+    #[test]
+    fn the_secret_cache_gives_the_derived_secrets_and_follows_the_master() {
+        let short = ServerCookies::new(hex(SECRET), 600).unwrap();
+        let mut cache = SecretCache::default();
+        let made = 1_700_000_400;
+        for now in [made, made + 1, made + 600, made + 601, made + 1200] {
+            let cached = short.make_with(&mut cache, &CLIENT, ip(), now);
+            assert_eq!(cached, short.make(&CLIENT, ip(), now), "at {now}");
+            assert!(short.verify_with(&mut cache, &CLIENT, &cached, ip(), now));
+        }
+        // A cookie of the previous period, checked with a warm cache.
+        let old = short.make(&CLIENT, ip(), made + 599);
+        assert!(short.verify_with(&mut cache, &CLIENT, &old, ip(), made + 650));
+        // Another master (a reload) never gets the first one's secret.
+        let other = ServerCookies::new([9; 16], 600).unwrap();
+        let cookie = short.make_with(&mut cache, &CLIENT, ip(), made);
+        assert!(!other.verify_with(&mut cache, &CLIENT, &cookie, ip(), made));
+        assert_eq!(
+            other.make_with(&mut cache, &CLIENT, ip(), made),
+            other.make(&CLIENT, ip(), made)
+        );
     }
 
     #[test]

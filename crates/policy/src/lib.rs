@@ -27,8 +27,8 @@ mod reply;
 
 pub use acl::{Acl, AclAction, AclBuilder, AclDecision, Cidr, DEFAULT_ALLOWED};
 pub use cookie::{
-    COOKIE_VERSION, CookieVerdict, MAX_AGE_SECS, MAX_AHEAD_SECS, SECRET_LEN, ServerCookies,
-    parse_secret, rfc9018_cookie, rfc9018_hash_matches,
+    COOKIE_VERSION, CookieVerdict, MAX_AGE_SECS, MAX_AHEAD_SECS, SECRET_LEN, SecretCache,
+    ServerCookies, parse_secret, rfc9018_cookie, rfc9018_hash_matches,
 };
 pub use domains::{DomainSet, name_hash};
 pub use error::PolicyError;

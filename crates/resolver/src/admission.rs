@@ -18,7 +18,8 @@
 
 use heimdall_cache::{ClientEdns, Timestamp, udp_limit};
 use heimdall_policy::{
-    AclDecision, CookieVerdict, RateDecision, RateLimitAction, RateLimiter, write_truncated,
+    AclDecision, CookieVerdict, RateDecision, RateLimitAction, RateLimiter, SecretCache,
+    write_truncated,
 };
 use heimdall_wire::cookie::{ReplyCookie, find_cookie};
 use heimdall_wire::{Class, Header, Message, Opcode, QueryKey, Question, Rcode, RecordType};
@@ -78,6 +79,8 @@ pub(crate) struct Gate<'r> {
     pub(crate) rate_limiter: &'r mut Option<RateLimiter>,
     /// The buckets of `cookies.udp_require_above`, when it is set.
     pub(crate) cookie_limiter: &'r mut Option<RateLimiter>,
+    /// This core's last derived cookie secrets.
+    pub(crate) cookie_secrets: &'r mut SecretCache,
     pub(crate) stats: &'r mut ResolverStats,
     /// Filled with the key of an admitted query (its storage reused).
     pub(crate) key: &'r mut QueryKey,
@@ -109,6 +112,7 @@ pub(crate) fn admit<'a>(
         config,
         rate_limiter,
         cookie_limiter,
+        cookie_secrets,
         stats,
         key,
     } = gate;
@@ -142,7 +146,7 @@ pub(crate) fn admit<'a>(
     };
     let mut edns = ClientEdns::of(&message);
     let cookie = match (&config.policy.cookies, &message.opt()) {
-        (Some(policy), Some(opt)) => read_cookie(policy, opt, client, now, stats),
+        (Some(policy), Some(opt)) => read_cookie(policy, cookie_secrets, opt, client, now, stats),
         _ => CookieStep::Absent,
     };
     if let (CookieStep::Read { reply, .. }, Some(edns)) = (&cookie, &mut edns) {
@@ -243,10 +247,12 @@ enum CookieStep {
 /// make the option the reply carries: the client's cookie and a fresh
 /// server cookie (a fresh one every time, so a client's cookie never
 /// nears the hour it is good for). One SipHash to make it and at most one
-/// more to check the one sent; nothing allocated.
+/// more to check the one sent (the period secrets come from this core's
+/// `secrets`); nothing allocated.
 #[inline]
 fn read_cookie(
     policy: &CookiePolicy,
+    secrets: &mut SecretCache,
     opt: &heimdall_wire::Opt<'_>,
     client: ClientId,
     now: Timestamp,
@@ -264,13 +270,13 @@ fn read_cookie(
     let unix = policy.unix_secs(now);
     let verdict = policy
         .cookies
-        .judge(cookie.client(), cookie.server(), ip, unix);
+        .judge(secrets, cookie.client(), cookie.server(), ip, unix);
     match verdict {
         CookieVerdict::Valid => stats.client_cookies_valid += 1,
         CookieVerdict::ClientOnly => stats.client_cookies_new += 1,
         CookieVerdict::Invalid => stats.client_cookies_bad += 1,
     }
-    let server = policy.cookies.make(cookie.client(), ip, unix);
+    let server = policy.cookies.make_with(secrets, cookie.client(), ip, unix);
     CookieStep::Read {
         verdict,
         reply: ReplyCookie::new(*cookie.client(), server),

@@ -53,7 +53,7 @@ use heimdall_cache::{
     udp_limit,
 };
 use heimdall_config::UpstreamTransport;
-use heimdall_policy::{RateLimiter, Verdict, write_blocked};
+use heimdall_policy::{RateLimiter, SecretCache, Verdict, write_blocked};
 use heimdall_wire::{
     Class, Flags, HEADER_LEN, Message, MessageBuilder, Name, OptSpec, QueryKey, Rcode, RecordType,
     WireNameBuf,
@@ -103,6 +103,8 @@ pub struct Resolver {
     /// The buckets of `cookies.udp_require_above` (its own table: a client
     /// that presents valid cookies never spends a token).
     cookie_limiter: Option<RateLimiter>,
+    /// The cookie secrets of the current and last period, derived once.
+    cookie_secrets: SecretCache,
 }
 
 /// A written reply, or a drop when it did not fit.
@@ -154,6 +156,7 @@ impl Resolver {
             scratch_key,
             rate_limiter,
             cookie_limiter,
+            cookie_secrets: SecretCache::default(),
             config,
         })
     }
@@ -226,6 +229,7 @@ impl Resolver {
             config: &self.config,
             rate_limiter: &mut self.rate_limiter,
             cookie_limiter: &mut self.cookie_limiter,
+            cookie_secrets: &mut self.cookie_secrets,
             stats: &mut self.stats,
             key: &mut self.scratch_key,
         };
