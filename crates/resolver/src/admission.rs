@@ -12,11 +12,12 @@
 //! option every reply to it carries (the client's cookie with a fresh
 //! server cookie) is put in its [`ClientEdns`], so hits, errors, local
 //! data and the replies to clients that waited on an upstream all answer
-//! it. A malformed option gets FORMERR; over `cookies.udp_require_above`,
+//! it (all but the rate limiter's truncated reply, kept no larger than
+//! the query). A malformed option gets FORMERR; over `cookies.udp_require_above`,
 //! a UDP query without a valid server cookie gets BADCOOKIE (it sent a
 //! client cookie) or TC (it sent none).
 
-use heimdall_cache::{ClientEdns, Timestamp, udp_limit};
+use heimdall_cache::{ClientEdns, Timestamp};
 use heimdall_policy::{
     AclDecision, CookieVerdict, RateDecision, RateLimitAction, RateLimiter, SecretCache,
     write_truncated,
@@ -173,21 +174,19 @@ pub(crate) fn admit<'a>(
             return policy_refusal(out, &to(), None, our_size).into();
         }
         Some(_) => {
+            // No COOKIE option here, unlike every other reply: this one
+            // exists to be no larger than the query (a spoofed victim gets
+            // no amplification), and the client's next step is TCP.
             stats.rate_limited_truncated += 1;
-            let written = write_truncated(&message, our_size, out).ok();
-            let limit = udp_limit(edns, our_size);
-            return written.map(|len| with_cookie(out, len, limit, edns)).into();
+            return write_truncated(&message, our_size, out).ok().into();
         }
         None => {}
     }
     match cookie {
         CookieStep::Malformed => {
-            // Nothing of the option can be trusted, so nothing is echoed.
-            let to = ReplyTo {
-                edns: edns.map(|e| ClientEdns { cookie: None, ..e }),
-                ..to()
-            };
-            return refuse(stats, out, &to, Rcode::FORMERR, None, our_size).into();
+            // Nothing of the option can be trusted, so nothing is echoed
+            // (`edns` has no reply cookie).
+            return refuse(stats, out, &to(), Rcode::FORMERR, None, our_size).into();
         }
         CookieStep::Read {
             verdict: CookieVerdict::Valid,

@@ -340,3 +340,45 @@ fn cookies_off_means_no_cookie_read_or_answered() {
     let stats = resolver.stats();
     assert_eq!(stats.client_cookies_new + stats.client_cookies_malformed, 0);
 }
+
+#[test]
+fn the_rate_limiters_truncated_reply_stays_no_larger_than_the_query() {
+    let cookie_policy = CookiePolicy {
+        cookies: cookies(),
+        unix_epoch_ms: UNIX_EPOCH_MS,
+        udp_require: None,
+    };
+    let config = ResolverConfig {
+        policy: PolicyConfig {
+            rate_limit: Some((
+                RateLimitConfig {
+                    rate_per_sec: 0,
+                    burst: 1,
+                    action: heimdall_policy::RateLimitAction::Truncate,
+                    ..RateLimitConfig::default()
+                },
+                1,
+            )),
+            cookies: Some(cookie_policy),
+            ..PolicyConfig::default()
+        },
+        ..config(&[UPSTREAM_A])
+    };
+    let mut resolver = Resolver::with_seed(config, 3).unwrap();
+    let packet = query_with_cookie("www.example", RecordType::A, 1, &CLIENT_COOKIE);
+    assert!(
+        ask(&mut resolver, &packet, Transport::Udp).is_none(),
+        "the burst"
+    );
+    let reply = ask(&mut resolver, &packet, Transport::Udp).unwrap();
+    let message = Message::parse(&reply).unwrap();
+    assert!(message.flags().truncated());
+    assert!(
+        reply.len() <= packet.len(),
+        "{} > {}",
+        reply.len(),
+        packet.len()
+    );
+    assert!(find_cookie(&message.opt().unwrap()).unwrap().is_none());
+    assert_eq!(resolver.stats().rate_limited_truncated, 1);
+}
