@@ -435,9 +435,11 @@ sections! {
                 Valid::Text("32 hex digits (16 bytes); leave the key out for a random one");
                 "The master secret server cookies are made with. Leave it out and heimdall draws \
                  16 random bytes from the operating system at start (kept across reloads). Set \
-                 the same value (and `rotation`) on every node of an anycast or load-balanced set \
-                 (RFC 9018 section 6), so a cookie from one node is good at all of them. Keep \
-                 the file unreadable to others.";
+                 the same value (and `rotation`) on every heimdall node of an anycast or \
+                 load-balanced set (RFC 9018 section 6), so a cookie from one node is good at all \
+                 of them (the per-period secrets are derived by heimdall, so nodes running other \
+                 software do not share them). The file then holds a secret: keep it out of \
+                 world-readable copies.";
             rotation: HumanDuration => Duration = defaults::COOKIES_ROTATION;
                 Type::Duration,
                 Valid::Duration(limits::COOKIES_ROTATION_MIN, limits::COOKIES_ROTATION_MAX, true);
