@@ -241,6 +241,22 @@ fn above_the_required_rate_udp_gets_tc_or_badcookie_and_dig_still_gets_its_answe
         assert!(output.contains("status: NOERROR"), "{output}");
         assert!(output.contains("ANSWER: 1"), "{output}");
         assert_eq!(dig_cookie(&output).1, "(good)", "{output}");
+        // TCP is never held to it, cookie or not.
+        let output = dig(
+            &dig_path,
+            server.addr,
+            &["+tcp", "+nocookie", "host-8.zone.test", "A"],
+        );
+        assert!(output.contains("status: NOERROR"), "{output}");
+        assert!(output.contains("ANSWER: 1"), "{output}");
+        assert!(!output.contains("flags: qr tc"), "{output}");
+        let output = dig(
+            &dig_path,
+            server.addr,
+            &["+tcp", "+cookie", "host-8.zone.test", "A"],
+        );
+        assert!(output.contains("ANSWER: 1"), "{output}");
+        assert_eq!(dig_cookie(&output).1, "(good)", "{output}");
     }
     let text = get_ok(server.control_addr(), "/metrics");
     let parsed = metrics(&text);
@@ -258,6 +274,7 @@ fn above_the_required_rate_udp_gets_tc_or_badcookie_and_dig_still_gets_its_answe
     if peers::find("dig", "bind9-dnsutils").is_some() {
         assert!(client_cookie_total(&reports, "valid") >= 1);
         assert_eq!(sent, badcookie + 1, "ours and dig's first try");
+        assert!(client_cookie_total(&reports, "new") >= u64::from(FLOOD) + 2);
     }
     upstream.stop();
 }
