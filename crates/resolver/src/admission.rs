@@ -8,14 +8,15 @@
 //! Every counter about why a query was not admitted is counted here.
 //!
 //! Server cookies (RFC 7873, RFC 9018) are read here too, right after the
-//! parse: the query's COOKIE option is judged ([`ServerCookies`]) and the
-//! option every reply to it carries (the client's cookie with a fresh
-//! server cookie) is put in its [`ClientEdns`], so hits, errors, local
-//! data and the replies to clients that waited on an upstream all answer
-//! it (all but the rate limiter's truncated reply, kept no larger than
-//! the query). A malformed option gets FORMERR; over `cookies.udp_require_above`,
-//! a UDP query without a valid server cookie gets BADCOOKIE (it sent a
-//! client cookie) or TC (it sent none).
+//! parse: the query's COOKIE option is judged
+//! ([`heimdall_policy::ServerCookies`]) and the option every reply to it
+//! carries (the client's cookie with a fresh server cookie) is put in its
+//! [`ClientEdns`], so hits, errors, local data and the replies to clients
+//! that waited on an upstream all answer it (all but the rate limiter's
+//! truncated reply, kept no larger than the query). A malformed option
+//! gets FORMERR; over `cookies.udp_require_above`, a UDP query without a
+//! valid server cookie gets BADCOOKIE (it sent a client cookie) or TC (it
+//! sent none).
 
 use heimdall_cache::{ClientEdns, Timestamp};
 use heimdall_policy::{
