@@ -3,8 +3,11 @@
 //! good when it sends it back; a forged server cookie is answered with a
 //! fresh one; with `cookies.udp_require_above`, cookie-less UDP floods get
 //! TC and client-cookie-only ones BADCOOKIE while `dig +cookie` still gets
-//! its answer; and BIND `named`, forwarding to heimdall, learns our cookie
-//! and presents it. Our reply bytes are cross-checked with hickory-proto.
+//! its answer (TCP is never held to it); BIND `named`, forwarding to
+//! heimdall, learns our cookie and presents it; a cookie one core made is
+//! valid at the other (the secret is in the shared snapshot); a reload
+//! keeps the random secret, applies a configured one and turns cookies
+//! off. Our reply bytes are cross-checked with hickory-proto.
 
 #![allow(
     clippy::unwrap_used,
@@ -485,6 +488,41 @@ fn a_reload_keeps_the_random_secret_and_applies_a_new_one() {
         client_cookie_total(&reports, "bad"),
         1,
         "the random secret's cookie after the change"
+    );
+    upstream.stop();
+}
+
+#[test]
+fn every_core_accepts_the_cookies_another_core_made() {
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let setup = Setup {
+        cores: "[0, 1]",
+        ..Setup::new(&[upstream.local_addr()])
+    };
+    let server = setup.start();
+    // One cookie learned, then presented from many source ports: the
+    // kernel spreads them over both cores, and each must find it valid.
+    let learned = ask_with_cookie(
+        &Client::new(server.addr),
+        "host-1.zone.test",
+        1,
+        b"clientck",
+    );
+    for id in 0..32u16 {
+        let client = Client::new(server.addr);
+        let fresh = ask_with_cookie(&client, "host-1.zone.test", 100 + id, &learned);
+        assert_eq!(&fresh[..8], b"clientck");
+    }
+    let reports = server.stop();
+    assert_eq!(client_cookie_total(&reports, "valid"), 32);
+    assert_eq!(client_cookie_total(&reports, "bad"), 0);
+    let per_core: Vec<u64> = reports
+        .iter()
+        .map(|r| r.resolver.client_cookies_valid)
+        .collect();
+    assert!(
+        per_core.iter().all(|&n| n > 0),
+        "both cores checked cookies: {per_core:?}"
     );
     upstream.stop();
 }
