@@ -1,7 +1,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 //! Criterion benchmarks for heimdall-policy: a blocklist lookup (miss and
 //! hit) against 1,000,000 entries, writing a blocked reply, the ACL check
-//! and the rate-limit check.
+//! and the rate-limit check; making and checking a server cookie.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use heimdall_cache::Timestamp;
 use heimdall_policy::{
     AclBuilder, BlockMode, Blocklist, BlocklistBuilder, ListFormat, RateLimitConfig, RateLimiter,
-    write_blocked,
+    SecretCache, ServerCookies, write_blocked,
 };
 use heimdall_wire::{Message, NameBuf};
 
@@ -89,5 +89,25 @@ fn acl_and_rate(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, blocklist, acl_and_rate);
+/// Server cookies (RFC 9018): making one, with the period secret derived
+/// each time or taken from a warm [`SecretCache`], and checking one.
+fn server_cookies(c: &mut Criterion) {
+    let cookies = ServerCookies::new(*b"sixteen byte key", 86_400).unwrap();
+    let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    let now = 1_700_000_000u64;
+    let client = *b"clientck";
+    c.bench_function("policy/cookie_make_derived", |b| {
+        b.iter(|| cookies.make(black_box(&client), ip, now))
+    });
+    let mut secrets = SecretCache::default();
+    c.bench_function("policy/cookie_make_cached", |b| {
+        b.iter(|| cookies.make_with(&mut secrets, black_box(&client), ip, now))
+    });
+    let cookie = cookies.make(&client, ip, now);
+    c.bench_function("policy/cookie_verify_cached", |b| {
+        b.iter(|| cookies.verify_with(&mut secrets, black_box(&client), &cookie, ip, now + 60))
+    });
+}
+
+criterion_group!(benches, blocklist, acl_and_rate, server_cookies);
 criterion_main!(benches);

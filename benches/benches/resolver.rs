@@ -1,14 +1,17 @@
 //! Criterion benchmark of the resolver's whole per-query work on a cache
 //! hit: header and message view, admission rules, key, lookup, and writing
 //! the client's reply. This is everything a core does per query except the
-//! system calls. And the engine's part of a cache miss, with upstream DNS
-//! cookies on and off: the miss, the upstream query written (with its
-//! COOKIE option), the reply checked (with the cookie) and relayed.
+//! system calls. The `_cookie` variants add server cookies (RFC 9018): a
+//! fresh one made for a client cookie, or one checked and a fresh one
+//! made. And the engine's part of a cache miss, with upstream DNS cookies
+//! on and off: the miss, the upstream query written (with its COOKIE
+//! option), the reply checked (with the cookie) and relayed.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic
 )]
 
 use std::hint::black_box;
@@ -17,13 +20,25 @@ use std::net::SocketAddr;
 use criterion::{Criterion, criterion_group, criterion_main};
 use heimdall_benches::typical_query;
 use heimdall_cache::Timestamp;
-use heimdall_resolver::{ClientId, QueryOutcome, Resolver, ResolverConfig, Transport, Upstream};
-use heimdall_testkit::messages::a_answer;
+use heimdall_policy::ServerCookies;
+use heimdall_resolver::{
+    ClientId, CookiePolicy, PolicyConfig, QueryOutcome, Resolver, ResolverConfig, Transport,
+    Upstream,
+};
+use heimdall_testkit::messages::{a_answer, query_with_options};
+use heimdall_wire::cookie::find_cookie;
+use heimdall_wire::{Message, RecordType, edns};
 
-fn resolver_hit(c: &mut Criterion) {
+/// A resolver with `cookies` whose cache holds the answer to
+/// [`typical_query`], and the client and time to ask it at.
+fn warm_resolver(cookies: Option<CookiePolicy>) -> (Resolver, ClientId, Timestamp) {
     let upstream: SocketAddr = "127.0.0.1:5300".parse().unwrap();
     let config = ResolverConfig {
         upstreams: vec![Upstream::udp(upstream)],
+        policy: PolicyConfig {
+            cookies,
+            ..PolicyConfig::default()
+        },
         ..ResolverConfig::default()
     };
     let mut resolver = Resolver::with_seed(config, 3).unwrap();
@@ -48,7 +63,13 @@ fn resolver_hit(c: &mut Criterion) {
     };
     resolver.handle_upstream_reply(source, &a_answer(&sent, 2, 300), now);
     while resolver.poll_reply(&mut out, now).is_some() {}
-    let later = now.add_secs(5);
+    (resolver, client, now.add_secs(5))
+}
+
+fn resolver_hit(c: &mut Criterion) {
+    let (mut resolver, client, later) = warm_resolver(None);
+    let query = typical_query();
+    let mut out = [0u8; 4096];
     c.bench_function("resolver/cache_hit_handle_query", |b| {
         b.iter(|| {
             let outcome = resolver.handle_query(black_box(&query), client, later, &mut out);
@@ -132,5 +153,49 @@ fn echo_cookie(reply: &mut Vec<u8>, data: &[u8]) {
     reply.extend_from_slice(data);
 }
 
-criterion_group!(benches, resolver_hit, resolver_miss);
+
+/// The same hit with server cookies on: [`typical_query`] carries a client
+/// cookie only (a fresh server cookie is made), and the same query with a
+/// valid server cookie of ours (checked, then a fresh one made).
+fn resolver_hit_with_cookies(c: &mut Criterion) {
+    let unix_epoch_ms = 1_700_000_000_000;
+    let cookies = ServerCookies::new(*b"sixteen byte key", 86_400).unwrap();
+    let policy = CookiePolicy {
+        cookies: cookies.clone(),
+        unix_epoch_ms,
+        udp_require: None,
+    };
+    let (mut resolver, client, later) = warm_resolver(Some(policy));
+    let client_only = typical_query();
+    let mut out = [0u8; 4096];
+    c.bench_function("resolver/cache_hit_handle_query_client_cookie", |b| {
+        b.iter(|| {
+            let outcome = resolver.handle_query(black_box(&client_only), client, later, &mut out);
+            black_box(outcome)
+        })
+    });
+    // The same query with our server cookie appended to its COOKIE option.
+    let len = match resolver.handle_query(&client_only, client, later, &mut out) {
+        QueryOutcome::Reply(len) => len,
+        other => panic!("{other:?}"),
+    };
+    let reply = Message::parse(&out[..len]).unwrap();
+    let cookie = find_cookie(&reply.opt().unwrap()).unwrap().unwrap();
+    let full = [&cookie.client()[..], cookie.server()].concat();
+    let with_server = query_with_options(
+        "www.Example.com",
+        RecordType::A,
+        0x1f2e,
+        &[(edns::COOKIE, &full)],
+    );
+    c.bench_function("resolver/cache_hit_handle_query_valid_cookie", |b| {
+        b.iter(|| {
+            let outcome = resolver.handle_query(black_box(&with_server), client, later, &mut out);
+            black_box(outcome)
+        })
+    });
+    assert!(resolver.stats().client_cookies_valid > 0);
+}
+
+criterion_group!(benches, resolver_hit, resolver_hit_with_cookies, resolver_miss);
 criterion_main!(benches);

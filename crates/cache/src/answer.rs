@@ -6,12 +6,14 @@
 //! RRset boundary and fits the client's limit, patched in place: the
 //! client's ID, flags and qname letter case, section counts, every TTL
 //! lowered by the entry's age, and our own OPT record when the client sent
-//! EDNS.
+//! EDNS (with the client's cookie answered, when the resolver gave one:
+//! [`ClientEdns::cookie`]).
 //!
 //! A stale answer (RFC 8767, [`AnswerRequest::stale`]) is the same copy
 //! with every TTL set to [`STALE_TTL`] and, for EDNS clients, an Extended
 //! DNS Error "Stale Answer" (RFC 8914 info code 3) in the OPT record.
 
+use heimdall_wire::cookie::ReplyCookie;
 use heimdall_wire::{Flags, HEADER_LEN, Header, Message, RecordType};
 
 use crate::entry::{Cut, Entry};
@@ -44,15 +46,31 @@ pub struct ClientEdns {
     pub udp_payload_size: u16,
     /// The client's DO bit.
     pub dnssec_ok: bool,
+    /// The COOKIE option every reply to this query carries (the client's
+    /// cookie echoed with our server cookie), when the client sent one
+    /// and cookies are answered. Set by the resolver's admission, which
+    /// knows the secret; [`ClientEdns::of`] leaves it out.
+    pub cookie: Option<ReplyCookie>,
 }
 
 impl ClientEdns {
-    /// The EDNS of a parsed message, if it has an OPT record.
+    /// The EDNS of a parsed message, if it has an OPT record (without a
+    /// reply cookie).
     pub fn of(message: &Message<'_>) -> Option<Self> {
         message.opt().map(|opt| Self {
             udp_payload_size: opt.udp_payload_size(),
             dnssec_ok: opt.dnssec_ok(),
+            cookie: None,
         })
+    }
+
+    /// Bytes our COOKIE option adds to the reply's OPT record.
+    pub fn cookie_len(&self) -> usize {
+        if self.cookie.is_some() {
+            ReplyCookie::OPTION_LEN
+        } else {
+            0
+        }
     }
 }
 
@@ -163,8 +181,9 @@ impl Entry {
     /// RA=1, AD only when the stored answer had it and the client set AD
     /// or DO (RFC 6840 section 5.8), the entry's rcode. TTLs are lowered
     /// by the entry's age in whole seconds (never below 0). With EDNS, an
-    /// OPT record (our payload size, the client's DO, version 0, no
-    /// options) ends the additional section.
+    /// OPT record (our payload size, the client's DO, version 0, and the
+    /// client's [`ClientEdns::cookie`] when it has one) ends the
+    /// additional section.
     ///
     /// With `request.stale`, every TTL is [`STALE_TTL`] instead, and the
     /// OPT carries an EDE "Stale Answer" option ([`STALE_EDE_LEN`] more
@@ -188,8 +207,8 @@ impl Entry {
         }
         let opt_len = match (request.edns, request.stale) {
             (None, _) => 0,
-            (Some(_), false) => OPT_LEN,
-            (Some(_), true) => OPT_LEN + STALE_EDE_LEN,
+            (Some(edns), false) => OPT_LEN + edns.cookie_len(),
+            (Some(edns), true) => OPT_LEN + STALE_EDE_LEN + edns.cookie_len(),
         };
         let available = request.limit.min(out.len()).min(TCP_LIMIT);
         let fits = |cut: &Cut| usize::from(cut.offset) + opt_len <= available;
@@ -270,31 +289,43 @@ impl Entry {
         };
         put(out, 0, &header.to_bytes());
 
-        if request.edns.is_none() {
+        let Some(edns) = request.edns else {
             return Ok(len);
-        }
+        };
         let [type_high, type_low] = RecordType::OPT.0.to_be_bytes();
         let [size_high, size_low] = request.our_udp_payload.to_be_bytes();
         // TTL field: extended rcode 0 (stored rcodes fit the header),
-        // version 0, DO echoed, other flags 0; then RDLENGTH (0, or the
-        // EDE option of a stale answer).
+        // version 0, DO echoed, other flags 0; then RDLENGTH: the EDE
+        // option of a stale answer and our COOKIE option, when there are.
         let do_bit = if dnssec_ok { 0x80 } else { 0 };
-        let rdlength = if request.stale {
-            STALE_EDE_LEN as u8
-        } else {
-            0
-        };
+        let ede_len = if request.stale { STALE_EDE_LEN } else { 0 };
+        let [rdlength_high, rdlength_low] = ((ede_len + edns.cookie_len()) as u16).to_be_bytes();
         let opt = [
-            0, type_high, type_low, size_high, size_low, 0, 0, do_bit, 0, 0, rdlength,
+            0,
+            type_high,
+            type_low,
+            size_high,
+            size_low,
+            0,
+            0,
+            do_bit,
+            0,
+            rdlength_high,
+            rdlength_low,
         ];
         put(out, len, &opt);
-        if !request.stale {
-            return Ok(len + OPT_LEN);
+        let mut end = len + OPT_LEN;
+        if request.stale {
+            let [code_high, code_low] = heimdall_wire::edns::EXTENDED_ERROR.to_be_bytes();
+            let [info_high, info_low] = heimdall_wire::ede::STALE_ANSWER.to_be_bytes();
+            let ede = [code_high, code_low, 0, 2, info_high, info_low];
+            put(out, end, &ede);
+            end += STALE_EDE_LEN;
         }
-        let [code_high, code_low] = heimdall_wire::edns::EXTENDED_ERROR.to_be_bytes();
-        let [info_high, info_low] = heimdall_wire::ede::STALE_ANSWER.to_be_bytes();
-        let ede = [code_high, code_low, 0, 2, info_high, info_low];
-        put(out, len + OPT_LEN, &ede);
-        Ok(len + OPT_LEN + STALE_EDE_LEN)
+        if let Some(cookie) = &edns.cookie {
+            put(out, end, &cookie.wire());
+            end += ReplyCookie::OPTION_LEN;
+        }
+        Ok(end)
     }
 }

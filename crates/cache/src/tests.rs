@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use heimdall_testkit::messages;
+use heimdall_wire::cookie::ReplyCookie;
 use heimdall_wire::{
     Class, Flags, Message, MessageBuilder, Mx, NameBuf, Opcode, OptSpec, QueryKey, RData, Rcode,
     RecordType, Section, Soa, Txt,
@@ -1314,6 +1315,7 @@ fn entries_are_send_and_clone() {
         let _ = ClientEdns {
             udp_payload_size: 512,
             dnssec_ok: false,
+            cookie: None,
         };
     };
 }
@@ -1402,6 +1404,78 @@ fn stale_answers_reserve_room_for_the_ede() {
         let opt = message.opt().unwrap();
         assert_eq!(opt.options().count(), 1);
         assert!(message.answers().all(|record| record.ttl() == STALE_TTL));
+    }
+}
+
+/// A reply to `query` from `entry` at `now` within `limit`, with our
+/// COOKIE option answered; stale or not.
+fn cookie_reply(
+    entry: &Entry,
+    query: &Q,
+    cookie: ReplyCookie,
+    limit: usize,
+    stale: bool,
+) -> Vec<u8> {
+    let bytes = query.bytes();
+    let message = Message::parse(&bytes).unwrap();
+    let plain = AnswerRequest::from_query(&message, 1232).unwrap();
+    let request = AnswerRequest {
+        limit,
+        edns: plain.edns.map(|edns| ClientEdns {
+            cookie: Some(cookie),
+            ..edns
+        }),
+        ..plain.with_stale(stale)
+    };
+    let mut out = vec![0u8; 65_535];
+    let len = entry
+        .write_answer(&mut out, &request, at(T0 + 400))
+        .unwrap();
+    assert!(len <= limit);
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn a_hit_answers_the_clients_cookie_in_its_opt() {
+    let cookie = ReplyCookie::new(*b"client!!", *b"0123456789abcdef");
+    let (query, upstream) = www_a();
+    let entry = stored(&query, &upstream);
+    for stale in [false, true] {
+        let bytes = cookie_reply(&entry, &query, cookie, 1232, stale);
+        let ede = if stale { STALE_EDE_LEN } else { 0 };
+        assert_eq!(
+            bytes.len(),
+            entry.wire().len() + OPT_LEN + ede + ReplyCookie::OPTION_LEN
+        );
+        let message = Message::parse(&bytes).unwrap();
+        let opt = message.opt().unwrap();
+        let found = heimdall_wire::cookie::find_cookie(&opt).unwrap().unwrap();
+        assert_eq!(found.client(), b"client!!");
+        assert_eq!(found.server(), b"0123456789abcdef");
+        assert_eq!(opt.options().count(), 1 + usize::from(stale));
+        // Cross-check: hickory reads the same option.
+        let theirs = HMessage::from_vec(&bytes).unwrap();
+        let edns = theirs.edns.as_ref().unwrap();
+        assert_eq!(
+            edns.option(hickory_proto::rr::rdata::opt::EdnsCode::Cookie),
+            Some(&hickory_proto::rr::rdata::opt::EdnsOption::Unknown(
+                10,
+                cookie.data().to_vec()
+            ))
+        );
+    }
+    // The cookie's room is kept when the answer is cut to fit.
+    let (query, upstream) = big_answer();
+    let entry = stored(&query, &upstream);
+    let full = entry.wire().len() + OPT_LEN + ReplyCookie::OPTION_LEN;
+    for (limit, answers) in [(full - 1, 6), (full, 16)] {
+        let bytes = cookie_reply(&entry, &query, cookie, limit, false);
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(message.answers().count(), answers, "limit {limit}");
+        assert_eq!(message.flags().truncated(), answers < 16);
+        let opt = message.opt().unwrap();
+        assert!(heimdall_wire::cookie::find_cookie(&opt).unwrap().is_some());
     }
 }
 

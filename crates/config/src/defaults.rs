@@ -93,3 +93,11 @@ pub const RATE_LIMIT_IPV4_PREFIX: u8 = 24;
 pub const RATE_LIMIT_IPV6_PREFIX: u8 = 56;
 /// `rate_limit.table_size`: client prefixes tracked per core.
 pub const RATE_LIMIT_TABLE_SIZE: usize = 65_536;
+/// `cookies.enabled`: answering cookies costs one SipHash per reply that
+/// carries one, and protects the clients that send them.
+pub const COOKIES_ENABLED: bool = true;
+/// `cookies.rotation`: a day. A cookie lives at most an hour anyway (RFC
+/// 9018), so a client never sees a rotation as more than a fresh cookie;
+/// a day bounds how many cookies one secret makes, and a derived secret
+/// costs nothing to change.
+pub const COOKIES_ROTATION: Duration = Duration::from_secs(86_400);

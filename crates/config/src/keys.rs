@@ -429,6 +429,49 @@ sections! {
         }
     }
 
+    /// `cookies:` DNS cookies answered to clients (RFC 7873, RFC 9018).
+    cookies: RawCookies => CookiesConfig {
+        intro: "DNS cookies toward clients (RFC 7873), in the interoperable server cookie format \
+         of RFC 9018. A reload applies every key; a new `secret` or `rotation` makes the \
+         cookies clients hold invalid, and each client gets a fresh one with its next answer.",
+        keys {
+            enabled: bool => bool = defaults::COOKIES_ENABLED;
+                Bool,
+                ANY;
+                "Answer a query that carries a COOKIE option with our server cookie, and check the \
+                 server cookie a client sends back. Off ignores cookies: no COOKIE option in \
+                 replies, none checked, none required.";
+            secret: Option<String> => Option<String> = None;
+                Other("32 hex digits"),
+                Valid::Text("32 hex digits (16 bytes); leave the key out for a random one");
+                "The master secret server cookies are made with. Leave it out and heimdall draws \
+                 16 random bytes from the operating system at start (kept across reloads). Set \
+                 the same value (and `rotation`) on every heimdall node of an anycast or \
+                 load-balanced set (RFC 9018 section 6), so a cookie from one node is good at all \
+                 of them (the per-period secrets are derived by heimdall, so nodes running other \
+                 software do not share them). The file then holds a secret: keep it out of \
+                 world-readable copies.";
+            rotation: HumanDuration => Duration = defaults::COOKIES_ROTATION;
+                Type::Duration,
+                Valid::Duration(limits::COOKIES_ROTATION_MIN, limits::COOKIES_ROTATION_MAX, true);
+                "How often the secret in use changes. The secret of each period is derived from \
+                 the master (a keyed hash of the period number), so every core and every node \
+                 with the same master agrees on it without a message; a cookie made in the \
+                 previous period is still accepted, and none older than 1 hour (RFC 9018).";
+            udp_require_above: u32 => u32 = 0;
+                Integer,
+                Valid::Int(0, u64::from(u32::MAX));
+                "Queries per second per client prefix (grouped by `rate_limit.ipv4_prefix` and \
+                 `ipv6_prefix`, tracked in a table of `rate_limit.table_size` prefixes per core; \
+                 for the whole server, each core gets its share) allowed over UDP without a \
+                 valid server cookie. Above it, a query with only a client cookie, or a wrong \
+                 server cookie, gets BADCOOKIE with a fresh cookie (the client retries with it), \
+                 and a query with no cookie at all gets an empty truncated reply (TC), so the \
+                 client retries over TCP, which a spoofed address cannot do. TCP is never held to \
+                 it. `0` (the default) requires no cookie.";
+        }
+    }
+
     /// `control:` the HTTP control endpoint.
     control: RawControl => ControlConfig {
         intro: "The HTTP control endpoint: `GET /metrics` (Prometheus), `GET /health`, `GET /stats` \

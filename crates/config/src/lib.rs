@@ -58,8 +58,9 @@ pub use cores::{CoreSelection, available_cpu_ids, available_cpus};
 pub use error::{ConfigError, Location};
 pub use keys::RESTART_ONLY_KEYS;
 pub use keys::{
-    AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, HintsConfig,
-    LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig, UpstreamConfig,
+    AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, CookiesConfig,
+    HintsConfig, LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig,
+    UpstreamConfig,
 };
 pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};

@@ -71,3 +71,8 @@ pub const TCP_MAX_CONNECTIONS_MAX: usize = 1 << 20;
 pub const TCP_MAX_PIPELINED_MAX: usize = 65_535;
 /// `rate_limit.table_size` at most, per core.
 pub const RATE_LIMIT_TABLE_SIZE_MAX: usize = 1 << 24;
+/// `cookies.rotation` at least: shorter would refuse cookies well within
+/// the hour RFC 9018 gives them.
+pub const COOKIES_ROTATION_MIN: Duration = Duration::from_secs(60);
+/// `cookies.rotation` at most.
+pub const COOKIES_ROTATION_MAX: Duration = Duration::from_secs(365 * 86_400);

@@ -14,9 +14,10 @@ use crate::addr::loops_back;
 use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
 use crate::keys::{
-    AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, HintsConfig, LocalConfig,
-    RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig, RawControl, RawHints, RawLocal,
-    RawRateLimit, RawServer, RawTcp, RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
+    AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, CookiesConfig, HintsConfig,
+    LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig, RawControl,
+    RawCookies, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp, RawUpstream, ServerConfig,
+    TcpConfig, UpstreamConfig, keys,
 };
 use crate::locate::locate;
 use crate::schema::{Valid, int};
@@ -120,6 +121,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let blocklist = v.blocklist(raw.blocklist)?;
     let acl = v.acl(raw.acl)?;
     let rate_limit = v.rate_limit(raw.rate_limit)?;
+    let cookies = v.cookies(raw.cookies)?;
     let control = v.control(raw.control, &server.listen)?;
     let config = Config {
         server,
@@ -131,6 +133,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         blocklist,
         acl,
         rate_limit,
+        cookies,
         control,
         log: raw.log.into_config(),
         source: file.to_string(),
@@ -644,6 +647,23 @@ impl Validator<'_> {
             ));
         }
         Ok(rate_limit)
+    }
+
+    fn cookies(&self, raw: RawCookies) -> Result<CookiesConfig, ConfigError> {
+        let cookies = raw.into_config();
+        if let Some(secret) = &cookies.secret
+            && heimdall_policy::parse_secret(secret).is_none()
+        {
+            return Err(self.error(
+                "cookies.secret",
+                format!(
+                    "not 32 hex digits ({} characters): write 16 bytes in hex, such as the output \
+                     of `openssl rand -hex 16`, or leave the key out for a random secret",
+                    secret.chars().count()
+                ),
+            ));
+        }
+        Ok(cookies)
     }
 
     /// The ranges the key table gives (`Valid::Int`, `Size`, `Duration`),

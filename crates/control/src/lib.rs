@@ -32,6 +32,7 @@ pub use render::{
     render_stats_json,
 };
 pub use route::{Command, percent_decode, route};
+pub use snapshot::ClientCookieSnapshot;
 pub use snapshot::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, LATENCY_BOUNDS_US, LatencyHistogram, PolicySnapshot,
     QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, REJECT_REASONS, RcodeBucket,

@@ -18,6 +18,22 @@ pub fn render_metrics(snapshot: &Snapshot) -> Response {
 /// A per-core counter family: name, help, and how to read it.
 type CoreField = (&'static str, &'static str, fn(&CoreSnapshot) -> u64);
 
+/// What `cookies.udp_require_above` sent, per core.
+const CLIENT_COOKIE_COUNTERS: [CoreField; 2] = [
+    (
+        "heimdall_client_cookie_badcookie_total",
+        "BADCOOKIE replies sent to UDP queries without a valid server cookie above \
+         cookies.udp_require_above.",
+        |c| c.client_cookies.badcookie_sent,
+    ),
+    (
+        "heimdall_client_cookie_truncated_total",
+        "Truncated (TC) replies sent to UDP queries without any cookie above \
+         cookies.udp_require_above.",
+        |c| c.client_cookies.truncated,
+    ),
+];
+
 const CORE_COUNTERS: [CoreField; 26] = [
     (
         "heimdall_cache_hits_total",
@@ -290,6 +306,29 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
             for (bucket, n) in read(core) {
                 sample(&mut out, name, &[("core", id), (label, bucket)], n);
             }
+        }
+    }
+
+    // Server cookies toward clients: one family by outcome, and what the
+    // requirement sent.
+    let name = "heimdall_client_cookies_total";
+    family(
+        &mut out,
+        name,
+        "counter",
+        "Client queries with a COOKIE option, by outcome: valid (a server cookie of ours, in \
+         time), new (only a client cookie), bad (a server cookie not ours, expired, or for \
+         another client: answered with a fresh one), malformed (FORMERR).",
+    );
+    for (core, id) in snapshot.cores.iter().zip(&ids) {
+        for (outcome, n) in core.client_cookies.outcomes() {
+            sample(&mut out, name, &[("core", id), ("outcome", outcome)], n);
+        }
+    }
+    for (name, help, read) in &CLIENT_COOKIE_COUNTERS {
+        family(&mut out, name, "counter", help);
+        for (core, id) in snapshot.cores.iter().zip(&ids) {
+            sample(&mut out, name, &[("core", id)], read(core));
         }
     }
 

@@ -146,6 +146,14 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "badcookie_retries": core.replies.badcookie_retries,
             "strikes_flooded": core.replies.strikes_flooded,
         },
+        "client_cookies": {
+            "valid": core.client_cookies.valid,
+            "new": core.client_cookies.new,
+            "bad": core.client_cookies.bad,
+            "malformed": core.client_cookies.malformed,
+            "badcookie_sent": core.client_cookies.badcookie_sent,
+            "truncated": core.client_cookies.truncated,
+        },
         "upstream_sockets": {
             "open": core.sockets.open,
             "opened": core.sockets.opened,

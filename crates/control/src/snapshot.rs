@@ -286,6 +286,46 @@ pub struct PolicySnapshot {
     pub malformed: u64,
 }
 
+/// What clients' COOKIE options carried (RFC 7873), and what requiring
+/// one sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientCookieSnapshot {
+    /// A valid server cookie of ours.
+    pub valid: u64,
+    /// Only a client cookie.
+    pub new: u64,
+    /// A server cookie that is not ours, expired, or another client's.
+    pub bad: u64,
+    /// A malformed COOKIE option (FORMERR).
+    pub malformed: u64,
+    /// BADCOOKIE replies sent above `cookies.udp_require_above`.
+    pub badcookie_sent: u64,
+    /// TC replies sent to cookie-less UDP queries above it.
+    pub truncated: u64,
+}
+
+impl ClientCookieSnapshot {
+    /// The outcomes with their label values, in exposition order.
+    pub fn outcomes(&self) -> [(&'static str, u64); 4] {
+        [
+            ("valid", self.valid),
+            ("new", self.new),
+            ("bad", self.bad),
+            ("malformed", self.malformed),
+        ]
+    }
+
+    fn merge(&mut self, other: &Self) {
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.valid, other.valid);
+        add(&mut self.new, other.new);
+        add(&mut self.bad, other.bad);
+        add(&mut self.malformed, other.malformed);
+        add(&mut self.badcookie_sent, other.badcookie_sent);
+        add(&mut self.truncated, other.truncated);
+    }
+}
+
 /// Why the reply check threw an upstream reply away (every reason but a
 /// parse failure, which is [`ReplyCheckSnapshot::malformed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -485,6 +525,8 @@ pub struct CoreSnapshot {
     pub replies: ReplyCheckSnapshot,
     /// Upstream UDP sockets.
     pub sockets: UpstreamSocketSnapshot,
+    /// Server cookies toward clients.
+    pub client_cookies: ClientCookieSnapshot,
 }
 
 impl CoreSnapshot {
@@ -516,6 +558,7 @@ impl CoreSnapshot {
         add(&mut self.policy.malformed, other.policy.malformed);
         self.replies.merge(&other.replies);
         self.sockets.merge(&other.sockets);
+        self.client_cookies.merge(&other.client_cookies);
         for upstream in &other.upstreams {
             match self
                 .upstreams

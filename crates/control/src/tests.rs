@@ -496,6 +496,14 @@ fn sample_snapshot() -> Snapshot {
             wait_drops: 4,
             strays: 6,
         };
+        core.client_cookies = ClientCookieSnapshot {
+            valid: 21 + index,
+            new: 22,
+            bad: 23,
+            malformed: 24,
+            badcookie_sent: 25,
+            truncated: 26,
+        };
         let mut latency = LatencyHistogram::default();
         for us in [100, 500, 501, 2_000, 40_000, 3_000_000, 9_999_999] {
             latency.observe_us(us);
@@ -671,12 +679,15 @@ fn stats_json_has_the_documented_fields() {
     }
 }
 
-const FAMILIES: [(&str, &str); 44] = [
+const FAMILIES: [(&str, &str); 47] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
     ("heimdall_responses_total", "counter"),
     ("heimdall_upstream_replies_rejected_total", "counter"),
+    ("heimdall_client_cookies_total", "counter"),
+    ("heimdall_client_cookie_badcookie_total", "counter"),
+    ("heimdall_client_cookie_truncated_total", "counter"),
     ("heimdall_cache_hits_total", "counter"),
     ("heimdall_cache_misses_total", "counter"),
     ("heimdall_cache_stale_served_total", "counter"),
@@ -949,4 +960,48 @@ fn histogram_buckets_added_from_a_runtime_histogram() {
     odd.add_bucket(Some(700), 1);
     assert_eq!(odd.cumulative()[0], 0);
     assert_eq!(odd.cumulative()[1], 1);
+}
+
+#[test]
+fn client_cookie_counters_reach_metrics_and_stats() {
+    let snapshot = sample_snapshot();
+    let text = render_metrics(&snapshot).body_text();
+    let parsed = expo::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+    let v = |name: &str, labels: &[(&str, &str)]| parsed.value(name, labels).unwrap();
+    for (outcome, expected) in [
+        ("valid", 22.0),
+        ("new", 22.0),
+        ("bad", 23.0),
+        ("malformed", 24.0),
+    ] {
+        assert_eq!(
+            v(
+                "heimdall_client_cookies_total",
+                &[("core", "1"), ("outcome", outcome)]
+            ),
+            expected,
+            "{outcome}"
+        );
+    }
+    assert_eq!(
+        v("heimdall_client_cookie_badcookie_total", &[("core", "0")]),
+        25.0
+    );
+    assert_eq!(
+        v("heimdall_client_cookie_truncated_total", &[("core", "1")]),
+        26.0
+    );
+    let stats = crate::render::stats_value(&snapshot);
+    let totals = &stats["totals"]["client_cookies"];
+    for (field, expected) in [
+        ("valid", 43),
+        ("new", 44),
+        ("bad", 46),
+        ("malformed", 48),
+        ("badcookie_sent", 50),
+        ("truncated", 52),
+    ] {
+        assert_eq!(totals[field], expected, "client_cookies.{field}");
+    }
+    assert_eq!(stats["cores"][1]["client_cookies"]["valid"], 22);
 }

@@ -17,4 +17,7 @@ pub enum PolicyError {
     /// A rate limit setting is out of range.
     #[error("invalid rate limit setting: {0}")]
     BadRateLimit(&'static str),
+    /// A server cookie setting is out of range.
+    #[error("invalid cookie setting: {0}")]
+    BadCookies(&'static str),
 }

@@ -13,8 +13,12 @@
 //! - [`Acl`]: which clients may use the resolver (CIDR allow and deny
 //!   lists plus private-network defaults).
 //! - [`RateLimiter`]: one core's token buckets per client prefix.
+//! - [`ServerCookies`]: the server cookies answered to clients (RFC 7873
+//!   in the RFC 9018 format), with a secret rotated per period and derived
+//!   from one master, so every core computes the same one.
 
 mod acl;
+mod cookie;
 mod domains;
 mod error;
 mod lists;
@@ -22,6 +26,10 @@ mod ratelimit;
 mod reply;
 
 pub use acl::{Acl, AclAction, AclBuilder, AclDecision, Cidr, DEFAULT_ALLOWED};
+pub use cookie::{
+    COOKIE_VERSION, CookieVerdict, MAX_AGE_SECS, MAX_AHEAD_SECS, SECRET_LEN, SecretCache,
+    ServerCookies, parse_secret, rfc9018_cookie, rfc9018_hash_matches,
+};
 pub use domains::{DomainSet, name_hash};
 pub use error::PolicyError;
 pub use lists::{Blocklist, BlocklistBuilder, ListFormat, ListStats, Verdict};

@@ -6,12 +6,27 @@
 //! answer), or a query to answer, with its key filled in.
 //!
 //! Every counter about why a query was not admitted is counted here.
+//!
+//! Server cookies (RFC 7873, RFC 9018) are read here too, right after the
+//! parse: the query's COOKIE option is judged
+//! ([`heimdall_policy::ServerCookies`]) and the option every reply to it
+//! carries (the client's cookie with a fresh server cookie) is put in its
+//! [`ClientEdns`], so hits, errors, local data and the replies to clients
+//! that waited on an upstream all answer it (all but the rate limiter's
+//! truncated reply, kept no larger than the query). A malformed option
+//! gets FORMERR; over `cookies.udp_require_above`, a UDP query without a
+//! valid server cookie gets BADCOOKIE (it sent a client cookie) or TC (it
+//! sent none).
 
 use heimdall_cache::{ClientEdns, Timestamp};
-use heimdall_policy::{AclDecision, RateDecision, RateLimitAction, RateLimiter, write_truncated};
+use heimdall_policy::{
+    AclDecision, CookieVerdict, RateDecision, RateLimitAction, RateLimiter, SecretCache,
+    write_truncated,
+};
+use heimdall_wire::cookie::{ReplyCookie, find_cookie};
 use heimdall_wire::{Class, Header, Message, Opcode, QueryKey, Question, Rcode, RecordType};
 
-use crate::config::ResolverConfig;
+use crate::config::{CookiePolicy, ResolverConfig};
 use crate::io::{ClientId, Transport};
 use crate::reply::{ReplyTo, ede, write_error_reply};
 use crate::stats::ResolverStats;
@@ -64,6 +79,10 @@ impl<'a> Admitted<'a> {
 pub(crate) struct Gate<'r> {
     pub(crate) config: &'r ResolverConfig,
     pub(crate) rate_limiter: &'r mut Option<RateLimiter>,
+    /// The buckets of `cookies.udp_require_above`, when it is set.
+    pub(crate) cookie_limiter: &'r mut Option<RateLimiter>,
+    /// This core's last derived cookie secrets.
+    pub(crate) cookie_secrets: &'r mut SecretCache,
     pub(crate) stats: &'r mut ResolverStats,
     /// Filled with the key of an admitted query (its storage reused).
     pub(crate) key: &'r mut QueryKey,
@@ -94,6 +113,8 @@ pub(crate) fn admit<'a>(
     let Gate {
         config,
         rate_limiter,
+        cookie_limiter,
+        cookie_secrets,
         stats,
         key,
     } = gate;
@@ -125,7 +146,14 @@ pub(crate) fn admit<'a>(
         }
         return refuse(stats, out, &to, Rcode::FORMERR, None, our_size).into();
     };
-    let edns = ClientEdns::of(&message);
+    let mut edns = ClientEdns::of(&message);
+    let cookie = match (&config.policy.cookies, &message.opt()) {
+        (Some(policy), Some(opt)) => read_cookie(policy, cookie_secrets, opt, client, now, stats),
+        _ => CookieStep::Absent,
+    };
+    if let (CookieStep::Read { reply, .. }, Some(edns)) = (&cookie, &mut edns) {
+        edns.cookie = Some(*reply);
+    }
     let question = message.question();
     if let Some(question) = &question {
         stats.qtypes.record(question.qtype.0);
@@ -147,10 +175,42 @@ pub(crate) fn admit<'a>(
             return policy_refusal(out, &to(), None, our_size).into();
         }
         Some(_) => {
+            // No COOKIE option here, unlike every other reply: this one
+            // exists to be no larger than the query (a spoofed victim gets
+            // no amplification), and the client's next step is TCP.
             stats.rate_limited_truncated += 1;
             return write_truncated(&message, our_size, out).ok().into();
         }
         None => {}
+    }
+    match cookie {
+        CookieStep::Malformed => {
+            // Nothing of the option can be trusted, so nothing is echoed
+            // (`edns` has no reply cookie).
+            return refuse(stats, out, &to(), Rcode::FORMERR, None, our_size).into();
+        }
+        CookieStep::Read {
+            verdict: CookieVerdict::Valid,
+            ..
+        } => {}
+        _ if client.transport == Transport::Udp => {
+            if let Some(limiter) = cookie_limiter
+                && let RateDecision::Limit(_) = limiter.check(client.addr.ip(), now)
+            {
+                return demand_cookie(stats, &message, &to(), &cookie, our_size, out);
+            }
+        }
+        _ => {}
+    }
+    if message.header().question_count == 0
+        && matches!(cookie, CookieStep::Read { .. })
+        && message.flags().opcode() == Opcode::QUERY
+        && message.opt().is_some_and(|opt| opt.version() == 0)
+    {
+        // RFC 7873 section 5.4: a query of only a COOKIE option (to learn
+        // or refresh a server cookie) is answered NOERROR with ours.
+        let len = write_error_reply(out, &to(), Rcode::NOERROR, None, our_size);
+        return (len != 0).then_some(len).into();
     }
     if let Err(Refusal(rcode, ede_code)) = check_rules(&message, question.as_ref()) {
         let extended = ede_code.map(|code| (code, ""));
@@ -168,6 +228,98 @@ pub(crate) fn admit<'a>(
         question,
         edns,
     })
+}
+
+/// What a query's COOKIE option is, once read.
+enum CookieStep {
+    /// No COOKIE option (or cookies are off).
+    Absent,
+    /// A wrong length, or more than one: FORMERR.
+    Malformed,
+    /// A well-formed option: what it proves, and the option to answer.
+    Read {
+        verdict: CookieVerdict,
+        reply: ReplyCookie,
+    },
+}
+
+/// Read and judge the COOKIE option of `opt`, counting the outcome, and
+/// make the option the reply carries: the client's cookie and a fresh
+/// server cookie (a fresh one every time, so a client's cookie never
+/// nears the hour it is good for). One SipHash to make it and at most one
+/// more to check the one sent (the period secrets come from this core's
+/// `secrets`); nothing allocated.
+#[inline]
+fn read_cookie(
+    policy: &CookiePolicy,
+    secrets: &mut SecretCache,
+    opt: &heimdall_wire::Opt<'_>,
+    client: ClientId,
+    now: Timestamp,
+    stats: &mut ResolverStats,
+) -> CookieStep {
+    let cookie = match find_cookie(opt) {
+        Ok(Some(cookie)) => cookie,
+        Ok(None) => return CookieStep::Absent,
+        Err(_) => {
+            stats.client_cookies_malformed += 1;
+            return CookieStep::Malformed;
+        }
+    };
+    let ip = client.addr.ip();
+    let unix = policy.unix_secs(now);
+    let verdict = policy
+        .cookies
+        .judge(secrets, cookie.client(), cookie.server(), ip, unix);
+    match verdict {
+        CookieVerdict::Valid => stats.client_cookies_valid += 1,
+        CookieVerdict::ClientOnly => stats.client_cookies_new += 1,
+        CookieVerdict::Invalid => stats.client_cookies_bad += 1,
+    }
+    let server = policy.cookies.make_with(secrets, cookie.client(), ip, unix);
+    CookieStep::Read {
+        verdict,
+        reply: ReplyCookie::new(*cookie.client(), server),
+    }
+}
+
+/// Over `cookies.udp_require_above` without a valid server cookie, over
+/// UDP: BADCOOKIE with a fresh cookie for a client that sent a cookie
+/// (RFC 7873 section 5.2.3: it retries with the new one), an empty TC
+/// reply for one that sent none (it retries over TCP, which a spoofed
+/// source cannot). Neither carries an answer, so neither amplifies.
+fn demand_cookie<'a>(
+    stats: &mut ResolverStats,
+    message: &Message<'_>,
+    to: &ReplyTo<'_>,
+    cookie: &CookieStep,
+    our_size: u16,
+    out: &mut [u8],
+) -> Admission<'a> {
+    if let CookieStep::Read { .. } = cookie {
+        stats.client_cookies_badcookie_sent += 1;
+        let len = write_error_reply(out, to, Rcode::BADCOOKIE, None, our_size);
+        return (len != 0).then_some(len).into();
+    }
+    stats.client_cookies_truncated += 1;
+    write_truncated(message, our_size, out).ok().into()
+}
+
+/// `len` bytes of reply in `out`, with the client's COOKIE option added
+/// to its OPT record when it has one and it fits `limit`; for replies
+/// written by code that knows nothing of cookies (policy, local data).
+pub(crate) fn with_cookie(
+    out: &mut [u8],
+    len: usize,
+    limit: usize,
+    edns: Option<ClientEdns>,
+) -> usize {
+    match edns.and_then(|edns| edns.cookie) {
+        Some(cookie) => {
+            heimdall_wire::cookie::append_to_opt(out, len, limit, &cookie).unwrap_or(len)
+        }
+        None => len,
+    }
 }
 
 /// The checks before the parse: a query header (responses and runts are

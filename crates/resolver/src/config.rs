@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use heimdall_cache::{CacheError, CachePolicy};
 use heimdall_config::{Upstream, UpstreamStrategy, defaults};
-use heimdall_policy::{Acl, BlockMode, Blocklist, PolicyError, RateLimitConfig};
+use heimdall_policy::{Acl, BlockMode, Blocklist, PolicyError, RateLimitConfig, ServerCookies};
 use heimdall_zone::LocalData;
 
 use crate::upstreams::MAX_UPSTREAMS;
@@ -59,6 +59,33 @@ pub struct PolicyConfig {
     pub block_mode: BlockMode,
     /// TTL of null-address answers to blocked names, in seconds.
     pub block_ttl: u32,
+    /// DNS cookies toward clients (RFC 7873, RFC 9018); `None` ignores
+    /// them: no COOKIE option is read or answered.
+    pub cookies: Option<CookiePolicy>,
+}
+
+/// Server cookies toward clients: how they are made, the wall-clock time
+/// they need, and when a UDP client must present one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookiePolicy {
+    /// The master secret and rotation period, the same on every core.
+    pub cookies: ServerCookies,
+    /// Unix time, in milliseconds, of the engine's `Timestamp::ZERO`. The
+    /// runtime reads the wall clock once and hands it in (cookie
+    /// timestamps are Unix seconds); the engine never reads a clock.
+    pub unix_epoch_ms: u64,
+    /// Queries per second per client prefix allowed over UDP without a
+    /// valid server cookie (limiter settings for the whole server and the
+    /// core count, as `PolicyConfig::rate_limit`); above it, BADCOOKIE or
+    /// TC. `None` never requires a cookie.
+    pub udp_require: Option<(RateLimitConfig, usize)>,
+}
+
+impl CookiePolicy {
+    /// Unix time in whole seconds at `now`.
+    pub fn unix_secs(&self, now: heimdall_cache::Timestamp) -> u64 {
+        self.unix_epoch_ms.saturating_add(now.as_millis()) / 1000
+    }
 }
 
 /// Settings of one resolver (one core).

@@ -53,7 +53,7 @@ use heimdall_cache::{
     udp_limit,
 };
 use heimdall_config::UpstreamTransport;
-use heimdall_policy::{RateLimiter, Verdict, write_blocked};
+use heimdall_policy::{RateLimiter, SecretCache, Verdict, write_blocked};
 use heimdall_wire::{
     Class, EdnsOption, Flags, HEADER_LEN, Message, MessageBuilder, Name, OptSpec, QueryKey, Rcode,
     RecordType, WireNameBuf, edns,
@@ -62,7 +62,7 @@ use heimdall_zone::Reply as LocalReply;
 use rand::rngs::{StdRng, SysRng};
 use rand::{Rng as _, SeedableRng as _};
 
-use crate::admission::{Admission, Admitted, Gate, admit, refuse};
+use crate::admission::{Admission, Admitted, Gate, admit, refuse, with_cookie};
 use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
 use crate::inflight::{Attempt, InFlight, InFlightTable, Join, Phase, Slot, Waiter};
@@ -101,6 +101,11 @@ pub struct Resolver {
     /// The key of the query being handled, its storage reused.
     scratch_key: QueryKey,
     rate_limiter: Option<RateLimiter>,
+    /// The buckets of `cookies.udp_require_above` (its own table: a client
+    /// that presents valid cookies never spends a token).
+    cookie_limiter: Option<RateLimiter>,
+    /// The cookie secrets of the current and last period, derived once.
+    cookie_secrets: SecretCache,
 }
 
 /// A written reply, or a drop when it did not fit.
@@ -132,6 +137,7 @@ impl Resolver {
             Some((limits, cores)) => Some(RateLimiter::new(limits, *cores)?),
             None => None,
         };
+        let cookie_limiter = cookie_limiter(&config)?;
         let scratch_key = QueryKey {
             name: WireNameBuf::new(),
             qtype: RecordType(0),
@@ -150,6 +156,8 @@ impl Resolver {
             stats: ResolverStats::default(),
             scratch_key,
             rate_limiter,
+            cookie_limiter,
+            cookie_secrets: SecretCache::default(),
             config,
         })
     }
@@ -190,6 +198,7 @@ impl Resolver {
         out: &mut [u8],
     ) -> QueryOutcome {
         let badvers_before = self.stats.badvers;
+        let badcookie_before = self.stats.client_cookies_badcookie_sent;
         let outcome = self.answer_query(packet, client, now, out);
         if let QueryOutcome::Reply(_) = outcome {
             // Every reply written here has its whole rcode in the header
@@ -198,6 +207,8 @@ impl Resolver {
             // without parsing the reply.
             let rcode = if self.stats.badvers != badvers_before {
                 Rcode::BADVERS.0
+            } else if self.stats.client_cookies_badcookie_sent != badcookie_before {
+                Rcode::BADCOOKIE.0
             } else {
                 out.get(3).map_or(0, |&byte| u16::from(byte & 0x0f))
             };
@@ -218,6 +229,8 @@ impl Resolver {
         let gate = Gate {
             config: &self.config,
             rate_limiter: &mut self.rate_limiter,
+            cookie_limiter: &mut self.cookie_limiter,
+            cookie_secrets: &mut self.cookie_secrets,
             stats: &mut self.stats,
             key: &mut self.scratch_key,
         };
@@ -335,15 +348,20 @@ impl Resolver {
         out: &mut [u8],
     ) -> Option<QueryOutcome> {
         let our_size = self.config.udp_payload_size;
+        // Local data and block replies are written from the query by code
+        // that knows nothing of cookies; the client's COOKIE option is
+        // added to their OPT record afterwards, in room kept for it.
+        let cookie_room = query.edns.map_or(0, |edns| edns.cookie_len());
         if let Some(local) = &self.config.policy.local {
-            let window = out.len().min(limit);
+            let window = out.len().min(limit).saturating_sub(cookie_room);
             let written = match out.get_mut(..window) {
-                Some(buf) => local.respond(&query.message, buf, limit),
+                Some(buf) => local.respond(&query.message, buf, limit.saturating_sub(cookie_room)),
                 None => Ok(LocalReply::NotLocal),
             };
             match written {
                 Ok(LocalReply::Written(len)) => {
                     self.stats.local_answers += 1;
+                    let len = with_cookie(out, len, limit, query.edns);
                     return Some(QueryOutcome::Reply(len));
                 }
                 Ok(LocalReply::Forward | LocalReply::NotLocal) => {}
@@ -367,7 +385,10 @@ impl Resolver {
                 our_size,
                 out,
             );
-            return Some(outcome(written.ok()));
+            let written = written
+                .ok()
+                .map(|len| with_cookie(out, len, limit, query.edns));
+            return Some(outcome(written));
         }
         None
     }
@@ -1002,6 +1023,22 @@ fn upstream_failed(rcode: Rcode) -> bool {
         Rcode::BADCOOKIE,
     ]
     .contains(&rcode)
+}
+
+/// The limiter of `cookies.udp_require_above`, if cookies are answered
+/// and it is set.
+pub(crate) fn cookie_limiter(
+    config: &ResolverConfig,
+) -> Result<Option<RateLimiter>, ResolverError> {
+    match config
+        .policy
+        .cookies
+        .as_ref()
+        .and_then(|c| c.udp_require.as_ref())
+    {
+        Some((limits, cores)) => Ok(Some(RateLimiter::new(limits, *cores)?)),
+        None => Ok(None),
+    }
 }
 
 /// Write a hit from `entry` for `request`; when the client's qname at

@@ -23,7 +23,7 @@ pub mod stats;
 pub mod upstream_cookie;
 pub mod upstreams;
 
-pub use config::{PolicyConfig, ResolverConfig, ResolverError};
+pub use config::{CookiePolicy, PolicyConfig, ResolverConfig, ResolverError};
 pub use engine::{ReconfigureReport, Resolver};
 /// The upstream types the config and the resolver share.
 pub use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};

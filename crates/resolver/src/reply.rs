@@ -1,7 +1,7 @@
 //! Replies the resolver writes itself, without the cache: FORMERR, SERVFAIL,
-//! REFUSED, NOTIMP and BADVERS, each with the client's EDNS echoed as RFC
-//! 6891 asks and, where it helps the client, an Extended DNS Error (RFC
-//! 8914).
+//! REFUSED, NOTIMP, BADVERS and BADCOOKIE, each with the client's EDNS
+//! echoed as RFC 6891 asks (its COOKIE answered, RFC 7873) and, where it
+//! helps the client, an Extended DNS Error (RFC 8914).
 
 use heimdall_cache::{ClientEdns, udp_limit};
 use heimdall_wire::{
@@ -52,7 +52,8 @@ pub fn reply_flags(query: Flags, rcode: Rcode) -> Flags {
 }
 
 /// Write an error reply with `rcode` into `out` and return its length.
-/// `extended_error` is added as EDE when the client sent EDNS. Returns 0
+/// `extended_error` is added as EDE when the client sent EDNS, and the
+/// client's reply cookie ([`ClientEdns::cookie`]) when it has one. Returns 0
 /// only if `out` is smaller than a header.
 pub fn write_error_reply(
     out: &mut [u8],
@@ -68,8 +69,7 @@ pub fn write_error_reply(
     builder.set_flags(reply_flags(to.flags, rcode));
     builder.set_limit(udp_limit(to.edns, our_udp_payload));
     let mut ede_data = [0u8; 2 + 64];
-    let options_storage;
-    let options: &[EdnsOption<'_>] = match (to.edns, extended_error) {
+    let ede_option = match (to.edns, extended_error) {
         (Some(_), Some((code, text))) => {
             let text = text.as_bytes();
             let text = text.get(..text.len().min(64)).unwrap_or_default();
@@ -77,13 +77,27 @@ pub fn write_error_reply(
             head.copy_from_slice(&code.to_be_bytes());
             let tail = tail.get_mut(..text.len()).unwrap_or_default();
             tail.copy_from_slice(text);
-            options_storage = [EdnsOption {
+            Some(EdnsOption {
                 code: edns::EXTENDED_ERROR,
                 data: ede_data.get(..2 + text.len()).unwrap_or_default(),
-            }];
+            })
+        }
+        _ => None,
+    };
+    let cookie = to.edns.and_then(|client| client.cookie);
+    let cookie_option = cookie.as_ref().map(|cookie| cookie.option());
+    // At most the EDE and the COOKIE option, on the stack.
+    let options_storage;
+    let options: &[EdnsOption<'_>] = match (ede_option, cookie_option) {
+        (Some(ede), Some(cookie)) => {
+            options_storage = [ede, cookie];
             &options_storage
         }
-        _ => &[],
+        (Some(one), None) | (None, Some(one)) => {
+            options_storage = [one, one];
+            options_storage.get(..1).unwrap_or_default()
+        }
+        (None, None) => &[],
     };
     let opt = to.edns.map(|client| OptSpec {
         udp_payload_size: our_udp_payload,
@@ -123,6 +137,7 @@ mod tests {
             edns: Some(ClientEdns {
                 udp_payload_size: 1232,
                 dnssec_ok: true,
+                cookie: None,
             }),
         };
         let mut out = [0u8; 512];
@@ -184,6 +199,7 @@ mod tests {
             edns: Some(ClientEdns {
                 udp_payload_size: 1232,
                 dnssec_ok: false,
+                cookie: None,
             }),
         };
         let mut out = [0u8; 512];
@@ -191,5 +207,43 @@ mod tests {
         let message = Message::parse(&out[..len]).unwrap();
         assert_eq!(message.rcode(), Rcode::BADVERS);
         assert_eq!(message.opt().unwrap().version(), 0);
+    }
+
+    #[test]
+    fn badcookie_carries_the_cookie_and_the_extended_rcode() {
+        let cookie = heimdall_wire::cookie::ReplyCookie::new([3; 8], [4; 16]);
+        let name = NameBuf::from_presentation("example.com").unwrap();
+        let to = ReplyTo {
+            id: 9,
+            flags: Flags::default().with_recursion_desired(true),
+            question: Some((name.as_name(), RecordType::A, Class::IN)),
+            edns: Some(ClientEdns {
+                udp_payload_size: 1232,
+                dnssec_ok: false,
+                cookie: Some(cookie),
+            }),
+        };
+        let mut out = [0u8; 512];
+        let len = write_error_reply(
+            &mut out,
+            &to,
+            Rcode::BADCOOKIE,
+            Some((ede::PROHIBITED, "")),
+            1232,
+        );
+        let message = Message::parse(&out[..len]).unwrap();
+        assert_eq!(message.rcode(), Rcode::BADCOOKIE);
+        assert_eq!(out[3] & 0x0f, 7, "the low bits of 23 in the header");
+        let opt = message.opt().unwrap();
+        assert_eq!(opt.extended_rcode(), 1);
+        let options: Vec<_> = opt.options().collect();
+        assert_eq!(options.len(), 2);
+        assert_eq!(options[0].code, edns::EXTENDED_ERROR);
+        assert_eq!(options[1], cookie.option());
+        let hickory = hickory_proto::op::Message::from_vec(&out[..len]).unwrap();
+        assert_eq!(
+            hickory.response_code,
+            hickory_proto::op::ResponseCode::BADCOOKIE
+        );
     }
 }

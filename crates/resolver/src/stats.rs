@@ -132,6 +132,25 @@ pub struct ResolverStats {
     pub local_answers: u64,
     /// Queries for blocked names.
     pub blocked: u64,
+
+    // Server cookies toward clients (RFC 7873, RFC 9018): what the COOKIE
+    // option of each query carried, and what enforcement sent.
+    /// Queries whose server cookie we made, for this client, in time.
+    pub client_cookies_valid: u64,
+    /// Queries with only a client cookie (a first contact).
+    pub client_cookies_new: u64,
+    /// Queries with a server cookie that is not ours, expired, or for
+    /// another client: answered with a fresh one (or BADCOOKIE).
+    pub client_cookies_bad: u64,
+    /// Queries with a malformed COOKIE option (a wrong length, or two
+    /// options): FORMERR.
+    pub client_cookies_malformed: u64,
+    /// BADCOOKIE replies sent (`cookies.udp_require_above` exceeded by a
+    /// UDP client without a valid server cookie).
+    pub client_cookies_badcookie_sent: u64,
+    /// Truncated (TC) replies sent to UDP queries without any cookie over
+    /// `cookies.udp_require_above`.
+    pub client_cookies_truncated: u64,
 }
 
 impl ResolverStats {

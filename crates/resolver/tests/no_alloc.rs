@@ -1,8 +1,10 @@
 //! The resolver's cache-hit path allocates nothing: `Resolver::handle_query`
 //! for a cached name (any letter case, with and without EDNS, truncated for
 //! a 512-byte client, over TCP), a stale answer served while the upstream
-//! is known to fail, hits that look at prefetch without starting one, and
-//! the error replies it writes itself.
+//! is known to fail, hits that look at prefetch without starting one,
+//! hits for clients that send DNS cookies (each one checked and answered
+//! with a fresh server cookie), and the error replies it writes itself
+//! (FORMERR for a malformed cookie, BADCOOKIE above the required rate).
 //!
 //! A counting global allocator counts allocations made by this thread while
 //! counting is on; the cache is filled through the engine before counting
@@ -21,12 +23,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use heimdall_cache::{CachePolicy, Timestamp};
-use heimdall_policy::{AclBuilder, BlocklistBuilder, Cidr, ListFormat, RateLimitConfig};
-use heimdall_resolver::{
-    ClientId, PolicyConfig, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transport,
-    Upstream,
+use heimdall_policy::{
+    AclBuilder, BlocklistBuilder, Cidr, ListFormat, RateLimitConfig, ServerCookies,
 };
-use heimdall_testkit::messages::{a_answer, query};
+use heimdall_resolver::{
+    ClientId, CookiePolicy, PolicyConfig, QueryOutcome, ReplySource, Resolver, ResolverConfig,
+    Transport, Upstream,
+};
+use heimdall_testkit::messages::{a_answer, query, query_with_cookie};
 use heimdall_testkit::{CountingAllocator, allocations_during};
 use heimdall_wire::RecordType;
 use heimdall_zone::{LocalData, parse_record_line};
@@ -183,6 +187,69 @@ fn hits_allocate_nothing(policy: PolicyConfig) {
     assert_all_replies(&outcomes);
     assert_eq!(resolver.stats().cache_hits, 5);
     assert_eq!(count, 0, "the hit path allocated {count} times");
+}
+
+#[test]
+fn cache_hits_with_cookies_allocate_nothing() {
+    let cookies = ServerCookies::new(*b"sixteen byte key", 86_400).unwrap();
+    let unix_epoch_ms = 1_700_000_000_000;
+    // With a requirement: no refill, and a burst of 2 that `warm` spends.
+    let cookie_policy = |burst: Option<u32>| CookiePolicy {
+        cookies: cookies.clone(),
+        unix_epoch_ms,
+        udp_require: burst.map(|burst| {
+            (
+                RateLimitConfig {
+                    rate_per_sec: 0,
+                    burst,
+                    ..RateLimitConfig::default()
+                },
+                1,
+            )
+        }),
+    };
+    let now = Timestamp::from_secs(10);
+    let later = now.add_secs(30);
+    let ip = client(Transport::Udp).addr.ip();
+    let good = cookies.make(b"clientck", ip, unix_epoch_ms / 1000 + 40);
+    let valid = [&b"clientck"[..], &good[..]].concat();
+    let bad = [&b"clientck"[..], &[0x55u8; 16][..]].concat();
+    let packets = [
+        query_with_cookie("small.example", RecordType::A, 2, b"clientck"),
+        query_with_cookie("SMALL.example", RecordType::A, 3, &valid),
+        query_with_cookie("large.example", RecordType::A, 4, &bad),
+        query_with_cookie("small.example", RecordType::A, 5, &[1u8; 9]),
+    ];
+    for (policy, hits) in [(cookie_policy(None), 3), (cookie_policy(Some(2)), 1)] {
+        let config = ResolverConfig {
+            upstreams: vec![Upstream::udp(UPSTREAM.parse().unwrap())],
+            policy: PolicyConfig {
+                cookies: Some(policy),
+                ..all_policy()
+            },
+            ..ResolverConfig::default()
+        };
+        let mut resolver = Resolver::with_seed(config, 1).unwrap();
+        warm(&mut resolver, "small.example", 2, now);
+        warm(&mut resolver, "large.example", 60, now);
+        let mut out = vec![0u8; 65_535];
+        let (outcomes, count) = allocations_during(|| {
+            let mut outcomes = [QueryOutcome::Dropped; 5];
+            for (packet, slot) in packets.iter().zip(outcomes.iter_mut()) {
+                *slot = resolver.handle_query(packet, client(Transport::Udp), later, &mut out);
+            }
+            outcomes[4] =
+                resolver.handle_query(&packets[0], client(Transport::Tcp(3)), later, &mut out);
+            outcomes
+        });
+        assert_all_replies(&outcomes);
+        let stats = resolver.stats();
+        assert_eq!(stats.client_cookies_malformed, 1);
+        // With the requirement (its 2 tokens spent by `warm`), only the
+        // valid cookie and TCP got past it: the others got BADCOOKIE.
+        assert_eq!(stats.cache_hits, hits + 1);
+        assert_eq!(count, 0, "the hit path allocated {count} times");
+    }
 }
 
 #[test]

@@ -449,7 +449,8 @@ mod tests {
     fn context() -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
         let yaml = format!("upstream: {{servers: [{UPSTREAM}]}}\n");
         let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
-        let resolver_config = reload::build_resolver_config(&config, 1).unwrap();
+        let cookies = crate::policy::CookieRuntime::new(Instant::now()).unwrap();
+        let resolver_config = reload::build_resolver_config(&config, 1, &cookies).unwrap();
         let resolver = Resolver::new(resolver_config).unwrap();
         let recorders: [Rc<Recorder>; 4] = Default::default();
         let [udp_clients, tcp_clients, udp_upstreams, tcp_upstreams] = recorders.clone();

@@ -122,7 +122,9 @@ impl Server {
             bound: udp_addrs,
         } = sockets::listen_per_core(&config.server.listen, cores)?;
         let (tcp, tcp_upstream) = tcp_settings(config);
-        let resolver_config = reload::build_resolver_config(config, cores)?;
+        let epoch = Instant::now();
+        let cookies = policy::CookieRuntime::new(epoch)?;
+        let resolver_config = reload::build_resolver_config(config, cores, &cookies)?;
         let control_listener = if config.control.enabled {
             Some(sockets::control_listener(config.control.listen)?)
         } else {
@@ -145,13 +147,13 @@ impl Server {
         let reload_flag = options
             .reload_flag
             .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-        let epoch = Instant::now();
         let preload = Arc::new(load_cache(config, &resolver_config.cache_policy, cores));
         let mut endpoint = Some(worker::EndpointSetup {
             listener: control_listener,
             reload_source: options.reload_source,
             reload_flag: Arc::clone(&reload_flag),
             config: config.clone(),
+            cookies,
         });
         let mut executors = Vec::with_capacity(cores);
         let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));

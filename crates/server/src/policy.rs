@@ -1,6 +1,8 @@
 //! Builds the query policy from the configuration once, at start (off the
 //! hot path): reads zone files and block lists, and assembles the shared
-//! read-only snapshots every core's resolver gets.
+//! read-only snapshots every core's resolver gets; and the server cookie
+//! policy ([`build_cookies`]), whose random secret and wall-clock time
+//! come from the runtime ([`CookieRuntime`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,13 +10,17 @@ use std::sync::Arc;
 use heimdall_config::{
     AclMode, BlockingMode, Config, Delegations, ListFileFormat, RateLimitMode, defaults,
 };
+use heimdall_policy::ServerCookies;
 use heimdall_policy::{
     AclAction, AclBuilder, BlockMode, Blocklist, BlocklistBuilder, Cidr, ListFormat,
     RateLimitAction, RateLimitConfig,
 };
-use heimdall_resolver::PolicyConfig;
+use heimdall_resolver::{CookiePolicy, PolicyConfig};
 use heimdall_wire::NameBuf;
 use heimdall_zone::{DelegationMode, LocalData, parse_record_line, parse_zone_file};
+use rand::TryRng as _;
+use rand::rngs::SysRng;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Why the policy could not be built; every message names the file or key.
 #[derive(Debug, thiserror::Error)]
@@ -145,5 +151,89 @@ pub fn build_policy(config: &Config, cores: usize) -> Result<PolicyConfig, Polic
             BlockingMode::Refused => BlockMode::Refused,
         },
         block_ttl: u32::try_from(config.blocklist.ttl.as_secs()).unwrap_or(u32::MAX),
+        // Cookies need the runtime's random secret and clock:
+        // `build_cookies`.
+        cookies: None,
     })
+}
+
+/// What server cookies need from the runtime, kept for the life of the
+/// process so that a reload without `cookies.secret` keeps the secret the
+/// clients' cookies were made with.
+#[derive(Clone)]
+pub(crate) struct CookieRuntime {
+    /// Drawn from the operating system at start; used when the file sets
+    /// no `cookies.secret`.
+    random_master: [u8; heimdall_policy::SECRET_LEN],
+    /// The engine's time zero.
+    epoch: Instant,
+}
+
+impl CookieRuntime {
+    /// A random master secret, for an engine whose time zero is `epoch`.
+    pub(crate) fn new(epoch: Instant) -> Result<Self, PolicyLoadError> {
+        let mut random_master = [0u8; heimdall_policy::SECRET_LEN];
+        SysRng.try_fill_bytes(&mut random_master).map_err(|err| {
+            PolicyLoadError(format!(
+                "cookies: no randomness from the operating system: {err}"
+            ))
+        })?;
+        Ok(Self {
+            random_master,
+            epoch,
+        })
+    }
+
+    /// Unix time, in milliseconds, at the epoch: read from the wall clock
+    /// now (at start and at each reload, so a clock stepped since then is
+    /// followed from the next reload on).
+    fn unix_epoch_ms(&self) -> u64 {
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let since_epoch = self.epoch.elapsed();
+        u64::try_from(unix_now.saturating_sub(since_epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The server cookie policy of `cookies:` for `cores` cores, or `None`
+/// when cookies are off. The secret is the file's or the runtime's random
+/// one; every core gets the same.
+pub(crate) fn build_cookies(
+    config: &Config,
+    cores: usize,
+    runtime: &CookieRuntime,
+) -> Result<Option<CookiePolicy>, PolicyLoadError> {
+    let settings = &config.cookies;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let master = match &settings.secret {
+        Some(hex) => heimdall_policy::parse_secret(hex)
+            .ok_or_else(|| PolicyLoadError("cookies.secret: not 32 hex digits".to_string()))?,
+        None => runtime.random_master,
+    };
+    let cookies = ServerCookies::new(master, settings.rotation.as_secs())
+        .map_err(|err| PolicyLoadError(format!("cookies.rotation: {err}")))?;
+    let limits = &config.rate_limit;
+    let udp_require = (settings.udp_require_above > 0).then(|| {
+        (
+            RateLimitConfig {
+                rate_per_sec: settings.udp_require_above,
+                // A second's worth: a client that keeps under the rate is
+                // never asked for a cookie.
+                burst: settings.udp_require_above,
+                ipv4_prefix: limits.ipv4_prefix,
+                ipv6_prefix: limits.ipv6_prefix,
+                capacity: limits.table_size,
+                action: RateLimitAction::Truncate,
+            },
+            cores.max(1),
+        )
+    });
+    Ok(Some(CookiePolicy {
+        cookies,
+        unix_epoch_ms: runtime.unix_epoch_ms(),
+        udp_require,
+    }))
 }

@@ -25,7 +25,7 @@ use heimdall_resolver::{Resolver, ResolverConfig};
 
 use crate::error::ServerError;
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh};
-use crate::policy::build_policy;
+use crate::policy::{CookieRuntime, build_cookies, build_policy};
 
 /// How long a reload waits for every core to take the new snapshot.
 const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,14 +65,17 @@ fn resolver_config(config: &Config) -> ResolverConfig {
 }
 
 /// The full resolver settings for `cores` cores: [`resolver_config`] plus
-/// the policy (zone files and block lists are read here), checked by
-/// building a resolver from them.
+/// the policy (zone files and block lists are read here) and the server
+/// cookies (with the runtime's secret and clock), checked by building a
+/// resolver from them.
 pub(crate) fn build_resolver_config(
     config: &Config,
     cores: usize,
+    cookies: &CookieRuntime,
 ) -> Result<ResolverConfig, ServerError> {
     let mut resolver_config = resolver_config(config);
     resolver_config.policy = build_policy(config, cores)?;
+    resolver_config.policy.cookies = build_cookies(config, cores, cookies)?;
     Resolver::new(resolver_config.clone())?;
     Ok(resolver_config)
 }
@@ -116,6 +119,7 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
         ("blocklist", old.blocklist != new.blocklist),
         ("acl", old.acl != new.acl),
         ("rate_limit", old.rate_limit != new.rate_limit),
+        ("cookies", old.cookies != new.cookies),
     ];
     for (section, changed) in applied {
         if changed {
@@ -148,6 +152,9 @@ pub(crate) fn swap(
 /// what is running, and the mesh that carries the snapshot to every core.
 pub(crate) struct ReloadDriver {
     source: Option<ReloadSource>,
+    /// The random cookie secret and the clock epoch, the same for every
+    /// snapshot this process builds.
+    cookies: CookieRuntime,
     running: RefCell<Config>,
     generation: Cell<u64>,
     busy: Cell<bool>,
@@ -155,9 +162,15 @@ pub(crate) struct ReloadDriver {
 }
 
 impl ReloadDriver {
-    pub(crate) fn new(source: Option<ReloadSource>, running: Config, mesh: Rc<CoreMesh>) -> Self {
+    pub(crate) fn new(
+        source: Option<ReloadSource>,
+        running: Config,
+        mesh: Rc<CoreMesh>,
+        cookies: CookieRuntime,
+    ) -> Self {
         Self {
             source,
+            cookies,
             running: RefCell::new(running),
             generation: Cell::new(0),
             busy: Cell::new(false),
@@ -176,11 +189,12 @@ impl ReloadDriver {
         }
         // Reading zones and block lists can take a while: not on this
         // executor's thread, which serves queries.
+        let cookies = self.cookies.clone();
         let built = glommio::executor()
             .spawn_blocking(move || {
                 let config = source()?;
-                let resolver_config =
-                    build_resolver_config(&config, cores).map_err(|err| err.to_string())?;
+                let resolver_config = build_resolver_config(&config, cores, &cookies)
+                    .map_err(|err| err.to_string())?;
                 Ok::<_, String>((config, resolver_config))
             })
             .await;
@@ -337,8 +351,11 @@ mod tests {
     #[test]
     fn a_bad_policy_is_an_error_naming_the_file() {
         let config = config("blocklist: {files: [{path: /nonexistent/heimdall-test.list}]}\n");
-        let err = build_resolver_config(&config, 1).unwrap_err().to_string();
+        let cookies = CookieRuntime::new(std::time::Instant::now()).unwrap();
+        let err = build_resolver_config(&config, 1, &cookies)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/heimdall-test.list"), "{err}");
-        assert!(build_resolver_config(&self::config(""), 2).is_ok());
+        assert!(build_resolver_config(&self::config(""), 2, &cookies).is_ok());
     }
 }

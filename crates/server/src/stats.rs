@@ -4,6 +4,7 @@
 //! Plain data: nothing here does I/O.
 
 use heimdall_cache::{CacheStats, Timestamp};
+use heimdall_control::ClientCookieSnapshot;
 use heimdall_control::{
     CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
     RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
@@ -172,6 +173,19 @@ pub(crate) fn core_snapshot(
         upstreams,
         replies: reply_check(stats),
         sockets: counters.sockets,
+        client_cookies: client_cookies(stats),
+    }
+}
+
+/// Server cookies toward clients, in the control endpoint's model.
+fn client_cookies(stats: &ResolverStats) -> ClientCookieSnapshot {
+    ClientCookieSnapshot {
+        valid: stats.client_cookies_valid,
+        new: stats.client_cookies_new,
+        bad: stats.client_cookies_bad,
+        malformed: stats.client_cookies_malformed,
+        badcookie_sent: stats.client_cookies_badcookie_sent,
+        truncated: stats.client_cookies_truncated,
     }
 }
 

@@ -71,6 +71,8 @@ pub(crate) struct EndpointSetup {
     pub(crate) reload_source: Option<ReloadSource>,
     pub(crate) reload_flag: Arc<AtomicBool>,
     pub(crate) config: Config,
+    /// The cookie secret and clock epoch every reload builds with.
+    pub(crate) cookies: crate::policy::CookieRuntime,
 }
 
 /// What a core hands back when it stops.
@@ -152,6 +154,7 @@ fn spawn_endpoint(
         setup.reload_source,
         setup.config,
         Rc::clone(mesh),
+        setup.cookies,
     ));
     let mut listening = None;
     if let Some(listener) = setup.listener {

@@ -137,6 +137,45 @@ pub fn nxdomain_answer(query: &[u8], soa_ttl: u32, minimum: u32) -> Vec<u8> {
     bytes(&buf, len)
 }
 
+/// A query for `qname` with EDNS (1232 bytes, DO clear) and a
+/// COOKIE option of `cookie` (client cookie, then any server cookie; any
+/// length, so malformed ones can be sent too), for the tests of server
+/// cookies toward clients.
+pub fn query_with_cookie(qname: &str, qtype: RecordType, id: u16, cookie: &[u8]) -> Vec<u8> {
+    query_with_options(qname, qtype, id, &[(heimdall_wire::edns::COOKIE, cookie)])
+}
+
+/// A query for `qname` with EDNS (1232 bytes, DO clear) carrying these
+/// `(code, data)` options in order.
+pub fn query_with_options(
+    qname: &str,
+    qtype: RecordType,
+    id: u16,
+    options: &[(u16, &[u8])],
+) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let mut builder = MessageBuilder::new(&mut buf).unwrap();
+    builder.set_id(id);
+    builder.set_flags(Flags::default().with_recursion_desired(true));
+    builder
+        .question(&name(qname).as_name(), qtype, Class::IN)
+        .unwrap();
+    let options: Vec<heimdall_wire::EdnsOption<'_>> = options
+        .iter()
+        .map(|(code, data)| heimdall_wire::EdnsOption { code: *code, data })
+        .collect();
+    let opt = OptSpec {
+        udp_payload_size: 1232,
+        extended_rcode: 0,
+        version: 0,
+        dnssec_ok: false,
+        options: &options,
+    };
+    builder.opt(&opt).unwrap();
+    let len = builder.finish();
+    bytes(&buf, len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

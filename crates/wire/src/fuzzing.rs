@@ -14,8 +14,8 @@ use crate::name::WireNameBuf;
 use crate::rdata::{Piece, RData, layout, walk_rdata};
 
 /// Walk every part of any bytes that parse as a message: header,
-/// questions, every record of every section, typed RDATA, EDNS options,
-/// presentation format of every name and the query key. Must never panic.
+/// questions, every record of every section, typed RDATA, EDNS options
+/// (the COOKIE reader, and appending a reply cookie), presentation format of every name and the query key. Must never panic.
 pub fn walk_any_bytes(data: &[u8]) {
     let Ok(message) = Message::parse(data) else {
         return;
@@ -37,6 +37,22 @@ pub fn walk_any_bytes(data: &[u8]) {
     }
     if let Some(opt) = message.opt() {
         seen += opt.options().count();
+        // The COOKIE reader, and adding our cookie to the message's OPT.
+        if let Ok(Some(cookie)) = crate::cookie::find_cookie(&opt) {
+            seen += cookie.server().len();
+        }
+        let mut copy = [0u8; 1024];
+        if let Some(prefix) = copy.get_mut(..data.len()) {
+            prefix.copy_from_slice(data);
+            let reply = crate::cookie::ReplyCookie::new([1; 8], [2; 16]);
+            if let Some(len) = crate::cookie::append_to_opt(&mut copy, data.len(), 1024, &reply) {
+                let appended = Message::parse(copy.get(..len).unwrap_or_default());
+                assert!(
+                    appended.is_ok(),
+                    "a cookie appended to a valid message broke it"
+                );
+            }
+        }
     }
     let _key = QueryKey::from_message(&message);
     let _text = format!("{message:?}");

@@ -9,11 +9,14 @@
 //! - [`MessageBuilder`] writes messages into caller-owned buffers with name
 //!   compression and RRset-aware truncation.
 //! - [`RData`] gives typed views of common RDATA; other types stay opaque.
+//! - [`cookie`] reads a query's COOKIE option (RFC 7873) and writes the
+//!   one a server answers with.
 //!
 //! Parsing never allocates and never panics on any input; every failure is
 //! a [`WireError`] naming what was wrong and at which byte offset.
 
 mod builder;
+pub mod cookie;
 pub mod ede;
 mod error;
 pub mod fuzzing;

@@ -1195,6 +1195,31 @@ fn policy_errors() {
             "rate_limit.action",
             "truncate",
         ),
+        (
+            "cookies:\n  secret: e5e973e5a6b2a43f48e7dc849e37bfc\n",
+            "cookies.secret",
+            "not 32 hex digits (31 characters)",
+        ),
+        (
+            "cookies:\n  secret: x5e973e5a6b2a43f48e7dc849e37bfcf\n",
+            "cookies.secret",
+            "not 32 hex digits",
+        ),
+        (
+            "cookies:\n  rotation: 0s\n",
+            "cookies.rotation",
+            "0s is out of range",
+        ),
+        (
+            "cookies:\n  rotation: 1500ms\n",
+            "cookies.rotation",
+            "whole seconds",
+        ),
+        (
+            "cookies:\n  udp_require_above: -1\n",
+            "cookies.udp_require_above",
+            "expected a whole number",
+        ),
     ] {
         let message = error(&with_upstream(yaml));
         assert!(
@@ -1490,4 +1515,25 @@ fn upstream_entries_of_the_wrong_shape() {
         "upstream.servers[0]",
         &["duplicate key `address`"],
     );
+}
+
+#[test]
+fn cookies_default_on_with_a_daily_rotation_and_take_a_shared_secret() {
+    let config = Config::from_yaml_str(&with_upstream(""), "test.yaml").unwrap();
+    assert!(config.cookies.enabled);
+    assert_eq!(config.cookies.secret, None);
+    assert_eq!(config.cookies.rotation, Duration::from_secs(86_400));
+    assert_eq!(config.cookies.udp_require_above, 0);
+    let yaml = with_upstream(
+        "cookies:\n  enabled: false\n  secret: E5E973E5A6B2A43F48E7DC849E37BFCF\n  \
+         rotation: 1h\n  udp_require_above: 50\n",
+    );
+    let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+    assert!(!config.cookies.enabled);
+    assert_eq!(
+        config.cookies.secret.as_deref(),
+        Some("E5E973E5A6B2A43F48E7DC849E37BFCF")
+    );
+    assert_eq!(config.cookies.rotation, Duration::from_secs(3600));
+    assert_eq!(config.cookies.udp_require_above, 50);
 }

@@ -26,6 +26,7 @@ blocklist:
   allow: [example.com]
   allow_files: [/etc/heimdall/allow.txt]
 acl: {allow: [203.0.113.0/24], deny: [192.0.2.1]}
+cookies: {secret: e5e973e5a6b2a43f48e7dc849e37bfcf}
 "#;
 
 /// The effective configuration of `yaml` as a YAML value.

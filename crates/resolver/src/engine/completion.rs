@@ -1,8 +1,10 @@
 //! Completed queries and what their waiters get ([`Answer`]): the answer
 //! written for each waiter in its own ID, letter case, size limit and
-//! EDNS, by [`Resolver::poll_reply`].
+//! EDNS (its COOKIE answered, made when its query was admitted), by
+//! [`Resolver::poll_reply`].
 
 use heimdall_cache::{AnswerRequest, Entry, TCP_LIMIT, Timestamp, udp_limit};
+use heimdall_wire::cookie::ReplyCookie;
 use heimdall_wire::{
     Class, HEADER_LEN, Message, MessageBuilder, Name, OptSpec, Rcode, RecordType, Section,
 };
@@ -108,12 +110,14 @@ fn write_relay(
         reply_flags(waiter.flags, rcode)
             .with_authentic_data(wants_ad && message.flags().authentic_data()),
     );
+    let cookie = waiter.edns.and_then(|edns| edns.cookie);
+    let cookie_option = cookie.as_ref().map(ReplyCookie::option);
     let opt = waiter.edns.map(|edns| OptSpec {
         udp_payload_size: our_size,
         extended_rcode: rcode.extended_bits(),
         version: 0,
         dnssec_ok: edns.dnssec_ok,
-        options: &[],
+        options: cookie_option.as_slice(),
     });
     if let Some(opt) = &opt {
         builder.reserve(opt.wire_len());

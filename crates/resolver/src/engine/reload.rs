@@ -44,7 +44,8 @@ impl Resolver {
     ///
     /// Replaced: the policy (ACL, rate limiter — its buckets are kept when
     /// its settings did not change —, local data, blocklist, block mode
-    /// and TTL), the upstream list and strategy, timeouts, attempts,
+    /// and TTL, the server cookie secret and rotation, and the cookie
+    /// requirement's buckets unless its settings are unchanged), the upstream list and strategy, timeouts, attempts,
     /// serve-stale and prefetch settings, the cache policy and capacity
     /// (evicting down when smaller). In-flight queries keep their
     /// upstream by address; one whose upstream was removed times out and
@@ -72,10 +73,26 @@ impl Resolver {
             Some((limits, cores)) if !keep_limiter => Some(RateLimiter::new(limits, *cores)?),
             _ => None,
         };
+        let cookie_settings = |c: &ResolverConfig| {
+            c.policy
+                .cookies
+                .as_ref()
+                .and_then(|cookies| cookies.udp_require)
+        };
+        let keep_cookie_limiter = cookie_settings(&config).is_some()
+            && cookie_settings(&config) == cookie_settings(&self.config);
+        let new_cookie_limiter = if keep_cookie_limiter {
+            None
+        } else {
+            super::cookie_limiter(&config)?
+        };
         self.cache.set_policy(config.cache_policy)?;
 
         if !keep_limiter {
             self.rate_limiter = new_limiter;
+        }
+        if !keep_cookie_limiter {
+            self.cookie_limiter = new_cookie_limiter;
         }
         self.cache.set_capacity(config.cache_bytes);
         let moved = self
