@@ -153,7 +153,6 @@ fn echo_cookie(reply: &mut Vec<u8>, data: &[u8]) {
     reply.extend_from_slice(data);
 }
 
-
 /// The same hit with server cookies on: [`typical_query`] carries a client
 /// cookie only (a fresh server cookie is made), and the same query with a
 /// valid server cookie of ours (checked, then a fresh one made).
@@ -197,5 +196,10 @@ fn resolver_hit_with_cookies(c: &mut Criterion) {
     assert!(resolver.stats().client_cookies_valid > 0);
 }
 
-criterion_group!(benches, resolver_hit, resolver_hit_with_cookies, resolver_miss);
+criterion_group!(
+    benches,
+    resolver_hit,
+    resolver_hit_with_cookies,
+    resolver_miss
+);
 criterion_main!(benches);
