@@ -27,19 +27,16 @@
 //! (the genuine reply still arrives and is accepted), so no flood can
 //! switch the check off.
 //!
-//! The reader here is the client side's view of the option (RFC 7873
-//! section 4 lengths: 8 bytes, or 16 to 40). Nothing here reads a clock:
-//! times are milliseconds handed in by the engine.
+//! The reader here is the client side's view of the option, over
+//! `heimdall_wire::cookie` (RFC 7873 section 4 lengths: 8 bytes, or 16 to
+//! 40). Nothing here reads a clock: times are milliseconds handed in by
+//! the engine.
 
-use heimdall_wire::{Message, edns};
+use heimdall_wire::Message;
+pub use heimdall_wire::cookie::{CLIENT_COOKIE_LEN, SERVER_COOKIE_MAX};
+use heimdall_wire::cookie::{SERVER_COOKIE_MIN, find_cookie};
 use rand::Rng;
 
-/// Length of a client cookie (RFC 7873 section 4).
-pub const CLIENT_COOKIE_LEN: usize = 8;
-/// Shortest server cookie (RFC 7873 section 4).
-const SERVER_COOKIE_MIN: usize = 8;
-/// Longest server cookie (RFC 7873 section 4).
-pub const SERVER_COOKIE_MAX: usize = 32;
 /// Longest COOKIE option data: a client and a server cookie.
 pub(crate) const COOKIE_OPTION_MAX: usize = CLIENT_COOKIE_LEN + SERVER_COOKIE_MAX;
 
@@ -81,27 +78,14 @@ pub(crate) fn reply_cookie<'a>(message: &Message<'a>) -> ReplyCookie<'a> {
     let Some(opt) = message.opt() else {
         return ReplyCookie::Absent;
     };
-    let mut found = ReplyCookie::Absent;
-    for option in opt.options() {
-        if option.code != edns::COOKIE {
-            continue;
-        }
-        if found != ReplyCookie::Absent {
-            return ReplyCookie::Malformed;
-        }
-        let data = option.data;
-        let len = data.len();
-        let valid = len == CLIENT_COOKIE_LEN
-            || (CLIENT_COOKIE_LEN + SERVER_COOKIE_MIN..=COOKIE_OPTION_MAX).contains(&len);
-        found = match data.split_first_chunk::<CLIENT_COOKIE_LEN>() {
-            Some((client, server)) if valid => ReplyCookie::Present {
-                client: *client,
-                server,
-            },
-            _ => return ReplyCookie::Malformed,
-        };
+    match find_cookie(&opt) {
+        Ok(None) => ReplyCookie::Absent,
+        Ok(Some(cookie)) => ReplyCookie::Present {
+            client: *cookie.client(),
+            server: cookie.server(),
+        },
+        Err(_) => ReplyCookie::Malformed,
     }
-    found
 }
 
 /// What one core knows of one upstream's cookies.
@@ -216,7 +200,9 @@ impl UpstreamCookie {
 
 #[cfg(test)]
 mod tests {
-    use heimdall_wire::{Class, EdnsOption, Flags, MessageBuilder, NameBuf, OptSpec, RecordType};
+    use heimdall_wire::{
+        Class, EdnsOption, Flags, MessageBuilder, NameBuf, OptSpec, RecordType, edns,
+    };
     use rand::SeedableRng as _;
     use rand::rngs::StdRng;
 
