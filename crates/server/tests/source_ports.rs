@@ -1,11 +1,13 @@
 //! Upstream source ports and shutdown, end to end on 127.0.0.1 (issue 14):
 //! each upstream attempt leaves from its own socket on a port heimdall
 //! picks at random in `upstream.source_port_min..=max`; a reply that
-//! arrives on another attempt's socket is rejected and counted; at
-//! shutdown, queries still waiting at the drain limit get SERVFAIL.
+//! arrives on another attempt's socket is rejected and counted, as is
+//! every other reason of the reply check (a TCP reply to a UDP attempt
+//! among them); at shutdown, queries still waiting at the drain limit get
+//! SERVFAIL.
 //!
-//! The upstreams here are plain std sockets on 127.0.0.1 driven by a
-//! thread, so a test can see every source port and choose where each
+//! The upstreams here are plain std sockets on 127.0.0.1 driven by
+//! threads, so a test can see every source port and choose where each
 //! reply goes.
 
 #![allow(
@@ -19,15 +21,16 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::http::{get_ok, metrics};
 use common::{Client, LOOPBACK, Setup, query};
-use heimdall_testkit::messages::a_answer;
+use heimdall_testkit::messages::{a_answer, a_answer_to};
 use heimdall_wire::{Message, Rcode, RecordType};
 
 const EDNS: Option<u16> = Some(1232);
@@ -358,8 +361,10 @@ fn with_cookie(mut reply: Vec<u8>, data: &[u8]) -> Vec<u8> {
 /// Every rejection reason the upstream side can produce over UDP, each
 /// from one forged reply before the real one: a wrong ID, a wrong source
 /// port, a reply without QR, another question, the question in another
-/// letter case (0x20), a DNS cookie that is not ours. Each shows in
-/// `/metrics` by reason, and the client still gets the real answer.
+/// letter case (0x20), a DNS cookie that is not ours; and a datagram that
+/// does not parse (counted as malformed, apart from the reasons). Each
+/// shows in `/metrics` and `/stats`, and the client still gets the real
+/// answer. (`wrong_socket` and `wrong_transport` have tests of their own.)
 #[test]
 fn each_rejection_reason_is_counted_in_metrics() {
     let other = UdpSocket::bind((LOOPBACK, 0)).unwrap();
@@ -391,6 +396,8 @@ fn each_rejection_reason_is_counted_in_metrics() {
         not_ours[0] ^= 0xff;
         not_ours.extend_from_slice(b"srvcooki");
         send(socket, &with_cookie(real.clone(), &not_ours), from);
+        // Not a DNS message at all: a header cut short.
+        send(socket, &real[..7], from);
         std::thread::sleep(Duration::from_millis(20));
         send(socket, &real, from);
     });
@@ -406,6 +413,8 @@ fn each_rejection_reason_is_counted_in_metrics() {
     assert_eq!(reply.message().rcode(), Rcode::NOERROR);
     assert_eq!(reply.message().answers().count(), 1);
     let parsed = metrics(&get_ok(control, "/metrics"));
+    let stats: serde_json::Value = serde_json::from_str(&get_ok(control, "/stats")).unwrap();
+    let replies = &stats["totals"]["upstream_replies"];
     for reason in [
         "wrong_id",
         "wrong_source",
@@ -421,12 +430,288 @@ fn each_rejection_reason_is_counted_in_metrics() {
             )
             .unwrap();
         assert_eq!(count, 1.0, "{reason}");
+        assert_eq!(replies["rejected"][reason], 1, "{reason} in /stats");
     }
     assert_eq!(
         metric(control, "heimdall_upstream_replies_mismatched_total"),
         6.0
     );
+    assert_eq!(replies["mismatched"], 6);
+    assert_eq!(
+        metric(control, "heimdall_upstream_replies_malformed_total"),
+        1.0,
+        "the cut-short datagram"
+    );
+    assert_eq!(replies["malformed"], 1);
     server.stop();
+}
+
+/// A frame of DNS over TCP: the length, then `message`.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut frame = (message.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(message);
+    frame
+}
+
+/// The lower-cased question name of `message`.
+fn question_name(message: &[u8]) -> String {
+    let message = Message::parse(message).unwrap();
+    message.question().unwrap().name.to_string().to_lowercase()
+}
+
+/// The one A record of a NOERROR reply.
+fn only_address(reply: &common::Reply) -> Ipv4Addr {
+    assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+    match &reply.hickory.answers[..] {
+        [record] => match record.data {
+            hickory_proto::rr::RData::A(address) => address.0,
+            ref other => panic!("an A record expected, got {other:?}"),
+        },
+        other => panic!("one answer expected, got {other:?}"),
+    }
+}
+
+/// The one rejection reason a UDP-only upstream cannot produce: a reply
+/// over TCP whose ID is that of a live UDP attempt to the same upstream
+/// address. The upstream serves UDP and TCP on one port of 127.0.0.1. It
+/// holds B's UDP query unanswered and answers A's with TC, so heimdall
+/// opens a TCP connection to it; down that connection it writes first a
+/// reply to B (B's ID, B's question in the exact 0x20 case heimdall sent
+/// it in, a forged address), then A's real answer. The forged reply is
+/// rejected as `wrong_transport` (in `/metrics` and `/stats`) and nothing
+/// of it is used or cached: B's client gets the address B's UDP answer
+/// carries, and so does a later client from the cache.
+#[test]
+fn a_tcp_reply_to_a_udp_attempt_is_rejected_as_wrong_transport() {
+    const A_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const B_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
+    const FORGED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
+    let upstream = TransportUpstream::start(move |event| match event {
+        Event::Udp { query, from, reply } => match question_name(query).as_str() {
+            "a.transport.test." => {
+                let mut truncated = a_answer_to(query, A_ADDRESS, 300);
+                truncated[2] |= 0x02;
+                reply(&truncated, from);
+                Vec::new()
+            }
+            // Held: answered by `answer_b` when the test says.
+            "b.transport.test." => Vec::new(),
+            other => panic!("unexpected UDP query for {other}"),
+        },
+        Event::Tcp { query, held_b } => {
+            assert_eq!(question_name(query), "a.transport.test.");
+            let (b_query, _) = held_b.expect("B's UDP query is held");
+            let mut frames = framed(&a_answer_to(b_query, FORGED, 300));
+            frames.extend(framed(&a_answer_to(query, A_ADDRESS, 300)));
+            frames
+        }
+    });
+    let server = Setup {
+        timeout: "2s",
+        attempts: 1,
+        ..Setup::new(&[upstream.addr])
+    }
+    .start();
+    let control = server.control_addr();
+    let (first, second) = (server.client(), server.client());
+    let b = query(2, "b.transport.test.", RecordType::A, EDNS);
+    second.send(&b);
+    assert!(
+        common::wait_until(Duration::from_secs(2), || upstream.b_is_held()),
+        "B's UDP query reached the upstream"
+    );
+    let a = query(1, "a.transport.test.", RecordType::A, EDNS);
+    let a_reply = first.exchange(&a);
+    assert_eq!(only_address(&a_reply), A_ADDRESS, "A's answer over TCP");
+    // The forged reply came down the connection before A's answer, and
+    // that connection's replies are handled in order: it is counted now.
+    let parsed = metrics(&get_ok(control, "/metrics"));
+    let wrong_transport = parsed
+        .value(
+            "heimdall_upstream_replies_rejected_total",
+            &[("core", "0"), ("reason", "wrong_transport")],
+        )
+        .unwrap();
+    assert_eq!(wrong_transport, 1.0, "counted by reason");
+    assert_eq!(
+        parsed.sum("heimdall_upstream_replies_mismatched_total", &[]),
+        1.0,
+        "and under no other reason"
+    );
+    upstream.answer_b(B_ADDRESS);
+    let b_reply = second.reply_to(&b);
+    assert_eq!(
+        only_address(&b_reply),
+        B_ADDRESS,
+        "B's UDP answer, not the forged one"
+    );
+    // From the cache, without asking the upstream again: still B's own.
+    let third = server.client();
+    let again = third.exchange(&query(3, "b.transport.test.", RecordType::A, EDNS));
+    assert_eq!(
+        only_address(&again),
+        B_ADDRESS,
+        "the forged reply was not cached"
+    );
+    assert_eq!(upstream.udp_queries(), 2, "A and B, once each");
+    let stats: serde_json::Value = serde_json::from_str(&get_ok(control, "/stats")).unwrap();
+    let replies = &stats["totals"]["upstream_replies"];
+    assert_eq!(replies["rejected"]["wrong_transport"], 1);
+    assert_eq!(replies["mismatched"], 1);
+    let reports = server.stop();
+    assert_eq!(
+        common::total(&reports, |r| r.resolver.upstream_truncated),
+        1,
+        "A's UDP answer was truncated"
+    );
+    assert_eq!(
+        common::total(&reports, |r| r.resolver.upstream_tcp_queries),
+        1,
+        "and only A went over TCP"
+    );
+}
+
+/// What [`TransportUpstream`]'s script sees.
+enum Event<'a> {
+    /// A UDP query from `from`; `reply` sends a datagram back to it.
+    Udp {
+        query: &'a [u8],
+        from: SocketAddr,
+        reply: &'a dyn Fn(&[u8], SocketAddr),
+    },
+    /// A query over TCP, with B's held UDP query (and its source) if it
+    /// came; the script returns the bytes to write back (frames).
+    Tcp {
+        query: &'a [u8],
+        held_b: Option<(&'a [u8], SocketAddr)>,
+    },
+}
+
+/// A UDP query held by the upstream, and where it came from.
+type HeldQuery = Arc<Mutex<Option<(Vec<u8>, SocketAddr)>>>;
+
+/// A scripted upstream serving UDP and TCP on one port of 127.0.0.1. It
+/// keeps the last UDP query for `b.transport.test.` (for the TCP script,
+/// and for [`TransportUpstream::answer_b`]), and counts UDP queries.
+struct TransportUpstream {
+    addr: SocketAddr,
+    udp: UdpSocket,
+    held_b: HeldQuery,
+    udp_queries: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl TransportUpstream {
+    fn start(script: impl Fn(Event<'_>) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        // A UDP port whose TCP twin is free too.
+        let (udp, listener) = (0..20)
+            .find_map(|_| {
+                let udp = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+                let listener = TcpListener::bind(udp.local_addr().unwrap()).ok()?;
+                Some((udp, listener))
+            })
+            .expect("a port free for both UDP and TCP");
+        let addr = udp.local_addr().unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let script = Arc::new(script);
+        let held_b: HeldQuery = Arc::default();
+        let udp_queries = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let udp_thread = std::thread::spawn({
+            let (socket, script) = (udp.try_clone().unwrap(), Arc::clone(&script));
+            let (held_b, queries, stop) = (
+                Arc::clone(&held_b),
+                Arc::clone(&udp_queries),
+                Arc::clone(&stop),
+            );
+            move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    assert_eq!(from.ip(), LOOPBACK);
+                    queries.fetch_add(1, Ordering::Relaxed);
+                    let query = &buf[..len];
+                    if question_name(query) == "b.transport.test." {
+                        *held_b.lock().unwrap() = Some((query.to_vec(), from));
+                    }
+                    let reply = |bytes: &[u8], to: SocketAddr| send(&socket, bytes, to);
+                    let _ = script(Event::Udp {
+                        query,
+                        from,
+                        reply: &reply,
+                    });
+                }
+            }
+        });
+        let tcp_thread = std::thread::spawn({
+            let (held_b, stop) = (Arc::clone(&held_b), Arc::clone(&stop));
+            move || {
+                let mut connections = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut stream, from)) => {
+                            assert_eq!(from.ip(), LOOPBACK);
+                            stream.set_nonblocking(false).unwrap();
+                            stream
+                                .set_read_timeout(Some(Duration::from_secs(2)))
+                                .unwrap();
+                            let mut length = [0u8; 2];
+                            stream.read_exact(&mut length).unwrap();
+                            let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                            stream.read_exact(&mut query).unwrap();
+                            let held = held_b.lock().unwrap().clone();
+                            let frames = script(Event::Tcp {
+                                query: &query,
+                                held_b: held.as_ref().map(|(q, from)| (&q[..], *from)),
+                            });
+                            stream.write_all(&frames).unwrap();
+                            // Kept open until the end: heimdall closes it.
+                            connections.push(stream);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            }
+        });
+        Self {
+            addr,
+            udp,
+            held_b,
+            udp_queries,
+            stop,
+            threads: vec![udp_thread, tcp_thread],
+        }
+    }
+
+    /// Whether B's UDP query has come.
+    fn b_is_held(&self) -> bool {
+        self.held_b.lock().unwrap().is_some()
+    }
+
+    /// Answer B's held UDP query properly, with one A record `address`.
+    fn answer_b(&self, address: Ipv4Addr) {
+        let (query, from) = self.held_b.lock().unwrap().clone().expect("B is held");
+        send(&self.udp, &a_answer_to(&query, address, 300), from);
+    }
+
+    /// UDP queries received so far.
+    fn udp_queries(&self) -> usize {
+        self.udp_queries.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TransportUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// An upstream slower than `upstream.timeout`: its reply to the first
@@ -468,7 +753,6 @@ fn a_late_reply_on_the_first_attempts_socket_is_accepted() {
 /// the server stops gets its SERVFAIL on its connection.
 #[test]
 fn a_tcp_query_waiting_at_the_drain_limit_gets_servfail() {
-    use std::io::{Read as _, Write as _};
     let upstream = ScriptedUpstream::start(|_, _, _| {});
     let mut config = Setup {
         timeout: "5s",
