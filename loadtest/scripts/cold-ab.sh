@@ -57,11 +57,21 @@ upstream:
 log:
   level: warn
 YAML
+# CANDIDATE_UPSTREAM_KEYS="cookies: false" adds lines to the candidate's
+# `upstream:` section only (keys the baseline may not know), to measure
+# what one setting costs.
+cp "$work/heimdall.yaml" "$work/candidate.yaml"
+if [ -n "${CANDIDATE_UPSTREAM_KEYS:-}" ]; then
+    printf '%s\n' "$CANDIDATE_UPSTREAM_KEYS" | sed 's/^/  /' >"$work/keys"
+    sed -i "/^upstream:/r $work/keys" "$work/candidate.yaml"
+fi
 
 # run BUILD_NAME BINARY ROUND: one measured run; appends "name rate us_per_q".
 run() {
     local name=$1 binary=$2 round=$3 pid before after answered
-    "$binary" --config "$work/heimdall.yaml" >"$work/$name.log" 2>&1 &
+    local config="$work/heimdall.yaml"
+    [ "$name" = candidate ] && config="$work/candidate.yaml"
+    "$binary" --config "$config" >"$work/$name.log" 2>&1 &
     pid=$!
     for _ in $(seq 50); do
         "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --max-queries 1 --duration 1s \
@@ -77,6 +87,14 @@ run() {
         --json "$work/$name-$round.json" >/dev/null
     after=$(cpu_ticks "$pid")
     kill -TERM "$pid"
+    # A server that has not exited 10 s after SIGTERM is reported (and
+    # killed), so one hang cannot stall the comparison.
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "$name round $round: still running 10 s after SIGTERM; killed" >&2
+        echo "$name" >>"$work/hangs"
+        kill -KILL "$pid"
+    fi
     wait "$pid" 2>/dev/null || true
     answered=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["counts"]["answered"], r["qps"]["answered"])' "$work/$name-$round.json")
     read -r count rate <<<"$answered"
@@ -98,9 +116,10 @@ for round in $(seq 1 "$ROUNDS"); do
         run candidate "$CANDIDATE_BIN" "$round"
     fi
 done
-python3 - "$work/results" <<'PY'
-import statistics, sys
+python3 - "$work/results" "$work/hangs" <<'PY'
+import os, statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
+hangs = open(sys.argv[2]).read().split() if os.path.exists(sys.argv[2]) else []
 med = {}
 for name in ("candidate", "baseline"):
     rates = [float(r[1]) for r in rows if r[0] == name]
@@ -109,4 +128,7 @@ for name in ("candidate", "baseline"):
     print(f"{name:<10} median answered/s {med[name][0]:9.0f}  CPU {med[name][1]:.2f} us/q")
 c, b = med["candidate"], med["baseline"]
 print(f"candidate/baseline: rate {c[0] / b[0]:.3f}, CPU per query {c[1] / b[1]:.3f}")
+for name in ("candidate", "baseline"):
+    if hangs.count(name):
+        print(f"{name}: {hangs.count(name)} runs did not exit within 10 s of SIGTERM")
 PY

@@ -11,23 +11,25 @@
 //! entropy this way, more than any name short enough to matter has
 //! letters.
 
-/// The bit for letter `index` (0-based, letters only) under `seed`: set
-/// means upper case.
-fn case_bit(seed: u64, index: usize) -> bool {
-    let block = (index / 64) as u64;
+/// The 64 case bits of letters `64 * block ..` under `seed` (a SplitMix64
+/// step of the seed and the block): bit `i` set means letter
+/// `64 * block + i` is upper case.
+fn case_bits(seed: u64, block: u64) -> u64 {
     let mut z = seed.wrapping_add(block.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> (index % 64)) & 1 == 1
+    z ^ (z >> 31)
 }
 
 /// Set the letters of the uncompressed wire-form name at the start of
 /// `wire` to the case `seed` names (from lower or any case). Stops at the
-/// root label, or where the bytes end; never panics on odd input.
+/// root label, or where the bytes end; never panics on odd input. The
+/// bits are mixed once per 64 letters, not per letter: this runs for
+/// every upstream query.
 pub(crate) fn apply_case(wire: &mut [u8], seed: u64) {
     let mut pos = 0usize;
-    let mut letter = 0usize;
+    let mut letter = 0u64;
+    let mut bits = case_bits(seed, 0);
     while let Some(&len) = wire.get(pos) {
         // A pointer or the root label ends the name.
         if len == 0 || len & 0xc0 != 0 {
@@ -40,12 +42,16 @@ pub(crate) fn apply_case(wire: &mut [u8], seed: u64) {
         };
         for byte in label {
             if byte.is_ascii_alphabetic() {
-                *byte = if case_bit(seed, letter) {
+                let upper = (bits >> (letter % 64)) & 1 == 1;
+                *byte = if upper {
                     byte.to_ascii_uppercase()
                 } else {
                     byte.to_ascii_lowercase()
                 };
                 letter += 1;
+                if letter % 64 == 0 {
+                    bits = case_bits(seed, letter / 64);
+                }
             }
         }
         pos = end;

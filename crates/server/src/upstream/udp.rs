@@ -118,7 +118,7 @@ struct Pooled {
     /// The attempt it carries now; `None` while idle, when whatever
     /// arrives is a stray and is dropped (counted).
     current: Rc<Cell<Option<AttemptId>>>,
-    /// Wakes the receive task when `current` changes.
+    /// Wakes the receive task when an attempt starts.
     wake: LocalSender<()>,
     _task: glommio::Task<()>,
     uses: u32,
@@ -335,8 +335,9 @@ impl UpstreamSend for UdpUpstreams {
             state.waiting.retain(|waiting| waiting.attempt != attempt);
             return Ok(());
         };
+        // No wake-up: the receive task reads `current` when a datagram
+        // arrives (one that comes while idle is a stray).
         pooled.current.set(None);
-        let _ = pooled.wake.try_send(());
         let young = pooled.opened.elapsed() < SOCKET_MAX_AGE;
         if young && pooled.uses < state.socket_uses && state.idle(pooled.v6).len() < IDLE_MAX {
             state.idle(pooled.v6).push(pooled);
@@ -414,14 +415,15 @@ fn bind_random(
 /// closed) or the socket fails. Each is reported with the attempt the
 /// socket carries, so the resolver accepts only that attempt's reply here.
 ///
-/// The receive is armed only while the socket carries an attempt, and
-/// lazily: once woken for a new attempt, the task yields, so that under
-/// load the core finishes
-/// its batch first and the reply is usually already queued. The receive
-/// is then a plain `recvmsg` (glommio tries one first), and the io_uring
-/// submission a waiting receive costs is paid only when the reply is not
-/// there yet. Arming a receive on every socket at once was most of the
-/// cost of a socket per attempt (docs/ARCHITECTURE.md).
+/// The receive is armed lazily: once woken for a new attempt, the task
+/// yields, so that under load the core finishes its batch first and the
+/// reply is usually already queued. The receive is then a plain `recvmsg`
+/// (glommio tries one first), and the io_uring submission a waiting
+/// receive costs is paid only when the reply is not there yet. Arming a
+/// receive on every socket at once was most of the cost of a socket per
+/// attempt (docs/ARCHITECTURE.md). A receive still waiting when its
+/// attempt is retired stays armed for the socket's next attempt; what it
+/// gets while the socket is idle is a stray.
 async fn receive_replies(
     ctx: Rc<CoreContext>,
     socket: UdpSocket,
@@ -439,32 +441,26 @@ async fn receive_replies(
     let mut guard = Return(buf, returned);
     loop {
         // Idle: wait for an attempt.
-        let Some(attempt) = current.get() else {
+        if current.get().is_none() {
             if woken.recv().await.is_none() {
                 return;
             }
             continue;
-        };
+        }
         // Also keeps this task off `CoreContext::drain`'s stack: glommio
         // may poll a new task inside its spawner, which holds the resolver.
         futures_lite::future::yield_now().await;
-        // Carrying `attempt`: receive until it is retired.
-        while current.get() == Some(attempt) {
-            let received = futures_lite::future::or(
-                async { Some(socket.recv_from(&mut guard.0).await) },
-                async {
-                    // Retired (or closing) while waiting: stop receiving.
-                    let _ = woken.recv().await;
-                    None
-                },
-            )
-            .await;
-            match received {
-                Some(Ok((len, from))) => {
-                    if current.get() != Some(attempt) {
+        // Receive while the socket carries an attempt. The attempt is read
+        // when a datagram arrives, not before: a receive left waiting when
+        // its attempt was retired serves the socket's next attempt, so a
+        // retirement needs no wake-up (one task switch fewer per query).
+        while current.get().is_some() {
+            match socket.recv_from(&mut guard.0).await {
+                Ok((len, from)) => {
+                    let Some(attempt) = current.get() else {
                         strays.set(strays.get() + 1);
                         continue;
-                    }
+                    };
                     if let Some(reply) = ctx.checked(&guard.0, len) {
                         let source = ReplySource {
                             from,
@@ -474,11 +470,10 @@ async fn receive_replies(
                         ctx.upstream_reply(source, reply);
                     }
                 }
-                Some(Err(err)) => {
+                Err(err) => {
                     log::debug!("core {}: upstream receive error: {err}", ctx.index());
                     return;
                 }
-                None => {}
             }
         }
     }
