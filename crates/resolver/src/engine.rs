@@ -498,9 +498,17 @@ impl Resolver {
             }
             return;
         }
-        let tried = inflight.tried;
-        let Some(upstream) = self.upstreams.choose(tried, now.as_millis()) else {
-            self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+        let (tried, failed) = (inflight.tried, inflight.failed);
+        let Some(upstream) = self
+            .upstreams
+            .choose_excluding(tried, failed, now.as_millis())
+        else {
+            if failed != 0 {
+                self.stats.upstream_error_failures += 1;
+                self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
+            } else {
+                self.fail(slot, Answer::Fail(ede::NO_REACHABLE_AUTHORITY), now);
+            }
             return;
         };
         let transport = self
@@ -688,7 +696,17 @@ impl Resolver {
         }
         if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
             self.upstreams.on_error(attempt.upstream);
-            let attempts_left = attempts_used < self.config.attempts.max(1);
+            // An upstream that refused or failed this query is not asked
+            // it again: with one upstream, REFUSED costs one query, not
+            // `attempts` of them.
+            let mut others_left = true;
+            if upstream_failed(rcode)
+                && let Some(inflight) = self.inflight.get_mut(slot)
+            {
+                inflight.failed |= 1u64 << (attempt.upstream % 64);
+                others_left = !self.upstreams.covers_all(inflight.failed);
+            }
+            let attempts_left = attempts_used < self.config.attempts.max(1) && others_left;
             if current && !attempts_left && earlier_live && upstream_failed(rcode) {
                 // The last attempt failed, but an earlier one may still
                 // answer late: wait for it until this attempt's deadline

@@ -174,6 +174,10 @@ pub(crate) struct InFlight {
     pub(crate) earlier: SmallVec<[Attempt; 2]>,
     /// Upstreams tried so far (bit i = upstream i).
     pub(crate) tried: u64,
+    /// Upstreams that answered this query with an upstream error
+    /// (SERVFAIL, REFUSED, NOTIMP, FORMERR, a second BADCOOKIE): never
+    /// asked again for it (bit i = upstream i).
+    pub(crate) failed: u64,
     /// Attempts started (a TCP retry after TC finishes its attempt rather
     /// than starting one).
     pub(crate) attempts: u32,
@@ -331,6 +335,7 @@ impl InFlightTable {
             },
             earlier: SmallVec::new(),
             tried: 0,
+            failed: 0,
             attempts: 0,
             upstream_error: false,
             badcookie_retried: false,

@@ -292,6 +292,40 @@ impl Upstreams {
             .position(|state| state.upstream.address == address)
     }
 
+    /// The upstream for a query's next attempt, as [`Upstreams::choose`],
+    /// but never one in `failed` (those that answered it with an upstream
+    /// error); `None` when every upstream has.
+    pub fn choose_excluding(&mut self, tried: u64, failed: u64, now_ms: u64) -> Option<usize> {
+        if self.covers_all(failed) {
+            return None;
+        }
+        let all = self.all_mask();
+        // `choose` prefers upstreams outside its mask and falls back to all
+        // of them once every one is in it: so mask what was tried or
+        // failed while that leaves one out, else only what failed.
+        if (tried | failed) & all != all {
+            self.choose(tried | failed, now_ms)
+        } else {
+            self.choose(failed, now_ms)
+        }
+    }
+
+    /// Whether `mask` (bit i = upstream i) holds every upstream.
+    pub fn covers_all(&self, mask: u64) -> bool {
+        let all = self.all_mask();
+        mask & all == all
+    }
+
+    /// One bit per configured upstream.
+    fn all_mask(&self) -> u64 {
+        let count = self.list.len();
+        if count >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        }
+    }
+
     /// Choose the upstream for the next attempt of a query that has
     /// already tried the upstreams in `tried` (bit i = upstream i). Once
     /// every upstream was tried, all are candidates again. Upstreams in

@@ -161,6 +161,35 @@ fn upstream_refused_notimp_formerr_try_the_next_upstream_then_servfail_ede_23_ca
     }
 }
 
+/// An upstream that answered a query with an error is not asked it
+/// again: with one upstream and three attempts, REFUSED costs one upstream
+/// query, not three; with two, each is asked once.
+#[test]
+fn an_upstream_error_is_not_retried_on_the_same_upstream() {
+    for (upstreams, expected) in [(&[UPSTREAM_A][..], 1), (&[UPSTREAM_A, UPSTREAM_B][..], 2)] {
+        let mut resolver = resolver(upstreams, 3);
+        let mut out = [0u8; 1232];
+        let t0 = Timestamp::from_secs(10);
+        resolver.handle_query(&a_query("refused.example", 7), client(7), t0, &mut out);
+        let mut asked = Vec::new();
+        loop {
+            let sent = transmits(&mut resolver);
+            let Some(sent) = sent.first() else { break };
+            asked.push(sent.0.to);
+            let error = with_rcode(a_answer(&sent.1, 0, 0), Rcode::REFUSED);
+            resolver.handle_upstream_reply(on_socket(sent.0.to, sent.0.attempt), &error, t0);
+        }
+        assert_eq!(asked.len(), expected, "{upstreams:?}: {asked:?}");
+        let distinct: std::collections::HashSet<_> = asked.iter().collect();
+        assert_eq!(distinct.len(), expected, "each upstream asked once");
+        let got = replies(&mut resolver, t0);
+        assert_eq!(got.len(), 1);
+        assert_eq!(Message::parse(&got[0].1).unwrap().rcode(), Rcode::SERVFAIL);
+        assert_eq!(ede_codes(&got[0].1), [23]);
+        assert_eq!(resolver.stats().upstream_queries, expected as u64);
+    }
+}
+
 #[test]
 fn upstream_questions_go_out_in_random_case() {
     let mut resolver = resolver(&[UPSTREAM_A], 1);

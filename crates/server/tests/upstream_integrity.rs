@@ -185,7 +185,6 @@ fn upstream_refused_becomes_servfail_with_network_error() {
 /// issue 14, each client query cost `attempts` upstream queries) only
 /// triples the load on a server that already said no.
 #[test]
-#[ignore = "needs REFUSED not retried on the same upstream (issue 14 item 7; wip14-a retries it up to `attempts` times)"]
 fn a_refusing_upstream_is_not_asked_again() {
     let upstream = start_upstream(UpstreamConfig {
         behavior: Behavior::Refused,
