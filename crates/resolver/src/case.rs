@@ -49,7 +49,7 @@ pub(crate) fn apply_case(wire: &mut [u8], seed: u64) {
                     byte.to_ascii_lowercase()
                 };
                 letter += 1;
-                if letter % 64 == 0 {
+                if letter.is_multiple_of(64) {
                     bits = case_bits(seed, letter / 64);
                 }
             }
