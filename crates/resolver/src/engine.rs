@@ -657,87 +657,133 @@ impl Resolver {
             self.stats.reply_late_accepted += 1;
         }
         if message.flags().truncated() {
-            self.stats.upstream_truncated += 1;
-            self.upstreams.on_truncated(attempt.upstream);
-            // The truncated attempt is done: its TCP retry replaces it.
-            self.inflight.retire_attempt(slot, attempt.id);
-            if attempt.transport.is_stream() {
-                // TC over TCP makes no sense: move on as for an error.
-                if current {
-                    self.send_attempt(slot, now);
-                }
-            } else {
-                self.send(slot, attempt.upstream, UpstreamTransport::Tcp, now);
-            }
+            self.on_truncated_reply(slot, &attempt, current, now);
             return;
         }
         let rcode = message.rcode();
         let learned_server_cookie = server_cookie.is_some_and(|server| !server.is_empty());
-        if rcode == Rcode::BADCOOKIE && learned_server_cookie {
-            let retried = self
-                .inflight
-                .get(slot)
-                .is_some_and(|inflight| inflight.badcookie_retried);
-            if !retried {
-                // RFC 7873 section 5.3: the upstream wants its server
-                // cookie, which it just gave us (learned above). Ask again
-                // at once, without using up an attempt; only once per
-                // query, so a second BADCOOKIE is an upstream error below.
-                self.inflight.retire_attempt(slot, attempt.id);
-                if current {
-                    if let Some(inflight) = self.inflight.get_mut(slot) {
-                        inflight.badcookie_retried = true;
-                    }
-                    self.stats.upstream_badcookie_retries += 1;
-                    self.send(slot, attempt.upstream, attempt.transport, now);
-                }
-                return;
-            }
+        if rcode == Rcode::BADCOOKIE
+            && learned_server_cookie
+            && self.retry_after_badcookie(slot, &attempt, current, now)
+        {
+            return;
         }
         if rcode != Rcode::NOERROR && rcode != Rcode::NXDOMAIN {
-            self.upstreams.on_error(attempt.upstream);
-            // An upstream that refused or failed this query is not asked
-            // it again: with one upstream, REFUSED costs one query, not
-            // `attempts` of them.
-            let mut others_left = true;
-            if upstream_failed(rcode)
-                && let Some(inflight) = self.inflight.get_mut(slot)
-            {
-                inflight.failed |= 1u64 << (attempt.upstream % 64);
-                others_left = !self.upstreams.covers_all(inflight.failed);
-            }
-            let attempts_left = attempts_used < self.config.attempts.max(1) && others_left;
-            if current && !attempts_left && earlier_live && upstream_failed(rcode) {
-                // The last attempt failed, but an earlier one may still
-                // answer late: wait for it until this attempt's deadline
-                // (kept live for that), then fail with EDE 23.
-                if let Some(inflight) = self.inflight.get_mut(slot) {
-                    inflight.upstream_error = true;
-                }
-                return;
-            }
-            self.inflight.retire_attempt(slot, attempt.id);
-            if !current {
-                // An earlier attempt failed; the current one may still
-                // answer.
-                return;
-            }
-            if attempts_left {
-                self.send_attempt(slot, now);
-            } else if upstream_failed(rcode) {
-                // The upstream could not or would not answer: that is our
-                // failure to resolve, not the client's error, so never
-                // relayed (see ARCHITECTURE.md, "Upstream errors").
-                self.stats.upstream_error_failures += 1;
-                self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
-            } else {
-                self.fail(slot, Answer::Relay(packet.into()), now);
-            }
+            let outcome = UpstreamErrorReply {
+                rcode,
+                attempts_used,
+                earlier_live,
+                current,
+            };
+            self.on_error_reply(slot, &attempt, outcome, packet, now);
             return;
         }
         let rtt_us = now.as_millis().saturating_sub(attempt.sent_at.as_millis()) * 1000;
         self.upstreams.on_reply(attempt.upstream, rtt_us);
         self.store_answer(slot, &message, packet, now);
+    }
+
+    /// A truncated reply: its attempt is done, and the query goes on over
+    /// TCP (or, if TCP itself said TC, to the next attempt).
+    fn on_truncated_reply(&mut self, slot: Slot, attempt: &Attempt, current: bool, now: Timestamp) {
+        self.stats.upstream_truncated += 1;
+        self.upstreams.on_truncated(attempt.upstream);
+        // The truncated attempt is done: its TCP retry replaces it.
+        self.inflight.retire_attempt(slot, attempt.id);
+        if attempt.transport.is_stream() {
+            // TC over TCP makes no sense: move on as for an error.
+            if current {
+                self.send_attempt(slot, now);
+            }
+        } else {
+            self.send(slot, attempt.upstream, UpstreamTransport::Tcp, now);
+        }
+    }
+
+    /// BADCOOKIE carrying a server cookie: the first time for a query, ask
+    /// again at once and say so (`true`); a second one is an upstream
+    /// error like any other (`false`).
+    fn retry_after_badcookie(
+        &mut self,
+        slot: Slot,
+        attempt: &Attempt,
+        current: bool,
+        now: Timestamp,
+    ) -> bool {
+        let retried = self
+            .inflight
+            .get(slot)
+            .is_some_and(|inflight| inflight.badcookie_retried);
+        if retried {
+            return false;
+        }
+        // RFC 7873 section 5.3: the upstream wants its server cookie,
+        // which it just gave us (learned by the caller). Ask again without
+        // using up an attempt; only once per query.
+        self.inflight.retire_attempt(slot, attempt.id);
+        if current {
+            if let Some(inflight) = self.inflight.get_mut(slot) {
+                inflight.badcookie_retried = true;
+            }
+            self.stats.upstream_badcookie_retries += 1;
+            self.send(slot, attempt.upstream, attempt.transport, now);
+        }
+        true
+    }
+
+    /// An upstream error (any rcode but NOERROR and NXDOMAIN): try another
+    /// attempt, wait for an earlier one, or fail the query.
+    fn on_error_reply(
+        &mut self,
+        slot: Slot,
+        attempt: &Attempt,
+        outcome: UpstreamErrorReply,
+        packet: &[u8],
+        now: Timestamp,
+    ) {
+        let UpstreamErrorReply {
+            rcode,
+            attempts_used,
+            earlier_live,
+            current,
+        } = outcome;
+        self.upstreams.on_error(attempt.upstream);
+        // An upstream that refused or failed this query is not asked it
+        // again: with one upstream, REFUSED costs one query, not
+        // `attempts` of them.
+        let mut others_left = true;
+        if upstream_failed(rcode)
+            && let Some(inflight) = self.inflight.get_mut(slot)
+        {
+            inflight.failed |= 1u64 << (attempt.upstream % 64);
+            others_left = !self.upstreams.covers_all(inflight.failed);
+        }
+        let attempts_left = attempts_used < self.config.attempts.max(1) && others_left;
+        if current && !attempts_left && earlier_live && upstream_failed(rcode) {
+            // The last attempt failed, but an earlier one may still answer
+            // late: wait for it until this attempt's deadline (kept live
+            // for that), then fail with EDE 23.
+            if let Some(inflight) = self.inflight.get_mut(slot) {
+                inflight.upstream_error = true;
+            }
+            return;
+        }
+        self.inflight.retire_attempt(slot, attempt.id);
+        if !current {
+            // An earlier attempt failed; the current one may still answer.
+            return;
+        }
+        if attempts_left {
+            self.send_attempt(slot, now);
+        } else if upstream_failed(rcode) {
+            // The upstream could not or would not answer: that is our
+            // failure to resolve, not the client's error, so never relayed
+            // (see ARCHITECTURE.md, "Upstream errors").
+            self.stats.upstream_error_failures += 1;
+            self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
+        } else {
+            self.fail(slot, Answer::Relay(packet.into()), now);
+        }
     }
 
     /// A reply refused for the one thing a genuine upstream may get wrong
@@ -1141,4 +1187,17 @@ fn write_upstream_query(
         apply_case(out.get_mut(HEADER_LEN..len)?, seed);
     }
     Some(len)
+}
+
+/// What [`Resolver::on_error_reply`] needs to know about an error reply
+/// besides its attempt.
+#[derive(Clone, Copy)]
+struct UpstreamErrorReply {
+    rcode: Rcode,
+    /// Attempts the query has used so far.
+    attempts_used: u32,
+    /// An earlier attempt of the query may still answer.
+    earlier_live: bool,
+    /// The reply answers the query's current attempt.
+    current: bool,
 }

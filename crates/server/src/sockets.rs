@@ -92,10 +92,22 @@ pub(crate) struct Listeners {
 }
 
 /// For each listen address, one UDP socket and one TCP listener per core,
-/// all on the same port. A port of 0 is resolved by the first UDP socket;
-/// if that port is taken for TCP, another is tried.
+/// all on the same port. A port of 0 resolves to one port that no other
+/// socket holds; if a race takes it before the group is bound, another is
+/// tried.
 pub(crate) fn listen_per_core(listen: &[SocketAddr], cores: usize) -> io::Result<Listeners> {
+    listen_per_core_within(listen, cores, BUSY_PORT_WAIT)
+}
+
+/// [`listen_per_core`], waiting at most `busy_wait` for a busy explicit
+/// port.
+fn listen_per_core_within(
+    listen: &[SocketAddr],
+    cores: usize,
+    busy_wait: std::time::Duration,
+) -> io::Result<Listeners> {
     const PORT_ZERO_TRIES: usize = 16;
+    let started = std::time::Instant::now();
     let mut out = Listeners {
         udp: (0..cores).map(|_| Vec::new()).collect(),
         tcp: (0..cores).map(|_| Vec::new()).collect(),
@@ -105,14 +117,28 @@ pub(crate) fn listen_per_core(listen: &[SocketAddr], cores: usize) -> io::Result
         let mut tries = 0;
         let (udp, tcp, actual) = loop {
             tries += 1;
-            let (udp, actual) = listen_udp_per_core(addr, cores)?;
-            let tcp: io::Result<Vec<Socket>> = (0..cores).map(|_| listen_tcp(actual)).collect();
-            match tcp {
-                Ok(tcp) => break (udp, tcp, actual),
-                Err(err) if addr.port() == 0 && tries < PORT_ZERO_TRIES => {
-                    log::debug!("TCP port {} taken ({err}); trying another", actual.port());
+            match listen_group(addr, cores) {
+                Ok(group) => break group,
+                Err(err)
+                    if addr.port() == 0
+                        && err.kind() == io::ErrorKind::AddrInUse
+                        && tries < PORT_ZERO_TRIES =>
+                {
+                    log::debug!("port taken while binding ({err}); trying another");
                 }
-                Err(err) => return Err(with_addr(err, actual)),
+                Err(err)
+                    if addr.port() != 0
+                        && err.kind() == io::ErrorKind::AddrInUse
+                        && started.elapsed() < busy_wait =>
+                {
+                    // A process that just exited may still hold its
+                    // sockets for a moment: io_uring releases the files
+                    // of pending requests after the process is gone. A
+                    // restart waits that out; a live holder still fails.
+                    log::debug!("{err}; waiting for the port");
+                    std::thread::sleep(BUSY_PORT_RETRY);
+                }
+                Err(err) => return Err(err),
             }
         };
         out.bound.push(actual);
@@ -126,23 +152,55 @@ pub(crate) fn listen_per_core(listen: &[SocketAddr], cores: usize) -> io::Result
     Ok(out)
 }
 
-/// One UDP socket per core on `addr`, and the address they are bound to:
-/// a port of 0 is resolved by the first socket and reused by the others.
-pub(crate) fn listen_udp_per_core(
-    addr: SocketAddr,
-    cores: usize,
-) -> io::Result<(Vec<Socket>, SocketAddr)> {
-    let first = listen_udp(addr).map_err(|err| with_addr(err, addr))?;
-    let actual = first
+/// How long a start waits for an explicit listen port that is busy,
+/// retrying every [`BUSY_PORT_RETRY`].
+const BUSY_PORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The pause between tries for a busy listen port.
+const BUSY_PORT_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Per-core UDP sockets and TCP listeners for one listen address.
+type Group = (Vec<Socket>, Vec<Socket>, SocketAddr);
+
+/// One listen address's group: the port is first proven free, then every
+/// core's UDP socket and TCP listener join it with `SO_REUSEPORT`.
+fn listen_group(addr: SocketAddr, cores: usize) -> io::Result<Group> {
+    let actual = free_port(addr).map_err(|err| with_addr(err, addr))?;
+    let udp = (0..cores.max(1))
+        .map(|_| listen_udp(actual).map_err(|err| with_addr(err, actual)))
+        .collect::<io::Result<Vec<_>>>()?;
+    let tcp = (0..cores.max(1))
+        .map(|_| listen_tcp(actual).map_err(|err| with_addr(err, actual)))
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok((udp, tcp, actual))
+}
+
+/// `addr` with its port resolved, proven free of every other UDP socket
+/// and TCP listener by binding both without `SO_REUSEPORT`.
+///
+/// Why: a socket with `SO_REUSEPORT` joins any group of the same user
+/// already on its port, and for port 0 the kernel may even pick such a
+/// port (it skips only ports it could not share). Two servers would then
+/// split the traffic silently: a second heimdall on the same address, or
+/// two test servers in one process. The probes are closed before the group
+/// binds, so a race can still take the port; the caller retries for port 0.
+fn free_port(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let domain = Domain::for_address(addr);
+    let udp = udp_socket(domain)?;
+    let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        udp.set_only_v6(true)?;
+        tcp.set_only_v6(true)?;
+    }
+    udp.bind(&SockAddr::from(addr))?;
+    let actual = udp
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("listen socket has no IP address"))?;
-    let mut sockets = Vec::with_capacity(cores.max(1));
-    sockets.push(first);
-    for _ in 1..cores {
-        sockets.push(listen_udp(actual).map_err(|err| with_addr(err, actual))?);
-    }
-    Ok((sockets, actual))
+    // As on the real listener: connections of an earlier run in TIME_WAIT
+    // must not stop a restart, while a listening socket still does.
+    tcp.set_reuse_address(true)?;
+    tcp.bind(&SockAddr::from(actual))?;
+    Ok(actual)
 }
 
 /// Whether a receive error is only a timeout (nothing to log).
@@ -158,16 +216,59 @@ fn with_addr(err: io::Error, addr: SocketAddr) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn port_zero_is_shared_by_every_core() {
-        let (per_core, bound) = listen_udp_per_core("127.0.0.1:0".parse().unwrap(), 3).unwrap();
-        assert_eq!(per_core.len(), 3);
+        let listen: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap()];
+        let listeners = listen_per_core(&listen, 3).unwrap();
+        let bound = listeners.bound[0];
+        assert_eq!(listeners.udp.len(), 3);
         assert_ne!(bound.port(), 0);
-        for socket in &per_core {
+        for socket in listeners.udp.iter().flatten() {
             let local = socket.local_addr().unwrap().as_socket().unwrap();
             assert_eq!(local, bound);
         }
+    }
+
+    /// A reuseport UDP socket bound to 127.0.0.1:0, as another server of
+    /// the same user would hold it.
+    fn foreign_group_member() -> Socket {
+        let socket = udp_socket(Domain::IPV4).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket
+            .bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .unwrap();
+        socket
+    }
+
+    #[test]
+    fn port_zero_never_joins_another_servers_group() {
+        // With this many reuseport ports held, a plain reuseport bind to
+        // port 0 lands on one of them within 100 tries all but about once
+        // in a thousand runs (2,000 of ~28k ephemeral ports).
+        let held: Vec<Socket> = (0..2_000).map(|_| foreign_group_member()).collect();
+        let ports: std::collections::HashSet<u16> = held
+            .iter()
+            .map(|s| s.local_addr().unwrap().as_socket().unwrap().port())
+            .collect();
+        let listen: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap()];
+        for _ in 0..100 {
+            let listeners = listen_per_core(&listen, 2).unwrap();
+            let port = listeners.bound[0].port();
+            assert!(!ports.contains(&port), "joined a held group on port {port}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_port_held_by_another_group_is_refused() {
+        let other = foreign_group_member();
+        let addr = other.local_addr().unwrap().as_socket().unwrap();
+        let Err(err) = listen_per_core_within(&[addr], 1, Duration::from_millis(100)) else {
+            panic!("joined another server's group on {addr}");
+        };
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
     }
 
     #[test]
@@ -187,7 +288,25 @@ mod tests {
     fn a_busy_port_is_reported_with_its_address() {
         let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = holder.local_addr().unwrap();
-        let err = listen_udp_per_core(addr, 1).unwrap_err();
+        let Err(err) = listen_per_core_within(&[addr], 1, Duration::ZERO) else {
+            panic!("listened on a busy port");
+        };
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_port_freed_while_starting_is_taken() {
+        // As when the previous process's sockets outlive it for a moment.
+        let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = holder.local_addr().unwrap();
+        let started = Instant::now();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(holder);
+        });
+        let listeners = listen_per_core_within(&[addr], 2, Duration::from_secs(5)).unwrap();
+        release.join().unwrap();
+        assert_eq!(listeners.bound, vec![addr]);
+        assert!(started.elapsed() >= Duration::from_millis(150));
     }
 }
