@@ -6,13 +6,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heimdall_config::{Config, DEFAULT_CONFIG_YAML};
 use heimdall_server::{ReloadSource, Server, StartOptions};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// A thread-per-core, shared-nothing caching DNS server.
 #[derive(Debug, Parser)]
@@ -67,16 +67,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .init();
     // The handlers go in before the server answers anything: a SIGTERM
     // that arrived after the first answer but before they were installed
-    // would kill the process without the graceful stop.
-    let signalled = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&signalled))
-            .context("cannot install the signal handler")?;
-    }
-    // SIGHUP only raises the server's reload flag; core 0 does the rest.
-    let reload_flag = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload_flag))
-        .context("cannot install the SIGHUP handler")?;
+    // would kill the process without the graceful stop. Signals wait in
+    // the iterator's pipe until the loop below reads them; the thread
+    // sleeps until one comes (no polling).
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install the signal handlers")?;
     // A reload reads the same source again: the file, or the embedded
     // default with the current resolv.conf.
     let path = cli.config.clone();
@@ -86,12 +81,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         &config,
         StartOptions {
             reload_source: Some(reload_source),
-            reload_flag: Some(reload_flag),
         },
     )?;
-    let stop = server.stop_flag();
-    while !signalled.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            // Core 0 reloads and logs the outcome.
+            server.request_reload();
+        } else {
+            break;
+        }
     }
     log::info!("stopping: finishing outstanding queries");
     server.shutdown();

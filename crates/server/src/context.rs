@@ -30,6 +30,7 @@ use crate::batch::UdpStats;
 use crate::mesh::HintLink;
 use crate::reload;
 use crate::stats::{CoreReport, Counters, TcpStats, core_snapshot};
+use crate::wake::DeadlineAlarm;
 
 /// The kernel refused a send (full buffers): counted in `send_errors`.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +101,9 @@ pub(crate) struct CoreContext {
     send_errors: Cell<u64>,
     bad_lengths: Cell<u64>,
     udp: Cell<UdpStats>,
+    /// Wakes the timer loop when a deadline comes before the one it
+    /// sleeps for.
+    alarm: DeadlineAlarm,
 }
 
 /// The resolver borrowed for a batch of queries: one borrow per batch,
@@ -144,7 +148,18 @@ impl CoreContext {
             send_errors: Cell::new(0),
             bad_lengths: Cell::new(0),
             udp: Cell::new(UdpStats::default()),
+            alarm: DeadlineAlarm::default(),
         }
+    }
+
+    /// The timer loop's alarm.
+    pub(crate) fn alarm(&self) -> &DeadlineAlarm {
+        &self.alarm
+    }
+
+    /// The resolver's earliest deadline, if anything is in flight.
+    pub(crate) fn next_deadline(&self) -> Option<Timestamp> {
+        self.resolver.borrow_mut().next_deadline()
     }
 
     /// The core's index.
@@ -271,6 +286,9 @@ impl CoreContext {
             }
             None => while resolver.poll_hint().is_some() {},
         }
+        // What was sent may have a deadline before the one the timer loop
+        // sleeps for.
+        self.alarm.note(resolver.next_deadline());
     }
 
     /// The one place an upstream query is dispatched to its transport.

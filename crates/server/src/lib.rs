@@ -44,6 +44,7 @@ mod stats;
 mod stream;
 mod transport;
 mod upstream;
+mod wake;
 mod worker;
 
 use std::net::SocketAddr;
@@ -82,6 +83,8 @@ pub const SHUTDOWN_GRACE_MARGIN: Duration = Duration::from_millis(500);
 pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
+    /// One per core, in core order: wakes it to look at the flags.
+    doorbells: Vec<wake::Doorbell>,
     executors: Vec<ExecutorJoinHandle<CoreOutput>>,
     udp_addrs: Vec<SocketAddr>,
     control_addr: Option<SocketAddr>,
@@ -97,11 +100,9 @@ pub struct Server;
 #[derive(Clone, Default)]
 pub struct StartOptions {
     /// Where a reload gets the new configuration; without one, `POST
-    /// /reload` and SIGHUP report that there is nothing to reload from.
+    /// /reload` and [`ServerHandle::request_reload`] report that there is
+    /// nothing to reload from.
     pub reload_source: Option<ReloadSource>,
-    /// The reload flag to use (see [`ServerHandle::reload_flag`]), so that
-    /// a signal handler can be installed before the server starts.
-    pub reload_flag: Option<Arc<AtomicBool>>,
 }
 
 impl Server {
@@ -144,9 +145,7 @@ impl Server {
         let request_mesh =
             (cores > 1).then(|| MeshBuilder::full(cores, mesh::REQUEST_CHANNEL_CAPACITY));
         let stop = Arc::new(AtomicBool::new(false));
-        let reload_flag = options
-            .reload_flag
-            .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+        let reload_flag = Arc::new(AtomicBool::new(false));
         let preload = Arc::new(load_cache(config, &resolver_config.cache_policy, cores));
         let mut endpoint = Some(worker::EndpointSetup {
             listener: control_listener,
@@ -156,9 +155,12 @@ impl Server {
             cookies,
         });
         let mut executors = Vec::with_capacity(cores);
+        let mut doorbells = Vec::with_capacity(cores);
         let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));
         for (index, (&cpu, (listeners, tcp_listeners))) in per_core.enumerate() {
             let resolver = Resolver::new(resolver_config.clone())?;
+            let (doorbell, core_doorbell) = wake::Doorbell::pair()?;
+            doorbells.push(doorbell);
             let setup = worker::CoreSetup {
                 index,
                 listeners,
@@ -180,6 +182,7 @@ impl Server {
                 persist: config.cache.persist.is_some(),
                 epoch,
                 stop: Arc::clone(&stop),
+                doorbell: core_doorbell,
                 grace,
             };
             let executor = spawn_core(cpu, config.server.io_memory, setup)?;
@@ -190,6 +193,7 @@ impl Server {
         Ok(ServerHandle {
             stop,
             reload: reload_flag,
+            doorbells,
             executors,
             udp_addrs,
             control_addr,
@@ -336,10 +340,15 @@ impl ServerHandle {
         self.control_addr
     }
 
-    /// The flag that asks for a configuration reload when set (the
-    /// binary's SIGHUP handler sets it); core 0 checks it every 100 ms.
-    pub fn reload_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.reload)
+    /// Reload the configuration from the reload source, as `POST /reload`
+    /// does (the binary calls this on SIGHUP). Returns at once; core 0
+    /// reloads and logs the outcome. Requests made while a reload runs
+    /// are answered by one more reload.
+    pub fn request_reload(&self) {
+        self.reload.store(true, Ordering::Relaxed);
+        if let Some(core0) = self.doorbells.first() {
+            core0.ring();
+        }
     }
 
     /// The CPUs the cores run on, in core order.
@@ -347,15 +356,13 @@ impl ServerHandle {
         &self.cpus
     }
 
-    /// The flag that stops the server when set; a signal handler may set
-    /// it directly.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.stop)
-    }
-
-    /// Ask every core to stop receiving and wind down.
+    /// Ask every core to stop receiving and wind down. Safe to call more
+    /// than once.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        for doorbell in &self.doorbells {
+            doorbell.ring();
+        }
     }
 
     /// Wait for every core to finish (after [`ServerHandle::shutdown`] or

@@ -1,8 +1,8 @@
 //! Hot reload, all of it: what a reload can and cannot change
 //! ([`plan_changes`]), building the new snapshot from a validated
 //! [`Config`] ([`build_resolver_config`]), the driver that runs a reload
-//! ([`ReloadDriver`], from `POST /reload` or SIGHUP), the SIGHUP watch
-//! ([`watch_reload_signal`]) and the swap on each core ([`swap`]).
+//! ([`ReloadDriver`], from `POST /reload` or SIGHUP), the SIGHUP requests
+//! ([`serve_reload_requests`]) and the swap on each core ([`swap`]).
 //!
 //! A reload builds the new [`ResolverConfig`] (zones and block lists
 //! included) on a blocking thread, off the query path, checks it by
@@ -15,9 +15,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use glommio::channels::local_channel::LocalReceiver;
 use heimdall_cache::CachePolicy;
 use heimdall_config::Config;
 use heimdall_control::ReloadReport;
@@ -29,8 +29,6 @@ use crate::policy::{CookieRuntime, build_cookies, build_policy};
 
 /// How long a reload waits for every core to take the new snapshot.
 const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the SIGHUP flag is checked.
-const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
 /// Re-reads the configuration for a reload: the binary passes one that
 /// loads its `--config` file again. The error is shown to the operator.
@@ -259,21 +257,18 @@ impl ReloadDriver {
     }
 }
 
-/// Reload whenever the flag (set by the binary's SIGHUP handler) is up,
-/// until the server stops.
-pub(crate) async fn watch_reload_signal(
+/// Reload once per request (a doorbell ring after
+/// [`crate::ServerHandle::request_reload`]: the binary's SIGHUP), one at a
+/// time, until the core stops.
+pub(crate) async fn serve_reload_requests(
     driver: Rc<ReloadDriver>,
     cores: usize,
-    flag: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+    requests: LocalReceiver<()>,
 ) {
-    while !stop.load(Ordering::Relaxed) {
-        glommio::timer::sleep(SIGNAL_POLL).await;
-        if flag.swap(false, Ordering::Relaxed) {
-            log::info!("SIGHUP: reloading the configuration");
-            // The outcome is logged by `reload`.
-            let _ = driver.reload(cores).await;
-        }
+    while requests.recv().await.is_some() {
+        log::info!("SIGHUP: reloading the configuration");
+        // The outcome is logged by `reload`.
+        let _ = driver.reload(cores).await;
     }
 }
 

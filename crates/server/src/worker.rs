@@ -6,7 +6,6 @@
 //! the query path; they exchange only cache-fill hints over the bounded
 //! mesh, with try-send (a full channel drops the hint and counts it).
 
-use std::cell::Cell;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
+use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::UdpSocket;
 use glommio::sync::Semaphore;
 use heimdall_cache::Entry;
@@ -60,6 +60,8 @@ pub(crate) struct CoreSetup {
     pub(crate) persist: bool,
     pub(crate) epoch: Instant,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The core's end of its doorbell (crate::wake).
+    pub(crate) doorbell: Socket,
     pub(crate) grace: Duration,
 }
 
@@ -142,14 +144,15 @@ fn build(
     (ctx, transports)
 }
 
-/// Core 0's control endpoint and SIGHUP watch. Returns the endpoint's
-/// listening fd, to shut down at the end.
+/// Core 0's control endpoint and reload task. Returns the endpoint's
+/// listening fd, to shut down at the end, and how a doorbell ring asks for
+/// a reload: the flag the handle raised and the reload task's queue.
 fn spawn_endpoint(
     setup: EndpointSetup,
     mesh: &Rc<CoreMesh>,
     cores: usize,
     stop: &Arc<AtomicBool>,
-) -> Option<RawFd> {
+) -> (Option<RawFd>, (Arc<AtomicBool>, LocalSender<()>)) {
     let driver = Rc::new(ReloadDriver::new(
         setup.reload_source,
         setup.config,
@@ -167,30 +170,58 @@ fn spawn_endpoint(
         ))
         .detach();
     }
-    glommio::spawn_local(crate::reload::watch_reload_signal(
-        driver,
-        cores,
-        setup.reload_flag,
-        Arc::clone(stop),
+    // One queued request is enough: a reload reads the newest file.
+    let (requests, requested) = local_channel::new_bounded(1);
+    glommio::spawn_local(crate::reload::serve_reload_requests(
+        driver, cores, requested,
     ))
     .detach();
-    listening
+    (listening, (setup.reload_flag, requests))
 }
 
-/// Upstream deadlines: retries, failover and SERVFAIL happen here.
-/// Also watches the stop flag, and on stop ends the receive loops.
-async fn run_timers(
-    ctx: Rc<CoreContext>,
-    done: Rc<Cell<bool>>,
-    stop: Arc<AtomicBool>,
-    stopping: Rc<Semaphore>,
-) {
-    while !done.get() {
-        glommio::timer::sleep(TIMER_TICK).await;
-        if stop.load(Ordering::Relaxed) {
-            stopping.close();
+/// Upstream deadlines: retries, failover and SERVFAIL happen here. The
+/// loop sleeps until the resolver's earliest deadline, or until the alarm
+/// rings when nothing is in flight: an idle core has no timer armed.
+async fn run_timers(ctx: Rc<CoreContext>) {
+    loop {
+        let now = ctx.now();
+        let next = ctx.next_deadline();
+        ctx.alarm().arm(next);
+        match next {
+            Some(deadline) if deadline <= now => {}
+            Some(deadline) => {
+                let wait = Duration::from_millis(deadline.as_millis() - now.as_millis());
+                futures_lite::future::or(glommio::timer::sleep(wait), ctx.alarm().rung()).await;
+            }
+            None => ctx.alarm().rung().await,
         }
         ctx.timeouts();
+    }
+}
+
+/// What a core does when its doorbell rings: on stop, end the receive
+/// loops; on core 0, pass a reload request on to the reload task.
+struct RingHandler {
+    stop: Arc<AtomicBool>,
+    stopping: Rc<Semaphore>,
+    reload: Option<(Arc<AtomicBool>, LocalSender<()>)>,
+}
+
+impl RingHandler {
+    /// Handle a ring; `false` once the core is stopping (no more rings
+    /// matter).
+    fn on_ring(&self) -> bool {
+        if let Some((flag, reload)) = &self.reload
+            && flag.swap(false, Ordering::Relaxed)
+        {
+            // A reload already queued covers this one too.
+            let _ = reload.try_send(());
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            self.stopping.close();
+            return false;
+        }
+        true
     }
 }
 
@@ -265,19 +296,29 @@ async fn wind_down(ctx: &Rc<CoreContext>, listening_fds: Vec<RawFd>, grace: Dura
     }
 }
 
-/// The upstream UDP receive loops and the timer loop. Returns the flag
-/// that ends them and the semaphore closed when the stop flag is seen.
-fn spawn_timers(ctx: &Rc<CoreContext>, stop: &Arc<AtomicBool>) -> (Rc<Cell<bool>>, Rc<Semaphore>) {
-    let done = Rc::new(Cell::new(false));
+/// The timer loop (returned: dropping it ends the loop) and the doorbell
+/// task. Returns the semaphore closed when the doorbell says stop.
+fn spawn_timers(
+    ctx: &Rc<CoreContext>,
+    doorbell: Socket,
+    stop: &Arc<AtomicBool>,
+    reload: Option<(Arc<AtomicBool>, LocalSender<()>)>,
+) -> (glommio::Task<()>, Rc<Semaphore>) {
     let stopping = Rc::new(Semaphore::new(0));
-    let timers = run_timers(
-        Rc::clone(ctx),
-        Rc::clone(&done),
-        Arc::clone(stop),
-        Rc::clone(&stopping),
-    );
-    glommio::spawn_local(timers).detach();
-    (done, stopping)
+    let timers = glommio::spawn_local(run_timers(Rc::clone(ctx)));
+    let handler = RingHandler {
+        stop: Arc::clone(stop),
+        stopping: Rc::clone(&stopping),
+        reload,
+    };
+    // A stop requested before this task first ran is seen at once.
+    if handler.on_ring() {
+        glommio::spawn_local(crate::wake::answer_rings(doorbell, move || {
+            handler.on_ring()
+        }))
+        .detach();
+    }
+    (timers, stopping)
 }
 
 /// The body of one core's executor.
@@ -299,6 +340,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         persist,
         epoch,
         stop,
+        doorbell,
         grace,
     } = setup;
     let hint_mesh = join(mesh, index, "hint mesh", "; hints are off").await;
@@ -327,14 +369,17 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     }
     // TCP listeners (DNS and control) to shut down when serving stops.
     let mut listening_fds = Vec::new();
+    let mut reload_requests = None;
     if let Some(setup) = endpoint {
-        listening_fds.extend(spawn_endpoint(setup, &mesh, cores, &stop));
+        let (listening, reload) = spawn_endpoint(setup, &mesh, cores, &stop);
+        listening_fds.extend(listening);
+        reload_requests = Some(reload);
     }
     if let Some(receivers) = hint_receivers {
         let ctx = Rc::clone(&ctx);
         crate::mesh::spawn_hint_receivers(receivers, move |hint| ctx.receive_hint(hint));
     }
-    let (done, stopping) = spawn_timers(&ctx, &stop);
+    let (timers, stopping) = spawn_timers(&ctx, doorbell, &stop, reload_requests);
     let clients = (listeners, tcp_listeners);
     let serving = serve_clients(
         &ctx,
@@ -352,7 +397,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         open_listeners.push(task.await);
     }
     wind_down(&ctx, listening_fds, grace).await;
-    done.set(true);
+    drop(timers);
     transports.udp_upstreams.close_all();
     drop(open_listeners);
     ctx.close_hints();

@@ -157,9 +157,9 @@ impl TestServer {
         addr
     }
 
-    /// The server's reload flag (what SIGHUP raises).
-    pub fn reload_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-        self.handle.as_ref().expect("running").reload_flag()
+    /// Ask for a reload, as the binary does on SIGHUP.
+    pub fn request_reload(&self) {
+        self.handle.as_ref().expect("running").request_reload();
     }
 
     /// A client of this server.
