@@ -42,6 +42,11 @@ impl DatagramBatch {
         }
     }
 
+    /// How many datagrams the batch holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
     /// Let `send` coalesce the datagrams of a batch that go to one peer
     /// with one length into a single UDP GSO send (`UDP_SEGMENT`), when the
     /// kernel supports it on `fd`. Returns whether it does.

@@ -87,6 +87,7 @@ pub(crate) struct CoreOutput {
 /// The transports with state of their own, kept by the worker for the
 /// client TCP listeners and the end-of-run report.
 struct Transports {
+    udp_clients: Rc<UdpReplies>,
     tcp_clients: Rc<TcpClients>,
     tcp_upstreams: Rc<TcpUpstreams>,
     udp_upstreams: Rc<UdpUpstreams>,
@@ -123,18 +124,19 @@ fn build(
     index: usize,
     settings: (TcpSettings, TcpUpstreamSettings),
     listener_fds: Vec<RawFd>,
-    udp_upstream: &UdpUpstreamSettings,
+    (udp_upstream, udp): (&UdpUpstreamSettings, UdpSettings),
     resolver: Resolver,
     hints: Option<HintLink>,
     epoch: Instant,
 ) -> (Rc<CoreContext>, Transports) {
     let transports = Transports {
+        udp_clients: Rc::new(UdpReplies::new(listener_fds, udp.batch, udp.gso)),
         tcp_clients: Rc::new(TcpClients::new(settings.0)),
         tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
         udp_upstreams: Rc::new(UdpUpstreams::new(udp_upstream)),
     };
     let routes = Routes {
-        udp_clients: Rc::new(UdpReplies::new(listener_fds)),
+        udp_clients: Rc::clone(&transports.udp_clients) as _,
         tcp_clients: Rc::clone(&transports.tcp_clients) as _,
         udp_upstreams: Rc::clone(&transports.udp_upstreams) as _,
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
@@ -352,11 +354,16 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         index,
         (tcp, tcp_upstream),
         listener_fds,
-        &udp_upstream,
+        (&udp_upstream, udp),
         resolver,
         hint_senders.map(HintLink::new),
         epoch,
     );
+    glommio::spawn_local(crate::transport::udp::flush_waiting_replies(
+        Rc::clone(&ctx),
+        Rc::clone(&transports.udp_clients),
+    ))
+    .detach();
     if !preload.is_empty() {
         ctx.preload(&preload);
     }
@@ -398,6 +405,12 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     }
     wind_down(&ctx, listening_fds, grace).await;
     drop(timers);
+    // The last waiting replies leave before the listeners close.
+    let flushed = transports.udp_clients.flush();
+    ctx.count_send_errors(flushed.failed);
+    if let Some(stats) = flushed.stats {
+        ctx.add_udp_stats(stats);
+    }
     transports.udp_upstreams.close_all();
     drop(open_listeners);
     ctx.close_hints();

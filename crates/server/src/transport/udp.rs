@@ -5,8 +5,11 @@
 //! This is the hot path: one resolver borrow, one recvmmsg and one
 //! sendmmsg per batch, no allocation.
 
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use glommio::net::UdpSocket;
@@ -30,28 +33,149 @@ pub(crate) struct UdpSettings {
     pub(crate) coalesce: Duration,
 }
 
-/// Replies to UDP clients, sent from the listening socket their query
-/// arrived on (`ClientId::listener` indexes the core's listeners).
+/// Replies to UDP clients that waited on an upstream, sent from the
+/// listening socket their query arrived on (`ClientId::listener` indexes
+/// the core's listeners).
+///
+/// They are not sent one `sendto` each: a reply is copied into its
+/// listener's pending batch, and [`flush_waiting_replies`], a task woken by
+/// the first reply of a turn, sends the batch with `sendmmsg` (and GSO
+/// where replies to one client have one length). The task runs after the
+/// tasks already woken in the same turn, so the replies to every upstream
+/// answer the core reaped at once leave together. A full batch is sent at
+/// once; a reply larger than a batch slot goes alone.
 pub(crate) struct UdpReplies {
     listener_fds: Vec<RawFd>,
+    /// Per listener, the replies waiting for the flush.
+    pending: RefCell<Vec<PendingReplies>>,
+    /// A flush is due (the flush task has been woken).
+    flush_due: Cell<bool>,
+    flush_task: Cell<Option<Waker>>,
+}
+
+/// One listener's replies waiting to be sent.
+struct PendingReplies {
+    batch: DatagramBatch,
+    count: usize,
+}
+
+/// What one flush did: datagrams the kernel refused, and the GSO counters.
+pub(crate) struct Flushed {
+    pub(crate) failed: u64,
+    pub(crate) stats: Option<heimdall_udp::UdpStats>,
 }
 
 impl UdpReplies {
-    /// The core's listening sockets, in listener order. They must stay
-    /// open while replies may be sent (the worker keeps them).
-    pub(crate) fn new(listener_fds: Vec<RawFd>) -> Self {
-        Self { listener_fds }
+    /// The core's listening sockets, in listener order, with room for
+    /// `batch` pending replies each. They must stay open while replies may
+    /// be sent (the worker keeps them).
+    pub(crate) fn new(listener_fds: Vec<RawFd>, batch: usize, gso: bool) -> Self {
+        let pending = listener_fds
+            .iter()
+            .map(|&fd| {
+                let mut batch = DatagramBatch::new(batch.max(1));
+                if gso {
+                    // Without kernel GSO the replies still share sendmmsg
+                    // calls (the listener loop has logged it).
+                    let _ = batch.enable_gso(fd);
+                }
+                PendingReplies { batch, count: 0 }
+            })
+            .collect();
+        Self {
+            listener_fds,
+            pending: RefCell::new(pending),
+            flush_due: Cell::new(false),
+            flush_task: Cell::new(None),
+        }
+    }
+
+    /// Send every pending reply now.
+    pub(crate) fn flush(&self) -> Flushed {
+        self.flush_due.set(false);
+        let mut flushed = Flushed {
+            failed: 0,
+            stats: None,
+        };
+        let mut pending = self.pending.borrow_mut();
+        for (replies, &fd) in pending.iter_mut().zip(&self.listener_fds) {
+            if replies.count == 0 {
+                continue;
+            }
+            let sent = replies.batch.send(fd, replies.count);
+            flushed.failed += (replies.count - sent.min(replies.count)) as u64;
+            replies.count = 0;
+            let stats = replies.batch.take_stats();
+            match &mut flushed.stats {
+                Some(total) => total.add(stats),
+                None => flushed.stats = Some(stats),
+            }
+        }
+        flushed
+    }
+
+    /// Wait until a reply is pending and the flush is due.
+    async fn flush_due(&self) {
+        poll_fn(|cx| {
+            if self.flush_due.get() {
+                Poll::Ready(())
+            } else {
+                self.flush_task.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 
 impl ClientReplies for UdpReplies {
     fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed> {
-        let Some(&fd) = self.listener_fds.get(usize::from(client.listener)) else {
+        let listener = usize::from(client.listener);
+        let Some(&fd) = self.listener_fds.get(listener) else {
             return Ok(());
         };
-        send_to(fd, reply, client.addr)
-            .map(|_| ())
-            .map_err(|_| SendFailed)
+        let mut pending = self.pending.borrow_mut();
+        let Some(replies) = pending.get_mut(listener) else {
+            return Ok(());
+        };
+        let slot = replies.count;
+        let Some(buffer) = replies.batch.buffer_mut(slot).get_mut(..reply.len()) else {
+            // Larger than a slot (or no slot: cannot happen, the batch is
+            // sent when full): this one goes alone.
+            return send_to(fd, reply, client.addr)
+                .map(|_| ())
+                .map_err(|_| SendFailed);
+        };
+        buffer.copy_from_slice(reply);
+        replies.batch.set(slot, reply.len(), client.addr);
+        replies.count += 1;
+        if replies.count == replies.batch.capacity() {
+            let sent = replies.batch.send(fd, replies.count);
+            let failed = replies.count - sent.min(replies.count);
+            replies.count = 0;
+            return if failed > 0 { Err(SendFailed) } else { Ok(()) };
+        }
+        if !self.flush_due.replace(true)
+            && let Some(task) = self.flush_task.take()
+        {
+            task.wake();
+        }
+        Ok(())
+    }
+}
+
+/// Send the waiting replies of each turn together (see [`UdpReplies`]),
+/// for as long as the core runs; the worker flushes once more at the end.
+pub(crate) async fn flush_waiting_replies(ctx: Rc<CoreContext>, replies: Rc<UdpReplies>) {
+    loop {
+        replies.flush_due().await;
+        let flushed = replies.flush();
+        if flushed.failed > 0 {
+            ctx.count_send_errors(flushed.failed);
+        }
+        if let Some(stats) = flushed.stats {
+            ctx.add_udp_stats(stats);
+        }
     }
 }
 
