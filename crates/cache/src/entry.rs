@@ -17,6 +17,7 @@
 //! of every RRset as a truncation point with the section counts up to it.
 
 use core::mem::size_of;
+use std::sync::Arc;
 
 use heimdall_wire::{
     Class, ErrorKind, Flags, HEADER_LEN, Message, MessageBuilder, Name, Opcode, QueryKey, RData,
@@ -31,6 +32,8 @@ use crate::time::Timestamp;
 /// Bytes the allocator is assumed to spend per heap allocation beyond the
 /// bytes asked for (glibc malloc: an 8-byte header, 16-byte granularity).
 pub(crate) const ALLOCATION_OVERHEAD: usize = 16;
+/// The reference counts in front of the shared message bytes.
+const SHARED_HEADER: usize = 2 * size_of::<usize>();
 
 /// Largest stored message: offsets are kept as `u16`.
 const MAX_STORED_LEN: usize = u16::MAX as usize;
@@ -76,10 +79,13 @@ impl Cut {
 ///
 /// `Clone` and `Send`: a clone is what a cache-fill hint carries to another
 /// core, and its timestamps stay meaningful there because all cores share
-/// one epoch.
+/// one epoch. The message bytes are shared (`Arc<[u8]>`, immutable once
+/// built): a clone for the cache, the waiters or a hint costs a reference
+/// count, not an allocation and a copy, and every core that takes the hint
+/// holds the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub(crate) wire: Box<[u8]>,
+    pub(crate) wire: Arc<[u8]>,
     /// Offset of the TTL field of every stored record, in message order.
     pub(crate) ttl_offsets: SmallVec<[u16; 8]>,
     /// The end of every RRset, in message order; the last is the end of
@@ -186,7 +192,7 @@ impl Entry {
         };
         buf.truncate(len);
         let mut entry = Self {
-            wire: buf.into_boxed_slice(),
+            wire: Arc::from(buf),
             ttl_offsets: SmallVec::new(),
             cuts: SmallVec::new(),
             stored_at: now,
@@ -240,7 +246,7 @@ impl Entry {
             builder.finish();
         }
         Ok(Self {
-            wire: wire.into_boxed_slice(),
+            wire: Arc::from(wire),
             ttl_offsets: SmallVec::new(),
             cuts: SmallVec::new(),
             stored_at: now,
@@ -297,7 +303,11 @@ impl Entry {
         for &offset in &self.ttl_offsets {
             let at = usize::from(offset);
             let rtype = read_u16(&self.wire, at.wrapping_sub(4)).map(RecordType);
-            let Some(field) = self.wire.get_mut(at..at + 4) else {
+            // Only while the entry is being built, when its bytes are not
+            // shared yet.
+            let Some(field) =
+                Arc::get_mut(&mut self.wire).and_then(|wire| wire.get_mut(at..at + 4))
+            else {
                 continue;
             };
             let Ok(bytes) = <[u8; 4]>::try_from(&*field) else {
@@ -424,7 +434,11 @@ impl Entry {
                 0
             }
         }
-        self.wire.len() + ALLOCATION_OVERHEAD + spilled(&self.ttl_offsets) + spilled(&self.cuts)
+        self.wire.len()
+            + SHARED_HEADER
+            + ALLOCATION_OVERHEAD
+            + spilled(&self.ttl_offsets)
+            + spilled(&self.cuts)
     }
 
     /// Memory this entry occupies: the struct and its heap.

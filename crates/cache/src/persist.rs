@@ -80,6 +80,7 @@ use heimdall_wire::{
     HEADER_LEN as DNS_HEADER_LEN, Message, QueryKey, RecordType, Section, WireNameBuf,
 };
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 use crate::entry::{Entry, EntryKind};
 use crate::policy::CachePolicy;
@@ -427,7 +428,9 @@ fn restore(
     let mut lowest: Option<u32> = None;
     for (&offset, &file_ttl) in entry.ttl_offsets.iter().zip(file_ttls.iter()) {
         let at = usize::from(offset);
-        let field = entry.wire.get_mut(at..at + 4).ok_or(())?;
+        // The entry was just rebuilt: its bytes are not shared yet.
+        let wire = Arc::get_mut(&mut entry.wire).ok_or(())?;
+        let field = wire.get_mut(at..at + 4).ok_or(())?;
         let rebuilt = u32::from_be_bytes(<[u8; 4]>::try_from(&*field).map_err(|_| ())?);
         let ttl = rebuilt.min(file_ttl.saturating_sub(age_secs));
         field.copy_from_slice(&ttl.to_be_bytes());

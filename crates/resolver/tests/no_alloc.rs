@@ -5,6 +5,9 @@
 //! hits for clients that send DNS cookies (each one checked and answered
 //! with a fresh server cookie), and the error replies it writes itself
 //! (FORMERR for a malformed cookie, BADCOOKIE above the required rate).
+//! And a cache miss allocates only its cache entry: asking upstream
+//! nothing, answering only the entry's bytes (shared by the cache, the
+//! waiters' replies and the hint, so none of them copies it).
 //!
 //! A counting global allocator counts allocations made by this thread while
 //! counting is on; the cache is filled through the engine before counting
@@ -299,4 +302,77 @@ fn stale_answers_and_prefetch_checks_allocate_nothing() {
     assert_eq!(resolver.stats().stale_served, 3);
     assert_eq!(resolver.stats().prefetches, 0);
     assert_eq!(count, 0, "the stale path allocated {count} times");
+}
+
+/// One cache miss from query to answer, allocations counted in two parts
+/// (the upstream's answer is built between them, outside the count):
+/// the query and its transmit; then the reply, the client's answer, the
+/// retired attempt and the hint.
+fn miss_allocations(
+    resolver: &mut Resolver,
+    name: &str,
+    id: u16,
+    now: Timestamp,
+) -> (usize, usize) {
+    let mut out = vec![0u8; 65535];
+    let packet = query(name, RecordType::A, id, Some((1232, false)));
+    let (transmit, asking) = allocations_during(|| {
+        let outcome = resolver.handle_query(&packet, client(Transport::Udp), now, &mut out);
+        assert_eq!(outcome, QueryOutcome::Pending);
+        resolver.poll_transmit(&mut out).unwrap()
+    });
+    let answer = a_answer(&out[..transmit.len], 2, 300);
+    let source = ReplySource {
+        from: transmit.to,
+        transport: transmit.transport,
+        attempt: Some(transmit.attempt),
+    };
+    let ((), answering) = allocations_during(|| {
+        resolver.handle_upstream_reply(source, &answer, now);
+        assert!(resolver.poll_reply(&mut out, now).is_some());
+        while resolver.poll_retired().is_some() {}
+        while resolver.poll_hint().is_some() {}
+    });
+    (asking, answering)
+}
+
+#[test]
+fn a_cache_miss_allocates_only_its_cache_entry() {
+    let config = ResolverConfig {
+        upstreams: vec![Upstream::udp(UPSTREAM.parse().unwrap())],
+        ..ResolverConfig::default()
+    };
+    let mut resolver = Resolver::with_seed(config, 1).unwrap();
+    let now = Timestamp::from_secs(10);
+    // The tables grow to a working size first, as under load: 300 misses
+    // in flight at once, then answered.
+    let mut out = vec![0u8; 65535];
+    let mut transmits = Vec::new();
+    for id in 0..300u16 {
+        let packet = query(&format!("warm-{id}.example"), RecordType::A, id, None);
+        let outcome = resolver.handle_query(&packet, client(Transport::Udp), now, &mut out);
+        assert_eq!(outcome, QueryOutcome::Pending);
+        let transmit = resolver.poll_transmit(&mut out).unwrap();
+        transmits.push((transmit, a_answer(&out[..transmit.len], 2, 300)));
+    }
+    for (transmit, answer) in transmits {
+        let source = ReplySource {
+            from: transmit.to,
+            transport: transmit.transport,
+            attempt: Some(transmit.attempt),
+        };
+        resolver.handle_upstream_reply(source, &answer, now);
+    }
+    while resolver.poll_reply(&mut out, now).is_some() {}
+    while resolver.poll_retired().is_some() {}
+    while resolver.poll_hint().is_some() {}
+
+    for id in 0..32u16 {
+        let (asking, answering) =
+            miss_allocations(&mut resolver, &format!("miss-{id}.example"), 1000 + id, now);
+        assert_eq!(asking, 0, "asking upstream allocated {asking} times");
+        // The entry's bytes: built in a buffer, then moved into the one
+        // shared allocation the cache, the waiters and the hint all use.
+        assert!(answering <= 2, "answering allocated {answering} times");
+    }
 }
