@@ -83,12 +83,13 @@ sections! {
             udp_coalesce: HumanDuration => Duration = defaults::UDP_COALESCE;
                 Type::Duration,
                 Valid::Duration(Duration::ZERO, limits::UDP_COALESCE_MAX, false);
-                "Under load (a read of the socket found queries already queued) and once the socket \
-                 is empty, wait this long before reading again instead of waking for the next \
-                 datagram, for as long as each wait finds queries: more of them then share each \
-                 wake-up, system call and GSO send (about half the CPU per query at 10k-50k \
-                 queries/s on the benchmark machine, docs/TUNING.md), for at most this much added \
-                 latency. 0 turns it off.";
+                "The longest pause for gathering queries. Under load (a read of the socket found \
+                 queries already queued) and once the socket is empty, heimdall may wait before \
+                 reading again instead of waking for the next datagram: only when the measured \
+                 arrival rate says at least 4 more queries come within this time, and only as \
+                 long as they take. More queries then share each wake-up, system call and GSO send, \
+                 while at low and moderate rates answers are not held (docs/TUNING.md). 0 turns it \
+                 off.";
             shutdown_grace: HumanDuration => Duration = Duration::ZERO;
                 Type::Duration,
                 Valid::Duration(Duration::ZERO, limits::SHUTDOWN_GRACE_MAX, false);

@@ -10,7 +10,7 @@ use std::future::poll_fn;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
 use glommio::sync::Semaphore;
@@ -200,6 +200,7 @@ pub(crate) async fn serve_udp(
         );
     }
     let mut busy = false;
+    let mut arrivals = ArrivalRate::default();
     loop {
         // Under load the socket rarely runs dry, so it is drained with
         // recvmmsg first, and glommio's wait (a non-blocking recvmsg that
@@ -212,24 +213,34 @@ pub(crate) async fn serve_udp(
             break;
         }
         let mut count = received.receive(fd, 0).unwrap_or(0);
-        if count == 0 && busy && !settings.coalesce.is_zero() {
+        arrivals.saw(count, Instant::now());
+        if count == 0
+            && busy
+            && let Some(pause) = arrivals.pause(settings.coalesce)
+        {
             // The last read found queries already queued (load) and the
             // socket is empty now: more are on their way. A short timer
             // wait lets them gather, so the next batch shares one wake-up,
-            // one recvmmsg, one sendmmsg and its GSO sends among many
-            // queries instead of paying them for one or two (a wake-up
-            // through glommio costs several io_uring calls). A reply waits
-            // at most `coalesce`; a wait that finds nothing ends the mode,
-            // and a lone query after a quiet spell never enters it.
-            glommio::timer::sleep(settings.coalesce).await;
+            // one recvmmsg, one sendmmsg and its GSO sends among several
+            // queries instead of paying them for one (a wake-up through
+            // glommio costs several io_uring calls). Only when the rate
+            // says enough will come within `coalesce`, and only as long
+            // as it takes them (`ArrivalRate::pause`); a wait that finds
+            // nothing ends the mode, and a lone query after a quiet spell
+            // never enters it.
+            glommio::timer::sleep(pause).await;
             count = received.receive(fd, 0).unwrap_or(0);
+            arrivals.saw(count, Instant::now());
         }
         busy = count > 0;
         if count == 0 {
             match wait_first(&ctx, &socket, &mut received, &stopping).await {
                 Wait::Stop => break,
                 Wait::Nothing => continue,
-                Wait::One => count = 1,
+                Wait::One => {
+                    count = 1;
+                    arrivals.saw(1, Instant::now());
+                }
             }
         } else {
             // Busy: let the core's other tasks (upstream replies, timers,
@@ -239,6 +250,54 @@ pub(crate) async fn serve_udp(
         answer_batch(&ctx, &received, &mut replies, count, listener, settings, fd);
     }
     socket
+}
+
+/// Datagrams a coalescing pause waits for: a pause pays one timer wake-up
+/// instead of one wake-up per datagram, so it pays only when it gathers
+/// several.
+const PAUSE_GATHERS: u64 = 4;
+
+/// The arrival rate of one listening socket, as the mean gap between
+/// datagrams (an exponentially weighted mean over reads, weight 1/8), for
+/// the coalescing pause: hold a wake-up only while the rate predicts
+/// [`PAUSE_GATHERS`] datagrams within the configured ceiling.
+#[derive(Default)]
+struct ArrivalRate {
+    /// Mean gap between datagrams, in nanoseconds; 0 until measured.
+    gap_ns: u64,
+    /// When the last read that found datagrams ended.
+    last: Option<Instant>,
+}
+
+impl ArrivalRate {
+    /// A read at `now` found `count` datagrams.
+    fn saw(&mut self, count: usize, now: Instant) {
+        if count == 0 {
+            return;
+        }
+        if let Some(last) = self.last {
+            let elapsed = u64::try_from(now.duration_since(last).as_nanos()).unwrap_or(u64::MAX);
+            let sample = elapsed / count as u64;
+            self.gap_ns = if self.gap_ns == 0 {
+                sample
+            } else {
+                self.gap_ns - self.gap_ns / 8 + sample / 8
+            };
+        }
+        self.last = Some(now);
+    }
+
+    /// How long to wait for more datagrams, at most `ceiling`: the time
+    /// [`PAUSE_GATHERS`] of them take at the measured rate, or `None`
+    /// when that is longer than `ceiling` (a pause would add latency and
+    /// save little) or nothing is measured yet.
+    fn pause(&self, ceiling: Duration) -> Option<Duration> {
+        if self.gap_ns == 0 || ceiling.is_zero() {
+            return None;
+        }
+        let wait = Duration::from_nanos(self.gap_ns.saturating_mul(PAUSE_GATHERS));
+        (wait <= ceiling).then_some(wait)
+    }
 }
 
 /// What the wait for a first datagram found.
@@ -326,4 +385,59 @@ fn answer_batch(
         }
     }
     ctx.drain(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` datagrams per read, `gap` apart per datagram, `reads` times.
+    fn fed(gap: Duration, count: usize, reads: u32) -> ArrivalRate {
+        let mut rate = ArrivalRate::default();
+        let start = Instant::now();
+        for read in 0..reads {
+            rate.saw(count, start + gap * (read * count as u32));
+        }
+        rate
+    }
+
+    #[test]
+    fn no_pause_until_the_rate_is_known() {
+        assert_eq!(
+            ArrivalRate::default().pause(Duration::from_micros(200)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_slow_rate_never_pauses() {
+        // 5k/s: 200 us between queries, four of them take 800 us.
+        let rate = fed(Duration::from_micros(200), 1, 50);
+        assert_eq!(rate.pause(Duration::from_micros(200)), None);
+    }
+
+    #[test]
+    fn a_fast_rate_pauses_as_long_as_four_datagrams_take() {
+        // 50k/s: 20 us apart.
+        let rate = fed(Duration::from_micros(20), 2, 50);
+        let pause = rate.pause(Duration::from_micros(200)).unwrap();
+        assert!(
+            (Duration::from_micros(75)..=Duration::from_micros(85)).contains(&pause),
+            "{pause:?}"
+        );
+        assert_eq!(rate.pause(Duration::ZERO), None, "0 turns it off");
+        assert_eq!(
+            rate.pause(Duration::from_micros(50)),
+            None,
+            "over the ceiling"
+        );
+    }
+
+    #[test]
+    fn empty_reads_do_not_move_the_estimate() {
+        let mut rate = fed(Duration::from_micros(20), 1, 50);
+        let before = rate.gap_ns;
+        rate.saw(0, Instant::now() + Duration::from_secs(5));
+        assert_eq!(rate.gap_ns, before);
+    }
 }
