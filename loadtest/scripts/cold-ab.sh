@@ -12,6 +12,7 @@
 # other CPU. Per build and round it prints the answered rate and heimdall's
 # CPU per answered query (utime+stime from /proc/PID/stat before and after
 # the measured seconds); at the end the medians and candidate/baseline.
+# WITH_DNSDIST=1 runs dnsdist in every round too (see below).
 # Everything runs on 127.0.0.1 on high ports; only what it starts is
 # stopped, by PID.
 set -euo pipefail
@@ -27,6 +28,14 @@ SERVER_PORT=${SERVER_PORT:-5391}
 UPSTREAM_PORT=${UPSTREAM_PORT:-5390}
 ZONE_NAMES=100000000
 LOADTEST=target/release/heimdall-loadtest
+# WITH_DNSDIST=1 adds dnsdist (benches/peers/conf/dnsdist.conf.in: one
+# listener, the packet cache, the same upstream) to every round, on the
+# same CPU, as the peer of issue 15's cold goal.
+DNSDIST_BIN=
+if [ -n "${WITH_DNSDIST:-}" ]; then
+    DNSDIST_BIN=$(command -v dnsdist || true)
+    [ -n "$DNSDIST_BIN" ] || { echo "WITH_DNSDIST: dnsdist is not installed (apt-get install dnsdist)" >&2; exit 1; }
+fi
 
 [ -x "$LOADTEST" ] && [ -x "$CANDIDATE_BIN" ] || cargo build --release --quiet -p heimdall -p heimdall-loadtest
 work=$(mktemp -d /tmp/heimdall-cold-ab.XXXXXX)
@@ -71,7 +80,14 @@ run() {
     local name=$1 binary=$2 round=$3 pid before after answered
     local config="$work/heimdall.yaml"
     [ "$name" = candidate ] && config="$work/candidate.yaml"
-    "$binary" --config "$config" >"$work/$name.log" 2>&1 &
+    if [ "$name" = dnsdist ]; then
+        sed -e "s|@PORT@|$SERVER_PORT|; s|@UPSTREAM_PORT@|$UPSTREAM_PORT|" \
+            benches/peers/conf/dnsdist.conf.in >"$work/dnsdist.conf"
+        taskset -c "$SERVER_CPU" "$binary" --supervised --disable-syslog -C "$work/dnsdist.conf" \
+            >"$work/$name.log" 2>&1 &
+    else
+        "$binary" --config "$config" >"$work/$name.log" 2>&1 &
+    fi
     pid=$!
     for _ in $(seq 50); do
         "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --max-queries 1 --duration 1s \
@@ -111,7 +127,9 @@ for round in $(seq 1 "$ROUNDS"); do
     if ((round % 2)); then
         run candidate "$CANDIDATE_BIN" "$round"
         run baseline "$HEIMDALL_BASELINE_BIN" "$round"
+        if [ -n "$DNSDIST_BIN" ]; then run dnsdist "$DNSDIST_BIN" "$round"; fi
     else
+        if [ -n "$DNSDIST_BIN" ]; then run dnsdist "$DNSDIST_BIN" "$round"; fi
         run baseline "$HEIMDALL_BASELINE_BIN" "$round"
         run candidate "$CANDIDATE_BIN" "$round"
     fi
@@ -121,13 +139,17 @@ import os, statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 hangs = open(sys.argv[2]).read().split() if os.path.exists(sys.argv[2]) else []
 med = {}
-for name in ("candidate", "baseline"):
+names = [name for name in ("candidate", "baseline", "dnsdist") if any(r[0] == name for r in rows)]
+for name in names:
     rates = [float(r[1]) for r in rows if r[0] == name]
     cpus = [float(r[2]) for r in rows if r[0] == name]
     med[name] = (statistics.median(rates), statistics.median(cpus))
     print(f"{name:<10} median answered/s {med[name][0]:9.0f}  CPU {med[name][1]:.2f} us/q")
 c, b = med["candidate"], med["baseline"]
 print(f"candidate/baseline: rate {c[0] / b[0]:.3f}, CPU per query {c[1] / b[1]:.3f}")
+if "dnsdist" in med:
+    d = med["dnsdist"]
+    print(f"candidate/dnsdist: rate {c[0] / d[0]:.3f}, CPU per query {c[1] / d[1]:.3f}")
 for name in ("candidate", "baseline"):
     if hangs.count(name):
         print(f"{name}: {hangs.count(name)} runs did not exit within 10 s of SIGTERM")

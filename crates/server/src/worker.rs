@@ -33,8 +33,10 @@ use crate::transport::udp::{UdpReplies, UdpSettings};
 use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
 use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
 
-/// Resolution of upstream deadlines: timeouts are checked this often.
+/// How often the drain at shutdown looks whether queries are left.
 const TIMER_TICK: Duration = Duration::from_millis(10);
+/// The timer loop's pause when a deadline stays due after it was handled.
+const STUCK_DEADLINE_PAUSE: Duration = Duration::from_millis(10);
 /// At shutdown, how long the TCP writer tasks get to send the replies of
 /// the queries ended at the drain limit.
 const TCP_FLUSH: Duration = Duration::from_millis(50);
@@ -185,12 +187,22 @@ fn spawn_endpoint(
 /// loop sleeps until the resolver's earliest deadline, or until the alarm
 /// rings when nothing is in flight: an idle core has no timer armed.
 async fn run_timers(ctx: Rc<CoreContext>) {
+    // The due deadline handled last: should handling leave it due (it
+    // never should), the loop waits a tick instead of spinning.
+    let mut handled = None;
     loop {
         let now = ctx.now();
         let next = ctx.next_deadline();
         ctx.alarm().arm(next);
         match next {
-            Some(deadline) if deadline <= now => {}
+            Some(deadline) if deadline <= now && handled != Some(deadline) => {
+                handled = Some(deadline);
+            }
+            Some(deadline) if deadline <= now => {
+                log::debug!("core {}: deadline {deadline:?} still due", ctx.index());
+                glommio::timer::sleep(STUCK_DEADLINE_PAUSE).await;
+                handled = None;
+            }
             Some(deadline) => {
                 let wait = Duration::from_millis(deadline.as_millis() - now.as_millis());
                 futures_lite::future::or(glommio::timer::sleep(wait), ctx.alarm().rung()).await;
