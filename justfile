@@ -57,6 +57,17 @@ compare-peers ROUNDS="3" SECONDS="10":
 compare-unbound ROUNDS="5" SECONDS="10" BASELINE="":
     HEIMDALL_BASELINE_BIN="{{BASELINE}}" bash benches/peers/unbound-vs-heimdall.sh {{ROUNDS}} {{SECONDS}}
 
+# Cache-hit CPU per query and p50/p99/p99.9 latency against the offered load
+# (1k to 100k q/s open loop, and saturation) for heimdall, Unbound, dnsdist
+# and the batched reflector, each alone on CPU 0 (defaults: 2 rounds of 5 s,
+# rates 1000 5000 20000 50000 100000 max; HEIMDALL_BASELINE_BIN=path adds
+# another build; e.g. `just load-curve --write`, `just load-curve 1 3 1000 max`;
+# see benches/peers/README.md). --write rewrites the "Load curve" section of
+# docs/BENCHMARKS.md and docs/load-curve.svg.
+# Load curve: [--write] [ROUNDS [SECONDS [RATE...]]], medians printed as a table.
+load-curve *ARGS:
+    bash benches/peers/load-curve.sh {{ARGS}}
+
 # Latency and server CPU per query for several `server.udp_coalesce` values
 # at fixed offered rates (the table in docs/TUNING.md).
 coalesce-latency ROUNDS="2" SECONDS="5" PAUSES="0s 50us 200us" RATES="1000 10000 50000":

@@ -29,37 +29,28 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 START_EPOCH=$(date +%s)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$ROOT/benches/peers/lib.sh"
 
 ROUNDS=${1:-${ROUNDS:-3}}
 SECS=${2:-${SECS:-10}}
 read -ra PEERS <<<"${PEERS:-heimdall unbound dnsdist pdns-recursor knot-resolver}"
 read -ra TOOLS <<<"${TOOLS:-loadtest dnsperf}"
 read -ra WORKLOADS <<<"${WORKLOADS:-hot mixed}"
-INSTALL=${INSTALL:-1}
 DOCS=${DOCS:-1}
-OUT=${OUT:-target/compare-peers}
-BASE_PORT=${BASE_PORT:-5410}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-QUIET_IDLE=${QUIET_IDLE:-0}
-QUIET_WAIT=${QUIET_WAIT:-120}
-UPSTREAM_PORT=$BASE_PORT
+# INSTALL OUT BASE_PORT SERVER_CPU CLIENT_CPU LT_SOCKETS LT_WINDOW QUIET_IDLE
+# QUIET_WAIT UPSTREAM_PORT (lib.sh); OUT is created.
+settings target/compare-peers 5410 120
 # The workloads (documented in benches/peers/README.md).
 HOT_NAMES=1000
 ZONE_NAMES=100000000
 MIX="hot=80,cold=10,nxdomain=10"
 # Load generator settings: heimdall-loadtest in max mode with 4 sockets x 64
-# outstanding; dnsperf with 8 sockets, 500 outstanding, 1 thread; both
-# count an answer later than 1 s as lost.
-LT_SOCKETS=${LT_SOCKETS:-4}
-LT_WINDOW=${LT_WINDOW:-64}
+# outstanding (LT_SOCKETS, LT_WINDOW); dnsperf with 8 sockets, 500
+# outstanding, 1 thread; both count an answer later than 1 s as lost.
 DNSPERF_ARGS=${DNSPERF_ARGS:-"-c 8 -q 500 -T 1 -t 1"}
 read -ra dnsperf_args <<<"$DNSPERF_ARGS"
 
-log() { printf '== %s\n' "$*" >&2; }
-
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/heimdall-compare-peers.XXXXXX)
 PIDS=()
 cleanup() {
@@ -73,45 +64,11 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- binaries
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-if [ "${BUILD:-1}" = 1 ] || [ ! -x "$TARGET_DIR/release/heimdall" ] || [ ! -x "$TARGET_DIR/release/heimdall-loadtest" ]; then
-    log "building heimdall and heimdall-loadtest (release)"
-    cargo build --release --quiet -p heimdall -p heimdall-loadtest
-fi
 HEIMDALL=$TARGET_DIR/release/heimdall
 LOADTEST=$TARGET_DIR/release/heimdall-loadtest
+build_binaries "$HEIMDALL" "$LOADTEST"
 
-# peer -> Debian package, binary
-declare -A PKG=([unbound]=unbound [dnsdist]=dnsdist [pdns-recursor]=pdns-recursor
-                [knot-resolver]=knot-resolver [dnsperf]=dnsperf)
-declare -A BIN=([unbound]=unbound [dnsdist]=dnsdist [pdns-recursor]=pdns_recursor
-                [knot-resolver]=kresd [dnsperf]=dnsperf)
-find_bin() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || true; }
-
-# Install what is missing. A package whose maintainer script starts its
-# daemon (on port 53) leaves a PID that was not there before: stop exactly
-# those PIDs.
-install_pkg() { # name
-    local name=$1 bin=${BIN[$1]} before after pid
-    [ -n "$(find_bin "$bin")" ] && return 0
-    if [ "$INSTALL" != 1 ]; then return 1; fi
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "cannot install ${PKG[$name]}: needs root and apt-get" >&2
-        return 1
-    fi
-    before=$(pgrep -x "$bin" || true)
-    log "installing ${PKG[$name]} (apt-get install -y ${PKG[$name]})"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${PKG[$name]}" >"$OUT/install-$name.log" 2>&1 ||
-        { echo "apt-get install ${PKG[$name]} failed; see $OUT/install-$name.log" >&2; return 1; }
-    after=$(pgrep -x "$bin" || true)
-    for pid in $after; do
-        if ! grep -qx "$pid" <<<"$before"; then
-            log "the ${PKG[$name]} package started $bin (PID $pid); stopping that PID"
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    [ -n "$(find_bin "$bin")" ]
-}
-
+# Missing peers are installed (install_pkg, lib.sh).
 SKIPPED=()
 ACTIVE=()
 for peer in "${PEERS[@]}"; do
@@ -138,98 +95,22 @@ done
 version_of() {
     case $1 in
         heimdall) echo "$HEIMDALL_VERSION" ;;
-        unbound) echo "Unbound $("$(find_bin unbound)" -V 2>&1 | awk '/^Version/ {print $2; exit}')" ;;
-        dnsdist) "$(find_bin dnsdist)" --version 2>&1 | head -1 ;;
-        pdns-recursor) "$(find_bin pdns_recursor)" --version 2>&1 | grep -o 'PowerDNS Recursor [^ ]*' | head -1 ;;
-        knot-resolver) "$(find_bin kresd)" --version 2>&1 | head -1 ;;
-        dnsperf) "$(find_bin dnsperf)" -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}' ;;
+        *) peer_version "$1" ;;
     esac
 }
 
 # ---------------------------------------------------------------- processes
-# CPU ticks (utime + stime) of a process, all its threads (the /proc/PID/stat
-# of a thread-group leader sums its threads, live and exited) and all its
-# descendant processes.
-tree_pids() { local c; echo "$1"; for c in $(pgrep -P "$1" || true); do tree_pids "$c"; done; }
-cpu_ticks() {
-    local total=0 p t
-    for p in $(tree_pids "$1"); do
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
-TICKS=$(getconf CLK_TCK)
-
-# One UDP query (A host-0.zone.test), true when any answer comes back.
-dns_ping() { # port
-    python3 - "$1" <<'PY'
-import socket, struct, sys
-q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x06host-0\x04zone\x04test\x00" + struct.pack(">HH", 1, 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.3)
-try:
-    s.sendto(q, ("127.0.0.1", int(sys.argv[1]))); s.recvfrom(2048); sys.exit(0)
-except OSError:
-    sys.exit(1)
-PY
-}
-
-render() { # template out port
-    sed -e "s/@UPSTREAM_PORT@/$UPSTREAM_PORT/g; s/@PORT@/$3/g; s#@WORK@#$4#g" "$ROOT/benches/peers/conf/$1" >"$2"
-}
-
+# (cpu_ticks, dns_ping, start_peer, wait_answer and wait_quiet: lib.sh)
 declare -A PORT PID
 start_server() { # peer index
     local peer=$1 port=$((BASE_PORT + 1 + $2)) dir="$WORK/$1" pid
     mkdir -p "$dir"
     PORT[$peer]=$port
-    case $peer in
-        heimdall)
-            render heimdall.yaml.in "$dir/heimdall.yaml" "$port" "$dir"
-            taskset -c "$SERVER_CPU" "$HEIMDALL" --config "$dir/heimdall.yaml" >"$OUT/$peer.log" 2>&1 & ;;
-        unbound)
-            render unbound.conf.in "$dir/unbound.conf" "$port" "$dir"
-            taskset -c "$SERVER_CPU" "$(find_bin unbound)" -d -c "$dir/unbound.conf" >"$OUT/$peer.log" 2>&1 & ;;
-        dnsdist)
-            render dnsdist.conf.in "$dir/dnsdist.conf" "$port" "$dir"
-            taskset -c "$SERVER_CPU" "$(find_bin dnsdist)" --supervised --disable-syslog -C "$dir/dnsdist.conf" >"$OUT/$peer.log" 2>&1 & ;;
-        pdns-recursor)
-            render recursor.conf.in "$dir/recursor.conf" "$port" "$dir"
-            taskset -c "$SERVER_CPU" "$(find_bin pdns_recursor)" --config-dir="$dir" >"$OUT/$peer.log" 2>&1 & ;;
-        knot-resolver)
-            render kresd.conf.in "$dir/config" "$port" "$dir"
-            taskset -c "$SERVER_CPU" "$(find_bin kresd)" -n -c "$dir/config" "$dir" >"$OUT/$peer.log" 2>&1 & ;;
-    esac
+    start_peer "$peer" "$port" "$dir" "$OUT/$peer.log" || return 1
     pid=$!
     PIDS+=("$pid")
     PID[$peer]=$pid
-    for _ in $(seq 100); do
-        dns_ping "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "$peer did not answer on 127.0.0.1:$port; its output ($OUT/$peer.log):" >&2
-    tail -20 "$OUT/$peer.log" >&2
-    return 1
-}
-
-wait_quiet() {
-    (( QUIET_IDLE > 0 )) || return 0
-    local waited=0 idle
-    while (( waited < QUIET_WAIT )); do
-        idle=$(python3 - <<'PY'
-import time
-def snap():
-    rows = [l.split() for l in open("/proc/stat") if l.startswith("cpu") and l[3] != " "]
-    return {r[0]: (int(r[4]) + int(r[5]), sum(int(x) for x in r[1:9])) for r in rows}
-a = snap(); time.sleep(1); b = snap()
-print(int(min(100 * (b[c][0] - a[c][0]) / max(1, b[c][1] - a[c][1]) for c in a)))
-PY
-)
-        (( idle >= QUIET_IDLE )) && return 0
-        waited=$((waited + 1))
-    done
-    echo "(not quiet after ${QUIET_WAIT}s; measuring anyway)" >&2
+    wait_answer "$peer" "$pid" "$port" "$OUT/$peer.log"
 }
 
 # ---------------------------------------------------------------- setup
@@ -241,8 +122,7 @@ log "starting the synthetic upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $CLIENT_CP
 "$LOADTEST" upstream --listen "127.0.0.1:$UPSTREAM_PORT" --names "$ZONE_NAMES" --ttl 86400 \
     --negative-ttl 3600 --cpus "$CLIENT_CPU" >"$OUT/upstream.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q listening "$OUT/upstream.log" 2>/dev/null && break; sleep 0.1; done
-grep -q listening "$OUT/upstream.log" || { echo "the upstream did not start" >&2; cat "$OUT/upstream.log" >&2; exit 1; }
+wait_listening "$OUT/upstream.log"
 
 # The hot query file (both tools; 100,000 lines over the 1,000 names) and the
 # warm-up file (every hot name and every NXDOMAIN name of the mix, twice).
@@ -278,7 +158,7 @@ run_loadtest() { # peer workload seed json
     local wl_args
     case $2 in
         hot) wl_args=(--queries "$WORK/hot.txt") ;;
-        mixed) wl_args=(--workload mixed --mix "$MIX" --names $HOT_NAMES --zone-names $ZONE_NAMES --seed "$3") ;;
+        mixed) wl_args=(--workload mixed --mix "$MIX" --names "$HOT_NAMES" --zone-names "$ZONE_NAMES" --seed "$3") ;;
     esac
     taskset -c "$CLIENT_CPU" "$LOADTEST" run --target "127.0.0.1:${PORT[$1]}" "${wl_args[@]}" --edns off \
         --duration "${SECS}s" --warmup 0s --cpus "$CLIENT_CPU" --sockets "$LT_SOCKETS" --window "$LT_WINDOW" \
@@ -308,10 +188,7 @@ ntotal=$(( ROUNDS * ${#WORKLOADS[@]} * ${#ACTIVE_TOOLS[@]} * ${#SERVERS[@]} ))
 n=0
 for round in $(seq "$ROUNDS"); do
     # Rotate the order of the servers by one each round.
-    order=()
-    for i in "${!SERVERS[@]}"; do
-        order+=("${SERVERS[$(( (i + round - 1) % ${#SERVERS[@]} ))]}")
-    done
+    rotate_servers "$round"
     for workload in "${WORKLOADS[@]}"; do
         for t in "${!ACTIVE_TOOLS[@]}"; do
             tool=${ACTIVE_TOOLS[$t]}
@@ -337,20 +214,11 @@ for round in $(seq "$ROUNDS"); do
         done
     done
 done
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-WALL=$(( $(date +%s) - START_EPOCH ))
+runs_done
 
 # ---------------------------------------------------------------- report
 {
-    echo "date=$RUN_DATE"
-    echo "nproc=$(nproc)"
-    echo "cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-    echo "kernel=$(uname -r)"
-    echo "load_start=$LOAD_START"
-    echo "load_end=$LOAD_END"
-    echo "wall_s=$WALL"
-    echo "rounds=$ROUNDS"
-    echo "secs=$SECS"
+    meta_machine
     echo "command=just compare-peers $ROUNDS $SECS"
     echo "servers=${SERVERS[*]}"
     echo "tools=${ACTIVE_TOOLS[*]}"

@@ -303,15 +303,37 @@ def nice_step(vmax):
     return 2000
 
 
-def main():
-    ap = argparse.ArgumentParser()
+# Shared with load_curve.py (which imports them).
+def report_parser(prog=None):
+    """The options of a report: --results --meta --markdown --svg [--docs --docs-svg]."""
+    ap = argparse.ArgumentParser(prog=prog)
     ap.add_argument("--results", required=True)
     ap.add_argument("--meta", required=True)
     ap.add_argument("--markdown", required=True)
     ap.add_argument("--svg", required=True)
     ap.add_argument("--docs")
     ap.add_argument("--docs-svg")
-    args = ap.parse_args()
+    return ap
+
+
+def write_docs(args, begin, end, md):
+    """With --docs, replace the text between BEGIN and END in that file with MD
+    (the markers are appended at its end when absent; nothing else changes);
+    with --docs-svg, copy the chart (--svg) there."""
+    if args.docs:
+        text = open(args.docs).read()
+        section = f"{begin}\n{md}{end}"
+        if begin in text and end in text:
+            text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: section, text, flags=re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        open(args.docs, "w").write(text)
+    if args.docs_svg:
+        shutil.copyfile(args.svg, args.docs_svg)
+
+
+def main():
+    args = report_parser().parse_args()
 
     meta, multi = read_meta(args.meta)
     rows = list(csv.DictReader(open(args.results), delimiter="\t"))
@@ -323,17 +345,7 @@ def main():
     md = markdown(meta, multi, agg, servers, tools, workloads, "peers.svg")
     open(args.markdown, "w").write(md)
     open(args.svg, "w").write(svg(agg, servers, tools, workloads, meta))
-
-    if args.docs:
-        text = open(args.docs).read()
-        section = f"{BEGIN}\n{md}{END}"
-        if BEGIN in text and END in text:
-            text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        open(args.docs, "w").write(text)
-    if args.docs_svg:
-        shutil.copyfile(args.svg, args.docs_svg)
+    write_docs(args, BEGIN, END, md)
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ impl Cache {
     }
 
     /// Bytes an entry accounts for once stored: its slot (the entry struct
-    /// with the key's DO/CD bits, hash and links), its heap (the boxed wire,
+    /// with the key's DO/CD bits, hash and links), its heap (the shared wire,
     /// which also holds the key's name, type and class, and any spilled
     /// `SmallVec`, each with allocator overhead) and
     /// [`TABLE_BYTES_PER_ENTRY`].
