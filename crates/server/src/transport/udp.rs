@@ -1,7 +1,8 @@
 //! DNS over UDP to clients: the receive loop of each listening socket
 //! (wait with glommio, drain with recvmmsg, answer the batch with
-//! sendmmsg and GSO, pause briefly under load to coalesce), and
-//! [`UdpReplies`], the way back for replies that waited on an upstream.
+//! sendmmsg and GSO, pause briefly under load to coalesce when the arrival
+//! rate makes it pay), and [`UdpReplies`], the way back for replies that
+//! waited on an upstream, sent together once per turn.
 //! This is the hot path: one resolver borrow, one recvmmsg and one
 //! sendmmsg per batch, no allocation.
 
