@@ -345,7 +345,7 @@ impl ServerHandle {
     /// reloads and logs the outcome. Requests made while a reload runs
     /// are answered by one more reload.
     pub fn request_reload(&self) {
-        self.reload.store(true, Ordering::Relaxed);
+        self.reload.store(true, Ordering::Release);
         if let Some(core0) = self.doorbells.first() {
             core0.ring();
         }
@@ -359,7 +359,8 @@ impl ServerHandle {
     /// Ask every core to stop receiving and wind down. Safe to call more
     /// than once.
     pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Release: a core that reads the flag after the ring sees it.
+        self.stop.store(true, Ordering::Release);
         for doorbell in &self.doorbells {
             doorbell.ring();
         }

@@ -226,12 +226,12 @@ impl RingHandler {
     /// matter).
     fn on_ring(&self) -> bool {
         if let Some((flag, reload)) = &self.reload
-            && flag.swap(false, Ordering::Relaxed)
+            && flag.swap(false, Ordering::AcqRel)
         {
             // A reload already queued covers this one too.
             let _ = reload.try_send(());
         }
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stop.load(Ordering::Acquire) {
             self.stopping.close();
             return false;
         }
