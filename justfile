@@ -38,6 +38,11 @@ ci:
 bench-server DURATION="5s" *ARGS:
     bash loadtest/scripts/bench-server.sh {{DURATION}} {{ARGS}}
 
+# What an idle server costs: CPU ticks and wake-ups over SECONDS with no
+# traffic (e.g. `just idle-cost 60`; see loadtest/scripts/idle-cost.sh).
+idle-cost SECONDS="60" CORES="[0, 1]":
+    bash loadtest/scripts/idle-cost.sh {{SECONDS}} "{{CORES}}"
+
 # Cache-miss A/B of this build against a previous one, same run, builds
 # alternating (e.g. `HEIMDALL_BASELINE_BIN=../old/target/release/heimdall
 # just cold-ab 5 5s`; see loadtest/scripts/cold-ab.sh).
