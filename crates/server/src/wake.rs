@@ -71,15 +71,53 @@ pub(crate) async fn answer_rings(socket: Socket, mut on_ring: impl FnMut() -> bo
     }
 }
 
+/// A wake-up for one task on the same core: [`Signal::raise`] wakes the
+/// task waiting in [`Signal::wait`] (once, however often it is raised
+/// before the task runs), and the wait consumes it. The timer loop's
+/// alarm and the flush of waiting UDP replies both use it.
+#[derive(Default)]
+pub(crate) struct Signal {
+    raised: Cell<bool>,
+    waiter: Cell<Option<Waker>>,
+}
+
+impl Signal {
+    /// Wake the waiting task, if it is not already woken.
+    pub(crate) fn raise(&self) {
+        if !self.raised.replace(true)
+            && let Some(waiter) = self.waiter.take()
+        {
+            waiter.wake();
+        }
+    }
+
+    /// Wait until the signal is raised, and lower it.
+    pub(crate) async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.raised.replace(false) {
+                Poll::Ready(())
+            } else {
+                self.waiter.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    #[cfg(test)]
+    fn is_raised(&self) -> bool {
+        self.raised.get()
+    }
+}
+
 /// When the timer loop wakes: see the module documentation.
 #[derive(Default)]
 pub(crate) struct DeadlineAlarm {
     /// The deadline the timer loop sleeps until; `None` while it waits
     /// for any deadline at all.
     armed: Cell<Option<Timestamp>>,
-    /// Rung since the timer loop last woke.
-    rung: Cell<bool>,
-    waker: Cell<Option<Waker>>,
+    /// Raised when a deadline comes before `armed`.
+    ring: Signal,
 }
 
 impl DeadlineAlarm {
@@ -91,28 +129,16 @@ impl DeadlineAlarm {
     /// The resolver's earliest deadline is now `next`: wake the timer loop
     /// if that is before the time it sleeps until.
     pub(crate) fn note(&self, next: Option<Timestamp>) {
-        let Some(next) = next else {
-            return;
-        };
-        if self.armed.get().is_none_or(|armed| next < armed)
-            && !self.rung.replace(true)
-            && let Some(waker) = self.waker.take()
+        if let Some(next) = next
+            && self.armed.get().is_none_or(|armed| next < armed)
         {
-            waker.wake();
+            self.ring.raise();
         }
     }
 
     /// Wait until [`DeadlineAlarm::note`] rings.
     pub(crate) async fn rung(&self) {
-        poll_fn(|cx| {
-            if self.rung.replace(false) {
-                Poll::Ready(())
-            } else {
-                self.waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await;
+        self.ring.wait().await;
     }
 }
 
@@ -140,16 +166,16 @@ mod tests {
         let alarm = DeadlineAlarm::default();
         alarm.arm(Some(Timestamp::from_millis(100)));
         alarm.note(Some(Timestamp::from_millis(150)));
-        assert!(!alarm.rung.get(), "a later deadline needs no wake-up");
+        assert!(!alarm.ring.is_raised(), "a later deadline needs no wake-up");
         alarm.note(None);
-        assert!(!alarm.rung.get());
+        assert!(!alarm.ring.is_raised());
         alarm.note(Some(Timestamp::from_millis(50)));
-        assert!(alarm.rung.get());
-        alarm.rung.set(false);
+        assert!(alarm.ring.is_raised());
+        alarm.ring.raised.set(false);
         alarm.arm(None);
         alarm.note(Some(Timestamp::from_millis(500)));
         assert!(
-            alarm.rung.get(),
+            alarm.ring.is_raised(),
             "any deadline wakes a loop that waits for one"
         );
     }

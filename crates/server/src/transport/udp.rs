@@ -6,11 +6,9 @@
 //! This is the hot path: one resolver borrow, one recvmmsg and one
 //! sendmmsg per batch, no allocation.
 
-use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
@@ -20,6 +18,7 @@ use heimdall_resolver::{ClientId, QueryOutcome, Transport};
 use crate::batch::{DatagramBatch, send_to};
 use crate::context::{ClientReplies, CoreContext, SendFailed};
 use crate::sockets::is_timeout;
+use crate::wake::Signal;
 
 /// How a core serves its UDP listeners.
 #[derive(Debug, Clone, Copy)]
@@ -49,21 +48,14 @@ pub(crate) struct UdpReplies {
     listener_fds: Vec<RawFd>,
     /// Per listener, the replies waiting for the flush.
     pending: RefCell<Vec<PendingReplies>>,
-    /// A flush is due (the flush task has been woken).
-    flush_due: Cell<bool>,
-    flush_task: Cell<Option<Waker>>,
+    /// Raised by the first reply queued since the last flush.
+    flush_due: Signal,
 }
 
 /// One listener's replies waiting to be sent.
 struct PendingReplies {
     batch: DatagramBatch,
     count: usize,
-}
-
-/// What one flush did: datagrams the kernel refused, and the GSO counters.
-pub(crate) struct Flushed {
-    pub(crate) failed: u64,
-    pub(crate) stats: Option<heimdall_udp::UdpStats>,
 }
 
 impl UdpReplies {
@@ -86,46 +78,26 @@ impl UdpReplies {
         Self {
             listener_fds,
             pending: RefCell::new(pending),
-            flush_due: Cell::new(false),
-            flush_task: Cell::new(None),
+            flush_due: Signal::default(),
         }
     }
 
-    /// Send every pending reply now.
-    pub(crate) fn flush(&self) -> Flushed {
-        self.flush_due.set(false);
-        let mut flushed = Flushed {
-            failed: 0,
-            stats: None,
-        };
+    /// Send every pending reply now; what the kernel refused is counted
+    /// in `ctx`'s send errors, and the GSO counters added to its stats.
+    pub(crate) fn flush(&self, ctx: &CoreContext) {
         let mut pending = self.pending.borrow_mut();
         for (replies, &fd) in pending.iter_mut().zip(&self.listener_fds) {
             if replies.count == 0 {
                 continue;
             }
             let sent = replies.batch.send(fd, replies.count);
-            flushed.failed += (replies.count - sent.min(replies.count)) as u64;
+            let failed = replies.count - sent.min(replies.count);
+            if failed > 0 {
+                ctx.count_send_errors(failed as u64);
+            }
             replies.count = 0;
-            let stats = replies.batch.take_stats();
-            match &mut flushed.stats {
-                Some(total) => total.add(stats),
-                None => flushed.stats = Some(stats),
-            }
+            ctx.add_udp_stats(replies.batch.take_stats());
         }
-        flushed
-    }
-
-    /// Wait until a reply is pending and the flush is due.
-    async fn flush_due(&self) {
-        poll_fn(|cx| {
-            if self.flush_due.get() {
-                Poll::Ready(())
-            } else {
-                self.flush_task.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await;
     }
 }
 
@@ -156,11 +128,7 @@ impl ClientReplies for UdpReplies {
             replies.count = 0;
             return if failed > 0 { Err(SendFailed) } else { Ok(()) };
         }
-        if !self.flush_due.replace(true)
-            && let Some(task) = self.flush_task.take()
-        {
-            task.wake();
-        }
+        self.flush_due.raise();
         Ok(())
     }
 }
@@ -169,14 +137,8 @@ impl ClientReplies for UdpReplies {
 /// for as long as the core runs; the worker flushes once more at the end.
 pub(crate) async fn flush_waiting_replies(ctx: Rc<CoreContext>, replies: Rc<UdpReplies>) {
     loop {
-        replies.flush_due().await;
-        let flushed = replies.flush();
-        if flushed.failed > 0 {
-            ctx.count_send_errors(flushed.failed);
-        }
-        if let Some(stats) = flushed.stats {
-            ctx.add_udp_stats(stats);
-        }
+        replies.flush_due.wait().await;
+        replies.flush(&ctx);
     }
 }
 
