@@ -645,3 +645,35 @@ fn after_a_last_refused_an_earlier_attempt_may_still_answer() {
         assert_eq!(all_retired(&mut resolver).len(), 2);
     }
 }
+
+/// The server's timer loop sleeps until `next_deadline` and then calls
+/// `handle_timeouts`; it relies on that leaving no deadline due, or it
+/// would spin. Many queries, attempts ending in timeouts, retries and
+/// failures, with the clock stepped exactly onto each deadline.
+#[test]
+fn handling_the_timeouts_leaves_no_deadline_due() {
+    let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B], 3);
+    let mut out = [0u8; 1232];
+    let t0 = Timestamp::from_secs(10);
+    for id in 0..50u16 {
+        let name = format!("silent-{id}.example");
+        let at = t0.add_millis(u64::from(id) * 7);
+        resolver.handle_query(&a_query(&name, id), client(id), at, &mut out);
+        transmits(&mut resolver);
+    }
+    let mut steps = 0;
+    while let Some(deadline) = resolver.next_deadline() {
+        resolver.handle_timeouts(deadline);
+        transmits(&mut resolver);
+        replies(&mut resolver, deadline);
+        all_retired(&mut resolver);
+        let next = resolver.next_deadline();
+        assert!(
+            next.is_none_or(|next| next > deadline),
+            "{next:?} still due at {deadline:?}"
+        );
+        steps += 1;
+        assert!(steps < 1_000, "deadlines never ran out");
+    }
+    assert!(steps >= 3, "attempts were retried ({steps} steps)");
+}

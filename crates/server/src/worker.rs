@@ -35,8 +35,6 @@ use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
 
 /// How often the drain at shutdown looks whether queries are left.
 const TIMER_TICK: Duration = Duration::from_millis(10);
-/// The timer loop's pause when a deadline stays due after it was handled.
-const STUCK_DEADLINE_PAUSE: Duration = Duration::from_millis(10);
 /// At shutdown, how long the TCP writer tasks get to send the replies of
 /// the queries ended at the drain limit.
 const TCP_FLUSH: Duration = Duration::from_millis(50);
@@ -187,22 +185,15 @@ fn spawn_endpoint(
 /// loop sleeps until the resolver's earliest deadline, or until the alarm
 /// rings when nothing is in flight: an idle core has no timer armed.
 async fn run_timers(ctx: Rc<CoreContext>) {
-    // The due deadline handled last: should handling leave it due (it
-    // never should), the loop waits a tick instead of spinning.
-    let mut handled = None;
+    // `handle_timeouts` leaves no deadline due (the resolver's test
+    // handling_the_timeouts_leaves_no_deadline_due), so a due one is
+    // handled once and the loop then sleeps.
     loop {
         let now = ctx.now();
         let next = ctx.next_deadline();
         ctx.alarm().arm(next);
         match next {
-            Some(deadline) if deadline <= now && handled != Some(deadline) => {
-                handled = Some(deadline);
-            }
-            Some(deadline) if deadline <= now => {
-                log::debug!("core {}: deadline {deadline:?} still due", ctx.index());
-                glommio::timer::sleep(STUCK_DEADLINE_PAUSE).await;
-                handled = None;
-            }
+            Some(deadline) if deadline <= now => {}
             Some(deadline) => {
                 let wait = Duration::from_millis(deadline.as_millis() - now.as_millis());
                 futures_lite::future::or(glommio::timer::sleep(wait), ctx.alarm().rung()).await;
@@ -418,11 +409,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     wind_down(&ctx, listening_fds, grace).await;
     drop(timers);
     // The last waiting replies leave before the listeners close.
-    let flushed = transports.udp_clients.flush();
-    ctx.count_send_errors(flushed.failed);
-    if let Some(stats) = flushed.stats {
-        ctx.add_udp_stats(stats);
-    }
+    transports.udp_clients.flush(&ctx);
     transports.udp_upstreams.close_all();
     drop(open_listeners);
     ctx.close_hints();
