@@ -172,7 +172,19 @@ fn flush_drops_a_name_and_everything_below_it_on_every_core() {
     assert_eq!(flushed["removed"], 2, "{body}");
 
     upstream.reset_stats();
-    for _ in 0..6 {
+    let hints_before =
+        metrics(&get_ok(control, "/metrics")).sum("heimdall_hints_received_total", &[]);
+    for name in names {
+        server.client().exchange(&a_query(2, name));
+    }
+    // The refetched host-1 reaches the other core as a hint; a query that
+    // lands there before the hint does would be a second miss (a race of
+    // the test, not of the flush).
+    assert!(wait_until(Duration::from_secs(2), || {
+        let samples = metrics(&get_ok(control, "/metrics"));
+        samples.sum("heimdall_hints_received_total", &[]) > hints_before
+    }));
+    for _ in 1..6 {
         for name in names {
             server.client().exchange(&a_query(2, name));
         }
