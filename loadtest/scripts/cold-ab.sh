@@ -12,7 +12,11 @@
 # other CPU. Per build and round it prints the answered rate and heimdall's
 # CPU per answered query (utime+stime from /proc/PID/stat before and after
 # the measured seconds); at the end the medians and candidate/baseline.
-# WITH_DNSDIST=1 runs dnsdist in every round too (see below).
+# WITH_DNSDIST=1 runs dnsdist in every round too (see below). RATE=N
+# paces the load at N queries/s (open loop; latency from each query's
+# scheduled time) instead of keeping a window outstanding: the miss path
+# at the rates resolvers run at, not only at saturation. p50 and p99 are
+# printed either way.
 # Everything runs on 127.0.0.1 on high ports; only what it starts is
 # stopped, by PID.
 set -euo pipefail
@@ -100,6 +104,7 @@ run() {
     before=$(cpu_ticks "$pid")
     "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --workload cold --zone-names "$ZONE_NAMES" \
         --seed "$((round * 2 + 2))" --duration "$DURATION" --warmup 0s --cpus "$LOAD_CPU" --quiet \
+        ${RATE:+--rate "$RATE"} \
         --json "$work/$name-$round.json" >/dev/null
     after=$(cpu_ticks "$pid")
     kill -TERM "$pid"
@@ -112,13 +117,14 @@ run() {
         kill -KILL "$pid"
     fi
     wait "$pid" 2>/dev/null || true
-    answered=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["counts"]["answered"], r["qps"]["answered"])' "$work/$name-$round.json")
-    read -r count rate <<<"$answered"
+    answered=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]; print(r["counts"]["answered"], r["qps"]["answered"], l["p50"], l["p99"])' "$work/$name-$round.json")
+    read -r count rate p50 p99 <<<"$answered"
     local us_per_q
     us_per_q=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$count" \
         'BEGIN { printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }')
-    printf '%-10s round %d  answered/s %9.0f  CPU %6s us/q\n' "$name" "$round" "$rate" "$us_per_q"
-    echo "$name $rate $us_per_q" >>"$work/results"
+    printf '%-10s round %d  answered/s %9.0f  CPU %6s us/q  p50 %6.0f us  p99 %6.0f us\n' \
+        "$name" "$round" "$rate" "$us_per_q" "$p50" "$p99"
+    echo "$name $rate $us_per_q $p50 $p99" >>"$work/results"
 }
 
 echo "cold A/B, $(date -u +%Y-%m-%dT%H:%MZ), $(uptime | sed 's/.*load average/load average/')"
@@ -143,8 +149,11 @@ names = [name for name in ("candidate", "baseline", "dnsdist") if any(r[0] == na
 for name in names:
     rates = [float(r[1]) for r in rows if r[0] == name]
     cpus = [float(r[2]) for r in rows if r[0] == name]
+    p50s = [float(r[3]) for r in rows if r[0] == name]
+    p99s = [float(r[4]) for r in rows if r[0] == name]
     med[name] = (statistics.median(rates), statistics.median(cpus))
-    print(f"{name:<10} median answered/s {med[name][0]:9.0f}  CPU {med[name][1]:.2f} us/q")
+    print(f"{name:<10} median answered/s {med[name][0]:9.0f}  CPU {med[name][1]:.2f} us/q  "
+          f"p50 {statistics.median(p50s):.0f} us  p99 {statistics.median(p99s):.0f} us")
 c, b = med["candidate"], med["baseline"]
 print(f"candidate/baseline: rate {c[0] / b[0]:.3f}, CPU per query {c[1] / b[1]:.3f}")
 if "dnsdist" in med:
