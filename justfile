@@ -38,6 +38,11 @@ ci:
 bench-server DURATION="5s" *ARGS:
     bash loadtest/scripts/bench-server.sh {{DURATION}} {{ARGS}}
 
+# Stop the server after load ROUNDS times and count the stops that hang
+# (see loadtest/scripts/stop-stress.sh).
+stop-stress ROUNDS="30":
+    bash loadtest/scripts/stop-stress.sh {{ROUNDS}}
+
 # What an idle server costs: CPU ticks and wake-ups over SECONDS with no
 # traffic (e.g. `just idle-cost 60`; see loadtest/scripts/idle-cost.sh).
 idle-cost SECONDS="60" CORES="[0, 1]":
