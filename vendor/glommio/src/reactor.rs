@@ -206,7 +206,11 @@ impl Reactor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+        // heimdall patch: an event in the latency ring, or the time slice
+        // is over (a vDSO clock read; before, a timer in the latency ring,
+        // re-armed around every sleep, made the slice's end an event).
+        (unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) })
+            || std::time::Instant::now() >= self.sys.preempt_deadline.get()
     }
 
     pub(crate) fn id(&self) -> usize {

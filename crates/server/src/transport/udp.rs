@@ -163,6 +163,10 @@ pub(crate) async fn serve_udp(
         );
     }
     let mut busy = false;
+    // The last datagram came by a sleep: the socket was empty a moment ago,
+    // so the next look goes straight to glommio's wait, whose first step is
+    // a plain recvmsg anyway (one failed recvmmsg fewer per wake-up).
+    let mut woke = false;
     let mut arrivals = ArrivalRate::default();
     loop {
         // Under load the socket rarely runs dry, so it is drained with
@@ -175,10 +179,15 @@ pub(crate) async fn serve_udp(
         if stopping.try_acquire(1).is_err() {
             break;
         }
-        let mut count = received.receive(fd, 0).unwrap_or(0);
+        let mut count = if woke {
+            0
+        } else {
+            received.receive(fd, 0).unwrap_or(0)
+        };
         arrivals.saw(count, Instant::now());
         if count == 0
             && busy
+            && !woke
             && let Some(pause) = arrivals.pause(settings.coalesce)
         {
             // The last read found queries already queued (load) and the
@@ -196,12 +205,14 @@ pub(crate) async fn serve_udp(
             arrivals.saw(count, Instant::now());
         }
         busy = count > 0;
+        woke = false;
         if count == 0 {
             match wait_first(&ctx, &socket, &mut received, &stopping).await {
                 Wait::Stop => break,
                 Wait::Nothing => continue,
-                Wait::One => {
+                Wait::One { slept } => {
                     count = 1;
+                    woke = slept;
                     arrivals.saw(1, Instant::now());
                 }
             }
@@ -269,8 +280,9 @@ enum Wait {
     Stop,
     /// A receive error (logged unless a timeout): look again.
     Nothing,
-    /// One datagram, in slot 0 of the batch.
-    One,
+    /// One datagram, in slot 0 of the batch; `slept` when the core waited
+    /// for it (it was not already queued).
+    One { slept: bool },
 }
 
 /// Wait with glommio for one datagram, racing the stop signal.
@@ -280,20 +292,28 @@ async fn wait_first(
     received: &mut DatagramBatch,
     stopping: &Semaphore,
 ) -> Wait {
-    let first = futures_lite::future::or(
-        async { Some(socket.recv_from(received.buffer_mut(0)).await) },
-        async {
-            // Closed (never granted) when the core stops.
-            let _ = stopping.acquire(1).await;
-            None
-        },
-    )
-    .await;
+    let (first, slept) = {
+        let receive = socket.recv_from(received.buffer_mut(0));
+        futures_lite::pin!(receive);
+        // The first poll is glommio's non-blocking recvmsg.
+        match futures_lite::future::poll_once(&mut receive).await {
+            Some(result) => (Some(result), false),
+            None => {
+                let first = futures_lite::future::or(async { Some(receive.await) }, async {
+                    // Closed (never granted) when the core stops.
+                    let _ = stopping.acquire(1).await;
+                    None
+                })
+                .await;
+                (first, true)
+            }
+        }
+    };
     match first {
         None => Wait::Stop,
         Some(Ok((len, from))) => {
             received.set(0, len, from);
-            Wait::One
+            Wait::One { slept }
         }
         Some(Err(err)) => {
             if !is_timeout(&err) {

@@ -306,6 +306,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // heimdall patch: pairs with the fence the sleeping executor issues
+        // after `prepare_to_sleep` (it replaced a membarrier there): either
+        // we see `should_notify` set, or it sees the work we queued.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

@@ -224,6 +224,12 @@ impl Source {
         })
     }
 
+    /// heimdall patch: whether the kernel completed this source (without
+    /// the side effects of [`Source::result`]).
+    pub(crate) fn completed(&self) -> bool {
+        self.inner.borrow().wakers.result.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -1072,13 +1072,19 @@ impl SleepableRing {
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
 
-            if self
-                .submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
+            // heimdall patch: submit the link and wait in one kernel entry
+            // (before: a submit, then a wait). The kernel waits only once
+            // the submission succeeded; on failure it returns at once.
+            let submitted = match self.ring.submit_sqes_and_wait(1) {
+                Ok(n) => {
+                    self.in_kernel += n as usize;
+                    n as usize
+                }
+                Err(err) => Reactor::busy_ok(err)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)?,
+            };
+            if submitted != 1 {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1086,14 +1092,8 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                // The rings were linked, and we slept until an event.
+                Ok(1)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1222,7 +1222,11 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// heimdall patch: when the pending latency-ring timer fires.
+    latency_timer_expiry: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// heimdall patch: when the running task queue must yield the CPU.
+    pub(crate) preempt_deadline: Cell<Instant>,
 
     link_fd: RawFd,
 
@@ -1353,7 +1357,9 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_timer_expiry: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            preempt_deadline: Cell::new(Instant::now()),
             blocking_thread,
             link_fd,
             notifier,
@@ -1814,22 +1820,49 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // heimdall patch: the latency-ring timer is armed only for a user
+        // timer while sleeping (preemption is a clock deadline, see
+        // `preempt_deadline`). Cancel it only if it is still pending: one
+        // that fired needs no cancellation (and no system call).
+        if let Some(timer) = self.latency_preemption_timeout_src.take() {
+            if timer.completed() {
+                drop(timer);
+            } else {
+                // Keep a pending timer that fires no later than the one we
+                // would arm now: an early wake-up is harmless (the timers
+                // are checked and we sleep again), a cancel and re-arm
+                // cost two kernel entries.
+                // The slack absorbs the clock reads between the timer
+                // wheel's `now` and ours: the same deadline must match.
+                const SLACK: Duration = Duration::from_micros(200);
+                let keep = match (user_timer, self.latency_timer_expiry.get()) {
+                    (Some(dur), Some(expiry)) => expiry <= Instant::now() + dur + SLACK,
+                    _ => false,
+                };
+                if keep {
+                    self.latency_preemption_timeout_src.set(Some(timer));
+                } else {
+                    drop(timer);
+                    self.latency_timer_expiry.set(None);
+                }
+            }
+        }
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // heimdall patch: the throughput-based timeout counts main-ring
+        // completions; one still pending keeps counting, so it is replaced
+        // only after it fired (before: cancelled and re-armed, three SQEs
+        // and a kernel entry, on every call).
+        let pending = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|timer| !timer.completed());
+        self.throughput_preemption_timeout_src
+            .set(Some(pending.unwrap_or_else(|| {
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )
+            })));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1851,19 +1884,28 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                let kept = self.latency_preemption_timeout_src.take();
+                if let Some(timer) = kept {
+                    // heimdall patch: still pending and due no later (above).
+                    self.latency_preemption_timeout_src.set(Some(timer));
+                } else {
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    self.latency_timer_expiry.set(Some(Instant::now() + dur));
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // heimdall patch: a full fence here and one in
+            // `SleepNotifier::notify` (before it reads `should_notify`) order
+            // "I sleep" against "I queued work" on both sides, as the
+            // membarrier did, without a system call (and, with other cores
+            // running, an IPI to each of them) on every sleep.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -1879,10 +1921,12 @@ impl Reactor {
             }
         }
 
+        // heimdall patch: preemption is due at a clock deadline that
+        // `need_preempt` compares with the time, instead of a latency-ring
+        // timer cancelled and re-armed around every sleep (two kernel entries
+        // per wake-up, the largest part of a wake-up's cost at low rates).
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            self.preempt_deadline.set(Instant::now() + preempt);
         }
 
         // A Note about `need_preempt`:
