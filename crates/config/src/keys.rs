@@ -21,7 +21,8 @@ use crate::schema::{ANY, Valid, int, items, sections};
 use crate::units::{ByteSize, HumanDuration};
 use crate::upstream::Upstream;
 use crate::values::{
-    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, UpstreamStrategy,
+    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, Steering,
+    UpstreamStrategy,
 };
 use crate::{defaults, limits};
 
@@ -90,6 +91,16 @@ sections! {
                  long as they take. More queries then share each wake-up, system call and GSO send, \
                  while at low and moderate rates answers are not held (docs/TUNING.md). 0 turns it \
                  off.";
+            steering: Steering => Steering = Steering::Name;
+                Enum(&["name", "flow"]),
+                ANY;
+                "How UDP queries are spread over the cores. `name`: a BPF program on the listen \
+                 sockets sends each query to the core that owns its name (a hash of it), so every \
+                 name is cached on one core and the cores together hold `cores` shards' worth of \
+                 distinct answers; hints are not needed and not sent. `flow`: the kernel's hash of \
+                 the client's address and port picks the core, and hints copy each answer to the \
+                 other cores (each core then holds about one shard's worth of the same answers). \
+                 TCP is always spread by flow. With one core both are the same.";
             shutdown_grace: HumanDuration => Duration = Duration::ZERO;
                 Type::Duration,
                 Valid::Duration(Duration::ZERO, limits::SHUTDOWN_GRACE_MAX, false);

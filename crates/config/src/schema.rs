@@ -18,7 +18,8 @@ use crate::cores::CoreSelection;
 use crate::units::{ByteSize, HumanDuration, format_duration, format_size};
 use crate::upstream::Upstream;
 use crate::values::{
-    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, UpstreamStrategy,
+    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, Steering,
+    UpstreamStrategy,
 };
 
 /// A key's type, as the reference names it.
@@ -150,6 +151,7 @@ same_value!(
     ListFileFormat,
     LogLevel,
     RateLimitMode,
+    Steering,
     UpstreamStrategy,
 );
 

@@ -54,6 +54,18 @@ pub enum AclMode {
     Drop,
 }
 
+/// `server.steering`: how UDP queries are spread over the cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Steering {
+    /// By a hash of the query name: each name has one owner core.
+    #[default]
+    Name,
+    /// By the kernel's flow hash (addresses and ports); answers are
+    /// copied to the other cores by hints.
+    Flow,
+}
+
 /// `rate_limit.action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -22,6 +22,13 @@ pub enum ServerError {
     /// A socket could not be created or bound.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The name-steering program could not be attached to the listen
+    /// sockets (a kernel before 4.5, or BPF refused).
+    #[error(
+        "server.steering: name: cannot attach the steering program to the listen sockets \
+         ({0}); set `server.steering: flow`"
+    )]
+    Steering(std::io::Error),
     /// An executor could not be started or ended abnormally.
     #[error("core {core}: {message}")]
     Executor {

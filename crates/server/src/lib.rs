@@ -41,6 +41,7 @@ mod policy;
 mod reload;
 mod sockets;
 mod stats;
+mod steering;
 mod stream;
 mod transport;
 mod upstream;
@@ -48,6 +49,7 @@ mod wake;
 mod worker;
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -57,7 +59,7 @@ use std::path::PathBuf;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use heimdall_cache::Timestamp;
-use heimdall_config::Config;
+use heimdall_config::{Config, Steering};
 use heimdall_resolver::Resolver;
 
 pub use crate::batch::UdpStats;
@@ -140,7 +142,17 @@ impl Server {
             Duration::from_millis(resolver_config.max_query_lifetime_ms()),
         );
         let udp_upstream = udp_upstream_settings(config, &udp_addrs, control_addr);
-        let hint_mesh = (config.hints.enabled && cores > 1)
+        if config.server.steering == Steering::Name && cores > 1 {
+            // Each listen address's group: its sockets are bound in core
+            // order, so the socket index the program returns is the core.
+            let leaders: Vec<_> = listeners
+                .first()
+                .map(|first| first.iter().map(AsRawFd::as_raw_fd).collect())
+                .unwrap_or_default();
+            let cores = u32::try_from(cores).unwrap_or(u32::MAX);
+            steering::attach(&leaders, rand::random(), cores).map_err(ServerError::Steering)?;
+        }
+        let hint_mesh = (reload::hints_sent(config) && cores > 1)
             .then(|| MeshBuilder::full(cores, config.hints.channel_capacity));
         let request_mesh =
             (cores > 1).then(|| MeshBuilder::full(cores, mesh::REQUEST_CHANNEL_CAPACITY));

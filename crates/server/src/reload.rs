@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use glommio::channels::local_channel::LocalReceiver;
 use heimdall_cache::CachePolicy;
-use heimdall_config::Config;
+use heimdall_config::{Config, Steering};
 use heimdall_control::ReloadReport;
 use heimdall_resolver::{Resolver, ResolverConfig};
 
@@ -57,9 +57,17 @@ fn resolver_config(config: &Config) -> ResolverConfig {
         stale_client_timeout_ms: millis(config.cache.stale_client_timeout),
         prefetch_threshold_percent: config.cache.prefetch_threshold,
         prefetch_min_hits: config.cache.prefetch_min_hits,
-        hints: config.hints.enabled,
+        hints: hints_sent(config),
         ..ResolverConfig::default()
     }
+}
+
+/// Whether cores copy their upstream answers to each other: hints are on
+/// and the queries are spread by flow (with name steering each name has one
+/// core, and a copy would never be asked for). A single core has no one to
+/// send them to; the mesh is not built then either.
+pub(crate) fn hints_sent(config: &Config) -> bool {
+    config.hints.enabled && config.server.steering == Steering::Flow
 }
 
 /// The full resolver settings for `cores` cores: [`resolver_config`] plus

@@ -496,6 +496,8 @@ fn every_core_accepts_the_cookies_another_core_made() {
     let mut upstream = start_upstream(UpstreamConfig::default());
     let setup = Setup {
         cores: "[0, 1]",
+        // Spread by flow, so that both cores see the name.
+        steering: "flow",
         ..Setup::new(&[upstream.local_addr()])
     };
     let server = setup.start();

@@ -147,6 +147,8 @@ fn flush_drops_a_name_and_everything_below_it_on_every_core() {
     let mut upstream = start_upstream(UpstreamConfig::default());
     let setup = Setup {
         cores: "[0, 1]",
+        // Spread by flow, so that both cores see the name.
+        steering: "flow",
         ..Setup::new(&[upstream.local_addr()])
     };
     let server = setup.start();

@@ -204,6 +204,8 @@ fn a_second_core_answers_from_a_hint() {
     let server = Setup {
         cores: "[0, 1]",
         hints: true,
+        // Spread by flow, so that both cores see the name.
+        steering: "flow",
         ..Setup::new(&[upstream.local_addr()])
     }
     .start();
@@ -266,6 +268,66 @@ fn a_second_core_answers_from_a_hint() {
     assert_eq!(other_core.resolver.cache_misses, 0);
     assert_eq!(other_core.resolver.upstream_queries, 0);
     assert_eq!(other_core.resolver.cache_hits, other_core.resolver.queries);
+}
+
+/// With name steering (the default), the kernel sends every query for a
+/// name to one core, whatever its source port: each name is fetched from
+/// upstream once and cached once, and no hints are sent. Many names from
+/// many source ports, each asked twice from different ports (with the
+/// name's case changed the second time): the upstream sees each name once,
+/// the second round is all hits, both cores served names, and the hint
+/// counters stay at zero. With flow steering and no hints, the second
+/// round would miss on whichever core had not seen the name.
+#[test]
+fn name_steering_gives_each_name_one_core() {
+    const NAMES: u16 = 120;
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let server = Setup {
+        cores: "[0, 1]",
+        ..Setup::new(&[upstream.local_addr()])
+    }
+    .start();
+    let clients: Vec<Client> = (0..16).map(|_| server.client()).collect();
+    for round in 0..2u16 {
+        let queries: Vec<Vec<u8>> = (0..NAMES)
+            .map(|n| {
+                let name = format!("host-{n}.zone.test.");
+                let name = if round == 1 {
+                    name.to_uppercase()
+                } else {
+                    name
+                };
+                query(round * 1000 + n, &name, RecordType::A, EDNS)
+            })
+            .collect();
+        for (n, query) in queries.iter().enumerate() {
+            let client = &clients[(n + usize::from(round) * 7) % clients.len()];
+            let reply = client.exchange(query);
+            assert_eq!(reply.rcode(), Rcode::NOERROR);
+        }
+    }
+    for n in 0..NAMES {
+        let name = format!("host-{n}.zone.test.");
+        assert_eq!(upstream.queries_for(&name), 1, "{name} fetched once");
+    }
+    let reports = server.stop();
+    upstream.stop();
+    assert_eq!(
+        total(&reports, |r| r.resolver.cache_misses),
+        u64::from(NAMES)
+    );
+    assert_eq!(total(&reports, |r| r.resolver.cache_hits), u64::from(NAMES));
+    assert_eq!(total(&reports, |r| r.resolver.hints_out), 0);
+    assert_eq!(total(&reports, |r| r.resolver.hints_in), 0);
+    for report in &reports {
+        assert!(
+            report.resolver.queries > u64::from(NAMES) / 4,
+            "core {} served {} of {} queries: names are not spread",
+            report.core,
+            report.resolver.queries,
+            2 * NAMES
+        );
+    }
 }
 
 /// NXDOMAIN and NODATA are cached for the SOA-derived TTL (RFC 2308:

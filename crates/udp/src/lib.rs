@@ -8,6 +8,8 @@
 //!   one length leave as UDP GSO sends where the kernel takes them.
 //! - [`gso`] has the GSO limits and the kernel probe.
 //! - [`sockaddr`] converts socket addresses to and from their C form.
+//! - [`reuseport`] attaches a classic BPF program that picks the socket of
+//!   a `SO_REUSEPORT` group for each datagram.
 //! - [`send_to`] and [`set_no_fragmentation`] are single-datagram and
 //!   socket-option helpers; [`wait_readable`] and [`wait_any_readable`]
 //!   wait for a blocking thread's sockets (`poll`, `ppoll`).
@@ -25,6 +27,7 @@
 
 mod batch;
 pub mod gso;
+pub mod reuseport;
 pub mod sockaddr;
 mod socket;
 mod wait;

@@ -41,6 +41,8 @@ pub struct Setup {
     pub attempts: u32,
     /// `hints.enabled`.
     pub hints: bool,
+    /// `server.steering` (`name`, the default, or `flow`).
+    pub steering: &'static str,
 }
 
 impl Setup {
@@ -52,6 +54,7 @@ impl Setup {
             timeout: "1s",
             attempts: 2,
             hints: true,
+            steering: "name",
         }
     }
 
@@ -66,13 +69,14 @@ impl Setup {
             .collect();
         format!(
             "server:\n  cores: {cores}\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n  \
-             udp_recv_batch: 32\n\
+             udp_recv_batch: 32\n  steering: {steering}\n\
              cache:\n  shard_size: 1MiB\n\
              hints:\n  enabled: {hints}\n\
              upstream:\n  servers: [{servers}]\n  timeout: {timeout}\n  attempts: {attempts}\n\
              log:\n  level: warn\n",
             cores = self.cores,
             hints = self.hints,
+            steering = self.steering,
             servers = servers.join(", "),
             timeout = self.timeout,
             attempts = self.attempts,
