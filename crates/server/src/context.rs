@@ -27,6 +27,7 @@ use heimdall_resolver::{
 };
 
 use crate::batch::UdpStats;
+use crate::dnstap::{Dnstap, wall_clock};
 use crate::mesh::HintLink;
 use crate::reload;
 use crate::stats::{CoreReport, Counters, TcpStats, core_snapshot};
@@ -104,12 +105,17 @@ pub(crate) struct CoreContext {
     /// Wakes the timer loop when a deadline comes before the one it
     /// sleeps for.
     alarm: DeadlineAlarm,
+    /// The core's dnstap tap (`None`: dnstap is off).
+    dnstap: Option<Rc<Dnstap>>,
 }
 
 /// The resolver borrowed for a batch of queries: one borrow per batch,
 /// not per query.
 pub(crate) struct Queries<'a> {
     resolver: RefMut<'a, Resolver>,
+    /// The tap, when it logs client messages, and the batch's wall-clock
+    /// time (read once per batch, and only then).
+    tap: Option<(&'a Dnstap, heimdall_dnstap::Time)>,
 }
 
 impl Queries<'_> {
@@ -122,7 +128,28 @@ impl Queries<'_> {
         now: Timestamp,
         out: &mut [u8],
     ) -> QueryOutcome {
-        self.resolver.handle_query(query, client, now, out)
+        let outcome = self.resolver.handle_query(query, client, now, out);
+        if let Some((tap, time)) = self.tap {
+            tap_client(tap, &client, query, &outcome, out, time);
+        }
+        outcome
+    }
+}
+
+/// Log a client's query, and its answer when there is one at once.
+fn tap_client(
+    tap: &Dnstap,
+    client: &ClientId,
+    query: &[u8],
+    outcome: &QueryOutcome,
+    out: &[u8],
+    time: heimdall_dnstap::Time,
+) {
+    tap.client_query(client, query, time);
+    if let QueryOutcome::Reply(len) = *outcome
+        && let Some(reply) = out.get(..len)
+    {
+        tap.client_response(client, reply, Some(time), Some(time));
     }
 }
 
@@ -149,7 +176,25 @@ impl CoreContext {
             bad_lengths: Cell::new(0),
             udp: Cell::new(UdpStats::default()),
             alarm: DeadlineAlarm::default(),
+            dnstap: None,
         }
+    }
+
+    /// The context with its dnstap tap.
+    pub(crate) fn with_dnstap(mut self, dnstap: Option<Rc<Dnstap>>) -> Self {
+        self.dnstap = dnstap;
+        self
+    }
+
+    /// The tap, when it logs upstream queries or replies (for the
+    /// upstream transports).
+    pub(crate) fn forwarding_tap(&self) -> Option<&Dnstap> {
+        self.dnstap.as_deref().filter(|tap| tap.logs_forwarding())
+    }
+
+    /// The tap, when it logs client messages.
+    fn client_tap(&self) -> Option<&Dnstap> {
+        self.dnstap.as_deref().filter(|tap| tap.logs_clients())
     }
 
     /// The timer loop's alarm.
@@ -176,6 +221,7 @@ impl CoreContext {
     pub(crate) fn queries(&self) -> Queries<'_> {
         Queries {
             resolver: self.resolver.borrow_mut(),
+            tap: self.client_tap().map(|tap| (tap, wall_clock())),
         }
     }
 
@@ -195,6 +241,9 @@ impl CoreContext {
                 .resolver
                 .borrow_mut()
                 .handle_query(query, client, now, &mut out);
+            if let Some(tap) = self.client_tap() {
+                tap_client(tap, &client, query, &outcome, &out, wall_clock());
+            }
             match outcome {
                 QueryOutcome::Reply(len) => match self.checked(&out, len) {
                     Some(bytes) => Answered::Now(reply(bytes)),
@@ -314,6 +363,9 @@ impl CoreContext {
 
     /// A late reply, back to the client transport its query came from.
     fn send_reply(&self, client: &ClientId, reply: &[u8]) {
+        if let Some(tap) = &self.dnstap {
+            tap.client_response(client, reply, None, None);
+        }
         let transport: &dyn ClientReplies = match client.transport {
             Transport::Udp => &*self.routes.udp_clients,
             Transport::Tcp(_) => &*self.routes.tcp_clients,
@@ -382,6 +434,11 @@ impl CoreContext {
             bad_lengths: self.bad_lengths.get(),
             udp: self.udp.get(),
             sockets: self.routes.udp_upstreams.socket_stats().unwrap_or_default(),
+            dnstap: self
+                .dnstap
+                .as_ref()
+                .map(|tap| tap.counts())
+                .unwrap_or_default(),
         }
     }
 
@@ -424,6 +481,8 @@ impl CoreContext {
             abandoned_inflight: resolver.inflight(),
             tcp,
             tcp_open_connections,
+            dnstap_sent: counters.dnstap.sent,
+            dnstap_dropped: counters.dnstap.dropped,
         };
         (report, entries)
     }
