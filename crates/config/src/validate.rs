@@ -15,9 +15,9 @@ use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
 use crate::keys::{
     AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, CookiesConfig, DnstapConfig,
-    HintsConfig, LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig, RawControl,
-    RawCookies, RawDnstap, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp, RawUpstream, ServerConfig,
-    TcpConfig, UpstreamConfig, keys,
+    HintsConfig, LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig,
+    RawControl, RawCookies, RawDnstap, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp,
+    RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
 };
 use crate::locate::locate;
 use crate::schema::{Valid, int};

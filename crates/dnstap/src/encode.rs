@@ -187,7 +187,11 @@ fn message_len(event: &Event<'_>) -> usize {
             len += varint_field_len(port_tag, u64::from(address.port()));
         }
     }
-    len += time_fields_len(tag::M_QUERY_TIME_SEC, tag::M_QUERY_TIME_NSEC, event.query_time);
+    len += time_fields_len(
+        tag::M_QUERY_TIME_SEC,
+        tag::M_QUERY_TIME_NSEC,
+        event.query_time,
+    );
     if let Some(query) = event.query_message {
         len += bytes_field_len(tag::M_QUERY_MESSAGE, query.len());
     }
@@ -337,7 +341,10 @@ mod tests {
         assert_eq!(message.socket_protocol(), SocketProtocol::Udp);
         assert_eq!(message.query_address.as_deref(), Some(&[192, 0, 2, 7][..]));
         assert_eq!(message.query_port, Some(40001));
-        assert_eq!(message.response_address.as_deref(), Some(&[127, 0, 0, 1][..]));
+        assert_eq!(
+            message.response_address.as_deref(),
+            Some(&[127, 0, 0, 1][..])
+        );
         assert_eq!(message.response_port, Some(53));
         assert_eq!(message.query_time_sec, Some(1_700_000_000));
         assert_eq!(message.query_time_nsec, Some(5));
@@ -374,7 +381,11 @@ mod tests {
                 response_message: None,
             },
         ];
-        for origin in [Origin::default(), Origin::new(b"id", b""), Origin::new(b"", b"v")] {
+        for origin in [
+            Origin::default(),
+            Origin::new(b"id", b""),
+            Origin::new(b"", b"v"),
+        ] {
             for event in &events {
                 let ours = encoded(&origin, event);
                 let address = |addr: Option<SocketAddr>| {

@@ -298,11 +298,18 @@ mod tests {
         let schema_names: Vec<&str> = schema.keys().map(String::as_str).collect();
         let mut sorted = names.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, schema_names, "{name}: fields differ from the schema");
+        assert_eq!(
+            sorted, schema_names,
+            "{name}: fields differ from the schema"
+        );
         for (field, tag) in set {
             let (number, ty) = &schema[*field];
             assert_eq!(tag, number, "{name}.{field}");
-            assert_eq!(tags.get(tag), Some(&wire_type_of(ty)), "{name}.{field} wire type");
+            assert_eq!(
+                tags.get(tag),
+                Some(&wire_type_of(ty)),
+                "{name}.{field} wire type"
+            );
         }
         assert_eq!(tags.len(), set.len(), "{name}: every field encoded once");
     }
@@ -319,7 +326,13 @@ mod tests {
         check(
             "Policy",
             &policy.encode_to_vec(),
-            &[("type", 1), ("rule", 2), ("action", 3), ("match", 4), ("value", 5)],
+            &[
+                ("type", 1),
+                ("rule", 2),
+                ("action", 3),
+                ("match", 4),
+                ("value", 5),
+            ],
         );
         let message = Message {
             r#type: MessageType::ClientQuery as i32,
@@ -395,16 +408,18 @@ mod tests {
             .filter(|code| !code.is_empty())
             .map(|code| {
                 let (value_name, number) = code.trim_end_matches(';').split_once('=').unwrap();
-                (value_name.trim().to_string(), number.trim().parse().unwrap())
+                (
+                    value_name.trim().to_string(),
+                    number.trim().parse().unwrap(),
+                )
             })
             .collect()
     }
 
     #[test]
     fn the_enums_carry_the_values_of_dnstap_proto() {
-        let numbers = |name: &str| -> Vec<i32> {
-            schema_enum(name).into_iter().map(|(_, n)| n).collect()
-        };
+        let numbers =
+            |name: &str| -> Vec<i32> { schema_enum(name).into_iter().map(|(_, n)| n).collect() };
         assert_eq!(numbers("Type"), vec![DnstapType::Message as i32]);
         assert_eq!(
             numbers("SocketFamily"),

@@ -524,6 +524,11 @@ mod tests {
 
     /// A context whose four routes are recorders.
     fn context() -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
+        context_with(None)
+    }
+
+    /// [`context`] with a dnstap tap.
+    fn context_with(dnstap: Option<Rc<Dnstap>>) -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
         let yaml = format!("upstream: {{servers: [{UPSTREAM}]}}\n");
         let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
         let cookies = crate::policy::CookieRuntime::new(Instant::now()).unwrap();
@@ -538,7 +543,8 @@ mod tests {
             tcp_upstreams,
             hints: None,
         };
-        let ctx = Rc::new(CoreContext::new(0, resolver, routes, Instant::now()));
+        let ctx =
+            Rc::new(CoreContext::new(0, resolver, routes, Instant::now()).with_dnstap(dnstap));
         (ctx, recorders)
     }
 
@@ -582,5 +588,58 @@ mod tests {
         let (report, _) = ctx.finish(TcpStats::default(), 0, false);
         assert_eq!(report.bad_lengths, 1);
         assert_eq!(report.send_errors, 0);
+    }
+
+    #[test]
+    fn a_cache_hit_with_dnstap_on_is_logged_and_allocates_nothing() {
+        let yaml = "dnstap: {enabled: true, socket: /nonexistent/dnstap.sock}\n\
+                    upstream: {servers: [127.0.0.1:5399]}\n";
+        let config = Config::from_yaml_str(yaml, "test.yaml").unwrap();
+        let listen: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let settings = crate::dnstap::DnstapSettings::new(&config.dnstap, &[listen]).unwrap();
+        let (tap, _) = Dnstap::new(&settings);
+        let (ctx, [_, _, udp_upstreams, _]) = context_with(Some(Rc::clone(&tap)));
+        let client = ClientId {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            transport: Transport::Udp,
+            listener: 0,
+        };
+        // Fill the cache: a miss, its upstream query and the reply.
+        let asked = query("example.com", RecordType::A, 7, None);
+        let now = ctx.now();
+        let mut out = vec![0u8; 4096];
+        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending));
+        ctx.drain(now);
+        let sent = udp_upstreams.0.borrow().clone();
+        let source = ReplySource {
+            from: sent[0].0,
+            transport: UpstreamTransport::Udp,
+            attempt: Some(udp_upstreams.1.borrow()[0]),
+        };
+        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
+        // The client query and the late response (the transports log the
+        // forwarded query and reply, not the context).
+        assert_eq!(tap.pending(), 2);
+        let hits: Vec<Vec<u8>> = (0..100)
+            .map(|id| query("example.com", RecordType::A, id, None))
+            .collect();
+        let mut hit = |bytes: &[u8]| {
+            let outcome = ctx.queries().handle(bytes, client, now, &mut out);
+            assert!(matches!(outcome, QueryOutcome::Reply(_)));
+        };
+        hit(&hits[0]);
+        let ((), allocations) = heimdall_testkit::allocations_during(|| {
+            for bytes in &hits[1..] {
+                hit(bytes);
+            }
+        });
+        assert_eq!(allocations, 0, "a cache hit with dnstap on allocated");
+        assert_eq!(
+            tap.pending(),
+            2 + 2 * 100,
+            "each hit: a query and a response"
+        );
+        assert_eq!(tap.counts().dropped, 0);
     }
 }

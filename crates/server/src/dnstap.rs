@@ -270,6 +270,12 @@ impl Dnstap {
         }
     }
 
+    /// Messages waiting for the writer.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
+        self.outbox.borrow().len()
+    }
+
     /// Ask the writer to write what is left, send STOP and end.
     pub(crate) fn stop(&self) {
         self.stopping.set(true);
@@ -365,7 +371,9 @@ async fn connect(path: &Path) -> io::Result<UnixStream> {
             Ok(None) => continue,
             Ok(Some((Frame::Control(control), _))) if control.kind == ControlKind::Accept => {
                 if !control.has_content_type(CONTENT_TYPE) {
-                    return Err(protocol_error("the reader does not accept protobuf:dnstap.Dnstap"));
+                    return Err(protocol_error(
+                        "the reader does not accept protobuf:dnstap.Dnstap",
+                    ));
                 }
                 break;
             }

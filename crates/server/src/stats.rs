@@ -6,8 +6,8 @@
 use heimdall_cache::{CacheStats, Timestamp};
 use heimdall_control::ClientCookieSnapshot;
 use heimdall_control::{
-    CacheSnapshot, CoreSnapshot, DnstapSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
-    RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    CacheSnapshot, CoreSnapshot, DnstapSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts,
+    RcodeCounts, RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
     UpstreamSocketSnapshot,
 };
 use heimdall_resolver::{Resolver, ResolverStats};

@@ -28,7 +28,8 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("heimdall-dnstap-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("heimdall-dnstap-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
@@ -86,7 +87,10 @@ impl Capture {
             .expect("run kill");
         assert!(status.success());
         assert!(
-            wait_until(Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_)))),
+            wait_until(Duration::from_secs(5), || matches!(
+                child.try_wait(),
+                Ok(Some(_))
+            )),
             "fstrm_capture did not exit on {signal}"
         );
     }
@@ -178,15 +182,22 @@ fn dnstap_read_decodes_the_four_message_types() {
     // A miss (forwarded), the same again (a cache hit), and a miss over TCP.
     let udp_query = query(0x1001, "host-1.zone.test", RecordType::A, Some(1232));
     client.exchange(&udp_query);
-    client.exchange(&query(0x1002, "host-1.zone.test", RecordType::A, Some(1232)));
+    client.exchange(&query(
+        0x1002,
+        "host-1.zone.test",
+        RecordType::A,
+        Some(1232),
+    ));
     let tcp_query = query(0x1003, "host-2.zone.test", RecordType::MX, None);
     let reply = tcp_exchange(server.addr, &tcp_query);
     assert_eq!(&reply[..2], &[0x10, 0x03]);
     // UDP: 2 queries, 2 responses, 1 forwarded query and its reply; TCP: 4.
     let expected = 10.0;
     assert!(
-        wait_until(Duration::from_secs(5), || metric(&server, "heimdall_dnstap_sent_total")
-            >= expected),
+        wait_until(Duration::from_secs(5), || metric(
+            &server,
+            "heimdall_dnstap_sent_total"
+        ) >= expected),
         "not every message reached the reader"
     );
     assert_eq!(metric(&server, "heimdall_dnstap_dropped_total"), 0.0);
@@ -234,10 +245,10 @@ fn dnstap_read_decodes_the_four_message_types() {
         (" FR ", "zone.test/IN/MX"),
     ] {
         assert!(
-            lines
-                .lines()
-                .any(|line| line.contains(mnemonic)
-                    && line.to_ascii_lowercase().contains(&name.to_ascii_lowercase())),
+            lines.lines().any(|line| line.contains(mnemonic)
+                && line
+                    .to_ascii_lowercase()
+                    .contains(&name.to_ascii_lowercase())),
             "no {mnemonic} line for {name} in\n{lines}"
         );
     }
@@ -273,8 +284,10 @@ fn a_vanished_reader_costs_counted_drops_not_answers() {
     let client = server.client();
     client.exchange(&query(1, "host-1.zone.test", RecordType::A, None));
     assert!(
-        wait_until(Duration::from_secs(5), || metric(&server, "heimdall_dnstap_sent_total")
-            >= 4.0),
+        wait_until(Duration::from_secs(5), || metric(
+            &server,
+            "heimdall_dnstap_sent_total"
+        ) >= 4.0),
         "the reader never got the first messages"
     );
     capture.stop("KILL");
@@ -317,8 +330,10 @@ fn the_writer_connects_once_the_reader_is_there() {
     let capture = Capture::start(&fstrm_capture, &scratch.socket(), &scratch.capture());
     client.exchange(&query(2, "host-3.zone.test", RecordType::A, None));
     assert!(
-        wait_until(Duration::from_secs(10), || metric(&server, "heimdall_dnstap_sent_total")
-            >= 2.0),
+        wait_until(Duration::from_secs(10), || metric(
+            &server,
+            "heimdall_dnstap_sent_total"
+        ) >= 2.0),
         "the writer did not connect to the reader that came"
     );
     let reports = server.stop();

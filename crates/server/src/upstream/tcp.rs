@@ -144,9 +144,7 @@ async fn connection(
     inner.count(|s| s.upstream_connects += 1);
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    let local = ctx
-        .forwarding_tap()
-        .and_then(|_| stream.local_addr().ok());
+    let local = ctx.forwarding_tap().and_then(|_| stream.local_addr().ok());
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let reader = glommio::spawn_local(read_replies(
         Rc::clone(&ctx),
