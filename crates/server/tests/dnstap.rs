@@ -7,6 +7,14 @@
 //! Everything talks over 127.0.0.1 and a unix socket in a private
 //! directory under /tmp (unix socket paths are short: 107 bytes).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
 mod common;
 
 use std::io::{Read as _, Write as _};
