@@ -276,6 +276,16 @@ impl Dnstap {
         self.outbox.borrow().len()
     }
 
+    /// Count what the writer never took as dropped (it has ended), so that
+    /// every message is either sent or dropped.
+    pub(crate) fn abandon_pending(&self) {
+        let mut outbox = self.outbox.borrow_mut();
+        let pending = outbox.len();
+        outbox.count_lost(pending);
+        let mut discard = Vec::new();
+        outbox.take(&mut discard);
+    }
+
     /// Ask the writer to write what is left, send STOP and end.
     pub(crate) fn stop(&self) {
         self.stopping.set(true);

@@ -430,6 +430,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         // a writer still waiting after that is dropped, which ends it).
         tap.stop();
         let _ = crate::stream::until(Instant::now() + DNSTAP_FINISH, writer).await;
+        tap.abandon_pending();
     }
     transports.udp_upstreams.close_all();
     drop(open_listeners);

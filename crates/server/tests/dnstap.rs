@@ -353,3 +353,26 @@ fn the_writer_connects_once_the_reader_is_there() {
     assert!(lines.contains("host-1.zone.test/IN/A"), "{lines}");
     assert!(lines.contains("host-3.zone.test/IN/A"), "{lines}");
 }
+
+#[test]
+fn without_a_reader_every_message_is_counted_as_dropped() {
+    // No reader at all (no peer binary needed): the server answers as
+    // usual, stops promptly, and every message is accounted for.
+    let scratch = Scratch::new("none");
+    let upstream = start_upstream(UpstreamConfig::default());
+    let server = server(
+        upstream.local_addr(),
+        &format!(
+            "  enabled: true\n  socket: {}\n  buffer_frames: 4\n",
+            scratch.socket().display()
+        ),
+    );
+    let client = server.client();
+    for id in 0..20u16 {
+        client.exchange(&query(id, "host-1.zone.test", RecordType::A, None));
+    }
+    // 20 client queries and responses, one forwarded query and its reply.
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.dnstap_sent), 0);
+    assert_eq!(total(&reports, |r| r.dnstap_dropped), 42);
+}
