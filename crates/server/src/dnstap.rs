@@ -412,13 +412,7 @@ async fn write_frames(tap: &Dnstap, stream: &mut UnixStream, spare: &mut Vec<u8>
             continue;
         }
         let frames = tap.outbox.borrow_mut().take(spare);
-        let written = if tap.stopping.get() {
-            until(Instant::now() + FINISH_TIMEOUT, stream.write_all(spare))
-                .await
-                .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))
-        } else {
-            stream.write_all(spare).await
-        };
+        let written = write_until_stop(tap, stream, spare).await;
         match written {
             Ok(()) => tap.sent.set(tap.sent.get() + frames as u64),
             Err(err) => {
@@ -426,6 +420,28 @@ async fn write_frames(tap: &Dnstap, stream: &mut UnixStream, spare: &mut Vec<u8>
                 return Ended::Lost(err);
             }
         }
+    }
+}
+
+/// Write `bytes`, for as long as it takes while the core runs; once it
+/// stops (before or during the write), for at most [`FINISH_TIMEOUT`]
+/// more, so that a reader that stopped reading cannot hold up the end.
+async fn write_until_stop(tap: &Dnstap, stream: &mut UnixStream, bytes: &[u8]) -> io::Result<()> {
+    let mut write = std::pin::pin!(stream.write_all(bytes));
+    let stopped = async {
+        while !tap.stopping.get() {
+            // A message pushed meanwhile raises this too: the caller's
+            // loop finds it in the outbox after the write.
+            tap.ready.wait().await;
+        }
+        None
+    };
+    let first = futures_lite::future::or(async { Some(write.as_mut().await) }, stopped).await;
+    match first {
+        Some(result) => result,
+        None => until(Instant::now() + FINISH_TIMEOUT, write)
+            .await
+            .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into())),
     }
 }
 

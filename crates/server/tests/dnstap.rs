@@ -376,3 +376,92 @@ fn without_a_reader_every_message_is_counted_as_dropped() {
     assert_eq!(total(&reports, |r| r.dnstap_sent), 0);
     assert_eq!(total(&reports, |r| r.dnstap_dropped), 42);
 }
+
+/// A reader that does the handshake and then never reads: returns once
+/// it has seen START; the connection stays open until `hold` is dropped.
+fn stalled_reader(socket: &Path) -> std::sync::mpsc::Sender<()> {
+    use heimdall_dnstap::fstrm::{self, CONTENT_TYPE, ControlKind, Frame};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    let (hold, held) = std::sync::mpsc::channel::<()>();
+    let (started, start) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 600];
+        // READY, then (after our ACCEPT) START.
+        for (expected, answer) in [(ControlKind::Ready, true), (ControlKind::Start, false)] {
+            let used = loop {
+                if let Some((frame, used)) = fstrm::next_frame(&buf, 0).unwrap() {
+                    let Frame::Control(control) = frame else {
+                        panic!("a data frame before START")
+                    };
+                    assert_eq!(control.kind, expected);
+                    assert!(control.has_content_type(CONTENT_TYPE));
+                    break used;
+                }
+                let read = stream.read(&mut chunk).unwrap();
+                assert!(read > 0, "the writer closed during the handshake");
+                buf.extend_from_slice(&chunk[..read]);
+            };
+            buf.drain(..used);
+            if answer {
+                let mut accept = Vec::new();
+                fstrm::put_control(ControlKind::Accept, Some(CONTENT_TYPE), &mut accept);
+                stream.write_all(&accept).unwrap();
+            }
+        }
+        started.send(()).unwrap();
+        // Never read again; keep the connection until told.
+        let _ = held.recv();
+        drop(stream);
+    });
+    start
+        .recv_timeout(Duration::from_secs(10))
+        .expect("handshake");
+    hold
+}
+
+#[test]
+fn a_reader_that_stops_reading_holds_up_neither_answers_nor_the_stop() {
+    let scratch = Scratch::new("stalled");
+    let upstream = start_upstream(UpstreamConfig::default());
+    let socket = scratch.socket();
+    let server_socket = socket.clone();
+    // The server connects as soon as it starts: the reader is there first.
+    let reader = std::thread::spawn(move || stalled_reader(&server_socket));
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let server = server(
+        upstream.local_addr(),
+        &format!(
+            "  enabled: true\n  socket: {}\n  buffer_frames: 64\n",
+            socket.display()
+        ),
+    );
+    let hold = reader.join().unwrap();
+    // Far more than the socket buffer takes: every query is answered.
+    let client = server.client();
+    for id in 0..2000u16 {
+        client.exchange(&query(id, "host-1.zone.test", RecordType::A, None));
+    }
+    assert!(metric(&server, "heimdall_dnstap_dropped_total") > 0.0);
+    let started = std::time::Instant::now();
+    let reports = server.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the stop waited {:?} for a reader that does not read",
+        started.elapsed()
+    );
+    let (sent, dropped) = (
+        total(&reports, |r| r.dnstap_sent),
+        total(&reports, |r| r.dnstap_dropped),
+    );
+    assert!(dropped > 0);
+    assert_eq!(
+        sent + dropped,
+        2 * 2000 + 2,
+        "every message is sent or dropped"
+    );
+    drop(hold);
+}
