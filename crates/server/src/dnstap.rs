@@ -12,7 +12,8 @@
 //! when the reader goes away counts what the failed write carried as
 //! dropped and connects again with backoff (0.1 s doubling to 5 s). At
 //! shutdown it writes what is left, then STOP, and waits briefly for
-//! FINISH.
+//! FINISH; a write that a stalled reader never takes is given up 1 s
+//! after the stop (its frames counted as dropped).
 //!
 //! With dnstap off the core has no tap: the hooks in `context` and the
 //! upstream transports are one `Option` test each.
@@ -39,6 +40,7 @@ use crate::wake::Signal;
 /// [`BACKOFF_MAX`] while connecting fails, and starts over once a
 /// connection is made.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The longest wait between two connection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a connection and the reader's ACCEPT may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -339,8 +341,9 @@ pub(crate) async fn run_writer(tap: Rc<Dnstap>, path: PathBuf, core: usize) {
                         _ => "timed out".to_string(),
                     };
                     log::warn!(
-                        "core {core}: no dnstap reader at {} ({why}); trying again, messages \
-                         are dropped (counted) meanwhile",
+                        "core {core}: no dnstap reader at {} ({why}); trying again; messages \
+                         wait in the core's buffer meanwhile, and are dropped (counted) when it \
+                         is full",
                         path.display()
                     );
                     warned = true;
