@@ -116,7 +116,14 @@ impl Drop for Capture {
 /// A one-core server forwarding to `upstream`, with `dnstap` (YAML lines
 /// under `dnstap:`).
 fn server(upstream: SocketAddr, dnstap: &str) -> TestServer {
-    let yaml = format!("{}dnstap:\n{dnstap}", Setup::new(&[upstream]).yaml());
+    server_on("[0]", upstream, dnstap)
+}
+
+/// [`server`] on `cores` (`server.cores` as YAML).
+fn server_on(cores: &'static str, upstream: SocketAddr, dnstap: &str) -> TestServer {
+    let mut setup = Setup::new(&[upstream]);
+    setup.cores = cores;
+    let yaml = format!("{}dnstap:\n{dnstap}", setup.yaml());
     let mut config = Config::from_yaml_str(&yaml, "test.yaml")
         .unwrap_or_else(|err| panic!("test config refused: {err}\n{yaml}"));
     common::listen_on_any_port(&mut config);
@@ -464,4 +471,54 @@ fn a_reader_that_stops_reading_holds_up_neither_answers_nor_the_stop() {
         "every message is sent or dropped"
     );
     drop(hold);
+}
+
+#[test]
+fn each_core_writes_on_its_own_connection() {
+    let Some((fstrm_capture, dnstap_read)) = readers() else {
+        return;
+    };
+    if heimdall_config::available_cpu_ids().len() < 2 {
+        eprintln!("one CPU: no second core to test; skipping");
+        return;
+    }
+    let scratch = Scratch::new("cores");
+    let capture = Capture::start(&fstrm_capture, &scratch.socket(), &scratch.capture());
+    let upstream = start_upstream(UpstreamConfig::default());
+    let server = server_on(
+        "2",
+        upstream.local_addr(),
+        &format!(
+            "  enabled: true\n  socket: {}\n  log_forwarder_queries: false\n  \
+             log_forwarder_responses: false\n",
+            scratch.socket().display()
+        ),
+    );
+    // Many client ports, so that SO_REUSEPORT gives both cores queries.
+    let mut id = 0u16;
+    for _ in 0..32 {
+        let client = server.client();
+        for _ in 0..4 {
+            id += 1;
+            client.exchange(&query(id, "host-1.zone.test", RecordType::A, None));
+        }
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(
+            &server,
+            "heimdall_dnstap_sent_total"
+        ) >= 256.0),
+        "not every message reached the reader"
+    );
+    let reports = server.stop();
+    capture.stop("TERM");
+    assert_eq!(reports.len(), 2);
+    for report in &reports {
+        assert!(report.dnstap_sent > 0, "core {} sent nothing", report.core);
+        assert_eq!(report.dnstap_dropped, 0);
+    }
+    let lines = read_capture(&dnstap_read, &scratch.capture(), false);
+    assert_eq!(lines.lines().count(), 256, "{lines}");
+    assert_eq!(lines.matches(" CQ ").count(), 128);
+    assert_eq!(lines.matches(" CR ").count(), 128);
 }
