@@ -101,3 +101,8 @@ pub const COOKIES_ENABLED: bool = true;
 /// a day bounds how many cookies one secret makes, and a derived secret
 /// costs nothing to change.
 pub const COOKIES_ROTATION: Duration = Duration::from_secs(86_400);
+/// `dnstap.enabled`: off; dnstap needs a reader listening.
+pub const DNSTAP_ENABLED: bool = false;
+/// `dnstap.buffer_frames`: messages buffered per core for the writer
+/// (CoreDNS's dnstap queue has the same size).
+pub const DNSTAP_BUFFER_FRAMES: usize = 10_000;

@@ -29,8 +29,17 @@ use crate::{defaults, limits};
 /// The sections and keys a hot reload does not change: they shape the
 /// runtime itself (sockets, cores, channels, the control endpoint, the
 /// logger, the cache file). Every other key is applied.
-pub const RESTART_ONLY_KEYS: &[&str] =
-    &["server", "hints", "tcp", "control", "log", "cache.persist"];
+/// `dnstap` is among them: each core's writer task, its connection to the
+/// reader and its bounded buffer are built when the core starts.
+pub const RESTART_ONLY_KEYS: &[&str] = &[
+    "server",
+    "hints",
+    "tcp",
+    "control",
+    "log",
+    "cache.persist",
+    "dnstap",
+];
 
 /// TTLs: whole seconds from `min` up to the largest DNS TTL.
 fn ttl(min: Duration) -> Valid {
@@ -481,6 +490,66 @@ sections! {
                  and a query with no cookie at all gets an empty truncated reply (TC), so the \
                  client retries over TCP, which a spoofed address cannot do. TCP is never held to \
                  it. `0` (the default) requires no cookie.";
+        }
+    }
+
+    /// `dnstap:` structured logs of DNS messages over Frame Streams.
+    dnstap: RawDnstap => DnstapConfig {
+        intro: "dnstap (https://dnstap.info): a copy of the DNS messages heimdall receives and sends, \
+         as protobuf over Frame Streams, to a reader listening on a unix socket (such as \
+         `fstrm_capture` or `dnstap`; docs/OPERATIONS.md). Each core connects on its own and \
+         writes without blocking: while the reader is slow or away, messages that do not fit \
+         the core's buffer are dropped and counted (`heimdall_dnstap_dropped_total`), never \
+         waited for, and the core reconnects with backoff. A reload leaves the section as it \
+         was: change it with a restart.",
+        keys {
+            enabled: bool => bool = defaults::DNSTAP_ENABLED;
+                Bool,
+                ANY;
+                "Send dnstap messages. Off, the query path pays one branch for it.";
+            socket: Option<PathBuf> => Option<PathBuf> = None;
+                Other("file path"),
+                Valid::Text(
+                    "a unix socket path of at most 107 bytes; required when `enabled` is true",
+                );
+                "The unix socket the dnstap reader listens on (Frame Streams, bidirectional: \
+                 READY, ACCEPT, START).";
+            identity: Option<String> => Option<String> = None;
+                Other("text"),
+                Valid::Text("at most 255 bytes; leave the key out for the host name, `\"\"` for none");
+                "`identity` of every message: the host name when left out, none when empty.";
+            version: Option<String> => Option<String> = None;
+                Other("text"),
+                Valid::Text(
+                    "at most 255 bytes; leave the key out for `heimdall VERSION`, `\"\"` for none",
+                );
+                "`version` of every message: `heimdall` and its version when left out, none when \
+                 empty.";
+            log_client_queries: bool => bool = true;
+                Bool,
+                ANY;
+                "Log the queries clients send (CLIENT_QUERY), UDP and TCP.";
+            log_client_responses: bool => bool = true;
+                Bool,
+                ANY;
+                "Log the responses sent to clients (CLIENT_RESPONSE), from the cache or after \
+                 waiting on an upstream.";
+            log_forwarder_queries: bool => bool = true;
+                Bool,
+                ANY;
+                "Log the queries sent to upstreams (FORWARDER_QUERY), every attempt.";
+            log_forwarder_responses: bool => bool = true;
+                Bool,
+                ANY;
+                "Log the replies received from upstreams (FORWARDER_RESPONSE), before the reply \
+                 check judges them.";
+            buffer_frames: usize => usize = defaults::DNSTAP_BUFFER_FRAMES;
+                Integer,
+                Valid::Int(1, int(limits::DNSTAP_BUFFER_FRAMES_MAX));
+                "Messages each core holds for its writer; more are dropped (and counted) until \
+                 the writer catches up. The buffer also holds at most 512 bytes per message on \
+                 average (at least 130 KiB), so a core's dnstap memory is at most twice that: \
+                 the buffer being filled and the one being written.";
         }
     }
 

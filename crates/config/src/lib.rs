@@ -59,8 +59,8 @@ pub use error::{ConfigError, Location};
 pub use keys::RESTART_ONLY_KEYS;
 pub use keys::{
     AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, CookiesConfig,
-    HintsConfig, LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig, TcpConfig,
-    UpstreamConfig,
+    DnstapConfig, HintsConfig, LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig,
+    TcpConfig, UpstreamConfig,
 };
 pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};

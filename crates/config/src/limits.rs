@@ -76,3 +76,10 @@ pub const RATE_LIMIT_TABLE_SIZE_MAX: usize = 1 << 24;
 pub const COOKIES_ROTATION_MIN: Duration = Duration::from_secs(60);
 /// `cookies.rotation` at most.
 pub const COOKIES_ROTATION_MAX: Duration = Duration::from_secs(365 * 86_400);
+/// `dnstap.buffer_frames` at most, per core.
+pub const DNSTAP_BUFFER_FRAMES_MAX: usize = 1 << 20;
+/// The longest `dnstap.socket` path: `sun_path` holds 108 bytes with
+/// its terminating NUL.
+pub const DNSTAP_SOCKET_PATH_MAX: usize = 107;
+/// The longest `dnstap.identity` and `dnstap.version`, in bytes.
+pub const DNSTAP_TEXT_MAX: usize = 255;

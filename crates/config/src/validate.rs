@@ -14,10 +14,10 @@ use crate::addr::loops_back;
 use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
 use crate::keys::{
-    AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, CookiesConfig, HintsConfig,
-    LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig, RawControl,
-    RawCookies, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp, RawUpstream, ServerConfig,
-    TcpConfig, UpstreamConfig, keys,
+    AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, CookiesConfig, DnstapConfig,
+    HintsConfig, LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig,
+    RawControl, RawCookies, RawDnstap, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp,
+    RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
 };
 use crate::locate::locate;
 use crate::schema::{Valid, int};
@@ -122,6 +122,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let acl = v.acl(raw.acl)?;
     let rate_limit = v.rate_limit(raw.rate_limit)?;
     let cookies = v.cookies(raw.cookies)?;
+    let dnstap = v.dnstap(raw.dnstap)?;
     let control = v.control(raw.control, &server.listen)?;
     let config = Config {
         server,
@@ -134,6 +135,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         acl,
         rate_limit,
         cookies,
+        dnstap,
         control,
         log: raw.log.into_config(),
         source: file.to_string(),
@@ -587,6 +589,54 @@ impl Validator<'_> {
             }
         }
         Ok(acl)
+    }
+
+    fn dnstap(&self, raw: RawDnstap) -> Result<DnstapConfig, ConfigError> {
+        let dnstap = raw.into_config();
+        match &dnstap.socket {
+            None if dnstap.enabled => {
+                return Err(self.error(
+                    "dnstap.socket",
+                    "dnstap.enabled is true but no socket is named: give the unix socket the \
+                     reader listens on, such as /run/heimdall/dnstap.sock",
+                ));
+            }
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err(self.error(
+                    "dnstap.socket",
+                    "must be a unix socket path, such as /run/heimdall/dnstap.sock",
+                ));
+            }
+            Some(path) if path.as_os_str().len() > limits::DNSTAP_SOCKET_PATH_MAX => {
+                return Err(self.error(
+                    "dnstap.socket",
+                    format!(
+                        "{} bytes is too long for a unix socket path (at most {})",
+                        path.as_os_str().len(),
+                        limits::DNSTAP_SOCKET_PATH_MAX
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        for (key, text) in [
+            ("dnstap.identity", &dnstap.identity),
+            ("dnstap.version", &dnstap.version),
+        ] {
+            if let Some(text) = text
+                && text.len() > limits::DNSTAP_TEXT_MAX
+            {
+                return Err(self.error(
+                    key,
+                    format!(
+                        "{} bytes is too long (at most {})",
+                        text.len(),
+                        limits::DNSTAP_TEXT_MAX
+                    ),
+                ));
+            }
+        }
+        Ok(dnstap)
     }
 
     fn control(

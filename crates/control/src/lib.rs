@@ -34,8 +34,8 @@ pub use render::{
 pub use route::{Command, percent_decode, route};
 pub use snapshot::ClientCookieSnapshot;
 pub use snapshot::{
-    CacheSnapshot, CoreSnapshot, HintSnapshot, LATENCY_BOUNDS_US, LatencyHistogram, PolicySnapshot,
-    QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, REJECT_REASONS, RcodeBucket,
-    RcodeCounts, RejectReason, ReplyCheckSnapshot, Snapshot, TransportCounts, UdpSnapshot,
-    UpstreamSnapshot, UpstreamSocketSnapshot,
+    CacheSnapshot, CoreSnapshot, DnstapSnapshot, HintSnapshot, LATENCY_BOUNDS_US, LatencyHistogram,
+    PolicySnapshot, QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, REJECT_REASONS,
+    RcodeBucket, RcodeCounts, RejectReason, ReplyCheckSnapshot, Snapshot, TransportCounts,
+    UdpSnapshot, UpstreamSnapshot, UpstreamSocketSnapshot,
 };

@@ -171,6 +171,21 @@ const CORE_COUNTERS: [CoreField; 26] = [
     ),
 ];
 
+/// dnstap (`dnstap.enabled`), per core.
+const DNSTAP_COUNTERS: [CoreField; 2] = [
+    (
+        "heimdall_dnstap_sent_total",
+        "dnstap messages written to the reader's socket.",
+        |c| c.dnstap.sent,
+    ),
+    (
+        "heimdall_dnstap_dropped_total",
+        "dnstap messages dropped: the core's buffer was full (the reader slow or away), or a \
+         write failed when the reader went away.",
+        |c| c.dnstap.dropped,
+    ),
+];
+
 /// DNS cookies toward upstreams (RFC 7873, client side), and the strikes
 /// toward the cookie and 0x20 fallbacks.
 const UPSTREAM_COOKIE_COUNTERS: [CoreField; 3] = [
@@ -335,6 +350,7 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
     let per_core = CORE_COUNTERS
         .iter()
         .chain(&UPSTREAM_COOKIE_COUNTERS)
+        .chain(&DNSTAP_COUNTERS)
         .map(|field| (field, "counter"))
         .chain(CORE_GAUGES.iter().map(|field| (field, "gauge")));
     for ((name, help, read), kind) in per_core {

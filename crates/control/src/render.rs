@@ -163,6 +163,10 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "wait_drops": core.sockets.wait_drops,
             "strays": core.sockets.strays,
         },
+        "dnstap": {
+            "sent": core.dnstap.sent,
+            "dropped": core.dnstap.dropped,
+        },
     });
     if with_index && let Value::Object(map) = &mut value {
         map.insert("core".to_owned(), Value::from(core.core));

@@ -249,6 +249,17 @@ pub struct CacheSnapshot {
     pub bytes: u64,
 }
 
+/// One core's dnstap counters (`dnstap.enabled`): messages written to the
+/// reader, and messages dropped (the core's buffer was full, or a write
+/// failed when the reader went away).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DnstapSnapshot {
+    /// Messages written to the reader's socket.
+    pub sent: u64,
+    /// Messages dropped.
+    pub dropped: u64,
+}
+
 /// One core's hint-mesh counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HintSnapshot {
@@ -527,6 +538,8 @@ pub struct CoreSnapshot {
     pub sockets: UpstreamSocketSnapshot,
     /// Server cookies toward clients.
     pub client_cookies: ClientCookieSnapshot,
+    /// dnstap messages.
+    pub dnstap: DnstapSnapshot,
 }
 
 impl CoreSnapshot {
@@ -559,6 +572,8 @@ impl CoreSnapshot {
         self.replies.merge(&other.replies);
         self.sockets.merge(&other.sockets);
         self.client_cookies.merge(&other.client_cookies);
+        add(&mut self.dnstap.sent, other.dnstap.sent);
+        add(&mut self.dnstap.dropped, other.dnstap.dropped);
         for upstream in &other.upstreams {
             match self
                 .upstreams

@@ -504,6 +504,10 @@ fn sample_snapshot() -> Snapshot {
             badcookie_sent: 25,
             truncated: 26,
         };
+        core.dnstap = DnstapSnapshot {
+            sent: 40 + index,
+            dropped: 3,
+        };
         let mut latency = LatencyHistogram::default();
         for us in [100, 500, 501, 2_000, 40_000, 3_000_000, 9_999_999] {
             latency.observe_us(us);
@@ -677,9 +681,11 @@ fn stats_json_has_the_documented_fields() {
     ] {
         assert_eq!(sockets[field], expected, "upstream_sockets.{field}");
     }
+    assert_eq!(totals["dnstap"]["sent"], 81);
+    assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 47] = [
+const FAMILIES: [(&str, &str); 49] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
@@ -717,6 +723,8 @@ const FAMILIES: [(&str, &str); 47] = [
     ("heimdall_upstream_cookie_fallbacks_total", "counter"),
     ("heimdall_upstream_badcookie_retries_total", "counter"),
     ("heimdall_upstream_strikes_flooded_total", "counter"),
+    ("heimdall_dnstap_sent_total", "counter"),
+    ("heimdall_dnstap_dropped_total", "counter"),
     ("heimdall_cache_entries", "gauge"),
     ("heimdall_cache_bytes", "gauge"),
     ("heimdall_upstream_sockets_open", "gauge"),
@@ -840,6 +848,8 @@ fn metrics_text_is_valid_and_complete() {
         ("heimdall_upstream_cookie_fallbacks_total", 2.0),
         ("heimdall_upstream_badcookie_retries_total", 4.0),
         ("heimdall_upstream_strikes_flooded_total", 5.0),
+        ("heimdall_dnstap_sent_total", 41.0),
+        ("heimdall_dnstap_dropped_total", 3.0),
     ] {
         assert_eq!(v(name, &[("core", "1")]), expected, "{name}");
     }

@@ -27,6 +27,7 @@ use heimdall_resolver::{
 };
 
 use crate::batch::UdpStats;
+use crate::dnstap::{Dnstap, wall_clock};
 use crate::mesh::HintLink;
 use crate::reload;
 use crate::stats::{CoreReport, Counters, TcpStats, core_snapshot};
@@ -104,12 +105,17 @@ pub(crate) struct CoreContext {
     /// Wakes the timer loop when a deadline comes before the one it
     /// sleeps for.
     alarm: DeadlineAlarm,
+    /// The core's dnstap tap (`None`: dnstap is off).
+    dnstap: Option<Rc<Dnstap>>,
 }
 
 /// The resolver borrowed for a batch of queries: one borrow per batch,
 /// not per query.
 pub(crate) struct Queries<'a> {
     resolver: RefMut<'a, Resolver>,
+    /// The tap, when it logs client messages, and the batch's wall-clock
+    /// time (read once per batch, and only then).
+    tap: Option<(&'a Dnstap, heimdall_dnstap::Time)>,
 }
 
 impl Queries<'_> {
@@ -122,7 +128,28 @@ impl Queries<'_> {
         now: Timestamp,
         out: &mut [u8],
     ) -> QueryOutcome {
-        self.resolver.handle_query(query, client, now, out)
+        let outcome = self.resolver.handle_query(query, client, now, out);
+        if let Some((tap, time)) = self.tap {
+            tap_client(tap, &client, query, &outcome, out, time);
+        }
+        outcome
+    }
+}
+
+/// Log a client's query, and its answer when there is one at once.
+fn tap_client(
+    tap: &Dnstap,
+    client: &ClientId,
+    query: &[u8],
+    outcome: &QueryOutcome,
+    out: &[u8],
+    time: heimdall_dnstap::Time,
+) {
+    tap.client_query(client, query, time);
+    if let QueryOutcome::Reply(len) = *outcome
+        && let Some(reply) = out.get(..len)
+    {
+        tap.client_response(client, reply, Some(time), Some(time));
     }
 }
 
@@ -149,7 +176,25 @@ impl CoreContext {
             bad_lengths: Cell::new(0),
             udp: Cell::new(UdpStats::default()),
             alarm: DeadlineAlarm::default(),
+            dnstap: None,
         }
+    }
+
+    /// The context with its dnstap tap.
+    pub(crate) fn with_dnstap(mut self, dnstap: Option<Rc<Dnstap>>) -> Self {
+        self.dnstap = dnstap;
+        self
+    }
+
+    /// The tap, when it logs upstream queries or replies (for the
+    /// upstream transports).
+    pub(crate) fn forwarding_tap(&self) -> Option<&Dnstap> {
+        self.dnstap.as_deref().filter(|tap| tap.logs_forwarding())
+    }
+
+    /// The tap, when it logs client messages.
+    fn client_tap(&self) -> Option<&Dnstap> {
+        self.dnstap.as_deref().filter(|tap| tap.logs_clients())
     }
 
     /// The timer loop's alarm.
@@ -176,6 +221,7 @@ impl CoreContext {
     pub(crate) fn queries(&self) -> Queries<'_> {
         Queries {
             resolver: self.resolver.borrow_mut(),
+            tap: self.client_tap().map(|tap| (tap, wall_clock())),
         }
     }
 
@@ -195,6 +241,9 @@ impl CoreContext {
                 .resolver
                 .borrow_mut()
                 .handle_query(query, client, now, &mut out);
+            if let Some(tap) = self.client_tap() {
+                tap_client(tap, &client, query, &outcome, &out, wall_clock());
+            }
             match outcome {
                 QueryOutcome::Reply(len) => match self.checked(&out, len) {
                     Some(bytes) => Answered::Now(reply(bytes)),
@@ -314,6 +363,9 @@ impl CoreContext {
 
     /// A late reply, back to the client transport its query came from.
     fn send_reply(&self, client: &ClientId, reply: &[u8]) {
+        if let Some(tap) = &self.dnstap {
+            tap.client_response(client, reply, None, None);
+        }
         let transport: &dyn ClientReplies = match client.transport {
             Transport::Udp => &*self.routes.udp_clients,
             Transport::Tcp(_) => &*self.routes.tcp_clients,
@@ -382,6 +434,11 @@ impl CoreContext {
             bad_lengths: self.bad_lengths.get(),
             udp: self.udp.get(),
             sockets: self.routes.udp_upstreams.socket_stats().unwrap_or_default(),
+            dnstap: self
+                .dnstap
+                .as_ref()
+                .map(|tap| tap.counts())
+                .unwrap_or_default(),
         }
     }
 
@@ -424,6 +481,8 @@ impl CoreContext {
             abandoned_inflight: resolver.inflight(),
             tcp,
             tcp_open_connections,
+            dnstap_sent: counters.dnstap.sent,
+            dnstap_dropped: counters.dnstap.dropped,
         };
         (report, entries)
     }
@@ -465,6 +524,11 @@ mod tests {
 
     /// A context whose four routes are recorders.
     fn context() -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
+        context_with(None)
+    }
+
+    /// [`context`] with a dnstap tap.
+    fn context_with(dnstap: Option<Rc<Dnstap>>) -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
         let yaml = format!("upstream: {{servers: [{UPSTREAM}]}}\n");
         let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
         let cookies = crate::policy::CookieRuntime::new(Instant::now()).unwrap();
@@ -479,7 +543,8 @@ mod tests {
             tcp_upstreams,
             hints: None,
         };
-        let ctx = Rc::new(CoreContext::new(0, resolver, routes, Instant::now()));
+        let ctx =
+            Rc::new(CoreContext::new(0, resolver, routes, Instant::now()).with_dnstap(dnstap));
         (ctx, recorders)
     }
 
@@ -523,5 +588,58 @@ mod tests {
         let (report, _) = ctx.finish(TcpStats::default(), 0, false);
         assert_eq!(report.bad_lengths, 1);
         assert_eq!(report.send_errors, 0);
+    }
+
+    #[test]
+    fn a_cache_hit_with_dnstap_on_is_logged_and_allocates_nothing() {
+        let yaml = "dnstap: {enabled: true, socket: /nonexistent/dnstap.sock}\n\
+                    upstream: {servers: [127.0.0.1:5399]}\n";
+        let config = Config::from_yaml_str(yaml, "test.yaml").unwrap();
+        let listen: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let settings = crate::dnstap::DnstapSettings::new(&config.dnstap, &[listen]).unwrap();
+        let (tap, _) = Dnstap::new(&settings);
+        let (ctx, [_, _, udp_upstreams, _]) = context_with(Some(Rc::clone(&tap)));
+        let client = ClientId {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            transport: Transport::Udp,
+            listener: 0,
+        };
+        // Fill the cache: a miss, its upstream query and the reply.
+        let asked = query("example.com", RecordType::A, 7, None);
+        let now = ctx.now();
+        let mut out = vec![0u8; 4096];
+        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending));
+        ctx.drain(now);
+        let sent = udp_upstreams.0.borrow().clone();
+        let source = ReplySource {
+            from: sent[0].0,
+            transport: UpstreamTransport::Udp,
+            attempt: Some(udp_upstreams.1.borrow()[0]),
+        };
+        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
+        // The client query and the late response (the transports log the
+        // forwarded query and reply, not the context).
+        assert_eq!(tap.pending(), 2);
+        let hits: Vec<Vec<u8>> = (0..100)
+            .map(|id| query("example.com", RecordType::A, id, None))
+            .collect();
+        let mut hit = |bytes: &[u8]| {
+            let outcome = ctx.queries().handle(bytes, client, now, &mut out);
+            assert!(matches!(outcome, QueryOutcome::Reply(_)));
+        };
+        hit(&hits[0]);
+        let ((), allocations) = heimdall_testkit::allocations_during(|| {
+            for bytes in &hits[1..] {
+                hit(bytes);
+            }
+        });
+        assert_eq!(allocations, 0, "a cache hit with dnstap on allocated");
+        assert_eq!(
+            tap.pending(),
+            2 + 2 * 100,
+            "each hit: a query and a response"
+        );
+        assert_eq!(tap.counts().dropped, 0);
     }
 }

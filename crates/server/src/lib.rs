@@ -28,11 +28,14 @@
 //!   transports and the resolver, and the one place a `Transmit` is
 //!   dispatched;
 //! - `reload`: all of hot reload; `mesh`: the channels between cores;
+//! - `dnstap`: the core's dnstap tap (the hooks in `context` and the
+//!   upstream transports encode into it) and its writer task;
 //! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `error`:
 //!   leaves.
 
 mod batch;
 mod context;
+mod dnstap;
 mod endpoint;
 mod error;
 mod mesh;
@@ -152,6 +155,7 @@ impl Server {
             let cores = u32::try_from(cores).unwrap_or(u32::MAX);
             steering::attach(&leaders, rand::random(), cores).map_err(ServerError::Steering)?;
         }
+        let dnstap = dnstap::DnstapSettings::new(&config.dnstap, &udp_addrs);
         let hint_mesh = (reload::hints_sent(config) && cores > 1)
             .then(|| MeshBuilder::full(cores, config.hints.channel_capacity));
         let request_mesh =
@@ -196,6 +200,7 @@ impl Server {
                 stop: Arc::clone(&stop),
                 doorbell: core_doorbell,
                 grace,
+                dnstap: dnstap.clone(),
             };
             let executor = spawn_core(cpu, config.server.io_memory, setup)?;
             executors.push(executor);

@@ -9,8 +9,8 @@
 //! building a throwaway resolver, and only then hands the one read-only
 //! snapshot to every core over the core mesh. Sections that shape the
 //! runtime itself (sockets, cores, channels, the control endpoint, the
-//! cache file, the logger) keep their running values and are reported as
-//! needing a restart.
+//! cache file, the logger, dnstap) keep their running values and are
+//! reported as needing a restart.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -100,6 +100,7 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
         ("control", old.control != new.control),
         ("cache.persist", old.cache.persist != new.cache.persist),
         ("log", old.log != new.log),
+        ("dnstap", old.dnstap != new.dnstap),
     ];
     for (section, changed) in restart_only {
         if changed {
@@ -114,6 +115,7 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
     effective.control = old.control.clone();
     effective.cache.persist = old.cache.persist.clone();
     effective.log = old.log.clone();
+    effective.dnstap = old.dnstap.clone();
     let applied = [
         ("upstream", old.upstream != new.upstream),
         ("cache", {
@@ -330,6 +332,7 @@ mod tests {
         new.control.enabled = false;
         new.cache.persist = Some("/tmp/x".into());
         new.log.level = heimdall_config::LogLevel::Trace;
+        new.dnstap.buffer_frames = 7;
         let (changes, effective) = plan_changes(&old, &new);
         for change in &changes {
             if let Some(section) = change

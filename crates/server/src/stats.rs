@@ -6,8 +6,8 @@
 use heimdall_cache::{CacheStats, Timestamp};
 use heimdall_control::ClientCookieSnapshot;
 use heimdall_control::{
-    CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
-    RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
+    CacheSnapshot, CoreSnapshot, DnstapSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts,
+    RcodeCounts, RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
     UpstreamSocketSnapshot,
 };
 use heimdall_resolver::{Resolver, ResolverStats};
@@ -39,6 +39,11 @@ pub struct CoreReport {
     pub tcp: TcpStats,
     /// Client TCP connections open when the core stopped.
     pub tcp_open_connections: usize,
+    /// dnstap messages written to the reader (`dnstap.enabled`).
+    pub dnstap_sent: u64,
+    /// dnstap messages dropped: the core's buffer was full, or a write
+    /// failed when the reader went away.
+    pub dnstap_dropped: u64,
 }
 
 /// TCP counters of one core.
@@ -94,6 +99,7 @@ pub(crate) struct Counters {
     pub(crate) udp: UdpStats,
     /// The upstream UDP sockets.
     pub(crate) sockets: UpstreamSocketSnapshot,
+    pub(crate) dnstap: DnstapSnapshot,
 }
 
 /// One core's counters, in the control endpoint's model; `now` (on the
@@ -174,6 +180,7 @@ pub(crate) fn core_snapshot(
         replies: reply_check(stats),
         sockets: counters.sockets,
         client_cookies: client_cookies(stats),
+        dnstap: counters.dnstap,
     }
 }
 

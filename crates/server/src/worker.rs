@@ -24,6 +24,7 @@ use socket2::Socket;
 
 use crate::batch::{shutdown_socket, tcp_listener};
 use crate::context::{CoreContext, Routes};
+use crate::dnstap::{Dnstap, DnstapSettings};
 use crate::endpoint::Endpoint;
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintLink, MeshMessage};
 use crate::reload::{ReloadDriver, ReloadSource};
@@ -33,6 +34,9 @@ use crate::transport::udp::{UdpReplies, UdpSettings};
 use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
 use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
 
+/// At shutdown, how long the dnstap writer gets to write what is left,
+/// send STOP and read FINISH (its own steps are bounded within this).
+const DNSTAP_FINISH: Duration = Duration::from_secs(3);
 /// How often the drain at shutdown looks whether queries are left.
 const TIMER_TICK: Duration = Duration::from_millis(10);
 /// At shutdown, how long the TCP writer tasks get to send the replies of
@@ -63,6 +67,8 @@ pub(crate) struct CoreSetup {
     /// The core's end of its doorbell (crate::wake).
     pub(crate) doorbell: Socket,
     pub(crate) grace: Duration,
+    /// dnstap, when enabled.
+    pub(crate) dnstap: Option<DnstapSettings>,
 }
 
 /// What core 0 needs to serve the control endpoint and drive reloads.
@@ -126,7 +132,7 @@ fn build(
     listener_fds: Vec<RawFd>,
     (udp_upstream, udp): (&UdpUpstreamSettings, UdpSettings),
     resolver: Resolver,
-    hints: Option<HintLink>,
+    (hints, dnstap): (Option<HintLink>, Option<Rc<Dnstap>>),
     epoch: Instant,
 ) -> (Rc<CoreContext>, Transports) {
     let transports = Transports {
@@ -142,7 +148,7 @@ fn build(
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
         hints,
     };
-    let ctx = Rc::new(CoreContext::new(index, resolver, routes, epoch));
+    let ctx = Rc::new(CoreContext::new(index, resolver, routes, epoch).with_dnstap(dnstap));
     (ctx, transports)
 }
 
@@ -347,21 +353,30 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         stop,
         doorbell,
         grace,
+        dnstap,
     } = setup;
     let hint_mesh = join(mesh, index, "hint mesh", "; hints are off").await;
     let (hint_senders, hint_receivers) = hint_mesh.unzip();
     let request_mesh = join(request_mesh, index, "control mesh", "").await;
     let (request_senders, request_receivers) = request_mesh.unzip();
     let listener_fds = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+    let tap = dnstap.as_ref().map(Dnstap::new);
     let (ctx, transports) = build(
         index,
         (tcp, tcp_upstream),
         listener_fds,
         (&udp_upstream, udp),
         resolver,
-        hint_senders.map(HintLink::new),
+        (
+            hint_senders.map(HintLink::new),
+            tap.as_ref().map(|(tap, _)| Rc::clone(tap)),
+        ),
         epoch,
     );
+    let tap_writer = tap.map(|(tap, path)| {
+        let writer = glommio::spawn_local(crate::dnstap::run_writer(Rc::clone(&tap), path, index));
+        (tap, writer)
+    });
     glommio::spawn_local(crate::transport::udp::flush_waiting_replies(
         Rc::clone(&ctx),
         Rc::clone(&transports.udp_clients),
@@ -410,6 +425,13 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     drop(timers);
     // The last waiting replies leave before the listeners close.
     transports.udp_clients.flush(&ctx);
+    if let Some((tap, writer)) = tap_writer {
+        // Every message is in the tap now: write it, then STOP (bounded;
+        // a writer still waiting after that is dropped, which ends it).
+        tap.stop();
+        let _ = crate::stream::until(Instant::now() + DNSTAP_FINISH, writer).await;
+        tap.abandon_pending();
+    }
     transports.udp_upstreams.close_all();
     drop(open_listeners);
     ctx.close_hints();

@@ -1537,3 +1537,76 @@ fn cookies_default_on_with_a_daily_rotation_and_take_a_shared_secret() {
     assert_eq!(config.cookies.rotation, Duration::from_secs(3600));
     assert_eq!(config.cookies.udp_require_above, 50);
 }
+
+// ---- dnstap ----
+
+#[test]
+fn dnstap_is_off_by_default_and_read_when_given() {
+    let config = Config::from_yaml_str(&with_upstream(""), "test.yaml").unwrap();
+    assert!(!config.dnstap.enabled);
+    assert_eq!(config.dnstap.socket, None);
+    assert!(config.dnstap.log_client_queries && config.dnstap.log_forwarder_responses);
+    assert_eq!(config.dnstap.buffer_frames, 10_000);
+    let yaml = with_upstream(
+        "dnstap:\n  enabled: true\n  socket: /run/heimdall/dnstap.sock\n  identity: \"\"\n  \
+         version: v1\n  log_forwarder_queries: false\n  buffer_frames: 64\n",
+    );
+    let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
+    assert!(config.dnstap.enabled);
+    assert_eq!(
+        config.dnstap.socket.as_deref(),
+        Some(std::path::Path::new("/run/heimdall/dnstap.sock"))
+    );
+    assert_eq!(config.dnstap.identity.as_deref(), Some(""));
+    assert_eq!(config.dnstap.version.as_deref(), Some("v1"));
+    assert!(!config.dnstap.log_forwarder_queries);
+    assert!(config.dnstap.log_client_responses);
+    assert_eq!(config.dnstap.buffer_frames, 64);
+    let again = Config::from_yaml_str(&config.to_yaml().unwrap(), "test.yaml").unwrap();
+    assert_eq!(again.dnstap, config.dnstap);
+    assert_eq!(
+        crate::reload_behaviour("dnstap.log_client_queries"),
+        crate::ReloadBehaviour::Restart
+    );
+}
+
+#[test]
+fn dnstap_errors() {
+    assert_error(
+        &with_upstream("dnstap:\n  enabled: true\n"),
+        None,
+        "dnstap.socket",
+        &["no socket is named", "/run/heimdall/dnstap.sock"],
+    );
+    assert_error(
+        &with_upstream("dnstap:\n  socket: \"\"\n"),
+        Some((4, 11)),
+        "dnstap.socket",
+        &["must be a unix socket path"],
+    );
+    let long = format!("/{}", "s".repeat(110));
+    assert_error(
+        &with_upstream(&format!("dnstap:\n  socket: {long}\n")),
+        Some((4, 11)),
+        "dnstap.socket",
+        &["111 bytes is too long", "at most 107"],
+    );
+    assert_error(
+        &with_upstream(&format!("dnstap:\n  version: {}\n", "v".repeat(256))),
+        Some((4, 12)),
+        "dnstap.version",
+        &["256 bytes is too long (at most 255)"],
+    );
+    assert_error(
+        &with_upstream("dnstap:\n  buffer_frames: 0\n"),
+        Some((4, 18)),
+        "dnstap.buffer_frames",
+        &["0 is out of range: 1 to 1048576"],
+    );
+    assert_error(
+        &with_upstream("dnstap:\n  log_client_query: true\n"),
+        Some((4, 3)),
+        "dnstap.log_client_query",
+        &["unknown key"],
+    );
+}

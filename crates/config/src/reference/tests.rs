@@ -27,6 +27,7 @@ blocklist:
   allow_files: [/etc/heimdall/allow.txt]
 acl: {allow: [203.0.113.0/24], deny: [192.0.2.1]}
 cookies: {secret: e5e973e5a6b2a43f48e7dc849e37bfcf}
+dnstap: {socket: /run/heimdall/dnstap.sock, identity: ns1, version: heimdall}
 "#;
 
 /// The effective configuration of `yaml` as a YAML value.
@@ -265,6 +266,8 @@ fn the_reload_rule() {
         "control.listen",
         "log.level",
         "cache.persist",
+        "dnstap.socket",
+        "dnstap.log_client_queries",
     ] {
         assert_eq!(reload_behaviour(restart), Restart, "{restart}");
     }

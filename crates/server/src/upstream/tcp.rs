@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use futures_lite::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader, ReadHalf};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
+use heimdall_dnstap::SocketProtocol;
 use heimdall_resolver::{AttemptId, ReplySource, UpstreamTransport};
 
 use crate::batch::shutdown_socket;
@@ -143,11 +144,12 @@ async fn connection(
     inner.count(|s| s.upstream_connects += 1);
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
+    let local = ctx.forwarding_tap().and_then(|_| stream.local_addr().ok());
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let reader = glommio::spawn_local(read_replies(
-        ctx,
+        Rc::clone(&ctx),
         Rc::clone(&inner),
-        to,
+        (to, local),
         generation,
         read_half,
     ));
@@ -164,6 +166,11 @@ async fn connection(
             inner.count(|s| s.upstream_errors += 1);
             break;
         }
+        if let Some(tap) = ctx.forwarding_tap()
+            && let Some(query) = frame.get(2..)
+        {
+            tap.forwarder_query(SocketProtocol::Tcp, local, to, query);
+        }
     }
     // New queries open a new connection from now on.
     inner.forget(to, generation);
@@ -176,7 +183,7 @@ async fn connection(
 async fn read_replies(
     ctx: Rc<CoreContext>,
     inner: Rc<Inner>,
-    to: SocketAddr,
+    (to, local): (SocketAddr, Option<SocketAddr>),
     generation: u64,
     read_half: ReadHalf<TcpStream>,
 ) {
@@ -193,6 +200,9 @@ async fn read_replies(
         };
         if reader.read_exact(message).await.is_err() {
             break;
+        }
+        if let Some(tap) = ctx.forwarding_tap() {
+            tap.forwarder_response(SocketProtocol::Tcp, local, to, message);
         }
         // Replies share the connection: matched by ID, not by attempt.
         let source = ReplySource {

@@ -45,6 +45,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::UdpSocket;
 use hashbrown::HashMap;
 use heimdall_control::UpstreamSocketSnapshot;
+use heimdall_dnstap::SocketProtocol;
 use heimdall_resolver::{AttemptId, ReplySource, UpstreamTransport};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
@@ -126,6 +127,9 @@ struct Pooled {
     /// When it was opened: it is closed once older than
     /// [`SOCKET_MAX_AGE`], however few attempts it carried.
     opened: Instant,
+    /// Its local address, for dnstap (read only when dnstap logs
+    /// forwarding).
+    local: Option<SocketAddr>,
 }
 
 struct State {
@@ -247,6 +251,10 @@ impl UdpUpstreams {
             .unwrap_or_else(|| vec![0u8; DATAGRAM_BUF]);
         let current = Rc::new(Cell::new(None));
         let fd = socket.as_raw_fd();
+        let local = ctx
+            .forwarding_tap()
+            .and_then(|_| socket.local_addr().ok())
+            .and_then(|addr| addr.as_socket());
         // One pending wake is enough: the task re-reads `current`.
         let (wake, woken) = local_channel::new_bounded(1);
         let task = glommio::spawn_local(receive_replies(
@@ -255,6 +263,7 @@ impl UdpUpstreams {
             (Rc::clone(&current), woken),
             buf,
             (Rc::clone(&self.returned), Rc::clone(&self.strays)),
+            local,
         ));
         Ok(Pooled {
             fd,
@@ -264,6 +273,7 @@ impl UdpUpstreams {
             uses: 0,
             opened: Instant::now(),
             v6: to.is_ipv6(),
+            local,
         })
     }
 
@@ -281,6 +291,11 @@ impl UdpUpstreams {
         let _ = pooled.wake.try_send(());
         pooled.uses += 1;
         let sent = send_to(pooled.fd, query, to);
+        if sent.is_ok()
+            && let Some(tap) = ctx.forwarding_tap()
+        {
+            tap.forwarder_query(SocketProtocol::Udp, pooled.local, to, query);
+        }
         // Kept even when the send failed: the attempt stays live until the
         // resolver retires it, and a retry is its deadline's business.
         state.in_use.insert(attempt, pooled);
@@ -430,6 +445,7 @@ async fn receive_replies(
     (current, woken): (Rc<Cell<Option<AttemptId>>>, LocalReceiver<()>),
     buf: Vec<u8>,
     (returned, strays): (Buffers, Rc<Cell<u64>>),
+    local: Option<SocketAddr>,
 ) {
     // Hands the buffer back however the task ends, cancelled included.
     struct Return(Vec<u8>, Buffers);
@@ -462,6 +478,9 @@ async fn receive_replies(
                         continue;
                     };
                     if let Some(reply) = ctx.checked(&guard.0, len) {
+                        if let Some(tap) = ctx.forwarding_tap() {
+                            tap.forwarder_response(SocketProtocol::Udp, local, from, reply);
+                        }
                         let source = ReplySource {
                             from,
                             transport: UpstreamTransport::Udp,
