@@ -192,7 +192,7 @@ fn check_one(
         }
         match crypto::verify(rrsig.algorithm, key.public_key, data, rrsig.signature) {
             Ok(()) => {
-                let wildcard = (usize::from(rrsig.labels) < owner.label_count())
+                let wildcard = (usize::from(rrsig.labels) < effective_labels(&owner))
                     .then(|| NameBuf::from_wire(signed_owner).ok())
                     .flatten();
                 return Ok(Secure {
