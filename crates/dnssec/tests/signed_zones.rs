@@ -344,10 +344,45 @@ fn ds_mismatch_and_unsupported_ds_or_algorithm() {
     let failure = verify_dnskeys_with_ds(&keys, &sigs, &gost, NOW, &config).unwrap_err();
     assert_eq!(failure, Insecure::UnsupportedDigest(3).into());
     assert_eq!(failure.ede(), Some(2));
-    // A SHA-1 DS is ignored next to a SHA-256 one (RFC 4509): a broken
-    // SHA-256 DS beside a good SHA-1 DS is not rescued by it.
-    let Some(dsfromkey) = tool("dnssec-dsfromkey") else { return };
-    let _ = dsfromkey;
+    // A SHA-1 DS alone works; next to a SHA-256 DS it is ignored (RFC
+    // 4509 section 3), so a broken SHA-256 DS is not rescued by it.
+    let ksk = keys
+        .iter()
+        .find(|rr| Dnskey::parse(rr).unwrap().key_tag() == zone.ksk_tag)
+        .unwrap();
+    let owner = name("example.");
+    let digest = {
+        use std::io::Write as _;
+        let mut input = Vec::new();
+        input.write_all(owner.as_wire()).unwrap();
+        input.write_all(ksk.rdata()).unwrap();
+        ring_free_sha1(&input)
+    };
+    let mut sha1 = ds[0].rdata()[..4].to_vec();
+    sha1[3] = 1;
+    sha1.extend_from_slice(&digest);
+    let sha1 = Rr::new(ds[0].owner(), RecordType::DS, ds[0].class(), 0, leak(&sha1));
+    verify_dnskeys_with_ds(&keys, &sigs, &[sha1], NOW, &config).unwrap();
+    assert_eq!(
+        verify_dnskeys_with_ds(&keys, &sigs, &[sha1, broken[0]], NOW, &config),
+        Err(Bogus::DnskeyMissing.into())
+    );
+    verify_dnskeys_with_ds(&keys, &sigs, &[sha1, ds[0]], NOW, &config).unwrap();
+}
+
+/// SHA-1 from `sha1sum`, so the test does not reuse the crate's digest
+/// code.
+fn ring_free_sha1(input: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let hex = String::from_utf8(output.stdout).unwrap();
+    data_encoding::HEXLOWER.decode(hex[..40].as_bytes()).unwrap()
 }
 
 #[test]

@@ -16,22 +16,7 @@ use heimdall_zone::{ZoneRecord, parse_zone};
 /// The test zone: an apex with an upper-case MX target (canonical form
 /// must lower it), an RRset of two A records, a wildcard, an empty
 /// non-terminal (`y`) and an unsigned delegation (`sub`) with glue.
-pub const ZONE: &str = "\
-$TTL 3600
-@       IN SOA ns1.example. hostmaster.example. 1 7200 3600 1209600 300
-        IN NS ns1.example.
-        IN MX 10 Mail.Example.
-ns1     IN A 192.0.2.1
-a       IN A 192.0.2.10
-        IN A 192.0.2.11
-        IN TXT \"hello\"
-b       IN AAAA 2001:db8::1
-mail    IN A 192.0.2.25
-*.wild  IN TXT \"wildcard\"
-x.y     IN A 192.0.2.30
-sub     IN NS ns.sub.example.
-ns.sub  IN A 192.0.2.53
-";
+pub const ZONE: &str = include_str!("../fixtures/example.zone");
 
 /// 2025-01-01 00:00:00 UTC.
 pub const INCEPTION: u64 = 1_735_689_600;
