@@ -83,7 +83,9 @@ impl TrustAnchors {
     pub fn parse(text: &str) -> Result<Self, AnchorError> {
         let root = NameBuf::root();
         let records = heimdall_zone::parse_zone(text, "trust anchors", Some(&root), &mut |_| {
-            Err(std::io::Error::other("$INCLUDE is not allowed in trust anchors"))
+            Err(std::io::Error::other(
+                "$INCLUDE is not allowed in trust anchors",
+            ))
         })
         .map_err(|err| AnchorError::Syntax(err.to_string()))?;
         let mut anchors = Vec::with_capacity(records.len());
@@ -96,7 +98,13 @@ impl TrustAnchors {
             if record.class != Class::IN {
                 return Err(fail("not class IN"));
             }
-            let rr = Rr::new(record.owner.as_name(), record.rtype, record.class, 0, &record.rdata);
+            let rr = Rr::new(
+                record.owner.as_name(),
+                record.rtype,
+                record.class,
+                0,
+                &record.rdata,
+            );
             match record.rtype {
                 RecordType::DS => {
                     Ds::parse(&rr).ok_or_else(|| fail("malformed DS"))?;
@@ -188,8 +196,16 @@ mod tests {
         anchors.extend(TrustAnchors::root());
         assert_eq!(anchors.len(), 4);
         let deep = NameBuf::from_presentation("a.SUB.example.").unwrap();
-        assert_eq!(anchors.closest(&deep.as_name()).unwrap().to_string(), "sub.example.");
-        let key = anchors.at(&NameBuf::from_presentation("sub.example.").unwrap().as_name()).next().unwrap();
+        assert_eq!(
+            anchors.closest(&deep.as_name()).unwrap().to_string(),
+            "sub.example."
+        );
+        let key = anchors
+            .at(&NameBuf::from_presentation("sub.example.")
+                .unwrap()
+                .as_name())
+            .next()
+            .unwrap();
         assert_eq!(Dnskey::parse(&key).unwrap().algorithm, 15);
     }
 

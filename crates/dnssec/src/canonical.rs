@@ -148,7 +148,11 @@ pub(crate) fn signed_data(
 
 /// The owner as signed: lower-cased, and for a wildcard expansion `*.`
 /// plus the rightmost `labels` labels of `owner`.
-pub(crate) fn signed_owner(owner: &Name<'_>, labels: u8, out: &mut WireNameBuf) -> Result<(), Bogus> {
+pub(crate) fn signed_owner(
+    owner: &Name<'_>,
+    labels: u8,
+    out: &mut WireNameBuf,
+) -> Result<(), Bogus> {
     let count = effective_labels(owner);
     let labels = usize::from(labels);
     if labels > count {
@@ -209,7 +213,10 @@ mod tests {
                 pair[0],
                 pair[1]
             );
-            assert_eq!(canonical_name_cmp(&b.as_name(), &a.as_name()), Ordering::Greater);
+            assert_eq!(
+                canonical_name_cmp(&b.as_name(), &a.as_name()),
+                Ordering::Greater
+            );
         }
         assert_eq!(
             canonical_name_cmp(&name("A.example.").as_name(), &name("a.EXAMPLE.").as_name()),
@@ -245,7 +252,10 @@ mod tests {
         assert_eq!(out.as_slice(), b"\x01*\x01b\x07example\x00");
         signed_owner(&owner.as_name(), 3, &mut out).unwrap();
         assert_eq!(out.as_slice(), b"\x01a\x01b\x07example\x00");
-        assert_eq!(signed_owner(&owner.as_name(), 4, &mut out), Err(Bogus::SignerMismatch));
+        assert_eq!(
+            signed_owner(&owner.as_name(), 4, &mut out),
+            Err(Bogus::SignerMismatch)
+        );
         // The literal wildcard record: `*` is not counted.
         let star = name("*.example.");
         signed_owner(&star.as_name(), 1, &mut out).unwrap();

@@ -55,13 +55,33 @@ pub(crate) fn sha1(parts: &[&[u8]]) -> [u8; 20] {
 
 /// Verify `sig` over `message` with DNSKEY public key `key` of
 /// `algorithm`.
-pub(crate) fn verify(algorithm: u8, key: &[u8], message: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+pub(crate) fn verify(
+    algorithm: u8,
+    key: &[u8],
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), CryptoError> {
     match algorithm {
-        5 | 7 => verify_rsa(&signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY, key, message, sig),
+        5 | 7 => verify_rsa(
+            &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            key,
+            message,
+            sig,
+        ),
         // The "legacy" parameter sets are the ones that accept 1024-bit
         // moduli, which DNSSEC zone-signing keys still use.
-        8 => verify_rsa(&signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, key, message, sig),
-        10 => verify_rsa(&signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY, key, message, sig),
+        8 => verify_rsa(
+            &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            key,
+            message,
+            sig,
+        ),
+        10 => verify_rsa(
+            &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+            key,
+            message,
+            sig,
+        ),
         13 => verify_ecdsa(&signature::ECDSA_P256_SHA256_FIXED, 64, key, message, sig),
         14 => verify_ecdsa(&signature::ECDSA_P384_SHA384_FIXED, 96, key, message, sig),
         15 => {
@@ -93,7 +113,9 @@ fn verify_rsa(
         Some((&len, rest)) => (usize::from(len), rest),
         None => return Err(CryptoError::Invalid),
     };
-    let (exponent, modulus) = rest.split_at_checked(exponent_len).ok_or(CryptoError::Invalid)?;
+    let (exponent, modulus) = rest
+        .split_at_checked(exponent_len)
+        .ok_or(CryptoError::Invalid)?;
     let skip = modulus.iter().take_while(|&&byte| byte == 0).count();
     let modulus = modulus.get(skip..).unwrap_or_default();
     let bits = modulus
@@ -139,7 +161,10 @@ mod tests {
     fn unknown_algorithms_are_unsupported_not_invalid() {
         for algorithm in [1, 3, 6, 12, 16, 200] {
             assert!(!algorithm_supported(algorithm));
-            assert_eq!(verify(algorithm, b"key", b"data", b"sig"), Err(CryptoError::Unsupported));
+            assert_eq!(
+                verify(algorithm, b"key", b"data", b"sig"),
+                Err(CryptoError::Unsupported)
+            );
         }
         assert!(ds_digest(3, &[b"x"]).is_none());
         assert!(!digest_supported(3));
@@ -149,17 +174,32 @@ mod tests {
     fn short_rsa_keys_are_unsupported_and_broken_ones_invalid() {
         let mut key = vec![3, 1, 0, 1];
         key.extend_from_slice(&[0xff; 64]); // 512 bits
-        assert_eq!(verify(8, &key, b"data", &[0; 64]), Err(CryptoError::Unsupported));
+        assert_eq!(
+            verify(8, &key, b"data", &[0; 64]),
+            Err(CryptoError::Unsupported)
+        );
         assert_eq!(verify(8, &[], b"data", b"sig"), Err(CryptoError::Invalid));
-        assert_eq!(verify(8, &[9, 1], b"data", b"sig"), Err(CryptoError::Invalid));
-        assert_eq!(verify(13, &[4; 63], b"data", &[0; 64]), Err(CryptoError::Invalid));
-        assert_eq!(verify(15, &[4; 31], b"data", &[0; 64]), Err(CryptoError::Invalid));
+        assert_eq!(
+            verify(8, &[9, 1], b"data", b"sig"),
+            Err(CryptoError::Invalid)
+        );
+        assert_eq!(
+            verify(13, &[4; 63], b"data", &[0; 64]),
+            Err(CryptoError::Invalid)
+        );
+        assert_eq!(
+            verify(15, &[4; 31], b"data", &[0; 64]),
+            Err(CryptoError::Invalid)
+        );
     }
 
     #[test]
     fn digests_have_their_lengths() {
         assert_eq!(ds_digest(1, &[b"a", b"b"]).unwrap().as_ref().len(), 20);
-        assert_eq!(ds_digest(2, &[b"ab"]).unwrap().as_ref(), ds_digest(2, &[b"a", b"b"]).unwrap().as_ref());
+        assert_eq!(
+            ds_digest(2, &[b"ab"]).unwrap().as_ref(),
+            ds_digest(2, &[b"a", b"b"]).unwrap().as_ref()
+        );
         assert_eq!(ds_digest(4, &[b"a"]).unwrap().as_ref().len(), 48);
         // FIPS 180 test vector "abc".
         assert_eq!(

@@ -75,7 +75,11 @@ impl Entry<'_> {
 /// NXDOMAIN: a record covers `qname` (and `qname` is no empty
 /// non-terminal), and a record covers the wildcard at the closest
 /// encloser.
-pub(crate) fn nxdomain(qname: &FlatName, zone: &Name<'_>, records: &[Rr<'_>]) -> Result<(), Failure> {
+pub(crate) fn nxdomain(
+    qname: &FlatName,
+    zone: &Name<'_>,
+    records: &[Rr<'_>],
+) -> Result<(), Failure> {
     let name = qname.suffix(qname.labels()).ok_or(Bogus::Malformed)?;
     if entries(records, zone).any(|entry| entry.matches(&name)) {
         return Err(Bogus::BadDenial.into());
@@ -149,7 +153,9 @@ pub(crate) fn no_closer_match(
     records: &[Rr<'_>],
 ) -> Result<(), Failure> {
     let next_closer = qname.suffix(encloser + 1).ok_or(Bogus::Malformed)?;
-    if entries(records, zone).any(|entry| entry.covers(&next_closer, zone) && !entry.next_below(&next_closer)) {
+    if entries(records, zone)
+        .any(|entry| entry.covers(&next_closer, zone) && !entry.next_below(&next_closer))
+    {
         Ok(())
     } else {
         Err(Bogus::NsecMissing.into())

@@ -46,11 +46,15 @@ fn owner_hash(owner: &Name<'_>) -> Option<[u8; HASH_LEN]> {
     upper.try_extend_from_slice(label).ok()?;
     upper.make_ascii_uppercase();
     let mut out = [0u8; HASH_LEN];
-    let len = data_encoding::BASE32HEX_NOPAD.decode_len(upper.len()).ok()?;
+    let len = data_encoding::BASE32HEX_NOPAD
+        .decode_len(upper.len())
+        .ok()?;
     if len != HASH_LEN {
         return None;
     }
-    data_encoding::BASE32HEX_NOPAD.decode_mut(&upper, &mut out).ok()?;
+    data_encoding::BASE32HEX_NOPAD
+        .decode_mut(&upper, &mut out)
+        .ok()?;
     Some(out)
 }
 
@@ -126,7 +130,10 @@ enum Encloser<'c, 'a> {
     Exact(&'c Entry<'a>),
     /// The closest encloser (as a label count) and the record covering
     /// the next closer name.
-    Proven { labels: usize, next_closer: &'c Entry<'a> },
+    Proven {
+        labels: usize,
+        next_closer: &'c Entry<'a>,
+    },
 }
 
 /// RFC 5155 section 8.3: walk up from the query name to the first
@@ -177,7 +184,10 @@ pub(crate) fn nxdomain(
     let chain = Chain::new(records, zone, config)?;
     let (labels, next_closer) = match closest_encloser(&chain, qname, zone)? {
         Encloser::Exact(_) => return Err(Bogus::BadDenial.into()),
-        Encloser::Proven { labels, next_closer } => (labels, next_closer),
+        Encloser::Proven {
+            labels,
+            next_closer,
+        } => (labels, next_closer),
     };
     let wildcard = qname.wildcard_at(labels).ok_or(Bogus::Malformed)?;
     let hash = chain.hash(&wildcard.as_name());
@@ -211,13 +221,18 @@ pub(crate) fn nodata(
             }
             let parent_side = types.contains(RecordType::NS) && !types.contains(RecordType::SOA);
             if (qtype != RecordType::DS && parent_side)
-                || (qtype == RecordType::DS && types.contains(RecordType::SOA) && qname.labels() > 0)
+                || (qtype == RecordType::DS
+                    && types.contains(RecordType::SOA)
+                    && qname.labels() > 0)
             {
                 return Err(Bogus::BadDenial.into());
             }
             return Ok(());
         }
-        Encloser::Proven { labels, next_closer } => (labels, next_closer),
+        Encloser::Proven {
+            labels,
+            next_closer,
+        } => (labels, next_closer),
     };
     let wildcard = qname.wildcard_at(labels).ok_or(Bogus::Malformed)?;
     if let Some(entry) = chain.matching(&chain.hash(&wildcard.as_name())) {
@@ -267,9 +282,21 @@ mod tests {
     #[test]
     fn hashes_of_rfc_5155_appendix_a() {
         let salt = [0xaa, 0xbb, 0xcc, 0xdd];
-        assert_eq!(hash32("example.", &salt, 12), "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom");
-        assert_eq!(hash32("a.example.", &salt, 12), "35mthgpgcu1qg68fab165klnsnk3dpvl");
-        assert_eq!(hash32("A.EXAMPLE.", &salt, 12), "35mthgpgcu1qg68fab165klnsnk3dpvl");
-        assert_eq!(hash32("ns1.example.", &salt, 12), "2t7b4g4vsa5smi47k61mv5bv1a22bojr");
+        assert_eq!(
+            hash32("example.", &salt, 12),
+            "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"
+        );
+        assert_eq!(
+            hash32("a.example.", &salt, 12),
+            "35mthgpgcu1qg68fab165klnsnk3dpvl"
+        );
+        assert_eq!(
+            hash32("A.EXAMPLE.", &salt, 12),
+            "35mthgpgcu1qg68fab165klnsnk3dpvl"
+        );
+        assert_eq!(
+            hash32("ns1.example.", &salt, 12),
+            "2t7b4g4vsa5smi47k61mv5bv1a22bojr"
+        );
     }
 }

@@ -86,10 +86,9 @@ impl Bogus {
     /// The Extended DNS Error info code for this reason.
     pub fn ede(self) -> u16 {
         match self {
-            Bogus::BadSignature
-            | Bogus::BadDenial
-            | Bogus::SignerMismatch
-            | Bogus::Malformed => ede::DNSSEC_BOGUS,
+            Bogus::BadSignature | Bogus::BadDenial | Bogus::SignerMismatch | Bogus::Malformed => {
+                ede::DNSSEC_BOGUS
+            }
             Bogus::SignatureExpired => ede::SIGNATURE_EXPIRED,
             Bogus::SignatureNotYetValid => ede::SIGNATURE_NOT_YET_VALID,
             Bogus::SignatureExpiredBeforeValid => ede::SIGNATURE_EXPIRED_BEFORE_VALID,
@@ -167,10 +166,19 @@ mod tests {
         assert_eq!(Failure::from(Bogus::RrsigsMissing).ede(), Some(10));
         assert_eq!(Failure::from(Bogus::NoZoneKeyBit).ede(), Some(11));
         assert_eq!(Failure::from(Bogus::NsecMissing).ede(), Some(12));
-        assert_eq!(Failure::from(Bogus::SignatureExpiredBeforeValid).ede(), Some(25));
-        assert_eq!(Failure::from(Insecure::UnsupportedAlgorithm(16)).ede(), Some(1));
+        assert_eq!(
+            Failure::from(Bogus::SignatureExpiredBeforeValid).ede(),
+            Some(25)
+        );
+        assert_eq!(
+            Failure::from(Insecure::UnsupportedAlgorithm(16)).ede(),
+            Some(1)
+        );
         assert_eq!(Failure::from(Insecure::UnsupportedDigest(3)).ede(), Some(2));
-        assert_eq!(Failure::from(Insecure::Nsec3Iterations(500)).ede(), Some(27));
+        assert_eq!(
+            Failure::from(Insecure::Nsec3Iterations(500)).ede(),
+            Some(27)
+        );
         assert_eq!(Failure::from(Insecure::Nsec3OptOut).ede(), None);
         assert!(Failure::from(Bogus::Malformed).is_bogus());
         assert!(!Failure::from(Insecure::Nsec3OptOut).is_bogus());

@@ -372,11 +372,21 @@ mod tests {
         bytes.extend_from_slice(&[0; 26]);
         bytes.push(0x20);
         let bitmap = TypeBitmap::parse(&bytes).unwrap();
-        for present in [RecordType::A, RecordType::MX, RecordType::RRSIG, RecordType::NSEC] {
+        for present in [
+            RecordType::A,
+            RecordType::MX,
+            RecordType::RRSIG,
+            RecordType::NSEC,
+        ] {
             assert!(bitmap.contains(present), "{present}");
         }
         assert!(bitmap.contains(RecordType(1234)));
-        for absent in [RecordType::AAAA, RecordType::CNAME, RecordType::NS, RecordType(1235)] {
+        for absent in [
+            RecordType::AAAA,
+            RecordType::CNAME,
+            RecordType::NS,
+            RecordType(1235),
+        ] {
             assert!(!bitmap.contains(absent), "{absent}");
         }
     }

@@ -13,7 +13,12 @@ pub fn serial_lt(a: u32, b: u32) -> bool {
 /// at `now` (seconds since the epoch), allowing `skew` seconds of clock
 /// difference at either end. Ok with the seconds left until expiration
 /// (0 when inside the skew past it).
-pub fn signature_window(inception: u32, expiration: u32, now: u64, skew: u32) -> Result<u32, Bogus> {
+pub fn signature_window(
+    inception: u32,
+    expiration: u32,
+    now: u64,
+    skew: u32,
+) -> Result<u32, Bogus> {
     // Serial time is the epoch time modulo 2^32.
     let now = now as u32;
     if serial_lt(expiration, inception) {
@@ -49,12 +54,18 @@ mod tests {
     #[test]
     fn the_window_and_its_skew() {
         let (inception, expiration) = (1_000_000, 2_000_000);
-        assert_eq!(signature_window(inception, expiration, 1_500_000, 0), Ok(500_000));
+        assert_eq!(
+            signature_window(inception, expiration, 1_500_000, 0),
+            Ok(500_000)
+        );
         assert_eq!(
             signature_window(inception, expiration, 2_000_001, 0),
             Err(Bogus::SignatureExpired)
         );
-        assert_eq!(signature_window(inception, expiration, 2_000_001, 10), Ok(0));
+        assert_eq!(
+            signature_window(inception, expiration, 2_000_001, 10),
+            Ok(0)
+        );
         assert_eq!(
             signature_window(inception, expiration, 999_999, 0),
             Err(Bogus::SignatureNotYetValid)

@@ -70,7 +70,10 @@ pub fn key_tag(rdata: &[u8]) -> u16 {
     if rdata.get(3) == Some(&1) {
         // Algorithm 1: the third- and second-to-last bytes of the modulus.
         let len = rdata.len();
-        return match (len.checked_sub(3).and_then(|at| rdata.get(at)), len.checked_sub(2).and_then(|at| rdata.get(at))) {
+        return match (
+            len.checked_sub(3).and_then(|at| rdata.get(at)),
+            len.checked_sub(2).and_then(|at| rdata.get(at)),
+        ) {
             (Some(&high), Some(&low)) => u16::from_be_bytes([high, low]),
             _ => 0,
         };
@@ -120,7 +123,9 @@ pub fn validate_rrset(
     let first = rrset.first().ok_or(Bogus::Malformed)?;
     let owner = first.owner();
     let same_set = rrset.iter().all(|rr| {
-        rr.rtype() == first.rtype() && rr.class() == first.class() && rr.owner().eq_ignore_case(&owner)
+        rr.rtype() == first.rtype()
+            && rr.class() == first.class()
+            && rr.owner().eq_ignore_case(&owner)
     });
     if !same_set || first.rtype() == RecordType::RRSIG {
         return Err(Bogus::Malformed.into());
@@ -129,7 +134,10 @@ pub fn validate_rrset(
     let mut data = Vec::new();
     let mut signed_owner = WireNameBuf::new();
     for rr in rrsigs {
-        if rr.rtype() != RecordType::RRSIG || rr.class() != first.class() || !rr.owner().eq_ignore_case(&owner) {
+        if rr.rtype() != RecordType::RRSIG
+            || rr.class() != first.class()
+            || !rr.owner().eq_ignore_case(&owner)
+        {
             continue;
         }
         let Some(rrsig) = Rrsig::parse(rr) else {
@@ -139,7 +147,15 @@ pub fn validate_rrset(
         if rrsig.type_covered != first.rtype() {
             continue;
         }
-        match check_one(&rrsig, rrset, dnskeys, now, config, &mut data, &mut signed_owner) {
+        match check_one(
+            &rrsig,
+            rrset,
+            dnskeys,
+            now,
+            config,
+            &mut data,
+            &mut signed_owner,
+        ) {
             Ok(secure) => return Ok(secure),
             Err(failure) => Failure::keep_strongest(&mut best, failure),
         }
@@ -162,7 +178,8 @@ fn check_one(
     }
     let first = rrset.first().ok_or(Bogus::Malformed)?;
     let owner = first.owner();
-    if !owner.is_subdomain_of(&rrsig.signer) || usize::from(rrsig.labels) > effective_labels(&owner) {
+    if !owner.is_subdomain_of(&rrsig.signer) || usize::from(rrsig.labels) > effective_labels(&owner)
+    {
         return Err(Bogus::SignerMismatch.into());
     }
     let remaining = signature_window(rrsig.inception, rrsig.expiration, now, config.clock_skew)?;
@@ -229,7 +246,8 @@ pub fn verify_dnskeys_with_ds(
     config: &Config,
 ) -> Result<Secure, Failure> {
     let parsed = || ds_set.iter().filter_map(|rr| Some((rr, Ds::parse(rr)?)));
-    let usable = |ds: &Ds<'_>| algorithm_supported(ds.algorithm) && digest_supported(ds.digest_type);
+    let usable =
+        |ds: &Ds<'_>| algorithm_supported(ds.algorithm) && digest_supported(ds.digest_type);
     let strong = parsed().any(|(_, ds)| usable(&ds) && ds.digest_type != 1);
     let mut best: Option<Failure> = None;
     for (ds_rr, ds) in parsed() {
@@ -243,14 +261,17 @@ pub fn verify_dnskeys_with_ds(
             continue;
         }
         let owner = ds_rr.owner();
-        let matched = dnskeys.iter().filter(|rr| rr.owner().eq_ignore_case(&owner)).find(|rr| {
-            Dnskey::parse(rr).is_some_and(|key| {
-                key.protocol == 3
-                    && key.is_zone_key()
-                    && !key.is_revoked()
-                    && ds_matches_dnskey(&owner, &ds, &key) == Some(true)
-            })
-        });
+        let matched = dnskeys
+            .iter()
+            .filter(|rr| rr.owner().eq_ignore_case(&owner))
+            .find(|rr| {
+                Dnskey::parse(rr).is_some_and(|key| {
+                    key.protocol == 3
+                        && key.is_zone_key()
+                        && !key.is_revoked()
+                        && ds_matches_dnskey(&owner, &ds, &key) == Some(true)
+                })
+            });
         let Some(key) = matched else {
             Failure::keep_strongest(&mut best, Bogus::DnskeyMissing.into());
             continue;
@@ -286,8 +307,14 @@ pub fn verify_dnskeys_with_anchors(
             Err(failure) => Failure::keep_strongest(&mut best, failure),
         }
     }
-    for anchor in anchors.at(&owner).filter(|rr| rr.rtype() == RecordType::DNSKEY) {
-        let Some(present) = dnskeys.iter().find(|rr| rr.rtype() == RecordType::DNSKEY && rr.rdata() == anchor.rdata()) else {
+    for anchor in anchors
+        .at(&owner)
+        .filter(|rr| rr.rtype() == RecordType::DNSKEY)
+    {
+        let Some(present) = dnskeys
+            .iter()
+            .find(|rr| rr.rtype() == RecordType::DNSKEY && rr.rdata() == anchor.rdata())
+        else {
             Failure::keep_strongest(&mut best, Bogus::DnskeyMissing.into());
             continue;
         };
@@ -321,7 +348,13 @@ mod tests {
             .unwrap();
         let mut ds = vec![0xec, 0x45, 5, 1];
         ds.extend_from_slice(&ds_digest);
-        let ds_rr = Rr::new(owner.as_name(), RecordType::DS, heimdall_wire::Class::IN, 0, &ds);
+        let ds_rr = Rr::new(
+            owner.as_name(),
+            RecordType::DS,
+            heimdall_wire::Class::IN,
+            0,
+            &ds,
+        );
         let ds = Ds::parse(&ds_rr).unwrap();
         let key = Dnskey::parse_rdata(&rdata).unwrap();
         assert_eq!(ds_matches_dnskey(&owner.as_name(), &ds, &key), Some(true));

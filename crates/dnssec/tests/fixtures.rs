@@ -27,14 +27,22 @@ fn load(stem: &str) -> (Vec<ZoneRecord>, String) {
 #[test]
 fn the_nsec_fixture_validates_and_proves_denials() {
     let (records, ds) = load("example-nsec");
-    assert!(records.iter().any(|record| record.rtype == RecordType::NSEC));
+    assert!(
+        records
+            .iter()
+            .any(|record| record.rtype == RecordType::NSEC)
+    );
     check_signed_zone(&records, &ds, FIXED_NOW);
 }
 
 #[test]
 fn the_nsec3_fixture_validates_and_proves_denials() {
     let (records, ds) = load("example-nsec3");
-    assert!(records.iter().any(|record| record.rtype == RecordType::NSEC3));
+    assert!(
+        records
+            .iter()
+            .any(|record| record.rtype == RecordType::NSEC3)
+    );
     check_signed_zone(&records, &ds, FIXED_NOW);
 }
 
@@ -60,7 +68,11 @@ fn the_fixtures_expire_and_refuse_tampering() {
             Err(Bogus::BadSignature.into())
         );
         // The other fixture's DS does not anchor these keys.
-        let other = if stem == "example-nsec" { "example-nsec3" } else { "example-nsec" };
+        let other = if stem == "example-nsec" {
+            "example-nsec3"
+        } else {
+            "example-nsec"
+        };
         let (_, other_ds) = load(other);
         let anchors = TrustAnchors::parse(&other_ds).unwrap();
         let dnskeys = rrset(&records, "example.", RecordType::DNSKEY);
@@ -71,7 +83,13 @@ fn the_fixtures_expire_and_refuse_tampering() {
         );
         // The root anchors are for another zone.
         assert_eq!(
-            verify_dnskeys_with_anchors(&dnskeys, &dnskey_sigs, &TrustAnchors::root(), FIXED_NOW, &exact),
+            verify_dnskeys_with_anchors(
+                &dnskeys,
+                &dnskey_sigs,
+                &TrustAnchors::root(),
+                FIXED_NOW,
+                &exact
+            ),
             Err(Bogus::DnskeyMissing.into())
         );
     }

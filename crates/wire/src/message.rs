@@ -579,7 +579,10 @@ mod tests {
         assert_eq!(flat, b"\x00\x0a\x04mail\x07example\x03com\x00");
         let (name, after) = Name::parse_at(&bytes, record.rdata_offset() + 2).unwrap();
         assert_eq!(name.to_string(), "mail.example.com.");
-        assert_eq!(after, record.rdata_offset() + usize::from(record.rdata_bytes().len() as u16));
+        assert_eq!(
+            after,
+            record.rdata_offset() + usize::from(record.rdata_bytes().len() as u16)
+        );
     }
 
     fn opt_rdata(options: &[(u16, &[u8])]) -> Vec<u8> {

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use heimdall_dnssec::Rr;
-use heimdall_wire::{
-    Class, Message, MessageBuilder, Name, NameBuf, RData, RecordType, Section,
-};
+use heimdall_wire::{Class, Message, MessageBuilder, Name, NameBuf, RData, RecordType, Section};
 use heimdall_zone::{ZoneRecord, parse_zone};
 
 /// The test zone: an apex with an upper-case MX target (canonical form
@@ -82,7 +80,9 @@ fn run(command: &mut Command) -> String {
 fn keygen(dir: &Path, algorithm: &str, ksk: bool) -> (String, u16) {
     let keygen = tool("dnssec-keygen").unwrap();
     let mut command = Command::new(keygen);
-    command.current_dir(dir).args(["-q", "-K", ".", "-a", algorithm, "-n", "ZONE"]);
+    command
+        .current_dir(dir)
+        .args(["-q", "-K", ".", "-a", algorithm, "-n", "ZONE"]);
     if algorithm.starts_with("RSA") || algorithm.starts_with("NSEC3RSA") {
         command.args(["-b", "1024"]);
     }
@@ -170,7 +170,9 @@ pub fn rrset<'a>(records: &'a [ZoneRecord], owner: &str, rtype: RecordType) -> V
     let owner = name(owner);
     records
         .iter()
-        .filter(|record| record.rtype == rtype && record.owner.as_name().eq_ignore_case(&owner.as_name()))
+        .filter(|record| {
+            record.rtype == rtype && record.owner.as_name().eq_ignore_case(&owner.as_name())
+        })
         .map(as_rr)
         .collect()
 }
@@ -185,18 +187,36 @@ pub fn rrsigs<'a>(records: &'a [ZoneRecord], owner: &str, covered: RecordType) -
 
 /// Every record of type `rtype` (NSEC, NSEC3) with its RRSIGs.
 pub fn all_of<'a>(records: &'a [ZoneRecord], rtype: RecordType) -> Vec<Rr<'a>> {
-    records.iter().filter(|record| record.rtype == rtype).map(as_rr).collect()
+    records
+        .iter()
+        .filter(|record| record.rtype == rtype)
+        .map(as_rr)
+        .collect()
 }
 
 pub fn as_rr(record: &ZoneRecord) -> Rr<'_> {
-    Rr::new(record.owner.as_name(), record.rtype, record.class, record.ttl, &record.rdata)
+    Rr::new(
+        record.owner.as_name(),
+        record.rtype,
+        record.class,
+        record.ttl,
+        &record.rdata,
+    )
 }
 
 /// The same records renamed to `owner` (a wildcard expansion).
 pub fn renamed<'a>(rrs: &[Rr<'_>], owner: &'a NameBuf, keep: &'a [ZoneRecord]) -> Vec<Rr<'a>> {
     let _ = keep;
     rrs.iter()
-        .map(|rr| Rr::new(owner.as_name(), rr.rtype(), rr.class(), rr.ttl(), leak(rr.rdata())))
+        .map(|rr| {
+            Rr::new(
+                owner.as_name(),
+                rr.rtype(),
+                rr.class(),
+                rr.ttl(),
+                leak(rr.rdata()),
+            )
+        })
         .collect()
 }
 
@@ -211,7 +231,13 @@ pub fn tampered(rr: &Rr<'_>, index: usize) -> Rr<'static> {
     let at = index.min(rdata.len() - 1);
     rdata[at] ^= 0x01;
     let owner: &'static NameBuf = Box::leak(Box::new(NameBuf::from_name(&rr.owner())));
-    Rr::new(owner.as_name(), rr.rtype(), rr.class(), rr.ttl(), leak(&rdata))
+    Rr::new(
+        owner.as_name(),
+        rr.rtype(),
+        rr.class(),
+        rr.ttl(),
+        leak(&rdata),
+    )
 }
 
 /// Write `rrs` into the answer section of a real message (names in RDATA
@@ -228,7 +254,14 @@ pub fn into_message(rrs: &[Rr<'_>]) -> Vec<u8> {
     for rr in rrs {
         let rdata = RData::parse(rr.rdata(), rr.rtype(), 0, rr.rdata().len()).unwrap();
         builder
-            .record(Section::Answer, &rr.owner(), rr.rtype(), rr.class(), rr.ttl(), &rdata)
+            .record(
+                Section::Answer,
+                &rr.owner(),
+                rr.rtype(),
+                rr.class(),
+                rr.ttl(),
+                &rdata,
+            )
             .unwrap();
     }
     let len = builder.finish();
@@ -252,7 +285,11 @@ use heimdall_dnssec::{
 };
 
 /// The zone's DNSKEY RRset, validated against the DS text.
-pub fn trusted_keys<'a>(records: &'a [ZoneRecord], ds_text: &str, now: u64) -> (Vec<Rr<'a>>, Secure) {
+pub fn trusted_keys<'a>(
+    records: &'a [ZoneRecord],
+    ds_text: &str,
+    now: u64,
+) -> (Vec<Rr<'a>>, Secure) {
     let anchors = TrustAnchors::parse(ds_text).unwrap();
     let keys = rrset(records, "example.", RecordType::DNSKEY);
     let sigs = rrsigs(records, "example.", RecordType::DNSKEY);
@@ -271,7 +308,13 @@ pub fn validate(
 ) -> Result<Secure, Failure> {
     let set = rrset(records, owner, rtype);
     assert!(!set.is_empty(), "{owner} {rtype} is in the zone");
-    validate_rrset(&set, &rrsigs(records, owner, rtype), keys, now, &Config::default())
+    validate_rrset(
+        &set,
+        &rrsigs(records, owner, rtype),
+        keys,
+        now,
+        &Config::default(),
+    )
 }
 
 /// The denial records of the zone (NSEC or NSEC3), each checked to
@@ -285,8 +328,14 @@ pub fn denial_records<'a>(records: &'a [ZoneRecord], keys: &[Rr<'_>], now: u64) 
             .into_iter()
             .filter(|sig| sig.rdata().get(..2) == Some(&rr.rtype().0.to_be_bytes()[..]))
             .collect();
-        validate_rrset(core::slice::from_ref(rr), &sigs, keys, now, &Config::default())
-            .unwrap_or_else(|failure| panic!("{} {}: {failure}", rr.owner(), rr.rtype()));
+        validate_rrset(
+            core::slice::from_ref(rr),
+            &sigs,
+            keys,
+            now,
+            &Config::default(),
+        )
+        .unwrap_or_else(|failure| panic!("{} {}: {failure}", rr.owner(), rr.rtype()));
     }
     out
 }
@@ -309,7 +358,10 @@ pub fn minimal_proof<'a>(records: &[Rr<'a>], proves: impl Fn(&[Rr<'a>]) -> bool)
     for index in 0..kept.len() {
         let mut without = kept.clone();
         without.remove(index);
-        assert!(!proves(&without), "every record of the minimal proof is needed");
+        assert!(
+            !proves(&without),
+            "every record of the minimal proof is needed"
+        );
     }
     kept
 }
@@ -358,21 +410,44 @@ pub fn check_signed_zone(records: &[ZoneRecord], ds_text: &str, now: u64) {
     }
     // A wildcard expansion.
     let qname = name("foo.wild.example.");
-    let txt = renamed(&rrset(records, "*.wild.example.", RecordType::TXT), &qname, records);
-    let sigs = renamed(&rrsigs(records, "*.wild.example.", RecordType::TXT), &qname, records);
+    let txt = renamed(
+        &rrset(records, "*.wild.example.", RecordType::TXT),
+        &qname,
+        records,
+    );
+    let sigs = renamed(
+        &rrsigs(records, "*.wild.example.", RecordType::TXT),
+        &qname,
+        records,
+    );
     let secure = validate_rrset(&txt, &sigs, &keys, now, &config).unwrap();
     let wildcard = secure.wildcard.unwrap();
     assert_eq!(wildcard.to_string(), "*.wild.example.");
     let denial = denial_records(records, &keys, now);
-    prove_wildcard_answer(&qname.as_name(), &wildcard.as_name(), &apex, &denial, &config).unwrap();
+    prove_wildcard_answer(
+        &qname.as_name(),
+        &wildcard.as_name(),
+        &apex,
+        &denial,
+        &config,
+    )
+    .unwrap();
     let proof = minimal_proof(&denial, |set| {
         prove_wildcard_answer(&qname.as_name(), &wildcard.as_name(), &apex, set, &config).is_ok()
     });
     assert_eq!(proof.len(), 1);
     // The wrong wildcard does not verify.
     let other = name("foo.other.example.");
-    let txt = renamed(&rrset(records, "*.wild.example.", RecordType::TXT), &other, records);
-    let sigs = renamed(&rrsigs(records, "*.wild.example.", RecordType::TXT), &other, records);
+    let txt = renamed(
+        &rrset(records, "*.wild.example.", RecordType::TXT),
+        &other,
+        records,
+    );
+    let sigs = renamed(
+        &rrsigs(records, "*.wild.example.", RecordType::TXT),
+        &other,
+        records,
+    );
     assert_eq!(
         validate_rrset(&txt, &sigs, &keys, now, &config),
         Err(heimdall_dnssec::Bogus::BadSignature.into())
@@ -381,18 +456,26 @@ pub fn check_signed_zone(records: &[ZoneRecord], ds_text: &str, now: u64) {
     // covering *.example. (NSEC3: plus the closest encloser's match).
     let c = name("c.example.");
     prove_nxdomain(&c.as_name(), &apex, &denial, &config).unwrap();
-    let proof = minimal_proof(&denial, |set| prove_nxdomain(&c.as_name(), &apex, set, &config).is_ok());
+    let proof = minimal_proof(&denial, |set| {
+        prove_nxdomain(&c.as_name(), &apex, set, &config).is_ok()
+    });
     assert!((1..=3).contains(&proof.len()), "{proof:?}");
     for existing in ["a.example.", "x.y.example.", "y.example.", "example."] {
         let existing = name(existing);
         assert!(
-            prove_nxdomain(&existing.as_name(), &apex, &denial, &config).unwrap_err().is_bogus(),
+            prove_nxdomain(&existing.as_name(), &apex, &denial, &config)
+                .unwrap_err()
+                .is_bogus(),
             "{existing}"
         );
     }
     // Below the unsigned delegation nothing can be denied.
     let below = name("zz.sub.example.");
-    assert!(prove_nxdomain(&below.as_name(), &apex, &denial, &config).unwrap_err().is_bogus());
+    assert!(
+        prove_nxdomain(&below.as_name(), &apex, &denial, &config)
+            .unwrap_err()
+            .is_bogus()
+    );
     // NODATA: a type that is missing, one that is not.
     let a = name("a.example.");
     prove_nodata(&a.as_name(), RecordType::MX, &apex, &denial, &config).unwrap();
@@ -404,16 +487,26 @@ pub fn check_signed_zone(records: &[ZoneRecord], ds_text: &str, now: u64) {
     let y = name("y.example.");
     prove_nodata(&y.as_name(), RecordType::A, &apex, &denial, &config).unwrap();
     // Wildcard NODATA.
-    let foo = name("foo.wild.example.");
-    prove_nodata(&foo.as_name(), RecordType::A, &apex, &denial, &config).unwrap();
+    let expanded = name("foo.wild.example.");
+    prove_nodata(&expanded.as_name(), RecordType::A, &apex, &denial, &config).unwrap();
     assert_eq!(
-        prove_nodata(&foo.as_name(), RecordType::TXT, &apex, &denial, &config),
+        prove_nodata(
+            &expanded.as_name(),
+            RecordType::TXT,
+            &apex,
+            &denial,
+            &config
+        ),
         Err(heimdall_dnssec::Bogus::BadDenial.into())
     );
     // The DS of the unsigned delegation is denied; its A (parent side) not.
     let sub = name("sub.example.");
     prove_nodata(&sub.as_name(), RecordType::DS, &apex, &denial, &config).unwrap();
-    assert!(prove_nodata(&sub.as_name(), RecordType::A, &apex, &denial, &config).unwrap_err().is_bogus());
+    assert!(
+        prove_nodata(&sub.as_name(), RecordType::A, &apex, &denial, &config)
+            .unwrap_err()
+            .is_bogus()
+    );
     // Nothing to go on.
     assert_eq!(
         prove_nxdomain(&c.as_name(), &apex, &[], &config),
