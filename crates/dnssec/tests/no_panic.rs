@@ -41,7 +41,11 @@ fn exercise(records: &[Rr<'_>]) {
         let _ = canonical_rdata(rr, &mut out);
     }
     let by_type = |rtype: RecordType| -> Vec<Rr<'_>> {
-        records.iter().filter(|rr| rr.rtype() == rtype).copied().collect()
+        records
+            .iter()
+            .filter(|rr| rr.rtype() == rtype)
+            .copied()
+            .collect()
     };
     let (sigs, keys, ds) = (
         by_type(RecordType::RRSIG),
@@ -61,7 +65,13 @@ fn exercise(records: &[Rr<'_>]) {
     for qname in ["c.example.", "a.example.", "x.y.z.a.example.", "example."] {
         let qname = name(qname);
         let _ = prove_nxdomain(&qname.as_name(), &zone.as_name(), records, &config);
-        let _ = prove_nodata(&qname.as_name(), RecordType::DS, &zone.as_name(), records, &config);
+        let _ = prove_nodata(
+            &qname.as_name(),
+            RecordType::DS,
+            &zone.as_name(),
+            records,
+            &config,
+        );
         let wildcard = name("*.example.");
         let _ = prove_wildcard_answer(
             &qname.as_name(),

@@ -210,9 +210,14 @@ fn more_syntax_errors() {
     assert!(bad("$GENERATE 1-2 a A 1.2.3.4\n").contains("unknown directive"));
     assert!(bad("a TLSA 3 1 1 abcd\n").contains("generic form"));
     assert!(bad("a DS 1 2 3 xyz\n").contains("bad DS digest"));
-    assert!(bad("a RRSIG A 8 2 60 20251301000000 20250101000000 1 t. AAAA\n").contains("bad RRSIG expiration"));
+    assert!(
+        bad("a RRSIG A 8 2 60 20251301000000 20250101000000 1 t. AAAA\n")
+            .contains("bad RRSIG expiration")
+    );
     assert!(bad("a NSEC b. A BOGUSTYPE\n").contains("unknown type"));
-    assert!(bad("a NSEC3 1 0 0 zz 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A\n").contains("bad NSEC3 salt"));
+    assert!(
+        bad("a NSEC3 1 0 0 zz 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A\n").contains("bad NSEC3 salt")
+    );
     assert!(bad("a NSEC3 1 0 0 - not-base32 A\n").contains("bad NSEC3 hash"));
     assert!(bad("a.. A 1.2.3.4\n").starts_with("t.zone:1: bad name"));
 }
@@ -260,7 +265,10 @@ example. 3600 IN NSEC3PARAM 1 0 0 -
     assert_eq!(&ds.rdata[..4], &[0xec, 0x45, 5, 1]);
     assert_eq!(ds.rdata.len(), 4 + 20);
     let nsec3 = &records[4];
-    assert_eq!(&nsec3.rdata[..10], &[1, 1, 0, 12, 4, 0xaa, 0xbb, 0xcc, 0xdd, 20]);
+    assert_eq!(
+        &nsec3.rdata[..10],
+        &[1, 1, 0, 12, 4, 0xaa, 0xbb, 0xcc, 0xdd, 20]
+    );
     assert_eq!(nsec3.rdata.len(), 10 + 20 + 2 + 7);
     assert_eq!(records[5].rdata, [1, 0, 0, 0, 0]);
     // Plain seconds are accepted for RRSIG times too.

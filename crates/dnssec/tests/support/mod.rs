@@ -408,6 +408,19 @@ pub fn check_signed_zone(records: &[ZoneRecord], ds_text: &str, now: u64) {
         validate_rrset(&set, &sigs, &keys, now, &config)
             .unwrap_or_else(|failure| panic!("{rtype} from a message: {failure}"));
     }
+    // Owner names in the random letter case of a 0x20 query.
+    let mixed = name("A.eXaMpLe.");
+    let set = renamed(
+        &rrset(records, "a.example.", RecordType::A),
+        &mixed,
+        records,
+    );
+    let sigs = renamed(
+        &rrsigs(records, "a.example.", RecordType::A),
+        &mixed,
+        records,
+    );
+    validate_rrset(&set, &sigs, &keys, now, &config).unwrap();
     // A wildcard expansion.
     let qname = name("foo.wild.example.");
     let txt = renamed(
