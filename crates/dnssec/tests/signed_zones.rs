@@ -496,3 +496,84 @@ fn an_algorithm_ring_lacks_is_insecure_not_bogus() {
         Err(Insecure::UnsupportedAlgorithm(16).into())
     );
 }
+
+#[test]
+fn a_chain_of_trust_from_the_anchor_through_a_ds_to_the_child() {
+    const CHILD: &str = "\
+$TTL 3600
+@   IN SOA ns.child.example. hostmaster.child.example. 1 7200 3600 1209600 300
+    IN NS ns.child.example.
+ns  IN A 192.0.2.70
+www IN A 192.0.2.80
+";
+    let Some(child) = sign_zone("child.example.", CHILD, &Signing::nsec("ED25519")) else {
+        return;
+    };
+    // The parent delegates to the child with the child's DS.
+    let parent_text = format!(
+        "{ZONE}child IN NS ns.child.example.\nns.child IN A 192.0.2.70\n{}",
+        child.ds_text
+    );
+    let Some(parent) = sign_text(
+        &parent_text,
+        &Signing::nsec3("ECDSAP256SHA256", "-", 0, false),
+    ) else {
+        return;
+    };
+    let config = Config::default();
+    // Anchor -> parent DNSKEY -> DS of the child (signed by the parent).
+    let (parent_keys, _) = trusted_keys(&parent.records, &parent.ds_text, NOW);
+    let ds = rrset(&parent.records, "child.example.", RecordType::DS);
+    let ds_sigs = rrsigs(&parent.records, "child.example.", RecordType::DS);
+    assert_eq!(ds.len(), 1);
+    validate_rrset(&ds, &ds_sigs, &parent_keys, NOW, &config).unwrap();
+    // DS -> child DNSKEY -> child data.
+    let child_keys = rrset(&child.records, "child.example.", RecordType::DNSKEY);
+    let child_key_sigs = rrsigs(&child.records, "child.example.", RecordType::DNSKEY);
+    let secure = verify_dnskeys_with_ds(&child_keys, &child_key_sigs, &ds, NOW, &config).unwrap();
+    assert_eq!(secure.key_tag, child.ksk_tag);
+    let www = rrset(&child.records, "www.child.example.", RecordType::A);
+    let www_sigs = rrsigs(&child.records, "www.child.example.", RecordType::A);
+    validate_rrset(&www, &www_sigs, &child_keys, NOW, &config).unwrap();
+    // The parent's keys do not sign the child's data.
+    assert_eq!(
+        validate_rrset(&www, &www_sigs, &parent_keys, NOW, &config),
+        Err(Bogus::DnskeyMissing.into())
+    );
+    // The child re-keyed without updating the parent: its new DNSKEY
+    // RRset does not match the DS.
+    let Some(rekeyed) = sign_zone("child.example.", CHILD, &Signing::nsec("ED25519")) else {
+        return;
+    };
+    let new_keys = rrset(&rekeyed.records, "child.example.", RecordType::DNSKEY);
+    let new_sigs = rrsigs(&rekeyed.records, "child.example.", RecordType::DNSKEY);
+    assert_eq!(
+        verify_dnskeys_with_ds(&new_keys, &new_sigs, &ds, NOW, &config),
+        Err(Bogus::DnskeyMissing.into())
+    );
+    // An unsigned delegation in the same parent is provably insecure.
+    let denial = denial_records(&parent.records, &parent_keys, NOW);
+    let sub = name("sub.example.");
+    let apex = name("example.");
+    prove_nodata(
+        &sub.as_name(),
+        RecordType::DS,
+        &apex.as_name(),
+        &denial,
+        &config,
+    )
+    .unwrap();
+    // The signed delegation's DS cannot be denied.
+    let child_name = name("child.example.");
+    assert!(
+        prove_nodata(
+            &child_name.as_name(),
+            RecordType::DS,
+            &apex.as_name(),
+            &denial,
+            &config
+        )
+        .unwrap_err()
+        .is_bogus()
+    );
+}

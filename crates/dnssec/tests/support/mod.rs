@@ -77,7 +77,7 @@ fn run(command: &mut Command) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn keygen(dir: &Path, algorithm: &str, ksk: bool) -> (String, u16) {
+fn keygen(dir: &Path, origin: &str, algorithm: &str, ksk: bool) -> (String, u16) {
     let keygen = tool("dnssec-keygen").unwrap();
     let mut command = Command::new(keygen);
     command
@@ -89,7 +89,7 @@ fn keygen(dir: &Path, algorithm: &str, ksk: bool) -> (String, u16) {
     if ksk {
         command.args(["-f", "KSK"]);
     }
-    let base = run(command.arg("example.")).trim().to_owned();
+    let base = run(command.arg(origin)).trim().to_owned();
     let tag = base.rsplit('+').next().unwrap().parse().unwrap();
     (base, tag)
 }
@@ -101,12 +101,17 @@ pub fn sign(signing: &Signing<'_>) -> Option<Signed> {
 }
 
 pub fn sign_text(zone: &str, signing: &Signing<'_>) -> Option<Signed> {
+    sign_zone("example.", zone, signing)
+}
+
+/// Sign `zone` (master-file text) as zone `origin`.
+pub fn sign_zone(origin: &str, zone: &str, signing: &Signing<'_>) -> Option<Signed> {
     let signzone = tool("dnssec-signzone")?;
     tool("dnssec-keygen")?;
     let dsfromkey = tool("dnssec-dsfromkey")?;
     let dir = tempdir();
-    let (ksk, ksk_tag) = keygen(&dir, signing.algorithm, true);
-    let (zsk, zsk_tag) = keygen(&dir, signing.algorithm, false);
+    let (ksk, ksk_tag) = keygen(&dir, origin, signing.algorithm, true);
+    let (zsk, zsk_tag) = keygen(&dir, origin, signing.algorithm, false);
     let zone = format!("{zone}$INCLUDE {ksk}.key\n$INCLUDE {zsk}.key\n");
     std::fs::write(dir.join("example.zone"), zone).unwrap();
     let mut command = Command::new(signzone);
@@ -116,7 +121,7 @@ pub fn sign_text(zone: &str, signing: &Signing<'_>) -> Option<Signed> {
         "-K",
         ".",
         "-o",
-        "example.",
+        origin,
         "-O",
         "full",
         "-f",
