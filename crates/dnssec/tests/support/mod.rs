@@ -413,6 +413,17 @@ pub fn check_signed_zone(records: &[ZoneRecord], ds_text: &str, now: u64) {
         validate_rrset(&set, &sigs, &keys, now, &config)
             .unwrap_or_else(|failure| panic!("{rtype} from a message: {failure}"));
     }
+    // A record repeated in the RRset counts once (RFC 4034 6.3).
+    let mut doubled = rrset(records, "a.example.", RecordType::A);
+    doubled.push(doubled[0]);
+    validate_rrset(
+        &doubled,
+        &rrsigs(records, "a.example.", RecordType::A),
+        &keys,
+        now,
+        &config,
+    )
+    .unwrap();
     // Owner names in the random letter case of a 0x20 query.
     let mixed = name("A.eXaMpLe.");
     let set = renamed(
@@ -478,6 +489,33 @@ pub fn check_signed_zone(records: &[ZoneRecord], ds_text: &str, now: u64) {
         prove_nxdomain(&c.as_name(), &apex, set, &config).is_ok()
     });
     assert!((1..=3).contains(&proof.len()), "{proof:?}");
+    // Without the record that covers the wildcard *.example. the proof
+    // fails (unless the same record also covers c.example.).
+    let is_nsec = denial.iter().any(|rr| rr.rtype() == RecordType::NSEC);
+    let cover = |target: &str| {
+        if is_nsec {
+            let owner = if target == "*.example." {
+                "example."
+            } else {
+                "b.example."
+            };
+            rrset(records, owner, RecordType::NSEC)[0]
+        } else {
+            nsec3_covering(&denial, target).unwrap()
+        }
+    };
+    let (wildcard_cover, qname_cover) = (cover("*.example."), cover("c.example."));
+    if !wildcard_cover.owner().eq_ignore_case(&qname_cover.owner()) {
+        let without: Vec<Rr<'_>> = denial
+            .iter()
+            .filter(|rr| !rr.owner().eq_ignore_case(&wildcard_cover.owner()))
+            .copied()
+            .collect();
+        assert_eq!(
+            prove_nxdomain(&c.as_name(), &apex, &without, &config),
+            Err(heimdall_dnssec::Bogus::NsecMissing.into())
+        );
+    }
     for existing in ["a.example.", "x.y.example.", "y.example.", "example."] {
         let existing = name(existing);
         assert!(
@@ -530,4 +568,24 @@ pub fn check_signed_zone(records: &[ZoneRecord], ds_text: &str, now: u64) {
         prove_nxdomain(&c.as_name(), &apex, &[], &config),
         Err(heimdall_dnssec::Bogus::NsecMissing.into())
     );
+}
+
+/// The NSEC3 record whose span covers the hash of `target`, found by this
+/// test's own reading of the records.
+pub fn nsec3_covering<'a>(denial: &[Rr<'a>], target: &str) -> Option<Rr<'a>> {
+    let target = name(target);
+    denial.iter().copied().find(|rr| {
+        let Some(nsec3) = heimdall_dnssec::Nsec3::parse(rr) else {
+            return false;
+        };
+        let label = rr.owner().labels().next().unwrap().to_ascii_uppercase();
+        let owner = data_encoding::BASE32HEX_NOPAD.decode(&label).unwrap();
+        let hash = heimdall_dnssec::nsec3_hash(&target.as_name(), nsec3.salt, nsec3.iterations);
+        let (owner, next, hash) = (owner.as_slice(), nsec3.next_hashed, hash.as_slice());
+        if owner < next {
+            owner < hash && hash < next
+        } else {
+            hash > owner || hash < next
+        }
+    })
 }
