@@ -88,8 +88,8 @@ pub fn prove_wildcard_answer(
         return Err(Bogus::BadDenial.into());
     }
     let source = flat.suffix(encloser).ok_or(Bogus::Malformed)?;
-    let wildcard_parent = WildcardParent::of(wildcard).ok_or(Bogus::Malformed)?;
-    if !source.eq_ignore_case(&wildcard_parent.as_name()) {
+    let parent = wildcard_parent(wildcard).ok_or(Bogus::Malformed)?;
+    if !source.eq_ignore_case(&parent.as_name()) {
         return Err(Bogus::BadDenial.into());
     }
     match chain_kind(records) {
@@ -100,15 +100,11 @@ pub fn prove_wildcard_answer(
 }
 
 /// The name a wildcard hangs from (`*.example.` -> `example.`).
-struct WildcardParent;
-
-impl WildcardParent {
-    fn of(wildcard: &Name<'_>) -> Option<NameBuf> {
-        let mut wire = WireNameBuf::new();
-        wildcard.write_wire(&mut wire);
-        let skip = 1 + usize::from(*wire.first()?);
-        NameBuf::from_wire(wire.get(skip..)?).ok()
-    }
+fn wildcard_parent(wildcard: &Name<'_>) -> Option<NameBuf> {
+    let mut wire = WireNameBuf::new();
+    wildcard.write_wire(&mut wire);
+    let skip = 1 + usize::from(*wire.first()?);
+    NameBuf::from_wire(wire.get(skip..)?).ok()
 }
 
 /// A name lower-cased and flattened, so that every suffix of it is a

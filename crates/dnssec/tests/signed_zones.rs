@@ -349,10 +349,8 @@ fn revoked_and_non_zone_keys_are_not_used() {
     let a = rrset(&zone.records, "a.example.", RecordType::A);
     let sigs = rrsigs(&zone.records, "a.example.", RecordType::A);
     let keys = rrset(&zone.records, "example.", RecordType::DNSKEY);
-    // Flipping a flag changes the key tag too, so keep the tag by
-    // compensating in the flags' other byte is not possible; instead
-    // check that the flag alone is refused: a key whose tag still
-    // matches is made by searching the flag space.
+    // Changing the flags changes the key tag, so the RRSIG is pointed at
+    // the changed key's tag: only the flag itself can make it fail.
     let zsk = keys
         .iter()
         .find(|rr| Dnskey::parse(rr).unwrap().key_tag() == zone.zsk_tag)
