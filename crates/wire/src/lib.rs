@@ -37,7 +37,10 @@ pub use message::{
 pub use name::{
     Labels, MAX_LABEL_LEN, MAX_LABELS, MAX_NAME_LEN, MAX_POINTERS, Name, NameBuf, WireNameBuf,
 };
-pub use rdata::{Caa, CharStrings, Mx, RData, Soa, Srv, Txt, rdata_compression_allowed};
+pub use rdata::{
+    Caa, CharStrings, Mx, Piece as RdataPiece, RData, Soa, Srv, Txt, rdata_compression_allowed,
+    walk_rdata,
+};
 pub use types::{Class, Opcode, Rcode, RecordType};
 
 /// EDNS option codes heimdall uses (the Extended DNS Error info codes are

@@ -368,6 +368,18 @@ impl<'a> Record<'a> {
         )
     }
 
+    /// Walk the RDATA piece by piece, names read through compression
+    /// pointers ([`crate::walk_rdata`]).
+    pub fn walk_rdata(&self, visit: impl FnMut(crate::RdataPiece<'a>) -> Result<()>) -> Result<()> {
+        crate::rdata::walk_rdata(
+            self.message,
+            self.rtype,
+            self.rdata_offset,
+            usize::from(self.rdata_len),
+            visit,
+        )
+    }
+
     /// The message this record was read from.
     pub fn message(&self) -> &'a [u8] {
         self.message
@@ -540,6 +552,38 @@ mod tests {
     }
 
     const EXAMPLE: &[u8] = b"\x07example\x03com\x00";
+
+    #[test]
+    fn walking_rdata_reads_compressed_names_in_full() {
+        // MX 10 mail.<pointer to example.com at offset 12>.
+        let bytes = Raw::new(1, 0x8000, [1, 1, 0, 0])
+            .question(EXAMPLE, 15, 1)
+            .record(b"\xc0\x0c", 15, 1, 300, b"\x00\x0a\x04mail\xc0\x0c")
+            .0;
+        let message = Message::parse(&bytes).unwrap();
+        let record = message.answers().next().unwrap();
+        let mut flat = Vec::new();
+        record
+            .walk_rdata(|piece| {
+                match piece {
+                    crate::RdataPiece::Bytes(bytes) => flat.extend_from_slice(bytes),
+                    crate::RdataPiece::Name(name) => {
+                        let mut wire = crate::WireNameBuf::new();
+                        name.write_wire(&mut wire);
+                        flat.extend_from_slice(&wire);
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(flat, b"\x00\x0a\x04mail\x07example\x03com\x00");
+        let (name, after) = Name::parse_at(&bytes, record.rdata_offset() + 2).unwrap();
+        assert_eq!(name.to_string(), "mail.example.com.");
+        assert_eq!(
+            after,
+            record.rdata_offset() + usize::from(record.rdata_bytes().len() as u16)
+        );
+    }
 
     fn opt_rdata(options: &[(u16, &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();

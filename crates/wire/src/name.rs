@@ -113,6 +113,13 @@ impl<'a> Name<'a> {
         Ok(name)
     }
 
+    /// Parse and validate the name at `offset` in `buf` (a message, or
+    /// RDATA held on its own), following compression pointers. Returns the
+    /// name and the offset just after its in-place bytes.
+    pub fn parse_at(buf: &'a [u8], offset: usize) -> Result<(Self, usize)> {
+        parse_name(buf, offset)
+    }
+
     /// The root name `.`.
     pub const fn root() -> Name<'static> {
         Name {

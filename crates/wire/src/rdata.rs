@@ -70,14 +70,22 @@ pub fn rdata_compression_allowed(rtype: RecordType) -> bool {
 }
 
 /// One piece of RDATA as walked by [`walk_rdata`].
-pub(crate) enum Piece<'a> {
+#[derive(Debug, Clone, Copy)]
+pub enum Piece<'a> {
+    /// Opaque bytes: fixed fields, character-strings (with their length
+    /// byte), or the whole RDATA of a type without names.
     Bytes(&'a [u8]),
+    /// A name, read through compression pointers.
     Name(Name<'a>),
 }
 
 /// Walk the RDATA at `message[start..start + len]` field by field, handing
-/// opaque bytes and names (read through pointers) to `visit`.
-pub(crate) fn walk_rdata<'a>(
+/// opaque bytes and names (read through pointers) to `visit`. Concatenating
+/// the pieces, with each name in uncompressed form, gives the uncompressed
+/// RDATA (what DNSSEC's canonical form starts from). Types whose names
+/// senders never compress (RFC 3597 and later: RRSIG, NSEC, ...) come as
+/// one `Bytes` piece.
+pub fn walk_rdata<'a>(
     message: &'a [u8],
     rtype: RecordType,
     start: usize,

@@ -126,6 +126,37 @@ pub(crate) fn parse_ttl(text: &str) -> Option<u32> {
     u32::try_from(total).ok()
 }
 
+/// An RRSIG time (RFC 4034 section 3.2): `YYYYMMDDHHmmSS` in UTC, or the
+/// seconds since the epoch as a plain number; kept modulo 2^32.
+pub(crate) fn parse_dnssec_time(text: &str) -> Option<u32> {
+    if !text.bytes().all(|b| b.is_ascii_digit()) || text.is_empty() {
+        return None;
+    }
+    if text.len() != 14 {
+        return text.parse::<u32>().ok();
+    }
+    let number = |range: core::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (number(0..4)?, number(4..6)?, number(6..8)?);
+    let (hour, minute, second) = (number(8..10)?, number(10..12)?, number(12..14)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    // Days from the civil date (proleptic Gregorian), shifted so the year
+    // starts in March and the leap day falls last.
+    let shifted_year = if month <= 2 { year - 1 } else { year };
+    let era = shifted_year.div_euclid(400);
+    let year_of_era = shifted_year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(seconds.rem_euclid(1 << 32) as u32)
+}
+
 struct Fields<'t> {
     tokens: &'t [Token],
     pos: usize,
@@ -172,6 +203,82 @@ impl<'t> Fields<'t> {
     fn char_string(&mut self, what: &str, out: &mut Vec<u8>) -> Result<(), RdataError> {
         let token = self.next(what)?;
         push_char_string(token, out)
+    }
+
+    /// All remaining tokens, concatenated (white space is allowed inside
+    /// base64 and hex fields) and decoded with `encoding`.
+    fn rest_encoded(
+        &mut self,
+        what: &str,
+        encoding: &data_encoding::Encoding,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RdataError> {
+        let mut text = String::new();
+        while let Some(token) = self.tokens.get(self.pos) {
+            text.push_str(&token.text);
+            self.pos += 1;
+        }
+        let bytes = encoding
+            .decode(text.as_bytes())
+            .ok()
+            .filter(|bytes| !bytes.is_empty())
+            .ok_or_else(|| (self.line, format!("bad {what} {text:?}")))?;
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// An NSEC3 salt: hex, or `-` for none, with its length byte.
+    fn salt(&mut self, out: &mut Vec<u8>) -> Result<(), RdataError> {
+        let token = self.next("NSEC3 salt")?;
+        let salt = if token.text == "-" {
+            Vec::new()
+        } else {
+            data_encoding::HEXUPPER_PERMISSIVE
+                .decode(token.text.as_bytes())
+                .map_err(|_| (token.line, format!("bad NSEC3 salt {:?}", token.text)))?
+        };
+        let len = u8::try_from(salt.len())
+            .map_err(|_| (token.line, "NSEC3 salt longer than 255 bytes".to_owned()))?;
+        out.push(len);
+        out.extend_from_slice(&salt);
+        Ok(())
+    }
+
+    /// The remaining tokens as type mnemonics, encoded as the NSEC type
+    /// bitmap (RFC 4034 section 4.1.2).
+    fn type_bitmap(&mut self, out: &mut Vec<u8>) -> Result<(), RdataError> {
+        let mut types = Vec::new();
+        while let Some(token) = self.tokens.get(self.pos) {
+            let rtype = RecordType::from_mnemonic(&token.text)
+                .ok_or_else(|| (token.line, format!("unknown type {:?}", token.text)))?;
+            types.push(rtype.0);
+            self.pos += 1;
+        }
+        types.sort_unstable();
+        types.dedup();
+        let mut window_start = out.len();
+        let mut current: Option<u8> = None;
+        for value in types {
+            let [window, low] = value.to_be_bytes();
+            if current != Some(window) {
+                current = Some(window);
+                window_start = out.len();
+                out.extend_from_slice(&[window, 0]);
+            }
+            let octet = usize::from(low / 8);
+            let len_at = window_start + 1;
+            let have = out.get(len_at).map_or(0, |&len| usize::from(len));
+            if have < octet + 1 {
+                out.resize(window_start + 2 + octet + 1, 0);
+                if let Some(len) = out.get_mut(len_at) {
+                    *len = (octet + 1) as u8;
+                }
+            }
+            if let Some(byte) = out.get_mut(window_start + 2 + octet) {
+                *byte |= 0x80 >> (low % 8);
+            }
+        }
+        Ok(())
     }
 
     fn end(&self) -> Result<(), RdataError> {
@@ -319,6 +426,58 @@ pub(crate) fn encode(
             fields.char_string("NAPTR services", &mut out)?;
             fields.char_string("NAPTR regexp", &mut out)?;
             fields.name("NAPTR replacement", origin, &mut out)?;
+        }
+        RecordType::DS => {
+            out.extend_from_slice(&fields.number::<u16>("DS key tag")?.to_be_bytes());
+            out.push(fields.number::<u8>("DS algorithm")?);
+            out.push(fields.number::<u8>("DS digest type")?);
+            fields.rest_encoded("DS digest", &data_encoding::HEXUPPER_PERMISSIVE, &mut out)?;
+        }
+        RecordType::DNSKEY => {
+            out.extend_from_slice(&fields.number::<u16>("DNSKEY flags")?.to_be_bytes());
+            out.push(fields.number::<u8>("DNSKEY protocol")?);
+            out.push(fields.number::<u8>("DNSKEY algorithm")?);
+            fields.rest_encoded("DNSKEY public key", &data_encoding::BASE64, &mut out)?;
+        }
+        RecordType::RRSIG => {
+            let covered = fields.next("RRSIG type covered")?;
+            let covered = RecordType::from_mnemonic(&covered.text)
+                .ok_or_else(|| (covered.line, format!("unknown type {:?}", covered.text)))?;
+            out.extend_from_slice(&covered.0.to_be_bytes());
+            out.push(fields.number::<u8>("RRSIG algorithm")?);
+            out.push(fields.number::<u8>("RRSIG labels")?);
+            out.extend_from_slice(&fields.number::<u32>("RRSIG original TTL")?.to_be_bytes());
+            for what in ["RRSIG expiration", "RRSIG inception"] {
+                let token = fields.next(what)?;
+                let time = parse_dnssec_time(&token.text)
+                    .ok_or_else(|| (token.line, format!("bad {what} {:?}", token.text)))?;
+                out.extend_from_slice(&time.to_be_bytes());
+            }
+            out.extend_from_slice(&fields.number::<u16>("RRSIG key tag")?.to_be_bytes());
+            fields.name("RRSIG signer", origin, &mut out)?;
+            fields.rest_encoded("RRSIG signature", &data_encoding::BASE64, &mut out)?;
+        }
+        RecordType::NSEC => {
+            fields.name("NSEC next name", origin, &mut out)?;
+            fields.type_bitmap(&mut out)?;
+        }
+        RecordType::NSEC3 | RecordType::NSEC3PARAM => {
+            out.push(fields.number::<u8>("NSEC3 hash algorithm")?);
+            out.push(fields.number::<u8>("NSEC3 flags")?);
+            out.extend_from_slice(&fields.number::<u16>("NSEC3 iterations")?.to_be_bytes());
+            fields.salt(&mut out)?;
+            if rtype == RecordType::NSEC3 {
+                let token = fields.next("NSEC3 next hashed owner")?;
+                let hash = data_encoding::BASE32HEX_NOPAD
+                    .decode(token.text.to_ascii_uppercase().as_bytes())
+                    .ok()
+                    .and_then(|hash| Some((u8::try_from(hash.len()).ok()?, hash)))
+                    .filter(|(len, _)| *len > 0)
+                    .ok_or_else(|| (token.line, format!("bad NSEC3 hash {:?}", token.text)))?;
+                out.push(hash.0);
+                out.extend_from_slice(&hash.1);
+                fields.type_bitmap(&mut out)?;
+            }
         }
         other => {
             return Err((

@@ -208,8 +208,73 @@ fn more_syntax_errors() {
     assert!(bad("a CAA 0 is-sue \"x\"\n").contains("bad CAA tag"));
     assert!(bad("$TTL forever\n").contains("bad TTL"));
     assert!(bad("$GENERATE 1-2 a A 1.2.3.4\n").contains("unknown directive"));
-    assert!(bad("a DS 1 2 3 abcd\n").contains("generic form"));
+    assert!(bad("a TLSA 3 1 1 abcd\n").contains("generic form"));
+    assert!(bad("a DS 1 2 3 xyz\n").contains("bad DS digest"));
+    assert!(
+        bad("a RRSIG A 8 2 60 20251301000000 20250101000000 1 t. AAAA\n")
+            .contains("bad RRSIG expiration")
+    );
+    assert!(bad("a NSEC b. A BOGUSTYPE\n").contains("unknown type"));
+    assert!(
+        bad("a NSEC3 1 0 0 zz 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A\n").contains("bad NSEC3 salt")
+    );
+    assert!(bad("a NSEC3 1 0 0 - not-base32 A\n").contains("bad NSEC3 hash"));
     assert!(bad("a.. A 1.2.3.4\n").starts_with("t.zone:1: bad name"));
+}
+
+#[test]
+fn dnssec_records_in_presentation_format() {
+    // The examples of RFC 4034 sections 2.3, 3.3, 4.3, 5.3 and RFC 5155
+    // appendix A.
+    let text = "\
+example.com. 86400 IN DNSKEY 256 3 5 ( AQPSKmynfzW4kyBv015MUG2DeIQ3
+    Cbl+BBZH4b/0PY1kxkmvHjcZc8nokfzj31GajIQKY+5CptLr3buXA10h
+    WqTkF7H6RfoRqXQeogmMHfpftf6zMv1LyBUgia7za6ZEzOJBOztyvhjL
+    742iU/TpPSEDhm2SNKLijfUppn1UaNvv4w== )
+host.example.com. 86400 IN RRSIG A 5 3 86400 20030322173103 (
+    20030220173103 2642 example.com.
+    oJB1W6WNGv+ldvQ3WDG0MQkg5IEhjRip8WTrPYGv07h108dUKGMeDPKijVCHX3DDKdfb+v6o
+    B9wfuh3DTJXUAfI/M0zmO/zz8bW0Rznl8O3tGNazPwQKkRN20XPXV6nwwfoXmJQbsLNrLfkG
+    J5D6fwFm8nN+6pBzeDQfsS3Ap3o= )
+alfa.example.com. 86400 IN NSEC host.example.com. ( A MX RRSIG NSEC TYPE1234 )
+dskey.example.com. 86400 IN DS 60485 5 1 ( 2BB183AF5F22588179A53B0A98631FAD1A292118 )
+0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.example. 3600 IN NSEC3 1 1 12 aabbccdd (
+    2t7b4g4vsa5smi47k61mv5bv1a22bojr MX DNSKEY NS SOA NSEC3PARAM RRSIG )
+example. 3600 IN NSEC3PARAM 1 0 0 -
+";
+    let records = parse_zone(text, "t.zone", None, &mut |_| unreachable!()).unwrap();
+    let key = &records[0];
+    assert_eq!(key.rtype, RecordType::DNSKEY);
+    assert_eq!(&key.rdata[..4], &[0x01, 0x00, 3, 5]);
+    assert!(key.rdata.ends_with(&[0x68, 0xdb, 0xef, 0xe3]));
+    let sig = &records[1];
+    assert_eq!(&sig.rdata[..4], &[0, 1, 5, 3]);
+    assert_eq!(&sig.rdata[4..8], &86400u32.to_be_bytes());
+    assert_eq!(&sig.rdata[8..12], &1_048_354_263u32.to_be_bytes());
+    assert_eq!(&sig.rdata[12..16], &1_045_762_263u32.to_be_bytes());
+    assert_eq!(&sig.rdata[16..18], &2642u16.to_be_bytes());
+    assert_eq!(&sig.rdata[18..31], b"\x07example\x03com\x00");
+    assert_eq!(sig.rdata.len(), 31 + 128);
+    let nsec = &records[2];
+    let mut expected = b"\x04host\x07example\x03com\x00".to_vec();
+    expected.extend_from_slice(&[0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b]);
+    expected.extend_from_slice(&[0; 26]);
+    expected.push(0x20);
+    assert_eq!(nsec.rdata, expected);
+    let ds = &records[3];
+    assert_eq!(&ds.rdata[..4], &[0xec, 0x45, 5, 1]);
+    assert_eq!(ds.rdata.len(), 4 + 20);
+    let nsec3 = &records[4];
+    assert_eq!(
+        &nsec3.rdata[..10],
+        &[1, 1, 0, 12, 4, 0xaa, 0xbb, 0xcc, 0xdd, 20]
+    );
+    assert_eq!(nsec3.rdata.len(), 10 + 20 + 2 + 7);
+    assert_eq!(records[5].rdata, [1, 0, 0, 0, 0]);
+    // Plain seconds are accepted for RRSIG times too.
+    let line = "a. RRSIG A 13 1 60 1048354263 1045762263 1 a. AAAA";
+    let record = parse_record_line(line, None, 300).unwrap();
+    assert_eq!(&record.rdata[8..16], &sig.rdata[8..16]);
 }
 
 #[test]
