@@ -10,7 +10,7 @@
 # host-NAMES-1) is asked once (heimdall-loadtest's cold workload, paced at
 # RATE q/s, default 50000, from many source ports), while a second client
 # asks a hot set of 1,000 names at 2,000 q/s throughout. Then a probe asks
-# PROBE (20000) names drawn at random from the NAMES, and the share that
+# PROBE (5000) names drawn at random from the NAMES, and the share that
 # were cache hits (from /stats) times NAMES is the count of distinct names
 # the server still answers from cache. Also reported: cache entries and
 # bytes summed over the cores, hints sent, the hot set's p50/p99 latency
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/../.."
 NAMES=${1:-2000000}
 SHARD=${2:-16MiB}
 RATE=${RATE:-50000}
-PROBE=${PROBE:-20000}
+PROBE=${PROBE:-5000}
 BASE=${BASE_PORT:-5620}
 HEIMDALL=${HEIMDALL_BIN:-target/release/heimdall}
 LOADTEST=target/release/heimdall-loadtest
