@@ -33,14 +33,20 @@ pub struct LatencyHistogram {
 impl LatencyHistogram {
     /// Record one observation of `us` microseconds.
     pub fn observe_us(&mut self, us: u64) {
+        self.observe_many_us(us, 1);
+    }
+
+    /// Record `n` observations of `us` microseconds each (the replies of
+    /// one batch, timed together).
+    pub fn observe_many_us(&mut self, us: u64, n: u64) {
         let index = LATENCY_BOUNDS_US
             .iter()
             .position(|&bound| us <= bound)
             .unwrap_or(LATENCY_BOUNDS_US.len());
         if let Some(slot) = self.counts.get_mut(index) {
-            *slot = slot.saturating_add(1);
+            *slot = slot.saturating_add(n);
         }
-        self.sum_us = self.sum_us.saturating_add(us);
+        self.sum_us = self.sum_us.saturating_add(us.saturating_mul(n));
     }
 
     /// `(upper bound in microseconds, samples in this bucket)` for each
@@ -110,6 +116,18 @@ impl LatencyHistogram {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn many_observations_at_once_are_as_many_single_ones() {
+        let mut once = LatencyHistogram::default();
+        once.observe_many_us(700, 3);
+        let mut single = LatencyHistogram::default();
+        for _ in 0..3 {
+            single.observe_us(700);
+        }
+        assert_eq!(once, single);
+        assert_eq!((once.count(), once.sum_us()), (3, 2_100));
+    }
 
     #[test]
     fn bounds_are_inclusive_and_the_last_bucket_is_infinite() {

@@ -29,7 +29,7 @@ use heimdall_resolver::{
 use crate::batch::UdpStats;
 use crate::mesh::HintLink;
 use crate::reload;
-use crate::stats::{CoreReport, Counters, TcpStats, core_snapshot};
+use crate::stats::{CoreReport, Counters, HitLatency, TcpStats, core_snapshot};
 use crate::wake::DeadlineAlarm;
 
 /// The kernel refused a send (full buffers): counted in `send_errors`.
@@ -43,6 +43,12 @@ pub(crate) trait ClientReplies {
     /// own reasons (the connection is gone) counts that itself and
     /// returns `Ok`.
     fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed>;
+
+    /// A stream transport's counters and open connections, for the
+    /// metrics while the core runs.
+    fn tcp_stats(&self) -> Option<(TcpStats, usize)> {
+        None
+    }
 }
 
 /// An upstream transport: sends the queries the resolver addresses to it.
@@ -69,6 +75,11 @@ pub(crate) trait UpstreamSend {
 
     /// The transport's socket counters, if it keeps sockets per attempt.
     fn socket_stats(&self) -> Option<UpstreamSocketSnapshot> {
+        None
+    }
+
+    /// A stream transport's counters, for the metrics while the core runs.
+    fn tcp_stats(&self) -> Option<TcpStats> {
         None
     }
 }
@@ -101,6 +112,9 @@ pub(crate) struct CoreContext {
     send_errors: Cell<u64>,
     bad_lengths: Cell<u64>,
     udp: Cell<UdpStats>,
+    /// How long queries answered at once took, UDP and TCP (the resolver
+    /// times the ones that wait on an upstream).
+    hits: RefCell<HitLatency>,
     /// Wakes the timer loop when a deadline comes before the one it
     /// sleeps for.
     alarm: DeadlineAlarm,
@@ -148,6 +162,7 @@ impl CoreContext {
             send_errors: Cell::new(0),
             bad_lengths: Cell::new(0),
             udp: Cell::new(UdpStats::default()),
+            hits: RefCell::new(HitLatency::default()),
             alarm: DeadlineAlarm::default(),
         }
     }
@@ -189,6 +204,7 @@ impl CoreContext {
         reply: impl FnOnce(&[u8]) -> T,
     ) -> Answered<T> {
         let now = self.now();
+        let started = Instant::now();
         let answered = {
             let mut out = self.scratch.borrow_mut();
             let outcome = self
@@ -197,7 +213,11 @@ impl CoreContext {
                 .handle_query(query, client, now, &mut out);
             match outcome {
                 QueryOutcome::Reply(len) => match self.checked(&out, len) {
-                    Some(bytes) => Answered::Now(reply(bytes)),
+                    Some(bytes) => {
+                        let sent = reply(bytes);
+                        self.record_hits(client.transport, 1, started);
+                        Answered::Now(sent)
+                    }
                     None => Answered::Dropped,
                 },
                 QueryOutcome::Pending => Answered::Pending,
@@ -372,6 +392,18 @@ impl CoreContext {
         reload::swap(&mut self.resolver.borrow_mut(), config, now)
     }
 
+    /// Count `n` replies answered at once, on `transport`, in the time
+    /// since `started`.
+    pub(crate) fn record_hits(&self, transport: Transport, n: usize, started: Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut hits = self.hits.borrow_mut();
+        let histogram = match transport {
+            Transport::Udp => &mut hits.udp,
+            Transport::Tcp(_) => &mut hits.tcp,
+        };
+        histogram.observe_many_us(us, n as u64);
+    }
+
     fn counters(&self) -> Counters {
         let (hints_sent, hints_send_dropped) =
             self.routes.hints.as_ref().map_or((0, 0), HintLink::counts);
@@ -382,7 +414,19 @@ impl CoreContext {
             bad_lengths: self.bad_lengths.get(),
             udp: self.udp.get(),
             sockets: self.routes.udp_upstreams.socket_stats().unwrap_or_default(),
+            hits: *self.hits.borrow(),
+            tcp: self.tcp_stats(),
+            tcp_open_connections: self.routes.tcp_clients.tcp_stats().map_or(0, |(_, n)| n),
         }
+    }
+
+    /// Both TCP sides' counters, summed.
+    fn tcp_stats(&self) -> TcpStats {
+        let clients = self.routes.tcp_clients.tcp_stats().map(|(stats, _)| stats);
+        let upstreams = self.routes.tcp_upstreams.tcp_stats();
+        clients
+            .unwrap_or_default()
+            .merged(upstreams.unwrap_or_default())
     }
 
     /// This core's counters, in the control endpoint's model.

@@ -28,8 +28,8 @@
 //!   transports and the resolver, and the one place a `Transmit` is
 //!   dispatched;
 //! - `reload`: all of hot reload; `mesh`: the channels between cores;
-//! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `error`:
-//!   leaves.
+//! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `process`,
+//!   `error`: leaves.
 
 mod batch;
 mod context;
@@ -38,6 +38,7 @@ mod error;
 mod mesh;
 mod persist;
 mod policy;
+mod process;
 mod reload;
 mod sockets;
 mod stats;

@@ -6,11 +6,11 @@
 use heimdall_cache::{CacheStats, Timestamp};
 use heimdall_control::ClientCookieSnapshot;
 use heimdall_control::{
-    CacheSnapshot, CoreSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts, RcodeCounts,
-    RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
-    UpstreamSocketSnapshot,
+    AnswerLatency, CacheSnapshot, CoreSnapshot, Counter, CounterSet, HintSnapshot,
+    LatencyHistogram, PolicySnapshot, QtypeCounts, RcodeCounts, RejectReason, ReplyCheckSnapshot,
+    TransportCounts, UdpSnapshot, UpstreamSnapshot, UpstreamSocketSnapshot,
 };
-use heimdall_resolver::{Resolver, ResolverStats};
+use heimdall_resolver::{Resolver, ResolverStats, UpstreamStats};
 
 use crate::batch::UdpStats;
 
@@ -84,6 +84,13 @@ impl TcpStats {
     }
 }
 
+/// How long the queries answered at once took, per transport.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HitLatency {
+    pub(crate) udp: LatencyHistogram,
+    pub(crate) tcp: LatencyHistogram,
+}
+
 /// The worker's own counters (the resolver and cache count the rest).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Counters {
@@ -94,10 +101,20 @@ pub(crate) struct Counters {
     pub(crate) udp: UdpStats,
     /// The upstream UDP sockets.
     pub(crate) sockets: UpstreamSocketSnapshot,
+    /// Queries answered at once, timed.
+    pub(crate) hits: HitLatency,
+    /// Both TCP sides.
+    pub(crate) tcp: TcpStats,
+    pub(crate) tcp_open_connections: usize,
 }
 
 /// One core's counters, in the control endpoint's model; `now` (on the
 /// resolver's clock) tells whether an upstream is in 0x20 fallback.
+///
+/// Every counter struct is taken apart with an exhaustive pattern (no
+/// `..`): a field added to `ResolverStats`, `CacheStats`, `TcpStats`,
+/// `UpstreamStats` or `Counters` does not compile until it is exported here
+/// or named as left out, with the reason.
 pub(crate) fn core_snapshot(
     index: usize,
     resolver: &Resolver,
@@ -106,74 +123,236 @@ pub(crate) fn core_snapshot(
 ) -> CoreSnapshot {
     let now_ms = now.as_millis();
     let stats = resolver.stats();
-    let cache = resolver.cache().stats();
+    let ResolverStats {
+        // The sum of queries_udp and queries_tcp.
+        queries: _,
+        queries_udp,
+        queries_tcp,
+        qtypes: qtype_tally,
+        responses_by_rcode,
+        stale_served,
+        prefetches,
+        cache_hits,
+        cache_misses,
+        coalesced,
+        // The sums over upstreams of heimdall_upstream_queries_total and
+        // heimdall_upstream_timeouts_total.
+        upstream_queries: _,
+        upstream_timeouts: _,
+        upstream_mismatched,
+        upstream_malformed,
+        // The reply check's reasons and fallbacks: `reply_check`.
+        reply_rejected_wrong_id: _,
+        reply_rejected_wrong_socket: _,
+        reply_rejected_wrong_source: _,
+        reply_rejected_wrong_question: _,
+        reply_rejected_wrong_case: _,
+        reply_rejected_wrong_cookie: _,
+        reply_rejected_wrong_transport: _,
+        reply_rejected_not_response: _,
+        reply_late_accepted: _,
+        upstream_error_failures,
+        upstream_case_fallbacks: _,
+        upstream_cookie_fallbacks: _,
+        upstream_badcookie_retries: _,
+        upstream_strikes_flooded: _,
+        upstream_truncated,
+        upstream_tcp_queries,
+        dropped_malformed,
+        dropped_overload,
+        formerr,
+        notimp,
+        refused,
+        badvers,
+        servfail,
+        hints_out,
+        hints_dropped,
+        hints_in,
+        hints_stored,
+        acl_refused,
+        acl_dropped,
+        rate_limited_dropped,
+        rate_limited_refused,
+        rate_limited_truncated,
+        local_answers,
+        blocked,
+        // Server cookies toward clients: `client_cookies`.
+        client_cookies_valid: _,
+        client_cookies_new: _,
+        client_cookies_bad: _,
+        client_cookies_malformed: _,
+        client_cookies_badcookie_sent: _,
+        client_cookies_truncated: _,
+        answers_waited_udp,
+        answers_waited_tcp,
+    } = *stats;
+    let CacheStats {
+        // The resolver's cache_hits and cache_misses count what clients
+        // got; the shard's own also count prefetch and peek lookups.
+        hits: _,
+        misses: _,
+        stale_hits,
+        inserts,
+        evictions,
+        expired,
+        bytes,
+        entries,
+    } = resolver.cache().stats();
+    let Counters {
+        hints_sent,
+        hints_send_dropped,
+        send_errors,
+        bad_lengths,
+        udp,
+        sockets,
+        hits,
+        tcp,
+        tcp_open_connections,
+    } = counters;
+    let UdpStats {
+        gso_sends,
+        gso_segments,
+        gso_fallbacks,
+    } = udp;
+    let TcpStats {
+        accepted,
+        refused: tcp_refused,
+        evicted,
+        closed_idle,
+        closed_read_timeout,
+        queries: tcp_queries,
+        replies_orphaned,
+        upstream_connects,
+        upstream_errors,
+    } = tcp;
     let mut qtypes = QtypeCounts::default();
-    for (code, count) in stats.qtypes.iter() {
+    for (code, count) in qtype_tally.iter() {
         qtypes.add_code(code, count);
     }
     let mut rcodes = RcodeCounts::default();
-    for (slot, &count) in stats.responses_by_rcode.iter().enumerate() {
+    for (slot, &count) in responses_by_rcode.iter().enumerate() {
         // The last slot gathers rcodes of 23 and up: "other" either way.
         rcodes.add_code(slot as u16, count);
+    }
+    let mut set = CounterSet::default();
+    for (counter, value) in [
+        (Counter::Coalesced, coalesced),
+        (Counter::DroppedOverload, dropped_overload),
+        (Counter::LocalAnswers, local_answers),
+        (Counter::AclRefused, acl_refused),
+        (Counter::AclDropped, acl_dropped),
+        (Counter::RateLimitedDropped, rate_limited_dropped),
+        (Counter::RateLimitedRefused, rate_limited_refused),
+        (Counter::RateLimitedTruncated, rate_limited_truncated),
+        (Counter::SentFormerr, formerr),
+        (Counter::SentNotimp, notimp),
+        (Counter::SentRefused, refused),
+        (Counter::SentBadvers, badvers),
+        (Counter::SentServfail, servfail),
+        (Counter::UpstreamErrorFailures, upstream_error_failures),
+        (Counter::UpstreamTruncated, upstream_truncated),
+        (Counter::UpstreamTcpQueries, upstream_tcp_queries),
+        (Counter::HintsProduced, hints_out),
+        (Counter::HintsStored, hints_stored),
+        (Counter::CacheInserts, inserts),
+        (Counter::CacheExpired, expired),
+        (Counter::CacheStaleLookups, stale_hits),
+        (Counter::BadLengths, bad_lengths),
+        (Counter::TcpAccepted, accepted),
+        (Counter::TcpRefused, tcp_refused),
+        (Counter::TcpEvicted, evicted),
+        (Counter::TcpClosedIdle, closed_idle),
+        (Counter::TcpClosedReadTimeout, closed_read_timeout),
+        (Counter::TcpQueries, tcp_queries),
+        (Counter::TcpRepliesOrphaned, replies_orphaned),
+        (Counter::TcpUpstreamConnects, upstream_connects),
+        (Counter::TcpUpstreamErrors, upstream_errors),
+        (Counter::TcpConnectionsOpen, tcp_open_connections as u64),
+        (Counter::Inflight, resolver.inflight() as u64),
+    ] {
+        set.set(counter, value);
     }
     let upstreams = resolver
         .upstreams()
         .iter()
         .map(|upstream| {
-            let upstream_stats = upstream.stats();
+            let UpstreamStats {
+                queries,
+                replies,
+                timeouts,
+                errors,
+                truncated,
+                case_mismatches,
+                case_strikes,
+                case_fallbacks,
+                cookie_fallbacks,
+                latency,
+            } = upstream.stats();
             UpstreamSnapshot {
                 label: upstream.address().to_string(),
-                queries: upstream_stats.queries,
-                errors: upstream_stats.errors,
-                timeouts: upstream_stats.timeouts,
+                queries,
+                errors,
+                timeouts,
+                replies,
+                truncated,
+                case_mismatches,
+                case_strikes,
+                case_fallbacks,
+                cookie_fallbacks,
                 // One histogram type from the resolver to the exporter.
-                latency: upstream_stats.latency,
+                latency,
                 cookies_supported: u64::from(upstream.cookie().supported()),
                 server_cookie_known: u64::from(upstream.cookie().server_cookie().is_some()),
                 case_fallback: u64::from(!upstream.echoes_case(now_ms)),
             }
         })
         .collect();
+    let mut replies = reply_check(stats);
+    replies.mismatched = upstream_mismatched;
+    replies.malformed = upstream_malformed;
     CoreSnapshot {
         core: index,
         queries: TransportCounts {
-            udp: stats.queries_udp,
-            tcp: stats.queries_tcp,
+            udp: queries_udp,
+            tcp: queries_tcp,
         },
         qtypes,
         rcodes,
         cache: CacheSnapshot {
-            hits: stats.cache_hits,
-            misses: stats.cache_misses,
-            stale_served: stats.stale_served,
-            prefetches: stats.prefetches,
-            evictions: cache.evictions,
-            entries: cache.entries as u64,
-            bytes: cache.bytes as u64,
+            hits: cache_hits,
+            misses: cache_misses,
+            stale_served,
+            prefetches,
+            evictions,
+            entries: entries as u64,
+            bytes: bytes as u64,
         },
         hints: HintSnapshot {
-            sent: counters.hints_sent,
-            received: stats.hints_in,
-            dropped: stats.hints_dropped + counters.hints_send_dropped,
+            sent: hints_sent,
+            received: hints_in,
+            dropped: hints_dropped + hints_send_dropped,
         },
         udp: UdpSnapshot {
-            send_errors: counters.send_errors,
-            gso_sends: counters.udp.gso_sends,
-            gso_segments: counters.udp.gso_segments,
-            gso_fallbacks: counters.udp.gso_fallbacks,
+            send_errors,
+            gso_sends,
+            gso_segments,
+            gso_fallbacks,
         },
         policy: PolicySnapshot {
-            rate_limited: stats.rate_limited_dropped
-                + stats.rate_limited_refused
-                + stats.rate_limited_truncated,
-            refused: stats.acl_refused + stats.acl_dropped,
-            blocked: stats.blocked,
-            malformed: stats.dropped_malformed + stats.formerr,
+            blocked,
+            malformed: dropped_malformed,
         },
         upstreams,
-        replies: reply_check(stats),
-        sockets: counters.sockets,
+        replies,
+        sockets,
         client_cookies: client_cookies(stats),
+        counters: set,
+        answers: AnswerLatency {
+            udp_hit: hits.udp,
+            udp_miss: answers_waited_udp,
+            tcp_hit: hits.tcp,
+            tcp_miss: answers_waited_tcp,
+        },
     }
 }
 
@@ -210,8 +389,6 @@ fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
     ] {
         replies.add_rejected(reason, count);
     }
-    replies.mismatched = stats.upstream_mismatched;
-    replies.malformed = stats.upstream_malformed;
     replies.late_accepted = stats.reply_late_accepted;
     replies.case_fallbacks = stats.upstream_case_fallbacks;
     replies.cookie_fallbacks = stats.upstream_cookie_fallbacks;
