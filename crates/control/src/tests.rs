@@ -1243,3 +1243,22 @@ fn aggregate_cores_drops_the_core_label_and_sums() {
 fn stats_json(snapshot: &Snapshot) -> Value {
     serde_json::from_slice(&render_stats_json(snapshot).body).unwrap()
 }
+
+/// docs/OPERATIONS.md lists every family `/metrics` renders.
+#[test]
+fn operations_doc_lists_every_family() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/OPERATIONS.md"
+    ))
+    .unwrap();
+    let text = render_metrics(&sample_snapshot()).body_text();
+    let parsed = expo::parse(&text).unwrap();
+    let missing: Vec<&str> = parsed
+        .families
+        .iter()
+        .map(|family| family.name.as_str())
+        .filter(|name| !doc.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/OPERATIONS.md: {missing:?}");
+}
