@@ -598,10 +598,11 @@ fn histogram_buckets_are_cumulative() {
         histogram.observe_us(us);
     }
     let cumulative = histogram.cumulative();
-    assert_eq!(cumulative[0], 2); // <= 0.5 ms: 0 and 500
-    assert_eq!(cumulative[1], 3); // <= 1 ms
-    assert_eq!(cumulative[11], 4); // <= 2.5 s
-    assert_eq!(cumulative[12], 5); // +Inf
+    assert_eq!(cumulative[0], 1); // <= 50 us: 0
+    assert_eq!(cumulative[3], 2); // <= 0.5 ms: 0 and 500
+    assert_eq!(cumulative[4], 3); // <= 1 ms
+    assert_eq!(cumulative[14], 4); // <= 2.5 s
+    assert_eq!(cumulative[15], 5); // +Inf
     assert_eq!(histogram.count(), 5);
     assert_eq!(histogram.sum_us(), 500 + 501 + 2_500_000 + 2_500_001);
 }
@@ -666,9 +667,10 @@ fn stats_json_has_the_documented_fields() {
         assert_eq!(upstream["latency"]["count"], 7);
         let buckets = upstream["latency"]["buckets"].as_array().unwrap();
         assert_eq!(buckets.len(), LATENCY_BOUNDS_US.len() + 1);
-        assert_eq!(buckets[0]["le_us"], 500);
-        assert_eq!(buckets[12]["le_us"], "+Inf");
-        assert_eq!(buckets[12]["count"], 7);
+        assert_eq!(buckets[0]["le_us"], 50);
+        assert_eq!(buckets[3]["le_us"], 500);
+        assert_eq!(buckets[15]["le_us"], "+Inf");
+        assert_eq!(buckets[15]["count"], 7);
     }
     let totals = &value["totals"];
     assert!(totals.get("core").is_none());
@@ -942,9 +944,9 @@ fn metrics_text_is_valid_and_complete() {
     assert_eq!(bucket("0.05"), 5.0);
     assert_eq!(bucket("2.5"), 5.0);
     assert_eq!(bucket("+Inf"), 7.0);
-    // 2 cores x 2 upstreams x (13 buckets + _sum + _count).
+    // 2 cores x 2 upstreams x (16 buckets + _sum + _count).
     let histogram = parsed.family("heimdall_upstream_latency_seconds").unwrap();
-    assert_eq!(histogram.samples.len(), 60);
+    assert_eq!(histogram.samples.len(), 72);
     // The awkward label survives escaping and parsing.
     let tricky = [
         ("core", "1"),
@@ -1027,7 +1029,8 @@ fn histogram_buckets_added_from_a_runtime_histogram() {
         observed.observe_us(latency);
     }
     let mut copied = LatencyHistogram::default();
-    copied.add_bucket(Some(500), 2);
+    copied.add_bucket(Some(100), 1);
+    copied.add_bucket(Some(500), 1);
     copied.add_bucket(Some(1_000), 1);
     copied.add_bucket(Some(5_000), 1);
     copied.add_bucket(Some(2_500_000), 1);
@@ -1037,8 +1040,8 @@ fn histogram_buckets_added_from_a_runtime_histogram() {
     // A bound between two of ours counts in the next larger bucket.
     let mut odd = LatencyHistogram::default();
     odd.add_bucket(Some(700), 1);
-    assert_eq!(odd.cumulative()[0], 0);
-    assert_eq!(odd.cumulative()[1], 1);
+    assert_eq!(odd.cumulative()[3], 0, "le 0.5 ms");
+    assert_eq!(odd.cumulative()[4], 1, "le 1 ms");
 }
 
 #[test]
