@@ -61,6 +61,11 @@ impl Endpoint {
             .ask_all(CoreCommand::Snapshot, COLLECT_TIMEOUT)
             .await;
         let reloads = self.reload.outcomes();
+        // /proc is memory, but the fd directory of a busy server is
+        // thousands of entries: off this executor, which serves queries.
+        let process = glommio::executor()
+            .spawn_blocking(crate::process::read)
+            .await;
         Snapshot {
             cores: answers
                 .into_iter()
@@ -81,7 +86,7 @@ impl Endpoint {
                 reloads_failed: reloads.failed,
                 last_reload_success_unix: reloads.last_success_unix,
             },
-            process: crate::process::read(),
+            process,
             aggregate_cores: self.aggregate_cores,
         }
     }
