@@ -122,7 +122,66 @@ pub(crate) fn core_snapshot(
     now: Timestamp,
 ) -> CoreSnapshot {
     let now_ms = now.as_millis();
-    let stats = resolver.stats();
+    let upstreams: Vec<UpstreamSnapshot> = resolver
+        .upstreams()
+        .iter()
+        .map(|upstream| {
+            let UpstreamStats {
+                queries,
+                replies,
+                timeouts,
+                errors,
+                truncated,
+                case_mismatches,
+                case_strikes,
+                case_fallbacks,
+                cookie_fallbacks,
+                latency,
+            } = upstream.stats();
+            UpstreamSnapshot {
+                label: upstream.address().to_string(),
+                queries,
+                errors,
+                timeouts,
+                replies,
+                truncated,
+                case_mismatches,
+                case_strikes,
+                case_fallbacks,
+                cookie_fallbacks,
+                // One histogram type from the resolver to the exporter.
+                latency,
+                cookies_supported: u64::from(upstream.cookie().supported()),
+                server_cookie_known: u64::from(upstream.cookie().server_cookie().is_some()),
+                case_fallback: u64::from(!upstream.echoes_case(now_ms)),
+            }
+        })
+        .collect();
+    let sources = Sources {
+        stats: resolver.stats(),
+        cache: resolver.cache().stats(),
+        counters,
+        inflight: resolver.inflight(),
+    };
+    snapshot_of(index, &sources, upstreams)
+}
+
+/// Everything a core counts, read out of its resolver and worker.
+struct Sources<'a> {
+    stats: &'a ResolverStats,
+    cache: CacheStats,
+    counters: Counters,
+    inflight: usize,
+}
+
+/// The snapshot of counters already read: a function of plain values, so
+/// a test can feed it every field.
+fn snapshot_of(
+    index: usize,
+    sources: &Sources<'_>,
+    upstreams: Vec<UpstreamSnapshot>,
+) -> CoreSnapshot {
+    let stats = sources.stats;
     let ResolverStats {
         // The sum of queries_udp and queries_tcp.
         queries: _,
@@ -197,7 +256,7 @@ pub(crate) fn core_snapshot(
         expired,
         bytes,
         entries,
-    } = resolver.cache().stats();
+    } = sources.cache;
     let Counters {
         hints_sent,
         hints_send_dropped,
@@ -208,7 +267,7 @@ pub(crate) fn core_snapshot(
         hits,
         tcp,
         tcp_open_connections,
-    } = counters;
+    } = sources.counters;
     let UdpStats {
         gso_sends,
         gso_segments,
@@ -268,45 +327,10 @@ pub(crate) fn core_snapshot(
         (Counter::TcpUpstreamConnects, upstream_connects),
         (Counter::TcpUpstreamErrors, upstream_errors),
         (Counter::TcpConnectionsOpen, tcp_open_connections as u64),
-        (Counter::Inflight, resolver.inflight() as u64),
+        (Counter::Inflight, sources.inflight as u64),
     ] {
         set.set(counter, value);
     }
-    let upstreams = resolver
-        .upstreams()
-        .iter()
-        .map(|upstream| {
-            let UpstreamStats {
-                queries,
-                replies,
-                timeouts,
-                errors,
-                truncated,
-                case_mismatches,
-                case_strikes,
-                case_fallbacks,
-                cookie_fallbacks,
-                latency,
-            } = upstream.stats();
-            UpstreamSnapshot {
-                label: upstream.address().to_string(),
-                queries,
-                errors,
-                timeouts,
-                replies,
-                truncated,
-                case_mismatches,
-                case_strikes,
-                case_fallbacks,
-                cookie_fallbacks,
-                // One histogram type from the resolver to the exporter.
-                latency,
-                cookies_supported: u64::from(upstream.cookie().supported()),
-                server_cookie_known: u64::from(upstream.cookie().server_cookie().is_some()),
-                case_fallback: u64::from(!upstream.echoes_case(now_ms)),
-            }
-        })
-        .collect();
     let mut replies = reply_check(stats);
     replies.mismatched = upstream_mismatched;
     replies.malformed = upstream_malformed;
@@ -395,4 +419,150 @@ fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
     replies.badcookie_retries = stats.upstream_badcookie_retries;
     replies.strikes_flooded = stats.upstream_strikes_flooded;
     replies
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use heimdall_control::COUNTERS;
+    use heimdall_resolver::QtypeTally;
+
+    use super::*;
+
+    /// Every counter fed a value of its own: each descriptor slot must come
+    /// out non-zero and unlike every other, so no counter is left unset or
+    /// filled from the same field as another. The struct literals list
+    /// every field (no `..`), so a new one does not compile without a
+    /// value here either.
+    #[test]
+    fn every_descriptor_counter_has_a_source_of_its_own() {
+        let mut n = 0u64;
+        let mut next = || {
+            n += 1;
+            1000 + n
+        };
+        let stats = ResolverStats {
+            queries: next(),
+            queries_udp: next(),
+            queries_tcp: next(),
+            answers_waited_udp: LatencyHistogram::default(),
+            answers_waited_tcp: LatencyHistogram::default(),
+            qtypes: QtypeTally::default(),
+            responses_by_rcode: [0; heimdall_resolver::RCODE_SLOTS],
+            stale_served: next(),
+            prefetches: next(),
+            cache_hits: next(),
+            cache_misses: next(),
+            coalesced: next(),
+            upstream_queries: next(),
+            upstream_timeouts: next(),
+            upstream_mismatched: next(),
+            upstream_malformed: next(),
+            reply_rejected_wrong_id: next(),
+            reply_rejected_wrong_socket: next(),
+            reply_rejected_wrong_source: next(),
+            reply_rejected_wrong_question: next(),
+            reply_rejected_wrong_case: next(),
+            reply_rejected_wrong_cookie: next(),
+            reply_rejected_wrong_transport: next(),
+            reply_rejected_not_response: next(),
+            reply_late_accepted: next(),
+            upstream_error_failures: next(),
+            upstream_case_fallbacks: next(),
+            upstream_cookie_fallbacks: next(),
+            upstream_badcookie_retries: next(),
+            upstream_strikes_flooded: next(),
+            upstream_truncated: next(),
+            upstream_tcp_queries: next(),
+            dropped_malformed: next(),
+            dropped_overload: next(),
+            formerr: next(),
+            notimp: next(),
+            refused: next(),
+            badvers: next(),
+            servfail: next(),
+            hints_out: next(),
+            hints_dropped: next(),
+            hints_in: next(),
+            hints_stored: next(),
+            acl_refused: next(),
+            acl_dropped: next(),
+            rate_limited_dropped: next(),
+            rate_limited_refused: next(),
+            rate_limited_truncated: next(),
+            local_answers: next(),
+            blocked: next(),
+            client_cookies_valid: next(),
+            client_cookies_new: next(),
+            client_cookies_bad: next(),
+            client_cookies_malformed: next(),
+            client_cookies_badcookie_sent: next(),
+            client_cookies_truncated: next(),
+        };
+        let cache = CacheStats {
+            hits: next(),
+            misses: next(),
+            stale_hits: next(),
+            inserts: next(),
+            evictions: next(),
+            expired: next(),
+            bytes: next() as usize,
+            entries: next() as usize,
+        };
+        let counters = Counters {
+            hints_sent: next(),
+            hints_send_dropped: next(),
+            send_errors: next(),
+            bad_lengths: next(),
+            udp: UdpStats {
+                gso_sends: next(),
+                gso_segments: next(),
+                gso_fallbacks: next(),
+            },
+            sockets: UpstreamSocketSnapshot::default(),
+            hits: HitLatency::default(),
+            tcp: TcpStats {
+                accepted: next(),
+                refused: next(),
+                evicted: next(),
+                closed_idle: next(),
+                closed_read_timeout: next(),
+                queries: next(),
+                replies_orphaned: next(),
+                upstream_connects: next(),
+                upstream_errors: next(),
+            },
+            tcp_open_connections: next() as usize,
+        };
+        let sources = Sources {
+            stats: &stats,
+            cache,
+            counters,
+            inflight: next() as usize,
+        };
+        let snapshot = snapshot_of(0, &sources, Vec::new());
+        let mut seen = HashSet::new();
+        for (desc, value) in snapshot.counters.iter() {
+            assert!(
+                value > 1000,
+                "{} {:?} has no source",
+                desc.metric,
+                desc.label
+            );
+            assert!(
+                seen.insert(value),
+                "{} {:?} reads a field another counter reads",
+                desc.metric,
+                desc.label
+            );
+        }
+        assert_eq!(seen.len(), COUNTERS.len());
+        // The fields mapped outside the descriptor list land too.
+        assert_eq!(snapshot.policy.blocked, stats.blocked);
+        assert_eq!(snapshot.policy.malformed, stats.dropped_malformed);
+        assert_eq!(snapshot.replies.mismatched, stats.upstream_mismatched);
+        assert_eq!(snapshot.cache.evictions, cache.evictions);
+        assert_eq!(snapshot.udp.gso_fallbacks, counters.udp.gso_fallbacks);
+    }
 }
