@@ -568,4 +568,41 @@ mod tests {
         assert_eq!(report.bad_lengths, 1);
         assert_eq!(report.send_errors, 0);
     }
+
+    #[test]
+    fn a_hit_is_timed_without_an_allocation_and_a_miss_by_the_resolver() {
+        let (ctx, [_, _, udp_upstreams, _]) = context();
+        let client = ClientId {
+            addr: "127.0.0.1:40001".parse().unwrap(),
+            transport: Transport::Udp,
+            listener: 0,
+        };
+        // A miss, answered: the resolver times it.
+        let asked = query("example.com", RecordType::A, 8, None);
+        let now = ctx.now();
+        let mut out = vec![0u8; 4096];
+        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending));
+        ctx.drain(now);
+        let sent = udp_upstreams.0.borrow().clone();
+        let source = ReplySource {
+            from: sent[0].0,
+            transport: UpstreamTransport::Udp,
+            attempt: Some(udp_upstreams.1.borrow()[0]),
+        };
+        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
+        // Hits: timed in a batch of three, then one over TCP, on the path
+        // that must not allocate.
+        let started = Instant::now();
+        let ((), allocations) = heimdall_testkit::allocations_during(|| {
+            ctx.record_hits(Transport::Udp, 3, started);
+            ctx.record_hits(Transport::Tcp(1), 1, started);
+        });
+        assert_eq!(allocations, 0);
+        let answers = ctx.snapshot().answers;
+        assert_eq!(answers.udp_hit.count(), 3);
+        assert_eq!(answers.tcp_hit.count(), 1);
+        assert_eq!(answers.udp_miss.count(), 1);
+        assert_eq!(answers.tcp_miss.count(), 0);
+    }
 }
