@@ -283,9 +283,10 @@ fn run_load(args: &RunArgs) -> Result<ExitCode, String> {
         );
     }
     let quiet = args.quiet;
+    let total = config.warmup + config.duration;
     let report = load::run(&config, signal::flag(), |point| {
         if !quiet {
-            eprintln!("{}", report::progress_line(point));
+            eprintln!("{}", report::progress_line(point, total));
         }
     })
     .map_err(|err| err.to_string())?;

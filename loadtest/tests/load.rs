@@ -662,7 +662,10 @@ fn cli_writes_json_that_follows_the_schema_and_an_svg() {
         "loss over --max-loss: {stderr}"
     );
     assert!(stdout.contains("latency (us)"), "{stdout}");
-    assert!(stderr.contains("[   1s] sent"), "a progress line: {stderr}");
+    assert!(
+        stderr.contains("[0:01/0:02 ETA 0:01] sent"),
+        "a progress line with the total and the time left: {stderr}"
+    );
     assert!(stderr.contains("exceeds --max-loss"), "{stderr}");
 
     let text = std::fs::read_to_string(&json).unwrap();

@@ -40,8 +40,13 @@ pub const PREFETCH_MIN_HITS: u32 = 3;
 /// `control.enabled`.
 pub const CONTROL_ENABLED: bool = true;
 /// `control.listen`: loopback only, because the endpoint has no
-/// authentication.
-pub const CONTROL_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9153));
+/// authentication. Port 9353: not 9153, which CoreDNS (and
+/// dnsmasq_exporter) use for their metrics, nor any other port a DNS
+/// server or DNS exporter is known for (unbound-control 8953, Tor's
+/// DNSPort 9053, bind_exporter 9119, unbound_exporter 9167).
+pub const CONTROL_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9353));
+/// `control.metrics_per_core`.
+pub const CONTROL_METRICS_PER_CORE: bool = true;
 /// `hints.enabled`.
 pub const HINTS_ENABLED: bool = true;
 /// `hints.channel_capacity`.

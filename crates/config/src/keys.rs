@@ -569,7 +569,14 @@ sections! {
                     "`IP:PORT`, not overlapping a DNS listen address on the same port (port 0 \
                      picks a free port)",
                 );
-                "Where the control endpoint listens.";
+                "Where the control endpoint listens. The default port, 9353, is not \
+                 CoreDNS's metrics port (9153), so both can run on one host.";
+            metrics_per_core: bool => bool = defaults::CONTROL_METRICS_PER_CORE;
+                Bool,
+                ANY;
+                "Whether `/metrics` labels every per-core series with `core`. `false` sums the \
+                 cores in each series at scrape time (fewer series on a many-core host); \
+                 `/stats` lists the cores either way.";
         }
     }
 

@@ -16,6 +16,7 @@
 //!
 //! Nothing here reads a clock or touches a socket.
 
+mod counters;
 mod http;
 mod metrics;
 mod render;
@@ -25,6 +26,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use counters::{COUNTERS, Counter, CounterDesc, CounterKind, CounterSet};
 pub use http::{Connection, HttpError, Limits, Method, Request, Response};
 pub use metrics::{METRICS_CONTENT_TYPE, render_metrics};
 pub use render::{
@@ -33,6 +35,7 @@ pub use render::{
 };
 pub use route::{Command, percent_decode, route};
 pub use snapshot::ClientCookieSnapshot;
+pub use snapshot::{AnswerLatency, ProcessSnapshot, ServerSnapshot};
 pub use snapshot::{
     CacheSnapshot, CoreSnapshot, DnstapSnapshot, HintSnapshot, LATENCY_BOUNDS_US, LatencyHistogram,
     PolicySnapshot, QTYPE_BUCKETS, QtypeBucket, QtypeCounts, RCODE_BUCKETS, REJECT_REASONS,

@@ -2,8 +2,11 @@
 
 use std::fmt::Write as _;
 
+use crate::counters::{COUNTERS, CounterDesc};
 use crate::http::Response;
-use crate::snapshot::{CoreSnapshot, LATENCY_BOUNDS_US, Snapshot, UpstreamSnapshot};
+use crate::snapshot::{
+    CoreSnapshot, LATENCY_BOUNDS_US, LatencyHistogram, ProcessSnapshot, Snapshot, UpstreamSnapshot,
+};
 
 /// The content type of the exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -34,7 +37,7 @@ const CLIENT_COOKIE_COUNTERS: [CoreField; 2] = [
     ),
 ];
 
-const CORE_COUNTERS: [CoreField; 26] = [
+const CORE_COUNTERS: [CoreField; 24] = [
     (
         "heimdall_cache_hits_total",
         "Cache lookups answered with a fresh entry.",
@@ -96,23 +99,14 @@ const CORE_COUNTERS: [CoreField; 26] = [
         |c| c.udp.gso_fallbacks,
     ),
     (
-        "heimdall_queries_rate_limited_total",
-        "Client queries stopped by the rate limiter.",
-        |c| c.policy.rate_limited,
-    ),
-    (
-        "heimdall_queries_refused_total",
-        "Client queries refused by policy.",
-        |c| c.policy.refused,
-    ),
-    (
         "heimdall_queries_blocked_total",
         "Client queries answered by the blocklist.",
         |c| c.policy.blocked,
     ),
     (
         "heimdall_queries_malformed_total",
-        "Malformed client packets dropped.",
+        "Malformed client packets dropped (too short for a header, or responses); queries \
+         answered FORMERR are in heimdall_error_replies_sent_total.",
         |c| c.policy.malformed,
     ),
     (
@@ -227,48 +221,110 @@ const CORE_GAUGES: [CoreField; 3] = [
     ),
 ];
 
-type UpstreamField = (&'static str, &'static str, fn(&UpstreamSnapshot) -> u64);
+/// A per-upstream family: name, help, key in `/stats`, and how to read it.
+pub(crate) type UpstreamField = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&UpstreamSnapshot) -> u64,
+);
 
-const UPSTREAM_COUNTERS: [UpstreamField; 3] = [
+/// Per-upstream counters, in exposition order (and in each upstream's
+/// `/stats` object).
+pub(crate) const UPSTREAM_COUNTERS: [UpstreamField; 9] = [
     (
         "heimdall_upstream_queries_total",
         "Queries sent to an upstream.",
+        "queries",
         |u| u.queries,
+    ),
+    (
+        "heimdall_upstream_replies_total",
+        "Replies accepted from an upstream (NOERROR and NXDOMAIN).",
+        "replies",
+        |u| u.replies,
     ),
     (
         "heimdall_upstream_errors_total",
         "Error replies from an upstream.",
+        "errors",
         |u| u.errors,
     ),
     (
         "heimdall_upstream_timeouts_total",
         "Upstream queries that timed out.",
+        "timeouts",
         |u| u.timeouts,
+    ),
+    (
+        "heimdall_upstream_truncated_replies_total",
+        "Replies from an upstream with TC set.",
+        "truncated",
+        |u| u.truncated,
+    ),
+    (
+        "heimdall_upstream_case_mismatches_total",
+        "Replies from an upstream that echoed the 0x20 letter case wrongly (ID, port and \
+         source right).",
+        "case_mismatches",
+        |u| u.case_mismatches,
+    ),
+    (
+        "heimdall_upstream_case_strikes_total",
+        "Attempts to an upstream that timed out having received only wrong-case replies \
+         (strikes toward the 0x20 fallback).",
+        "case_strikes",
+        |u| u.case_strikes,
+    ),
+    (
+        "heimdall_upstream_case_fallbacks_by_upstream_total",
+        "Times an upstream was found not to echo the 0x20 case and was asked in lower case \
+         for a while.",
+        "case_fallbacks",
+        |u| u.case_fallbacks,
+    ),
+    (
+        "heimdall_upstream_cookie_fallbacks_by_upstream_total",
+        "Times an upstream that had sent DNS cookies was found to have stopped.",
+        "cookie_fallbacks",
+        |u| u.cookie_fallbacks,
     ),
 ];
 
 /// What a core knows of an upstream: 1 or 0.
-const UPSTREAM_STATE_GAUGES: [UpstreamField; 3] = [
+pub(crate) const UPSTREAM_STATE_GAUGES: [UpstreamField; 3] = [
     (
         "heimdall_upstream_cookies_supported",
         "1 when the upstream has sent DNS cookies, so a cookie-less reply from it is refused.",
+        "cookies_supported",
         |u| u.cookies_supported,
     ),
     (
         "heimdall_upstream_server_cookie_known",
         "1 when a server cookie from the upstream is known and sent with every query.",
+        "server_cookie_known",
         |u| u.server_cookie_known,
     ),
     (
         "heimdall_upstream_case_fallback",
         "1 while the upstream is asked in lower case because it did not echo the 0x20 case.",
+        "case_fallback",
         |u| u.case_fallback,
     ),
 ];
 
+/// Labels of one series: `core` first (unless the cores are summed),
+/// then the family's own.
+fn labels<'a>(core: Option<&'a str>, rest: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    core.map(|id| ("core", id))
+        .into_iter()
+        .chain(rest.iter().copied())
+        .collect()
+}
+
 /// The exposition text for a snapshot.
 pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
-    let mut out = String::with_capacity(4096 + 2048 * snapshot.cores.len());
+    let mut out = String::with_capacity(8192 + 4096 * snapshot.cores.len());
     family(
         &mut out,
         "heimdall_cores",
@@ -276,8 +332,22 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
         "Cores reporting in this snapshot.",
     );
     sample(&mut out, "heimdall_cores", &[], snapshot.cores.len() as u64);
+    server_families(&mut out, snapshot);
 
-    let ids: Vec<String> = snapshot.cores.iter().map(|c| c.core.to_string()).collect();
+    // With `aggregate_cores` every family has one series set: the cores'
+    // sum, without a `core` label.
+    let summed;
+    let cores: &[CoreSnapshot] = if snapshot.aggregate_cores {
+        summed = [snapshot.totals()];
+        &summed
+    } else {
+        &snapshot.cores
+    };
+    let ids: Vec<Option<String>> = cores
+        .iter()
+        .map(|c| (!snapshot.aggregate_cores).then(|| c.core.to_string()))
+        .collect();
+    let per_core = || cores.iter().zip(ids.iter().map(Option::as_deref));
 
     // Per-core counts split by one more label (transport, qtype, rcode).
     type Buckets = fn(&CoreSnapshot) -> Vec<(&'static str, u64)>;
@@ -317,9 +387,9 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
     ];
     for (name, help, label, read) in bucketed {
         family(&mut out, name, "counter", help);
-        for (core, id) in snapshot.cores.iter().zip(&ids) {
+        for (core, id) in per_core() {
             for (bucket, n) in read(core) {
-                sample(&mut out, name, &[("core", id), (label, bucket)], n);
+                sample(&mut out, name, &labels(id, &[(label, bucket)]), n);
             }
         }
     }
@@ -335,74 +405,210 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
          time), new (only a client cookie), bad (a server cookie not ours, expired, or for \
          another client: answered with a fresh one), malformed (FORMERR).",
     );
-    for (core, id) in snapshot.cores.iter().zip(&ids) {
+    for (core, id) in per_core() {
         for (outcome, n) in core.client_cookies.outcomes() {
-            sample(&mut out, name, &[("core", id), ("outcome", outcome)], n);
+            sample(&mut out, name, &labels(id, &[("outcome", outcome)]), n);
         }
     }
     for (name, help, read) in &CLIENT_COOKIE_COUNTERS {
         family(&mut out, name, "counter", help);
-        for (core, id) in snapshot.cores.iter().zip(&ids) {
-            sample(&mut out, name, &[("core", id)], read(core));
+        for (core, id) in per_core() {
+            sample(&mut out, name, &labels(id, &[]), read(core));
         }
     }
 
-    let per_core = CORE_COUNTERS
+    let fields = CORE_COUNTERS
         .iter()
         .chain(&UPSTREAM_COOKIE_COUNTERS)
         .chain(&DNSTAP_COUNTERS)
         .map(|field| (field, "counter"))
         .chain(CORE_GAUGES.iter().map(|field| (field, "gauge")));
-    for ((name, help, read), kind) in per_core {
+    for ((name, help, read), kind) in fields {
         family(&mut out, name, kind, help);
-        for (core, id) in snapshot.cores.iter().zip(&ids) {
-            sample(&mut out, name, &[("core", id)], read(core));
+        for (core, id) in per_core() {
+            sample(&mut out, name, &labels(id, &[]), read(core));
         }
     }
 
-    for (name, help, read) in &UPSTREAM_COUNTERS {
-        family(&mut out, name, "counter", help);
-        for (core, id) in snapshot.cores.iter().zip(&ids) {
-            for upstream in &core.upstreams {
-                let labels = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
-                sample(&mut out, name, &labels, read(upstream));
+    // The counters kept by descriptor: a family per run of descriptors
+    // with the same metric name.
+    let mut previous: Option<&str> = None;
+    for (index, desc) in COUNTERS.iter().enumerate() {
+        if previous != Some(desc.metric) {
+            family(&mut out, desc.metric, desc.kind.label(), desc.help);
+            // Every series of the family, core by core.
+            let members = COUNTERS
+                .iter()
+                .skip(index)
+                .take_while(|other| other.metric == desc.metric);
+            let members: Vec<&CounterDesc> = members.collect();
+            for (core, id) in per_core() {
+                for member in &members {
+                    let own: Vec<(&str, &str)> = member.label.into_iter().collect();
+                    let value = core.counters.get(member.counter);
+                    sample(&mut out, member.metric, &labels(id, &own), value);
+                }
             }
         }
+        previous = Some(desc.metric);
     }
 
-    for (name, help, read) in &UPSTREAM_STATE_GAUGES {
-        family(&mut out, name, "gauge", help);
-        for (core, id) in snapshot.cores.iter().zip(&ids) {
-            for upstream in &core.upstreams {
-                let labels = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
-                sample(&mut out, name, &labels, read(upstream));
+    for (kind, list) in [
+        ("counter", &UPSTREAM_COUNTERS[..]),
+        ("gauge", &UPSTREAM_STATE_GAUGES[..]),
+    ] {
+        for (name, help, _, read) in list {
+            family(&mut out, name, kind, help);
+            for (core, id) in per_core() {
+                for upstream in &core.upstreams {
+                    let series = labels(id, &[("upstream", upstream.label.as_str())]);
+                    sample(&mut out, name, &series, read(upstream));
+                }
             }
         }
     }
 
     let name = "heimdall_upstream_latency_seconds";
     family(&mut out, name, "histogram", "Upstream reply latency.");
-    let bucket_name = format!("{name}_bucket");
-    let (sum_name, count_name) = (format!("{name}_sum"), format!("{name}_count"));
-    let bounds: Vec<String> = LATENCY_BOUNDS_US
-        .iter()
-        .map(|&us| micros_as_seconds(us))
-        .chain(std::iter::once("+Inf".to_owned()))
-        .collect();
-    for (core, id) in snapshot.cores.iter().zip(&ids) {
+    for (core, id) in per_core() {
         for upstream in &core.upstreams {
-            let base = [("core", id.as_str()), ("upstream", upstream.label.as_str())];
-            for (le, n) in bounds.iter().zip(upstream.latency.cumulative()) {
-                let [core_label, upstream_label] = base;
-                let labels = [core_label, upstream_label, ("le", le.as_str())];
-                sample(&mut out, &bucket_name, &labels, n);
-            }
-            let sum = micros_as_seconds(upstream.latency.sum_us());
-            sample_text(&mut out, &sum_name, &base, &sum);
-            sample(&mut out, &count_name, &base, upstream.latency.count());
+            let series = labels(id, &[("upstream", upstream.label.as_str())]);
+            histogram(&mut out, name, &series, &upstream.latency);
         }
     }
+
+    let name = "heimdall_answer_duration_seconds";
+    family(
+        &mut out,
+        name,
+        "histogram",
+        "Time from a client query's arrival to its answer's send, by transport and cache: hit \
+         (answered at once: the cache, local data, the blocklist or an error reply; measured \
+         per receive batch) or miss (waited for an upstream; measured on the millisecond \
+         clock).",
+    );
+    for (core, id) in per_core() {
+        for (transport, cache, latency) in core.answers.series() {
+            let series = labels(id, &[("transport", transport), ("cache", cache)]);
+            histogram(&mut out, name, &series, latency);
+        }
+    }
+
+    if let Some(process) = &snapshot.process {
+        process_families(&mut out, process);
+    }
     out
+}
+
+/// The `_bucket`, `_sum` and `_count` series of one histogram.
+fn histogram(out: &mut String, name: &str, series: &[(&str, &str)], latency: &LatencyHistogram) {
+    let bucket_name = format!("{name}_bucket");
+    let bounds = LATENCY_BOUNDS_US
+        .iter()
+        .map(|&us| micros_as_seconds(us))
+        .chain(std::iter::once("+Inf".to_owned()));
+    for (le, n) in bounds.zip(latency.cumulative()) {
+        let mut with_le = series.to_vec();
+        with_le.push(("le", le.as_str()));
+        sample(out, &bucket_name, &with_le, n);
+    }
+    let sum = micros_as_seconds(latency.sum_us());
+    sample_text(out, &format!("{name}_sum"), series, &sum);
+    sample(out, &format!("{name}_count"), series, latency.count());
+}
+
+/// Build information and reloads.
+fn server_families(out: &mut String, snapshot: &Snapshot) {
+    let server = &snapshot.server;
+    let name = "heimdall_build_info";
+    family(
+        out,
+        name,
+        "gauge",
+        "Always 1; the labels say which build runs: version, and the git commit and rustc \
+         version when they were known at build time.",
+    );
+    let mut series = vec![("version", server.version.as_str())];
+    if let Some(commit) = &server.commit {
+        series.push(("commit", commit.as_str()));
+    }
+    if let Some(rustc) = &server.rustc {
+        series.push(("rustc", rustc.as_str()));
+    }
+    sample(out, name, &series, 1);
+
+    let name = "heimdall_reloads_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Configuration reloads (POST /reload or SIGHUP), by result: success (in force on \
+         every core) or failure (the running configuration stayed).",
+    );
+    sample(out, name, &[("result", "success")], server.reloads_ok);
+    sample(out, name, &[("result", "failure")], server.reloads_failed);
+
+    let name = "heimdall_last_reload_success_timestamp_seconds";
+    family(
+        out,
+        name,
+        "gauge",
+        "When the last reload took effect, in seconds since the Unix epoch; 0 when none has \
+         since the server started.",
+    );
+    sample(
+        out,
+        name,
+        &[],
+        server.last_reload_success_unix.unwrap_or_default(),
+    );
+}
+
+/// The standard `process_*` families (the names client libraries use).
+fn process_families(out: &mut String, process: &ProcessSnapshot) {
+    let gauges = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            process.resident_memory_bytes,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            process.virtual_memory_bytes,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            process.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            process.max_fds,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        sample(out, name, &[], value);
+    }
+    let name = "process_cpu_seconds_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+    );
+    sample_text(out, name, &[], &micros_as_seconds(process.cpu_micros));
+    let name = "process_start_time_seconds";
+    family(
+        out,
+        name,
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    );
+    let start = micros_as_seconds(process.start_time_unix_micros);
+    sample_text(out, name, &[], &start);
 }
 
 /// `1500` -> `"0.0015"`: exact decimal seconds, no float rounding.

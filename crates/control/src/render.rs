@@ -5,7 +5,10 @@ use heimdall_wire::NameBuf;
 use serde_json::{Map, Value, json};
 
 use crate::http::Response;
-use crate::snapshot::{CoreSnapshot, LATENCY_BOUNDS_US, Snapshot, UpstreamSnapshot};
+use crate::metrics::{UPSTREAM_COUNTERS, UPSTREAM_STATE_GAUGES};
+use crate::snapshot::{
+    CoreSnapshot, LATENCY_BOUNDS_US, LatencyHistogram, Snapshot, UpstreamSnapshot,
+};
 
 /// Whether one core answered the health probe in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +88,11 @@ pub(crate) fn stats_value(snapshot: &Snapshot) -> Value {
         .iter()
         .map(|core| core_value(core, true))
         .collect();
-    json!({ "cores": cores, "totals": core_value(&snapshot.totals(), false) })
+    json!({
+        "cores": cores,
+        "totals": core_value(&snapshot.totals(), false),
+        "server": server_value(snapshot),
+    })
 }
 
 fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
@@ -130,8 +137,6 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "gso_fallbacks": core.udp.gso_fallbacks,
         },
         "policy": {
-            "rate_limited": core.policy.rate_limited,
-            "refused": core.policy.refused,
             "blocked": core.policy.blocked,
             "malformed": core.policy.malformed,
         },
@@ -168,14 +173,41 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "dropped": core.dnstap.dropped,
         },
     });
-    if with_index && let Value::Object(map) = &mut value {
-        map.insert("core".to_owned(), Value::from(core.core));
+    if let Value::Object(map) = &mut value {
+        // The counters kept by descriptor, each at its (object, key).
+        for (desc, n) in core.counters.iter() {
+            let (object, key) = desc.json;
+            let entry = map
+                .entry(object.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(fields) = entry {
+                fields.insert(key.to_owned(), Value::from(n));
+            }
+        }
+        let answers: Vec<Value> = core
+            .answers
+            .series()
+            .into_iter()
+            .map(|(transport, cache, latency)| {
+                let mut series = latency_value(latency);
+                if let Value::Object(fields) = &mut series {
+                    fields.insert("transport".to_owned(), Value::from(transport));
+                    fields.insert("cache".to_owned(), Value::from(cache));
+                }
+                series
+            })
+            .collect();
+        map.insert("answer_latency".to_owned(), Value::Array(answers));
+        if with_index {
+            map.insert("core".to_owned(), Value::from(core.core));
+        }
     }
     value
 }
 
-fn upstream_value(upstream: &UpstreamSnapshot) -> Value {
-    let cumulative = upstream.latency.cumulative();
+/// A latency histogram: count, sum and per-bound cumulative counts.
+fn latency_value(latency: &LatencyHistogram) -> Value {
+    let cumulative = latency.cumulative();
     let buckets: Vec<Value> = LATENCY_BOUNDS_US
         .iter()
         .map(|&bound| Value::from(bound))
@@ -184,17 +216,47 @@ fn upstream_value(upstream: &UpstreamSnapshot) -> Value {
         .map(|(le_us, &count)| json!({ "le_us": le_us, "count": count }))
         .collect();
     json!({
-        "upstream": upstream.label,
-        "queries": upstream.queries,
-        "errors": upstream.errors,
-        "timeouts": upstream.timeouts,
-        "cookies_supported": upstream.cookies_supported,
-        "server_cookie_known": upstream.server_cookie_known,
-        "case_fallback": upstream.case_fallback,
-        "latency": {
-            "count": upstream.latency.count(),
-            "sum_us": upstream.latency.sum_us(),
-            "buckets": buckets,
-        },
+        "count": latency.count(),
+        "sum_us": latency.sum_us(),
+        "buckets": buckets,
     })
+}
+
+fn upstream_value(upstream: &UpstreamSnapshot) -> Value {
+    let mut map = Map::new();
+    map.insert("upstream".to_owned(), Value::from(upstream.label.as_str()));
+    for (_, _, key, read) in UPSTREAM_COUNTERS.iter().chain(&UPSTREAM_STATE_GAUGES) {
+        map.insert((*key).to_owned(), Value::from(read(upstream)));
+    }
+    map.insert("latency".to_owned(), latency_value(&upstream.latency));
+    Value::Object(map)
+}
+
+/// Version, reloads and the process, beside the cores.
+fn server_value(snapshot: &Snapshot) -> Value {
+    let server = &snapshot.server;
+    let mut value = json!({
+        "version": server.version,
+        "commit": server.commit,
+        "rustc": server.rustc,
+        "reloads": {
+            "success": server.reloads_ok,
+            "failure": server.reloads_failed,
+            "last_success_unix": server.last_reload_success_unix,
+        },
+    });
+    if let (Some(process), Value::Object(map)) = (&snapshot.process, &mut value) {
+        map.insert(
+            "process".to_owned(),
+            json!({
+                "resident_memory_bytes": process.resident_memory_bytes,
+                "virtual_memory_bytes": process.virtual_memory_bytes,
+                "open_fds": process.open_fds,
+                "max_fds": process.max_fds,
+                "cpu_micros": process.cpu_micros,
+                "start_time_unix_micros": process.start_time_unix_micros,
+            }),
+        );
+    }
+    value
 }

@@ -2,6 +2,8 @@
 //! crates. The server fills one [`CoreSnapshot`] per core from its
 //! resolver, cache and upstream counters.
 
+use crate::counters::CounterSet;
+
 /// Query types counted on their own; everything else is
 /// [`QtypeBucket::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -284,16 +286,13 @@ pub struct UdpSnapshot {
     pub gso_fallbacks: u64,
 }
 
-/// Queries stopped by policy or by parsing.
+/// Queries stopped by policy or by parsing (the ACL and the rate limiter,
+/// by action, are in [`CoreSnapshot::counters`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PolicySnapshot {
-    /// Dropped or truncated by the rate limiter.
-    pub rate_limited: u64,
-    /// Refused (ACL and policy).
-    pub refused: u64,
     /// Answered by the blocklist.
     pub blocked: u64,
-    /// Malformed client packets.
+    /// Malformed client packets, dropped.
     pub malformed: u64,
 }
 
@@ -499,6 +498,18 @@ pub struct UpstreamSnapshot {
     pub errors: u64,
     /// Timeouts.
     pub timeouts: u64,
+    /// Accepted replies (NOERROR and NXDOMAIN).
+    pub replies: u64,
+    /// Replies with TC set.
+    pub truncated: u64,
+    /// Replies that echoed the 0x20 case wrongly.
+    pub case_mismatches: u64,
+    /// Attempts that timed out with only wrong-case replies.
+    pub case_strikes: u64,
+    /// Times it was found not to echo the 0x20 case.
+    pub case_fallbacks: u64,
+    /// Times it was found to have stopped sending DNS cookies.
+    pub cookie_fallbacks: u64,
     /// Reply latency.
     pub latency: LatencyHistogram,
     // What the core knows of the upstream: 0 or 1 on one core, the
@@ -540,6 +551,10 @@ pub struct CoreSnapshot {
     pub client_cookies: ClientCookieSnapshot,
     /// dnstap messages.
     pub dnstap: DnstapSnapshot,
+    /// The counters kept by descriptor ([`COUNTERS`](crate::COUNTERS)).
+    pub counters: CounterSet,
+    /// How long clients waited for their answers.
+    pub answers: AnswerLatency,
 }
 
 impl CoreSnapshot {
@@ -565,8 +580,6 @@ impl CoreSnapshot {
         add(&mut self.udp.gso_sends, other.udp.gso_sends);
         add(&mut self.udp.gso_segments, other.udp.gso_segments);
         add(&mut self.udp.gso_fallbacks, other.udp.gso_fallbacks);
-        add(&mut self.policy.rate_limited, other.policy.rate_limited);
-        add(&mut self.policy.refused, other.policy.refused);
         add(&mut self.policy.blocked, other.policy.blocked);
         add(&mut self.policy.malformed, other.policy.malformed);
         self.replies.merge(&other.replies);
@@ -574,6 +587,8 @@ impl CoreSnapshot {
         self.client_cookies.merge(&other.client_cookies);
         add(&mut self.dnstap.sent, other.dnstap.sent);
         add(&mut self.dnstap.dropped, other.dnstap.dropped);
+        self.counters.merge(&other.counters);
+        self.answers.merge(&other.answers);
         for upstream in &other.upstreams {
             match self
                 .upstreams
@@ -584,6 +599,12 @@ impl CoreSnapshot {
                     add(&mut mine.queries, upstream.queries);
                     add(&mut mine.errors, upstream.errors);
                     add(&mut mine.timeouts, upstream.timeouts);
+                    add(&mut mine.replies, upstream.replies);
+                    add(&mut mine.truncated, upstream.truncated);
+                    add(&mut mine.case_mismatches, upstream.case_mismatches);
+                    add(&mut mine.case_strikes, upstream.case_strikes);
+                    add(&mut mine.case_fallbacks, upstream.case_fallbacks);
+                    add(&mut mine.cookie_fallbacks, upstream.cookie_fallbacks);
                     mine.latency.merge(&upstream.latency);
                     add(&mut mine.cookies_supported, upstream.cookies_supported);
                     add(&mut mine.server_cookie_known, upstream.server_cookie_known);
@@ -595,11 +616,88 @@ impl CoreSnapshot {
     }
 }
 
+/// How long clients waited for their answers, by transport and by
+/// whether the answer was ready at once (`hit`: the cache, local data, the
+/// blocklist or an error reply) or waited on an upstream (`miss`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnswerLatency {
+    /// UDP, answered at once.
+    pub udp_hit: LatencyHistogram,
+    /// UDP, answered after an upstream query.
+    pub udp_miss: LatencyHistogram,
+    /// TCP, answered at once.
+    pub tcp_hit: LatencyHistogram,
+    /// TCP, answered after an upstream query.
+    pub tcp_miss: LatencyHistogram,
+}
+
+impl AnswerLatency {
+    /// `(transport, cache, histogram)` for each series, in exposition order.
+    pub fn series(&self) -> [(&'static str, &'static str, &LatencyHistogram); 4] {
+        [
+            ("udp", "hit", &self.udp_hit),
+            ("udp", "miss", &self.udp_miss),
+            ("tcp", "hit", &self.tcp_hit),
+            ("tcp", "miss", &self.tcp_miss),
+        ]
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.udp_hit.merge(&other.udp_hit);
+        self.udp_miss.merge(&other.udp_miss);
+        self.tcp_hit.merge(&other.tcp_hit);
+        self.tcp_miss.merge(&other.tcp_miss);
+    }
+}
+
+/// What the server says of itself: version and reloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerSnapshot {
+    /// The package version.
+    pub version: String,
+    /// The git commit built, when known at build time.
+    pub commit: Option<String>,
+    /// The compiler that built it, when known at build time.
+    pub rustc: Option<String>,
+    /// Reloads that took effect.
+    pub reloads_ok: u64,
+    /// Reloads that failed (the running configuration stayed).
+    pub reloads_failed: u64,
+    /// When the last reload took effect, in seconds since the Unix epoch
+    /// (`None`: never since start).
+    pub last_reload_success_unix: Option<u64>,
+}
+
+/// The process's own resources, read by the server from `/proc/self`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessSnapshot {
+    /// Resident memory, bytes.
+    pub resident_memory_bytes: u64,
+    /// Virtual memory, bytes.
+    pub virtual_memory_bytes: u64,
+    /// File descriptors open.
+    pub open_fds: u64,
+    /// The soft limit on open file descriptors.
+    pub max_fds: u64,
+    /// User and system CPU time, microseconds.
+    pub cpu_micros: u64,
+    /// When the process started, microseconds since the Unix epoch.
+    pub start_time_unix_micros: u64,
+}
+
 /// Everything the metrics and stats renderers need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// One entry per core.
     pub cores: Vec<CoreSnapshot>,
+    /// Version and reloads.
+    pub server: ServerSnapshot,
+    /// The process's resources (`None`: not read, e.g. not on Linux).
+    pub process: Option<ProcessSnapshot>,
+    /// `/metrics` without the `core` label: each family's cores summed
+    /// (`control.metrics_per_core: false`). `/stats` lists the cores
+    /// either way.
+    pub aggregate_cores: bool,
 }
 
 impl Snapshot {

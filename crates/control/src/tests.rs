@@ -471,11 +471,16 @@ fn sample_snapshot() -> Snapshot {
             gso_fallbacks: index,
         };
         core.policy = PolicySnapshot {
-            rate_limited: 1,
-            refused: 2,
             blocked: 3,
             malformed: 4,
         };
+        for (n, desc) in COUNTERS.iter().enumerate() {
+            core.counters
+                .set(desc.counter, 1000 + n as u64 + 100 * index);
+        }
+        core.answers.udp_hit.observe_us(40);
+        core.answers.udp_miss.observe_us(12_000);
+        core.answers.tcp_miss.observe_us(3_000_000);
         for (n, &reason) in REJECT_REASONS.iter().enumerate() {
             core.replies
                 .add_rejected(reason, 10 * (n as u64 + 1) + index);
@@ -518,6 +523,12 @@ fn sample_snapshot() -> Snapshot {
                 queries: 30,
                 errors: 1,
                 timeouts: 2,
+                replies: 27,
+                truncated: 3,
+                case_mismatches: 4,
+                case_strikes: 5,
+                case_fallbacks: 6,
+                cookie_fallbacks: 7,
                 latency,
                 cookies_supported: 1,
                 server_cookie_known: 1,
@@ -530,7 +541,26 @@ fn sample_snapshot() -> Snapshot {
         ];
         cores.push(core);
     }
-    Snapshot { cores }
+    Snapshot {
+        cores,
+        server: ServerSnapshot {
+            version: "0.1.0".to_owned(),
+            commit: Some("abc123".to_owned()),
+            rustc: None,
+            reloads_ok: 3,
+            reloads_failed: 1,
+            last_reload_success_unix: Some(1_700_000_000),
+        },
+        process: Some(ProcessSnapshot {
+            resident_memory_bytes: 10 << 20,
+            virtual_memory_bytes: 100 << 20,
+            open_fds: 42,
+            max_fds: 1024,
+            cpu_micros: 1_250_000,
+            start_time_unix_micros: 1_700_000_000_500_000,
+        }),
+        aggregate_cores: false,
+    }
 }
 
 #[test]
@@ -572,10 +602,11 @@ fn histogram_buckets_are_cumulative() {
         histogram.observe_us(us);
     }
     let cumulative = histogram.cumulative();
-    assert_eq!(cumulative[0], 2); // <= 0.5 ms: 0 and 500
-    assert_eq!(cumulative[1], 3); // <= 1 ms
-    assert_eq!(cumulative[11], 4); // <= 2.5 s
-    assert_eq!(cumulative[12], 5); // +Inf
+    assert_eq!(cumulative[0], 1); // <= 50 us: 0
+    assert_eq!(cumulative[3], 2); // <= 0.5 ms: 0 and 500
+    assert_eq!(cumulative[4], 3); // <= 1 ms
+    assert_eq!(cumulative[14], 4); // <= 2.5 s
+    assert_eq!(cumulative[15], 5); // +Inf
     assert_eq!(histogram.count(), 5);
     assert_eq!(histogram.sum_us(), 500 + 501 + 2_500_000 + 2_500_001);
 }
@@ -629,7 +660,7 @@ fn stats_json_has_the_documented_fields() {
         for field in ["send_errors", "gso_sends", "gso_segments", "gso_fallbacks"] {
             assert!(core["udp"][field].is_u64(), "udp.{field}");
         }
-        for field in ["rate_limited", "refused", "blocked", "malformed"] {
+        for field in ["blocked", "malformed"] {
             assert!(core["policy"][field].is_u64());
         }
         let upstream = &core["upstreams"][0];
@@ -640,9 +671,10 @@ fn stats_json_has_the_documented_fields() {
         assert_eq!(upstream["latency"]["count"], 7);
         let buckets = upstream["latency"]["buckets"].as_array().unwrap();
         assert_eq!(buckets.len(), LATENCY_BOUNDS_US.len() + 1);
-        assert_eq!(buckets[0]["le_us"], 500);
-        assert_eq!(buckets[12]["le_us"], "+Inf");
-        assert_eq!(buckets[12]["count"], 7);
+        assert_eq!(buckets[0]["le_us"], 50);
+        assert_eq!(buckets[3]["le_us"], 500);
+        assert_eq!(buckets[15]["le_us"], "+Inf");
+        assert_eq!(buckets[15]["count"], 7);
     }
     let totals = &value["totals"];
     assert!(totals.get("core").is_none());
@@ -685,8 +717,11 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 49] = [
+const FAMILIES: [(&str, &str); 88] = [
     ("heimdall_cores", "gauge"),
+    ("heimdall_build_info", "gauge"),
+    ("heimdall_reloads_total", "counter"),
+    ("heimdall_last_reload_success_timestamp_seconds", "gauge"),
     ("heimdall_queries_total", "counter"),
     ("heimdall_queries_by_qtype_total", "counter"),
     ("heimdall_responses_total", "counter"),
@@ -706,8 +741,6 @@ const FAMILIES: [(&str, &str); 49] = [
     ("heimdall_udp_gso_sends_total", "counter"),
     ("heimdall_udp_gso_segments_total", "counter"),
     ("heimdall_udp_gso_fallbacks_total", "counter"),
-    ("heimdall_queries_rate_limited_total", "counter"),
-    ("heimdall_queries_refused_total", "counter"),
     ("heimdall_queries_blocked_total", "counter"),
     ("heimdall_queries_malformed_total", "counter"),
     ("heimdall_upstream_replies_mismatched_total", "counter"),
@@ -728,13 +761,57 @@ const FAMILIES: [(&str, &str); 49] = [
     ("heimdall_cache_entries", "gauge"),
     ("heimdall_cache_bytes", "gauge"),
     ("heimdall_upstream_sockets_open", "gauge"),
+    ("heimdall_queries_coalesced_total", "counter"),
+    ("heimdall_queries_dropped_overload_total", "counter"),
+    ("heimdall_local_answers_total", "counter"),
+    ("heimdall_queries_acl_denied_total", "counter"),
+    ("heimdall_queries_rate_limited_total", "counter"),
+    ("heimdall_error_replies_sent_total", "counter"),
+    ("heimdall_upstream_error_failures_total", "counter"),
+    ("heimdall_upstream_truncated_total", "counter"),
+    ("heimdall_upstream_tcp_queries_total", "counter"),
+    ("heimdall_hints_produced_total", "counter"),
+    ("heimdall_hints_stored_total", "counter"),
+    ("heimdall_cache_inserts_total", "counter"),
+    ("heimdall_cache_expired_total", "counter"),
+    ("heimdall_cache_stale_lookups_total", "counter"),
+    ("heimdall_bad_lengths_total", "counter"),
+    ("heimdall_tcp_connections_accepted_total", "counter"),
+    ("heimdall_tcp_connections_refused_total", "counter"),
+    ("heimdall_tcp_connections_evicted_total", "counter"),
+    ("heimdall_tcp_connections_closed_total", "counter"),
+    ("heimdall_tcp_queries_total", "counter"),
+    ("heimdall_tcp_replies_orphaned_total", "counter"),
+    ("heimdall_upstream_tcp_connects_total", "counter"),
+    ("heimdall_upstream_tcp_errors_total", "counter"),
+    ("heimdall_tcp_connections_open", "gauge"),
+    ("heimdall_upstream_inflight", "gauge"),
     ("heimdall_upstream_queries_total", "counter"),
+    ("heimdall_upstream_replies_total", "counter"),
     ("heimdall_upstream_errors_total", "counter"),
     ("heimdall_upstream_timeouts_total", "counter"),
+    ("heimdall_upstream_truncated_replies_total", "counter"),
+    ("heimdall_upstream_case_mismatches_total", "counter"),
+    ("heimdall_upstream_case_strikes_total", "counter"),
+    (
+        "heimdall_upstream_case_fallbacks_by_upstream_total",
+        "counter",
+    ),
+    (
+        "heimdall_upstream_cookie_fallbacks_by_upstream_total",
+        "counter",
+    ),
     ("heimdall_upstream_cookies_supported", "gauge"),
     ("heimdall_upstream_server_cookie_known", "gauge"),
     ("heimdall_upstream_case_fallback", "gauge"),
     ("heimdall_upstream_latency_seconds", "histogram"),
+    ("heimdall_answer_duration_seconds", "histogram"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_virtual_memory_bytes", "gauge"),
+    ("process_open_fds", "gauge"),
+    ("process_max_fds", "gauge"),
+    ("process_cpu_seconds_total", "counter"),
+    ("process_start_time_seconds", "gauge"),
 ];
 
 #[test]
@@ -757,7 +834,7 @@ fn metrics_text_is_valid_and_complete() {
         .collect();
     assert_eq!(names, FAMILIES);
     for family in &parsed.families {
-        assert!(family.name.starts_with("heimdall_"));
+        assert!(family.name.starts_with("heimdall_") || family.name.starts_with("process_"));
         assert!(!family.help.is_empty(), "{} has no HELP", family.name);
     }
 
@@ -877,9 +954,9 @@ fn metrics_text_is_valid_and_complete() {
     assert_eq!(bucket("0.05"), 5.0);
     assert_eq!(bucket("2.5"), 5.0);
     assert_eq!(bucket("+Inf"), 7.0);
-    // 2 cores x 2 upstreams x (13 buckets + _sum + _count).
+    // 2 cores x 2 upstreams x (16 buckets + _sum + _count).
     let histogram = parsed.family("heimdall_upstream_latency_seconds").unwrap();
-    assert_eq!(histogram.samples.len(), 60);
+    assert_eq!(histogram.samples.len(), 72);
     // The awkward label survives escaping and parsing.
     let tricky = [
         ("core", "1"),
@@ -893,7 +970,11 @@ fn metrics_text_is_valid_and_complete() {
 fn empty_snapshot_is_valid() {
     let text = render_metrics(&Snapshot::default()).body_text();
     let parsed = expo::parse(&text).unwrap();
-    assert_eq!(parsed.families.len(), FAMILIES.len());
+    // Every family but the process ones, which need a process reading.
+    let process = FAMILIES
+        .iter()
+        .filter(|(name, _)| name.starts_with("process_"));
+    assert_eq!(parsed.families.len(), FAMILIES.len() - process.count());
     assert_eq!(parsed.value("heimdall_cores", &[]), Some(0.0));
 }
 
@@ -958,7 +1039,8 @@ fn histogram_buckets_added_from_a_runtime_histogram() {
         observed.observe_us(latency);
     }
     let mut copied = LatencyHistogram::default();
-    copied.add_bucket(Some(500), 2);
+    copied.add_bucket(Some(100), 1);
+    copied.add_bucket(Some(500), 1);
     copied.add_bucket(Some(1_000), 1);
     copied.add_bucket(Some(5_000), 1);
     copied.add_bucket(Some(2_500_000), 1);
@@ -968,8 +1050,8 @@ fn histogram_buckets_added_from_a_runtime_histogram() {
     // A bound between two of ours counts in the next larger bucket.
     let mut odd = LatencyHistogram::default();
     odd.add_bucket(Some(700), 1);
-    assert_eq!(odd.cumulative()[0], 0);
-    assert_eq!(odd.cumulative()[1], 1);
+    assert_eq!(odd.cumulative()[3], 0, "le 0.5 ms");
+    assert_eq!(odd.cumulative()[4], 1, "le 1 ms");
 }
 
 #[test]
@@ -1014,4 +1096,182 @@ fn client_cookie_counters_reach_metrics_and_stats() {
         assert_eq!(totals[field], expected, "client_cookies.{field}");
     }
     assert_eq!(stats["cores"][1]["client_cookies"]["valid"], 22);
+}
+
+// ---- every counter reaches both outputs ----
+
+/// Every descriptor in [`COUNTERS`], and every per-upstream field, reaches
+/// `/metrics` (with its value, per core) and `/stats` (per core and in
+/// the totals): a counter added to the list without an exporter fails here.
+#[test]
+fn every_descriptor_counter_reaches_metrics_and_stats() {
+    let snapshot = sample_snapshot();
+    let text = render_metrics(&snapshot).body_text();
+    let parsed = expo::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+    let stats = stats_json(&snapshot);
+    for (n, desc) in COUNTERS.iter().enumerate() {
+        for core in 0..2u64 {
+            let id = core.to_string();
+            let mut labels = vec![("core", id.as_str())];
+            labels.extend(desc.label);
+            let expected = 1000 + n as u64 + 100 * core;
+            assert_eq!(
+                parsed.value(desc.metric, &labels),
+                Some(expected as f64),
+                "{} {:?} in /metrics",
+                desc.metric,
+                desc.label
+            );
+            let (object, key) = desc.json;
+            assert_eq!(
+                stats["cores"][core as usize][object][key], expected,
+                "{object}.{key} in /stats"
+            );
+        }
+        let family = parsed.family(desc.metric).unwrap();
+        assert_eq!(family.kind, desc.kind.label());
+        assert_eq!(family.help, desc.help);
+        let (object, key) = desc.json;
+        assert_eq!(stats["totals"][object][key], 2 * (1000 + n as u64) + 100);
+    }
+    let upstream = &stats["cores"][0]["upstreams"][0];
+    for (name, _, key, read) in metrics::UPSTREAM_COUNTERS
+        .iter()
+        .chain(&metrics::UPSTREAM_STATE_GAUGES)
+    {
+        let value = read(&snapshot.cores[0].upstreams[0]);
+        assert_eq!(upstream[*key], value, "upstreams[].{key}");
+        let labels = [("core", "0"), ("upstream", "192.0.2.1:53")];
+        assert_eq!(parsed.value(name, &labels), Some(value as f64), "{name}");
+    }
+}
+
+#[test]
+fn answer_latency_is_a_histogram_by_transport_and_cache() {
+    let snapshot = sample_snapshot();
+    let text = render_metrics(&snapshot).body_text();
+    let parsed = expo::parse(&text).unwrap();
+    let name = "heimdall_answer_duration_seconds_bucket";
+    let series = |transport, cache, le| {
+        parsed
+            .value(
+                name,
+                &[
+                    ("core", "1"),
+                    ("transport", transport),
+                    ("cache", cache),
+                    ("le", le),
+                ],
+            )
+            .unwrap()
+    };
+    assert_eq!(series("udp", "hit", "0.0005"), 1.0);
+    assert_eq!(series("udp", "miss", "0.01"), 0.0);
+    assert_eq!(series("udp", "miss", "0.025"), 1.0);
+    assert_eq!(series("tcp", "miss", "2.5"), 0.0);
+    assert_eq!(series("tcp", "miss", "+Inf"), 1.0);
+    assert_eq!(series("tcp", "hit", "+Inf"), 0.0);
+    assert_eq!(
+        parsed.value(
+            "heimdall_answer_duration_seconds_sum",
+            &[("core", "0"), ("transport", "udp"), ("cache", "miss")]
+        ),
+        Some(0.012)
+    );
+    let stats = stats_json(&snapshot);
+    let totals = &stats["totals"]["answer_latency"];
+    assert_eq!(totals[1]["transport"], "udp");
+    assert_eq!(totals[1]["cache"], "miss");
+    assert_eq!(totals[1]["count"], 2);
+}
+
+#[test]
+fn build_info_reloads_and_process_metrics() {
+    let snapshot = sample_snapshot();
+    let text = render_metrics(&snapshot).body_text();
+    let parsed = expo::parse(&text).unwrap();
+    assert_eq!(
+        parsed.value(
+            "heimdall_build_info",
+            &[("version", "0.1.0"), ("commit", "abc123")]
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("rustc=\""), "no label for an unknown value");
+    assert_eq!(
+        parsed.value("heimdall_reloads_total", &[("result", "success")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        parsed.value("heimdall_reloads_total", &[("result", "failure")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        parsed.value("heimdall_last_reload_success_timestamp_seconds", &[]),
+        Some(1_700_000_000.0)
+    );
+    assert_eq!(parsed.value("process_open_fds", &[]), Some(42.0));
+    assert_eq!(parsed.value("process_cpu_seconds_total", &[]), Some(1.25));
+    assert!(
+        text.contains("process_start_time_seconds 1700000000.5\n"),
+        "{text}"
+    );
+    let stats = stats_json(&snapshot);
+    assert_eq!(stats["server"]["reloads"]["failure"], 1);
+    assert_eq!(stats["server"]["process"]["open_fds"], 42);
+
+    let bare = Snapshot::default();
+    let text = render_metrics(&bare).body_text();
+    assert!(!text.contains("process_"), "no process families unread");
+}
+
+#[test]
+fn aggregate_cores_drops_the_core_label_and_sums() {
+    let mut snapshot = sample_snapshot();
+    snapshot.aggregate_cores = true;
+    let text = render_metrics(&snapshot).body_text();
+    let parsed = expo::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+    assert!(!text.contains("core=\""), "{text}");
+    assert_eq!(parsed.value("heimdall_cores", &[]), Some(2.0));
+    assert_eq!(
+        parsed.value("heimdall_queries_total", &[("transport", "udp")]),
+        Some(201.0)
+    );
+    assert_eq!(
+        parsed.value("heimdall_queries_rate_limited_total", &[("action", "drop")]),
+        Some((2 * (1000 + Counter::RateLimitedDropped as u64) + 100) as f64)
+    );
+    assert_eq!(
+        parsed.value(
+            "heimdall_upstream_latency_seconds_count",
+            &[("upstream", "192.0.2.1:53")]
+        ),
+        Some(14.0)
+    );
+    if let Some(verdict) = expo::promtool_check(&text) {
+        verdict.unwrap_or_else(|err| panic!("promtool: {err}\n{text}"));
+    }
+}
+
+fn stats_json(snapshot: &Snapshot) -> Value {
+    serde_json::from_slice(&render_stats_json(snapshot).body).unwrap()
+}
+
+/// docs/OPERATIONS.md lists every family `/metrics` renders.
+#[test]
+fn operations_doc_lists_every_family() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/OPERATIONS.md"
+    ))
+    .unwrap();
+    let text = render_metrics(&sample_snapshot()).body_text();
+    let parsed = expo::parse(&text).unwrap();
+    let missing: Vec<&str> = parsed
+        .families
+        .iter()
+        .map(|family| family.name.as_str())
+        .filter(|name| !doc.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/OPERATIONS.md: {missing:?}");
 }

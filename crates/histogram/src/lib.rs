@@ -1,18 +1,20 @@
 //! heimdall-histogram: the one latency histogram of heimdall. The resolver
-//! records upstream reply times into it on the query path; the control
-//! crate renders it as a Prometheus histogram and in JSON. One type, one
+//! records upstream reply times and client answer times into it on the
+//! query path; the control crate renders it as a Prometheus histogram and
+//! in JSON. One type, one
 //! set of bucket bounds, so nothing has to keep two arrays in step.
 //!
 //! It is a small `Copy` value with fixed buckets: recording is a short
-//! scan of 12 bounds and two saturating adds, with no allocation, so it
+//! scan of 15 bounds and two saturating adds, with no allocation, so it
 //! fits the per-reply path; summing the cores is [`LatencyHistogram::merge`].
 
 /// Upper bounds, in microseconds, of the finite buckets (inclusive, as
 /// Prometheus `le`); the last, implicit bucket is `+Inf`. Rendered in
-/// seconds (0.0005 .. 2.5): from a loopback reply to a timeout.
-pub const LATENCY_BOUNDS_US: [u64; 12] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000,
+/// seconds (0.00005 .. 2.5): from a cache hit answered within a receive
+/// batch, through a loopback upstream reply, to a timeout.
+pub const LATENCY_BOUNDS_US: [u64; 15] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000,
 ];
 
 /// Buckets in all: one per bound and `+Inf`.
@@ -33,14 +35,20 @@ pub struct LatencyHistogram {
 impl LatencyHistogram {
     /// Record one observation of `us` microseconds.
     pub fn observe_us(&mut self, us: u64) {
+        self.observe_many_us(us, 1);
+    }
+
+    /// Record `n` observations of `us` microseconds each (the replies of
+    /// one batch, timed together).
+    pub fn observe_many_us(&mut self, us: u64, n: u64) {
         let index = LATENCY_BOUNDS_US
             .iter()
             .position(|&bound| us <= bound)
             .unwrap_or(LATENCY_BOUNDS_US.len());
         if let Some(slot) = self.counts.get_mut(index) {
-            *slot = slot.saturating_add(1);
+            *slot = slot.saturating_add(n);
         }
-        self.sum_us = self.sum_us.saturating_add(us);
+        self.sum_us = self.sum_us.saturating_add(us.saturating_mul(n));
     }
 
     /// `(upper bound in microseconds, samples in this bucket)` for each
@@ -112,19 +120,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn many_observations_at_once_are_as_many_single_ones() {
+        let mut once = LatencyHistogram::default();
+        once.observe_many_us(700, 3);
+        let mut single = LatencyHistogram::default();
+        for _ in 0..3 {
+            single.observe_us(700);
+        }
+        assert_eq!(once, single);
+        assert_eq!((once.count(), once.sum_us()), (3, 2_100));
+    }
+
+    #[test]
     fn bounds_are_inclusive_and_the_last_bucket_is_infinite() {
         let mut histogram = LatencyHistogram::default();
         for us in [0, 500, 501, 2_500_000, 2_500_001, u64::MAX] {
             histogram.observe_us(us);
         }
         let counts: Vec<_> = histogram.buckets().map(|(_, n)| n).collect();
-        assert_eq!(counts[0], 2);
-        assert_eq!(counts[1], 1);
-        assert_eq!(counts[11], 1);
-        assert_eq!(counts[12], 2);
+        assert_eq!(counts[0], 1, "0 us");
+        assert_eq!(counts[3], 1, "500 us");
+        assert_eq!(counts[4], 1, "501 us");
+        assert_eq!(counts[14], 1);
+        assert_eq!(counts[15], 2);
         assert_eq!(histogram.count(), 6);
         assert_eq!(histogram.sum_us(), u64::MAX, "the sum saturates");
-        assert_eq!(histogram.cumulative()[12], 6);
+        assert_eq!(histogram.cumulative()[15], 6);
     }
 
     #[test]
@@ -137,7 +158,7 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.count(), 3);
         assert_eq!(a.sum_us(), 31_400);
-        assert_eq!(a.cumulative()[1], 2);
+        assert_eq!(a.cumulative()[4], 2, "le 1 ms");
     }
 
     #[test]
@@ -147,12 +168,13 @@ mod tests {
             histogram.observe_us(us);
         }
         let buckets: Vec<_> = histogram.buckets().collect();
-        assert_eq!(buckets.len(), 13);
-        assert_eq!(buckets[0], (Some(500), 2));
-        assert_eq!(buckets[1], (Some(1_000), 2));
-        assert_eq!(buckets[2], (Some(2_500), 0));
-        assert_eq!(buckets[11], (Some(2_500_000), 1));
-        assert_eq!(buckets[12], (None, 2));
+        assert_eq!(buckets.len(), 16);
+        assert_eq!(buckets[0], (Some(50), 1));
+        assert_eq!(buckets[3], (Some(500), 1));
+        assert_eq!(buckets[4], (Some(1_000), 2));
+        assert_eq!(buckets[5], (Some(2_500), 0));
+        assert_eq!(buckets[14], (Some(2_500_000), 1));
+        assert_eq!(buckets[15], (None, 2));
         assert_eq!(histogram.count(), 7);
         assert_eq!(
             histogram.sum_us(),
@@ -162,6 +184,6 @@ mod tests {
         sum.merge(&histogram);
         sum.merge(&histogram);
         assert_eq!(sum.count(), 14);
-        assert_eq!(sum.buckets().next(), Some((Some(500), 4)));
+        assert_eq!(sum.buckets().next(), Some((Some(50), 2)));
     }
 }

@@ -259,6 +259,7 @@ impl Resolver {
             flags: query.header.flags,
             qname,
             edns: query.edns,
+            received_at: now,
         };
         self.forward(waiter, stale, now)
     }

@@ -60,6 +60,8 @@ pub(crate) struct Waiter {
     /// The client's qname in its own letter case.
     pub(crate) qname: WireNameBuf,
     pub(crate) edns: Option<ClientEdns>,
+    /// When the query was admitted: its answer's wait is counted from here.
+    pub(crate) received_at: Timestamp,
 }
 
 /// Where a query stands with respect to serve-stale (RFC 8767). Apart
@@ -692,6 +694,7 @@ mod tests {
             id: 1,
             flags: Flags::default(),
             qname: WireNameBuf::new(),
+            received_at: Timestamp::ZERO,
             edns: None,
         }
     }

@@ -19,6 +19,11 @@ pub struct ResolverStats {
     pub queries_udp: u64,
     /// Client queries received over TCP.
     pub queries_tcp: u64,
+    /// How long UDP clients whose query waited on an upstream waited, from
+    /// admission to the reply (millisecond resolution: the caller's clock).
+    pub answers_waited_udp: LatencyHistogram,
+    /// The same for TCP clients.
+    pub answers_waited_tcp: LatencyHistogram,
     /// Client queries by qtype: every query that parsed and had a
     /// question, before any policy (see [`QtypeTally`] for codes above
     /// 255).

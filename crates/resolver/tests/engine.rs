@@ -90,6 +90,13 @@ fn miss_then_hit_with_decreasing_ttl() {
         (stats.cache_hits, stats.cache_misses, stats.upstream_queries),
         (1, 1, 1)
     );
+    // The miss waited 20 ms for its answer; the hit is the server's to
+    // time (it has the finer clock).
+    let waited = stats.answers_waited_udp;
+    assert_eq!((waited.count(), waited.sum_us()), (1, 20_000));
+    let bucket = |bound| waited.buckets().find(|&(b, _)| b == Some(bound)).unwrap().1;
+    assert_eq!((bucket(10_000), bucket(25_000)), (0, 1));
+    assert_eq!(stats.answers_waited_tcp.count(), 0);
 }
 
 #[test]

@@ -30,7 +30,7 @@ use crate::batch::UdpStats;
 use crate::dnstap::{Dnstap, wall_clock};
 use crate::mesh::HintLink;
 use crate::reload;
-use crate::stats::{CoreReport, Counters, TcpStats, core_snapshot};
+use crate::stats::{CoreReport, Counters, HitLatency, TcpStats, core_snapshot};
 use crate::wake::DeadlineAlarm;
 
 /// The kernel refused a send (full buffers): counted in `send_errors`.
@@ -44,6 +44,12 @@ pub(crate) trait ClientReplies {
     /// own reasons (the connection is gone) counts that itself and
     /// returns `Ok`.
     fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed>;
+
+    /// A stream transport's counters and open connections, for the
+    /// metrics while the core runs.
+    fn tcp_stats(&self) -> Option<(TcpStats, usize)> {
+        None
+    }
 }
 
 /// An upstream transport: sends the queries the resolver addresses to it.
@@ -70,6 +76,11 @@ pub(crate) trait UpstreamSend {
 
     /// The transport's socket counters, if it keeps sockets per attempt.
     fn socket_stats(&self) -> Option<UpstreamSocketSnapshot> {
+        None
+    }
+
+    /// A stream transport's counters, for the metrics while the core runs.
+    fn tcp_stats(&self) -> Option<TcpStats> {
         None
     }
 }
@@ -102,6 +113,9 @@ pub(crate) struct CoreContext {
     send_errors: Cell<u64>,
     bad_lengths: Cell<u64>,
     udp: Cell<UdpStats>,
+    /// How long queries answered at once took, UDP and TCP (the resolver
+    /// times the ones that wait on an upstream).
+    hits: RefCell<HitLatency>,
     /// Wakes the timer loop when a deadline comes before the one it
     /// sleeps for.
     alarm: DeadlineAlarm,
@@ -175,6 +189,7 @@ impl CoreContext {
             send_errors: Cell::new(0),
             bad_lengths: Cell::new(0),
             udp: Cell::new(UdpStats::default()),
+            hits: RefCell::new(HitLatency::default()),
             alarm: DeadlineAlarm::default(),
             dnstap: None,
         }
@@ -235,6 +250,7 @@ impl CoreContext {
         reply: impl FnOnce(&[u8]) -> T,
     ) -> Answered<T> {
         let now = self.now();
+        let started = Instant::now();
         let answered = {
             let mut out = self.scratch.borrow_mut();
             let outcome = self
@@ -246,7 +262,11 @@ impl CoreContext {
             }
             match outcome {
                 QueryOutcome::Reply(len) => match self.checked(&out, len) {
-                    Some(bytes) => Answered::Now(reply(bytes)),
+                    Some(bytes) => {
+                        let sent = reply(bytes);
+                        self.record_hits(client.transport, 1, started);
+                        Answered::Now(sent)
+                    }
                     None => Answered::Dropped,
                 },
                 QueryOutcome::Pending => Answered::Pending,
@@ -424,6 +444,18 @@ impl CoreContext {
         reload::swap(&mut self.resolver.borrow_mut(), config, now)
     }
 
+    /// Count `n` replies answered at once, on `transport`, in the time
+    /// since `started`.
+    pub(crate) fn record_hits(&self, transport: Transport, n: usize, started: Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut hits = self.hits.borrow_mut();
+        let histogram = match transport {
+            Transport::Udp => &mut hits.udp,
+            Transport::Tcp(_) => &mut hits.tcp,
+        };
+        histogram.observe_many_us(us, n as u64);
+    }
+
     fn counters(&self) -> Counters {
         let (hints_sent, hints_send_dropped) =
             self.routes.hints.as_ref().map_or((0, 0), HintLink::counts);
@@ -439,7 +471,19 @@ impl CoreContext {
                 .as_ref()
                 .map(|tap| tap.counts())
                 .unwrap_or_default(),
+            hits: *self.hits.borrow(),
+            tcp: self.tcp_stats(),
+            tcp_open_connections: self.routes.tcp_clients.tcp_stats().map_or(0, |(_, n)| n),
         }
+    }
+
+    /// Both TCP sides' counters, summed.
+    fn tcp_stats(&self) -> TcpStats {
+        let clients = self.routes.tcp_clients.tcp_stats().map(|(stats, _)| stats);
+        let upstreams = self.routes.tcp_upstreams.tcp_stats();
+        clients
+            .unwrap_or_default()
+            .merged(upstreams.unwrap_or_default())
     }
 
     /// This core's counters, in the control endpoint's model.
@@ -641,5 +685,42 @@ mod tests {
             "each hit: a query and a response"
         );
         assert_eq!(tap.counts().dropped, 0);
+    }
+
+    #[test]
+    fn a_hit_is_timed_without_an_allocation_and_a_miss_by_the_resolver() {
+        let (ctx, [_, _, udp_upstreams, _]) = context();
+        let client = ClientId {
+            addr: "127.0.0.1:40001".parse().unwrap(),
+            transport: Transport::Udp,
+            listener: 0,
+        };
+        // A miss, answered: the resolver times it.
+        let asked = query("example.com", RecordType::A, 8, None);
+        let now = ctx.now();
+        let mut out = vec![0u8; 4096];
+        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending));
+        ctx.drain(now);
+        let sent = udp_upstreams.0.borrow().clone();
+        let source = ReplySource {
+            from: sent[0].0,
+            transport: UpstreamTransport::Udp,
+            attempt: Some(udp_upstreams.1.borrow()[0]),
+        };
+        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
+        // Hits: timed in a batch of three, then one over TCP, on the path
+        // that must not allocate.
+        let started = Instant::now();
+        let ((), allocations) = heimdall_testkit::allocations_during(|| {
+            ctx.record_hits(Transport::Udp, 3, started);
+            ctx.record_hits(Transport::Tcp(1), 1, started);
+        });
+        assert_eq!(allocations, 0);
+        let answers = ctx.snapshot().answers;
+        assert_eq!(answers.udp_hit.count(), 3);
+        assert_eq!(answers.tcp_hit.count(), 1);
+        assert_eq!(answers.udp_miss.count(), 1);
+        assert_eq!(answers.tcp_miss.count(), 0);
     }
 }

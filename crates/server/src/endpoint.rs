@@ -12,8 +12,9 @@ use std::time::Duration;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
 use glommio::net::{TcpListener, TcpStream};
 use heimdall_control::{
-    Command, Connection, CoreHealth, Limits, Response, Snapshot, render_flush_result,
-    render_health, render_metrics, render_reload_result, render_stats_json, route,
+    Command, Connection, CoreHealth, Limits, Response, ServerSnapshot, Snapshot,
+    render_flush_result, render_health, render_metrics, render_reload_result, render_stats_json,
+    route,
 };
 
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh};
@@ -34,15 +35,23 @@ pub(crate) struct Endpoint {
     cores: usize,
     reload: Rc<ReloadDriver>,
     connections: Cell<usize>,
+    /// `control.metrics_per_core: false`: `/metrics` sums the cores.
+    aggregate_cores: bool,
 }
 
 impl Endpoint {
-    pub(crate) fn new(mesh: Rc<CoreMesh>, cores: usize, reload: Rc<ReloadDriver>) -> Rc<Self> {
+    pub(crate) fn new(
+        mesh: Rc<CoreMesh>,
+        cores: usize,
+        reload: Rc<ReloadDriver>,
+        metrics_per_core: bool,
+    ) -> Rc<Self> {
         Rc::new(Self {
             mesh,
             cores,
             reload,
             connections: Cell::new(0),
+            aggregate_cores: !metrics_per_core,
         })
     }
 
@@ -50,6 +59,12 @@ impl Endpoint {
         let answers = self
             .mesh
             .ask_all(CoreCommand::Snapshot, COLLECT_TIMEOUT)
+            .await;
+        let reloads = self.reload.outcomes();
+        // /proc is memory, but the fd directory of a busy server is
+        // thousands of entries: off this executor, which serves queries.
+        let process = glommio::executor()
+            .spawn_blocking(crate::process::read)
             .await;
         Snapshot {
             cores: answers
@@ -59,6 +74,20 @@ impl Endpoint {
                     _ => None,
                 })
                 .collect(),
+            server: ServerSnapshot {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                commit: option_env!("HEIMDALL_BUILD_COMMIT")
+                    .filter(|commit| !commit.is_empty())
+                    .map(str::to_owned),
+                rustc: option_env!("HEIMDALL_BUILD_RUSTC")
+                    .filter(|rustc| !rustc.is_empty())
+                    .map(str::to_owned),
+                reloads_ok: reloads.succeeded,
+                reloads_failed: reloads.failed,
+                last_reload_success_unix: reloads.last_success_unix,
+            },
+            process,
+            aggregate_cores: self.aggregate_cores,
         }
     }
 

@@ -30,8 +30,8 @@
 //! - `reload`: all of hot reload; `mesh`: the channels between cores;
 //! - `dnstap`: the core's dnstap tap (the hooks in `context` and the
 //!   upstream transports encode into it) and its writer task;
-//! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `error`:
-//!   leaves.
+//! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `process`,
+//!   `error`: leaves.
 
 mod batch;
 mod context;
@@ -41,6 +41,7 @@ mod error;
 mod mesh;
 mod persist;
 mod policy;
+mod process;
 mod reload;
 mod sockets;
 mod stats;

@@ -167,6 +167,16 @@ pub(crate) struct ReloadDriver {
     generation: Cell<u64>,
     busy: Cell<bool>,
     mesh: Rc<CoreMesh>,
+    outcomes: Cell<ReloadOutcomes>,
+}
+
+/// Reloads done and failed, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ReloadOutcomes {
+    pub(crate) succeeded: u64,
+    pub(crate) failed: u64,
+    /// Seconds since the Unix epoch of the last success.
+    pub(crate) last_success_unix: Option<u64>,
 }
 
 impl ReloadDriver {
@@ -183,13 +193,23 @@ impl ReloadDriver {
             generation: Cell::new(0),
             busy: Cell::new(false),
             mesh,
+            outcomes: Cell::new(ReloadOutcomes::default()),
         }
+    }
+
+    /// Reloads so far (a request refused because one was running is
+    /// neither).
+    pub(crate) fn outcomes(&self) -> ReloadOutcomes {
+        self.outcomes.get()
     }
 
     /// Reload the configuration and give every core its new snapshot.
     /// A failure leaves everything as it was.
     pub(crate) async fn reload(&self, cores: usize) -> Result<ReloadReport, String> {
         let Some(source) = self.source.clone() else {
+            let mut outcomes = self.outcomes.get();
+            outcomes.failed += 1;
+            self.outcomes.set(outcomes);
             return Err("this server was started without a configuration source".to_string());
         };
         if self.busy.replace(true) {
@@ -211,6 +231,17 @@ impl ReloadDriver {
             Err(err) => Err(err),
         };
         self.busy.set(false);
+        let mut outcomes = self.outcomes.get();
+        if result.is_ok() {
+            outcomes.succeeded += 1;
+            outcomes.last_success_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|since| since.as_secs());
+        } else {
+            outcomes.failed += 1;
+        }
+        self.outcomes.set(outcomes);
         match &result {
             Ok(report) => log::info!(
                 "configuration reloaded (generation {}): {}",

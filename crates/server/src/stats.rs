@@ -6,11 +6,11 @@
 use heimdall_cache::{CacheStats, Timestamp};
 use heimdall_control::ClientCookieSnapshot;
 use heimdall_control::{
-    CacheSnapshot, CoreSnapshot, DnstapSnapshot, HintSnapshot, PolicySnapshot, QtypeCounts,
-    RcodeCounts, RejectReason, ReplyCheckSnapshot, TransportCounts, UdpSnapshot, UpstreamSnapshot,
-    UpstreamSocketSnapshot,
+    AnswerLatency, CacheSnapshot, CoreSnapshot, Counter, CounterSet, DnstapSnapshot, HintSnapshot,
+    LatencyHistogram, PolicySnapshot, QtypeCounts, RcodeCounts, RejectReason, ReplyCheckSnapshot,
+    TransportCounts, UdpSnapshot, UpstreamSnapshot, UpstreamSocketSnapshot,
 };
-use heimdall_resolver::{Resolver, ResolverStats};
+use heimdall_resolver::{Resolver, ResolverStats, UpstreamStats};
 
 use crate::batch::UdpStats;
 
@@ -89,6 +89,13 @@ impl TcpStats {
     }
 }
 
+/// How long the queries answered at once took, per transport.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HitLatency {
+    pub(crate) udp: LatencyHistogram,
+    pub(crate) tcp: LatencyHistogram,
+}
+
 /// The worker's own counters (the resolver and cache count the rest).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Counters {
@@ -100,10 +107,20 @@ pub(crate) struct Counters {
     /// The upstream UDP sockets.
     pub(crate) sockets: UpstreamSocketSnapshot,
     pub(crate) dnstap: DnstapSnapshot,
+    /// Queries answered at once, timed.
+    pub(crate) hits: HitLatency,
+    /// Both TCP sides.
+    pub(crate) tcp: TcpStats,
+    pub(crate) tcp_open_connections: usize,
 }
 
 /// One core's counters, in the control endpoint's model; `now` (on the
 /// resolver's clock) tells whether an upstream is in 0x20 fallback.
+///
+/// Every counter struct is taken apart with an exhaustive pattern (no
+/// `..`): a field added to `ResolverStats`, `CacheStats`, `TcpStats`,
+/// `UpstreamStats` or `Counters` does not compile until it is exported here
+/// or named as left out, with the reason.
 pub(crate) fn core_snapshot(
     index: usize,
     resolver: &Resolver,
@@ -111,76 +128,265 @@ pub(crate) fn core_snapshot(
     now: Timestamp,
 ) -> CoreSnapshot {
     let now_ms = now.as_millis();
-    let stats = resolver.stats();
-    let cache = resolver.cache().stats();
-    let mut qtypes = QtypeCounts::default();
-    for (code, count) in stats.qtypes.iter() {
-        qtypes.add_code(code, count);
-    }
-    let mut rcodes = RcodeCounts::default();
-    for (slot, &count) in stats.responses_by_rcode.iter().enumerate() {
-        // The last slot gathers rcodes of 23 and up: "other" either way.
-        rcodes.add_code(slot as u16, count);
-    }
-    let upstreams = resolver
+    let upstreams: Vec<UpstreamSnapshot> = resolver
         .upstreams()
         .iter()
         .map(|upstream| {
-            let upstream_stats = upstream.stats();
+            let UpstreamStats {
+                queries,
+                replies,
+                timeouts,
+                errors,
+                truncated,
+                case_mismatches,
+                case_strikes,
+                case_fallbacks,
+                cookie_fallbacks,
+                latency,
+            } = upstream.stats();
             UpstreamSnapshot {
                 label: upstream.address().to_string(),
-                queries: upstream_stats.queries,
-                errors: upstream_stats.errors,
-                timeouts: upstream_stats.timeouts,
+                queries,
+                errors,
+                timeouts,
+                replies,
+                truncated,
+                case_mismatches,
+                case_strikes,
+                case_fallbacks,
+                cookie_fallbacks,
                 // One histogram type from the resolver to the exporter.
-                latency: upstream_stats.latency,
+                latency,
                 cookies_supported: u64::from(upstream.cookie().supported()),
                 server_cookie_known: u64::from(upstream.cookie().server_cookie().is_some()),
                 case_fallback: u64::from(!upstream.echoes_case(now_ms)),
             }
         })
         .collect();
+    let sources = Sources {
+        stats: resolver.stats(),
+        cache: resolver.cache().stats(),
+        counters,
+        inflight: resolver.inflight(),
+    };
+    snapshot_of(index, &sources, upstreams)
+}
+
+/// Everything a core counts, read out of its resolver and worker.
+struct Sources<'a> {
+    stats: &'a ResolverStats,
+    cache: CacheStats,
+    counters: Counters,
+    inflight: usize,
+}
+
+/// The snapshot of counters already read: a function of plain values, so
+/// a test can feed it every field.
+fn snapshot_of(
+    index: usize,
+    sources: &Sources<'_>,
+    upstreams: Vec<UpstreamSnapshot>,
+) -> CoreSnapshot {
+    let stats = sources.stats;
+    let ResolverStats {
+        // The sum of queries_udp and queries_tcp.
+        queries: _,
+        queries_udp,
+        queries_tcp,
+        qtypes: qtype_tally,
+        responses_by_rcode,
+        stale_served,
+        prefetches,
+        cache_hits,
+        cache_misses,
+        coalesced,
+        // The sums over upstreams of heimdall_upstream_queries_total and
+        // heimdall_upstream_timeouts_total.
+        upstream_queries: _,
+        upstream_timeouts: _,
+        upstream_mismatched,
+        upstream_malformed,
+        // The reply check's reasons and fallbacks: `reply_check`.
+        reply_rejected_wrong_id: _,
+        reply_rejected_wrong_socket: _,
+        reply_rejected_wrong_source: _,
+        reply_rejected_wrong_question: _,
+        reply_rejected_wrong_case: _,
+        reply_rejected_wrong_cookie: _,
+        reply_rejected_wrong_transport: _,
+        reply_rejected_not_response: _,
+        reply_late_accepted: _,
+        upstream_error_failures,
+        upstream_case_fallbacks: _,
+        upstream_cookie_fallbacks: _,
+        upstream_badcookie_retries: _,
+        upstream_strikes_flooded: _,
+        upstream_truncated,
+        upstream_tcp_queries,
+        dropped_malformed,
+        dropped_overload,
+        formerr,
+        notimp,
+        refused,
+        badvers,
+        servfail,
+        hints_out,
+        hints_dropped,
+        hints_in,
+        hints_stored,
+        acl_refused,
+        acl_dropped,
+        rate_limited_dropped,
+        rate_limited_refused,
+        rate_limited_truncated,
+        local_answers,
+        blocked,
+        // Server cookies toward clients: `client_cookies`.
+        client_cookies_valid: _,
+        client_cookies_new: _,
+        client_cookies_bad: _,
+        client_cookies_malformed: _,
+        client_cookies_badcookie_sent: _,
+        client_cookies_truncated: _,
+        answers_waited_udp,
+        answers_waited_tcp,
+    } = *stats;
+    let CacheStats {
+        // The resolver's cache_hits and cache_misses count what clients
+        // got; the shard's own also count prefetch and peek lookups.
+        hits: _,
+        misses: _,
+        stale_hits,
+        inserts,
+        evictions,
+        expired,
+        bytes,
+        entries,
+    } = sources.cache;
+    let Counters {
+        hints_sent,
+        hints_send_dropped,
+        send_errors,
+        bad_lengths,
+        udp,
+        sockets,
+        hits,
+        tcp,
+        tcp_open_connections,
+        // Rendered by the control crate's dnstap families, not a
+        // descriptor: they exist only with dnstap on.
+        dnstap,
+    } = sources.counters;
+    let UdpStats {
+        gso_sends,
+        gso_segments,
+        gso_fallbacks,
+    } = udp;
+    let TcpStats {
+        accepted,
+        refused: tcp_refused,
+        evicted,
+        closed_idle,
+        closed_read_timeout,
+        queries: tcp_queries,
+        replies_orphaned,
+        upstream_connects,
+        upstream_errors,
+    } = tcp;
+    let mut qtypes = QtypeCounts::default();
+    for (code, count) in qtype_tally.iter() {
+        qtypes.add_code(code, count);
+    }
+    let mut rcodes = RcodeCounts::default();
+    for (slot, &count) in responses_by_rcode.iter().enumerate() {
+        // The last slot gathers rcodes of 23 and up: "other" either way.
+        rcodes.add_code(slot as u16, count);
+    }
+    let mut set = CounterSet::default();
+    for (counter, value) in [
+        (Counter::Coalesced, coalesced),
+        (Counter::DroppedOverload, dropped_overload),
+        (Counter::LocalAnswers, local_answers),
+        (Counter::AclRefused, acl_refused),
+        (Counter::AclDropped, acl_dropped),
+        (Counter::RateLimitedDropped, rate_limited_dropped),
+        (Counter::RateLimitedRefused, rate_limited_refused),
+        (Counter::RateLimitedTruncated, rate_limited_truncated),
+        (Counter::SentFormerr, formerr),
+        (Counter::SentNotimp, notimp),
+        (Counter::SentRefused, refused),
+        (Counter::SentBadvers, badvers),
+        (Counter::SentServfail, servfail),
+        (Counter::UpstreamErrorFailures, upstream_error_failures),
+        (Counter::UpstreamTruncated, upstream_truncated),
+        (Counter::UpstreamTcpQueries, upstream_tcp_queries),
+        (Counter::HintsProduced, hints_out),
+        (Counter::HintsStored, hints_stored),
+        (Counter::CacheInserts, inserts),
+        (Counter::CacheExpired, expired),
+        (Counter::CacheStaleLookups, stale_hits),
+        (Counter::BadLengths, bad_lengths),
+        (Counter::TcpAccepted, accepted),
+        (Counter::TcpRefused, tcp_refused),
+        (Counter::TcpEvicted, evicted),
+        (Counter::TcpClosedIdle, closed_idle),
+        (Counter::TcpClosedReadTimeout, closed_read_timeout),
+        (Counter::TcpQueries, tcp_queries),
+        (Counter::TcpRepliesOrphaned, replies_orphaned),
+        (Counter::TcpUpstreamConnects, upstream_connects),
+        (Counter::TcpUpstreamErrors, upstream_errors),
+        (Counter::TcpConnectionsOpen, tcp_open_connections as u64),
+        (Counter::Inflight, sources.inflight as u64),
+    ] {
+        set.set(counter, value);
+    }
+    let mut replies = reply_check(stats);
+    replies.mismatched = upstream_mismatched;
+    replies.malformed = upstream_malformed;
     CoreSnapshot {
         core: index,
         queries: TransportCounts {
-            udp: stats.queries_udp,
-            tcp: stats.queries_tcp,
+            udp: queries_udp,
+            tcp: queries_tcp,
         },
         qtypes,
         rcodes,
         cache: CacheSnapshot {
-            hits: stats.cache_hits,
-            misses: stats.cache_misses,
-            stale_served: stats.stale_served,
-            prefetches: stats.prefetches,
-            evictions: cache.evictions,
-            entries: cache.entries as u64,
-            bytes: cache.bytes as u64,
+            hits: cache_hits,
+            misses: cache_misses,
+            stale_served,
+            prefetches,
+            evictions,
+            entries: entries as u64,
+            bytes: bytes as u64,
         },
         hints: HintSnapshot {
-            sent: counters.hints_sent,
-            received: stats.hints_in,
-            dropped: stats.hints_dropped + counters.hints_send_dropped,
+            sent: hints_sent,
+            received: hints_in,
+            dropped: hints_dropped + hints_send_dropped,
         },
         udp: UdpSnapshot {
-            send_errors: counters.send_errors,
-            gso_sends: counters.udp.gso_sends,
-            gso_segments: counters.udp.gso_segments,
-            gso_fallbacks: counters.udp.gso_fallbacks,
+            send_errors,
+            gso_sends,
+            gso_segments,
+            gso_fallbacks,
         },
         policy: PolicySnapshot {
-            rate_limited: stats.rate_limited_dropped
-                + stats.rate_limited_refused
-                + stats.rate_limited_truncated,
-            refused: stats.acl_refused + stats.acl_dropped,
-            blocked: stats.blocked,
-            malformed: stats.dropped_malformed + stats.formerr,
+            blocked,
+            malformed: dropped_malformed,
         },
         upstreams,
-        replies: reply_check(stats),
-        sockets: counters.sockets,
+        replies,
+        sockets,
         client_cookies: client_cookies(stats),
-        dnstap: counters.dnstap,
+        dnstap,
+        counters: set,
+        answers: AnswerLatency {
+            udp_hit: hits.udp,
+            udp_miss: answers_waited_udp,
+            tcp_hit: hits.tcp,
+            tcp_miss: answers_waited_tcp,
+        },
     }
 }
 
@@ -217,12 +423,157 @@ fn reply_check(stats: &ResolverStats) -> ReplyCheckSnapshot {
     ] {
         replies.add_rejected(reason, count);
     }
-    replies.mismatched = stats.upstream_mismatched;
-    replies.malformed = stats.upstream_malformed;
     replies.late_accepted = stats.reply_late_accepted;
     replies.case_fallbacks = stats.upstream_case_fallbacks;
     replies.cookie_fallbacks = stats.upstream_cookie_fallbacks;
     replies.badcookie_retries = stats.upstream_badcookie_retries;
     replies.strikes_flooded = stats.upstream_strikes_flooded;
     replies
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use heimdall_control::COUNTERS;
+    use heimdall_resolver::QtypeTally;
+
+    use super::*;
+
+    /// Every counter fed a value of its own: each descriptor slot must come
+    /// out non-zero and unlike every other, so no counter is left unset or
+    /// filled from the same field as another. The struct literals list
+    /// every field (no `..`), so a new one does not compile without a
+    /// value here either.
+    #[test]
+    fn every_descriptor_counter_has_a_source_of_its_own() {
+        let mut n = 0u64;
+        let mut next = || {
+            n += 1;
+            1000 + n
+        };
+        let stats = ResolverStats {
+            queries: next(),
+            queries_udp: next(),
+            queries_tcp: next(),
+            answers_waited_udp: LatencyHistogram::default(),
+            answers_waited_tcp: LatencyHistogram::default(),
+            qtypes: QtypeTally::default(),
+            responses_by_rcode: [0; heimdall_resolver::RCODE_SLOTS],
+            stale_served: next(),
+            prefetches: next(),
+            cache_hits: next(),
+            cache_misses: next(),
+            coalesced: next(),
+            upstream_queries: next(),
+            upstream_timeouts: next(),
+            upstream_mismatched: next(),
+            upstream_malformed: next(),
+            reply_rejected_wrong_id: next(),
+            reply_rejected_wrong_socket: next(),
+            reply_rejected_wrong_source: next(),
+            reply_rejected_wrong_question: next(),
+            reply_rejected_wrong_case: next(),
+            reply_rejected_wrong_cookie: next(),
+            reply_rejected_wrong_transport: next(),
+            reply_rejected_not_response: next(),
+            reply_late_accepted: next(),
+            upstream_error_failures: next(),
+            upstream_case_fallbacks: next(),
+            upstream_cookie_fallbacks: next(),
+            upstream_badcookie_retries: next(),
+            upstream_strikes_flooded: next(),
+            upstream_truncated: next(),
+            upstream_tcp_queries: next(),
+            dropped_malformed: next(),
+            dropped_overload: next(),
+            formerr: next(),
+            notimp: next(),
+            refused: next(),
+            badvers: next(),
+            servfail: next(),
+            hints_out: next(),
+            hints_dropped: next(),
+            hints_in: next(),
+            hints_stored: next(),
+            acl_refused: next(),
+            acl_dropped: next(),
+            rate_limited_dropped: next(),
+            rate_limited_refused: next(),
+            rate_limited_truncated: next(),
+            local_answers: next(),
+            blocked: next(),
+            client_cookies_valid: next(),
+            client_cookies_new: next(),
+            client_cookies_bad: next(),
+            client_cookies_malformed: next(),
+            client_cookies_badcookie_sent: next(),
+            client_cookies_truncated: next(),
+        };
+        let cache = CacheStats {
+            hits: next(),
+            misses: next(),
+            stale_hits: next(),
+            inserts: next(),
+            evictions: next(),
+            expired: next(),
+            bytes: next() as usize,
+            entries: next() as usize,
+        };
+        let counters = Counters {
+            hints_sent: next(),
+            hints_send_dropped: next(),
+            send_errors: next(),
+            bad_lengths: next(),
+            udp: UdpStats {
+                gso_sends: next(),
+                gso_segments: next(),
+                gso_fallbacks: next(),
+            },
+            sockets: UpstreamSocketSnapshot::default(),
+            hits: HitLatency::default(),
+            tcp: TcpStats {
+                accepted: next(),
+                refused: next(),
+                evicted: next(),
+                closed_idle: next(),
+                closed_read_timeout: next(),
+                queries: next(),
+                replies_orphaned: next(),
+                upstream_connects: next(),
+                upstream_errors: next(),
+            },
+            tcp_open_connections: next() as usize,
+            dnstap: DnstapSnapshot::default(),
+        };
+        let sources = Sources {
+            stats: &stats,
+            cache,
+            counters,
+            inflight: next() as usize,
+        };
+        let snapshot = snapshot_of(0, &sources, Vec::new());
+        let mut seen = HashSet::new();
+        for (desc, value) in snapshot.counters.iter() {
+            assert!(
+                value > 1000,
+                "{} {:?} has no source",
+                desc.metric,
+                desc.label
+            );
+            assert!(
+                seen.insert(value),
+                "{} {:?} reads a field another counter reads",
+                desc.metric,
+                desc.label
+            );
+        }
+        assert_eq!(seen.len(), COUNTERS.len());
+        // The fields mapped outside the descriptor list land too.
+        assert_eq!(snapshot.policy.blocked, stats.blocked);
+        assert_eq!(snapshot.policy.malformed, stats.dropped_malformed);
+        assert_eq!(snapshot.replies.mismatched, stats.upstream_mismatched);
+        assert_eq!(snapshot.cache.evictions, cache.evictions);
+        assert_eq!(snapshot.udp.gso_fallbacks, counters.udp.gso_fallbacks);
+    }
 }

@@ -161,6 +161,7 @@ fn spawn_endpoint(
     cores: usize,
     stop: &Arc<AtomicBool>,
 ) -> (Option<RawFd>, (Arc<AtomicBool>, LocalSender<()>)) {
+    let metrics_per_core = setup.config.control.metrics_per_core;
     let driver = Rc::new(ReloadDriver::new(
         setup.reload_source,
         setup.config,
@@ -170,7 +171,7 @@ fn spawn_endpoint(
     let mut listening = None;
     if let Some(listener) = setup.listener {
         listening = Some(listener.as_raw_fd());
-        let endpoint = Endpoint::new(Rc::clone(mesh), cores, Rc::clone(&driver));
+        let endpoint = Endpoint::new(Rc::clone(mesh), cores, Rc::clone(&driver), metrics_per_core);
         glommio::spawn_local(crate::endpoint::serve(
             endpoint,
             tcp_listener(listener),

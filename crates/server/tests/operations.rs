@@ -125,6 +125,51 @@ fn metrics_and_stats_count_what_was_sent() {
         upstream_queries
     );
     assert!(samples.sum("heimdall_cache_entries", &[]) >= 42.0);
+    // Every answer was timed: the misses by the resolver, the rest (hits,
+    // the NXDOMAIN's second... ) per receive batch.
+    let answered = samples.sum(
+        "heimdall_answer_duration_seconds_count",
+        &[("transport", "udp")],
+    );
+    assert_eq!(answered, sent as f64, "{text}");
+    let timed_hits = samples.sum(
+        "heimdall_answer_duration_seconds_count",
+        &[("transport", "udp"), ("cache", "hit")],
+    );
+    assert_eq!(timed_hits, hits, "{text}");
+    assert_eq!(
+        samples.sum(
+            "heimdall_answer_duration_seconds_bucket",
+            &[("cache", "miss"), ("le", "+Inf")]
+        ),
+        misses
+    );
+    // The server's own families.
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    let build = samples.family("heimdall_build_info").unwrap();
+    assert_eq!(build.samples.len(), 1);
+    assert_eq!(build.samples[0].value, 1.0);
+    assert_eq!(
+        build.samples[0].labels.get("version").map(String::as_str),
+        Some(version[0].1)
+    );
+    assert_eq!(
+        samples.sum("heimdall_reloads_total", &[("result", "success")]),
+        0.0
+    );
+    assert!(
+        samples.sum("process_resident_memory_bytes", &[]) > 1e6,
+        "{text}"
+    );
+    assert!(samples.sum("process_open_fds", &[]) >= 3.0);
+    assert!(samples.sum("process_start_time_seconds", &[]) > 1.6e9);
+    // Local data: the built-in localhost zone answers without an upstream.
+    let reply = server.client().exchange(&a_query(9, "localhost."));
+    assert_eq!(reply.rcode(), Rcode::NOERROR);
+    let text = get_ok(control, "/metrics");
+    let samples = metrics(&text);
+    assert_eq!(samples.sum("heimdall_local_answers_total", &[]), 1.0);
+    sent += 1;
 
     // /stats says the same in JSON.
     let stats: serde_json::Value = serde_json::from_str(&get_ok(control, "/stats")).unwrap();
@@ -139,6 +184,88 @@ fn metrics_and_stats_count_what_was_sent() {
 
     let reports = server.stop();
     assert_eq!(total(&reports, |r| r.resolver.queries), sent);
+    upstream.stop();
+}
+
+/// One query over TCP (a length-prefixed message on a new connection).
+fn tcp_exchange(server: std::net::SocketAddr, message: &[u8]) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn metrics_per_core_false_sums_the_cores_and_tcp_is_counted() {
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let setup = Setup {
+        cores: "[0, 1]",
+        ..Setup::new(&[upstream.local_addr()])
+    };
+    let config = config_with(&setup, "control:\n  metrics_per_core: false\n");
+    assert!(!config.control.metrics_per_core);
+    let server = start_server(&config);
+    let control = server.control_addr();
+    for i in 0..6u32 {
+        let reply = server
+            .client()
+            .exchange(&a_query(i as u16, &format!("host-{i}.zone.test.")));
+        assert_single_a(&reply, host_v4(i));
+    }
+    // Twice over TCP: a miss, then a hit on one core or the other.
+    for id in [100, 101] {
+        let reply = tcp_exchange(server.addr, &a_query(id, "host-40.zone.test."));
+        assert_eq!(reply.get(..2), Some(&id.to_be_bytes()[..]));
+    }
+    let text = get_ok(control, "/metrics");
+    if let Some(verdict) = promtool_check(&text) {
+        verdict.unwrap_or_else(|err| panic!("promtool check metrics failed:\n{err}\n{text}"));
+    }
+    assert!(!text.contains("core=\""), "{text}");
+    let samples = metrics(&text);
+    assert_eq!(samples.sum("heimdall_cores", &[]), 2.0);
+    assert_eq!(
+        samples.value("heimdall_queries_total", &[("transport", "udp")]),
+        Some(6.0)
+    );
+    assert_eq!(
+        samples.value("heimdall_queries_total", &[("transport", "tcp")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        samples.value("heimdall_tcp_connections_accepted_total", &[]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(samples.value("heimdall_tcp_queries_total", &[]), Some(2.0));
+    assert_eq!(
+        samples.sum(
+            "heimdall_answer_duration_seconds_count",
+            &[("transport", "tcp")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        samples.value(
+            "heimdall_answer_duration_seconds_count",
+            &[("transport", "tcp"), ("cache", "miss")]
+        ),
+        Some(1.0)
+    );
+    // /stats still lists the cores.
+    let stats: serde_json::Value = serde_json::from_str(&get_ok(control, "/stats")).unwrap();
+    assert_eq!(stats["cores"].as_array().unwrap().len(), 2);
+    assert_eq!(stats["totals"]["tcp"]["accepted"], 2);
+    server.stop();
     upstream.stop();
 }
 
@@ -368,6 +495,18 @@ fn reload_swaps_local_data_under_load_and_a_bad_file_keeps_serving() {
         body.contains("server: changed in the file, needs a restart"),
         "{body}"
     );
+    // The reloads are counted: the two broken files failed, the rest took.
+    let text = get_ok(control, "/metrics");
+    let samples = metrics(&text);
+    let reloads = |result| samples.sum("heimdall_reloads_total", &[("result", result)]);
+    assert_eq!(reloads("failure"), 2.0, "{text}");
+    assert!(reloads("success") >= 3.0, "{text}");
+    let last = samples.sum("heimdall_last_reload_success_timestamp_seconds", &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - 60.0..=now + 1.0).contains(&last), "{last} vs {now}");
 
     stop.store(true, Ordering::Relaxed);
     for thread in load {

@@ -84,11 +84,36 @@ fn local_data_blocklist_and_builtins() {
     assert_eq!(upstream.queries_for("nas.home."), 0);
     assert_eq!(upstream.queries_for("nothing.home."), 0);
 
-    // Built-in localhost.
+    // Built-in localhost: AA, and RA like every answer of a recursive
+    // service.
     let reply = client.exchange(&query(2, "localhost.", RecordType::A, EDNS));
     assert_eq!(reply.rcode(), Rcode::NOERROR);
     assert!(reply.hickory.metadata.authoritative);
+    assert!(
+        reply.hickory.metadata.recursion_available,
+        "RA on local data"
+    );
     assert_eq!(upstream.queries_for("localhost."), 0);
+    // Built-in onion. (RFC 7686): NXDOMAIN, never forwarded.
+    let reply = client.exchange(&query(6, "hidden.example.onion.", RecordType::A, EDNS));
+    assert_eq!(reply.rcode(), Rcode::NXDOMAIN);
+    assert!(reply.hickory.metadata.recursion_available);
+    assert_eq!(upstream.queries_for("hidden.example.onion."), 0);
+    // dig, the tool the issue was seen with, has nothing to warn about.
+    if let Some(dig) = heimdall_testkit::peers::find("dig", "bind9-dnsutils") {
+        let output = std::process::Command::new(dig)
+            .arg(format!("@{}", server.addr.ip()))
+            .args(["-p", &server.addr.port().to_string()])
+            .args(["+time=2", "+tries=1", "localhost.", "A"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("status: NOERROR"), "{text}");
+        assert!(
+            !text.contains("recursion requested but not available"),
+            "{text}"
+        );
+    }
 
     // A blocked name (a subdomain of a listed one): NXDOMAIN, EDE 15.
     let reply = client.exchange(&query(3, "host-8.zone.test.", RecordType::A, EDNS));
@@ -111,7 +136,7 @@ fn local_data_blocklist_and_builtins() {
     upstream.stop();
     let _ = std::fs::remove_file(&list);
     let _ = std::fs::remove_file(&zone);
-    assert_eq!(total(&reports, |r| r.resolver.local_answers), 4);
+    assert_eq!(total(&reports, |r| r.resolver.local_answers), 6);
     assert_eq!(total(&reports, |r| r.resolver.blocked), 2);
     assert_eq!(total(&reports, |r| r.resolver.cache_misses), 1);
 }

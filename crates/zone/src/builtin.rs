@@ -1,6 +1,15 @@
-//! Built-in local zones: RFC 6761 special-use names (`localhost.`,
-//! `invalid.`) and the RFC 6303 locally served reverse zones (loopback,
-//! RFC 1918, link-local, documentation, unspecified and ULA ranges).
+//! Built-in local zones: special-use names (`localhost.` and `invalid.`,
+//! RFC 6761; `onion.`, RFC 7686; `resolver.arpa.`, RFC 9462) and the
+//! locally served reverse zones of RFC 6303 and RFC 7793 (loopback,
+//! RFC 1918, RFC 6598 shared address space, link-local, documentation,
+//! unspecified and ULA ranges).
+//!
+//! The list follows Unbound's default local zones, less three that a
+//! forwarder must pass on: `test.` (labs and heimdall's own synthetic
+//! upstream serve zones under it), and `home.arpa.` and `service.arpa.`
+//! (RFC 8375, RFC 9665: a home network's router answers them, and it is
+//! often the upstream; heimdall has no per-zone forwarding to send them
+//! elsewhere). docs/OPERATIONS.md lists the zones.
 //!
 //! They are written as master-file text and go through the same parser as
 //! user zones. Each has an SOA and an NS at the apex, so names without data
@@ -37,11 +46,18 @@ fn empty_zone_apexes() -> Vec<String> {
         "b.e.f.ip6.arpa.",
         "8.b.d.0.1.0.0.2.ip6.arpa.",
         "invalid.",
+        // RFC 7686: never resolved through the DNS; NXDOMAIN below it.
+        "onion.",
+        // RFC 9462: names of this resolver, which does no DDR (RFC 9462
+        // forbids forwarding them).
+        "resolver.arpa.",
     ]
     .iter()
     .map(|apex| (*apex).to_owned())
     .collect();
     apexes.extend((16..=31).map(|octet| format!("{octet}.172.in-addr.arpa.")));
+    // 100.64.0.0/10, RFC 6598 shared address space (RFC 7793).
+    apexes.extend((64..=127).map(|octet| format!("{octet}.100.in-addr.arpa.")));
     apexes
 }
 

@@ -732,6 +732,10 @@ impl LocalData {
                 .with_response(true)
                 .with_opcode(flags.opcode())
                 .with_recursion_desired(flags.recursion_desired())
+                // Local data is served by a recursive service: RA says so
+                // (without it `dig` warns "recursion requested but not
+                // available", and stub resolvers may distrust the answer).
+                .with_recursion_available(true)
                 .with_checking_disabled(flags.checking_disabled())
                 .with_authoritative(answer.authoritative)
                 .with_rcode(answer.rcode),

@@ -26,7 +26,10 @@ fn exact_match_echoes_header_and_question() {
     assert_eq!(reply.metadata.id, 0x4242);
     assert!(reply.metadata.authoritative);
     assert!(reply.metadata.recursion_desired, "RD echoed");
-    assert!(!reply.metadata.recursion_available);
+    assert!(
+        reply.metadata.recursion_available,
+        "RA: a recursive service"
+    );
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert_eq!(
         reply.queries[0].name().to_string(),
@@ -221,6 +224,14 @@ fn builtin_zones_answer_locally() {
         ("9.9.31.172.in-addr.arpa.", "31.172.in-addr.arpa."),
         ("1.1.254.169.in-addr.arpa.", "254.169.in-addr.arpa."),
         ("anything.invalid.", "invalid."),
+        (
+            "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion.",
+            "onion.",
+        ),
+        ("www.example.onion.", "onion."),
+        ("foo.resolver.arpa.", "resolver.arpa."),
+        ("1.1.64.100.in-addr.arpa.", "64.100.in-addr.arpa."),
+        ("1.1.127.100.in-addr.arpa.", "127.100.in-addr.arpa."),
     ] {
         let reply = ask(&data, name, HType::PTR);
         assert_eq!(
@@ -235,12 +246,22 @@ fn builtin_zones_answer_locally() {
             "{name}"
         );
     }
-    // 172.15 and 172.32 are public.
-    for name in ["1.1.15.172.in-addr.arpa.", "1.1.32.172.in-addr.arpa."] {
+    // 172.15 and 172.32 are public, and so is 100.63 (below the shared
+    // space); test., home.arpa. and service.arpa. are passed on
+    // (crate::builtin says why).
+    for name in [
+        "1.1.15.172.in-addr.arpa.",
+        "1.1.32.172.in-addr.arpa.",
+        "1.1.63.100.in-addr.arpa.",
+        "1.1.128.100.in-addr.arpa.",
+        "host.zone.test.",
+        "router.home.arpa.",
+        "printer.default.service.arpa.",
+    ] {
         let query = query_bytes(1, name, HType::PTR, false);
         assert_eq!(respond(&data, &query, 512).0, Reply::NotLocal, "{name}");
     }
-    assert_eq!(builtin_zones().unwrap().len(), 35);
+    assert_eq!(builtin_zones().unwrap().len(), 35 + 2 + 64);
 }
 
 #[test]

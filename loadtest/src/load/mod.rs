@@ -10,8 +10,9 @@
 //!     mode: Mode::Open { rate: 50_000.0 },
 //!     ..LoadConfig::default()
 //! };
+//! let total = config.warmup + config.duration;
 //! let report = load::run(&config, &AtomicBool::new(false), |second| {
-//!     eprintln!("{}", load::report::progress_line(second));
+//!     eprintln!("{}", load::report::progress_line(second, total));
 //! })?;
 //! println!("{}", load::report::render_table(&report));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -49,7 +49,7 @@ use super::{LoadConfig, Mode, Workload};
 pub const SCHEMA: &str = "heimdall-loadtest/1";
 
 /// The settings of a run, as reported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportConfig {
     /// Where the queries went.
     pub target: String,
@@ -178,7 +178,7 @@ impl SeriesPoint {
 }
 
 /// The result of a run; see the module documentation for its JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// [`SCHEMA`].
     pub schema: String,
@@ -363,11 +363,16 @@ impl Report {
     }
 }
 
-/// One line of progress for `point`.
-pub fn progress_line(point: &SeriesPoint) -> String {
+/// One line of progress for `point` of a run of `total` (warm-up and
+/// duration): elapsed of total, and the time left.
+pub fn progress_line(point: &SeriesPoint, total: std::time::Duration) -> String {
+    let total_s = total.as_secs_f64().ceil() as u64;
+    let elapsed_s = point.second + 1;
     format!(
-        "[{:>4}s] sent {:>9} answered {:>9} lost {:>7} qps {:>9.0} p99 {:>9.1} us{}",
-        point.second + 1,
+        "[{}/{} ETA {}] sent {:>9} answered {:>9} lost {:>7} qps {:>9.0} p99 {:>9.1} us{}",
+        clock(elapsed_s),
+        clock(total_s),
+        clock(total_s.saturating_sub(elapsed_s)),
         point.sent,
         point.answered,
         point.lost,
@@ -375,6 +380,16 @@ pub fn progress_line(point: &SeriesPoint) -> String {
         point.p99_us,
         if point.warmup { "  (warm-up)" } else { "" }
     )
+}
+
+/// `75` -> `"1:15"`, `3725` -> `"1:02:05"`.
+fn clock(seconds: u64) -> String {
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes}:{seconds:02}")
+    }
 }
 
 fn percent(fraction: f64) -> String {
@@ -544,6 +559,28 @@ fn nice_max(value: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
+/// The label of an axis tick at `value` on an axis whose ticks are `step`
+/// apart (1, 2 or 5 times a power of ten): as many decimals as the step
+/// has, so 3 × 0.2 reads `0.6`, not `0.6000000000000001`.
+fn tick_label(value: f64, step: f64) -> String {
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-step.log10().floor()).clamp(0.0, 9.0) as usize
+    } else {
+        0
+    };
+    let label = format!("{value:.decimals$}");
+    // No "-0" for a value that rounds to zero from below.
+    if label
+        .trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
+        format!("{:.decimals$}", 0.0)
+    } else {
+        label
+    }
+}
+
 /// A chart of answered QPS (left axis) and p99 latency (right axis) per
 /// second, with the warm-up shaded.
 pub fn render_svg(report: &Report) -> String {
@@ -591,31 +628,34 @@ pub fn render_svg(report: &Report) -> String {
             report.config.workload, report.config.target, report.config.mode
         ))
     );
-    for tick in 0..=5 {
+    // Each tick is its index times the step (never a running sum, which
+    // gathers float noise), labelled to the step's precision.
+    for tick in 0..=5u32 {
         let fraction = f64::from(tick) / 5.0;
         let ty = BOTTOM - (BOTTOM - TOP) * fraction;
         let _ = writeln!(
             svg,
-            r##"<line x1="{LEFT}" y1="{ty:.1}" x2="{RIGHT}" y2="{ty:.1}" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#1f5fbf">{:.0}</text><text x="{:.1}" y="{:.1}" fill="#c0392b">{:.0}</text>"##,
+            r##"<line x1="{LEFT}" y1="{ty:.1}" x2="{RIGHT}" y2="{ty:.1}" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#1f5fbf">{}</text><text x="{:.1}" y="{:.1}" fill="#c0392b">{}</text>"##,
             LEFT - 6.0,
             ty + 4.0,
-            qps_max * fraction,
+            tick_label(qps_max * fraction, qps_max / 5.0),
             RIGHT + 6.0,
             ty + 4.0,
-            p99_max * fraction
+            tick_label(p99_max * fraction, p99_max / 5.0)
         );
     }
     let step = nice_max(end / 10.0);
-    let mut tick = 0.0;
-    while tick <= end + 1e-9 {
+    let ticks = (end / step + 1e-9).floor() as u32;
+    for index in 0..=ticks {
+        let tick = f64::from(index) * step;
         let tx = x(tick);
         let _ = writeln!(
             svg,
-            r##"<line x1="{tx:.1}" y1="{BOTTOM}" x2="{tx:.1}" y2="{:.1}" stroke="#888888"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle">{tick}</text>"##,
+            r##"<line x1="{tx:.1}" y1="{BOTTOM}" x2="{tx:.1}" y2="{:.1}" stroke="#888888"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
             BOTTOM + 5.0,
-            BOTTOM + 18.0
+            BOTTOM + 18.0,
+            tick_label(tick, step)
         );
-        tick += step;
     }
     let _ = writeln!(
         svg,
@@ -682,6 +722,64 @@ pub fn render_svg(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_have_no_float_noise() {
+        // 3 × 0.2 is 0.6000000000000001 in floating point.
+        assert_eq!(tick_label(3.0 * 0.2, 0.2), "0.6");
+        assert_eq!(tick_label(0.1 + 0.2, 0.1), "0.3");
+        assert_eq!(tick_label(7.0 * 0.05, 0.05), "0.35");
+        assert_eq!(tick_label(40.0, 20.0), "40");
+        assert_eq!(tick_label(200_000.0 * 0.6, 40_000.0), "120000");
+        assert_eq!(tick_label(0.0, 0.2), "0.0");
+        assert_eq!(tick_label(-1e-17, 0.2), "0.0");
+    }
+
+    #[test]
+    fn chart_labels_are_clean_for_a_short_run() {
+        // 1.5 s: x ticks 0.2 s apart; a tiny p99 axis.
+        let mut report = Report::default();
+        for second in 0..2u64 {
+            report.series.push(SeriesPoint {
+                second,
+                length_s: if second == 0 { 1.0 } else { 0.5 },
+                qps: 3.0,
+                p99_us: 0.4,
+                ..SeriesPoint::default()
+            });
+        }
+        let svg = render_svg(&report);
+        let labels: Vec<&str> = svg
+            .split("text-anchor=\"middle\">")
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next())
+            .filter(|label| label.starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        assert_eq!(
+            labels,
+            ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0", "1.2", "1.4"]
+        );
+        assert!(!svg.contains("00000000"), "{svg}");
+        assert!(svg.contains(">0.4</text>"), "the p99 axis top: {svg}");
+    }
+
+    #[test]
+    fn progress_shows_elapsed_total_and_time_left() {
+        let point = SeriesPoint {
+            second: 11,
+            qps: 1000.0,
+            ..SeriesPoint::default()
+        };
+        let line = progress_line(&point, std::time::Duration::from_secs(75));
+        assert!(line.starts_with("[0:12/1:15 ETA 1:03] "), "{line}");
+        let last = SeriesPoint {
+            second: 80,
+            ..SeriesPoint::default()
+        };
+        let line = progress_line(&last, std::time::Duration::from_millis(75_500));
+        assert!(line.starts_with("[1:21/1:16 ETA 0:00] "), "{line}");
+        assert_eq!(clock(3725), "1:02:05");
+    }
 
     #[test]
     fn axis_maxima_are_round() {

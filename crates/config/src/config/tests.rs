@@ -1252,7 +1252,7 @@ fn operations_defaults_and_values() {
     assert_eq!(config.cache.prefetch_min_hits, 3);
     assert_eq!(config.cache.persist, None);
     assert!(config.control.enabled);
-    assert_eq!(config.control.listen, sa("127.0.0.1:9153"));
+    assert_eq!(config.control.listen, sa("127.0.0.1:9353"));
 
     let yaml = with_upstream(
         "cache:\n  stale_max_age: 0s\n  stale_client_timeout: 500ms\n  prefetch_threshold: 0\n  \
@@ -1330,7 +1330,7 @@ fn operations_errors() {
         &with_upstream("control:\n  port: 1\n"),
         Some((4, 3)),
         "control.port",
-        &["unknown key `port`, expected `enabled` or `listen`"],
+        &["unknown key `port`, expected one of `enabled`, `listen`, `metrics_per_core`"],
     );
     // A disabled endpoint may name any address.
     let yaml = with_upstream("control:\n  enabled: false\n  listen: 127.0.0.1:5353\n");

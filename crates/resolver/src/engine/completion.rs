@@ -84,6 +84,14 @@ impl Resolver {
             };
             if let Some((len, rcode)) = written.filter(|&(len, _)| len > 0) {
                 self.stats.count_response(rcode);
+                let waited_ms = now
+                    .as_millis()
+                    .saturating_sub(waiter.received_at.as_millis());
+                let histogram = match waiter.client.transport {
+                    Transport::Udp => &mut self.stats.answers_waited_udp,
+                    Transport::Tcp(_) => &mut self.stats.answers_waited_tcp,
+                };
+                histogram.observe_us(waited_ms.saturating_mul(1000));
                 return Some((waiter.client, len));
             }
         }

@@ -166,6 +166,10 @@ impl TcpClients {
 }
 
 impl ClientReplies for TcpClients {
+    fn tcp_stats(&self) -> Option<(TcpStats, usize)> {
+        Some((self.stats(), self.connections()))
+    }
+
     fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed> {
         if let Transport::Tcp(id) = client.transport {
             // A connection that is gone is counted by `deliver`.

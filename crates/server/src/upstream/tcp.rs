@@ -72,6 +72,10 @@ impl TcpUpstreams {
 }
 
 impl UpstreamSend for TcpUpstreams {
+    fn tcp_stats(&self) -> Option<TcpStats> {
+        Some(self.stats())
+    }
+
     /// Queue `query` to upstream `to`, opening a connection if there is
     /// none. A failure is counted here and left to the resolver's deadline.
     fn send(
