@@ -43,6 +43,15 @@ bench-server DURATION="5s" *ARGS:
 stop-stress ROUNDS="30":
     bash loadtest/scripts/stop-stress.sh {{ROUNDS}}
 
+# Fresh servers taking a burst of cache misses: counts the starts where a
+# core stopped answering (the glommio park-path check, vendor/README.md).
+start-burst STARTS="40":
+    bash loadtest/scripts/start-burst.sh {{STARTS}}
+
+# Distinct answers held by 2 cores, name steering against flow + hints.
+capacity NAMES="2000000" SHARD="16MiB":
+    bash loadtest/scripts/capacity.sh {{NAMES}} {{SHARD}}
+
 # What an idle server costs: CPU ticks and wake-ups over SECONDS with no
 # traffic (e.g. `just idle-cost 60`; see loadtest/scripts/idle-cost.sh).
 idle-cost SECONDS="60" CORES="[0, 1]":

@@ -7,7 +7,10 @@
 //! ever yields when preemption is due must still let a timer run (no
 //! preemption would starve it for ever), and an executor that goes to
 //! sleep while another thread sends to it must always wake (a lost
-//! wake-up hangs the ping-pong).
+//! wake-up hangs the ping-pong). The scenario that caught a lost wake-up in
+//! an earlier version of the patch (fresh servers taking a burst of cache
+//! misses) needs release-build timing to show it and runs as
+//! `loadtest/scripts/start-burst.sh` (vendor/README.md).
 
 #![allow(clippy::expect_used, missing_docs)]
 

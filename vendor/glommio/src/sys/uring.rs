@@ -1222,8 +1222,6 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// heimdall patch: when the pending latency-ring timer fires.
-    latency_timer_expiry: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
     /// heimdall patch: when the running task queue must yield the CPU.
     pub(crate) preempt_deadline: Cell<Instant>,
@@ -1357,7 +1355,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_timer_expiry: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             preempt_deadline: Cell::new(Instant::now()),
             blocking_thread,
@@ -1820,33 +1817,13 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // heimdall patch: the latency-ring timer is armed only for a user
-        // timer while sleeping (preemption is a clock deadline, see
-        // `preempt_deadline`). Cancel it only if it is still pending: one
-        // that fired needs no cancellation (and no system call).
-        if let Some(timer) = self.latency_preemption_timeout_src.take() {
-            if timer.completed() {
-                drop(timer);
-            } else {
-                // Keep a pending timer that fires no later than the one we
-                // would arm now: an early wake-up is harmless (the timers
-                // are checked and we sleep again), a cancel and re-arm
-                // cost two kernel entries.
-                // The slack absorbs the clock reads between the timer
-                // wheel's `now` and ours: the same deadline must match.
-                const SLACK: Duration = Duration::from_micros(200);
-                let keep = match (user_timer, self.latency_timer_expiry.get()) {
-                    (Some(dur), Some(expiry)) => expiry <= Instant::now() + dur + SLACK,
-                    _ => false,
-                };
-                if keep {
-                    self.latency_preemption_timeout_src.set(Some(timer));
-                } else {
-                    drop(timer);
-                    self.latency_timer_expiry.set(None);
-                }
-            }
-        }
+        // The latency-ring timer is armed only for a user timer while
+        // sleeping (heimdall patch: preemption is a clock deadline, see
+        // `preempt_deadline`). Cancel it regardless of whether we can
+        // sleep: if we won't sleep, a new one is armed when we do. (Keeping
+        // a pending one that fires early enough instead lost wake-ups under
+        // load, in heimdall's tests: left alone.)
+        drop(self.latency_preemption_timeout_src.take());
 
         // heimdall patch: the throughput-based timeout counts main-ring
         // completions; one still pending keeps counting, so it is replaced
@@ -1884,16 +1861,9 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                let kept = self.latency_preemption_timeout_src.take();
-                if let Some(timer) = kept {
-                    // heimdall patch: still pending and due no later (above).
-                    self.latency_preemption_timeout_src.set(Some(timer));
-                } else {
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                    self.latency_timer_expiry.set(Some(Instant::now() + dur));
-                    assert!(flush_rings!(lat_ring)? > 0);
-                }
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
