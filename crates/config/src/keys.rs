@@ -195,11 +195,14 @@ sections! {
                 Bool,
                 ANY;
                 "When a core stores an answer from upstream, tell the other cores, so that they can \
-                 answer the same question without asking upstream again.";
+                 answer the same question without asking upstream again. Used only with \
+                 `server.steering: flow`: with `name`, each name has one core and nothing is sent.";
             channel_capacity: usize => usize = defaults::HINT_CHANNEL_CAPACITY;
                 Integer,
                 Valid::Int(1, int(limits::HINT_CHANNEL_CAPACITY_MAX));
-                "Hints queued between two cores before new ones are dropped (and counted).";
+                "Hints waiting in one core's inbox before new ones are dropped (and counted). \
+                 Each core has one inbox that all other cores push into, so the memory is cores x \
+                 this x about 300 bytes, allocated at start.";
         }
     }
 

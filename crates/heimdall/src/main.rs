@@ -81,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         &config,
         StartOptions {
             reload_source: Some(reload_source),
+            ..StartOptions::default()
         },
     )?;
     for signal in signals.forever() {

@@ -22,8 +22,8 @@ use std::time::Instant;
 use heimdall_cache::{Entry, Timestamp};
 use heimdall_control::{CoreSnapshot, UpstreamSocketSnapshot};
 use heimdall_resolver::{
-    AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transmit,
-    Transport, UpstreamTransport,
+    AttemptId, ClientId, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transmit, Transport,
+    UpstreamTransport,
 };
 
 use crate::batch::UdpStats;
@@ -234,8 +234,11 @@ impl CoreContext {
 
     /// The resolver, for a batch of queries; [`CoreContext::drain`] after.
     pub(crate) fn queries(&self) -> Queries<'_> {
+        let mut resolver = self.resolver.borrow_mut();
+        // Hints first, so that this batch finds what other cores fetched.
+        self.take_hints_into(&mut resolver);
         Queries {
-            resolver: self.resolver.borrow_mut(),
+            resolver,
             tap: self.client_tap().map(|tap| (tap, wall_clock())),
         }
     }
@@ -253,10 +256,10 @@ impl CoreContext {
         let started = Instant::now();
         let answered = {
             let mut out = self.scratch.borrow_mut();
-            let outcome = self
-                .resolver
-                .borrow_mut()
-                .handle_query(query, client, now, &mut out);
+            let mut resolver = self.resolver.borrow_mut();
+            self.take_hints_into(&mut resolver);
+            let outcome = resolver.handle_query(query, client, now, &mut out);
+            drop(resolver);
             if let Some(tap) = self.client_tap() {
                 tap_client(tap, &client, query, &outcome, &out, wall_clock());
             }
@@ -302,9 +305,16 @@ impl CoreContext {
     }
 
     /// A cache-fill hint from another core.
-    pub(crate) fn receive_hint(&self, hint: Hint) {
-        let now = self.now();
-        self.resolver.borrow_mut().receive_hint(hint, now);
+    /// Store the hints other cores left in this core's inbox (before a
+    /// batch, and before a control request).
+    pub(crate) fn take_hints(&self) {
+        self.take_hints_into(&mut self.resolver.borrow_mut());
+    }
+
+    fn take_hints_into(&self, resolver: &mut Resolver) {
+        if let Some(hints) = &self.routes.hints {
+            hints.take(|hint| resolver.receive_hint(hint, self.now()));
+        }
     }
 
     /// `buf[..len]`, or `None` (counted and logged) when the resolver gave
@@ -490,13 +500,6 @@ impl CoreContext {
     pub(crate) fn snapshot(&self) -> CoreSnapshot {
         let now = self.now();
         core_snapshot(self.index, &self.resolver.borrow(), self.counters(), now)
-    }
-
-    /// Close this core's end of the hint mesh (at shutdown).
-    pub(crate) fn close_hints(&self) {
-        if let Some(hints) = &self.routes.hints {
-            hints.close();
-        }
     }
 
     /// The final report, with the transports' TCP counters, and the

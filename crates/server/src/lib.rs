@@ -60,7 +60,6 @@ use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
 
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use heimdall_cache::Timestamp;
 use heimdall_config::{Config, Steering};
@@ -109,6 +108,10 @@ pub struct StartOptions {
     /// /reload` and [`ServerHandle::request_reload`] report that there is
     /// nothing to reload from.
     pub reload_source: Option<ReloadSource>,
+    /// Run this many executors, pinned to no CPU (glommio's
+    /// `Placement::Unbound`), instead of one per CPU of `server.cores`:
+    /// for tests that need more cores than the machine has.
+    pub unpinned_cores: Option<usize>,
 }
 
 impl Server {
@@ -121,7 +124,11 @@ impl Server {
 
     /// [`Server::start`], with a source of configurations for hot reload.
     pub fn start_with(config: &Config, options: StartOptions) -> Result<ServerHandle, ServerError> {
-        let cpus = config.cpu_ids(&heimdall_config::available_cpu_ids())?;
+        let cpus = match options.unpinned_cores {
+            Some(cores) => (0..cores.max(1)).collect(),
+            None => config.cpu_ids(&heimdall_config::available_cpu_ids())?,
+        };
+        let pinned = options.unpinned_cores.is_none();
         let cores = cpus.len().max(1);
         let sockets::Listeners {
             udp: listeners,
@@ -157,10 +164,15 @@ impl Server {
             steering::attach(&leaders, rand::random(), cores).map_err(ServerError::Steering)?;
         }
         let dnstap = dnstap::DnstapSettings::new(&config.dnstap, &udp_addrs);
-        let hint_mesh = (reload::hints_sent(config) && cores > 1)
-            .then(|| MeshBuilder::full(cores, config.hints.channel_capacity));
-        let request_mesh =
-            (cores > 1).then(|| MeshBuilder::full(cores, mesh::REQUEST_CHANNEL_CAPACITY));
+        let hints = (reload::hints_sent(config) && cores > 1).then(|| {
+            let capacity = config.hints.channel_capacity;
+            log::info!(
+                "hint inboxes: {cores} x {capacity} hints, up to {} KiB",
+                mesh::HintInboxes::footprint(cores, capacity) >> 10
+            );
+            mesh::HintInboxes::new(cores, capacity)
+        });
+        let request_mesh = (cores > 1).then(|| mesh::RequestStar::new(cores));
         let stop = Arc::new(AtomicBool::new(false));
         let reload_flag = Arc::new(AtomicBool::new(false));
         let preload = Arc::new(load_cache(config, &resolver_config.cache_policy, cores));
@@ -191,7 +203,7 @@ impl Server {
                     gso: config.server.udp_gso,
                     coalesce: config.server.udp_coalesce,
                 },
-                mesh: hint_mesh.clone(),
+                hints: hints.clone(),
                 request_mesh: request_mesh.clone(),
                 endpoint: endpoint.take(),
                 cores,
@@ -203,7 +215,12 @@ impl Server {
                 grace,
                 dnstap: dnstap.clone(),
             };
-            let executor = spawn_core(cpu, config.server.io_memory, setup)?;
+            let placement = if pinned {
+                Placement::Fixed(cpu)
+            } else {
+                Placement::Unbound
+            };
+            let executor = spawn_core(placement, config.server.io_memory, setup)?;
             executors.push(executor);
         }
         drop(preload);
@@ -262,12 +279,12 @@ fn load_cache(
 
 /// Start core `setup.index`'s executor, pinned to `cpu`.
 fn spawn_core(
-    cpu: usize,
+    placement: Placement,
     io_memory: usize,
     setup: worker::CoreSetup,
 ) -> Result<ExecutorJoinHandle<CoreOutput>, ServerError> {
     let index = setup.index;
-    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+    LocalExecutorBuilder::new(placement)
         .preempt_timer(PREEMPT_TIMER)
         .name(&format!("heimdall-core{index}"))
         .io_memory(io_memory)

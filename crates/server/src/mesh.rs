@@ -1,10 +1,17 @@
-//! The core mesh: the bounded channels between cores. Two meshes, apart:
+//! What cores send each other. Two paths, apart:
 //!
-//! - the hint mesh ([`HintLink`]), on the query path: cache-fill hints,
-//!   sent with try-send (a full channel drops the hint and counts it);
-//! - the request mesh ([`CoreMesh`]), off the query path: the control core
+//! - the hint inboxes ([`HintInboxes`], [`HintLink`]), on the query path:
+//!   cache-fill hints (with `server.steering: flow`), one bounded lock-free
+//!   queue per core that every other core pushes into (a full inbox drops
+//!   the hint and counts it), taken by its core before each batch. Memory
+//!   is cores x `hints.channel_capacity` hints, linear in the cores (a full
+//!   mesh of channels was cores squared);
+//! - the request star ([`CoreMesh`]), off the query path: the control core
 //!   (core 0) asks every core for a health ping, its counters, a cache
-//!   flush or a new configuration snapshot, and collects the answers.
+//!   flush or a new configuration snapshot, and collects the answers. Two
+//!   partial meshes make the star: core 0 to every core (requests) and
+//!   every core to core 0 (answers), 2 x (cores - 1) channels where a full
+//!   mesh had cores squared (at 64 cores its setup took 20 s on 2 CPUs).
 //!
 //! Only core 0 sends requests; every core (core 0 included, directly)
 //! executes them on its own thread, between two batches, so no counter or
@@ -17,13 +24,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::channel_mesh::{Receivers, Senders};
+use crossbeam_queue::ArrayQueue;
+use glommio::channels::channel_mesh::{MeshBuilder, Partial, Receivers, Role, Senders};
 use heimdall_control::CoreSnapshot;
 use heimdall_resolver::{Hint, ResolverConfig};
 
 /// Capacity of each request channel between two cores: requests are rare
 /// and answered at once, so a few slots suffice.
-pub(crate) const REQUEST_CHANNEL_CAPACITY: usize = 16;
+const REQUEST_CHANNEL_CAPACITY: usize = 16;
 /// How often a waiting request checks whether every answer is in.
 const ANSWER_POLL: Duration = Duration::from_millis(1);
 
@@ -62,8 +70,6 @@ pub(crate) enum MeshMessage {
     Request {
         /// Matches the answer to the request.
         id: u64,
-        /// The mesh peer id to answer to.
-        reply_to: usize,
         /// What to do.
         command: CoreCommand,
     },
@@ -78,30 +84,64 @@ pub(crate) enum MeshMessage {
     },
 }
 
-/// One core's sending end of the hint mesh, with its counters.
+/// One inbox of hints per core, shared by all cores.
+///
+/// Why queues a core polls and not channels that wake it: a hint is only an
+/// offer of a cache entry. A core takes its inbox before each batch (one
+/// atomic load when it is empty), so a hint is stored before the queries
+/// that could use it are looked up; an idle core has nothing to look up
+/// and leaves its hints waiting, costing no wake-up.
+pub(crate) struct HintInboxes {
+    inboxes: Box<[ArrayQueue<Hint>]>,
+}
+
+impl HintInboxes {
+    /// `cores` inboxes of `capacity` hints each.
+    pub(crate) fn new(cores: usize, capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inboxes: (0..cores)
+                .map(|_| ArrayQueue::new(capacity.max(1)))
+                .collect(),
+        })
+    }
+
+    /// How many cores have an inbox.
+    fn cores(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// Bytes the inboxes hold at most (their slots are allocated up front).
+    pub(crate) fn footprint(cores: usize, capacity: usize) -> usize {
+        cores * capacity.max(1) * (std::mem::size_of::<Hint>() + std::mem::size_of::<usize>())
+    }
+}
+
+/// One core's ends of the hint inboxes, with its counters.
 pub(crate) struct HintLink {
-    senders: Senders<Hint>,
+    inboxes: Arc<HintInboxes>,
+    me: usize,
     sent: Cell<u64>,
     dropped: Cell<u64>,
 }
 
 impl HintLink {
-    /// Wraps the senders of a joined hint mesh.
-    pub(crate) fn new(senders: Senders<Hint>) -> Self {
+    /// Core `me`'s link to `inboxes`.
+    pub(crate) fn new(inboxes: Arc<HintInboxes>, me: usize) -> Self {
         Self {
-            senders,
+            inboxes,
+            me,
             sent: Cell::new(0),
             dropped: Cell::new(0),
         }
     }
 
-    /// Try-send `hint` to every other core: the last peer gets the hint
-    /// itself, the others a copy. A full channel drops it (counted).
+    /// Push `hint` into every other core's inbox: the last peer gets the
+    /// hint itself, the others a copy (the entry's bytes are shared). A
+    /// full inbox drops it (counted).
     pub(crate) fn send(&self, hint: Hint) {
-        let peers = self.senders.nr_consumers();
-        let me = self.senders.peer_id();
-        let last = (0..peers).rev().find(|&peer| peer != me);
-        for peer in (0..peers).filter(|&peer| peer != me && Some(peer) != last) {
+        let cores = self.inboxes.cores();
+        let last = (0..cores).rev().find(|&peer| peer != self.me);
+        for peer in (0..cores).filter(|&peer| peer != self.me && Some(peer) != last) {
             self.send_to(peer, hint.clone());
         }
         if let Some(peer) = last {
@@ -110,49 +150,90 @@ impl HintLink {
     }
 
     fn send_to(&self, peer: usize, hint: Hint) {
-        if self.senders.try_send_to(peer, hint).is_err() {
-            self.dropped.set(self.dropped.get() + 1);
-        } else {
+        let pushed = self
+            .inboxes
+            .inboxes
+            .get(peer)
+            .is_some_and(|inbox| inbox.push(hint).is_ok());
+        if pushed {
             self.sent.set(self.sent.get() + 1);
+        } else {
+            self.dropped.set(self.dropped.get() + 1);
         }
     }
 
-    /// Hints sent, and hints dropped because a peer's channel was full.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        (self.sent.get(), self.dropped.get())
-    }
-
-    /// Closes this core's sending side (at shutdown), which ends the
-    /// peers' receiving tasks.
-    pub(crate) fn close(&self) {
-        self.senders.close();
-    }
-}
-
-/// Hand every hint from the other cores to `on_hint`, until they close.
-pub(crate) fn spawn_hint_receivers(
-    mut receivers: Receivers<Hint>,
-    on_hint: impl Fn(Hint) + Clone + 'static,
-) {
-    for (_, receiver) in receivers.streams() {
-        let on_hint = on_hint.clone();
-        glommio::spawn_local(async move {
-            while let Some(hint) = receiver.recv().await {
+    /// Hand every hint waiting in this core's inbox to `on_hint`.
+    pub(crate) fn take(&self, mut on_hint: impl FnMut(Hint)) {
+        if let Some(inbox) = self.inboxes.inboxes.get(self.me) {
+            while let Some(hint) = inbox.pop() {
                 on_hint(hint);
             }
-        })
-        .detach();
+        }
+    }
+
+    /// Hints sent, and hints dropped because a peer's inbox was full.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.sent.get(), self.dropped.get())
     }
 }
 
 /// How a core executes a request on itself.
 pub(crate) type Execute = Box<dyn Fn(CoreCommand) -> CoreAnswer>;
 
-/// One core's end of the request mesh.
+/// The two halves of the request star, before the cores join them.
+#[derive(Clone)]
+pub(crate) struct RequestStar {
+    /// Core 0 to every other core.
+    requests: MeshBuilder<MeshMessage, Partial>,
+    /// Every other core to core 0.
+    answers: MeshBuilder<MeshMessage, Partial>,
+}
+
+impl RequestStar {
+    /// The star for `cores` cores (more than one).
+    pub(crate) fn new(cores: usize) -> Self {
+        Self {
+            requests: MeshBuilder::partial(cores, REQUEST_CHANNEL_CAPACITY),
+            answers: MeshBuilder::partial(cores, REQUEST_CHANNEL_CAPACITY),
+        }
+    }
+
+    /// Join as core `index`: core 0 sends requests and receives answers,
+    /// the others the reverse. `None` (logged) if a mesh cannot be joined.
+    pub(crate) async fn join(
+        self,
+        index: usize,
+    ) -> Option<(Senders<MeshMessage>, Receivers<MeshMessage>)> {
+        let control = index == 0;
+        let (requests, answers) = if control {
+            (Role::Producer, Role::Consumer)
+        } else {
+            (Role::Consumer, Role::Producer)
+        };
+        let joined = (
+            self.requests.join(requests).await,
+            self.answers.join(answers).await,
+        );
+        match joined {
+            (Ok((to_cores, from_control)), Ok((to_control, from_cores))) => Some(if control {
+                (to_cores, from_cores)
+            } else {
+                (to_control, from_control)
+            }),
+            _ => {
+                log::warn!("core {index}: could not join the control star");
+                None
+            }
+        }
+    }
+}
+
+/// One core's end of the request star: on core 0 the senders to every
+/// other core, elsewhere the sender to core 0.
 pub(crate) struct CoreMesh {
     index: usize,
     cores: usize,
-    /// `None` on a single core, or when the mesh could not be joined.
+    /// `None` on a single core, or when the star could not be joined.
     senders: Option<Senders<MeshMessage>>,
     execute: Execute,
     next_id: Cell<u64>,
@@ -202,11 +283,7 @@ impl CoreMesh {
 
     async fn receive(&self, message: MeshMessage) {
         match message {
-            MeshMessage::Request {
-                id,
-                reply_to,
-                command,
-            } => {
+            MeshMessage::Request { id, command } => {
                 let answer = (self.execute)(command);
                 if let Some(senders) = &self.senders {
                     let reply = MeshMessage::Answer {
@@ -214,9 +291,10 @@ impl CoreMesh {
                         core: self.index,
                         answer,
                     };
-                    // The control core drains its channels promptly; a
-                    // closed one means it is stopping.
-                    let _ = senders.send_to(reply_to, reply).await;
+                    // Core 0 is this core's one consumer; it drains its
+                    // channels promptly, and a closed one means it is
+                    // stopping.
+                    let _ = senders.send_to(0, reply).await;
                 }
             }
             MeshMessage::Answer { id, core, answer } => {
@@ -244,14 +322,9 @@ impl CoreMesh {
             id = self.next_id.get();
             self.next_id.set(id.wrapping_add(1));
             self.answers.borrow_mut().insert(id, Vec::new());
-            let me = senders.peer_id();
             for peer in 0..senders.nr_consumers() {
-                if peer == me {
-                    continue;
-                }
                 let request = MeshMessage::Request {
                     id,
-                    reply_to: me,
                     command: command.clone(),
                 };
                 // A full channel means that core is not draining its
@@ -286,5 +359,62 @@ impl CoreMesh {
             // Cores that could not be asked stay `None`, as do late ones.
         }
         results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heimdall_cache::{CachePolicy, Entry, Timestamp};
+    use heimdall_wire::{Message, QueryKey, Rcode, RecordType};
+
+    /// A hint: a cached SERVFAIL for `n.example`.
+    fn hint(n: u8) -> Hint {
+        let name = format!("h{n}.example");
+        let query = heimdall_testkit::messages::query(&name, RecordType::A, 1, None);
+        let key = QueryKey::from_message(&Message::parse(&query).unwrap()).unwrap();
+        let mut qname = Vec::new();
+        for label in name.split('.') {
+            qname.push(label.len() as u8);
+            qname.extend_from_slice(label.as_bytes());
+        }
+        qname.push(0);
+        let entry = Entry::failure(
+            &key,
+            &qname,
+            Rcode::SERVFAIL,
+            Timestamp::from_millis(0),
+            &CachePolicy::default(),
+        )
+        .unwrap();
+        Hint { key, entry }
+    }
+
+    #[test]
+    fn a_hint_reaches_every_other_core_and_a_full_inbox_drops() {
+        let inboxes = HintInboxes::new(3, 2);
+        let links: Vec<HintLink> = (0..3)
+            .map(|me| HintLink::new(Arc::clone(&inboxes), me))
+            .collect();
+        links[0].send(hint(1));
+        links[0].send(hint(2));
+        links[0].send(hint(3));
+        assert_eq!(
+            links[0].counts(),
+            (4, 2),
+            "2 peers x 2 slots; the third hint dropped twice"
+        );
+        for (me, link) in links.iter().enumerate() {
+            let mut got = 0;
+            link.take(|_| got += 1);
+            assert_eq!(got, if me == 0 { 0 } else { 2 }, "core {me}");
+        }
+    }
+
+    #[test]
+    fn the_inboxes_grow_linearly_with_the_cores() {
+        let at = |cores| HintInboxes::footprint(cores, 1024);
+        assert_eq!(at(128), 2 * at(64));
+        assert!(at(128) < 64 << 20, "{} bytes at 128 cores", at(128));
     }
 }

@@ -3,8 +3,8 @@
 //! upstream sockets and timers. [`run_core`] builds the core's
 //! [`CoreContext`] and transports, joins the core mesh, spawns every task,
 //! runs the timer loop, and winds down on stop. Cores share nothing on
-//! the query path; they exchange only cache-fill hints over the bounded
-//! mesh, with try-send (a full channel drops the hint and counts it).
+//! the query path; they exchange only cache-fill hints through bounded
+//! per-core inboxes (a full inbox drops the hint and counts it).
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::UdpSocket;
 use glommio::sync::Semaphore;
 use heimdall_cache::Entry;
 use heimdall_config::Config;
-use heimdall_resolver::{Hint, Resolver};
+use heimdall_resolver::Resolver;
 use heimdall_wire::QueryKey;
 use socket2::Socket;
 
@@ -26,7 +25,7 @@ use crate::batch::{shutdown_socket, tcp_listener};
 use crate::context::{CoreContext, Routes};
 use crate::dnstap::{Dnstap, DnstapSettings};
 use crate::endpoint::Endpoint;
-use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintLink, MeshMessage};
+use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintInboxes, HintLink, RequestStar};
 use crate::reload::{ReloadDriver, ReloadSource};
 use crate::stats::CoreReport;
 use crate::transport::tcp::{TcpClients, TcpSettings};
@@ -53,8 +52,10 @@ pub(crate) struct CoreSetup {
     pub(crate) udp_upstream: UdpUpstreamSettings,
     pub(crate) resolver: Resolver,
     pub(crate) udp: UdpSettings,
-    pub(crate) mesh: Option<MeshBuilder<Hint, Full>>,
-    pub(crate) request_mesh: Option<MeshBuilder<MeshMessage, Full>>,
+    /// The hint inboxes (hints sent: `server.steering: flow`, hints on,
+    /// more than one core).
+    pub(crate) hints: Option<Arc<HintInboxes>>,
+    pub(crate) request_mesh: Option<RequestStar>,
     /// Core 0 only: the control endpoint.
     pub(crate) endpoint: Option<EndpointSetup>,
     pub(crate) cores: usize,
@@ -99,24 +100,11 @@ struct Transports {
     udp_upstreams: Rc<UdpUpstreams>,
 }
 
-/// Join a mesh, or run without it (logged) when that fails.
-async fn join<T: Send + 'static>(
-    mesh: Option<MeshBuilder<T, Full>>,
-    index: usize,
-    what: &str,
-    without: &str,
-) -> Option<(Senders<T>, Receivers<T>)> {
-    match mesh?.join().await {
-        Ok(joined) => Some(joined),
-        Err(err) => {
-            log::warn!("core {index}: could not join the {what} ({err}){without}");
-            None
-        }
-    }
-}
-
 /// Run one request from the control core on this core.
 fn execute(ctx: &CoreContext, command: CoreCommand) -> CoreAnswer {
+    // The core's waiting hints first: a snapshot counts them, a flush
+    // removes what they carried too.
+    ctx.take_hints();
     match command {
         CoreCommand::Ping => CoreAnswer::Pong,
         CoreCommand::Snapshot => CoreAnswer::Snapshot(Box::new(ctx.snapshot())),
@@ -344,7 +332,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         udp_upstream,
         resolver,
         udp,
-        mesh,
+        hints,
         request_mesh,
         endpoint,
         cores,
@@ -356,9 +344,10 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         grace,
         dnstap,
     } = setup;
-    let hint_mesh = join(mesh, index, "hint mesh", "; hints are off").await;
-    let (hint_senders, hint_receivers) = hint_mesh.unzip();
-    let request_mesh = join(request_mesh, index, "control mesh", "").await;
+    let request_mesh = match request_mesh {
+        Some(star) => star.join(index).await,
+        None => None,
+    };
     let (request_senders, request_receivers) = request_mesh.unzip();
     let listener_fds = listeners.iter().map(AsRawFd::as_raw_fd).collect();
     let tap = dnstap.as_ref().map(Dnstap::new);
@@ -369,7 +358,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         (&udp_upstream, udp),
         resolver,
         (
-            hint_senders.map(HintLink::new),
+            hints.map(|inboxes| HintLink::new(inboxes, index)),
             tap.as_ref().map(|(tap, _)| Rc::clone(tap)),
         ),
         epoch,
@@ -401,10 +390,6 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         listening_fds.extend(listening);
         reload_requests = Some(reload);
     }
-    if let Some(receivers) = hint_receivers {
-        let ctx = Rc::clone(&ctx);
-        crate::mesh::spawn_hint_receivers(receivers, move |hint| ctx.receive_hint(hint));
-    }
     let (timers, stopping) = spawn_timers(&ctx, doorbell, &stop, reload_requests);
     let clients = (listeners, tcp_listeners);
     let serving = serve_clients(
@@ -435,7 +420,6 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     }
     transports.udp_upstreams.close_all();
     drop(open_listeners);
-    ctx.close_hints();
     mesh.close();
     let tcp = transports
         .tcp_clients

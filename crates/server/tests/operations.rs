@@ -209,6 +209,8 @@ fn metrics_per_core_false_sums_the_cores_and_tcp_is_counted() {
     let mut upstream = start_upstream(UpstreamConfig::default());
     let setup = Setup {
         cores: "[0, 1]",
+        // Flow and hints: the second TCP query is a hit on either core.
+        steering: "flow",
         ..Setup::new(&[upstream.local_addr()])
     };
     let config = config_with(&setup, "control:\n  metrics_per_core: false\n");
@@ -359,6 +361,7 @@ fn file_source(path: std::path::PathBuf) -> StartOptions {
             listen_on_any_port(&mut config);
             Ok(config)
         })),
+        ..StartOptions::default()
     }
 }
 
