@@ -65,6 +65,9 @@ struct Slot {
     /// Serve-stale: the upstream failed for this key; do not ask it again
     /// before this time.
     refresh_after: Timestamp,
+    /// Stored from another core's hint: a copy of an answer that core
+    /// fetched (and may still hold).
+    copied: bool,
 }
 
 /// One intrusive list: head is the most recently used slot.
@@ -125,6 +128,10 @@ pub struct CacheStats {
     pub bytes: usize,
     /// Entries held.
     pub entries: usize,
+    /// Entries held that were stored from another core's hint
+    /// ([`Cache::insert_hint`]): copies of answers another core fetched.
+    /// `entries - copies` were fetched by this core.
+    pub copies: usize,
 }
 
 /// One single-threaded cache shard, bounded by bytes.
@@ -139,6 +146,8 @@ pub struct Cache {
     protected_capacity: usize,
     policy: CachePolicy,
     stats: CacheStats,
+    /// Slots with `copied` set.
+    copies: usize,
 }
 
 impl Cache {
@@ -158,6 +167,7 @@ impl Cache {
             protected_capacity: capacity / 5 * 4,
             policy,
             stats: CacheStats::default(),
+            copies: 0,
         })
     }
 
@@ -176,6 +186,7 @@ impl Cache {
         CacheStats {
             bytes: self.bytes(),
             entries: self.slots.len(),
+            copies: self.copies,
             ..self.stats
         }
     }
@@ -328,6 +339,17 @@ impl Cache {
         entry: Entry,
         now: Timestamp,
     ) -> Result<bool, CacheError> {
+        self.insert_marked(key, entry, now, false)
+    }
+
+    /// [`Cache::insert`], marking the slot as a copy from another core.
+    fn insert_marked(
+        &mut self,
+        key: &QueryKey,
+        entry: Entry,
+        now: Timestamp,
+        copied: bool,
+    ) -> Result<bool, CacheError> {
         if !entry.matches(key) {
             return Err(CacheError::QuestionMismatch);
         }
@@ -353,6 +375,8 @@ impl Cache {
                     // the upstream just proved it answers.
                     slot.hits = 0;
                     slot.refresh_after = Timestamp::ZERO;
+                    self.copies = self.copies - usize::from(slot.copied) + usize::from(copied);
+                    slot.copied = copied;
                 }
                 let segment = self.segment_of(index);
                 self.push_front(segment, index);
@@ -369,7 +393,9 @@ impl Cache {
                     segment: Segment::Probation,
                     hits: 0,
                     refresh_after: Timestamp::ZERO,
+                    copied,
                 });
+                self.copies += usize::from(copied);
                 let slots = &self.slots;
                 self.table.insert_unique(hash, index, |&other| {
                     slots.get(other as usize).map_or(0, |slot| slot.hash)
@@ -398,7 +424,7 @@ impl Cache {
         {
             return false;
         }
-        self.insert(key, entry, now).unwrap_or(false)
+        self.insert_marked(key, entry, now, true).unwrap_or(false)
     }
 
     /// Remove the entry for `key`; returns whether there was one.
@@ -490,6 +516,7 @@ impl Cache {
     pub fn clear(&mut self) {
         self.table.clear();
         self.slots.clear();
+        self.copies = 0;
         self.probation = List::EMPTY;
         self.protected = List::EMPTY;
     }
@@ -608,9 +635,14 @@ impl Cache {
 
     /// Remove slot `index` everywhere, moving the last slot into its place.
     fn remove_slot(&mut self, index: u32) {
-        let Some(hash) = self.slots.get(index as usize).map(|slot| slot.hash) else {
+        let Some((hash, copied)) = self
+            .slots
+            .get(index as usize)
+            .map(|slot| (slot.hash, slot.copied))
+        else {
             return;
         };
+        self.copies -= usize::from(copied);
         self.unlink(index);
         if let Ok(found) = self.table.find_entry(hash, |&other| other == index) {
             found.remove();
@@ -648,6 +680,11 @@ impl Cache {
     /// links both ways, segment tags, byte totals, the table's indices, and
     /// the byte bound.
     pub(crate) fn check_invariants(&self) {
+        assert_eq!(
+            self.slots.iter().filter(|slot| slot.copied).count(),
+            self.copies,
+            "copies miscounted"
+        );
         let mut seen = vec![false; self.slots.len()];
         for (segment, list) in [
             (Segment::Probation, self.probation),

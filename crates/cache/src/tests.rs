@@ -1624,3 +1624,28 @@ fn accounted_bytes_match_the_tuning_table() {
         assert_eq!(got, documented, "(wire bytes, accounted bytes)");
     }
 }
+
+#[test]
+fn copies_from_hints_are_counted_while_they_are_held() {
+    let mut cache = cache();
+    let (own_key, own) = numbered(1, 1, 300, at(T0));
+    let (copy_key, copy) = numbered(2, 1, 300, at(T0));
+    assert!(cache.insert(&own_key, own, at(T0)).unwrap());
+    assert!(cache.insert_hint(&copy_key, copy, at(T0)));
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.copies), (2, 1));
+    // Fetched here after all: no longer a copy.
+    let (_, fetched) = numbered(2, 2, 300, at(T0 + 1));
+    assert!(cache.insert(&copy_key, fetched, at(T0 + 1)).unwrap());
+    assert_eq!(cache.stats().copies, 0);
+    let (again_key, again) = numbered(3, 1, 300, at(T0));
+    assert!(cache.insert_hint(&again_key, again, at(T0)));
+    assert_eq!(cache.stats().copies, 1);
+    assert!(cache.remove(&again_key));
+    assert_eq!(cache.stats().copies, 0);
+    let (last_key, last) = numbered(4, 1, 300, at(T0));
+    assert!(cache.insert_hint(&last_key, last, at(T0)));
+    cache.clear();
+    assert_eq!(cache.stats().copies, 0);
+    cache.check_invariants();
+}

@@ -205,10 +205,17 @@ const UPSTREAM_COOKIE_COUNTERS: [CoreField; 3] = [
     ),
 ];
 
-const CORE_GAUGES: [CoreField; 3] = [
+const CORE_GAUGES: [CoreField; 4] = [
     ("heimdall_cache_entries", "Cache entries held.", |c| {
         c.cache.entries
     }),
+    (
+        "heimdall_cache_entries_copied",
+        "Cache entries held that were stored from another core's hint (server.steering: flow): \
+         copies of answers another core fetched. Summed over the cores, an estimate of the \
+         duplicated entries.",
+        |c| c.cache.copies,
+    ),
     (
         "heimdall_cache_bytes",
         "Bytes accounted to cache entries.",

@@ -123,6 +123,7 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "prefetches": core.cache.prefetches,
             "evictions": core.cache.evictions,
             "entries": core.cache.entries,
+            "copies": core.cache.copies,
             "bytes": core.cache.bytes,
         },
         "hints": {

@@ -247,6 +247,12 @@ pub struct CacheSnapshot {
     pub evictions: u64,
     /// Entries held now (a gauge).
     pub entries: u64,
+    /// Entries held now that were stored from another core's hint (a
+    /// gauge): copies of answers another core fetched. `entries - copies`
+    /// is what this core fetched itself; the sum of `copies` over the
+    /// cores estimates the duplicated entries (an upper bound: the core
+    /// that fetched an answer may have evicted it since).
+    pub copies: u64,
     /// Bytes accounted now (a gauge).
     pub bytes: u64,
 }

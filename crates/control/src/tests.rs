@@ -457,6 +457,7 @@ fn sample_snapshot() -> Snapshot {
             prefetches: 3,
             evictions: 4,
             entries: 500,
+            copies: 40,
             bytes: 65_536,
         };
         core.hints = HintSnapshot {
@@ -717,7 +718,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 88] = [
+const FAMILIES: [(&str, &str); 89] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -759,6 +760,7 @@ const FAMILIES: [(&str, &str); 88] = [
     ("heimdall_dnstap_sent_total", "counter"),
     ("heimdall_dnstap_dropped_total", "counter"),
     ("heimdall_cache_entries", "gauge"),
+    ("heimdall_cache_entries_copied", "gauge"),
     ("heimdall_cache_bytes", "gauge"),
     ("heimdall_upstream_sockets_open", "gauge"),
     ("heimdall_queries_coalesced_total", "counter"),

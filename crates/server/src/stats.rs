@@ -262,6 +262,7 @@ fn snapshot_of(
         expired,
         bytes,
         entries,
+        copies,
     } = sources.cache;
     let Counters {
         hints_sent,
@@ -358,6 +359,7 @@ fn snapshot_of(
             prefetches,
             evictions,
             entries: entries as u64,
+            copies: copies as u64,
             bytes: bytes as u64,
         },
         hints: HintSnapshot {
@@ -519,6 +521,7 @@ mod tests {
             expired: next(),
             bytes: next() as usize,
             entries: next() as usize,
+            copies: next() as usize,
         };
         let counters = Counters {
             hints_sent: next(),
