@@ -137,6 +137,16 @@ start_peer() { # peer port dir log [binary [extra]]
     case $peer in
         heimdall)
             render heimdall.yaml.in "$dir/heimdall.yaml" "$port" "$dir"
+            # SERVER_YAML: extra `server:` keys, one per line.
+            if [ -n "${SERVER_YAML:-}" ]; then
+                python3 - "$dir/heimdall.yaml" "$SERVER_YAML" <<'PY'
+import sys
+path, extra = sys.argv[1], sys.argv[2]
+text = open(path).read()
+keys = "".join(f"  {line.strip()}\n" for line in extra.splitlines() if line.strip())
+open(path, "w").write(text.replace("server:\n", "server:\n" + keys, 1))
+PY
+            fi
             [ -z "${6:-}" ] || printf '%s' "$6" >>"$dir/heimdall.yaml"
             taskset -c "$SERVER_CPU" "${5:-$HEIMDALL}" --config "$dir/heimdall.yaml" >"$log" 2>&1 & ;;
         unbound)

@@ -25,6 +25,9 @@
 # Environment:
 #   HEIMDALL_BIN          heimdall binary to measure      ($CARGO_TARGET_DIR or target)/release/heimdall
 #   HEIMDALL_BASELINE_BIN another heimdall build, added to every round as "baseline" (A/B)
+#   HEIMDALL_SERVER_YAML / BASELINE_SERVER_YAML
+#                         extra `server:` keys for heimdall / the baseline, one per line
+#                         (`udp_coalesce: 0s`): the same build with two settings side by side
 #   SERVERS               servers, in this order   (heimdall unbound dnsdist reflector)
 #   ROUNDS / SECS / RATES used when not given as arguments   (2 / 5 / the rates above)
 #   INSTALL               1: apt-get install a missing unbound/dnsdist (root); 0: skip it (1)
@@ -53,7 +56,7 @@ source "$ROOT/benches/peers/lib.sh"
 # The command line as given (the settings from the environment first), for the docs.
 shq() { if [[ $1 =~ ^[A-Za-z0-9_./:=+-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi; }
 COMMAND="benches/peers/load-curve.sh"
-for v in QUIET_WAIT QUIET_IDLE WARMUP LT_WINDOW LT_SOCKETS RATES SECS ROUNDS SERVERS HEIMDALL_BASELINE_BIN HEIMDALL_BIN; do
+for v in QUIET_WAIT QUIET_IDLE WARMUP LT_WINDOW LT_SOCKETS RATES SECS ROUNDS SERVERS BASELINE_SERVER_YAML HEIMDALL_SERVER_YAML HEIMDALL_BASELINE_BIN HEIMDALL_BIN; do
     if [ -n "${!v:-}" ]; then COMMAND="$v=$(shq "${!v}") $COMMAND"; fi
 done
 for a in "$@"; do COMMAND="$COMMAND $(shq "$a")"; done
@@ -171,8 +174,8 @@ start_server() { # server
     local s=$1 port=${PORT[$1]} dir="$WORK/$1"
     rm -rf "$dir"; mkdir -p "$dir"
     case $s in
-        heimdall) start_peer heimdall "$port" "$dir" "$OUT/$s.log" "$HEIMDALL" "$CONTROL_OFF" ;;
-        baseline) start_peer heimdall "$port" "$dir" "$OUT/$s.log" "$BASELINE" "$CONTROL_OFF" ;;
+        heimdall) SERVER_YAML=${HEIMDALL_SERVER_YAML:-} start_peer heimdall "$port" "$dir" "$OUT/$s.log" "$HEIMDALL" "$CONTROL_OFF" ;;
+        baseline) SERVER_YAML=${BASELINE_SERVER_YAML:-} start_peer heimdall "$port" "$dir" "$OUT/$s.log" "$BASELINE" "$CONTROL_OFF" ;;
         unbound|dnsdist) start_peer "$s" "$port" "$dir" "$OUT/$s.log" ;;
         reflector)
             taskset -c "$SERVER_CPU" "$LOADTEST" upstream --listen "127.0.0.1:$port" --echo \
