@@ -163,9 +163,10 @@ pub(crate) async fn serve_udp(
         );
     }
     let mut busy = false;
-    // The last datagram came by a sleep: the socket was empty a moment ago,
-    // so the next look goes straight to glommio's wait, whose first step is
-    // a plain recvmsg anyway (one failed recvmmsg fewer per wake-up).
+    // The last datagram came by a sleep at a slow rate: the socket was
+    // empty a moment ago, so the next look goes straight to glommio's wait,
+    // whose first step is a plain recvmsg anyway (one failed recvmmsg fewer
+    // per wake-up).
     let mut woke = false;
     let mut arrivals = ArrivalRate::default();
     loop {
