@@ -1,0 +1,599 @@
+//! DNSSEC validation of upstream answers (RFC 4033-4035, 5155, 6840): the
+//! step of the reply check that judges what an accepted reply says, with
+//! the heimdall-dnssec crate doing the cryptography and the proofs.
+//!
+//! [`Validator::evaluate`] is sans-IO like the rest of the engine: it
+//! reads the DNSKEY and DS records it needs from the cache shard, where
+//! they sit under their own keys (DO and CD set: raw, as the upstream
+//! sent them), and when one is missing it says which ([`Step::Need`]); the
+//! engine fetches it as a sub-query through the in-flight table (so it is
+//! coalesced, cached and bounded like any query) and evaluates again when
+//! it arrives. Nothing validated is kept besides the answer's verdict:
+//! every evaluation re-checks the chain from the cached records (each a
+//! few signature checks), which keeps key rollovers and expiry exact.
+//!
+//! The chain of trust is built from the deepest trust anchor above the
+//! signer down: a zone's DNSKEY RRset is trusted when a trust anchor or
+//! the parent's validated DS RRset vouches for it; a proven absence of DS
+//! at a delegation (NSEC/NSEC3 with NS and without DS, or an opt-out span)
+//! makes everything below insecure. An RRset without signatures is
+//! insecure only when such a cut is proven above it (walking the DS of
+//! each ancestor from the anchor down), else bogus. Answers: every RRset
+//! of the answer section (so a CNAME chain link by link), a wildcard
+//! expansion with its no-closer-match proof, and for NXDOMAIN and NODATA
+//! (at the end of any chain) the NSEC/NSEC3 denial.
+//!
+//! The wall-clock time signatures are judged against comes from
+//! `DnssecConfig::unix_secs`: the runtime's Unix time of the monotonic
+//! epoch plus `now`; nothing here reads a clock.
+
+use heimdall_cache::{Cache, Entry, EntryKind, Timestamp};
+use heimdall_dnssec::{
+    Bogus, Failure, Nsec, Nsec3, Rr, Rrsig, prove_nodata, prove_nxdomain, prove_wildcard_answer,
+    validate_rrset, verify_dnskeys_with_anchors, verify_dnskeys_with_ds,
+};
+use heimdall_wire::{
+    Class, Message, Name, NameBuf, QueryKey, Rcode, RecordType, Section, WireNameBuf,
+};
+
+use crate::config::DnssecConfig;
+
+/// How deep the chain may recurse (zone to parent to ...): names have at
+/// most 127 labels, so this only guards against a loop.
+const MAX_DEPTH: usize = 130;
+
+/// The verdict on one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Every RRset and the denial validated: AD.
+    Secure,
+    /// Validly unsigned (an insecure delegation, a negative trust anchor,
+    /// no anchor above, an unsupported algorithm): no AD, and the EDE of
+    /// the reason when it has one.
+    Insecure(Option<u16>),
+    /// Must not be used: SERVFAIL with the reason's EDE.
+    Bogus(Bogus),
+    /// A DNSKEY or DS needed could not be had (the upstream failed, or
+    /// the query's sub-query budget ran out): SERVFAIL, EDE 5.
+    Indeterminate,
+}
+
+/// What an evaluation came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    Done(Verdict),
+    /// Fetch this name and type (with DO and CD), then evaluate again.
+    Need(WireNameBuf, RecordType),
+}
+
+/// Why an evaluation stopped early.
+enum Stop {
+    Verdict(Verdict),
+    Need(WireNameBuf, RecordType),
+}
+
+type Eval<T> = Result<T, Stop>;
+
+fn bogus(reason: Bogus) -> Stop {
+    Stop::Verdict(Verdict::Bogus(reason))
+}
+
+/// A zone's keys, as far as the chain goes.
+enum Keys<'a> {
+    /// The validated DNSKEY RRset.
+    Secure(Vec<Rr<'a>>),
+    /// The zone is below an insecure cut (or no anchor covers it).
+    Insecure(Option<u16>),
+}
+
+/// What the parent says about a name's DS.
+enum DsSet<'a> {
+    /// A validated DS RRset: a secure delegation.
+    Secure(Vec<Rr<'a>>),
+    /// A proven insecure delegation (or an insecure parent).
+    Insecure(Option<u16>),
+    /// Proven not to be a delegation at all (no DS, no NS).
+    NotACut,
+}
+
+/// The cache key a DNSKEY or DS sub-query is stored under.
+pub(crate) fn subquery_key(name: &[u8], rtype: RecordType) -> QueryKey {
+    let mut lower = WireNameBuf::new();
+    match Name::from_wire(name) {
+        Ok(name) => name.write_lower(&mut lower),
+        Err(_) => lower.push(0),
+    }
+    QueryKey {
+        name: lower,
+        qtype: rtype,
+        qclass: Class::IN,
+        dnssec_ok: true,
+        checking_disabled: true,
+    }
+}
+
+/// The validator for one evaluation: the cache it reads keys from and
+/// the time.
+pub(crate) struct Validator<'a> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) config: &'a DnssecConfig,
+    pub(crate) now: Timestamp,
+}
+
+/// The records of `section` as validator views.
+fn section<'a>(message: &Message<'a>, section: Section) -> Vec<Rr<'a>> {
+    message
+        .records(section)
+        .map(|record| Rr::from_record(&record))
+        .collect()
+}
+
+/// `records` grouped into RRsets (RRSIGs and OPT left out), in order of
+/// first appearance.
+fn rrsets<'a>(records: &[Rr<'a>]) -> Vec<Vec<Rr<'a>>> {
+    let mut sets: Vec<Vec<Rr<'a>>> = Vec::new();
+    for rr in records {
+        if matches!(rr.rtype(), RecordType::RRSIG | RecordType::OPT) {
+            continue;
+        }
+        let place = sets.iter_mut().find(|set| {
+            set.first().is_some_and(|first| {
+                first.rtype() == rr.rtype()
+                    && first.class() == rr.class()
+                    && first.owner().eq_ignore_case(&rr.owner())
+            })
+        });
+        match place {
+            Some(set) => set.push(*rr),
+            None => sets.push(vec![*rr]),
+        }
+    }
+    sets
+}
+
+/// The RRSIGs in `records` that cover the RRset of `owner` and `rtype`.
+fn covering<'a>(records: &[Rr<'a>], owner: &Name<'_>, rtype: RecordType) -> Vec<Rr<'a>> {
+    records
+        .iter()
+        .filter(|rr| rr.rtype() == RecordType::RRSIG && rr.owner().eq_ignore_case(owner))
+        .filter(|rr| Rrsig::parse(rr).is_some_and(|sig| sig.type_covered == rtype))
+        .copied()
+        .collect()
+}
+
+/// The signer the RRSIGs name (the first that parses).
+fn signer_of(rrsigs: &[Rr<'_>]) -> Option<NameBuf> {
+    rrsigs
+        .iter()
+        .find_map(Rrsig::parse)
+        .map(|sig| NameBuf::from_name(&sig.signer).to_lowercase())
+}
+
+/// `name` cut down to its last `labels` labels.
+fn suffix(name: &Name<'_>, labels: usize) -> Option<NameBuf> {
+    let mut wire = WireNameBuf::new();
+    name.write_lower(&mut wire);
+    let mut skip = name.label_count().checked_sub(labels)?;
+    let mut at = 0usize;
+    while skip > 0 {
+        at += 1 + usize::from(*wire.get(at)?);
+        skip -= 1;
+    }
+    NameBuf::from_wire(wire.get(at..)?).ok()
+}
+
+fn as_insecure(failure: Failure) -> Eval<Option<u16>> {
+    match failure {
+        Failure::Insecure(reason) => Ok(reason.ede()),
+        Failure::Bogus(reason) => Err(bogus(reason)),
+    }
+}
+
+/// The target of the CNAME at `owner` in the answer section.
+fn cname_target(message: &Message<'_>, owner: &Name<'_>) -> Option<NameBuf> {
+    message.records(Section::Answer).find_map(|record| {
+        if record.rtype() != RecordType::CNAME || !record.name().eq_ignore_case(owner) {
+            return None;
+        }
+        match record.rdata() {
+            Ok(heimdall_wire::RData::Cname(target)) => Some(NameBuf::from_name(&target)),
+            _ => None,
+        }
+    })
+}
+
+/// Whether the validated denial `records` show `name` as a delegation
+/// (NS in the type bitmap of the NSEC or NSEC3 that matches it).
+fn delegation_bit(name: &Name<'_>, records: &[Rr<'_>]) -> bool {
+    for rr in records {
+        if rr.rtype() == RecordType::NSEC
+            && rr.owner().eq_ignore_case(name)
+            && let Some(nsec) = Nsec::parse(rr)
+        {
+            return nsec.types.contains(RecordType::NS);
+        }
+        if rr.rtype() == RecordType::NSEC3
+            && let Some(nsec3) = Nsec3::parse(rr)
+        {
+            let hash = heimdall_dnssec::nsec3_hash(name, nsec3.salt, nsec3.iterations);
+            let label = data_encoding::BASE32HEX_NOPAD.encode(&hash);
+            let first = rr.owner().labels().next().unwrap_or_default();
+            if first.eq_ignore_ascii_case(label.as_bytes()) {
+                return nsec3.types.contains(RecordType::NS);
+            }
+        }
+    }
+    false
+}
+
+impl<'a> Validator<'a> {
+    fn unix(&self) -> u64 {
+        self.config.unix_secs(self.now)
+    }
+
+    /// Whether a negative trust anchor covers `name`.
+    fn negative(&self, name: &Name<'_>) -> bool {
+        self.config
+            .negative_anchors
+            .iter()
+            .any(|anchor| name.is_subdomain_of(&anchor.as_name()))
+    }
+
+    /// The cached reply for a sub-query, or what to fetch.
+    fn fetch(&self, name: &Name<'_>, rtype: RecordType) -> Eval<Message<'a>> {
+        let mut wire = WireNameBuf::new();
+        name.write_lower(&mut wire);
+        let key = subquery_key(&wire, rtype);
+        let entry: Option<&'a Entry> = self.cache.peek(&key);
+        match entry {
+            Some(entry) if entry.is_fresh(self.now) => {
+                if entry.kind() == EntryKind::ServFail {
+                    return Err(Stop::Verdict(Verdict::Indeterminate));
+                }
+                Message::parse(entry.wire()).map_err(|_| bogus(Bogus::Malformed))
+            }
+            _ => Err(Stop::Need(key.name, rtype)),
+        }
+    }
+
+    /// Judge the reply `message` to `qname` / `qtype`.
+    pub(crate) fn evaluate(
+        &self,
+        qname: &Name<'_>,
+        qtype: RecordType,
+        message: &Message<'_>,
+    ) -> Step {
+        match self.answer(qname, qtype, message) {
+            Ok(verdict) | Err(Stop::Verdict(verdict)) => Step::Done(verdict),
+            Err(Stop::Need(name, rtype)) => Step::Need(name, rtype),
+        }
+    }
+
+    fn answer(&self, qname: &Name<'_>, qtype: RecordType, message: &Message<'_>) -> Eval<Verdict> {
+        if self.negative(qname) || self.config.anchors.closest(qname).is_none() {
+            return Ok(Verdict::Insecure(None));
+        }
+        let answer = section(message, Section::Answer);
+        let authority = section(message, Section::Authority);
+        let mut verdict = Verdict::Secure;
+        let mut merge = |next: Verdict| {
+            if let (Verdict::Secure, Verdict::Insecure(_)) = (verdict, next) {
+                verdict = next;
+            }
+        };
+        // The name the chain has reached, and whether it ended in data.
+        let mut current = NameBuf::from_name(qname).to_lowercase();
+        let mut answered = false;
+        for rrset in rrsets(&answer) {
+            let Some(first) = rrset.first() else {
+                continue;
+            };
+            let owner = first.owner();
+            let rtype = first.rtype();
+            let sigs = covering(&answer, &owner, rtype);
+            merge(self.rrset(&rrset, &sigs, &authority, 0)?);
+            if owner.eq_ignore_case(&current.as_name()) {
+                if rtype == qtype || qtype == RecordType::ANY {
+                    answered = true;
+                } else if rtype == RecordType::CNAME
+                    && let Some(target) = cname_target(message, &owner)
+                {
+                    current = target.to_lowercase();
+                }
+            }
+        }
+        let rcode = message.rcode();
+        let claims_denial = rcode == Rcode::NXDOMAIN
+            || authority.iter().any(|rr| {
+                matches!(
+                    rr.rtype(),
+                    RecordType::SOA | RecordType::NSEC | RecordType::NSEC3
+                )
+            });
+        if !answered && claims_denial {
+            merge(self.denial(&current.as_name(), qtype, rcode, &authority, 0)?);
+        } else if !claims_denial && rrsets(&answer).is_empty() {
+            // Nothing at all (a referral, or everything stripped): only
+            // acceptable where the data is unsigned anyway.
+            return self.prove_insecure(qname, 0).map(Verdict::Insecure);
+        }
+        Ok(verdict)
+    }
+
+    /// Validate one RRset of an answer (with its wildcard proof).
+    fn rrset(
+        &self,
+        rrset: &[Rr<'_>],
+        sigs: &[Rr<'_>],
+        authority: &[Rr<'_>],
+        depth: usize,
+    ) -> Eval<Verdict> {
+        let Some(first) = rrset.first() else {
+            return Err(bogus(Bogus::Malformed));
+        };
+        let owner = first.owner();
+        let Some(signer) = signer_of(sigs) else {
+            return self.prove_insecure(&owner, depth).map(Verdict::Insecure);
+        };
+        let signer = signer.as_name();
+        if !owner.is_subdomain_of(&signer) {
+            return Err(bogus(Bogus::SignerMismatch));
+        }
+        let keys = match self.keys(&signer, depth + 1)? {
+            Keys::Insecure(ede) => return Ok(Verdict::Insecure(ede)),
+            Keys::Secure(keys) => keys,
+        };
+        let secure = match validate_rrset(rrset, sigs, &keys, self.unix(), &self.config.validator) {
+            Ok(secure) => secure,
+            Err(failure) => return as_insecure(failure).map(Verdict::Insecure),
+        };
+        if let Some(wildcard) = &secure.wildcard {
+            let proof = self.validated_denial(&signer, &keys, authority)?;
+            let proved = prove_wildcard_answer(
+                &owner,
+                &wildcard.as_name(),
+                &signer,
+                &proof,
+                &self.config.validator,
+            );
+            if let Err(failure) = proved {
+                return as_insecure(failure).map(Verdict::Insecure);
+            }
+        }
+        Ok(Verdict::Secure)
+    }
+
+    /// The NSEC/NSEC3 records of `authority` signed by `zone`, each RRset
+    /// validated with `keys` (SOA checked too, when present).
+    fn validated_denial<'r>(
+        &self,
+        zone: &Name<'_>,
+        keys: &[Rr<'_>],
+        authority: &[Rr<'r>],
+    ) -> Eval<Vec<Rr<'r>>> {
+        let mut proof = Vec::new();
+        for rrset in rrsets(authority) {
+            let Some(first) = rrset.first() else {
+                continue;
+            };
+            let rtype = first.rtype();
+            if !matches!(
+                rtype,
+                RecordType::NSEC | RecordType::NSEC3 | RecordType::SOA
+            ) {
+                continue;
+            }
+            let owner = first.owner();
+            if !owner.is_subdomain_of(zone) {
+                continue;
+            }
+            let sigs = covering(authority, &owner, rtype);
+            if sigs.is_empty() {
+                return Err(bogus(if rtype == RecordType::SOA {
+                    Bogus::RrsigsMissing
+                } else {
+                    Bogus::NsecMissing
+                }));
+            }
+            if let Err(failure) =
+                validate_rrset(&rrset, &sigs, keys, self.unix(), &self.config.validator)
+            {
+                // An unsupported algorithm here would have made the zone
+                // insecure already; anything else is bogus.
+                as_insecure(failure)?;
+                return Err(bogus(Bogus::BadSignature));
+            }
+            if rtype != RecordType::SOA {
+                proof.extend(rrset.iter().copied());
+            }
+        }
+        Ok(proof)
+    }
+
+    /// Judge a denial (NXDOMAIN, or NODATA for `qtype`) of `name`.
+    fn denial(
+        &self,
+        name: &Name<'_>,
+        qtype: RecordType,
+        rcode: Rcode,
+        authority: &[Rr<'_>],
+        depth: usize,
+    ) -> Eval<Verdict> {
+        if self.negative(name) {
+            return Ok(Verdict::Insecure(None));
+        }
+        let sigs: Vec<Rr<'_>> = authority
+            .iter()
+            .filter(|rr| rr.rtype() == RecordType::RRSIG)
+            .copied()
+            .collect();
+        let Some(signer) = signer_of(&sigs) else {
+            return self.prove_insecure(name, depth).map(Verdict::Insecure);
+        };
+        let signer = signer.as_name();
+        if !name.is_subdomain_of(&signer) {
+            return Err(bogus(Bogus::SignerMismatch));
+        }
+        let keys = match self.keys(&signer, depth + 1)? {
+            Keys::Insecure(ede) => return Ok(Verdict::Insecure(ede)),
+            Keys::Secure(keys) => keys,
+        };
+        let proof = self.validated_denial(&signer, &keys, authority)?;
+        let config = &self.config.validator;
+        let proved = if rcode == Rcode::NXDOMAIN {
+            prove_nxdomain(name, &signer, &proof, config)
+        } else {
+            prove_nodata(name, qtype, &signer, &proof, config)
+        };
+        match proved {
+            Ok(()) => Ok(Verdict::Secure),
+            Err(failure) => as_insecure(failure).map(Verdict::Insecure),
+        }
+    }
+
+    /// The trusted DNSKEY RRset of `zone`, or why there is none.
+    fn keys(&self, zone: &Name<'_>, depth: usize) -> Eval<Keys<'a>> {
+        if depth > MAX_DEPTH {
+            return Err(Stop::Verdict(Verdict::Indeterminate));
+        }
+        if self.negative(zone) {
+            return Ok(Keys::Insecure(None));
+        }
+        let Some(anchor) = self.config.anchors.closest(zone) else {
+            return Ok(Keys::Insecure(None));
+        };
+        let at_anchor = anchor.as_name().eq_ignore_case(zone);
+        let ds = if at_anchor {
+            None
+        } else {
+            match self.ds_set(zone, depth + 1)? {
+                DsSet::Secure(ds) => Some(ds),
+                DsSet::Insecure(ede) => return Ok(Keys::Insecure(ede)),
+                // The signer named is not a zone at all.
+                DsSet::NotACut => return Err(bogus(Bogus::DnskeyMissing)),
+            }
+        };
+        let message = self.fetch(zone, RecordType::DNSKEY)?;
+        let answer = section(&message, Section::Answer);
+        let dnskeys: Vec<Rr<'a>> = answer
+            .iter()
+            .filter(|rr| rr.rtype() == RecordType::DNSKEY && rr.owner().eq_ignore_case(zone))
+            .copied()
+            .collect();
+        if dnskeys.is_empty() {
+            return Err(bogus(Bogus::DnskeyMissing));
+        }
+        let sigs = covering(&answer, zone, RecordType::DNSKEY);
+        let (unix, config) = (self.unix(), &self.config.validator);
+        let verified = match &ds {
+            None => {
+                verify_dnskeys_with_anchors(&dnskeys, &sigs, &self.config.anchors, unix, config)
+            }
+            Some(ds) => verify_dnskeys_with_ds(&dnskeys, &sigs, ds, unix, config),
+        };
+        match verified {
+            Ok(_) => Ok(Keys::Secure(dnskeys)),
+            Err(failure) => as_insecure(failure).map(Keys::Insecure),
+        }
+    }
+
+    /// What `zone`'s parent says about its DS.
+    fn ds_set(&self, zone: &Name<'_>, depth: usize) -> Eval<DsSet<'a>> {
+        if depth > MAX_DEPTH {
+            return Err(Stop::Verdict(Verdict::Indeterminate));
+        }
+        let message = self.fetch(zone, RecordType::DS)?;
+        let answer = section(&message, Section::Answer);
+        let authority = section(&message, Section::Authority);
+        let parent = || suffix(zone, zone.label_count().saturating_sub(1));
+        let ds: Vec<Rr<'a>> = answer
+            .iter()
+            .filter(|rr| rr.rtype() == RecordType::DS && rr.owner().eq_ignore_case(zone))
+            .copied()
+            .collect();
+        let sigs: Vec<Rr<'a>> = if ds.is_empty() {
+            authority
+                .iter()
+                .filter(|rr| rr.rtype() == RecordType::RRSIG)
+                .copied()
+                .collect()
+        } else {
+            covering(&answer, zone, RecordType::DS)
+        };
+        let Some(signer) = signer_of(&sigs) else {
+            // Unsigned: fine only below an insecure cut above the zone.
+            let parent = parent().ok_or(bogus(Bogus::Malformed))?;
+            return self
+                .prove_insecure(&parent.as_name(), depth + 1)
+                .map(DsSet::Insecure);
+        };
+        let signer = signer.as_name();
+        // The DS comes from the parent side: its signer is strictly above.
+        if !zone.is_subdomain_of(&signer) || signer.label_count() >= zone.label_count() {
+            return Err(bogus(Bogus::SignerMismatch));
+        }
+        let keys = match self.keys(&signer, depth + 1)? {
+            Keys::Insecure(ede) => return Ok(DsSet::Insecure(ede)),
+            Keys::Secure(keys) => keys,
+        };
+        let (unix, config) = (self.unix(), &self.config.validator);
+        if !ds.is_empty() {
+            return match validate_rrset(&ds, &sigs, &keys, unix, config) {
+                Ok(_) => Ok(DsSet::Secure(ds)),
+                Err(failure) => as_insecure(failure).map(DsSet::Insecure),
+            };
+        }
+        let proof = self.validated_denial(&signer, &keys, &authority)?;
+        if message.rcode() == Rcode::NXDOMAIN {
+            // The zone does not exist: nothing below it can.
+            return match prove_nxdomain(zone, &signer, &proof, config) {
+                Ok(()) => Err(bogus(Bogus::BadDenial)),
+                Err(failure) => as_insecure(failure).map(DsSet::Insecure),
+            };
+        }
+        match prove_nodata(zone, RecordType::DS, &signer, &proof, config) {
+            Ok(()) if delegation_bit(zone, &proof) => Ok(DsSet::Insecure(None)),
+            Ok(()) => Ok(DsSet::NotACut),
+            Err(failure) => as_insecure(failure).map(DsSet::Insecure),
+        }
+    }
+
+    /// Prove that unsigned data at `name` is validly unsigned: a negative
+    /// trust anchor, no anchor, or a proven insecure delegation at or
+    /// above it (the DS of each name from below the anchor down to
+    /// `name`). Returns the EDE of the reason; bogus when no cut is found.
+    fn prove_insecure(&self, name: &Name<'_>, depth: usize) -> Eval<Option<u16>> {
+        if self.negative(name) {
+            return Ok(None);
+        }
+        let Some(anchor) = self.config.anchors.closest(name) else {
+            return Ok(None);
+        };
+        let top = anchor.as_name().label_count();
+        for labels in top + 1..=name.label_count() {
+            let Some(cut) = suffix(name, labels) else {
+                break;
+            };
+            match self.ds_set(&cut.as_name(), depth + 1)? {
+                DsSet::Insecure(ede) => return Ok(ede),
+                DsSet::Secure(_) | DsSet::NotACut => {}
+            }
+        }
+        Err(bogus(Bogus::RrsigsMissing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_of_a_name() {
+        let name = NameBuf::from_presentation("www.Secure.test.").unwrap();
+        let name = name.as_name();
+        assert_eq!(suffix(&name, 0).unwrap().to_string(), ".");
+        assert_eq!(suffix(&name, 2).unwrap().to_string(), "secure.test.");
+        assert_eq!(suffix(&name, 3).unwrap().to_string(), "www.secure.test.");
+        assert!(suffix(&name, 4).is_none());
+    }
+}

@@ -1,0 +1,427 @@
+//! DNSSEC validation end to end: a chain of zones signed on the spot with
+//! BIND's dnssec-keygen / dnssec-signzone (a root `.`, `test.`,
+//! `secure.test.` with NSEC, `nsec3.test.` with NSEC3, the unsigned
+//! `insecure.test.` behind a delegation without DS, `bogus.test.` with a
+//! tampered record and `expired.test.` signed in the past), served by NSD
+//! on 127.0.0.1, with heimdall forwarding to it in `dnssec.mode:
+//! validate` and the test root key as trust anchor. Checked: AD on
+//! secure answers (CNAME, wildcard, NXDOMAIN, NODATA, NSEC3) for clients
+//! that ask, none on insecure ones, SERVFAIL with EDE 6 or 7 on bogus and
+//! expired data (also from the cache), the CD bypass, RRSIGs only for DO
+//! clients, and the counters; replies cross-checked with hickory-proto
+//! and with `dig +dnssec`.
+//!
+//! Each peer is skipped when missing and fails the test under CI=true.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use heimdall_testkit::peers;
+use heimdall_wire::{Rcode, RecordType, Section, ede};
+
+use common::{Client, LOOPBACK, Reply, Setup, TestServer, start_server, total, wait_until};
+
+/// Every tool the test needs, or `None` (skip) after saying which is
+/// missing; under CI a missing one fails.
+struct Tools {
+    keygen: PathBuf,
+    signzone: PathBuf,
+    dsfromkey: PathBuf,
+    nsd: PathBuf,
+    dig: PathBuf,
+}
+
+fn tools() -> Option<Tools> {
+    Some(Tools {
+        keygen: peers::find("dnssec-keygen", "bind9-utils")?,
+        signzone: peers::find("dnssec-signzone", "bind9-utils")?,
+        dsfromkey: peers::find("dnssec-dsfromkey", "bind9-utils")?,
+        nsd: peers::find("nsd", "nsd")?,
+        dig: peers::find("dig", "bind9-dnsutils")?,
+    })
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("run a tool");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The zone's SOA and NS records.
+fn apex(origin: &str) -> String {
+    format!(
+        "$TTL 3600\n{origin} IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n\
+         {origin} IN NS ns.test.\n"
+    )
+}
+
+/// How a zone is signed.
+#[derive(Default)]
+struct Signing {
+    /// Extra dnssec-signzone arguments (validity window, NSEC3).
+    args: Vec<&'static str>,
+    /// Replace this text of the signed file with the second (tampering).
+    tamper: Option<(&'static str, &'static str)>,
+}
+
+/// Sign `body` (with the apex records) as `origin` into `dir/<file>.signed`
+/// with a fresh KSK and ZSK (ECDSA P-256); returns the DS of the KSK.
+fn sign(tools: &Tools, dir: &Path, origin: &str, file: &str, body: &str, how: &Signing) -> String {
+    let keygen = |ksk: bool| {
+        let mut command = Command::new(&tools.keygen);
+        command
+            .current_dir(dir)
+            .args(["-q", "-K", ".", "-a", "ECDSAP256SHA256", "-n", "ZONE"]);
+        if ksk {
+            command.args(["-f", "KSK"]);
+        }
+        run(command.arg(origin)).trim().to_owned()
+    };
+    let (ksk, zsk) = (keygen(true), keygen(false));
+    let zone = format!(
+        "{}{body}$INCLUDE {ksk}.key\n$INCLUDE {zsk}.key\n",
+        apex(origin)
+    );
+    std::fs::write(dir.join(file), zone).unwrap();
+    let signed = format!("{file}.signed");
+    let mut command = Command::new(&tools.signzone);
+    command
+        .current_dir(dir)
+        .args([
+            "-q", "-P", "-K", ".", "-o", origin, "-O", "full", "-f", &signed,
+        ])
+        .args(&how.args)
+        .args([file, &format!("{ksk}.key"), &format!("{zsk}.key")]);
+    run(&mut command);
+    if let Some((from, to)) = how.tamper {
+        let text = std::fs::read_to_string(dir.join(&signed)).unwrap();
+        assert!(text.contains(from), "{from} not in {signed}");
+        std::fs::write(dir.join(&signed), text.replace(from, to)).unwrap();
+    }
+    run(Command::new(&tools.dsfromkey)
+        .current_dir(dir)
+        .args(["-2", &format!("{ksk}.key")]))
+}
+
+/// The signed chain in `dir`; returns the trust-anchor file (the DS of
+/// the test root's KSK) and the zones NSD serves (origin, file).
+fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String)>) {
+    let plain = Signing::default();
+    let secure = sign(
+        tools,
+        dir,
+        "secure.test.",
+        "secure.zone",
+        "www.secure.test. IN A 192.0.2.1\n\
+         alias.secure.test. IN CNAME www.secure.test.\n\
+         *.wild.secure.test. IN A 192.0.2.9\n",
+        &plain,
+    );
+    let nsec3 = sign(
+        tools,
+        dir,
+        "nsec3.test.",
+        "nsec3.zone",
+        "www.nsec3.test. IN A 192.0.2.6\n",
+        &Signing {
+            args: vec!["-3", "-", "-H", "0"],
+            tamper: None,
+        },
+    );
+    let bogus = sign(
+        tools,
+        dir,
+        "bogus.test.",
+        "bogus.zone",
+        "www.bogus.test. IN A 192.0.2.3\n",
+        &Signing {
+            args: Vec::new(),
+            tamper: Some(("192.0.2.3", "192.0.2.4")),
+        },
+    );
+    let expired = sign(
+        tools,
+        dir,
+        "expired.test.",
+        "expired.zone",
+        "www.expired.test. IN A 192.0.2.5\n",
+        &Signing {
+            args: vec!["-s", "20200101000000", "-e", "20200201000000"],
+            tamper: None,
+        },
+    );
+    std::fs::write(
+        dir.join("insecure.zone"),
+        format!(
+            "{}www.insecure.test. IN A 192.0.2.2\n",
+            apex("insecure.test.")
+        ),
+    )
+    .unwrap();
+    let test = sign(
+        tools,
+        dir,
+        "test.",
+        "test.zone",
+        &format!(
+            "ns.test. IN A 127.0.0.1\n\
+             secure.test. IN NS ns.test.\n{secure}\
+             nsec3.test. IN NS ns.test.\n{nsec3}\
+             bogus.test. IN NS ns.test.\n{bogus}\
+             expired.test. IN NS ns.test.\n{expired}\
+             insecure.test. IN NS ns.test.\n"
+        ),
+        &plain,
+    );
+    let root = sign(
+        tools,
+        dir,
+        ".",
+        "root.zone",
+        &format!("test. IN NS ns.test.\nns.test. IN A 127.0.0.1\n{test}"),
+        &plain,
+    );
+    let anchor = dir.join("anchor.ds");
+    std::fs::write(&anchor, root).unwrap();
+    let zones = vec![
+        (".", "root.zone.signed".to_owned()),
+        ("test.", "test.zone.signed".to_owned()),
+        ("secure.test.", "secure.zone.signed".to_owned()),
+        ("nsec3.test.", "nsec3.zone.signed".to_owned()),
+        ("bogus.test.", "bogus.zone.signed".to_owned()),
+        ("expired.test.", "expired.zone.signed".to_owned()),
+        ("insecure.test.", "insecure.zone".to_owned()),
+    ];
+    (anchor, zones)
+}
+
+/// NSD serving the zones on 127.0.0.1; killed when dropped.
+struct Nsd {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 for UDP (NSD opens TCP on it too).
+fn free_port() -> u16 {
+    let socket = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+fn start_nsd(tools: &Tools, dir: &Path, zones: &[(&str, String)]) -> Nsd {
+    let port = free_port();
+    let d = dir.display();
+    let mut conf = format!(
+        "server:\n  ip-address: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  server-count: 1\n  \
+         username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  \
+         zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
+         pidfile: \"{d}/nsd.pid\"\n  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n\
+         remote-control:\n  control-enable: no\n"
+    );
+    for (origin, file) in zones {
+        conf.push_str(&format!(
+            "zone:\n  name: \"{origin}\"\n  zonefile: \"{file}\"\n"
+        ));
+    }
+    std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+    let child = Command::new(&tools.nsd)
+        .args(["-d", "-c"])
+        .arg(dir.join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nsd");
+    let nsd = Nsd {
+        child,
+        addr: SocketAddr::from((LOOPBACK, port)),
+    };
+    let probe = common::query(1, "test.", RecordType::SOA, Some(1232));
+    let up = wait_until(Duration::from_secs(10), || {
+        let client = Client::new(nsd.addr);
+        client.send(&probe);
+        client.recv_within(Duration::from_millis(200)).is_some()
+    });
+    let log = std::fs::read_to_string(dir.join("nsd.log")).unwrap_or_default();
+    assert!(up, "nsd did not answer on {}:\n{log}", nsd.addr);
+    nsd
+}
+
+/// heimdall validating, forwarding to `upstream`, anchored at `anchor`.
+fn validating_server(upstream: SocketAddr, anchor: &Path) -> TestServer {
+    let yaml = format!(
+        "{}dnssec:\n  mode: validate\n  trust_anchors: [\"{}\"]\n",
+        Setup::new(&[upstream]).yaml(),
+        anchor.display()
+    );
+    let mut config = heimdall_config::Config::from_yaml_str(&yaml, "test.yaml")
+        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
+    common::listen_on_any_port(&mut config);
+    start_server(&config)
+}
+
+/// A query with EDNS and DO as given, AD and CD as given.
+fn ask(client: &Client, name: &str, qtype: RecordType, flags: (bool, bool, bool)) -> Reply {
+    let (dnssec_ok, ad, cd) = flags;
+    let id = u16::try_from(name.len() * 31 + usize::from(qtype.0)).unwrap_or(7);
+    let mut query = heimdall_testkit::messages::query(name, qtype, id, Some((1232, dnssec_ok)));
+    if ad {
+        query[3] |= 0x20;
+    }
+    if cd {
+        query[3] |= 0x10;
+    }
+    client.exchange(&query)
+}
+
+const DO: (bool, bool, bool) = (true, false, false);
+const PLAIN: (bool, bool, bool) = (false, false, false);
+
+fn has_type(reply: &Reply, section: Section, rtype: RecordType) -> bool {
+    reply
+        .message()
+        .records(section)
+        .any(|record| record.rtype() == rtype)
+}
+
+fn ad(reply: &Reply) -> bool {
+    reply.message().flags().authentic_data()
+}
+
+fn dig(tools: &Tools, server: SocketAddr, args: &[&str]) -> String {
+    assert_eq!(server.ip(), LOOPBACK);
+    run(Command::new(&tools.dig)
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string(), "+time=3", "+tries=1"])
+        .args(args))
+}
+
+#[test]
+fn a_signed_chain_validates_end_to_end() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("heimdall-tests")
+        .join(format!("dnssec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (anchor, zones) = build_chain(&tools, &dir);
+    let nsd = start_nsd(&tools, &dir, &zones);
+    let server = validating_server(nsd.addr, &anchor);
+    let client = server.client();
+
+    // Secure: AD for a DO client, with the RRSIG.
+    let secure = ask(&client, "www.secure.test.", RecordType::A, DO);
+    assert_eq!(secure.rcode(), Rcode::NOERROR);
+    assert!(ad(&secure), "AD on a validated answer");
+    assert!(has_type(&secure, Section::Answer, RecordType::RRSIG));
+    // No DO and no AD: no AD bit and no RRSIG (a cache entry of its own).
+    let plain = ask(&client, "www.secure.test.", RecordType::A, PLAIN);
+    assert_eq!(plain.rcode(), Rcode::NOERROR);
+    assert!(!ad(&plain), "AD only to clients that ask");
+    assert!(!has_type(&plain, Section::Answer, RecordType::RRSIG));
+    assert!(has_type(&plain, Section::Answer, RecordType::A));
+    // AD without DO: AD, still no RRSIG (RFC 6840 section 5.7).
+    let asks_ad = ask(
+        &client,
+        "www.secure.test.",
+        RecordType::A,
+        (false, true, false),
+    );
+    assert!(ad(&asks_ad));
+    assert!(!has_type(&asks_ad, Section::Answer, RecordType::RRSIG));
+    // The cached secure answer keeps its AD.
+    assert!(ad(&ask(&client, "www.secure.test.", RecordType::A, DO)));
+
+    // A CNAME chain, validated link by link; a wildcard; NXDOMAIN and
+    // NODATA with NSEC; NXDOMAIN with NSEC3.
+    let alias = ask(&client, "alias.secure.test.", RecordType::A, DO);
+    assert!(ad(&alias) && has_type(&alias, Section::Answer, RecordType::CNAME));
+    let wild = ask(&client, "foo.wild.secure.test.", RecordType::A, DO);
+    assert_eq!(wild.rcode(), Rcode::NOERROR);
+    assert!(ad(&wild), "wildcard answer with its NSEC proof");
+    let nx = ask(&client, "nothing.secure.test.", RecordType::A, DO);
+    assert_eq!(nx.rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&nx), "NXDOMAIN proved with NSEC");
+    assert!(has_type(&nx, Section::Authority, RecordType::NSEC));
+    let nodata = ask(&client, "www.secure.test.", RecordType::AAAA, DO);
+    assert_eq!(nodata.rcode(), Rcode::NOERROR);
+    assert!(ad(&nodata), "NODATA proved with NSEC");
+    let nx3 = ask(&client, "nothing.nsec3.test.", RecordType::A, DO);
+    assert_eq!(nx3.rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&nx3), "NXDOMAIN proved with NSEC3");
+    let nx_plain = ask(&client, "other.secure.test.", RecordType::A, PLAIN);
+    assert_eq!(nx_plain.rcode(), Rcode::NXDOMAIN);
+    assert!(!has_type(&nx_plain, Section::Authority, RecordType::NSEC));
+
+    // Insecure: the answer without AD.
+    let insecure = ask(&client, "www.insecure.test.", RecordType::A, DO);
+    assert_eq!(insecure.rcode(), Rcode::NOERROR);
+    assert!(has_type(&insecure, Section::Answer, RecordType::A));
+    assert!(!ad(&insecure), "no AD below an insecure delegation");
+
+    // Bogus: SERVFAIL with the reason, and again from the cache.
+    for _ in 0..2 {
+        let bogus = ask(&client, "www.bogus.test.", RecordType::A, DO);
+        assert_eq!(bogus.rcode(), Rcode::SERVFAIL);
+        assert_eq!(bogus.ede_codes(), [ede::DNSSEC_BOGUS]);
+    }
+    let expired = ask(&client, "www.expired.test.", RecordType::A, DO);
+    assert_eq!(expired.rcode(), Rcode::SERVFAIL);
+    assert_eq!(expired.ede_codes(), [ede::SIGNATURE_EXPIRED]);
+    // CD: the data as it is, without validation and without AD.
+    let cd = ask(
+        &client,
+        "www.bogus.test.",
+        RecordType::A,
+        (true, false, true),
+    );
+    assert_eq!(cd.rcode(), Rcode::NOERROR);
+    assert!(has_type(&cd, Section::Answer, RecordType::A));
+    assert!(!ad(&cd));
+
+    // dig sees the same.
+    let out = dig(&tools, server.addr, &["+dnssec", "www.secure.test.", "A"]);
+    assert!(out.contains(" ad;") || out.contains(" ad "), "{out}");
+    assert!(out.contains("RRSIG"), "{out}");
+    let out = dig(&tools, server.addr, &["+dnssec", "www.expired.test.", "A"]);
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    assert!(out.contains("EDE: 7"), "{out}");
+
+    let reports = server.stop();
+    let count =
+        |f: fn(&heimdall_resolver::ResolverStats) -> u64| total(&reports, |r| f(&r.resolver));
+    assert!(count(|s| s.dnssec_secure) >= 7, "{:?}", reports[0].resolver);
+    assert!(count(|s| s.dnssec_insecure) >= 1);
+    assert_eq!(
+        count(|s| s.dnssec_bogus_signature),
+        1,
+        "the second was a hit"
+    );
+    assert_eq!(count(|s| s.dnssec_bogus_expired), 1);
+    assert!(count(|s| s.dnssec_subqueries) >= 4);
+    drop(nsd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
