@@ -58,18 +58,25 @@ pub(crate) enum Verdict {
     Indeterminate,
 }
 
+/// A DNSKEY or DS RRset the cache lacks: fetch it (with DO and CD), then
+/// evaluate again. Boxed where it travels: a name is 255 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fetch {
+    pub(crate) name: WireNameBuf,
+    pub(crate) rtype: RecordType,
+}
+
 /// What an evaluation came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
     Done(Verdict),
-    /// Fetch this name and type (with DO and CD), then evaluate again.
-    Need(WireNameBuf, RecordType),
+    Need(Box<Fetch>),
 }
 
 /// Why an evaluation stopped early.
 enum Stop {
     Verdict(Verdict),
-    Need(WireNameBuf, RecordType),
+    Need(Box<Fetch>),
 }
 
 type Eval<T> = Result<T, Stop>;
@@ -252,7 +259,10 @@ impl<'a> Validator<'a> {
                 }
                 Message::parse(entry.wire()).map_err(|_| bogus(Bogus::Malformed))
             }
-            _ => Err(Stop::Need(key.name, rtype)),
+            _ => Err(Stop::Need(Box::new(Fetch {
+                name: key.name,
+                rtype,
+            }))),
         }
     }
 
@@ -265,7 +275,7 @@ impl<'a> Validator<'a> {
     ) -> Step {
         match self.answer(qname, qtype, message) {
             Ok(verdict) | Err(Stop::Verdict(verdict)) => Step::Done(verdict),
-            Err(Stop::Need(name, rtype)) => Step::Need(name, rtype),
+            Err(Stop::Need(fetch)) => Step::Need(fetch),
         }
     }
 

@@ -180,13 +180,12 @@ fn ask(name: &str, qtype: RecordType, id: u16, flags: (bool, bool, bool)) -> Vec
 
 const DO: (bool, bool, bool) = (true, false, false);
 
+/// An upstream question as the zone saw it: name, type, DO, CD.
+type Asked = (String, RecordType, bool, bool);
+
 /// Answer every pending upstream query from `zone` until none is left;
 /// returns the questions asked (name, type, DO, CD).
-fn serve(
-    resolver: &mut Resolver,
-    zone: &Zone,
-    now: Timestamp,
-) -> Vec<(String, RecordType, bool, bool)> {
+fn serve(resolver: &mut Resolver, zone: &Zone, now: Timestamp) -> Vec<Asked> {
     let mut asked = Vec::new();
     loop {
         let sent: Vec<(Transmit, Vec<u8>)> = transmits(resolver);
@@ -232,7 +231,7 @@ fn resolve(
     zone: &Zone,
     query: &[u8],
     now: Timestamp,
-) -> (Vec<u8>, Vec<(String, RecordType, bool, bool)>) {
+) -> (Vec<u8>, Vec<Asked>) {
     let mut out = vec![0u8; 65_535];
     match resolver.handle_query(query, client(4000), now, &mut out) {
         QueryOutcome::Reply(len) => (out[..len].to_vec(), Vec::new()),

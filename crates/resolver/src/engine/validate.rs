@@ -71,7 +71,7 @@ impl Resolver {
         };
         match step {
             Step::Done(verdict) => self.finish_validation(slot, message, packet, verdict, now),
-            Step::Need(name, rtype) => self.suspend(slot, packet, &name, rtype, now),
+            Step::Need(fetch) => self.suspend(slot, packet, &fetch.name, fetch.rtype, now),
         }
     }
 
