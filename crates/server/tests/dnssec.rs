@@ -1,15 +1,18 @@
 //! DNSSEC validation end to end: a chain of zones signed on the spot with
 //! BIND's dnssec-keygen / dnssec-signzone (a root `.`, `test.`,
 //! `secure.test.` with NSEC, `nsec3.test.` with NSEC3, the unsigned
-//! `insecure.test.` behind a delegation without DS, `bogus.test.` with a
-//! tampered record and `expired.test.` signed in the past), served by NSD
-//! on 127.0.0.1, with heimdall forwarding to it in `dnssec.mode:
-//! validate` and the test root key as trust anchor. Checked: AD on
-//! secure answers (CNAME, wildcard, NXDOMAIN, NODATA, NSEC3) for clients
-//! that ask, none on insecure ones, SERVFAIL with EDE 6 or 7 on bogus and
-//! expired data (also from the cache), the CD bypass, RRSIGs only for DO
-//! clients, and the counters; replies cross-checked with hickory-proto
-//! and with `dig +dnssec`.
+//! `insecure.test.` behind a delegation without DS, and broken zones:
+//! `bogus.test.` with a tampered record, `expired.test.` signed in the
+//! past, `notyet.test.` signed for the future, `nosig.test.` with an RRSIG
+//! removed, `badds.test.` whose DS matches no key), served by NSD on
+//! 127.0.0.1, with heimdall forwarding to it and the test root key as
+//! trust anchor. Checked in `validate` mode: AD on secure answers (CNAME,
+//! wildcard, NXDOMAIN, NODATA, NSEC3) for clients that ask, none on
+//! insecure ones, SERVFAIL with EDE 6, 7, 8, 10 and 9 for the broken zones
+//! (also from the cache), the CD bypass, RRSIGs only for DO clients, and
+//! the counters; in `permissive` mode bogus data answered without AD but
+//! with its EDE, and a negative trust anchor. Replies are cross-checked
+//! with hickory-proto and with `dig +dnssec`.
 //!
 //! Each peer is skipped when missing and fails the test under CI=true.
 
@@ -76,8 +79,32 @@ fn apex(origin: &str) -> String {
 struct Signing {
     /// Extra dnssec-signzone arguments (validity window, NSEC3).
     args: Vec<&'static str>,
-    /// Replace this text of the signed file with the second (tampering).
-    tamper: Option<(&'static str, &'static str)>,
+    /// Rewrite the signed file (tampering).
+    tamper: Option<fn(&str) -> String>,
+}
+
+/// The signed text with the A record of www.bogus.test. changed.
+fn tamper_rdata(text: &str) -> String {
+    assert!(text.contains("192.0.2.3"));
+    text.replace("192.0.2.3", "192.0.2.4")
+}
+
+/// The signed text without the RRSIG of www.nosig.test. A.
+fn drop_rrsig(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !(line.starts_with("www.nosig.test.") && line.contains("RRSIG\tA ")))
+        .collect();
+    assert!(kept.len() < text.lines().count(), "no RRSIG dropped");
+    kept.join("\n") + "\n"
+}
+
+/// A DS record whose digest no longer matches (last hex digit changed).
+fn corrupt_ds(ds: &str) -> String {
+    let trimmed = ds.trim_end();
+    let (head, last) = trimmed.split_at(trimmed.len() - 1);
+    let flipped = if last == "0" { "1" } else { "0" };
+    format!("{head}{flipped}\n")
 }
 
 /// Sign `body` (with the apex records) as `origin` into `dir/<file>.signed`
@@ -109,10 +136,9 @@ fn sign(tools: &Tools, dir: &Path, origin: &str, file: &str, body: &str, how: &S
         .args(&how.args)
         .args([file, &format!("{ksk}.key"), &format!("{zsk}.key")]);
     run(&mut command);
-    if let Some((from, to)) = how.tamper {
+    if let Some(edit) = how.tamper {
         let text = std::fs::read_to_string(dir.join(&signed)).unwrap();
-        assert!(text.contains(from), "{from} not in {signed}");
-        std::fs::write(dir.join(&signed), text.replace(from, to)).unwrap();
+        std::fs::write(dir.join(&signed), edit(&text)).unwrap();
     }
     run(Command::new(&tools.dsfromkey)
         .current_dir(dir)
@@ -152,7 +178,7 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         "www.bogus.test. IN A 192.0.2.3\n",
         &Signing {
             args: Vec::new(),
-            tamper: Some(("192.0.2.3", "192.0.2.4")),
+            tamper: Some(tamper_rdata),
         },
     );
     let expired = sign(
@@ -166,6 +192,36 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
             tamper: None,
         },
     );
+    let notyet = sign(
+        tools,
+        dir,
+        "notyet.test.",
+        "notyet.zone",
+        "www.notyet.test. IN A 192.0.2.7\n",
+        &Signing {
+            args: vec!["-s", "+864000", "-e", "+1728000"],
+            tamper: None,
+        },
+    );
+    let nosig = sign(
+        tools,
+        dir,
+        "nosig.test.",
+        "nosig.zone",
+        "www.nosig.test. IN A 192.0.2.8\n",
+        &Signing {
+            args: Vec::new(),
+            tamper: Some(drop_rrsig),
+        },
+    );
+    let badds = corrupt_ds(&sign(
+        tools,
+        dir,
+        "badds.test.",
+        "badds.zone",
+        "www.badds.test. IN A 192.0.2.10\n",
+        &plain,
+    ));
     std::fs::write(
         dir.join("insecure.zone"),
         format!(
@@ -185,6 +241,9 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
              nsec3.test. IN NS ns.test.\n{nsec3}\
              bogus.test. IN NS ns.test.\n{bogus}\
              expired.test. IN NS ns.test.\n{expired}\
+             notyet.test. IN NS ns.test.\n{notyet}\
+             nosig.test. IN NS ns.test.\n{nosig}\
+             badds.test. IN NS ns.test.\n{badds}\
              insecure.test. IN NS ns.test.\n"
         ),
         &plain,
@@ -206,6 +265,9 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         ("nsec3.test.", "nsec3.zone.signed".to_owned()),
         ("bogus.test.", "bogus.zone.signed".to_owned()),
         ("expired.test.", "expired.zone.signed".to_owned()),
+        ("notyet.test.", "notyet.zone.signed".to_owned()),
+        ("nosig.test.", "nosig.zone.signed".to_owned()),
+        ("badds.test.", "badds.zone.signed".to_owned()),
         ("insecure.test.", "insecure.zone".to_owned()),
     ];
     (anchor, zones)
@@ -270,8 +332,14 @@ fn start_nsd(tools: &Tools, dir: &Path, zones: &[(&str, String)]) -> Nsd {
 
 /// heimdall validating, forwarding to `upstream`, anchored at `anchor`.
 fn validating_server(upstream: SocketAddr, anchor: &Path) -> TestServer {
+    dnssec_server(upstream, anchor, "validate", "[]")
+}
+
+/// heimdall in DNSSEC `mode` with `negative` anchors (a YAML list).
+fn dnssec_server(upstream: SocketAddr, anchor: &Path, mode: &str, negative: &str) -> TestServer {
     let yaml = format!(
-        "{}dnssec:\n  mode: validate\n  trust_anchors: [\"{}\"]\n",
+        "{}dnssec:\n  mode: {mode}\n  trust_anchors: [\"{}\"]\n  \
+         negative_trust_anchors: {negative}\n",
         Setup::new(&[upstream]).yaml(),
         anchor.display()
     );
@@ -388,9 +456,16 @@ fn a_signed_chain_validates_end_to_end() {
         assert_eq!(bogus.rcode(), Rcode::SERVFAIL);
         assert_eq!(bogus.ede_codes(), [ede::DNSSEC_BOGUS]);
     }
-    let expired = ask(&client, "www.expired.test.", RecordType::A, DO);
-    assert_eq!(expired.rcode(), Rcode::SERVFAIL);
-    assert_eq!(expired.ede_codes(), [ede::SIGNATURE_EXPIRED]);
+    for (name, code) in [
+        ("www.expired.test.", ede::SIGNATURE_EXPIRED),
+        ("www.notyet.test.", ede::SIGNATURE_NOT_YET_VALID),
+        ("www.nosig.test.", ede::RRSIGS_MISSING),
+        ("www.badds.test.", ede::DNSKEY_MISSING),
+    ] {
+        let reply = ask(&client, name, RecordType::A, DO);
+        assert_eq!(reply.rcode(), Rcode::SERVFAIL, "{name}");
+        assert_eq!(reply.ede_codes(), [code], "{name}");
+    }
     // CD: the data as it is, without validation and without AD.
     let cd = ask(
         &client,
@@ -422,6 +497,22 @@ fn a_signed_chain_validates_end_to_end() {
     );
     assert_eq!(count(|s| s.dnssec_bogus_expired), 1);
     assert!(count(|s| s.dnssec_subqueries) >= 4);
+
+    // Permissive: bogus data answered, without AD but with its reason; a
+    // negative trust anchor: answered without validation.
+    let permissive = dnssec_server(nsd.addr, &anchor, "permissive", "[expired.test]");
+    let client = permissive.client();
+    let bogus = ask(&client, "www.bogus.test.", RecordType::A, DO);
+    assert_eq!(bogus.rcode(), Rcode::NOERROR);
+    assert!(!ad(&bogus) && has_type(&bogus, Section::Answer, RecordType::A));
+    assert_eq!(bogus.ede_codes(), [ede::DNSSEC_BOGUS]);
+    let untrusted = ask(&client, "www.expired.test.", RecordType::A, DO);
+    assert_eq!(untrusted.rcode(), Rcode::NOERROR);
+    assert!(!ad(&untrusted));
+    assert!(untrusted.ede_codes().is_empty());
+    assert!(ad(&ask(&client, "www.secure.test.", RecordType::A, DO)));
+    let reports = permissive.stop();
+    assert_eq!(total(&reports, |r| r.resolver.dnssec_bogus_signature), 1);
     drop(nsd);
     let _ = std::fs::remove_dir_all(&dir);
 }
