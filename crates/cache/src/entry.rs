@@ -120,6 +120,9 @@ pub struct StoreOptions {
     /// The Extended DNS Error its replies carry (see [`Entry::with_ede`]);
     /// 0 for none.
     pub ede: u16,
+    /// A cap on every stored TTL, after the policy's limits: the time a
+    /// validated signature has left (RFC 4035 section 5.3.3).
+    pub max_ttl: Option<u32>,
 }
 
 /// What the scan of an upstream response found.
@@ -250,7 +253,8 @@ impl Entry {
             ede: options.ede,
         };
         entry.index_records()?;
-        let lifetime = entry.normalize_ttls(policy, scan.negative_ttl);
+        let cap = options.max_ttl.unwrap_or(u32::MAX);
+        let lifetime = entry.normalize_ttls(policy, scan.negative_ttl, cap);
         entry.expires_at = now.add_secs(lifetime);
         Ok(Some(entry))
     }
@@ -355,9 +359,9 @@ impl Entry {
         Ok(())
     }
 
-    /// Rewrite every stored TTL per policy; returns the entry's lifetime in
-    /// seconds (the lowest stored TTL).
-    fn normalize_ttls(&mut self, policy: &CachePolicy, negative_ttl: u32) -> u32 {
+    /// Rewrite every stored TTL per policy, none above `cap`; returns the
+    /// entry's lifetime in seconds (the lowest stored TTL).
+    fn normalize_ttls(&mut self, policy: &CachePolicy, negative_ttl: u32, cap: u32) -> u32 {
         let mut lowest = u32::MAX;
         for &offset in &self.ttl_offsets {
             let at = usize::from(offset);
@@ -377,7 +381,8 @@ impl Entry {
                 EntryKind::Positive => policy.clamp_positive(ttl),
                 _ if rtype == Some(RecordType::SOA) => negative_ttl,
                 _ => ttl.min(negative_ttl),
-            };
+            }
+            .min(cap);
             field.copy_from_slice(&adjusted.to_be_bytes());
             lowest = lowest.min(adjusted);
         }

@@ -1641,6 +1641,7 @@ fn the_resolvers_verdict_replaces_the_upstream_ad_and_rrsigs_can_be_left_out() {
         authentic: Some(true),
         strip_dnssec: true,
         ede: 0,
+        max_ttl: Some(120),
     };
     let entry = Entry::from_response_with(
         &query.key(),
@@ -1652,6 +1653,7 @@ fn the_resolvers_verdict_replaces_the_upstream_ad_and_rrsigs_can_be_left_out() {
     .unwrap()
     .unwrap();
     assert!(entry.authentic_data());
+    assert_eq!(entry.expires_at(), at(T0 + 120), "capped by the signature");
     let stored = Message::parse(entry.wire()).unwrap();
     let types: Vec<RecordType> = stored.answers().map(|record| record.rtype()).collect();
     assert_eq!(types, [RecordType::A], "the RRSIG is left out");

@@ -27,6 +27,8 @@
 //! `DnssecConfig::unix_secs`: the runtime's Unix time of the monotonic
 //! epoch plus `now`; nothing here reads a clock.
 
+use core::cell::Cell;
+
 use heimdall_cache::{Cache, Entry, EntryKind, Timestamp};
 use heimdall_dnssec::{
     Bogus, Failure, Nsec, Nsec3, Rr, Rrsig, prove_nodata, prove_nxdomain, prove_wildcard_answer,
@@ -122,9 +124,13 @@ pub(crate) fn subquery_key(name: &[u8], rtype: RecordType) -> QueryKey {
 /// The validator for one evaluation: the cache it reads keys from and
 /// the time.
 pub(crate) struct Validator<'a> {
-    pub(crate) cache: &'a Cache,
-    pub(crate) config: &'a DnssecConfig,
-    pub(crate) now: Timestamp,
+    cache: &'a Cache,
+    config: &'a DnssecConfig,
+    now: Timestamp,
+    /// The lowest [`heimdall_dnssec::Secure::ttl`] of the answer's
+    /// RRsets and denial records so far: no TTL of a secure answer may
+    /// outlive a signature (RFC 4035 section 5.3.3).
+    ttl_cap: Cell<u32>,
 }
 
 /// The records of `section` as validator views.
@@ -234,6 +240,26 @@ fn delegation_bit(name: &Name<'_>, records: &[Rr<'_>]) -> bool {
 }
 
 impl<'a> Validator<'a> {
+    /// A validator reading keys from `cache` at `now`.
+    pub(crate) fn new(cache: &'a Cache, config: &'a DnssecConfig, now: Timestamp) -> Self {
+        Self {
+            cache,
+            config,
+            now,
+            ttl_cap: Cell::new(u32::MAX),
+        }
+    }
+
+    /// After a secure verdict: the longest the answer may be cached, by
+    /// its signatures (`u32::MAX` when none was checked).
+    pub(crate) fn ttl_cap(&self) -> u32 {
+        self.ttl_cap.get()
+    }
+
+    fn cap(&self, ttl: u32) {
+        self.ttl_cap.set(self.ttl_cap.get().min(ttl));
+    }
+
     fn unix(&self) -> u64 {
         self.config.unix_secs(self.now)
     }
@@ -357,8 +383,10 @@ impl<'a> Validator<'a> {
             Ok(secure) => secure,
             Err(failure) => return as_insecure(failure).map(Verdict::Insecure),
         };
+        self.cap(secure.ttl);
         if let Some(wildcard) = &secure.wildcard {
-            let proof = self.validated_denial(&signer, &keys, authority)?;
+            let (proof, ttl) = self.validated_denial(&signer, &keys, authority)?;
+            self.cap(ttl);
             let proved = prove_wildcard_answer(
                 &owner,
                 &wildcard.as_name(),
@@ -374,14 +402,16 @@ impl<'a> Validator<'a> {
     }
 
     /// The NSEC/NSEC3 records of `authority` signed by `zone`, each RRset
-    /// validated with `keys` (SOA checked too, when present).
+    /// validated with `keys` (SOA checked too, when present), and the
+    /// lowest TTL their signatures allow.
     fn validated_denial<'r>(
         &self,
         zone: &Name<'_>,
         keys: &[Rr<'_>],
         authority: &[Rr<'r>],
-    ) -> Eval<Vec<Rr<'r>>> {
+    ) -> Eval<(Vec<Rr<'r>>, u32)> {
         let mut proof = Vec::new();
+        let mut ttl = u32::MAX;
         for rrset in rrsets(authority) {
             let Some(first) = rrset.first() else {
                 continue;
@@ -405,19 +435,20 @@ impl<'a> Validator<'a> {
                     Bogus::NsecMissing
                 }));
             }
-            if let Err(failure) =
-                validate_rrset(&rrset, &sigs, keys, self.unix(), &self.config.validator)
-            {
-                // An unsupported algorithm here would have made the zone
-                // insecure already; anything else is bogus.
-                as_insecure(failure)?;
-                return Err(bogus(Bogus::BadSignature));
+            match validate_rrset(&rrset, &sigs, keys, self.unix(), &self.config.validator) {
+                Ok(secure) => ttl = ttl.min(secure.ttl),
+                Err(failure) => {
+                    // An unsupported algorithm here would have made the
+                    // zone insecure already; anything else is bogus.
+                    as_insecure(failure)?;
+                    return Err(bogus(Bogus::BadSignature));
+                }
             }
             if rtype != RecordType::SOA {
                 proof.extend(rrset.iter().copied());
             }
         }
-        Ok(proof)
+        Ok((proof, ttl))
     }
 
     /// Judge a denial (NXDOMAIN, or NODATA for `qtype`) of `name`.
@@ -448,7 +479,8 @@ impl<'a> Validator<'a> {
             Keys::Insecure(ede) => return Ok(Verdict::Insecure(ede)),
             Keys::Secure(keys) => keys,
         };
-        let proof = self.validated_denial(&signer, &keys, authority)?;
+        let (proof, ttl) = self.validated_denial(&signer, &keys, authority)?;
+        self.cap(ttl);
         let config = &self.config.validator;
         let proved = if rcode == Rcode::NXDOMAIN {
             prove_nxdomain(name, &signer, &proof, config)
@@ -553,7 +585,7 @@ impl<'a> Validator<'a> {
                 Err(failure) => as_insecure(failure).map(DsSet::Insecure),
             };
         }
-        let proof = self.validated_denial(&signer, &keys, &authority)?;
+        let (proof, _) = self.validated_denial(&signer, &keys, &authority)?;
         if message.rcode() == Rcode::NXDOMAIN {
             // The zone does not exist: nothing below it can.
             return match prove_nxdomain(zone, &signer, &proof, config) {

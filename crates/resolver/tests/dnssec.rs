@@ -420,3 +420,20 @@ fn off_passes_the_upstream_through() {
     );
     assert!(!asked[0].2, "no DO upstream when not validating");
 }
+
+#[test]
+fn a_secure_answer_is_not_cached_past_its_signatures() {
+    // 100 s before the fixture's signatures expire (2045-01-01).
+    let zone = Zone::new();
+    let mut resolver = validating((2_366_841_600 - 100) * 1000);
+    let now = Timestamp::from_secs(10);
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(ad(&reply));
+    let ttls = common::answer_ttls(&reply);
+    assert!(ttls.iter().all(|&ttl| ttl <= 90), "{ttls:?}");
+}

@@ -35,6 +35,7 @@ impl Resolver {
             authentic: validates.then_some(false),
             strip_dnssec: validates && !dnssec_ok,
             ede: 0,
+            max_ttl: None,
         }
     }
 
@@ -60,17 +61,18 @@ impl Resolver {
             self.store_answer(slot, message, packet, now, options);
             return;
         }
-        let step = match Name::from_wire(&inflight.key.name) {
-            Ok(qname) => Validator {
-                cache: &self.cache,
-                config: &self.config.dnssec,
-                now,
+        let (step, ttl_cap) = match Name::from_wire(&inflight.key.name) {
+            Ok(qname) => {
+                let validator = Validator::new(&self.cache, &self.config.dnssec, now);
+                let step = validator.evaluate(&qname, qtype, message);
+                (step, validator.ttl_cap())
             }
-            .evaluate(&qname, qtype, message),
-            Err(_) => Step::Done(Verdict::Bogus(Bogus::Malformed)),
+            Err(_) => (Step::Done(Verdict::Bogus(Bogus::Malformed)), u32::MAX),
         };
         match step {
-            Step::Done(verdict) => self.finish_validation(slot, message, packet, verdict, now),
+            Step::Done(verdict) => {
+                self.finish_validation(slot, message, packet, verdict, ttl_cap, now);
+            }
             Step::Need(fetch) => self.suspend(slot, packet, &fetch.name, fetch.rtype, now),
         }
     }
@@ -99,13 +101,15 @@ impl Resolver {
         *counter += 1;
     }
 
-    /// Act on the verdict for `slot`'s answer.
+    /// Act on the verdict for `slot`'s answer; a secure one is cached no
+    /// longer than `ttl_cap` (its signatures' time left).
     fn finish_validation(
         &mut self,
         slot: Slot,
         message: &Message<'_>,
         packet: &[u8],
         verdict: Verdict,
+        ttl_cap: u32,
         now: Timestamp,
     ) {
         self.count_verdict(verdict);
@@ -117,6 +121,7 @@ impl Resolver {
             authentic: Some(authentic),
             strip_dnssec,
             ede: ede.unwrap_or(0),
+            max_ttl: (authentic && ttl_cap != u32::MAX).then_some(ttl_cap),
         };
         match verdict {
             Verdict::Secure => self.store_answer(slot, message, packet, now, store(true, None)),
