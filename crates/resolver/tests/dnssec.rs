@@ -437,3 +437,44 @@ fn a_secure_answer_is_not_cached_past_its_signatures() {
     let ttls = common::answer_ttls(&reply);
     assert!(ttls.iter().all(|&ttl| ttl <= 90), "{ttls:?}");
 }
+
+#[test]
+fn the_sub_query_budget_bounds_a_query() {
+    let zone = Zone::new();
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let mut config = ResolverConfig {
+        dnssec: DnssecConfig {
+            mode: DnssecMode::Validate,
+            anchors: Arc::new(TrustAnchors::parse(&fixture("example-nsec.ds")).unwrap()),
+            unix_epoch_ms: FIXED_UNIX_MS,
+            max_subqueries: 0,
+            ..DnssecConfig::default()
+        },
+        ..config(&[UPSTREAM_A])
+    };
+    resolver
+        .reconfigure(config.clone(), Timestamp::ZERO)
+        .unwrap();
+    let now = Timestamp::from_secs(10);
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "no sub-query allowed: {asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::DNSSEC_INDETERMINATE]);
+    assert_eq!(resolver.stats().dnssec_indeterminate, 1);
+    // One is enough for this zone (its keys, anchored directly).
+    config.dnssec.max_subqueries = 1;
+    resolver.reconfigure(config, Timestamp::ZERO).unwrap();
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("b.example.", RecordType::AAAA, 2, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(ad(&reply));
+}

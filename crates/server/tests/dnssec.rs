@@ -222,6 +222,28 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         "www.badds.test. IN A 192.0.2.10\n",
         &plain,
     ));
+    // NSEC3 with opt-out: the unsigned delegation below it has no NSEC3
+    // of its own, so its DS absence is only covered by an opt-out span.
+    let optout = sign(
+        tools,
+        dir,
+        "optout.test.",
+        "optout.zone",
+        "www.optout.test. IN A 192.0.2.11\n\
+         unsigned.optout.test. IN NS ns.test.\n",
+        &Signing {
+            args: vec!["-3", "-", "-H", "0", "-A"],
+            tamper: None,
+        },
+    );
+    std::fs::write(
+        dir.join("unsigned.zone"),
+        format!(
+            "{}www.unsigned.optout.test. IN A 192.0.2.12\n",
+            apex("unsigned.optout.test.")
+        ),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("insecure.zone"),
         format!(
@@ -244,6 +266,7 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
              notyet.test. IN NS ns.test.\n{notyet}\
              nosig.test. IN NS ns.test.\n{nosig}\
              badds.test. IN NS ns.test.\n{badds}\
+             optout.test. IN NS ns.test.\n{optout}\
              insecure.test. IN NS ns.test.\n"
         ),
         &plain,
@@ -269,6 +292,8 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         ("nosig.test.", "nosig.zone.signed".to_owned()),
         ("badds.test.", "badds.zone.signed".to_owned()),
         ("insecure.test.", "insecure.zone".to_owned()),
+        ("optout.test.", "optout.zone.signed".to_owned()),
+        ("unsigned.optout.test.", "unsigned.zone".to_owned()),
     ];
     (anchor, zones)
 }
@@ -449,6 +474,11 @@ fn a_signed_chain_validates_end_to_end() {
     assert_eq!(insecure.rcode(), Rcode::NOERROR);
     assert!(has_type(&insecure, Section::Answer, RecordType::A));
     assert!(!ad(&insecure), "no AD below an insecure delegation");
+    let opted_out = ask(&client, "www.unsigned.optout.test.", RecordType::A, DO);
+    assert_eq!(opted_out.rcode(), Rcode::NOERROR);
+    assert!(has_type(&opted_out, Section::Answer, RecordType::A));
+    assert!(!ad(&opted_out), "no AD below an NSEC3 opt-out delegation");
+    assert!(ad(&ask(&client, "www.optout.test.", RecordType::A, DO)));
 
     // Bogus: SERVFAIL with the reason, and again from the cache.
     for _ in 0..2 {
@@ -489,7 +519,7 @@ fn a_signed_chain_validates_end_to_end() {
     let count =
         |f: fn(&heimdall_resolver::ResolverStats) -> u64| total(&reports, |r| f(&r.resolver));
     assert!(count(|s| s.dnssec_secure) >= 7, "{:?}", reports[0].resolver);
-    assert!(count(|s| s.dnssec_insecure) >= 1);
+    assert!(count(|s| s.dnssec_insecure) >= 2);
     assert_eq!(
         count(|s| s.dnssec_bogus_signature),
         1,
