@@ -410,16 +410,127 @@ fn dig(tools: &Tools, server: SocketAddr, args: &[&str]) -> String {
         .args(args))
 }
 
+/// An empty directory of this test binary's, unique to the process.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("heimdall-tests")
+        .join(format!("dnssec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Unbound 1.17 as a validating forwarder to `upstream` with the same
+/// anchor; killed when dropped.
+struct Unbound {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_unbound(unbound: &Path, dir: &Path, upstream: SocketAddr, anchor: &Path) -> Unbound {
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  num-threads: 1\n  \
+         so-reuseport: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  \
+         pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  \
+         verbosity: 1\n  do-not-query-localhost: no\n  module-config: \"validator iterator\"\n  \
+         trust-anchor-file: \"{}\"\n  access-control: 127.0.0.0/8 allow\n  ede: yes\n  \
+         local-zone: \"test.\" nodefault\n\
+         remote-control:\n  control-enable: no\n\
+         forward-zone:\n  name: \".\"\n  forward-addr: {}@{}\n",
+        anchor.display(),
+        upstream.ip(),
+        upstream.port()
+    );
+    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
+    let child = Command::new(unbound)
+        .args(["-d", "-c"])
+        .arg(dir.join("unbound.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unbound");
+    let unbound = Unbound {
+        child,
+        addr: SocketAddr::from((LOOPBACK, port)),
+    };
+    let probe = common::query(1, "test.", RecordType::SOA, Some(1232));
+    let up = wait_until(Duration::from_secs(10), || {
+        let client = Client::new(unbound.addr);
+        client.send(&probe);
+        client.recv_within(Duration::from_millis(200)).is_some()
+    });
+    let log = std::fs::read_to_string(dir.join("unbound.log")).unwrap_or_default();
+    assert!(up, "unbound did not answer on {}:\n{log}", unbound.addr);
+    unbound
+}
+
+/// For every test query, heimdall's verdict (rcode and AD) is Unbound's,
+/// both validating forwarders to the same NSD with the same anchor.
+#[test]
+fn heimdall_agrees_with_unbound_on_every_verdict() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let Some(unbound_path) = peers::find("unbound", "unbound") else {
+        return;
+    };
+    let dir = scratch_dir("differential");
+    let (anchor, zones) = build_chain(&tools, &dir);
+    let nsd = start_nsd(&tools, &dir, &zones);
+    let unbound = start_unbound(&unbound_path, &dir, nsd.addr, &anchor);
+    let server = validating_server(nsd.addr, &anchor);
+    let (ours, theirs) = (server.client(), Client::new(unbound.addr));
+    let mut secure = 0;
+    for (name, qtype) in [
+        ("www.secure.test.", RecordType::A),
+        ("alias.secure.test.", RecordType::A),
+        ("foo.wild.secure.test.", RecordType::A),
+        ("nothing.secure.test.", RecordType::A),
+        ("www.secure.test.", RecordType::AAAA),
+        ("www.nsec3.test.", RecordType::A),
+        ("nothing.nsec3.test.", RecordType::A),
+        ("www.insecure.test.", RecordType::A),
+        ("nothing.insecure.test.", RecordType::A),
+        ("www.optout.test.", RecordType::A),
+        ("www.unsigned.optout.test.", RecordType::A),
+        ("www.bogus.test.", RecordType::A),
+        ("www.expired.test.", RecordType::A),
+        ("www.notyet.test.", RecordType::A),
+        ("www.nosig.test.", RecordType::A),
+        ("www.badds.test.", RecordType::A),
+    ] {
+        let a = ask(&ours, name, qtype, DO);
+        let b = ask(&theirs, name, qtype, DO);
+        let verdict = |reply: &Reply| (reply.rcode(), ad(reply));
+        assert_eq!(
+            verdict(&a),
+            verdict(&b),
+            "{name} {qtype}: heimdall vs Unbound"
+        );
+        secure += usize::from(ad(&a));
+    }
+    assert!(secure >= 7, "the secure answers are secure for both");
+    server.stop();
+    drop(unbound);
+    drop(nsd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_signed_chain_validates_end_to_end() {
     let Some(tools) = tools() else {
         return;
     };
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("heimdall-tests")
-        .join(format!("dnssec-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("chain");
     let (anchor, zones) = build_chain(&tools, &dir);
     let nsd = start_nsd(&tools, &dir, &zones);
     let server = validating_server(nsd.addr, &anchor);
