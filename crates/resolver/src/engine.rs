@@ -75,6 +75,7 @@ use crate::reply_check::{AcceptedReply, Rejection, check_reply};
 use crate::stats::ResolverStats;
 use crate::upstream_cookie::COOKIE_OPTION_MAX;
 use crate::upstreams::Upstreams;
+use crate::validation::KeyCache;
 use completion::{Answer, Completion};
 pub use reload::ReconfigureReport;
 
@@ -112,6 +113,9 @@ pub struct Resolver {
     /// Queries (slot and serial) whose DNSSEC sub-query completed: judged
     /// again by `run_resumes` before an event handler returns.
     resumes: VecDeque<(Slot, u32)>,
+    /// DNSSEC: zones whose DNSKEY RRset was validated, so a miss in a
+    /// known zone does not verify its chain again.
+    validated_keys: KeyCache,
 }
 
 /// A written reply, or a drop when it did not fit.
@@ -165,6 +169,7 @@ impl Resolver {
             cookie_limiter,
             cookie_secrets: SecretCache::default(),
             resumes: VecDeque::new(),
+            validated_keys: KeyCache::default(),
             config,
         })
     }

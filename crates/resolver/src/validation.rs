@@ -8,9 +8,11 @@
 //! sent them), and when one is missing it says which ([`Step::Need`]); the
 //! engine fetches it as a sub-query through the in-flight table (so it is
 //! coalesced, cached and bounded like any query) and evaluates again when
-//! it arrives. Nothing validated is kept besides the answer's verdict:
-//! every evaluation re-checks the chain from the cached records (each a
-//! few signature checks), which keeps key rollovers and expiry exact.
+//! it arrives. A zone's DNSKEY RRset, once validated, is remembered in a
+//! [`KeyCache`] (bounded, until its entry, its signatures or its DS
+//! expire), so a miss in a known zone costs one signature check; the DS
+//! records and insecurity proofs are re-checked from the cached records
+//! each time.
 //!
 //! The chain of trust is built from the deepest trust anchor above the
 //! signer down: a zone's DNSKEY RRset is trusted when a trust anchor or
@@ -27,7 +29,9 @@
 //! `DnssecConfig::unix_secs`: the runtime's Unix time of the monotonic
 //! epoch plus `now`; nothing here reads a clock.
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
+
+use hashbrown::HashMap;
 
 use heimdall_cache::{Cache, Entry, EntryKind, Timestamp};
 use heimdall_dnssec::{
@@ -97,8 +101,8 @@ enum Keys<'a> {
 
 /// What the parent says about a name's DS.
 enum DsSet<'a> {
-    /// A validated DS RRset: a secure delegation.
-    Secure(Vec<Rr<'a>>),
+    /// A validated DS RRset (a secure delegation), and until when.
+    Secure(Vec<Rr<'a>>, Timestamp),
     /// A proven insecure delegation (or an insecure parent).
     Insecure(Option<u16>),
     /// Proven not to be a delegation at all (no DS, no NS).
@@ -121,10 +125,57 @@ pub(crate) fn subquery_key(name: &[u8], rtype: RecordType) -> QueryKey {
     }
 }
 
+/// Validated DNSKEY RRsets by zone (lower-case wire name): the cache
+/// entry they were read from and until when the verdict holds. Bounded:
+/// full, it starts over.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache {
+    zones: HashMap<WireNameBuf, (Entry, Timestamp)>,
+}
+
+impl KeyCache {
+    /// Most zones remembered.
+    pub(crate) const MAX_ZONES: usize = 4096;
+
+    /// Forget every zone (settings changed, or an operator flush).
+    pub(crate) fn clear(&mut self) {
+        self.zones.clear();
+    }
+
+    /// Remember `zone`'s validated DNSKEY `entry` until `until`.
+    pub(crate) fn insert(&mut self, zone: WireNameBuf, entry: Entry, until: Timestamp) {
+        if self.zones.len() >= Self::MAX_ZONES && !self.zones.contains_key(&zone) {
+            self.zones.clear();
+        }
+        self.zones.insert(zone, (entry, until));
+    }
+
+    /// The validated DNSKEY entry of `zone` at `now`, if still good.
+    fn get(&self, zone: &[u8], now: Timestamp) -> Option<&Entry> {
+        self.zones
+            .get(zone)
+            .filter(|(_, until)| now < *until)
+            .map(|(entry, _)| entry)
+    }
+
+    /// Zones remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.zones.len()
+    }
+}
+
+/// A zone's DNSKEY entry validated during an evaluation, for the
+/// [`KeyCache`].
+pub(crate) type Learned = (WireNameBuf, Entry, Timestamp);
+
 /// The validator for one evaluation: the cache it reads keys from and
 /// the time.
 pub(crate) struct Validator<'a> {
     cache: &'a Cache,
+    known: &'a KeyCache,
+    /// Zones whose keys this evaluation validated.
+    learned: RefCell<Vec<Learned>>,
     config: &'a DnssecConfig,
     now: Timestamp,
     /// The lowest [`heimdall_dnssec::Secure::ttl`] of the answer's
@@ -202,6 +253,15 @@ fn as_insecure(failure: Failure) -> Eval<Option<u16>> {
     }
 }
 
+/// The DNSKEY records of `zone` in the answer section of `message`.
+fn zone_keys<'a>(message: &Message<'a>, zone: &Name<'_>) -> Vec<Rr<'a>> {
+    message
+        .records(Section::Answer)
+        .filter(|record| record.rtype() == RecordType::DNSKEY && record.name().eq_ignore_case(zone))
+        .map(|record| Rr::from_record(&record))
+        .collect()
+}
+
 /// The target of the CNAME at `owner` in the answer section.
 fn cname_target(message: &Message<'_>, owner: &Name<'_>) -> Option<NameBuf> {
     message.records(Section::Answer).find_map(|record| {
@@ -241,13 +301,25 @@ fn delegation_bit(name: &Name<'_>, records: &[Rr<'_>]) -> bool {
 
 impl<'a> Validator<'a> {
     /// A validator reading keys from `cache` at `now`.
-    pub(crate) fn new(cache: &'a Cache, config: &'a DnssecConfig, now: Timestamp) -> Self {
+    pub(crate) fn new(
+        cache: &'a Cache,
+        known: &'a KeyCache,
+        config: &'a DnssecConfig,
+        now: Timestamp,
+    ) -> Self {
         Self {
             cache,
+            known,
+            learned: RefCell::new(Vec::new()),
             config,
             now,
             ttl_cap: Cell::new(u32::MAX),
         }
+    }
+
+    /// The zones whose keys were validated, for the [`KeyCache`].
+    pub(crate) fn take_learned(&self) -> Vec<Learned> {
+        self.learned.take()
     }
 
     /// After a secure verdict: the longest the answer may be cached, by
@@ -272,8 +344,8 @@ impl<'a> Validator<'a> {
             .any(|anchor| name.is_subdomain_of(&anchor.as_name()))
     }
 
-    /// The cached reply for a sub-query, or what to fetch.
-    fn fetch(&self, name: &Name<'_>, rtype: RecordType) -> Eval<Message<'a>> {
+    /// The cached entry for a sub-query, or what to fetch.
+    fn fetch_entry(&self, name: &Name<'_>, rtype: RecordType) -> Eval<&'a Entry> {
         let mut wire = WireNameBuf::new();
         name.write_lower(&mut wire);
         let key = subquery_key(&wire, rtype);
@@ -283,7 +355,7 @@ impl<'a> Validator<'a> {
                 if entry.kind() == EntryKind::ServFail {
                     return Err(Stop::Verdict(Verdict::Indeterminate));
                 }
-                Message::parse(entry.wire()).map_err(|_| bogus(Bogus::Malformed))
+                Ok(entry)
             }
             _ => Err(Stop::Need(Box::new(Fetch {
                 name: key.name,
@@ -504,24 +576,27 @@ impl<'a> Validator<'a> {
         let Some(anchor) = self.config.anchors.closest(zone) else {
             return Ok(Keys::Insecure(None));
         };
+        let mut wire = WireNameBuf::new();
+        zone.write_lower(&mut wire);
+        if let Some(entry) = self.known.get(&wire, self.now) {
+            let message = Message::parse(entry.wire()).map_err(|_| bogus(Bogus::Malformed))?;
+            return Ok(Keys::Secure(zone_keys(&message, zone)));
+        }
         let at_anchor = anchor.as_name().eq_ignore_case(zone);
-        let ds = if at_anchor {
-            None
+        let (ds, ds_until) = if at_anchor {
+            (None, None)
         } else {
             match self.ds_set(zone, depth + 1)? {
-                DsSet::Secure(ds) => Some(ds),
+                DsSet::Secure(ds, until) => (Some(ds), Some(until)),
                 DsSet::Insecure(ede) => return Ok(Keys::Insecure(ede)),
                 // The signer named is not a zone at all.
                 DsSet::NotACut => return Err(bogus(Bogus::DnskeyMissing)),
             }
         };
-        let message = self.fetch(zone, RecordType::DNSKEY)?;
+        let entry = self.fetch_entry(zone, RecordType::DNSKEY)?;
+        let message = Message::parse(entry.wire()).map_err(|_| bogus(Bogus::Malformed))?;
         let answer = section(&message, Section::Answer);
-        let dnskeys: Vec<Rr<'a>> = answer
-            .iter()
-            .filter(|rr| rr.rtype() == RecordType::DNSKEY && rr.owner().eq_ignore_case(zone))
-            .copied()
-            .collect();
+        let dnskeys = zone_keys(&message, zone);
         if dnskeys.is_empty() {
             return Err(bogus(Bogus::DnskeyMissing));
         }
@@ -534,7 +609,14 @@ impl<'a> Validator<'a> {
             Some(ds) => verify_dnskeys_with_ds(&dnskeys, &sigs, ds, unix, config),
         };
         match verified {
-            Ok(_) => Ok(Keys::Secure(dnskeys)),
+            Ok(secure) => {
+                let until = entry
+                    .expires_at()
+                    .min(self.now.add_secs(secure.ttl))
+                    .min(ds_until.unwrap_or(Timestamp::from_millis(u64::MAX)));
+                self.learned.borrow_mut().push((wire, entry.clone(), until));
+                Ok(Keys::Secure(dnskeys))
+            }
             Err(failure) => as_insecure(failure).map(Keys::Insecure),
         }
     }
@@ -544,7 +626,8 @@ impl<'a> Validator<'a> {
         if depth > MAX_DEPTH {
             return Err(Stop::Verdict(Verdict::Indeterminate));
         }
-        let message = self.fetch(zone, RecordType::DS)?;
+        let entry = self.fetch_entry(zone, RecordType::DS)?;
+        let message = Message::parse(entry.wire()).map_err(|_| bogus(Bogus::Malformed))?;
         let answer = section(&message, Section::Answer);
         let authority = section(&message, Section::Authority);
         let parent = || suffix(zone, zone.label_count().saturating_sub(1));
@@ -581,7 +664,10 @@ impl<'a> Validator<'a> {
         let (unix, config) = (self.unix(), &self.config.validator);
         if !ds.is_empty() {
             return match validate_rrset(&ds, &sigs, &keys, unix, config) {
-                Ok(_) => Ok(DsSet::Secure(ds)),
+                Ok(secure) => {
+                    let until = entry.expires_at().min(self.now.add_secs(secure.ttl));
+                    Ok(DsSet::Secure(ds, until))
+                }
                 Err(failure) => as_insecure(failure).map(DsSet::Insecure),
             };
         }
@@ -618,7 +704,7 @@ impl<'a> Validator<'a> {
             };
             match self.ds_set(&cut.as_name(), depth + 1)? {
                 DsSet::Insecure(ede) => return Ok(ede),
-                DsSet::Secure(_) | DsSet::NotACut => {}
+                DsSet::Secure(..) | DsSet::NotACut => {}
             }
         }
         Err(bogus(Bogus::RrsigsMissing))
@@ -628,6 +714,33 @@ impl<'a> Validator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_cache_expires_and_is_bounded() {
+        let policy = heimdall_cache::CachePolicy::default();
+        let entry_for = |i: usize| {
+            let name = NameBuf::from_presentation(&format!("z{i}.example.")).unwrap();
+            let key = subquery_key(name.as_wire(), RecordType::DNSKEY);
+            let entry =
+                Entry::failure(&key, &key.name, Rcode::SERVFAIL, Timestamp::ZERO, &policy).unwrap();
+            (key.name, entry)
+        };
+        let mut keys = KeyCache::default();
+        let (zone, entry) = entry_for(0);
+        keys.insert(zone.clone(), entry, Timestamp::from_secs(10));
+        assert!(keys.get(&zone, Timestamp::from_secs(9)).is_some());
+        assert!(
+            keys.get(&zone, Timestamp::from_secs(10)).is_none(),
+            "expired"
+        );
+        for i in 1..=KeyCache::MAX_ZONES {
+            let (zone, entry) = entry_for(i);
+            keys.insert(zone, entry, Timestamp::from_secs(10));
+        }
+        assert!(keys.len() <= KeyCache::MAX_ZONES, "{}", keys.len());
+        keys.clear();
+        assert_eq!(keys.len(), 0);
+    }
 
     #[test]
     fn suffixes_of_a_name() {

@@ -265,7 +265,24 @@ fn secure_answers_get_ad_after_one_coalesced_key_fetch() {
     assert!(ad(&reply));
     assert_eq!(count(&reply, Section::Answer, RecordType::A), 2);
     assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 1);
-    // The keys are cached: the next name costs one upstream query.
+    // The keys are cached, and so is their validation: the next name
+    // costs one upstream query and no chain, even with the DNSKEY entry
+    // gone from the answer cache.
+    let mut dnskey_key = heimdall_wire::QueryKey {
+        name: heimdall_wire::WireNameBuf::new(),
+        qtype: RecordType::DNSKEY,
+        qclass: Class::IN,
+        dnssec_ok: true,
+        checking_disabled: true,
+    };
+    dnskey_key
+        .name
+        .try_extend_from_slice(b"\x07example\x00")
+        .unwrap();
+    assert!(
+        resolver.cache_mut().remove(&dnskey_key),
+        "the sub-query's entry"
+    );
     let (reply, asked) = resolve(
         &mut resolver,
         &zone,

@@ -29,6 +29,8 @@ impl Resolver {
     /// Returns how many entries were removed (0 for an invalid name).
     /// In-flight queries are not touched. Walks the whole shard.
     pub fn flush_cache(&mut self, name_wire: Option<&[u8]>) -> usize {
+        // Validated keys are re-read from the cache when next needed.
+        self.validated_keys.clear();
         match name_wire {
             None => {
                 let removed = self.cache.len();
@@ -135,6 +137,7 @@ impl Resolver {
         let purged = if dnssec_changed {
             let removed = self.cache.len();
             self.cache.clear();
+            self.validated_keys.clear();
             removed
         } else if blocklist.is_none() && local_names.is_empty() {
             0

@@ -61,14 +61,22 @@ impl Resolver {
             self.store_answer(slot, message, packet, now, options);
             return;
         }
-        let (step, ttl_cap) = match Name::from_wire(&inflight.key.name) {
+        let (step, ttl_cap, learned) = match Name::from_wire(&inflight.key.name) {
             Ok(qname) => {
-                let validator = Validator::new(&self.cache, &self.config.dnssec, now);
+                let validator =
+                    Validator::new(&self.cache, &self.validated_keys, &self.config.dnssec, now);
                 let step = validator.evaluate(&qname, qtype, message);
-                (step, validator.ttl_cap())
+                (step, validator.ttl_cap(), validator.take_learned())
             }
-            Err(_) => (Step::Done(Verdict::Bogus(Bogus::Malformed)), u32::MAX),
+            Err(_) => (
+                Step::Done(Verdict::Bogus(Bogus::Malformed)),
+                u32::MAX,
+                Vec::new(),
+            ),
         };
+        for (zone, entry, until) in learned {
+            self.validated_keys.insert(zone, entry, until);
+        }
         match step {
             Step::Done(verdict) => {
                 self.finish_validation(slot, message, packet, verdict, ttl_cap, now);
