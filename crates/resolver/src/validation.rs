@@ -275,6 +275,38 @@ fn cname_target(message: &Message<'_>, owner: &Name<'_>) -> Option<NameBuf> {
     })
 }
 
+/// Whether the CNAME `owner` -> `target` is what a DNAME of the answer
+/// section synthesises: `owner` below the DNAME's owner, and `target` the
+/// same labels in front of the DNAME's target.
+fn synthesised_from_dname(message: &Message<'_>, owner: &Name<'_>, target: &NameBuf) -> bool {
+    let mut owner_wire = WireNameBuf::new();
+    owner.write_lower(&mut owner_wire);
+    message.records(Section::Answer).any(|record| {
+        let Ok(heimdall_wire::RData::Dname(dname_target)) = record.rdata() else {
+            return false;
+        };
+        let dname_owner = record.name();
+        if record.rtype() != RecordType::DNAME
+            || !owner.is_subdomain_of(&dname_owner)
+            || owner.label_count() <= dname_owner.label_count()
+        {
+            return false;
+        }
+        let mut suffix = WireNameBuf::new();
+        dname_owner.write_lower(&mut suffix);
+        let Some(prefix) = owner_wire.get(..owner_wire.len().saturating_sub(suffix.len())) else {
+            return false;
+        };
+        let mut tail = WireNameBuf::new();
+        dname_target.write_lower(&mut tail);
+        let mut expected = Vec::with_capacity(prefix.len() + tail.len());
+        expected.extend_from_slice(prefix);
+        expected.extend_from_slice(&tail);
+        NameBuf::from_wire(&expected)
+            .is_ok_and(|expected| expected.as_name().eq_ignore_case(&target.as_name()))
+    })
+}
+
 /// Whether the validated denial `records` show `name` as a delegation
 /// (NS in the type bitmap of the NSEC or NSEC3 that matches it).
 fn delegation_bit(name: &Name<'_>, records: &[Rr<'_>]) -> bool {
@@ -399,7 +431,15 @@ impl<'a> Validator<'a> {
             let owner = first.owner();
             let rtype = first.rtype();
             let sigs = covering(&answer, &owner, rtype);
-            merge(self.rrset(&rrset, &sigs, &authority, 0)?);
+            // A CNAME synthesised from a DNAME (RFC 6672) is unsigned; the
+            // DNAME it follows from is validated as an RRset of its own.
+            let synthesised = rtype == RecordType::CNAME
+                && sigs.is_empty()
+                && cname_target(message, &owner)
+                    .is_some_and(|target| synthesised_from_dname(message, &owner, &target));
+            if !synthesised {
+                merge(self.rrset(&rrset, &sigs, &authority, 0)?);
+            }
             if owner.eq_ignore_case(&current.as_name()) {
                 if rtype == qtype || qtype == RecordType::ANY {
                     answered = true;

@@ -156,6 +156,7 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         "secure.zone",
         "www.secure.test. IN A 192.0.2.1\n\
          alias.secure.test. IN CNAME www.secure.test.\n\
+         dname.secure.test. IN DNAME secure.test.\n\
          *.wild.secure.test. IN A 192.0.2.9\n",
         &plain,
     );
@@ -493,6 +494,7 @@ fn heimdall_agrees_with_unbound_on_every_verdict() {
     for (name, qtype) in [
         ("www.secure.test.", RecordType::A),
         ("alias.secure.test.", RecordType::A),
+        ("www.dname.secure.test.", RecordType::A),
         ("foo.wild.secure.test.", RecordType::A),
         ("nothing.secure.test.", RecordType::A),
         ("www.secure.test.", RecordType::AAAA),
@@ -563,6 +565,10 @@ fn a_signed_chain_validates_end_to_end() {
     // NODATA with NSEC; NXDOMAIN with NSEC3.
     let alias = ask(&client, "alias.secure.test.", RecordType::A, DO);
     assert!(ad(&alias) && has_type(&alias, Section::Answer, RecordType::CNAME));
+    let dname = ask(&client, "www.dname.secure.test.", RecordType::A, DO);
+    assert_eq!(dname.rcode(), Rcode::NOERROR);
+    assert!(has_type(&dname, Section::Answer, RecordType::DNAME));
+    assert!(ad(&dname), "a DNAME and the CNAME it synthesises");
     let wild = ask(&client, "foo.wild.secure.test.", RecordType::A, DO);
     assert_eq!(wild.rcode(), Rcode::NOERROR);
     assert!(ad(&wild), "wildcard answer with its NSEC proof");
