@@ -495,3 +495,40 @@ fn the_sub_query_budget_bounds_a_query() {
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert!(ad(&reply));
 }
+
+#[test]
+fn a_random_subdomain_flood_costs_one_key_fetch() {
+    // 300 names that do not exist, all at once: one DNSKEY sub-query,
+    // joined by every query that needs it, then validated from the cache.
+    let zone = Zone::new();
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let mut out = vec![0u8; 65_535];
+    for i in 0..300u16 {
+        let query = ask(&format!("r{i}.example."), RecordType::A, i, DO);
+        let outcome = resolver.handle_query(&query, client(5000 + i), now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending), "{outcome:?}");
+    }
+    let asked = serve(&mut resolver, &zone, now);
+    let keys = asked
+        .iter()
+        .filter(|(_, rtype, _, _)| *rtype == RecordType::DNSKEY)
+        .count();
+    assert_eq!(
+        (asked.len(), keys),
+        (301, 1),
+        "one answer each, one key fetch"
+    );
+    let answers = replies(&mut resolver, now);
+    assert_eq!(answers.len(), 300);
+    for (_, reply) in &answers {
+        assert_eq!(Message::parse(reply).unwrap().rcode(), Rcode::NXDOMAIN);
+        assert!(ad(reply));
+    }
+    assert_eq!(
+        resolver.stats().dnssec_subqueries,
+        1,
+        "one started, 299 joined it"
+    );
+    assert_eq!(resolver.inflight(), 0);
+}

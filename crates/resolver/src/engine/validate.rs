@@ -190,10 +190,9 @@ impl Resolver {
         if let Some(sub) = self.inflight.slot_of(&key)
             && let Some(inflight) = self.inflight.get_mut(sub)
         {
-            if inflight.dependents.len() >= self.config.max_waiters {
-                self.indeterminate(slot, now);
-                return;
-            }
+            // Bounded without a limit of its own: every dependent is a
+            // query of the in-flight table (`max_inflight`), waiting on
+            // one sub-query at a time.
             inflight.dependents.push(waiting);
             return;
         }
