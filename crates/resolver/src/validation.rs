@@ -10,9 +10,8 @@
 //! coalesced, cached and bounded like any query) and evaluates again when
 //! it arrives. A zone's DNSKEY RRset, once validated, is remembered in a
 //! [`KeyCache`] (bounded, until its entry, its signatures or its DS
-//! expire), so a miss in a known zone costs one signature check; the DS
-//! records and insecurity proofs are re-checked from the cached records
-//! each time.
+//! expire), so a miss in a known zone costs one signature check; so is a
+//! proven insecure delegation, so a miss below it costs none.
 //!
 //! The chain of trust is built from the deepest trust anchor above the
 //! signer down: a zone's DNSKEY RRset is trusted when a trust anchor or
@@ -126,11 +125,13 @@ pub(crate) fn subquery_key(name: &[u8], rtype: RecordType) -> QueryKey {
 }
 
 /// Validated DNSKEY RRsets by zone (lower-case wire name): the cache
-/// entry they were read from and until when the verdict holds. Bounded:
-/// full, it starts over.
+/// entry they were read from and until when the verdict holds; and the
+/// proven insecure delegations (no DS), with the EDE of the reason.
+/// Bounded: a full map starts over.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
     zones: HashMap<WireNameBuf, (Entry, Timestamp)>,
+    insecure: HashMap<WireNameBuf, (Option<u16>, Timestamp)>,
 }
 
 impl KeyCache {
@@ -140,6 +141,29 @@ impl KeyCache {
     /// Forget every zone (settings changed, or an operator flush).
     pub(crate) fn clear(&mut self) {
         self.zones.clear();
+        self.insecure.clear();
+    }
+
+    /// Remember what an evaluation learned.
+    pub(crate) fn learn(&mut self, learned: Learned) {
+        match learned {
+            Learned::Keys(zone, entry, until) => self.insert(zone, entry, until),
+            Learned::Insecure(cut, ede, until) => {
+                if self.insecure.len() >= Self::MAX_ZONES && !self.insecure.contains_key(&cut) {
+                    self.insecure.clear();
+                }
+                self.insecure.insert(cut, (ede, until));
+            }
+        }
+    }
+
+    /// Whether `cut` is a proven insecure delegation at `now` (and the
+    /// EDE of the reason).
+    fn insecure_at(&self, cut: &[u8], now: Timestamp) -> Option<Option<u16>> {
+        self.insecure
+            .get(cut)
+            .filter(|(_, until)| now < *until)
+            .map(|(ede, _)| *ede)
     }
 
     /// Remember `zone`'s validated DNSKEY `entry` until `until`.
@@ -165,9 +189,13 @@ impl KeyCache {
     }
 }
 
-/// A zone's DNSKEY entry validated during an evaluation, for the
-/// [`KeyCache`].
-pub(crate) type Learned = (WireNameBuf, Entry, Timestamp);
+/// What an evaluation validated, for the [`KeyCache`].
+pub(crate) enum Learned {
+    /// A zone's DNSKEY entry, good until then.
+    Keys(WireNameBuf, Entry, Timestamp),
+    /// A proven insecure delegation, good until then.
+    Insecure(WireNameBuf, Option<u16>, Timestamp),
+}
 
 /// The validator for one evaluation: the cache it reads keys from and
 /// the time.
@@ -654,7 +682,9 @@ impl<'a> Validator<'a> {
                     .expires_at()
                     .min(self.now.add_secs(secure.ttl))
                     .min(ds_until.unwrap_or(Timestamp::from_millis(u64::MAX)));
-                self.learned.borrow_mut().push((wire, entry.clone(), until));
+                self.learned
+                    .borrow_mut()
+                    .push(Learned::Keys(wire, entry.clone(), until));
                 Ok(Keys::Secure(dnskeys))
             }
             Err(failure) => as_insecure(failure).map(Keys::Insecure),
@@ -711,7 +741,16 @@ impl<'a> Validator<'a> {
                 Err(failure) => as_insecure(failure).map(DsSet::Insecure),
             };
         }
-        let (proof, _) = self.validated_denial(&signer, &keys, &authority)?;
+        let (proof, proof_ttl) = self.validated_denial(&signer, &keys, &authority)?;
+        let learn = |ede: Option<u16>| {
+            let until = entry.expires_at().min(self.now.add_secs(proof_ttl));
+            let mut cut = WireNameBuf::new();
+            zone.write_lower(&mut cut);
+            self.learned
+                .borrow_mut()
+                .push(Learned::Insecure(cut, ede, until));
+            DsSet::Insecure(ede)
+        };
         if message.rcode() == Rcode::NXDOMAIN {
             // The zone does not exist: nothing below it can.
             return match prove_nxdomain(zone, &signer, &proof, config) {
@@ -720,9 +759,9 @@ impl<'a> Validator<'a> {
             };
         }
         match prove_nodata(zone, RecordType::DS, &signer, &proof, config) {
-            Ok(()) if delegation_bit(zone, &proof) => Ok(DsSet::Insecure(None)),
+            Ok(()) if delegation_bit(zone, &proof) => Ok(learn(None)),
             Ok(()) => Ok(DsSet::NotACut),
-            Err(failure) => as_insecure(failure).map(DsSet::Insecure),
+            Err(failure) => as_insecure(failure).map(learn),
         }
     }
 
@@ -742,6 +781,14 @@ impl<'a> Validator<'a> {
             let Some(cut) = suffix(name, labels) else {
                 break;
             };
+            // Known from earlier evaluations: an insecure cut, or a zone
+            // whose keys validated (a secure delegation).
+            if let Some(ede) = self.known.insecure_at(cut.as_wire(), self.now) {
+                return Ok(ede);
+            }
+            if self.known.get(cut.as_wire(), self.now).is_some() {
+                continue;
+            }
             match self.ds_set(&cut.as_name(), depth + 1)? {
                 DsSet::Insecure(ede) => return Ok(ede),
                 DsSet::Secure(..) | DsSet::NotACut => {}
@@ -778,8 +825,24 @@ mod tests {
             keys.insert(zone, entry, Timestamp::from_secs(10));
         }
         assert!(keys.len() <= KeyCache::MAX_ZONES, "{}", keys.len());
+        let (cut, _) = entry_for(7);
+        keys.learn(Learned::Insecure(
+            cut.clone(),
+            Some(27),
+            Timestamp::from_secs(5),
+        ));
+        assert_eq!(
+            keys.insecure_at(&cut, Timestamp::from_secs(4)),
+            Some(Some(27))
+        );
+        assert_eq!(
+            keys.insecure_at(&cut, Timestamp::from_secs(5)),
+            None,
+            "expired"
+        );
         keys.clear();
         assert_eq!(keys.len(), 0);
+        assert_eq!(keys.insecure_at(&cut, Timestamp::ZERO), None);
     }
 
     #[test]

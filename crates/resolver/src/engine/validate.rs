@@ -74,8 +74,8 @@ impl Resolver {
                 Vec::new(),
             ),
         };
-        for (zone, entry, until) in learned {
-            self.validated_keys.insert(zone, entry, until);
+        for learned in learned {
+            self.validated_keys.learn(learned);
         }
         match step {
             Step::Done(verdict) => {
