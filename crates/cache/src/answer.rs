@@ -187,7 +187,8 @@ impl Entry {
     ///
     /// With `request.stale`, every TTL is [`STALE_TTL`] instead, and the
     /// OPT carries an EDE "Stale Answer" option ([`STALE_EDE_LEN`] more
-    /// bytes, reserved before any cut like the OPT itself).
+    /// bytes, reserved before any cut like the OPT itself). An entry made
+    /// with [`Entry::with_ede`] carries its EDE the same way.
     ///
     /// When the reply exceeds `request.limit` (or `out`), it is cut at the
     /// last RRset boundary that leaves room for the OPT; TC is set only if
@@ -205,10 +206,16 @@ impl Entry {
         if request.qname.len() != qname.len() || !request.qname.eq_ignore_ascii_case(qname) {
             return Err(CacheError::QuestionMismatch);
         }
-        let opt_len = match (request.edns, request.stale) {
-            (None, _) => 0,
-            (Some(edns), false) => OPT_LEN + edns.cookie_len(),
-            (Some(edns), true) => OPT_LEN + STALE_EDE_LEN + edns.cookie_len(),
+        // A stale answer says so; a remembered DNSSEC failure says why.
+        let ede = if request.stale {
+            Some(heimdall_wire::ede::STALE_ANSWER)
+        } else {
+            (self.ede != 0).then_some(self.ede)
+        };
+        let ede_len = if ede.is_some() { STALE_EDE_LEN } else { 0 };
+        let opt_len = match request.edns {
+            None => 0,
+            Some(edns) => OPT_LEN + ede_len + edns.cookie_len(),
         };
         let available = request.limit.min(out.len()).min(TCP_LIMIT);
         let fits = |cut: &Cut| usize::from(cut.offset) + opt_len <= available;
@@ -298,7 +305,6 @@ impl Entry {
         // version 0, DO echoed, other flags 0; then RDLENGTH: the EDE
         // option of a stale answer and our COOKIE option, when there are.
         let do_bit = if dnssec_ok { 0x80 } else { 0 };
-        let ede_len = if request.stale { STALE_EDE_LEN } else { 0 };
         let [rdlength_high, rdlength_low] = ((ede_len + edns.cookie_len()) as u16).to_be_bytes();
         let opt = [
             0,
@@ -315,9 +321,9 @@ impl Entry {
         ];
         put(out, len, &opt);
         let mut end = len + OPT_LEN;
-        if request.stale {
+        if let Some(info) = ede {
             let [code_high, code_low] = heimdall_wire::edns::EXTENDED_ERROR.to_be_bytes();
-            let [info_high, info_low] = heimdall_wire::ede::STALE_ANSWER.to_be_bytes();
+            let [info_high, info_low] = info.to_be_bytes();
             let ede = [code_high, code_low, 0, 2, info_high, info_low];
             put(out, end, &ede);
             end += STALE_EDE_LEN;

@@ -101,6 +101,28 @@ pub struct Entry {
     pub(crate) kind: EntryKind,
     pub(crate) dnssec_ok: bool,
     pub(crate) checking_disabled: bool,
+    /// The Extended DNS Error info code every reply from this entry
+    /// carries for EDNS clients (a remembered DNSSEC failure); 0 for none.
+    pub(crate) ede: u16,
+}
+
+/// How [`Entry::from_response_with`] stores an upstream response that the
+/// resolver judged itself (DNSSEC validation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// AD in the stored header: `None` keeps the upstream's; `Some` is the
+    /// resolver's own verdict (validated or not).
+    pub authentic: Option<bool>,
+    /// Leave out RRSIG, NSEC and NSEC3 records, unless the question asks
+    /// for that type: the upstream was asked with DO for validation, but
+    /// the client's key has no DO (RFC 4035 section 3.2.1).
+    pub strip_dnssec: bool,
+    /// The Extended DNS Error its replies carry (see [`Entry::with_ede`]);
+    /// 0 for none.
+    pub ede: u16,
+    /// A cap on every stored TTL, after the policy's limits: the time a
+    /// validated signature has left (RFC 4035 section 5.3.3).
+    pub max_ttl: Option<u32>,
 }
 
 /// What the scan of an upstream response found.
@@ -114,6 +136,18 @@ struct Scan {
 /// exact message; neither is valid in a reply we build.
 fn is_stored(record: &Record<'_>) -> bool {
     !matches!(record.rtype(), RecordType::OPT | RecordType::TSIG)
+}
+
+/// [`is_stored`], and with `strip` not a DNSSEC record the question did
+/// not ask for.
+fn kept(record: &Record<'_>, strip: bool, qtype: RecordType) -> bool {
+    is_stored(record)
+        && !(strip
+            && record.rtype() != qtype
+            && matches!(
+                record.rtype(),
+                RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
+            ))
 }
 
 fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
@@ -154,6 +188,18 @@ impl Entry {
         now: Timestamp,
         policy: &CachePolicy,
     ) -> Result<Option<Self>, CacheError> {
+        Self::from_response_with(key, response, now, policy, StoreOptions::default())
+    }
+
+    /// [`Entry::from_response`], storing AD and the DNSSEC records as
+    /// `options` say.
+    pub fn from_response_with(
+        key: &QueryKey,
+        response: &Message<'_>,
+        now: Timestamp,
+        policy: &CachePolicy,
+        options: StoreOptions,
+    ) -> Result<Option<Self>, CacheError> {
         let flags = response.flags();
         if !flags.response() || flags.opcode() != Opcode::QUERY {
             return Err(CacheError::NotAResponse);
@@ -169,11 +215,12 @@ impl Entry {
         if flags.truncated() {
             return Ok(None);
         }
-        let Some(scan) = scan(key.qtype, response, policy) else {
+        let strip = options.strip_dnssec;
+        let Some(scan) = scan(key.qtype, response, policy, strip) else {
             return Ok(None);
         };
         let stored_flags = Flags(Flags::QR | Flags::RA)
-            .with_authentic_data(flags.authentic_data())
+            .with_authentic_data(options.authentic.unwrap_or(flags.authentic_data()))
             .with_rcode(response.rcode());
         let estimate = response
             .end_offset()
@@ -181,12 +228,12 @@ impl Entry {
             .saturating_add(256)
             .min(MAX_STORED_LEN);
         let mut buf = vec![0u8; estimate];
-        let len = match copy_message(&mut buf, key, &key_name, stored_flags, response) {
+        let len = match copy_message(&mut buf, key, &key_name, stored_flags, response, strip) {
             Err(err) if err.kind == ErrorKind::NoSpace && estimate < MAX_STORED_LEN => {
                 // Names decompressed inside RDATA made the copy larger than
                 // the guess; only then pay for the largest buffer.
                 buf = vec![0u8; MAX_STORED_LEN];
-                copy_message(&mut buf, key, &key_name, stored_flags, response)?
+                copy_message(&mut buf, key, &key_name, stored_flags, response, strip)?
             }
             other => other?,
         };
@@ -203,9 +250,11 @@ impl Entry {
             kind: scan.kind,
             dnssec_ok: key.dnssec_ok,
             checking_disabled: key.checking_disabled,
+            ede: options.ede,
         };
         entry.index_records()?;
-        let lifetime = entry.normalize_ttls(policy, scan.negative_ttl);
+        let cap = options.max_ttl.unwrap_or(u32::MAX);
+        let lifetime = entry.normalize_ttls(policy, scan.negative_ttl, cap);
         entry.expires_at = now.add_secs(lifetime);
         Ok(Some(entry))
     }
@@ -257,7 +306,21 @@ impl Entry {
             kind: EntryKind::ServFail,
             dnssec_ok: key.dnssec_ok,
             checking_disabled: key.checking_disabled,
+            ede: 0,
         })
+    }
+
+    /// The same entry, its replies carrying Extended DNS Error `code` for
+    /// EDNS clients (a remembered DNSSEC failure: RFC 9520 caches it, and
+    /// each hit says why). 0 removes it.
+    pub fn with_ede(mut self, code: u16) -> Self {
+        self.ede = code;
+        self
+    }
+
+    /// The Extended DNS Error info code its replies carry; 0 for none.
+    pub fn ede(&self) -> u16 {
+        self.ede
     }
 
     /// Walk the stored copy once: find the question's end, every TTL field
@@ -296,9 +359,9 @@ impl Entry {
         Ok(())
     }
 
-    /// Rewrite every stored TTL per policy; returns the entry's lifetime in
-    /// seconds (the lowest stored TTL).
-    fn normalize_ttls(&mut self, policy: &CachePolicy, negative_ttl: u32) -> u32 {
+    /// Rewrite every stored TTL per policy, none above `cap`; returns the
+    /// entry's lifetime in seconds (the lowest stored TTL).
+    fn normalize_ttls(&mut self, policy: &CachePolicy, negative_ttl: u32, cap: u32) -> u32 {
         let mut lowest = u32::MAX;
         for &offset in &self.ttl_offsets {
             let at = usize::from(offset);
@@ -318,7 +381,8 @@ impl Entry {
                 EntryKind::Positive => policy.clamp_positive(ttl),
                 _ if rtype == Some(RecordType::SOA) => negative_ttl,
                 _ => ttl.min(negative_ttl),
-            };
+            }
+            .min(cap);
             field.copy_from_slice(&adjusted.to_be_bytes());
             lowest = lowest.min(adjusted);
         }
@@ -458,12 +522,20 @@ fn cut_at(offset: usize, [answers, authorities, additionals]: [u16; 3]) -> Resul
 
 /// Classify a response and find its RFC 2308 negative TTL; `None` when it
 /// must not be cached.
-fn scan(qtype: RecordType, response: &Message<'_>, policy: &CachePolicy) -> Option<Scan> {
+fn scan(
+    qtype: RecordType,
+    response: &Message<'_>,
+    policy: &CachePolicy,
+    strip: bool,
+) -> Option<Scan> {
     let mut answers = 0usize;
     let mut relevant = false;
     let mut soa_ttl = None;
     for section in SECTIONS {
-        for record in response.records(section).filter(is_stored) {
+        for record in response
+            .records(section)
+            .filter(|record| kept(record, strip, qtype))
+        {
             if record.ttl() == 0 {
                 // RFC 1035 section 3.2.1: TTL 0 means use once, never cache.
                 return None;
@@ -511,6 +583,7 @@ fn copy_message(
     key_name: &Name<'_>,
     flags: Flags,
     response: &Message<'_>,
+    strip: bool,
 ) -> Result<usize, WireError> {
     let mut lower = WireNameBuf::new();
     key_name.write_lower(&mut lower);
@@ -519,7 +592,10 @@ fn copy_message(
     builder.set_flags(flags);
     builder.question(&lower_name, key.qtype, key.qclass)?;
     for section in SECTIONS {
-        for record in response.records(section).filter(is_stored) {
+        for record in response
+            .records(section)
+            .filter(|record| kept(record, strip, key.qtype))
+        {
             builder.copy_record(section, &record)?;
         }
     }

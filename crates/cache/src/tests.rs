@@ -1649,3 +1649,112 @@ fn copies_from_hints_are_counted_while_they_are_held() {
     assert_eq!(cache.stats().copies, 0);
     cache.check_invariants();
 }
+
+// ---------------------------------------------------------------------------
+// DNSSEC verdicts stored with the entry
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_resolvers_verdict_replaces_the_upstream_ad_and_rrsigs_can_be_left_out() {
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = www_response(&[
+        answer("www.example.com", 300, Rd::A(1)),
+        answer("www.example.com", 300, Rd::Rrsig(40)),
+    ]);
+    let message = Message::parse(&upstream).unwrap();
+    let options = crate::StoreOptions {
+        authentic: Some(true),
+        strip_dnssec: true,
+        ede: 0,
+        max_ttl: Some(120),
+    };
+    let entry = Entry::from_response_with(
+        &query.key(),
+        &message,
+        at(T0),
+        &CachePolicy::default(),
+        options,
+    )
+    .unwrap()
+    .unwrap();
+    assert!(entry.authentic_data());
+    assert_eq!(entry.expires_at(), at(T0 + 120), "capped by the signature");
+    let stored = Message::parse(entry.wire()).unwrap();
+    let types: Vec<RecordType> = stored.answers().map(|record| record.rtype()).collect();
+    assert_eq!(types, [RecordType::A], "the RRSIG is left out");
+    // AD goes to clients that set AD (or DO) only.
+    let mut asks_ad = query;
+    asks_ad.flags = asks_ad.flags.with_authentic_data(true);
+    let (_, theirs) = reply(&entry, &asks_ad, at(T0));
+    assert!(theirs.metadata.authentic_data);
+    let (_, theirs) = reply(&entry, &query, at(T0));
+    assert!(!theirs.metadata.authentic_data);
+    // Kept as is by default, and AD refused when the verdict says so.
+    let kept = stored_with(&query, &upstream, crate::StoreOptions::default());
+    assert_eq!(Message::parse(kept.wire()).unwrap().answers().count(), 2);
+    let refused = crate::StoreOptions {
+        authentic: Some(false),
+        ..crate::StoreOptions::default()
+    };
+    let mut ad_upstream = upstream.clone();
+    ad_upstream[3] |= 0x20;
+    assert!(!stored_with(&query, &ad_upstream, refused).authentic_data());
+    assert!(stored_with(&query, &ad_upstream, crate::StoreOptions::default()).authentic_data());
+}
+
+fn stored_with(query: &Q, response: &[u8], options: crate::StoreOptions) -> Entry {
+    let message = Message::parse(response).unwrap();
+    Entry::from_response_with(
+        &query.key(),
+        &message,
+        at(T0),
+        &CachePolicy::default(),
+        options,
+    )
+    .unwrap()
+    .unwrap()
+}
+
+#[test]
+fn a_remembered_bogus_answer_carries_its_ede() {
+    let query = Q::new("www.example.com", RecordType::A);
+    let key = query.key();
+    let entry = Entry::failure(
+        &key,
+        &key.name,
+        Rcode::SERVFAIL,
+        at(T0),
+        &CachePolicy::default(),
+    )
+    .unwrap()
+    .with_ede(heimdall_wire::ede::SIGNATURE_EXPIRED);
+    assert_eq!(entry.ede(), heimdall_wire::ede::SIGNATURE_EXPIRED);
+    let bytes = raw_reply(&entry, &query);
+    let message = Message::parse(&bytes).unwrap();
+    assert_eq!(message.rcode(), Rcode::SERVFAIL);
+    let opt = message.opt().unwrap();
+    let options: Vec<_> = opt.options().collect();
+    assert_eq!(options.len(), 1);
+    assert_eq!(options[0].code, heimdall_wire::edns::EXTENDED_ERROR);
+    assert_eq!(options[0].data, 7u16.to_be_bytes());
+    // Without EDNS there is nowhere to put it.
+    let plain = Q {
+        edns: None,
+        ..query
+    };
+    let bytes = raw_reply(&entry, &plain);
+    assert!(Message::parse(&bytes).unwrap().opt().is_none());
+}
+
+/// The reply to `query` from `entry` at T0, checked only for parsing by
+/// hickory (which sees the EDE as an option it need not know).
+fn raw_reply(entry: &Entry, query: &Q) -> Vec<u8> {
+    let bytes = query.bytes();
+    let message = Message::parse(&bytes).unwrap();
+    let request = AnswerRequest::from_query(&message, 1232).unwrap();
+    let mut out = vec![0u8; 65_535];
+    let len = entry.write_answer(&mut out, &request, at(T0)).unwrap();
+    out.truncate(len);
+    HMessage::from_vec(&out).unwrap();
+    out
+}

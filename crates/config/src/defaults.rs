@@ -111,3 +111,9 @@ pub const DNSTAP_ENABLED: bool = false;
 /// `dnstap.buffer_frames`: messages buffered per core for the writer
 /// (CoreDNS's dnstap queue has the same size).
 pub const DNSTAP_BUFFER_FRAMES: usize = 10_000;
+/// `dnssec.clock_skew`: an hour, Unbound's minimum skew
+/// (`val-sig-skew-min`), as heimdall-dnssec's `DEFAULT_CLOCK_SKEW`.
+pub const DNSSEC_CLOCK_SKEW: Duration = Duration::from_secs(3600);
+/// `dnssec.nsec3_max_iterations`: 50, BIND's and Knot Resolver's limit
+/// (RFC 9276), as heimdall-dnssec's `DEFAULT_NSEC3_MAX_ITERATIONS`.
+pub const DNSSEC_NSEC3_MAX_ITERATIONS: u16 = 50;

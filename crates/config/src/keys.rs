@@ -21,8 +21,8 @@ use crate::schema::{ANY, Valid, int, items, sections};
 use crate::units::{ByteSize, HumanDuration};
 use crate::upstream::Upstream;
 use crate::values::{
-    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, Steering,
-    UpstreamStrategy,
+    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogLevel, RateLimitMode,
+    Steering, UpstreamStrategy,
 };
 use crate::{defaults, limits};
 
@@ -493,6 +493,45 @@ sections! {
                  and a query with no cookie at all gets an empty truncated reply (TC), so the \
                  client retries over TCP, which a spoofed address cannot do. TCP is never held to \
                  it. `0` (the default) requires no cookie.";
+        }
+    }
+
+    /// `dnssec:` DNSSEC validation.
+    dnssec: RawDnssec => DnssecConfig {
+        intro: "DNSSEC validation (RFC 4033-4035, 5155, 6840, 9276): heimdall asks its upstreams \
+         for signatures (DO), fetches the DNSKEY and DS records it needs through the same \
+         upstreams, builds the chain of trust from the closest trust anchor down and sets AD only \
+         on what it validated itself (docs/SECURITY.md). A reload applies every key and re-reads \
+         the anchor files.",
+        keys {
+            mode: DnssecMode => DnssecMode = DnssecMode::Off;
+                Enum(&["validate", "permissive", "off"]),
+                ANY;
+                "`validate`: bogus answers get SERVFAIL with an Extended DNS Error (6 DNSSEC \
+                 Bogus, 7 Signature Expired, 9 DNSKEY Missing, ...), validated ones AD. \
+                 `permissive`: validate and count, but answer bogus data (without AD). `off`: no \
+                 validation; the upstream's AD is passed through.";
+            trust_anchors: Vec<PathBuf> => Vec<PathBuf> = Vec::new();
+                Other("list of file paths"),
+                Valid::Text("non-empty paths");
+                "Files of trust anchors, DS or DNSKEY records in master-file syntax (as \
+                 `dig DNSKEY . | dnssec-dsfromkey -f - .` prints), added to the root KSKs built \
+                 in (key tags 20326 and 38696). Validation of a name starts at the deepest anchor \
+                 above it. Read at start and on every reload.";
+            negative_trust_anchors: Vec<String> => Vec<String> = Vec::new();
+                Other("list of domain names"),
+                Valid::Text("domain names");
+                "Domains (with their subdomains) treated as insecure (RFC 7646): answered without \
+                 validation and without AD, for a zone whose signatures are known to be broken.";
+            clock_skew: HumanDuration => Duration = defaults::DNSSEC_CLOCK_SKEW;
+                Type::Duration,
+                Valid::Duration(Duration::ZERO, limits::DNSSEC_CLOCK_SKEW_MAX, true);
+                "Clock difference allowed at both ends of a signature's validity window.";
+            nsec3_max_iterations: u16 => u16 = defaults::DNSSEC_NSEC3_MAX_ITERATIONS;
+                Integer,
+                Valid::Int(0, u64::from(u16::MAX));
+                "NSEC3 records with more iterations make the answer insecure, with Extended DNS \
+                 Error 27 (RFC 9276), instead of being hashed.";
         }
     }
 

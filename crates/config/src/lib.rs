@@ -59,12 +59,12 @@ pub use error::{ConfigError, Location};
 pub use keys::RESTART_ONLY_KEYS;
 pub use keys::{
     AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, CookiesConfig,
-    DnstapConfig, HintsConfig, LocalConfig, LocalZone, LogConfig, RateLimitConfig, ServerConfig,
-    TcpConfig, UpstreamConfig,
+    DnssecConfig, DnstapConfig, HintsConfig, LocalConfig, LocalZone, LogConfig, RateLimitConfig,
+    ServerConfig, TcpConfig, UpstreamConfig,
 };
 pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};
 pub use values::{
-    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, Steering,
-    UpstreamStrategy,
+    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogLevel, RateLimitMode,
+    Steering, UpstreamStrategy,
 };

@@ -83,3 +83,5 @@ pub const DNSTAP_BUFFER_FRAMES_MAX: usize = 1 << 20;
 pub const DNSTAP_SOCKET_PATH_MAX: usize = 107;
 /// The longest `dnstap.identity` and `dnstap.version`, in bytes.
 pub const DNSTAP_TEXT_MAX: usize = 255;
+/// `dnssec.clock_skew` at most: a day.
+pub const DNSSEC_CLOCK_SKEW_MAX: Duration = Duration::from_secs(86_400);

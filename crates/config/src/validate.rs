@@ -14,10 +14,10 @@ use crate::addr::loops_back;
 use crate::cores::CoreSelection;
 use crate::error::{ConfigError, Location};
 use crate::keys::{
-    AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, CookiesConfig, DnstapConfig,
-    HintsConfig, LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache, RawConfig,
-    RawControl, RawCookies, RawDnstap, RawHints, RawLocal, RawRateLimit, RawServer, RawTcp,
-    RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
+    AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, CookiesConfig, DnssecConfig,
+    DnstapConfig, HintsConfig, LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache,
+    RawConfig, RawControl, RawCookies, RawDnssec, RawDnstap, RawHints, RawLocal, RawRateLimit,
+    RawServer, RawTcp, RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
 };
 use crate::locate::locate;
 use crate::schema::{Valid, int};
@@ -122,6 +122,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let acl = v.acl(raw.acl)?;
     let rate_limit = v.rate_limit(raw.rate_limit)?;
     let cookies = v.cookies(raw.cookies)?;
+    let dnssec = v.dnssec(raw.dnssec)?;
     let dnstap = v.dnstap(raw.dnstap)?;
     let control = v.control(raw.control, &server.listen)?;
     let config = Config {
@@ -135,6 +136,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         acl,
         rate_limit,
         cookies,
+        dnssec,
         dnstap,
         control,
         log: raw.log.into_config(),
@@ -589,6 +591,24 @@ impl Validator<'_> {
             }
         }
         Ok(acl)
+    }
+
+    fn dnssec(&self, raw: RawDnssec) -> Result<DnssecConfig, ConfigError> {
+        let dnssec = raw.into_config();
+        for (i, path) in dnssec.trust_anchors.iter().enumerate() {
+            if path.as_os_str().is_empty() {
+                return Err(self.error(format!("dnssec.trust_anchors[{i}]"), "the path is empty"));
+            }
+        }
+        for (i, name) in dnssec.negative_trust_anchors.iter().enumerate() {
+            if let Err(err) = heimdall_wire::NameBuf::from_presentation(name) {
+                return Err(self.error(
+                    format!("dnssec.negative_trust_anchors[{i}]"),
+                    format!("{name:?} is not a domain name: {err}"),
+                ));
+            }
+        }
+        Ok(dnssec)
     }
 
     fn dnstap(&self, raw: RawDnstap) -> Result<DnstapConfig, ConfigError> {

@@ -121,3 +121,17 @@ impl LogLevel {
         }
     }
 }
+
+/// `dnssec.mode`: what DNSSEC validation does with what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnssecMode {
+    /// Validate; a bogus answer is refused with SERVFAIL and its Extended
+    /// DNS Error.
+    Validate,
+    /// Validate and count, but answer bogus data (without AD).
+    Permissive,
+    /// No validation: upstream AD is passed through as before.
+    #[default]
+    Off,
+}

@@ -41,6 +41,28 @@ pub enum Counter {
     UpstreamTruncated,
     /// Upstream queries sent over TCP.
     UpstreamTcpQueries,
+    /// Answers DNSSEC validation found secure.
+    DnssecSecure,
+    /// Answers found validly insecure.
+    DnssecInsecure,
+    /// Answers that could not be validated (a key could not be had).
+    DnssecIndeterminate,
+    /// Bogus answers: a signature does not verify.
+    DnssecBogusSignature,
+    /// Bogus answers: signatures expired.
+    DnssecBogusExpired,
+    /// Bogus answers: signatures not yet valid.
+    DnssecBogusNotYetValid,
+    /// Bogus answers: no DNSKEY matches.
+    DnssecBogusDnskeyMissing,
+    /// Bogus answers: signatures missing.
+    DnssecBogusRrsigsMissing,
+    /// Bogus answers: the NSEC/NSEC3 denial is missing or wrong.
+    DnssecBogusDenial,
+    /// Bogus answers: any other reason.
+    DnssecBogusOther,
+    /// DNSKEY and DS sub-queries started for validation.
+    DnssecSubqueries,
     /// Hints this core produced for the others.
     HintsProduced,
     /// Received hints stored (no fresher entry was present).
@@ -161,7 +183,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 33] = [
+pub const COUNTERS: [CounterDesc; 44] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -277,6 +299,83 @@ pub const COUNTERS: [CounterDesc; 33] = [
         None,
         "Upstream queries sent over TCP (tcp upstreams and retries after TC).",
         ("resolver", "upstream_tcp_queries"),
+    ),
+    desc(
+        Counter::DnssecSecure,
+        "heimdall_dnssec_answers_total",
+        Some(("result", "secure")),
+        "Answers DNSSEC validation judged, by result: secure (AD), insecure (validly unsigned: no AD), indeterminate (a DNSKEY or DS could not be had: SERVFAIL, EDE 5).",
+        ("dnssec", "secure"),
+    ),
+    desc(
+        Counter::DnssecInsecure,
+        "heimdall_dnssec_answers_total",
+        Some(("result", "insecure")),
+        "Answers DNSSEC validation judged, by result: secure (AD), insecure (validly unsigned: no AD), indeterminate (a DNSKEY or DS could not be had: SERVFAIL, EDE 5).",
+        ("dnssec", "insecure"),
+    ),
+    desc(
+        Counter::DnssecIndeterminate,
+        "heimdall_dnssec_answers_total",
+        Some(("result", "indeterminate")),
+        "Answers DNSSEC validation judged, by result: secure (AD), insecure (validly unsigned: no AD), indeterminate (a DNSKEY or DS could not be had: SERVFAIL, EDE 5).",
+        ("dnssec", "indeterminate"),
+    ),
+    desc(
+        Counter::DnssecBogusSignature,
+        "heimdall_dnssec_bogus_total",
+        Some(("reason", "bad_signature")),
+        "Answers DNSSEC validation found bogus (SERVFAIL with an Extended DNS Error in `validate` mode, answered without AD in `permissive`), by reason.",
+        ("dnssec", "bogus_bad_signature"),
+    ),
+    desc(
+        Counter::DnssecBogusExpired,
+        "heimdall_dnssec_bogus_total",
+        Some(("reason", "expired")),
+        "Answers DNSSEC validation found bogus (SERVFAIL with an Extended DNS Error in `validate` mode, answered without AD in `permissive`), by reason.",
+        ("dnssec", "bogus_expired"),
+    ),
+    desc(
+        Counter::DnssecBogusNotYetValid,
+        "heimdall_dnssec_bogus_total",
+        Some(("reason", "not_yet_valid")),
+        "Answers DNSSEC validation found bogus (SERVFAIL with an Extended DNS Error in `validate` mode, answered without AD in `permissive`), by reason.",
+        ("dnssec", "bogus_not_yet_valid"),
+    ),
+    desc(
+        Counter::DnssecBogusDnskeyMissing,
+        "heimdall_dnssec_bogus_total",
+        Some(("reason", "dnskey_missing")),
+        "Answers DNSSEC validation found bogus (SERVFAIL with an Extended DNS Error in `validate` mode, answered without AD in `permissive`), by reason.",
+        ("dnssec", "bogus_dnskey_missing"),
+    ),
+    desc(
+        Counter::DnssecBogusRrsigsMissing,
+        "heimdall_dnssec_bogus_total",
+        Some(("reason", "rrsigs_missing")),
+        "Answers DNSSEC validation found bogus (SERVFAIL with an Extended DNS Error in `validate` mode, answered without AD in `permissive`), by reason.",
+        ("dnssec", "bogus_rrsigs_missing"),
+    ),
+    desc(
+        Counter::DnssecBogusDenial,
+        "heimdall_dnssec_bogus_total",
+        Some(("reason", "denial")),
+        "Answers DNSSEC validation found bogus (SERVFAIL with an Extended DNS Error in `validate` mode, answered without AD in `permissive`), by reason.",
+        ("dnssec", "bogus_denial"),
+    ),
+    desc(
+        Counter::DnssecBogusOther,
+        "heimdall_dnssec_bogus_total",
+        Some(("reason", "other")),
+        "Answers DNSSEC validation found bogus (SERVFAIL with an Extended DNS Error in `validate` mode, answered without AD in `permissive`), by reason.",
+        ("dnssec", "bogus_other"),
+    ),
+    desc(
+        Counter::DnssecSubqueries,
+        "heimdall_dnssec_subqueries_total",
+        None,
+        "DNSKEY and DS sub-queries DNSSEC validation started (each coalesced and cached like a query).",
+        ("dnssec", "subqueries"),
     ),
     desc(
         Counter::HintsProduced,

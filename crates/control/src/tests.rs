@@ -718,7 +718,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 89] = [
+const FAMILIES: [(&str, &str); 92] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -772,6 +772,9 @@ const FAMILIES: [(&str, &str); 89] = [
     ("heimdall_upstream_error_failures_total", "counter"),
     ("heimdall_upstream_truncated_total", "counter"),
     ("heimdall_upstream_tcp_queries_total", "counter"),
+    ("heimdall_dnssec_answers_total", "counter"),
+    ("heimdall_dnssec_bogus_total", "counter"),
+    ("heimdall_dnssec_subqueries_total", "counter"),
     ("heimdall_hints_produced_total", "counter"),
     ("heimdall_hints_stored_total", "counter"),
     ("heimdall_cache_inserts_total", "counter"),

@@ -11,8 +11,10 @@ use core::time::Duration;
 use std::sync::Arc;
 
 use heimdall_cache::{CacheError, CachePolicy};
-use heimdall_config::{Upstream, UpstreamStrategy, defaults};
+use heimdall_config::{DnssecMode, Upstream, UpstreamStrategy, defaults};
+use heimdall_dnssec::TrustAnchors;
 use heimdall_policy::{Acl, BlockMode, Blocklist, PolicyError, RateLimitConfig, ServerCookies};
+use heimdall_wire::NameBuf;
 use heimdall_zone::LocalData;
 
 use crate::upstreams::MAX_UPSTREAMS;
@@ -88,6 +90,60 @@ impl CookiePolicy {
     }
 }
 
+/// DNSSEC validation (module `validation`): the mode, where chains of
+/// trust start, and the wall-clock time signatures are judged against.
+#[derive(Debug, Clone)]
+pub struct DnssecConfig {
+    /// `validate`, `permissive` or `off`.
+    pub mode: DnssecMode,
+    /// Trust anchors: the built-in root KSKs plus the configured files,
+    /// shared read-only by every core.
+    pub anchors: Arc<TrustAnchors>,
+    /// Zones treated as insecure (RFC 7646), lower-cased.
+    pub negative_anchors: Vec<NameBuf>,
+    /// Clock skew and the NSEC3 iteration limit.
+    pub validator: heimdall_dnssec::Config,
+    /// Unix time, in milliseconds, of the engine's `Timestamp::ZERO`.
+    /// Signature windows are absolute times, but the engine only knows
+    /// the monotonic `now`; the runtime reads the wall clock once (at
+    /// start and at every reload) and hands it in, so the engine never
+    /// reads a clock and a stepped wall clock cannot make `now` go back.
+    pub unix_epoch_ms: u64,
+    /// Most DNSKEY and DS sub-queries one client query may start before
+    /// it fails (SERVFAIL, counted as indeterminate): bounds the work a
+    /// random-subdomain flood of a signed zone can cause.
+    pub max_subqueries: u8,
+}
+
+impl Default for DnssecConfig {
+    fn default() -> Self {
+        Self {
+            mode: DnssecMode::default(),
+            anchors: Arc::new(TrustAnchors::root()),
+            negative_anchors: Vec::new(),
+            validator: heimdall_dnssec::Config {
+                clock_skew: u32::try_from(defaults::DNSSEC_CLOCK_SKEW.as_secs())
+                    .unwrap_or(u32::MAX),
+                nsec3_max_iterations: defaults::DNSSEC_NSEC3_MAX_ITERATIONS,
+            },
+            unix_epoch_ms: 0,
+            max_subqueries: 16,
+        }
+    }
+}
+
+impl DnssecConfig {
+    /// Whether answers are validated at all.
+    pub fn validates(&self) -> bool {
+        self.mode != DnssecMode::Off
+    }
+
+    /// Unix time in whole seconds at `now`.
+    pub fn unix_secs(&self, now: heimdall_cache::Timestamp) -> u64 {
+        self.unix_epoch_ms.saturating_add(now.as_millis()) / 1000
+    }
+}
+
 /// Settings of one resolver (one core).
 #[derive(Debug, Clone)]
 pub struct ResolverConfig {
@@ -142,6 +198,8 @@ pub struct ResolverConfig {
     /// Prefetch only entries with at least this many hits since they were
     /// stored (the hit that triggers it included).
     pub prefetch_min_hits: u32,
+    /// DNSSEC validation.
+    pub dnssec: DnssecConfig,
 }
 
 /// `duration` in whole milliseconds, saturating.
@@ -175,6 +233,7 @@ impl Default for ResolverConfig {
             stale_refresh_retry_ms: 30_000,
             prefetch_threshold_percent: defaults::PREFETCH_THRESHOLD,
             prefetch_min_hits: defaults::PREFETCH_MIN_HITS,
+            dnssec: DnssecConfig::default(),
         }
     }
 }

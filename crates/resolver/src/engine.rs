@@ -13,7 +13,9 @@
 //! rate limit, parse, RFC rules, one verdict), the cache, local data and
 //! the blocklist, then forwarding into the in-flight table (`inflight`).
 //! An upstream reply passes the reply check (`reply_check`) before the
-//! engine acts on it. Completed queries are written out per waiter in
+//! engine acts on it, and an answer to be validated then passes DNSSEC
+//! validation (`validate`, over `crate::validation`), which may make the
+//! query wait for DNSKEY and DS sub-queries. Completed queries are written out per waiter in
 //! `completion`; operator actions (flush, hot reload) are in `reload`.
 //!
 //! Everything is bounded: the in-flight table, the waiters per query, the
@@ -45,12 +47,13 @@
 
 mod completion;
 mod reload;
+mod validate;
 
 use std::collections::VecDeque;
 
 use heimdall_cache::{
-    AnswerRequest, Cache, CacheError, Entry, EntryKind, Lookup, SlotInfo, TCP_LIMIT, Timestamp,
-    udp_limit,
+    AnswerRequest, Cache, CacheError, Entry, EntryKind, Lookup, SlotInfo, StoreOptions, TCP_LIMIT,
+    Timestamp, udp_limit,
 };
 use heimdall_config::UpstreamTransport;
 use heimdall_policy::{RateLimiter, SecretCache, Verdict, write_blocked};
@@ -72,6 +75,7 @@ use crate::reply_check::{AcceptedReply, Rejection, check_reply};
 use crate::stats::ResolverStats;
 use crate::upstream_cookie::COOKIE_OPTION_MAX;
 use crate::upstreams::Upstreams;
+use crate::validation::KeyCache;
 use completion::{Answer, Completion};
 pub use reload::ReconfigureReport;
 
@@ -106,6 +110,12 @@ pub struct Resolver {
     cookie_limiter: Option<RateLimiter>,
     /// The cookie secrets of the current and last period, derived once.
     cookie_secrets: SecretCache,
+    /// Queries (slot and serial) whose DNSSEC sub-query completed: judged
+    /// again by `run_resumes` before an event handler returns.
+    resumes: VecDeque<(Slot, u32)>,
+    /// DNSSEC: zones whose DNSKEY RRset was validated, so a miss in a
+    /// known zone does not verify its chain again.
+    validated_keys: KeyCache,
 }
 
 /// A written reply, or a drop when it did not fit.
@@ -158,6 +168,8 @@ impl Resolver {
             rate_limiter,
             cookie_limiter,
             cookie_secrets: SecretCache::default(),
+            resumes: VecDeque::new(),
+            validated_keys: KeyCache::default(),
             config,
         })
     }
@@ -591,7 +603,9 @@ impl Resolver {
             let to = upstream.address();
             let cookie = cookie.get(..cookie_len).unwrap_or_default();
             let our_size = self.config.udp_payload_size;
-            let Some(len) = write_upstream_query(out, inflight, our_size, cookie) else {
+            // Validation needs the signatures whatever the client asked.
+            let dnssec_ok = inflight.key.dnssec_ok || self.config.dnssec.validates();
+            let Some(len) = write_upstream_query(out, inflight, our_size, cookie, dnssec_ok) else {
                 continue;
             };
             // From here the runtime knows the attempt; it is retired to
@@ -620,6 +634,13 @@ impl Resolver {
     /// must pass the reply check (module `reply_check`) before anything
     /// acts on it.
     pub fn handle_upstream_reply(&mut self, source: ReplySource, packet: &[u8], now: Timestamp) {
+        self.on_upstream_reply(source, packet, now);
+        self.run_resumes(now);
+    }
+
+    /// [`Resolver::handle_upstream_reply`], before the queries waiting on
+    /// a DNSSEC sub-query it completed are judged again.
+    fn on_upstream_reply(&mut self, source: ReplySource, packet: &[u8], now: Timestamp) {
         let AcceptedReply {
             slot,
             attempt,
@@ -681,7 +702,7 @@ impl Resolver {
         }
         let rtt_us = now.as_millis().saturating_sub(attempt.sent_at.as_millis()) * 1000;
         self.upstreams.on_reply(attempt.upstream, rtt_us);
-        self.store_answer(slot, &message, packet, now);
+        self.judge_answer(slot, &message, packet, now);
     }
 
     /// A truncated reply: its attempt is done, and the query goes on over
@@ -783,7 +804,13 @@ impl Resolver {
             self.stats.upstream_error_failures += 1;
             self.fail(slot, Answer::Fail(ede::NETWORK_ERROR), now);
         } else {
-            self.fail(slot, Answer::Relay(packet.into()), now);
+            // Not judged by validation: never AD while validating.
+            let authentic = self.config.dnssec.validates().then_some(false);
+            self.fail(
+                slot,
+                Answer::Relay(validate::relay_bytes(packet, authentic)),
+                now,
+            );
         }
     }
 
@@ -846,13 +873,21 @@ impl Resolver {
     /// reload made the key the policy's), queue a hint for the other
     /// cores, and complete the query; what cannot be normalized is
     /// relayed as it came.
-    fn store_answer(&mut self, slot: Slot, message: &Message<'_>, packet: &[u8], now: Timestamp) {
+    fn store_answer(
+        &mut self,
+        slot: Slot,
+        message: &Message<'_>,
+        packet: &[u8],
+        now: Timestamp,
+        options: StoreOptions,
+    ) {
         let Some(inflight) = self.inflight.get(slot) else {
             return;
         };
         let key = inflight.key.clone();
         let store = inflight.store;
-        match Entry::from_response(&key, message, now, &self.config.cache_policy) {
+        let policy = &self.config.cache_policy;
+        match Entry::from_response_with(&key, message, now, policy, options) {
             Ok(Some(entry)) => {
                 let stored = store && self.cache.insert(&key, entry.clone(), now).is_ok();
                 if stored && self.config.hints {
@@ -868,7 +903,10 @@ impl Resolver {
                 }
                 self.complete(slot, Answer::Entry(entry));
             }
-            Ok(None) | Err(_) => self.complete(slot, Answer::Relay(packet.into())),
+            Ok(None) | Err(_) => {
+                let bytes = validate::relay_bytes(packet, options.authentic);
+                self.complete(slot, Answer::Relay(bytes));
+            }
         }
     }
 
@@ -928,6 +966,8 @@ impl Resolver {
         let Some((inflight, waiters)) = self.inflight.remove(slot) else {
             return;
         };
+        // A DNSSEC sub-query: the queries waiting on it are judged again.
+        self.resumes.extend(inflight.dependents.iter().copied());
         if waiters.is_empty() {
             // A prefetch, or a query whose waiters were answered stale.
             return;
@@ -964,6 +1004,8 @@ impl Resolver {
             };
             self.complete(slot, answer);
         }
+        // Nothing waits on a sub-query any more: all have ended.
+        self.resumes.clear();
         slots.len()
     }
 
@@ -977,6 +1019,13 @@ impl Resolver {
     /// attempt tries the next upstream or fails; a serve-stale client
     /// timer answers the waiters stale.
     pub fn handle_timeouts(&mut self, now: Timestamp) {
+        self.on_timeouts(now);
+        self.run_resumes(now);
+    }
+
+    /// [`Resolver::handle_timeouts`], before the queries waiting on a
+    /// DNSSEC sub-query that failed are judged again.
+    fn on_timeouts(&mut self, now: Timestamp) {
         while let Some((slot, serial)) = self.inflight.pop_stale_timer(now) {
             self.serve_stale_waiters(slot, serial, now);
         }
@@ -1148,13 +1197,15 @@ fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: T
 
 /// The upstream query for an in-flight entry: random ID, RD, the key's CD,
 /// the question (lower case, or in the attempt's 0x20 case), and EDNS with
-/// our size, the key's DO and, unless `cookie` is empty, the COOKIE
-/// option with that data (RFC 7873: client cookie, then server cookie).
+/// our size, DO as `dnssec_ok` says (the key's, or set for validation)
+/// and, unless `cookie` is empty, the COOKIE option with that data (RFC
+/// 7873: client cookie, then server cookie).
 fn write_upstream_query(
     out: &mut [u8],
     inflight: &InFlight,
     our_size: u16,
     cookie: &[u8],
+    dnssec_ok: bool,
 ) -> Option<usize> {
     let key = &inflight.key;
     let name = Name::from_wire(&key.name).ok()?;
@@ -1174,7 +1225,7 @@ fn write_upstream_query(
         udp_payload_size: our_size,
         extended_rcode: 0,
         version: 0,
-        dnssec_ok: key.dnssec_ok,
+        dnssec_ok,
         options: if cookie.is_empty() {
             &[]
         } else {

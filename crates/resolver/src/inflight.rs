@@ -191,6 +191,14 @@ pub(crate) struct InFlight {
     /// It was already sent again after a BADCOOKIE (RFC 7873 section
     /// 5.3): a second BADCOOKIE is an upstream error.
     pub(crate) badcookie_retried: bool,
+    /// DNSSEC: the upstream's reply, kept while validation waits for a
+    /// DNSKEY or DS sub-query (the query has no live attempt then).
+    pub(crate) pending: Option<Box<[u8]>>,
+    /// DNSSEC: for a sub-query, the queries (slot and serial) whose
+    /// validation waits for it.
+    pub(crate) dependents: SmallVec<[(Slot, u32); 1]>,
+    /// DNSSEC: sub-queries this query has started or joined.
+    pub(crate) subqueries: u8,
 }
 
 impl InFlight {
@@ -341,6 +349,9 @@ impl InFlightTable {
             attempts: 0,
             upstream_error: false,
             badcookie_retried: false,
+            pending: None,
+            dependents: SmallVec::new(),
+            subqueries: 0,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(index as usize) {
@@ -453,6 +464,28 @@ impl InFlightTable {
                 &mut self.retired,
                 slot,
                 &attempt,
+            );
+        }
+    }
+
+    /// Retire every live attempt of `slot`: its reply is in (DNSSEC
+    /// validation now waits on sub-queries), so no other is accepted, and
+    /// it has no deadline of its own.
+    pub(crate) fn retire_all_attempts(&mut self, slot: Slot) {
+        let Some(inflight) = self.slots.get_mut(slot.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let current = inflight.attempt;
+        let earlier = core::mem::take(&mut inflight.earlier);
+        inflight.attempt.generation = 0;
+        inflight.attempt.sent = false;
+        for attempt in earlier.iter().chain([&current]) {
+            Self::retire(
+                &mut self.by_id,
+                &mut self.by_generation,
+                &mut self.retired,
+                slot,
+                attempt,
             );
         }
     }

@@ -22,8 +22,9 @@ mod reply_check;
 pub mod stats;
 pub mod upstream_cookie;
 pub mod upstreams;
+mod validation;
 
-pub use config::{CookiePolicy, PolicyConfig, ResolverConfig, ResolverError};
+pub use config::{CookiePolicy, DnssecConfig, PolicyConfig, ResolverConfig, ResolverError};
 pub use engine::{ReconfigureReport, Resolver};
 /// The upstream types the config and the resolver share.
 pub use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};

@@ -15,8 +15,9 @@
 //! upstream is not known to send cookies).
 //!
 //! This is where every later defence against forged or bogus answers
-//! plugs in, so there stays exactly one door (DNSSEC validation next,
-//! before anything is stored). Each check has a [`Rejection`] reason, so
+//! plugs in, so there stays exactly one door. DNSSEC validation judges
+//! what a reply that passed here says, before anything is stored
+//! (`engine/validate.rs`, module `validation`). Each check has a [`Rejection`] reason, so
 //! it can be counted on its own.
 //!
 //! The cookie is checked before the letter case: a reply with a wrong or

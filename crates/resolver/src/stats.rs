@@ -15,6 +15,33 @@ use core::fmt;
 pub struct ResolverStats {
     /// Client queries received.
     pub queries: u64,
+    /// Answers DNSSEC validation found secure (AD).
+    pub dnssec_secure: u64,
+    /// Answers found validly insecure (an insecure delegation, a negative
+    /// trust anchor, an unsupported algorithm): no AD.
+    pub dnssec_insecure: u64,
+    /// Answers that could not be validated because a DNSKEY or DS could
+    /// not be had (upstream failure, sub-query budget): SERVFAIL, EDE 5.
+    pub dnssec_indeterminate: u64,
+    /// Bogus answers: a signature that does not verify (EDE 6).
+    pub dnssec_bogus_signature: u64,
+    /// Bogus answers: only expired signatures (EDE 7).
+    pub dnssec_bogus_expired: u64,
+    /// Bogus answers: only signatures not yet valid (EDE 8, 25).
+    pub dnssec_bogus_not_yet_valid: u64,
+    /// Bogus answers: no DNSKEY matches the signatures or the DS (EDE 9,
+    /// 11).
+    pub dnssec_bogus_dnskey_missing: u64,
+    /// Bogus answers: signatures missing (EDE 10).
+    pub dnssec_bogus_rrsigs_missing: u64,
+    /// Bogus answers: the NSEC/NSEC3 denial is missing or wrong (EDE 6,
+    /// 12).
+    pub dnssec_bogus_denial: u64,
+    /// Bogus answers for any other reason (malformed records, a signer
+    /// that does not fit).
+    pub dnssec_bogus_other: u64,
+    /// DNSKEY and DS sub-queries started for validation.
+    pub dnssec_subqueries: u64,
     /// Client queries received over UDP.
     pub queries_udp: u64,
     /// Client queries received over TCP.

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use heimdall_config::{
     AclMode, BlockingMode, Config, Delegations, ListFileFormat, RateLimitMode, defaults,
 };
+use heimdall_dnssec::TrustAnchors;
 use heimdall_policy::ServerCookies;
 use heimdall_policy::{
     AclAction, AclBuilder, BlockMode, Blocklist, BlocklistBuilder, Cidr, ListFormat,
     RateLimitAction, RateLimitConfig,
 };
-use heimdall_resolver::{CookiePolicy, PolicyConfig};
+use heimdall_resolver::{CookiePolicy, DnssecConfig, PolicyConfig};
 use heimdall_wire::NameBuf;
 use heimdall_zone::{DelegationMode, LocalData, parse_record_line, parse_zone_file};
 use rand::TryRng as _;
@@ -157,6 +158,42 @@ pub fn build_policy(config: &Config, cores: usize) -> Result<PolicyConfig, Polic
     })
 }
 
+/// The DNSSEC settings of `dnssec:`: the built-in root anchors plus the
+/// anchor files (read here, off the query path), the negative trust
+/// anchors, and the wall-clock time of the engine's epoch from `runtime`
+/// (signature windows are Unix times; the engine never reads a clock).
+pub(crate) fn build_dnssec(
+    config: &Config,
+    runtime: &CookieRuntime,
+) -> Result<DnssecConfig, PolicyLoadError> {
+    let dnssec = &config.dnssec;
+    let mut anchors = TrustAnchors::root();
+    for path in &dnssec.trust_anchors {
+        let text = read_list(path)?;
+        let parsed = TrustAnchors::parse(&text).map_err(|err| {
+            PolicyLoadError(format!("dnssec.trust_anchors ({}): {err}", path.display()))
+        })?;
+        anchors.extend(parsed);
+    }
+    let mut negative_anchors = Vec::with_capacity(dnssec.negative_trust_anchors.len());
+    for (i, name) in dnssec.negative_trust_anchors.iter().enumerate() {
+        let name = NameBuf::from_presentation(name)
+            .map_err(|err| PolicyLoadError(format!("dnssec.negative_trust_anchors[{i}]: {err}")))?;
+        negative_anchors.push(name.to_lowercase());
+    }
+    Ok(DnssecConfig {
+        mode: dnssec.mode,
+        anchors: Arc::new(anchors),
+        negative_anchors,
+        validator: heimdall_dnssec::Config {
+            clock_skew: u32::try_from(dnssec.clock_skew.as_secs()).unwrap_or(u32::MAX),
+            nsec3_max_iterations: dnssec.nsec3_max_iterations,
+        },
+        unix_epoch_ms: runtime.unix_epoch_ms(),
+        ..DnssecConfig::default()
+    })
+}
+
 /// What server cookies need from the runtime, kept for the life of the
 /// process so that a reload without `cookies.secret` keeps the secret the
 /// clients' cookies were made with.
@@ -187,7 +224,7 @@ impl CookieRuntime {
     /// Unix time, in milliseconds, at the epoch: read from the wall clock
     /// now (at start and at each reload, so a clock stepped since then is
     /// followed from the next reload on).
-    fn unix_epoch_ms(&self) -> u64 {
+    pub(crate) fn unix_epoch_ms(&self) -> u64 {
         let unix_now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

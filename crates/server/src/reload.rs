@@ -25,7 +25,7 @@ use heimdall_resolver::{Resolver, ResolverConfig};
 
 use crate::error::ServerError;
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh};
-use crate::policy::{CookieRuntime, build_cookies, build_policy};
+use crate::policy::{CookieRuntime, build_cookies, build_dnssec, build_policy};
 
 /// How long a reload waits for every core to take the new snapshot.
 const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,6 +82,7 @@ pub(crate) fn build_resolver_config(
     let mut resolver_config = resolver_config(config);
     resolver_config.policy = build_policy(config, cores)?;
     resolver_config.policy.cookies = build_cookies(config, cores, cookies)?;
+    resolver_config.dnssec = build_dnssec(config, cookies)?;
     Resolver::new(resolver_config.clone())?;
     Ok(resolver_config)
 }
@@ -128,6 +129,7 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
         ("acl", old.acl != new.acl),
         ("rate_limit", old.rate_limit != new.rate_limit),
         ("cookies", old.cookies != new.cookies),
+        ("dnssec", old.dnssec != new.dnssec),
     ];
     for (section, changed) in applied {
         if changed {
@@ -138,6 +140,9 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
     // they are re-read on every reload anyway.
     if !new.local.zones.is_empty() || !new.blocklist.files.is_empty() {
         changes.push("zone and block list files: re-read".to_string());
+    }
+    if !new.dnssec.trust_anchors.is_empty() {
+        changes.push("trust anchor files: re-read".to_string());
     }
     (changes, effective)
 }

@@ -28,6 +28,7 @@ blocklist:
 acl: {allow: [203.0.113.0/24], deny: [192.0.2.1]}
 cookies: {secret: e5e973e5a6b2a43f48e7dc849e37bfcf}
 dnstap: {socket: /run/heimdall/dnstap.sock, identity: ns1, version: heimdall}
+dnssec: {trust_anchors: [/etc/heimdall/anchors.ds], negative_trust_anchors: [broken.example]}
 "#;
 
 /// The effective configuration of `yaml` as a YAML value.
@@ -251,7 +252,7 @@ fn documented_enum_values_are_the_accepted_ones() {
         assert_eq!(&named, values, "{}: {err}", doc.path);
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 9);
 }
 
 #[test]
@@ -283,6 +284,8 @@ fn the_reload_rule() {
         "blocklist.mode",
         "acl.deny",
         "rate_limit.rate",
+        "dnssec.mode",
+        "dnssec.trust_anchors",
         "servers",
         "logging",
     ] {

@@ -18,7 +18,8 @@ use crate::upstreams::MAX_UPSTREAMS;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReconfigureReport {
     /// Cache entries removed because the new policy (blocklist, local
-    /// data) would answer their names differently.
+    /// data) would answer their names differently, or, when the DNSSEC
+    /// settings changed, every entry (each carries its verdict).
     pub purged: usize,
 }
 
@@ -28,6 +29,8 @@ impl Resolver {
     /// Returns how many entries were removed (0 for an invalid name).
     /// In-flight queries are not touched. Walks the whole shard.
     pub fn flush_cache(&mut self, name_wire: Option<&[u8]>) -> usize {
+        // Validated keys are re-read from the cache when next needed.
+        self.validated_keys.clear();
         match name_wire {
             None => {
                 let removed = self.cache.len();
@@ -124,7 +127,19 @@ impl Resolver {
                 || (!local_names.is_empty()
                     && wire_suffixes(name).any(|suffix| local_names.contains(suffix)))
         };
-        let purged = if blocklist.is_none() && local_names.is_empty() {
+        // What was stored under other DNSSEC settings carries another
+        // verdict (AD passed through, or judged against other anchors).
+        let (old_dnssec, new_dnssec) = (&self.config.dnssec, &config.dnssec);
+        let dnssec_changed = old_dnssec.mode != new_dnssec.mode
+            || old_dnssec.anchors != new_dnssec.anchors
+            || old_dnssec.negative_anchors != new_dnssec.negative_anchors
+            || old_dnssec.validator != new_dnssec.validator;
+        let purged = if dnssec_changed {
+            let removed = self.cache.len();
+            self.cache.clear();
+            self.validated_keys.clear();
+            removed
+        } else if blocklist.is_none() && local_names.is_empty() {
             0
         } else {
             self.cache

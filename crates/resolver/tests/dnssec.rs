@@ -1,0 +1,534 @@
+//! DNSSEC validation in the engine, sans-IO: the committed signed zone of
+//! heimdall-dnssec (`crates/dnssec/tests/fixtures/example-nsec.signed`,
+//! ECDSA P-256, NSEC, valid 2025-2045) is served by a fake authoritative
+//! upstream, with the zone's DS as the trust anchor and the engine's clock
+//! set inside the signatures' window. Checked: the DNSKEY sub-query (DO
+//! and CD, coalesced, cached), AD only for clients that ask, RRSIGs only
+//! for DO clients, NXDOMAIN proofs, bogus data as SERVFAIL with its EDE
+//! (and from the cache without a new upstream query), expired signatures,
+//! a failed sub-query, the CD bypass, and the counters.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use heimdall_cache::Timestamp;
+use heimdall_config::DnssecMode;
+use heimdall_dnssec::TrustAnchors;
+use heimdall_resolver::{DnssecConfig, QueryOutcome, Resolver, ResolverConfig, Transmit};
+use heimdall_testkit::messages::query;
+use heimdall_wire::{
+    Class, Flags, Message, MessageBuilder, OptSpec, RData, Rcode, RecordType, Section, ede,
+};
+use heimdall_zone::{ZoneRecord, parse_zone};
+
+use common::{UDP, UPSTREAM_A, addr, client, config, ede_codes, replies, src, transmits};
+
+/// 2026-01-01 00:00:00 UTC, inside the fixture's window, in milliseconds.
+const FIXED_UNIX_MS: u64 = 1_767_225_600_000;
+/// 2046-01-01, after the fixture's signatures expired.
+const LATE_UNIX_MS: u64 = 2_398_377_600_000;
+
+fn fixture(file: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dnssec/tests/fixtures/");
+    std::fs::read_to_string(format!("{path}{file}")).unwrap()
+}
+
+/// The signed zone, served as an authoritative server would.
+struct Zone {
+    records: Vec<ZoneRecord>,
+    /// Flip a byte of the A RDATA of this owner (lower case, absolute).
+    tamper: Option<&'static str>,
+}
+
+impl Zone {
+    fn new() -> Self {
+        let text = fixture("example-nsec.signed");
+        let records =
+            parse_zone(&text, "example-nsec.signed", None, &mut |_| unreachable!()).unwrap();
+        Self {
+            records,
+            tamper: None,
+        }
+    }
+
+    fn owned_by<'z>(&'z self, name: &str) -> impl Iterator<Item = &'z ZoneRecord> + 'z {
+        let name = name.to_ascii_lowercase();
+        self.records
+            .iter()
+            .filter(move |record| record.owner.to_string().to_ascii_lowercase() == name)
+    }
+
+    fn covered(record: &ZoneRecord) -> RecordType {
+        RecordType(u16::from_be_bytes([record.rdata[0], record.rdata[1]]))
+    }
+
+    /// The RRset of `name` and `rtype` with its RRSIGs.
+    fn rrset(&self, name: &str, rtype: RecordType) -> Vec<&ZoneRecord> {
+        self.owned_by(name)
+            .filter(|r| {
+                r.rtype == rtype || (r.rtype == RecordType::RRSIG && Self::covered(r) == rtype)
+            })
+            .collect()
+    }
+
+    /// The reply to the upstream query `bytes`.
+    fn answer(&self, bytes: &[u8]) -> Vec<u8> {
+        let query = Message::parse(bytes).unwrap();
+        let question = query.question().unwrap();
+        let qname = question.name.to_string();
+        let dnssec_ok = query.opt().is_some_and(|opt| opt.dnssec_ok());
+        let mut answer = self.rrset(&qname, question.qtype);
+        let mut authority = Vec::new();
+        let mut rcode = Rcode::NOERROR;
+        if answer.is_empty() {
+            authority = self.rrset("example.", RecordType::SOA);
+            for record in &self.records {
+                let nsec = record.rtype == RecordType::NSEC
+                    || (record.rtype == RecordType::RRSIG
+                        && Self::covered(record) == RecordType::NSEC);
+                if nsec {
+                    authority.push(record);
+                }
+            }
+            if self.owned_by(&qname).next().is_none() {
+                rcode = Rcode::NXDOMAIN;
+            }
+        }
+        if !dnssec_ok {
+            answer.retain(|r| r.rtype != RecordType::RRSIG);
+            authority.retain(|r| r.rtype == RecordType::SOA);
+        }
+        let mut buf = vec![0u8; 8192];
+        let mut builder = MessageBuilder::new(&mut buf).unwrap();
+        builder.set_id(query.id());
+        builder.set_flags(
+            Flags(Flags::QR | Flags::AA)
+                .with_recursion_desired(query.flags().recursion_desired())
+                .with_rcode(rcode),
+        );
+        builder
+            .question(&question.name, question.qtype, question.qclass)
+            .unwrap();
+        for (section, records) in [(Section::Answer, &answer), (Section::Authority, &authority)] {
+            for record in records.iter() {
+                let mut rdata = record.rdata.clone();
+                let owner = record.owner.to_string().to_ascii_lowercase();
+                if record.rtype == RecordType::A && self.tamper == Some(owner.as_str()) {
+                    rdata[3] ^= 0x80;
+                }
+                builder
+                    .record(
+                        section,
+                        &record.owner.as_name(),
+                        record.rtype,
+                        Class::IN,
+                        record.ttl,
+                        &RData::Unknown(&rdata),
+                    )
+                    .unwrap();
+            }
+        }
+        builder
+            .opt(&OptSpec {
+                udp_payload_size: 1232,
+                extended_rcode: 0,
+                version: 0,
+                dnssec_ok,
+                options: &[],
+            })
+            .unwrap();
+        let len = builder.finish();
+        buf.truncate(len);
+        buf
+    }
+}
+
+fn validating(unix_epoch_ms: u64) -> Resolver {
+    let anchors = TrustAnchors::parse(&fixture("example-nsec.ds")).unwrap();
+    let config = ResolverConfig {
+        dnssec: DnssecConfig {
+            mode: DnssecMode::Validate,
+            anchors: Arc::new(anchors),
+            unix_epoch_ms,
+            ..DnssecConfig::default()
+        },
+        ..config(&[UPSTREAM_A])
+    };
+    Resolver::with_seed(config, 18).unwrap()
+}
+
+/// A query with EDNS; `flags`: (DO, AD, CD).
+fn ask(name: &str, qtype: RecordType, id: u16, flags: (bool, bool, bool)) -> Vec<u8> {
+    let mut bytes = query(name, qtype, id, Some((1232, flags.0)));
+    if flags.1 {
+        bytes[3] |= 0x20;
+    }
+    if flags.2 {
+        bytes[3] |= 0x10;
+    }
+    bytes
+}
+
+const DO: (bool, bool, bool) = (true, false, false);
+
+/// An upstream question as the zone saw it: name, type, DO, CD.
+type Asked = (String, RecordType, bool, bool);
+
+/// Answer every pending upstream query from `zone` until none is left;
+/// returns the questions asked (name, type, DO, CD).
+fn serve(resolver: &mut Resolver, zone: &Zone, now: Timestamp) -> Vec<Asked> {
+    let mut asked = Vec::new();
+    loop {
+        let sent: Vec<(Transmit, Vec<u8>)> = transmits(resolver);
+        if sent.is_empty() {
+            return asked;
+        }
+        for (transmit, bytes) in sent {
+            let message = Message::parse(&bytes).unwrap();
+            let question = message.question().unwrap();
+            asked.push((
+                question.name.to_string().to_ascii_lowercase(),
+                question.qtype,
+                message.opt().is_some_and(|opt| opt.dnssec_ok()),
+                message.flags().checking_disabled(),
+            ));
+            let reply = zone.answer(&bytes);
+            resolver.handle_upstream_reply(src(transmit.to, UDP), &reply, now);
+        }
+    }
+}
+
+fn one_reply(resolver: &mut Resolver, now: Timestamp) -> Vec<u8> {
+    let mut out = replies(resolver, now);
+    assert_eq!(out.len(), 1, "one reply");
+    out.pop().unwrap().1
+}
+
+fn ad(reply: &[u8]) -> bool {
+    Message::parse(reply).unwrap().flags().authentic_data()
+}
+
+fn count(reply: &[u8], section: Section, rtype: RecordType) -> usize {
+    Message::parse(reply)
+        .unwrap()
+        .records(section)
+        .filter(|r| r.rtype() == rtype)
+        .count()
+}
+
+/// Ask through the engine, letting the zone answer upstream.
+fn resolve(
+    resolver: &mut Resolver,
+    zone: &Zone,
+    query: &[u8],
+    now: Timestamp,
+) -> (Vec<u8>, Vec<Asked>) {
+    let mut out = vec![0u8; 65_535];
+    match resolver.handle_query(query, client(4000), now, &mut out) {
+        QueryOutcome::Reply(len) => (out[..len].to_vec(), Vec::new()),
+        QueryOutcome::Pending => {
+            let asked = serve(resolver, zone, now);
+            (one_reply(resolver, now), asked)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn secure_answers_get_ad_after_one_coalesced_key_fetch() {
+    let zone = Zone::new();
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(
+        asked,
+        [
+            ("a.example.".to_owned(), RecordType::A, true, false),
+            ("example.".to_owned(), RecordType::DNSKEY, true, true),
+        ],
+        "the answer, then the zone's keys with DO and CD"
+    );
+    assert!(ad(&reply));
+    assert_eq!(count(&reply, Section::Answer, RecordType::A), 2);
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 1);
+    // The keys are cached, and so is their validation: the next name
+    // costs one upstream query and no chain, even with the DNSKEY entry
+    // gone from the answer cache.
+    let mut dnskey_key = heimdall_wire::QueryKey {
+        name: heimdall_wire::WireNameBuf::new(),
+        qtype: RecordType::DNSKEY,
+        qclass: Class::IN,
+        dnssec_ok: true,
+        checking_disabled: true,
+    };
+    dnskey_key
+        .name
+        .try_extend_from_slice(b"\x07example\x00")
+        .unwrap();
+    assert!(
+        resolver.cache_mut().remove(&dnskey_key),
+        "the sub-query's entry"
+    );
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("mail.example.", RecordType::A, 2, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(ad(&reply));
+    // A client that asks neither DO nor AD: no AD, no RRSIG, though the
+    // upstream was asked with DO.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 3, (false, false, false)),
+        now,
+    );
+    assert_eq!(
+        asked,
+        [("a.example.".to_owned(), RecordType::A, true, false)]
+    );
+    assert!(!ad(&reply));
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 0);
+    assert_eq!(count(&reply, Section::Answer, RecordType::A), 2);
+    // AD without DO: AD from the same (cached) entry, no RRSIG.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 4, (false, true, false)),
+        now,
+    );
+    assert!(asked.is_empty(), "a hit");
+    assert!(ad(&reply));
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 0);
+    // NXDOMAIN proved with NSEC.
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("nothing.example.", RecordType::A, 5, DO),
+        now,
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&reply));
+    let stats = resolver.stats();
+    assert_eq!((stats.dnssec_secure, stats.dnssec_subqueries), (4, 1));
+    assert_eq!(stats.dnssec_bogus_signature + stats.dnssec_indeterminate, 0);
+}
+
+#[test]
+fn bogus_data_is_servfail_with_its_ede_and_cached() {
+    let mut zone = Zone::new();
+    zone.tamper = Some("a.example.");
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::DNSSEC_BOGUS]);
+    // From the cache: no upstream query, the same EDE.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 2, DO),
+        now,
+    );
+    assert!(asked.is_empty());
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::DNSSEC_BOGUS]);
+    // CD: the data as it came, without AD.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 3, (true, false, true)),
+        now,
+    );
+    assert_eq!(
+        asked,
+        [("a.example.".to_owned(), RecordType::A, true, true)]
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NOERROR);
+    assert!(!ad(&reply));
+    assert_eq!(resolver.stats().dnssec_bogus_signature, 1);
+}
+
+#[test]
+fn expired_signatures_are_servfail_with_ede_7() {
+    let zone = Zone::new();
+    let mut resolver = validating(LATE_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::SIGNATURE_EXPIRED]);
+    assert_eq!(resolver.stats().dnssec_bogus_expired, 1);
+}
+
+#[test]
+fn a_failed_key_fetch_is_indeterminate() {
+    let zone = Zone::new();
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let mut out = vec![0u8; 65_535];
+    let query = ask("a.example.", RecordType::A, 1, DO);
+    assert!(matches!(
+        resolver.handle_query(&query, client(4000), now, &mut out),
+        QueryOutcome::Pending
+    ));
+    let (transmit, bytes) = transmits(&mut resolver).pop().unwrap();
+    assert_eq!(transmit.to, addr(UPSTREAM_A));
+    resolver.handle_upstream_reply(src(transmit.to, UDP), &zone.answer(&bytes), now);
+    // The DNSKEY sub-query is never answered.
+    assert_eq!(transmits(&mut resolver).len(), 1);
+    assert!(replies(&mut resolver, now).is_empty(), "still waiting");
+    let later = now.add_millis(5_000);
+    resolver.handle_timeouts(later);
+    let reply = one_reply(&mut resolver, later);
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::DNSSEC_INDETERMINATE]);
+    assert_eq!(resolver.stats().dnssec_indeterminate, 1);
+    assert_eq!(resolver.inflight(), 0);
+}
+
+#[test]
+fn off_passes_the_upstream_through() {
+    let zone = Zone::new();
+    let mut resolver = Resolver::with_seed(config(&[UPSTREAM_A]), 1).unwrap();
+    let now = Timestamp::from_secs(10);
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(
+        asked,
+        [("a.example.".to_owned(), RecordType::A, true, false)]
+    );
+    assert!(!ad(&reply), "the fake upstream sets no AD");
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 1);
+    let (_, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("mail.example.", RecordType::A, 2, (false, false, false)),
+        now,
+    );
+    assert!(!asked[0].2, "no DO upstream when not validating");
+}
+
+#[test]
+fn a_secure_answer_is_not_cached_past_its_signatures() {
+    // 100 s before the fixture's signatures expire (2045-01-01).
+    let zone = Zone::new();
+    let mut resolver = validating((2_366_841_600 - 100) * 1000);
+    let now = Timestamp::from_secs(10);
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(ad(&reply));
+    let ttls = common::answer_ttls(&reply);
+    assert!(ttls.iter().all(|&ttl| ttl <= 90), "{ttls:?}");
+}
+
+#[test]
+fn the_sub_query_budget_bounds_a_query() {
+    let zone = Zone::new();
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let mut config = ResolverConfig {
+        dnssec: DnssecConfig {
+            mode: DnssecMode::Validate,
+            anchors: Arc::new(TrustAnchors::parse(&fixture("example-nsec.ds")).unwrap()),
+            unix_epoch_ms: FIXED_UNIX_MS,
+            max_subqueries: 0,
+            ..DnssecConfig::default()
+        },
+        ..config(&[UPSTREAM_A])
+    };
+    resolver
+        .reconfigure(config.clone(), Timestamp::ZERO)
+        .unwrap();
+    let now = Timestamp::from_secs(10);
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "no sub-query allowed: {asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::DNSSEC_INDETERMINATE]);
+    assert_eq!(resolver.stats().dnssec_indeterminate, 1);
+    // One is enough for this zone (its keys, anchored directly).
+    config.dnssec.max_subqueries = 1;
+    resolver.reconfigure(config, Timestamp::ZERO).unwrap();
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("b.example.", RecordType::AAAA, 2, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(ad(&reply));
+}
+
+#[test]
+fn a_random_subdomain_flood_costs_one_key_fetch() {
+    // 300 names that do not exist, all at once: one DNSKEY sub-query,
+    // joined by every query that needs it, then validated from the cache.
+    let zone = Zone::new();
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let mut out = vec![0u8; 65_535];
+    for i in 0..300u16 {
+        let query = ask(&format!("r{i}.example."), RecordType::A, i, DO);
+        let outcome = resolver.handle_query(&query, client(5000 + i), now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending), "{outcome:?}");
+    }
+    let asked = serve(&mut resolver, &zone, now);
+    let keys = asked
+        .iter()
+        .filter(|(_, rtype, _, _)| *rtype == RecordType::DNSKEY)
+        .count();
+    assert_eq!(
+        (asked.len(), keys),
+        (301, 1),
+        "one answer each, one key fetch"
+    );
+    let answers = replies(&mut resolver, now);
+    assert_eq!(answers.len(), 300);
+    for (_, reply) in &answers {
+        assert_eq!(Message::parse(reply).unwrap().rcode(), Rcode::NXDOMAIN);
+        assert!(ad(reply));
+    }
+    assert_eq!(
+        resolver.stats().dnssec_subqueries,
+        1,
+        "one started, 299 joined it"
+    );
+    assert_eq!(resolver.inflight(), 0);
+}

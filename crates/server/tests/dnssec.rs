@@ -1,0 +1,665 @@
+//! DNSSEC validation end to end: a chain of zones signed on the spot with
+//! BIND's dnssec-keygen / dnssec-signzone (a root `.`, `test.`,
+//! `secure.test.` with NSEC, `nsec3.test.` with NSEC3, the unsigned
+//! `insecure.test.` behind a delegation without DS, and broken zones:
+//! `bogus.test.` with a tampered record, `expired.test.` signed in the
+//! past, `notyet.test.` signed for the future, `nosig.test.` with an RRSIG
+//! removed, `badds.test.` whose DS matches no key), served by NSD on
+//! 127.0.0.1, with heimdall forwarding to it and the test root key as
+//! trust anchor. Checked in `validate` mode: AD on secure answers (CNAME,
+//! wildcard, NXDOMAIN, NODATA, NSEC3) for clients that ask, none on
+//! insecure ones, SERVFAIL with EDE 6, 7, 8, 10 and 9 for the broken zones
+//! (also from the cache), the CD bypass, RRSIGs only for DO clients, and
+//! the counters; in `permissive` mode bogus data answered without AD but
+//! with its EDE, and a negative trust anchor. Replies are cross-checked
+//! with hickory-proto and with `dig +dnssec`.
+//!
+//! Each peer is skipped when missing and fails the test under CI=true.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use heimdall_testkit::peers;
+use heimdall_wire::{Rcode, RecordType, Section, ede};
+
+use common::{Client, LOOPBACK, Reply, Setup, TestServer, start_server, total, wait_until};
+
+/// Every tool the test needs, or `None` (skip) after saying which is
+/// missing; under CI a missing one fails.
+struct Tools {
+    keygen: PathBuf,
+    signzone: PathBuf,
+    dsfromkey: PathBuf,
+    nsd: PathBuf,
+    dig: PathBuf,
+}
+
+fn tools() -> Option<Tools> {
+    Some(Tools {
+        keygen: peers::find("dnssec-keygen", "bind9-utils")?,
+        signzone: peers::find("dnssec-signzone", "bind9-utils")?,
+        dsfromkey: peers::find("dnssec-dsfromkey", "bind9-utils")?,
+        nsd: peers::find("nsd", "nsd")?,
+        dig: peers::find("dig", "bind9-dnsutils")?,
+    })
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("run a tool");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The zone's SOA and NS records.
+fn apex(origin: &str) -> String {
+    format!(
+        "$TTL 3600\n{origin} IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n\
+         {origin} IN NS ns.test.\n"
+    )
+}
+
+/// How a zone is signed.
+#[derive(Default)]
+struct Signing {
+    /// Extra dnssec-signzone arguments (validity window, NSEC3).
+    args: Vec<&'static str>,
+    /// Rewrite the signed file (tampering).
+    tamper: Option<fn(&str) -> String>,
+}
+
+/// The signed text with the A record of www.bogus.test. changed.
+fn tamper_rdata(text: &str) -> String {
+    assert!(text.contains("192.0.2.3"));
+    text.replace("192.0.2.3", "192.0.2.4")
+}
+
+/// The signed text without the RRSIG of www.nosig.test. A.
+fn drop_rrsig(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !(line.starts_with("www.nosig.test.") && line.contains("RRSIG\tA ")))
+        .collect();
+    assert!(kept.len() < text.lines().count(), "no RRSIG dropped");
+    kept.join("\n") + "\n"
+}
+
+/// A DS record whose digest no longer matches (last hex digit changed).
+fn corrupt_ds(ds: &str) -> String {
+    let trimmed = ds.trim_end();
+    let (head, last) = trimmed.split_at(trimmed.len() - 1);
+    let flipped = if last == "0" { "1" } else { "0" };
+    format!("{head}{flipped}\n")
+}
+
+/// Sign `body` (with the apex records) as `origin` into `dir/<file>.signed`
+/// with a fresh KSK and ZSK (ECDSA P-256); returns the DS of the KSK.
+fn sign(tools: &Tools, dir: &Path, origin: &str, file: &str, body: &str, how: &Signing) -> String {
+    let keygen = |ksk: bool| {
+        let mut command = Command::new(&tools.keygen);
+        command
+            .current_dir(dir)
+            .args(["-q", "-K", ".", "-a", "ECDSAP256SHA256", "-n", "ZONE"]);
+        if ksk {
+            command.args(["-f", "KSK"]);
+        }
+        run(command.arg(origin)).trim().to_owned()
+    };
+    let (ksk, zsk) = (keygen(true), keygen(false));
+    let zone = format!(
+        "{}{body}$INCLUDE {ksk}.key\n$INCLUDE {zsk}.key\n",
+        apex(origin)
+    );
+    std::fs::write(dir.join(file), zone).unwrap();
+    let signed = format!("{file}.signed");
+    let mut command = Command::new(&tools.signzone);
+    command
+        .current_dir(dir)
+        .args([
+            "-q", "-P", "-K", ".", "-o", origin, "-O", "full", "-f", &signed,
+        ])
+        .args(&how.args)
+        .args([file, &format!("{ksk}.key"), &format!("{zsk}.key")]);
+    run(&mut command);
+    if let Some(edit) = how.tamper {
+        let text = std::fs::read_to_string(dir.join(&signed)).unwrap();
+        std::fs::write(dir.join(&signed), edit(&text)).unwrap();
+    }
+    run(Command::new(&tools.dsfromkey)
+        .current_dir(dir)
+        .args(["-2", &format!("{ksk}.key")]))
+}
+
+/// The signed chain in `dir`; returns the trust-anchor file (the DS of
+/// the test root's KSK) and the zones NSD serves (origin, file).
+fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String)>) {
+    let plain = Signing::default();
+    let secure = sign(
+        tools,
+        dir,
+        "secure.test.",
+        "secure.zone",
+        "www.secure.test. IN A 192.0.2.1\n\
+         alias.secure.test. IN CNAME www.secure.test.\n\
+         dname.secure.test. IN DNAME secure.test.\n\
+         *.wild.secure.test. IN A 192.0.2.9\n",
+        &plain,
+    );
+    let nsec3 = sign(
+        tools,
+        dir,
+        "nsec3.test.",
+        "nsec3.zone",
+        "www.nsec3.test. IN A 192.0.2.6\n",
+        &Signing {
+            args: vec!["-3", "-", "-H", "0"],
+            tamper: None,
+        },
+    );
+    let bogus = sign(
+        tools,
+        dir,
+        "bogus.test.",
+        "bogus.zone",
+        "www.bogus.test. IN A 192.0.2.3\n",
+        &Signing {
+            args: Vec::new(),
+            tamper: Some(tamper_rdata),
+        },
+    );
+    let expired = sign(
+        tools,
+        dir,
+        "expired.test.",
+        "expired.zone",
+        "www.expired.test. IN A 192.0.2.5\n",
+        &Signing {
+            args: vec!["-s", "20200101000000", "-e", "20200201000000"],
+            tamper: None,
+        },
+    );
+    let notyet = sign(
+        tools,
+        dir,
+        "notyet.test.",
+        "notyet.zone",
+        "www.notyet.test. IN A 192.0.2.7\n",
+        &Signing {
+            args: vec!["-s", "+864000", "-e", "+1728000"],
+            tamper: None,
+        },
+    );
+    let nosig = sign(
+        tools,
+        dir,
+        "nosig.test.",
+        "nosig.zone",
+        "www.nosig.test. IN A 192.0.2.8\n",
+        &Signing {
+            args: Vec::new(),
+            tamper: Some(drop_rrsig),
+        },
+    );
+    let badds = corrupt_ds(&sign(
+        tools,
+        dir,
+        "badds.test.",
+        "badds.zone",
+        "www.badds.test. IN A 192.0.2.10\n",
+        &plain,
+    ));
+    // NSEC3 with opt-out: the unsigned delegation below it has no NSEC3
+    // of its own, so its DS absence is only covered by an opt-out span.
+    let optout = sign(
+        tools,
+        dir,
+        "optout.test.",
+        "optout.zone",
+        "www.optout.test. IN A 192.0.2.11\n\
+         unsigned.optout.test. IN NS ns.test.\n",
+        &Signing {
+            args: vec!["-3", "-", "-H", "0", "-A"],
+            tamper: None,
+        },
+    );
+    std::fs::write(
+        dir.join("unsigned.zone"),
+        format!(
+            "{}www.unsigned.optout.test. IN A 192.0.2.12\n",
+            apex("unsigned.optout.test.")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("insecure.zone"),
+        format!(
+            "{}www.insecure.test. IN A 192.0.2.2\n",
+            apex("insecure.test.")
+        ),
+    )
+    .unwrap();
+    let test = sign(
+        tools,
+        dir,
+        "test.",
+        "test.zone",
+        &format!(
+            "ns.test. IN A 127.0.0.1\n\
+             secure.test. IN NS ns.test.\n{secure}\
+             nsec3.test. IN NS ns.test.\n{nsec3}\
+             bogus.test. IN NS ns.test.\n{bogus}\
+             expired.test. IN NS ns.test.\n{expired}\
+             notyet.test. IN NS ns.test.\n{notyet}\
+             nosig.test. IN NS ns.test.\n{nosig}\
+             badds.test. IN NS ns.test.\n{badds}\
+             optout.test. IN NS ns.test.\n{optout}\
+             insecure.test. IN NS ns.test.\n"
+        ),
+        &plain,
+    );
+    let root = sign(
+        tools,
+        dir,
+        ".",
+        "root.zone",
+        &format!("test. IN NS ns.test.\nns.test. IN A 127.0.0.1\n{test}"),
+        &plain,
+    );
+    let anchor = dir.join("anchor.ds");
+    std::fs::write(&anchor, root).unwrap();
+    let zones = vec![
+        (".", "root.zone.signed".to_owned()),
+        ("test.", "test.zone.signed".to_owned()),
+        ("secure.test.", "secure.zone.signed".to_owned()),
+        ("nsec3.test.", "nsec3.zone.signed".to_owned()),
+        ("bogus.test.", "bogus.zone.signed".to_owned()),
+        ("expired.test.", "expired.zone.signed".to_owned()),
+        ("notyet.test.", "notyet.zone.signed".to_owned()),
+        ("nosig.test.", "nosig.zone.signed".to_owned()),
+        ("badds.test.", "badds.zone.signed".to_owned()),
+        ("insecure.test.", "insecure.zone".to_owned()),
+        ("optout.test.", "optout.zone.signed".to_owned()),
+        ("unsigned.optout.test.", "unsigned.zone".to_owned()),
+    ];
+    (anchor, zones)
+}
+
+/// NSD serving the zones on 127.0.0.1; killed when dropped.
+struct Nsd {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 for UDP (NSD opens TCP on it too).
+fn free_port() -> u16 {
+    let socket = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+fn start_nsd(tools: &Tools, dir: &Path, zones: &[(&str, String)]) -> Nsd {
+    let port = free_port();
+    let d = dir.display();
+    let mut conf = format!(
+        "server:\n  ip-address: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  server-count: 1\n  \
+         username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  \
+         zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  \
+         pidfile: \"{d}/nsd.pid\"\n  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n\
+         remote-control:\n  control-enable: no\n"
+    );
+    for (origin, file) in zones {
+        conf.push_str(&format!(
+            "zone:\n  name: \"{origin}\"\n  zonefile: \"{file}\"\n"
+        ));
+    }
+    std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+    let child = Command::new(&tools.nsd)
+        .args(["-d", "-c"])
+        .arg(dir.join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nsd");
+    let nsd = Nsd {
+        child,
+        addr: SocketAddr::from((LOOPBACK, port)),
+    };
+    let probe = common::query(1, "test.", RecordType::SOA, Some(1232));
+    let up = wait_until(Duration::from_secs(10), || {
+        let client = Client::new(nsd.addr);
+        client.send(&probe);
+        client.recv_within(Duration::from_millis(200)).is_some()
+    });
+    let log = std::fs::read_to_string(dir.join("nsd.log")).unwrap_or_default();
+    assert!(up, "nsd did not answer on {}:\n{log}", nsd.addr);
+    nsd
+}
+
+/// heimdall validating, forwarding to `upstream`, anchored at `anchor`.
+fn validating_server(upstream: SocketAddr, anchor: &Path) -> TestServer {
+    dnssec_server(upstream, anchor, "validate", "[]")
+}
+
+/// heimdall in DNSSEC `mode` with `negative` anchors (a YAML list).
+fn dnssec_server(upstream: SocketAddr, anchor: &Path, mode: &str, negative: &str) -> TestServer {
+    let yaml = format!(
+        "{}dnssec:\n  mode: {mode}\n  trust_anchors: [\"{}\"]\n  \
+         negative_trust_anchors: {negative}\n",
+        Setup::new(&[upstream]).yaml(),
+        anchor.display()
+    );
+    let mut config = heimdall_config::Config::from_yaml_str(&yaml, "test.yaml")
+        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
+    common::listen_on_any_port(&mut config);
+    start_server(&config)
+}
+
+/// A query with EDNS and DO as given, AD and CD as given.
+fn ask(client: &Client, name: &str, qtype: RecordType, flags: (bool, bool, bool)) -> Reply {
+    let (dnssec_ok, ad, cd) = flags;
+    let id = u16::try_from(name.len() * 31 + usize::from(qtype.0)).unwrap_or(7);
+    let mut query = heimdall_testkit::messages::query(name, qtype, id, Some((1232, dnssec_ok)));
+    if ad {
+        query[3] |= 0x20;
+    }
+    if cd {
+        query[3] |= 0x10;
+    }
+    client.exchange(&query)
+}
+
+const DO: (bool, bool, bool) = (true, false, false);
+const PLAIN: (bool, bool, bool) = (false, false, false);
+
+fn has_type(reply: &Reply, section: Section, rtype: RecordType) -> bool {
+    reply
+        .message()
+        .records(section)
+        .any(|record| record.rtype() == rtype)
+}
+
+fn ad(reply: &Reply) -> bool {
+    reply.message().flags().authentic_data()
+}
+
+fn dig(tools: &Tools, server: SocketAddr, args: &[&str]) -> String {
+    assert_eq!(server.ip(), LOOPBACK);
+    run(Command::new(&tools.dig)
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string(), "+time=3", "+tries=1"])
+        .args(args))
+}
+
+/// An empty directory of this test binary's, unique to the process.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("heimdall-tests")
+        .join(format!("dnssec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Unbound 1.17 as a validating forwarder to `upstream` with the same
+/// anchor; killed when dropped.
+struct Unbound {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_unbound(unbound: &Path, dir: &Path, upstream: SocketAddr, anchor: &Path) -> Unbound {
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  num-threads: 1\n  \
+         so-reuseport: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  \
+         pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  \
+         verbosity: 1\n  do-not-query-localhost: no\n  module-config: \"validator iterator\"\n  \
+         trust-anchor-file: \"{}\"\n  access-control: 127.0.0.0/8 allow\n  ede: yes\n  \
+         local-zone: \"test.\" nodefault\n\
+         remote-control:\n  control-enable: no\n\
+         forward-zone:\n  name: \".\"\n  forward-addr: {}@{}\n",
+        anchor.display(),
+        upstream.ip(),
+        upstream.port()
+    );
+    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
+    let child = Command::new(unbound)
+        .args(["-d", "-c"])
+        .arg(dir.join("unbound.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unbound");
+    let unbound = Unbound {
+        child,
+        addr: SocketAddr::from((LOOPBACK, port)),
+    };
+    let probe = common::query(1, "test.", RecordType::SOA, Some(1232));
+    let up = wait_until(Duration::from_secs(10), || {
+        let client = Client::new(unbound.addr);
+        client.send(&probe);
+        client.recv_within(Duration::from_millis(200)).is_some()
+    });
+    let log = std::fs::read_to_string(dir.join("unbound.log")).unwrap_or_default();
+    assert!(up, "unbound did not answer on {}:\n{log}", unbound.addr);
+    unbound
+}
+
+/// For every test query, heimdall's verdict (rcode and AD) is Unbound's,
+/// both validating forwarders to the same NSD with the same anchor.
+#[test]
+fn heimdall_agrees_with_unbound_on_every_verdict() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let Some(unbound_path) = peers::find("unbound", "unbound") else {
+        return;
+    };
+    let dir = scratch_dir("differential");
+    let (anchor, zones) = build_chain(&tools, &dir);
+    let nsd = start_nsd(&tools, &dir, &zones);
+    let unbound = start_unbound(&unbound_path, &dir, nsd.addr, &anchor);
+    let server = validating_server(nsd.addr, &anchor);
+    let (ours, theirs) = (server.client(), Client::new(unbound.addr));
+    let mut secure = 0;
+    for (name, qtype) in [
+        ("www.secure.test.", RecordType::A),
+        ("alias.secure.test.", RecordType::A),
+        ("www.dname.secure.test.", RecordType::A),
+        ("foo.wild.secure.test.", RecordType::A),
+        ("nothing.secure.test.", RecordType::A),
+        ("www.secure.test.", RecordType::AAAA),
+        ("www.nsec3.test.", RecordType::A),
+        ("nothing.nsec3.test.", RecordType::A),
+        ("www.insecure.test.", RecordType::A),
+        ("nothing.insecure.test.", RecordType::A),
+        ("www.optout.test.", RecordType::A),
+        ("www.unsigned.optout.test.", RecordType::A),
+        ("www.bogus.test.", RecordType::A),
+        ("www.expired.test.", RecordType::A),
+        ("www.notyet.test.", RecordType::A),
+        ("www.nosig.test.", RecordType::A),
+        ("www.badds.test.", RecordType::A),
+    ] {
+        let a = ask(&ours, name, qtype, DO);
+        let b = ask(&theirs, name, qtype, DO);
+        let verdict = |reply: &Reply| (reply.rcode(), ad(reply));
+        assert_eq!(
+            verdict(&a),
+            verdict(&b),
+            "{name} {qtype}: heimdall vs Unbound"
+        );
+        secure += usize::from(ad(&a));
+    }
+    assert!(secure >= 7, "the secure answers are secure for both");
+    server.stop();
+    drop(unbound);
+    drop(nsd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_signed_chain_validates_end_to_end() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let dir = scratch_dir("chain");
+    let (anchor, zones) = build_chain(&tools, &dir);
+    let nsd = start_nsd(&tools, &dir, &zones);
+    let server = validating_server(nsd.addr, &anchor);
+    let client = server.client();
+
+    // Secure: AD for a DO client, with the RRSIG.
+    let secure = ask(&client, "www.secure.test.", RecordType::A, DO);
+    assert_eq!(secure.rcode(), Rcode::NOERROR);
+    assert!(ad(&secure), "AD on a validated answer");
+    assert!(has_type(&secure, Section::Answer, RecordType::RRSIG));
+    // No DO and no AD: no AD bit and no RRSIG (a cache entry of its own).
+    let plain = ask(&client, "www.secure.test.", RecordType::A, PLAIN);
+    assert_eq!(plain.rcode(), Rcode::NOERROR);
+    assert!(!ad(&plain), "AD only to clients that ask");
+    assert!(!has_type(&plain, Section::Answer, RecordType::RRSIG));
+    assert!(has_type(&plain, Section::Answer, RecordType::A));
+    // AD without DO: AD, still no RRSIG (RFC 6840 section 5.7).
+    let asks_ad = ask(
+        &client,
+        "www.secure.test.",
+        RecordType::A,
+        (false, true, false),
+    );
+    assert!(ad(&asks_ad));
+    assert!(!has_type(&asks_ad, Section::Answer, RecordType::RRSIG));
+    // The cached secure answer keeps its AD.
+    assert!(ad(&ask(&client, "www.secure.test.", RecordType::A, DO)));
+
+    // A CNAME chain, validated link by link; a wildcard; NXDOMAIN and
+    // NODATA with NSEC; NXDOMAIN with NSEC3.
+    let alias = ask(&client, "alias.secure.test.", RecordType::A, DO);
+    assert!(ad(&alias) && has_type(&alias, Section::Answer, RecordType::CNAME));
+    let dname = ask(&client, "www.dname.secure.test.", RecordType::A, DO);
+    assert_eq!(dname.rcode(), Rcode::NOERROR);
+    assert!(has_type(&dname, Section::Answer, RecordType::DNAME));
+    assert!(ad(&dname), "a DNAME and the CNAME it synthesises");
+    let wild = ask(&client, "foo.wild.secure.test.", RecordType::A, DO);
+    assert_eq!(wild.rcode(), Rcode::NOERROR);
+    assert!(ad(&wild), "wildcard answer with its NSEC proof");
+    let nx = ask(&client, "nothing.secure.test.", RecordType::A, DO);
+    assert_eq!(nx.rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&nx), "NXDOMAIN proved with NSEC");
+    assert!(has_type(&nx, Section::Authority, RecordType::NSEC));
+    let nodata = ask(&client, "www.secure.test.", RecordType::AAAA, DO);
+    assert_eq!(nodata.rcode(), Rcode::NOERROR);
+    assert!(ad(&nodata), "NODATA proved with NSEC");
+    let nx3 = ask(&client, "nothing.nsec3.test.", RecordType::A, DO);
+    assert_eq!(nx3.rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&nx3), "NXDOMAIN proved with NSEC3");
+    let nx_plain = ask(&client, "other.secure.test.", RecordType::A, PLAIN);
+    assert_eq!(nx_plain.rcode(), Rcode::NXDOMAIN);
+    assert!(!has_type(&nx_plain, Section::Authority, RecordType::NSEC));
+
+    // Insecure: the answer without AD.
+    let insecure = ask(&client, "www.insecure.test.", RecordType::A, DO);
+    assert_eq!(insecure.rcode(), Rcode::NOERROR);
+    assert!(has_type(&insecure, Section::Answer, RecordType::A));
+    assert!(!ad(&insecure), "no AD below an insecure delegation");
+    let opted_out = ask(&client, "www.unsigned.optout.test.", RecordType::A, DO);
+    assert_eq!(opted_out.rcode(), Rcode::NOERROR);
+    assert!(has_type(&opted_out, Section::Answer, RecordType::A));
+    assert!(!ad(&opted_out), "no AD below an NSEC3 opt-out delegation");
+    assert!(ad(&ask(&client, "www.optout.test.", RecordType::A, DO)));
+
+    // Bogus: SERVFAIL with the reason, and again from the cache.
+    for _ in 0..2 {
+        let bogus = ask(&client, "www.bogus.test.", RecordType::A, DO);
+        assert_eq!(bogus.rcode(), Rcode::SERVFAIL);
+        assert_eq!(bogus.ede_codes(), [ede::DNSSEC_BOGUS]);
+    }
+    for (name, code) in [
+        ("www.expired.test.", ede::SIGNATURE_EXPIRED),
+        ("www.notyet.test.", ede::SIGNATURE_NOT_YET_VALID),
+        ("www.nosig.test.", ede::RRSIGS_MISSING),
+        ("www.badds.test.", ede::DNSKEY_MISSING),
+    ] {
+        let reply = ask(&client, name, RecordType::A, DO);
+        assert_eq!(reply.rcode(), Rcode::SERVFAIL, "{name}");
+        assert_eq!(reply.ede_codes(), [code], "{name}");
+    }
+    // CD: the data as it is, without validation and without AD.
+    let cd = ask(
+        &client,
+        "www.bogus.test.",
+        RecordType::A,
+        (true, false, true),
+    );
+    assert_eq!(cd.rcode(), Rcode::NOERROR);
+    assert!(has_type(&cd, Section::Answer, RecordType::A));
+    assert!(!ad(&cd));
+
+    // dig sees the same.
+    let out = dig(&tools, server.addr, &["+dnssec", "www.secure.test.", "A"]);
+    assert!(out.contains(" ad;") || out.contains(" ad "), "{out}");
+    assert!(out.contains("RRSIG"), "{out}");
+    let out = dig(&tools, server.addr, &["+dnssec", "www.expired.test.", "A"]);
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    assert!(out.contains("EDE: 7"), "{out}");
+
+    let reports = server.stop();
+    let count =
+        |f: fn(&heimdall_resolver::ResolverStats) -> u64| total(&reports, |r| f(&r.resolver));
+    assert!(count(|s| s.dnssec_secure) >= 7, "{:?}", reports[0].resolver);
+    assert!(count(|s| s.dnssec_insecure) >= 2);
+    assert_eq!(
+        count(|s| s.dnssec_bogus_signature),
+        1,
+        "the second was a hit"
+    );
+    assert_eq!(count(|s| s.dnssec_bogus_expired), 1);
+    assert!(count(|s| s.dnssec_subqueries) >= 4);
+
+    // Permissive: bogus data answered, without AD but with its reason; a
+    // negative trust anchor: answered without validation.
+    let permissive = dnssec_server(nsd.addr, &anchor, "permissive", "[expired.test]");
+    let client = permissive.client();
+    let bogus = ask(&client, "www.bogus.test.", RecordType::A, DO);
+    assert_eq!(bogus.rcode(), Rcode::NOERROR);
+    assert!(!ad(&bogus) && has_type(&bogus, Section::Answer, RecordType::A));
+    assert_eq!(bogus.ede_codes(), [ede::DNSSEC_BOGUS]);
+    let untrusted = ask(&client, "www.expired.test.", RecordType::A, DO);
+    assert_eq!(untrusted.rcode(), Rcode::NOERROR);
+    assert!(!ad(&untrusted));
+    assert!(untrusted.ede_codes().is_empty());
+    assert!(ad(&ask(&client, "www.secure.test.", RecordType::A, DO)));
+    let reports = permissive.stop();
+    assert_eq!(total(&reports, |r| r.resolver.dnssec_bogus_signature), 1);
+    drop(nsd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
