@@ -65,6 +65,6 @@ pub use keys::{
 pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};
 pub use values::{
-    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, Steering,
-    UpstreamStrategy,
+    AclMode, BlockingMode, Delegations, ListFileFormat, LogFormat, LogLevel, RateLimitMode,
+    Steering, UpstreamStrategy,
 };

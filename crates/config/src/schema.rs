@@ -18,8 +18,8 @@ use crate::cores::CoreSelection;
 use crate::units::{ByteSize, HumanDuration, format_duration, format_size};
 use crate::upstream::Upstream;
 use crate::values::{
-    AclMode, BlockingMode, Delegations, ListFileFormat, LogLevel, RateLimitMode, Steering,
-    UpstreamStrategy,
+    AclMode, BlockingMode, Delegations, ListFileFormat, LogFormat, LogLevel, RateLimitMode,
+    Steering, UpstreamStrategy,
 };
 
 /// A key's type, as the reference names it.
@@ -149,6 +149,7 @@ same_value!(
     BlockingMode,
     Delegations,
     ListFileFormat,
+    LogFormat,
     LogLevel,
     RateLimitMode,
     Steering,

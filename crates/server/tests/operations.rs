@@ -359,6 +359,7 @@ fn file_source(path: std::path::PathBuf) -> StartOptions {
             listen_on_any_port(&mut config);
             Ok(config)
         })),
+        ..Default::default()
     }
 }
 
