@@ -4,6 +4,11 @@
 //! exit status is 0 when the server did what was asked, 1 otherwise
 //! (a failed reload, a refused request, no server).
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "serde_json's `value[key]` is Null for a missing key and never panics"
+)]
+
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -249,6 +249,16 @@ fn error_text(err: &anyhow::Error) -> String {
     text
 }
 
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("heimdall: {}", error_text(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -269,15 +279,5 @@ mod tests {
         assert_eq!(source(Some(given), &default), Source::File(given.into()));
         assert!(Source::Embedded.describe().contains("embedded default"));
         let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("heimdall: {}", error_text(&err));
-            ExitCode::FAILURE
-        }
     }
 }

@@ -231,7 +231,7 @@ impl Endpoint {
                         None => merged.push((name, qtype, count)),
                     }
                 }
-                merged.sort_by(|a, b| b.2.cmp(&a.2));
+                merged.sort_by_key(|row| std::cmp::Reverse(row.2));
                 merged.truncate(limit);
                 let rows: Vec<TopQuery> = merged
                     .into_iter()

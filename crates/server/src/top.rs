@@ -43,7 +43,7 @@ impl TopQueries {
     pub(crate) fn sample(&self, query: &[u8]) {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % SAMPLE_EVERY != 0 {
+        if !tick.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         if let Some((name, qtype)) = question(query) {

@@ -172,11 +172,7 @@ fn spawn_endpoint(
     mesh: &Rc<CoreMesh>,
     cores: usize,
     stop: &Arc<AtomicBool>,
-) -> (
-    Option<RawFd>,
-    (Arc<AtomicBool>, LocalSender<()>),
-    Option<std::path::PathBuf>,
-) {
+) -> ControlParts {
     let control = setup.config.control.clone();
     let mut socket = None;
     let driver = Rc::new(ReloadDriver::new(
@@ -234,7 +230,21 @@ fn spawn_endpoint(
         driver, cores, requested,
     ))
     .detach();
-    (listening, (setup.reload_flag, requests), socket)
+    ControlParts {
+        listening,
+        reload: (setup.reload_flag, requests),
+        socket,
+    }
+}
+
+/// What [`spawn_endpoint`] hands back to the core.
+struct ControlParts {
+    /// The HTTP listener's fd, to shut down at the end.
+    listening: Option<RawFd>,
+    /// How a doorbell ring asks for a reload.
+    reload: (Arc<AtomicBool>, LocalSender<()>),
+    /// The control socket's path when this server made it.
+    socket: Option<std::path::PathBuf>,
 }
 
 /// Upstream deadlines: retries, failover and SERVFAIL happen here. The
@@ -447,10 +457,10 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     let mut reload_requests = None;
     let mut control_socket = None;
     if let Some(setup) = endpoint {
-        let (listening, reload, socket) = spawn_endpoint(setup, &mesh, cores, &stop);
-        listening_fds.extend(listening);
-        reload_requests = Some(reload);
-        control_socket = socket;
+        let parts = spawn_endpoint(setup, &mesh, cores, &stop);
+        listening_fds.extend(parts.listening);
+        reload_requests = Some(parts.reload);
+        control_socket = parts.socket;
     }
     if let Some(receivers) = hint_receivers {
         let ctx = Rc::clone(&ctx);
