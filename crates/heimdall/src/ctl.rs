@@ -273,7 +273,7 @@ fn render(command: &CtlCommand, value: &Value) -> String {
             for row in value["top"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
                     "{:>10}  {:<8} {}\n",
-                    row["queries"],
+                    row["queries"].to_string(),
                     row["type"].as_str().unwrap_or("?"),
                     row["name"].as_str().unwrap_or("?")
                 ));
@@ -335,14 +335,15 @@ fn render_status(value: &Value) -> String {
         let srtt = upstream["srtt_ms"]
             .as_f64()
             .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"));
+        // `Value`'s Display ignores widths: pad strings.
         out.push_str(&format!(
             "{:<40} {:>10} {:>9} {:>10} {:>9} {:>8}\n",
             upstream["upstream"].as_str().unwrap_or("?"),
             srtt,
-            upstream["consecutive_failures"],
-            upstream["queries"],
-            upstream["timeouts"],
-            upstream["errors"],
+            upstream["consecutive_failures"].to_string(),
+            upstream["queries"].to_string(),
+            upstream["timeouts"].to_string(),
+            upstream["errors"].to_string(),
         ));
     }
     out

@@ -117,9 +117,21 @@ fn control(args: &ctl::CtlArgs, source: &Source) -> anyhow::Result<()> {
     let socket = match &args.socket {
         Some(path) => path.clone(),
         None => match source {
-            Source::File(_) => match source.load() {
+            Source::File(path) => match source.load() {
                 Ok(config) => config.control.socket,
-                Err(_) => PathBuf::from(defaults::CONTROL_SOCKET),
+                Err(err) => {
+                    // A bad edit must not keep `ctl reload` from the server
+                    // that reports it: read the socket key alone.
+                    let socket = Config::peek_control_socket(path)
+                        .unwrap_or_else(|| PathBuf::from(defaults::CONTROL_SOCKET));
+                    eprintln!(
+                        "heimdall: note: {} does not load ({}); using the control socket {}",
+                        path.display(),
+                        error_text(&err),
+                        socket.display()
+                    );
+                    socket
+                }
             },
             Source::Embedded => PathBuf::from(defaults::CONTROL_SOCKET),
         },

@@ -163,7 +163,16 @@ fn every_deb_asset_exists() {
     for script in ["postinst", "postrm", "heimdall.service"] {
         assert!(repo().join("deploy/deb").join(script).is_file(), "{script}");
     }
-    // The maintainer script leaves room for cargo-deb's systemd steps.
+    // Each maintainer script has cargo-deb's marker once, on a line of its
+    // own (it is replaced wherever it is, comments included), and parses.
+    for script in ["postinst", "postrm"] {
+        let path = repo().join("deploy/deb").join(script);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("#DEBHELPER#").count(), 1, "{script}");
+        assert!(text.lines().any(|line| line == "#DEBHELPER#"), "{script}");
+        let parsed = Command::new("sh").arg("-n").arg(&path).output().unwrap();
+        assert!(parsed.status.success(), "sh -n {script}: {parsed:?}");
+    }
     let postinst = fs::read_to_string(repo().join("deploy/deb/postinst")).unwrap();
-    assert!(postinst.contains("#DEBHELPER#") && postinst.contains("adduser --system"));
+    assert!(postinst.contains("adduser --system"));
 }

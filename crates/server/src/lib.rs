@@ -365,7 +365,10 @@ fn log_started(
     upstreams: &dyn std::fmt::Debug,
 ) {
     if let Some(addr) = control_addr {
-        log::info!("control endpoint on http://{addr}/ (metrics, health, stats, flush, reload)");
+        log::info!(
+            "control endpoint on http://{addr}/ (metrics and health; the other routes with \
+             control.token only)"
+        );
     }
     log::info!(
         "heimdall serving UDP and TCP on {} with {} core(s) (CPUs {:?}), upstreams {:?}",
