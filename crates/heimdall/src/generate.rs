@@ -33,20 +33,15 @@ fn command() -> clap::Command {
     crate::Cli::command()
 }
 
-/// heimdall(1), or the page of the subcommand `name` (`heimdall-NAME(1)`).
-pub(crate) fn man_page(subcommand: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    let root = command();
-    let page = match subcommand {
-        None => root,
-        Some(name) => {
-            let sub = root
-                .find_subcommand(name)
-                .with_context(|| format!("no subcommand {name:?}"))?
-                .clone();
-            sub.display_name(format!("heimdall-{name}"))
-                .bin_name(format!("heimdall {name}"))
-                .version(env!("CARGO_PKG_VERSION"))
-        }
+/// One man page: `cmd` under the title `title` (`heimdall-ctl-status`),
+/// its usage naming the full command (`heimdall ctl status`).
+fn render_page(cmd: clap::Command, path: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let page = if path.is_empty() {
+        cmd
+    } else {
+        cmd.display_name(format!("heimdall-{}", path.join("-")))
+            .bin_name(format!("heimdall {}", path.join(" ")))
+            .version(env!("CARGO_PKG_VERSION"))
     };
     let title = page
         .get_display_name()
@@ -57,13 +52,30 @@ pub(crate) fn man_page(subcommand: Option<&str>) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The subcommands that get a page of their own.
-pub(crate) fn man_subcommands() -> Vec<String> {
-    command()
-        .get_subcommands()
-        .filter(|sub| !sub.is_hide_set())
-        .map(|sub| sub.get_name().to_owned())
-        .collect()
+/// heimdall(1).
+pub(crate) fn man_page() -> anyhow::Result<Vec<u8>> {
+    render_page(command(), &[])
+}
+
+/// `cmd`'s subcommands' pages, and theirs, depth first, each named
+/// `heimdall-A-B.1` for `heimdall A B`: every page another one refers to
+/// exists.
+fn sub_pages(
+    cmd: &clap::Command,
+    path: &mut Vec<String>,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> anyhow::Result<()> {
+    for sub in cmd.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        path.push(sub.get_name().to_owned());
+        let names: Vec<&str> = path.iter().map(String::as_str).collect();
+        out.push((
+            format!("heimdall-{}.1", names.join("-")),
+            render_page(sub.clone(), &names)?,
+        ));
+        sub_pages(sub, path, out)?;
+        path.pop();
+    }
+    Ok(())
 }
 
 /// The completion script for `shell`.
@@ -75,10 +87,8 @@ pub(crate) fn completions(shell: Shell) -> Vec<u8> {
 
 /// Every man page, by file name.
 pub(crate) fn all_man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let mut pages = vec![("heimdall.1".to_owned(), man_page(None)?)];
-    for name in man_subcommands() {
-        pages.push((format!("heimdall-{name}.1"), man_page(Some(&name))?));
-    }
+    let mut pages = vec![("heimdall.1".to_owned(), man_page()?)];
+    sub_pages(&command(), &mut Vec::new(), &mut pages)?;
     Ok(pages)
 }
 
@@ -96,7 +106,7 @@ pub(crate) fn run(what: &Generate) -> anyhow::Result<()> {
     match what {
         Generate::Man { out_dir: Some(dir) } => write_pages(dir),
         Generate::Man { out_dir: None } => {
-            std::io::stdout().write_all(&man_page(None)?)?;
+            std::io::stdout().write_all(&man_page()?)?;
             Ok(())
         }
         Generate::Completions { shell } => {

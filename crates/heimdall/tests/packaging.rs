@@ -69,7 +69,13 @@ fn man_pages_are_generated_and_current() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    for page in ["heimdall.1", "heimdall-ctl.1", "heimdall-check-config.1"] {
+    for page in [
+        "heimdall.1",
+        "heimdall-ctl.1",
+        "heimdall-check-config.1",
+        "heimdall-ctl-reload.1",
+        "heimdall-ctl-cache-lookup.1",
+    ] {
         assert!(names.iter().any(|name| name == page), "{page} in {names:?}");
     }
     let main = fs::read_to_string(dir.join("heimdall.1")).unwrap();
@@ -83,6 +89,25 @@ fn man_pages_are_generated_and_current() {
     let ctl = fs::read_to_string(dir.join("heimdall-ctl.1")).unwrap();
     for word in ["status", "reload", "flush", "log\\-level", "\\-\\-json"] {
         assert!(ctl.contains(word), "{word} in heimdall-ctl.1");
+    }
+    // Every page a page refers to, `heimdall-x(1)`, is there.
+    for name in &names {
+        let page = fs::read_to_string(dir.join(name)).unwrap();
+        for reference in page.split("heimdall\\-").skip(1) {
+            let Some((stem, _)) = reference.split_once("(1)") else {
+                continue;
+            };
+            // Not a reference (`heimdall-ctl - Talk ...`), or clap's own
+            // `help` subcommand, which has no page.
+            if stem.contains(char::is_whitespace) || stem.ends_with("help") {
+                continue;
+            }
+            let file = format!("heimdall-{}.1", stem.replace("\\-", "-"));
+            assert!(
+                names.contains(&file),
+                "{name} refers to {file}, which is missing"
+            );
+        }
     }
     // stdout is the main page.
     assert_eq!(generate(&["man"]), main.as_bytes());
