@@ -168,4 +168,27 @@ mod tests {
                 .any(|(name, _, _)| name.as_slice() == b"\x03hot\x00")
         );
     }
+
+    #[test]
+    fn sampling_allocates_nothing_even_when_the_table_is_full() {
+        let top = TopQueries::new();
+        let queries: Vec<Vec<u8>> = (0..SLOTS * 2)
+            .map(|n| {
+                let label = format!("q{n:05}");
+                let mut name = vec![label.len() as u8];
+                name.extend_from_slice(label.as_bytes());
+                name.push(0);
+                query(&name, 1)
+            })
+            .collect();
+        let ((), allocations) = heimdall_testkit::allocations_during(|| {
+            for bytes in &queries {
+                for _ in 0..SAMPLE_EVERY {
+                    top.sample(bytes);
+                }
+            }
+        });
+        assert_eq!(allocations, 0);
+        assert_eq!(top.snapshot().len(), SLOTS);
+    }
 }
