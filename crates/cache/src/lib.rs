@@ -23,6 +23,7 @@ mod error;
 mod persist;
 mod policy;
 mod shard;
+mod text;
 mod time;
 
 #[cfg(test)]
@@ -37,4 +38,5 @@ pub use error::CacheError;
 pub use persist::{PERSIST_MAGIC, PERSIST_VERSION, PersistError, decode_entries, encode_entries};
 pub use policy::{CachePolicy, MAX_FAILURE_TTL, MIN_FAILURE_TTL};
 pub use shard::{Cache, CacheStats, Lookup, SlotInfo, TABLE_BYTES_PER_ENTRY};
+pub use text::{TEXT_HEADER, TextError, dump_text, load_text};
 pub use time::Timestamp;

@@ -42,6 +42,21 @@ impl Config {
         validate::validate(raw, text, source_name)
     }
 
+    /// `control.socket` as written in the file at `path`, read leniently:
+    /// the rest of the file may be invalid (so `heimdall ctl reload` still
+    /// finds the server after a bad edit, to report the failure). `None`
+    /// when the file cannot be read, is not YAML, or does not set it.
+    pub fn peek_control_socket(path: impl AsRef<Path>) -> Option<std::path::PathBuf> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_FILE_SIZE)
+            .read_to_string(&mut text)
+            .ok()?;
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+        let socket = value.get("control")?.get("socket")?.as_str()?;
+        Some(std::path::PathBuf::from(socket))
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();

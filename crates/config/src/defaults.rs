@@ -47,6 +47,11 @@ pub const CONTROL_ENABLED: bool = true;
 pub const CONTROL_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9353));
 /// `control.metrics_per_core`.
 pub const CONTROL_METRICS_PER_CORE: bool = true;
+/// The configuration file heimdall reads when no `--config` is given and
+/// the file exists (else it runs on the embedded default).
+pub const CONFIG_PATH: &str = "/etc/heimdall/heimdall.yaml";
+/// `control.socket`: where `heimdall ctl` finds the server.
+pub const CONTROL_SOCKET: &str = "/run/heimdall/control.sock";
 /// `hints.enabled`.
 pub const HINTS_ENABLED: bool = true;
 /// `hints.channel_capacity`.

@@ -21,7 +21,8 @@ use crate::schema::{ANY, Valid, int, items, sections};
 use crate::units::{ByteSize, HumanDuration};
 use crate::upstream::Upstream;
 use crate::values::{
-    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogLevel, RateLimitMode,
+    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogFormat, LogLevel,
+    RateLimitMode,
     Steering, UpstreamStrategy,
 };
 use crate::{defaults, limits};
@@ -597,9 +598,13 @@ sections! {
 
     /// `control:` the HTTP control endpoint.
     control: RawControl => ControlConfig {
-        intro: "The HTTP control endpoint: `GET /metrics` (Prometheus), `GET /health`, `GET /stats` \
-         (JSON), `POST /cache/flush[?name=...]`, `POST /reload`. It has no authentication: \
-         keep it on loopback or a management network.",
+        intro: "The control channels. The unix socket (`socket`) is the operator's: `heimdall ctl` \
+         talks to it (status, stats, reload, cache flush, lookup, log level), and only users \
+         who may open it (mode 0600, owned by the service user; root) can. The HTTP listener \
+         (`listen`) serves `GET /metrics` (Prometheus) and `GET /health` to anyone who reaches \
+         it; the other routes (`/stats`, `/status`, `/cache/flush`, `/cache/lookup`, \
+         `/log-level`, `/reload`) only with `Authorization: Bearer TOKEN` when `token` is set, \
+         and never without it. Keep the listener on loopback or a management network.",
         keys {
             enabled: bool => bool = defaults::CONTROL_ENABLED;
                 Bool,
@@ -619,6 +624,20 @@ sections! {
                 "Whether `/metrics` labels every per-core series with `core`. `false` sums the \
                  cores in each series at scrape time (fewer series on a many-core host); \
                  `/stats` lists the cores either way.";
+            socket: PathBuf => PathBuf = PathBuf::from(defaults::CONTROL_SOCKET);
+                Other("file path"),
+                Valid::Text("a unix socket path of at most 107 bytes; `\"\"` for none");
+                "The unix socket `heimdall ctl` talks to, created at start with mode 0600 (a \
+                 stale socket from an earlier run is replaced; one another heimdall still \
+                 serves is left alone and this one runs without it, logged). Its directory must \
+                 exist: the systemd unit's `RuntimeDirectory=heimdall` makes /run/heimdall. \
+                 `\"\"` serves no socket.";
+            token: Option<String> => Option<String> = None;
+                Other("text"),
+                Valid::Text("at least 16 characters; leave the key out to serve monitoring only");
+                "Serve every control route on the HTTP listener, not only `/metrics` and \
+                 `/health`, to requests that carry `Authorization: Bearer TOKEN`. The file then \
+                 holds a secret: keep it out of world-readable copies.";
         }
     }
 
@@ -629,7 +648,15 @@ sections! {
             level: LogLevel => LogLevel = LogLevel::Info;
                 Enum(&["error", "warn", "info", "debug", "trace"]),
                 ANY;
-                "The least severe level logged. `RUST_LOG`, when set, overrides it.";
+                "The least severe level logged. `RUST_LOG`, when set, overrides it. `heimdall ctl \
+                 log-level LEVEL` changes it in the running server (until the next restart).";
+            format: LogFormat => LogFormat = LogFormat::Text;
+                Enum(&["text", "json"]),
+                ANY;
+                "`text`: one line per message, with a syslog priority prefix (`<3>` to `<7>`) \
+                 when stderr is the journal (systemd sets `JOURNAL_STREAM`), so `journalctl -p` \
+                 filters by level; else with a timestamp and the level. `json`: one JSON object \
+                 per line (`ts`, `level`, `target`, `msg`), for log shippers.";
         }
     }
 

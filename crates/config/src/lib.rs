@@ -65,6 +65,7 @@ pub use keys::{
 pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};
 pub use values::{
-    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogLevel, RateLimitMode,
+    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogFormat, LogLevel,
+    RateLimitMode,
     Steering, UpstreamStrategy,
 };

@@ -81,6 +81,8 @@ pub const DNSTAP_BUFFER_FRAMES_MAX: usize = 1 << 20;
 /// The longest `dnstap.socket` path: `sun_path` holds 108 bytes with
 /// its terminating NUL.
 pub const DNSTAP_SOCKET_PATH_MAX: usize = 107;
+/// The shortest `control.token`: anything shorter is guessable.
+pub const CONTROL_TOKEN_MIN: usize = 16;
 /// The longest `dnstap.identity` and `dnstap.version`, in bytes.
 pub const DNSTAP_TEXT_MAX: usize = 255;
 /// `dnssec.clock_skew` at most: a day.

@@ -18,7 +18,8 @@ use crate::cores::CoreSelection;
 use crate::units::{ByteSize, HumanDuration, format_duration, format_size};
 use crate::upstream::Upstream;
 use crate::values::{
-    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogLevel, RateLimitMode,
+    AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogFormat, LogLevel,
+    RateLimitMode,
     Steering, UpstreamStrategy,
 };
 
@@ -150,6 +151,7 @@ same_value!(
     Delegations,
     DnssecMode,
     ListFileFormat,
+    LogFormat,
     LogLevel,
     RateLimitMode,
     Steering,

@@ -682,6 +682,27 @@ impl Validator<'_> {
                 format!("{control} overlaps the DNS listen address {dns} (TCP); pick another port"),
             ));
         }
+        let socket = control_config.socket.as_os_str().len();
+        if socket > limits::DNSTAP_SOCKET_PATH_MAX {
+            return Err(self.error(
+                "control.socket",
+                format!(
+                    "{socket} bytes is too long for a unix socket path (at most {})",
+                    limits::DNSTAP_SOCKET_PATH_MAX
+                ),
+            ));
+        }
+        if let Some(token) = &control_config.token
+            && token.chars().count() < limits::CONTROL_TOKEN_MIN
+        {
+            return Err(self.error(
+                "control.token",
+                format!(
+                    "too short to guess at: at least {} characters",
+                    limits::CONTROL_TOKEN_MIN
+                ),
+            ));
+        }
         Ok(control_config)
     }
 

@@ -109,6 +109,18 @@ pub enum LogLevel {
     Trace,
 }
 
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per message: with syslog priority prefixes (`<6>`)
+    /// under journald, else with a timestamp and the level.
+    #[default]
+    Text,
+    /// One JSON object per line: `ts`, `level`, `target`, `msg`.
+    Json,
+}
+
 impl LogLevel {
     /// The level's name, as `tracing` and `RUST_LOG` spell it.
     pub fn as_str(self) -> &'static str {

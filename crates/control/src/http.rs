@@ -58,6 +58,8 @@ pub struct Request {
     pub query: Option<String>,
     /// The `Content-Type` header, if present.
     pub content_type: Option<String>,
+    /// The `Authorization` header, if present (the control token).
+    pub authorization: Option<String>,
     /// The body (`Content-Length` bytes; empty without that header).
     pub body: Vec<u8>,
     /// Whether the connection stays open after the response: HTTP/1.1
@@ -202,6 +204,7 @@ impl Connection {
 
         let mut content_length: Option<usize> = None;
         let mut content_type = None;
+        let mut authorization = None;
         let mut connection_close = false;
         let mut connection_keep_alive = false;
         let mut host_seen = false;
@@ -236,6 +239,8 @@ impl Connection {
                 }
             } else if name.eq_ignore_ascii_case("content-type") {
                 content_type = Some(String::from_utf8_lossy(header.value).trim().to_owned());
+            } else if name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(String::from_utf8_lossy(header.value).trim().to_owned());
             } else if name.eq_ignore_ascii_case("host") {
                 if host_seen {
                     return Err(HttpError::BadRequest("more than one Host header"));
@@ -266,6 +271,7 @@ impl Connection {
             path,
             query,
             content_type,
+            authorization,
             body: body.to_vec(),
             keep_alive,
         };

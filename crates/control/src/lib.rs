@@ -13,12 +13,15 @@
 //!   its resolver, cache and upstream counters.
 //! - [`render_metrics`]: Prometheus text exposition format 0.0.4.
 //! - [`render_stats_json`]: the same snapshot as JSON, with totals.
+//! - [`render_status`], [`render_lookup`], [`render_log_level`]: the
+//!   operator routes `heimdall ctl` uses.
 //!
 //! Nothing here reads a clock or touches a socket.
 
 mod counters;
 mod http;
 mod metrics;
+mod ops;
 mod render;
 mod route;
 mod snapshot;
@@ -29,11 +32,15 @@ mod tests;
 pub use counters::{COUNTERS, Counter, CounterDesc, CounterKind, CounterSet};
 pub use http::{Connection, HttpError, Limits, Method, Request, Response};
 pub use metrics::{METRICS_CONTENT_TYPE, render_metrics};
+pub use ops::{
+    CachedEntry, TopQuery, render_load_result, render_log_level, render_lookup, render_status,
+    render_top_queries,
+};
 pub use render::{
     CoreHealth, ReloadReport, render_flush_result, render_health, render_reload_result,
     render_stats_json,
 };
-pub use route::{Command, percent_decode, route};
+pub use route::{Command, LOG_LEVELS, TOP_QUERIES_MAX, percent_decode, route};
 pub use snapshot::ClientCookieSnapshot;
 pub use snapshot::{AnswerLatency, ProcessSnapshot, ServerSnapshot};
 pub use snapshot::{

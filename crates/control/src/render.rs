@@ -229,6 +229,11 @@ fn upstream_value(upstream: &UpstreamSnapshot) -> Value {
     for (_, _, key, read) in UPSTREAM_COUNTERS.iter().chain(&UPSTREAM_STATE_GAUGES) {
         map.insert((*key).to_owned(), Value::from(read(upstream)));
     }
+    map.insert("srtt_us".to_owned(), Value::from(upstream.srtt_us));
+    map.insert(
+        "consecutive_failures".to_owned(),
+        Value::from(upstream.consecutive_failures),
+    );
     map.insert("latency".to_owned(), latency_value(&upstream.latency));
     Value::Object(map)
 }

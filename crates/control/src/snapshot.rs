@@ -526,6 +526,12 @@ pub struct UpstreamSnapshot {
     pub server_cookie_known: u64,
     /// It is in 0x20 case fallback (asked in lower case).
     pub case_fallback: u64,
+    /// The smoothed round-trip time this core measured, in microseconds
+    /// (`None` before a reply); in totals, the lowest of the cores'.
+    pub srtt_us: Option<u64>,
+    /// Attempts that failed in a row on this core (0 after a good reply);
+    /// in totals, the highest of the cores'.
+    pub consecutive_failures: u64,
 }
 
 /// One core's counters.
@@ -615,6 +621,12 @@ impl CoreSnapshot {
                     add(&mut mine.cookies_supported, upstream.cookies_supported);
                     add(&mut mine.server_cookie_known, upstream.server_cookie_known);
                     add(&mut mine.case_fallback, upstream.case_fallback);
+                    mine.srtt_us = match (mine.srtt_us, upstream.srtt_us) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    mine.consecutive_failures =
+                        mine.consecutive_failures.max(upstream.consecutive_failures);
                 }
                 None => self.upstreams.push(upstream.clone()),
             }

@@ -1,6 +1,6 @@
 //! Tests for request parsing, routing, rendering and the exposition text.
 
-use heimdall_wire::NameBuf;
+use heimdall_wire::{NameBuf, RecordType};
 use serde_json::Value;
 
 use crate::*;
@@ -213,7 +213,13 @@ fn every_route_maps_to_its_command() {
     assert_eq!(command(&get("/metrics")), Ok(Command::Metrics));
     assert_eq!(command(&get("/health")), Ok(Command::Health));
     assert_eq!(command(&get("/stats")), Ok(Command::Stats));
-    assert_eq!(flush(""), Ok(Command::Flush { name: None }));
+    assert_eq!(
+        flush(""),
+        Ok(Command::Flush {
+            name: None,
+            qtype: None
+        })
+    );
     let reload = command(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(reload, Ok(Command::Reload));
 }
@@ -254,11 +260,117 @@ fn queries_on_plain_routes_are_400() {
     assert_eq!(command(&get("/metrics?")), Ok(Command::Metrics));
 }
 
+#[test]
+fn operator_routes_map_to_their_commands() {
+    assert_eq!(command(&get("/status")), Ok(Command::Status));
+    let name = NameBuf::from_presentation("www.example.").unwrap();
+    assert_eq!(
+        command(&get("/cache/lookup?name=WWW.example.&type=aaaa")),
+        Ok(Command::CacheLookup {
+            name: name.clone(),
+            qtype: RecordType::AAAA
+        })
+    );
+    assert_eq!(
+        command(&get("/cache/lookup?name=www.example")),
+        Ok(Command::CacheLookup {
+            name: name.clone(),
+            qtype: RecordType::A
+        })
+    );
+    assert_eq!(
+        flush("?name=www.example&type=TXT"),
+        Ok(Command::Flush {
+            name: Some(name),
+            qtype: Some(RecordType::TXT)
+        })
+    );
+    let post = |target: &str| {
+        command(
+            format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        )
+    };
+    assert_eq!(
+        post("/log-level?level=DEBUG"),
+        Ok(Command::LogLevel {
+            level: "debug".to_owned()
+        })
+    );
+    for bad in [
+        "/log-level",
+        "/log-level?level=loud",
+        "/log-level?lvl=info",
+        "/cache/flush?type=A",
+        "/cache/flush?name=x.example&type=NOPE",
+    ] {
+        assert_eq!(post(bad).unwrap_err().status, 400, "{bad}");
+    }
+    assert_eq!(
+        command(&get("/top-queries")),
+        Ok(Command::TopQueries { limit: 20 })
+    );
+    assert_eq!(
+        command(&get("/top-queries?limit=5")),
+        Ok(Command::TopQueries { limit: 5 })
+    );
+    assert_eq!(command(&get("/cache/dump")), Ok(Command::CacheDump));
+    let body = "a. A NOERROR positive 1 - AAAA\n";
+    let load = format!(
+        "POST /cache/load HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(
+        command(load.as_bytes()),
+        Ok(Command::CacheLoad {
+            text: body.to_owned()
+        })
+    );
+    for bad in [
+        "/cache/lookup",
+        "/cache/lookup?type=A",
+        "/cache/lookup?name=a..b",
+        "/top-queries?limit=0",
+        "/top-queries?limit=1001",
+        "/top-queries?limit=x",
+        "/cache/dump?x=1",
+    ] {
+        assert_eq!(command(&get(bad)).unwrap_err().status, 400, "{bad}");
+    }
+    assert!(Command::Metrics.is_monitoring() && Command::Health.is_monitoring());
+    assert!(!Command::Stats.is_monitoring() && !Command::Reload.is_monitoring());
+}
+
+#[test]
+fn status_reports_uptime_generation_and_upstream_state() {
+    let snapshot = sample_snapshot();
+    let response = render_status(&snapshot, 3723, 2);
+    assert_eq!(response.status, 200);
+    let value: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(value["uptime_seconds"], 3723);
+    assert_eq!(value["generation"], 2);
+    assert_eq!(value["cores"], snapshot.cores.len());
+    let first = &value["upstreams"][0];
+    assert_eq!(first["upstream"], "192.0.2.1:53");
+    // The mean of the cores' SRTTs (20 and 21 ms), in milliseconds.
+    assert_eq!(first["srtt_ms"].as_f64().unwrap(), 20.5);
+    assert_eq!(first["consecutive_failures"], 1);
+    // An upstream never measured has no SRTT.
+    assert!(value["upstreams"][1]["srtt_ms"].is_null());
+}
+
+#[test]
+fn the_authorization_header_is_kept() {
+    let parsed =
+        request(b"GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret \r\n\r\n");
+    assert_eq!(parsed.authorization.as_deref(), Some("Bearer s3cret"));
+    assert_eq!(request(&get("/stats")).authorization, None);
+}
+
 // ---- flush names ----
 
 fn flushed(query: &str) -> Option<NameBuf> {
     match flush(query) {
-        Ok(Command::Flush { name }) => name,
+        Ok(Command::Flush { name, qtype: None }) => name,
         other => panic!("{query}: {other:?}"),
     }
 }
@@ -313,7 +425,8 @@ fn flush_name_from_a_form_body() {
     assert_eq!(
         command(text.as_bytes()),
         Ok(Command::Flush {
-            name: Some(expected)
+            name: Some(expected),
+            qtype: None
         })
     );
     // A body of another type is ignored.
@@ -321,7 +434,13 @@ fn flush_name_from_a_form_body() {
         "POST /cache/flush HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    assert_eq!(command(text.as_bytes()), Ok(Command::Flush { name: None }));
+    assert_eq!(
+        command(text.as_bytes()),
+        Ok(Command::Flush {
+            name: None,
+            qtype: None
+        })
+    );
 }
 
 #[test]
@@ -534,6 +653,8 @@ fn sample_snapshot() -> Snapshot {
                 cookies_supported: 1,
                 server_cookie_known: 1,
                 case_fallback: index,
+                srtt_us: Some(20_000 + 1000 * index),
+                consecutive_failures: index,
             },
             UpstreamSnapshot {
                 label: "tricky \"quoted\" \\ back\nslash".to_owned(),

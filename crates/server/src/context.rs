@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use heimdall_cache::{Entry, Timestamp};
-use heimdall_control::{CoreSnapshot, UpstreamSocketSnapshot};
+use heimdall_control::{CachedEntry, CoreSnapshot, UpstreamSocketSnapshot};
 use heimdall_resolver::{
     AttemptId, ClientId, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transmit, Transport,
     UpstreamTransport,
@@ -31,6 +31,7 @@ use crate::dnstap::{Dnstap, wall_clock};
 use crate::mesh::HintLink;
 use crate::reload;
 use crate::stats::{CoreReport, Counters, HitLatency, TcpStats, core_snapshot};
+use crate::top::TopQueries;
 use crate::wake::DeadlineAlarm;
 
 /// The kernel refused a send (full buffers): counted in `send_errors`.
@@ -121,6 +122,8 @@ pub(crate) struct CoreContext {
     alarm: DeadlineAlarm,
     /// The core's dnstap tap (`None`: dnstap is off).
     dnstap: Option<Rc<Dnstap>>,
+    /// Sampled client questions (`heimdall ctl top-queries`).
+    top: TopQueries,
 }
 
 /// The resolver borrowed for a batch of queries: one borrow per batch,
@@ -130,6 +133,7 @@ pub(crate) struct Queries<'a> {
     /// The tap, when it logs client messages, and the batch's wall-clock
     /// time (read once per batch, and only then).
     tap: Option<(&'a Dnstap, heimdall_dnstap::Time)>,
+    top: &'a TopQueries,
 }
 
 impl Queries<'_> {
@@ -142,6 +146,7 @@ impl Queries<'_> {
         now: Timestamp,
         out: &mut [u8],
     ) -> QueryOutcome {
+        self.top.sample(query);
         let outcome = self.resolver.handle_query(query, client, now, out);
         if let Some((tap, time)) = self.tap {
             tap_client(tap, &client, query, &outcome, out, time);
@@ -192,6 +197,7 @@ impl CoreContext {
             hits: RefCell::new(HitLatency::default()),
             alarm: DeadlineAlarm::default(),
             dnstap: None,
+            top: TopQueries::new(),
         }
     }
 
@@ -240,6 +246,7 @@ impl CoreContext {
         Queries {
             resolver,
             tap: self.client_tap().map(|tap| (tap, wall_clock())),
+            top: &self.top,
         }
     }
 
@@ -254,6 +261,7 @@ impl CoreContext {
     ) -> Answered<T> {
         let now = self.now();
         let started = Instant::now();
+        self.top.sample(query);
         let answered = {
             let mut out = self.scratch.borrow_mut();
             let mut resolver = self.resolver.borrow_mut();
@@ -443,9 +451,72 @@ impl CoreContext {
         }
     }
 
-    /// Drop every cache entry (`None`), or those at or below a name.
-    pub(crate) fn flush_cache(&self, name: Option<&[u8]>) -> usize {
-        self.resolver.borrow_mut().flush_cache(name)
+    /// Drop every cache entry (`None`), or those at or below a name, or
+    /// with `qtype` only the name's entries of that type.
+    pub(crate) fn flush_cache(&self, name: Option<&[u8]>, qtype: Option<u16>) -> usize {
+        let mut resolver = self.resolver.borrow_mut();
+        match (name, qtype) {
+            (Some(name), Some(qtype)) => resolver
+                .cache_mut()
+                .retain(|entry| !is_entry_for(entry, name, qtype)),
+            (name, _) => resolver.flush_cache(name),
+        }
+    }
+
+    /// The sampled question table: wire name, type, estimated queries.
+    pub(crate) fn top_queries(&self) -> Vec<(heimdall_wire::WireNameBuf, u16, u64)> {
+        self.top.snapshot()
+    }
+
+    /// The shard's fresh entries in the cache's text form.
+    pub(crate) fn dump_cache(&self) -> String {
+        let now = self.now();
+        let resolver = self.resolver.borrow();
+        let mut out = String::new();
+        heimdall_cache::dump_text(
+            resolver.cache().entries(),
+            now,
+            crate::persist::wall_clock_ms(),
+            &mut out,
+        );
+        out
+    }
+
+    /// Insert the fresh entries of a text dump into the shard; how many,
+    /// or why the dump was refused (then nothing is inserted).
+    pub(crate) fn load_cache(&self, text: &str) -> Result<usize, String> {
+        let now = self.now();
+        let policy = *self.resolver.borrow().cache().policy();
+        let entries =
+            heimdall_cache::load_text(text, now, crate::persist::wall_clock_ms(), &policy)
+                .map_err(|err| err.to_string())?;
+        self.preload(&entries);
+        Ok(entries.len())
+    }
+
+    /// The entries this core's shard holds for `name` (lower-case wire
+    /// form) and `qtype`. Walks the shard: for the operator, not the
+    /// query path.
+    pub(crate) fn cache_lookup(&self, name: &[u8], qtype: u16) -> Vec<CachedEntry> {
+        let now = self.now();
+        let resolver = self.resolver.borrow();
+        resolver
+            .cache()
+            .entries()
+            .filter(|entry| is_entry_for(entry, name, qtype))
+            .map(|entry| CachedEntry {
+                core: self.index,
+                rcode: entry.rcode().to_string(),
+                kind: format!("{:?}", entry.kind()).to_lowercase(),
+                ttl_remaining: entry
+                    .expires_at()
+                    .as_millis()
+                    .saturating_sub(now.as_millis())
+                    / 1000,
+                records: entry.ttl_offsets().len(),
+                dnssec_ok: entry.dnssec_ok(),
+            })
+            .collect()
     }
 
     /// Take a new configuration snapshot (see [`reload::swap`]).
@@ -533,6 +604,12 @@ impl CoreContext {
         };
         (report, entries)
     }
+}
+
+/// Whether `entry` answers `name` (lower-case wire form; the entry's name
+/// is compared without regard to case) and `qtype`.
+fn is_entry_for(entry: &Entry, name: &[u8], qtype: u16) -> bool {
+    entry.qtype().0 == qtype && entry.question_name().eq_ignore_ascii_case(name)
 }
 
 #[cfg(test)]

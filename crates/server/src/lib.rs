@@ -28,16 +28,19 @@
 //!   transports and the resolver, and the one place a `Transmit` is
 //!   dispatched;
 //! - `reload`: all of hot reload; `mesh`: the channels between cores;
+//! - `events`: readiness, reload and watchdog events for a service
+//!   manager ([`StartOptions::events`]);
 //! - `dnstap`: the core's dnstap tap (the hooks in `context` and the
 //!   upstream transports encode into it) and its writer task;
 //! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `process`,
-//!   `error`: leaves.
+//!   `top` (sampled top queries), `error`: leaves.
 
 mod batch;
 mod context;
 mod dnstap;
 mod endpoint;
 mod error;
+mod events;
 mod mesh;
 mod persist;
 mod policy;
@@ -47,6 +50,7 @@ mod sockets;
 mod stats;
 mod steering;
 mod stream;
+mod top;
 mod transport;
 mod upstream;
 mod wake;
@@ -68,6 +72,7 @@ use heimdall_resolver::Resolver;
 pub use crate::batch::UdpStats;
 pub use crate::endpoint::HEALTH_TIMEOUT;
 pub use crate::error::ServerError;
+pub use crate::events::{EventSink, ServerEvent};
 pub use crate::policy::{PolicyLoadError, build_blocklist, build_local, build_policy};
 pub use crate::reload::ReloadSource;
 pub use crate::stats::{CoreReport, TcpStats};
@@ -112,6 +117,12 @@ pub struct StartOptions {
     /// `Placement::Unbound`), instead of one per CPU of `server.cores`:
     /// for tests that need more cores than the machine has.
     pub unpinned_cores: Option<usize>,
+    /// Where lifecycle events go (readiness, reloads, watchdog beats): the
+    /// binary sends them to systemd. `None` reports nothing.
+    pub events: Option<EventSink>,
+    /// With `events`: ping every core this often and report
+    /// [`ServerEvent::Alive`] when all answered (the systemd watchdog).
+    pub watchdog: Option<std::time::Duration>,
 }
 
 impl Server {
@@ -179,6 +190,8 @@ impl Server {
         let mut endpoint = Some(worker::EndpointSetup {
             listener: control_listener,
             reload_source: options.reload_source,
+            events: options.events,
+            watchdog: options.watchdog,
             reload_flag: Arc::clone(&reload_flag),
             config: config.clone(),
             cookies,
@@ -237,6 +250,27 @@ impl Server {
             epoch,
         })
     }
+}
+
+/// Everything a start reads, read and checked without binding a socket
+/// or starting a core: the CPUs named (unless `this_host` is false: a
+/// file written for another machine), the zone files and block lists,
+/// the cookie secret, and a resolver built from them (`heimdall
+/// check-config`). A configuration that passes starts, unless a socket
+/// cannot be bound or the memory lock limit is too small.
+pub fn check(config: &Config, this_host: bool) -> Result<(), ServerError> {
+    let cores = if this_host {
+        config.cpu_ids(&heimdall_config::available_cpu_ids())?.len()
+    } else {
+        match &config.server.cores {
+            heimdall_config::CoreSelection::Auto => heimdall_config::available_cpus(),
+            heimdall_config::CoreSelection::Count(n) => *n,
+            heimdall_config::CoreSelection::List(ids) => ids.len(),
+        }
+    };
+    let cookies = policy::CookieRuntime::new(Instant::now())?;
+    reload::build_resolver_config(config, cores.max(1), &cookies)?;
+    Ok(())
 }
 
 /// The client and upstream TCP settings of `config`.
@@ -348,7 +382,10 @@ fn log_started(
     upstreams: &dyn std::fmt::Debug,
 ) {
     if let Some(addr) = control_addr {
-        log::info!("control endpoint on http://{addr}/ (metrics, health, stats, flush, reload)");
+        log::info!(
+            "control endpoint on http://{addr}/ (metrics and health; the other routes with \
+             control.token only)"
+        );
     }
     log::info!(
         "heimdall serving UDP and TCP on {} with {} core(s) (CPUs {:?}), upstreams {:?}",

@@ -8,10 +8,11 @@
 //!   mesh of channels was cores squared);
 //! - the request star ([`CoreMesh`]), off the query path: the control core
 //!   (core 0) asks every core for a health ping, its counters, a cache
-//!   flush or a new configuration snapshot, and collects the answers. Two
-//!   partial meshes make the star: core 0 to every core (requests) and
-//!   every core to core 0 (answers), 2 x (cores - 1) channels where a full
-//!   mesh had cores squared (at 64 cores its setup took 20 s on 2 CPUs).
+//!   flush or lookup, or a new configuration snapshot, and collects the
+//!   answers. Two partial meshes make the star: core 0 to every core
+//!   (requests) and every core to core 0 (answers), 2 x (cores - 1)
+//!   channels where a full mesh had cores squared (at 64 cores its setup
+//!   took 20 s on 2 CPUs).
 //!
 //! Only core 0 sends requests; every core (core 0 included, directly)
 //! executes them on its own thread, between two batches, so no counter or
@@ -42,9 +43,28 @@ pub(crate) enum CoreCommand {
     Ping,
     /// Report counters.
     Snapshot,
-    /// Drop every cache entry (`None`), or those at or below a name
-    /// (lower-case wire form).
-    Flush(Option<Arc<[u8]>>),
+    /// Drop every cache entry (`name: None`), or those at or below a name
+    /// (lower-case wire form), or with `qtype` only that name's entries
+    /// of that type.
+    Flush {
+        /// The name, lower-case wire form.
+        name: Option<Arc<[u8]>>,
+        /// Only this type, at exactly `name`.
+        qtype: Option<u16>,
+    },
+    /// The shard's entries as text (heimdall-cache's `dump_text`).
+    Dump,
+    /// The sampled question table.
+    TopQueries,
+    /// Insert the fresh entries of a text dump.
+    Load(Arc<str>),
+    /// The cached entries for a name (lower-case wire form) and type.
+    Lookup {
+        /// The name.
+        name: Arc<[u8]>,
+        /// The type.
+        qtype: u16,
+    },
     /// Take this configuration (hot reload); the cache stays.
     Reconfigure(Arc<ResolverConfig>),
 }
@@ -58,6 +78,15 @@ pub(crate) enum CoreAnswer {
     Snapshot(Box<CoreSnapshot>),
     /// To [`CoreCommand::Flush`]: entries removed.
     Flushed(usize),
+    /// To [`CoreCommand::Lookup`]: the entries found.
+    Entries(Vec<heimdall_control::CachedEntry>),
+    /// To [`CoreCommand::Dump`]: the text.
+    Dumped(String),
+    /// To [`CoreCommand::TopQueries`]: wire name, type, estimated queries.
+    Top(Vec<(heimdall_wire::WireNameBuf, u16, u64)>),
+    /// To [`CoreCommand::Load`]: entries inserted, or why the dump was
+    /// refused.
+    Loaded(Result<usize, String>),
     /// To [`CoreCommand::Reconfigure`]: entries purged because the new
     /// policy answers them differently, or why it was refused.
     Reconfigured(Result<usize, String>),

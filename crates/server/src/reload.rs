@@ -24,6 +24,7 @@ use heimdall_control::ReloadReport;
 use heimdall_resolver::{Resolver, ResolverConfig};
 
 use crate::error::ServerError;
+use crate::events::{EventSink, ServerEvent};
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh};
 use crate::policy::{CookieRuntime, build_cookies, build_dnssec, build_policy};
 
@@ -173,6 +174,9 @@ pub(crate) struct ReloadDriver {
     busy: Cell<bool>,
     mesh: Rc<CoreMesh>,
     outcomes: Cell<ReloadOutcomes>,
+    /// Told when a reload starts and ends (systemd's RELOADING=1 and
+    /// READY=1).
+    events: Option<EventSink>,
 }
 
 /// Reloads done and failed, for the metrics.
@@ -190,6 +194,7 @@ impl ReloadDriver {
         running: Config,
         mesh: Rc<CoreMesh>,
         cookies: CookieRuntime,
+        events: Option<EventSink>,
     ) -> Self {
         Self {
             source,
@@ -199,7 +204,20 @@ impl ReloadDriver {
             busy: Cell::new(false),
             mesh,
             outcomes: Cell::new(ReloadOutcomes::default()),
+            events,
         }
+    }
+
+    fn report(&self, event: ServerEvent) {
+        if let Some(sink) = &self.events {
+            sink(event);
+        }
+    }
+
+    /// The configuration generation in force: 0 at start, one more per
+    /// successful reload.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.get()
     }
 
     /// Reloads so far (a request refused because one was running is
@@ -215,11 +233,16 @@ impl ReloadDriver {
             let mut outcomes = self.outcomes.get();
             outcomes.failed += 1;
             self.outcomes.set(outcomes);
-            return Err("this server was started without a configuration source".to_string());
+            let why = "this server was started without a configuration source".to_string();
+            self.report(ServerEvent::Reloading);
+            self.report(ServerEvent::Reloaded(Err(why.clone())));
+            return Err(why);
         };
         if self.busy.replace(true) {
+            // The running reload reports its own end.
             return Err("a reload is already in progress".to_string());
         }
+        self.report(ServerEvent::Reloading);
         // Reading zones and block lists can take a while: not on this
         // executor's thread, which serves queries.
         let cookies = self.cookies.clone();
@@ -259,6 +282,12 @@ impl ReloadDriver {
             ),
             Err(err) => log::error!("reload failed, the running configuration stays: {err}"),
         }
+        self.report(ServerEvent::Reloaded(
+            result
+                .as_ref()
+                .map(|report| report.generation)
+                .map_err(Clone::clone),
+        ));
         result
     }
 

@@ -160,6 +160,8 @@ pub(crate) fn core_snapshot(
                 cookies_supported: u64::from(upstream.cookie().supported()),
                 server_cookie_known: u64::from(upstream.cookie().server_cookie().is_some()),
                 case_fallback: u64::from(!upstream.echoes_case(now_ms)),
+                srtt_us: upstream.srtt_us(),
+                consecutive_failures: u64::from(upstream.consecutive_failures()),
             }
         })
         .collect();

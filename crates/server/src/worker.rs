@@ -78,6 +78,10 @@ pub(crate) struct EndpointSetup {
     /// still reloads).
     pub(crate) listener: Option<Socket>,
     pub(crate) reload_source: Option<ReloadSource>,
+    /// Lifecycle events (readiness, reloads, watchdog), and the watchdog
+    /// interval.
+    pub(crate) events: Option<crate::events::EventSink>,
+    pub(crate) watchdog: Option<Duration>,
     pub(crate) reload_flag: Arc<AtomicBool>,
     pub(crate) config: Config,
     /// The cookie secret and clock epoch every reload builds with.
@@ -108,7 +112,13 @@ fn execute(ctx: &CoreContext, command: CoreCommand) -> CoreAnswer {
     match command {
         CoreCommand::Ping => CoreAnswer::Pong,
         CoreCommand::Snapshot => CoreAnswer::Snapshot(Box::new(ctx.snapshot())),
-        CoreCommand::Flush(name) => CoreAnswer::Flushed(ctx.flush_cache(name.as_deref())),
+        CoreCommand::Flush { name, qtype } => {
+            CoreAnswer::Flushed(ctx.flush_cache(name.as_deref(), qtype))
+        }
+        CoreCommand::Lookup { name, qtype } => CoreAnswer::Entries(ctx.cache_lookup(&name, qtype)),
+        CoreCommand::Dump => CoreAnswer::Dumped(ctx.dump_cache()),
+        CoreCommand::TopQueries => CoreAnswer::Top(ctx.top_queries()),
+        CoreCommand::Load(text) => CoreAnswer::Loaded(ctx.load_cache(&text)),
         CoreCommand::Reconfigure(config) => CoreAnswer::Reconfigured(ctx.reconfigure(&config)),
     }
 }
@@ -140,26 +150,61 @@ fn build(
     (ctx, transports)
 }
 
-/// Core 0's control endpoint and reload task. Returns the endpoint's
-/// listening fd, to shut down at the end, and how a doorbell ring asks for
-/// a reload: the flag the handle raised and the reload task's queue.
+/// Core 0's control channels (HTTP listener and unix socket), lifecycle
+/// events and reload task. Returns the HTTP listener's fd, to shut down
+/// at the end, how a doorbell ring asks for a reload (the flag the handle
+/// raised and the reload task's queue), and the control socket's path
+/// when this server made it (removed at the end).
 fn spawn_endpoint(
     setup: EndpointSetup,
     mesh: &Rc<CoreMesh>,
     cores: usize,
     stop: &Arc<AtomicBool>,
-) -> (Option<RawFd>, (Arc<AtomicBool>, LocalSender<()>)) {
-    let metrics_per_core = setup.config.control.metrics_per_core;
+) -> ControlParts {
+    let control = setup.config.control.clone();
+    let mut socket = None;
     let driver = Rc::new(ReloadDriver::new(
         setup.reload_source,
         setup.config,
         Rc::clone(mesh),
         setup.cookies,
+        setup.events.clone(),
     ));
+    let endpoint = Endpoint::new(Rc::clone(mesh), cores, Rc::clone(&driver), &control);
+    // The socket is in place before readiness is reported (the watch task
+    // below runs after this function): `heimdall ctl` works once systemd
+    // says the service is up.
+    if !control.socket.as_os_str().is_empty() {
+        match crate::endpoint::bind_control_socket(&control.socket) {
+            Ok(listener) => {
+                log::info!("control socket on {}", control.socket.display());
+                socket = Some(control.socket.clone());
+                glommio::spawn_local(crate::endpoint::serve_socket(
+                    Rc::clone(&endpoint),
+                    listener,
+                    Arc::clone(stop),
+                ))
+                .detach();
+            }
+            Err(err) => log::warn!(
+                "control socket {}: not served ({err}); heimdall ctl cannot reach this server",
+                control.socket.display()
+            ),
+        }
+    }
+    if let Some(sink) = setup.events {
+        glommio::spawn_local(crate::events::watch(
+            Rc::clone(mesh),
+            cores,
+            sink,
+            setup.watchdog,
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
     let mut listening = None;
     if let Some(listener) = setup.listener {
         listening = Some(listener.as_raw_fd());
-        let endpoint = Endpoint::new(Rc::clone(mesh), cores, Rc::clone(&driver), metrics_per_core);
         glommio::spawn_local(crate::endpoint::serve(
             endpoint,
             tcp_listener(listener),
@@ -173,7 +218,21 @@ fn spawn_endpoint(
         driver, cores, requested,
     ))
     .detach();
-    (listening, (setup.reload_flag, requests))
+    ControlParts {
+        listening,
+        reload: (setup.reload_flag, requests),
+        socket,
+    }
+}
+
+/// What [`spawn_endpoint`] hands back to the core.
+struct ControlParts {
+    /// The HTTP listener's fd, to shut down at the end.
+    listening: Option<RawFd>,
+    /// How a doorbell ring asks for a reload.
+    reload: (Arc<AtomicBool>, LocalSender<()>),
+    /// The control socket's path when this server made it.
+    socket: Option<std::path::PathBuf>,
 }
 
 /// Upstream deadlines: retries, failover and SERVFAIL happen here. The
@@ -385,10 +444,12 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     // TCP listeners (DNS and control) to shut down when serving stops.
     let mut listening_fds = Vec::new();
     let mut reload_requests = None;
+    let mut control_socket = None;
     if let Some(setup) = endpoint {
-        let (listening, reload) = spawn_endpoint(setup, &mesh, cores, &stop);
-        listening_fds.extend(listening);
-        reload_requests = Some(reload);
+        let parts = spawn_endpoint(setup, &mesh, cores, &stop);
+        listening_fds.extend(parts.listening);
+        reload_requests = Some(parts.reload);
+        control_socket = parts.socket;
     }
     let (timers, stopping) = spawn_timers(&ctx, doorbell, &stop, reload_requests);
     let clients = (listeners, tcp_listeners);
@@ -406,6 +467,10 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     let mut open_listeners = Vec::with_capacity(serving.len());
     for task in serving {
         open_listeners.push(task.await);
+    }
+    if let Some(path) = control_socket {
+        // Serving stops: `heimdall ctl` gets "no such file", not a hang.
+        let _ = std::fs::remove_file(path);
     }
     wind_down(&ctx, listening_fds, grace).await;
     drop(timers);

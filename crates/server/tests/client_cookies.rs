@@ -424,7 +424,7 @@ fn a_reload_keeps_the_random_secret_and_applies_a_new_one() {
             listen_on_any_port(&mut config);
             Ok(config)
         })),
-        ..heimdall_server::StartOptions::default()
+        ..Default::default()
     };
     let server = start_server_with(&config, options);
     let client = Client::new(server.addr);

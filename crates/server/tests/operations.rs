@@ -207,9 +207,11 @@ fn tcp_exchange(server: std::net::SocketAddr, message: &[u8]) -> Vec<u8> {
 #[test]
 fn metrics_per_core_false_sums_the_cores_and_tcp_is_counted() {
     let mut upstream = start_upstream(UpstreamConfig::default());
+    // Flow steering: the TCP miss's answer reaches the other core as a
+    // hint, so the second TCP query hits whichever core takes it (name
+    // steering sends no hints, and TCP connections are spread by flow).
     let setup = Setup {
         cores: "[0, 1]",
-        // Flow and hints: the second TCP query is a hit on either core.
         steering: "flow",
         ..Setup::new(&[upstream.local_addr()])
     };
@@ -361,7 +363,7 @@ fn file_source(path: std::path::PathBuf) -> StartOptions {
             listen_on_any_port(&mut config);
             Ok(config)
         })),
-        ..StartOptions::default()
+        ..Default::default()
     }
 }
 

@@ -1282,6 +1282,36 @@ fn operations_defaults_and_values() {
 #[test]
 fn operations_errors() {
     assert_error(
+        &with_upstream("control:\n  token: short\n"),
+        Some((4, 10)),
+        "control.token",
+        &["at least 16 characters"],
+    );
+    let long = format!("/run/{}.sock", "a".repeat(110));
+    assert_error(
+        &with_upstream(&format!("control:\n  socket: {long}\n")),
+        Some((4, 11)),
+        "control.socket",
+        &["too long for a unix socket path"],
+    );
+    let config = Config::from_yaml_str(
+        &with_upstream(
+            "control:\n  socket: \"\"\n  token: 0123456789abcdef\nlog:\n  format: json\n",
+        ),
+        "test.yaml",
+    )
+    .unwrap();
+    assert!(config.control.socket.as_os_str().is_empty());
+    assert_eq!(config.control.token.as_deref(), Some("0123456789abcdef"));
+    assert_eq!(config.log.format, crate::LogFormat::Json);
+    let defaults = Config::from_yaml_str(&with_upstream(""), "test.yaml").unwrap();
+    assert_eq!(
+        defaults.control.socket,
+        std::path::Path::new("/run/heimdall/control.sock")
+    );
+    assert_eq!(defaults.control.token, None);
+    assert_eq!(defaults.log.format, crate::LogFormat::Text);
+    assert_error(
         &with_upstream("cache:\n  stale_max_age: 8d\n"),
         Some((4, 18)),
         "cache.stale_max_age",

@@ -29,6 +29,7 @@ acl: {allow: [203.0.113.0/24], deny: [192.0.2.1]}
 cookies: {secret: e5e973e5a6b2a43f48e7dc849e37bfcf}
 dnstap: {socket: /run/heimdall/dnstap.sock, identity: ns1, version: heimdall}
 dnssec: {trust_anchors: [/etc/heimdall/anchors.ds], negative_trust_anchors: [broken.example]}
+control: {token: 0123456789abcdef0123}
 "#;
 
 /// The effective configuration of `yaml` as a YAML value.
@@ -252,7 +253,7 @@ fn documented_enum_values_are_the_accepted_ones() {
         assert_eq!(&named, values, "{}: {err}", doc.path);
         checked += 1;
     }
-    assert_eq!(checked, 9);
+    assert_eq!(checked, 10);
 }
 
 #[test]

@@ -9,7 +9,12 @@ use heimdall_testkit::prometheus::Exposition;
 
 use super::LOOPBACK;
 
-/// One request with `Connection: close`; returns the status and body.
+/// The control token the tests' servers are given
+/// ([`super::listen_on_any_port`]) and their requests carry.
+pub const TEST_TOKEN: &str = "heimdall-test-token";
+
+/// One request with `Connection: close`, with the test token; returns the
+/// status and body.
 pub fn request(addr: SocketAddr, method: &str, target: &str) -> (u16, String) {
     assert_eq!(addr.ip(), LOOPBACK, "tests only talk to 127.0.0.1");
     let mut stream = TcpStream::connect(addr).expect("connect to the control endpoint");
@@ -18,7 +23,8 @@ pub fn request(addr: SocketAddr, method: &str, target: &str) -> (u16, String) {
         .unwrap();
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: heimdall\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: heimdall\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = Vec::new();

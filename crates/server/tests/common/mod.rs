@@ -100,9 +100,13 @@ impl Setup {
 /// Point `config` at 127.0.0.1 with a port the kernel picks. (YAML
 /// refuses port 0, since there every core would get its own port; the
 /// server itself resolves port 0 once and shares it between cores.)
+/// The HTTP listener serves every route with the control token (the
+/// tests' requests carry it, [`http::request`]); no control socket.
 pub fn listen_on_any_port(config: &mut Config) {
     config.server.listen = vec![SocketAddr::from((LOOPBACK, 0))];
     config.control.listen = SocketAddr::from((LOOPBACK, 0));
+    config.control.token = Some(http::TEST_TOKEN.to_owned());
+    config.control.socket = std::path::PathBuf::new();
 }
 
 /// A running server that is shut down if the test panics before
