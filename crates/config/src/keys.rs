@@ -22,8 +22,7 @@ use crate::units::{ByteSize, HumanDuration};
 use crate::upstream::Upstream;
 use crate::values::{
     AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogFormat, LogLevel,
-    RateLimitMode,
-    Steering, UpstreamStrategy,
+    RateLimitMode, Steering, UpstreamStrategy,
 };
 use crate::{defaults, limits};
 

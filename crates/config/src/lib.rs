@@ -66,6 +66,5 @@ pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};
 pub use values::{
     AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogFormat, LogLevel,
-    RateLimitMode,
-    Steering, UpstreamStrategy,
+    RateLimitMode, Steering, UpstreamStrategy,
 };

@@ -19,8 +19,7 @@ use crate::units::{ByteSize, HumanDuration, format_duration, format_size};
 use crate::upstream::Upstream;
 use crate::values::{
     AclMode, BlockingMode, Delegations, DnssecMode, ListFileFormat, LogFormat, LogLevel,
-    RateLimitMode,
-    Steering, UpstreamStrategy,
+    RateLimitMode, Steering, UpstreamStrategy,
 };
 
 /// A key's type, as the reference names it.
