@@ -111,3 +111,6 @@ pub const DNSTAP_ENABLED: bool = false;
 /// `dnstap.buffer_frames`: messages buffered per core for the writer
 /// (CoreDNS's dnstap queue has the same size).
 pub const DNSTAP_BUFFER_FRAMES: usize = 10_000;
+
+/// `tls.https_path`: the URL path of DNS over HTTPS (RFC 8484's example).
+pub const HTTPS_PATH: &str = "/dns-query";

@@ -101,6 +101,11 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
         ("cache.persist", old.cache.persist != new.cache.persist),
         ("log", old.log != new.log),
         ("dnstap", old.dnstap != new.dnstap),
+        ("tls", old.tls != new.tls),
+        (
+            "upstream.tls_ca_file",
+            old.upstream.tls_ca_file != new.upstream.tls_ca_file,
+        ),
     ];
     for (section, changed) in restart_only {
         if changed {
@@ -116,8 +121,14 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
     effective.cache.persist = old.cache.persist.clone();
     effective.log = old.log.clone();
     effective.dnstap = old.dnstap.clone();
+    effective.tls = old.tls.clone();
+    effective.upstream.tls_ca_file = old.upstream.tls_ca_file.clone();
     let applied = [
-        ("upstream", old.upstream != new.upstream),
+        ("upstream", {
+            let mut old_upstream = old.upstream.clone();
+            old_upstream.tls_ca_file = new.upstream.tls_ca_file.clone();
+            old_upstream != new.upstream
+        }),
         ("cache", {
             let mut old_cache = old.cache.clone();
             old_cache.persist = new.cache.persist.clone();
@@ -364,6 +375,8 @@ mod tests {
         new.cache.persist = Some("/tmp/x".into());
         new.log.level = heimdall_config::LogLevel::Trace;
         new.dnstap.buffer_frames = 7;
+        new.tls.https_path = "/q".to_string();
+        new.upstream.tls_ca_file = Some("/tmp/ca.pem".into());
         let (changes, effective) = plan_changes(&old, &new);
         for change in &changes {
             if let Some(section) = change

@@ -29,9 +29,12 @@ use crate::endpoint::Endpoint;
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintLink, MeshMessage};
 use crate::reload::{ReloadDriver, ReloadSource};
 use crate::stats::CoreReport;
-use crate::transport::tcp::{TcpClients, TcpSettings};
+use crate::tls::ServerConfigs;
+use crate::transport::conn::{StreamClients, StreamKind, TcpSettings};
+use crate::transport::https::HttpsClients;
 use crate::transport::udp::{UdpReplies, UdpSettings};
 use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
+use crate::upstream::tls::TlsUpstreamSetup;
 use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
 
 /// At shutdown, how long the dnstap writer gets to write what is left,
@@ -69,6 +72,23 @@ pub(crate) struct CoreSetup {
     pub(crate) grace: Duration,
     /// dnstap, when enabled.
     pub(crate) dnstap: Option<DnstapSettings>,
+    /// DNS over TLS and HTTPS, both sides.
+    pub(crate) encrypted: EncryptedSetup,
+}
+
+/// What one core needs for the encrypted transports.
+pub(crate) struct EncryptedSetup {
+    /// The server configurations (with certificate), when a DoT or DoH
+    /// listener is configured.
+    pub(crate) server: Option<ServerConfigs>,
+    /// This core's DNS-over-TLS listeners.
+    pub(crate) tls_listeners: Vec<Socket>,
+    /// This core's DNS-over-HTTPS listeners.
+    pub(crate) https_listeners: Vec<Socket>,
+    /// `tls.https_path`.
+    pub(crate) https_path: Arc<str>,
+    /// The client side of `tls` upstreams, when there is one.
+    pub(crate) upstream: Option<TlsUpstreamSetup>,
 }
 
 /// What core 0 needs to serve the control endpoint and drive reloads.
@@ -94,8 +114,11 @@ pub(crate) struct CoreOutput {
 /// client TCP listeners and the end-of-run report.
 struct Transports {
     udp_clients: Rc<UdpReplies>,
-    tcp_clients: Rc<TcpClients>,
+    tcp_clients: Rc<StreamClients>,
+    tls_clients: Rc<StreamClients>,
+    https_clients: Rc<HttpsClients>,
     tcp_upstreams: Rc<TcpUpstreams>,
+    tls_upstreams: Rc<TcpUpstreams>,
     udp_upstreams: Rc<UdpUpstreams>,
 }
 
@@ -128,7 +151,7 @@ fn execute(ctx: &CoreContext, command: CoreCommand) -> CoreAnswer {
 /// The core's context and transports.
 fn build(
     index: usize,
-    settings: (TcpSettings, TcpUpstreamSettings),
+    (settings, encrypted): ((TcpSettings, TcpUpstreamSettings), &EncryptedSetup),
     listener_fds: Vec<RawFd>,
     (udp_upstream, udp): (&UdpUpstreamSettings, UdpSettings),
     resolver: Resolver,
@@ -137,15 +160,24 @@ fn build(
 ) -> (Rc<CoreContext>, Transports) {
     let transports = Transports {
         udp_clients: Rc::new(UdpReplies::new(listener_fds, udp.batch, udp.gso)),
-        tcp_clients: Rc::new(TcpClients::new(settings.0)),
+        tcp_clients: Rc::new(StreamClients::new(StreamKind::Tcp, settings.0)),
+        tls_clients: Rc::new(StreamClients::new(StreamKind::Tls, settings.0)),
+        https_clients: Rc::new(HttpsClients::new(settings.0, &encrypted.https_path)),
         tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
+        tls_upstreams: Rc::new(TcpUpstreams::with_tls(
+            settings.1,
+            encrypted.upstream.clone(),
+        )),
         udp_upstreams: Rc::new(UdpUpstreams::new(udp_upstream)),
     };
     let routes = Routes {
         udp_clients: Rc::clone(&transports.udp_clients) as _,
         tcp_clients: Rc::clone(&transports.tcp_clients) as _,
+        tls_clients: Rc::clone(&transports.tls_clients) as _,
+        https_clients: Rc::clone(&transports.https_clients) as _,
         udp_upstreams: Rc::clone(&transports.udp_upstreams) as _,
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
+        tls_upstreams: Rc::clone(&transports.tls_upstreams) as _,
         hints,
     };
     let ctx = Rc::new(CoreContext::new(index, resolver, routes, epoch).with_dnstap(dnstap));
@@ -237,12 +269,51 @@ impl RingHandler {
     }
 }
 
+/// Serve the clients of the encrypted transports: one accept loop per
+/// DoT and DoH listener (each fd added to `listening_fds`, to shut down
+/// at the end).
+fn serve_encrypted(
+    ctx: &Rc<CoreContext>,
+    transports: &Transports,
+    setup: EncryptedSetup,
+    stop: &Arc<AtomicBool>,
+    listening_fds: &mut Vec<RawFd>,
+) {
+    let Some(configs) = setup.server else {
+        return;
+    };
+    for (listener, socket) in setup.tls_listeners.into_iter().enumerate() {
+        listening_fds.push(socket.as_raw_fd());
+        glommio::spawn_local(crate::transport::tls::serve_tls(
+            Rc::clone(ctx),
+            Rc::clone(&transports.tls_clients),
+            tcp_listener(socket),
+            listener as u16,
+            Arc::clone(&configs.dot),
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
+    for (listener, socket) in setup.https_listeners.into_iter().enumerate() {
+        listening_fds.push(socket.as_raw_fd());
+        glommio::spawn_local(crate::transport::https::serve_https(
+            Rc::clone(ctx),
+            Rc::clone(&transports.https_clients),
+            tcp_listener(socket),
+            listener as u16,
+            Arc::clone(&configs.doh),
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
+}
+
 /// Serve the clients: one UDP loop per listening socket (returned, to be
 /// awaited) and one TCP accept loop per listener (its fd added to
 /// `listening_fds`, to shut down at the end).
 fn serve_clients(
     ctx: &Rc<CoreContext>,
-    tcp_clients: &Rc<TcpClients>,
+    tcp_clients: &Rc<StreamClients>,
     (listeners, tcp_listeners): (Vec<Socket>, Vec<Socket>),
     udp: UdpSettings,
     stopping: &Rc<Semaphore>,
@@ -355,6 +426,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         doorbell,
         grace,
         dnstap,
+        encrypted,
     } = setup;
     let hint_mesh = join(mesh, index, "hint mesh", "; hints are off").await;
     let (hint_senders, hint_receivers) = hint_mesh.unzip();
@@ -364,7 +436,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     let tap = dnstap.as_ref().map(Dnstap::new);
     let (ctx, transports) = build(
         index,
-        (tcp, tcp_upstream),
+        ((tcp, tcp_upstream), &encrypted),
         listener_fds,
         (&udp_upstream, udp),
         resolver,
@@ -406,6 +478,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         crate::mesh::spawn_hint_receivers(receivers, move |hint| ctx.receive_hint(hint));
     }
     let (timers, stopping) = spawn_timers(&ctx, doorbell, &stop, reload_requests);
+    serve_encrypted(&ctx, &transports, encrypted, &stop, &mut listening_fds);
     let clients = (listeners, tcp_listeners);
     let serving = serve_clients(
         &ctx,
