@@ -8,6 +8,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod certs;
 pub mod http;
 
 use std::collections::BTreeSet;
@@ -159,6 +160,12 @@ impl TestServer {
             .expect("control endpoint enabled");
         assert_eq!(addr.ip(), LOOPBACK);
         addr
+    }
+
+    /// The first DNS-over-TLS and DNS-over-HTTPS addresses bound.
+    pub fn encrypted_addrs(&self) -> (SocketAddr, SocketAddr) {
+        let handle = self.handle.as_ref().expect("running");
+        (handle.tls_addrs()[0], handle.https_addrs()[0])
     }
 
     /// Ask for a reload, as the binary does on SIGHUP.
