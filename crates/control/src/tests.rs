@@ -792,7 +792,10 @@ const FAMILIES: [(&str, &str); 102] = [
     ("heimdall_tls_connections_refused_total", "counter"),
     ("heimdall_tls_connections_evicted_total", "counter"),
     ("heimdall_tls_connections_closed_idle_total", "counter"),
-    ("heimdall_tls_connections_closed_read_timeout_total", "counter"),
+    (
+        "heimdall_tls_connections_closed_read_timeout_total",
+        "counter",
+    ),
     ("heimdall_tls_handshakes_total", "counter"),
     ("heimdall_tls_handshake_failures_total", "counter"),
     ("heimdall_tls_queries_total", "counter"),

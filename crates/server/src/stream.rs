@@ -194,6 +194,6 @@ mod tests {
         assert_eq!(again, framed[2..]);
         // hickory reads the padded message too.
         let checked = hickory_proto::op::Message::from_vec(&framed[2..]).unwrap();
-        assert_eq!(checked.id(), 7);
+        assert_eq!(checked.id, 7);
     }
 }

@@ -15,6 +15,9 @@
 )]
 
 mod common;
+// Not in `common`: the binary's tests share that module and have no rcgen.
+#[path = "common/certs.rs"]
+mod certs;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -23,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::certs::TestCerts;
+use certs::TestCerts;
 use common::{LOOPBACK, Reply, TestServer, query, start_server, start_upstream, total};
 use heimdall_config::Config;
 use heimdall_loadtest::UpstreamConfig;

@@ -101,8 +101,8 @@ mod tests {
 
     #[test]
     fn the_backoff_doubles_up_to_its_ceiling() {
-        let now = Instant::now();
         let mut backoff = Backoff::default();
+        let now = Instant::now();
         assert!(!backoff.waiting(now));
         let mut waits = Vec::new();
         for _ in 0..10 {

@@ -2,6 +2,8 @@
 //! certificate it signs, written as PEM files in a directory of the test's
 //! own, removed when dropped.
 
+#![allow(unreachable_pub)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 

@@ -8,7 +8,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod certs;
 pub mod http;
 
 use std::collections::BTreeSet;
