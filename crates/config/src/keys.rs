@@ -213,8 +213,8 @@ sections! {
                 Other("list of upstreams"),
                 Valid::Text(
                     "at least one (in a config file); no two with the same address, none of \
-                     heimdall's own listen addresses; `transport` `udp`, `tcp` or `tls`; `name` \
-                     with `tls` only, and required there",
+                     heimdall's own listen addresses; `transport` `udp`, `tcp`, `tls` or `https`; \
+                     `name` with `tls` and `https` only, and required there",
                 );
                 "Servers to forward to. Each is an address, asked over UDP (and over TCP when an \
                  answer is truncated): `9.9.9.9`, `9.9.9.9:53` or `\"[2620:fe::fe]:53\"`; the \
@@ -224,8 +224,9 @@ sections! {
                  default), `tcp` (TCP only, never UDP) or `tls` (DNS over TLS, RFC 7858, usually \
                  port 853), which needs `name`, the name the server's certificate must carry \
                  (also sent as SNI): `{address: 1.1.1.1:853, transport: tls, name: \
-                 cloudflare-dns.com}`. `https` is reserved for DNS over HTTPS and refused until \
-                 heimdall speaks it. Empty in the default because \
+                 cloudflare-dns.com}`; or `https` (DNS over HTTPS, RFC 8484: POST to \
+                 `/dns-query` over HTTP/2, usually port 443), which needs `name` too. Empty in \
+                 the default because \
                  heimdall fills it from the nameserver lines of /etc/resolv.conf when it runs \
                  without a config file.";
             strategy: UpstreamStrategy => UpstreamStrategy = UpstreamStrategy::Ordered;
@@ -297,7 +298,8 @@ sections! {
             tls_ca_file: Option<PathBuf> => Option<PathBuf> = None;
                 Other("file path"),
                 Valid::Text("a readable PEM file with at least one certificate; leave the key out for the system's roots");
-                "The certificate authorities `tls` upstreams are checked against, as a PEM file. \
+                "The certificate authorities `tls` and `https` upstreams are checked against, as \
+                 a PEM file. \
                  Left out, the system's trusted roots are used (the files of the `ca-certificates` \
                  package, /etc/ssl/certs). Either way the certificate must carry the upstream's \
                  `name`; an upstream whose certificate fails is counted \

@@ -25,10 +25,10 @@ pub enum UpstreamTransport {
     Udp,
     /// TCP only, never UDP.
     Tcp,
-    /// DNS over TLS (RFC 7858). Reserved: refused by validation until the
-    /// encrypted transports land.
+    /// DNS over TLS (RFC 7858); needs the upstream's `name`.
     Tls,
-    /// DNS over HTTPS (RFC 8484). Reserved like `Tls`.
+    /// DNS over HTTPS (RFC 8484): POST to `/dns-query` over HTTP/2; needs
+    /// the upstream's `name`.
     Https,
 }
 

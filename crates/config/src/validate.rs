@@ -396,25 +396,19 @@ impl Validator<'_> {
                     format!("{address} is heimdall's own listen address {own}; queries would loop"),
                 ));
             }
-            if server.transport == UpstreamTransport::Https {
-                return Err(self.error(
-                    format!("upstream.servers[{i}].transport"),
-                    format!(
-                        "{} is not supported yet (DNS over HTTPS to upstreams is planned); use \
-                         udp, tcp or tls",
-                        server.transport
-                    ),
-                ));
-            }
-            if server.transport == UpstreamTransport::Tls {
+            if matches!(
+                server.transport,
+                UpstreamTransport::Tls | UpstreamTransport::Https
+            ) {
+                let transport = server.transport;
                 match &server.name {
                     None => {
                         return Err(self.error(
                             format!("upstream.servers[{i}]"),
                             format!(
-                                "a tls server needs `name`, the name its certificate must carry \
-                                 (and the SNI sent): {{address: {address}, transport: tls, name: \
-                                 dns.example}}"
+                                "a {transport} server needs `name`, the name its certificate must \
+                                 carry (and the SNI sent): {{address: {address}, transport: \
+                                 {transport}, name: dns.example}}"
                             ),
                         ));
                     }
@@ -433,8 +427,8 @@ impl Validator<'_> {
                 return Err(self.error(
                     format!("upstream.servers[{i}].name"),
                     format!(
-                        "{name:?}: a name is the one a tls server's certificate must carry; a {} \
-                         server has none, so leave the key out",
+                        "{name:?}: a name is the one a tls or https server's certificate must \
+                         carry; a {} server has none, so leave the key out",
                         server.transport
                     ),
                 ));

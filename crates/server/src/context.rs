@@ -119,6 +119,8 @@ pub(crate) struct Routes {
     pub(crate) tcp_upstreams: Rc<dyn UpstreamSend>,
     /// Queries to TLS upstreams.
     pub(crate) tls_upstreams: Rc<dyn UpstreamSend>,
+    /// Queries to HTTPS upstreams.
+    pub(crate) https_upstreams: Rc<dyn UpstreamSend>,
     /// Hints to the other cores (`None`: hints are off).
     pub(crate) hints: Option<HintLink>,
 }
@@ -364,6 +366,7 @@ impl CoreContext {
                 &self.routes.udp_upstreams,
                 &self.routes.tcp_upstreams,
                 &self.routes.tls_upstreams,
+                &self.routes.https_upstreams,
             ] {
                 if transport.retire(self, attempt).is_err() {
                     self.count_send_errors(1);
@@ -389,18 +392,12 @@ impl CoreContext {
     }
 
     /// The one place an upstream query is dispatched to its transport.
-    /// `Https` is refused by config validation until its module lands;
-    /// should one get here, a send error is counted and the attempt times
-    /// out and moves on.
     fn send_upstream(self: &Rc<Self>, transmit: &Transmit, query: &[u8]) {
         let transport: &dyn UpstreamSend = match transmit.transport {
             UpstreamTransport::Udp => &*self.routes.udp_upstreams,
             UpstreamTransport::Tcp => &*self.routes.tcp_upstreams,
             UpstreamTransport::Tls => &*self.routes.tls_upstreams,
-            UpstreamTransport::Https => {
-                self.count_send_errors(1);
-                return;
-            }
+            UpstreamTransport::Https => &*self.routes.https_upstreams,
         };
         if transport
             .send(self, transmit.attempt, transmit.to, query)
@@ -532,11 +529,11 @@ impl CoreContext {
             doh,
             doh_open,
             doh_errors: self.routes.https_clients.doh_errors().unwrap_or_default(),
-            upstream: self
-                .routes
-                .tls_upstreams
-                .upstream_tls_stats()
-                .unwrap_or_default(),
+            // DNS over TLS and over HTTPS: both are TLS connections.
+            upstream: [&self.routes.tls_upstreams, &self.routes.https_upstreams]
+                .into_iter()
+                .filter_map(|transport| transport.upstream_tls_stats())
+                .fold(UpstreamTlsStats::default(), UpstreamTlsStats::merged),
         }
     }
 
@@ -653,6 +650,7 @@ mod tests {
             https_clients: Rc::clone(&tcp_clients) as _,
             tcp_clients,
             tls_upstreams: Rc::clone(&tcp_upstreams) as _,
+            https_upstreams: Rc::clone(&tcp_upstreams) as _,
             udp_upstreams,
             tcp_upstreams,
             hints: None,

@@ -292,8 +292,11 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
     let (tls_listeners, tls_addrs) = sockets::listen_tcp_per_core(&section.listen, cores)?;
     let (https, https_addrs) = sockets::listen_tcp_per_core(&section.https_listen, cores)?;
     // Built even without a `tls` upstream, so that a reload can add one.
-    let client = tls::client_config(config.upstream.tls_ca_file.as_deref())?;
-    let upstream = Some(upstream::tls::TlsUpstreamSetup { config: client });
+    let (dot, doh) = tls::client_configs(config.upstream.tls_ca_file.as_deref())?;
+    let upstream = Some(upstream::tls::TlsUpstreamSetup {
+        config: dot,
+        h2_config: doh,
+    });
     Ok(EncryptedListeners {
         server,
         tls: tls_listeners,

@@ -137,6 +137,17 @@ pub struct UpstreamTlsStats {
     pub handshake_failures: u64,
 }
 
+impl UpstreamTlsStats {
+    /// The sum of two sets (DNS over TLS and over HTTPS).
+    pub(crate) fn merged(self, other: UpstreamTlsStats) -> UpstreamTlsStats {
+        UpstreamTlsStats {
+            connects: self.connects + other.connects,
+            errors: self.errors + other.errors,
+            handshake_failures: self.handshake_failures + other.handshake_failures,
+        }
+    }
+}
+
 /// The encrypted transports' counters, as the worker reads them.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct EncryptedCounts {

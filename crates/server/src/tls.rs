@@ -128,10 +128,13 @@ pub(crate) fn server_configs(
     })
 }
 
-/// The client configuration for `tls` upstreams: certificates checked
-/// against `ca_file` (PEM) or, without one, the system's trusted roots;
-/// ALPN `dot`; rustls's in-memory session cache for resumption.
-pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+/// The client configuration for `tls` upstreams (ALPN `dot`) and for
+/// `https` upstreams (ALPN `h2`): certificates checked against `ca_file`
+/// (PEM) or, without one, the system's trusted roots; rustls's in-memory
+/// session cache for resumption.
+pub(crate) fn client_configs(
+    ca_file: Option<&Path>,
+) -> Result<(Arc<ClientConfig>, Arc<ClientConfig>), TlsSetupError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -163,8 +166,10 @@ pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>,
         .map_err(|err| TlsSetupError::Rustls(err.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let mut h2 = config.clone();
     config.alpn_protocols = vec![ALPN_DOT.to_vec()];
-    Ok(Arc::new(config))
+    h2.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok((Arc::new(config), Arc::new(h2)))
 }
 
 /// A server TLS connection over `stream` after its handshake, or `None`

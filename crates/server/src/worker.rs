@@ -33,6 +33,7 @@ use crate::tls::ServerConfigs;
 use crate::transport::conn::{StreamClients, StreamKind, TcpSettings};
 use crate::transport::https::HttpsClients;
 use crate::transport::udp::{UdpReplies, UdpSettings};
+use crate::upstream::https::HttpsUpstreams;
 use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
 use crate::upstream::tls::TlsUpstreamSetup;
 use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
@@ -119,6 +120,7 @@ struct Transports {
     https_clients: Rc<HttpsClients>,
     tcp_upstreams: Rc<TcpUpstreams>,
     tls_upstreams: Rc<TcpUpstreams>,
+    https_upstreams: Rc<HttpsUpstreams>,
     udp_upstreams: Rc<UdpUpstreams>,
 }
 
@@ -168,6 +170,7 @@ fn build(
             settings.1,
             encrypted.upstream.clone(),
         )),
+        https_upstreams: Rc::new(HttpsUpstreams::new(settings.1, encrypted.upstream.clone())),
         udp_upstreams: Rc::new(UdpUpstreams::new(udp_upstream)),
     };
     let routes = Routes {
@@ -178,6 +181,7 @@ fn build(
         udp_upstreams: Rc::clone(&transports.udp_upstreams) as _,
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
         tls_upstreams: Rc::clone(&transports.tls_upstreams) as _,
+        https_upstreams: Rc::clone(&transports.https_upstreams) as _,
         hints,
     };
     let ctx = Rc::new(CoreContext::new(index, resolver, routes, epoch).with_dnstap(dnstap));

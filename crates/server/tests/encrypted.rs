@@ -560,6 +560,61 @@ fn upstream_over_tls_to_heimdall() {
     assert!(total(&front_reports, |r| r.dot.handshake_failures) >= 2);
 }
 
+/// A heimdall forwarding over HTTPS (HTTP/2) to another heimdall's DoH
+/// listener: answers over one reused connection, counted as HTTPS
+/// queries at the front; a wrong name is refused and counted.
+#[test]
+fn upstream_over_https_to_heimdall() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("upstream-doh", NAME);
+    let front = start_encrypted(&encrypted_config(origin.local_addr(), &certs, ""));
+    let forwarder = |name: &str| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{addr}\", transport: https, name: {name}}}]\n  \
+             timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            addr = front.doh,
+            ca = certs.ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(NAME);
+    let client = good.client();
+    // Several at once: one HTTP/2 stream each on the one connection.
+    let queries: Vec<Vec<u8>> = (81..=85u16)
+        .map(|n| query(n, &format!("host-{n}.zone.test."), RecordType::A, None))
+        .collect();
+    for q in &queries {
+        client.send(q);
+    }
+    for q in &queries {
+        let reply = client.reply_to(q);
+        let n = u32::from(reply.id());
+        common::assert_single_a(&reply, host_v4(n));
+    }
+    let reports = good.stop();
+    assert_eq!(
+        total(&reports, |r| r.upstream_tls.connects),
+        1,
+        "one connection, reused"
+    );
+    assert_eq!(total(&reports, |r| r.upstream_tls.errors), 0);
+    let wrong_name = forwarder("other.test");
+    let reply = wrong_name
+        .client()
+        .exchange(&query(90, "host-90.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = wrong_name.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+    let front_reports = front.server.stop();
+    assert_eq!(total(&front_reports, |r| r.doh.queries), 5);
+    assert_eq!(total(&front_reports, |r| r.resolver.queries_https), 5);
+}
+
 /// Unbound, serving DNS over TLS, as the upstream: answers; an unknown CA
 /// is refused and counted.
 #[test]

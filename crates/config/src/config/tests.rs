@@ -1443,11 +1443,18 @@ fn upstream_transport_errors() {
     );
     assert_error(
         "upstream:\n  servers:\n    - 9.9.9.9\n    - address: 1.1.1.1\n      transport: https\n",
-        Some((5, 18)),
-        "upstream.servers[1].transport",
-        &[
-            "https is not supported yet (DNS over HTTPS to upstreams is planned); use udp, tcp or tls",
-        ],
+        Some((4, 7)),
+        "upstream.servers[1]",
+        &["a https server needs `name`"],
+    );
+    let https = Config::from_yaml_str(
+        "upstream:\n  servers:\n    - {address: 1.1.1.1:443, transport: https, name: cloudflare-dns.com}\n",
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        https.upstream.servers[0].transport,
+        UpstreamTransport::Https
     );
     assert_error(
         "upstream:\n  servers: [9.9.9.9]\n  tls_ca_file: /nonexistent/ca.pem\n",

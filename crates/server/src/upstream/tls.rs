@@ -37,6 +37,8 @@ pub(crate) struct TlsUpstreamSetup {
     /// Roots, versions, ALPN `dot`, the session cache: one for the
     /// process.
     pub(crate) config: Arc<ClientConfig>,
+    /// The same with ALPN `h2`, for `https` upstreams.
+    pub(crate) h2_config: Arc<ClientConfig>,
 }
 
 impl TlsUpstreamSetup {
@@ -48,6 +50,17 @@ impl TlsUpstreamSetup {
         stream: TcpStream,
         to: SocketAddr,
     ) -> io::Result<TlsStream<TcpStream>> {
+        self.handshake_with(&self.config, ctx, stream, to).await
+    }
+
+    /// [`TlsUpstreamSetup::handshake`] with `config` (the h2 one).
+    pub(crate) async fn handshake_with(
+        &self,
+        config: &Arc<ClientConfig>,
+        ctx: &Rc<CoreContext>,
+        stream: TcpStream,
+        to: SocketAddr,
+    ) -> io::Result<TlsStream<TcpStream>> {
         let Some(name) = ctx.upstream_name(to) else {
             return Err(io::Error::other(format!(
                 "{to} is not a tls upstream with a name (reloaded away?)"
@@ -55,8 +68,8 @@ impl TlsUpstreamSetup {
         };
         let server_name = ServerName::try_from(name.clone())
             .map_err(|err| io::Error::other(format!("name {name:?}: {err}")))?;
-        let conn = ClientConnection::new(Arc::clone(&self.config), server_name)
-            .map_err(io::Error::other)?;
+        let conn =
+            ClientConnection::new(Arc::clone(config), server_name).map_err(io::Error::other)?;
         let mut tls = TlsStream::new(stream, conn);
         tls.handshake().await?;
         Ok(tls)
