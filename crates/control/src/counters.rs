@@ -128,6 +128,12 @@ pub enum Counter {
     UpstreamTlsErrors,
     /// TLS handshakes with upstreams that failed (a certificate refused: unknown CA or wrong name; no common version; no answer within upstream.
     UpstreamTlsHandshakeFailures,
+    /// Client TLS handshakes that resumed a session (DOT).
+    DotResumptions,
+    /// Client TLS handshakes that resumed a session (DOH).
+    DohResumptions,
+    /// Upstream TLS handshakes that resumed a session.
+    UpstreamTlsResumptions,
     /// Encrypted client connections open now, DOT (a gauge).
     DotConnectionsOpen,
     /// Encrypted client connections open now, DOH (a gauge).
@@ -222,6 +228,9 @@ const fn labelled_gauge(
     }
 }
 
+const RESUMED_HELP: &str = "Client TLS handshakes that resumed an earlier session (a TLS 1.3 \
+                            ticket, or a TLS 1.2 ticket or session ID) instead of a full key \
+                            exchange, by transport.";
 const DOH_REFUSED_HELP: &str = "DNS-over-HTTPS requests refused with an HTTP error, by status: 400 \
                                 (no or bad dns parameter, a body that is not one DNS query), 404 \
                                 (another path), 405 (not GET or POST), 413 (over 65535 bytes), 415 \
@@ -238,7 +247,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 61] = [
+pub const COUNTERS: [CounterDesc; 64] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -654,6 +663,27 @@ pub const COUNTERS: [CounterDesc; 61] = [
         None,
         "TLS handshakes with tls and https upstreams that failed (a certificate refused: unknown CA or wrong name; no common version or ALPN; no answer within upstream.timeout). The upstream backs off, and its queries fail over like timeouts.",
         ("upstream_tls", "handshake_failures"),
+    ),
+    desc(
+        Counter::DotResumptions,
+        "heimdall_tls_resumptions_total",
+        Some(("transport", "dot")),
+        RESUMED_HELP,
+        ("dot", "resumptions"),
+    ),
+    desc(
+        Counter::DohResumptions,
+        "heimdall_tls_resumptions_total",
+        Some(("transport", "doh")),
+        RESUMED_HELP,
+        ("doh", "resumptions"),
+    ),
+    desc(
+        Counter::UpstreamTlsResumptions,
+        "heimdall_upstream_tls_resumptions_total",
+        None,
+        "TLS handshakes with tls and https upstreams that resumed an earlier session.",
+        ("upstream_tls", "resumptions"),
     ),
     labelled_gauge(
         Counter::DotConnectionsOpen,

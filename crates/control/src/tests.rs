@@ -719,7 +719,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 102] = [
+const FAMILIES: [(&str, &str); 104] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -804,6 +804,8 @@ const FAMILIES: [(&str, &str); 102] = [
     ("heimdall_upstream_tls_connects_total", "counter"),
     ("heimdall_upstream_tls_errors_total", "counter"),
     ("heimdall_upstream_tls_handshake_failures_total", "counter"),
+    ("heimdall_tls_resumptions_total", "counter"),
+    ("heimdall_upstream_tls_resumptions_total", "counter"),
     ("heimdall_tls_connections_open", "gauge"),
     ("heimdall_upstream_queries_total", "counter"),
     ("heimdall_upstream_replies_total", "counter"),

@@ -75,6 +75,8 @@ pub struct TlsStats {
     /// TLS handshakes that failed or did not end within
     /// `tcp.read_timeout`.
     pub handshake_failures: u64,
+    /// Completed handshakes that resumed a session (ticket or ID).
+    pub resumptions: u64,
     /// DNS queries received (DNS over HTTPS: requests that carried one).
     pub queries: u64,
     /// Replies whose connection (or request) was gone.
@@ -83,7 +85,10 @@ pub struct TlsStats {
 
 impl TlsStats {
     /// The counters of a stream table that runs TLS, with its handshakes.
-    pub(crate) fn from_stream(tcp: TcpStats, handshakes: u64, handshake_failures: u64) -> Self {
+    pub(crate) fn from_stream(
+        tcp: TcpStats,
+        (handshakes, handshake_failures, resumptions): (u64, u64, u64),
+    ) -> Self {
         let TcpStats {
             accepted,
             refused,
@@ -104,6 +109,7 @@ impl TlsStats {
             closed_read_timeout,
             handshakes,
             handshake_failures,
+            resumptions,
             queries,
             replies_orphaned,
         }
@@ -135,6 +141,8 @@ pub struct UpstreamTlsStats {
     pub errors: u64,
     /// Handshakes that failed (certificate refused, no answer, ...).
     pub handshake_failures: u64,
+    /// Handshakes that resumed a session.
+    pub resumptions: u64,
 }
 
 impl UpstreamTlsStats {
@@ -144,6 +152,7 @@ impl UpstreamTlsStats {
             connects: self.connects + other.connects,
             errors: self.errors + other.errors,
             handshake_failures: self.handshake_failures + other.handshake_failures,
+            resumptions: self.resumptions + other.resumptions,
         }
     }
 }
@@ -414,6 +423,7 @@ fn snapshot_of(
         connects: upstream_tls_connects,
         errors: upstream_tls_errors,
         handshake_failures: upstream_tls_handshake_failures,
+        resumptions: upstream_tls_resumptions,
     } = upstream_tls;
     let UdpStats {
         gso_sends,
@@ -486,6 +496,7 @@ fn snapshot_of(
             Counter::UpstreamTlsHandshakeFailures,
             upstream_tls_handshake_failures,
         ),
+        (Counter::UpstreamTlsResumptions, upstream_tls_resumptions),
         (Counter::DotConnectionsOpen, dot_open as u64),
         (Counter::DohConnectionsOpen, doh_open as u64),
     ] {
@@ -502,6 +513,7 @@ fn snapshot_of(
                 Counter::DotClosedReadTimeout,
                 Counter::DotHandshakes,
                 Counter::DotHandshakeFailures,
+                Counter::DotResumptions,
                 Counter::DotQueries,
                 Counter::DotRepliesOrphaned,
             ],
@@ -516,6 +528,7 @@ fn snapshot_of(
                 Counter::DohClosedReadTimeout,
                 Counter::DohHandshakes,
                 Counter::DohHandshakeFailures,
+                Counter::DohResumptions,
                 Counter::DohQueries,
                 Counter::DohRepliesOrphaned,
             ],
@@ -529,6 +542,7 @@ fn snapshot_of(
             closed_read_timeout,
             handshakes,
             handshake_failures,
+            resumptions,
             queries,
             replies_orphaned,
         } = stats;
@@ -540,6 +554,7 @@ fn snapshot_of(
             closed_read_timeout,
             handshakes,
             handshake_failures,
+            resumptions,
             queries,
             replies_orphaned,
         ];
@@ -659,6 +674,7 @@ mod tests {
             closed_read_timeout: next(),
             handshakes: next(),
             handshake_failures: next(),
+            resumptions: next(),
             queries: next(),
             replies_orphaned: next(),
         }
@@ -787,6 +803,7 @@ mod tests {
                     connects: next(),
                     errors: next(),
                     handshake_failures: next(),
+                    resumptions: next(),
                 },
             },
         };

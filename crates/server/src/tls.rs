@@ -225,9 +225,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
     }
 
-    /// The rustls connection (ALPN, version, whether it resumed).
+    /// The rustls connection (ALPN, version).
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Whether the handshake resumed an earlier session (a ticket or a
+    /// session ID) instead of a full key exchange.
+    pub(crate) fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 
     /// Run the handshake to its end. An error is a failed handshake: a

@@ -102,12 +102,14 @@ struct DotClient {
 
 impl DotClient {
     fn connect(server: SocketAddr, ca: &Path) -> Self {
+        Self::connect_with(server, client_config(ca, b"dot"))
+    }
+
+    /// With `config`, whose session cache a later connection resumes from.
+    fn connect_with(server: SocketAddr, config: Arc<rustls::ClientConfig>) -> Self {
         assert_eq!(server.ip(), LOOPBACK, "tests only talk to 127.0.0.1");
-        let conn = rustls::ClientConnection::new(
-            client_config(ca, b"dot"),
-            ServerName::try_from(NAME).unwrap(),
-        )
-        .unwrap();
+        let conn =
+            rustls::ClientConnection::new(config, ServerName::try_from(NAME).unwrap()).unwrap();
         let socket = TcpStream::connect_timeout(&server, Duration::from_secs(2)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(3)))
@@ -148,7 +150,8 @@ fn dot_answers_pipelined_queries_padded_and_counts_them() {
     let certs = TestCerts::new("dot", NAME);
     let config = encrypted_config(upstream.local_addr(), &certs, "");
     let server = start_encrypted(&config);
-    let mut client = DotClient::connect(server.dot, &certs.ca);
+    let tls_config = client_config(&certs.ca, b"dot");
+    let mut client = DotClient::connect_with(server.dot, Arc::clone(&tls_config));
     // Pipelined: all sent before any answer is read.
     let queries: Vec<Vec<u8>> = (1..=5u16)
         .map(|id| {
@@ -189,11 +192,21 @@ fn dot_answers_pipelined_queries_padded_and_counts_them() {
     let plain = client.recv();
     assert!(Message::parse(&plain).unwrap().opt().is_none());
     drop(client);
+    // A second connection resumes the first one's session (a ticket).
+    let mut again = DotClient::connect_with(server.dot, tls_config);
+    again.send(&queries[1]);
+    common::assert_single_a(&Reply::check(again.recv()), host_v4(2));
+    assert_eq!(
+        again.tls.conn.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    drop(again);
     let reports = server.server.stop();
-    assert_eq!(total(&reports, |r| r.dot.handshakes), 1);
+    assert_eq!(total(&reports, |r| r.dot.handshakes), 2);
+    assert_eq!(total(&reports, |r| r.dot.resumptions), 1);
     assert_eq!(total(&reports, |r| r.dot.handshake_failures), 0);
-    assert_eq!(total(&reports, |r| r.dot.queries), 6);
-    assert_eq!(total(&reports, |r| r.resolver.queries_tls), 6);
+    assert_eq!(total(&reports, |r| r.dot.queries), 7);
+    assert_eq!(total(&reports, |r| r.resolver.queries_tls), 7);
 }
 
 /// Garbage instead of a ClientHello, and a client that stalls half-way

@@ -123,8 +123,8 @@ pub(crate) struct StreamClients {
     /// against `tcp.max_connections` too.
     handshaking: Cell<usize>,
     stats: Cell<TcpStats>,
-    /// TLS handshakes done and failed (a TLS table only).
-    handshakes: Cell<(u64, u64)>,
+    /// TLS handshakes done, failed and resumed (a TLS table only).
+    handshakes: Cell<(u64, u64, u64)>,
 }
 
 impl StreamClients {
@@ -136,7 +136,7 @@ impl StreamClients {
             next_conn: Cell::new(0),
             handshaking: Cell::new(0),
             stats: Cell::new(TcpStats::default()),
-            handshakes: Cell::new((0, 0)),
+            handshakes: Cell::new((0, 0, 0)),
         }
     }
 
@@ -174,22 +174,21 @@ impl StreamClients {
         self.handshaking.set(self.handshaking.get() + 1);
     }
 
-    /// A handshake ended, done or failed.
-    pub(crate) fn handshake_ended(&self, done: bool) {
+    /// A handshake ended: done (`Some`, with whether it resumed a
+    /// session) or failed.
+    pub(crate) fn handshake_ended(&self, done: Option<bool>) {
         self.handshaking
             .set(self.handshaking.get().saturating_sub(1));
-        let (done_count, failed) = self.handshakes.get();
-        self.handshakes.set(if done {
-            (done_count + 1, failed)
-        } else {
-            (done_count, failed + 1)
+        let (done_count, failed, resumed) = self.handshakes.get();
+        self.handshakes.set(match done {
+            Some(resumption) => (done_count + 1, failed, resumed + u64::from(resumption)),
+            None => (done_count, failed + 1, resumed),
         });
     }
 
     /// The counters in the TLS model (a TLS table).
     pub(crate) fn tls_counters(&self) -> TlsStats {
-        let (handshakes, handshake_failures) = self.handshakes.get();
-        TlsStats::from_stream(self.stats(), handshakes, handshake_failures)
+        TlsStats::from_stream(self.stats(), self.handshakes.get())
     }
 
     /// The RFC 7828 timeout we advertise, in units of 100 ms.

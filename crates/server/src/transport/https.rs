@@ -481,7 +481,11 @@ async fn connection(
         clients.count(|s| s.handshake_failures += 1);
         return;
     };
-    clients.count(|s| s.handshakes += 1);
+    let resumed = u64::from(tls.resumed());
+    clients.count(|s| {
+        s.handshakes += 1;
+        s.resumptions += resumed;
+    });
     let id = clients.next_conn.get();
     clients.next_conn.set(id.wrapping_add(1));
     let conn = Conn {

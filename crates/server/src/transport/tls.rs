@@ -87,7 +87,7 @@ async fn connection(
     let fd = stream.as_raw_fd();
     // A failed handshake drops (and so closes) the stream.
     let Some(tls) = accept(stream, config, clients.settings().read_timeout).await else {
-        clients.handshake_ended(false);
+        clients.handshake_ended(None);
         log::debug!(
             "core {}: TLS handshake with {} failed",
             ctx.index(),
@@ -95,6 +95,6 @@ async fn connection(
         );
         return;
     };
-    clients.handshake_ended(true);
+    clients.handshake_ended(Some(tls.resumed()));
     client_connection(ctx, clients, (tls, fd), client, stop).await;
 }

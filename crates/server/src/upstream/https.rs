@@ -168,6 +168,9 @@ async fn connection(
             .handshake_with(&tls.h2_config, &ctx, stream, to)
             .await
             .map_err(|err| (true, err.to_string()))?;
+        if stream.resumed() {
+            inner.count(|s| s.resumptions += 1);
+        }
         if stream.connection().alpn_protocol() != Some(ALPN_H2) {
             return Err((
                 true,

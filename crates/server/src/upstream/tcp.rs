@@ -63,6 +63,7 @@ struct Inner {
     next_generation: Cell<u64>,
     stats: Cell<TcpStats>,
     handshake_failures: Cell<u64>,
+    resumptions: Cell<u64>,
     backoff: RefCell<HashMap<SocketAddr, Backoff>>,
 }
 
@@ -82,6 +83,7 @@ impl TcpUpstreams {
                 next_generation: Cell::new(0),
                 stats: Cell::new(TcpStats::default()),
                 handshake_failures: Cell::new(0),
+                resumptions: Cell::new(0),
                 backoff: RefCell::new(HashMap::new()),
             }),
         }
@@ -99,6 +101,7 @@ impl TcpUpstreams {
             connects: stats.upstream_connects,
             errors: stats.upstream_errors,
             handshake_failures: self.inner.handshake_failures.get(),
+            resumptions: self.inner.resumptions.get(),
         }
     }
 }
@@ -233,6 +236,9 @@ async fn connection(
     let deadline = Instant::now() + settings.connect_timeout;
     match until(deadline, tls.handshake(&ctx, stream, to)).await {
         Some(Ok(stream)) => {
+            if stream.resumed() {
+                inner.resumptions.set(inner.resumptions.get() + 1);
+            }
             inner.backoff.borrow_mut().remove(&to);
             inner.count(|s| s.upstream_connects += 1);
             serve(&ctx, &inner, (to, local, fd), generation, queue, stream).await;
