@@ -346,8 +346,10 @@ sections! {
          are served by every core with its own SO_REUSEPORT listener, and with the limits of \
          `tcp` (idle and read timeouts, connections per core, queries outstanding per \
          connection); the TLS handshake must end within `tcp.read_timeout`. Replies carry EDNS \
-         padding (RFC 8467, blocks of 468 bytes) when the query was padded. Off while both \
-         listen lists are empty. Needs a restart to change.",
+         padding (RFC 8467, blocks of 468 bytes) when the query uses EDNS. Off while both \
+         listen lists are empty. A changed section needs a restart; the certificate and key \
+         files are read again at every reload (SIGHUP), so a renewed certificate is taken \
+         without one.",
         keys {
             listen: Vec<ListenAddr> => Vec<SocketAddr> = Vec::new();
                 Other("list of addresses"),
@@ -367,8 +369,9 @@ sections! {
             certificate: Option<PathBuf> => Option<PathBuf> = None;
                 Other("file path"),
                 Valid::Text("a readable PEM file: the server's certificate first, then its chain; required with a listen address");
-                "The certificate chain clients are shown, as PEM. Read at start: a file missing, \
-                 unreadable or without a certificate stops the start with a message naming it.";
+                "The certificate chain clients are shown, as PEM. Read at start and at every \
+                 reload: a file missing, unreadable or without a certificate stops the start, or \
+                 fails the reload (the certificate in use stays), with a message naming it.";
             key: Option<PathBuf> => Option<PathBuf> = None;
                 Other("file path"),
                 Valid::Text("a readable PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1); required with a listen address");

@@ -177,6 +177,10 @@ impl Server {
             reload_flag: Arc::clone(&reload_flag),
             config: config.clone(),
             cookies,
+            certificate: encrypted
+                .server
+                .as_ref()
+                .map(|configs| Arc::clone(&configs.certificate)),
         });
         let mut executors = Vec::with_capacity(cores);
         let mut doorbells = Vec::with_capacity(cores);

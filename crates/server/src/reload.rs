@@ -179,6 +179,8 @@ pub(crate) struct ReloadDriver {
     busy: Cell<bool>,
     mesh: Rc<CoreMesh>,
     outcomes: Cell<ReloadOutcomes>,
+    /// The encrypted listeners' certificate, re-read by every reload.
+    certificate: Option<Arc<crate::tls::CertificateSlot>>,
 }
 
 /// Reloads done and failed, for the metrics.
@@ -205,7 +207,18 @@ impl ReloadDriver {
             busy: Cell::new(false),
             mesh,
             outcomes: Cell::new(ReloadOutcomes::default()),
+            certificate: None,
         }
+    }
+
+    /// The driver, re-reading `certificate` (the files named by the
+    /// running `tls:` section) at every reload.
+    pub(crate) fn with_certificate(
+        mut self,
+        certificate: Option<Arc<crate::tls::CertificateSlot>>,
+    ) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// Reloads so far (a request refused because one was running is
@@ -229,16 +242,42 @@ impl ReloadDriver {
         // Reading zones and block lists can take a while: not on this
         // executor's thread, which serves queries.
         let cookies = self.cookies.clone();
+        // The certificate files of the running `tls:` section (a changed
+        // section needs a restart), re-read: certbot renews in place.
+        let certificate = self.certificate.clone().and_then(|slot| {
+            let tls = &self.running.borrow().tls;
+            Some((slot, tls.certificate.clone()?, tls.key.clone()?))
+        });
         let built = glommio::executor()
             .spawn_blocking(move || {
                 let config = source()?;
                 let resolver_config = build_resolver_config(&config, cores, &cookies)
                     .map_err(|err| err.to_string())?;
-                Ok::<_, String>((config, resolver_config))
+                let certificate = match certificate {
+                    Some((slot, cert, key)) => Some((
+                        slot,
+                        crate::tls::load_certified_key(&cert, &key)
+                            .map_err(|err| err.to_string())?,
+                    )),
+                    None => None,
+                };
+                Ok::<_, String>((config, resolver_config, certificate))
             })
             .await;
         let result = match built {
-            Ok((config, resolver_config)) => self.apply(config, resolver_config).await,
+            Ok((config, resolver_config, certificate)) => {
+                let applied = self.apply(config, resolver_config).await;
+                match (applied, certificate) {
+                    (Ok(mut report), Some((slot, loaded))) => {
+                        slot.replace(loaded);
+                        report
+                            .changes
+                            .push("tls: certificate and key re-read".to_string());
+                        Ok(report)
+                    }
+                    (applied, _) => applied,
+                }
+            }
             Err(err) => Err(err),
         };
         self.busy.set(false);

@@ -98,6 +98,58 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub(crate) struct ServerConfigs {
     pub(crate) dot: Arc<ServerConfig>,
     pub(crate) doh: Arc<ServerConfig>,
+    /// The certificate both present, replaced by a reload.
+    pub(crate) certificate: Arc<CertificateSlot>,
+}
+
+/// The certificate and key the listeners present: read at start and
+/// again at each reload (SIGHUP), which replaces it only when the new
+/// files are good. Shared by the cores; read once per handshake (a
+/// lock no query takes).
+#[derive(Debug)]
+pub(crate) struct CertificateSlot {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl CertificateSlot {
+    /// Present `loaded` (from [`load_certified_key`]) from now on.
+    pub(crate) fn replace(&self, loaded: Arc<rustls::sign::CertifiedKey>) {
+        if let Ok(mut current) = self.current.write() {
+            *current = loaded;
+        }
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertificateSlot {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|current| Arc::clone(&current))
+    }
+}
+
+/// The certificate chain and its private key, checked to belong together.
+pub(crate) fn load_certified_key(
+    certificate: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::sign::CertifiedKey>, TlsSetupError> {
+    let certs = read_certificates("tls.certificate", certificate)?;
+    let private_key =
+        PrivateKeyDer::from_pem_file(key).map_err(|err| file_error("tls.key", key, err))?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(private_key)
+        .map_err(|err| file_error("tls.key", key, err))?;
+    let certified = rustls::sign::CertifiedKey::new(certs, signing_key);
+    certified.keys_match().map_err(|err| {
+        TlsSetupError::Rustls(format!(
+            "{} does not belong to {}: {err}",
+            key.display(),
+            certificate.display()
+        ))
+    })?;
+    Ok(Arc::new(certified))
 }
 
 /// Read the certificate chain and key and build [`ServerConfigs`]. TLS
@@ -107,15 +159,14 @@ pub(crate) fn server_configs(
     certificate: &Path,
     key: &Path,
 ) -> Result<ServerConfigs, TlsSetupError> {
-    let certs = read_certificates("tls.certificate", certificate)?;
-    let private_key =
-        PrivateKeyDer::from_pem_file(key).map_err(|err| file_error("tls.key", key, err))?;
+    let slot = Arc::new(CertificateSlot {
+        current: std::sync::RwLock::new(load_certified_key(certificate, key)?),
+    });
     let mut base = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|err| TlsSetupError::Rustls(err.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, private_key)
-        .map_err(|err| TlsSetupError::Rustls(err.to_string()))?;
+        .with_cert_resolver(Arc::clone(&slot) as _);
     base.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|err| TlsSetupError::Rustls(err.to_string()))?;
     let mut dot = base.clone();
@@ -125,6 +176,7 @@ pub(crate) fn server_configs(
     Ok(ServerConfigs {
         dot: Arc::new(dot),
         doh: Arc::new(doh),
+        certificate: slot,
     })
 }
 

@@ -102,6 +102,8 @@ pub(crate) struct EndpointSetup {
     pub(crate) config: Config,
     /// The cookie secret and clock epoch every reload builds with.
     pub(crate) cookies: crate::policy::CookieRuntime,
+    /// The certificate of the encrypted listeners, re-read by a reload.
+    pub(crate) certificate: Option<Arc<crate::tls::CertificateSlot>>,
 }
 
 /// What a core hands back when it stops.
@@ -198,12 +200,15 @@ fn spawn_endpoint(
     stop: &Arc<AtomicBool>,
 ) -> (Option<RawFd>, (Arc<AtomicBool>, LocalSender<()>)) {
     let metrics_per_core = setup.config.control.metrics_per_core;
-    let driver = Rc::new(ReloadDriver::new(
-        setup.reload_source,
-        setup.config,
-        Rc::clone(mesh),
-        setup.cookies,
-    ));
+    let driver = Rc::new(
+        ReloadDriver::new(
+            setup.reload_source,
+            setup.config,
+            Rc::clone(mesh),
+            setup.cookies,
+        )
+        .with_certificate(setup.certificate),
+    );
     let mut listening = None;
     if let Some(listener) = setup.listener {
         listening = Some(listener.as_raw_fd());

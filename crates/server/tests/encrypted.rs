@@ -266,6 +266,58 @@ fn dot_garbage_and_a_stalled_handshake_are_closed_and_counted() {
     assert_eq!(total(&reports, |r| r.dot.accepted), 3);
 }
 
+/// Whether a DoT handshake with `server`, trusting `ca`, succeeds.
+fn handshake_ok(server: SocketAddr, ca: &Path) -> bool {
+    let mut client = DotClient::connect(server, ca);
+    let rustls::StreamOwned { conn, sock } = &mut client.tls;
+    while conn.is_handshaking() {
+        if conn.complete_io(sock).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// A reload (SIGHUP or POST /reload) reads the certificate and key files
+/// again: a renewed certificate is presented to new connections; a broken
+/// file fails the reload with a message naming it, and the certificate in
+/// use stays.
+#[test]
+fn a_reload_reads_the_certificate_again_and_a_bad_one_keeps_the_old() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("reload-a", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let source = config.clone();
+    let options = heimdall_server::StartOptions {
+        reload_source: Some(Arc::new(move || Ok(source.clone()))),
+    };
+    let server = common::start_server_with(&config, options);
+    let (dot, _) = server.encrypted_addrs();
+    let control = server.control_addr();
+    assert!(handshake_ok(dot, &certs.ca));
+    // Renewed in place, by another CA.
+    let renewed = TestCerts::new("reload-b", NAME);
+    std::fs::copy(&renewed.cert, &certs.cert).unwrap();
+    std::fs::copy(&renewed.key, &certs.key).unwrap();
+    assert!(handshake_ok(dot, &certs.ca), "not before the reload");
+    let (status, body) = common::http::request(control, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("certificate and key re-read"), "{body}");
+    assert!(handshake_ok(dot, &renewed.ca));
+    assert!(!handshake_ok(dot, &certs.ca));
+    // A broken file: the reload fails, naming it; the certificate stays.
+    std::fs::write(&certs.cert, "not a certificate\n").unwrap();
+    let (status, body) = common::http::request(control, "POST", "/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("tls.certificate"), "{body}");
+    assert!(handshake_ok(dot, &renewed.ca));
+    let mut client = DotClient::connect(dot, &renewed.ca);
+    client.send(&query(3, "host-3.zone.test.", RecordType::A, None));
+    common::assert_single_a(&Reply::check(client.recv()), host_v4(3));
+    drop(client);
+    server.stop();
+}
+
 /// kdig +tls, checking the certificate by its CA and name: the answer,
 /// TLS used, and the reply padded.
 #[test]
