@@ -754,6 +754,86 @@ fn upstream_over_tls_to_unbound() {
     assert_eq!(total(&reports, |r| r.upstream_tls.connects), 0);
 }
 
+/// dnsdist, serving DNS over HTTPS (its h2o listener) in front of the
+/// synthetic upstream, as heimdall's `https` upstream: answers; an
+/// unknown CA is refused and counted.
+#[test]
+fn upstream_over_https_to_dnsdist() {
+    let Some(dnsdist) = peers::find("dnsdist", "dnsdist") else {
+        return;
+    };
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("dnsdist", NAME);
+    let (plain_port, doh_port) = (free_tcp_port(), free_tcp_port());
+    let dir = certs.dir.join("dnsdist");
+    std::fs::create_dir_all(&dir).unwrap();
+    // No security polling: it would ask the system's resolver.
+    let conf = format!(
+        "setSecurityPollSuffix(\"\")\n\
+         setLocal(\"127.0.0.1:{plain_port}\")\n\
+         addDOHLocal(\"127.0.0.1:{doh_port}\", \"{cert}\", \"{key}\", \"/dns-query\")\n\
+         newServer({{address=\"{origin}\"}})\n",
+        cert = certs.cert.display(),
+        key = certs.key.display(),
+        origin = origin.local_addr(),
+    );
+    let conf_path = dir.join("dnsdist.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = std::fs::File::create(dir.join("dnsdist.log")).unwrap();
+    let mut child = Command::new(&dnsdist)
+        .args(["--supervised", "--disable-syslog", "-C"])
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start dnsdist");
+    let _guard = KillOnDrop(&mut child);
+    let upstream = SocketAddr::from((LOOPBACK, doh_port));
+    let listening = common::wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(upstream).is_ok()
+    });
+    assert!(
+        listening,
+        "dnsdist did not listen on {upstream}: {}",
+        std::fs::read_to_string(dir.join("dnsdist.log")).unwrap_or_default()
+    );
+    let forwarder = |ca: &Path| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{upstream}\", transport: https, name: {NAME}}}]\n  \
+             timeout: 1s\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            ca = ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(&certs.ca);
+    let client = good.client();
+    for n in 101..=103u32 {
+        let reply = client.exchange(&query(
+            n as u16,
+            &format!("host-{n}.zone.test."),
+            RecordType::A,
+            None,
+        ));
+        common::assert_single_a(&reply, host_v4(n));
+    }
+    let reports = good.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 1);
+    let other = TestCerts::new("dnsdist-other", NAME);
+    let bad = forwarder(&other.ca);
+    let reply = bad
+        .client()
+        .exchange(&query(110, "host-110.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = bad.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+}
+
 struct KillOnDrop<'a>(&'a mut std::process::Child);
 
 impl Drop for KillOnDrop<'_> {
