@@ -318,6 +318,69 @@ fn a_reload_reads_the_certificate_again_and_a_bad_one_keeps_the_old() {
     server.stop();
 }
 
+/// DoH clients that stall: one stops half-way through an HTTP/1.1
+/// request head, one offers a protocol the listener does not speak. Both
+/// are closed and counted; a UDP client is served meanwhile.
+#[test]
+fn doh_stalled_requests_and_a_wrong_alpn_are_closed_and_counted() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("doh-stall", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    // A request head that never ends, over HTTP/1.1.
+    let conn = rustls::ClientConnection::new(
+        client_config(&certs.ca, b"http/1.1"),
+        ServerName::try_from(NAME).unwrap(),
+    )
+    .unwrap();
+    let socket = TcpStream::connect(server.doh).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, socket);
+    tls.write_all(b"GET /dns-query?dns=AAAB HTTP/1.1\r\nHost: dns.test\r\n")
+        .unwrap();
+    tls.flush().unwrap();
+    let started = Instant::now();
+    let reply =
+        server
+            .server
+            .client()
+            .exchange(&query(7, "host-7.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(7));
+    let mut buf = [0u8; 256];
+    let closed = matches!(tls.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the stalled request's connection was closed");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(2),
+        "closed after {waited:?} (tcp.read_timeout is 500ms)"
+    );
+    // DoT's ALPN on the DoH listener: no common protocol.
+    let conn = rustls::ClientConnection::new(
+        client_config(&certs.ca, b"dot"),
+        ServerName::try_from(NAME).unwrap(),
+    )
+    .unwrap();
+    let mut socket = TcpStream::connect(server.doh).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut conn = conn;
+    let mut refused = false;
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut socket).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a handshake without a common ALPN protocol");
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.doh.closed_read_timeout), 1);
+    assert_eq!(total(&reports, |r| r.doh.handshake_failures), 1);
+    assert_eq!(total(&reports, |r| r.doh.handshakes), 1);
+}
+
 /// kdig +tls, checking the certificate by its CA and name: the answer,
 /// TLS used, and the reply padded.
 #[test]
