@@ -214,7 +214,8 @@ sections! {
                 Valid::Text(
                     "at least one (in a config file); no two with the same address, none of \
                      heimdall's own listen addresses; `transport` `udp`, `tcp`, `tls` or `https`; \
-                     `name` with `tls` and `https` only, and required there",
+                     `name` with `tls` and `https` only, and required there; `pin` (44 base64 \
+                     characters) with `tls` and `https` only",
                 );
                 "Servers to forward to. Each is an address, asked over UDP (and over TCP when an \
                  answer is truncated): `9.9.9.9`, `9.9.9.9:53` or `\"[2620:fe::fe]:53\"`; the \
@@ -225,7 +226,11 @@ sections! {
                  port 853), which needs `name`, the name the server's certificate must carry \
                  (also sent as SNI): `{address: 1.1.1.1:853, transport: tls, name: \
                  cloudflare-dns.com}`; or `https` (DNS over HTTPS, RFC 8484: POST to \
-                 `/dns-query` over HTTP/2, usually port 443), which needs `name` too. Empty in \
+                 `/dns-query` over HTTP/2, usually port 443), which needs `name` too. A `tls` or \
+                 `https` server may also carry `pin`, the base64 SHA-256 of its key's \
+                 SubjectPublicKeyInfo (RFC 7858's out-of-band key-pinned profile): its \
+                 certificate is then accepted when it carries that key, instead of being checked \
+                 against a CA (the handshake signature is still checked). Empty in \
                  the default because \
                  heimdall fills it from the nameserver lines of /etc/resolv.conf when it runs \
                  without a config file.";

@@ -423,6 +423,27 @@ impl Validator<'_> {
                     }
                     Some(_) => {}
                 }
+                if let Some(pin) = &server.pin
+                    && !valid_pin(pin)
+                {
+                    return Err(self.error(
+                        format!("upstream.servers[{i}].pin"),
+                        format!(
+                            "{pin:?} is not an SPKI pin: the base64 of a SHA-256 digest (44 \
+                             characters), as `openssl x509 -pubkey -noout | openssl pkey -pubin \
+                             -outform der | openssl dgst -sha256 -binary | base64` prints it"
+                        ),
+                    ));
+                }
+            } else if server.pin.is_some() {
+                return Err(self.error(
+                    format!("upstream.servers[{i}].pin"),
+                    format!(
+                        "a pin checks a tls or https server's key; a {} server has none, so \
+                         leave the key out",
+                        server.transport
+                    ),
+                ));
             } else if let Some(name) = &server.name {
                 return Err(self.error(
                     format!("upstream.servers[{i}].name"),
@@ -929,6 +950,13 @@ fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port()
         && a.is_ipv6() == b.is_ipv6()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Whether `pin` is the base64 (with padding) of 32 bytes.
+fn valid_pin(pin: &str) -> bool {
+    data_encoding::BASE64
+        .decode(pin.as_bytes())
+        .is_ok_and(|digest| digest.len() == 32)
 }
 
 /// A name a certificate can carry: an IP address, or a host name of

@@ -449,12 +449,19 @@ impl CoreContext {
     /// resolver's current configuration (so a reload is seen). Not to be
     /// called while the resolver is borrowed (inside `drain`).
     pub(crate) fn upstream_name(&self, to: SocketAddr) -> Option<String> {
+        self.upstream_auth(to).map(|(name, _)| name)
+    }
+
+    /// The name and the SPKI pin, if any, of the upstream at `to` (see
+    /// [`CoreContext::upstream_name`]).
+    pub(crate) fn upstream_auth(&self, to: SocketAddr) -> Option<(String, Option<String>)> {
         let resolver = self.resolver.try_borrow().ok()?;
-        resolver
+        let upstream = resolver
             .upstreams()
             .iter()
-            .find(|upstream| upstream.address() == to)
-            .and_then(|upstream| upstream.upstream().name.clone())
+            .find(|upstream| upstream.address() == to)?
+            .upstream();
+        Some((upstream.name.clone()?, upstream.pin.clone()))
     }
 
     /// Upstream queries in flight.

@@ -248,6 +248,130 @@ pub(crate) async fn accept(
     }
 }
 
+/// Accepts an upstream whose certificate carries the pinned key (the
+/// SHA-256 of its SubjectPublicKeyInfo; RFC 7858 section 4.2), instead
+/// of checking it against a CA and the name: the out-of-band key-pinned
+/// profile, for a resolver with a self-signed or private certificate.
+/// Only the end-entity certificate counts: its key is the one that signs
+/// the handshake, which is still checked. A pin on another certificate of
+/// the chain would prove nothing without the chain's signatures.
+#[derive(Debug)]
+pub(crate) struct PinVerifier {
+    pin: [u8; 32],
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl PinVerifier {
+    /// A verifier for `pin` (base64 of 32 bytes, as the config checks).
+    pub(crate) fn new(pin: &str) -> Option<Self> {
+        let digest = data_encoding::BASE64.decode(pin.as_bytes()).ok()?;
+        Some(Self {
+            pin: <[u8; 32]>::try_from(digest.as_slice()).ok()?,
+            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        })
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let matches = spki_of(end_entity).is_some_and(|spki| {
+            ring::digest::digest(&ring::digest::SHA256, spki).as_ref() == self.pin
+        });
+        if matches {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// One DER element: its tag, its content, the whole element, and what
+/// follows it.
+struct Der<'a> {
+    tag: u8,
+    whole: &'a [u8],
+    content: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// The DER element at the start of `input`; `None` for anything
+/// malformed.
+fn der_element(input: &[u8]) -> Option<Der<'_>> {
+    let tag = *input.first()?;
+    let first = *input.get(1)?;
+    let (length, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = input.get(2..2 + count)?;
+        let length = bytes
+            .iter()
+            .fold(0usize, |length, &byte| (length << 8) | usize::from(byte));
+        (length, 2 + count)
+    };
+    let end = header.checked_add(length)?;
+    Some(Der {
+        tag,
+        whole: input.get(..end)?,
+        content: input.get(header..end)?,
+        rest: input.get(end..)?,
+    })
+}
+
+/// The SubjectPublicKeyInfo (whole DER element) of an X.509 certificate.
+fn spki_of(certificate: &[u8]) -> Option<&[u8]> {
+    const SEQUENCE: u8 = 0x30;
+    const VERSION: u8 = 0xa0;
+    let body = der_element(certificate)?.content;
+    let tbs = der_element(body)?.content;
+    let first = der_element(tbs)?;
+    let mut rest = if first.tag == VERSION {
+        first.rest
+    } else {
+        tbs
+    };
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        rest = der_element(rest)?.rest;
+    }
+    let spki = der_element(rest)?;
+    (spki.tag == SEQUENCE).then_some(spki.whole)
+}
+
 /// A rustls connection over the byte stream `IO`.
 pub(crate) struct TlsStream<IO> {
     io: IO,
@@ -484,5 +608,41 @@ impl<T: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spki_is_found_in_a_certificate_and_nothing_is_read_past_bad_input() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["dns.test".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(spki_of(cert.der()), Some(key.public_key_der().as_slice()));
+        // Truncated anywhere: no SPKI, no panic.
+        for len in 0..cert.der().len() {
+            assert_eq!(spki_of(&cert.der()[..len]), None, "{len}");
+        }
+        // The pin of that key is accepted, another is not.
+        let digest = ring::digest::digest(&ring::digest::SHA256, &key.public_key_der());
+        let pin = data_encoding::BASE64.encode(digest.as_ref());
+        let verifier = PinVerifier::new(&pin).unwrap();
+        use rustls::client::danger::ServerCertVerifier as _;
+        let name = rustls::pki_types::ServerName::try_from("any.test").unwrap();
+        let now = rustls::pki_types::UnixTime::now();
+        assert!(
+            verifier
+                .verify_server_cert(cert.der(), &[], &name, &[], now)
+                .is_ok()
+        );
+        let other = PinVerifier::new(&data_encoding::BASE64.encode(&[7u8; 32])).unwrap();
+        assert!(
+            other
+                .verify_server_cert(cert.der(), &[], &name, &[], now)
+                .is_err()
+        );
+        assert!(PinVerifier::new("not base64").is_none());
     }
 }

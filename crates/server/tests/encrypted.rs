@@ -688,6 +688,45 @@ fn upstream_over_tls_to_heimdall() {
     assert!(total(&front_reports, |r| r.dot.handshake_failures) >= 2);
 }
 
+/// A pinned `tls` upstream: accepted by its key alone (the CA file names
+/// a CA that did not sign it), refused with another pin.
+#[test]
+fn a_pinned_tls_upstream_is_checked_by_its_key() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("pinned", NAME);
+    let front = start_encrypted(&encrypted_config(origin.local_addr(), &certs, ""));
+    let other = TestCerts::new("pinned-other", NAME);
+    let forwarder = |pin: &str| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{addr}\", transport: tls, name: {NAME}, \
+             pin: \"{pin}\"}}]\n  timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            addr = front.dot,
+            ca = other.ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(&certs.pin);
+    let reply = good
+        .client()
+        .exchange(&query(120, "host-120.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(120));
+    let reports = good.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 1);
+    let bad = forwarder(&other.pin);
+    let reply = bad
+        .client()
+        .exchange(&query(121, "host-121.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = bad.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+    front.server.stop();
+}
+
 /// A heimdall forwarding over HTTPS (HTTP/2) to another heimdall's DoH
 /// listener: answers over one reused connection, counted as HTTPS
 /// queries at the front; a wrong name is refused and counted.

@@ -1456,6 +1456,33 @@ fn upstream_transport_errors() {
         https.upstream.servers[0].transport,
         UpstreamTransport::Https
     );
+    // SPKI pins: 32 bytes of base64, tls and https only.
+    let pin = "d6qzRu9zOECb90Uez27xWltNsj0e1Md7GkYYkVoZWmM=";
+    let pinned = Config::from_yaml_str(
+        &format!(
+            "upstream:\n  servers:\n    - {{address: 1.1.1.1:853, transport: tls, name: x.test, pin: \"{pin}\"}}\n"
+        ),
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(pinned.upstream.servers[0].pin.as_deref(), Some(pin));
+    let written = pinned.to_yaml().unwrap();
+    assert_eq!(
+        Config::from_yaml_str(&written, "test.yaml").unwrap(),
+        pinned
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 1.1.1.1:853, transport: tls, name: x.test, pin: abc}\n",
+        Some((3, 65)),
+        "upstream.servers[0].pin",
+        &["\"abc\" is not an SPKI pin"],
+    );
+    assert_error(
+        &format!("upstream:\n  servers:\n    - {{address: 1.1.1.1, pin: \"{pin}\"}}\n"),
+        Some((3, 31)),
+        "upstream.servers[0].pin",
+        &["a udp server has none"],
+    );
     assert_error(
         "upstream:\n  servers: [9.9.9.9]\n  tls_ca_file: /nonexistent/ca.pem\n",
         Some((3, 16)),

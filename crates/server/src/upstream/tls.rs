@@ -23,7 +23,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
 use crate::context::CoreContext;
-use crate::tls::TlsStream;
+use crate::tls::{PinVerifier, TlsStream};
 
 /// The first wait after a failed connection or handshake; it doubles with
 /// each failure in a row.
@@ -61,15 +61,29 @@ impl TlsUpstreamSetup {
         stream: TcpStream,
         to: SocketAddr,
     ) -> io::Result<TlsStream<TcpStream>> {
-        let Some(name) = ctx.upstream_name(to) else {
+        let Some((name, pin)) = ctx.upstream_auth(to) else {
             return Err(io::Error::other(format!(
                 "{to} is not a tls upstream with a name (reloaded away?)"
             )));
         };
         let server_name = ServerName::try_from(name.clone())
             .map_err(|err| io::Error::other(format!("name {name:?}: {err}")))?;
-        let conn =
-            ClientConnection::new(Arc::clone(config), server_name).map_err(io::Error::other)?;
+        // A pinned upstream: the same configuration (versions, ALPN,
+        // session cache) with its key checked against the pin instead.
+        let config = match pin {
+            Some(pin) => {
+                let verifier = PinVerifier::new(&pin).ok_or_else(|| {
+                    io::Error::other(format!("pin {pin:?} is not a base64 SHA-256"))
+                })?;
+                let mut pinned = ClientConfig::clone(config);
+                pinned
+                    .dangerous()
+                    .set_certificate_verifier(Arc::new(verifier));
+                Arc::new(pinned)
+            }
+            None => Arc::clone(config),
+        };
+        let conn = ClientConnection::new(config, server_name).map_err(io::Error::other)?;
         let mut tls = TlsStream::new(stream, conn);
         tls.handshake().await?;
         Ok(tls)

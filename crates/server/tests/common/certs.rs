@@ -18,6 +18,8 @@ pub struct TestCerts {
     pub cert: PathBuf,
     /// The server's private key (PEM, PKCS#8).
     pub key: PathBuf,
+    /// The SPKI pin of the server's key (base64 SHA-256).
+    pub pin: String,
 }
 
 impl TestCerts {
@@ -51,7 +53,9 @@ impl TestCerts {
         let cert = params
             .signed_by(&key, &ca_cert, &ca_key)
             .expect("server cert");
+        let digest = ring::digest::digest(&ring::digest::SHA256, &key.public_key_der());
         let out = TestCerts {
+            pin: data_encoding::BASE64.encode(digest.as_ref()),
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
