@@ -207,8 +207,11 @@ fn tcp_exchange(server: std::net::SocketAddr, message: &[u8]) -> Vec<u8> {
 #[test]
 fn metrics_per_core_false_sums_the_cores_and_tcp_is_counted() {
     let mut upstream = start_upstream(UpstreamConfig::default());
+    // steering: flow, so that hints are sent: the second TCP query may be
+    // accepted by the other core, which must have the answer too.
     let setup = Setup {
         cores: "[0, 1]",
+        steering: "flow",
         ..Setup::new(&[upstream.local_addr()])
     };
     let config = config_with(&setup, "control:\n  metrics_per_core: false\n");
