@@ -122,3 +122,6 @@ pub const DNSSEC_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 /// `dnssec.nsec3_max_iterations`: 50, BIND's and Knot Resolver's limit
 /// (RFC 9276), as heimdall-dnssec's `DEFAULT_NSEC3_MAX_ITERATIONS`.
 pub const DNSSEC_NSEC3_MAX_ITERATIONS: u16 = 50;
+
+/// `tls.https_path`: the URL path of DNS over HTTPS (RFC 8484's example).
+pub const HTTPS_PATH: &str = "/dns-query";

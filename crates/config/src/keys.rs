@@ -39,6 +39,8 @@ pub const RESTART_ONLY_KEYS: &[&str] = &[
     "log",
     "cache.persist",
     "dnstap",
+    "tls",
+    "upstream.tls_ca_file",
 ];
 
 /// TTLs: whole seconds from `min` up to the largest DNS TTL.
@@ -214,16 +216,25 @@ sections! {
                 Other("list of upstreams"),
                 Valid::Text(
                     "at least one (in a config file); no two with the same address, none of \
-                     heimdall's own listen addresses; `transport` `udp` or `tcp`; no `name`",
+                     heimdall's own listen addresses; `transport` `udp`, `tcp`, `tls` or `https`; \
+                     `name` with `tls` and `https` only, and required there; `pin` (44 base64 \
+                     characters) with `tls` and `https` only",
                 );
                 "Servers to forward to. Each is an address, asked over UDP (and over TCP when an \
                  answer is truncated): `9.9.9.9`, `9.9.9.9:53` or `\"[2620:fe::fe]:53\"`; the \
                  port is 53 unless given. A link-local IPv6 address needs its interface: \
                  `fe80::1%2` or `fe80::1%eth0`. Or it is a mapping with the address and its \
                  `transport`: `{address: 9.9.9.9, transport: tcp}`. `transport` is `udp` (the \
-                 default) or `tcp` (TCP only, never UDP). `tls` and `https`, with `name` (the \
-                 name the server's certificate must carry), are reserved for DNS over TLS and \
-                 HTTPS and refused until heimdall speaks them. Empty in the default because \
+                 default), `tcp` (TCP only, never UDP) or `tls` (DNS over TLS, RFC 7858, usually \
+                 port 853), which needs `name`, the name the server's certificate must carry \
+                 (also sent as SNI): `{address: 1.1.1.1:853, transport: tls, name: \
+                 cloudflare-dns.com}`; or `https` (DNS over HTTPS, RFC 8484: POST to \
+                 `/dns-query` over HTTP/2, usually port 443), which needs `name` too. A `tls` or \
+                 `https` server may also carry `pin`, the base64 SHA-256 of its key's \
+                 SubjectPublicKeyInfo (RFC 7858's out-of-band key-pinned profile): its \
+                 certificate is then accepted when it carries that key, instead of being checked \
+                 against a CA (the handshake signature is still checked). Empty in \
+                 the default because \
                  heimdall fills it from the nameserver lines of /etc/resolv.conf when it runs \
                  without a config file.";
             strategy: UpstreamStrategy => UpstreamStrategy = UpstreamStrategy::Ordered;
@@ -292,6 +303,16 @@ sections! {
                  time out having had only cookie-less replies (counted in \
                  `heimdall_upstream_cookie_fallbacks_total`). A BADCOOKIE reply is answered by \
                  asking again once with its server cookie.";
+            tls_ca_file: Option<PathBuf> => Option<PathBuf> = None;
+                Other("file path"),
+                Valid::Text("a readable PEM file with at least one certificate; leave the key out for the system's roots");
+                "The certificate authorities `tls` and `https` upstreams are checked against, as \
+                 a PEM file. \
+                 Left out, the system's trusted roots are used (the files of the `ca-certificates` \
+                 package, /etc/ssl/certs). Either way the certificate must carry the upstream's \
+                 `name`; an upstream whose certificate fails is counted \
+                 (`heimdall_upstream_tls_handshake_failures_total`) and failed over like a \
+                 timeout. Read at start: a change needs a restart.";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {
@@ -323,6 +344,46 @@ sections! {
                 Integer,
                 Valid::Int(1, int(limits::TCP_MAX_PIPELINED_MAX));
                 "Queries outstanding on one connection; more wait unread in the socket.";
+        }
+    }
+
+    /// `tls:` DNS over TLS (RFC 7858) and over HTTPS (RFC 8484) to clients.
+    tls: RawTls => TlsConfig {
+        intro: "Encrypted DNS to clients: DNS over TLS (RFC 7858, usually port 853) and DNS over \
+         HTTPS (RFC 8484, usually port 443; HTTP/2, and HTTP/1.1 for clients without it). Both \
+         are served by every core with its own SO_REUSEPORT listener, and with the limits of \
+         `tcp` (idle and read timeouts, connections per core, queries outstanding per \
+         connection); the TLS handshake must end within `tcp.read_timeout`. Replies carry EDNS \
+         padding (RFC 8467, blocks of 468 bytes) when the query uses EDNS. Off while both \
+         listen lists are empty. A changed section needs a restart; the certificate and key \
+         files are read again at every reload (SIGHUP), so a renewed certificate is taken \
+         without one.",
+        keys {
+            listen: Vec<ListenAddr> => Vec<SocketAddr> = Vec::new();
+                Other("list of addresses"),
+                Valid::Text("`IP:PORT` addresses, no port 0, none a DNS or control listen address");
+                "Addresses to serve DNS over TLS on, such as `0.0.0.0:853`. TLS 1.2 and 1.3, \
+                 ALPN `dot`.";
+            https_listen: Vec<ListenAddr> => Vec<SocketAddr> = Vec::new();
+                Other("list of addresses"),
+                Valid::Text("`IP:PORT` addresses, no port 0, none a DNS, DoT or control listen address");
+                "Addresses to serve DNS over HTTPS on, such as `0.0.0.0:443`: `GET` with \
+                 `?dns=` (base64url) and `POST` with an `application/dns-message` body, at \
+                 `https_path`. ALPN `h2` and `http/1.1`.";
+            https_path: String => String = defaults::HTTPS_PATH.to_string();
+                Other("URL path"),
+                Valid::Text("a path starting with `/`, without `?` or `#`");
+                "The URL path DNS over HTTPS answers on; any other path gets 404.";
+            certificate: Option<PathBuf> => Option<PathBuf> = None;
+                Other("file path"),
+                Valid::Text("a readable PEM file: the server's certificate first, then its chain; required with a listen address");
+                "The certificate chain clients are shown, as PEM. Read at start and at every \
+                 reload: a file missing, unreadable or without a certificate stops the start, or \
+                 fails the reload (the certificate in use stays), with a message naming it.";
+            key: Option<PathBuf> => Option<PathBuf> = None;
+                Other("file path"),
+                Valid::Text("a readable PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1); required with a listen address");
+                "The certificate's private key, as PEM. Keep the file readable by heimdall only.";
         }
     }
 

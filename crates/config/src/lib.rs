@@ -60,7 +60,7 @@ pub use keys::RESTART_ONLY_KEYS;
 pub use keys::{
     AclConfig, BlocklistConfig, BlocklistFile, CacheConfig, Config, ControlConfig, CookiesConfig,
     DnssecConfig, DnstapConfig, HintsConfig, LocalConfig, LocalZone, LogConfig, RateLimitConfig,
-    ServerConfig, TcpConfig, UpstreamConfig,
+    ServerConfig, TcpConfig, TlsConfig, UpstreamConfig,
 };
 pub use reference::{ReloadBehaviour, configuration_reference, reload_behaviour};
 pub use upstream::{Upstream, UpstreamTransport};

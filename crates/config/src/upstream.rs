@@ -25,10 +25,10 @@ pub enum UpstreamTransport {
     Udp,
     /// TCP only, never UDP.
     Tcp,
-    /// DNS over TLS (RFC 7858). Reserved: refused by validation until the
-    /// encrypted transports land.
+    /// DNS over TLS (RFC 7858); needs the upstream's `name`.
     Tls,
-    /// DNS over HTTPS (RFC 8484). Reserved like `Tls`.
+    /// DNS over HTTPS (RFC 8484): POST to `/dns-query` over HTTP/2; needs
+    /// the upstream's `name`.
     Https,
 }
 
@@ -66,6 +66,10 @@ pub struct Upstream {
     /// The name its TLS certificate must carry (`tls` and `https`); also
     /// the SNI sent. `None` for `udp` and `tcp`.
     pub name: Option<String>,
+    /// An SPKI pin (`tls` and `https`): the base64 SHA-256 of the server
+    /// key's SubjectPublicKeyInfo (RFC 7858 section 4.2, RFC 7469). With
+    /// one, the key is checked against it instead of a CA.
+    pub pin: Option<String>,
 }
 
 impl Upstream {
@@ -75,6 +79,7 @@ impl Upstream {
             address,
             transport,
             name: None,
+            pin: None,
         }
     }
 
@@ -88,6 +93,12 @@ impl Upstream {
         self.name = Some(name.into());
         self
     }
+
+    /// The same upstream with an SPKI pin (base64 SHA-256).
+    pub fn with_pin(mut self, pin: impl Into<String>) -> Self {
+        self.pin = Some(pin.into());
+        self
+    }
 }
 
 /// What a server of `upstream.servers` is written as.
@@ -95,7 +106,7 @@ const EXPECTING: &str = "an address such as 9.9.9.9:53 or \"[2620:fe::fe]:53\" (
                          must be quoted), or a mapping such as {address: 9.9.9.9, transport: tcp}";
 
 /// The keys of `upstream.servers[i]` written as a mapping.
-const KEYS: &[&str] = &["address", "transport", "name"];
+const KEYS: &[&str] = &["address", "transport", "name", "pin"];
 
 /// One key of the mapping form. Anything but a string is refused with
 /// [`EXPECTING`]: an unquoted `[2620:fe::fe]:53` reads as a mapping whose
@@ -104,6 +115,7 @@ enum Key {
     Address,
     Transport,
     Name,
+    Pin,
 }
 
 impl<'de> Deserialize<'de> for Key {
@@ -122,6 +134,7 @@ impl<'de> Deserialize<'de> for Key {
                     "address" => Ok(Key::Address),
                     "transport" => Ok(Key::Transport),
                     "name" => Ok(Key::Name),
+                    "pin" => Ok(Key::Pin),
                     other => Err(E::unknown_field(other, KEYS)),
                 }
             }
@@ -170,6 +183,7 @@ impl<'de> Deserialize<'de> for Upstream {
                 let mut address: Option<UpstreamAddr> = None;
                 let mut transport: Option<UpstreamTransport> = None;
                 let mut name: Option<String> = None;
+                let mut pin: Option<String> = None;
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
                         Key::Address if address.is_some() => {
@@ -181,9 +195,13 @@ impl<'de> Deserialize<'de> for Upstream {
                         Key::Name if name.is_some() => {
                             return Err(de::Error::duplicate_field("name"));
                         }
+                        Key::Pin if pin.is_some() => {
+                            return Err(de::Error::duplicate_field("pin"));
+                        }
                         Key::Address => address = Some(map.next_value()?),
                         Key::Transport => transport = Some(map.next_value()?),
                         Key::Name => name = Some(map.next_value()?),
+                        Key::Pin => pin = Some(map.next_value()?),
                     }
                 }
                 let address = address.ok_or_else(|| de::Error::missing_field("address"))?;
@@ -191,6 +209,7 @@ impl<'de> Deserialize<'de> for Upstream {
                     address: address.0,
                     transport: transport.unwrap_or_default(),
                     name,
+                    pin,
                 })
             }
         }
@@ -203,7 +222,7 @@ impl<'de> Deserialize<'de> for Upstream {
 /// was before upstreams had a transport; any other as a mapping.
 impl Serialize for Upstream {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.transport == UpstreamTransport::Udp && self.name.is_none() {
+        if self.transport == UpstreamTransport::Udp && self.name.is_none() && self.pin.is_none() {
             return serializer.collect_str(&self.address);
         }
         let mut map = serializer.serialize_map(None)?;
@@ -211,6 +230,9 @@ impl Serialize for Upstream {
         map.serialize_entry("transport", &self.transport)?;
         if let Some(name) = &self.name {
             map.serialize_entry("name", name)?;
+        }
+        if let Some(pin) = &self.pin {
+            map.serialize_entry("pin", pin)?;
         }
         map.end()
     }

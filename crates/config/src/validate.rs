@@ -17,7 +17,8 @@ use crate::keys::{
     AclConfig, BlocklistConfig, CacheConfig, Config, ControlConfig, CookiesConfig, DnssecConfig,
     DnstapConfig, HintsConfig, LocalConfig, RateLimitConfig, RawAcl, RawBlocklist, RawCache,
     RawConfig, RawControl, RawCookies, RawDnssec, RawDnstap, RawHints, RawLocal, RawRateLimit,
-    RawServer, RawTcp, RawUpstream, ServerConfig, TcpConfig, UpstreamConfig, keys,
+    RawServer, RawTcp, RawTls, RawUpstream, ServerConfig, TcpConfig, TlsConfig, UpstreamConfig,
+    keys,
 };
 use crate::locate::locate;
 use crate::schema::{Valid, int};
@@ -117,6 +118,7 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let hints = v.hints(raw.hints)?;
     let upstream = v.upstream(raw.upstream, &server.listen)?;
     let tcp = v.tcp(raw.tcp)?;
+    let tls = v.tls(raw.tls, &server.listen)?;
     let local = v.local(raw.local)?;
     let blocklist = v.blocklist(raw.blocklist)?;
     let acl = v.acl(raw.acl)?;
@@ -125,12 +127,14 @@ pub(crate) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     let dnssec = v.dnssec(raw.dnssec)?;
     let dnstap = v.dnstap(raw.dnstap)?;
     let control = v.control(raw.control, &server.listen)?;
+    v.tls_beside_control(&tls, &control)?;
     let config = Config {
         server,
         cache,
         hints,
         upstream,
         tcp,
+        tls,
         local,
         blocklist,
         acl,
@@ -395,21 +399,55 @@ impl Validator<'_> {
                     format!("{address} is heimdall's own listen address {own}; queries would loop"),
                 ));
             }
-            let planned = match server.transport {
-                UpstreamTransport::Udp | UpstreamTransport::Tcp => None,
-                UpstreamTransport::Tls => Some("DNS over TLS"),
-                UpstreamTransport::Https => Some("DNS over HTTPS"),
-            };
-            if let Some(what) = planned {
+            if matches!(
+                server.transport,
+                UpstreamTransport::Tls | UpstreamTransport::Https
+            ) {
+                let transport = server.transport;
+                match &server.name {
+                    None => {
+                        return Err(self.error(
+                            format!("upstream.servers[{i}]"),
+                            format!(
+                                "a {transport} server needs `name`, the name its certificate must \
+                                 carry (and the SNI sent): {{address: {address}, transport: \
+                                 {transport}, name: dns.example}}"
+                            ),
+                        ));
+                    }
+                    Some(name) if !valid_tls_name(name) => {
+                        return Err(self.error(
+                            format!("upstream.servers[{i}].name"),
+                            format!(
+                                "{name:?} is not a host name a certificate can carry (letters, \
+                                 digits, '-' and '.', or an IP address)"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if let Some(pin) = &server.pin
+                    && !valid_pin(pin)
+                {
+                    return Err(self.error(
+                        format!("upstream.servers[{i}].pin"),
+                        format!(
+                            "{pin:?} is not an SPKI pin: the base64 of a SHA-256 digest (44 \
+                             characters), as `openssl x509 -pubkey -noout | openssl pkey -pubin \
+                             -outform der | openssl dgst -sha256 -binary | base64` prints it"
+                        ),
+                    ));
+                }
+            } else if server.pin.is_some() {
                 return Err(self.error(
-                    format!("upstream.servers[{i}].transport"),
+                    format!("upstream.servers[{i}].pin"),
                     format!(
-                        "{} is not supported yet ({what} to upstreams is planned); use udp or tcp",
+                        "a pin checks a tls or https server's key; a {} server has none, so \
+                         leave the key out",
                         server.transport
                     ),
                 ));
-            }
-            if let Some(name) = &server.name {
+            } else if let Some(name) = &server.name {
                 return Err(self.error(
                     format!("upstream.servers[{i}].name"),
                     format!(
@@ -421,6 +459,9 @@ impl Validator<'_> {
             }
         }
 
+        if let Some(path) = &upstream.tls_ca_file {
+            self.readable("upstream.tls_ca_file", path)?;
+        }
         if let Some((i, j, server)) = first_repeat(&tcp_only) {
             return Err(self.error(
                 format!("upstream.tcp_only[{i}]"),
@@ -510,6 +551,105 @@ impl Validator<'_> {
             limits::TCP_MAX_PIPELINED_MAX,
         )?;
         Ok(tcp)
+    }
+
+    /// The encrypted listeners: addresses apart from the DNS ones and from
+    /// each other, and a certificate and key that can be read when any is
+    /// given.
+    fn tls(&self, raw: RawTls, dns: &[SocketAddr]) -> Result<TlsConfig, ConfigError> {
+        let tls = raw.into_config();
+        let lists = [
+            ("tls.listen", &tls.listen),
+            ("tls.https_listen", &tls.https_listen),
+        ];
+        let mut seen: Vec<(String, SocketAddr)> = dns
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| (format!("server.listen[{i}]"), *addr))
+            .collect();
+        for (list, addrs) in lists {
+            for (i, addr) in addrs.iter().enumerate() {
+                if let Some((other, _)) = seen.iter().find(|(_, earlier)| overlaps(*earlier, *addr))
+                {
+                    return Err(self.error(
+                        format!("{list}[{i}]"),
+                        format!("{addr} overlaps {other} (TCP); pick another port"),
+                    ));
+                }
+                seen.push((format!("{list}[{i}]"), *addr));
+            }
+        }
+        let path = &tls.https_path;
+        if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace)
+        {
+            return Err(self.error(
+                "tls.https_path",
+                format!("{path:?} must be a URL path such as /dns-query: a leading '/', no '?', '#' or spaces"),
+            ));
+        }
+        if tls.listen.is_empty() && tls.https_listen.is_empty() {
+            return Ok(tls);
+        }
+        for (key, file) in [("tls.certificate", &tls.certificate), ("tls.key", &tls.key)] {
+            match file {
+                None => {
+                    // The key is not in the file: point at the section.
+                    return Err(self.error(
+                        "tls",
+                        format!(
+                            "tls.listen or tls.https_listen is set, so {key} is required: the PEM \
+                             file of the server's {}",
+                            if key == "tls.key" {
+                                "private key"
+                            } else {
+                                "certificate chain"
+                            }
+                        ),
+                    ));
+                }
+                Some(path) => self.readable(key, path)?,
+            }
+        }
+        Ok(tls)
+    }
+
+    /// The control endpoint must not take a DoT or DoH address.
+    fn tls_beside_control(
+        &self,
+        tls: &TlsConfig,
+        control: &ControlConfig,
+    ) -> Result<(), ConfigError> {
+        if !control.enabled {
+            return Ok(());
+        }
+        if let Some(addr) = tls
+            .listen
+            .iter()
+            .chain(&tls.https_listen)
+            .find(|addr| control.listen.port() != 0 && overlaps(**addr, control.listen))
+        {
+            return Err(self.error(
+                "control.listen",
+                format!(
+                    "{} overlaps the encrypted DNS listen address {addr}; pick another port",
+                    control.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A file named by `key` must open for reading now: a typo is found
+    /// by `check-config`, not at the first connection.
+    fn readable(&self, key: &str, path: &std::path::Path) -> Result<(), ConfigError> {
+        if path.as_os_str().is_empty() {
+            return Err(self.error(key, "must be a file path"));
+        }
+        match std::fs::File::open(path) {
+            Ok(file) if file.metadata().is_ok_and(|meta| meta.is_file()) => Ok(()),
+            Ok(_) => Err(self.error(key, format!("{} is not a file", path.display()))),
+            Err(err) => Err(self.error(key, format!("cannot read {}: {err}", path.display()))),
+        }
     }
 
     fn local(&self, raw: RawLocal) -> Result<LocalConfig, ConfigError> {
@@ -847,6 +987,39 @@ impl Validator<'_> {
 
 /// The first item equal to an earlier one: `(its index, the earlier
 /// index, the item)`.
+/// Whether two TCP listen addresses would take the same port.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv6() == b.is_ipv6()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Whether `pin` is the base64 (with padding) of 32 bytes.
+fn valid_pin(pin: &str) -> bool {
+    data_encoding::BASE64
+        .decode(pin.as_bytes())
+        .is_ok_and(|digest| digest.len() == 32)
+}
+
+/// A name a certificate can carry: an IP address, or a host name of
+/// letters, digits, '-' and '.' (a trailing dot allowed), at most 253
+/// bytes.
+fn valid_tls_name(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 fn first_repeat<T: PartialEq>(items: &[T]) -> Option<(usize, usize, &T)> {
     items.iter().enumerate().find_map(|(i, item)| {
         items

@@ -98,6 +98,68 @@ pub enum Counter {
     TcpConnectionsOpen,
     /// Upstream queries in flight now (a gauge).
     Inflight,
+    /// Client connections accepted on the encrypted listeners (DOT).
+    DotAccepted,
+    /// Client connections accepted on the encrypted listeners (DOH).
+    DohAccepted,
+    /// Encrypted client connections refused because the table was full (tcp.max_connections (DOT).
+    DotRefused,
+    /// Encrypted client connections refused because the table was full (tcp.max_connections (DOH).
+    DohRefused,
+    /// Idle encrypted client connections closed to make room for a new one (DOT).
+    DotEvicted,
+    /// Idle encrypted client connections closed to make room for a new one (DOH).
+    DohEvicted,
+    /// Encrypted client connections closed after tcp.idle_timeout (DOT).
+    DotClosedIdle,
+    /// Encrypted client connections closed after tcp.idle_timeout (DOH).
+    DohClosedIdle,
+    /// Encrypted client connections closed because a message (or an HTTP request) did not arrive whole within tcp.read_timeout (DOT).
+    DotClosedReadTimeout,
+    /// Encrypted client connections closed because a message (or an HTTP request) did not arrive whole within tcp.read_timeout (DOH).
+    DohClosedReadTimeout,
+    /// TLS handshakes completed with clients (DOT).
+    DotHandshakes,
+    /// TLS handshakes completed with clients (DOH).
+    DohHandshakes,
+    /// TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS (DOT).
+    DotHandshakeFailures,
+    /// TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS (DOH).
+    DohHandshakeFailures,
+    /// DNS queries read from encrypted client connections (DoH: requests that carried one) (DOT).
+    DotQueries,
+    /// DNS queries read from encrypted client connections (DoH: requests that carried one) (DOH).
+    DohQueries,
+    /// Replies to encrypted clients whose connection or request was gone (DOT).
+    DotRepliesOrphaned,
+    /// Replies to encrypted clients whose connection or request was gone (DOH).
+    DohRepliesOrphaned,
+    /// DoH requests answered with HTTP 400.
+    DohBadRequest,
+    /// DoH requests answered with HTTP 404.
+    DohNotFound,
+    /// DoH requests answered with HTTP 405.
+    DohBadMethod,
+    /// DoH requests answered with HTTP 413.
+    DohTooLarge,
+    /// DoH requests answered with HTTP 415.
+    DohBadMediaType,
+    /// TLS connections to upstreams opened (handshake done).
+    UpstreamTlsConnects,
+    /// TLS upstream connections that failed after the handshake, or could not be opened (connect refused, or the upstream in backoff after a failure), and queries they lost.
+    UpstreamTlsErrors,
+    /// TLS handshakes with upstreams that failed (a certificate refused: unknown CA or wrong name; no common version; no answer within upstream.
+    UpstreamTlsHandshakeFailures,
+    /// Client TLS handshakes that resumed a session (DOT).
+    DotResumptions,
+    /// Client TLS handshakes that resumed a session (DOH).
+    DohResumptions,
+    /// Upstream TLS handshakes that resumed a session.
+    UpstreamTlsResumptions,
+    /// Encrypted client connections open now, DOT (a gauge).
+    DotConnectionsOpen,
+    /// Encrypted client connections open now, DOH (a gauge).
+    DohConnectionsOpen,
 }
 
 /// Whether a descriptor's value only grows or goes up and down.
@@ -171,6 +233,30 @@ const fn gauge(
     }
 }
 
+const fn labelled_gauge(
+    counter: Counter,
+    metric: &'static str,
+    label: (&'static str, &'static str),
+    help: &'static str,
+    json: (&'static str, &'static str),
+) -> CounterDesc {
+    CounterDesc {
+        counter,
+        kind: CounterKind::Gauge,
+        metric,
+        label: Some(label),
+        help,
+        json,
+    }
+}
+
+const RESUMED_HELP: &str = "Client TLS handshakes that resumed an earlier session (a TLS 1.3 \
+                            ticket, or a TLS 1.2 ticket or session ID) instead of a full key \
+                            exchange, by transport.";
+const DOH_REFUSED_HELP: &str = "DNS-over-HTTPS requests refused with an HTTP error, by status: 400 \
+                                (no or bad dns parameter, a body that is not one DNS query), 404 \
+                                (another path), 405 (not GET or POST), 413 (over 65535 bytes), 415 \
+                                (a POST not of application/dns-message).";
 const ACL_HELP: &str =
     "Client queries denied by the ACL, by action: refuse (REFUSED sent) or drop.";
 const RATE_HELP: &str = "Client queries over the rate limit, by action: drop, refuse (REFUSED \
@@ -183,7 +269,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 44] = [
+pub const COUNTERS: [CounterDesc; 75] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -494,6 +580,223 @@ pub const COUNTERS: [CounterDesc; 44] = [
         "heimdall_upstream_inflight",
         "Upstream queries in flight.",
         ("resolver", "inflight"),
+    ),
+    desc(
+        Counter::DotAccepted,
+        "heimdall_tls_connections_accepted_total",
+        Some(("transport", "dot")),
+        "Client connections accepted on the encrypted listeners, by transport: dot (DNS over TLS) or doh (DNS over HTTPS).",
+        ("dot", "accepted"),
+    ),
+    desc(
+        Counter::DohAccepted,
+        "heimdall_tls_connections_accepted_total",
+        Some(("transport", "doh")),
+        "Client connections accepted on the encrypted listeners, by transport: dot (DNS over TLS) or doh (DNS over HTTPS).",
+        ("doh", "accepted"),
+    ),
+    desc(
+        Counter::DotRefused,
+        "heimdall_tls_connections_refused_total",
+        Some(("transport", "dot")),
+        "Encrypted client connections refused because the table was full (tcp.max_connections, handshakes included) and none was idle, by transport.",
+        ("dot", "refused"),
+    ),
+    desc(
+        Counter::DohRefused,
+        "heimdall_tls_connections_refused_total",
+        Some(("transport", "doh")),
+        "Encrypted client connections refused because the table was full (tcp.max_connections, handshakes included) and none was idle, by transport.",
+        ("doh", "refused"),
+    ),
+    desc(
+        Counter::DotEvicted,
+        "heimdall_tls_connections_evicted_total",
+        Some(("transport", "dot")),
+        "Idle encrypted client connections closed to make room for a new one, by transport.",
+        ("dot", "evicted"),
+    ),
+    desc(
+        Counter::DohEvicted,
+        "heimdall_tls_connections_evicted_total",
+        Some(("transport", "doh")),
+        "Idle encrypted client connections closed to make room for a new one, by transport.",
+        ("doh", "evicted"),
+    ),
+    desc(
+        Counter::DotClosedIdle,
+        "heimdall_tls_connections_closed_idle_total",
+        Some(("transport", "dot")),
+        "Encrypted client connections closed after tcp.idle_timeout, by transport.",
+        ("dot", "closed_idle"),
+    ),
+    desc(
+        Counter::DohClosedIdle,
+        "heimdall_tls_connections_closed_idle_total",
+        Some(("transport", "doh")),
+        "Encrypted client connections closed after tcp.idle_timeout, by transport.",
+        ("doh", "closed_idle"),
+    ),
+    desc(
+        Counter::DotClosedReadTimeout,
+        "heimdall_tls_connections_closed_read_timeout_total",
+        Some(("transport", "dot")),
+        "Encrypted client connections closed because a message (or an HTTP request) did not arrive whole within tcp.read_timeout, by transport.",
+        ("dot", "closed_read_timeout"),
+    ),
+    desc(
+        Counter::DohClosedReadTimeout,
+        "heimdall_tls_connections_closed_read_timeout_total",
+        Some(("transport", "doh")),
+        "Encrypted client connections closed because a message (or an HTTP request) did not arrive whole within tcp.read_timeout, by transport.",
+        ("doh", "closed_read_timeout"),
+    ),
+    desc(
+        Counter::DotHandshakes,
+        "heimdall_tls_handshakes_total",
+        Some(("transport", "dot")),
+        "TLS handshakes completed with clients, by transport.",
+        ("dot", "handshakes"),
+    ),
+    desc(
+        Counter::DohHandshakes,
+        "heimdall_tls_handshakes_total",
+        Some(("transport", "doh")),
+        "TLS handshakes completed with clients, by transport.",
+        ("doh", "handshakes"),
+    ),
+    desc(
+        Counter::DotHandshakeFailures,
+        "heimdall_tls_handshake_failures_total",
+        Some(("transport", "dot")),
+        "TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS, no common version or ALPN, a stalled client), by transport.",
+        ("dot", "handshake_failures"),
+    ),
+    desc(
+        Counter::DohHandshakeFailures,
+        "heimdall_tls_handshake_failures_total",
+        Some(("transport", "doh")),
+        "TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS, no common version or ALPN, a stalled client), by transport.",
+        ("doh", "handshake_failures"),
+    ),
+    desc(
+        Counter::DotQueries,
+        "heimdall_tls_queries_total",
+        Some(("transport", "dot")),
+        "DNS queries read from encrypted client connections (DoH: requests that carried one), by transport.",
+        ("dot", "queries"),
+    ),
+    desc(
+        Counter::DohQueries,
+        "heimdall_tls_queries_total",
+        Some(("transport", "doh")),
+        "DNS queries read from encrypted client connections (DoH: requests that carried one), by transport.",
+        ("doh", "queries"),
+    ),
+    desc(
+        Counter::DotRepliesOrphaned,
+        "heimdall_tls_replies_orphaned_total",
+        Some(("transport", "dot")),
+        "Replies to encrypted clients whose connection or request was gone, by transport.",
+        ("dot", "replies_orphaned"),
+    ),
+    desc(
+        Counter::DohRepliesOrphaned,
+        "heimdall_tls_replies_orphaned_total",
+        Some(("transport", "doh")),
+        "Replies to encrypted clients whose connection or request was gone, by transport.",
+        ("doh", "replies_orphaned"),
+    ),
+    desc(
+        Counter::DohBadRequest,
+        "heimdall_doh_requests_refused_total",
+        Some(("status", "400")),
+        DOH_REFUSED_HELP,
+        ("doh", "refused_bad_request"),
+    ),
+    desc(
+        Counter::DohNotFound,
+        "heimdall_doh_requests_refused_total",
+        Some(("status", "404")),
+        DOH_REFUSED_HELP,
+        ("doh", "refused_not_found"),
+    ),
+    desc(
+        Counter::DohBadMethod,
+        "heimdall_doh_requests_refused_total",
+        Some(("status", "405")),
+        DOH_REFUSED_HELP,
+        ("doh", "refused_bad_method"),
+    ),
+    desc(
+        Counter::DohTooLarge,
+        "heimdall_doh_requests_refused_total",
+        Some(("status", "413")),
+        DOH_REFUSED_HELP,
+        ("doh", "refused_too_large"),
+    ),
+    desc(
+        Counter::DohBadMediaType,
+        "heimdall_doh_requests_refused_total",
+        Some(("status", "415")),
+        DOH_REFUSED_HELP,
+        ("doh", "refused_bad_media_type"),
+    ),
+    desc(
+        Counter::UpstreamTlsConnects,
+        "heimdall_upstream_tls_connects_total",
+        None,
+        "TLS connections to tls and https upstreams opened (handshake done; for https, HTTP/2 too).",
+        ("upstream_tls", "connects"),
+    ),
+    desc(
+        Counter::UpstreamTlsErrors,
+        "heimdall_upstream_tls_errors_total",
+        None,
+        "TLS connections to tls and https upstreams that failed after the handshake, or could not be opened (connect refused, or the upstream in backoff after a failure), and queries they lost (for https also requests refused or answered with another status than 200).",
+        ("upstream_tls", "errors"),
+    ),
+    desc(
+        Counter::UpstreamTlsHandshakeFailures,
+        "heimdall_upstream_tls_handshake_failures_total",
+        None,
+        "TLS handshakes with tls and https upstreams that failed (a certificate refused: unknown CA or wrong name; no common version or ALPN; no answer within upstream.timeout). The upstream backs off, and its queries fail over like timeouts.",
+        ("upstream_tls", "handshake_failures"),
+    ),
+    desc(
+        Counter::DotResumptions,
+        "heimdall_tls_resumptions_total",
+        Some(("transport", "dot")),
+        RESUMED_HELP,
+        ("dot", "resumptions"),
+    ),
+    desc(
+        Counter::DohResumptions,
+        "heimdall_tls_resumptions_total",
+        Some(("transport", "doh")),
+        RESUMED_HELP,
+        ("doh", "resumptions"),
+    ),
+    desc(
+        Counter::UpstreamTlsResumptions,
+        "heimdall_upstream_tls_resumptions_total",
+        None,
+        "TLS handshakes with tls and https upstreams that resumed an earlier session.",
+        ("upstream_tls", "resumptions"),
+    ),
+    labelled_gauge(
+        Counter::DotConnectionsOpen,
+        "heimdall_tls_connections_open",
+        ("transport", "dot"),
+        "Encrypted client connections open (handshakes included), by transport.",
+        ("dot", "connections_open"),
+    ),
+    labelled_gauge(
+        Counter::DohConnectionsOpen,
+        "heimdall_tls_connections_open",
+        ("transport", "doh"),
+        "Encrypted client connections open (handshakes included), by transport.",
+        ("doh", "connections_open"),
     ),
 ];
 

@@ -363,7 +363,14 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
             "heimdall_queries_total",
             "Client queries received, by transport.",
             "transport",
-            |c| vec![("udp", c.queries.udp), ("tcp", c.queries.tcp)],
+            |c| {
+                vec![
+                    ("udp", c.queries.udp),
+                    ("tcp", c.queries.tcp),
+                    ("tls", c.queries.tls),
+                    ("https", c.queries.https),
+                ]
+            },
         ),
         (
             "heimdall_queries_by_qtype_total",

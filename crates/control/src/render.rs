@@ -113,7 +113,12 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
         .map(|(reason, n)| (reason.label().to_owned(), Value::from(n)))
         .collect();
     let mut value = json!({
-        "queries": { "udp": core.queries.udp, "tcp": core.queries.tcp },
+        "queries": {
+            "udp": core.queries.udp,
+            "tcp": core.queries.tcp,
+            "tls": core.queries.tls,
+            "https": core.queries.https,
+        },
         "qtypes": qtypes,
         "rcodes": rcodes,
         "cache": {

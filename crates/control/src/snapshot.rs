@@ -230,6 +230,10 @@ pub struct TransportCounts {
     pub udp: u64,
     /// Over TCP.
     pub tcp: u64,
+    /// Over TLS (RFC 7858).
+    pub tls: u64,
+    /// Over HTTPS (RFC 8484).
+    pub https: u64,
 }
 
 /// One cache shard's counters.
@@ -576,6 +580,8 @@ impl CoreSnapshot {
         let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
         add(&mut self.queries.udp, other.queries.udp);
         add(&mut self.queries.tcp, other.queries.tcp);
+        add(&mut self.queries.tls, other.queries.tls);
+        add(&mut self.queries.https, other.queries.https);
         self.qtypes.merge(&other.qtypes);
         self.rcodes.merge(&other.rcodes);
         add(&mut self.cache.hits, other.cache.hits);

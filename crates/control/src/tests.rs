@@ -561,6 +561,8 @@ fn sample_snapshot() -> Snapshot {
         core.queries = TransportCounts {
             udp: 100 + index,
             tcp: 10 + index,
+            tls: 20 + index,
+            https: 30 + index,
         };
         core.qtypes.add_code(1, 60);
         core.qtypes.add_code(28, 30);
@@ -839,7 +841,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 92] = [
+const FAMILIES: [(&str, &str); 108] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -912,6 +914,25 @@ const FAMILIES: [(&str, &str); 92] = [
     ("heimdall_upstream_tcp_errors_total", "counter"),
     ("heimdall_tcp_connections_open", "gauge"),
     ("heimdall_upstream_inflight", "gauge"),
+    ("heimdall_tls_connections_accepted_total", "counter"),
+    ("heimdall_tls_connections_refused_total", "counter"),
+    ("heimdall_tls_connections_evicted_total", "counter"),
+    ("heimdall_tls_connections_closed_idle_total", "counter"),
+    (
+        "heimdall_tls_connections_closed_read_timeout_total",
+        "counter",
+    ),
+    ("heimdall_tls_handshakes_total", "counter"),
+    ("heimdall_tls_handshake_failures_total", "counter"),
+    ("heimdall_tls_queries_total", "counter"),
+    ("heimdall_tls_replies_orphaned_total", "counter"),
+    ("heimdall_doh_requests_refused_total", "counter"),
+    ("heimdall_upstream_tls_connects_total", "counter"),
+    ("heimdall_upstream_tls_errors_total", "counter"),
+    ("heimdall_upstream_tls_handshake_failures_total", "counter"),
+    ("heimdall_tls_resumptions_total", "counter"),
+    ("heimdall_upstream_tls_resumptions_total", "counter"),
+    ("heimdall_tls_connections_open", "gauge"),
     ("heimdall_upstream_queries_total", "counter"),
     ("heimdall_upstream_replies_total", "counter"),
     ("heimdall_upstream_errors_total", "counter"),

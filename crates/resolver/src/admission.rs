@@ -348,6 +348,8 @@ fn screen(
     match client.transport {
         Transport::Udp => stats.queries_udp += 1,
         Transport::Tcp(_) => stats.queries_tcp += 1,
+        Transport::Tls(_) => stats.queries_tls += 1,
+        Transport::Https(_) => stats.queries_https += 1,
     }
     let client_ip = client.addr.ip();
     let acl = match &config.policy.acl {
@@ -363,11 +365,7 @@ fn screen(
             RateDecision::Allow => None,
             // TC means nothing over TCP: the client already proved its
             // address.
-            RateDecision::Limit(RateLimitAction::Truncate)
-                if matches!(client.transport, Transport::Tcp(_)) =>
-            {
-                None
-            }
+            RateDecision::Limit(RateLimitAction::Truncate) if client.transport.is_stream() => None,
             RateDecision::Limit(action) => Some(action),
         },
         _ => None,

@@ -17,6 +17,21 @@ pub enum Transport {
     Udp,
     /// A TCP connection, named by the runtime; replies up to 65,535 bytes.
     Tcp(u32),
+    /// A DNS-over-TLS connection (RFC 7858), named by the runtime; replies
+    /// up to 65,535 bytes, as over TCP.
+    Tls(u32),
+    /// One DNS-over-HTTPS request (RFC 8484), named by the runtime (a
+    /// request, not a connection: HTTP/2 carries many at once); replies up
+    /// to 65,535 bytes.
+    Https(u32),
+}
+
+impl Transport {
+    /// Whether replies travel on a stream (no size limit below 65,535
+    /// bytes, no TC, the client's address proven by its handshake).
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
 }
 
 /// Who to answer, and through which of the runtime's sockets.

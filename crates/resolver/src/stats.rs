@@ -46,10 +46,14 @@ pub struct ResolverStats {
     pub queries_udp: u64,
     /// Client queries received over TCP.
     pub queries_tcp: u64,
+    /// Client queries received over TLS (RFC 7858).
+    pub queries_tls: u64,
+    /// Client queries received over HTTPS (RFC 8484).
+    pub queries_https: u64,
     /// How long UDP clients whose query waited on an upstream waited, from
     /// admission to the reply (millisecond resolution: the caller's clock).
     pub answers_waited_udp: LatencyHistogram,
-    /// The same for TCP clients.
+    /// The same for clients on a stream: TCP, TLS and HTTPS.
     pub answers_waited_tcp: LatencyHistogram,
     /// Client queries by qtype: every query that parsed and had a
     /// question, before any policy (see [`QtypeTally`] for codes above

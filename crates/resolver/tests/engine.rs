@@ -665,3 +665,66 @@ fn abandon_all_answers_every_waiter_and_retires_every_attempt() {
         QueryOutcome::Pending
     );
 }
+
+#[test]
+fn tls_upstreams_are_asked_over_tls_and_only_a_tls_reply_is_taken() {
+    use heimdall_resolver::UpstreamTransport;
+    let tls = UpstreamTransport::Tls;
+    let config = ResolverConfig {
+        upstreams: vec![Upstream::new(addr(UPSTREAM_A), tls).with_name("dns.example")],
+        attempts: 2,
+        ..config(&[UPSTREAM_A])
+    };
+    let mut resolver = Resolver::with_seed(config, 7).unwrap();
+    let mut out = [0u8; 1232];
+    let now = Timestamp::from_secs(5);
+    resolver.handle_query(&a_query("tls.example", 3), client(4000), now, &mut out);
+    let sent = transmits(&mut resolver);
+    assert_eq!(sent[0].0.to, addr(UPSTREAM_A));
+    assert_eq!(sent[0].0.transport, tls);
+    // The same reply over plain TCP is refused.
+    let reply = a_answer(&sent[0].1, 1, 60);
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), TCP), &reply, now);
+    assert!(replies(&mut resolver, now).is_empty());
+    assert_eq!(resolver.stats().reply_rejected_wrong_transport, 1);
+    // Over TLS it is taken.
+    resolver.handle_upstream_reply(src(addr(UPSTREAM_A), tls), &reply, now);
+    assert_eq!(replies(&mut resolver, now).len(), 1);
+}
+
+#[test]
+fn encrypted_clients_get_stream_limits_and_are_counted() {
+    let mut resolver = resolver(&[UPSTREAM_A]);
+    let mut out = [0u8; 4096];
+    let now = Timestamp::from_secs(1);
+    resolver.handle_query(&a_query("many.example", 1), client(1), now, &mut out);
+    let sent = transmits(&mut resolver);
+    resolver.handle_upstream_reply(
+        src(addr(UPSTREAM_A), UDP),
+        &a_answer(&sent[0].1, 60, 60),
+        now,
+    );
+    replies(&mut resolver, now);
+    // Without EDNS: 512 bytes over UDP, no limit on a stream.
+    let plain = query("many.example", RecordType::A, 5, None);
+    for transport in [Transport::Tls(1), Transport::Https(2)] {
+        let stream = ClientId {
+            addr: addr("127.0.0.1:7"),
+            transport,
+            listener: 0,
+        };
+        assert!(transport.is_stream());
+        let QueryOutcome::Reply(len) = resolver.handle_query(&plain, stream, now, &mut out) else {
+            panic!()
+        };
+        let reply = Message::parse(&out[..len]).unwrap();
+        assert!(!reply.flags().truncated());
+        assert_eq!(reply.answers().count(), 60);
+    }
+    assert!(!Transport::Udp.is_stream());
+    let stats = resolver.stats();
+    assert_eq!(
+        (stats.queries_udp, stats.queries_tls, stats.queries_https),
+        (1, 1, 1)
+    );
+}

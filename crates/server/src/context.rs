@@ -30,7 +30,10 @@ use crate::batch::UdpStats;
 use crate::dnstap::{Dnstap, wall_clock};
 use crate::mesh::HintLink;
 use crate::reload;
-use crate::stats::{CoreReport, Counters, HitLatency, TcpStats, core_snapshot};
+use crate::stats::{
+    CoreReport, Counters, DohErrors, HitLatency, TcpStats, TlsStats, UpstreamTlsStats,
+    core_snapshot,
+};
 use crate::top::TopQueries;
 use crate::wake::DeadlineAlarm;
 
@@ -49,6 +52,16 @@ pub(crate) trait ClientReplies {
     /// A stream transport's counters and open connections, for the
     /// metrics while the core runs.
     fn tcp_stats(&self) -> Option<(TcpStats, usize)> {
+        None
+    }
+
+    /// An encrypted transport's counters and open connections.
+    fn tls_stats(&self) -> Option<(TlsStats, usize)> {
+        None
+    }
+
+    /// DNS over HTTPS: the requests refused with an HTTP error.
+    fn doh_errors(&self) -> Option<DohErrors> {
         None
     }
 }
@@ -84,6 +97,11 @@ pub(crate) trait UpstreamSend {
     fn tcp_stats(&self) -> Option<TcpStats> {
         None
     }
+
+    /// A TLS transport's counters.
+    fn upstream_tls_stats(&self) -> Option<UpstreamTlsStats> {
+        None
+    }
 }
 
 /// Where the resolver's output goes, one field per transport.
@@ -92,10 +110,18 @@ pub(crate) struct Routes {
     pub(crate) udp_clients: Rc<dyn ClientReplies>,
     /// Replies to TCP clients.
     pub(crate) tcp_clients: Rc<dyn ClientReplies>,
+    /// Replies to DNS-over-TLS clients.
+    pub(crate) tls_clients: Rc<dyn ClientReplies>,
+    /// Replies to DNS-over-HTTPS requests.
+    pub(crate) https_clients: Rc<dyn ClientReplies>,
     /// Queries to UDP upstreams.
     pub(crate) udp_upstreams: Rc<dyn UpstreamSend>,
     /// Queries to TCP upstreams.
     pub(crate) tcp_upstreams: Rc<dyn UpstreamSend>,
+    /// Queries to TLS upstreams.
+    pub(crate) tls_upstreams: Rc<dyn UpstreamSend>,
+    /// Queries to HTTPS upstreams.
+    pub(crate) https_upstreams: Rc<dyn UpstreamSend>,
     /// Hints to the other cores (`None`: hints are off).
     pub(crate) hints: Option<HintLink>,
 }
@@ -354,7 +380,12 @@ impl CoreContext {
         // kept for it (a UDP attempt's socket), and a freed socket may
         // send an attempt that waited for one.
         while let Some(attempt) = resolver.poll_retired() {
-            for transport in [&self.routes.udp_upstreams, &self.routes.tcp_upstreams] {
+            for transport in [
+                &self.routes.udp_upstreams,
+                &self.routes.tcp_upstreams,
+                &self.routes.tls_upstreams,
+                &self.routes.https_upstreams,
+            ] {
                 if transport.retire(self, attempt).is_err() {
                     self.count_send_errors(1);
                 }
@@ -379,17 +410,12 @@ impl CoreContext {
     }
 
     /// The one place an upstream query is dispatched to its transport.
-    /// `Tls` and `Https` are refused by config validation until their
-    /// modules land; should one get here, a send error is counted and the
-    /// attempt times out and moves on.
     fn send_upstream(self: &Rc<Self>, transmit: &Transmit, query: &[u8]) {
         let transport: &dyn UpstreamSend = match transmit.transport {
             UpstreamTransport::Udp => &*self.routes.udp_upstreams,
             UpstreamTransport::Tcp => &*self.routes.tcp_upstreams,
-            UpstreamTransport::Tls | UpstreamTransport::Https => {
-                self.count_send_errors(1);
-                return;
-            }
+            UpstreamTransport::Tls => &*self.routes.tls_upstreams,
+            UpstreamTransport::Https => &*self.routes.https_upstreams,
         };
         if transport
             .send(self, transmit.attempt, transmit.to, query)
@@ -407,6 +433,8 @@ impl CoreContext {
         let transport: &dyn ClientReplies = match client.transport {
             Transport::Udp => &*self.routes.udp_clients,
             Transport::Tcp(_) => &*self.routes.tcp_clients,
+            Transport::Tls(_) => &*self.routes.tls_clients,
+            Transport::Https(_) => &*self.routes.https_clients,
         };
         if transport.reply(client, reply).is_err() {
             self.count_send_errors(1);
@@ -433,6 +461,25 @@ impl CoreContext {
         let ended = self.resolver.borrow_mut().abandon_all(now);
         self.drain(now);
         ended
+    }
+
+    /// The name a `tls` upstream's certificate must carry, from the
+    /// resolver's current configuration (so a reload is seen). Not to be
+    /// called while the resolver is borrowed (inside `drain`).
+    pub(crate) fn upstream_name(&self, to: SocketAddr) -> Option<String> {
+        self.upstream_auth(to).map(|(name, _)| name)
+    }
+
+    /// The name and the SPKI pin, if any, of the upstream at `to` (see
+    /// [`CoreContext::upstream_name`]).
+    pub(crate) fn upstream_auth(&self, to: SocketAddr) -> Option<(String, Option<String>)> {
+        let resolver = self.resolver.try_borrow().ok()?;
+        let upstream = resolver
+            .upstreams()
+            .iter()
+            .find(|upstream| upstream.address() == to)?
+            .upstream();
+        Some((upstream.name.clone()?, upstream.pin.clone()))
     }
 
     /// Upstream queries in flight.
@@ -532,7 +579,8 @@ impl CoreContext {
         let mut hits = self.hits.borrow_mut();
         let histogram = match transport {
             Transport::Udp => &mut hits.udp,
-            Transport::Tcp(_) => &mut hits.tcp,
+            // Every stream transport: TCP, TLS, HTTPS.
+            Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => &mut hits.tcp,
         };
         histogram.observe_many_us(us, n as u64);
     }
@@ -555,6 +603,25 @@ impl CoreContext {
             hits: *self.hits.borrow(),
             tcp: self.tcp_stats(),
             tcp_open_connections: self.routes.tcp_clients.tcp_stats().map_or(0, |(_, n)| n),
+            encrypted: self.encrypted_counts(),
+        }
+    }
+
+    /// The encrypted transports' counters.
+    fn encrypted_counts(&self) -> crate::stats::EncryptedCounts {
+        let (dot, dot_open) = self.routes.tls_clients.tls_stats().unwrap_or_default();
+        let (doh, doh_open) = self.routes.https_clients.tls_stats().unwrap_or_default();
+        crate::stats::EncryptedCounts {
+            dot,
+            dot_open,
+            doh,
+            doh_open,
+            doh_errors: self.routes.https_clients.doh_errors().unwrap_or_default(),
+            // DNS over TLS and over HTTPS: both are TLS connections.
+            upstream: [&self.routes.tls_upstreams, &self.routes.https_upstreams]
+                .into_iter()
+                .filter_map(|transport| transport.upstream_tls_stats())
+                .fold(UpstreamTlsStats::default(), UpstreamTlsStats::merged),
         }
     }
 
@@ -601,6 +668,10 @@ impl CoreContext {
             tcp_open_connections,
             dnstap_sent: counters.dnstap.sent,
             dnstap_dropped: counters.dnstap.dropped,
+            dot: counters.encrypted.dot,
+            doh: counters.encrypted.doh,
+            doh_errors: counters.encrypted.doh_errors,
+            upstream_tls: counters.encrypted.upstream,
         };
         (report, entries)
     }
@@ -646,7 +717,7 @@ mod tests {
 
     const UPSTREAM: &str = "127.0.0.1:5399";
 
-    /// A context whose four routes are recorders.
+    /// A context whose four routes are recorders (the encrypted ones too).
     fn context() -> (Rc<CoreContext>, [Rc<Recorder>; 4]) {
         context_with(None)
     }
@@ -662,7 +733,11 @@ mod tests {
         let [udp_clients, tcp_clients, udp_upstreams, tcp_upstreams] = recorders.clone();
         let routes = Routes {
             udp_clients,
+            tls_clients: Rc::clone(&tcp_clients) as _,
+            https_clients: Rc::clone(&tcp_clients) as _,
             tcp_clients,
+            tls_upstreams: Rc::clone(&tcp_upstreams) as _,
+            https_upstreams: Rc::clone(&tcp_upstreams) as _,
             udp_upstreams,
             tcp_upstreams,
             hints: None,

@@ -134,6 +134,8 @@ fn client_protocol(client: &ClientId) -> SocketProtocol {
     match client.transport {
         Transport::Udp => SocketProtocol::Udp,
         Transport::Tcp(_) => SocketProtocol::Tcp,
+        Transport::Tls(_) => SocketProtocol::Dot,
+        Transport::Https(_) => SocketProtocol::Doh,
     }
 }
 

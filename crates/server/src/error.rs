@@ -19,6 +19,10 @@ pub enum ServerError {
     /// message names the file or key).
     #[error(transparent)]
     Policy(#[from] PolicyLoadError),
+    /// A certificate, key or CA file could not be read or used (the
+    /// message names the key and the file).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
     /// A socket could not be created or bound.
     #[error(transparent)]
     Io(#[from] std::io::Error),

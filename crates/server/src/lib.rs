@@ -21,9 +21,11 @@
 //! - `worker`: one core's executor body: builds the rest, spawns the tasks,
 //!   winds down;
 //! - `endpoint`: the HTTP control endpoint (core 0);
-//! - `transport::{udp, tcp}`: client transports; `upstream::{udp, tcp}`:
-//!   upstream transports. Each reaches the resolver only through
-//!   `context`;
+//! - `transport::{udp, tcp, tls, https}`: client transports (TCP and TLS
+//!   share `transport::conn`); `upstream::{udp, tcp, tls}`: upstream
+//!   transports. Each reaches the resolver only through `context`;
+//! - `tls`: rustls over glommio streams (`TlsStream`), the certificate
+//!   files, and the tokio-trait view h2 needs;
 //! - `context`: `CoreContext`, the narrow per-core interface between the
 //!   transports and the resolver, and the one place a `Transmit` is
 //!   dispatched;
@@ -50,6 +52,7 @@ mod sockets;
 mod stats;
 mod steering;
 mod stream;
+mod tls;
 mod top;
 mod transport;
 mod upstream;
@@ -75,7 +78,8 @@ pub use crate::error::ServerError;
 pub use crate::events::{EventSink, ServerEvent};
 pub use crate::policy::{PolicyLoadError, build_blocklist, build_local, build_policy};
 pub use crate::reload::ReloadSource;
-pub use crate::stats::{CoreReport, TcpStats};
+pub use crate::stats::{CoreReport, DohErrors, TcpStats, TlsStats, UpstreamTlsStats};
+pub use crate::tls::TlsSetupError;
 use crate::worker::CoreOutput;
 
 /// How long a core runs its tasks before glommio goes back to io_uring for
@@ -97,6 +101,8 @@ pub struct ServerHandle {
     doorbells: Vec<wake::Doorbell>,
     executors: Vec<ExecutorJoinHandle<CoreOutput>>,
     udp_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    https_addrs: Vec<SocketAddr>,
     control_addr: Option<SocketAddr>,
     cpus: Vec<usize>,
     persist: Option<PathBuf>,
@@ -147,6 +153,7 @@ impl Server {
             bound: udp_addrs,
         } = sockets::listen_per_core(&config.server.listen, cores)?;
         let (tcp, tcp_upstream) = tcp_settings(config);
+        let encrypted = encrypted_setup(config, cores)?;
         let epoch = Instant::now();
         let cookies = policy::CookieRuntime::new(epoch)?;
         let resolver_config = reload::build_resolver_config(config, cores, &cookies)?;
@@ -195,9 +202,22 @@ impl Server {
             reload_flag: Arc::clone(&reload_flag),
             config: config.clone(),
             cookies,
+            certificate: encrypted
+                .server
+                .as_ref()
+                .map(|configs| Arc::clone(&configs.certificate)),
         });
         let mut executors = Vec::with_capacity(cores);
         let mut doorbells = Vec::with_capacity(cores);
+        let EncryptedListeners {
+            server: tls_server,
+            tls: mut tls_per_core,
+            https: mut https_per_core,
+            tls_addrs,
+            https_addrs,
+            upstream: tls_upstream,
+        } = encrypted;
+        let https_path: Arc<str> = Arc::from(config.tls.https_path.as_str());
         let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));
         for (index, (&cpu, (listeners, tcp_listeners))) in per_core.enumerate() {
             let resolver = Resolver::new(resolver_config.clone())?;
@@ -227,6 +247,13 @@ impl Server {
                 doorbell: core_doorbell,
                 grace,
                 dnstap: dnstap.clone(),
+                encrypted: worker::EncryptedSetup {
+                    server: tls_server.clone(),
+                    tls_listeners: take_core(&mut tls_per_core, index),
+                    https_listeners: take_core(&mut https_per_core, index),
+                    https_path: Arc::clone(&https_path),
+                    upstream: tls_upstream.clone(),
+                },
             };
             let placement = if pinned {
                 Placement::Fixed(cpu)
@@ -238,12 +265,29 @@ impl Server {
         }
         drop(preload);
         log_started(control_addr, &udp_addrs, &cpus, &resolver_config.upstreams);
+        for (what, addrs) in [
+            ("DNS over TLS", &tls_addrs),
+            ("DNS over HTTPS", &https_addrs),
+        ] {
+            if !addrs.is_empty() {
+                log::info!(
+                    "heimdall serving {what} on {}",
+                    addrs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
         Ok(ServerHandle {
             stop,
             reload: reload_flag,
             doorbells,
             executors,
             udp_addrs,
+            tls_addrs,
+            https_addrs,
             control_addr,
             cpus,
             persist: config.cache.persist.clone(),
@@ -273,14 +317,67 @@ pub fn check(config: &Config, this_host: bool) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// The encrypted transports' shared parts, made on the starting thread:
+/// the certificate read (a bad file stops the start here), the listeners
+/// bound, and the client configuration for `tls` upstreams.
+struct EncryptedListeners {
+    server: Option<tls::ServerConfigs>,
+    /// Per core, its DoT listeners.
+    tls: Vec<Vec<socket2::Socket>>,
+    /// Per core, its DoH listeners.
+    https: Vec<Vec<socket2::Socket>>,
+    tls_addrs: Vec<SocketAddr>,
+    https_addrs: Vec<SocketAddr>,
+    upstream: Option<upstream::tls::TlsUpstreamSetup>,
+}
+
+fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, ServerError> {
+    let section = &config.tls;
+    let serving = !section.listen.is_empty() || !section.https_listen.is_empty();
+    let server = match (serving, &section.certificate, &section.key) {
+        (false, _, _) => None,
+        (true, Some(certificate), Some(key)) => Some(tls::server_configs(certificate, key)?),
+        // Validation requires both with a listen address.
+        (true, _, _) => {
+            return Err(ServerError::Tls(tls::TlsSetupError::Rustls(
+                "tls.certificate and tls.key are required with a listen address".to_string(),
+            )));
+        }
+    };
+    let (tls_listeners, tls_addrs) = sockets::listen_tcp_per_core(&section.listen, cores)?;
+    let (https, https_addrs) = sockets::listen_tcp_per_core(&section.https_listen, cores)?;
+    // Built even without a `tls` upstream, so that a reload can add one.
+    let (dot, doh) = tls::client_configs(config.upstream.tls_ca_file.as_deref())?;
+    let upstream = Some(upstream::tls::TlsUpstreamSetup {
+        config: dot,
+        h2_config: doh,
+    });
+    Ok(EncryptedListeners {
+        server,
+        tls: tls_listeners,
+        https,
+        tls_addrs,
+        https_addrs,
+        upstream,
+    })
+}
+
+/// Core `index`'s share of per-core sockets (taken, leaving none behind).
+fn take_core(per_core: &mut [Vec<socket2::Socket>], index: usize) -> Vec<socket2::Socket> {
+    per_core
+        .get_mut(index)
+        .map(std::mem::take)
+        .unwrap_or_default()
+}
+
 /// The client and upstream TCP settings of `config`.
 fn tcp_settings(
     config: &Config,
 ) -> (
-    transport::tcp::TcpSettings,
+    transport::conn::TcpSettings,
     upstream::tcp::TcpUpstreamSettings,
 ) {
-    let clients = transport::tcp::TcpSettings {
+    let clients = transport::conn::TcpSettings {
         idle_timeout: config.tcp.idle_timeout,
         read_timeout: config.tcp.read_timeout,
         max_connections: config.tcp.max_connections,
@@ -405,6 +502,17 @@ impl ServerHandle {
     /// 0 in the configuration is resolved here).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// The DNS-over-TLS addresses bound, one per `tls.listen` entry.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// The DNS-over-HTTPS addresses bound, one per `tls.https_listen`
+    /// entry.
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.https_addrs
     }
 
     /// The control endpoint's bound address, when it is enabled.

@@ -103,6 +103,11 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
         ("cache.persist", old.cache.persist != new.cache.persist),
         ("log", old.log != new.log),
         ("dnstap", old.dnstap != new.dnstap),
+        ("tls", old.tls != new.tls),
+        (
+            "upstream.tls_ca_file",
+            old.upstream.tls_ca_file != new.upstream.tls_ca_file,
+        ),
     ];
     for (section, changed) in restart_only {
         if changed {
@@ -118,8 +123,14 @@ pub(crate) fn plan_changes(old: &Config, new: &Config) -> (Vec<String>, Config) 
     effective.cache.persist = old.cache.persist.clone();
     effective.log = old.log.clone();
     effective.dnstap = old.dnstap.clone();
+    effective.tls = old.tls.clone();
+    effective.upstream.tls_ca_file = old.upstream.tls_ca_file.clone();
     let applied = [
-        ("upstream", old.upstream != new.upstream),
+        ("upstream", {
+            let mut old_upstream = old.upstream.clone();
+            old_upstream.tls_ca_file = new.upstream.tls_ca_file.clone();
+            old_upstream != new.upstream
+        }),
         ("cache", {
             let mut old_cache = old.cache.clone();
             old_cache.persist = new.cache.persist.clone();
@@ -177,6 +188,8 @@ pub(crate) struct ReloadDriver {
     /// Told when a reload starts and ends (systemd's RELOADING=1 and
     /// READY=1).
     events: Option<EventSink>,
+    /// The encrypted listeners' certificate, re-read by every reload.
+    certificate: Option<Arc<crate::tls::CertificateSlot>>,
 }
 
 /// Reloads done and failed, for the metrics.
@@ -205,6 +218,7 @@ impl ReloadDriver {
             mesh,
             outcomes: Cell::new(ReloadOutcomes::default()),
             events,
+            certificate: None,
         }
     }
 
@@ -218,6 +232,16 @@ impl ReloadDriver {
     /// successful reload.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.get()
+    }
+
+    /// The driver, re-reading `certificate` (the files named by the
+    /// running `tls:` section) at every reload.
+    pub(crate) fn with_certificate(
+        mut self,
+        certificate: Option<Arc<crate::tls::CertificateSlot>>,
+    ) -> Self {
+        self.certificate = certificate;
+        self
     }
 
     /// Reloads so far (a request refused because one was running is
@@ -246,16 +270,42 @@ impl ReloadDriver {
         // Reading zones and block lists can take a while: not on this
         // executor's thread, which serves queries.
         let cookies = self.cookies.clone();
+        // The certificate files of the running `tls:` section (a changed
+        // section needs a restart), re-read: certbot renews in place.
+        let certificate = self.certificate.clone().and_then(|slot| {
+            let tls = &self.running.borrow().tls;
+            Some((slot, tls.certificate.clone()?, tls.key.clone()?))
+        });
         let built = glommio::executor()
             .spawn_blocking(move || {
                 let config = source()?;
                 let resolver_config = build_resolver_config(&config, cores, &cookies)
                     .map_err(|err| err.to_string())?;
-                Ok::<_, String>((config, resolver_config))
+                let certificate = match certificate {
+                    Some((slot, cert, key)) => Some((
+                        slot,
+                        crate::tls::load_certified_key(&cert, &key)
+                            .map_err(|err| err.to_string())?,
+                    )),
+                    None => None,
+                };
+                Ok::<_, String>((config, resolver_config, certificate))
             })
             .await;
         let result = match built {
-            Ok((config, resolver_config)) => self.apply(config, resolver_config).await,
+            Ok((config, resolver_config, certificate)) => {
+                let applied = self.apply(config, resolver_config).await;
+                match (applied, certificate) {
+                    (Ok(mut report), Some((slot, loaded))) => {
+                        slot.replace(loaded);
+                        report
+                            .changes
+                            .push("tls: certificate and key re-read".to_string());
+                        Ok(report)
+                    }
+                    (applied, _) => applied,
+                }
+            }
             Err(err) => Err(err),
         };
         self.busy.set(false);
@@ -398,6 +448,8 @@ mod tests {
         new.cache.persist = Some("/tmp/x".into());
         new.log.level = heimdall_config::LogLevel::Trace;
         new.dnstap.buffer_frames = 7;
+        new.tls.https_path = "/q".to_string();
+        new.upstream.tls_ca_file = Some("/tmp/ca.pem".into());
         let (changes, effective) = plan_changes(&old, &new);
         for change in &changes {
             if let Some(section) = change

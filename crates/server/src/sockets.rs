@@ -203,6 +203,40 @@ fn free_port(addr: SocketAddr) -> io::Result<SocketAddr> {
     Ok(actual)
 }
 
+/// Per core, one TCP listener per address of `listen` (the encrypted
+/// transports' listeners, which have no UDP socket beside them), and the
+/// addresses bound. A port of 0 resolves to one free port that every core
+/// shares, as for the DNS listeners.
+pub(crate) fn listen_tcp_per_core(
+    listen: &[SocketAddr],
+    cores: usize,
+) -> io::Result<(Vec<Vec<Socket>>, Vec<SocketAddr>)> {
+    let mut per_core: Vec<Vec<Socket>> = (0..cores.max(1)).map(|_| Vec::new()).collect();
+    let mut bound = Vec::with_capacity(listen.len());
+    for &addr in listen {
+        let actual = free_tcp_port(addr).map_err(|err| with_addr(err, addr))?;
+        for core in &mut per_core {
+            core.push(listen_tcp(actual).map_err(|err| with_addr(err, actual))?);
+        }
+        bound.push(actual);
+    }
+    Ok((per_core, bound))
+}
+
+/// `addr` with its port resolved, proven free of other TCP listeners by a
+/// bind without `SO_REUSEPORT` (see [`free_port`] for why).
+fn free_tcp_port(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        tcp.set_only_v6(true)?;
+    }
+    tcp.set_reuse_address(true)?;
+    tcp.bind(&SockAddr::from(addr))?;
+    tcp.local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("listen socket has no IP address"))
+}
+
 /// Whether a receive error is only a timeout (nothing to log).
 pub(crate) fn is_timeout(err: &glommio::GlommioError<()>) -> bool {
     matches!(err, glommio::GlommioError::TimedOut(_))

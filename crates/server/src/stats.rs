@@ -44,6 +44,128 @@ pub struct CoreReport {
     /// dnstap messages dropped: the core's buffer was full, or a write
     /// failed when the reader went away.
     pub dnstap_dropped: u64,
+    /// DNS over TLS, client side.
+    pub dot: TlsStats,
+    /// DNS over HTTPS, client side (connections and requests).
+    pub doh: TlsStats,
+    /// DNS-over-HTTPS requests refused with an HTTP error.
+    pub doh_errors: DohErrors,
+    /// DNS over TLS to upstreams.
+    pub upstream_tls: UpstreamTlsStats,
+}
+
+/// Counters of one encrypted client transport (DNS over TLS or over
+/// HTTPS) on one core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused: the table was full (handshakes included) and
+    /// none was idle.
+    pub refused: u64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted: u64,
+    /// Connections closed after `tcp.idle_timeout`.
+    pub closed_idle: u64,
+    /// Connections closed because a message did not arrive whole within
+    /// `tcp.read_timeout`.
+    pub closed_read_timeout: u64,
+    /// TLS handshakes completed.
+    pub handshakes: u64,
+    /// TLS handshakes that failed or did not end within
+    /// `tcp.read_timeout`.
+    pub handshake_failures: u64,
+    /// Completed handshakes that resumed a session (ticket or ID).
+    pub resumptions: u64,
+    /// DNS queries received (DNS over HTTPS: requests that carried one).
+    pub queries: u64,
+    /// Replies whose connection (or request) was gone.
+    pub replies_orphaned: u64,
+}
+
+impl TlsStats {
+    /// The counters of a stream table that runs TLS, with its handshakes.
+    pub(crate) fn from_stream(
+        tcp: TcpStats,
+        (handshakes, handshake_failures, resumptions): (u64, u64, u64),
+    ) -> Self {
+        let TcpStats {
+            accepted,
+            refused,
+            evicted,
+            closed_idle,
+            closed_read_timeout,
+            queries,
+            replies_orphaned,
+            // A client table opens no upstream connections.
+            upstream_connects: _,
+            upstream_errors: _,
+        } = tcp;
+        TlsStats {
+            accepted,
+            refused,
+            evicted,
+            closed_idle,
+            closed_read_timeout,
+            handshakes,
+            handshake_failures,
+            resumptions,
+            queries,
+            replies_orphaned,
+        }
+    }
+}
+
+/// DNS-over-HTTPS requests refused with an HTTP error, by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DohErrors {
+    /// 400: no `dns` parameter, bad base64url, or a body that is not one
+    /// DNS query.
+    pub bad_request: u64,
+    /// 404: another path than `tls.https_path`.
+    pub not_found: u64,
+    /// 405: a method other than GET and POST.
+    pub bad_method: u64,
+    /// 413: a query over 65,535 bytes.
+    pub too_large: u64,
+    /// 415: a POST whose content type is not `application/dns-message`.
+    pub bad_media_type: u64,
+}
+
+/// Counters of the TLS connections to upstreams on one core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamTlsStats {
+    /// Connections opened (handshake done).
+    pub connects: u64,
+    /// Connections that failed, or could not be opened, and queries lost.
+    pub errors: u64,
+    /// Handshakes that failed (certificate refused, no answer, ...).
+    pub handshake_failures: u64,
+    /// Handshakes that resumed a session.
+    pub resumptions: u64,
+}
+
+impl UpstreamTlsStats {
+    /// The sum of two sets (DNS over TLS and over HTTPS).
+    pub(crate) fn merged(self, other: UpstreamTlsStats) -> UpstreamTlsStats {
+        UpstreamTlsStats {
+            connects: self.connects + other.connects,
+            errors: self.errors + other.errors,
+            handshake_failures: self.handshake_failures + other.handshake_failures,
+            resumptions: self.resumptions + other.resumptions,
+        }
+    }
+}
+
+/// The encrypted transports' counters, as the worker reads them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EncryptedCounts {
+    pub(crate) dot: TlsStats,
+    pub(crate) dot_open: usize,
+    pub(crate) doh: TlsStats,
+    pub(crate) doh_open: usize,
+    pub(crate) doh_errors: DohErrors,
+    pub(crate) upstream: UpstreamTlsStats,
 }
 
 /// TCP counters of one core.
@@ -112,6 +234,8 @@ pub(crate) struct Counters {
     /// Both TCP sides.
     pub(crate) tcp: TcpStats,
     pub(crate) tcp_open_connections: usize,
+    /// DNS over TLS and HTTPS, both sides.
+    pub(crate) encrypted: EncryptedCounts,
 }
 
 /// One core's counters, in the control endpoint's model; `now` (on the
@@ -191,10 +315,12 @@ fn snapshot_of(
 ) -> CoreSnapshot {
     let stats = sources.stats;
     let ResolverStats {
-        // The sum of queries_udp and queries_tcp.
+        // The sum of queries_udp, _tcp, _tls and _https.
         queries: _,
         queries_udp,
         queries_tcp,
+        queries_tls,
+        queries_https,
         qtypes: qtype_tally,
         responses_by_rcode,
         stale_served,
@@ -290,7 +416,29 @@ fn snapshot_of(
         // Rendered by the control crate's dnstap families, not a
         // descriptor: they exist only with dnstap on.
         dnstap,
+        encrypted,
     } = sources.counters;
+    let EncryptedCounts {
+        dot,
+        dot_open,
+        doh,
+        doh_open,
+        doh_errors,
+        upstream: upstream_tls,
+    } = encrypted;
+    let DohErrors {
+        bad_request,
+        not_found,
+        bad_method,
+        too_large,
+        bad_media_type,
+    } = doh_errors;
+    let UpstreamTlsStats {
+        connects: upstream_tls_connects,
+        errors: upstream_tls_errors,
+        handshake_failures: upstream_tls_handshake_failures,
+        resumptions: upstream_tls_resumptions,
+    } = upstream_tls;
     let UdpStats {
         gso_sends,
         gso_segments,
@@ -368,8 +516,82 @@ fn snapshot_of(
         (Counter::TcpUpstreamErrors, upstream_errors),
         (Counter::TcpConnectionsOpen, tcp_open_connections as u64),
         (Counter::Inflight, sources.inflight as u64),
+        (Counter::DohBadRequest, bad_request),
+        (Counter::DohNotFound, not_found),
+        (Counter::DohBadMethod, bad_method),
+        (Counter::DohTooLarge, too_large),
+        (Counter::DohBadMediaType, bad_media_type),
+        (Counter::UpstreamTlsConnects, upstream_tls_connects),
+        (Counter::UpstreamTlsErrors, upstream_tls_errors),
+        (
+            Counter::UpstreamTlsHandshakeFailures,
+            upstream_tls_handshake_failures,
+        ),
+        (Counter::UpstreamTlsResumptions, upstream_tls_resumptions),
+        (Counter::DotConnectionsOpen, dot_open as u64),
+        (Counter::DohConnectionsOpen, doh_open as u64),
     ] {
         set.set(counter, value);
+    }
+    for (stats, counters) in [
+        (
+            dot,
+            [
+                Counter::DotAccepted,
+                Counter::DotRefused,
+                Counter::DotEvicted,
+                Counter::DotClosedIdle,
+                Counter::DotClosedReadTimeout,
+                Counter::DotHandshakes,
+                Counter::DotHandshakeFailures,
+                Counter::DotResumptions,
+                Counter::DotQueries,
+                Counter::DotRepliesOrphaned,
+            ],
+        ),
+        (
+            doh,
+            [
+                Counter::DohAccepted,
+                Counter::DohRefused,
+                Counter::DohEvicted,
+                Counter::DohClosedIdle,
+                Counter::DohClosedReadTimeout,
+                Counter::DohHandshakes,
+                Counter::DohHandshakeFailures,
+                Counter::DohResumptions,
+                Counter::DohQueries,
+                Counter::DohRepliesOrphaned,
+            ],
+        ),
+    ] {
+        let TlsStats {
+            accepted,
+            refused,
+            evicted,
+            closed_idle,
+            closed_read_timeout,
+            handshakes,
+            handshake_failures,
+            resumptions,
+            queries,
+            replies_orphaned,
+        } = stats;
+        let values = [
+            accepted,
+            refused,
+            evicted,
+            closed_idle,
+            closed_read_timeout,
+            handshakes,
+            handshake_failures,
+            resumptions,
+            queries,
+            replies_orphaned,
+        ];
+        for (counter, value) in counters.into_iter().zip(values) {
+            set.set(counter, value);
+        }
     }
     let mut replies = reply_check(stats);
     replies.mismatched = upstream_mismatched;
@@ -379,6 +601,8 @@ fn snapshot_of(
         queries: TransportCounts {
             udp: queries_udp,
             tcp: queries_tcp,
+            tls: queries_tls,
+            https: queries_https,
         },
         qtypes,
         rcodes,
@@ -472,6 +696,22 @@ mod tests {
 
     use super::*;
 
+    /// A [`TlsStats`] with every field from `next`.
+    fn tls_stats(next: &mut impl FnMut() -> u64) -> TlsStats {
+        TlsStats {
+            accepted: next(),
+            refused: next(),
+            evicted: next(),
+            closed_idle: next(),
+            closed_read_timeout: next(),
+            handshakes: next(),
+            handshake_failures: next(),
+            resumptions: next(),
+            queries: next(),
+            replies_orphaned: next(),
+        }
+    }
+
     /// Every counter fed a value of its own: each descriptor slot must come
     /// out non-zero and unlike every other, so no counter is left unset or
     /// filled from the same field as another. The struct literals list
@@ -488,6 +728,8 @@ mod tests {
             queries: next(),
             queries_udp: next(),
             queries_tcp: next(),
+            queries_tls: next(),
+            queries_https: next(),
             answers_waited_udp: LatencyHistogram::default(),
             answers_waited_tcp: LatencyHistogram::default(),
             qtypes: QtypeTally::default(),
@@ -589,6 +831,25 @@ mod tests {
             },
             tcp_open_connections: next() as usize,
             dnstap: DnstapSnapshot::default(),
+            encrypted: EncryptedCounts {
+                dot: tls_stats(&mut next),
+                dot_open: next() as usize,
+                doh: tls_stats(&mut next),
+                doh_open: next() as usize,
+                doh_errors: DohErrors {
+                    bad_request: next(),
+                    not_found: next(),
+                    bad_method: next(),
+                    too_large: next(),
+                    bad_media_type: next(),
+                },
+                upstream: UpstreamTlsStats {
+                    connects: next(),
+                    errors: next(),
+                    handshake_failures: next(),
+                    resumptions: next(),
+                },
+            },
         };
         let sources = Sources {
             stats: &stats,

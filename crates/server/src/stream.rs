@@ -10,23 +10,47 @@ use heimdall_wire::Message;
 
 /// EDNS option code of edns-tcp-keepalive (RFC 7828).
 const KEEPALIVE_OPTION: u16 = 11;
+/// EDNS option code of Padding (RFC 7830).
+const PADDING_OPTION: u16 = 12;
+/// Replies over an encrypted transport are padded to a multiple of this
+/// many bytes (RFC 8467 section 4.1, the Block-Length Padding strategy's
+/// recommended response block).
+pub(crate) const RESPONSE_PAD_BLOCK: usize = 468;
 
-/// `message` with its 2-byte length prefix, and with edns-tcp-keepalive
-/// added to its OPT record when `keepalive` is given.
-pub(crate) fn frame(message: &[u8], keepalive: Option<u16>) -> Vec<u8> {
+/// What is added to the OPT record of a reply on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Extras {
+    /// edns-tcp-keepalive with this timeout (units of 100 ms).
+    pub(crate) keepalive: Option<u16>,
+    /// Padding to a multiple of [`RESPONSE_PAD_BLOCK`] (encrypted
+    /// transports).
+    pub(crate) pad: bool,
+}
+
+impl Extras {
+    /// Nothing added.
+    pub(crate) const NONE: Extras = Extras {
+        keepalive: None,
+        pad: false,
+    };
+}
+
+/// `message` with its 2-byte length prefix, and with `extras` added to its
+/// OPT record.
+pub(crate) fn frame(message: &[u8], extras: Extras) -> Vec<u8> {
     let mut out = Vec::new();
-    frame_into(&mut out, message, keepalive);
+    frame_into(&mut out, message, extras);
     out
 }
 
 /// [`frame`] into `out`, replacing what it held (and reusing its memory).
-pub(crate) fn frame_into(out: &mut Vec<u8>, message: &[u8], keepalive: Option<u16>) {
+pub(crate) fn frame_into(out: &mut Vec<u8>, message: &[u8], extras: Extras) {
     out.clear();
     out.reserve(message.len() + 8);
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(message);
-    if let Some(units) = keepalive {
-        add_keepalive(out, units);
+    if extras != Extras::NONE {
+        add_options(out, 2, extras);
     }
     let len = u16::try_from(out.len() - 2).unwrap_or(u16::MAX);
     if let Some(prefix) = out.get_mut(..2) {
@@ -34,11 +58,12 @@ pub(crate) fn frame_into(out: &mut Vec<u8>, message: &[u8], keepalive: Option<u1
     }
 }
 
-/// Append edns-tcp-keepalive with `units` (of 100 ms) to the OPT record of
-/// the message in `framed[2..]`, when that OPT is the message's last
-/// record (as in every reply heimdall writes) and there is room.
-fn add_keepalive(framed: &mut Vec<u8>, units: u16) {
-    let Some(message) = framed.get(2..) else {
+/// Add `extras` to the OPT record of the message in `buf[start..]`, when
+/// that OPT is the message's last record (as in every reply heimdall
+/// writes) and there is room; an option the message has already is not
+/// added again. Padding comes last, so it covers the keepalive option too.
+pub(crate) fn add_options(buf: &mut Vec<u8>, start: usize, extras: Extras) {
+    let Some(message) = buf.get(start..) else {
         return;
     };
     let Ok(parsed) = Message::parse(message) else {
@@ -47,30 +72,47 @@ fn add_keepalive(framed: &mut Vec<u8>, units: u16) {
     let Some(opt) = parsed.opt() else {
         return;
     };
-    if opt.options().any(|option| option.code == KEEPALIVE_OPTION) {
-        return;
-    }
+    let has = |code: u16| opt.options().any(|option| option.code == code);
+    let (has_keepalive, has_padding) = (has(KEEPALIVE_OPTION), has(PADDING_OPTION));
     // Root owner (1), type (2), class (2), TTL (4), then RDLENGTH.
-    let rdlength_at = 2 + opt.record_offset() + 9;
-    let Some(rdlength) = framed
+    let rdlength_at = start + opt.record_offset() + 9;
+    let Some(rdlength) = buf
         .get(rdlength_at..rdlength_at + 2)
         .and_then(|b| <[u8; 2]>::try_from(b).ok())
         .map(|b| usize::from(u16::from_be_bytes(b)))
     else {
         return;
     };
-    if rdlength_at + 2 + rdlength != framed.len() || framed.len() - 2 + 6 > usize::from(u16::MAX) {
+    if rdlength_at + 2 + rdlength != buf.len() {
         return;
     }
-    let Ok(new_rdlength) = u16::try_from(rdlength + 6) else {
+    let max = start + usize::from(u16::MAX);
+    let mut added = 0;
+    if let Some(units) = extras.keepalive
+        && !has_keepalive
+        && buf.len() + 6 <= max
+    {
+        buf.extend_from_slice(&KEEPALIVE_OPTION.to_be_bytes());
+        buf.extend_from_slice(&2u16.to_be_bytes());
+        buf.extend_from_slice(&units.to_be_bytes());
+        added += 6;
+    }
+    if extras.pad && !has_padding {
+        let len = buf.len() - start + 4;
+        let fill = (RESPONSE_PAD_BLOCK - len % RESPONSE_PAD_BLOCK) % RESPONSE_PAD_BLOCK;
+        if buf.len() + 4 + fill <= max {
+            buf.extend_from_slice(&PADDING_OPTION.to_be_bytes());
+            buf.extend_from_slice(&u16::try_from(fill).unwrap_or(0).to_be_bytes());
+            buf.resize(buf.len() + fill, 0);
+            added += 4 + fill;
+        }
+    }
+    let Ok(new_rdlength) = u16::try_from(rdlength + added) else {
         return;
     };
-    if let Some(field) = framed.get_mut(rdlength_at..rdlength_at + 2) {
+    if let Some(field) = buf.get_mut(rdlength_at..rdlength_at + 2) {
         field.copy_from_slice(&new_rdlength.to_be_bytes());
     }
-    framed.extend_from_slice(&KEEPALIVE_OPTION.to_be_bytes());
-    framed.extend_from_slice(&2u16.to_be_bytes());
-    framed.extend_from_slice(&units.to_be_bytes());
 }
 
 /// Whether a query asks for edns-tcp-keepalive.
@@ -105,12 +147,16 @@ mod tests {
     #[test]
     fn frames_carry_the_length_and_keepalive() {
         let reply = reply_with_opt();
-        let plain = frame(&reply, None);
+        let plain = frame(&reply, Extras::NONE);
+        let keep = Extras {
+            keepalive: Some(100),
+            pad: false,
+        };
         assert_eq!(
             usize::from(u16::from_be_bytes([plain[0], plain[1]])),
             reply.len()
         );
-        let framed = frame(&reply, Some(100));
+        let framed = frame(&reply, keep);
         assert_eq!(framed.len(), plain.len() + 6);
         assert_eq!(
             usize::from(u16::from_be_bytes([framed[0], framed[1]])),
@@ -125,6 +171,29 @@ mod tests {
         let additional = reply.len() - 11;
         no_opt.truncate(additional);
         no_opt[11] = 0;
-        assert_eq!(frame(&no_opt, Some(100)).len(), no_opt.len() + 2);
+        assert_eq!(frame(&no_opt, keep).len(), no_opt.len() + 2);
+    }
+
+    #[test]
+    fn padding_fills_the_block_after_keepalive() {
+        let reply = reply_with_opt();
+        let both = Extras {
+            keepalive: Some(100),
+            pad: true,
+        };
+        let framed = frame(&reply, both);
+        let len = usize::from(u16::from_be_bytes([framed[0], framed[1]]));
+        assert_eq!(len, framed.len() - 2);
+        assert_eq!(len % RESPONSE_PAD_BLOCK, 0, "{len}");
+        let parsed = Message::parse(&framed[2..]).unwrap();
+        let codes: Vec<u16> = parsed.opt().unwrap().options().map(|o| o.code).collect();
+        assert_eq!(codes, [KEEPALIVE_OPTION, PADDING_OPTION]);
+        // Padding twice adds nothing.
+        let mut again = framed[2..].to_vec();
+        add_options(&mut again, 0, both);
+        assert_eq!(again, framed[2..]);
+        // hickory reads the padded message too.
+        let checked = hickory_proto::op::Message::from_vec(&framed[2..]).unwrap();
+        assert_eq!(checked.id, 7);
     }
 }

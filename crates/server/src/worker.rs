@@ -28,9 +28,13 @@ use crate::endpoint::Endpoint;
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintInboxes, HintLink, RequestStar};
 use crate::reload::{ReloadDriver, ReloadSource};
 use crate::stats::CoreReport;
-use crate::transport::tcp::{TcpClients, TcpSettings};
+use crate::tls::ServerConfigs;
+use crate::transport::conn::{StreamClients, StreamKind, TcpSettings};
+use crate::transport::https::HttpsClients;
 use crate::transport::udp::{UdpReplies, UdpSettings};
+use crate::upstream::https::HttpsUpstreams;
 use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
+use crate::upstream::tls::TlsUpstreamSetup;
 use crate::upstream::udp::{UdpUpstreamSettings, UdpUpstreams};
 
 /// At shutdown, how long the dnstap writer gets to write what is left,
@@ -70,6 +74,23 @@ pub(crate) struct CoreSetup {
     pub(crate) grace: Duration,
     /// dnstap, when enabled.
     pub(crate) dnstap: Option<DnstapSettings>,
+    /// DNS over TLS and HTTPS, both sides.
+    pub(crate) encrypted: EncryptedSetup,
+}
+
+/// What one core needs for the encrypted transports.
+pub(crate) struct EncryptedSetup {
+    /// The server configurations (with certificate), when a DoT or DoH
+    /// listener is configured.
+    pub(crate) server: Option<ServerConfigs>,
+    /// This core's DNS-over-TLS listeners.
+    pub(crate) tls_listeners: Vec<Socket>,
+    /// This core's DNS-over-HTTPS listeners.
+    pub(crate) https_listeners: Vec<Socket>,
+    /// `tls.https_path`.
+    pub(crate) https_path: Arc<str>,
+    /// The client side of `tls` upstreams, when there is one.
+    pub(crate) upstream: Option<TlsUpstreamSetup>,
 }
 
 /// What core 0 needs to serve the control endpoint and drive reloads.
@@ -86,6 +107,8 @@ pub(crate) struct EndpointSetup {
     pub(crate) config: Config,
     /// The cookie secret and clock epoch every reload builds with.
     pub(crate) cookies: crate::policy::CookieRuntime,
+    /// The certificate of the encrypted listeners, re-read by a reload.
+    pub(crate) certificate: Option<Arc<crate::tls::CertificateSlot>>,
 }
 
 /// What a core hands back when it stops.
@@ -99,8 +122,12 @@ pub(crate) struct CoreOutput {
 /// client TCP listeners and the end-of-run report.
 struct Transports {
     udp_clients: Rc<UdpReplies>,
-    tcp_clients: Rc<TcpClients>,
+    tcp_clients: Rc<StreamClients>,
+    tls_clients: Rc<StreamClients>,
+    https_clients: Rc<HttpsClients>,
     tcp_upstreams: Rc<TcpUpstreams>,
+    tls_upstreams: Rc<TcpUpstreams>,
+    https_upstreams: Rc<HttpsUpstreams>,
     udp_upstreams: Rc<UdpUpstreams>,
 }
 
@@ -126,7 +153,7 @@ fn execute(ctx: &CoreContext, command: CoreCommand) -> CoreAnswer {
 /// The core's context and transports.
 fn build(
     index: usize,
-    settings: (TcpSettings, TcpUpstreamSettings),
+    (settings, encrypted): ((TcpSettings, TcpUpstreamSettings), &EncryptedSetup),
     listener_fds: Vec<RawFd>,
     (udp_upstream, udp): (&UdpUpstreamSettings, UdpSettings),
     resolver: Resolver,
@@ -135,15 +162,26 @@ fn build(
 ) -> (Rc<CoreContext>, Transports) {
     let transports = Transports {
         udp_clients: Rc::new(UdpReplies::new(listener_fds, udp.batch, udp.gso)),
-        tcp_clients: Rc::new(TcpClients::new(settings.0)),
+        tcp_clients: Rc::new(StreamClients::new(StreamKind::Tcp, settings.0)),
+        tls_clients: Rc::new(StreamClients::new(StreamKind::Tls, settings.0)),
+        https_clients: Rc::new(HttpsClients::new(settings.0, &encrypted.https_path)),
         tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
+        tls_upstreams: Rc::new(TcpUpstreams::with_tls(
+            settings.1,
+            encrypted.upstream.clone(),
+        )),
+        https_upstreams: Rc::new(HttpsUpstreams::new(settings.1, encrypted.upstream.clone())),
         udp_upstreams: Rc::new(UdpUpstreams::new(udp_upstream)),
     };
     let routes = Routes {
         udp_clients: Rc::clone(&transports.udp_clients) as _,
         tcp_clients: Rc::clone(&transports.tcp_clients) as _,
+        tls_clients: Rc::clone(&transports.tls_clients) as _,
+        https_clients: Rc::clone(&transports.https_clients) as _,
         udp_upstreams: Rc::clone(&transports.udp_upstreams) as _,
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
+        tls_upstreams: Rc::clone(&transports.tls_upstreams) as _,
+        https_upstreams: Rc::clone(&transports.https_upstreams) as _,
         hints,
     };
     let ctx = Rc::new(CoreContext::new(index, resolver, routes, epoch).with_dnstap(dnstap));
@@ -163,13 +201,16 @@ fn spawn_endpoint(
 ) -> ControlParts {
     let control = setup.config.control.clone();
     let mut socket = None;
-    let driver = Rc::new(ReloadDriver::new(
-        setup.reload_source,
-        setup.config,
-        Rc::clone(mesh),
-        setup.cookies,
-        setup.events.clone(),
-    ));
+    let driver = Rc::new(
+        ReloadDriver::new(
+            setup.reload_source,
+            setup.config,
+            Rc::clone(mesh),
+            setup.cookies,
+            setup.events.clone(),
+        )
+        .with_certificate(setup.certificate),
+    );
     let endpoint = Endpoint::new(Rc::clone(mesh), cores, Rc::clone(&driver), &control);
     // The socket is in place before readiness is reported (the watch task
     // below runs after this function): `heimdall ctl` works once systemd
@@ -284,12 +325,51 @@ impl RingHandler {
     }
 }
 
+/// Serve the clients of the encrypted transports: one accept loop per
+/// DoT and DoH listener (each fd added to `listening_fds`, to shut down
+/// at the end).
+fn serve_encrypted(
+    ctx: &Rc<CoreContext>,
+    transports: &Transports,
+    setup: EncryptedSetup,
+    stop: &Arc<AtomicBool>,
+    listening_fds: &mut Vec<RawFd>,
+) {
+    let Some(configs) = setup.server else {
+        return;
+    };
+    for (listener, socket) in setup.tls_listeners.into_iter().enumerate() {
+        listening_fds.push(socket.as_raw_fd());
+        glommio::spawn_local(crate::transport::tls::serve_tls(
+            Rc::clone(ctx),
+            Rc::clone(&transports.tls_clients),
+            tcp_listener(socket),
+            listener as u16,
+            Arc::clone(&configs.dot),
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
+    for (listener, socket) in setup.https_listeners.into_iter().enumerate() {
+        listening_fds.push(socket.as_raw_fd());
+        glommio::spawn_local(crate::transport::https::serve_https(
+            Rc::clone(ctx),
+            Rc::clone(&transports.https_clients),
+            tcp_listener(socket),
+            listener as u16,
+            Arc::clone(&configs.doh),
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
+}
+
 /// Serve the clients: one UDP loop per listening socket (returned, to be
 /// awaited) and one TCP accept loop per listener (its fd added to
 /// `listening_fds`, to shut down at the end).
 fn serve_clients(
     ctx: &Rc<CoreContext>,
-    tcp_clients: &Rc<TcpClients>,
+    tcp_clients: &Rc<StreamClients>,
     (listeners, tcp_listeners): (Vec<Socket>, Vec<Socket>),
     udp: UdpSettings,
     stopping: &Rc<Semaphore>,
@@ -402,6 +482,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         doorbell,
         grace,
         dnstap,
+        encrypted,
     } = setup;
     let request_mesh = match request_mesh {
         Some(star) => star.join(index).await,
@@ -412,7 +493,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     let tap = dnstap.as_ref().map(Dnstap::new);
     let (ctx, transports) = build(
         index,
-        (tcp, tcp_upstream),
+        ((tcp, tcp_upstream), &encrypted),
         listener_fds,
         (&udp_upstream, udp),
         resolver,
@@ -452,6 +533,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         control_socket = parts.socket;
     }
     let (timers, stopping) = spawn_timers(&ctx, doorbell, &stop, reload_requests);
+    serve_encrypted(&ctx, &transports, encrypted, &stop, &mut listening_fds);
     let clients = (listeners, tcp_listeners);
     let serving = serve_clients(
         &ctx,

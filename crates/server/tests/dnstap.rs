@@ -123,7 +123,8 @@ fn server(upstream: SocketAddr, dnstap: &str) -> TestServer {
 fn server_on(cores: &'static str, upstream: SocketAddr, dnstap: &str) -> TestServer {
     let mut setup = Setup::new(&[upstream]);
     setup.cores = cores;
-    // Spread by flow: the two-core test asks one name from many ports.
+    // The kernel's flow hash, so that many client ports reach every core
+    // (name steering would send all of one name to its owner core).
     setup.steering = "flow";
     let yaml = format!("{}dnstap:\n{dnstap}", setup.yaml());
     let mut config = Config::from_yaml_str(&yaml, "test.yaml")

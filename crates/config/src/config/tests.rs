@@ -1441,17 +1441,83 @@ fn tcp_only_is_a_deprecated_alias_for_transport_tcp() {
 
 #[test]
 fn upstream_transport_errors() {
-    assert_error(
+    // DNS over TLS: accepted with a name, refused without one.
+    let tls = Config::from_yaml_str(
         "upstream:\n  servers:\n    - {address: 1.1.1.1:853, transport: tls, name: cloudflare-dns.com}\n",
-        Some((3, 41)),
-        "upstream.servers[0].transport",
-        &["tls is not supported yet (DNS over TLS to upstreams is planned); use udp or tcp"],
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        tls.upstream.servers,
+        vec![
+            Upstream::new(sa("1.1.1.1:853"), UpstreamTransport::Tls)
+                .with_name("cloudflare-dns.com")
+        ]
+    );
+    let written = tls.to_yaml().unwrap();
+    assert_eq!(Config::from_yaml_str(&written, "test.yaml").unwrap(), tls);
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 1.1.1.1:853, transport: tls}\n",
+        Some((3, 7)),
+        "upstream.servers[0]",
+        &[
+            "a tls server needs `name`",
+            "transport: tls, name: dns.example",
+        ],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 1.1.1.1:853, transport: tls, name: \"bad name\"}\n",
+        Some((3, 52)),
+        "upstream.servers[0].name",
+        &["\"bad name\" is not a host name"],
     );
     assert_error(
         "upstream:\n  servers:\n    - 9.9.9.9\n    - address: 1.1.1.1\n      transport: https\n",
-        Some((5, 18)),
-        "upstream.servers[1].transport",
-        &["https is not supported yet (DNS over HTTPS to upstreams is planned); use udp or tcp"],
+        Some((4, 7)),
+        "upstream.servers[1]",
+        &["a https server needs `name`"],
+    );
+    let https = Config::from_yaml_str(
+        "upstream:\n  servers:\n    - {address: 1.1.1.1:443, transport: https, name: cloudflare-dns.com}\n",
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        https.upstream.servers[0].transport,
+        UpstreamTransport::Https
+    );
+    // SPKI pins: 32 bytes of base64, tls and https only.
+    let pin = "d6qzRu9zOECb90Uez27xWltNsj0e1Md7GkYYkVoZWmM=";
+    let pinned = Config::from_yaml_str(
+        &format!(
+            "upstream:\n  servers:\n    - {{address: 1.1.1.1:853, transport: tls, name: x.test, pin: \"{pin}\"}}\n"
+        ),
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(pinned.upstream.servers[0].pin.as_deref(), Some(pin));
+    let written = pinned.to_yaml().unwrap();
+    assert_eq!(
+        Config::from_yaml_str(&written, "test.yaml").unwrap(),
+        pinned
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 1.1.1.1:853, transport: tls, name: x.test, pin: abc}\n",
+        Some((3, 65)),
+        "upstream.servers[0].pin",
+        &["\"abc\" is not an SPKI pin"],
+    );
+    assert_error(
+        &format!("upstream:\n  servers:\n    - {{address: 1.1.1.1, pin: \"{pin}\"}}\n"),
+        Some((3, 31)),
+        "upstream.servers[0].pin",
+        &["a udp server has none"],
+    );
+    assert_error(
+        "upstream:\n  servers: [9.9.9.9]\n  tls_ca_file: /nonexistent/ca.pem\n",
+        Some((3, 16)),
+        "upstream.tls_ca_file",
+        &["cannot read /nonexistent/ca.pem"],
     );
     assert_error(
         "upstream:\n  servers:\n    - {address: 9.9.9.9, transport: tcp, name: dns.quad9.net}\n",
@@ -1669,4 +1735,55 @@ fn dnstap_errors() {
         "dnstap.log_client_query",
         &["unknown key"],
     );
+}
+
+#[test]
+fn tls_listeners_need_a_readable_certificate_and_key() {
+    let dir = std::env::temp_dir().join(format!("heimdall-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    std::fs::write(&cert, "not checked here").unwrap();
+    let with = |tls: &str| format!("upstream: {{servers: [9.9.9.9]}}\ntls:\n{tls}");
+    // Off: nothing is required.
+    let off = Config::from_yaml_str(&with("  https_path: /q\n"), "test.yaml").unwrap();
+    assert!(off.tls.listen.is_empty() && off.tls.certificate.is_none());
+    assert_eq!(off.tls.https_path, "/q");
+    assert_error(
+        &with("  listen: [127.0.0.1:853]\n"),
+        Some((3, 3)),
+        "tls",
+        &["tls.listen or tls.https_listen is set, so tls.certificate is required"],
+    );
+    assert_error(
+        &with(&format!(
+            "  https_listen: [127.0.0.1:443]\n  certificate: {}\n  key: /nonexistent/key.pem\n",
+            cert.display()
+        )),
+        Some((5, 8)),
+        "tls.key",
+        &["cannot read /nonexistent/key.pem"],
+    );
+    let both = Config::from_yaml_str(
+        &with(&format!(
+            "  listen: [127.0.0.1:853]\n  certificate: {c}\n  key: {c}\n",
+            c = cert.display()
+        )),
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(both.tls.listen, vec![sa("127.0.0.1:853")]);
+    assert_eq!(both.tls.https_path, "/dns-query");
+    assert_error(
+        &with("  listen: [127.0.0.1:5353]\n"),
+        Some((3, 12)),
+        "tls.listen[0]",
+        &["overlaps server.listen[0]"],
+    );
+    assert_error(
+        &with("  https_path: dns-query\n"),
+        Some((3, 15)),
+        "tls.https_path",
+        &["a leading '/'"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,10 +14,24 @@ const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGUR
 
 /// A valid file with every list non-empty and every optional key set, so
 /// that walking its effective YAML finds every key of the schema.
-const EVERY_KEY: &str = r#"
+const EVERY_KEY: &str = concat!(
+    r#"
 server: {cores: [0], listen: ["127.0.0.1:5353"]}
 cache: {persist: /var/lib/heimdall/cache.bin}
-upstream: {servers: [9.9.9.9]}
+upstream:
+  servers: [9.9.9.9]
+  tls_ca_file: "#,
+    env!("CARGO_MANIFEST_DIR"),
+    r#"/Cargo.toml
+tls:
+  listen: [127.0.0.1:853]
+  https_listen: [127.0.0.1:443]
+  certificate: "#,
+    env!("CARGO_MANIFEST_DIR"),
+    r#"/Cargo.toml
+  key: "#,
+    env!("CARGO_MANIFEST_DIR"),
+    r#"/Cargo.toml
 local:
   records: ["router.lan. 300 IN A 192.168.1.1"]
   zones: [{name: lan., file: /etc/heimdall/lan.zone}]
@@ -30,7 +44,8 @@ cookies: {secret: e5e973e5a6b2a43f48e7dc849e37bfcf}
 dnstap: {socket: /run/heimdall/dnstap.sock, identity: ns1, version: heimdall}
 dnssec: {trust_anchors: [/etc/heimdall/anchors.ds], negative_trust_anchors: [broken.example]}
 control: {token: 0123456789abcdef0123}
-"#;
+"#
+);
 
 /// The effective configuration of `yaml` as a YAML value.
 fn effective(yaml: &str) -> Value {

@@ -46,7 +46,7 @@ impl Resolver {
             };
             let limit = match waiter.client.transport {
                 Transport::Udp => udp_limit(waiter.edns, self.config.udp_payload_size),
-                Transport::Tcp(_) => TCP_LIMIT,
+                Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => TCP_LIMIT,
             };
             let our_size = self.config.udp_payload_size;
             let written = match &completion.answer {
@@ -89,7 +89,10 @@ impl Resolver {
                     .saturating_sub(waiter.received_at.as_millis());
                 let histogram = match waiter.client.transport {
                     Transport::Udp => &mut self.stats.answers_waited_udp,
-                    Transport::Tcp(_) => &mut self.stats.answers_waited_tcp,
+                    // Every stream transport: TCP, TLS and HTTPS.
+                    Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => {
+                        &mut self.stats.answers_waited_tcp
+                    }
                 };
                 histogram.observe_us(waited_ms.saturating_mul(1000));
                 return Some((waiter.client, len));

@@ -1,9 +1,15 @@
-//! DNS over TCP to upstreams: one pipelined connection per upstream per
-//! core, opened on demand for queries whose UDP answer was truncated.
+//! DNS over TCP, and over TLS (RFC 7858), to upstreams: one pipelined
+//! connection per upstream per core, opened on demand (for `tcp` and
+//! `tls` upstreams, and for queries whose UDP answer was truncated).
 //! Queries go out as they are queued; replies are handed to the resolver,
 //! which matches them as for UDP (address, ID, question). A connection is
 //! closed after `tcp.idle_timeout` without a query, or on any error;
-//! queries lost with it are retried by the resolver's deadlines.
+//! queries lost with it are retried by the resolver's deadlines. Two
+//! tables of this one type run per core: the plain one and the TLS one,
+//! whose connections begin with the handshake of `upstream::tls` and,
+//! after a failed connection or handshake, wait out a backoff before the
+//! next (queries meanwhile are dropped, counted, and time out into the
+//! resolver's failover).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -12,7 +18,9 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader, ReadHalf};
+use futures_lite::io::{
+    AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader, ReadHalf,
+};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use heimdall_dnstap::SocketProtocol;
@@ -20,8 +28,9 @@ use heimdall_resolver::{AttemptId, ReplySource, UpstreamTransport};
 
 use crate::batch::shutdown_socket;
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
-use crate::stats::TcpStats;
-use crate::stream::{frame, until};
+use crate::stats::{TcpStats, UpstreamTlsStats};
+use crate::stream::{Extras, frame, until};
+use crate::upstream::tls::{Backoff, TlsUpstreamSetup};
 
 /// Frames queued to one upstream connection before new ones are refused.
 const UPSTREAM_QUEUE: usize = 1024;
@@ -48,19 +57,34 @@ pub(crate) struct TcpUpstreams {
 
 struct Inner {
     settings: TcpUpstreamSettings,
+    /// TLS: the client configuration, and each upstream's backoff.
+    tls: Option<TlsUpstreamSetup>,
     conns: RefCell<HashMap<SocketAddr, UpstreamConn>>,
     next_generation: Cell<u64>,
     stats: Cell<TcpStats>,
+    handshake_failures: Cell<u64>,
+    resumptions: Cell<u64>,
+    backoff: RefCell<HashMap<SocketAddr, Backoff>>,
 }
 
 impl TcpUpstreams {
+    /// Plain TCP connections.
     pub(crate) fn new(settings: TcpUpstreamSettings) -> Self {
+        Self::with_tls(settings, None)
+    }
+
+    /// TLS connections (with `Some`), or plain ones.
+    pub(crate) fn with_tls(settings: TcpUpstreamSettings, tls: Option<TlsUpstreamSetup>) -> Self {
         Self {
             inner: Rc::new(Inner {
                 settings,
+                tls,
                 conns: RefCell::new(HashMap::new()),
                 next_generation: Cell::new(0),
                 stats: Cell::new(TcpStats::default()),
+                handshake_failures: Cell::new(0),
+                resumptions: Cell::new(0),
+                backoff: RefCell::new(HashMap::new()),
             }),
         }
     }
@@ -69,11 +93,26 @@ impl TcpUpstreams {
     pub(crate) fn stats(&self) -> TcpStats {
         self.inner.stats.get()
     }
+
+    /// The counters of a TLS table.
+    pub(crate) fn tls_stats(&self) -> UpstreamTlsStats {
+        let stats = self.inner.stats.get();
+        UpstreamTlsStats {
+            connects: stats.upstream_connects,
+            errors: stats.upstream_errors,
+            handshake_failures: self.inner.handshake_failures.get(),
+            resumptions: self.inner.resumptions.get(),
+        }
+    }
 }
 
 impl UpstreamSend for TcpUpstreams {
     fn tcp_stats(&self) -> Option<TcpStats> {
-        Some(self.stats())
+        self.inner.tls.is_none().then(|| self.stats())
+    }
+
+    fn upstream_tls_stats(&self) -> Option<UpstreamTlsStats> {
+        self.inner.tls.is_some().then(|| self.tls_stats())
     }
 
     /// Queue `query` to upstream `to`, opening a connection if there is
@@ -86,12 +125,23 @@ impl UpstreamSend for TcpUpstreams {
         query: &[u8],
     ) -> Result<(), SendFailed> {
         let inner = &self.inner;
-        let frame = frame(query, None);
+        let frame = frame(query, Extras::NONE);
         let mut conns = inner.conns.borrow_mut();
         if let Some((_, sender)) = conns.get(&to) {
             if sender.try_send(frame).is_err() {
                 inner.count(|s| s.upstream_errors += 1);
             }
+            return Ok(());
+        }
+        if inner
+            .backoff
+            .borrow()
+            .get(&to)
+            .is_some_and(|backoff| backoff.waiting(Instant::now()))
+        {
+            // The last connection failed a moment ago: no new one yet.
+            // The query times out and the resolver fails over.
+            inner.count(|s| s.upstream_errors += 1);
             return Ok(());
         }
         let (sender, receiver) = local_channel::new_bounded(UPSTREAM_QUEUE);
@@ -118,6 +168,35 @@ impl Inner {
         self.stats.set(stats);
     }
 
+    /// How replies on these connections reached us.
+    fn transport(&self) -> UpstreamTransport {
+        if self.tls.is_some() {
+            UpstreamTransport::Tls
+        } else {
+            UpstreamTransport::Tcp
+        }
+    }
+
+    fn protocol(&self) -> SocketProtocol {
+        if self.tls.is_some() {
+            SocketProtocol::Dot
+        } else {
+            SocketProtocol::Tcp
+        }
+    }
+
+    /// A connection to `to` failed before it carried anything: back off
+    /// (TLS tables only).
+    fn failed(&self, to: SocketAddr) {
+        if self.tls.is_some() {
+            self.backoff
+                .borrow_mut()
+                .entry(to)
+                .or_default()
+                .failed(Instant::now());
+        }
+    }
+
     fn forget(&self, to: SocketAddr, generation: u64) {
         let mut conns = self.conns.borrow_mut();
         if conns.get(&to).is_some_and(|(g, _)| *g == generation) {
@@ -126,8 +205,8 @@ impl Inner {
     }
 }
 
-/// One pipelined connection to an upstream: the writer runs here, the
-/// reader in its own task.
+/// One pipelined connection to an upstream: connect (and for TLS, the
+/// handshake), then the writer runs here and the reader in its own task.
 async fn connection(
     ctx: Rc<CoreContext>,
     inner: Rc<Inner>,
@@ -141,18 +220,65 @@ async fn connection(
         Err(err) => {
             log::debug!("core {}: TCP connect to {to}: {err}", ctx.index());
             inner.count(|s| s.upstream_errors += 1);
+            inner.failed(to);
             inner.forget(to, generation);
             return;
         }
     };
-    inner.count(|s| s.upstream_connects += 1);
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let local = ctx.forwarding_tap().and_then(|_| stream.local_addr().ok());
+    let Some(tls) = &inner.tls else {
+        inner.count(|s| s.upstream_connects += 1);
+        serve(&ctx, &inner, (to, local, fd), generation, queue, stream).await;
+        return;
+    };
+    let deadline = Instant::now() + settings.connect_timeout;
+    match until(deadline, tls.handshake(&ctx, stream, to)).await {
+        Some(Ok(stream)) => {
+            if stream.resumed() {
+                inner.resumptions.set(inner.resumptions.get() + 1);
+            }
+            inner.backoff.borrow_mut().remove(&to);
+            inner.count(|s| s.upstream_connects += 1);
+            serve(&ctx, &inner, (to, local, fd), generation, queue, stream).await;
+        }
+        outcome => {
+            let reason = match outcome {
+                Some(Err(err)) => err.to_string(),
+                _ => "no answer within upstream.timeout".to_string(),
+            };
+            log::warn!(
+                "core {}: TLS handshake with upstream {to} failed: {reason}",
+                ctx.index()
+            );
+            inner
+                .handshake_failures
+                .set(inner.handshake_failures.get() + 1);
+            inner.failed(to);
+            inner.forget(to, generation);
+            // The stream was dropped with the handshake: closed.
+        }
+    }
+}
+
+/// Write the queued queries to an open connection until it idles out or
+/// fails; the reader runs in its own task.
+async fn serve<S>(
+    ctx: &Rc<CoreContext>,
+    inner: &Rc<Inner>,
+    (to, local, fd): (SocketAddr, Option<SocketAddr>, std::os::fd::RawFd),
+    generation: u64,
+    queue: LocalReceiver<Vec<u8>>,
+    stream: S,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let settings = inner.settings;
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let reader = glommio::spawn_local(read_replies(
-        Rc::clone(&ctx),
-        Rc::clone(&inner),
+        Rc::clone(ctx),
+        Rc::clone(inner),
         (to, local),
         generation,
         read_half,
@@ -163,33 +289,40 @@ async fn connection(
             break;
         };
         let deadline = Instant::now() + settings.connect_timeout;
-        if !matches!(
-            until(deadline, write_half.write_all(&frame)).await,
-            Some(Ok(()))
-        ) {
+        let written = until(deadline, async {
+            write_half.write_all(&frame).await?;
+            write_half.flush().await
+        })
+        .await;
+        if !matches!(written, Some(Ok(()))) {
             inner.count(|s| s.upstream_errors += 1);
             break;
         }
         if let Some(tap) = ctx.forwarding_tap()
             && let Some(query) = frame.get(2..)
         {
-            tap.forwarder_query(SocketProtocol::Tcp, local, to, query);
+            tap.forwarder_query(inner.protocol(), local, to, query);
         }
     }
     // New queries open a new connection from now on.
     inner.forget(to, generation);
+    let _ = until(
+        Instant::now() + Duration::from_millis(100),
+        write_half.close(),
+    )
+    .await;
     shutdown_socket(fd);
     reader.await;
 }
 
 /// Hand each reply on the connection to the resolver, until the upstream
 /// closes (or breaks) it.
-async fn read_replies(
+async fn read_replies<S: AsyncRead + Unpin>(
     ctx: Rc<CoreContext>,
     inner: Rc<Inner>,
     (to, local): (SocketAddr, Option<SocketAddr>),
     generation: u64,
-    read_half: ReadHalf<TcpStream>,
+    read_half: ReadHalf<S>,
 ) {
     let mut reader = BufReader::with_capacity(UPSTREAM_READ_BUFFER, read_half);
     let mut buf = vec![0u8; usize::from(u16::MAX)];
@@ -206,12 +339,12 @@ async fn read_replies(
             break;
         }
         if let Some(tap) = ctx.forwarding_tap() {
-            tap.forwarder_response(SocketProtocol::Tcp, local, to, message);
+            tap.forwarder_response(inner.protocol(), local, to, message);
         }
         // Replies share the connection: matched by ID, not by attempt.
         let source = ReplySource {
             from: to,
-            transport: UpstreamTransport::Tcp,
+            transport: inner.transport(),
             attempt: None,
         };
         ctx.upstream_reply(source, message);

@@ -165,6 +165,12 @@ impl TestServer {
         addr
     }
 
+    /// The first DNS-over-TLS and DNS-over-HTTPS addresses bound.
+    pub fn encrypted_addrs(&self) -> (SocketAddr, SocketAddr) {
+        let handle = self.handle.as_ref().expect("running");
+        (handle.tls_addrs()[0], handle.https_addrs()[0])
+    }
+
     /// Ask for a reload, as the binary does on SIGHUP.
     pub fn request_reload(&self) {
         self.handle.as_ref().expect("running").request_reload();

@@ -1,0 +1,954 @@
+//! End-to-end tests of encrypted DNS over real sockets on 127.0.0.1, with
+//! certificates the tests make (rcgen): DNS over TLS (RFC 7858) and over
+//! HTTPS (RFC 8484) served to clients (a rustls client here, kdig, curl),
+//! DNS over TLS to upstreams (another heimdall, Unbound), and bad input
+//! (garbage instead of a ClientHello, a stalled handshake, bad DoH
+//! requests), each closed or answered with an error, counted, and with
+//! UDP clients still served.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod common;
+// Not in `common`: the binary's tests share that module and have no rcgen.
+#[path = "common/certs.rs"]
+mod certs;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use certs::TestCerts;
+use common::{LOOPBACK, Reply, TestServer, query, start_server, start_upstream, total};
+use heimdall_config::Config;
+use heimdall_loadtest::UpstreamConfig;
+use heimdall_loadtest::upstream::zone::host_v4;
+use heimdall_testkit::peers;
+use heimdall_wire::{Message, Rcode, RecordType};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// The name the test certificates carry.
+const NAME: &str = "dns.test";
+
+/// A server forwarding to `upstream` over UDP, serving DNS over TLS and
+/// HTTPS with `certs`, with `extra` YAML appended.
+fn encrypted_config(upstream: SocketAddr, certs: &TestCerts, extra: &str) -> Config {
+    let yaml = format!(
+        "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+         cache:\n  shard_size: 1MiB\n\
+         upstream:\n  servers: [\"{upstream}\"]\n  timeout: 1s\n  attempts: 2\n\
+         tcp:\n  read_timeout: 500ms\n  idle_timeout: 3s\n\
+         tls:\n  listen: [127.0.0.1:853]\n  https_listen: [127.0.0.1:443]\n  \
+         certificate: {cert}\n  key: {key}\n\
+         log:\n  level: warn\n{extra}",
+        cert = certs.cert.display(),
+        key = certs.key.display(),
+    );
+    let mut config = Config::from_yaml_str(&yaml, "test.yaml")
+        .unwrap_or_else(|err| panic!("test config refused: {err}\n{yaml}"));
+    common::listen_on_any_port(&mut config);
+    config.tls.listen = vec![SocketAddr::from((LOOPBACK, 0))];
+    config.tls.https_listen = vec![SocketAddr::from((LOOPBACK, 0))];
+    config
+}
+
+/// A running server with its encrypted addresses.
+struct Encrypted {
+    server: TestServer,
+    dot: SocketAddr,
+    doh: SocketAddr,
+}
+
+fn start_encrypted(config: &Config) -> Encrypted {
+    let server = start_server(config);
+    let (dot, doh) = server.encrypted_addrs();
+    for addr in [dot, doh] {
+        assert_eq!(addr.ip(), LOOPBACK);
+        assert_ne!(addr.port(), 0);
+    }
+    Encrypted { server, dot, doh }
+}
+
+/// A rustls client configuration trusting `ca`, with `alpn`.
+fn client_config(ca: &Path, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Arc::new(config)
+}
+
+/// A DNS-over-TLS client on 127.0.0.1.
+struct DotClient {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+impl DotClient {
+    fn connect(server: SocketAddr, ca: &Path) -> Self {
+        Self::connect_with(server, client_config(ca, b"dot"))
+    }
+
+    /// With `config`, whose session cache a later connection resumes from.
+    fn connect_with(server: SocketAddr, config: Arc<rustls::ClientConfig>) -> Self {
+        assert_eq!(server.ip(), LOOPBACK, "tests only talk to 127.0.0.1");
+        let conn =
+            rustls::ClientConnection::new(config, ServerName::try_from(NAME).unwrap()).unwrap();
+        let socket = TcpStream::connect_timeout(&server, Duration::from_secs(2)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        Self {
+            tls: rustls::StreamOwned::new(conn, socket),
+        }
+    }
+
+    fn send(&mut self, message: &[u8]) {
+        let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(message);
+        self.tls.write_all(&framed).unwrap();
+        self.tls.flush().unwrap();
+    }
+
+    fn recv(&mut self) -> Vec<u8> {
+        let mut prefix = [0u8; 2];
+        self.tls.read_exact(&mut prefix).unwrap();
+        let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+        self.tls.read_exact(&mut message).unwrap();
+        message
+    }
+}
+
+/// The EDNS option codes of a message's OPT record.
+fn option_codes(message: &[u8]) -> Vec<u16> {
+    Message::parse(message)
+        .unwrap()
+        .opt()
+        .map(|opt| opt.options().map(|option| option.code).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn dot_answers_pipelined_queries_padded_and_counts_them() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("dot", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    let tls_config = client_config(&certs.ca, b"dot");
+    let mut client = DotClient::connect_with(server.dot, Arc::clone(&tls_config));
+    // Pipelined: all sent before any answer is read.
+    let queries: Vec<Vec<u8>> = (1..=5u16)
+        .map(|id| {
+            query(
+                id,
+                &format!("host-{id}.zone.test."),
+                RecordType::A,
+                Some(1232),
+            )
+        })
+        .collect();
+    for q in &queries {
+        client.send(q);
+    }
+    let mut seen = Vec::new();
+    for _ in &queries {
+        let bytes = client.recv();
+        assert_eq!(
+            bytes.len() % 468,
+            0,
+            "a padded reply: {} bytes",
+            bytes.len()
+        );
+        assert!(option_codes(&bytes).contains(&12), "padding option");
+        let reply = Reply::check(bytes);
+        let id = reply.id();
+        reply.assert_answers(&queries[usize::from(id) - 1]);
+        common::assert_single_a(&reply, host_v4(u32::from(id)));
+        seen.push(id);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    // The same answer over UDP, from the cache the TLS queries filled.
+    let udp = server.server.client().exchange(&queries[0]);
+    common::assert_single_a(&udp, host_v4(1));
+    // Without EDNS there is no OPT record to pad.
+    client.send(&query(9, "host-1.zone.test.", RecordType::A, None));
+    let plain = client.recv();
+    assert!(Message::parse(&plain).unwrap().opt().is_none());
+    drop(client);
+    // A second connection resumes the first one's session (a ticket).
+    let mut again = DotClient::connect_with(server.dot, tls_config);
+    again.send(&queries[1]);
+    common::assert_single_a(&Reply::check(again.recv()), host_v4(2));
+    assert_eq!(
+        again.tls.conn.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    drop(again);
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.dot.handshakes), 2);
+    assert_eq!(total(&reports, |r| r.dot.resumptions), 1);
+    assert_eq!(total(&reports, |r| r.dot.handshake_failures), 0);
+    assert_eq!(total(&reports, |r| r.dot.queries), 7);
+    assert_eq!(total(&reports, |r| r.resolver.queries_tls), 7);
+}
+
+/// Garbage instead of a ClientHello, and a client that stalls half-way
+/// through its handshake: both closed and counted, and a UDP client is
+/// answered all the while.
+#[test]
+fn dot_garbage_and_a_stalled_handshake_are_closed_and_counted() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("garbage", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    let udp = server.server.client();
+    // Garbage: an HTTP request where a ClientHello belongs.
+    let mut garbage = TcpStream::connect(server.dot).unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let started = Instant::now();
+    // The server answers with an alert at most, then closes.
+    loop {
+        match garbage.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => assert!(started.elapsed() < Duration::from_secs(3)),
+        }
+    }
+    // A stalled handshake: the first bytes of a ClientHello, then nothing.
+    let mut stalled = TcpStream::connect(server.dot).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let started = Instant::now();
+    // UDP is served meanwhile.
+    let reply = udp.exchange(&query(3, "host-3.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(3));
+    let closed = matches!(stalled.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the stalled connection was closed");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(2),
+        "closed after {waited:?} (tcp.read_timeout is 500ms)"
+    );
+    // A real client still gets in.
+    let mut client = DotClient::connect(server.dot, &certs.ca);
+    client.send(&query(4, "host-4.zone.test.", RecordType::A, Some(1232)));
+    common::assert_single_a(&Reply::check(client.recv()), host_v4(4));
+    drop(client);
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.dot.handshake_failures), 2);
+    assert_eq!(total(&reports, |r| r.dot.handshakes), 1);
+    assert_eq!(total(&reports, |r| r.dot.accepted), 3);
+}
+
+/// Whether a DoT handshake with `server`, trusting `ca`, succeeds.
+fn handshake_ok(server: SocketAddr, ca: &Path) -> bool {
+    let mut client = DotClient::connect(server, ca);
+    let rustls::StreamOwned { conn, sock } = &mut client.tls;
+    while conn.is_handshaking() {
+        if conn.complete_io(sock).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// A reload (SIGHUP or POST /reload) reads the certificate and key files
+/// again: a renewed certificate is presented to new connections; a broken
+/// file fails the reload with a message naming it, and the certificate in
+/// use stays.
+#[test]
+fn a_reload_reads_the_certificate_again_and_a_bad_one_keeps_the_old() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("reload-a", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let source = config.clone();
+    let options = heimdall_server::StartOptions {
+        reload_source: Some(Arc::new(move || Ok(source.clone()))),
+        ..heimdall_server::StartOptions::default()
+    };
+    let server = common::start_server_with(&config, options);
+    let (dot, _) = server.encrypted_addrs();
+    let control = server.control_addr();
+    assert!(handshake_ok(dot, &certs.ca));
+    // Renewed in place, by another CA.
+    let renewed = TestCerts::new("reload-b", NAME);
+    std::fs::copy(&renewed.cert, &certs.cert).unwrap();
+    std::fs::copy(&renewed.key, &certs.key).unwrap();
+    assert!(handshake_ok(dot, &certs.ca), "not before the reload");
+    let (status, body) = common::http::request(control, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("certificate and key re-read"), "{body}");
+    assert!(handshake_ok(dot, &renewed.ca));
+    assert!(!handshake_ok(dot, &certs.ca));
+    // A broken file: the reload fails, naming it; the certificate stays.
+    std::fs::write(&certs.cert, "not a certificate\n").unwrap();
+    let (status, body) = common::http::request(control, "POST", "/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("tls.certificate"), "{body}");
+    assert!(handshake_ok(dot, &renewed.ca));
+    let mut client = DotClient::connect(dot, &renewed.ca);
+    client.send(&query(3, "host-3.zone.test.", RecordType::A, None));
+    common::assert_single_a(&Reply::check(client.recv()), host_v4(3));
+    drop(client);
+    server.stop();
+}
+
+/// DoH clients that stall: one stops half-way through an HTTP/1.1
+/// request head, one offers a protocol the listener does not speak. Both
+/// are closed and counted; a UDP client is served meanwhile.
+#[test]
+fn doh_stalled_requests_and_a_wrong_alpn_are_closed_and_counted() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("doh-stall", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    // A request head that never ends, over HTTP/1.1.
+    let conn = rustls::ClientConnection::new(
+        client_config(&certs.ca, b"http/1.1"),
+        ServerName::try_from(NAME).unwrap(),
+    )
+    .unwrap();
+    let socket = TcpStream::connect(server.doh).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, socket);
+    tls.write_all(b"GET /dns-query?dns=AAAB HTTP/1.1\r\nHost: dns.test\r\n")
+        .unwrap();
+    tls.flush().unwrap();
+    let started = Instant::now();
+    let reply =
+        server
+            .server
+            .client()
+            .exchange(&query(7, "host-7.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(7));
+    let mut buf = [0u8; 256];
+    let closed = matches!(tls.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the stalled request's connection was closed");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(2),
+        "closed after {waited:?} (tcp.read_timeout is 500ms)"
+    );
+    // DoT's ALPN on the DoH listener: no common protocol.
+    let conn = rustls::ClientConnection::new(
+        client_config(&certs.ca, b"dot"),
+        ServerName::try_from(NAME).unwrap(),
+    )
+    .unwrap();
+    let mut socket = TcpStream::connect(server.doh).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut conn = conn;
+    let mut refused = false;
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut socket).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a handshake without a common ALPN protocol");
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.doh.closed_read_timeout), 1);
+    assert_eq!(total(&reports, |r| r.doh.handshake_failures), 1);
+    assert_eq!(total(&reports, |r| r.doh.handshakes), 1);
+}
+
+/// kdig +tls, checking the certificate by its CA and name: the answer,
+/// TLS used, and the reply padded.
+#[test]
+fn kdig_over_tls_gets_answers() {
+    let Some(kdig) = peers::find("kdig", "knot-dnsutils") else {
+        return;
+    };
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("kdig-tls", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    let output = kdig_run(
+        &kdig,
+        server.dot,
+        &certs,
+        &["+tls", "+padding"],
+        "host-21.zone.test.",
+    );
+    assert!(output.contains("status: NOERROR"), "{output}");
+    assert!(output.contains(&host_v4(21).to_string()), "{output}");
+    assert!(output.contains("TLS session"), "{output}");
+    assert!(output.contains("PADDING"), "{output}");
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.dot.handshakes), 1);
+}
+
+/// kdig +https (POST) and +https-get: answers over HTTP/2.
+#[test]
+fn kdig_over_https_post_and_get_gets_answers_over_http2() {
+    let Some(kdig) = peers::find("kdig", "knot-dnsutils") else {
+        return;
+    };
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("kdig-https", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    for (flags, n) in [(&["+https"][..], 31), (&["+https", "+https-get"][..], 32)] {
+        let output = kdig_run(
+            &kdig,
+            server.doh,
+            &certs,
+            flags,
+            &format!("host-{n}.zone.test."),
+        );
+        assert!(output.contains("status: NOERROR"), "{flags:?}: {output}");
+        assert!(
+            output.contains(&host_v4(n).to_string()),
+            "{flags:?}: {output}"
+        );
+        assert!(
+            output.contains("HTTP/2"),
+            "{flags:?}: HTTP/2 not used: {output}"
+        );
+    }
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.doh.queries), 2);
+    assert_eq!(total(&reports, |r| r.resolver.queries_https), 2);
+}
+
+/// Run kdig against `server` trusting the test CA; its output.
+fn kdig_run(
+    kdig: &Path,
+    server: SocketAddr,
+    certs: &TestCerts,
+    flags: &[&str],
+    name: &str,
+) -> String {
+    assert_eq!(server.ip(), LOOPBACK);
+    let output = Command::new(kdig)
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string()])
+        .args(flags)
+        .arg(format!("+tls-ca={}", certs.ca.display()))
+        .arg(format!("+tls-hostname={NAME}"))
+        .args(["+time=3", "+retry=0"])
+        .args([name, "A"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kdig");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// curl against the DoH listener: HTTP/2 used, a GET answered, and bad
+/// requests refused with the right status and counted.
+#[test]
+fn curl_over_doh_uses_http2_and_bad_requests_get_http_errors() {
+    let Some(curl) = peers::find("curl", "curl") else {
+        return;
+    };
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("curl", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    let url = |target: &str| format!("https://{NAME}:{}{target}", server.doh.port());
+    let curl_run = |args: &[&str], target: &str| {
+        let body = std::env::temp_dir().join(format!(
+            "heimdall-curl-{}-{}",
+            std::process::id(),
+            target.len()
+        ));
+        let output = Command::new(&curl)
+            .args(["-sS", "-v", "--max-time", "5"])
+            .arg("--resolve")
+            .arg(format!("{NAME}:{}:127.0.0.1", server.doh.port()))
+            .arg("--cacert")
+            .arg(&certs.ca)
+            .args(["-o"])
+            .arg(&body)
+            .args(["-w", "%{http_code} %{http_version}"])
+            .args(args)
+            .arg(url(target))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        let bytes = std::fs::read(&body).unwrap_or_default();
+        let _ = std::fs::remove_file(&body);
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            bytes,
+        )
+    };
+    let q = query(0, "host-41.zone.test.", RecordType::A, Some(1232));
+    let encoded = data_encoding::BASE64URL_NOPAD.encode(&q);
+    let (status, verbose, body) = curl_run(&["--http2"], &format!("/dns-query?dns={encoded}"));
+    assert_eq!(status, "200 2", "{verbose}");
+    assert!(verbose.contains("ALPN: server accepted h2"), "{verbose}");
+    assert!(
+        verbose.contains("content-type: application/dns-message"),
+        "{verbose}"
+    );
+    assert!(verbose.contains("cache-control: max-age="), "{verbose}");
+    let reply = Reply::check(body);
+    reply.assert_answers(&q);
+    common::assert_single_a(&reply, host_v4(41));
+    // The same over HTTP/1.1.
+    let (status, verbose, body) = curl_run(&["--http1.1"], &format!("/dns-query?dns={encoded}"));
+    assert_eq!(status, "200 1.1", "{verbose}");
+    common::assert_single_a(&Reply::check(body), host_v4(41));
+    // Bad base64url.
+    let (status, verbose, _) = curl_run(&["--http2"], "/dns-query?dns=***");
+    assert_eq!(status, "400 2", "{verbose}");
+    // No dns parameter at all, and another path.
+    assert_eq!(curl_run(&["--http2"], "/dns-query").0, "400 2");
+    assert_eq!(curl_run(&["--http2"], "/other?dns=AAAA").0, "404 2");
+    // A POST of the wrong type.
+    let query_file = std::env::temp_dir().join(format!("heimdall-q-{}", std::process::id()));
+    std::fs::write(&query_file, &q).unwrap();
+    let data = format!("@{}", query_file.display());
+    let (status, verbose, _) = curl_run(
+        &[
+            "--http2",
+            "-H",
+            "content-type: text/plain",
+            "--data-binary",
+            &data,
+        ],
+        "/dns-query",
+    );
+    assert_eq!(status, "415 2", "{verbose}");
+    // The right type is answered.
+    let (status, verbose, body) = curl_run(
+        &[
+            "--http2",
+            "-H",
+            "content-type: application/dns-message",
+            "--data-binary",
+            &data,
+        ],
+        "/dns-query",
+    );
+    assert_eq!(status, "200 2", "{verbose}");
+    common::assert_single_a(&Reply::check(body), host_v4(41));
+    // Over the size limit.
+    std::fs::write(&query_file, vec![0u8; 70_000]).unwrap();
+    let (status, verbose, _) = curl_run(
+        &[
+            "--http2",
+            "-H",
+            "content-type: application/dns-message",
+            "--data-binary",
+            &data,
+        ],
+        "/dns-query",
+    );
+    assert_eq!(status, "413 2", "{verbose}");
+    let _ = std::fs::remove_file(&query_file);
+    // UDP is served all the while.
+    let reply =
+        server
+            .server
+            .client()
+            .exchange(&query(5, "host-5.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(5));
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.doh_errors.bad_request), 2);
+    assert_eq!(total(&reports, |r| r.doh_errors.not_found), 1);
+    assert_eq!(total(&reports, |r| r.doh_errors.bad_media_type), 1);
+    assert_eq!(total(&reports, |r| r.doh_errors.too_large), 1);
+    assert_eq!(total(&reports, |r| r.doh.queries), 3);
+}
+
+/// curl resolves a name through heimdall with `--doh-url` (over HTTP/2),
+/// then fetches from the address it got: the control endpoint.
+#[test]
+fn curl_resolves_through_doh() {
+    let Some(curl) = peers::find("curl", "curl") else {
+        return;
+    };
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("curl-doh", NAME);
+    // The name resolves to 127.0.0.1, where the control endpoint is.
+    let config = encrypted_config(
+        upstream.local_addr(),
+        &certs,
+        "local:\n  records: [\"doh-target.test. 60 IN A 127.0.0.1\"]\n",
+    );
+    let server = start_encrypted(&config);
+    let control = server.server.control_addr();
+    let output = Command::new(&curl)
+        .args(["-sS", "-v", "--max-time", "5"])
+        .arg("--doh-url")
+        .arg(format!("https://127.0.0.1:{}/dns-query", server.doh.port()))
+        .arg("--cacert")
+        .arg(&certs.ca)
+        .arg(format!("http://doh-target.test:{}/health", control.port()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run curl");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+    let reports = server.server.stop();
+    // A and AAAA, each its own request.
+    assert!(total(&reports, |r| r.doh.queries) >= 1);
+    assert!(total(&reports, |r| r.doh.handshakes) >= 1);
+}
+
+/// A heimdall forwarding over TLS to another heimdall's DNS-over-TLS
+/// listener: answers, one connection reused, and a wrong name or an
+/// unknown CA refused, counted and failed over.
+#[test]
+fn upstream_over_tls_to_heimdall() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("upstream", NAME);
+    let front = start_encrypted(&encrypted_config(origin.local_addr(), &certs, ""));
+    let forwarder = |name: &str, ca: &Path| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{addr}\", transport: tls, name: {name}}}]\n  \
+             timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            addr = front.dot,
+            ca = ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    // The right name and CA.
+    let good = forwarder(NAME, &certs.ca);
+    let client = good.client();
+    for n in 51..=55u32 {
+        let reply = client.exchange(&query(
+            n as u16,
+            &format!("host-{n}.zone.test."),
+            RecordType::A,
+            None,
+        ));
+        common::assert_single_a(&reply, host_v4(n));
+    }
+    let reports = good.stop();
+    assert_eq!(
+        total(&reports, |r| r.upstream_tls.connects),
+        1,
+        "one connection, reused"
+    );
+    assert_eq!(total(&reports, |r| r.upstream_tls.handshake_failures), 0);
+    // A name the certificate does not carry.
+    let wrong_name = forwarder("other.test", &certs.ca);
+    let reply = wrong_name
+        .client()
+        .exchange(&query(60, "host-60.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = wrong_name.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 0);
+    // A CA that did not sign it.
+    let other = TestCerts::new("other-ca", NAME);
+    let unknown_ca = forwarder(NAME, &other.ca);
+    let reply = unknown_ca
+        .client()
+        .exchange(&query(61, "host-61.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = unknown_ca.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+    let front_reports = front.server.stop();
+    assert_eq!(total(&front_reports, |r| r.dot.handshakes), 1);
+    assert!(total(&front_reports, |r| r.dot.handshake_failures) >= 2);
+}
+
+/// A pinned `tls` upstream: accepted by its key alone (the CA file names
+/// a CA that did not sign it), refused with another pin.
+#[test]
+fn a_pinned_tls_upstream_is_checked_by_its_key() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("pinned", NAME);
+    let front = start_encrypted(&encrypted_config(origin.local_addr(), &certs, ""));
+    let other = TestCerts::new("pinned-other", NAME);
+    let forwarder = |pin: &str| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{addr}\", transport: tls, name: {NAME}, \
+             pin: \"{pin}\"}}]\n  timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            addr = front.dot,
+            ca = other.ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(&certs.pin);
+    let reply = good
+        .client()
+        .exchange(&query(120, "host-120.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(120));
+    let reports = good.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 1);
+    let bad = forwarder(&other.pin);
+    let reply = bad
+        .client()
+        .exchange(&query(121, "host-121.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = bad.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+    front.server.stop();
+}
+
+/// A heimdall forwarding over HTTPS (HTTP/2) to another heimdall's DoH
+/// listener: answers over one reused connection, counted as HTTPS
+/// queries at the front; a wrong name is refused and counted.
+#[test]
+fn upstream_over_https_to_heimdall() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("upstream-doh", NAME);
+    let front = start_encrypted(&encrypted_config(origin.local_addr(), &certs, ""));
+    let forwarder = |name: &str| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{addr}\", transport: https, name: {name}}}]\n  \
+             timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            addr = front.doh,
+            ca = certs.ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(NAME);
+    let client = good.client();
+    // Several at once: one HTTP/2 stream each on the one connection.
+    let queries: Vec<Vec<u8>> = (81..=85u16)
+        .map(|n| query(n, &format!("host-{n}.zone.test."), RecordType::A, None))
+        .collect();
+    for q in &queries {
+        client.send(q);
+    }
+    for q in &queries {
+        let reply = client.reply_to(q);
+        let n = u32::from(reply.id());
+        common::assert_single_a(&reply, host_v4(n));
+    }
+    let reports = good.stop();
+    assert_eq!(
+        total(&reports, |r| r.upstream_tls.connects),
+        1,
+        "one connection, reused"
+    );
+    assert_eq!(total(&reports, |r| r.upstream_tls.errors), 0);
+    let wrong_name = forwarder("other.test");
+    let reply = wrong_name
+        .client()
+        .exchange(&query(90, "host-90.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = wrong_name.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+    let front_reports = front.server.stop();
+    assert_eq!(total(&front_reports, |r| r.doh.queries), 5);
+    assert_eq!(total(&front_reports, |r| r.resolver.queries_https), 5);
+}
+
+/// Unbound, serving DNS over TLS, as the upstream: answers; an unknown CA
+/// is refused and counted.
+#[test]
+fn upstream_over_tls_to_unbound() {
+    let Some(unbound) = peers::find("unbound", "unbound") else {
+        return;
+    };
+    let certs = TestCerts::new("unbound", NAME);
+    let (dir, port) = (certs.dir.join("unbound"), free_tcp_port());
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1@{port}\n  tls-port: {port}\n  \
+         tls-service-key: \"{key}\"\n  tls-service-pem: \"{cert}\"\n  \
+         do-ip6: no\n  do-udp: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  \
+         pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 1\n  \
+         access-control: 127.0.0.0/8 allow\n  \
+         local-zone: \"tls.test.\" static\n  \
+         local-data: \"www.tls.test. 300 IN A 192.0.2.53\"\n\
+         remote-control:\n  control-enable: no\n",
+        key = certs.key.display(),
+        cert = certs.cert.display(),
+        dir = dir.display(),
+    );
+    let conf_path = dir.join("unbound.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = std::fs::File::create(dir.join("unbound.log")).unwrap();
+    let mut child = Command::new(&unbound)
+        .args(["-d", "-c"])
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start unbound");
+    let _guard = KillOnDrop(&mut child);
+    let upstream = SocketAddr::from((LOOPBACK, port));
+    let listening = common::wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(upstream).is_ok()
+    });
+    assert!(
+        listening,
+        "unbound did not listen on {upstream}: {}",
+        std::fs::read_to_string(dir.join("unbound.log")).unwrap_or_default()
+    );
+    let forwarder = |ca: &Path| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{upstream}\", transport: tls, name: {NAME}}}]\n  \
+             timeout: 1s\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            ca = ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(&certs.ca);
+    let reply = good
+        .client()
+        .exchange(&query(70, "www.tls.test.", RecordType::A, None));
+    common::assert_single_a(&reply, "192.0.2.53".parse().unwrap());
+    let reports = good.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 1);
+    let other = TestCerts::new("unbound-other", NAME);
+    let bad = forwarder(&other.ca);
+    let reply = bad
+        .client()
+        .exchange(&query(71, "www.tls.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = bad.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 0);
+}
+
+/// dnsdist, serving DNS over HTTPS (its h2o listener) in front of the
+/// synthetic upstream, as heimdall's `https` upstream: answers; an
+/// unknown CA is refused and counted.
+#[test]
+fn upstream_over_https_to_dnsdist() {
+    let Some(dnsdist) = peers::find("dnsdist", "dnsdist") else {
+        return;
+    };
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("dnsdist", NAME);
+    let (plain_port, doh_port) = (free_tcp_port(), free_tcp_port());
+    let dir = certs.dir.join("dnsdist");
+    std::fs::create_dir_all(&dir).unwrap();
+    // No security polling: it would ask the system's resolver.
+    let conf = format!(
+        "setSecurityPollSuffix(\"\")\n\
+         setLocal(\"127.0.0.1:{plain_port}\")\n\
+         addDOHLocal(\"127.0.0.1:{doh_port}\", \"{cert}\", \"{key}\", \"/dns-query\")\n\
+         newServer({{address=\"{origin}\"}})\n",
+        cert = certs.cert.display(),
+        key = certs.key.display(),
+        origin = origin.local_addr(),
+    );
+    let conf_path = dir.join("dnsdist.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = std::fs::File::create(dir.join("dnsdist.log")).unwrap();
+    let mut child = Command::new(&dnsdist)
+        .args(["--supervised", "--disable-syslog", "-C"])
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start dnsdist");
+    let _guard = KillOnDrop(&mut child);
+    let upstream = SocketAddr::from((LOOPBACK, doh_port));
+    let listening = common::wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(upstream).is_ok()
+    });
+    assert!(
+        listening,
+        "dnsdist did not listen on {upstream}: {}",
+        std::fs::read_to_string(dir.join("dnsdist.log")).unwrap_or_default()
+    );
+    let forwarder = |ca: &Path| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{upstream}\", transport: https, name: {NAME}}}]\n  \
+             timeout: 1s\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\n",
+            ca = ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(&certs.ca);
+    let client = good.client();
+    for n in 101..=103u32 {
+        let reply = client.exchange(&query(
+            n as u16,
+            &format!("host-{n}.zone.test."),
+            RecordType::A,
+            None,
+        ));
+        common::assert_single_a(&reply, host_v4(n));
+    }
+    let reports = good.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 1);
+    let other = TestCerts::new("dnsdist-other", NAME);
+    let bad = forwarder(&other.ca);
+    let reply = bad
+        .client()
+        .exchange(&query(110, "host-110.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = bad.stop();
+    assert!(total(&reports, |r| r.upstream_tls.handshake_failures) >= 1);
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port free on 127.0.0.1 now.
+fn free_tcp_port() -> u16 {
+    let socket = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
+    let _ = UdpSocket::bind((LOOPBACK, 0));
+    socket.local_addr().unwrap().port()
+}
