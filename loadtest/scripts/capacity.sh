@@ -45,7 +45,8 @@ for i in random.sample(range(names), probe):
 PY
 for i in $(seq 0 999); do echo "host-$i.zone.test. A"; done >"$work/hot.txt"
 
-stats() { curl -s "http://127.0.0.1:$((BASE + 2))/stats"; }
+TOKEN=capacity-script-token-0123
+stats() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((BASE + 2))/stats"; }
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 measure() { # label binary steering
@@ -62,6 +63,8 @@ upstream:
   servers: ["127.0.0.1:$BASE"]
 control:
   listen: "127.0.0.1:$((BASE + 2))"
+  token: $TOKEN
+  socket: ""
 log:
   level: warn
 YAML
