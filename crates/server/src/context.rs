@@ -789,6 +789,29 @@ mod tests {
         assert_eq!(report.send_errors, 0);
     }
 
+    /// Ask `asked` (a miss), let the recorded UDP upstream answer it, and
+    /// return the time and a reply buffer for further queries.
+    fn answered_by_upstream(
+        ctx: &Rc<CoreContext>,
+        udp_upstreams: &Recorder,
+        asked: &[u8],
+        client: ClientId,
+    ) -> (heimdall_cache::Timestamp, Vec<u8>) {
+        let now = ctx.now();
+        let mut out = vec![0u8; 4096];
+        let outcome = ctx.queries().handle(asked, client, now, &mut out);
+        assert!(matches!(outcome, QueryOutcome::Pending));
+        ctx.drain(now);
+        let sent = udp_upstreams.0.borrow().clone();
+        let source = ReplySource {
+            from: sent[0].0,
+            transport: UpstreamTransport::Udp,
+            attempt: Some(udp_upstreams.1.borrow()[0]),
+        };
+        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
+        (now, out)
+    }
+
     #[test]
     fn a_cache_hit_with_dnstap_on_is_logged_and_allocates_nothing() {
         let yaml = "dnstap: {enabled: true, socket: /nonexistent/dnstap.sock}\n\
@@ -805,18 +828,7 @@ mod tests {
         };
         // Fill the cache: a miss, its upstream query and the reply.
         let asked = query("example.com", RecordType::A, 7, None);
-        let now = ctx.now();
-        let mut out = vec![0u8; 4096];
-        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
-        assert!(matches!(outcome, QueryOutcome::Pending));
-        ctx.drain(now);
-        let sent = udp_upstreams.0.borrow().clone();
-        let source = ReplySource {
-            from: sent[0].0,
-            transport: UpstreamTransport::Udp,
-            attempt: Some(udp_upstreams.1.borrow()[0]),
-        };
-        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
+        let (now, mut out) = answered_by_upstream(&ctx, &udp_upstreams, &asked, client);
         // The client query and the late response (the transports log the
         // forwarded query and reply, not the context).
         assert_eq!(tap.pending(), 2);
@@ -852,18 +864,7 @@ mod tests {
         };
         // A miss, answered: the resolver times it.
         let asked = query("example.com", RecordType::A, 8, None);
-        let now = ctx.now();
-        let mut out = vec![0u8; 4096];
-        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
-        assert!(matches!(outcome, QueryOutcome::Pending));
-        ctx.drain(now);
-        let sent = udp_upstreams.0.borrow().clone();
-        let source = ReplySource {
-            from: sent[0].0,
-            transport: UpstreamTransport::Udp,
-            attempt: Some(udp_upstreams.1.borrow()[0]),
-        };
-        ctx.upstream_reply(source, &a_answer(&sent[0].1, 1, 300));
+        answered_by_upstream(&ctx, &udp_upstreams, &asked, client);
         // Hits: timed in a batch of three, then one over TCP, on the path
         // that must not allocate.
         let started = Instant::now();

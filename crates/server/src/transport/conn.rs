@@ -475,6 +475,20 @@ async fn write_replies<S: AsyncWrite + Unpin>(
     let _ = writer.close().await;
 }
 
+impl crate::transport::Admission for StreamClients {
+    fn make_room(&self) -> bool {
+        StreamClients::make_room(self)
+    }
+
+    fn count_refused(&self) {
+        self.count(|s| s.refused += 1);
+    }
+
+    fn count_accepted(&self) {
+        self.count(|s| s.accepted += 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,7 @@ use crate::stats::{DohErrors, TlsStats};
 use crate::stream::{Extras, add_options, until};
 use crate::tls::{ALPN_H2, TlsStream, TokioIo, accept};
 use crate::transport::conn::TcpSettings;
+use crate::transport::{Admission, admit};
 
 /// The media type of a DNS message (RFC 8484 section 6).
 const DNS_MESSAGE: &str = "application/dns-message";
@@ -243,7 +244,7 @@ impl HttpsClients {
 
     /// Make room for one more connection: close the oldest idle one. False
     /// when every connection is busy.
-    fn make_room(&self) -> bool {
+    fn make_room_now(&self) -> bool {
         let mut conns = self.conns.borrow_mut();
         if conns.len() + self.handshaking.get() < self.settings.max_connections {
             return true;
@@ -426,28 +427,7 @@ pub(crate) async fn serve_https(
     stop: Arc<AtomicBool>,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(err) => {
-                log::debug!("core {}: HTTPS accept error: {err}", ctx.index());
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if stop.load(Ordering::Relaxed) {
-            drop(stream);
-            continue;
-        }
-        if !clients.make_room() {
-            clients.count(|s| s.refused += 1);
-            drop(stream);
-            continue;
-        }
-        clients.count(|s| s.accepted += 1);
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = admit(&ctx, &listener, "HTTPS", &stop, &*clients).await;
         clients.handshaking.set(clients.handshaking.get() + 1);
         glommio::spawn_local(connection(
             Rc::clone(&ctx),
@@ -844,6 +824,20 @@ async fn answer_h2(
 fn finish(conn: &Conn) {
     conn.active.set(conn.active.get().saturating_sub(1));
     conn.last_active.set(Instant::now());
+}
+
+impl Admission for HttpsClients {
+    fn make_room(&self) -> bool {
+        self.make_room_now()
+    }
+
+    fn count_refused(&self) {
+        self.count(|s| s.refused += 1);
+    }
+
+    fn count_accepted(&self) {
+        self.count(|s| s.accepted += 1);
+    }
 }
 
 #[cfg(test)]

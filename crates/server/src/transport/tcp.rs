@@ -6,13 +6,13 @@
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
 use glommio::net::TcpListener;
 use heimdall_resolver::ClientId;
 
 use crate::context::CoreContext;
+use crate::transport::admit;
 use crate::transport::conn::{StreamClients, StreamKind, client_connection};
 
 /// Accept client connections on one listener until the core ends (the
@@ -27,30 +27,7 @@ pub(crate) async fn serve_tcp(
     stop: Arc<AtomicBool>,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(err) => {
-                log::debug!("core {}: accept error: {err}", ctx.index());
-                // Out of descriptors or similar: do not spin.
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if stop.load(Ordering::Relaxed) {
-            // Shutting down: no new connections.
-            drop(stream);
-            continue;
-        }
-        if !clients.make_room() {
-            clients.count(|s| s.refused += 1);
-            drop(stream);
-            continue;
-        }
-        clients.count(|s| s.accepted += 1);
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = admit(&ctx, &listener, "TCP", &stop, &*clients).await;
         let fd = stream.as_raw_fd();
         let client = ClientId {
             addr: peer,

@@ -13,8 +13,7 @@
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
 use glommio::net::{TcpListener, TcpStream};
 use heimdall_resolver::ClientId;
@@ -22,6 +21,7 @@ use rustls::ServerConfig;
 
 use crate::context::CoreContext;
 use crate::tls::accept;
+use crate::transport::admit;
 use crate::transport::conn::{StreamClients, StreamKind, client_connection};
 
 /// Accept DNS-over-TLS connections on one listener until the core ends.
@@ -34,28 +34,7 @@ pub(crate) async fn serve_tls(
     stop: Arc<AtomicBool>,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(err) => {
-                log::debug!("core {}: TLS accept error: {err}", ctx.index());
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if stop.load(Ordering::Relaxed) {
-            drop(stream);
-            continue;
-        }
-        if !clients.make_room() {
-            clients.count(|s| s.refused += 1);
-            drop(stream);
-            continue;
-        }
-        clients.count(|s| s.accepted += 1);
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = admit(&ctx, &listener, "TLS", &stop, &*clients).await;
         let client = ClientId {
             addr: peer,
             transport: StreamKind::Tls.transport(clients.next_id()),
