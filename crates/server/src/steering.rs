@@ -237,6 +237,45 @@ mod tests {
     }
 
     #[test]
+    fn names_aimed_at_one_core_under_another_basis_spread_out() {
+        use std::os::fd::AsRawFd;
+        // An attacker who computed 400 names that all land on socket 0
+        // for basis 1 (say, from a leaked or guessed basis) sends them to
+        // a group steered with the basis this server drew: they spread
+        // over the four sockets, so the flood does not pile on one core.
+        let aimed: Vec<Vec<u8>> = (0..)
+            .map(|n| query(&format!("flood-{n}.victim.example")))
+            .filter(|q| owner(q, 1, 4) == 0)
+            .take(400)
+            .collect();
+        let sockets = group(4);
+        let basis = 0x5bd1_e995;
+        attach(&[sockets[0].as_raw_fd()], basis, 4).unwrap();
+        let to = sockets[0].local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for q in &aimed {
+            client.send_to(q, to).unwrap();
+        }
+        let mut per_socket = [0usize; 4];
+        let mut buf = [0u8; 512];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while per_socket.iter().sum::<usize>() < aimed.len() && std::time::Instant::now() < deadline
+        {
+            for (index, socket) in sockets.iter().enumerate() {
+                while socket.recv(&mut buf).is_ok() {
+                    per_socket[index] += 1;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(per_socket.iter().sum::<usize>(), aimed.len());
+        assert!(
+            per_socket.iter().all(|&n| n > 50),
+            "names aimed at one core under another basis: {per_socket:?}"
+        );
+    }
+
+    #[test]
     fn the_program_fits_and_every_jump_lands_inside() {
         let program = program(1, 4);
         assert!(program.len() <= 4096);
