@@ -112,6 +112,16 @@ sections! {
                  the client's address and port picks the core, and hints copy each answer to the \
                  other cores (each core then holds about one shard's worth of the same answers). \
                  TCP is always spread by flow. With one core both are the same.";
+            steering_spread: u32 => u32 = defaults::STEERING_SPREAD;
+                Integer,
+                Valid::Int(0, u64::from(limits::STEERING_SPREAD_MAX));
+                "With `steering: name`, a name asked at least this many times a second (all \
+                 cores together) is taken off its owner core and sent to a random core instead, \
+                 so that one very popular name cannot load one core while the others idle. Each \
+                 core estimates rates from the queries it samples for `heimdall ctl \
+                 top-queries` (one in 64); a spread name stays spread for 10 s after it was last \
+                 found this hot. At most 16 names are spread at once. A spread name is fetched \
+                 and cached once per core. 0 never spreads.";
             shutdown_grace: HumanDuration => Duration = Duration::ZERO;
                 Type::Duration,
                 Valid::Duration(Duration::ZERO, limits::SHUTDOWN_GRACE_MAX, false);

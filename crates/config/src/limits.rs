@@ -23,6 +23,9 @@ pub const UDP_RECV_BATCH_MAX: usize = 1024;
 /// `server.udp_coalesce` at most: a reply may wait this long, so more
 /// than a millisecond would be a latency the operator did not mean.
 pub const UDP_COALESCE_MAX: Duration = Duration::from_millis(1);
+/// `server.steering_spread` at most: a billion queries a second is beyond
+/// any host, so a larger value is a typo.
+pub const STEERING_SPREAD_MAX: u32 = 1_000_000_000;
 /// Largest TTL, 2^31 - 1 seconds (RFC 2181, section 8).
 pub const TTL_MAX: Duration = Duration::from_secs((1 << 31) - 1);
 /// `cache.servfail_ttl` at least: RFC 9520 section 3.2 asks resolvers

@@ -240,6 +240,17 @@ impl Validator<'_> {
             ));
         }
 
+        if server.steering_spread > limits::STEERING_SPREAD_MAX {
+            return Err(self.error(
+                "server.steering_spread",
+                format!(
+                    "{} is out of range: 0 (never) to {} queries per second",
+                    server.steering_spread,
+                    limits::STEERING_SPREAD_MAX
+                ),
+            ));
+        }
+
         if server.udp_coalesce > limits::UDP_COALESCE_MAX {
             return Err(self.error(
                 "server.udp_coalesce",

@@ -67,6 +67,14 @@ pub enum Counter {
     HintsProduced,
     /// Received hints stored (no fresher entry was present).
     HintsStored,
+    /// Hot names this core spread over every core (name steering).
+    SteeringSpreadAdded,
+    /// Spread names that cooled down and went back to their owner.
+    SteeringSpreadExpired,
+    /// Hot names not spread because the spread set was full.
+    SteeringSpreadFull,
+    /// Steering programs with hot names the kernel refused.
+    SteeringAttachErrors,
     /// Cache entries stored.
     CacheInserts,
     /// Cache entries removed by a lookup, past the stale window.
@@ -269,7 +277,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 75] = [
+pub const COUNTERS: [CounterDesc; 79] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -476,6 +484,34 @@ pub const COUNTERS: [CounterDesc; 75] = [
         None,
         "Cache hints received and stored (no fresher entry was present).",
         ("hints", "stored"),
+    ),
+    desc(
+        Counter::SteeringSpreadAdded,
+        "heimdall_steering_spread_total",
+        Some(("event", "added")),
+        "Hot names (server.steering_spread) this core sent to every core instead of their owner (added), that cooled down and went back to their owner (expired), or that were not spread because 16 already were (full).",
+        ("steering", "spread_added"),
+    ),
+    desc(
+        Counter::SteeringSpreadExpired,
+        "heimdall_steering_spread_total",
+        Some(("event", "expired")),
+        "Hot names (server.steering_spread) this core sent to every core instead of their owner (added), that cooled down and went back to their owner (expired), or that were not spread because 16 already were (full).",
+        ("steering", "spread_expired"),
+    ),
+    desc(
+        Counter::SteeringSpreadFull,
+        "heimdall_steering_spread_total",
+        Some(("event", "full")),
+        "Hot names (server.steering_spread) this core sent to every core instead of their owner (added), that cooled down and went back to their owner (expired), or that were not spread because 16 already were (full).",
+        ("steering", "spread_full"),
+    ),
+    desc(
+        Counter::SteeringAttachErrors,
+        "heimdall_steering_attach_errors_total",
+        None,
+        "Steering programs with a changed set of hot names that the kernel refused (the previous program stays).",
+        ("steering", "attach_errors"),
     ),
     desc(
         Counter::CacheInserts,

@@ -841,7 +841,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 108] = [
+const FAMILIES: [(&str, &str); 110] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -900,6 +900,8 @@ const FAMILIES: [(&str, &str); 108] = [
     ("heimdall_dnssec_subqueries_total", "counter"),
     ("heimdall_hints_produced_total", "counter"),
     ("heimdall_hints_stored_total", "counter"),
+    ("heimdall_steering_spread_total", "counter"),
+    ("heimdall_steering_attach_errors_total", "counter"),
     ("heimdall_cache_inserts_total", "counter"),
     ("heimdall_cache_expired_total", "counter"),
     ("heimdall_cache_stale_lookups_total", "counter"),

@@ -28,6 +28,7 @@ use heimdall_resolver::{
 
 use crate::batch::UdpStats;
 use crate::dnstap::{Dnstap, wall_clock};
+use crate::hot_names::HotNames;
 use crate::mesh::HintLink;
 use crate::reload;
 use crate::stats::{
@@ -150,6 +151,9 @@ pub(crate) struct CoreContext {
     dnstap: Option<Rc<Dnstap>>,
     /// Sampled client questions (`heimdall ctl top-queries`).
     top: TopQueries,
+    /// The watch for names hot enough to spread over every core (name
+    /// steering on more than one core).
+    hot: Option<HotNames>,
 }
 
 /// The resolver borrowed for a batch of queries: one borrow per batch,
@@ -160,6 +164,7 @@ pub(crate) struct Queries<'a> {
     /// time (read once per batch, and only then).
     tap: Option<(&'a Dnstap, heimdall_dnstap::Time)>,
     top: &'a TopQueries,
+    hot: Option<&'a HotNames>,
 }
 
 impl Queries<'_> {
@@ -172,12 +177,22 @@ impl Queries<'_> {
         now: Timestamp,
         out: &mut [u8],
     ) -> QueryOutcome {
-        self.top.sample(query);
+        sample(self.top, self.hot, query);
         let outcome = self.resolver.handle_query(query, client, now, out);
         if let Some((tap, time)) = self.tap {
             tap_client(tap, &client, query, &outcome, out, time);
         }
         outcome
+    }
+}
+
+/// Count `query` in the top-queries table when its turn comes, and then
+/// in the hot-name watch too.
+fn sample(top: &TopQueries, hot: Option<&HotNames>, query: &[u8]) {
+    if top.sample(query)
+        && let Some(hot) = hot
+    {
+        hot.sampled(query);
     }
 }
 
@@ -224,12 +239,19 @@ impl CoreContext {
             alarm: DeadlineAlarm::default(),
             dnstap: None,
             top: TopQueries::new(),
+            hot: None,
         }
     }
 
     /// The context with its dnstap tap.
     pub(crate) fn with_dnstap(mut self, dnstap: Option<Rc<Dnstap>>) -> Self {
         self.dnstap = dnstap;
+        self
+    }
+
+    /// The context with its hot-name watch.
+    pub(crate) fn with_hot_names(mut self, hot: Option<HotNames>) -> Self {
+        self.hot = hot;
         self
     }
 
@@ -273,6 +295,7 @@ impl CoreContext {
             resolver,
             tap: self.client_tap().map(|tap| (tap, wall_clock())),
             top: &self.top,
+            hot: self.hot.as_ref(),
         }
     }
 
@@ -287,7 +310,7 @@ impl CoreContext {
     ) -> Answered<T> {
         let now = self.now();
         let started = Instant::now();
-        self.top.sample(query);
+        sample(&self.top, self.hot.as_ref(), query);
         let answered = {
             let mut out = self.scratch.borrow_mut();
             let mut resolver = self.resolver.borrow_mut();
@@ -594,6 +617,7 @@ impl CoreContext {
             send_errors: self.send_errors.get(),
             bad_lengths: self.bad_lengths.get(),
             udp: self.udp.get(),
+            spread: self.hot.as_ref().map(HotNames::totals).unwrap_or_default(),
             sockets: self.routes.udp_upstreams.socket_stats().unwrap_or_default(),
             dnstap: self
                 .dnstap

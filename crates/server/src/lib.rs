@@ -34,8 +34,11 @@
 //!   manager ([`StartOptions::events`]);
 //! - `dnstap`: the core's dnstap tap (the hooks in `context` and the
 //!   upstream transports encode into it) and its writer task;
+//! - `hot_names`: names hot enough to spread over every core under name
+//!   steering (from the sampled queries);
 //! - `stats`, `stream`, `sockets`, `batch`, `persist`, `policy`, `process`,
-//!   `top` (sampled top queries), `error`: leaves.
+//!   `steering` (the BPF program), `top` (sampled top queries), `error`:
+//!   leaves.
 
 mod batch;
 mod context;
@@ -43,6 +46,7 @@ mod dnstap;
 mod endpoint;
 mod error;
 mod events;
+mod hot_names;
 mod mesh;
 mod persist;
 mod policy;
@@ -171,6 +175,7 @@ impl Server {
             Duration::from_millis(resolver_config.max_query_lifetime_ms()),
         );
         let udp_upstream = udp_upstream_settings(config, &udp_addrs, control_addr);
+        let mut spread = None;
         if config.server.steering == Steering::Name && cores > 1 {
             // Each listen address's group: its sockets are bound in core
             // order, so the socket index the program returns is the core.
@@ -179,7 +184,16 @@ impl Server {
                 .map(|first| first.iter().map(AsRawFd::as_raw_fd).collect())
                 .unwrap_or_default();
             let cores = u32::try_from(cores).unwrap_or(u32::MAX);
-            steering::attach(&leaders, rand::random(), cores).map_err(ServerError::Steering)?;
+            let basis = rand::random();
+            steering::attach(&leaders, basis, cores).map_err(ServerError::Steering)?;
+            let threshold = config.server.steering_spread;
+            spread = (threshold > 0).then(|| {
+                Arc::new(hot_names::SpreadSet::new(
+                    basis,
+                    cores,
+                    u64::from(threshold),
+                ))
+            });
         }
         let dnstap = dnstap::DnstapSettings::new(&config.dnstap, &udp_addrs);
         let hints = (reload::hints_sent(config) && cores > 1).then(|| {
@@ -254,6 +268,7 @@ impl Server {
                     https_path: Arc::clone(&https_path),
                     upstream: tls_upstream.clone(),
                 },
+                spread: spread.clone(),
             };
             let placement = if pinned {
                 Placement::Fixed(cpu)

@@ -13,6 +13,7 @@ use heimdall_control::{
 use heimdall_resolver::{Resolver, ResolverStats, UpstreamStats};
 
 use crate::batch::UdpStats;
+use crate::hot_names::Review;
 
 /// What a core did, reported when it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +234,8 @@ pub(crate) struct Counters {
     pub(crate) hits: HitLatency,
     /// Both TCP sides.
     pub(crate) tcp: TcpStats,
+    /// The hot-name watch's reviews (name steering).
+    pub(crate) spread: Review,
     pub(crate) tcp_open_connections: usize,
     /// DNS over TLS and HTTPS, both sides.
     pub(crate) encrypted: EncryptedCounts,
@@ -413,6 +416,7 @@ fn snapshot_of(
         hits,
         tcp,
         tcp_open_connections,
+        spread,
         // Rendered by the control crate's dnstap families, not a
         // descriptor: they exist only with dnstap on.
         dnstap,
@@ -501,6 +505,10 @@ fn snapshot_of(
         (Counter::DnssecSubqueries, dnssec_subqueries),
         (Counter::HintsProduced, hints_out),
         (Counter::HintsStored, hints_stored),
+        (Counter::SteeringSpreadAdded, spread.added),
+        (Counter::SteeringSpreadExpired, spread.expired),
+        (Counter::SteeringSpreadFull, spread.full),
+        (Counter::SteeringAttachErrors, spread.attach_errors),
         (Counter::CacheInserts, inserts),
         (Counter::CacheExpired, expired),
         (Counter::CacheStaleLookups, stale_hits),
@@ -830,6 +838,13 @@ mod tests {
                 upstream_errors: next(),
             },
             tcp_open_connections: next() as usize,
+            spread: Review {
+                added: next(),
+                expired: next(),
+                full: next(),
+                programs: 0,
+                attach_errors: next(),
+            },
             dnstap: DnstapSnapshot::default(),
             encrypted: EncryptedCounts {
                 dot: tls_stats(&mut next),

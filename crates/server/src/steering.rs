@@ -35,11 +35,9 @@ const NAME_OFFSET: u32 = 12;
 /// The FNV-1a 32-bit prime.
 const FNV_PRIME: u32 = 16_777_619;
 
-/// The core that owns the query in `message` (a DNS message as received)
-/// among `cores`, as the kernel program computes it: the reference the
-/// program is tested against.
-#[cfg(test)]
-pub(crate) fn owner(message: &[u8], basis: u32, cores: u32) -> u32 {
+/// The hash the kernel program computes for the name in `message` (a DNS
+/// message as received), before it is reduced to a core.
+pub(crate) fn name_hash(message: &[u8], basis: u32) -> u32 {
     let mut hash = basis;
     let name = message
         .iter()
@@ -51,16 +49,28 @@ pub(crate) fn owner(message: &[u8], basis: u32, cores: u32) -> u32 {
         }
         hash = (hash ^ u32::from(byte | 0x20)).wrapping_mul(FNV_PRIME);
     }
-    (hash ^ (hash >> 16)) % cores.max(1)
+    hash ^ (hash >> 16)
 }
 
-/// The classic BPF program computing [`owner`].
-pub(crate) fn program(basis: u32, cores: u32) -> Vec<Instruction> {
+/// The core that owns the query in `message` among `cores`, as the
+/// kernel program computes it for a name not spread: the reference the
+/// program is tested against.
+#[cfg(test)]
+pub(crate) fn owner(message: &[u8], basis: u32, cores: u32) -> u32 {
+    name_hash(message, basis) % cores.max(1)
+}
+
+/// The classic BPF program computing [`owner`], except for the names whose
+/// [`name_hash`] is in `spread` (the hot names, at most 250), which go to
+/// a random core.
+pub(crate) fn program(basis: u32, cores: u32, spread: &[u32]) -> Vec<Instruction> {
     use libc::{
         BPF_A, BPF_ABS, BPF_ALU, BPF_B, BPF_IMM, BPF_JA, BPF_JEQ, BPF_JGT, BPF_JMP, BPF_K, BPF_LD,
         BPF_LEN, BPF_MISC, BPF_MOD, BPF_MUL, BPF_OR, BPF_RET, BPF_RSH, BPF_TAX, BPF_TXA, BPF_W,
-        BPF_X, BPF_XOR,
+        BPF_X, BPF_XOR, SKF_AD_OFF, SKF_AD_RANDOM,
     };
+    // Conditional jumps reach 255 instructions ahead.
+    let spread = spread.get(..250).unwrap_or(spread);
     // The hash lives in X; A takes the length and each byte in turn.
     let mut program = vec![
         statement(BPF_LD | BPF_IMM, basis),
@@ -93,6 +103,21 @@ pub(crate) fn program(basis: u32, cores: u32) -> Vec<Instruction> {
         statement(BPF_MISC | BPF_TXA, 0),
         statement(BPF_ALU | BPF_RSH | BPF_K, 16),
         statement(BPF_ALU | BPF_XOR | BPF_X, 0),
+    ]);
+    // A spread name jumps past the remaining comparisons and the owner's
+    // two instructions to the random pick.
+    for (index, &hash) in spread.iter().enumerate() {
+        let skip = (spread.len() - index - 1 + 2) as u8;
+        program.push(jump(BPF_JMP | BPF_JEQ | BPF_K, hash, skip, 0));
+    }
+    program.extend([
+        statement(BPF_ALU | BPF_MOD | BPF_K, cores.max(1)),
+        statement(BPF_RET | BPF_A, 0),
+        // The kernel's per-CPU pseudo-random number.
+        statement(
+            BPF_LD | BPF_W | BPF_ABS,
+            (SKF_AD_OFF + SKF_AD_RANDOM) as u32,
+        ),
         statement(BPF_ALU | BPF_MOD | BPF_K, cores.max(1)),
         statement(BPF_RET | BPF_A, 0),
     ]);
@@ -102,7 +127,7 @@ pub(crate) fn program(basis: u32, cores: u32) -> Vec<Instruction> {
 /// Steer every group whose first socket is in `group_leaders` by name,
 /// over `cores` sockets each.
 pub(crate) fn attach(group_leaders: &[RawFd], basis: u32, cores: u32) -> io::Result<()> {
-    let program = program(basis, cores);
+    let program = program(basis, cores, &[]);
     for &fd in group_leaders {
         attach_reuseport_program(fd, &program)?;
     }
@@ -276,8 +301,62 @@ mod tests {
     }
 
     #[test]
+    fn a_spread_name_reaches_every_socket_and_the_others_keep_their_owner() {
+        use heimdall_udp::reuseport::attach_reuseport_program;
+        use std::os::fd::AsRawFd;
+        let sockets = group(4);
+        let basis = 0x0bad_5eed;
+        let hot = query("hot.example.com");
+        let cold = query("cold.example.com");
+        let spread = [1, name_hash(&hot, basis), 3];
+        attach_reuseport_program(sockets[0].as_raw_fd(), &program(basis, 4, &spread)).unwrap();
+        let to = sockets[0].local_addr().unwrap();
+        // One client, one source port: by flow or by name all of these
+        // would reach one socket.
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent = 400;
+        let mut hot_per_socket = [0usize; 4];
+        let mut cold_per_socket = [0usize; 4];
+        let mut buf = [0u8; 512];
+        let mut drain = |hot_per_socket: &mut [usize; 4], cold_per_socket: &mut [usize; 4]| {
+            for (index, socket) in sockets.iter().enumerate() {
+                while let Ok(len) = socket.recv(&mut buf) {
+                    if buf[..len] == hot[..] {
+                        hot_per_socket[index] += 1;
+                    } else {
+                        cold_per_socket[index] += 1;
+                    }
+                }
+            }
+        };
+        // In rounds small enough for one socket's receive buffer.
+        for _ in 0..sent / 50 {
+            for _ in 0..50 {
+                client.send_to(&hot, to).unwrap();
+                client.send_to(&cold, to).unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            drain(&mut hot_per_socket, &mut cold_per_socket);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while hot_per_socket.iter().sum::<usize>() + cold_per_socket.iter().sum::<usize>()
+            < 2 * sent
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            drain(&mut hot_per_socket, &mut cold_per_socket);
+        }
+        assert!(
+            hot_per_socket.iter().all(|&n| n > 50),
+            "the spread name: {hot_per_socket:?}"
+        );
+        let owner = owner(&cold, basis, 4) as usize;
+        assert_eq!(cold_per_socket[owner], sent, "{cold_per_socket:?}");
+    }
+
+    #[test]
     fn the_program_fits_and_every_jump_lands_inside() {
-        let program = program(1, 4);
+        let program = program(1, 4, &[1, 2, 3]);
         assert!(program.len() <= 4096);
         for (at, insn) in program.iter().enumerate() {
             let class = u32::from(insn.code) & 0x07;

@@ -39,16 +39,18 @@ impl TopQueries {
         }
     }
 
-    /// Count `query` (a client's raw message) when its turn comes.
-    pub(crate) fn sample(&self, query: &[u8]) {
+    /// Count `query` (a client's raw message) when its turn comes; true
+    /// when it was its turn (the query is sampled).
+    pub(crate) fn sample(&self, query: &[u8]) -> bool {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if !tick.is_multiple_of(SAMPLE_EVERY) {
-            return;
+            return false;
         }
         if let Some((name, qtype)) = question(query) {
             self.count(name, qtype);
         }
+        true
     }
 
     fn count(&self, name: WireNameBuf, qtype: u16) {

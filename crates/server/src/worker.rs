@@ -25,6 +25,7 @@ use crate::batch::{shutdown_socket, tcp_listener};
 use crate::context::{CoreContext, Routes};
 use crate::dnstap::{Dnstap, DnstapSettings};
 use crate::endpoint::Endpoint;
+use crate::hot_names::{HotNames, SpreadSet};
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintInboxes, HintLink, RequestStar};
 use crate::reload::{ReloadDriver, ReloadSource};
 use crate::stats::CoreReport;
@@ -76,6 +77,9 @@ pub(crate) struct CoreSetup {
     pub(crate) dnstap: Option<DnstapSettings>,
     /// DNS over TLS and HTTPS, both sides.
     pub(crate) encrypted: EncryptedSetup,
+    /// The names spread over every core (name steering, more than one
+    /// core, `server.steering_spread` above 0).
+    pub(crate) spread: Option<Arc<SpreadSet>>,
 }
 
 /// What one core needs for the encrypted transports.
@@ -154,12 +158,13 @@ fn execute(ctx: &CoreContext, command: CoreCommand) -> CoreAnswer {
 fn build(
     index: usize,
     (settings, encrypted): ((TcpSettings, TcpUpstreamSettings), &EncryptedSetup),
-    listener_fds: Vec<RawFd>,
+    (listener_fds, spread): (Vec<RawFd>, Option<Arc<SpreadSet>>),
     (udp_upstream, udp): (&UdpUpstreamSettings, UdpSettings),
     resolver: Resolver,
     (hints, dnstap): (Option<HintLink>, Option<Rc<Dnstap>>),
     epoch: Instant,
 ) -> (Rc<CoreContext>, Transports) {
+    let hot = spread.map(|set| HotNames::new(set, listener_fds.clone(), Instant::now()));
     let transports = Transports {
         udp_clients: Rc::new(UdpReplies::new(listener_fds, udp.batch, udp.gso)),
         tcp_clients: Rc::new(StreamClients::new(StreamKind::Tcp, settings.0)),
@@ -184,7 +189,11 @@ fn build(
         https_upstreams: Rc::clone(&transports.https_upstreams) as _,
         hints,
     };
-    let ctx = Rc::new(CoreContext::new(index, resolver, routes, epoch).with_dnstap(dnstap));
+    let ctx = Rc::new(
+        CoreContext::new(index, resolver, routes, epoch)
+            .with_dnstap(dnstap)
+            .with_hot_names(hot),
+    );
     (ctx, transports)
 }
 
@@ -483,6 +492,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
         grace,
         dnstap,
         encrypted,
+        spread,
     } = setup;
     let request_mesh = match request_mesh {
         Some(star) => star.join(index).await,
@@ -494,7 +504,7 @@ pub(crate) async fn run_core(setup: CoreSetup) -> CoreOutput {
     let (ctx, transports) = build(
         index,
         ((tcp, tcp_upstream), &encrypted),
-        listener_fds,
+        (listener_fds, spread),
         (&udp_upstream, udp),
         resolver,
         (

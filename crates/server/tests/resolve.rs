@@ -20,6 +20,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::http::{get_ok, metrics};
 use common::{
     Client, Reply, Setup, ask_directly, assert_single_a, query, start_server, start_upstream, total,
 };
@@ -328,6 +329,77 @@ fn name_steering_gives_each_name_one_core() {
             2 * NAMES
         );
     }
+}
+
+/// A name asked more often than `server.steering_spread` leaves its
+/// owner core: the steering program sends it to a random core, so both
+/// cores serve it (each fetched it once), while a quiet name keeps its one
+/// owner; the spread is counted in `/metrics`.
+#[test]
+fn a_hot_name_is_spread_over_every_core() {
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let mut config = Setup {
+        cores: "[0, 1]",
+        ..Setup::new(&[upstream.local_addr()])
+    }
+    .config();
+    config.server.steering_spread = 1_000;
+    let server = start_server(&config);
+    let client = server.client();
+    let hot = "host-1.zone.test.";
+    let quiet = "host-2.zone.test.";
+    // Well over 1,000 q/s for one name for three windows (one core's
+    // sampled estimate needs a whole window, and then the program moves).
+    let started = Instant::now();
+    let mut asked = 0u16;
+    while started.elapsed() < Duration::from_secs(3) && upstream.queries_for(hot) < 2 {
+        asked = asked.wrapping_add(1);
+        let reply = client.exchange(&query(asked, hot, RecordType::A, EDNS));
+        assert_eq!(reply.rcode(), Rcode::NOERROR);
+        if asked.is_multiple_of(100) {
+            let reply = client.exchange(&query(asked, quiet, RecordType::A, EDNS));
+            assert_eq!(reply.rcode(), Rcode::NOERROR);
+        }
+    }
+    assert_eq!(
+        upstream.queries_for(hot),
+        2,
+        "the hot name was fetched by both cores once ({asked} queries in {:?})",
+        started.elapsed()
+    );
+    let text = get_ok(server.control_addr(), "/metrics");
+    let samples = metrics(&text);
+    assert_eq!(
+        samples.sum("heimdall_steering_spread_total", &[("event", "added")]),
+        1.0
+    );
+    assert_eq!(
+        samples.sum("heimdall_steering_attach_errors_total", &[]),
+        0.0
+    );
+    // After the spread, a burst of the hot name reaches both cores.
+    let before: Vec<f64> = (0..2)
+        .map(|core| {
+            let core = core.to_string();
+            samples.sum("heimdall_queries_total", &[("core", core.as_str())])
+        })
+        .collect();
+    for n in 0..400u16 {
+        client.exchange(&query(n, hot, RecordType::A, EDNS));
+    }
+    let samples = metrics(&get_ok(server.control_addr(), "/metrics"));
+    for (core, before) in before.iter().enumerate() {
+        let core = core.to_string();
+        let served = samples.sum("heimdall_queries_total", &[("core", core.as_str())]) - before;
+        assert!(served > 100.0, "core {core} served {served} of 400");
+    }
+    assert_eq!(
+        upstream.queries_for(quiet),
+        1,
+        "the quiet name has one owner"
+    );
+    server.stop();
+    upstream.stop();
 }
 
 /// NXDOMAIN and NODATA are cached for the SOA-derived TTL (RFC 2308:
