@@ -653,16 +653,28 @@ pub struct AnswerLatency {
     pub tcp_hit: LatencyHistogram,
     /// TCP, answered after an upstream query.
     pub tcp_miss: LatencyHistogram,
+    /// DNS over TLS, answered at once.
+    pub tls_hit: LatencyHistogram,
+    /// DNS over TLS, answered after an upstream query.
+    pub tls_miss: LatencyHistogram,
+    /// DNS over HTTPS, answered at once.
+    pub https_hit: LatencyHistogram,
+    /// DNS over HTTPS, answered after an upstream query.
+    pub https_miss: LatencyHistogram,
 }
 
 impl AnswerLatency {
     /// `(transport, cache, histogram)` for each series, in exposition order.
-    pub fn series(&self) -> [(&'static str, &'static str, &LatencyHistogram); 4] {
+    pub fn series(&self) -> [(&'static str, &'static str, &LatencyHistogram); 8] {
         [
             ("udp", "hit", &self.udp_hit),
             ("udp", "miss", &self.udp_miss),
             ("tcp", "hit", &self.tcp_hit),
             ("tcp", "miss", &self.tcp_miss),
+            ("tls", "hit", &self.tls_hit),
+            ("tls", "miss", &self.tls_miss),
+            ("https", "hit", &self.https_hit),
+            ("https", "miss", &self.https_miss),
         ]
     }
 
@@ -671,6 +683,10 @@ impl AnswerLatency {
         self.udp_miss.merge(&other.udp_miss);
         self.tcp_hit.merge(&other.tcp_hit);
         self.tcp_miss.merge(&other.tcp_miss);
+        self.tls_hit.merge(&other.tls_hit);
+        self.tls_miss.merge(&other.tls_miss);
+        self.https_hit.merge(&other.https_hit);
+        self.https_miss.merge(&other.https_miss);
     }
 }
 

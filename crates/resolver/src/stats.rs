@@ -53,8 +53,12 @@ pub struct ResolverStats {
     /// How long UDP clients whose query waited on an upstream waited, from
     /// admission to the reply (millisecond resolution: the caller's clock).
     pub answers_waited_udp: LatencyHistogram,
-    /// The same for clients on a stream: TCP, TLS and HTTPS.
+    /// The same for clients over TCP.
     pub answers_waited_tcp: LatencyHistogram,
+    /// The same for clients over TLS (DoT).
+    pub answers_waited_tls: LatencyHistogram,
+    /// The same for clients over HTTPS (DoH).
+    pub answers_waited_https: LatencyHistogram,
     /// Client queries by qtype: every query that parsed and had a
     /// question, before any policy (see [`QtypeTally`] for codes above
     /// 255).

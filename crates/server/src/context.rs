@@ -602,8 +602,9 @@ impl CoreContext {
         let mut hits = self.hits.borrow_mut();
         let histogram = match transport {
             Transport::Udp => &mut hits.udp,
-            // Every stream transport: TCP, TLS, HTTPS.
-            Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => &mut hits.tcp,
+            Transport::Tcp(_) => &mut hits.tcp,
+            Transport::Tls(_) => &mut hits.tls,
+            Transport::Https(_) => &mut hits.https,
         };
         histogram.observe_many_us(us, n as u64);
     }

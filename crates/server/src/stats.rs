@@ -217,6 +217,8 @@ impl TcpStats {
 pub(crate) struct HitLatency {
     pub(crate) udp: LatencyHistogram,
     pub(crate) tcp: LatencyHistogram,
+    pub(crate) tls: LatencyHistogram,
+    pub(crate) https: LatencyHistogram,
 }
 
 /// The worker's own counters (the resolver and cache count the rest).
@@ -392,6 +394,8 @@ fn snapshot_of(
         client_cookies_truncated: _,
         answers_waited_udp,
         answers_waited_tcp,
+        answers_waited_tls,
+        answers_waited_https,
     } = *stats;
     let CacheStats {
         // The resolver's cache_hits and cache_misses count what clients
@@ -650,6 +654,10 @@ fn snapshot_of(
             udp_miss: answers_waited_udp,
             tcp_hit: hits.tcp,
             tcp_miss: answers_waited_tcp,
+            tls_hit: hits.tls,
+            tls_miss: answers_waited_tls,
+            https_hit: hits.https,
+            https_miss: answers_waited_https,
         },
     }
 }
@@ -740,6 +748,8 @@ mod tests {
             queries_https: next(),
             answers_waited_udp: LatencyHistogram::default(),
             answers_waited_tcp: LatencyHistogram::default(),
+            answers_waited_tls: LatencyHistogram::default(),
+            answers_waited_https: LatencyHistogram::default(),
             qtypes: QtypeTally::default(),
             responses_by_rcode: [0; heimdall_resolver::RCODE_SLOTS],
             stale_served: next(),

@@ -201,6 +201,21 @@ fn dot_answers_pipelined_queries_padded_and_counts_them() {
         Some(rustls::HandshakeKind::Resumed)
     );
     drop(again);
+    // Answer times are filed under their own transport.
+    let samples = common::http::metrics(&common::http::get_ok(
+        server.server.control_addr(),
+        "/metrics",
+    ));
+    let answered = |transport: &str, cache: &str| {
+        samples.sum(
+            "heimdall_answer_duration_seconds_count",
+            &[("transport", transport), ("cache", cache)],
+        )
+    };
+    assert_eq!(answered("tls", "miss"), 5.0);
+    assert_eq!(answered("tls", "hit"), 2.0);
+    assert_eq!(answered("tcp", "hit") + answered("tcp", "miss"), 0.0);
+    assert_eq!(answered("udp", "hit"), 1.0);
     let reports = server.server.stop();
     assert_eq!(total(&reports, |r| r.dot.handshakes), 2);
     assert_eq!(total(&reports, |r| r.dot.resumptions), 1);

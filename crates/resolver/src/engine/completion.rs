@@ -89,10 +89,9 @@ impl Resolver {
                     .saturating_sub(waiter.received_at.as_millis());
                 let histogram = match waiter.client.transport {
                     Transport::Udp => &mut self.stats.answers_waited_udp,
-                    // Every stream transport: TCP, TLS and HTTPS.
-                    Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => {
-                        &mut self.stats.answers_waited_tcp
-                    }
+                    Transport::Tcp(_) => &mut self.stats.answers_waited_tcp,
+                    Transport::Tls(_) => &mut self.stats.answers_waited_tls,
+                    Transport::Https(_) => &mut self.stats.answers_waited_https,
                 };
                 histogram.observe_us(waited_ms.saturating_mul(1000));
                 return Some((waiter.client, len));
