@@ -234,6 +234,8 @@ pub struct TransportCounts {
     pub tls: u64,
     /// Over HTTPS (RFC 8484).
     pub https: u64,
+    /// Over QUIC (RFC 9250).
+    pub quic: u64,
 }
 
 /// One cache shard's counters.
@@ -582,6 +584,7 @@ impl CoreSnapshot {
         add(&mut self.queries.tcp, other.queries.tcp);
         add(&mut self.queries.tls, other.queries.tls);
         add(&mut self.queries.https, other.queries.https);
+        add(&mut self.queries.quic, other.queries.quic);
         self.qtypes.merge(&other.qtypes);
         self.rcodes.merge(&other.rcodes);
         add(&mut self.cache.hits, other.cache.hits);

@@ -563,6 +563,7 @@ fn sample_snapshot() -> Snapshot {
             tcp: 10 + index,
             tls: 20 + index,
             https: 30 + index,
+            quic: 40 + index,
         };
         core.qtypes.add_code(1, 60);
         core.qtypes.add_code(28, 30);

@@ -50,6 +50,8 @@ pub struct ResolverStats {
     pub queries_tls: u64,
     /// Client queries received over HTTPS (RFC 8484).
     pub queries_https: u64,
+    /// Client queries received over QUIC (RFC 9250).
+    pub queries_quic: u64,
     /// How long UDP clients whose query waited on an upstream waited, from
     /// admission to the reply (millisecond resolution: the caller's clock).
     pub answers_waited_udp: LatencyHistogram,

@@ -46,7 +46,10 @@ impl Resolver {
             };
             let limit = match waiter.client.transport {
                 Transport::Udp => udp_limit(waiter.edns, self.config.udp_payload_size),
-                Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => TCP_LIMIT,
+                Transport::Tcp(_)
+                | Transport::Tls(_)
+                | Transport::Https(_)
+                | Transport::Quic(_) => TCP_LIMIT,
             };
             let our_size = self.config.udp_payload_size;
             let written = match &completion.answer {
@@ -90,9 +93,10 @@ impl Resolver {
                 let histogram = match waiter.client.transport {
                     Transport::Udp => &mut self.stats.answers_waited_udp,
                     // Every stream transport: TCP, TLS and HTTPS.
-                    Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => {
-                        &mut self.stats.answers_waited_tcp
-                    }
+                    Transport::Tcp(_)
+                    | Transport::Tls(_)
+                    | Transport::Https(_)
+                    | Transport::Quic(_) => &mut self.stats.answers_waited_tcp,
                 };
                 histogram.observe_us(waited_ms.saturating_mul(1000));
                 return Some((waiter.client, len));
