@@ -12,6 +12,8 @@
     missing_docs
 )]
 
+// The SPKI pin is for the upstream tests of encrypted.rs.
+#[allow(dead_code)]
 #[path = "common/certs.rs"]
 mod certs;
 mod common;
