@@ -842,7 +842,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 108] = [
+const FAMILIES: [(&str, &str); 110] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -934,6 +934,8 @@ const FAMILIES: [(&str, &str); 108] = [
     ("heimdall_tls_resumptions_total", "counter"),
     ("heimdall_upstream_tls_resumptions_total", "counter"),
     ("heimdall_tls_connections_open", "gauge"),
+    ("heimdall_quic_datagrams_dropped_total", "counter"),
+    ("heimdall_quic_protocol_errors_total", "counter"),
     ("heimdall_upstream_queries_total", "counter"),
     ("heimdall_upstream_replies_total", "counter"),
     ("heimdall_upstream_errors_total", "counter"),
