@@ -359,13 +359,14 @@ sections! {
 
     /// `tls:` DNS over TLS (RFC 7858) and over HTTPS (RFC 8484) to clients.
     tls: RawTls => TlsConfig {
-        intro: "Encrypted DNS to clients: DNS over TLS (RFC 7858, usually port 853) and DNS over \
-         HTTPS (RFC 8484, usually port 443; HTTP/2, and HTTP/1.1 for clients without it). Both \
-         are served by every core with its own SO_REUSEPORT listener, and with the limits of \
+        intro: "Encrypted DNS to clients: DNS over TLS (RFC 7858, usually port 853), DNS over \
+         HTTPS (RFC 8484, usually port 443; HTTP/2, and HTTP/1.1 for clients without it) and DNS \
+         over QUIC (RFC 9250, usually UDP port 853). All are served by every core with its own \
+         SO_REUSEPORT listener or socket, and with the limits of \
          `tcp` (idle and read timeouts, connections per core, queries outstanding per \
          connection); the TLS handshake must end within `tcp.read_timeout`. Replies carry EDNS \
-         padding (RFC 8467, blocks of 468 bytes) when the query uses EDNS. Off while both \
-         listen lists are empty. A changed section needs a restart; the certificate and key \
+         padding (RFC 8467, blocks of 468 bytes) when the query uses EDNS. Off while the \
+         three listen lists are empty. A changed section needs a restart; the certificate and key \
          files are read again at every reload (SIGHUP), so a renewed certificate is taken \
          without one.",
         keys {
@@ -380,6 +381,17 @@ sections! {
                 "Addresses to serve DNS over HTTPS on, such as `0.0.0.0:443`: `GET` with \
                  `?dns=` (base64url) and `POST` with an `application/dns-message` body, at \
                  `https_path`. ALPN `h2` and `http/1.1`.";
+            quic_listen: Vec<ListenAddr> => Vec<SocketAddr> = Vec::new();
+                Other("list of addresses"),
+                Valid::Text("`IP:PORT` addresses (UDP), no port 0, none a DNS listen address, none twice");
+                "Addresses to serve DNS over QUIC (RFC 9250) on, such as `0.0.0.0:853` (UDP, so \
+                 it may share the port of `listen`). ALPN `doq`, TLS 1.3. Each core has its own \
+                 socket, and the kernel keeps a client's connection on one core by its address \
+                 and port; a client whose address changes mid-connection (migration, NAT \
+                 rebinding) may reach another core, which does not know the connection: it \
+                 is dropped and the client connects again. Limits: `tcp.max_connections` \
+                 connections per core (more are refused), `tcp.max_pipelined` queries (streams) \
+                 at once per connection, `tcp.idle_timeout` without traffic.";
             https_path: String => String = defaults::HTTPS_PATH.to_string();
                 Other("URL path"),
                 Valid::Text("a path starting with `/`, without `?` or `#`");

@@ -590,6 +590,26 @@ impl Validator<'_> {
                 seen.push((format!("{list}[{i}]"), *addr));
             }
         }
+        // DNS over QUIC is UDP: apart from the DNS listeners (which take
+        // UDP too) and from each other; a DoT or control port is TCP and
+        // may be shared.
+        let mut quic_seen: Vec<(String, SocketAddr)> = dns
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| (format!("server.listen[{i}]"), *addr))
+            .collect();
+        for (i, addr) in tls.quic_listen.iter().enumerate() {
+            if let Some((other, _)) = quic_seen
+                .iter()
+                .find(|(_, earlier)| overlaps(*earlier, *addr))
+            {
+                return Err(self.error(
+                    format!("tls.quic_listen[{i}]"),
+                    format!("{addr} overlaps {other} (UDP); pick another port"),
+                ));
+            }
+            quic_seen.push((format!("tls.quic_listen[{i}]"), *addr));
+        }
         let path = &tls.https_path;
         if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace)
         {
@@ -598,7 +618,7 @@ impl Validator<'_> {
                 format!("{path:?} must be a URL path such as /dns-query: a leading '/', no '?', '#' or spaces"),
             ));
         }
-        if tls.listen.is_empty() && tls.https_listen.is_empty() {
+        if tls.listen.is_empty() && tls.https_listen.is_empty() && tls.quic_listen.is_empty() {
             return Ok(tls);
         }
         for (key, file) in [("tls.certificate", &tls.certificate), ("tls.key", &tls.key)] {
@@ -608,7 +628,7 @@ impl Validator<'_> {
                     return Err(self.error(
                         "tls",
                         format!(
-                            "tls.listen or tls.https_listen is set, so {key} is required: the PEM \
+                            "tls.listen, tls.https_listen or tls.quic_listen is set, so {key} is required: the PEM \
                              file of the server's {}",
                             if key == "tls.key" {
                                 "private key"

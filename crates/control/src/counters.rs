@@ -110,10 +110,14 @@ pub enum Counter {
     DotAccepted,
     /// Client connections accepted on the encrypted listeners (DOH).
     DohAccepted,
+    /// Client connections accepted on the encrypted listeners (QUIC).
+    QuicAccepted,
     /// Encrypted client connections refused because the table was full (tcp.max_connections (DOT).
     DotRefused,
     /// Encrypted client connections refused because the table was full (tcp.max_connections (DOH).
     DohRefused,
+    /// Encrypted client connections refused because the table was full (tcp.max_connections (QUIC).
+    QuicRefused,
     /// Idle encrypted client connections closed to make room for a new one (DOT).
     DotEvicted,
     /// Idle encrypted client connections closed to make room for a new one (DOH).
@@ -122,6 +126,8 @@ pub enum Counter {
     DotClosedIdle,
     /// Encrypted client connections closed after tcp.idle_timeout (DOH).
     DohClosedIdle,
+    /// Encrypted client connections closed after tcp.idle_timeout (QUIC).
+    QuicClosedIdle,
     /// Encrypted client connections closed because a message (or an HTTP request) did not arrive whole within tcp.read_timeout (DOT).
     DotClosedReadTimeout,
     /// Encrypted client connections closed because a message (or an HTTP request) did not arrive whole within tcp.read_timeout (DOH).
@@ -130,18 +136,26 @@ pub enum Counter {
     DotHandshakes,
     /// TLS handshakes completed with clients (DOH).
     DohHandshakes,
+    /// TLS handshakes completed with clients (QUIC).
+    QuicHandshakes,
     /// TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS (DOT).
     DotHandshakeFailures,
     /// TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS (DOH).
     DohHandshakeFailures,
+    /// TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS (QUIC).
+    QuicHandshakeFailures,
     /// DNS queries read from encrypted client connections (DoH: requests that carried one) (DOT).
     DotQueries,
     /// DNS queries read from encrypted client connections (DoH: requests that carried one) (DOH).
     DohQueries,
+    /// DNS queries read from encrypted client connections (DoH: requests that carried one) (QUIC).
+    QuicQueries,
     /// Replies to encrypted clients whose connection or request was gone (DOT).
     DotRepliesOrphaned,
     /// Replies to encrypted clients whose connection or request was gone (DOH).
     DohRepliesOrphaned,
+    /// Replies to encrypted clients whose connection or request was gone (QUIC).
+    QuicRepliesOrphaned,
     /// DoH requests answered with HTTP 400.
     DohBadRequest,
     /// DoH requests answered with HTTP 404.
@@ -168,6 +182,14 @@ pub enum Counter {
     DotConnectionsOpen,
     /// Encrypted client connections open now, DOH (a gauge).
     DohConnectionsOpen,
+    /// Encrypted client connections open now, QUIC (a gauge).
+    QuicConnectionsOpen,
+    /// Datagrams on the DNS-over-QUIC sockets that belong to no
+    /// connection and start none (garbage, unknown connections).
+    QuicDatagramsDropped,
+    /// DNS-over-QUIC connections closed for a protocol error
+    /// (DOQ_PROTOCOL_ERROR).
+    QuicProtocolErrors,
 }
 
 /// Whether a descriptor's value only grows or goes up and down.
@@ -277,7 +299,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 79] = [
+pub const COUNTERS: [CounterDesc; 89] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -621,29 +643,43 @@ pub const COUNTERS: [CounterDesc; 79] = [
         Counter::DotAccepted,
         "heimdall_tls_connections_accepted_total",
         Some(("transport", "dot")),
-        "Client connections accepted on the encrypted listeners, by transport: dot (DNS over TLS) or doh (DNS over HTTPS).",
+        "Client connections accepted on the encrypted listeners, by transport: dot (DNS over TLS), doh (DNS over HTTPS) or quic (DNS over QUIC).",
         ("dot", "accepted"),
     ),
     desc(
         Counter::DohAccepted,
         "heimdall_tls_connections_accepted_total",
         Some(("transport", "doh")),
-        "Client connections accepted on the encrypted listeners, by transport: dot (DNS over TLS) or doh (DNS over HTTPS).",
+        "Client connections accepted on the encrypted listeners, by transport: dot (DNS over TLS), doh (DNS over HTTPS) or quic (DNS over QUIC).",
         ("doh", "accepted"),
+    ),
+    desc(
+        Counter::QuicAccepted,
+        "heimdall_tls_connections_accepted_total",
+        Some(("transport", "quic")),
+        "Client connections accepted on the encrypted listeners, by transport: dot (DNS over TLS), doh (DNS over HTTPS) or quic (DNS over QUIC).",
+        ("quic", "accepted"),
     ),
     desc(
         Counter::DotRefused,
         "heimdall_tls_connections_refused_total",
         Some(("transport", "dot")),
-        "Encrypted client connections refused because the table was full (tcp.max_connections, handshakes included) and none was idle, by transport.",
+        "Encrypted client connections refused because the table was full (tcp.max_connections, handshakes included) and none was idle (quic: whenever full), by transport.",
         ("dot", "refused"),
     ),
     desc(
         Counter::DohRefused,
         "heimdall_tls_connections_refused_total",
         Some(("transport", "doh")),
-        "Encrypted client connections refused because the table was full (tcp.max_connections, handshakes included) and none was idle, by transport.",
+        "Encrypted client connections refused because the table was full (tcp.max_connections, handshakes included) and none was idle (quic: whenever full), by transport.",
         ("doh", "refused"),
+    ),
+    desc(
+        Counter::QuicRefused,
+        "heimdall_tls_connections_refused_total",
+        Some(("transport", "quic")),
+        "Encrypted client connections refused because the table was full (tcp.max_connections, handshakes included) and none was idle (quic: whenever full), by transport.",
+        ("quic", "refused"),
     ),
     desc(
         Counter::DotEvicted,
@@ -674,6 +710,13 @@ pub const COUNTERS: [CounterDesc; 79] = [
         ("doh", "closed_idle"),
     ),
     desc(
+        Counter::QuicClosedIdle,
+        "heimdall_tls_connections_closed_idle_total",
+        Some(("transport", "quic")),
+        "Encrypted client connections closed after tcp.idle_timeout, by transport.",
+        ("quic", "closed_idle"),
+    ),
+    desc(
         Counter::DotClosedReadTimeout,
         "heimdall_tls_connections_closed_read_timeout_total",
         Some(("transport", "dot")),
@@ -702,6 +745,13 @@ pub const COUNTERS: [CounterDesc; 79] = [
         ("doh", "handshakes"),
     ),
     desc(
+        Counter::QuicHandshakes,
+        "heimdall_tls_handshakes_total",
+        Some(("transport", "quic")),
+        "TLS handshakes completed with clients, by transport.",
+        ("quic", "handshakes"),
+    ),
+    desc(
         Counter::DotHandshakeFailures,
         "heimdall_tls_handshake_failures_total",
         Some(("transport", "dot")),
@@ -714,6 +764,13 @@ pub const COUNTERS: [CounterDesc; 79] = [
         Some(("transport", "doh")),
         "TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS, no common version or ALPN, a stalled client), by transport.",
         ("doh", "handshake_failures"),
+    ),
+    desc(
+        Counter::QuicHandshakeFailures,
+        "heimdall_tls_handshake_failures_total",
+        Some(("transport", "quic")),
+        "TLS handshakes with clients that failed or did not end within tcp.read_timeout (not TLS, no common version or ALPN, a stalled client), by transport.",
+        ("quic", "handshake_failures"),
     ),
     desc(
         Counter::DotQueries,
@@ -730,6 +787,13 @@ pub const COUNTERS: [CounterDesc; 79] = [
         ("doh", "queries"),
     ),
     desc(
+        Counter::QuicQueries,
+        "heimdall_tls_queries_total",
+        Some(("transport", "quic")),
+        "DNS queries read from encrypted client connections (DoH: requests that carried one), by transport.",
+        ("quic", "queries"),
+    ),
+    desc(
         Counter::DotRepliesOrphaned,
         "heimdall_tls_replies_orphaned_total",
         Some(("transport", "dot")),
@@ -742,6 +806,13 @@ pub const COUNTERS: [CounterDesc; 79] = [
         Some(("transport", "doh")),
         "Replies to encrypted clients whose connection or request was gone, by transport.",
         ("doh", "replies_orphaned"),
+    ),
+    desc(
+        Counter::QuicRepliesOrphaned,
+        "heimdall_tls_replies_orphaned_total",
+        Some(("transport", "quic")),
+        "Replies to encrypted clients whose connection or request was gone, by transport.",
+        ("quic", "replies_orphaned"),
     ),
     desc(
         Counter::DohBadRequest,
@@ -833,6 +904,27 @@ pub const COUNTERS: [CounterDesc; 79] = [
         ("transport", "doh"),
         "Encrypted client connections open (handshakes included), by transport.",
         ("doh", "connections_open"),
+    ),
+    labelled_gauge(
+        Counter::QuicConnectionsOpen,
+        "heimdall_tls_connections_open",
+        ("transport", "quic"),
+        "Encrypted client connections open (handshakes included), by transport.",
+        ("quic", "connections_open"),
+    ),
+    desc(
+        Counter::QuicDatagramsDropped,
+        "heimdall_quic_datagrams_dropped_total",
+        None,
+        "Datagrams on the DNS-over-QUIC sockets dropped because they belong to no connection of this core and start none: garbage, a connection another core holds (after a client's address changed), or one already closed.",
+        ("quic", "datagrams_dropped"),
+    ),
+    desc(
+        Counter::QuicProtocolErrors,
+        "heimdall_quic_protocol_errors_total",
+        None,
+        "DNS-over-QUIC connections closed with DOQ_PROTOCOL_ERROR (RFC 9250 section 4.3.3): a query with a Message ID other than 0, a stream carrying no whole query, or a unidirectional stream.",
+        ("quic", "protocol_errors"),
     ),
 ];
 

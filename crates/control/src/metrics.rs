@@ -369,6 +369,7 @@ pub(crate) fn render_metrics_text(snapshot: &Snapshot) -> String {
                     ("tcp", c.queries.tcp),
                     ("tls", c.queries.tls),
                     ("https", c.queries.https),
+                    ("quic", c.queries.quic),
                 ]
             },
         ),

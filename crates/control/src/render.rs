@@ -118,6 +118,7 @@ fn core_value(core: &CoreSnapshot, with_index: bool) -> Value {
             "tcp": core.queries.tcp,
             "tls": core.queries.tls,
             "https": core.queries.https,
+            "quic": core.queries.quic,
         },
         "qtypes": qtypes,
         "rcodes": rcodes,

@@ -234,6 +234,8 @@ pub struct TransportCounts {
     pub tls: u64,
     /// Over HTTPS (RFC 8484).
     pub https: u64,
+    /// Over QUIC (RFC 9250).
+    pub quic: u64,
 }
 
 /// One cache shard's counters.
@@ -582,6 +584,7 @@ impl CoreSnapshot {
         add(&mut self.queries.tcp, other.queries.tcp);
         add(&mut self.queries.tls, other.queries.tls);
         add(&mut self.queries.https, other.queries.https);
+        add(&mut self.queries.quic, other.queries.quic);
         self.qtypes.merge(&other.qtypes);
         self.rcodes.merge(&other.rcodes);
         add(&mut self.cache.hits, other.cache.hits);
@@ -661,11 +664,15 @@ pub struct AnswerLatency {
     pub https_hit: LatencyHistogram,
     /// DNS over HTTPS, answered after an upstream query.
     pub https_miss: LatencyHistogram,
+    /// DNS over QUIC, answered at once.
+    pub quic_hit: LatencyHistogram,
+    /// DNS over QUIC, answered after an upstream query.
+    pub quic_miss: LatencyHistogram,
 }
 
 impl AnswerLatency {
     /// `(transport, cache, histogram)` for each series, in exposition order.
-    pub fn series(&self) -> [(&'static str, &'static str, &LatencyHistogram); 8] {
+    pub fn series(&self) -> [(&'static str, &'static str, &LatencyHistogram); 10] {
         [
             ("udp", "hit", &self.udp_hit),
             ("udp", "miss", &self.udp_miss),
@@ -675,6 +682,8 @@ impl AnswerLatency {
             ("tls", "miss", &self.tls_miss),
             ("https", "hit", &self.https_hit),
             ("https", "miss", &self.https_miss),
+            ("quic", "hit", &self.quic_hit),
+            ("quic", "miss", &self.quic_miss),
         ]
     }
 
@@ -687,6 +696,8 @@ impl AnswerLatency {
         self.tls_miss.merge(&other.tls_miss);
         self.https_hit.merge(&other.https_hit);
         self.https_miss.merge(&other.https_miss);
+        self.quic_hit.merge(&other.quic_hit);
+        self.quic_miss.merge(&other.quic_miss);
     }
 }
 

@@ -563,6 +563,7 @@ fn sample_snapshot() -> Snapshot {
             tcp: 10 + index,
             tls: 20 + index,
             https: 30 + index,
+            quic: 40 + index,
         };
         core.qtypes.add_code(1, 60);
         core.qtypes.add_code(28, 30);
@@ -841,7 +842,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 110] = [
+const FAMILIES: [(&str, &str); 112] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -935,6 +936,8 @@ const FAMILIES: [(&str, &str); 110] = [
     ("heimdall_tls_resumptions_total", "counter"),
     ("heimdall_upstream_tls_resumptions_total", "counter"),
     ("heimdall_tls_connections_open", "gauge"),
+    ("heimdall_quic_datagrams_dropped_total", "counter"),
+    ("heimdall_quic_protocol_errors_total", "counter"),
     ("heimdall_upstream_queries_total", "counter"),
     ("heimdall_upstream_replies_total", "counter"),
     ("heimdall_upstream_errors_total", "counter"),

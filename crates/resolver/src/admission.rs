@@ -350,6 +350,7 @@ fn screen(
         Transport::Tcp(_) => stats.queries_tcp += 1,
         Transport::Tls(_) => stats.queries_tls += 1,
         Transport::Https(_) => stats.queries_https += 1,
+        Transport::Quic(_) => stats.queries_quic += 1,
     }
     let client_ip = client.addr.ip();
     let acl = match &config.policy.acl {

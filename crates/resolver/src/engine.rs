@@ -253,7 +253,9 @@ impl Resolver {
         };
         let limit = match client.transport {
             Transport::Udp => udp_limit(query.edns, self.config.udp_payload_size),
-            Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => TCP_LIMIT,
+            Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) | Transport::Quic(_) => {
+                TCP_LIMIT
+            }
         };
         let stale = match self.answer_from_cache(&query, packet, limit, now, out) {
             CacheStep::Answered(len) => return QueryOutcome::Reply(len),

@@ -24,6 +24,10 @@ pub enum Transport {
     /// request, not a connection: HTTP/2 carries many at once); replies up
     /// to 65,535 bytes.
     Https(u32),
+    /// One DNS-over-QUIC stream (RFC 9250), named by the runtime (a
+    /// stream, not a connection: each carries one query); replies up to
+    /// 65,535 bytes.
+    Quic(u32),
 }
 
 impl Transport {

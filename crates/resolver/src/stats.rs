@@ -50,6 +50,8 @@ pub struct ResolverStats {
     pub queries_tls: u64,
     /// Client queries received over HTTPS (RFC 8484).
     pub queries_https: u64,
+    /// Client queries received over QUIC (RFC 9250).
+    pub queries_quic: u64,
     /// How long UDP clients whose query waited on an upstream waited, from
     /// admission to the reply (millisecond resolution: the caller's clock).
     pub answers_waited_udp: LatencyHistogram,
@@ -59,6 +61,8 @@ pub struct ResolverStats {
     pub answers_waited_tls: LatencyHistogram,
     /// The same for clients over HTTPS (DoH).
     pub answers_waited_https: LatencyHistogram,
+    /// The same for clients over QUIC (DoQ).
+    pub answers_waited_quic: LatencyHistogram,
     /// Client queries by qtype: every query that parsed and had a
     /// question, before any policy (see [`QtypeTally`] for codes above
     /// 255).

@@ -32,7 +32,7 @@ use crate::hot_names::HotNames;
 use crate::mesh::HintLink;
 use crate::reload;
 use crate::stats::{
-    CoreReport, Counters, DohErrors, HitLatency, TcpStats, TlsStats, UpstreamTlsStats,
+    CoreReport, Counters, DohErrors, DoqStats, HitLatency, TcpStats, TlsStats, UpstreamTlsStats,
     core_snapshot,
 };
 use crate::top::TopQueries;
@@ -63,6 +63,11 @@ pub(crate) trait ClientReplies {
 
     /// DNS over HTTPS: the requests refused with an HTTP error.
     fn doh_errors(&self) -> Option<DohErrors> {
+        None
+    }
+
+    /// DNS over QUIC: its counters and open connections.
+    fn doq_stats(&self) -> Option<(DoqStats, usize)> {
         None
     }
 }
@@ -115,6 +120,8 @@ pub(crate) struct Routes {
     pub(crate) tls_clients: Rc<dyn ClientReplies>,
     /// Replies to DNS-over-HTTPS requests.
     pub(crate) https_clients: Rc<dyn ClientReplies>,
+    /// Replies to DNS-over-QUIC streams.
+    pub(crate) quic_clients: Rc<dyn ClientReplies>,
     /// Queries to UDP upstreams.
     pub(crate) udp_upstreams: Rc<dyn UpstreamSend>,
     /// Queries to TCP upstreams.
@@ -458,6 +465,7 @@ impl CoreContext {
             Transport::Tcp(_) => &*self.routes.tcp_clients,
             Transport::Tls(_) => &*self.routes.tls_clients,
             Transport::Https(_) => &*self.routes.https_clients,
+            Transport::Quic(_) => &*self.routes.quic_clients,
         };
         if transport.reply(client, reply).is_err() {
             self.count_send_errors(1);
@@ -605,6 +613,7 @@ impl CoreContext {
             Transport::Tcp(_) => &mut hits.tcp,
             Transport::Tls(_) => &mut hits.tls,
             Transport::Https(_) => &mut hits.https,
+            Transport::Quic(_) => &mut hits.quic,
         };
         histogram.observe_many_us(us, n as u64);
     }
@@ -636,6 +645,7 @@ impl CoreContext {
     fn encrypted_counts(&self) -> crate::stats::EncryptedCounts {
         let (dot, dot_open) = self.routes.tls_clients.tls_stats().unwrap_or_default();
         let (doh, doh_open) = self.routes.https_clients.tls_stats().unwrap_or_default();
+        let (doq, doq_open) = self.routes.quic_clients.doq_stats().unwrap_or_default();
         crate::stats::EncryptedCounts {
             dot,
             dot_open,
@@ -647,6 +657,8 @@ impl CoreContext {
                 .into_iter()
                 .filter_map(|transport| transport.upstream_tls_stats())
                 .fold(UpstreamTlsStats::default(), UpstreamTlsStats::merged),
+            doq,
+            doq_open,
         }
     }
 
@@ -697,6 +709,7 @@ impl CoreContext {
             doh: counters.encrypted.doh,
             doh_errors: counters.encrypted.doh_errors,
             upstream_tls: counters.encrypted.upstream,
+            doq: counters.encrypted.doq,
         };
         (report, entries)
     }
@@ -760,6 +773,7 @@ mod tests {
             udp_clients,
             tls_clients: Rc::clone(&tcp_clients) as _,
             https_clients: Rc::clone(&tcp_clients) as _,
+            quic_clients: Rc::clone(&tcp_clients) as _,
             tcp_clients,
             tls_upstreams: Rc::clone(&tcp_upstreams) as _,
             https_upstreams: Rc::clone(&tcp_upstreams) as _,

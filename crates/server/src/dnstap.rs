@@ -136,6 +136,7 @@ fn client_protocol(client: &ClientId) -> SocketProtocol {
         Transport::Tcp(_) => SocketProtocol::Tcp,
         Transport::Tls(_) => SocketProtocol::Dot,
         Transport::Https(_) => SocketProtocol::Doh,
+        Transport::Quic(_) => SocketProtocol::Doq,
     }
 }
 

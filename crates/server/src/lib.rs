@@ -21,8 +21,8 @@
 //! - `worker`: one core's executor body: builds the rest, spawns the tasks,
 //!   winds down;
 //! - `endpoint`: the HTTP control endpoint (core 0);
-//! - `transport::{udp, tcp, tls, https}`: client transports (TCP and TLS
-//!   share `transport::conn`); `upstream::{udp, tcp, tls}`: upstream
+//! - `transport::{udp, tcp, tls, https, quic}`: client transports (TCP and
+//!   TLS share `transport::conn`; QUIC drives quinn-proto); `upstream::{udp, tcp, tls}`: upstream
 //!   transports. Each reaches the resolver only through `context`;
 //! - `tls`: rustls over glommio streams (`TlsStream`), the certificate
 //!   files, and the tokio-trait view h2 needs;
@@ -82,7 +82,7 @@ pub use crate::error::ServerError;
 pub use crate::events::{EventSink, ServerEvent};
 pub use crate::policy::{PolicyLoadError, build_blocklist, build_local, build_policy};
 pub use crate::reload::ReloadSource;
-pub use crate::stats::{CoreReport, DohErrors, TcpStats, TlsStats, UpstreamTlsStats};
+pub use crate::stats::{CoreReport, DohErrors, DoqStats, TcpStats, TlsStats, UpstreamTlsStats};
 pub use crate::tls::TlsSetupError;
 use crate::worker::CoreOutput;
 
@@ -107,6 +107,7 @@ pub struct ServerHandle {
     udp_addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
     https_addrs: Vec<SocketAddr>,
+    quic_addrs: Vec<SocketAddr>,
     control_addr: Option<SocketAddr>,
     cpus: Vec<usize>,
     persist: Option<PathBuf>,
@@ -227,8 +228,11 @@ impl Server {
             server: tls_server,
             tls: mut tls_per_core,
             https: mut https_per_core,
+            quic: mut quic_per_core,
+            quic_config,
             tls_addrs,
             https_addrs,
+            quic_addrs,
             upstream: tls_upstream,
         } = encrypted;
         let https_path: Arc<str> = Arc::from(config.tls.https_path.as_str());
@@ -265,6 +269,8 @@ impl Server {
                     server: tls_server.clone(),
                     tls_listeners: take_core(&mut tls_per_core, index),
                     https_listeners: take_core(&mut https_per_core, index),
+                    quic_listeners: take_core(&mut quic_per_core, index),
+                    quic_config: quic_config.clone(),
                     https_path: Arc::clone(&https_path),
                     upstream: tls_upstream.clone(),
                 },
@@ -283,6 +289,7 @@ impl Server {
         for (what, addrs) in [
             ("DNS over TLS", &tls_addrs),
             ("DNS over HTTPS", &https_addrs),
+            ("DNS over QUIC", &quic_addrs),
         ] {
             if !addrs.is_empty() {
                 log::info!(
@@ -303,6 +310,7 @@ impl Server {
             udp_addrs,
             tls_addrs,
             https_addrs,
+            quic_addrs,
             control_addr,
             cpus,
             persist: config.cache.persist.clone(),
@@ -341,14 +349,21 @@ struct EncryptedListeners {
     tls: Vec<Vec<socket2::Socket>>,
     /// Per core, its DoH listeners.
     https: Vec<Vec<socket2::Socket>>,
+    /// Per core, its DoQ sockets.
+    quic: Vec<Vec<socket2::Socket>>,
+    /// The quinn-proto server configuration, with DoQ sockets.
+    quic_config: Option<Arc<quinn_proto::ServerConfig>>,
     tls_addrs: Vec<SocketAddr>,
     https_addrs: Vec<SocketAddr>,
+    quic_addrs: Vec<SocketAddr>,
     upstream: Option<upstream::tls::TlsUpstreamSetup>,
 }
 
 fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, ServerError> {
     let section = &config.tls;
-    let serving = !section.listen.is_empty() || !section.https_listen.is_empty();
+    let serving = !section.listen.is_empty()
+        || !section.https_listen.is_empty()
+        || !section.quic_listen.is_empty();
     let server = match (serving, &section.certificate, &section.key) {
         (false, _, _) => None,
         (true, Some(certificate), Some(key)) => Some(tls::server_configs(certificate, key)?),
@@ -361,6 +376,14 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
     };
     let (tls_listeners, tls_addrs) = sockets::listen_tcp_per_core(&section.listen, cores)?;
     let (https, https_addrs) = sockets::listen_tcp_per_core(&section.https_listen, cores)?;
+    let (quic, quic_addrs) = sockets::listen_udp_per_core(&section.quic_listen, cores)?;
+    let quic_config = match (&server, section.quic_listen.is_empty()) {
+        (Some(configs), false) => Some(
+            transport::quic::server_config(Arc::clone(&configs.doq), tcp_settings(config).0)
+                .map_err(|err| ServerError::Tls(tls::TlsSetupError::Rustls(err)))?,
+        ),
+        _ => None,
+    };
     // Built even without a `tls` upstream, so that a reload can add one.
     let (dot, doh) = tls::client_configs(config.upstream.tls_ca_file.as_deref())?;
     let upstream = Some(upstream::tls::TlsUpstreamSetup {
@@ -371,8 +394,11 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
         server,
         tls: tls_listeners,
         https,
+        quic,
+        quic_config,
         tls_addrs,
         https_addrs,
+        quic_addrs,
         upstream,
     })
 }
@@ -528,6 +554,12 @@ impl ServerHandle {
     /// entry.
     pub fn https_addrs(&self) -> &[SocketAddr] {
         &self.https_addrs
+    }
+
+    /// The DNS-over-QUIC addresses bound (UDP), one per `tls.quic_listen`
+    /// entry.
+    pub fn quic_addrs(&self) -> &[SocketAddr] {
+        &self.quic_addrs
     }
 
     /// The control endpoint's bound address, when it is enabled.

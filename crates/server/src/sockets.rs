@@ -223,6 +223,39 @@ pub(crate) fn listen_tcp_per_core(
     Ok((per_core, bound))
 }
 
+/// Per core, one UDP socket per address of `listen` (DNS over QUIC), and
+/// the addresses bound. The group has no steering program: the kernel's
+/// default 4-tuple hash keeps each client's datagrams on one core, which
+/// a QUIC connection needs. A port of 0 resolves to one free port.
+pub(crate) fn listen_udp_per_core(
+    listen: &[SocketAddr],
+    cores: usize,
+) -> io::Result<(Vec<Vec<Socket>>, Vec<SocketAddr>)> {
+    let mut per_core: Vec<Vec<Socket>> = (0..cores.max(1)).map(|_| Vec::new()).collect();
+    let mut bound = Vec::with_capacity(listen.len());
+    for &addr in listen {
+        let actual = free_udp_port(addr).map_err(|err| with_addr(err, addr))?;
+        for core in &mut per_core {
+            core.push(listen_udp(actual).map_err(|err| with_addr(err, actual))?);
+        }
+        bound.push(actual);
+    }
+    Ok((per_core, bound))
+}
+
+/// `addr` with its port resolved, proven free of other UDP sockets by a
+/// bind without `SO_REUSEPORT` (see [`free_port`] for why).
+fn free_udp_port(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let udp = udp_socket(Domain::for_address(addr))?;
+    if addr.is_ipv6() {
+        udp.set_only_v6(true)?;
+    }
+    udp.bind(&SockAddr::from(addr))?;
+    udp.local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("listen socket has no IP address"))
+}
+
 /// `addr` with its port resolved, proven free of other TCP listeners by a
 /// bind without `SO_REUSEPORT` (see [`free_port`] for why).
 fn free_tcp_port(addr: SocketAddr) -> io::Result<SocketAddr> {

@@ -53,6 +53,25 @@ pub struct CoreReport {
     pub doh_errors: DohErrors,
     /// DNS over TLS to upstreams.
     pub upstream_tls: UpstreamTlsStats,
+    /// DNS over QUIC, client side.
+    pub doq: DoqStats,
+}
+
+/// Counters of DNS over QUIC (RFC 9250) to clients on one core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DoqStats {
+    /// Connections, handshakes and queries, in the model of DoT and DoH
+    /// (`evicted`, `closed_read_timeout` and `resumptions` stay 0: a
+    /// connection over the limit is refused, a handshake that does not
+    /// end within `tcp.read_timeout` is a handshake failure, QUIC's idle
+    /// timeout covers a stalled stream, and quinn-proto does not say
+    /// whether a handshake resumed).
+    pub connections: TlsStats,
+    /// Datagrams that belong to no connection and start none (garbage,
+    /// or a connection another core holds).
+    pub datagrams_dropped: u64,
+    /// Connections closed with DOQ_PROTOCOL_ERROR.
+    pub protocol_errors: u64,
 }
 
 /// Counters of one encrypted client transport (DNS over TLS or over
@@ -167,6 +186,8 @@ pub(crate) struct EncryptedCounts {
     pub(crate) doh_open: usize,
     pub(crate) doh_errors: DohErrors,
     pub(crate) upstream: UpstreamTlsStats,
+    pub(crate) doq: DoqStats,
+    pub(crate) doq_open: usize,
 }
 
 /// TCP counters of one core.
@@ -219,6 +240,7 @@ pub(crate) struct HitLatency {
     pub(crate) tcp: LatencyHistogram,
     pub(crate) tls: LatencyHistogram,
     pub(crate) https: LatencyHistogram,
+    pub(crate) quic: LatencyHistogram,
 }
 
 /// The worker's own counters (the resolver and cache count the rest).
@@ -320,12 +342,13 @@ fn snapshot_of(
 ) -> CoreSnapshot {
     let stats = sources.stats;
     let ResolverStats {
-        // The sum of queries_udp, _tcp, _tls and _https.
+        // The sum of queries_udp, _tcp, _tls, _https and _quic.
         queries: _,
         queries_udp,
         queries_tcp,
         queries_tls,
         queries_https,
+        queries_quic,
         qtypes: qtype_tally,
         responses_by_rcode,
         stale_served,
@@ -396,6 +419,7 @@ fn snapshot_of(
         answers_waited_tcp,
         answers_waited_tls,
         answers_waited_https,
+        answers_waited_quic,
     } = *stats;
     let CacheStats {
         // The resolver's cache_hits and cache_misses count what clients
@@ -433,6 +457,8 @@ fn snapshot_of(
         doh_open,
         doh_errors,
         upstream: upstream_tls,
+        doq,
+        doq_open,
     } = encrypted;
     let DohErrors {
         bad_request,
@@ -542,6 +568,22 @@ fn snapshot_of(
         (Counter::UpstreamTlsResumptions, upstream_tls_resumptions),
         (Counter::DotConnectionsOpen, dot_open as u64),
         (Counter::DohConnectionsOpen, doh_open as u64),
+        (Counter::QuicConnectionsOpen, doq_open as u64),
+        (Counter::QuicAccepted, doq.connections.accepted),
+        (Counter::QuicRefused, doq.connections.refused),
+        (Counter::QuicClosedIdle, doq.connections.closed_idle),
+        (Counter::QuicHandshakes, doq.connections.handshakes),
+        (
+            Counter::QuicHandshakeFailures,
+            doq.connections.handshake_failures,
+        ),
+        (Counter::QuicQueries, doq.connections.queries),
+        (
+            Counter::QuicRepliesOrphaned,
+            doq.connections.replies_orphaned,
+        ),
+        (Counter::QuicDatagramsDropped, doq.datagrams_dropped),
+        (Counter::QuicProtocolErrors, doq.protocol_errors),
     ] {
         set.set(counter, value);
     }
@@ -615,6 +657,7 @@ fn snapshot_of(
             tcp: queries_tcp,
             tls: queries_tls,
             https: queries_https,
+            quic: queries_quic,
         },
         qtypes,
         rcodes,
@@ -658,6 +701,8 @@ fn snapshot_of(
             tls_miss: answers_waited_tls,
             https_hit: hits.https,
             https_miss: answers_waited_https,
+            quic_hit: hits.quic,
+            quic_miss: answers_waited_quic,
         },
     }
 }
@@ -746,10 +791,12 @@ mod tests {
             queries_tcp: next(),
             queries_tls: next(),
             queries_https: next(),
+            queries_quic: next(),
             answers_waited_udp: LatencyHistogram::default(),
             answers_waited_tcp: LatencyHistogram::default(),
             answers_waited_tls: LatencyHistogram::default(),
             answers_waited_https: LatencyHistogram::default(),
+            answers_waited_quic: LatencyHistogram::default(),
             qtypes: QtypeTally::default(),
             responses_by_rcode: [0; heimdall_resolver::RCODE_SLOTS],
             stale_served: next(),
@@ -874,6 +921,12 @@ mod tests {
                     handshake_failures: next(),
                     resumptions: next(),
                 },
+                doq: DoqStats {
+                    connections: tls_stats(&mut next),
+                    datagrams_dropped: next(),
+                    protocol_errors: next(),
+                },
+                doq_open: next() as usize,
             },
         };
         let sources = Sources {

@@ -34,6 +34,8 @@ const CIPHERTEXT_CHUNK: usize = 4096;
 
 /// ALPN of DNS over TLS (RFC 7858 section 3.2, registered by RFC 8310).
 pub(crate) const ALPN_DOT: &[u8] = b"dot";
+/// ALPN of DNS over QUIC (RFC 9250 section 4.1.1).
+pub(crate) const ALPN_DOQ: &[u8] = b"doq";
 /// ALPN of HTTP/2, for DNS over HTTPS.
 pub(crate) const ALPN_H2: &[u8] = b"h2";
 /// ALPN of HTTP/1.1, for DNS over HTTPS clients without HTTP/2.
@@ -98,7 +100,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub(crate) struct ServerConfigs {
     pub(crate) dot: Arc<ServerConfig>,
     pub(crate) doh: Arc<ServerConfig>,
-    /// The certificate both present, replaced by a reload.
+    /// DNS over QUIC: TLS 1.3 only (QUIC has no other), ALPN `doq`.
+    pub(crate) doq: Arc<ServerConfig>,
+    /// The certificate all present, replaced by a reload.
     pub(crate) certificate: Arc<CertificateSlot>,
 }
 
@@ -169,6 +173,17 @@ pub(crate) fn server_configs(
         .with_cert_resolver(Arc::clone(&slot) as _);
     base.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|err| TlsSetupError::Rustls(err.to_string()))?;
+    // The same certificate slot and ticket key, so a reload reaches DoQ
+    // too and a client resumes on any core.
+    let mut doq = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| TlsSetupError::Rustls(err.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::clone(&slot) as _);
+    doq.ticketer = Arc::clone(&base.ticketer);
+    doq.alpn_protocols = vec![ALPN_DOQ.to_vec()];
+    // QUIC allows no other value but "no early data" (or all of it).
+    doq.max_early_data_size = 0;
     let mut dot = base.clone();
     dot.alpn_protocols = vec![ALPN_DOT.to_vec()];
     let mut doh = base;
@@ -176,6 +191,7 @@ pub(crate) fn server_configs(
     Ok(ServerConfigs {
         dot: Arc::new(dot),
         doh: Arc::new(doh),
+        doq: Arc::new(doq),
         certificate: slot,
     })
 }

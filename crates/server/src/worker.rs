@@ -32,6 +32,7 @@ use crate::stats::CoreReport;
 use crate::tls::ServerConfigs;
 use crate::transport::conn::{StreamClients, StreamKind, TcpSettings};
 use crate::transport::https::HttpsClients;
+use crate::transport::quic::QuicClients;
 use crate::transport::udp::{UdpReplies, UdpSettings};
 use crate::upstream::https::HttpsUpstreams;
 use crate::upstream::tcp::{TcpUpstreamSettings, TcpUpstreams};
@@ -91,6 +92,10 @@ pub(crate) struct EncryptedSetup {
     pub(crate) tls_listeners: Vec<Socket>,
     /// This core's DNS-over-HTTPS listeners.
     pub(crate) https_listeners: Vec<Socket>,
+    /// This core's DNS-over-QUIC sockets.
+    pub(crate) quic_listeners: Vec<Socket>,
+    /// Their quinn-proto configuration (with sockets only).
+    pub(crate) quic_config: Option<Arc<quinn_proto::ServerConfig>>,
     /// `tls.https_path`.
     pub(crate) https_path: Arc<str>,
     /// The client side of `tls` upstreams, when there is one.
@@ -129,6 +134,7 @@ struct Transports {
     tcp_clients: Rc<StreamClients>,
     tls_clients: Rc<StreamClients>,
     https_clients: Rc<HttpsClients>,
+    quic_clients: Rc<QuicClients>,
     tcp_upstreams: Rc<TcpUpstreams>,
     tls_upstreams: Rc<TcpUpstreams>,
     https_upstreams: Rc<HttpsUpstreams>,
@@ -170,6 +176,11 @@ fn build(
         tcp_clients: Rc::new(StreamClients::new(StreamKind::Tcp, settings.0)),
         tls_clients: Rc::new(StreamClients::new(StreamKind::Tls, settings.0)),
         https_clients: Rc::new(HttpsClients::new(settings.0, &encrypted.https_path)),
+        quic_clients: Rc::new(QuicClients::new(
+            settings.0,
+            encrypted.quic_config.clone(),
+            &crate::transport::quic::fds(&encrypted.quic_listeners),
+        )),
         tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
         tls_upstreams: Rc::new(TcpUpstreams::with_tls(
             settings.1,
@@ -183,6 +194,7 @@ fn build(
         tcp_clients: Rc::clone(&transports.tcp_clients) as _,
         tls_clients: Rc::clone(&transports.tls_clients) as _,
         https_clients: Rc::clone(&transports.https_clients) as _,
+        quic_clients: Rc::clone(&transports.quic_clients) as _,
         udp_upstreams: Rc::clone(&transports.udp_upstreams) as _,
         tcp_upstreams: Rc::clone(&transports.tcp_upstreams) as _,
         tls_upstreams: Rc::clone(&transports.tls_upstreams) as _,
@@ -336,7 +348,8 @@ impl RingHandler {
 
 /// Serve the clients of the encrypted transports: one accept loop per
 /// DoT and DoH listener (each fd added to `listening_fds`, to shut down
-/// at the end).
+/// at the end), and per DoQ socket a receive loop, with one timer task
+/// for all of the core's QUIC connections.
 fn serve_encrypted(
     ctx: &Rc<CoreContext>,
     transports: &Transports,
@@ -347,6 +360,23 @@ fn serve_encrypted(
     let Some(configs) = setup.server else {
         return;
     };
+    if !setup.quic_listeners.is_empty() {
+        glommio::spawn_local(crate::transport::quic::run_quic_timers(
+            Rc::clone(ctx),
+            Rc::clone(&transports.quic_clients),
+        ))
+        .detach();
+    }
+    for (listener, socket) in setup.quic_listeners.into_iter().enumerate() {
+        glommio::spawn_local(crate::transport::quic::serve_quic(
+            Rc::clone(ctx),
+            Rc::clone(&transports.quic_clients),
+            UdpSocket::from(socket),
+            listener as u16,
+            Arc::clone(stop),
+        ))
+        .detach();
+    }
     for (listener, socket) in setup.tls_listeners.into_iter().enumerate() {
         listening_fds.push(socket.as_raw_fd());
         glommio::spawn_local(crate::transport::tls::serve_tls(

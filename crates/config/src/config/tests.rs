@@ -1752,7 +1752,7 @@ fn tls_listeners_need_a_readable_certificate_and_key() {
         &with("  listen: [127.0.0.1:853]\n"),
         Some((3, 3)),
         "tls",
-        &["tls.listen or tls.https_listen is set, so tls.certificate is required"],
+        &["tls.listen, tls.https_listen or tls.quic_listen is set, so tls.certificate is required"],
     );
     assert_error(
         &with(&format!(

@@ -26,6 +26,7 @@ upstream:
 tls:
   listen: [127.0.0.1:853]
   https_listen: [127.0.0.1:443]
+  quic_listen: [127.0.0.1:853]
   certificate: "#,
     env!("CARGO_MANIFEST_DIR"),
     r#"/Cargo.toml

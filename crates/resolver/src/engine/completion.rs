@@ -46,7 +46,10 @@ impl Resolver {
             };
             let limit = match waiter.client.transport {
                 Transport::Udp => udp_limit(waiter.edns, self.config.udp_payload_size),
-                Transport::Tcp(_) | Transport::Tls(_) | Transport::Https(_) => TCP_LIMIT,
+                Transport::Tcp(_)
+                | Transport::Tls(_)
+                | Transport::Https(_)
+                | Transport::Quic(_) => TCP_LIMIT,
             };
             let our_size = self.config.udp_payload_size;
             let written = match &completion.answer {
@@ -92,6 +95,7 @@ impl Resolver {
                     Transport::Tcp(_) => &mut self.stats.answers_waited_tcp,
                     Transport::Tls(_) => &mut self.stats.answers_waited_tls,
                     Transport::Https(_) => &mut self.stats.answers_waited_https,
+                    Transport::Quic(_) => &mut self.stats.answers_waited_quic,
                 };
                 histogram.observe_us(waited_ms.saturating_mul(1000));
                 return Some((waiter.client, len));

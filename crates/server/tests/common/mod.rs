@@ -171,6 +171,11 @@ impl TestServer {
         (handle.tls_addrs()[0], handle.https_addrs()[0])
     }
 
+    /// The first DNS-over-QUIC address bound (UDP).
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.handle.as_ref().expect("running").quic_addrs()[0]
+    }
+
     /// Ask for a reload, as the binary does on SIGHUP.
     pub fn request_reload(&self) {
         self.handle.as_ref().expect("running").request_reload();

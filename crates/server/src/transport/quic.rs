@@ -1,0 +1,730 @@
+//! DNS over QUIC (RFC 9250) to clients: the core's own UDP sockets on
+//! `tls.quic_listen`, one `quinn_proto::Endpoint` per socket, and
+//! [`QuicClients`], the table of connections and of the streams whose
+//! queries wait on an upstream.
+//!
+//! quinn-proto is sans-IO, like rustls and the resolver: datagrams go in
+//! with `Endpoint::handle`, packets to send come out of
+//! `Connection::poll_transmit`, and time is a parameter. Three kinds of
+//! task of this core drive it, with no runtime of their own: a receive
+//! loop per socket (a glommio `recv_from`, then the datagram through the
+//! endpoint and its connection), one timer task that sleeps until the
+//! earliest `poll_timeout` of any connection (woken early by a new earlier
+//! one, or by a reply written), and the replies themselves, written into
+//! their stream by [`ClientReplies::reply`] while the resolver drains.
+//! Packets leave with a non-blocking `sendto`; a full socket buffer loses
+//! one, which QUIC's loss recovery sends again.
+//!
+//! Each bidirectional stream carries one query with a 2-byte length
+//! prefix, and its answer the same way, then the stream is finished. The
+//! query goes to the resolver like any other, as `Transport::Quic(id)`, one
+//! id per stream, through [`CoreContext::answer`] (the cache, policy and
+//! upstream path of every transport). Replies carry EDNS padding (RFC
+//! 8467) and the Message ID 0 (RFC 9250 section 4.2.1). A query with
+//! another ID, a stream that ends before its query is whole or carries
+//! more after it is a protocol error: the connection is closed with
+//! DOQ_PROTOCOL_ERROR and counted.
+//!
+//! Limits: `tcp.max_connections` per core (a new connection over it is
+//! refused with CONNECTION_REFUSED), `tcp.max_pipelined` streams open at
+//! once per connection (QUIC's stream credit; no unidirectional streams),
+//! `tcp.idle_timeout` as QUIC's idle timeout, and the handshake within
+//! `tcp.read_timeout`. Flow-control windows bound what a connection
+//! buffers either way.
+//!
+//! The sockets have no steering program: the kernel's 4-tuple hash keeps
+//! a client's datagrams on one core. A client whose address or port
+//! changes (migration, NAT rebinding) may land on another core, which
+//! does not know its connection: the datagrams are dropped (counted), the
+//! client's connection times out, and it connects again.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use glommio::net::UdpSocket;
+use heimdall_resolver::{ClientId, Transport};
+use quinn_proto::{
+    ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
+    IdleTimeout, ServerConfig, StreamEvent, StreamId, TransportConfig, VarInt,
+};
+
+use crate::context::{Answered, ClientReplies, CoreContext, SendFailed};
+use crate::stats::DoqStats;
+use crate::stream::{Extras, frame_into};
+use crate::transport::conn::TcpSettings;
+use crate::wake::Signal;
+
+/// DOQ_PROTOCOL_ERROR (RFC 9250 section 8.4).
+const DOQ_PROTOCOL_ERROR: u32 = 0x2;
+/// DOQ_REQUEST_CANCELLED: a stream whose query gets no answer.
+const DOQ_REQUEST_CANCELLED: u32 = 0x3;
+/// DOQ_NO_ERROR, for the close of a handshake that took too long.
+const DOQ_NO_ERROR: u32 = 0x0;
+/// The largest datagram read: more than any QUIC packet on a path.
+const MAX_DATAGRAM: usize = 65_535;
+/// A stream's receive window: one whole query and its prefix.
+const STREAM_WINDOW: u32 = 65_537 + 1;
+/// A connection's receive window over all its streams.
+const CONNECTION_WINDOW: u32 = 256 * 1024;
+/// Unacknowledged reply bytes a connection keeps at most.
+const SEND_WINDOW: u64 = 1 << 20;
+
+/// The quinn-proto server configuration of the DoQ listeners: the rustls
+/// configuration (TLS 1.3, ALPN `doq`, the shared certificate slot) and
+/// the limits of `tcp`.
+pub(crate) fn server_config(
+    tls: Arc<rustls::ServerConfig>,
+    settings: TcpSettings,
+) -> Result<Arc<ServerConfig>, String> {
+    let crypto = quinn_proto::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|err| err.to_string())?;
+    let mut transport = TransportConfig::default();
+    let streams = u32::try_from(settings.max_pipelined).unwrap_or(u32::MAX);
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(streams))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_idle_timeout(IdleTimeout::try_from(settings.idle_timeout).ok())
+        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
+        .receive_window(VarInt::from_u32(CONNECTION_WINDOW))
+        .send_window(SEND_WINDOW)
+        .datagram_receive_buffer_size(None);
+    let mut config = ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    Ok(Arc::new(config))
+}
+
+/// A stream the client opened: its query as it arrives, then whether the
+/// query was taken (the stream stays until its FIN is read, so QUIC
+/// gives the client its stream credit back).
+#[derive(Default)]
+struct Incoming {
+    bytes: Vec<u8>,
+    taken: bool,
+}
+
+/// One client connection.
+struct Conn {
+    conn: quinn_proto::Connection,
+    accepted_at: Instant,
+    connected: bool,
+    /// Its end has been counted (handshake failure, idle, protocol error).
+    ended: bool,
+    streams: HashMap<StreamId, Incoming>,
+    /// Reply frames not yet taken whole by the stream (flow control):
+    /// the frame and how much of it was written.
+    unsent: HashMap<StreamId, (Vec<u8>, usize)>,
+}
+
+/// One DoQ socket and its endpoint.
+struct Listener {
+    fd: RawFd,
+    endpoint: Endpoint,
+    conns: HashMap<ConnectionHandle, Conn>,
+}
+
+/// A query read whole from a stream, to hand to the resolver once the
+/// table is no longer borrowed.
+struct Ready {
+    listener: u16,
+    handle: ConnectionHandle,
+    stream: StreamId,
+    addr: SocketAddr,
+    query: Vec<u8>,
+}
+
+/// One core's DNS-over-QUIC endpoints, connections and waiting streams.
+pub(crate) struct QuicClients {
+    settings: TcpSettings,
+    listeners: RefCell<Vec<Listener>>,
+    /// Streams whose query waits on an upstream, by query id.
+    waiting: RefCell<HashMap<u32, (u16, ConnectionHandle, StreamId)>>,
+    next_query: Cell<u32>,
+    stats: Cell<DoqStats>,
+    /// Raised when the timer task must look again: a reply was written,
+    /// or a connection's timeout came before the one it sleeps for.
+    wake: Signal,
+    /// What the timer task does: `None` while it runs (it looks at every
+    /// timeout before it sleeps again), else asleep until the time given
+    /// (`Some(None)`: until woken).
+    sleeping: Cell<Option<Option<Instant>>>,
+    /// Buffer of outgoing packets.
+    send_buf: RefCell<Vec<u8>>,
+}
+
+impl QuicClients {
+    /// The table for `fds` (this core's DoQ sockets; none: DoQ is off).
+    pub(crate) fn new(
+        settings: TcpSettings,
+        config: Option<Arc<ServerConfig>>,
+        fds: &[RawFd],
+    ) -> Self {
+        let listeners = match &config {
+            Some(config) => fds
+                .iter()
+                .map(|&fd| Listener {
+                    fd,
+                    endpoint: Endpoint::new(
+                        Arc::new(EndpointConfig::default()),
+                        Some(Arc::clone(config)),
+                        true,
+                        None,
+                    ),
+                    conns: HashMap::new(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Self {
+            settings,
+            listeners: RefCell::new(listeners),
+            waiting: RefCell::new(HashMap::new()),
+            next_query: Cell::new(0),
+            stats: Cell::new(DoqStats::default()),
+            wake: Signal::default(),
+            sleeping: Cell::new(None),
+            send_buf: RefCell::new(Vec::with_capacity(1500)),
+        }
+    }
+
+    fn count(&self, update: impl FnOnce(&mut DoqStats)) {
+        let mut stats = self.stats.get();
+        update(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// Open connections (handshakes included). A closed one still in the
+    /// table (QUIC's closing period, three probe timeouts) no longer
+    /// counts: it only answers with its close.
+    pub(crate) fn connections(&self) -> usize {
+        self.listeners
+            .borrow()
+            .iter()
+            .flat_map(|listener| listener.conns.values())
+            .filter(|conn| !conn.conn.is_closed())
+            .count()
+    }
+
+    /// The counters.
+    pub(crate) fn stats(&self) -> DoqStats {
+        self.stats.get()
+    }
+
+    /// A datagram from `from` on listener `index`: through the endpoint
+    /// to its connection, or a new connection (refused when the table is
+    /// full), or dropped and counted. Then the queries it completed are
+    /// answered and what is due is sent.
+    fn datagram(self: &Rc<Self>, ctx: &Rc<CoreContext>, index: u16, from: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        let full = self.connections() >= self.settings.max_connections;
+        let mut touched = None;
+        {
+            let mut listeners = self.listeners.borrow_mut();
+            let Some(listener) = listeners.get_mut(usize::from(index)) else {
+                return;
+            };
+            let mut buf = self.send_buf.borrow_mut();
+            buf.clear();
+            let event =
+                listener
+                    .endpoint
+                    .handle(now, from, None, None, BytesMut::from(data), &mut buf);
+            match event {
+                Some(DatagramEvent::ConnectionEvent(handle, event)) => {
+                    if let Some(conn) = listener.conns.get_mut(&handle) {
+                        conn.conn.handle_event(event);
+                        touched = Some(handle);
+                    }
+                }
+                Some(DatagramEvent::NewConnection(incoming)) => {
+                    if full {
+                        let transmit = listener.endpoint.refuse(incoming, &mut buf);
+                        send(listener.fd, &buf, transmit.size, transmit.destination);
+                        self.count(|s| s.connections.refused += 1);
+                    } else {
+                        match listener.endpoint.accept(incoming, now, &mut buf, None) {
+                            Ok((handle, conn)) => {
+                                listener.conns.insert(
+                                    handle,
+                                    Conn {
+                                        conn,
+                                        accepted_at: now,
+                                        connected: false,
+                                        ended: false,
+                                        streams: HashMap::new(),
+                                        unsent: HashMap::new(),
+                                    },
+                                );
+                                self.count(|s| s.connections.accepted += 1);
+                                touched = Some(handle);
+                            }
+                            Err(err) => {
+                                if let Some(transmit) = err.response {
+                                    send(listener.fd, &buf, transmit.size, transmit.destination);
+                                }
+                                self.count(|s| s.connections.handshake_failures += 1);
+                            }
+                        }
+                    }
+                }
+                Some(DatagramEvent::Response(transmit)) => {
+                    // Version negotiation or a stateless reset.
+                    send(listener.fd, &buf, transmit.size, transmit.destination);
+                }
+                None => self.count(|s| s.datagrams_dropped += 1),
+            }
+        }
+        if let Some(handle) = touched {
+            self.run(ctx, now, Some((index, handle)));
+        }
+    }
+
+    /// Drive connections (all, or only `only`): timeouts due, events,
+    /// streams read, queries answered, packets sent. Closed connections
+    /// leave the table.
+    fn run(
+        self: &Rc<Self>,
+        ctx: &Rc<CoreContext>,
+        now: Instant,
+        only: Option<(u16, ConnectionHandle)>,
+    ) {
+        let ready = self.pump(now, only);
+        for query in ready {
+            self.answer(ctx, query);
+        }
+        // The answers written (and what they set off) go out now.
+        self.transmit(now, only);
+        if let Some(asleep_until) = self.sleeping.get()
+            && let Some(earliest) = self.earliest_timeout(only)
+            && asleep_until.is_none_or(|until| earliest < until)
+        {
+            self.wake.raise();
+        }
+    }
+
+    /// Events and streams of the connections: the queries read whole.
+    fn pump(&self, now: Instant, only: Option<(u16, ConnectionHandle)>) -> Vec<Ready> {
+        let mut ready = Vec::new();
+        let mut listeners = self.listeners.borrow_mut();
+        let read_timeout = self.settings.read_timeout;
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            let Listener {
+                endpoint, conns, ..
+            } = listener;
+            for (&handle, conn) in conns.iter_mut() {
+                if only.is_some_and(|only| only != (index, handle)) {
+                    continue;
+                }
+                if conn.conn.poll_timeout().is_some_and(|due| due <= now) {
+                    conn.conn.handle_timeout(now);
+                }
+                if !conn.connected && !conn.ended && conn.accepted_at + read_timeout <= now {
+                    conn.ended = true;
+                    conn.conn.close(
+                        now,
+                        VarInt::from_u32(DOQ_NO_ERROR),
+                        "handshake too slow".into(),
+                    );
+                    self.count(|s| s.connections.handshake_failures += 1);
+                }
+                self.pump_one(now, index, handle, conn, &mut ready);
+                while let Some(event) = conn.conn.poll_endpoint_events() {
+                    if let Some(event) = endpoint.handle_event(handle, event) {
+                        conn.conn.handle_event(event);
+                    }
+                }
+            }
+        }
+        ready
+    }
+
+    /// One connection's events and streams.
+    fn pump_one(
+        &self,
+        now: Instant,
+        index: u16,
+        handle: ConnectionHandle,
+        conn: &mut Conn,
+        ready: &mut Vec<Ready>,
+    ) {
+        while let Some(event) = conn.conn.poll() {
+            match event {
+                Event::Connected => {
+                    conn.connected = true;
+                    self.count(|s| s.connections.handshakes += 1);
+                }
+                Event::ConnectionLost { reason } => {
+                    log::debug!(
+                        "DoQ connection from {} lost: {reason}",
+                        conn.conn.remote_address()
+                    );
+                    if !conn.ended {
+                        conn.ended = true;
+                        if !conn.connected {
+                            self.count(|s| s.connections.handshake_failures += 1);
+                        } else if reason == ConnectionError::TimedOut {
+                            self.count(|s| s.connections.closed_idle += 1);
+                        }
+                    }
+                }
+                Event::Stream(StreamEvent::Writable { id }) => write_unsent(conn, id),
+                _ => {}
+            }
+        }
+        while let Some(id) = conn.conn.streams().accept(Dir::Bi) {
+            conn.streams.insert(id, Incoming::default());
+        }
+        let mut violation = false;
+        let mut finished = Vec::new();
+        for (&id, incoming) in conn.streams.iter_mut() {
+            match read_stream(&mut conn.conn, id, incoming) {
+                StreamRead::Pending => {}
+                StreamRead::Query(query) => {
+                    if query.get(..2).is_some_and(|dns_id| dns_id != [0, 0]) {
+                        violation = true;
+                        continue;
+                    }
+                    self.count(|s| s.connections.queries += 1);
+                    ready.push(Ready {
+                        listener: index,
+                        handle,
+                        stream: id,
+                        addr: conn.conn.remote_address(),
+                        query,
+                    });
+                }
+                StreamRead::Finished => finished.push(id),
+                StreamRead::Violation => violation = true,
+            }
+        }
+        for id in finished {
+            conn.streams.remove(&id);
+        }
+        if violation && !conn.ended {
+            conn.ended = true;
+            conn.conn.close(
+                now,
+                VarInt::from_u32(DOQ_PROTOCOL_ERROR),
+                "DoQ protocol error".into(),
+            );
+            self.count(|s| s.protocol_errors += 1);
+        }
+    }
+
+    /// Send what the connections have for the wire; drop the drained.
+    fn transmit(&self, now: Instant, only: Option<(u16, ConnectionHandle)>) {
+        let mut listeners = self.listeners.borrow_mut();
+        let mut buf = self.send_buf.borrow_mut();
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            let fd = listener.fd;
+            listener.conns.retain(|&handle, conn| {
+                if only.is_some_and(|only| only != (index, handle)) {
+                    return true;
+                }
+                buf.clear();
+                while let Some(transmit) = conn.conn.poll_transmit(now, 1, &mut buf) {
+                    send(fd, &buf, transmit.size, transmit.destination);
+                    buf.clear();
+                }
+                !conn.conn.is_drained()
+            });
+        }
+    }
+
+    /// The earliest timeout of the connections (of `only`).
+    fn earliest_timeout(&self, only: Option<(u16, ConnectionHandle)>) -> Option<Instant> {
+        let mut listeners = self.listeners.borrow_mut();
+        let read_timeout = self.settings.read_timeout;
+        let mut earliest: Option<Instant> = None;
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            for (&handle, conn) in listener.conns.iter_mut() {
+                if only.is_some_and(|only| only != (index, handle)) {
+                    continue;
+                }
+                let handshake_end =
+                    (!conn.connected && !conn.ended).then(|| conn.accepted_at + read_timeout);
+                for due in [conn.conn.poll_timeout(), handshake_end]
+                    .into_iter()
+                    .flatten()
+                {
+                    earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                }
+            }
+        }
+        earliest
+    }
+
+    /// Hand one query to the resolver; its answer is written at once or
+    /// when the upstream answers.
+    fn answer(self: &Rc<Self>, ctx: &Rc<CoreContext>, ready: Ready) {
+        let id = self.next_query.get();
+        self.next_query.set(id.wrapping_add(1));
+        self.waiting
+            .borrow_mut()
+            .insert(id, (ready.listener, ready.handle, ready.stream));
+        let client = ClientId {
+            addr: ready.addr,
+            transport: Transport::Quic(id),
+            listener: ready.listener,
+        };
+        let answered = ctx.answer(&ready.query, client, |reply| self.deliver(id, reply));
+        if let Answered::Dropped = answered
+            && let Some((listener, handle, stream)) = self.waiting.borrow_mut().remove(&id)
+        {
+            // No answer will come: tell the client so.
+            self.with_conn(listener, handle, |conn| {
+                let _ = conn
+                    .conn
+                    .send_stream(stream)
+                    .reset(VarInt::from_u32(DOQ_REQUEST_CANCELLED));
+            });
+        }
+    }
+
+    fn with_conn(
+        &self,
+        listener: u16,
+        handle: ConnectionHandle,
+        f: impl FnOnce(&mut Conn),
+    ) -> bool {
+        let mut listeners = self.listeners.borrow_mut();
+        let Some(conn) = listeners
+            .get_mut(usize::from(listener))
+            .and_then(|listener| listener.conns.get_mut(&handle))
+        else {
+            return false;
+        };
+        f(conn);
+        true
+    }
+
+    /// Write the reply to query `id` into its stream (padded, ID 0) and
+    /// finish the stream; the timer task sends it.
+    fn deliver(&self, id: u32, reply: &[u8]) {
+        let Some((listener, handle, stream)) = self.waiting.borrow_mut().remove(&id) else {
+            self.count(|s| s.connections.replies_orphaned += 1);
+            return;
+        };
+        let mut frame = Vec::new();
+        frame_into(
+            &mut frame,
+            reply,
+            Extras {
+                keepalive: None,
+                pad: true,
+            },
+        );
+        // RFC 9250 section 4.2.1: the Message ID is 0 on DoQ.
+        if let Some(dns_id) = frame.get_mut(2..4) {
+            dns_id.copy_from_slice(&[0, 0]);
+        }
+        let found = self.with_conn(listener, handle, |conn| {
+            conn.unsent.insert(stream, (frame, 0));
+            write_unsent(conn, stream);
+        });
+        if found {
+            self.wake.raise();
+        } else {
+            self.count(|s| s.connections.replies_orphaned += 1);
+        }
+    }
+}
+
+/// Write what is left of a reply frame into its stream, and finish the
+/// stream once all of it is written. A stream the client stopped or
+/// closed takes nothing more.
+fn write_unsent(conn: &mut Conn, stream: StreamId) {
+    let Some((frame, written)) = conn.unsent.get_mut(&stream) else {
+        return;
+    };
+    let mut send = conn.conn.send_stream(stream);
+    while let Some(rest) = frame.get(*written..).filter(|rest| !rest.is_empty()) {
+        match send.write(rest) {
+            Ok(n) => *written += n,
+            Err(quinn_proto::WriteError::Blocked) => return,
+            Err(_) => {
+                conn.unsent.remove(&stream);
+                return;
+            }
+        }
+    }
+    let _ = send.finish();
+    conn.unsent.remove(&stream);
+}
+
+/// What reading a stream gave.
+enum StreamRead {
+    /// Nothing complete yet.
+    Pending,
+    /// Its query, whole.
+    Query(Vec<u8>),
+    /// Its FIN after the query: the stream is done.
+    Finished,
+    /// A protocol error: the stream ended before its query was whole, or
+    /// carried more after it.
+    Violation,
+}
+
+fn read_stream(
+    conn: &mut quinn_proto::Connection,
+    id: StreamId,
+    incoming: &mut Incoming,
+) -> StreamRead {
+    let mut recv = conn.recv_stream(id);
+    let Ok(mut chunks) = recv.read(true) else {
+        return StreamRead::Finished;
+    };
+    let mut end = false;
+    let mut reset = false;
+    loop {
+        match chunks.next(usize::from(u16::MAX)) {
+            Ok(Some(chunk)) => {
+                if incoming.taken || incoming.bytes.len() + chunk.bytes.len() > 65_537 {
+                    let _ = chunks.finalize();
+                    return StreamRead::Violation;
+                }
+                incoming.bytes.extend_from_slice(&chunk.bytes);
+            }
+            Ok(None) => {
+                end = true;
+                break;
+            }
+            Err(quinn_proto::ReadError::Blocked) => break,
+            Err(quinn_proto::ReadError::Reset(_)) => {
+                reset = true;
+                break;
+            }
+        }
+    }
+    let _ = chunks.finalize();
+    if reset {
+        return StreamRead::Finished;
+    }
+    if !incoming.taken
+        && let Some((prefix, message)) = incoming.bytes.split_first_chunk::<2>()
+    {
+        let len = usize::from(u16::from_be_bytes(*prefix));
+        if message.len() > len {
+            return StreamRead::Violation;
+        }
+        if message.len() == len {
+            incoming.taken = true;
+            let query = std::mem::take(&mut incoming.bytes);
+            return StreamRead::Query(query.get(2..).map(<[u8]>::to_vec).unwrap_or_default());
+        }
+    }
+    match (end, incoming.taken) {
+        (false, _) => StreamRead::Pending,
+        (true, true) => StreamRead::Finished,
+        (true, false) => StreamRead::Violation,
+    }
+}
+
+/// Send one packet; a full socket buffer loses it (QUIC sends it again).
+fn send(fd: RawFd, buf: &[u8], size: usize, to: SocketAddr) {
+    if let Some(packet) = buf.get(..size) {
+        let _ = heimdall_udp::send_to(fd, packet, to);
+    }
+}
+
+impl ClientReplies for QuicClients {
+    fn reply(&self, client: &ClientId, reply: &[u8]) -> Result<(), SendFailed> {
+        if let Transport::Quic(id) = client.transport {
+            self.deliver(id, reply);
+        }
+        Ok(())
+    }
+
+    fn doq_stats(&self) -> Option<(DoqStats, usize)> {
+        Some((self.stats(), self.connections()))
+    }
+}
+
+/// Receive datagrams on DoQ listener `index` until the core stops.
+pub(crate) async fn serve_quic(
+    ctx: Rc<CoreContext>,
+    clients: Rc<QuicClients>,
+    socket: UdpSocket,
+    index: u16,
+    stop: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((len, from)) => {
+                if let Some(data) = buf.get(..len) {
+                    clients.datagram(&ctx, index, from, data);
+                }
+            }
+            Err(err) => {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                log::debug!("core {}: DoQ receive error: {err}", ctx.index());
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The timer task: sleep until the earliest connection timeout (or a
+/// wake), then drive every connection.
+pub(crate) async fn run_quic_timers(ctx: Rc<CoreContext>, clients: Rc<QuicClients>) {
+    loop {
+        let next = clients.earliest_timeout(None);
+        clients.sleeping.set(Some(next));
+        match next {
+            Some(due) => {
+                let wait = due.saturating_duration_since(Instant::now());
+                futures_lite::future::or(glommio::timer::sleep(wait), clients.wake.wait()).await;
+            }
+            None => clients.wake.wait().await,
+        }
+        clients.sleeping.set(None);
+        clients.run(&ctx, Instant::now(), None);
+        // Never a loop that keeps the receive tasks from running.
+        futures_lite::future::yield_now().await;
+    }
+}
+
+/// The DoQ sockets' fds, for [`QuicClients::new`].
+pub(crate) fn fds(sockets: &[socket2::Socket]) -> Vec<RawFd> {
+    sockets.iter().map(AsRawFd::as_raw_fd).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_is_made_from_the_doq_tls_config() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["dns.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("heimdall-doq-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let configs = crate::tls::server_configs(&cert_path, &key_path).unwrap();
+        let settings = TcpSettings {
+            idle_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(2),
+            max_connections: 4,
+            max_pipelined: 8,
+        };
+        assert!(server_config(configs.doq, settings).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
