@@ -75,6 +75,8 @@ pub enum Counter {
     SteeringSpreadFull,
     /// Steering programs with hot names the kernel refused.
     SteeringAttachErrors,
+    /// Stream queries that missed on a core not owning their name.
+    OffOwnerFetches,
     /// Cache entries stored.
     CacheInserts,
     /// Cache entries removed by a lookup, past the stale window.
@@ -299,7 +301,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 89] = [
+pub const COUNTERS: [CounterDesc; 90] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -534,6 +536,13 @@ pub const COUNTERS: [CounterDesc; 89] = [
         None,
         "Steering programs with a changed set of hot names that the kernel refused (the previous program stays).",
         ("steering", "attach_errors"),
+    ),
+    desc(
+        Counter::OffOwnerFetches,
+        "heimdall_cache_off_owner_fetches_total",
+        None,
+        "Cache misses of TCP, TLS, HTTPS and QUIC queries on a core that does not own the name under name steering (the kernel spreads connections by flow): each fetch stores a duplicate of an answer the owner core may hold. Summed over the cores, an upper bound of the duplicated entries stored since the start.",
+        ("steering", "off_owner_fetches"),
     ),
     desc(
         Counter::CacheInserts,

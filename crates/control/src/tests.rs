@@ -842,7 +842,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 112] = [
+const FAMILIES: [(&str, &str); 113] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -903,6 +903,7 @@ const FAMILIES: [(&str, &str); 112] = [
     ("heimdall_hints_stored_total", "counter"),
     ("heimdall_steering_spread_total", "counter"),
     ("heimdall_steering_attach_errors_total", "counter"),
+    ("heimdall_cache_off_owner_fetches_total", "counter"),
     ("heimdall_cache_inserts_total", "counter"),
     ("heimdall_cache_expired_total", "counter"),
     ("heimdall_cache_stale_lookups_total", "counter"),

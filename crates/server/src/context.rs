@@ -17,6 +17,7 @@
 use std::cell::{Cell, RefCell, RefMut};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use heimdall_cache::{Entry, Timestamp};
@@ -28,7 +29,7 @@ use heimdall_resolver::{
 
 use crate::batch::UdpStats;
 use crate::dnstap::{Dnstap, wall_clock};
-use crate::hot_names::HotNames;
+use crate::hot_names::{HotNames, SpreadSet};
 use crate::mesh::HintLink;
 use crate::reload;
 use crate::stats::{
@@ -161,6 +162,11 @@ pub(crate) struct CoreContext {
     /// The watch for names hot enough to spread over every core (name
     /// steering on more than one core).
     hot: Option<HotNames>,
+    /// Which core owns a name (name steering on more than one core).
+    owners: Option<Arc<SpreadSet>>,
+    /// Misses of stream queries for names another core owns: each fetch
+    /// stores a duplicate of an answer the owner may hold.
+    off_owner_fetches: Cell<u64>,
 }
 
 /// The resolver borrowed for a batch of queries: one borrow per batch,
@@ -247,6 +253,8 @@ impl CoreContext {
             dnstap: None,
             top: TopQueries::new(),
             hot: None,
+            owners: None,
+            off_owner_fetches: Cell::new(0),
         }
     }
 
@@ -256,9 +264,14 @@ impl CoreContext {
         self
     }
 
-    /// The context with its hot-name watch.
-    pub(crate) fn with_hot_names(mut self, hot: Option<HotNames>) -> Self {
+    /// The context with name steering's hot-name watch and owners.
+    pub(crate) fn with_steering(
+        mut self,
+        hot: Option<HotNames>,
+        owners: Option<Arc<SpreadSet>>,
+    ) -> Self {
         self.hot = hot;
+        self.owners = owners;
         self
     }
 
@@ -336,7 +349,16 @@ impl CoreContext {
                     }
                     None => Answered::Dropped,
                 },
-                QueryOutcome::Pending => Answered::Pending,
+                QueryOutcome::Pending => {
+                    if self
+                        .owners
+                        .as_ref()
+                        .is_some_and(|owners| owners.owner(query) != self.index)
+                    {
+                        self.off_owner_fetches.set(self.off_owner_fetches.get() + 1);
+                    }
+                    Answered::Pending
+                }
                 QueryOutcome::Dropped => Answered::Dropped,
             }
         };
@@ -628,6 +650,7 @@ impl CoreContext {
             bad_lengths: self.bad_lengths.get(),
             udp: self.udp.get(),
             spread: self.hot.as_ref().map(HotNames::totals).unwrap_or_default(),
+            off_owner_fetches: self.off_owner_fetches.get(),
             sockets: self.routes.udp_upstreams.socket_stats().unwrap_or_default(),
             dnstap: self
                 .dnstap

@@ -87,6 +87,17 @@ impl SpreadSet {
         }
     }
 
+    /// Whether names are spread at all (`server.steering_spread` above 0).
+    pub(crate) fn spreads(&self) -> bool {
+        self.threshold > 0
+    }
+
+    /// The core that owns the name in `query` (as the kernel program
+    /// computes it for a name not spread).
+    pub(crate) fn owner(&self, query: &[u8]) -> usize {
+        (steering::name_hash(query, self.basis) % self.cores.max(1)) as usize
+    }
+
     /// The steering program for the current set.
     fn program(&self, names: &[Spread]) -> Vec<heimdall_udp::reuseport::Instruction> {
         let hashes: ArrayVec<u32, SPREAD_MAX> = names.iter().map(|spread| spread.hash).collect();

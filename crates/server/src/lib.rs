@@ -187,14 +187,11 @@ impl Server {
             let cores = u32::try_from(cores).unwrap_or(u32::MAX);
             let basis = rand::random();
             steering::attach(&leaders, basis, cores).map_err(ServerError::Steering)?;
-            let threshold = config.server.steering_spread;
-            spread = (threshold > 0).then(|| {
-                Arc::new(hot_names::SpreadSet::new(
-                    basis,
-                    cores,
-                    u64::from(threshold),
-                ))
-            });
+            spread = Some(Arc::new(hot_names::SpreadSet::new(
+                basis,
+                cores,
+                u64::from(config.server.steering_spread),
+            )));
         }
         let dnstap = dnstap::DnstapSettings::new(&config.dnstap, &udp_addrs);
         let hints = (reload::hints_sent(config) && cores > 1).then(|| {

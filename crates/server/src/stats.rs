@@ -260,6 +260,8 @@ pub(crate) struct Counters {
     pub(crate) tcp: TcpStats,
     /// The hot-name watch's reviews (name steering).
     pub(crate) spread: Review,
+    /// Stream queries that missed on a core not owning their name.
+    pub(crate) off_owner_fetches: u64,
     pub(crate) tcp_open_connections: usize,
     /// DNS over TLS and HTTPS, both sides.
     pub(crate) encrypted: EncryptedCounts,
@@ -445,6 +447,7 @@ fn snapshot_of(
         tcp,
         tcp_open_connections,
         spread,
+        off_owner_fetches,
         // Rendered by the control crate's dnstap families, not a
         // descriptor: they exist only with dnstap on.
         dnstap,
@@ -539,6 +542,7 @@ fn snapshot_of(
         (Counter::SteeringSpreadExpired, spread.expired),
         (Counter::SteeringSpreadFull, spread.full),
         (Counter::SteeringAttachErrors, spread.attach_errors),
+        (Counter::OffOwnerFetches, off_owner_fetches),
         (Counter::CacheInserts, inserts),
         (Counter::CacheExpired, expired),
         (Counter::CacheStaleLookups, stale_hits),
@@ -902,6 +906,7 @@ mod tests {
                 programs: 0,
                 attach_errors: next(),
             },
+            off_owner_fetches: next(),
             dnstap: DnstapSnapshot::default(),
             encrypted: EncryptedCounts {
                 dot: tls_stats(&mut next),

@@ -78,8 +78,8 @@ pub(crate) struct CoreSetup {
     pub(crate) dnstap: Option<DnstapSettings>,
     /// DNS over TLS and HTTPS, both sides.
     pub(crate) encrypted: EncryptedSetup,
-    /// The names spread over every core (name steering, more than one
-    /// core, `server.steering_spread` above 0).
+    /// Name steering's basis and the names spread over every core (name
+    /// steering on more than one core).
     pub(crate) spread: Option<Arc<SpreadSet>>,
 }
 
@@ -170,7 +170,10 @@ fn build(
     (hints, dnstap): (Option<HintLink>, Option<Rc<Dnstap>>),
     epoch: Instant,
 ) -> (Rc<CoreContext>, Transports) {
-    let hot = spread.map(|set| HotNames::new(set, listener_fds.clone(), Instant::now()));
+    let owners = spread.clone();
+    let hot = spread
+        .filter(|set| set.spreads())
+        .map(|set| HotNames::new(set, listener_fds.clone(), Instant::now()));
     let transports = Transports {
         udp_clients: Rc::new(UdpReplies::new(listener_fds, udp.batch, udp.gso)),
         tcp_clients: Rc::new(StreamClients::new(StreamKind::Tcp, settings.0)),
@@ -204,7 +207,7 @@ fn build(
     let ctx = Rc::new(
         CoreContext::new(index, resolver, routes, epoch)
             .with_dnstap(dnstap)
-            .with_hot_names(hot),
+            .with_steering(hot, owners),
     );
     (ctx, transports)
 }

@@ -438,3 +438,42 @@ fn keepalive_of(reply: &Reply) -> Option<u16> {
         .find(|option| option.code == 11)
         .map(|option| u16::from_be_bytes([option.data[0], option.data[1]]))
 }
+
+/// Under name steering the kernel spreads TCP connections by flow, so a
+/// connection's core fetches names another core owns: each such miss is
+/// counted (a duplicate entry). Checked against what UDP, which reaches
+/// each name's owner, then finds missing on the owners.
+#[test]
+fn misses_on_a_core_not_owning_the_name_are_counted() {
+    const NAMES: u32 = 40;
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let config = config_with(upstream.local_addr(), |config| {
+        config.server.cores = heimdall_config::CoreSelection::List(vec![0, 1]);
+    });
+    let server = start_server(&config);
+    let names: Vec<String> = (0..NAMES).map(|n| format!("host-{n}.zone.test.")).collect();
+    // One connection: one core fetches every name.
+    let mut tcp = TcpClient::connect(server.addr);
+    for (n, name) in names.iter().enumerate() {
+        tcp.exchange(&query(n as u16, name, RecordType::A, EDNS));
+    }
+    // Over UDP each name reaches its owner: the names the TCP core did not
+    // own miss there again.
+    let udp = server.client();
+    for (n, name) in names.iter().enumerate() {
+        udp.exchange(&query(100 + n as u16, name, RecordType::A, EDNS));
+    }
+    let fetched_again: u64 = names
+        .iter()
+        .map(|name| upstream.queries_for(name) - 1)
+        .sum();
+    let text = common::http::get_ok(server.control_addr(), "/metrics");
+    let counted = common::http::metrics(&text).sum("heimdall_cache_off_owner_fetches_total", &[]);
+    server.stop();
+    upstream.stop();
+    assert!(
+        fetched_again > 0 && fetched_again < u64::from(NAMES),
+        "both cores own some of {NAMES} names: {fetched_again}"
+    );
+    assert_eq!(counted, fetched_again as f64);
+}
