@@ -52,6 +52,11 @@ start-burst STARTS="40":
 capacity NAMES="2000000" SHARD="16MiB":
     bash loadtest/scripts/capacity.sh {{NAMES}} {{SHARD}}
 
+# One very popular name on 2 cores, hot-name spreading off against on
+# (e.g. `just hot-name 3 5s`; see loadtest/scripts/hot-name.sh).
+hot-name ROUNDS="3" DURATION="5s":
+    bash loadtest/scripts/hot-name.sh {{ROUNDS}} {{DURATION}}
+
 # What an idle server costs: CPU ticks and wake-ups over SECONDS with no
 # traffic (e.g. `just idle-cost 60`; see loadtest/scripts/idle-cost.sh).
 idle-cost SECONDS="60" CORES="[0, 1]":

@@ -471,7 +471,9 @@ async fn receive_replies(
         // its attempt was retired serves the socket's next attempt, so a
         // retirement needs no wake-up (one task switch fewer per query).
         while current.get().is_some() {
-            match socket.recv_from(&mut guard.0).await {
+            // To the ring at once: the reply to the query just sent is
+            // rarely here yet, and a non-blocking try first would fail.
+            match socket.recv_from_ring(&mut guard.0).await {
                 Ok((len, from)) => {
                     let Some(attempt) = current.get() else {
                         strays.set(strays.get() + 1);

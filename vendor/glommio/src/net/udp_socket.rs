@@ -596,6 +596,21 @@ impl UdpSocket {
         Ok((sz, addr))
     }
 
+    /// heimdall patch: [`UdpSocket::recv_from`] without the non-blocking
+    /// `recvmsg` it first tries after a receive that succeeded: the
+    /// receive goes to the ring at once. For a caller that knows the
+    /// socket is empty (it has just read it dry, or it has just sent the
+    /// query whose reply it waits for), that `recvmsg` could only fail: a
+    /// system call per wake-up saved.
+    pub async fn recv_from_ring(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
+        let (sz, addr) = self
+            .socket
+            .recv_from_blocking::<SockaddrStorage>(buf, nix::sys::socket::MsgFlags::empty())
+            .await?;
+        let addr = sockaddr_storage_to_std(addr).expect("invalid socket addr for this family!");
+        Ok((sz, addr))
+    }
+
     /// Sends data on the socket to the given address. On success, returns the
     /// number of bytes written. Address type can be any implementor of
     /// [`ToSocketAddrs`] trait. See its documentation for concrete examples.
