@@ -164,14 +164,16 @@ pub(crate) async fn serve_udp(
     }
     let mut busy = false;
     // The last datagram came by a sleep at a slow rate: the socket was
-    // empty a moment ago, so the next look goes straight to the wait (one
-    // failed recvmmsg fewer per wake-up).
+    // empty a moment ago, so the next look goes straight to glommio's wait,
+    // whose first step is a plain recvmsg anyway (one failed recvmmsg fewer
+    // per wake-up).
     let mut woke = false;
     let mut arrivals = ArrivalRate::default();
     loop {
         // Under load the socket rarely runs dry, so it is drained with
-        // recvmmsg first, and the wait (an io_uring receive and a sleep)
-        // is paid only when that found nothing. The wait consumes the datagram it wakes for, so no
+        // recvmmsg first, and glommio's wait (a non-blocking recvmsg that
+        // fails, an io_uring submission, a sleep) is paid only when that
+        // found nothing. The wait consumes the datagram it wakes for, so no
         // wake-up can be lost (a peek-based wait did lose them under load).
         // It races the stop signal instead of carrying a read timeout,
         // which would arm and cancel a kernel timer on every wait.
@@ -204,19 +206,21 @@ pub(crate) async fn serve_udp(
             arrivals.saw(count, Instant::now());
         }
         busy = count > 0;
+        // A read just found the socket empty (not skipped after a wake-up).
+        let read_dry = !woke;
         woke = false;
         if count == 0 {
-            match wait_first(&ctx, &socket, &mut received, &stopping).await {
+            match wait_first(&ctx, &socket, &mut received, &stopping, read_dry).await {
                 Wait::Stop => break,
                 Wait::Nothing => continue,
-                Wait::One => {
-                    // Others may be queued behind it (a fast rate fills
-                    // the socket while the core wakes): take them into
-                    // this batch and its one sendmmsg. At a slow rate the
-                    // read would only fail, so the next look goes straight
-                    // to the wait.
+                Wait::One { slept } => {
+                    // Others may be queued behind it (a wait that did not
+                    // sleep found it queued; a fast rate fills the socket
+                    // while the core wakes): take them into this batch and
+                    // its one sendmmsg. At a slow rate the read would only
+                    // fail, so the next look goes straight to the wait.
                     count = 1;
-                    if arrivals.expects_company() {
+                    if !slept || arrivals.expects_company() {
                         count += received.receive(fd, 1).unwrap_or(0);
                     } else {
                         woke = true;
@@ -299,34 +303,56 @@ enum Wait {
     Stop,
     /// A receive error (logged unless a timeout): look again.
     Nothing,
-    /// One datagram, in slot 0 of the batch.
-    One,
+    /// One datagram, in slot 0 of the batch; `slept` when the core waited
+    /// for it (it was not already queued).
+    One { slept: bool },
 }
 
-/// Wait with glommio for one datagram, racing the stop signal.
+/// Wait with glommio for one datagram, racing the stop signal. `read_dry`:
+/// a read has just found the socket empty.
 async fn wait_first(
     ctx: &CoreContext,
     socket: &UdpSocket,
     received: &mut DatagramBatch,
     stopping: &Semaphore,
+    read_dry: bool,
 ) -> Wait {
-    // The socket was just found empty (or, after a wake-up at a slow rate,
-    // is sure to be): the receive goes to the ring at once, without the
-    // non-blocking recvmsg glommio's recv_from tries first.
-    let first = {
+    let (first, slept) = if read_dry {
+        // The receive goes to the ring at once, without the non-blocking
+        // recvmsg glommio's recv_from tries first (it would fail).
         let receive = socket.recv_from_ring(received.buffer_mut(0));
-        futures_lite::future::or(async { Some(receive.await) }, async {
+        let first = futures_lite::future::or(async { Some(receive.await) }, async {
             // Closed (never granted) when the core stops.
             let _ = stopping.acquire(1).await;
             None
         })
-        .await
+        .await;
+        (first, true)
+    } else {
+        // After a wake-up at a slow rate the socket was not read: the
+        // non-blocking recvmsg finds a burst's next datagram queued, and
+        // then the rest is read at once.
+        let receive = socket.recv_from(received.buffer_mut(0));
+        futures_lite::pin!(receive);
+        // The first poll is glommio's non-blocking recvmsg.
+        match futures_lite::future::poll_once(&mut receive).await {
+            Some(result) => (Some(result), false),
+            None => {
+                let first = futures_lite::future::or(async { Some(receive.await) }, async {
+                    // Closed (never granted) when the core stops.
+                    let _ = stopping.acquire(1).await;
+                    None
+                })
+                .await;
+                (first, true)
+            }
+        }
     };
     match first {
         None => Wait::Stop,
         Some(Ok((len, from))) => {
             received.set(0, len, from);
-            Wait::One
+            Wait::One { slept }
         }
         Some(Err(err)) => {
             if !is_timeout(&err) {
