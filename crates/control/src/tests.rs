@@ -898,6 +898,7 @@ const FAMILIES: [(&str, &str); 108] = [
     ("heimdall_dnssec_answers_total", "counter"),
     ("heimdall_dnssec_bogus_total", "counter"),
     ("heimdall_dnssec_subqueries_total", "counter"),
+    ("heimdall_dnssec_aggressive_answers_total", "counter"),
     ("heimdall_hints_produced_total", "counter"),
     ("heimdall_hints_stored_total", "counter"),
     ("heimdall_cache_inserts_total", "counter"),

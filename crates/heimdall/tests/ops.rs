@@ -289,7 +289,8 @@ fn heimdall_ctl_drives_every_command_and_reports_a_failed_reload() {
             "server:\n  cores: [0]\n  listen: [127.0.0.1:{dns_port}]\n  io_memory: 256KiB\n\
              upstream:\n  servers: [\"{}\"]\n  timeout: 500ms\n\
              control:\n  listen: 127.0.0.1:{control_port}\n  socket: \"{}\"\n\
-             log:\n  level: {level}\n",
+             log:\n  level: {level}\n\
+             dnssec:\n  mode: off\n",
             upstream.local_addr(),
             socket.display()
         )

@@ -153,12 +153,18 @@ impl Zone {
 }
 
 fn validating(unix_epoch_ms: u64) -> Resolver {
+    validating_with(unix_epoch_ms, false)
+}
+
+/// [`validating`], with `dnssec.aggressive_nsec` as given.
+fn validating_with(unix_epoch_ms: u64, aggressive_nsec: bool) -> Resolver {
     let anchors = TrustAnchors::parse(&fixture("example-nsec.ds")).unwrap();
     let config = ResolverConfig {
         dnssec: DnssecConfig {
             mode: DnssecMode::Validate,
             anchors: Arc::new(anchors),
             unix_epoch_ms,
+            aggressive_nsec,
             ..DnssecConfig::default()
         },
         ..config(&[UPSTREAM_A])
@@ -531,4 +537,106 @@ fn a_random_subdomain_flood_costs_one_key_fetch() {
         "one started, 299 joined it"
     );
     assert_eq!(resolver.inflight(), 0);
+}
+
+#[test]
+fn aggressive_nsec_answers_a_random_subdomain_flood_without_asking_upstream() {
+    // RFC 8198: after one validated NXDOMAIN, the NSEC records it carried
+    // (ns1.example. -> sub.example., and example. -> a.example. for the
+    // wildcard) prove every other r*.example. absent.
+    let zone = Zone::new();
+    let mut resolver = validating_with(FIXED_UNIX_MS, true);
+    let now = Timestamp::from_secs(10);
+    let (first, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("r0.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(!asked.is_empty());
+    assert_eq!(Message::parse(&first).unwrap().rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&first));
+    let upstream_before = resolver.stats().upstream_queries;
+    let mut out = vec![0u8; 65_535];
+    for i in 1..=300u16 {
+        // DO and non-DO clients alike; the latter get no NSEC records.
+        let dnssec_ok = i % 2 == 0;
+        let query = ask(
+            &format!("r{i}.example."),
+            RecordType::A,
+            i,
+            (dnssec_ok, true, false),
+        );
+        let outcome = resolver.handle_query(&query, client(6000 + i), now, &mut out);
+        let QueryOutcome::Reply(len) = outcome else {
+            panic!("r{i}: {outcome:?}");
+        };
+        let reply = &out[..len];
+        hickory_proto::op::Message::from_vec(reply).expect("hickory parses it");
+        let message = Message::parse(reply).unwrap();
+        assert_eq!(message.rcode(), Rcode::NXDOMAIN, "r{i}");
+        assert!(message.flags().authentic_data(), "r{i}");
+        assert_eq!(count(reply, Section::Authority, RecordType::SOA), 1);
+        let nsecs = count(reply, Section::Authority, RecordType::NSEC);
+        assert_eq!(nsecs, if dnssec_ok { 2 } else { 0 }, "r{i}");
+        assert_eq!(
+            count(reply, Section::Authority, RecordType::RRSIG),
+            if dnssec_ok { 3 } else { 0 }
+        );
+    }
+    assert!(
+        transmits(&mut resolver).is_empty(),
+        "nothing asked upstream"
+    );
+    assert_eq!(resolver.stats().upstream_queries, upstream_before);
+    assert_eq!(resolver.stats().dnssec_aggressive, 300);
+    // A name that exists is not denied: asked upstream as usual.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("mail.example.", RecordType::A, 400, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NOERROR);
+    // NODATA from the NSEC at a.example. (A, TXT), which the first
+    // denial carried too.
+    for (qtype, id) in [(RecordType::MX, 401), (RecordType::AAAA, 402)] {
+        let (nodata, asked) = resolve(&mut resolver, &zone, &ask("a.example.", qtype, id, DO), now);
+        assert!(asked.is_empty(), "{qtype}: {asked:?}");
+        let message = Message::parse(&nodata).unwrap();
+        assert_eq!(
+            (message.rcode(), message.answers().count()),
+            (Rcode::NOERROR, 0)
+        );
+        assert!(ad(&nodata));
+        assert_eq!(count(&nodata, Section::Authority, RecordType::NSEC), 1);
+    }
+    assert_eq!(resolver.stats().dnssec_aggressive, 302);
+    // Not for a type the NSEC shows.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::TXT, 403, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(count(&reply, Section::Answer, RecordType::TXT), 1);
+    // Off (the default): the same kind of name goes upstream.
+    let mut plain = validating(FIXED_UNIX_MS);
+    let (_, asked) = resolve(
+        &mut plain,
+        &zone,
+        &ask("r0.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(!asked.is_empty());
+    let (_, asked) = resolve(
+        &mut plain,
+        &zone,
+        &ask("r1.example.", RecordType::A, 2, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "without aggressive_nsec: {asked:?}");
+    assert_eq!(plain.stats().dnssec_aggressive, 0);
 }

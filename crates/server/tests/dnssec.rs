@@ -366,7 +366,11 @@ fn dnssec_server(upstream: SocketAddr, anchor: &Path, mode: &str, negative: &str
     let yaml = format!(
         "{}dnssec:\n  mode: {mode}\n  trust_anchors: [\"{}\"]\n  \
          negative_trust_anchors: {negative}\n",
-        Setup::new(&[upstream]).yaml(),
+        Setup {
+            dnssec_mode: None,
+            ..Setup::new(&[upstream])
+        }
+        .yaml(),
         anchor.display()
     );
     let mut config = heimdall_config::Config::from_yaml_str(&yaml, "test.yaml")

@@ -1,0 +1,311 @@
+//! Aggressive use of the DNSSEC-validated cache (RFC 8198), NSEC only:
+//! the NSEC records of every secure NXDOMAIN and NODATA answer are
+//! remembered by zone ([`NsecCache`]), and a later miss whose name such a
+//! record covers (or, for NODATA, matches without the type) is answered
+//! from them without asking upstream: NXDOMAIN when one NSEC covers the
+//! name and one covers the wildcard at its closest encloser, NODATA when
+//! the NSEC at the name lacks the type and CNAME.
+//!
+//! The synthesised reply carries the remembered SOA, NSEC and RRSIG
+//! records (copied from the validated entries they came from) and is
+//! proved again with heimdall-dnssec's `prove_nxdomain` / `prove_nodata`
+//! before it is used, so this module only picks candidates; the proof
+//! logic is the validator's. Nothing is verified cryptographically again:
+//! every record was validated when its answer was. TTLs are capped by the
+//! time the source entries have left (RFC 8198 section 5.4: no longer
+//! than the SOA's negative TTL, which the entries' lifetime already is).
+//!
+//! NSEC3 spans are not used (hashed names: a covered hash says nothing
+//! without the closest encloser proof, left for later). Bounded: at most
+//! [`NsecCache::MAX_SPANS`] spans per core; a full cache starts over.
+
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
+
+use heimdall_cache::{CachePolicy, Entry, StoreOptions, Timestamp, Trim};
+use heimdall_dnssec::{Nsec, Rr, prove_nodata, prove_nxdomain};
+use heimdall_wire::{
+    Flags, Message, MessageBuilder, Name, NameBuf, QueryKey, Rcode, RecordType, Section,
+    WireNameBuf,
+};
+
+/// A name in canonical order (RFC 4034 section 6.1): its labels from the
+/// root down, lower-cased; `Vec`'s order is then exactly the canonical
+/// one (a shorter label that is a prefix sorts first, and so does a
+/// parent before its children).
+type CanonicalKey = Vec<Vec<u8>>;
+
+fn canonical_key(name: &Name<'_>) -> CanonicalKey {
+    let mut labels: Vec<Vec<u8>> = name
+        .labels()
+        .filter(|label| !label.is_empty())
+        .map(<[u8]>::to_ascii_lowercase)
+        .collect();
+    labels.reverse();
+    labels
+}
+
+/// One validated NSEC record: where it lives, what it says, and until
+/// when.
+#[derive(Debug, Clone)]
+struct Span {
+    /// The validated negative entry (DO, NSEC records and RRSIGs kept)
+    /// the record was in, with the zone's SOA.
+    entry: Entry,
+    /// The NSEC's next owner name.
+    next: NameBuf,
+    until: Timestamp,
+}
+
+/// Validated NSEC records by zone (lower-case wire name), each zone's in
+/// canonical order of their owners.
+#[derive(Debug, Default)]
+pub(crate) struct NsecCache {
+    zones: HashMap<WireNameBuf, BTreeMap<CanonicalKey, Span>>,
+    spans: usize,
+}
+
+/// Common labels at the right end of `a` and `b`.
+fn common_labels(a: &Name<'_>, b: &Name<'_>) -> usize {
+    let (a, b) = (canonical_key(a), canonical_key(b));
+    a.iter().zip(&b).take_while(|(x, y)| x == y).count()
+}
+
+/// `name` cut to its last `labels` labels, lower-cased.
+fn suffix(name: &Name<'_>, labels: usize) -> Option<NameBuf> {
+    let mut key = canonical_key(name);
+    key.truncate(labels);
+    let mut wire = Vec::new();
+    for label in key.iter().rev() {
+        wire.push(u8::try_from(label.len()).ok()?);
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+    NameBuf::from_wire(&wire).ok()
+}
+
+impl NsecCache {
+    /// Most spans remembered per core.
+    pub(crate) const MAX_SPANS: usize = 16_384;
+
+    /// Forget everything (settings changed, or an operator flush).
+    pub(crate) fn clear(&mut self) {
+        self.zones.clear();
+        self.spans = 0;
+    }
+
+    /// Remember the NSEC records of `zone` in the validated negative
+    /// `entry` (stored with its DNSSEC records), good until the entry
+    /// expires.
+    pub(crate) fn learn(&mut self, zone: &Name<'_>, entry: &Entry) {
+        let Ok(message) = Message::parse(entry.wire()) else {
+            return;
+        };
+        let mut zone_wire = WireNameBuf::new();
+        zone.write_lower(&mut zone_wire);
+        for record in message.records(Section::Authority) {
+            if record.rtype() != RecordType::NSEC || !record.name().is_subdomain_of(zone) {
+                continue;
+            }
+            let rr = Rr::from_record(&record);
+            let Some(nsec) = Nsec::parse(&rr) else {
+                continue;
+            };
+            if self.spans >= Self::MAX_SPANS {
+                self.clear();
+            }
+            let span = Span {
+                entry: entry.clone(),
+                next: NameBuf::from_name(&nsec.next).to_lowercase(),
+                until: entry.expires_at(),
+            };
+            let spans = self.zones.entry(zone_wire.clone()).or_default();
+            if spans.insert(canonical_key(&record.name()), span).is_none() {
+                self.spans += 1;
+            }
+        }
+    }
+
+    /// The span of `zone` with the greatest owner at or before `name`, if
+    /// fresh at `now`.
+    fn before(&self, zone: &[u8], name: &Name<'_>, now: Timestamp) -> Option<(NameBuf, &Span)> {
+        let spans = self.zones.get(zone)?;
+        let (key, span) = spans.range(..=canonical_key(name)).next_back()?;
+        if now >= span.until {
+            return None;
+        }
+        let mut wire = Vec::new();
+        for label in key.iter().rev() {
+            wire.push(u8::try_from(label.len()).ok()?);
+            wire.extend_from_slice(label);
+        }
+        wire.push(0);
+        Some((NameBuf::from_wire(&wire).ok()?, span))
+    }
+
+    /// The deepest zone with spans that `name` is in.
+    fn zone_of(&self, name: &Name<'_>) -> Option<NameBuf> {
+        let labels = name.label_count();
+        (0..=labels).rev().find_map(|count| {
+            let zone = suffix(name, count)?;
+            self.zones.contains_key(zone.as_wire()).then_some(zone)
+        })
+    }
+
+    /// A validated denial for `key` built from the remembered NSEC
+    /// records, or `None` when they do not prove one (the caller asks
+    /// upstream as usual). The entry carries AD and is stored as the
+    /// validator would have stored the upstream's answer.
+    pub(crate) fn synthesise(
+        &self,
+        key: &QueryKey,
+        now: Timestamp,
+        policy: &CachePolicy,
+        config: &heimdall_dnssec::Config,
+    ) -> Option<Entry> {
+        if self.spans == 0 {
+            return None;
+        }
+        let qname = Name::from_wire(&key.name).ok()?;
+        let zone = self.zone_of(&qname)?;
+        let (owner, span) = self.before(zone.as_wire(), &qname, now)?;
+        let mut sources: Vec<(&Entry, NameBuf)> = vec![(&span.entry, owner.clone())];
+        let rcode = if owner.as_name().eq_ignore_case(&qname) {
+            if key.qtype == RecordType::DS || key.qtype == RecordType::ANY {
+                return None;
+            }
+            Rcode::NOERROR
+        } else {
+            // The closest encloser: the deepest ancestor of the name that
+            // the covering NSEC shows to exist (RFC 8198 section 5.2).
+            let closest = common_labels(&qname, &owner.as_name())
+                .max(common_labels(&qname, &span.next.as_name()))
+                .max(zone.as_name().label_count());
+            let encloser = suffix(&qname, closest)?;
+            let mut wire = vec![1, b'*'];
+            wire.extend_from_slice(encloser.as_wire());
+            let wildcard = NameBuf::from_wire(&wire).ok()?;
+            let (wild_owner, wild_span) = self.before(zone.as_wire(), &wildcard.as_name(), now)?;
+            if !wild_owner.as_name().eq_ignore_case(&owner.as_name()) {
+                sources.push((&wild_span.entry, wild_owner));
+            }
+            Rcode::NXDOMAIN
+        };
+        let until = sources.iter().map(|(entry, _)| entry.expires_at()).min()?;
+        let left = u32::try_from(until.as_millis().saturating_sub(now.as_millis()) / 1000)
+            .unwrap_or(u32::MAX);
+        if left == 0 {
+            return None;
+        }
+        let message = build(key, &qname, rcode, &sources)?;
+        let parsed = Message::parse(&message).ok()?;
+        let records: Vec<Rr<'_>> = parsed
+            .records(Section::Authority)
+            .map(|record| Rr::from_record(&record))
+            .collect();
+        let zone_name = zone.as_name();
+        let proved = if rcode == Rcode::NXDOMAIN {
+            prove_nxdomain(&qname, &zone_name, &records, config)
+        } else {
+            prove_nodata(&qname, key.qtype, &zone_name, &records, config)
+        };
+        proved.ok()?;
+        let options = StoreOptions {
+            authentic: Some(true),
+            strip_dnssec: !key.dnssec_ok,
+            ede: 0,
+            max_ttl: Some(left),
+            trim: Trim::ToProof,
+        };
+        Entry::from_response_with(key, &parsed, now, policy, options)
+            .ok()
+            .flatten()
+    }
+}
+
+/// The reply to `key`: `rcode`, AD, and in the authority section the SOA
+/// of the first source and each source's NSEC at its owner, each RRset
+/// with its RRSIGs.
+fn build(
+    key: &QueryKey,
+    qname: &Name<'_>,
+    rcode: Rcode,
+    sources: &[(&Entry, NameBuf)],
+) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let mut builder = MessageBuilder::new(&mut buf).ok()?;
+    builder.set_flags(
+        Flags(Flags::QR | Flags::RA)
+            .with_authentic_data(true)
+            .with_rcode(rcode),
+    );
+    builder.question(qname, key.qtype, key.qclass).ok()?;
+    let wanted = |rtype: RecordType, covered: Option<RecordType>, want: RecordType| {
+        rtype == want || covered == Some(want)
+    };
+    for (index, (entry, owner)) in sources.iter().enumerate() {
+        let message = Message::parse(entry.wire()).ok()?;
+        for record in message.records(Section::Authority) {
+            let rtype = record.rtype();
+            let covered = (rtype == RecordType::RRSIG)
+                .then(|| match record.rdata_bytes() {
+                    [high, low, ..] => Some(RecordType(u16::from_be_bytes([*high, *low]))),
+                    _ => None,
+                })
+                .flatten();
+            let soa = index == 0 && wanted(rtype, covered, RecordType::SOA);
+            let nsec = wanted(rtype, covered, RecordType::NSEC)
+                && record.name().eq_ignore_case(&owner.as_name());
+            if soa || nsec {
+                builder.copy_record(Section::Authority, &record).ok()?;
+            }
+        }
+    }
+    if builder.truncated() {
+        return None;
+    }
+    let len = builder.finish();
+    buf.truncate(len);
+    Some(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_keys_sort_as_rfc_4034_says() {
+        // RFC 4034 section 6.1's example, in order.
+        let names = [
+            "example.",
+            "a.example.",
+            "yljkjljk.a.example.",
+            "Z.a.example.",
+            "zABC.a.EXAMPLE.",
+            "z.example.",
+            "\\001.z.example.",
+            "*.z.example.",
+            "\\200.z.example.",
+        ];
+        let keys: Vec<CanonicalKey> = names
+            .iter()
+            .map(|text| canonical_key(&NameBuf::from_presentation(text).unwrap().as_name()))
+            .collect();
+        for pair in keys.windows(2) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn suffixes_and_common_labels() {
+        let name = NameBuf::from_presentation("a.B.example.").unwrap();
+        let other = NameBuf::from_presentation("c.b.example.").unwrap();
+        assert_eq!(common_labels(&name.as_name(), &other.as_name()), 2);
+        assert_eq!(
+            suffix(&name.as_name(), 2).unwrap().to_string(),
+            "b.example."
+        );
+        assert_eq!(suffix(&name.as_name(), 0).unwrap().to_string(), ".");
+    }
+}
