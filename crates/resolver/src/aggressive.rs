@@ -17,7 +17,9 @@
 //!
 //! NSEC3 spans are not used (hashed names: a covered hash says nothing
 //! without the closest encloser proof, left for later). Bounded: at most
-//! [`NsecCache::MAX_SPANS`] spans per core; a full cache starts over.
+//! [`NsecCache::MAX_SPANS`] spans and [`NsecCache::MAX_BYTES`] bytes of
+//! source entries per core (each span counts its entry's size, shared or
+//! not); a full cache starts over.
 
 use std::collections::BTreeMap;
 
@@ -64,6 +66,8 @@ struct Span {
 pub(crate) struct NsecCache {
     zones: HashMap<WireNameBuf, BTreeMap<CanonicalKey, Span>>,
     spans: usize,
+    /// The source entries' sizes, once per span.
+    bytes: usize,
 }
 
 /// Common labels at the right end of `a` and `b`.
@@ -88,11 +92,21 @@ fn suffix(name: &Name<'_>, labels: usize) -> Option<NameBuf> {
 impl NsecCache {
     /// Most spans remembered per core.
     pub(crate) const MAX_SPANS: usize = 16_384;
+    /// Most bytes of source entries held per core (counted per span):
+    /// validated denials are small, but a zone's owner decides their size.
+    pub(crate) const MAX_BYTES: usize = 8 << 20;
 
     /// Forget everything (settings changed, or an operator flush).
     pub(crate) fn clear(&mut self) {
         self.zones.clear();
         self.spans = 0;
+        self.bytes = 0;
+    }
+
+    /// Spans held, and the bytes they count.
+    #[cfg(test)]
+    fn size(&self) -> (usize, usize) {
+        (self.spans, self.bytes)
     }
 
     /// Remember the NSEC records of `zone` in the validated negative
@@ -112,7 +126,8 @@ impl NsecCache {
             let Some(nsec) = Nsec::parse(&rr) else {
                 continue;
             };
-            if self.spans >= Self::MAX_SPANS {
+            let size = entry.wire().len();
+            if self.spans >= Self::MAX_SPANS || self.bytes + size > Self::MAX_BYTES {
                 self.clear();
             }
             let span = Span {
@@ -121,9 +136,11 @@ impl NsecCache {
                 until: entry.expires_at(),
             };
             let spans = self.zones.entry(zone_wire.clone()).or_default();
-            if spans.insert(canonical_key(&record.name()), span).is_none() {
-                self.spans += 1;
+            match spans.insert(canonical_key(&record.name()), span) {
+                None => self.spans += 1,
+                Some(old) => self.bytes -= old.entry.wire().len().min(self.bytes),
             }
+            self.bytes += size;
         }
     }
 
@@ -295,6 +312,90 @@ mod tests {
         for pair in keys.windows(2) {
             assert!(pair[0] < pair[1], "{pair:?}");
         }
+    }
+
+    #[test]
+    fn the_span_table_is_bounded() {
+        // A validated-looking negative entry with one NSEC, per name.
+        let policy = CachePolicy::default();
+        let zone = NameBuf::from_presentation("example.").unwrap();
+        let entry_for = |i: usize| {
+            let owner = NameBuf::from_presentation(&format!("n{i:06}.example.")).unwrap();
+            let next = NameBuf::from_presentation(&format!("n{i:06}a.example.")).unwrap();
+            let mut key_name = WireNameBuf::new();
+            owner.as_name().write_lower(&mut key_name);
+            let key = QueryKey {
+                name: key_name,
+                qtype: RecordType::A,
+                qclass: heimdall_wire::Class::IN,
+                dnssec_ok: true,
+                checking_disabled: false,
+            };
+            let mut buf = vec![0u8; 1024];
+            let mut builder = MessageBuilder::new(&mut buf).unwrap();
+            builder.set_flags(Flags(Flags::QR | Flags::RA).with_rcode(Rcode::NOERROR));
+            builder
+                .question(&owner.as_name(), RecordType::A, heimdall_wire::Class::IN)
+                .unwrap();
+            let soa = heimdall_wire::Soa {
+                mname: zone.as_name(),
+                rname: zone.as_name(),
+                serial: 1,
+                refresh: 3600,
+                retry: 600,
+                expire: 86400,
+                minimum: 300,
+            };
+            builder
+                .record(
+                    Section::Authority,
+                    &zone.as_name(),
+                    RecordType::SOA,
+                    heimdall_wire::Class::IN,
+                    300,
+                    &heimdall_wire::RData::Soa(soa),
+                )
+                .unwrap();
+            let mut nsec = next.as_wire().to_vec();
+            nsec.extend_from_slice(&[0, 1, 0x40]);
+            builder
+                .record(
+                    Section::Authority,
+                    &owner.as_name(),
+                    RecordType::NSEC,
+                    heimdall_wire::Class::IN,
+                    300,
+                    &heimdall_wire::RData::Unknown(&nsec),
+                )
+                .unwrap();
+            let len = builder.finish();
+            buf.truncate(len);
+            let message = Message::parse(&buf).unwrap();
+            Entry::from_response_with(
+                &key,
+                &message,
+                Timestamp::ZERO,
+                &policy,
+                StoreOptions::default(),
+            )
+            .unwrap()
+            .unwrap()
+        };
+        let mut cache = NsecCache::default();
+        cache.learn(&zone.as_name(), &entry_for(0));
+        assert_eq!(cache.size().0, 1);
+        cache.learn(&zone.as_name(), &entry_for(0));
+        assert_eq!(cache.size().0, 1, "the same NSEC again replaces it");
+        let one = cache.size().1;
+        for i in 1..=NsecCache::MAX_SPANS + 10 {
+            cache.learn(&zone.as_name(), &entry_for(i));
+            let (spans, bytes) = cache.size();
+            assert!(spans <= NsecCache::MAX_SPANS && bytes <= NsecCache::MAX_BYTES);
+        }
+        assert!(cache.size().0 < NsecCache::MAX_SPANS, "started over");
+        assert_eq!(cache.size().1, cache.size().0 * one);
+        cache.clear();
+        assert_eq!(cache.size(), (0, 0));
     }
 
     #[test]
