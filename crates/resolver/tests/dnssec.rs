@@ -158,8 +158,13 @@ fn validating(unix_epoch_ms: u64) -> Resolver {
 
 /// [`validating`], with `dnssec.aggressive_nsec` as given.
 fn validating_with(unix_epoch_ms: u64, aggressive_nsec: bool) -> Resolver {
+    Resolver::with_seed(validating_config(unix_epoch_ms, aggressive_nsec), 18).unwrap()
+}
+
+/// The settings of [`validating_with`].
+fn validating_config(unix_epoch_ms: u64, aggressive_nsec: bool) -> ResolverConfig {
     let anchors = TrustAnchors::parse(&fixture("example-nsec.ds")).unwrap();
-    let config = ResolverConfig {
+    ResolverConfig {
         dnssec: DnssecConfig {
             mode: DnssecMode::Validate,
             anchors: Arc::new(anchors),
@@ -168,8 +173,7 @@ fn validating_with(unix_epoch_ms: u64, aggressive_nsec: bool) -> Resolver {
             ..DnssecConfig::default()
         },
         ..config(&[UPSTREAM_A])
-    };
-    Resolver::with_seed(config, 18).unwrap()
+    }
 }
 
 /// A query with EDNS; `flags`: (DO, AD, CD).
@@ -639,4 +643,54 @@ fn aggressive_nsec_answers_a_random_subdomain_flood_without_asking_upstream() {
     );
     assert_eq!(asked.len(), 1, "without aggressive_nsec: {asked:?}");
     assert_eq!(plain.stats().dnssec_aggressive, 0);
+}
+
+#[test]
+fn a_long_random_subdomain_flood_stays_within_its_bounds() {
+    // 8 waves of 500 new names in a 256 KiB cache shard: the answers
+    // evict one another (and the zone's DNSKEY entry), but the validated
+    // keys stay in the KeyCache, so the zone's keys are fetched once; the
+    // cache stays within its bytes, nothing is left in flight, and no
+    // query is refused for its sub-query budget.
+    let zone = Zone::new();
+    let config = ResolverConfig {
+        cache_bytes: 256 << 10,
+        ..validating_config(FIXED_UNIX_MS, false)
+    };
+    let mut resolver = Resolver::with_seed(config, 18).unwrap();
+    let mut out = vec![0u8; 65_535];
+    let mut answered = 0usize;
+    for wave in 0..8u16 {
+        let now = Timestamp::from_secs(10 + u64::from(wave));
+        for i in 0..500u16 {
+            let id = wave * 500 + i;
+            let query = ask(&format!("f{id}.example."), RecordType::A, id, DO);
+            let outcome = resolver.handle_query(&query, client(7000 + i), now, &mut out);
+            assert!(matches!(outcome, QueryOutcome::Pending), "{outcome:?}");
+        }
+        serve(&mut resolver, &zone, now);
+        for (_, reply) in replies(&mut resolver, now) {
+            assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NXDOMAIN);
+            assert!(ad(&reply));
+            answered += 1;
+        }
+        assert_eq!(resolver.inflight(), 0, "wave {wave}");
+        let cache = resolver.cache().stats();
+        assert!(
+            cache.bytes <= 256 << 10,
+            "wave {wave}: {} bytes",
+            cache.bytes
+        );
+    }
+    assert_eq!(answered, 4_000);
+    let stats = resolver.stats();
+    assert!(
+        resolver.cache().stats().evictions > 0,
+        "the flood outgrew the shard"
+    );
+    assert_eq!(stats.dnssec_subqueries, 1, "the keys were fetched once");
+    assert_eq!(
+        (stats.dnssec_indeterminate, stats.dnssec_secure),
+        (0, 4_000)
+    );
 }
