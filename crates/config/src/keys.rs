@@ -603,13 +603,13 @@ sections! {
             aggressive_nsec: bool => bool = defaults::DNSSEC_AGGRESSIVE_NSEC;
                 Bool,
                 ANY;
-                "Aggressive use of the DNSSEC-validated cache (RFC 8198): the NSEC records of \
-                 validated NXDOMAIN and NODATA answers are remembered (per core, at most 16384, \
-                 and 8 MiB of the answers they came in), \
-                 and a name they prove absent (a random subdomain of a signed zone, say) is \
-                 answered NXDOMAIN or NODATA from them, with AD, without asking upstream \
-                 (counted in `heimdall_dnssec_aggressive_answers_total`). NSEC3 zones are not \
-                 covered yet. Only with `mode` not `off`.";
+                "Aggressive use of the DNSSEC-validated cache (RFC 8198): the NSEC and NSEC3 \
+                 records of validated NXDOMAIN and NODATA answers are remembered (per core, at \
+                 most 16384, and 8 MiB of the answers they came in; opt-out NSEC3 records are \
+                 not used), and a name they prove absent (a random subdomain of a signed zone, \
+                 say) is answered NXDOMAIN or NODATA from them, with AD, without asking upstream \
+                 (counted in `heimdall_dnssec_aggressive_answers_total`). Only with `mode` not \
+                 `off`.";
         }
     }
 

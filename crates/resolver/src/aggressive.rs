@@ -1,10 +1,16 @@
-//! Aggressive use of the DNSSEC-validated cache (RFC 8198), NSEC only:
-//! the NSEC records of every secure NXDOMAIN and NODATA answer are
-//! remembered by zone ([`NsecCache`]), and a later miss whose name such a
-//! record covers (or, for NODATA, matches without the type) is answered
-//! from them without asking upstream: NXDOMAIN when one NSEC covers the
-//! name and one covers the wildcard at its closest encloser, NODATA when
-//! the NSEC at the name lacks the type and CNAME.
+//! Aggressive use of the DNSSEC-validated cache (RFC 8198): the NSEC and
+//! NSEC3 records of every secure NXDOMAIN and NODATA answer are
+//! remembered by zone ([`NsecCache`]), and a later miss whose name such
+//! records prove absent is answered from them without asking upstream.
+//! NSEC: NXDOMAIN when one NSEC covers the name and one covers the
+//! wildcard at its closest encloser, NODATA when the NSEC at the name
+//! lacks the type and CNAME. NSEC3 (RFC 5155 section 8): the name and its
+//! ancestors are hashed (the zone's salt and iterations, within
+//! `nsec3_max_iterations`) until one matches a remembered NSEC3, the
+//! closest encloser; NXDOMAIN when NSEC3s cover the next closer name and
+//! the wildcard at the closest encloser, NODATA when the NSEC3 matching
+//! the name itself lacks the type. Opt-out spans prove nothing secure,
+//! so they are never used.
 //!
 //! The synthesised reply carries the remembered SOA, NSEC and RRSIG
 //! records (copied from the validated entries they came from) and is
@@ -15,8 +21,7 @@
 //! time the source entries have left (RFC 8198 section 5.4: no longer
 //! than the SOA's negative TTL, which the entries' lifetime already is).
 //!
-//! NSEC3 spans are not used (hashed names: a covered hash says nothing
-//! without the closest encloser proof, left for later). Bounded: at most
+//! Bounded: at most
 //! [`NsecCache::MAX_SPANS`] spans and [`NsecCache::MAX_BYTES`] bytes of
 //! source entries per core (each span counts its entry's size, shared or
 //! not); a full cache starts over.
@@ -26,7 +31,7 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 
 use heimdall_cache::{CachePolicy, Entry, StoreOptions, Timestamp, Trim};
-use heimdall_dnssec::{Nsec, Rr, prove_nodata, prove_nxdomain};
+use heimdall_dnssec::{Nsec, Nsec3, Rr, nsec3_hash, prove_nodata, prove_nxdomain};
 use heimdall_wire::{
     Flags, Message, MessageBuilder, Name, NameBuf, QueryKey, Rcode, RecordType, Section,
     WireNameBuf,
@@ -48,16 +53,24 @@ fn canonical_key(name: &Name<'_>) -> CanonicalKey {
     labels
 }
 
-/// One validated NSEC record: where it lives, what it says, and until
-/// when.
+/// One validated NSEC or NSEC3 record: where it lives, what it says,
+/// and until when.
 #[derive(Debug, Clone)]
 struct Span {
-    /// The validated negative entry (DO, NSEC records and RRSIGs kept)
-    /// the record was in, with the zone's SOA.
+    /// The validated negative entry (DO, NSEC/NSEC3 records and RRSIGs
+    /// kept) the record was in, with the zone's SOA.
     entry: Entry,
-    /// The NSEC's next owner name.
-    next: NameBuf,
+    /// The NSEC's next owner name; `None` for an NSEC3, whose owner is
+    /// a hash.
+    next: Option<NameBuf>,
     until: Timestamp,
+}
+
+/// A zone's NSEC3 parameters, as its remembered NSEC3 records have them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Nsec3Params {
+    salt: Vec<u8>,
+    iterations: u16,
 }
 
 /// Validated NSEC records by zone (lower-case wire name), each zone's in
@@ -65,9 +78,26 @@ struct Span {
 #[derive(Debug, Default)]
 pub(crate) struct NsecCache {
     zones: HashMap<WireNameBuf, BTreeMap<CanonicalKey, Span>>,
+    /// The NSEC3 parameters of the zones whose spans are NSEC3 records.
+    nsec3: HashMap<WireNameBuf, Nsec3Params>,
     spans: usize,
     /// The source entries' sizes, once per span.
     bytes: usize,
+}
+
+/// The entries a denial is assembled from, each with the owner of the
+/// record it contributes.
+type Sources<'a> = Vec<(&'a Entry, NameBuf)>;
+
+/// The name a canonical key stands for.
+fn name_of(key: &CanonicalKey) -> Option<NameBuf> {
+    let mut wire = Vec::new();
+    for label in key.iter().rev() {
+        wire.push(u8::try_from(label.len()).ok()?);
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+    NameBuf::from_wire(&wire).ok()
 }
 
 /// Common labels at the right end of `a` and `b`.
@@ -99,6 +129,7 @@ impl NsecCache {
     /// Forget everything (settings changed, or an operator flush).
     pub(crate) fn clear(&mut self) {
         self.zones.clear();
+        self.nsec3.clear();
         self.spans = 0;
         self.bytes = 0;
     }
@@ -119,20 +150,50 @@ impl NsecCache {
         let mut zone_wire = WireNameBuf::new();
         zone.write_lower(&mut zone_wire);
         for record in message.records(Section::Authority) {
-            if record.rtype() != RecordType::NSEC || !record.name().is_subdomain_of(zone) {
+            if !record.name().is_subdomain_of(zone) {
                 continue;
             }
             let rr = Rr::from_record(&record);
-            let Some(nsec) = Nsec::parse(&rr) else {
-                continue;
+            let (next, params) = match record.rtype() {
+                RecordType::NSEC => match Nsec::parse(&rr) {
+                    Some(nsec) => (Some(NameBuf::from_name(&nsec.next).to_lowercase()), None),
+                    None => continue,
+                },
+                RecordType::NSEC3 => match Nsec3::parse(&rr) {
+                    // SHA-1 only; an opt-out span proves nothing secure.
+                    Some(nsec3)
+                        if nsec3.hash_algorithm == 1 && nsec3.flags & Nsec3::OPT_OUT == 0 =>
+                    {
+                        (
+                            None,
+                            Some(Nsec3Params {
+                                salt: nsec3.salt.to_vec(),
+                                iterations: nsec3.iterations,
+                            }),
+                        )
+                    }
+                    _ => continue,
+                },
+                _ => continue,
             };
             let size = entry.wire().len();
             if self.spans >= Self::MAX_SPANS || self.bytes + size > Self::MAX_BYTES {
                 self.clear();
             }
+            if let Some(params) = params {
+                // A zone re-signed with other parameters starts over.
+                if self.nsec3.get(zone_wire.as_slice()) != Some(&params) {
+                    if let Some(old) = self.zones.remove(zone_wire.as_slice()) {
+                        self.spans -= old.len().min(self.spans);
+                        let freed: usize = old.values().map(|span| span.entry.wire().len()).sum();
+                        self.bytes -= freed.min(self.bytes);
+                    }
+                    self.nsec3.insert(zone_wire.clone(), params);
+                }
+            }
             let span = Span {
                 entry: entry.clone(),
-                next: NameBuf::from_name(&nsec.next).to_lowercase(),
+                next,
                 until: entry.expires_at(),
             };
             let spans = self.zones.entry(zone_wire.clone()).or_default();
@@ -152,13 +213,7 @@ impl NsecCache {
         if now >= span.until {
             return None;
         }
-        let mut wire = Vec::new();
-        for label in key.iter().rev() {
-            wire.push(u8::try_from(label.len()).ok()?);
-            wire.extend_from_slice(label);
-        }
-        wire.push(0);
-        Some((NameBuf::from_wire(&wire).ok()?, span))
+        Some((name_of(key)?, span))
     }
 
     /// The deepest zone with spans that `name` is in.
@@ -186,28 +241,12 @@ impl NsecCache {
         }
         let qname = Name::from_wire(&key.name).ok()?;
         let zone = self.zone_of(&qname)?;
-        let (owner, span) = self.before(zone.as_wire(), &qname, now)?;
-        let mut sources: Vec<(&Entry, NameBuf)> = vec![(&span.entry, owner.clone())];
-        let rcode = if owner.as_name().eq_ignore_case(&qname) {
-            if key.qtype == RecordType::DS || key.qtype == RecordType::ANY {
-                return None;
+        let (sources, rcode) = match self.nsec3.get(zone.as_wire()) {
+            Some(params) if params.iterations <= config.nsec3_max_iterations => {
+                self.nsec3_sources(&zone, &qname, key.qtype, params, now)?
             }
-            Rcode::NOERROR
-        } else {
-            // The closest encloser: the deepest ancestor of the name that
-            // the covering NSEC shows to exist (RFC 8198 section 5.2).
-            let closest = common_labels(&qname, &owner.as_name())
-                .max(common_labels(&qname, &span.next.as_name()))
-                .max(zone.as_name().label_count());
-            let encloser = suffix(&qname, closest)?;
-            let mut wire = vec![1, b'*'];
-            wire.extend_from_slice(encloser.as_wire());
-            let wildcard = NameBuf::from_wire(&wire).ok()?;
-            let (wild_owner, wild_span) = self.before(zone.as_wire(), &wildcard.as_name(), now)?;
-            if !wild_owner.as_name().eq_ignore_case(&owner.as_name()) {
-                sources.push((&wild_span.entry, wild_owner));
-            }
-            Rcode::NXDOMAIN
+            Some(_) => return None,
+            None => self.nsec_sources(&zone, &qname, key.qtype, now)?,
         };
         let until = sources.iter().map(|(entry, _)| entry.expires_at()).min()?;
         let left = u32::try_from(until.as_millis().saturating_sub(now.as_millis()) / 1000)
@@ -239,11 +278,126 @@ impl NsecCache {
             .ok()
             .flatten()
     }
+
+    /// The NSEC records that would deny `qname` / `qtype` in `zone`, and
+    /// the rcode they would prove.
+    fn nsec_sources(
+        &self,
+        zone: &NameBuf,
+        qname: &Name<'_>,
+        qtype: RecordType,
+        now: Timestamp,
+    ) -> Option<(Sources<'_>, Rcode)> {
+        let (owner, span) = self.before(zone.as_wire(), qname, now)?;
+        let next = span.next.as_ref()?;
+        let mut sources: Sources<'_> = vec![(&span.entry, owner.clone())];
+        let rcode = if owner.as_name().eq_ignore_case(qname) {
+            if qtype == RecordType::DS || qtype == RecordType::ANY {
+                return None;
+            }
+            Rcode::NOERROR
+        } else {
+            // The closest encloser: the deepest ancestor of the name that
+            // the covering NSEC shows to exist (RFC 8198 section 5.2).
+            let closest = common_labels(qname, &owner.as_name())
+                .max(common_labels(qname, &next.as_name()))
+                .max(zone.as_name().label_count());
+            let encloser = suffix(qname, closest)?;
+            let mut wire = vec![1, b'*'];
+            wire.extend_from_slice(encloser.as_wire());
+            let wildcard = NameBuf::from_wire(&wire).ok()?;
+            let (wild_owner, wild_span) = self.before(zone.as_wire(), &wildcard.as_name(), now)?;
+            if !wild_owner.as_name().eq_ignore_case(&owner.as_name()) {
+                sources.push((&wild_span.entry, wild_owner));
+            }
+            Rcode::NXDOMAIN
+        };
+        Some((sources, rcode))
+    }
+
+    /// The NSEC3 records that would deny `qname` / `qtype` in `zone`
+    /// (RFC 5155 section 8.4 and 8.5), and the rcode they would prove.
+    fn nsec3_sources(
+        &self,
+        zone: &NameBuf,
+        qname: &Name<'_>,
+        qtype: RecordType,
+        params: &Nsec3Params,
+        now: Timestamp,
+    ) -> Option<(Sources<'_>, Rcode)> {
+        let zone_labels = zone.as_name().label_count();
+        let hashed = |name: &Name<'_>| -> Option<NameBuf> {
+            let hash = nsec3_hash(name, &params.salt, params.iterations);
+            let label = data_encoding::BASE32HEX_NOPAD
+                .encode(&hash)
+                .to_ascii_lowercase();
+            let mut wire = vec![u8::try_from(label.len()).ok()?];
+            wire.extend_from_slice(label.as_bytes());
+            wire.extend_from_slice(zone.as_wire());
+            NameBuf::from_wire(&wire).ok()
+        };
+        // The NSEC3 whose hash matches `name`, if remembered and fresh.
+        let matching = |name: &Name<'_>| -> Option<(NameBuf, &Span)> {
+            let owner = hashed(name)?;
+            let (found, span) = self.before(zone.as_wire(), &owner.as_name(), now)?;
+            found
+                .as_name()
+                .eq_ignore_case(&owner.as_name())
+                .then_some((found, span))
+        };
+        // The NSEC3 that covers `name`'s hash: the greatest owner below
+        // it, or the last of the chain when the hash sorts first.
+        let covering = |name: &Name<'_>| -> Option<(NameBuf, &Span)> {
+            let owner = hashed(name)?;
+            self.before(zone.as_wire(), &owner.as_name(), now)
+                .or_else(|| self.last(zone.as_wire(), now))
+        };
+        let mut closest = None;
+        for labels in (zone_labels..=qname.label_count()).rev() {
+            let candidate = suffix(qname, labels)?;
+            if let Some(found) = matching(&candidate.as_name()) {
+                closest = Some((labels, found));
+                break;
+            }
+        }
+        let (labels, (ce_owner, ce_span)) = closest?;
+        let mut sources: Sources<'_> = vec![(&ce_span.entry, ce_owner)];
+        if labels == qname.label_count() {
+            if qtype == RecordType::DS || qtype == RecordType::ANY {
+                return None;
+            }
+            return Some((sources, Rcode::NOERROR));
+        }
+        let next_closer = suffix(qname, labels + 1)?;
+        let encloser = suffix(qname, labels)?;
+        let mut wire = vec![1, b'*'];
+        wire.extend_from_slice(encloser.as_wire());
+        let wildcard = NameBuf::from_wire(&wire).ok()?;
+        for name in [next_closer, wildcard] {
+            let (owner, span) = covering(&name.as_name())?;
+            if !sources
+                .iter()
+                .any(|(_, seen)| seen.as_name().eq_ignore_case(&owner.as_name()))
+            {
+                sources.push((&span.entry, owner));
+            }
+        }
+        Some((sources, Rcode::NXDOMAIN))
+    }
+
+    /// The last span of `zone` in canonical order, if fresh.
+    fn last(&self, zone: &[u8], now: Timestamp) -> Option<(NameBuf, &Span)> {
+        let (key, span) = self.zones.get(zone)?.iter().next_back()?;
+        if now >= span.until {
+            return None;
+        }
+        Some((name_of(key)?, span))
+    }
 }
 
 /// The reply to `key`: `rcode`, AD, and in the authority section the SOA
-/// of the first source and each source's NSEC at its owner, each RRset
-/// with its RRSIGs.
+/// of the first source and each source's NSEC or NSEC3 at its owner, each
+/// RRset with its RRSIGs.
 fn build(
     key: &QueryKey,
     qname: &Name<'_>,
@@ -272,7 +426,8 @@ fn build(
                 })
                 .flatten();
             let soa = index == 0 && wanted(rtype, covered, RecordType::SOA);
-            let nsec = wanted(rtype, covered, RecordType::NSEC)
+            let nsec = (wanted(rtype, covered, RecordType::NSEC)
+                || wanted(rtype, covered, RecordType::NSEC3))
                 && record.name().eq_ignore_case(&owner.as_name());
             if soa || nsec {
                 builder.copy_record(Section::Authority, &record).ok()?;

@@ -51,9 +51,17 @@ struct Zone {
 
 impl Zone {
     fn new() -> Self {
-        let text = fixture("example-nsec.signed");
-        let records =
-            parse_zone(&text, "example-nsec.signed", None, &mut |_| unreachable!()).unwrap();
+        Self::from_fixture("example-nsec.signed")
+    }
+
+    /// The same zone signed with NSEC3 (no salt, no extra iterations).
+    fn nsec3() -> Self {
+        Self::from_fixture("example-nsec3.signed")
+    }
+
+    fn from_fixture(file: &str) -> Self {
+        let text = fixture(file);
+        let records = parse_zone(&text, file, None, &mut |_| unreachable!()).unwrap();
         Self {
             records,
             tamper: None,
@@ -92,9 +100,9 @@ impl Zone {
         if answer.is_empty() {
             authority = self.rrset("example.", RecordType::SOA);
             for record in &self.records {
-                let nsec = record.rtype == RecordType::NSEC
-                    || (record.rtype == RecordType::RRSIG
-                        && Self::covered(record) == RecordType::NSEC);
+                let denial = |rtype| rtype == RecordType::NSEC || rtype == RecordType::NSEC3;
+                let nsec = denial(record.rtype)
+                    || (record.rtype == RecordType::RRSIG && denial(Self::covered(record)));
                 if nsec {
                     authority.push(record);
                 }
@@ -693,4 +701,85 @@ fn a_long_random_subdomain_flood_stays_within_its_bounds() {
         (stats.dnssec_indeterminate, stats.dnssec_secure),
         (0, 4_000)
     );
+}
+
+#[test]
+fn aggressive_nsec3_answers_hashed_denials_without_asking_upstream() {
+    // The NSEC3-signed fixture: after one validated NXDOMAIN, the NSEC3
+    // records it carried (the closest encloser example., and the spans
+    // covering the hashes) deny other names under example. too.
+    let zone = Zone::nsec3();
+    let anchors = TrustAnchors::parse(&fixture("example-nsec3.ds")).unwrap();
+    let config = ResolverConfig {
+        dnssec: DnssecConfig {
+            mode: DnssecMode::Validate,
+            anchors: Arc::new(anchors),
+            unix_epoch_ms: FIXED_UNIX_MS,
+            aggressive_nsec: true,
+            ..DnssecConfig::default()
+        },
+        ..config(&[UPSTREAM_A])
+    };
+    let mut resolver = Resolver::with_seed(config, 18).unwrap();
+    let now = Timestamp::from_secs(10);
+    let (first, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("r0.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(!asked.is_empty());
+    assert_eq!(Message::parse(&first).unwrap().rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&first));
+    let upstream_before = resolver.stats().upstream_queries;
+    for i in 1..=50u16 {
+        let name = format!("r{i}.example.");
+        let (reply, asked) = resolve(
+            &mut resolver,
+            &zone,
+            &ask(&name, RecordType::A, i + 1, DO),
+            now,
+        );
+        assert!(asked.is_empty(), "{name}: {asked:?}");
+        hickory_proto::op::Message::from_vec(&reply).expect("hickory parses it");
+        let message = Message::parse(&reply).unwrap();
+        assert_eq!(message.rcode(), Rcode::NXDOMAIN, "{name}");
+        assert!(ad(&reply), "{name}");
+        let nsec3 = count(&reply, Section::Authority, RecordType::NSEC3);
+        assert!((2..=3).contains(&nsec3), "{name}: {nsec3} NSEC3");
+    }
+    // Deeper names too: their closest encloser is still example.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.b.c.example.", RecordType::AAAA, 90, DO),
+        now,
+    );
+    assert!(asked.is_empty(), "{asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NXDOMAIN);
+    // NODATA: the NSEC3 matching a.example. lacks AAAA.
+    let (nodata, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::AAAA, 91, DO),
+        now,
+    );
+    assert!(asked.is_empty(), "{asked:?}");
+    let message = Message::parse(&nodata).unwrap();
+    assert_eq!(
+        (message.rcode(), message.answers().count()),
+        (Rcode::NOERROR, 0)
+    );
+    assert!(ad(&nodata));
+    // A name that exists is asked for.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("mail.example.", RecordType::A, 92, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NOERROR);
+    assert_eq!(resolver.stats().upstream_queries, upstream_before + 1);
+    assert_eq!(resolver.stats().dnssec_aggressive, 52);
 }

@@ -716,8 +716,9 @@ fn metric(server: &TestServer, name: &str) -> f64 {
 }
 
 /// `dnssec.aggressive_nsec` (RFC 8198): after one validated NXDOMAIN in
-/// the NSEC-signed secure.test., other names its NSEC records cover are
-/// answered NXDOMAIN with AD without an upstream query, and counted.
+/// the NSEC-signed secure.test. (and in the NSEC3-signed nsec3.test.),
+/// other names its NSEC (NSEC3) records cover are answered NXDOMAIN with
+/// AD without an upstream query, and counted.
 #[test]
 fn aggressive_nsec_answers_random_names_without_asking_upstream() {
     let Some(tools) = tools() else {
@@ -769,6 +770,34 @@ fn aggressive_nsec_answers_random_names_without_asking_upstream() {
         metric(&server, "heimdall_dnssec_aggressive_answers_total"),
         40.0
     );
+    // NSEC3 (nsec3.test.: the apex and www, so two hashed spans): after
+    // one NXDOMAIN every other name's hashes are covered.
+    let first = ask(&client, "nothing.nsec3.test.", RecordType::A, DO);
+    assert_eq!(first.rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&first));
+    let upstream = metric(&server, "heimdall_upstream_queries_total");
+    for i in 0..10u32 {
+        let name = format!(
+            "h{:08x}.nsec3.test.",
+            seed.wrapping_mul(40_503).wrapping_add(i)
+        );
+        let reply = ask(&client, &name, RecordType::A, DO);
+        assert_eq!(reply.rcode(), Rcode::NXDOMAIN, "{name}");
+        assert!(ad(&reply), "{name}");
+        assert!(
+            has_type(&reply, Section::Authority, RecordType::NSEC3),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        metric(&server, "heimdall_upstream_queries_total"),
+        upstream,
+        "NSEC3: not one more upstream query"
+    );
+    assert_eq!(
+        metric(&server, "heimdall_dnssec_aggressive_answers_total"),
+        50.0
+    );
     // dig agrees: AD and the NSEC proof.
     let out = dig(
         &tools,
@@ -779,7 +808,7 @@ fn aggressive_nsec_answers_random_names_without_asking_upstream() {
     assert!(out.contains(" ad"), "{out}");
     assert!(out.contains("NSEC"), "{out}");
     let reports = server.stop();
-    assert_eq!(total(&reports, |r| r.resolver.dnssec_aggressive), 40);
+    assert_eq!(total(&reports, |r| r.resolver.dnssec_aggressive), 50);
     drop(nsd);
     let _ = std::fs::remove_dir_all(&dir);
 }
