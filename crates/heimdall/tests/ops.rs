@@ -704,6 +704,15 @@ fn logs_carry_syslog_priorities_under_journald_and_json_when_asked() {
         plain.iter().any(|line| line.contains(" INFO ")),
         "{plain:?}"
     );
+    // The default validates, and the start log says what that asks of
+    // the upstreams.
+    assert!(
+        plain.iter().any(
+            |line| line.contains("DNSSEC validation on (dnssec.mode: validate")
+                && line.contains("must pass DNSSEC records on")
+        ),
+        "{plain:?}"
+    );
 
     let json = log_lines("log-json", "  level: info\n  format: json\n", false);
     assert!(!json.is_empty());
