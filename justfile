@@ -48,6 +48,13 @@ stop-stress ROUNDS="30":
 start-burst STARTS="40":
     bash loadtest/scripts/start-burst.sh {{STARTS}}
 
+# DNSSEC validation cost: cold answers, cold NXDOMAIN (NSEC3) and hits,
+# heimdall validating / not validating against Unbound's validator on one
+# core, NSD serving a zone signed with ldns-signzone (markdown to stdout;
+# see benches/peers/dnssec-cost.sh).
+dnssec-cost SECS="5" ROUNDS="3":
+    SECS={{SECS}} ROUNDS={{ROUNDS}} bash benches/peers/dnssec-cost.sh
+
 # Distinct answers held by 2 cores, name steering against flow + hints.
 capacity NAMES="2000000" SHARD="16MiB":
     bash loadtest/scripts/capacity.sh {{NAMES}} {{SHARD}}

@@ -19,8 +19,10 @@ cargo build --release -q -p heimdall -p heimdall-loadtest
 BIN=target/release
 awk 'BEGIN { for (i = 0; i < 1000000; i++) printf "blk-%d.ads%d.example.net\n", i, i % 1000 }' > "$WORK/block1m.txt"
 common() { # port
-    printf 'server:\n  cores: [1]\n  listen: [127.0.0.1:%s]\ncache:\n  shard_size: 64MiB\nupstream:\n  servers: [127.0.0.1:5300]\nlog:\n  level: warn\n' "$1"
+    printf 'server:\n  cores: [1]\n  listen: [127.0.0.1:%s]\ncache:\n  shard_size: 64MiB\nupstream:\n  servers: [127.0.0.1:5300]\nlog:\n  level: warn\ndnssec:\n  mode: off\n' "$1"
 }
+# (dnssec off: the synthetic upstream is unsigned, and validation would
+# answer SERVFAIL.)
 common 5360 > "$WORK/base.yaml"
 {
     common 5361

@@ -39,6 +39,8 @@ fn warm_resolver(cookies: Option<CookiePolicy>) -> (Resolver, ClientId, Timestam
             cookies,
             ..PolicyConfig::default()
         },
+        // The synthetic answers are unsigned: validation would fail them.
+        dnssec: heimdall_resolver::DnssecConfig::off(),
         ..ResolverConfig::default()
     };
     let mut resolver = Resolver::with_seed(config, 3).unwrap();
@@ -88,6 +90,8 @@ fn resolver_miss(c: &mut Criterion) {
         let config = ResolverConfig {
             upstreams: vec![Upstream::udp(upstream)],
             cookies,
+            // The synthetic answers are unsigned: validation would fail them.
+            dnssec: heimdall_resolver::DnssecConfig::off(),
             ..ResolverConfig::default()
         };
         let mut resolver = Resolver::with_seed(config, 3).unwrap();

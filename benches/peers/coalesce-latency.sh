@@ -41,6 +41,7 @@ server: {cores: [0], listen: ["127.0.0.1:5393"], udp_coalesce: $pause}
 control: {enabled: false}
 upstream: {servers: ["127.0.0.1:5392"]}
 log: {level: warn}
+dnssec: {mode: off}
 YAML
             taskset -c 0 "$HEIMDALL" --config "$WORK/heimdall.yaml" >"$WORK/heimdall.log" 2>&1 &
             pid=$!

@@ -137,6 +137,9 @@ start_peer() { # peer port dir log [binary [extra]]
     case $peer in
         heimdall)
             render heimdall.yaml.in "$dir/heimdall.yaml" "$port" "$dir"
+            # A build from before DNSSEC validation has no dnssec: section.
+            "${5:-$HEIMDALL}" default-config 2>/dev/null | grep -q '^dnssec:' \
+                || sed -i '/^dnssec:/,+1d' "$dir/heimdall.yaml"
             # SERVER_YAML: extra `server:` keys, one per line.
             if [ -n "${SERVER_YAML:-}" ]; then
                 python3 - "$dir/heimdall.yaml" "$SERVER_YAML" <<'PY'

@@ -60,6 +60,9 @@ upstream:
   servers: ["127.0.0.1:$UPSTREAM_PORT"]
 log:
   level: warn
+# The synthetic upstream is unsigned: validation would answer SERVFAIL.
+dnssec:
+  mode: off
 YAML
 cat > "$WORK/unbound.conf" <<CONF
 server:
@@ -98,6 +101,9 @@ UNBOUND_PID=$!
 PIDS+=($UNBOUND_PID)
 if [ -n "${HEIMDALL_BASELINE_BIN:-}" ]; then
     sed "s/127.0.0.1:$HEIMDALL_PORT/127.0.0.1:$BASELINE_PORT/" "$WORK/heimdall.yaml" > "$WORK/baseline.yaml"
+    # A build from before DNSSEC validation has no dnssec: section.
+    "$HEIMDALL_BASELINE_BIN" default-config 2>/dev/null | grep -q '^dnssec:' \
+        || sed -i '/^# The synthetic/d; /^dnssec:/,+1d' "$WORK/baseline.yaml"
     taskset -c 0 "$HEIMDALL_BASELINE_BIN" --config "$WORK/baseline.yaml" > "$WORK/baseline.log" 2>&1 &
     BASELINE_PID=$!
     PIDS+=($BASELINE_PID)

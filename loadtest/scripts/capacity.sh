@@ -49,6 +49,13 @@ TOKEN=capacity-script-token-0123
 stats() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((BASE + 2))/stats"; }
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
+# The synthetic upstream serves unsigned names under the real root, which
+# DNSSEC validation (the default) answers SERVFAIL: the benchmark turns it
+# off. A build from before DNSSEC validation has no `dnssec:` section.
+dnssec_off() { # binary
+    if "$1" default-config 2>/dev/null | grep -q '^dnssec:'; then printf 'dnssec:\n  mode: off\n'; fi
+}
+
 measure() { # label binary steering
     local label=$1 binary=$2 steering=$3
     cat >"$work/$label.yaml" <<YAML
@@ -67,6 +74,7 @@ control:
   socket: ""
 log:
   level: warn
+$(dnssec_off "$binary")
 YAML
     "$binary" --config "$work/$label.yaml" >"$work/$label.log" 2>&1 &
     local pid=$!

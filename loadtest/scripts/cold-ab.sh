@@ -59,6 +59,12 @@ taskset -c "$LOAD_CPU" "$LOADTEST" upstream --listen "127.0.0.1:$UPSTREAM_PORT" 
 pids+=($!)
 for _ in $(seq 100); do grep -q listening "$work/upstream.log" 2>/dev/null && break; sleep 0.1; done
 
+# The synthetic upstream serves unsigned names under the real root, which
+# DNSSEC validation (the default) answers SERVFAIL: the benchmark turns it
+# off. A build from before DNSSEC validation has no `dnssec:` section.
+dnssec_off() { # binary
+    if "$1" default-config 2>/dev/null | grep -q '^dnssec:'; then printf 'dnssec:\n  mode: off\n'; fi
+}
 cat >"$work/heimdall.yaml" <<YAML
 server:
   cores: [$SERVER_CPU]
@@ -74,6 +80,8 @@ YAML
 # `upstream:` section only (keys the baseline may not know), to measure
 # what one setting costs.
 cp "$work/heimdall.yaml" "$work/candidate.yaml"
+dnssec_off "$HEIMDALL_BASELINE_BIN" >>"$work/heimdall.yaml"
+dnssec_off "$CANDIDATE_BIN" >>"$work/candidate.yaml"
 if [ -n "${CANDIDATE_UPSTREAM_KEYS:-}" ]; then
     printf '%s\n' "$CANDIDATE_UPSTREAM_KEYS" | sed 's/^/  /' >"$work/keys"
     sed -i "/^upstream:/r $work/keys" "$work/candidate.yaml"

@@ -19,7 +19,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 "$LOADTEST" upstream --listen "127.0.0.1:$BASE" --names 2000 --ttl 86400 >"$work/upstream.log" 2>&1 &
 pids+=($!)
-printf 'server:\n  cores: [0]\n  listen: ["127.0.0.1:%d"]\nupstream:\n  servers: ["127.0.0.1:%d"]\ncontrol:\n  enabled: false\nlog:\n  level: warn\n' \
+printf 'server:\n  cores: [0]\n  listen: ["127.0.0.1:%d"]\nupstream:\n  servers: ["127.0.0.1:%d"]\ncontrol:\n  enabled: false\nlog:\n  level: warn\ndnssec:\n  mode: off\n' \
     "$((BASE + 1))" "$BASE" >"$work/heimdall.yaml"
 for i in $(seq 0 1999); do echo "host-$i.zone.test. A"; done >"$work/names.txt"
 fails=0

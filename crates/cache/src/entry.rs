@@ -123,6 +123,50 @@ pub struct StoreOptions {
     /// A cap on every stored TTL, after the policy's limits: the time a
     /// validated signature has left (RFC 4035 section 5.3.3).
     pub max_ttl: Option<u32>,
+    /// What is kept of the authority and additional sections.
+    pub trim: Trim,
+}
+
+/// What [`Entry::from_response_with`] keeps of the authority and
+/// additional sections. A secure answer carries AD for the whole message,
+/// so records the validator did not check must not ride along with it
+/// (what Unbound's `val-clean-additional` does for the additional
+/// section; heimdall applies it to the authority section too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Trim {
+    /// Everything (unvalidated answers).
+    #[default]
+    Keep,
+    /// The authority section's SOA, NSEC and NSEC3 RRsets and the RRSIGs
+    /// that cover them (a validated denial or wildcard proof); no other
+    /// authority records and no additional records.
+    ToProof,
+    /// Neither authority nor additional records (a validated answer that
+    /// needed no proof).
+    ToAnswer,
+}
+
+impl Trim {
+    /// Whether `record` of `section` survives.
+    fn keeps(self, section: Section, record: &Record<'_>) -> bool {
+        match (self, section) {
+            (Trim::Keep, _) | (_, Section::Answer) => true,
+            (Trim::ToAnswer, _) | (Trim::ToProof, Section::Additional) => false,
+            (Trim::ToProof, _) => {
+                let rtype = match record.rtype() {
+                    RecordType::RRSIG => match record.rdata_bytes() {
+                        [high, low, ..] => RecordType(u16::from_be_bytes([*high, *low])),
+                        _ => RecordType(0),
+                    },
+                    other => other,
+                };
+                matches!(
+                    rtype,
+                    RecordType::SOA | RecordType::NSEC | RecordType::NSEC3
+                )
+            }
+        }
+    }
 }
 
 /// What the scan of an upstream response found.
@@ -138,10 +182,12 @@ fn is_stored(record: &Record<'_>) -> bool {
     !matches!(record.rtype(), RecordType::OPT | RecordType::TSIG)
 }
 
-/// [`is_stored`], and with `strip` not a DNSSEC record the question did
-/// not ask for.
-fn kept(record: &Record<'_>, strip: bool, qtype: RecordType) -> bool {
+/// [`is_stored`], kept by `options.trim`, and with `strip_dnssec` not a
+/// DNSSEC record the question did not ask for.
+fn kept(record: &Record<'_>, section: Section, options: StoreOptions, qtype: RecordType) -> bool {
+    let strip = options.strip_dnssec;
     is_stored(record)
+        && options.trim.keeps(section, record)
         && !(strip
             && record.rtype() != qtype
             && matches!(
@@ -215,8 +261,7 @@ impl Entry {
         if flags.truncated() {
             return Ok(None);
         }
-        let strip = options.strip_dnssec;
-        let Some(scan) = scan(key.qtype, response, policy, strip) else {
+        let Some(scan) = scan(key.qtype, response, policy, options) else {
             return Ok(None);
         };
         let stored_flags = Flags(Flags::QR | Flags::RA)
@@ -228,12 +273,12 @@ impl Entry {
             .saturating_add(256)
             .min(MAX_STORED_LEN);
         let mut buf = vec![0u8; estimate];
-        let len = match copy_message(&mut buf, key, &key_name, stored_flags, response, strip) {
+        let len = match copy_message(&mut buf, key, &key_name, stored_flags, response, options) {
             Err(err) if err.kind == ErrorKind::NoSpace && estimate < MAX_STORED_LEN => {
                 // Names decompressed inside RDATA made the copy larger than
                 // the guess; only then pay for the largest buffer.
                 buf = vec![0u8; MAX_STORED_LEN];
-                copy_message(&mut buf, key, &key_name, stored_flags, response, strip)?
+                copy_message(&mut buf, key, &key_name, stored_flags, response, options)?
             }
             other => other?,
         };
@@ -526,7 +571,7 @@ fn scan(
     qtype: RecordType,
     response: &Message<'_>,
     policy: &CachePolicy,
-    strip: bool,
+    options: StoreOptions,
 ) -> Option<Scan> {
     let mut answers = 0usize;
     let mut relevant = false;
@@ -534,7 +579,7 @@ fn scan(
     for section in SECTIONS {
         for record in response
             .records(section)
-            .filter(|record| kept(record, strip, qtype))
+            .filter(|record| kept(record, section, options, qtype))
         {
             if record.ttl() == 0 {
                 // RFC 1035 section 3.2.1: TTL 0 means use once, never cache.
@@ -583,7 +628,7 @@ fn copy_message(
     key_name: &Name<'_>,
     flags: Flags,
     response: &Message<'_>,
-    strip: bool,
+    options: StoreOptions,
 ) -> Result<usize, WireError> {
     let mut lower = WireNameBuf::new();
     key_name.write_lower(&mut lower);
@@ -594,7 +639,7 @@ fn copy_message(
     for section in SECTIONS {
         for record in response
             .records(section)
-            .filter(|record| kept(record, strip, key.qtype))
+            .filter(|record| kept(record, section, options, key.qtype))
         {
             builder.copy_record(section, &record)?;
         }

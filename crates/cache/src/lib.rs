@@ -33,7 +33,7 @@ pub use answer::{
     AnswerRequest, ClientEdns, DEFAULT_UDP_PAYLOAD, MIN_UDP_PAYLOAD, OPT_LEN, STALE_EDE_LEN,
     STALE_TTL, TCP_LIMIT, udp_limit,
 };
-pub use entry::{Cut, Entry, EntryKind, StoreOptions};
+pub use entry::{Cut, Entry, EntryKind, StoreOptions, Trim};
 pub use error::CacheError;
 pub use persist::{PERSIST_MAGIC, PERSIST_VERSION, PersistError, decode_entries, encode_entries};
 pub use policy::{CachePolicy, MAX_FAILURE_TTL, MIN_FAILURE_TTL};

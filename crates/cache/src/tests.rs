@@ -38,6 +38,8 @@ enum Rd {
     /// SOA with this MINIMUM.
     Soa(u32),
     Rrsig(usize),
+    /// An RRSIG covering this type (the rest of its RDATA filler).
+    RrsigOf(RecordType),
 }
 
 #[derive(Clone)]
@@ -80,6 +82,11 @@ fn write_rr(builder: &mut MessageBuilder<'_>, record: &Rr) {
             }
             bytes
         }
+        Rd::RrsigOf(covered) => {
+            let mut bytes = covered.0.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&[13, 2, 0, 0, 14, 16]);
+            bytes
+        }
         _ => Vec::new(),
     };
     let (rtype, rdata) = match &record.rd {
@@ -101,7 +108,7 @@ fn write_rr(builder: &mut MessageBuilder<'_>, record: &Rr) {
             RecordType::TXT,
             RData::Txt(Txt::new(&txt_bytes, 0).unwrap()),
         ),
-        Rd::Rrsig(_) => (RecordType::RRSIG, RData::Unknown(&txt_bytes)),
+        Rd::Rrsig(_) | Rd::RrsigOf(_) => (RecordType::RRSIG, RData::Unknown(&txt_bytes)),
         Rd::Soa(minimum) => (
             RecordType::SOA,
             RData::Soa(Soa {
@@ -1667,6 +1674,7 @@ fn the_resolvers_verdict_replaces_the_upstream_ad_and_rrsigs_can_be_left_out() {
         strip_dnssec: true,
         ede: 0,
         max_ttl: Some(120),
+        trim: crate::Trim::Keep,
     };
     let entry = Entry::from_response_with(
         &query.key(),
@@ -1700,6 +1708,80 @@ fn the_resolvers_verdict_replaces_the_upstream_ad_and_rrsigs_can_be_left_out() {
     ad_upstream[3] |= 0x20;
     assert!(!stored_with(&query, &ad_upstream, refused).authentic_data());
     assert!(stored_with(&query, &ad_upstream, crate::StoreOptions::default()).authentic_data());
+}
+
+#[test]
+fn secure_answers_keep_only_what_was_validated_outside_the_answer() {
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = www_response(&[
+        answer("www.example.com", 300, Rd::A(1)),
+        answer("www.example.com", 300, Rd::RrsigOf(RecordType::A)),
+        rr(
+            Section::Authority,
+            "example.com",
+            300,
+            Rd::Ns("ns1.example.com"),
+        ),
+        rr(
+            Section::Authority,
+            "example.com",
+            300,
+            Rd::RrsigOf(RecordType::NS),
+        ),
+        rr(Section::Authority, "example.com", 300, Rd::Soa(60)),
+        rr(
+            Section::Authority,
+            "example.com",
+            300,
+            Rd::RrsigOf(RecordType::SOA),
+        ),
+        rr(Section::Additional, "ns1.example.com", 300, Rd::A(53)),
+    ]);
+    let sections = |trim: crate::Trim| {
+        let options = crate::StoreOptions {
+            authentic: Some(true),
+            trim,
+            ..crate::StoreOptions::default()
+        };
+        let entry = stored_with(&query, &upstream, options);
+        let message = Message::parse(entry.wire()).unwrap();
+        [Section::Answer, Section::Authority, Section::Additional].map(|section| {
+            message
+                .records(section)
+                .map(|record| {
+                    (
+                        record.rtype(),
+                        record.rdata_bytes().get(..2).map(<[u8]>::to_vec),
+                    )
+                })
+                .map(|(rtype, head)| match rtype {
+                    RecordType::RRSIG => {
+                        let head = head.unwrap();
+                        (rtype, RecordType(u16::from_be_bytes([head[0], head[1]])))
+                    }
+                    other => (other, other),
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let [answers, authority, additional] = sections(crate::Trim::Keep);
+    assert_eq!(
+        (answers.len(), authority.len(), additional.len()),
+        (2, 4, 1)
+    );
+    let [answers, authority, additional] = sections(crate::Trim::ToAnswer);
+    assert_eq!(answers.len(), 2, "the answer section is never trimmed");
+    assert!(authority.is_empty() && additional.is_empty());
+    let [_, authority, additional] = sections(crate::Trim::ToProof);
+    assert_eq!(
+        authority,
+        [
+            (RecordType::SOA, RecordType::SOA),
+            (RecordType::RRSIG, RecordType::SOA)
+        ],
+        "the proof's records and their signatures, not the NS RRset"
+    );
+    assert!(additional.is_empty(), "glue is never validated");
 }
 
 fn stored_with(query: &Q, response: &[u8], options: crate::StoreOptions) -> Entry {

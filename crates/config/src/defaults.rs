@@ -122,6 +122,10 @@ pub const DNSTAP_BUFFER_FRAMES: usize = 10_000;
 /// `dnssec.clock_skew`: an hour, Unbound's minimum skew
 /// (`val-sig-skew-min`), as heimdall-dnssec's `DEFAULT_CLOCK_SKEW`.
 pub const DNSSEC_CLOCK_SKEW: Duration = Duration::from_secs(3600);
+/// `dnssec.aggressive_nsec`: off until it has run in production for a
+/// while (RFC 8198 is optional; Unbound's `aggressive-nsec` defaults to
+/// yes since 1.15).
+pub const DNSSEC_AGGRESSIVE_NSEC: bool = false;
 /// `dnssec.nsec3_max_iterations`: 50, BIND's and Knot Resolver's limit
 /// (RFC 9276), as heimdall-dnssec's `DEFAULT_NSEC3_MAX_ITERATIONS`.
 pub const DNSSEC_NSEC3_MAX_ITERATIONS: u16 = 50;

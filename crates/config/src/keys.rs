@@ -587,13 +587,20 @@ sections! {
          on what it validated itself (docs/SECURITY.md). A reload applies every key and re-reads \
          the anchor files.",
         keys {
-            mode: DnssecMode => DnssecMode = DnssecMode::Off;
+            mode: DnssecMode => DnssecMode = DnssecMode::Validate;
                 Enum(&["validate", "permissive", "off"]),
                 ANY;
                 "`validate`: bogus answers get SERVFAIL with an Extended DNS Error (6 DNSSEC \
                  Bogus, 7 Signature Expired, 9 DNSKEY Missing, ...), validated ones AD. \
                  `permissive`: validate and count, but answer bogus data (without AD). `off`: no \
-                 validation; the upstream's AD is passed through.";
+                 validation; the upstream's AD is passed through. The default validates with the \
+                 root KSKs built in, so the upstreams must pass DNSSEC records on (answer DO \
+                 queries with their RRSIGs, and DNSKEY and DS queries): behind an upstream that \
+                 strips them (some home routers, some filtering services) every answer, signed \
+                 zone or not, is SERVFAIL with Extended DNS Error 9 (DNSKEY Missing) or 10 \
+                 (RRSIGs Missing). heimdall does not fall back to `off` on its own, since an \
+                 attacker on the path could strip signatures as well; use an upstream that keeps \
+                 them, or set `off` (docs/SECURITY.md).";
             trust_anchors: Vec<PathBuf> => Vec<PathBuf> = Vec::new();
                 Other("list of file paths"),
                 Valid::Text("non-empty paths");
@@ -615,6 +622,16 @@ sections! {
                 Valid::Int(0, u64::from(u16::MAX));
                 "NSEC3 records with more iterations make the answer insecure, with Extended DNS \
                  Error 27 (RFC 9276), instead of being hashed.";
+            aggressive_nsec: bool => bool = defaults::DNSSEC_AGGRESSIVE_NSEC;
+                Bool,
+                ANY;
+                "Aggressive use of the DNSSEC-validated cache (RFC 8198): the NSEC and NSEC3 \
+                 records of validated NXDOMAIN and NODATA answers are remembered (per core, at \
+                 most 16384, and 8 MiB of the answers they came in; opt-out NSEC3 records are \
+                 not used), and a name they prove absent (a random subdomain of a signed zone, \
+                 say) is answered NXDOMAIN or NODATA from them, with AD, without asking upstream \
+                 (counted in `heimdall_dnssec_aggressive_answers_total`). Only with `mode` not \
+                 `off`.";
         }
     }
 

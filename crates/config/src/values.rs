@@ -139,11 +139,11 @@ impl LogLevel {
 #[serde(rename_all = "snake_case")]
 pub enum DnssecMode {
     /// Validate; a bogus answer is refused with SERVFAIL and its Extended
-    /// DNS Error.
+    /// DNS Error. The default: the root KSKs are built in.
+    #[default]
     Validate,
     /// Validate and count, but answer bogus data (without AD).
     Permissive,
     /// No validation: upstream AD is passed through as before.
-    #[default]
     Off,
 }

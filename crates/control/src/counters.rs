@@ -63,6 +63,8 @@ pub enum Counter {
     DnssecBogusOther,
     /// DNSKEY and DS sub-queries started for validation.
     DnssecSubqueries,
+    /// Denials answered from cached validated NSEC records (RFC 8198).
+    DnssecAggressive,
     /// Hints this core produced for the others.
     HintsProduced,
     /// Received hints stored (no fresher entry was present).
@@ -301,7 +303,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 90] = [
+pub const COUNTERS: [CounterDesc; 91] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -494,6 +496,13 @@ pub const COUNTERS: [CounterDesc; 90] = [
         None,
         "DNSKEY and DS sub-queries DNSSEC validation started (each coalesced and cached like a query).",
         ("dnssec", "subqueries"),
+    ),
+    desc(
+        Counter::DnssecAggressive,
+        "heimdall_dnssec_aggressive_answers_total",
+        None,
+        "NXDOMAIN and NODATA answers synthesised from cached validated NSEC records without asking upstream (RFC 8198, `dnssec.aggressive_nsec`).",
+        ("dnssec", "aggressive"),
     ),
     desc(
         Counter::HintsProduced,

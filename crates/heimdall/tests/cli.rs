@@ -127,7 +127,8 @@ fn runs_with_a_config_file_answers_and_stops_on_sigterm() {
             "server:\n  cores: [0]\n  listen: [127.0.0.1:{port}]\n  io_memory: 256KiB\n\
              upstream:\n  servers: [\"{}\"]\n  timeout: 500ms\n\
              control:\n  enabled: false\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\n\
+             dnssec:\n  mode: off\n",
             upstream.local_addr()
         ),
     );
@@ -258,7 +259,8 @@ fn the_binary_reloads_on_sighup_serves_control_and_persists_its_cache() {
              upstream:\n  servers: [\"{}\"]\n  timeout: 500ms\n\
              local:\n  records: [\"svc.lan. 60 IN A 10.0.0.{version}\"]\n\
              control:\n  listen: 127.0.0.1:{control_port}\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\n\
+             dnssec:\n  mode: off\n",
             cache_file.display(),
             upstream.local_addr()
         )

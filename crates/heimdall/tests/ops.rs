@@ -289,7 +289,8 @@ fn heimdall_ctl_drives_every_command_and_reports_a_failed_reload() {
             "server:\n  cores: [0]\n  listen: [127.0.0.1:{dns_port}]\n  io_memory: 256KiB\n\
              upstream:\n  servers: [\"{}\"]\n  timeout: 500ms\n\
              control:\n  listen: 127.0.0.1:{control_port}\n  socket: \"{}\"\n\
-             log:\n  level: {level}\n",
+             log:\n  level: {level}\n\
+             dnssec:\n  mode: off\n",
             upstream.local_addr(),
             socket.display()
         )
@@ -701,6 +702,15 @@ fn logs_carry_syslog_priorities_under_journald_and_json_when_asked() {
     assert!(plain.iter().all(|line| line.starts_with('[')), "{plain:?}");
     assert!(
         plain.iter().any(|line| line.contains(" INFO ")),
+        "{plain:?}"
+    );
+    // The default validates, and the start log says what that asks of
+    // the upstreams.
+    assert!(
+        plain.iter().any(
+            |line| line.contains("DNSSEC validation on (dnssec.mode: validate")
+                && line.contains("must pass DNSSEC records on")
+        ),
         "{plain:?}"
     );
 

@@ -88,7 +88,8 @@ fn sigterm_with_queries_in_flight(
             "server:\n  cores: [0]\n  listen: [127.0.0.1:{port}]\n  io_memory: 256KiB\n{extra}\
              upstream:\n  servers: [\"{}\"]\n  timeout: 800ms\n  attempts: 3\n\
              control:\n  enabled: false\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\n\
+             dnssec:\n  mode: off\n",
             upstream.local_addr()
         ),
     );

@@ -66,6 +66,7 @@ use rand::rngs::{StdRng, SysRng};
 use rand::{Rng as _, SeedableRng as _};
 
 use crate::admission::{Admission, Admitted, Gate, admit, refuse, with_cookie};
+use crate::aggressive::NsecCache;
 use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
 use crate::inflight::{Attempt, InFlight, InFlightTable, Join, Phase, Slot, Waiter};
@@ -116,6 +117,9 @@ pub struct Resolver {
     /// DNSSEC: zones whose DNSKEY RRset was validated, so a miss in a
     /// known zone does not verify its chain again.
     validated_keys: KeyCache,
+    /// DNSSEC: validated NSEC records, for answering denials without
+    /// asking upstream (`dnssec.aggressive_nsec`, RFC 8198).
+    nsec_cache: NsecCache,
 }
 
 /// A written reply, or a drop when it did not fit.
@@ -170,6 +174,7 @@ impl Resolver {
             cookie_secrets: SecretCache::default(),
             resumes: VecDeque::new(),
             validated_keys: KeyCache::default(),
+            nsec_cache: NsecCache::default(),
             config,
         })
     }
@@ -264,6 +269,9 @@ impl Resolver {
         if let Some(outcome) = self.answer_from_policy(&query, limit, out) {
             return outcome;
         }
+        if let Some(len) = self.answer_aggressively(&query, packet, limit, now, out) {
+            return QueryOutcome::Reply(len);
+        }
         self.stats.cache_misses += 1;
         let mut qname = WireNameBuf::new();
         query.question.name.write_wire(&mut qname);
@@ -352,6 +360,45 @@ impl Resolver {
             }
             Lookup::Miss => CacheStep::Miss { stale: false },
         }
+    }
+
+    /// After a miss: a denial proved by validated NSEC records already
+    /// held (RFC 8198, module `aggressive`), stored and answered like a
+    /// hit; `None` asks upstream as usual.
+    fn answer_aggressively(
+        &mut self,
+        query: &Admitted<'_>,
+        packet: &[u8],
+        limit: usize,
+        now: Timestamp,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let dnssec = &self.config.dnssec;
+        if !dnssec.aggressive_nsec || !dnssec.validates() || self.scratch_key.checking_disabled {
+            return None;
+        }
+        let entry = self.nsec_cache.synthesise(
+            &self.scratch_key,
+            now,
+            &self.config.cache_policy,
+            &dnssec.validator,
+        )?;
+        let name = &query.question.name;
+        let request = AnswerRequest {
+            id: query.header.id,
+            flags: query.header.flags,
+            qname: packet
+                .get(HEADER_LEN..HEADER_LEN + name.wire_len())
+                .unwrap_or_default(),
+            edns: query.edns,
+            our_udp_payload: self.config.udp_payload_size,
+            limit,
+            stale: false,
+        };
+        let len = write_hit(&entry, out, &request, name, now).ok()?;
+        let _ = self.cache.insert(&self.scratch_key, entry, now);
+        self.stats.dnssec_aggressive += 1;
+        Some(len)
     }
 
     /// The policy step after a cache miss: local data, then the
@@ -906,7 +953,13 @@ impl Resolver {
                 self.complete(slot, Answer::Entry(entry));
             }
             Ok(None) | Err(_) => {
-                let bytes = validate::relay_bytes(packet, options.authentic);
+                // Relayed as the upstream sent it, so with whatever it put
+                // beside the validated records: never under AD.
+                let authentic = match options.trim {
+                    heimdall_cache::Trim::Keep => options.authentic,
+                    _ => Some(false),
+                };
+                let bytes = validate::relay_bytes(packet, authentic);
                 self.complete(slot, Answer::Relay(bytes));
             }
         }

@@ -12,6 +12,7 @@
 //! runtime ([`io`]).
 
 mod admission;
+mod aggressive;
 mod case;
 pub mod config;
 pub mod engine;

@@ -32,7 +32,7 @@ use core::cell::{Cell, RefCell};
 
 use hashbrown::HashMap;
 
-use heimdall_cache::{Cache, Entry, EntryKind, Timestamp};
+use heimdall_cache::{Cache, Entry, EntryKind, Timestamp, Trim};
 use heimdall_dnssec::{
     Bogus, Failure, Nsec, Nsec3, Rr, Rrsig, prove_nodata, prove_nxdomain, prove_wildcard_answer,
     validate_rrset, verify_dnskeys_with_anchors, verify_dnskeys_with_ds,
@@ -210,6 +210,9 @@ pub(crate) struct Validator<'a> {
     /// RRsets and denial records so far: no TTL of a secure answer may
     /// outlive a signature (RFC 4035 section 5.3.3).
     ttl_cap: Cell<u32>,
+    /// The zones whose NSEC/NSEC3/SOA records of the answer's authority
+    /// section were validated as a denial or wildcard proof.
+    proof_zones: RefCell<Vec<NameBuf>>,
 }
 
 /// The records of `section` as validator views.
@@ -374,7 +377,57 @@ impl<'a> Validator<'a> {
             config,
             now,
             ttl_cap: Cell::new(u32::MAX),
+            proof_zones: RefCell::new(Vec::new()),
         }
+    }
+
+    /// After a secure verdict: what the stored answer keeps besides its
+    /// answer section. Only what was validated: the denial or wildcard
+    /// proof when there was one (every SOA, NSEC and NSEC3 RRset of the
+    /// authority section, each checked with its zone's keys), else
+    /// nothing. NS RRsets and glue are not validated (a stub has no use
+    /// for them and a signature check each would cost more than they are
+    /// worth), so a secure answer goes out without them, as Unbound's
+    /// `val-clean-additional` does for the additional section.
+    pub(crate) fn trim(&self) -> Trim {
+        if self.proof_zones.borrow().is_empty() {
+            Trim::ToAnswer
+        } else {
+            Trim::ToProof
+        }
+    }
+
+    /// After a secure verdict: the zone of the NSEC/NSEC3 proof, when
+    /// there was exactly one (the records [`crate::aggressive`] may
+    /// remember).
+    pub(crate) fn proof_zone(&self) -> Option<NameBuf> {
+        match self.proof_zones.borrow().as_slice() {
+            [zone] => Some(zone.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether a proof record of `authority` (an SOA, NSEC or NSEC3
+    /// RRset, or an RRSIG over one) lies outside every zone a proof was
+    /// validated for: nothing checked it, and it would reach the client
+    /// under AD.
+    fn stray_proof_records(&self, authority: &[Rr<'_>]) -> bool {
+        let zones = self.proof_zones.borrow();
+        authority.iter().any(|rr| {
+            let rtype = match rr.rtype() {
+                RecordType::RRSIG => match Rrsig::parse(rr) {
+                    Some(sig) => sig.type_covered,
+                    None => return true,
+                },
+                other => other,
+            };
+            matches!(
+                rtype,
+                RecordType::SOA | RecordType::NSEC | RecordType::NSEC3
+            ) && !zones
+                .iter()
+                .any(|zone| rr.owner().is_subdomain_of(&zone.as_name()))
+        })
     }
 
     /// The zones whose keys were validated, for the [`KeyCache`].
@@ -493,6 +546,17 @@ impl<'a> Validator<'a> {
             // acceptable where the data is unsigned anyway.
             return self.prove_insecure(qname, 0).map(Verdict::Insecure);
         }
+        // A proof validated for some zones, next to SOA/NSEC/NSEC3
+        // records of another: those were not checked, and only an
+        // injection puts them there (a proof comes from the zones it
+        // proves for). Without any proof they are simply left out
+        // ([`Validator::trim`]).
+        if verdict == Verdict::Secure
+            && !self.proof_zones.borrow().is_empty()
+            && self.stray_proof_records(&authority)
+        {
+            return Err(bogus(Bogus::BadDenial));
+        }
         Ok(verdict)
     }
 
@@ -527,6 +591,9 @@ impl<'a> Validator<'a> {
         if let Some(wildcard) = &secure.wildcard {
             let (proof, ttl) = self.validated_denial(&signer, &keys, authority)?;
             self.cap(ttl);
+            self.proof_zones
+                .borrow_mut()
+                .push(NameBuf::from_name(&signer).to_lowercase());
             let proved = prove_wildcard_answer(
                 &owner,
                 &wildcard.as_name(),
@@ -621,6 +688,9 @@ impl<'a> Validator<'a> {
         };
         let (proof, ttl) = self.validated_denial(&signer, &keys, authority)?;
         self.cap(ttl);
+        self.proof_zones
+            .borrow_mut()
+            .push(NameBuf::from_name(&signer).to_lowercase());
         let config = &self.config.validator;
         let proved = if rcode == Rcode::NXDOMAIN {
             prove_nxdomain(name, &signer, &proof, config)

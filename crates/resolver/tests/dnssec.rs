@@ -51,9 +51,17 @@ struct Zone {
 
 impl Zone {
     fn new() -> Self {
-        let text = fixture("example-nsec.signed");
-        let records =
-            parse_zone(&text, "example-nsec.signed", None, &mut |_| unreachable!()).unwrap();
+        Self::from_fixture("example-nsec.signed")
+    }
+
+    /// The same zone signed with NSEC3 (no salt, no extra iterations).
+    fn nsec3() -> Self {
+        Self::from_fixture("example-nsec3.signed")
+    }
+
+    fn from_fixture(file: &str) -> Self {
+        let text = fixture(file);
+        let records = parse_zone(&text, file, None, &mut |_| unreachable!()).unwrap();
         Self {
             records,
             tamper: None,
@@ -92,9 +100,9 @@ impl Zone {
         if answer.is_empty() {
             authority = self.rrset("example.", RecordType::SOA);
             for record in &self.records {
-                let nsec = record.rtype == RecordType::NSEC
-                    || (record.rtype == RecordType::RRSIG
-                        && Self::covered(record) == RecordType::NSEC);
+                let denial = |rtype| rtype == RecordType::NSEC || rtype == RecordType::NSEC3;
+                let nsec = denial(record.rtype)
+                    || (record.rtype == RecordType::RRSIG && denial(Self::covered(record)));
                 if nsec {
                     authority.push(record);
                 }
@@ -153,17 +161,27 @@ impl Zone {
 }
 
 fn validating(unix_epoch_ms: u64) -> Resolver {
+    validating_with(unix_epoch_ms, false)
+}
+
+/// [`validating`], with `dnssec.aggressive_nsec` as given.
+fn validating_with(unix_epoch_ms: u64, aggressive_nsec: bool) -> Resolver {
+    Resolver::with_seed(validating_config(unix_epoch_ms, aggressive_nsec), 18).unwrap()
+}
+
+/// The settings of [`validating_with`].
+fn validating_config(unix_epoch_ms: u64, aggressive_nsec: bool) -> ResolverConfig {
     let anchors = TrustAnchors::parse(&fixture("example-nsec.ds")).unwrap();
-    let config = ResolverConfig {
+    ResolverConfig {
         dnssec: DnssecConfig {
             mode: DnssecMode::Validate,
             anchors: Arc::new(anchors),
             unix_epoch_ms,
+            aggressive_nsec,
             ..DnssecConfig::default()
         },
         ..config(&[UPSTREAM_A])
-    };
-    Resolver::with_seed(config, 18).unwrap()
+    }
 }
 
 /// A query with EDNS; `flags`: (DO, AD, CD).
@@ -531,4 +549,237 @@ fn a_random_subdomain_flood_costs_one_key_fetch() {
         "one started, 299 joined it"
     );
     assert_eq!(resolver.inflight(), 0);
+}
+
+#[test]
+fn aggressive_nsec_answers_a_random_subdomain_flood_without_asking_upstream() {
+    // RFC 8198: after one validated NXDOMAIN, the NSEC records it carried
+    // (ns1.example. -> sub.example., and example. -> a.example. for the
+    // wildcard) prove every other r*.example. absent.
+    let zone = Zone::new();
+    let mut resolver = validating_with(FIXED_UNIX_MS, true);
+    let now = Timestamp::from_secs(10);
+    let (first, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("r0.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(!asked.is_empty());
+    assert_eq!(Message::parse(&first).unwrap().rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&first));
+    let upstream_before = resolver.stats().upstream_queries;
+    let mut out = vec![0u8; 65_535];
+    for i in 1..=300u16 {
+        // DO and non-DO clients alike; the latter get no NSEC records.
+        let dnssec_ok = i % 2 == 0;
+        let query = ask(
+            &format!("r{i}.example."),
+            RecordType::A,
+            i,
+            (dnssec_ok, true, false),
+        );
+        let outcome = resolver.handle_query(&query, client(6000 + i), now, &mut out);
+        let QueryOutcome::Reply(len) = outcome else {
+            panic!("r{i}: {outcome:?}");
+        };
+        let reply = &out[..len];
+        hickory_proto::op::Message::from_vec(reply).expect("hickory parses it");
+        let message = Message::parse(reply).unwrap();
+        assert_eq!(message.rcode(), Rcode::NXDOMAIN, "r{i}");
+        assert!(message.flags().authentic_data(), "r{i}");
+        assert_eq!(count(reply, Section::Authority, RecordType::SOA), 1);
+        let nsecs = count(reply, Section::Authority, RecordType::NSEC);
+        assert_eq!(nsecs, if dnssec_ok { 2 } else { 0 }, "r{i}");
+        assert_eq!(
+            count(reply, Section::Authority, RecordType::RRSIG),
+            if dnssec_ok { 3 } else { 0 }
+        );
+    }
+    assert!(
+        transmits(&mut resolver).is_empty(),
+        "nothing asked upstream"
+    );
+    assert_eq!(resolver.stats().upstream_queries, upstream_before);
+    assert_eq!(resolver.stats().dnssec_aggressive, 300);
+    // A name that exists is not denied: asked upstream as usual.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("mail.example.", RecordType::A, 400, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NOERROR);
+    // NODATA from the NSEC at a.example. (A, TXT), which the first
+    // denial carried too.
+    for (qtype, id) in [(RecordType::MX, 401), (RecordType::AAAA, 402)] {
+        let (nodata, asked) = resolve(&mut resolver, &zone, &ask("a.example.", qtype, id, DO), now);
+        assert!(asked.is_empty(), "{qtype}: {asked:?}");
+        let message = Message::parse(&nodata).unwrap();
+        assert_eq!(
+            (message.rcode(), message.answers().count()),
+            (Rcode::NOERROR, 0)
+        );
+        assert!(ad(&nodata));
+        assert_eq!(count(&nodata, Section::Authority, RecordType::NSEC), 1);
+    }
+    assert_eq!(resolver.stats().dnssec_aggressive, 302);
+    // Not for a type the NSEC shows.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::TXT, 403, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(count(&reply, Section::Answer, RecordType::TXT), 1);
+    // Off (the default): the same kind of name goes upstream.
+    let mut plain = validating(FIXED_UNIX_MS);
+    let (_, asked) = resolve(
+        &mut plain,
+        &zone,
+        &ask("r0.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(!asked.is_empty());
+    let (_, asked) = resolve(
+        &mut plain,
+        &zone,
+        &ask("r1.example.", RecordType::A, 2, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "without aggressive_nsec: {asked:?}");
+    assert_eq!(plain.stats().dnssec_aggressive, 0);
+}
+
+#[test]
+fn a_long_random_subdomain_flood_stays_within_its_bounds() {
+    // 8 waves of 500 new names in a 256 KiB cache shard: the answers
+    // evict one another (and the zone's DNSKEY entry), but the validated
+    // keys stay in the KeyCache, so the zone's keys are fetched once; the
+    // cache stays within its bytes, nothing is left in flight, and no
+    // query is refused for its sub-query budget.
+    let zone = Zone::new();
+    let config = ResolverConfig {
+        cache_bytes: 256 << 10,
+        ..validating_config(FIXED_UNIX_MS, false)
+    };
+    let mut resolver = Resolver::with_seed(config, 18).unwrap();
+    let mut out = vec![0u8; 65_535];
+    let mut answered = 0usize;
+    for wave in 0..8u16 {
+        let now = Timestamp::from_secs(10 + u64::from(wave));
+        for i in 0..500u16 {
+            let id = wave * 500 + i;
+            let query = ask(&format!("f{id}.example."), RecordType::A, id, DO);
+            let outcome = resolver.handle_query(&query, client(7000 + i), now, &mut out);
+            assert!(matches!(outcome, QueryOutcome::Pending), "{outcome:?}");
+        }
+        serve(&mut resolver, &zone, now);
+        for (_, reply) in replies(&mut resolver, now) {
+            assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NXDOMAIN);
+            assert!(ad(&reply));
+            answered += 1;
+        }
+        assert_eq!(resolver.inflight(), 0, "wave {wave}");
+        let cache = resolver.cache().stats();
+        assert!(
+            cache.bytes <= 256 << 10,
+            "wave {wave}: {} bytes",
+            cache.bytes
+        );
+    }
+    assert_eq!(answered, 4_000);
+    let stats = resolver.stats();
+    assert!(
+        resolver.cache().stats().evictions > 0,
+        "the flood outgrew the shard"
+    );
+    assert_eq!(stats.dnssec_subqueries, 1, "the keys were fetched once");
+    assert_eq!(
+        (stats.dnssec_indeterminate, stats.dnssec_secure),
+        (0, 4_000)
+    );
+}
+
+#[test]
+fn aggressive_nsec3_answers_hashed_denials_without_asking_upstream() {
+    // The NSEC3-signed fixture: after one validated NXDOMAIN, the NSEC3
+    // records it carried (the closest encloser example., and the spans
+    // covering the hashes) deny other names under example. too.
+    let zone = Zone::nsec3();
+    let anchors = TrustAnchors::parse(&fixture("example-nsec3.ds")).unwrap();
+    let config = ResolverConfig {
+        dnssec: DnssecConfig {
+            mode: DnssecMode::Validate,
+            anchors: Arc::new(anchors),
+            unix_epoch_ms: FIXED_UNIX_MS,
+            aggressive_nsec: true,
+            ..DnssecConfig::default()
+        },
+        ..config(&[UPSTREAM_A])
+    };
+    let mut resolver = Resolver::with_seed(config, 18).unwrap();
+    let now = Timestamp::from_secs(10);
+    let (first, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("r0.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert!(!asked.is_empty());
+    assert_eq!(Message::parse(&first).unwrap().rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&first));
+    let upstream_before = resolver.stats().upstream_queries;
+    for i in 1..=50u16 {
+        let name = format!("r{i}.example.");
+        let (reply, asked) = resolve(
+            &mut resolver,
+            &zone,
+            &ask(&name, RecordType::A, i + 1, DO),
+            now,
+        );
+        assert!(asked.is_empty(), "{name}: {asked:?}");
+        hickory_proto::op::Message::from_vec(&reply).expect("hickory parses it");
+        let message = Message::parse(&reply).unwrap();
+        assert_eq!(message.rcode(), Rcode::NXDOMAIN, "{name}");
+        assert!(ad(&reply), "{name}");
+        let nsec3 = count(&reply, Section::Authority, RecordType::NSEC3);
+        assert!((2..=3).contains(&nsec3), "{name}: {nsec3} NSEC3");
+    }
+    // Deeper names too: their closest encloser is still example.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.b.c.example.", RecordType::AAAA, 90, DO),
+        now,
+    );
+    assert!(asked.is_empty(), "{asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NXDOMAIN);
+    // NODATA: the NSEC3 matching a.example. lacks AAAA.
+    let (nodata, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::AAAA, 91, DO),
+        now,
+    );
+    assert!(asked.is_empty(), "{asked:?}");
+    let message = Message::parse(&nodata).unwrap();
+    assert_eq!(
+        (message.rcode(), message.answers().count()),
+        (Rcode::NOERROR, 0)
+    );
+    assert!(ad(&nodata));
+    // A name that exists is asked for.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("mail.example.", RecordType::A, 92, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::NOERROR);
+    assert_eq!(resolver.stats().upstream_queries, upstream_before + 1);
+    assert_eq!(resolver.stats().dnssec_aggressive, 52);
 }

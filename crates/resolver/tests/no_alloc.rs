@@ -140,6 +140,7 @@ fn hits_allocate_nothing(policy: PolicyConfig) {
     let config = ResolverConfig {
         upstreams: vec![Upstream::udp(UPSTREAM.parse().unwrap())],
         policy,
+        dnssec: heimdall_resolver::DnssecConfig::off(),
         ..ResolverConfig::default()
     };
     let mut resolver = Resolver::with_seed(config, 1).unwrap();
@@ -230,6 +231,7 @@ fn cache_hits_with_cookies_allocate_nothing() {
                 cookies: Some(policy),
                 ..all_policy()
             },
+            dnssec: heimdall_resolver::DnssecConfig::off(),
             ..ResolverConfig::default()
         };
         let mut resolver = Resolver::with_seed(config, 1).unwrap();
@@ -264,6 +266,7 @@ fn stale_answers_and_prefetch_checks_allocate_nothing() {
             stale_window: 600,
             ..CachePolicy::default()
         },
+        dnssec: heimdall_resolver::DnssecConfig::off(),
         ..ResolverConfig::default()
     };
     let mut resolver = Resolver::with_seed(config, 1).unwrap();
@@ -340,6 +343,7 @@ fn miss_allocations(
 fn a_cache_miss_allocates_only_its_cache_entry() {
     let config = ResolverConfig {
         upstreams: vec![Upstream::udp(UPSTREAM.parse().unwrap())],
+        dnssec: heimdall_resolver::DnssecConfig::off(),
         ..ResolverConfig::default()
     };
     let mut resolver = Resolver::with_seed(config, 1).unwrap();

@@ -71,6 +71,7 @@ fn resolver(acl_action: AclAction, burst: u32, action: RateLimitAction) -> Resol
             blocklist: Some(Arc::new(list.build())),
             ..PolicyConfig::default()
         },
+        dnssec: heimdall_resolver::DnssecConfig::off(),
         ..ResolverConfig::default()
     };
     Resolver::with_seed(config, 7).unwrap()

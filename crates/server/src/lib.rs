@@ -283,6 +283,7 @@ impl Server {
         }
         drop(preload);
         log_started(control_addr, &udp_addrs, &cpus, &resolver_config.upstreams);
+        log_dnssec(&resolver_config.dnssec);
         for (what, addrs) in [
             ("DNS over TLS", &tls_addrs),
             ("DNS over HTTPS", &https_addrs),
@@ -533,6 +534,23 @@ fn log_started(
         cpus,
         upstreams
     );
+}
+
+/// Say whether answers are validated, and what validation asks of the
+/// upstreams: an upstream that strips DNSSEC records makes every answer
+/// SERVFAIL, and the operator should learn why from the log.
+fn log_dnssec(dnssec: &heimdall_resolver::DnssecConfig) {
+    if dnssec.validates() {
+        log::info!(
+            "DNSSEC validation on (dnssec.mode: {}, {} trust anchor record(s)): the upstreams \
+             must pass DNSSEC records on (RRSIG, DNSKEY, DS, NSEC); behind one that strips them \
+             every answer fails with SERVFAIL and EDE 9 or 10 (set dnssec.mode: off then)",
+            format!("{:?}", dnssec.mode).to_lowercase(),
+            dnssec.anchors.len()
+        );
+    } else {
+        log::info!("DNSSEC validation off: the upstreams' AD bit is passed on");
+    }
 }
 
 impl ServerHandle {

@@ -190,6 +190,7 @@ pub(crate) fn build_dnssec(
             nsec3_max_iterations: dnssec.nsec3_max_iterations,
         },
         unix_epoch_ms: runtime.unix_epoch_ms(),
+        aggressive_nsec: dnssec.aggressive_nsec,
         ..DnssecConfig::default()
     })
 }

@@ -34,6 +34,7 @@ use std::time::Duration;
 use heimdall_testkit::peers;
 use heimdall_wire::{Rcode, RecordType, Section, ede};
 
+use common::http::{get_ok, metrics};
 use common::{Client, LOOPBACK, Reply, Setup, TestServer, start_server, total, wait_until};
 
 /// Every tool the test needs, or `None` (skip) after saying which is
@@ -363,10 +364,25 @@ fn validating_server(upstream: SocketAddr, anchor: &Path) -> TestServer {
 
 /// heimdall in DNSSEC `mode` with `negative` anchors (a YAML list).
 fn dnssec_server(upstream: SocketAddr, anchor: &Path, mode: &str, negative: &str) -> TestServer {
+    dnssec_server_with(upstream, anchor, mode, negative, "")
+}
+
+/// [`dnssec_server`] with `extra` keys of `dnssec:` (each line indented).
+fn dnssec_server_with(
+    upstream: SocketAddr,
+    anchor: &Path,
+    mode: &str,
+    negative: &str,
+    extra: &str,
+) -> TestServer {
     let yaml = format!(
         "{}dnssec:\n  mode: {mode}\n  trust_anchors: [\"{}\"]\n  \
-         negative_trust_anchors: {negative}\n",
-        Setup::new(&[upstream]).yaml(),
+         negative_trust_anchors: {negative}\n{extra}",
+        Setup {
+            dnssec_mode: None,
+            ..Setup::new(&[upstream])
+        }
+        .yaml(),
         anchor.display()
     );
     let mut config = heimdall_config::Config::from_yaml_str(&yaml, "test.yaml")
@@ -560,6 +576,32 @@ fn a_signed_chain_validates_end_to_end() {
     assert!(!has_type(&asks_ad, Section::Answer, RecordType::RRSIG));
     // The cached secure answer keeps its AD.
     assert!(ad(&ask(&client, "www.secure.test.", RecordType::A, DO)));
+    // NSD puts the zone's NS RRset in the authority section; nothing
+    // validated it, so a secure answer goes without it (and without any
+    // additional record); an insecure one is passed on whole.
+    let raw = common::ask_directly(
+        nsd.addr,
+        &heimdall_testkit::messages::query(
+            "www.secure.test.",
+            RecordType::A,
+            9,
+            Some((1232, true)),
+        ),
+    );
+    assert!(
+        has_type(&raw, Section::Authority, RecordType::NS),
+        "NSD sends NS"
+    );
+    assert!(!has_type(&secure, Section::Authority, RecordType::NS));
+    assert!(!has_type(&secure, Section::Authority, RecordType::RRSIG));
+    assert_eq!(
+        secure
+            .message()
+            .records(Section::Additional)
+            .filter(|r| r.rtype() != RecordType::OPT)
+            .count(),
+        0
+    );
 
     // A CNAME chain, validated link by link; a wildcard; NXDOMAIN and
     // NODATA with NSEC; NXDOMAIN with NSEC3.
@@ -591,6 +633,7 @@ fn a_signed_chain_validates_end_to_end() {
     assert_eq!(insecure.rcode(), Rcode::NOERROR);
     assert!(has_type(&insecure, Section::Answer, RecordType::A));
     assert!(!ad(&insecure), "no AD below an insecure delegation");
+    assert!(has_type(&insecure, Section::Authority, RecordType::NS));
     let opted_out = ask(&client, "www.unsigned.optout.test.", RecordType::A, DO);
     assert_eq!(opted_out.rcode(), Rcode::NOERROR);
     assert!(has_type(&opted_out, Section::Answer, RecordType::A));
@@ -660,6 +703,112 @@ fn a_signed_chain_validates_end_to_end() {
     assert!(ad(&ask(&client, "www.secure.test.", RecordType::A, DO)));
     let reports = permissive.stop();
     assert_eq!(total(&reports, |r| r.resolver.dnssec_bogus_signature), 1);
+    drop(nsd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A counter of `/metrics`, summed over the cores.
+fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = get_ok(server.control_addr(), "/metrics");
+    metrics(&text)
+        .family(name)
+        .map_or(0.0, |family| family.samples.iter().map(|s| s.value).sum())
+}
+
+/// `dnssec.aggressive_nsec` (RFC 8198): after one validated NXDOMAIN in
+/// the NSEC-signed secure.test. (and in the NSEC3-signed nsec3.test.),
+/// other names its NSEC (NSEC3) records cover are answered NXDOMAIN with
+/// AD without an upstream query, and counted.
+#[test]
+fn aggressive_nsec_answers_random_names_without_asking_upstream() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let dir = scratch_dir("aggressive");
+    let (anchor, zones) = build_chain(&tools, &dir);
+    let nsd = start_nsd(&tools, &dir, &zones);
+    let server = dnssec_server_with(
+        nsd.addr,
+        &anchor,
+        "validate",
+        "[]",
+        "  aggressive_nsec: true\n",
+    );
+    let client = server.client();
+    // secure.test.'s NSEC chain: apex, alias, dname, *.wild, www. A name
+    // after "dname" and before "wild" is covered by dname's NSEC; the
+    // wildcard *.secure.test. by the apex's.
+    let first = ask(&client, "nothing.secure.test.", RecordType::A, DO);
+    assert_eq!(first.rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&first));
+    let upstream = metric(&server, "heimdall_upstream_queries_total");
+    assert!(upstream >= 1.0);
+    let seed = std::process::id();
+    for i in 0..20u32 {
+        let name = format!(
+            "r{:08x}.secure.test.",
+            seed.wrapping_mul(2_654_435_761).wrapping_add(i)
+        );
+        let reply = ask(&client, &name, RecordType::A, DO);
+        assert_eq!(reply.rcode(), Rcode::NXDOMAIN, "{name}");
+        assert!(ad(&reply), "{name}");
+        assert!(
+            has_type(&reply, Section::Authority, RecordType::NSEC),
+            "{name}"
+        );
+        // No DO: the denial without its NSEC records.
+        let plain = ask(&client, &format!("p{name}"), RecordType::AAAA, PLAIN);
+        assert_eq!(plain.rcode(), Rcode::NXDOMAIN);
+        assert!(!has_type(&plain, Section::Authority, RecordType::NSEC));
+    }
+    assert_eq!(
+        metric(&server, "heimdall_upstream_queries_total"),
+        upstream,
+        "not one more upstream query"
+    );
+    assert_eq!(
+        metric(&server, "heimdall_dnssec_aggressive_answers_total"),
+        40.0
+    );
+    // NSEC3 (nsec3.test.: the apex and www, so two hashed spans): after
+    // one NXDOMAIN every other name's hashes are covered.
+    let first = ask(&client, "nothing.nsec3.test.", RecordType::A, DO);
+    assert_eq!(first.rcode(), Rcode::NXDOMAIN);
+    assert!(ad(&first));
+    let upstream = metric(&server, "heimdall_upstream_queries_total");
+    for i in 0..10u32 {
+        let name = format!(
+            "h{:08x}.nsec3.test.",
+            seed.wrapping_mul(40_503).wrapping_add(i)
+        );
+        let reply = ask(&client, &name, RecordType::A, DO);
+        assert_eq!(reply.rcode(), Rcode::NXDOMAIN, "{name}");
+        assert!(ad(&reply), "{name}");
+        assert!(
+            has_type(&reply, Section::Authority, RecordType::NSEC3),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        metric(&server, "heimdall_upstream_queries_total"),
+        upstream,
+        "NSEC3: not one more upstream query"
+    );
+    assert_eq!(
+        metric(&server, "heimdall_dnssec_aggressive_answers_total"),
+        50.0
+    );
+    // dig agrees: AD and the NSEC proof.
+    let out = dig(
+        &tools,
+        server.addr,
+        &["+dnssec", "zzz-dig.secure.test.", "A"],
+    );
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(out.contains(" ad"), "{out}");
+    assert!(out.contains("NSEC"), "{out}");
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.resolver.dnssec_aggressive), 50);
     drop(nsd);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -49,7 +49,7 @@ fn encrypted_config(upstream: SocketAddr, certs: &TestCerts, extra: &str) -> Con
          tcp:\n  read_timeout: 500ms\n  idle_timeout: 3s\n\
          tls:\n  listen: [127.0.0.1:853]\n  https_listen: [127.0.0.1:443]\n  \
          certificate: {cert}\n  key: {key}\n\
-         log:\n  level: warn\n{extra}",
+         log:\n  level: warn\ndnssec:\n  mode: off\n{extra}",
         cert = certs.cert.display(),
         key = certs.key.display(),
     );
@@ -654,7 +654,7 @@ fn upstream_over_tls_to_heimdall() {
              cache:\n  shard_size: 1MiB\n\
              upstream:\n  servers: [{{address: \"{addr}\", transport: tls, name: {name}}}]\n  \
              timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
             addr = front.dot,
             ca = ca.display(),
         );
@@ -718,7 +718,7 @@ fn a_pinned_tls_upstream_is_checked_by_its_key() {
              cache:\n  shard_size: 1MiB\n\
              upstream:\n  servers: [{{address: \"{addr}\", transport: tls, name: {NAME}, \
              pin: \"{pin}\"}}]\n  timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
             addr = front.dot,
             ca = other.ca.display(),
         );
@@ -757,7 +757,7 @@ fn upstream_over_https_to_heimdall() {
              cache:\n  shard_size: 1MiB\n\
              upstream:\n  servers: [{{address: \"{addr}\", transport: https, name: {name}}}]\n  \
              timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
             addr = front.doh,
             ca = certs.ca.display(),
         );
@@ -847,7 +847,7 @@ fn upstream_over_tls_to_unbound() {
              cache:\n  shard_size: 1MiB\n\
              upstream:\n  servers: [{{address: \"{upstream}\", transport: tls, name: {NAME}}}]\n  \
              timeout: 1s\n  attempts: 1\n  tls_ca_file: {ca}\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
             ca = ca.display(),
         );
         let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
@@ -922,7 +922,7 @@ fn upstream_over_https_to_dnsdist() {
              cache:\n  shard_size: 1MiB\n\
              upstream:\n  servers: [{{address: \"{upstream}\", transport: https, name: {NAME}}}]\n  \
              timeout: 1s\n  attempts: 1\n  tls_ca_file: {ca}\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
             ca = ca.display(),
         );
         let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();

@@ -44,7 +44,8 @@ fn quic_config(upstream: SocketAddr, certs: &TestCerts, extra: &str) -> Config {
          tcp:\n  read_timeout: 500ms\n  idle_timeout: 3s\n{extra}\
          tls:\n  quic_listen: [127.0.0.1:853]\n  \
          certificate: {cert}\n  key: {key}\n\
-         log:\n  level: warn\n",
+         log:\n  level: warn\n\
+         dnssec:\n  mode: \"off\"\n",
         cert = certs.cert.display(),
         key = certs.key.display(),
     );

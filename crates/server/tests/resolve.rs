@@ -513,7 +513,11 @@ fn udp_size_limits_and_truncation() {
 /// The embedded default parses and validates with upstreams from a
 /// resolv.conf text; and a server started from DEFAULT_CONFIG_YAML (with
 /// only the upstream, the cores, io_memory and the listen address changed)
-/// answers.
+/// answers. It validates DNSSEC with the built-in root anchor, so an
+/// upstream that answers unsigned data for a name under the real root
+/// (the synthetic one; equally an upstream that strips signatures) gets
+/// SERVFAIL with an Extended DNS Error saying why; with `dnssec.mode:
+/// off` the same upstream is answered.
 #[test]
 fn the_default_configuration_serves() {
     let embedded = Config::embedded_default("# test\nnameserver 192.0.2.53\nsearch example\n")
@@ -528,38 +532,69 @@ fn the_default_configuration_serves() {
         embedded.server.listen,
         vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
     );
+    assert_eq!(embedded.dnssec.mode, heimdall_config::DnssecMode::Validate);
     assert!(
         Config::embedded_default("").is_err(),
         "without any nameserver the default has no upstream"
     );
 
     let mut upstream = start_upstream(UpstreamConfig::default());
-    let mut yaml = DEFAULT_CONFIG_YAML.to_owned();
-    for (from, to) in [
-        (
-            "servers: []".to_owned(),
-            format!("servers: [\"{}\"]", upstream.local_addr()),
-        ),
-        ("cores: auto".to_owned(), "cores: [0]".to_owned()),
-        (
-            "io_memory: 512KiB".to_owned(),
-            "io_memory: 256KiB".to_owned(),
-        ),
-    ] {
-        assert!(yaml.contains(&from), "the default YAML has {from:?}");
-        yaml = yaml.replacen(&from, &to, 1);
-    }
-    let mut config = Config::from_yaml_str(&yaml, "default-derived.yaml").expect("valid");
+    let derived = |dnssec: Option<&str>| {
+        let mut yaml = DEFAULT_CONFIG_YAML.to_owned();
+        let mut edits = vec![
+            (
+                "servers: []".to_owned(),
+                format!("servers: [\"{}\"]", upstream.local_addr()),
+            ),
+            ("cores: auto".to_owned(), "cores: [0]".to_owned()),
+            (
+                "io_memory: 512KiB".to_owned(),
+                "io_memory: 256KiB".to_owned(),
+            ),
+        ];
+        if let Some(mode) = dnssec {
+            edits.push(("mode: validate".to_owned(), format!("mode: {mode}")));
+        }
+        for (from, to) in edits {
+            assert!(yaml.contains(&from), "the default YAML has {from:?}");
+            yaml = yaml.replacen(&from, &to, 1);
+        }
+        let mut config = Config::from_yaml_str(&yaml, "default-derived.yaml").expect("valid");
+        common::listen_on_any_port(&mut config);
+        config
+    };
+    let config = derived(None);
     // Every other setting is the embedded default's.
     assert_eq!(config.cache, embedded.cache);
     assert_eq!(config.hints, embedded.hints);
+    assert_eq!(config.dnssec, embedded.dnssec);
     assert_eq!(config.upstream.timeout, embedded.upstream.timeout);
     assert_eq!(config.upstream.attempts, embedded.upstream.attempts);
     assert_eq!(config.upstream.strategy, embedded.upstream.strategy);
     assert_eq!(config.server.udp_recv_batch, embedded.server.udp_recv_batch);
-    common::listen_on_any_port(&mut config);
 
+    // Validating: zone.test. is unsigned and not in the real root, and
+    // the synthetic upstream refuses the DS and DNSKEY queries of the
+    // chain: no proof that the name may be unsigned.
     let server = start_server(&config);
+    let reply =
+        server
+            .client()
+            .exchange(&query(1, "host-11.zone.test.", RecordType::A, Some(1232)));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    assert!(!reply.ede_codes().is_empty(), "the reason is given");
+    assert!(upstream.queries_for("host-11.zone.test.") >= 1);
+    let reports = server.stop();
+    let failed = total(&reports, |r| {
+        let s = &r.resolver;
+        s.dnssec_indeterminate + s.dnssec_bogus_rrsigs_missing + s.dnssec_bogus_dnskey_missing
+    });
+    assert_eq!(failed, 1, "{:?}", reports[0].resolver);
+    assert_eq!(total(&reports, |r| r.resolver.dnssec_secure), 0);
+
+    // Off: answered.
+    upstream.reset_stats();
+    let server = start_server(&derived(Some("off")));
     let reply = server
         .client()
         .exchange(&query(1, "host-11.zone.test.", RecordType::A, None));

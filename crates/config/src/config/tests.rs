@@ -1637,19 +1637,19 @@ fn cookies_default_on_with_a_daily_rotation_and_take_a_shared_secret() {
 // ---- dnssec ----
 
 #[test]
-fn dnssec_is_off_by_default_and_read_when_given() {
+fn dnssec_validates_by_default_and_is_read_when_given() {
     let config = Config::from_yaml_str(&with_upstream(""), "test.yaml").unwrap();
-    assert_eq!(config.dnssec.mode, crate::DnssecMode::Off);
+    assert_eq!(config.dnssec.mode, crate::DnssecMode::Validate);
     assert!(config.dnssec.trust_anchors.is_empty());
     assert_eq!(config.dnssec.clock_skew, Duration::from_secs(3600));
     assert_eq!(config.dnssec.nsec3_max_iterations, 50);
     let yaml = with_upstream(
-        "dnssec:\n  mode: validate\n  trust_anchors: [/etc/heimdall/test.ds]\n  \
+        "dnssec:\n  mode: off\n  trust_anchors: [/etc/heimdall/test.ds]\n  \
          negative_trust_anchors: [broken.example]\n  clock_skew: 5m\n  \
          nsec3_max_iterations: 0\n",
     );
     let config = Config::from_yaml_str(&yaml, "test.yaml").unwrap();
-    assert_eq!(config.dnssec.mode, crate::DnssecMode::Validate);
+    assert_eq!(config.dnssec.mode, crate::DnssecMode::Off);
     assert_eq!(config.dnssec.negative_trust_anchors, ["broken.example"]);
     assert_eq!(config.dnssec.clock_skew, Duration::from_secs(300));
     assert_eq!(config.dnssec.nsec3_max_iterations, 0);

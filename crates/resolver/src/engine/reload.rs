@@ -31,6 +31,7 @@ impl Resolver {
     pub fn flush_cache(&mut self, name_wire: Option<&[u8]>) -> usize {
         // Validated keys are re-read from the cache when next needed.
         self.validated_keys.clear();
+        self.nsec_cache.clear();
         match name_wire {
             None => {
                 let removed = self.cache.len();
@@ -138,6 +139,7 @@ impl Resolver {
             let removed = self.cache.len();
             self.cache.clear();
             self.validated_keys.clear();
+            self.nsec_cache.clear();
             removed
         } else if blocklist.is_none() && local_names.is_empty() {
             0

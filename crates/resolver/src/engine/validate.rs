@@ -14,7 +14,7 @@
 //! TTL (RFC 9520). Clients without DO get no RRSIG, NSEC or NSEC3 records
 //! they did not ask for, though the upstream was asked with DO.
 
-use heimdall_cache::{Entry, StoreOptions, Timestamp};
+use heimdall_cache::{Entry, StoreOptions, Timestamp, Trim};
 use heimdall_config::DnssecMode;
 use heimdall_dnssec::Bogus;
 use heimdall_wire::{Flags, Message, Name, Rcode, RecordType};
@@ -36,6 +36,7 @@ impl Resolver {
             strip_dnssec: validates && !dnssec_ok,
             ede: 0,
             max_ttl: None,
+            trim: Trim::Keep,
         }
     }
 
@@ -61,16 +62,25 @@ impl Resolver {
             self.store_answer(slot, message, packet, now, options);
             return;
         }
-        let (step, ttl_cap, learned) = match Name::from_wire(&inflight.key.name) {
+        let (step, judged, learned) = match Name::from_wire(&inflight.key.name) {
             Ok(qname) => {
                 let validator =
                     Validator::new(&self.cache, &self.validated_keys, &self.config.dnssec, now);
                 let step = validator.evaluate(&qname, qtype, message);
-                (step, validator.ttl_cap(), validator.take_learned())
+                let judged = Judged {
+                    ttl_cap: validator.ttl_cap(),
+                    trim: validator.trim(),
+                    proof_zone: validator.proof_zone(),
+                };
+                (step, judged, validator.take_learned())
             }
             Err(_) => (
                 Step::Done(Verdict::Bogus(Bogus::Malformed)),
-                u32::MAX,
+                Judged {
+                    ttl_cap: u32::MAX,
+                    trim: Trim::Keep,
+                    proof_zone: None,
+                },
                 Vec::new(),
             ),
         };
@@ -79,7 +89,7 @@ impl Resolver {
         }
         match step {
             Step::Done(verdict) => {
-                self.finish_validation(slot, message, packet, verdict, ttl_cap, now);
+                self.finish_validation(slot, message, packet, verdict, &judged, now);
             }
             Step::Need(fetch) => self.suspend(slot, packet, &fetch.name, fetch.rtype, now),
         }
@@ -110,16 +120,19 @@ impl Resolver {
     }
 
     /// Act on the verdict for `slot`'s answer; a secure one is cached no
-    /// longer than `ttl_cap` (its signatures' time left).
+    /// longer than `ttl_cap` (its signatures' time left), with only what
+    /// `trim` keeps of its authority and additional sections (module
+    /// `validation`: nothing unvalidated rides along under AD).
     fn finish_validation(
         &mut self,
         slot: Slot,
         message: &Message<'_>,
         packet: &[u8],
         verdict: Verdict,
-        ttl_cap: u32,
+        judged: &Judged,
         now: Timestamp,
     ) {
+        let (ttl_cap, trim) = (judged.ttl_cap, judged.trim);
         self.count_verdict(verdict);
         let Some(inflight) = self.inflight.get(slot) else {
             return;
@@ -130,9 +143,15 @@ impl Resolver {
             strip_dnssec,
             ede: ede.unwrap_or(0),
             max_ttl: (authentic && ttl_cap != u32::MAX).then_some(ttl_cap),
+            trim: if authentic { trim } else { Trim::Keep },
         };
         match verdict {
-            Verdict::Secure => self.store_answer(slot, message, packet, now, store(true, None)),
+            Verdict::Secure => {
+                if let Some(zone) = &judged.proof_zone {
+                    self.learn_denial(slot, message, zone, ttl_cap, now);
+                }
+                self.store_answer(slot, message, packet, now, store(true, None));
+            }
             Verdict::Insecure(code) => {
                 // An EDE when the reason has one (RFC 9276: EDE 27).
                 self.store_answer(slot, message, packet, now, store(false, code));
@@ -158,6 +177,40 @@ impl Resolver {
             Verdict::Indeterminate => {
                 self.fail(slot, Answer::Fail(ede::DNSSEC_INDETERMINATE), now);
             }
+        }
+    }
+
+    /// Remember the NSEC records of a secure denial (NXDOMAIN, or NODATA)
+    /// proved for `zone`, for `dnssec.aggressive_nsec`: stored with its
+    /// DNSSEC records whatever the client's DO.
+    fn learn_denial(
+        &mut self,
+        slot: Slot,
+        message: &Message<'_>,
+        zone: &heimdall_wire::NameBuf,
+        ttl_cap: u32,
+        now: Timestamp,
+    ) {
+        let denial = message.rcode() == Rcode::NXDOMAIN
+            || (message.rcode() == Rcode::NOERROR && message.answers().next().is_none());
+        if !self.config.dnssec.aggressive_nsec || !denial {
+            return;
+        }
+        let Some(inflight) = self.inflight.get(slot) else {
+            return;
+        };
+        let mut key = inflight.key.clone();
+        key.dnssec_ok = true;
+        let options = StoreOptions {
+            authentic: Some(true),
+            strip_dnssec: false,
+            ede: 0,
+            max_ttl: (ttl_cap != u32::MAX).then_some(ttl_cap),
+            trim: Trim::ToProof,
+        };
+        let policy = &self.config.cache_policy;
+        if let Ok(Some(entry)) = Entry::from_response_with(&key, message, now, policy, options) {
+            self.nsec_cache.learn(&zone.as_name(), &entry);
         }
     }
 
@@ -238,6 +291,16 @@ impl Resolver {
             }
         }
     }
+}
+
+/// What the validator said besides its verdict.
+pub(super) struct Judged {
+    /// The longest a secure answer may be cached, by its signatures.
+    ttl_cap: u32,
+    /// What a secure answer keeps besides its answer section.
+    trim: Trim,
+    /// The zone of its NSEC/NSEC3 proof, when it had one.
+    proof_zone: Option<heimdall_wire::NameBuf>,
 }
 
 /// An upstream reply relayed as it came (not cacheable), its AD bit set

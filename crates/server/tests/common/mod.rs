@@ -43,6 +43,13 @@ pub struct Setup {
     pub hints: bool,
     /// `server.steering` (`name`, the default, or `flow`).
     pub steering: &'static str,
+    /// `dnssec.mode`, or `None` to leave the `dnssec:` section out (the
+    /// caller appends its own). `off` unless a test says otherwise: the
+    /// synthetic upstreams serve unsigned names under the real root,
+    /// which the default (`validate`, with the built-in root anchor)
+    /// rightly answers SERVFAIL; tests/dnssec.rs validates against its
+    /// own signed chain and shows that default.
+    pub dnssec_mode: Option<&'static str>,
 }
 
 impl Setup {
@@ -55,6 +62,7 @@ impl Setup {
             attempts: 2,
             hints: true,
             steering: "name",
+            dnssec_mode: Some("off"),
         }
     }
 
@@ -73,13 +81,17 @@ impl Setup {
              cache:\n  shard_size: 1MiB\n\
              hints:\n  enabled: {hints}\n\
              upstream:\n  servers: [{servers}]\n  timeout: {timeout}\n  attempts: {attempts}\n\
-             log:\n  level: warn\n",
+             log:\n  level: warn\n{dnssec}",
             cores = self.cores,
             hints = self.hints,
             steering = self.steering,
             servers = servers.join(", "),
             timeout = self.timeout,
             attempts = self.attempts,
+            dnssec = self
+                .dnssec_mode
+                .map(|mode| format!("dnssec:\n  mode: {mode}\n"))
+                .unwrap_or_default(),
         )
     }
 
