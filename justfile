@@ -87,6 +87,14 @@ compare-unbound ROUNDS="5" SECONDS="10" BASELINE="":
 load-curve *ARGS:
     bash benches/peers/load-curve.sh {{ARGS}}
 
+# Encrypted DNS on one core, cache hits: heimdall's DoT against Unbound's and
+# dnsdist's, its DoH against dnsdist's and Unbound's (100 persistent
+# connections, 16 pipelined queries each), then TLS handshakes per second,
+# full and resumed; server CPU per query and per handshake. Prints a Markdown
+# table (see benches/peers/encrypted.sh and docs/BENCHMARKS.md).
+encrypted-bench SECONDS="10":
+    bash benches/peers/encrypted.sh {{SECONDS}}
+
 # Latency and server CPU per query for several `server.udp_coalesce` values
 # at fixed offered rates (the table in docs/TUNING.md).
 coalesce-latency ROUNDS="2" SECONDS="5" PAUSES="0s 50us 200us" RATES="1000 10000 50000":

@@ -744,6 +744,48 @@ mod tests {
         assert!(!workload.edns && workload.dnssec_ok);
         let cli = Cli::try_parse_from([
             "heimdall-loadtest",
+            "run",
+            "--transport",
+            "https",
+            "--connections",
+            "10",
+            "--pipeline",
+            "4",
+            "--tls-insecure",
+            "--tls-name",
+            "dns.test",
+            "--doh-path",
+            "/q",
+            "--new-connection-per-query",
+            "--no-resumption",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(Transport::from(args.transport), Transport::Https);
+        assert!(args.handshakes && args.no_resumption && args.tls_insecure);
+        assert_eq!((args.connections, args.pipeline), (10, 4));
+        let config = tls_config(&args).unwrap().unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+        assert!(
+            Cli::try_parse_from([
+                "heimdall-loadtest",
+                "run",
+                "--tls-insecure",
+                "--tls-ca",
+                "x.pem"
+            ])
+            .is_err(),
+            "--tls-ca and --tls-insecure conflict"
+        );
+        let cli = Cli::try_parse_from(["heimdall-loadtest", "run", "--transport", "tls"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert!(tls_config(&args).is_err(), "tls needs a trust setting");
+        let cli = Cli::try_parse_from([
+            "heimdall-loadtest",
             "upstream",
             "--echo",
             "--cpus",

@@ -399,32 +399,38 @@ async fn one_loop(shared: Rc<Shared>, mut rng: SmallRng) {
         .await
         .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no answer in time")));
         let latency_ns = shared.now_ns().saturating_sub(began);
-        let mut totals = shared.totals.borrow_mut();
-        match outcome {
-            Ok(resumed) => {
-                shared.progress.completed.fetch_add(1, Ordering::Relaxed);
-                if resumed {
-                    shared.progress.resumed.fetch_add(1, Ordering::Relaxed);
-                }
-                if counted {
-                    totals.attempted += 1;
-                    totals.completed += 1;
-                    totals.resumed += u64::from(resumed);
-                    totals.histogram.saturating_record(latency_ns);
-                }
+        let failed = outcome.is_err();
+        record(&shared, counted, latency_ns, outcome);
+        if failed {
+            // A refusing server is not hammered in a tight loop.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn record(shared: &Shared, counted: bool, latency_ns: u64, outcome: io::Result<bool>) {
+    let mut totals = shared.totals.borrow_mut();
+    match outcome {
+        Ok(resumed) => {
+            shared.progress.completed.fetch_add(1, Ordering::Relaxed);
+            if resumed {
+                shared.progress.resumed.fetch_add(1, Ordering::Relaxed);
             }
-            Err(err) => {
-                shared.progress.failed.fetch_add(1, Ordering::Relaxed);
-                if counted {
-                    totals.attempted += 1;
-                    totals.failed += 1;
-                }
-                if totals.first_error.is_none() {
-                    totals.first_error = Some(err.to_string());
-                }
-                drop(totals);
-                // A refusing server is not hammered in a tight loop.
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            if counted {
+                totals.attempted += 1;
+                totals.completed += 1;
+                totals.resumed += u64::from(resumed);
+                totals.histogram.saturating_record(latency_ns);
+            }
+        }
+        Err(err) => {
+            shared.progress.failed.fetch_add(1, Ordering::Relaxed);
+            if counted {
+                totals.attempted += 1;
+                totals.failed += 1;
+            }
+            if totals.first_error.is_none() {
+                totals.first_error = Some(err.to_string());
             }
         }
     }

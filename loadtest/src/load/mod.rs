@@ -1,4 +1,5 @@
-//! The load generator: saturate a DNS server over UDP and measure it
+//! The load generator: saturate a DNS server over UDP (or TCP, TLS and
+//! HTTPS: [`conn`], `stream`; handshakes: [`handshake`]) and measure it
 //! without fooling itself.
 //!
 //! ```no_run

@@ -372,10 +372,9 @@ async fn connection(shared: Rc<Shared>, index: usize, pace: Pace, mut rng: Small
         if !wait(&shared, &mut conn, &mut table, wake).await {
             conn = None;
         }
-        shared
-            .outstanding
-            .get(index)
-            .map(|n| n.set(table.outstanding()));
+        if let Some(seen) = shared.outstanding.get(index) {
+            seen.set(table.outstanding());
+        }
     }
     // Drain: every outstanding query is answered or times out.
     while table.outstanding() > 0 {
@@ -388,12 +387,13 @@ async fn connection(shared: Rc<Shared>, index: usize, pace: Pace, mut rng: Small
         if !wait(&shared, &mut conn, &mut table, wake).await {
             conn = None;
         }
-        shared
-            .outstanding
-            .get(index)
-            .map(|n| n.set(table.outstanding()));
+        if let Some(seen) = shared.outstanding.get(index) {
+            seen.set(table.outstanding());
+        }
     }
-    shared.outstanding.get(index).map(|n| n.set(0));
+    if let Some(seen) = shared.outstanding.get(index) {
+        seen.set(0);
+    }
     shared
         .stopped_ns
         .set(shared.stopped_ns.get().max(stopped_at));
@@ -415,7 +415,6 @@ async fn wait(shared: &Shared, conn: &mut Option<Conn>, table: &mut InFlight, wa
         () = tokio::time::sleep_until(shared.instant(wake)) => None,
     };
     if let Some(Err(err)) = received {
-        drop(deliver);
         shared.connection_error(&err);
         shared.lose_all(table);
         return false;
@@ -429,7 +428,6 @@ async fn wait(shared: &Shared, conn: &mut Option<Conn>, table: &mut InFlight, wa
         match poll_once(open.recv(&mut deliver)).await {
             Some(Ok(_)) => {}
             Some(Err(err)) => {
-                drop(deliver);
                 shared.connection_error(&err);
                 shared.lose_all(table);
                 return false;
@@ -437,7 +435,6 @@ async fn wait(shared: &Shared, conn: &mut Option<Conn>, table: &mut InFlight, wa
             None => break before,
         }
     };
-    drop(deliver);
     let mut tally = shared.tally.borrow_mut();
     table.expire(shared.now_ns().min(drained_ns), |counted| {
         tally.count(counted, |counts| counts.lost += 1);
