@@ -28,6 +28,12 @@ bench *FILTER:
 fuzz TARGET="walk" SECONDS="600":
     cd fuzz && cargo +nightly fuzz run {{TARGET}} -- -max_total_time={{SECONDS}}
 
+# Build the .deb (cargo deb), install it with dpkg, check the files, run the
+# installed binary as the unit would (a high port, a loopback upstream),
+# reload it, then purge it. Needs root (deploy/test-deb.sh; skips otherwise).
+deb-test:
+    bash deploy/test-deb.sh
+
 # Everything CI runs, locally.
 ci:
     bash .ci/run
