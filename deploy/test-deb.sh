@@ -231,7 +231,7 @@ EOF
     chmod 644 /etc/heimdall/heimdall.yaml
 }
 write_config
-/usr/bin/heimdall check-config /etc/heimdall/heimdall.yaml >/dev/null || fail "the override does not check"
+/usr/bin/heimdall check-config /etc/heimdall/heimdall.yaml >/dev/null 2>&1 || fail "the override does not check"
 # What RuntimeDirectory=, StateDirectory= and WorkingDirectory= provide.
 install -d -m 0750 -o heimdall -g heimdall /run/heimdall /var/lib/heimdall
 say "starting $EXEC_START as user heimdall, DNS on 127.0.0.1:$PORT"
@@ -257,7 +257,7 @@ $EXEC_RELOAD >"$WORK/reload-ok.log" 2>&1 || { cat "$WORK/reload-ok.log" >&2; fai
 sed 's/^/   /' "$WORK/reload-ok.log"
 
 say "$EXEC_RELOAD after a broken edit: failure, non-zero exit"
-printf 'server:\n  no_such_key: 1\n' >>/etc/heimdall/heimdall.yaml
+printf 'no_such_section:\n  key: 1\n' >>/etc/heimdall/heimdall.yaml
 set +e
 # shellcheck disable=SC2086
 $EXEC_RELOAD >"$WORK/reload-bad.log" 2>&1
