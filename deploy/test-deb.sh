@@ -147,6 +147,18 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     chmod +x /usr/sbin/policy-rc.d
     CREATED_POLICY=1
 fi
+# The package's dependencies (libc6, adduser, ...): dpkg -i does not fetch
+# them, so a fresh machine gets the missing ones from apt first.
+missing=()
+for dep in $(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*//; s/:any//' | tr -d ' '); do
+    dpkg-query -W -f '${Status}' "$dep" 2>/dev/null | grep -q 'install ok installed' || missing+=("$dep")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null || fail "the package needs ${missing[*]}, which are not installed"
+    say "apt-get install ${missing[*]} (the package's dependencies)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$WORK/apt.log" 2>&1 ||
+        { cat "$WORK/apt.log" >&2; fail "cannot install the dependencies ${missing[*]}"; }
+fi
 say "dpkg -i $(basename "$DEB") (services not started: policy-rc.d says 101)"
 DEBIAN_FRONTEND=noninteractive dpkg -i "$DEB" >"$WORK/dpkg-i.log" 2>&1 ||
     { cat "$WORK/dpkg-i.log" >&2; fail "dpkg -i failed"; }
