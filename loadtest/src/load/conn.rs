@@ -183,7 +183,9 @@ enum Inner {
         write: Vec<u8>,
     },
     Https {
-        send: h2::client::SendRequest<Bytes>,
+        /// None once closing: with every handle gone, h2 ends the
+        /// connection once its streams are done.
+        send: Option<h2::client::SendRequest<Bytes>>,
         uri: http::Uri,
         queued: Vec<Bytes>,
         pending: JoinSet<Result<Bytes, DohError>>,
@@ -272,7 +274,7 @@ impl Conn {
                 .build()
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
             Inner::Https {
-                send,
+                send: Some(send),
                 uri,
                 queued: Vec::new(),
                 pending: JoinSet::new(),
@@ -328,6 +330,9 @@ impl Conn {
                 pending,
                 ..
             } => {
+                let send = send
+                    .as_mut()
+                    .ok_or_else(|| io::Error::other("the connection is closing"))?;
                 for body in queued.drain(..) {
                     // Waits while the server's stream limit is reached.
                     std::future::poll_fn(|cx| send.poll_ready(cx))
