@@ -28,6 +28,12 @@ bench *FILTER:
 fuzz TARGET="walk" SECONDS="600":
     cd fuzz && cargo +nightly fuzz run {{TARGET}} -- -max_total_time={{SECONDS}}
 
+# Build the .deb (cargo deb), install it with dpkg, check the files, run the
+# installed binary as the unit would (a high port, a loopback upstream),
+# reload it, then purge it. Needs root (deploy/test-deb.sh; skips otherwise).
+deb-test:
+    bash deploy/test-deb.sh
+
 # Everything CI runs, locally.
 ci:
     bash .ci/run
@@ -98,6 +104,14 @@ compare-unbound ROUNDS="5" SECONDS="10" BASELINE="":
 # Load curve: [--write] [ROUNDS [SECONDS [RATE...]]], medians printed as a table.
 load-curve *ARGS:
     bash benches/peers/load-curve.sh {{ARGS}}
+
+# Encrypted DNS on one core, cache hits: heimdall's DoT against Unbound's and
+# dnsdist's, its DoH against dnsdist's and Unbound's (100 persistent
+# connections, 16 pipelined queries each), then TLS handshakes per second,
+# full and resumed; server CPU per query and per handshake. Prints a Markdown
+# table (see benches/peers/encrypted.sh and docs/BENCHMARKS.md).
+encrypted-bench SECONDS="10":
+    bash benches/peers/encrypted.sh {{SECONDS}}
 
 # Latency and server CPU per query for several `server.udp_coalesce` values
 # at fixed offered rates (the table in docs/TUNING.md).

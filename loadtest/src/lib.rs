@@ -9,6 +9,10 @@
 //!   loss) and an echo mode (a batched reflector). It is used as a library
 //!   by integration tests of other crates and as `heimdall-loadtest
 //!   upstream` for benchmarks.
+//! - [`load::conn`] and [`tls`] are the stream transports' client side:
+//!   TCP, DNS over TLS and DNS over HTTPS/2 connections on a tokio
+//!   current-thread runtime per worker (a client; the server has no tokio
+//!   runtime), and the rustls client settings.
 //! - [`net`] holds the batched UDP I/O (`recvmmsg`/`sendmmsg`) both use.
 //! - [`affinity`] pins threads to CPUs.
 //! - [`signal`] turns SIGINT/SIGTERM into a flag for the binary.
@@ -17,6 +21,7 @@ pub mod affinity;
 pub mod load;
 pub mod net;
 pub mod signal;
+pub mod tls;
 pub mod upstream;
 
 pub use upstream::{Behavior, Upstream, UpstreamConfig, UpstreamHandle, UpstreamStats, ZoneConfig};

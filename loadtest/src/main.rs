@@ -13,15 +13,20 @@ use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use heimdall_loadtest::load::handshake::{self, HandshakeConfig};
 use heimdall_loadtest::load::workload::{
     DEFAULT_EDNS_SIZE, DEFAULT_MIX, MAX_QUERY_LEN, parse_mix, query_line,
 };
 use heimdall_loadtest::load::{
-    self, Component, Kind, LoadConfig, Mode, Report, Workload, WorkloadConfig, inflight, report,
+    self, Component, Kind, LoadConfig, Mode, Report, Transport, Workload, WorkloadConfig, inflight,
+    report,
 };
+use heimdall_loadtest::tls::{self, Trust};
 use heimdall_loadtest::upstream::zone::DEFAULT_ORIGIN;
 use heimdall_loadtest::{Behavior, Upstream, UpstreamConfig, ZoneConfig, affinity, signal};
 use heimdall_wire::NameBuf;
@@ -39,7 +44,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Send load to a DNS server over UDP and report what came back.
+    /// Send load to a DNS server (over UDP, TCP, TLS or HTTPS) and report
+    /// what came back.
     Run(Box<RunArgs>),
     /// Serve a generated zone as an authoritative upstream, until SIGINT or
     /// SIGTERM; then print the counters.
@@ -178,11 +184,67 @@ impl WorkloadArgs {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransportName {
+    Udp,
+    Tcp,
+    Tls,
+    Https,
+}
+
+impl From<TransportName> for Transport {
+    fn from(name: TransportName) -> Self {
+        match name {
+            TransportName::Udp => Transport::Udp,
+            TransportName::Tcp => Transport::Tcp,
+            TransportName::Tls => Transport::Tls,
+            TransportName::Https => Transport::Https,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The DNS server (UDP).
+    /// The DNS server (its UDP, TCP, DoT or DoH port, after --transport).
     #[arg(long, default_value = "127.0.0.1:5353")]
     target: SocketAddr,
+    /// udp: batched datagrams; tcp, tls (DNS over TLS, ALPN dot) and https
+    /// (DNS over HTTPS, HTTP/2 POST, ALPN h2): --connections persistent
+    /// connections with --pipeline queries outstanding on each.
+    #[arg(long, value_enum, default_value = "udp")]
+    transport: TransportName,
+    /// Persistent connections in all (tcp, tls, https), spread over the
+    /// workers; with --handshakes, concurrent connect-query-close loops.
+    #[arg(long, default_value_t = load::DEFAULT_CONNECTIONS)]
+    connections: usize,
+    /// Queries outstanding per connection: max mode keeps this many in
+    /// flight (pipelined); open loop counts a query due while a connection
+    /// has this many as unsent.
+    #[arg(long, default_value_t = load::DEFAULT_PIPELINE)]
+    pipeline: usize,
+    /// Trust the CA certificates of this PEM file (tls, https).
+    #[arg(long, conflicts_with = "tls_insecure")]
+    tls_ca: Option<PathBuf>,
+    /// Accept any server certificate (self-signed benchmark certificates);
+    /// handshake signatures are still checked.
+    #[arg(long)]
+    tls_insecure: bool,
+    /// SNI and the name the certificate must carry; also DoH's authority
+    /// (default: the target's address).
+    #[arg(long)]
+    tls_name: Option<String>,
+    /// DoH request path.
+    #[arg(long, default_value = load::DEFAULT_DOH_PATH)]
+    doh_path: String,
+    /// Measure handshakes instead: a new TLS connection for every query
+    /// (tls, https), --connections of them at a time; reports handshakes
+    /// per second, full and resumed.
+    #[arg(long, visible_alias = "new-connection-per-query")]
+    handshakes: bool,
+    /// Do not resume TLS sessions (no tickets, no session IDs): every
+    /// handshake is a full one.
+    #[arg(long)]
+    no_resumption: bool,
     /// Allow a target that is not a loopback address (only a server you
     /// own).
     #[arg(long)]
@@ -244,7 +306,114 @@ struct RunArgs {
     quiet: bool,
 }
 
+/// The TLS client configuration `args` ask for (None for udp and tcp).
+fn tls_config(args: &RunArgs) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    let transport = Transport::from(args.transport);
+    if !transport.is_encrypted() {
+        return Ok(None);
+    }
+    let trust = match (&args.tls_ca, args.tls_insecure) {
+        (Some(path), _) => Trust::CaFile(path),
+        (None, true) => Trust::Insecure,
+        (None, false) => {
+            return Err("--transport tls and https need --tls-ca FILE or --tls-insecure".into());
+        }
+    };
+    let alpn = if transport == Transport::Https {
+        tls::ALPN_H2
+    } else {
+        tls::ALPN_DOT
+    };
+    tls::client_config(&trust, alpn, !args.no_resumption).map(Some)
+}
+
+fn run_handshakes(args: &RunArgs) -> Result<ExitCode, String> {
+    let cpus = args.cpus.clone().map(|cpus| cpus.0).unwrap_or_default();
+    let load = LoadConfig {
+        target: args.target,
+        transport: args.transport.into(),
+        tls: tls_config(args)?,
+        tls_name: args.tls_name.clone().unwrap_or_default(),
+        doh_path: args.doh_path.clone(),
+        timeout: args.timeout,
+        ..LoadConfig::default()
+    };
+    let config = HandshakeConfig {
+        endpoint: load.endpoint()?,
+        allow_remote: args.allow_remote,
+        connections: args.connections,
+        workers: args.workers.unwrap_or(cpus.len().max(1)),
+        cpus,
+        duration: args.duration,
+        warmup: args.warmup,
+        timeout: args.timeout,
+        resumption: !args.no_resumption,
+        workload: args.workload.config()?,
+        seed: args.workload.seed(),
+    };
+    signal::install().map_err(|err| format!("cannot install signal handlers: {err}"))?;
+    if !args.quiet {
+        eprintln!(
+            "heimdall-loadtest: new {} connection per query against {}, {} at a time, \
+             resumption {}, {:?} + {:?} warm-up",
+            Transport::from(args.transport).as_str(),
+            config.endpoint.target,
+            config.connections,
+            if config.resumption { "on" } else { "off" },
+            config.duration,
+            config.warmup
+        );
+    }
+    let progress = Arc::new(handshake::Progress::default());
+    let quiet = args.quiet;
+    let began = Instant::now();
+    let report = std::thread::scope(|scope| {
+        let running = scope.spawn(|| handshake::run(&config, signal::flag(), &progress));
+        let mut last = (0, 0, 0);
+        let mut second = 0u64;
+        while !running.is_finished() {
+            std::thread::sleep(Duration::from_millis(50));
+            if quiet || running.is_finished() {
+                continue;
+            }
+            if began.elapsed() >= Duration::from_secs(second + 1) {
+                second += 1;
+                let now = (
+                    progress.completed.load(Ordering::Relaxed),
+                    progress.resumed.load(Ordering::Relaxed),
+                    progress.failed.load(Ordering::Relaxed),
+                );
+                eprintln!(
+                    "[{second}s] handshakes {}/s  resumed {}/s  failed {}/s",
+                    now.0 - last.0,
+                    now.1 - last.1,
+                    now.2 - last.2
+                );
+                last = now;
+            }
+        }
+        running
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the run panicked")))
+    })
+    .map_err(|err| err.to_string())?;
+    print!("{}", report.render_table());
+    let _flushed = io::stdout().flush();
+    if let Some(path) = &args.json {
+        fs::write(path, report.to_json())
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    }
+    Ok(if report.completed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn run_load(args: &RunArgs) -> Result<ExitCode, String> {
+    if args.handshakes {
+        return run_handshakes(args);
+    }
     let workload = args.workload.config()?;
     let cpus = args.cpus.clone().map(|cpus| cpus.0).unwrap_or_default();
     let config = LoadConfig {
@@ -269,14 +438,21 @@ fn run_load(args: &RunArgs) -> Result<ExitCode, String> {
         seed: workload.seed,
         workload,
         max_loss: args.max_loss,
+        transport: args.transport.into(),
+        connections: args.connections,
+        pipeline: args.pipeline,
+        tls: tls_config(args)?,
+        tls_name: args.tls_name.clone().unwrap_or_default(),
+        doh_path: args.doh_path.clone(),
     };
     config.validate()?;
     signal::install().map_err(|err| format!("cannot install signal handlers: {err}"))?;
     if !args.quiet {
         eprintln!(
-            "heimdall-loadtest: {} against {} ({} mode), {:?} + {:?} warm-up",
+            "heimdall-loadtest: {} against {} over {} ({} mode), {:?} + {:?} warm-up",
             config.workload.describe(),
             config.target,
+            config.transport.as_str(),
             config.mode_name(),
             config.duration,
             config.warmup
@@ -566,6 +742,48 @@ mod tests {
         let workload = args.workload.config().unwrap();
         assert_eq!(workload.describe(), "mixed(hot=1,cold=1:do)");
         assert!(!workload.edns && workload.dnssec_ok);
+        let cli = Cli::try_parse_from([
+            "heimdall-loadtest",
+            "run",
+            "--transport",
+            "https",
+            "--connections",
+            "10",
+            "--pipeline",
+            "4",
+            "--tls-insecure",
+            "--tls-name",
+            "dns.test",
+            "--doh-path",
+            "/q",
+            "--new-connection-per-query",
+            "--no-resumption",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(Transport::from(args.transport), Transport::Https);
+        assert!(args.handshakes && args.no_resumption && args.tls_insecure);
+        assert_eq!((args.connections, args.pipeline), (10, 4));
+        let config = tls_config(&args).unwrap().unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+        assert!(
+            Cli::try_parse_from([
+                "heimdall-loadtest",
+                "run",
+                "--tls-insecure",
+                "--tls-ca",
+                "x.pem"
+            ])
+            .is_err(),
+            "--tls-ca and --tls-insecure conflict"
+        );
+        let cli = Cli::try_parse_from(["heimdall-loadtest", "run", "--transport", "tls"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert!(tls_config(&args).is_err(), "tls needs a trust setting");
         let cli = Cli::try_parse_from([
             "heimdall-loadtest",
             "upstream",

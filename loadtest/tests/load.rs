@@ -846,3 +846,126 @@ fn cli_refuses_bad_settings() {
         assert!(!output.stderr.is_empty());
     }
 }
+
+// ---------------------------------------------------------------------------
+// Stream transports (TCP here; TLS and HTTPS against the real server in
+// crates/server/tests/encrypted_load.rs)
+// ---------------------------------------------------------------------------
+
+fn tcp_config(target: SocketAddr) -> LoadConfig {
+    LoadConfig {
+        transport: load::Transport::Tcp,
+        connections: 4,
+        pipeline: 8,
+        ..config(target)
+    }
+}
+
+#[test]
+fn pipelined_tcp_connections_count_exactly() {
+    let upstream = upstream(UpstreamConfig {
+        tcp: true,
+        ..UpstreamConfig::default()
+    });
+    let report = run(&LoadConfig {
+        mode: Mode::Max { window: 1 },
+        max_queries: 3000,
+        duration: Duration::from_secs(10),
+        ..tcp_config(upstream.local_addr())
+    });
+    let counts = &report.counts;
+    assert_eq!(
+        (counts.scheduled, counts.sent, counts.answered, counts.lost),
+        (3000, 3000, 3000, 0),
+        "{report:#?}"
+    );
+    assert_eq!(counts.bad_responses() + counts.connection_errors, 0);
+    assert_eq!(report.config.transport, "tcp");
+    assert_eq!((report.config.connections, report.config.pipeline), (4, 8));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // Open loop over TCP: the schedule is answered (a query due while its
+    // connection has `pipeline` outstanding would be unsent: room enough
+    // here for a busy machine's stalls).
+    let report = run(&LoadConfig {
+        pipeline: 256,
+        ..tcp_config(upstream.local_addr())
+    });
+    let counts = &report.counts;
+    assert!(counts.answered > 1000, "{report:#?}");
+    assert_eq!(counts.lost, 0, "{report:#?}");
+    assert!(counts.unsent * 20 < counts.scheduled, "{report:#?}");
+}
+
+#[test]
+fn a_silent_tcp_server_is_loss_and_a_closed_port_is_connection_errors() {
+    let upstream = upstream(UpstreamConfig {
+        tcp: true,
+        behavior: Behavior::Drop,
+        ..UpstreamConfig::default()
+    });
+    let report = run(&LoadConfig {
+        timeout: Duration::from_millis(200),
+        ..tcp_config(upstream.local_addr())
+    });
+    assert_eq!(report.counts.answered, 0);
+    assert!(report.counts.lost > 0, "{report:#?}");
+    drop(upstream);
+    // Nothing listens on a port just freed: every connect is refused.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let report = run(&LoadConfig {
+        duration: Duration::from_millis(200),
+        ..tcp_config(free)
+    });
+    assert_eq!(report.counts.sent, 0);
+    assert!(report.counts.connection_errors > 0, "{report:#?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("connection errors")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn stream_settings_are_checked() {
+    let target: SocketAddr = "127.0.0.1:53".parse().unwrap();
+    for (config, why) in [
+        (
+            LoadConfig {
+                connections: 0,
+                ..tcp_config(target)
+            },
+            "--connections",
+        ),
+        (
+            LoadConfig {
+                pipeline: 0,
+                ..tcp_config(target)
+            },
+            "--pipeline",
+        ),
+        (
+            LoadConfig {
+                workers: 8,
+                connections: 4,
+                ..tcp_config(target)
+            },
+            "at least --workers",
+        ),
+        (
+            LoadConfig {
+                transport: load::Transport::Tls,
+                ..tcp_config(target)
+            },
+            "--tls-ca",
+        ),
+    ] {
+        let err = config.validate().unwrap_err();
+        assert!(err.contains(why), "{err}");
+    }
+}

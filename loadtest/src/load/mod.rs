@@ -1,4 +1,5 @@
-//! The load generator: saturate a DNS server over UDP and measure it
+//! The load generator: saturate a DNS server over UDP (or TCP, TLS and
+//! HTTPS: [`conn`], `stream`; handshakes: [`handshake`]) and measure it
 //! without fooling itself.
 //!
 //! ```no_run
@@ -34,15 +35,19 @@
 //!   after `timeout` is lost; at most `max_queries` are issued; the run
 //!   ends by itself after warm-up + duration + timeout.
 
+pub mod conn;
+pub mod handshake;
 pub mod inflight;
 pub mod report;
 pub mod stats;
+mod stream;
 mod worker;
 pub mod workload;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -51,11 +56,13 @@ use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{RngExt as _, SeedableRng as _};
 
+pub use conn::{Endpoint, Transport};
 pub use report::{Report, SeriesPoint};
 pub use stats::{Counts, Latency};
 pub use workload::{Component, Kind, Workload, WorkloadConfig};
 
 use stats::{Interval, new_histogram};
+use stream::StreamSetup;
 use worker::{Pace, WorkerSetup};
 
 /// How queries are paced.
@@ -115,7 +122,33 @@ pub struct LoadConfig {
     pub seed: u64,
     /// The loss above which [`Report::passed`] is false.
     pub max_loss: Option<f64>,
+    /// How queries travel: UDP (the batched socket workers) or a stream
+    /// transport over persistent connections.
+    pub transport: Transport,
+    /// Stream transports: persistent connections, all workers together.
+    pub connections: usize,
+    /// Stream transports: queries outstanding per connection (max mode
+    /// keeps this many; open loop counts a query due while a connection
+    /// has this many unsent). `Mode::Max::window` is UDP's.
+    pub pipeline: usize,
+    /// TLS and HTTPS: the client configuration (trust, ALPN, resumption;
+    /// see [`crate::tls::client_config`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS and HTTPS: SNI and the name the certificate must carry (a DNS
+    /// name or an IP address); also the DoH authority.
+    pub tls_name: String,
+    /// HTTPS: the request path.
+    pub doh_path: String,
 }
+
+/// The DoH path of RFC 8484's examples, which servers use by default.
+pub const DEFAULT_DOH_PATH: &str = "/dns-query";
+/// Default persistent connections of the stream transports.
+pub const DEFAULT_CONNECTIONS: usize = 100;
+/// Default queries outstanding per connection.
+pub const DEFAULT_PIPELINE: usize = 16;
+/// Most connections (each holds an in-flight table of about 400 KiB).
+pub const MAX_CONNECTIONS: usize = 4096;
 
 impl Default for LoadConfig {
     fn default() -> Self {
@@ -136,6 +169,12 @@ impl Default for LoadConfig {
             workload: WorkloadConfig::default(),
             seed: 1,
             max_loss: None,
+            transport: Transport::Udp,
+            connections: DEFAULT_CONNECTIONS,
+            pipeline: DEFAULT_PIPELINE,
+            tls: None,
+            tls_name: String::new(),
+            doh_path: DEFAULT_DOH_PATH.into(),
         }
     }
 }
@@ -211,7 +250,64 @@ impl LoadConfig {
         {
             return Err(format!("--max-loss must be within 0..=1, not {max_loss}"));
         }
+        if self.transport.is_stream() {
+            self.validate_stream()?;
+        }
         Ok(())
+    }
+
+    fn validate_stream(&self) -> Result<(), String> {
+        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
+            return Err(format!(
+                "--connections must be within 1..={MAX_CONNECTIONS}, not {}",
+                self.connections
+            ));
+        }
+        if self.connections < self.workers {
+            return Err(format!(
+                "--connections ({}) must be at least --workers ({})",
+                self.connections, self.workers
+            ));
+        }
+        if self.pipeline == 0 || self.pipeline > inflight::MAX_IN_FLIGHT {
+            return Err(format!(
+                "--pipeline must be within 1..={}, not {}",
+                inflight::MAX_IN_FLIGHT,
+                self.pipeline
+            ));
+        }
+        if self.transport.is_encrypted() {
+            if self.tls.is_none() {
+                return Err(
+                    "--transport tls and https need --tls-ca FILE or --tls-insecure".into(),
+                );
+            }
+            self.endpoint()?;
+        }
+        if self.transport == Transport::Https && !self.doh_path.starts_with('/') {
+            return Err(format!(
+                "--doh-path must start with /, not {:?}",
+                self.doh_path
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where and how the stream transports connect.
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        let name = if self.tls_name.is_empty() {
+            self.target.ip().to_string()
+        } else {
+            self.tls_name.clone()
+        };
+        Ok(Endpoint {
+            target: self.target,
+            transport: self.transport,
+            tls: self.tls.clone(),
+            server_name: crate::tls::server_name(&name)?,
+            doh_path: self.doh_path.clone(),
+            connect_timeout: self.timeout.max(Duration::from_secs(1)),
+        })
     }
 
     /// "open" or "max".
@@ -225,6 +321,30 @@ impl LoadConfig {
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The pacing of worker `worker`'s connections: its share of
+/// `config.connections`, each with its own share of the open-loop rate
+/// (staggered) or the pipeline as its window.
+fn connection_paces(config: &LoadConfig, worker: usize) -> Vec<Pace> {
+    let total = config.connections.max(1);
+    let workers = config.workers.max(1);
+    let first = total * worker / workers;
+    let last = total * (worker + 1) / workers;
+    (first..last)
+        .map(|global| match config.mode {
+            Mode::Open { rate } => {
+                let interval_ns = 1e9 * total as f64 / rate;
+                Pace::Open {
+                    interval_ns,
+                    offset_ns: interval_ns * global as f64 / total as f64,
+                }
+            }
+            Mode::Max { .. } => Pace::Max {
+                window: config.pipeline,
+            },
+        })
+        .collect()
 }
 
 /// Per-second figures being gathered from the workers.
@@ -249,6 +369,9 @@ pub fn run(
         .validate()
         .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
     let workload = Workload::build(&config.workload)?;
+    let endpoint = config
+        .endpoint()
+        .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
     let workers = config.workers;
     let warmup_ns = nanos(config.warmup);
     let send_end_ns = warmup_ns.saturating_add(nanos(config.duration));
@@ -271,6 +394,37 @@ pub fn run(
             };
             let share = config.max_queries / workers as u64
                 + u64::from((index as u64) < config.max_queries % workers as u64);
+            let cpu = (!config.cpus.is_empty())
+                .then(|| config.cpus.get(index % config.cpus.len()).copied())
+                .flatten();
+            if config.transport.is_stream() {
+                let setup = StreamSetup {
+                    endpoint: endpoint.clone(),
+                    paces: connection_paces(config, index),
+                    pipeline: config.pipeline,
+                    timeout_ns: nanos(config.timeout),
+                    warmup_ns,
+                    send_end_ns,
+                    max_queries: share,
+                    cpu,
+                    seed: seeds.random(),
+                    stream: workload.stream(index, workers),
+                    start,
+                    stop,
+                    intervals: sender.clone(),
+                };
+                let handle = std::thread::Builder::new()
+                    .name(format!("loadtest-{index}"))
+                    .spawn_scoped(scope, move || stream::run(setup));
+                match handle {
+                    Ok(handle) => handles.push(handle),
+                    Err(err) => {
+                        drop(sender);
+                        return Err(err);
+                    }
+                }
+                continue;
+            }
             let setup = WorkerSetup {
                 target: config.target,
                 pace,
@@ -282,9 +436,7 @@ pub fn run(
                 warmup_ns,
                 send_end_ns,
                 max_queries: share,
-                cpu: (!config.cpus.is_empty())
-                    .then(|| config.cpus.get(index % config.cpus.len()).copied())
-                    .flatten(),
+                cpu,
                 seed: seeds.random(),
                 stream: workload.stream(index, workers),
                 start,

@@ -12,11 +12,13 @@
 //!               "sockets_per_worker", "batch", "gso", "max_in_flight", "duration_s", "warmup_s",
 //!               "timeout_ms", "max_queries", "workload" ("hot", "mixed(hot=80,...)"),
 //!               "names", "zone_names", "edns", "edns_size", "dnssec_ok",
-//!               "queries_file" (or null), "seed", "max_loss" (or null) },
+//!               "queries_file" (or null), "seed", "max_loss" (or null),
+//!               "transport" ("udp" | "tcp" | "tls" | "https"), "connections", "pipeline"
+//!               (both 0 for udp) },
 //!   "elapsed_s":  the measured time: from the end of the warm-up to the end of sending,
 //!   "counts":     { "scheduled", "sent", "unsent", "answered", "lost", "late", "duplicate",
 //!                   "wrong_id", "wrong_question", "malformed", "truncated",
-//!                   "behind_schedule", "refused" },
+//!                   "behind_schedule", "refused", "connection_errors", "http_errors" },
 //!   "rcodes":     { "NOERROR": n, "FORMERR": n, "SERVFAIL": n, "NXDOMAIN": n, ...others seen },
 //!   "loss":       (lost + unsent) / scheduled, 0..1,
 //!   "qps":        { "offered", "sent", "answered" } per second over elapsed_s,
@@ -97,6 +99,19 @@ pub struct ReportConfig {
     pub seed: u64,
     /// Loss threshold of `passed`.
     pub max_loss: Option<f64>,
+    /// `udp`, `tcp`, `tls` or `https`.
+    #[serde(default = "udp")]
+    pub transport: String,
+    /// Stream transports: persistent connections (0 for UDP).
+    #[serde(default)]
+    pub connections: usize,
+    /// Stream transports: queries outstanding per connection (0 for UDP).
+    #[serde(default)]
+    pub pipeline: usize,
+}
+
+fn udp() -> String {
+    "udp".into()
 }
 
 /// Rates over the measured time.
@@ -228,7 +243,12 @@ impl Report {
         let mut histogram = new_histogram()?;
         let mut send_end_ns = 0u64;
         let mut cold_issued = 0u64;
+        let mut first_error = None;
+        let stream = config.transport.is_stream();
         for result in results {
+            if first_error.is_none() {
+                first_error.clone_from(&result.first_error);
+            }
             counts.add(&result.counts);
             let _fits = histogram.add(&result.histogram);
             send_end_ns = send_end_ns.max(result.send_end_ns);
@@ -291,6 +311,19 @@ impl Report {
                 workload_config.zone_names
             ));
         }
+        if counts.connection_errors > 0 {
+            warnings.push(format!(
+                "{} connection errors (their outstanding queries are lost); the first: {}",
+                counts.connection_errors,
+                first_error.as_deref().unwrap_or("unknown")
+            ));
+        }
+        if counts.http_errors > 0 {
+            warnings.push(format!(
+                "{} DoH requests got an HTTP status other than 200 or were reset",
+                counts.http_errors
+            ));
+        }
         if counts.sent > 0 && counts.answered == 0 {
             warnings.push("no query was answered".into());
         }
@@ -327,6 +360,9 @@ impl Report {
                     .map(|path| path.display().to_string()),
                 seed: config.seed,
                 max_loss: config.max_loss,
+                transport: config.transport.as_str().into(),
+                connections: if stream { config.connections } else { 0 },
+                pipeline: if stream { config.pipeline } else { 0 },
             },
             elapsed_s: round(elapsed_s, 3),
             qps: Qps {
@@ -402,6 +438,9 @@ pub fn render_table(report: &Report) -> String {
     let counts = &report.counts;
     let pace = match (config.rate, config.window) {
         (Some(rate), _) => format!("open loop at {rate:.0} queries/s"),
+        (None, Some(_)) if config.connections > 0 => {
+            format!("max, {} outstanding per connection", config.pipeline)
+        }
         (None, Some(window)) => format!("max, {window} outstanding per socket"),
         (None, None) => config.mode.clone(),
     };
@@ -413,20 +452,28 @@ pub fn render_table(report: &Report) -> String {
         "run",
         format!("{} against {}, {pace}", config.workload, config.target),
     );
-    row(
-        "shape",
-        format!(
-            "{} worker(s) x {} socket(s), batch {}, CPUs {}",
-            config.workers,
-            config.sockets_per_worker,
-            config.batch,
-            if config.cpus.is_empty() {
-                "any".to_string()
-            } else {
-                format!("{:?}", config.cpus)
-            }
-        ),
-    );
+    let cpus = if config.cpus.is_empty() {
+        "any".to_string()
+    } else {
+        format!("{:?}", config.cpus)
+    };
+    if config.connections > 0 {
+        row(
+            "shape",
+            format!(
+                "{} over {} connection(s), pipeline {}, {} worker(s), CPUs {cpus}",
+                config.transport, config.connections, config.pipeline, config.workers,
+            ),
+        );
+    } else {
+        row(
+            "shape",
+            format!(
+                "{} worker(s) x {} socket(s), batch {}, CPUs {cpus}",
+                config.workers, config.sockets_per_worker, config.batch,
+            ),
+        );
+    }
     row(
         "time",
         format!(
@@ -456,6 +503,15 @@ pub fn render_table(report: &Report) -> String {
             counts.wrong_id, counts.wrong_question, counts.malformed, counts.late, counts.duplicate
         ),
     );
+    if config.connections > 0 {
+        row(
+            "errors",
+            format!(
+                "connection {}  HTTP {}",
+                counts.connection_errors, counts.http_errors
+            ),
+        );
+    }
     row(
         "rate",
         format!(

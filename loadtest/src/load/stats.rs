@@ -48,6 +48,15 @@ pub struct Counts {
     /// Errors the kernel reported on receive, such as ICMP port
     /// unreachable (nothing listens on the target).
     pub refused: u64,
+    /// Stream transports: connections that could not be opened, or failed
+    /// or were closed by the server during the run (their outstanding
+    /// queries are in `lost`).
+    #[serde(default)]
+    pub connection_errors: u64,
+    /// DNS over HTTPS: requests answered with an HTTP status other than
+    /// 200, or reset (their queries are in `lost`).
+    #[serde(default)]
+    pub http_errors: u64,
     /// Answered queries by rcode (index = rcode; the last slot holds every
     /// rcode from 23 up).
     #[serde(skip)]
@@ -70,6 +79,8 @@ impl Counts {
         self.truncated += other.truncated;
         self.behind_schedule += other.behind_schedule;
         self.refused += other.refused;
+        self.connection_errors += other.connection_errors;
+        self.http_errors += other.http_errors;
         for (mine, theirs) in self.rcodes.iter_mut().zip(other.rcodes.iter()) {
             *mine += theirs;
         }
@@ -178,6 +189,8 @@ pub(crate) struct WorkerTotals {
     pub(crate) send_end_ns: u64,
     /// `cold` queries produced (to warn when the zone was exhausted).
     pub(crate) cold_issued: u64,
+    /// Stream transports: the first connection error, for the warnings.
+    pub(crate) first_error: Option<String>,
 }
 
 #[cfg(test)]

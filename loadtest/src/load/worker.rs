@@ -37,7 +37,7 @@ const RECV_BUF: usize = 4096;
 /// `recvmmsg` calls per socket per loop turn, at most.
 const RECV_ROUNDS: usize = 8;
 /// One second in nanoseconds.
-const SECOND_NS: u64 = 1_000_000_000;
+pub(crate) const SECOND_NS: u64 = 1_000_000_000;
 /// How long past the end of the send phase a generator that fell behind
 /// may keep sending its backlog; what is left then is counted unsent.
 const BACKLOG_GRACE_NS: u64 = SECOND_NS;
@@ -89,15 +89,24 @@ impl Sock {
 }
 
 /// Counts and latencies of the current second and of the whole run.
-struct Tally {
-    interval: Counts,
-    total: Counts,
-    interval_histogram: Histogram<u64>,
-    total_histogram: Histogram<u64>,
+pub(crate) struct Tally {
+    pub(crate) interval: Counts,
+    pub(crate) total: Counts,
+    pub(crate) interval_histogram: Histogram<u64>,
+    pub(crate) total_histogram: Histogram<u64>,
 }
 
 impl Tally {
-    fn count(&mut self, counted: bool, event: impl Fn(&mut Counts)) {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self {
+            interval: Counts::default(),
+            total: Counts::default(),
+            interval_histogram: new_histogram()?,
+            total_histogram: new_histogram()?,
+        })
+    }
+
+    pub(crate) fn count(&mut self, counted: bool, event: impl Fn(&mut Counts)) {
         event(&mut self.interval);
         if counted {
             event(&mut self.total);
@@ -169,12 +178,7 @@ pub(crate) fn run(setup: WorkerSetup<'_>) -> io::Result<WorkerTotals> {
         });
     }
     let fds = socks.iter().map(Sock::fd).collect();
-    let tally = Tally {
-        interval: Counts::default(),
-        total: Counts::default(),
-        interval_histogram: new_histogram()?,
-        total_histogram: new_histogram()?,
-    };
+    let tally = Tally::new()?;
     let mut worker = Worker {
         setup,
         socks,
@@ -192,6 +196,7 @@ pub(crate) fn run(setup: WorkerSetup<'_>) -> io::Result<WorkerTotals> {
         histogram: worker.tally.total_histogram,
         send_end_ns,
         cold_issued: worker.setup.stream.cold_issued(),
+        first_error: None,
     })
 }
 
@@ -488,7 +493,13 @@ impl Sock {
 }
 
 /// Match one datagram to its query and count what it was.
-fn verify(packet: &[u8], table: &mut InFlight, tally: &mut Tally, now: u64, warmup_ns: u64) {
+pub(crate) fn verify(
+    packet: &[u8],
+    table: &mut InFlight,
+    tally: &mut Tally,
+    now: u64,
+    warmup_ns: u64,
+) {
     let in_measurement = now >= warmup_ns;
     let Ok(message) = Message::parse(packet) else {
         tally.count(in_measurement, |counts| counts.malformed += 1);
