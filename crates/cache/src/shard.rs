@@ -2,15 +2,24 @@
 //! [`Entry`] with segmented-LRU eviction, and its [`CacheStats`].
 //!
 //! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to an index in
-//! a dense slab `Vec<Slot>`. Each slot holds the entry, its hash (so the
-//! table can grow and slots can move without rehashing a key) and the
-//! links of one of two intrusive doubly linked lists. Removal swaps the
-//! last slot into the hole, so the slab never has gaps.
+//! a dense slab `Vec<Slot>`. Each slot (40 bytes on 64-bit targets) holds
+//! the entry (a pointer and length: the answer, its index and its
+//! timestamps live in the entry's one allocation), the links of one of two
+//! intrusive doubly linked lists, the hit count, the refresh mark and two
+//! flags. Removal swaps the last slot into the hole, so the slab never has
+//! gaps.
 //!
 //! The key is not stored twice: an entry's wire already holds the
 //! lower-cased question name, qtype and qclass, and the entry keeps the DO
-//! and CD bits, so [`Entry::matches`] compares against that. This saves a
-//! 255-byte inline name buffer per entry, often more than the entry itself.
+//! and CD bits, so [`Entry::matches`] compares against that. Neither is the
+//! hash: the table asks for it only when it grows and when a slot leaves
+//! or moves, and it is computed again from the entry then
+//! ([`Entry::key`]).
+//!
+//! The slab grows by an eighth at a time and its spare capacity counts
+//! against the byte bound like the entries do, so the bound covers every
+//! byte the shard holds on the heap: entries, slab (spare slots included)
+//! and the table (estimated per entry).
 //!
 //! Eviction is SLRU: new entries enter the probation segment; a hit there
 //! promotes the entry to the protected segment (at most ~80% of the
@@ -42,6 +51,18 @@ const NIL: u32 = u32::MAX;
 /// (load factor 7/8, power-of-two growth), so about two.
 pub const TABLE_BYTES_PER_ENTRY: usize = 2 * (size_of::<u32>() + 1);
 
+fn hash_key(hasher: &DefaultHashBuilder, key: &QueryKey) -> u64 {
+    use core::hash::BuildHasher as _;
+    hasher.hash_one(key)
+}
+
+/// The hash of the key of the entry in `slots[index]` (0 for no slot).
+fn slot_hash(hasher: &DefaultHashBuilder, slots: &[Slot], index: u32) -> u64 {
+    slots
+        .get(index as usize)
+        .map_or(0, |slot| hash_key(hasher, &slot.entry.key()))
+}
+
 /// The two SLRU segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
@@ -52,9 +73,6 @@ enum Segment {
 #[derive(Debug)]
 struct Slot {
     entry: Entry,
-    hash: u64,
-    /// Bytes accounted for this slot.
-    bytes: usize,
     /// Toward the most recently used end.
     prev: u32,
     /// Toward the least recently used end.
@@ -201,22 +219,38 @@ impl Cache {
         self.slots.is_empty()
     }
 
-    /// Bytes an entry accounts for once stored: its slot (the entry struct
-    /// with the key's DO/CD bits, hash and links), its heap (the shared wire,
-    /// which also holds the key's name, type and class, and any spilled
-    /// `SmallVec`, each with allocator overhead) and
+    /// Bytes an entry accounts for once stored: its slot (the entry's
+    /// pointer and length, links, hit count, refresh mark and flags), its
+    /// one heap allocation as glibc lays it out ([`Entry::heap_bytes`]:
+    /// the wire, which also holds the key's name, type and class, the TTL
+    /// offsets, cuts and trailer, plus malloc's header and rounding) and
     /// [`TABLE_BYTES_PER_ENTRY`].
+    ///
+    /// The shard's total ([`CacheStats::bytes`]) is the sum of this over
+    /// its entries plus the slab's spare slots.
     pub fn entry_bytes(entry: &Entry) -> usize {
         size_of::<Slot>() + entry.heap_bytes() + TABLE_BYTES_PER_ENTRY
     }
 
+    /// Bytes of one slot, the fixed part of [`Cache::entry_bytes`].
+    pub const SLOT_BYTES: usize = size_of::<Slot>();
+
     fn bytes(&self) -> usize {
-        self.probation.bytes + self.protected.bytes
+        self.probation.bytes + self.protected.bytes + self.spare_bytes()
+    }
+
+    /// The slab's allocated but unused slots: held memory like any other.
+    fn spare_bytes(&self) -> usize {
+        (self.slots.capacity() - self.slots.len()) * size_of::<Slot>()
     }
 
     fn hash(&self, key: &QueryKey) -> u64 {
-        use core::hash::BuildHasher as _;
-        self.hasher.hash_one(key)
+        hash_key(&self.hasher, key)
+    }
+
+    /// The hash of the key of the entry in slot `index`.
+    fn slot_hash(&self, index: u32) -> u64 {
+        slot_hash(&self.hasher, &self.slots, index)
     }
 
     fn find(&self, hash: u64, key: &QueryKey) -> Option<u32> {
@@ -225,7 +259,7 @@ impl Cache {
             .find(hash, |&index| {
                 slots
                     .get(index as usize)
-                    .is_some_and(|slot| slot.hash == hash && slot.entry.matches(key))
+                    .is_some_and(|slot| slot.entry.matches(key))
             })
             .copied()
     }
@@ -370,7 +404,6 @@ impl Cache {
                 self.unlink(index);
                 if let Some(slot) = self.slots.get_mut(index as usize) {
                     slot.entry = entry;
-                    slot.bytes = bytes;
                     // A new answer starts its own life: no hits yet, and
                     // the upstream just proved it answers.
                     slot.hits = 0;
@@ -384,10 +417,13 @@ impl Cache {
             }
             None => {
                 let index = self.slots.len() as u32;
+                if self.slots.len() == self.slots.capacity() {
+                    // Grow by an eighth, not double: spare slots count
+                    // against the bound, so keep them few.
+                    self.slots.reserve_exact((self.slots.len() / 8).max(1));
+                }
                 self.slots.push(Slot {
                     entry,
-                    hash,
-                    bytes,
                     prev: NIL,
                     next: NIL,
                     segment: Segment::Probation,
@@ -396,10 +432,9 @@ impl Cache {
                     copied,
                 });
                 self.copies += usize::from(copied);
-                let slots = &self.slots;
-                self.table.insert_unique(hash, index, |&other| {
-                    slots.get(other as usize).map_or(0, |slot| slot.hash)
-                });
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.table
+                    .insert_unique(hash, index, |&other| slot_hash(hasher, slots, other));
                 self.push_front(Segment::Probation, index);
                 index
             }
@@ -512,10 +547,10 @@ impl Cache {
         capacity_bytes.min(size_of::<Slot>().saturating_mul(NIL as usize - 1))
     }
 
-    /// Remove every entry (counters are kept).
+    /// Remove every entry (counters are kept) and release the slab.
     pub fn clear(&mut self) {
-        self.table.clear();
-        self.slots.clear();
+        self.table = HashTable::new();
+        self.slots = Vec::new();
         self.copies = 0;
         self.probation = List::EMPTY;
         self.protected = List::EMPTY;
@@ -551,7 +586,8 @@ impl Cache {
         let Some(slot) = self.slots.get(index as usize) else {
             return;
         };
-        let (prev, next, segment, bytes) = (slot.prev, slot.next, slot.segment, slot.bytes);
+        let (prev, next, segment) = (slot.prev, slot.next, slot.segment);
+        let bytes = Self::entry_bytes(&slot.entry);
         if prev == NIL {
             self.list_mut(segment).head = next;
         } else {
@@ -577,7 +613,7 @@ impl Cache {
         slot.segment = segment;
         slot.prev = NIL;
         slot.next = old_head;
-        let bytes = slot.bytes;
+        let bytes = Self::entry_bytes(&slot.entry);
         if old_head != NIL {
             self.set_prev(old_head, index);
         }
@@ -617,10 +653,22 @@ impl Cache {
     /// `keep` (just stored) is evicted last, never.
     fn evict_to_fit(&mut self, mut keep: u32) {
         while self.bytes() > self.capacity {
+            if keep == NIL && self.spare_bytes() > 0 {
+                // An operator's shrink: give spare slots back before
+                // evicting anything (the query path keeps them for the
+                // next inserts).
+                self.slots.shrink_to_fit();
+                if self.bytes() <= self.capacity {
+                    break;
+                }
+            }
             let Some(victim) = [self.probation.tail, self.protected.tail]
                 .into_iter()
                 .find(|&victim| victim != NIL && victim != keep)
             else {
+                // Only the entry just stored is left: spare slots are all
+                // that can still go.
+                self.slots.shrink_to_fit();
                 break;
             };
             // The removal moves the last slot into the victim's index.
@@ -635,20 +683,26 @@ impl Cache {
 
     /// Remove slot `index` everywhere, moving the last slot into its place.
     fn remove_slot(&mut self, index: u32) {
-        let Some((hash, copied)) = self
-            .slots
-            .get(index as usize)
-            .map(|slot| (slot.hash, slot.copied))
-        else {
+        let Some(copied) = self.slots.get(index as usize).map(|slot| slot.copied) else {
             return;
         };
+        let hash = self.slot_hash(index);
         self.copies -= usize::from(copied);
         self.unlink(index);
         if let Ok(found) = self.table.find_entry(hash, |&other| other == index) {
             found.remove();
         }
         let last = self.slots.len() as u32 - 1;
+        let moved_hash = if index == last {
+            0
+        } else {
+            self.slot_hash(last)
+        };
         self.slots.swap_remove(index as usize);
+        if self.slots.is_empty() {
+            // An empty shard holds no slab (its spare slots would count).
+            self.slots = Vec::new();
+        }
         if index == last {
             return;
         }
@@ -657,7 +711,7 @@ impl Cache {
         let Some(moved) = self.slots.get(index as usize) else {
             return;
         };
-        let (moved_hash, prev, next, segment) = (moved.hash, moved.prev, moved.next, moved.segment);
+        let (prev, next, segment) = (moved.prev, moved.next, moved.segment);
         if let Some(pointer) = self.table.find_mut(moved_hash, |&other| other == last) {
             *pointer = index;
         }
@@ -697,8 +751,7 @@ impl Cache {
                 seen[index as usize] = true;
                 assert_eq!(slot.segment, segment, "slot {index} in the wrong list");
                 assert_eq!(slot.prev, prev, "slot {index} prev link");
-                assert_eq!(slot.bytes, Self::entry_bytes(&slot.entry));
-                bytes += slot.bytes;
+                bytes += Self::entry_bytes(&slot.entry);
                 prev = index;
                 index = slot.next;
             }
@@ -708,7 +761,10 @@ impl Cache {
         assert!(seen.iter().all(|&linked| linked), "a slot is in no list");
         assert_eq!(self.table.len(), self.slots.len());
         for (index, slot) in self.slots.iter().enumerate() {
-            let found = self.table.find(slot.hash, |&other| other as usize == index);
+            let _ = slot;
+            let found = self.table.find(self.slot_hash(index as u32), |&other| {
+                other as usize == index
+            });
             assert_eq!(
                 found.copied(),
                 Some(index as u32),
