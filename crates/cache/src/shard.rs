@@ -2,7 +2,7 @@
 //! [`Entry`] with segmented-LRU eviction, and its [`CacheStats`].
 //!
 //! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to an index in
-//! a dense slab `Vec<Slot>`. Each slot (40 bytes on 64-bit targets) holds
+//! a dense slab `Vec<Slot>`. Each slot (32 bytes on 64-bit targets) holds
 //! the entry (a pointer and length: the answer, its index and its
 //! timestamps live in the entry's one allocation), the links of one of two
 //! intrusive doubly linked lists, the hit count, the refresh mark and two
@@ -70,6 +70,8 @@ enum Segment {
     Protected,
 }
 
+/// One stored entry and its place in the lists: 32 bytes on 64-bit
+/// targets, every field a `u32` beside the entry's fat pointer.
 #[derive(Debug)]
 struct Slot {
     entry: Entry,
@@ -77,15 +79,87 @@ struct Slot {
     prev: u32,
     /// Toward the least recently used end.
     next: u32,
-    segment: Segment,
-    /// Fresh lookups since the entry was stored (saturating).
-    hits: u32,
+    /// Fresh lookups since the entry was stored (saturating at
+    /// [`MAX_HITS`]) in the low 30 bits; [`PROTECTED`] and [`COPIED`].
+    hits_and_flags: u32,
     /// Serve-stale: the upstream failed for this key; do not ask it again
-    /// before this time.
-    refresh_after: Timestamp,
-    /// Stored from another core's hint: a copy of an answer that core
-    /// fetched (and may still hold).
-    copied: bool,
+    /// before `stored_at` plus this many milliseconds (0: no mark).
+    refresh_after_ms: u32,
+}
+
+/// In [`Slot::hits_and_flags`]: the slot is in the protected segment.
+const PROTECTED: u32 = 1 << 31;
+/// In [`Slot::hits_and_flags`]: stored from another core's hint, a copy of
+/// an answer that core fetched (and may still hold).
+const COPIED: u32 = 1 << 30;
+/// Hits saturate here (about a billion).
+const MAX_HITS: u32 = COPIED - 1;
+
+impl Slot {
+    fn new(entry: Entry, copied: bool) -> Self {
+        Self {
+            entry,
+            prev: NIL,
+            next: NIL,
+            hits_and_flags: if copied { COPIED } else { 0 },
+            refresh_after_ms: 0,
+        }
+    }
+
+    fn hits(&self) -> u32 {
+        self.hits_and_flags & MAX_HITS
+    }
+
+    fn count_hit(&mut self) {
+        if self.hits() < MAX_HITS {
+            self.hits_and_flags += 1;
+        }
+    }
+
+    fn segment(&self) -> Segment {
+        if self.hits_and_flags & PROTECTED != 0 {
+            Segment::Protected
+        } else {
+            Segment::Probation
+        }
+    }
+
+    fn set_segment(&mut self, segment: Segment) {
+        match segment {
+            Segment::Protected => self.hits_and_flags |= PROTECTED,
+            Segment::Probation => self.hits_and_flags &= !PROTECTED,
+        }
+    }
+
+    fn copied(&self) -> bool {
+        self.hits_and_flags & COPIED != 0
+    }
+
+    /// A new entry in this slot: no hits, no refresh mark, the segment
+    /// kept.
+    fn replace(&mut self, entry: Entry, copied: bool) {
+        self.entry = entry;
+        self.hits_and_flags = (self.hits_and_flags & PROTECTED) | if copied { COPIED } else { 0 };
+        self.refresh_after_ms = 0;
+    }
+
+    fn refresh_after(&self) -> Timestamp {
+        if self.refresh_after_ms == 0 {
+            return Timestamp::ZERO;
+        }
+        self.entry
+            .stored_at()
+            .add_millis(u64::from(self.refresh_after_ms))
+    }
+
+    /// Kept relative to `stored_at`; a mark further out than 49 days is
+    /// brought in (the upstream is only asked sooner).
+    fn set_refresh_after(&mut self, at: Timestamp) {
+        let delta = at
+            .as_millis()
+            .saturating_sub(self.entry.stored_at().as_millis());
+        self.refresh_after_ms = u32::try_from(delta).unwrap_or(u32::MAX);
+    }
 }
 
 /// One intrusive list: head is the most recently used slot.
@@ -120,7 +194,7 @@ pub enum Lookup<'a> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlotInfo {
     /// Fresh lookups since the entry was stored, this one included
-    /// (saturating at `u32::MAX`); 0 for a miss.
+    /// (saturating at 2^30 - 1); 0 for a miss.
     pub hits: u32,
     /// The upstream failed for this key recently: until this time, serve
     /// stale rather than ask again ([`Timestamp::ZERO`] when it has not).
@@ -299,11 +373,11 @@ impl Cache {
         match self.slots.get_mut(index as usize) {
             Some(slot) => {
                 if fresh {
-                    slot.hits = slot.hits.saturating_add(1);
+                    slot.count_hit();
                 }
                 let info = SlotInfo {
-                    hits: slot.hits,
-                    refresh_after: slot.refresh_after,
+                    hits: slot.hits(),
+                    refresh_after: slot.refresh_after(),
                 };
                 let entry = &slot.entry;
                 (
@@ -338,7 +412,7 @@ impl Cache {
         };
         match self.slots.get_mut(index as usize) {
             Some(slot) => {
-                slot.refresh_after = at;
+                slot.set_refresh_after(at);
                 true
             }
             None => false,
@@ -403,13 +477,10 @@ impl Cache {
                 // A refreshed answer keeps the standing its name earned.
                 self.unlink(index);
                 if let Some(slot) = self.slots.get_mut(index as usize) {
-                    slot.entry = entry;
                     // A new answer starts its own life: no hits yet, and
                     // the upstream just proved it answers.
-                    slot.hits = 0;
-                    slot.refresh_after = Timestamp::ZERO;
-                    self.copies = self.copies - usize::from(slot.copied) + usize::from(copied);
-                    slot.copied = copied;
+                    self.copies = self.copies - usize::from(slot.copied()) + usize::from(copied);
+                    slot.replace(entry, copied);
                 }
                 let segment = self.segment_of(index);
                 self.push_front(segment, index);
@@ -422,15 +493,7 @@ impl Cache {
                     // against the bound, so keep them few.
                     self.slots.reserve_exact((self.slots.len() / 8).max(1));
                 }
-                self.slots.push(Slot {
-                    entry,
-                    prev: NIL,
-                    next: NIL,
-                    segment: Segment::Probation,
-                    hits: 0,
-                    refresh_after: Timestamp::ZERO,
-                    copied,
-                });
+                self.slots.push(Slot::new(entry, copied));
                 self.copies += usize::from(copied);
                 let (slots, hasher) = (&self.slots, &self.hasher);
                 self.table
@@ -559,7 +622,7 @@ impl Cache {
     fn segment_of(&self, index: u32) -> Segment {
         self.slots
             .get(index as usize)
-            .map_or(Segment::Probation, |slot| slot.segment)
+            .map_or(Segment::Probation, Slot::segment)
     }
 
     fn list_mut(&mut self, segment: Segment) -> &mut List {
@@ -586,7 +649,7 @@ impl Cache {
         let Some(slot) = self.slots.get(index as usize) else {
             return;
         };
-        let (prev, next, segment) = (slot.prev, slot.next, slot.segment);
+        let (prev, next, segment) = (slot.prev, slot.next, slot.segment());
         let bytes = Self::entry_bytes(&slot.entry);
         if prev == NIL {
             self.list_mut(segment).head = next;
@@ -610,7 +673,7 @@ impl Cache {
         let Some(slot) = self.slots.get_mut(index as usize) else {
             return;
         };
-        slot.segment = segment;
+        slot.set_segment(segment);
         slot.prev = NIL;
         slot.next = old_head;
         let bytes = Self::entry_bytes(&slot.entry);
@@ -683,7 +746,7 @@ impl Cache {
 
     /// Remove slot `index` everywhere, moving the last slot into its place.
     fn remove_slot(&mut self, index: u32) {
-        let Some(copied) = self.slots.get(index as usize).map(|slot| slot.copied) else {
+        let Some(copied) = self.slots.get(index as usize).map(Slot::copied) else {
             return;
         };
         let hash = self.slot_hash(index);
@@ -711,7 +774,7 @@ impl Cache {
         let Some(moved) = self.slots.get(index as usize) else {
             return;
         };
-        let (prev, next, segment) = (moved.prev, moved.next, moved.segment);
+        let (prev, next, segment) = (moved.prev, moved.next, moved.segment());
         if let Some(pointer) = self.table.find_mut(moved_hash, |&other| other == last) {
             *pointer = index;
         }
@@ -735,7 +798,7 @@ impl Cache {
     /// the byte bound.
     pub(crate) fn check_invariants(&self) {
         assert_eq!(
-            self.slots.iter().filter(|slot| slot.copied).count(),
+            self.slots.iter().filter(|slot| slot.copied()).count(),
             self.copies,
             "copies miscounted"
         );
@@ -749,7 +812,7 @@ impl Cache {
                 let slot = &self.slots[index as usize];
                 assert!(!seen[index as usize], "slot {index} linked twice");
                 seen[index as usize] = true;
-                assert_eq!(slot.segment, segment, "slot {index} in the wrong list");
+                assert_eq!(slot.segment(), segment, "slot {index} in the wrong list");
                 assert_eq!(slot.prev, prev, "slot {index} prev link");
                 bytes += Self::entry_bytes(&slot.entry);
                 prev = index;

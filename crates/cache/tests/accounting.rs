@@ -113,11 +113,15 @@ fn entry(prefix: &str, n: u64, records: u8, now: Timestamp) -> (QueryKey, Entry)
 
 /// Check the accounted bytes against the measured heap, `since` the
 /// measurement before the shard existed.
-fn check(cache: &Cache, since: isize, step: &str) {
+fn check(cache: &Cache, since: isize, step: &str, report: &mut String) {
+    use std::fmt::Write as _;
     let heap = (live() - since) as f64;
     let accounted = cache.stats().bytes as f64;
     let off = (accounted - heap).abs() / heap;
-    println!(
+    // Into a buffer reserved before the measurement: printing here would
+    // grow the test harness's capture buffer, on this thread's heap.
+    let _ = writeln!(
+        report,
         "{step}: {} entries, accounted {accounted} bytes, heap {heap} bytes ({:+.1} %)",
         cache.len(),
         (accounted - heap) / heap * 100.0
@@ -142,6 +146,7 @@ fn accounted_bytes_match_the_heap() {
     let now = Timestamp::from_secs(1_000);
     let capacity = 2 << 20;
     let forty = "a".repeat(28);
+    let mut report = String::with_capacity(4096);
     let since = live();
     let mut cache = Cache::new(capacity, CachePolicy::default()).unwrap();
     // Several sizes: a short name and one record (41 wire bytes), two
@@ -163,25 +168,26 @@ fn accounted_bytes_match_the_heap() {
         }
     };
     fill(&mut cache, 2_000);
-    check(&cache, since, "2,000 inserts");
+    check(&cache, since, "2,000 inserts", &mut report);
     fill(&mut cache, 10_000);
-    check(&cache, since, "12,000 inserts");
+    check(&cache, since, "12,000 inserts", &mut report);
     // Well past the bound: evictions, and the bound holds.
     fill(&mut cache, 30_000);
     assert!(cache.stats().evictions > 0);
     assert!(cache.stats().bytes <= capacity);
-    check(&cache, since, "42,000 inserts (full)");
+    check(&cache, since, "42,000 inserts (full)", &mut report);
     // Half removed: the slab keeps its spare slots, and counts them.
     let mut odd = false;
     cache.retain(|_| {
         odd = !odd;
         odd
     });
-    check(&cache, since, "half removed");
+    check(&cache, since, "half removed", &mut report);
     fill(&mut cache, 30_000);
-    check(&cache, since, "refilled");
+    check(&cache, since, "refilled", &mut report);
     cache.clear();
     assert_eq!(cache.stats().bytes, 0);
     drop(cache);
     assert_eq!(live() - since, 0, "the shard leaked");
+    print!("{report}");
 }
