@@ -236,10 +236,16 @@ impl Entry {
                     available,
                 });
             }
-            self.cut_iter()
-                .rev()
-                .find(|cut| fits(cut))
-                .unwrap_or(question_only)
+            // Cuts come in increasing order: keep the last that fits.
+            let mut best = question_only;
+            if let Ok(message) = Message::parse(self.wire()) {
+                crate::entry::visit_cuts(&message, |cut| {
+                    if fits(&cut) {
+                        best = cut;
+                    }
+                });
+            }
+            best
         };
         let len = usize::from(cut.offset);
         let (Some(dest), Some(body)) = (out.get_mut(..len), self.wire().get(..len)) else {

@@ -3,8 +3,12 @@
 //!
 //! An entry is one exact-size heap allocation holding a complete DNS
 //! message, so a hit is a `memcpy` plus a few in-place patches (ID, flags,
-//! counts, qname case, TTLs) and never needs a parse, followed by the
-//! index a hit needs and a fixed trailer:
+//! counts, qname case, TTLs) and never needs a parse, followed by a fixed
+//! trailer. Nothing else is kept: the TTL fields are found by stepping
+//! over the stored records (owner, type, class, TTL, RDLENGTH: no names
+//! are decoded), and only a reply that must be truncated walks the parsed
+//! view for its RRset boundaries; both cost a hit less than keeping two
+//! bytes a record and eight an RRset for every entry costs the cache:
 //!
 //! ```text
 //! 0   header: ID 0, QR RA [AD] rcode, counts of the stored records
@@ -12,11 +16,6 @@
 //! ..  answer, authority and additional records copied from upstream with
 //!     MessageBuilder::copy_record (pointers valid within this copy); the
 //!     upstream OPT record (and any TSIG) left out
-//! W   the offset of every stored record's TTL field: u16 each, as many
-//!     as the header counts
-//! ..  the end of every RRset but the last as a truncation point: offset
-//!     and the three section counts up to it, u16 each (the last cut is
-//!     the whole message: W and the header's counts)
 //! -16 trailer: stored_at (7 bytes of milliseconds), kind/DO/CD bits,
 //!     lifetime (u32 milliseconds), W (u16), EDE info code (u16)
 //! ```
@@ -143,54 +142,62 @@ fn offset_u16(offset: usize) -> Result<u16, CacheError> {
     u16::try_from(offset).map_err(|_| WireError::new(ErrorKind::NoSpace, offset).into())
 }
 
-/// An entry being built: the normalized message and its index, before
-/// they are packed into one allocation.
+/// An entry being built: the normalized message and its TTL fields,
+/// before they are packed into one allocation.
 struct Parts {
     wire: Vec<u8>,
     /// Offset of the TTL field of every stored record, in message order.
     ttl_offsets: SmallVec<[u16; 8]>,
-    /// The end of every RRset, in message order; the last is the end of
-    /// the message. Empty when there are no records.
-    cuts: SmallVec<[Cut; 4]>,
+}
+
+/// Visit the end of every RRset of a stored `message`, in order, as a
+/// [`Cut`] (the last is the end of the message); nothing when there are no
+/// records. Reads the parsed view only: no allocation, so the truncation of
+/// a hit can call it.
+pub(crate) fn visit_cuts(message: &Message<'_>, mut visit: impl FnMut(Cut)) {
+    let mut counts = [0u16; 3];
+    let mut previous: Option<(Section, Name<'_>, RecordType, Class)> = None;
+    for (section, count) in SECTIONS.into_iter().zip(0usize..) {
+        for record in message.records(section) {
+            let (name, rtype, class) = (record.name(), record.rtype(), record.class());
+            // An RRSIG rides with the RRset it follows, so a cut never
+            // separates a signature from its data.
+            let same_set = previous.is_some_and(|(s, n, t, c)| {
+                s == section
+                    && c == class
+                    && n.eq_ignore_case(&name)
+                    && (t == rtype || rtype == RecordType::RRSIG)
+            });
+            if previous.is_some()
+                && !same_set
+                && let Ok(cut) = cut_at(record.name().offset(), counts)
+            {
+                visit(cut);
+            }
+            previous = Some((section, name, rtype, class));
+            if let Some(slot) = counts.get_mut(count) {
+                *slot = slot.saturating_add(1);
+            }
+        }
+    }
+    if previous.is_some()
+        && let Ok(cut) = cut_at(message.end_offset(), counts)
+    {
+        visit(cut);
+    }
 }
 
 impl Parts {
-    /// Walk the stored copy once: find every TTL field and every RRset
-    /// boundary.
+    /// Walk the stored copy once: find every TTL field.
     fn index(wire: Vec<u8>) -> Result<Self, CacheError> {
-        let mut parts = Self {
-            wire,
-            ttl_offsets: SmallVec::new(),
-            cuts: SmallVec::new(),
-        };
-        let message = Message::parse(&parts.wire)?;
-        let mut counts = [0u16; 3];
-        let mut previous: Option<(Section, Name<'_>, RecordType, Class)> = None;
-        for (section, count) in SECTIONS.into_iter().zip(0usize..) {
+        let mut ttl_offsets = SmallVec::new();
+        let message = Message::parse(&wire)?;
+        for section in SECTIONS {
             for record in message.records(section) {
-                let (name, rtype, class) = (record.name(), record.rtype(), record.class());
-                // An RRSIG rides with the RRset it follows, so a cut never
-                // separates a signature from its data.
-                let same_set = previous.is_some_and(|(s, n, t, c)| {
-                    s == section
-                        && c == class
-                        && n.eq_ignore_case(&name)
-                        && (t == rtype || rtype == RecordType::RRSIG)
-                });
-                if previous.is_some() && !same_set {
-                    parts.cuts.push(cut_at(record.name().offset(), counts)?);
-                }
-                previous = Some((section, name, rtype, class));
-                parts.ttl_offsets.push(offset_u16(record.ttl_offset())?);
-                if let Some(slot) = counts.get_mut(count) {
-                    *slot = slot.saturating_add(1);
-                }
+                ttl_offsets.push(offset_u16(record.ttl_offset())?);
             }
         }
-        if previous.is_some() {
-            parts.cuts.push(cut_at(message.end_offset(), counts)?);
-        }
-        Ok(parts)
+        Ok(Self { wire, ttl_offsets })
     }
 
     /// Rewrite every stored TTL per policy, none above `cap`; returns the
@@ -230,23 +237,15 @@ impl Parts {
         lowest
     }
 
-    /// Pack into one allocation: the wire, the TTL offsets, every cut but
-    /// the last (which the header's counts and the wire length give) and
-    /// the trailer.
+    /// Pack into one allocation: the wire and the trailer. Neither the TTL
+    /// offsets nor the RRset boundaries are kept: a hit finds the TTLs by
+    /// stepping over the stored records, and a reply that must be cut
+    /// finds its boundaries by walking the parsed view, cheaper than bytes
+    /// per record held for ever.
     fn pack(self, meta: Meta) -> Result<Entry, CacheError> {
         let wire_len = offset_u16(self.wire.len())?;
-        let extra_cuts = self.cuts.len().saturating_sub(1);
-        let len = self.wire.len() + 2 * self.ttl_offsets.len() + CUT_LEN * extra_cuts + TRAILER_LEN;
-        let mut blob = Vec::with_capacity(len);
+        let mut blob = Vec::with_capacity(self.wire.len() + TRAILER_LEN);
         blob.extend_from_slice(&self.wire);
-        for offset in &self.ttl_offsets {
-            blob.extend_from_slice(&offset.to_be_bytes());
-        }
-        for cut in self.cuts.iter().take(extra_cuts) {
-            for value in [cut.offset, cut.answers, cut.authorities, cut.additionals] {
-                blob.extend_from_slice(&value.to_be_bytes());
-            }
-        }
         blob.extend_from_slice(&[0u8; TRAILER_LEN]);
         let mut entry = Entry {
             blob: blob.into_boxed_slice(),
@@ -272,8 +271,6 @@ struct Meta {
     expires_at: Timestamp,
 }
 
-/// Bytes of one packed cut: offset and three counts.
-const CUT_LEN: usize = 8;
 /// Bytes of the trailer at the end of every entry.
 const TRAILER_LEN: usize = 16;
 /// Trailer positions, counted back from the end of the allocation:
@@ -438,7 +435,6 @@ impl Entry {
         let parts = Parts {
             wire,
             ttl_offsets: SmallVec::new(),
-            cuts: SmallVec::new(),
         };
         parts.pack(Meta {
             kind: EntryKind::ServFail,
@@ -638,44 +634,24 @@ impl Entry {
         self.ttl_offset_iter().collect()
     }
 
-    /// The RRset boundaries, in order; the last is the whole message (a
-    /// copy of the packed index; the hit path reads it in place).
+    /// The RRset boundaries, in order; the last is the whole message
+    /// (found by walking the stored records).
     pub fn cuts(&self) -> SmallVec<[Cut; 4]> {
-        self.cut_iter().collect()
+        let mut cuts = SmallVec::new();
+        if let Ok(message) = Message::parse(self.wire()) {
+            visit_cuts(&message, |cut| cuts.push(cut));
+        }
+        cuts
     }
 
-    /// [`Entry::ttl_offsets`], read in place.
-    pub(crate) fn ttl_offset_iter(&self) -> impl ExactSizeIterator<Item = u16> + Clone + '_ {
-        let start = self.wire_len();
-        let end = start + 2 * self.records();
-        self.blob
-            .get(start..end)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .map(|pair| read_u16(pair, 0).unwrap_or(0))
-    }
-
-    /// [`Entry::cuts`], read in place.
-    pub(crate) fn cut_iter(&self) -> impl DoubleEndedIterator<Item = Cut> + Clone + '_ {
-        let start = self.wire_len() + 2 * self.records();
-        let end = self.blob.len().saturating_sub(TRAILER_LEN);
-        let extra = self
-            .blob
-            .get(start..end)
-            .unwrap_or_default()
-            .chunks_exact(CUT_LEN)
-            .map(|cut| {
-                let [offset, answers, authorities, additionals] =
-                    [0, 2, 4, 6].map(|at| read_u16(cut, at).unwrap_or(0));
-                Cut {
-                    offset,
-                    answers,
-                    authorities,
-                    additionals,
-                }
-            });
-        let last = (self.records() > 0).then(|| self.full_cut());
-        extra.chain(last)
+    /// [`Entry::ttl_offsets`], found in place by stepping over the stored
+    /// records.
+    pub(crate) fn ttl_offset_iter(&self) -> TtlOffsets<'_> {
+        TtlOffsets {
+            wire: self.wire(),
+            at: usize::from(self.question_end()),
+            left: self.records(),
+        }
     }
 
     /// The whole stored message as a cut (with no records: the question).
@@ -725,6 +701,59 @@ impl Entry {
     /// Memory this entry occupies: the struct and its heap.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>() + self.heap_bytes()
+    }
+}
+
+/// The TTL fields of a stored message's records, in order: each record's
+/// owner (labels ending in a root label or a compression pointer), type,
+/// class, then the TTL; RDLENGTH skips the data. Stops early, rather than
+/// read past the end, on bytes that do not parse (not for a stored copy,
+/// which `MessageBuilder` wrote).
+#[derive(Debug, Clone)]
+pub(crate) struct TtlOffsets<'a> {
+    wire: &'a [u8],
+    at: usize,
+    left: usize,
+}
+
+impl Iterator for TtlOffsets<'_> {
+    type Item = u16;
+
+    fn next(&mut self) -> Option<u16> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut at = self.at;
+        loop {
+            let len = *self.wire.get(at)?;
+            match len & 0xc0 {
+                0xc0 => {
+                    at += 2;
+                    break;
+                }
+                0 if len == 0 => {
+                    at += 1;
+                    break;
+                }
+                0 => at += 1 + usize::from(len),
+                _ => {
+                    self.left = 0;
+                    return None;
+                }
+            }
+        }
+        let ttl_at = at + 4;
+        let Some(rdlength) = read_u16(self.wire, at + 8) else {
+            self.left = 0;
+            return None;
+        };
+        self.at = at + 10 + usize::from(rdlength);
+        self.left -= 1;
+        u16::try_from(ttl_at).ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
     }
 }
 

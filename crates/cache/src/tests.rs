@@ -1302,9 +1302,8 @@ fn memory_accounting_is_one_allocation() {
     let (_, small) = numbered(1, 2, 300, at(T0));
     let (_, large) = numbered(1, 40, 300, at(T0));
     for entry in [&small, &large] {
-        // The wire, a u16 TTL offset per record, the trailer; one RRset,
-        // so no extra cut.
-        let blob = entry.wire().len() + 2 * entry.ttl_offsets().len() + 16;
+        // The wire and the trailer; one RRset, so no extra cut.
+        let blob = entry.wire().len() + 16;
         assert_eq!(entry.blob_len(), blob);
         // glibc: an 8-byte header, 16-byte granularity.
         assert_eq!(entry.heap_bytes(), (blob + 8).div_ceil(16) * 16);
@@ -1642,12 +1641,12 @@ fn entry_cost_table() {
         (
             "`host1.example A`, 8 records",
             accounted("host1.example", 8),
-            (159, 353, 250),
+            (159, 353, 234),
         ),
         (
             "`host1.example A`, 29 records",
             accounted("host1.example", 29),
-            (495, 763, 634),
+            (495, 763, 570),
         ),
     ];
     println!("| answer | wire bytes | accounted before | accounted now | now / wire |");
