@@ -17,7 +17,8 @@
 //!     MessageBuilder::copy_record (pointers valid within this copy); the
 //!     upstream OPT record (and any TSIG) left out
 //! -16 trailer: stored_at (7 bytes of milliseconds), kind/DO/CD bits,
-//!     lifetime (u32 milliseconds), W (u16), EDE info code (u16)
+//!     lifetime (u32: milliseconds, or seconds with the top bit set), W
+//!     (u16), EDE info code (u16)
 //! ```
 //!
 //! The key is not stored apart: the question holds the lower-cased name,
@@ -281,6 +282,8 @@ const BITS_AT: usize = 9;
 const LIFETIME_AT: usize = 8;
 const WIRE_LEN_AT: usize = 4;
 const EDE_AT: usize = 2;
+/// The lifetime's top bit: the rest counts seconds, not milliseconds.
+const LIFETIME_IN_SECS: u32 = 1 << 31;
 /// `stored_at` keeps 56 bits of milliseconds (over two million years).
 const STORED_AT_MAX: u64 = (1 << 56) - 1;
 const BIT_DO: u8 = 0x04;
@@ -477,12 +480,22 @@ impl Entry {
     }
 
     /// Set when the entry was stored and when it expires. `stored_at` keeps
-    /// 56 bits of milliseconds and the lifetime 32 (about 49 days); a
-    /// longer lifetime is cut short, never lengthened.
+    /// 56 bits of milliseconds. The lifetime is a `u32`: milliseconds below
+    /// 2^31 (24.8 days), else whole seconds (rounded down, so an entry
+    /// never lives longer than it was given) with the top bit set, up to
+    /// 68 years, the largest DNS TTL.
     pub(crate) fn set_times(&mut self, stored_at: Timestamp, expires_at: Timestamp) {
         let stored = stored_at.as_millis().min(STORED_AT_MAX);
         let lifetime = expires_at.as_millis().saturating_sub(stored);
-        let lifetime = u32::try_from(lifetime).unwrap_or(u32::MAX);
+        let lifetime = match u32::try_from(lifetime) {
+            Ok(ms) if ms < LIFETIME_IN_SECS => ms,
+            _ => {
+                LIFETIME_IN_SECS
+                    | u32::try_from(lifetime / 1000)
+                        .unwrap_or(u32::MAX)
+                        .min(!LIFETIME_IN_SECS)
+            }
+        };
         let mut field = [0u8; 7];
         field.copy_from_slice(stored.to_be_bytes().get(1..).unwrap_or(&[0; 7]));
         self.put_trailer(STORED_AT_AT, &field);
@@ -610,7 +623,12 @@ impl Entry {
             .get(at..at + 4)
             .and_then(|field| <[u8; 4]>::try_from(field).ok())
             .map_or(0, u32::from_be_bytes);
-        self.stored_at().add_millis(u64::from(lifetime))
+        let millis = if lifetime & LIFETIME_IN_SECS == 0 {
+            u64::from(lifetime)
+        } else {
+            u64::from(lifetime & !LIFETIME_IN_SECS) * 1000
+        };
+        self.stored_at().add_millis(millis)
     }
 
     /// Whether the entry is fresh at `now`.

@@ -1797,3 +1797,79 @@ fn raw_reply(entry: &Entry, query: &Q) -> Vec<u8> {
     HMessage::from_vec(&out).unwrap();
     out
 }
+
+#[test]
+fn the_trailer_keeps_times_bits_and_ede() {
+    let (key, entry) = numbered(7, 3, 300, Timestamp::from_millis(1_234_567));
+    assert_eq!(entry.stored_at(), Timestamp::from_millis(1_234_567));
+    assert_eq!(
+        entry.expires_at(),
+        Timestamp::from_millis(1_234_567 + 300_000)
+    );
+    assert_eq!(entry.key(), key);
+    assert!(entry.matches(&key));
+    assert_eq!(entry.kind(), EntryKind::Positive);
+    assert_eq!((entry.ede(), entry.rcode()), (0, Rcode::NOERROR));
+    let marked = entry.clone().with_ede(9);
+    assert_eq!(marked.ede(), 9);
+    assert_eq!(marked.wire(), entry.wire());
+    assert_eq!(marked.with_ede(0), entry);
+
+    // Lifetimes past 2^31 ms are kept in whole seconds, rounded down.
+    let long = CachePolicy {
+        max_ttl: 90 * 86_400,
+        ..CachePolicy::default()
+    };
+    let query_bytes = messages::query("long.example", RecordType::A, 0, None);
+    let key = QueryKey::from_packet(&query_bytes).unwrap().1;
+    let upstream = messages::a_answer(&query_bytes, 1, 80 * 86_400);
+    let message = Message::parse(&upstream).unwrap();
+    let entry = Entry::from_response(&key, &message, at(T0).add_millis(5), &long)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entry.expires_at(),
+        at(T0).add_millis(5).add_secs(80 * 86_400)
+    );
+    let mut restamped = entry.clone();
+    restamped.set_times(at(T0), at(T0).add_millis(40 * 86_400_000 + 999));
+    assert_eq!(restamped.expires_at(), at(T0).add_secs(40 * 86_400));
+    assert_eq!(restamped.stored_at(), at(T0));
+}
+
+#[test]
+fn ttl_fields_are_found_by_walking_the_records() {
+    // Owners as pointers (copied answers), as full names (a TXT-owned
+    // authority record under another name) and with RDATA of every size.
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = www_response(&[
+        answer("www.example.com", 300, Rd::A(1)),
+        answer("www.example.com", 300, Rd::A(2)),
+        rr(Section::Authority, "example.com", 300, Rd::Txt(300)),
+        rr(Section::Additional, "ns1.example.com", 300, Rd::Aaaa(5)),
+    ]);
+    let entry = stored(&query, &upstream);
+    let message = Message::parse(entry.wire()).unwrap();
+    let expected: Vec<u16> = [Section::Answer, Section::Authority, Section::Additional]
+        .into_iter()
+        .flat_map(|section| message.records(section))
+        .map(|record| record.ttl_offset() as u16)
+        .collect();
+    assert_eq!(expected.len(), 4);
+    assert_eq!(&entry.ttl_offsets()[..], &expected[..]);
+    assert_eq!(entry.cuts().len(), 3);
+
+    // Bytes that do not parse stop the walk; nothing panics.
+    let mut broken = entry.clone();
+    let question_end = usize::from(broken.question_end());
+    let wire_len = broken.wire().len();
+    for at in question_end..wire_len {
+        for byte in [0x00, 0x3f, 0x40, 0xc0, 0xff] {
+            let mut bytes = broken.blob.to_vec();
+            bytes[at] = byte;
+            broken.blob = bytes.into_boxed_slice();
+            assert!(broken.ttl_offsets().len() <= 4);
+            let _ = broken.cuts();
+        }
+    }
+}
