@@ -296,8 +296,8 @@ impl Cache {
     /// Bytes an entry accounts for once stored: its slot (the entry's
     /// pointer and length, links, hit count, refresh mark and flags), its
     /// one heap allocation as glibc lays it out ([`Entry::heap_bytes`]:
-    /// the wire, which also holds the key's name, type and class, the TTL
-    /// offsets, cuts and trailer, plus malloc's header and rounding) and
+    /// the wire, which also holds the key's name, type and class, and the
+    /// trailer, plus malloc's header and rounding) and
     /// [`TABLE_BYTES_PER_ENTRY`].
     ///
     /// The shard's total ([`CacheStats::bytes`]) is the sum of this over
