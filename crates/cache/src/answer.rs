@@ -210,7 +210,8 @@ impl Entry {
         let ede = if request.stale {
             Some(heimdall_wire::ede::STALE_ANSWER)
         } else {
-            (self.ede != 0).then_some(self.ede)
+            let code = self.ede();
+            (code != 0).then_some(code)
         };
         let ede_len = if ede.is_some() { STALE_EDE_LEN } else { 0 };
         let opt_len = match request.edns {
@@ -224,26 +225,30 @@ impl Entry {
             full
         } else {
             let question_only = Cut {
-                offset: self.question_end,
+                offset: self.question_end(),
                 answers: 0,
                 authorities: 0,
                 additionals: 0,
             };
             if !fits(&question_only) {
                 return Err(CacheError::BufferTooSmall {
-                    needed: usize::from(self.question_end) + opt_len,
+                    needed: usize::from(self.question_end()) + opt_len,
                     available,
                 });
             }
-            self.cuts
-                .iter()
-                .rev()
-                .find(|cut| fits(cut))
-                .copied()
-                .unwrap_or(question_only)
+            // Cuts come in increasing order: keep the last that fits.
+            let mut best = question_only;
+            if let Ok(message) = Message::parse(self.wire()) {
+                crate::entry::visit_cuts(&message, |cut| {
+                    if fits(&cut) {
+                        best = cut;
+                    }
+                });
+            }
+            best
         };
         let len = usize::from(cut.offset);
-        let (Some(dest), Some(body)) = (out.get_mut(..len), self.wire.get(..len)) else {
+        let (Some(dest), Some(body)) = (out.get_mut(..len), self.wire().get(..len)) else {
             return Err(CacheError::BufferTooSmall {
                 needed: len,
                 available,
@@ -252,16 +257,16 @@ impl Entry {
         dest.copy_from_slice(body);
         put(out, HEADER_LEN, request.qname);
 
-        let age = now.secs_since(self.stored_at);
+        let age = now.secs_since(self.stored_at());
         if request.stale {
             // A stale TTL replaces the stored one outright: aging it would
             // give 0 (the entry has expired), which tells the client
             // nothing it can use.
-            for &offset in self.ttl_offsets.iter().take(cut.records()) {
+            for offset in self.ttl_offset_iter().take(cut.records()) {
                 put(out, usize::from(offset), &STALE_TTL.to_be_bytes());
             }
         } else if age > 0 {
-            for &offset in self.ttl_offsets.iter().take(cut.records()) {
+            for offset in self.ttl_offset_iter().take(cut.records()) {
                 let at = usize::from(offset);
                 if let Some(field) = out.get_mut(at..at + 4)
                     && let Ok(bytes) = <[u8; 4]>::try_from(&*field)
@@ -279,11 +284,9 @@ impl Entry {
             .with_opcode(client.opcode())
             .with_recursion_desired(client.recursion_desired())
             .with_checking_disabled(client.checking_disabled())
-            .with_authentic_data(
-                self.flags.authentic_data() && (client.authentic_data() || dnssec_ok),
-            )
+            .with_authentic_data(self.authentic_data() && (client.authentic_data() || dnssec_ok))
             .with_truncated(truncated)
-            .with_rcode(self.rcode);
+            .with_rcode(self.rcode());
         let header = Header {
             id: request.id,
             flags,

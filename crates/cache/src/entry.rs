@@ -1,9 +1,14 @@
 //! One cached answer: [`Entry`], its normalized wire form and how it is
 //! built from an upstream response (or from a failure).
 //!
-//! The stored form is a complete DNS message in one heap allocation, so a
-//! hit is a `memcpy` plus a few in-place patches (ID, flags, counts, qname
-//! case, TTLs) and never needs a parse:
+//! An entry is one exact-size heap allocation holding a complete DNS
+//! message, so a hit is a `memcpy` plus a few in-place patches (ID, flags,
+//! counts, qname case, TTLs) and never needs a parse, followed by a fixed
+//! trailer. Nothing else is kept: the TTL fields are found by stepping
+//! over the stored records (owner, type, class, TTL, RDLENGTH: no names
+//! are decoded), and only a reply that must be truncated walks the parsed
+//! view for its RRset boundaries; both cost a hit less than keeping two
+//! bytes a record and eight an RRset for every entry costs the cache:
 //!
 //! ```text
 //! 0   header: ID 0, QR RA [AD] rcode, counts of the stored records
@@ -11,13 +16,16 @@
 //! ..  answer, authority and additional records copied from upstream with
 //!     MessageBuilder::copy_record (pointers valid within this copy); the
 //!     upstream OPT record (and any TSIG) left out
+//! -16 trailer: stored_at (7 bytes of milliseconds), kind/DO/CD bits,
+//!     lifetime (u32: milliseconds, or seconds with the top bit set), W
+//!     (u16), EDE info code (u16)
 //! ```
 //!
-//! Beside it: the offset of every stored record's TTL field, and the end
-//! of every RRset as a truncation point with the section counts up to it.
+//! The key is not stored apart: the question holds the lower-cased name,
+//! qtype and qclass, the bits DO and CD, and the header the rcode and AD.
+//! All integers are big-endian.
 
 use core::mem::size_of;
-use std::sync::Arc;
 
 use heimdall_wire::{
     Class, ErrorKind, Flags, HEADER_LEN, Message, MessageBuilder, Name, Opcode, QueryKey, RData,
@@ -28,12 +36,6 @@ use smallvec::SmallVec;
 use crate::error::CacheError;
 use crate::policy::CachePolicy;
 use crate::time::Timestamp;
-
-/// Bytes the allocator is assumed to spend per heap allocation beyond the
-/// bytes asked for (glibc malloc: an 8-byte header, 16-byte granularity).
-pub(crate) const ALLOCATION_OVERHEAD: usize = 16;
-/// The reference counts in front of the shared message bytes.
-const SHARED_HEADER: usize = 2 * size_of::<usize>();
 
 /// Largest stored message: offsets are kept as `u16`.
 const MAX_STORED_LEN: usize = u16::MAX as usize;
@@ -79,31 +81,13 @@ impl Cut {
 ///
 /// `Clone` and `Send`: a clone is what a cache-fill hint carries to another
 /// core, and its timestamps stay meaningful there because all cores share
-/// one epoch. The message bytes are shared (`Arc<[u8]>`, immutable once
-/// built): a clone for the cache, the waiters or a hint costs a reference
-/// count, not an allocation and a copy, and every core that takes the hint
-/// holds the same bytes.
+/// one epoch. Everything lives in one exact-size heap allocation (the
+/// module documentation has the layout), so the struct is a fat pointer
+/// and a shard slot holding it stays small; a clone copies the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub(crate) wire: Arc<[u8]>,
-    /// Offset of the TTL field of every stored record, in message order.
-    pub(crate) ttl_offsets: SmallVec<[u16; 8]>,
-    /// The end of every RRset, in message order; the last is the end of
-    /// the message. Empty when there are no records.
-    pub(crate) cuts: SmallVec<[Cut; 4]>,
-    pub(crate) stored_at: Timestamp,
-    pub(crate) expires_at: Timestamp,
-    pub(crate) rcode: Rcode,
-    /// The stored header flags; only AD carries information.
-    pub(crate) flags: Flags,
-    /// Offset just after the question (end of qtype and qclass).
-    pub(crate) question_end: u16,
-    pub(crate) kind: EntryKind,
-    pub(crate) dnssec_ok: bool,
-    pub(crate) checking_disabled: bool,
-    /// The Extended DNS Error info code every reply from this entry
-    /// carries for EDNS clients (a remembered DNSSEC failure); 0 for none.
-    pub(crate) ede: u16,
+    /// Wire message, TTL offsets, cuts, trailer (see the module docs).
+    pub(crate) blob: Box<[u8]>,
 }
 
 /// How [`Entry::from_response_with`] stores an upstream response that the
@@ -205,6 +189,169 @@ fn offset_u16(offset: usize) -> Result<u16, CacheError> {
     u16::try_from(offset).map_err(|_| WireError::new(ErrorKind::NoSpace, offset).into())
 }
 
+/// An entry being built: the normalized message and its TTL fields,
+/// before they are packed into one allocation.
+struct Parts {
+    wire: Vec<u8>,
+    /// Offset of the TTL field of every stored record, in message order.
+    ttl_offsets: SmallVec<[u16; 8]>,
+}
+
+/// Visit the end of every RRset of a stored `message`, in order, as a
+/// [`Cut`] (the last is the end of the message); nothing when there are no
+/// records. Reads the parsed view only: no allocation, so the truncation of
+/// a hit can call it.
+pub(crate) fn visit_cuts(message: &Message<'_>, mut visit: impl FnMut(Cut)) {
+    let mut counts = [0u16; 3];
+    let mut previous: Option<(Section, Name<'_>, RecordType, Class)> = None;
+    for (section, count) in SECTIONS.into_iter().zip(0usize..) {
+        for record in message.records(section) {
+            let (name, rtype, class) = (record.name(), record.rtype(), record.class());
+            // An RRSIG rides with the RRset it follows, so a cut never
+            // separates a signature from its data.
+            let same_set = previous.is_some_and(|(s, n, t, c)| {
+                s == section
+                    && c == class
+                    && n.eq_ignore_case(&name)
+                    && (t == rtype || rtype == RecordType::RRSIG)
+            });
+            if previous.is_some()
+                && !same_set
+                && let Ok(cut) = cut_at(record.name().offset(), counts)
+            {
+                visit(cut);
+            }
+            previous = Some((section, name, rtype, class));
+            if let Some(slot) = counts.get_mut(count) {
+                *slot = slot.saturating_add(1);
+            }
+        }
+    }
+    if previous.is_some()
+        && let Ok(cut) = cut_at(message.end_offset(), counts)
+    {
+        visit(cut);
+    }
+}
+
+impl Parts {
+    /// Walk the stored copy once: find every TTL field.
+    fn index(wire: Vec<u8>) -> Result<Self, CacheError> {
+        let mut ttl_offsets = SmallVec::new();
+        let message = Message::parse(&wire)?;
+        for section in SECTIONS {
+            for record in message.records(section) {
+                ttl_offsets.push(offset_u16(record.ttl_offset())?);
+            }
+        }
+        Ok(Self { wire, ttl_offsets })
+    }
+
+    /// Rewrite every stored TTL per policy, none above `cap`; returns the
+    /// entry's lifetime in seconds (the lowest stored TTL).
+    fn normalize_ttls(
+        &mut self,
+        kind: EntryKind,
+        policy: &CachePolicy,
+        negative_ttl: u32,
+        cap: u32,
+    ) -> u32 {
+        let mut lowest = u32::MAX;
+        for &offset in &self.ttl_offsets {
+            let at = usize::from(offset);
+            let rtype = read_u16(&self.wire, at.wrapping_sub(4)).map(RecordType);
+            let Some(field) = self.wire.get_mut(at..at + 4) else {
+                continue;
+            };
+            let Ok(bytes) = <[u8; 4]>::try_from(&*field) else {
+                continue;
+            };
+            let ttl = u32::from_be_bytes(bytes);
+            let adjusted = match kind {
+                EntryKind::Positive => policy.clamp_positive(ttl),
+                _ if rtype == Some(RecordType::SOA) => negative_ttl,
+                _ => ttl.min(negative_ttl),
+            }
+            .min(cap);
+            field.copy_from_slice(&adjusted.to_be_bytes());
+            lowest = lowest.min(adjusted);
+        }
+        if lowest == u32::MAX {
+            // No records at all cannot reach here for a stored response;
+            // stay on the safe side with the shortest lifetime.
+            return negative_ttl.min(policy.max_ttl);
+        }
+        lowest
+    }
+
+    /// Pack into one allocation: the wire and the trailer. Neither the TTL
+    /// offsets nor the RRset boundaries are kept: a hit finds the TTLs by
+    /// stepping over the stored records, and a reply that must be cut
+    /// finds its boundaries by walking the parsed view, cheaper than bytes
+    /// per record held for ever.
+    fn pack(self, meta: Meta) -> Result<Entry, CacheError> {
+        let wire_len = offset_u16(self.wire.len())?;
+        let mut blob = Vec::with_capacity(self.wire.len() + TRAILER_LEN);
+        blob.extend_from_slice(&self.wire);
+        blob.extend_from_slice(&[0u8; TRAILER_LEN]);
+        let mut entry = Entry {
+            blob: blob.into_boxed_slice(),
+        };
+        entry.put_trailer(WIRE_LEN_AT, &wire_len.to_be_bytes());
+        entry.put_trailer(EDE_AT, &meta.ede.to_be_bytes());
+        let bits = kind_bits(meta.kind)
+            | if meta.dnssec_ok { BIT_DO } else { 0 }
+            | if meta.checking_disabled { BIT_CD } else { 0 };
+        entry.put_trailer(BITS_AT, &[bits]);
+        entry.set_times(meta.stored_at, meta.expires_at);
+        Ok(entry)
+    }
+}
+
+/// What the trailer holds beside the wire length.
+struct Meta {
+    kind: EntryKind,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+    ede: u16,
+    stored_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+/// Bytes of the trailer at the end of every entry.
+const TRAILER_LEN: usize = 16;
+/// Trailer positions, counted back from the end of the allocation:
+/// `stored_at` (7 bytes, milliseconds), the kind/DO/CD bits, the lifetime
+/// (milliseconds), the wire length and the EDE info code.
+const STORED_AT_AT: usize = 16;
+const BITS_AT: usize = 9;
+const LIFETIME_AT: usize = 8;
+const WIRE_LEN_AT: usize = 4;
+const EDE_AT: usize = 2;
+/// The lifetime's top bit: the rest counts seconds, not milliseconds.
+const LIFETIME_IN_SECS: u32 = 1 << 31;
+/// `stored_at` keeps 56 bits of milliseconds (over two million years).
+const STORED_AT_MAX: u64 = (1 << 56) - 1;
+const BIT_DO: u8 = 0x04;
+const BIT_CD: u8 = 0x08;
+const KIND_MASK: u8 = 0x03;
+
+fn kind_bits(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Positive => 0,
+        EntryKind::NxDomain => 1,
+        EntryKind::NoData => 2,
+        EntryKind::ServFail => 3,
+    }
+}
+
+/// glibc malloc's chunk for a request of `len` bytes on a 64-bit target:
+/// the request plus an 8-byte size header, rounded up to 16, at least 32.
+pub(crate) const fn allocation_bytes(len: usize) -> usize {
+    let chunk = (len + 8 + 15) & !15;
+    if chunk < 32 { 32 } else { chunk }
+}
+
 impl Entry {
     /// Normalize an upstream `response` to the query `key` into an entry
     /// that expires per `policy`, or `Ok(None)` when it must not be cached.
@@ -283,25 +430,19 @@ impl Entry {
             other => other?,
         };
         buf.truncate(len);
-        let mut entry = Self {
-            wire: Arc::from(buf),
-            ttl_offsets: SmallVec::new(),
-            cuts: SmallVec::new(),
-            stored_at: now,
-            expires_at: now,
-            rcode: response.rcode(),
-            flags: stored_flags,
-            question_end: 0,
-            kind: scan.kind,
-            dnssec_ok: key.dnssec_ok,
-            checking_disabled: key.checking_disabled,
-            ede: options.ede,
-        };
-        entry.index_records()?;
+        let mut parts = Parts::index(buf)?;
         let cap = options.max_ttl.unwrap_or(u32::MAX);
-        let lifetime = entry.normalize_ttls(policy, scan.negative_ttl, cap);
-        entry.expires_at = now.add_secs(lifetime);
-        Ok(Some(entry))
+        let lifetime = parts.normalize_ttls(scan.kind, policy, scan.negative_ttl, cap);
+        parts
+            .pack(Meta {
+                kind: scan.kind,
+                dnssec_ok: key.dnssec_ok,
+                checking_disabled: key.checking_disabled,
+                ede: options.ede,
+                stored_at: now,
+                expires_at: now.add_secs(lifetime),
+            })
+            .map(Some)
     }
 
     /// A failure entry (SERVFAIL, or an upstream timeout answered as
@@ -339,19 +480,17 @@ impl Entry {
             builder.question(&Name::from_wire(&lower)?, key.qtype, key.qclass)?;
             builder.finish();
         }
-        Ok(Self {
-            wire: Arc::from(wire),
+        let parts = Parts {
+            wire,
             ttl_offsets: SmallVec::new(),
-            cuts: SmallVec::new(),
-            stored_at: now,
-            expires_at: now.add_secs(policy.failure_ttl),
-            rcode,
-            flags,
-            question_end: offset_u16(question_end)?,
+        };
+        parts.pack(Meta {
             kind: EntryKind::ServFail,
             dnssec_ok: key.dnssec_ok,
             checking_disabled: key.checking_disabled,
             ede: 0,
+            stored_at: now,
+            expires_at: now.add_secs(policy.failure_ttl),
         })
     }
 
@@ -359,200 +498,325 @@ impl Entry {
     /// EDNS clients (a remembered DNSSEC failure: RFC 9520 caches it, and
     /// each hit says why). 0 removes it.
     pub fn with_ede(mut self, code: u16) -> Self {
-        self.ede = code;
+        self.put_trailer(EDE_AT, &code.to_be_bytes());
         self
     }
 
     /// The Extended DNS Error info code its replies carry; 0 for none.
     pub fn ede(&self) -> u16 {
-        self.ede
+        self.trailer_u16(EDE_AT)
     }
 
-    /// Walk the stored copy once: find the question's end, every TTL field
-    /// and every RRset boundary.
-    fn index_records(&mut self) -> Result<(), CacheError> {
-        let message = Message::parse(&self.wire)?;
-        self.question_end = offset_u16(message.answer_offset())?;
-        let mut counts = [0u16; 3];
-        let mut previous: Option<(Section, Name<'_>, RecordType, Class)> = None;
-        for (section, count) in SECTIONS.into_iter().zip(0usize..) {
-            for record in message.records(section) {
-                let (name, rtype, class) = (record.name(), record.rtype(), record.class());
-                // An RRSIG rides with the RRset it follows, so a cut never
-                // separates a signature from its data.
-                let same_set = previous.is_some_and(|(s, n, t, c)| {
-                    s == section
-                        && c == class
-                        && n.eq_ignore_case(&name)
-                        && (t == rtype || rtype == RecordType::RRSIG)
-                });
-                if previous.is_some() && !same_set {
-                    self.cuts.push(cut_at(record.name().offset(), counts)?);
-                }
-                previous = Some((section, name, rtype, class));
-                self.ttl_offsets.push(offset_u16(record.ttl_offset())?);
-                if let Some(slot) = counts.get_mut(count) {
-                    *slot = slot.saturating_add(1);
-                }
-            }
+    /// Write `bytes` at `back` bytes before the end of the allocation.
+    fn put_trailer(&mut self, back: usize, bytes: &[u8]) {
+        let at = self.blob.len().wrapping_sub(back);
+        if let Some(field) = self.blob.get_mut(at..at + bytes.len()) {
+            field.copy_from_slice(bytes);
         }
-        if previous.is_some() {
-            self.cuts.push(cut_at(message.end_offset(), counts)?);
-        }
-        self.ttl_offsets.shrink_to_fit();
-        self.cuts.shrink_to_fit();
-        Ok(())
     }
 
-    /// Rewrite every stored TTL per policy, none above `cap`; returns the
-    /// entry's lifetime in seconds (the lowest stored TTL).
-    fn normalize_ttls(&mut self, policy: &CachePolicy, negative_ttl: u32, cap: u32) -> u32 {
-        let mut lowest = u32::MAX;
-        for &offset in &self.ttl_offsets {
-            let at = usize::from(offset);
-            let rtype = read_u16(&self.wire, at.wrapping_sub(4)).map(RecordType);
-            // Only while the entry is being built, when its bytes are not
-            // shared yet.
-            let Some(field) =
-                Arc::get_mut(&mut self.wire).and_then(|wire| wire.get_mut(at..at + 4))
-            else {
-                continue;
-            };
-            let Ok(bytes) = <[u8; 4]>::try_from(&*field) else {
-                continue;
-            };
-            let ttl = u32::from_be_bytes(bytes);
-            let adjusted = match self.kind {
-                EntryKind::Positive => policy.clamp_positive(ttl),
-                _ if rtype == Some(RecordType::SOA) => negative_ttl,
-                _ => ttl.min(negative_ttl),
+    fn trailer_u16(&self, back: usize) -> u16 {
+        read_u16(&self.blob, self.blob.len().wrapping_sub(back)).unwrap_or(0)
+    }
+
+    fn bits(&self) -> u8 {
+        let at = self.blob.len().wrapping_sub(BITS_AT);
+        self.blob.get(at).copied().unwrap_or(0)
+    }
+
+    /// Set when the entry was stored and when it expires. `stored_at` keeps
+    /// 56 bits of milliseconds. The lifetime is a `u32`: milliseconds below
+    /// 2^31 (24.8 days), else whole seconds (rounded down, so an entry
+    /// never lives longer than it was given) with the top bit set, up to
+    /// 68 years, the largest DNS TTL.
+    pub(crate) fn set_times(&mut self, stored_at: Timestamp, expires_at: Timestamp) {
+        let stored = stored_at.as_millis().min(STORED_AT_MAX);
+        let lifetime = expires_at.as_millis().saturating_sub(stored);
+        let lifetime = match u32::try_from(lifetime) {
+            Ok(ms) if ms < LIFETIME_IN_SECS => ms,
+            _ => {
+                LIFETIME_IN_SECS
+                    | u32::try_from(lifetime / 1000)
+                        .unwrap_or(u32::MAX)
+                        .min(!LIFETIME_IN_SECS)
             }
-            .min(cap);
-            field.copy_from_slice(&adjusted.to_be_bytes());
-            lowest = lowest.min(adjusted);
+        };
+        let mut field = [0u8; 7];
+        field.copy_from_slice(stored.to_be_bytes().get(1..).unwrap_or(&[0; 7]));
+        self.put_trailer(STORED_AT_AT, &field);
+        self.put_trailer(LIFETIME_AT, &lifetime.to_be_bytes());
+    }
+
+    /// The stored message's length.
+    fn wire_len(&self) -> usize {
+        usize::from(self.trailer_u16(WIRE_LEN_AT)).min(self.blob.len())
+    }
+
+    /// The stored header's section counts.
+    fn counts(&self) -> [u16; 3] {
+        [6, 8, 10].map(|at| read_u16(&self.blob, at).unwrap_or(0))
+    }
+
+    /// Offset just after the question (end of qtype and qclass): the
+    /// stored name is uncompressed, so its labels are walked.
+    pub(crate) fn question_end(&self) -> u16 {
+        let mut at = HEADER_LEN;
+        while let Some(&len) = self.blob.get(at) {
+            at += 1 + usize::from(len);
+            if len == 0 || at > HEADER_LEN + 255 {
+                break;
+            }
         }
-        if lowest == u32::MAX {
-            // No records at all cannot reach here for a stored response;
-            // stay on the safe side with the shortest lifetime.
-            return negative_ttl.min(policy.max_ttl);
-        }
-        lowest
+        (at + 4).min(self.wire_len()) as u16
     }
 
     /// Whether this entry answers `key` (which, as built by
     /// `QueryKey::from_message`, holds a lower-cased name).
     #[inline]
     pub fn matches(&self, key: &QueryKey) -> bool {
-        self.dnssec_ok == key.dnssec_ok
-            && self.checking_disabled == key.checking_disabled
-            && self.qtype() == key.qtype
-            && self.qclass() == key.qclass
-            && self.question_name() == &key.name[..]
+        let end = usize::from(self.question_end());
+        self.dnssec_ok() == key.dnssec_ok
+            && self.checking_disabled() == key.checking_disabled
+            && read_u16(&self.blob, end.wrapping_sub(4)) == Some(key.qtype.0)
+            && read_u16(&self.blob, end.wrapping_sub(2)) == Some(key.qclass.0)
+            && self.blob.get(HEADER_LEN..end.saturating_sub(4)) == Some(&key.name[..])
+    }
+
+    /// The query key this entry answers (the stored name is lower-cased).
+    pub fn key(&self) -> QueryKey {
+        let mut name = WireNameBuf::new();
+        // A stored name is at most 255 bytes, the buffer's size.
+        let _ = name.try_extend_from_slice(self.question_name());
+        QueryKey {
+            name,
+            qtype: self.qtype(),
+            qclass: self.qclass(),
+            dnssec_ok: self.dnssec_ok(),
+            checking_disabled: self.checking_disabled(),
+        }
     }
 
     /// The stored question name: lower-cased, uncompressed wire form.
     #[inline]
     pub fn question_name(&self) -> &[u8] {
-        let end = usize::from(self.question_end).saturating_sub(4);
-        self.wire.get(HEADER_LEN..end).unwrap_or_default()
+        let end = usize::from(self.question_end()).saturating_sub(4);
+        self.blob.get(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// The question type.
     pub fn qtype(&self) -> RecordType {
         RecordType(
-            read_u16(&self.wire, usize::from(self.question_end).wrapping_sub(4)).unwrap_or(0),
+            read_u16(&self.blob, usize::from(self.question_end()).wrapping_sub(4)).unwrap_or(0),
         )
     }
 
     /// The question class.
     pub fn qclass(&self) -> Class {
-        Class(read_u16(&self.wire, usize::from(self.question_end).wrapping_sub(2)).unwrap_or(0))
+        Class(read_u16(&self.blob, usize::from(self.question_end()).wrapping_sub(2)).unwrap_or(0))
     }
 
     /// The key's DO bit.
     pub fn dnssec_ok(&self) -> bool {
-        self.dnssec_ok
+        self.bits() & BIT_DO != 0
     }
 
     /// The key's CD bit.
     pub fn checking_disabled(&self) -> bool {
-        self.checking_disabled
+        self.bits() & BIT_CD != 0
     }
 
     /// What the entry says.
     pub fn kind(&self) -> EntryKind {
-        self.kind
+        match self.bits() & KIND_MASK {
+            0 => EntryKind::Positive,
+            1 => EntryKind::NxDomain,
+            2 => EntryKind::NoData,
+            _ => EntryKind::ServFail,
+        }
     }
 
-    /// The rcode replies carry.
+    /// The stored header flags; only AD and the rcode carry information.
+    pub(crate) fn flags(&self) -> Flags {
+        Flags(read_u16(&self.blob, 2).unwrap_or(0))
+    }
+
+    /// The rcode replies carry (stored rcodes fit the header).
     pub fn rcode(&self) -> Rcode {
-        self.rcode
+        Rcode(self.flags().0 & 0x000f)
     }
 
     /// Whether the upstream set AD.
     pub fn authentic_data(&self) -> bool {
-        self.flags.authentic_data()
+        self.flags().authentic_data()
     }
 
     /// When the entry was stored.
     pub fn stored_at(&self) -> Timestamp {
-        self.stored_at
+        let at = self.blob.len().wrapping_sub(STORED_AT_AT);
+        let mut bytes = [0u8; 8];
+        if let (Some(field), Some(dest)) = (self.blob.get(at..at + 7), bytes.get_mut(1..)) {
+            dest.copy_from_slice(field);
+        }
+        Timestamp::from_millis(u64::from_be_bytes(bytes))
     }
 
     /// When the entry stops being fresh.
     pub fn expires_at(&self) -> Timestamp {
-        self.expires_at
+        let at = self.blob.len().wrapping_sub(LIFETIME_AT);
+        let lifetime = self
+            .blob
+            .get(at..at + 4)
+            .and_then(|field| <[u8; 4]>::try_from(field).ok())
+            .map_or(0, u32::from_be_bytes);
+        let millis = if lifetime & LIFETIME_IN_SECS == 0 {
+            u64::from(lifetime)
+        } else {
+            u64::from(lifetime & !LIFETIME_IN_SECS) * 1000
+        };
+        self.stored_at().add_millis(millis)
     }
 
     /// Whether the entry is fresh at `now`.
     pub fn is_fresh(&self, now: Timestamp) -> bool {
-        now < self.expires_at
+        now < self.expires_at()
     }
 
     /// The normalized stored message (ID 0, TTLs as stored).
     pub fn wire(&self) -> &[u8] {
-        &self.wire
+        self.blob.get(..self.wire_len()).unwrap_or_default()
     }
 
-    /// Offsets of the TTL fields of the stored records, in order.
-    pub fn ttl_offsets(&self) -> &[u16] {
-        &self.ttl_offsets
+    /// Stored records, all sections together.
+    fn records(&self) -> usize {
+        self.counts().into_iter().map(usize::from).sum()
     }
 
-    /// The RRset boundaries, in order; the last is the whole message.
-    pub fn cuts(&self) -> &[Cut] {
-        &self.cuts
+    /// Offsets of the TTL fields of the stored records, in order (a copy
+    /// of the packed index; the hit path reads it in place).
+    pub fn ttl_offsets(&self) -> SmallVec<[u16; 8]> {
+        self.ttl_offset_iter().collect()
+    }
+
+    /// The RRset boundaries, in order; the last is the whole message
+    /// (found by walking the stored records).
+    pub fn cuts(&self) -> SmallVec<[Cut; 4]> {
+        let mut cuts = SmallVec::new();
+        if let Ok(message) = Message::parse(self.wire()) {
+            visit_cuts(&message, |cut| cuts.push(cut));
+        }
+        cuts
+    }
+
+    /// [`Entry::ttl_offsets`], found in place by stepping over the stored
+    /// records.
+    pub(crate) fn ttl_offset_iter(&self) -> TtlOffsets<'_> {
+        TtlOffsets {
+            wire: self.wire(),
+            at: usize::from(self.question_end()),
+            left: self.records(),
+        }
     }
 
     /// The whole stored message as a cut (with no records: the question).
     pub(crate) fn full_cut(&self) -> Cut {
-        self.cuts.last().copied().unwrap_or(Cut {
-            offset: self.question_end,
-            answers: 0,
-            authorities: 0,
-            additionals: 0,
-        })
+        let [answers, authorities, additionals] = self.counts();
+        if answers == 0 && authorities == 0 && additionals == 0 {
+            return Cut {
+                offset: self.question_end(),
+                answers,
+                authorities,
+                additionals,
+            };
+        }
+        Cut {
+            offset: self.wire_len() as u16,
+            answers,
+            authorities,
+            additionals,
+        }
     }
 
-    /// Heap bytes this entry owns, with allocator overhead.
-    pub fn heap_bytes(&self) -> usize {
-        fn spilled<A: smallvec::Array>(vec: &SmallVec<A>) -> usize {
-            if vec.spilled() {
-                vec.capacity() * size_of::<A::Item>() + ALLOCATION_OVERHEAD
-            } else {
-                0
-            }
+    /// Overwrite the TTL field at `offset` of the stored message (a
+    /// restored entry folds its age in).
+    pub(crate) fn set_ttl(&mut self, offset: u16, ttl: u32) -> Option<()> {
+        let at = usize::from(offset);
+        let wire_len = self.wire_len();
+        if at + 4 > wire_len {
+            return None;
         }
-        self.wire.len()
-            + SHARED_HEADER
-            + ALLOCATION_OVERHEAD
-            + spilled(&self.ttl_offsets)
-            + spilled(&self.cuts)
+        self.blob
+            .get_mut(at..at + 4)?
+            .copy_from_slice(&ttl.to_be_bytes());
+        Some(())
+    }
+
+    /// Bytes of the one allocation that holds the entry, as requested.
+    pub fn blob_len(&self) -> usize {
+        self.blob.len()
+    }
+
+    /// Heap bytes this entry owns: its one allocation as glibc's malloc
+    /// lays it out (the request, an 8-byte header, 16-byte granularity).
+    pub fn heap_bytes(&self) -> usize {
+        allocation_bytes(self.blob.len())
     }
 
     /// Memory this entry occupies: the struct and its heap.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>() + self.heap_bytes()
+    }
+}
+
+/// The TTL fields of a stored message's records, in order: each record's
+/// owner (labels ending in a root label or a compression pointer), type,
+/// class, then the TTL; RDLENGTH skips the data. Stops early, rather than
+/// read past the end, on bytes that do not parse (not for a stored copy,
+/// which `MessageBuilder` wrote).
+#[derive(Debug, Clone)]
+pub(crate) struct TtlOffsets<'a> {
+    wire: &'a [u8],
+    at: usize,
+    left: usize,
+}
+
+impl Iterator for TtlOffsets<'_> {
+    type Item = u16;
+
+    fn next(&mut self) -> Option<u16> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut at = self.at;
+        loop {
+            let len = *self.wire.get(at)?;
+            match len & 0xc0 {
+                0xc0 => {
+                    at += 2;
+                    break;
+                }
+                0 if len == 0 => {
+                    at += 1;
+                    break;
+                }
+                0 => at += 1 + usize::from(len),
+                _ => {
+                    self.left = 0;
+                    return None;
+                }
+            }
+        }
+        let ttl_at = at + 4;
+        let Some(rdlength) = read_u16(self.wire, at + 8) else {
+            self.left = 0;
+            return None;
+        };
+        self.at = at + 10 + usize::from(rdlength);
+        self.left -= 1;
+        u16::try_from(ttl_at).ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
     }
 }
 

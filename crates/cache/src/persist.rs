@@ -80,7 +80,6 @@ use heimdall_wire::{
     HEADER_LEN as DNS_HEADER_LEN, Message, QueryKey, RecordType, Section, WireNameBuf,
 };
 use smallvec::SmallVec;
-use std::sync::Arc;
 
 use crate::entry::{Entry, EntryKind};
 use crate::policy::CachePolicy;
@@ -180,24 +179,29 @@ pub fn encode_entries<'a>(
         if count == u32::MAX {
             break;
         }
-        let Some(kind) = kind_code(entry.kind) else {
+        let Some(kind) = kind_code(entry.kind()) else {
             continue;
         };
         if !entry.is_fresh(now) {
             continue;
         }
-        let Ok(len) = u32::try_from(RECORD_FIXED_LEN + entry.wire.len()) else {
+        let Ok(len) = u32::try_from(RECORD_FIXED_LEN + entry.wire().len()) else {
             continue;
         };
-        let age = now.as_millis().saturating_sub(entry.stored_at.as_millis());
-        let remaining = entry.expires_at.as_millis().saturating_sub(now.as_millis());
+        let age = now
+            .as_millis()
+            .saturating_sub(entry.stored_at().as_millis());
+        let remaining = entry
+            .expires_at()
+            .as_millis()
+            .saturating_sub(now.as_millis());
         let stored_wall = wall_clock_unix_ms.saturating_sub(age);
         let expires_wall = wall_clock_unix_ms.saturating_add(remaining);
         let mut key_flags = 0;
-        if entry.dnssec_ok {
+        if entry.dnssec_ok() {
             key_flags |= FLAG_DO;
         }
-        if entry.checking_disabled {
+        if entry.checking_disabled() {
             key_flags |= FLAG_CD;
         }
         out.extend_from_slice(&len.to_be_bytes());
@@ -205,7 +209,7 @@ pub fn encode_entries<'a>(
         out.extend_from_slice(&expires_wall.to_be_bytes());
         out.push(key_flags);
         out.push(kind);
-        out.extend_from_slice(&entry.wire);
+        out.extend_from_slice(entry.wire());
         count += 1;
     }
     if let Some(field) = out.get_mut(start + COUNT_AT..start + HEADER_LEN) {
@@ -395,7 +399,7 @@ fn restore(
         Ok(None) => return Ok(None),
         Err(_) => return Err(()),
     };
-    if entry.kind != kind {
+    if entry.kind() != kind {
         return Err(());
     }
     // The rebuilt entry holds the same records in the same order; the file
@@ -410,7 +414,8 @@ fn restore(
         }
         file_ttls.push(record.ttl());
     }
-    if file_ttls.len() != entry.ttl_offsets.len() {
+    let offsets = entry.ttl_offsets();
+    if file_ttls.len() != offsets.len() {
         return Err(());
     }
 
@@ -426,14 +431,12 @@ fn restore(
     };
     let age_secs = u32::try_from(age_secs).unwrap_or(u32::MAX);
     let mut lowest: Option<u32> = None;
-    for (&offset, &file_ttl) in entry.ttl_offsets.iter().zip(file_ttls.iter()) {
+    for (&offset, &file_ttl) in offsets.iter().zip(file_ttls.iter()) {
         let at = usize::from(offset);
-        // The entry was just rebuilt: its bytes are not shared yet.
-        let wire = Arc::get_mut(&mut entry.wire).ok_or(())?;
-        let field = wire.get_mut(at..at + 4).ok_or(())?;
-        let rebuilt = u32::from_be_bytes(<[u8; 4]>::try_from(&*field).map_err(|_| ())?);
+        let field = entry.wire().get(at..at + 4).ok_or(())?;
+        let rebuilt = u32::from_be_bytes(<[u8; 4]>::try_from(field).map_err(|_| ())?);
         let ttl = rebuilt.min(file_ttl.saturating_sub(age_secs));
-        field.copy_from_slice(&ttl.to_be_bytes());
+        entry.set_ttl(offset, ttl).ok_or(())?;
         lowest = Some(lowest.map_or(ttl, |low| low.min(ttl)));
     }
     let mut expires_at = now.add_millis(remaining_ms);
@@ -443,8 +446,7 @@ fn restore(
     if expires_at <= now {
         return Ok(None);
     }
-    entry.stored_at = stored_at;
-    entry.expires_at = expires_at;
+    entry.set_times(stored_at, expires_at);
     Ok(Some((key, entry)))
 }
 
@@ -614,16 +616,16 @@ mod tests {
         assert!(entry.is_fresh(now) && entry.stored_at() <= now);
         let message = Message::parse(entry.wire()).unwrap();
         assert_eq!(message.id(), 0);
-        assert_eq!(usize::from(entry.question_end), message.answer_offset());
+        assert_eq!(usize::from(entry.question_end()), message.answer_offset());
         assert_eq!(entry.rcode(), message.rcode());
         let records: Vec<_> = SECTIONS
             .into_iter()
             .flat_map(|section| message.records(section))
             .collect();
         let offsets: Vec<u16> = records.iter().map(|r| r.ttl_offset() as u16).collect();
-        assert_eq!(entry.ttl_offsets(), &offsets[..]);
+        assert_eq!(&entry.ttl_offsets()[..], &offsets[..]);
         let starts: Vec<usize> = records.iter().map(|r| r.name().offset()).collect();
-        let mut previous = (usize::from(entry.question_end), 0usize);
+        let mut previous = (usize::from(entry.question_end()), 0usize);
         for cut in entry.cuts() {
             let offset = usize::from(cut.offset);
             assert!(offset > previous.0 && cut.records() > previous.1);
@@ -631,7 +633,7 @@ mod tests {
             previous = (offset, cut.records());
         }
         let header = message.header();
-        let last = entry.cuts().last().unwrap();
+        let last = *entry.cuts().last().unwrap();
         assert_eq!(usize::from(last.offset), entry.wire().len());
         assert_eq!(
             (last.answers, last.authorities, last.additionals),

@@ -2,15 +2,24 @@
 //! [`Entry`] with segmented-LRU eviction, and its [`CacheStats`].
 //!
 //! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to an index in
-//! a dense slab `Vec<Slot>`. Each slot holds the entry, its hash (so the
-//! table can grow and slots can move without rehashing a key) and the
-//! links of one of two intrusive doubly linked lists. Removal swaps the
-//! last slot into the hole, so the slab never has gaps.
+//! a dense slab `Vec<Slot>`. Each slot (32 bytes on 64-bit targets) holds
+//! the entry (a pointer and length: the answer, its index and its
+//! timestamps live in the entry's one allocation), the links of one of two
+//! intrusive doubly linked lists, the hit count, the refresh mark and two
+//! flags. Removal swaps the last slot into the hole, so the slab never has
+//! gaps.
 //!
 //! The key is not stored twice: an entry's wire already holds the
 //! lower-cased question name, qtype and qclass, and the entry keeps the DO
-//! and CD bits, so [`Entry::matches`] compares against that. This saves a
-//! 255-byte inline name buffer per entry, often more than the entry itself.
+//! and CD bits, so [`Entry::matches`] compares against that. Neither is the
+//! hash: the table asks for it only when it grows and when a slot leaves
+//! or moves, and it is computed again from the entry then
+//! ([`Entry::key`]).
+//!
+//! The slab grows by an eighth at a time and its spare capacity counts
+//! against the byte bound like the entries do, so the bound covers every
+//! byte the shard holds on the heap: entries, slab (spare slots included)
+//! and the table (estimated per entry).
 //!
 //! Eviction is SLRU: new entries enter the probation segment; a hit there
 //! promotes the entry to the protected segment (at most ~80% of the
@@ -42,6 +51,18 @@ const NIL: u32 = u32::MAX;
 /// (load factor 7/8, power-of-two growth), so about two.
 pub const TABLE_BYTES_PER_ENTRY: usize = 2 * (size_of::<u32>() + 1);
 
+fn hash_key(hasher: &DefaultHashBuilder, key: &QueryKey) -> u64 {
+    use core::hash::BuildHasher as _;
+    hasher.hash_one(key)
+}
+
+/// The hash of the key of the entry in `slots[index]` (0 for no slot).
+fn slot_hash(hasher: &DefaultHashBuilder, slots: &[Slot], index: u32) -> u64 {
+    slots
+        .get(index as usize)
+        .map_or(0, |slot| hash_key(hasher, &slot.entry.key()))
+}
+
 /// The two SLRU segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
@@ -49,25 +70,96 @@ enum Segment {
     Protected,
 }
 
+/// One stored entry and its place in the lists: 32 bytes on 64-bit
+/// targets, every field a `u32` beside the entry's fat pointer.
 #[derive(Debug)]
 struct Slot {
     entry: Entry,
-    hash: u64,
-    /// Bytes accounted for this slot.
-    bytes: usize,
     /// Toward the most recently used end.
     prev: u32,
     /// Toward the least recently used end.
     next: u32,
-    segment: Segment,
-    /// Fresh lookups since the entry was stored (saturating).
-    hits: u32,
+    /// Fresh lookups since the entry was stored (saturating at
+    /// [`MAX_HITS`]) in the low 30 bits; [`PROTECTED`] and [`COPIED`].
+    hits_and_flags: u32,
     /// Serve-stale: the upstream failed for this key; do not ask it again
-    /// before this time.
-    refresh_after: Timestamp,
-    /// Stored from another core's hint: a copy of an answer that core
-    /// fetched (and may still hold).
-    copied: bool,
+    /// before `stored_at` plus this many milliseconds (0: no mark).
+    refresh_after_ms: u32,
+}
+
+/// In [`Slot::hits_and_flags`]: the slot is in the protected segment.
+const PROTECTED: u32 = 1 << 31;
+/// In [`Slot::hits_and_flags`]: stored from another core's hint, a copy of
+/// an answer that core fetched (and may still hold).
+const COPIED: u32 = 1 << 30;
+/// Hits saturate here (about a billion).
+const MAX_HITS: u32 = COPIED - 1;
+
+impl Slot {
+    fn new(entry: Entry, copied: bool) -> Self {
+        Self {
+            entry,
+            prev: NIL,
+            next: NIL,
+            hits_and_flags: if copied { COPIED } else { 0 },
+            refresh_after_ms: 0,
+        }
+    }
+
+    fn hits(&self) -> u32 {
+        self.hits_and_flags & MAX_HITS
+    }
+
+    fn count_hit(&mut self) {
+        if self.hits() < MAX_HITS {
+            self.hits_and_flags += 1;
+        }
+    }
+
+    fn segment(&self) -> Segment {
+        if self.hits_and_flags & PROTECTED != 0 {
+            Segment::Protected
+        } else {
+            Segment::Probation
+        }
+    }
+
+    fn set_segment(&mut self, segment: Segment) {
+        match segment {
+            Segment::Protected => self.hits_and_flags |= PROTECTED,
+            Segment::Probation => self.hits_and_flags &= !PROTECTED,
+        }
+    }
+
+    fn copied(&self) -> bool {
+        self.hits_and_flags & COPIED != 0
+    }
+
+    /// A new entry in this slot: no hits, no refresh mark, the segment
+    /// kept.
+    fn replace(&mut self, entry: Entry, copied: bool) {
+        self.entry = entry;
+        self.hits_and_flags = (self.hits_and_flags & PROTECTED) | if copied { COPIED } else { 0 };
+        self.refresh_after_ms = 0;
+    }
+
+    fn refresh_after(&self) -> Timestamp {
+        if self.refresh_after_ms == 0 {
+            return Timestamp::ZERO;
+        }
+        self.entry
+            .stored_at()
+            .add_millis(u64::from(self.refresh_after_ms))
+    }
+
+    /// Kept relative to `stored_at`; a mark further out than 49 days is
+    /// brought in (the upstream is only asked sooner).
+    fn set_refresh_after(&mut self, at: Timestamp) {
+        let delta = at
+            .as_millis()
+            .saturating_sub(self.entry.stored_at().as_millis());
+        self.refresh_after_ms = u32::try_from(delta).unwrap_or(u32::MAX);
+    }
 }
 
 /// One intrusive list: head is the most recently used slot.
@@ -102,7 +194,7 @@ pub enum Lookup<'a> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlotInfo {
     /// Fresh lookups since the entry was stored, this one included
-    /// (saturating at `u32::MAX`); 0 for a miss.
+    /// (saturating at 2^30 - 1); 0 for a miss.
     pub hits: u32,
     /// The upstream failed for this key recently: until this time, serve
     /// stale rather than ask again ([`Timestamp::ZERO`] when it has not).
@@ -201,22 +293,38 @@ impl Cache {
         self.slots.is_empty()
     }
 
-    /// Bytes an entry accounts for once stored: its slot (the entry struct
-    /// with the key's DO/CD bits, hash and links), its heap (the shared wire,
-    /// which also holds the key's name, type and class, and any spilled
-    /// `SmallVec`, each with allocator overhead) and
+    /// Bytes an entry accounts for once stored: its slot (the entry's
+    /// pointer and length, links, hit count, refresh mark and flags), its
+    /// one heap allocation as glibc lays it out ([`Entry::heap_bytes`]:
+    /// the wire, which also holds the key's name, type and class, and the
+    /// trailer, plus malloc's header and rounding) and
     /// [`TABLE_BYTES_PER_ENTRY`].
+    ///
+    /// The shard's total ([`CacheStats::bytes`]) is the sum of this over
+    /// its entries plus the slab's spare slots.
     pub fn entry_bytes(entry: &Entry) -> usize {
         size_of::<Slot>() + entry.heap_bytes() + TABLE_BYTES_PER_ENTRY
     }
 
+    /// Bytes of one slot, the fixed part of [`Cache::entry_bytes`].
+    pub const SLOT_BYTES: usize = size_of::<Slot>();
+
     fn bytes(&self) -> usize {
-        self.probation.bytes + self.protected.bytes
+        self.probation.bytes + self.protected.bytes + self.spare_bytes()
+    }
+
+    /// The slab's allocated but unused slots: held memory like any other.
+    fn spare_bytes(&self) -> usize {
+        (self.slots.capacity() - self.slots.len()) * size_of::<Slot>()
     }
 
     fn hash(&self, key: &QueryKey) -> u64 {
-        use core::hash::BuildHasher as _;
-        self.hasher.hash_one(key)
+        hash_key(&self.hasher, key)
+    }
+
+    /// The hash of the key of the entry in slot `index`.
+    fn slot_hash(&self, index: u32) -> u64 {
+        slot_hash(&self.hasher, &self.slots, index)
     }
 
     fn find(&self, hash: u64, key: &QueryKey) -> Option<u32> {
@@ -225,7 +333,7 @@ impl Cache {
             .find(hash, |&index| {
                 slots
                     .get(index as usize)
-                    .is_some_and(|slot| slot.hash == hash && slot.entry.matches(key))
+                    .is_some_and(|slot| slot.entry.matches(key))
             })
             .copied()
     }
@@ -265,11 +373,11 @@ impl Cache {
         match self.slots.get_mut(index as usize) {
             Some(slot) => {
                 if fresh {
-                    slot.hits = slot.hits.saturating_add(1);
+                    slot.count_hit();
                 }
                 let info = SlotInfo {
-                    hits: slot.hits,
-                    refresh_after: slot.refresh_after,
+                    hits: slot.hits(),
+                    refresh_after: slot.refresh_after(),
                 };
                 let entry = &slot.entry;
                 (
@@ -304,7 +412,7 @@ impl Cache {
         };
         match self.slots.get_mut(index as usize) {
             Some(slot) => {
-                slot.refresh_after = at;
+                slot.set_refresh_after(at);
                 true
             }
             None => false,
@@ -369,14 +477,10 @@ impl Cache {
                 // A refreshed answer keeps the standing its name earned.
                 self.unlink(index);
                 if let Some(slot) = self.slots.get_mut(index as usize) {
-                    slot.entry = entry;
-                    slot.bytes = bytes;
                     // A new answer starts its own life: no hits yet, and
                     // the upstream just proved it answers.
-                    slot.hits = 0;
-                    slot.refresh_after = Timestamp::ZERO;
-                    self.copies = self.copies - usize::from(slot.copied) + usize::from(copied);
-                    slot.copied = copied;
+                    self.copies = self.copies - usize::from(slot.copied()) + usize::from(copied);
+                    slot.replace(entry, copied);
                 }
                 let segment = self.segment_of(index);
                 self.push_front(segment, index);
@@ -384,22 +488,16 @@ impl Cache {
             }
             None => {
                 let index = self.slots.len() as u32;
-                self.slots.push(Slot {
-                    entry,
-                    hash,
-                    bytes,
-                    prev: NIL,
-                    next: NIL,
-                    segment: Segment::Probation,
-                    hits: 0,
-                    refresh_after: Timestamp::ZERO,
-                    copied,
-                });
+                if self.slots.len() == self.slots.capacity() {
+                    // Grow by an eighth, not double: spare slots count
+                    // against the bound, so keep them few.
+                    self.slots.reserve_exact((self.slots.len() / 8).max(1));
+                }
+                self.slots.push(Slot::new(entry, copied));
                 self.copies += usize::from(copied);
-                let slots = &self.slots;
-                self.table.insert_unique(hash, index, |&other| {
-                    slots.get(other as usize).map_or(0, |slot| slot.hash)
-                });
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.table
+                    .insert_unique(hash, index, |&other| slot_hash(hasher, slots, other));
                 self.push_front(Segment::Probation, index);
                 index
             }
@@ -512,10 +610,10 @@ impl Cache {
         capacity_bytes.min(size_of::<Slot>().saturating_mul(NIL as usize - 1))
     }
 
-    /// Remove every entry (counters are kept).
+    /// Remove every entry (counters are kept) and release the slab.
     pub fn clear(&mut self) {
-        self.table.clear();
-        self.slots.clear();
+        self.table = HashTable::new();
+        self.slots = Vec::new();
         self.copies = 0;
         self.probation = List::EMPTY;
         self.protected = List::EMPTY;
@@ -524,7 +622,7 @@ impl Cache {
     fn segment_of(&self, index: u32) -> Segment {
         self.slots
             .get(index as usize)
-            .map_or(Segment::Probation, |slot| slot.segment)
+            .map_or(Segment::Probation, Slot::segment)
     }
 
     fn list_mut(&mut self, segment: Segment) -> &mut List {
@@ -551,7 +649,8 @@ impl Cache {
         let Some(slot) = self.slots.get(index as usize) else {
             return;
         };
-        let (prev, next, segment, bytes) = (slot.prev, slot.next, slot.segment, slot.bytes);
+        let (prev, next, segment) = (slot.prev, slot.next, slot.segment());
+        let bytes = Self::entry_bytes(&slot.entry);
         if prev == NIL {
             self.list_mut(segment).head = next;
         } else {
@@ -574,10 +673,10 @@ impl Cache {
         let Some(slot) = self.slots.get_mut(index as usize) else {
             return;
         };
-        slot.segment = segment;
+        slot.set_segment(segment);
         slot.prev = NIL;
         slot.next = old_head;
-        let bytes = slot.bytes;
+        let bytes = Self::entry_bytes(&slot.entry);
         if old_head != NIL {
             self.set_prev(old_head, index);
         }
@@ -617,10 +716,22 @@ impl Cache {
     /// `keep` (just stored) is evicted last, never.
     fn evict_to_fit(&mut self, mut keep: u32) {
         while self.bytes() > self.capacity {
+            if keep == NIL && self.spare_bytes() > 0 {
+                // An operator's shrink: give spare slots back before
+                // evicting anything (the query path keeps them for the
+                // next inserts).
+                self.slots.shrink_to_fit();
+                if self.bytes() <= self.capacity {
+                    break;
+                }
+            }
             let Some(victim) = [self.probation.tail, self.protected.tail]
                 .into_iter()
                 .find(|&victim| victim != NIL && victim != keep)
             else {
+                // Only the entry just stored is left: spare slots are all
+                // that can still go.
+                self.slots.shrink_to_fit();
                 break;
             };
             // The removal moves the last slot into the victim's index.
@@ -635,20 +746,26 @@ impl Cache {
 
     /// Remove slot `index` everywhere, moving the last slot into its place.
     fn remove_slot(&mut self, index: u32) {
-        let Some((hash, copied)) = self
-            .slots
-            .get(index as usize)
-            .map(|slot| (slot.hash, slot.copied))
-        else {
+        let Some(copied) = self.slots.get(index as usize).map(Slot::copied) else {
             return;
         };
+        let hash = self.slot_hash(index);
         self.copies -= usize::from(copied);
         self.unlink(index);
         if let Ok(found) = self.table.find_entry(hash, |&other| other == index) {
             found.remove();
         }
         let last = self.slots.len() as u32 - 1;
+        let moved_hash = if index == last {
+            0
+        } else {
+            self.slot_hash(last)
+        };
         self.slots.swap_remove(index as usize);
+        if self.slots.is_empty() {
+            // An empty shard holds no slab (its spare slots would count).
+            self.slots = Vec::new();
+        }
         if index == last {
             return;
         }
@@ -657,7 +774,7 @@ impl Cache {
         let Some(moved) = self.slots.get(index as usize) else {
             return;
         };
-        let (moved_hash, prev, next, segment) = (moved.hash, moved.prev, moved.next, moved.segment);
+        let (prev, next, segment) = (moved.prev, moved.next, moved.segment());
         if let Some(pointer) = self.table.find_mut(moved_hash, |&other| other == last) {
             *pointer = index;
         }
@@ -681,7 +798,7 @@ impl Cache {
     /// the byte bound.
     pub(crate) fn check_invariants(&self) {
         assert_eq!(
-            self.slots.iter().filter(|slot| slot.copied).count(),
+            self.slots.iter().filter(|slot| slot.copied()).count(),
             self.copies,
             "copies miscounted"
         );
@@ -695,10 +812,9 @@ impl Cache {
                 let slot = &self.slots[index as usize];
                 assert!(!seen[index as usize], "slot {index} linked twice");
                 seen[index as usize] = true;
-                assert_eq!(slot.segment, segment, "slot {index} in the wrong list");
+                assert_eq!(slot.segment(), segment, "slot {index} in the wrong list");
                 assert_eq!(slot.prev, prev, "slot {index} prev link");
-                assert_eq!(slot.bytes, Self::entry_bytes(&slot.entry));
-                bytes += slot.bytes;
+                bytes += Self::entry_bytes(&slot.entry);
                 prev = index;
                 index = slot.next;
             }
@@ -708,7 +824,10 @@ impl Cache {
         assert!(seen.iter().all(|&linked| linked), "a slot is in no list");
         assert_eq!(self.table.len(), self.slots.len());
         for (index, slot) in self.slots.iter().enumerate() {
-            let found = self.table.find(slot.hash, |&other| other as usize == index);
+            let _ = slot;
+            let found = self.table.find(self.slot_hash(index as u32), |&other| {
+                other as usize == index
+            });
             assert_eq!(
                 found.copied(),
                 Some(index as u32),

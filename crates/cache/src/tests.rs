@@ -1305,14 +1305,18 @@ fn remove_and_remove_subtree() {
 }
 
 #[test]
-fn memory_accounting_counts_spilled_vectors() {
+fn memory_accounting_is_one_allocation() {
     let (_, small) = numbered(1, 2, 300, at(T0));
     let (_, large) = numbered(1, 40, 300, at(T0));
-    // The shared bytes' reference counts and allocator overhead.
-    assert_eq!(small.heap_bytes(), small.wire().len() + 16 + 16);
-    // 40 TTL offsets spill out of the inline 8.
-    assert_eq!(large.heap_bytes(), large.wire().len() + 32 + 40 * 2 + 16);
-    assert!(Cache::entry_bytes(&large) > large.memory_bytes());
+    for entry in [&small, &large] {
+        // The wire and the trailer; one RRset, so no extra cut.
+        let blob = entry.wire().len() + 16;
+        assert_eq!(entry.blob_len(), blob);
+        // glibc: an 8-byte header, 16-byte granularity.
+        assert_eq!(entry.heap_bytes(), (blob + 8).div_ceil(16) * 16);
+        assert_eq!(entry.memory_bytes(), 16 + entry.heap_bytes());
+        assert!(Cache::entry_bytes(entry) > entry.memory_bytes());
+    }
 }
 
 #[test]
@@ -1601,13 +1605,14 @@ fn entries_retain_capacity_and_policy() {
     ));
 }
 
-/// The accounting table in docs/TUNING.md ("Choosing shard sizes"):
-/// these are the figures it quotes, so a change to `Cache::entry_bytes`
-/// or the slot layout fails here until the doc is updated. Slot sizes are
-/// those of a 64-bit target.
+/// The entry-cost table in docs/TUNING.md ("Cache shard size"): these
+/// are the figures it quotes, so a change to `Cache::entry_bytes`, the
+/// slot or the entry layout fails here until the doc is updated. Slot and
+/// allocator sizes are those of a 64-bit glibc target. Print the table
+/// with `cargo test -p heimdall-cache entry_cost_table -- --nocapture`.
 #[cfg(target_pointer_width = "64")]
 #[test]
-fn accounted_bytes_match_the_tuning_table() {
+fn entry_cost_table() {
     let accounted = |qname: &str, records: u8| {
         let query_bytes = messages::query(qname, RecordType::A, 0, None);
         let key = QueryKey::from_packet(&query_bytes).unwrap().1;
@@ -1620,15 +1625,49 @@ fn accounted_bytes_match_the_tuning_table() {
     };
     // A 40-character name.
     let forty = format!("{}.example.com", "a".repeat(28));
+    // (answer, measured (wire, accounted), documented (wire, before, after)):
+    // "before" is the layout up to 0.x (a 152-byte slot, the wire in an
+    // `Arc<[u8]>`, TTL offsets and cuts in `SmallVec`s beside it).
     let table = [
-        (accounted("a.io", 1), (38, 232)),
-        (accounted("www.example.com", 1), (49, 243)),
-        (accounted("host1.example", 2), (63, 257)),
-        (accounted(&forty, 4), (122, 316)),
-        (accounted("host1.example", 8), (159, 353)),
+        ("`a.io A`, 1 record", accounted("a.io", 1), (38, 232, 106)),
+        (
+            "`www.example.com A`, 1 record",
+            accounted("www.example.com", 1),
+            (49, 243, 122),
+        ),
+        (
+            "`host1.example A`, 2 records",
+            accounted("host1.example", 2),
+            (63, 257, 138),
+        ),
+        (
+            "40-byte name, 4 A records",
+            accounted(&forty, 4),
+            (122, 316, 202),
+        ),
+        (
+            "`host1.example A`, 8 records",
+            accounted("host1.example", 8),
+            (159, 353, 234),
+        ),
+        (
+            "`host1.example A`, 29 records",
+            accounted("host1.example", 29),
+            (495, 763, 570),
+        ),
     ];
-    for (got, documented) in table {
-        assert_eq!(got, documented, "(wire bytes, accounted bytes)");
+    println!("| answer | wire bytes | accounted before | accounted now | now / wire |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (answer, (wire, now), (_, before, _)) in &table {
+        let ratio = *now as f64 / *wire as f64;
+        println!("| {answer} | {wire} | {before} | {now} | {ratio:.2}x |");
+    }
+    for (answer, (wire, now), (doc_wire, _, doc_now)) in table {
+        assert_eq!(
+            (wire, now),
+            (doc_wire, doc_now),
+            "{answer}: (wire bytes, accounted bytes)"
+        );
     }
 }
 
@@ -1839,4 +1878,80 @@ fn raw_reply(entry: &Entry, query: &Q) -> Vec<u8> {
     out.truncate(len);
     HMessage::from_vec(&out).unwrap();
     out
+}
+
+#[test]
+fn the_trailer_keeps_times_bits_and_ede() {
+    let (key, entry) = numbered(7, 3, 300, Timestamp::from_millis(1_234_567));
+    assert_eq!(entry.stored_at(), Timestamp::from_millis(1_234_567));
+    assert_eq!(
+        entry.expires_at(),
+        Timestamp::from_millis(1_234_567 + 300_000)
+    );
+    assert_eq!(entry.key(), key);
+    assert!(entry.matches(&key));
+    assert_eq!(entry.kind(), EntryKind::Positive);
+    assert_eq!((entry.ede(), entry.rcode()), (0, Rcode::NOERROR));
+    let marked = entry.clone().with_ede(9);
+    assert_eq!(marked.ede(), 9);
+    assert_eq!(marked.wire(), entry.wire());
+    assert_eq!(marked.with_ede(0), entry);
+
+    // Lifetimes past 2^31 ms are kept in whole seconds, rounded down.
+    let long = CachePolicy {
+        max_ttl: 90 * 86_400,
+        ..CachePolicy::default()
+    };
+    let query_bytes = messages::query("long.example", RecordType::A, 0, None);
+    let key = QueryKey::from_packet(&query_bytes).unwrap().1;
+    let upstream = messages::a_answer(&query_bytes, 1, 80 * 86_400);
+    let message = Message::parse(&upstream).unwrap();
+    let entry = Entry::from_response(&key, &message, at(T0).add_millis(5), &long)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entry.expires_at(),
+        at(T0).add_millis(5).add_secs(80 * 86_400)
+    );
+    let mut restamped = entry.clone();
+    restamped.set_times(at(T0), at(T0).add_millis(40 * 86_400_000 + 999));
+    assert_eq!(restamped.expires_at(), at(T0).add_secs(40 * 86_400));
+    assert_eq!(restamped.stored_at(), at(T0));
+}
+
+#[test]
+fn ttl_fields_are_found_by_walking_the_records() {
+    // Owners as pointers (copied answers), as full names (a TXT-owned
+    // authority record under another name) and with RDATA of every size.
+    let query = Q::new("www.example.com", RecordType::A);
+    let upstream = www_response(&[
+        answer("www.example.com", 300, Rd::A(1)),
+        answer("www.example.com", 300, Rd::A(2)),
+        rr(Section::Authority, "example.com", 300, Rd::Txt(300)),
+        rr(Section::Additional, "ns1.example.com", 300, Rd::Aaaa(5)),
+    ]);
+    let entry = stored(&query, &upstream);
+    let message = Message::parse(entry.wire()).unwrap();
+    let expected: Vec<u16> = [Section::Answer, Section::Authority, Section::Additional]
+        .into_iter()
+        .flat_map(|section| message.records(section))
+        .map(|record| record.ttl_offset() as u16)
+        .collect();
+    assert_eq!(expected.len(), 4);
+    assert_eq!(&entry.ttl_offsets()[..], &expected[..]);
+    assert_eq!(entry.cuts().len(), 3);
+
+    // Bytes that do not parse stop the walk; nothing panics.
+    let mut broken = entry.clone();
+    let question_end = usize::from(broken.question_end());
+    let wire_len = broken.wire().len();
+    for at in question_end..wire_len {
+        for byte in [0x00, 0x3f, 0x40, 0xc0, 0xff] {
+            let mut bytes = broken.blob.to_vec();
+            bytes[at] = byte;
+            broken.blob = bytes.into_boxed_slice();
+            assert!(broken.ttl_offsets().len() <= 4);
+            let _ = broken.cuts();
+        }
+    }
 }

@@ -645,5 +645,5 @@ fn an_answer_in_flight_across_a_reload_that_blocks_it_is_not_cached() {
 #[cfg(target_pointer_width = "64")]
 #[test]
 fn a_hint_is_the_size_the_tuning_guide_uses() {
-    assert_eq!(std::mem::size_of::<heimdall_resolver::Hint>(), 384);
+    assert_eq!(std::mem::size_of::<heimdall_resolver::Hint>(), 288);
 }

@@ -371,12 +371,21 @@ fn a_cache_miss_allocates_only_its_cache_entry() {
     while resolver.poll_retired().is_some() {}
     while resolver.poll_hint().is_some() {}
 
+    let mut slab_growths = 0;
     for id in 0..32u16 {
         let (asking, answering) =
             miss_allocations(&mut resolver, &format!("miss-{id}.example"), 1000 + id, now);
         assert_eq!(asking, 0, "asking upstream allocated {asking} times");
-        // The entry's bytes: built in a buffer, then moved into the one
-        // shared allocation the cache, the waiters and the hint all use.
-        assert!(answering <= 2, "answering allocated {answering} times");
+        // The entry's bytes: built in a buffer, then copied into the
+        // entry's one exact-size allocation; a copy for the cache and one
+        // for the hint (each core holds its own bytes; the waiters get the
+        // original). Now and then one more: the cache's slab of slots
+        // grows by an eighth (about every 40 new entries here).
+        if answering == 5 {
+            slab_growths += 1;
+        } else {
+            assert!(answering <= 4, "answering allocated {answering} times");
+        }
     }
+    assert!(slab_growths <= 1, "the slab grew {slab_growths} times");
 }

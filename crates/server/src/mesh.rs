@@ -165,8 +165,9 @@ impl HintLink {
     }
 
     /// Push `hint` into every other core's inbox: the last peer gets the
-    /// hint itself, the others a copy (the entry's bytes are shared). A
-    /// full inbox drops it (counted).
+    /// hint itself, the others a copy (the entry's one allocation copied:
+    /// each core owns the bytes it stores). A full inbox drops it
+    /// (counted).
     pub(crate) fn send(&self, hint: Hint) {
         let cores = self.inboxes.cores();
         let last = (0..cores).rev().find(|&peer| peer != self.me);
