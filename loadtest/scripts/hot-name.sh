@@ -7,8 +7,11 @@
 #   loadtest/scripts/hot-name.sh [ROUNDS [DURATION]]     defaults: 3 5s
 #
 # heimdall on CPUs 0 and 1 (`cores: [0, 1]`), the synthetic upstream and
-# the load generator unpinned (this VM has two CPUs: the generator takes
-# a share of both, the same in both settings). Each round runs both
+# the load generator unpinned. On a host with only two CPUs the generator
+# needs one of them: with spreading off it has the idle core's CPU to
+# itself, with spreading on it competes with both cores, so there the rate
+# measures the generator as much as heimdall; the core shares and CPU show
+# the balance. Run it where the generator has CPUs of its own. Each round runs both
 # settings, the order swapped every round, with a fresh server: the name is
 # warmed, then heimdall-loadtest asks only it, in max mode, from 8 sockets.
 # Per setting and round it prints the answered rate and each core's share
@@ -35,14 +38,14 @@ sleep 0.5
 
 TOKEN=hot-name-script-token-0123
 stats() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((BASE + 2))/stats"; }
-# utime+stime of each core's executor thread (heimdall-core0, -core1), in
+# utime+stime of each core's threads (named heimdall-core0-, -core1-), in
 # clock ticks, in core order.
 thread_ticks() {
     for task in /proc/"$1"/task/*; do
         local comm
         comm=$(cat "$task/comm" 2>/dev/null || true)
-        case $comm in heimdall-core*) echo "$comm $(awk '{print $14 + $15}' "$task/stat")" ;; esac
-    done | sort | awk '{print $2}' | paste -sd' '
+        case $comm in heimdall-core*) echo "${comm%%-}" "$(awk '{print $14 + $15}' "$task/stat")" ;; esac
+    done | awk '{t[$1] += $2} END {for (c in t) print c, t[c]}' | sort | awk '{print $2}' | paste -sd' '
 }
 
 run_one() { # label spread
