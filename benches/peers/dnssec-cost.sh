@@ -109,6 +109,11 @@ server:
   pidfile: "$WORK/nsd.pid"
   logfile: "$WORK/nsd.log"
   verbosity: 1
+  # NSD's response rate limiting (on by default in Debian's build, 200
+  # answers/s per category) would turn the NXDOMAIN run into a measure of
+  # it: slipped (TC) and dropped answers, upstream timeouts.
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
 remote-control:
   control-enable: no
 zone:
