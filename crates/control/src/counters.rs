@@ -65,6 +65,8 @@ pub enum Counter {
     DnssecSubqueries,
     /// Denials answered from cached validated NSEC records (RFC 8198).
     DnssecAggressive,
+    /// Signature checks saved by the memo of verified signatures.
+    DnssecSignaturesRemembered,
     /// Hints this core produced for the others.
     HintsProduced,
     /// Received hints stored (no fresher entry was present).
@@ -303,7 +305,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 91] = [
+pub const COUNTERS: [CounterDesc; 92] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -503,6 +505,13 @@ pub const COUNTERS: [CounterDesc; 91] = [
         None,
         "NXDOMAIN and NODATA answers synthesised from cached validated NSEC records without asking upstream (RFC 8198, `dnssec.aggressive_nsec`).",
         ("dnssec", "aggressive"),
+    ),
+    desc(
+        Counter::DnssecSignaturesRemembered,
+        "heimdall_dnssec_signatures_remembered_total",
+        None,
+        "Signature checks DNSSEC validation skipped because the same signature over the same records with the same key had verified before (the per-core memo of verified signatures; a zone's SOA and shared NSEC3 records repeat in every denial).",
+        ("dnssec", "signatures_remembered"),
     ),
     desc(
         Counter::HintsProduced,

@@ -8,6 +8,7 @@ use heimdall_wire::{Name, NameBuf, RecordType, WireNameBuf};
 use crate::anchor::TrustAnchors;
 use crate::canonical::{effective_labels, signed_data};
 use crate::crypto::{self, CryptoError, algorithm_supported, digest_supported};
+use crate::memo::VerifiedSignatures;
 use crate::outcome::{Bogus, Failure, Insecure};
 use crate::rr::{Dnskey, Ds, Rr, Rrsig};
 use crate::time::signature_window;
@@ -120,6 +121,31 @@ pub fn validate_rrset(
     now: u64,
     config: &Config,
 ) -> Result<Secure, Failure> {
+    validate(rrset, rrsigs, dnskeys, now, config, None)
+}
+
+/// [`validate_rrset`], remembering in `memo` the signatures that verify
+/// and skipping the public-key operation for those it already holds
+/// (see [`VerifiedSignatures`]).
+pub fn validate_rrset_memo(
+    rrset: &[Rr<'_>],
+    rrsigs: &[Rr<'_>],
+    dnskeys: &[Rr<'_>],
+    now: u64,
+    config: &Config,
+    memo: &mut VerifiedSignatures,
+) -> Result<Secure, Failure> {
+    validate(rrset, rrsigs, dnskeys, now, config, Some(memo))
+}
+
+fn validate(
+    rrset: &[Rr<'_>],
+    rrsigs: &[Rr<'_>],
+    dnskeys: &[Rr<'_>],
+    now: u64,
+    config: &Config,
+    mut memo: Option<&mut VerifiedSignatures>,
+) -> Result<Secure, Failure> {
     let first = rrset.first().ok_or(Bogus::Malformed)?;
     let owner = first.owner();
     let same_set = rrset.iter().all(|rr| {
@@ -150,7 +176,7 @@ pub fn validate_rrset(
         match check_one(
             &rrsig,
             rrset,
-            dnskeys,
+            (dnskeys, memo.as_deref_mut()),
             now,
             config,
             &mut data,
@@ -167,7 +193,7 @@ pub fn validate_rrset(
 fn check_one(
     rrsig: &Rrsig<'_>,
     rrset: &[Rr<'_>],
-    dnskeys: &[Rr<'_>],
+    (dnskeys, mut memo): (&[Rr<'_>], Option<&mut VerifiedSignatures>),
     now: u64,
     config: &Config,
     data: &mut Vec<u8>,
@@ -207,13 +233,31 @@ fn check_one(
             signed_data(rrsig, rrset, data, signed_owner)?;
             built = true;
         }
-        match crypto::verify(rrsig.algorithm, key.public_key, data, rrsig.signature) {
+        let fingerprint = memo.as_ref().map(|_| {
+            VerifiedSignatures::fingerprint(rrsig.algorithm, key.public_key, data, rrsig.signature)
+        });
+        let remembered = match (memo.as_deref_mut(), &fingerprint) {
+            (Some(memo), Some(fingerprint)) => memo.verified(fingerprint, now),
+            _ => false,
+        };
+        let verified = if remembered {
+            Ok(())
+        } else {
+            crypto::verify(rrsig.algorithm, key.public_key, data, rrsig.signature)
+        };
+        match verified {
             Ok(()) => {
+                let ttl = rrsig.original_ttl.min(remaining);
+                if let (false, Some(memo), Some(fingerprint)) =
+                    (remembered, memo.as_deref_mut(), fingerprint)
+                {
+                    memo.remember(fingerprint, now, now.saturating_add(u64::from(ttl)));
+                }
                 let wildcard = (usize::from(rrsig.labels) < effective_labels(&owner))
                     .then(|| NameBuf::from_wire(signed_owner).ok())
                     .flatten();
                 return Ok(Secure {
-                    ttl: rrsig.original_ttl.min(remaining),
+                    ttl,
                     key_tag: rrsig.key_tag,
                     algorithm: rrsig.algorithm,
                     wildcard,

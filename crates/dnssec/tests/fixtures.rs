@@ -6,7 +6,10 @@
 
 mod support;
 
-use heimdall_dnssec::{Bogus, Config, TrustAnchors, validate_rrset, verify_dnskeys_with_anchors};
+use heimdall_dnssec::{
+    Bogus, Config, TrustAnchors, VerifiedSignatures, validate_rrset, validate_rrset_memo,
+    verify_dnskeys_with_anchors,
+};
 use heimdall_wire::RecordType;
 use heimdall_zone::{ZoneRecord, parse_zone};
 use support::*;
@@ -93,4 +96,39 @@ fn the_fixtures_expire_and_refuse_tampering() {
             Err(Bogus::DnskeyMissing.into())
         );
     }
+}
+
+#[test]
+fn a_remembered_signature_skips_the_check_but_not_the_window_or_the_bytes() {
+    let (records, ds) = load("example-nsec3");
+    let (keys, _) = trusted_keys(&records, &ds, FIXED_NOW);
+    let config = Config::default();
+    let a = rrset(&records, "a.example.", RecordType::A);
+    let sigs = rrsigs(&records, "a.example.", RecordType::A);
+    let mut memo = VerifiedSignatures::default();
+    let first = validate_rrset_memo(&a, &sigs, &keys, FIXED_NOW, &config, &mut memo).unwrap();
+    assert_eq!((memo.len(), memo.hits()), (1, 0));
+    let again = validate_rrset_memo(&a, &sigs, &keys, FIXED_NOW + 1, &config, &mut memo).unwrap();
+    assert_eq!(again, first);
+    assert_eq!(memo.hits(), 1, "the second validation was remembered");
+    // Other bytes under the same signature are checked, and fail.
+    let mut changed = a.clone();
+    changed[0] = tampered(&a[0], 0);
+    assert_eq!(
+        validate_rrset_memo(&changed, &sigs, &keys, FIXED_NOW, &config, &mut memo),
+        Err(Bogus::BadSignature.into())
+    );
+    // The window is judged on every use: past the expiry, remembered or
+    // not, the signature is expired.
+    let exact = Config {
+        clock_skew: 0,
+        ..config
+    };
+    assert_eq!(
+        validate_rrset_memo(&a, &sigs, &keys, FIXTURE_EXPIRATION + 1, &exact, &mut memo),
+        Err(Bogus::SignatureExpired.into())
+    );
+    // A key not passed in is never trusted through the memo.
+    assert!(validate_rrset_memo(&a, &sigs, &[], FIXED_NOW, &config, &mut memo).is_err());
+    assert_eq!(memo.hits(), 1);
 }

@@ -42,6 +42,8 @@ pub struct ResolverStats {
     pub dnssec_bogus_other: u64,
     /// DNSKEY and DS sub-queries started for validation.
     pub dnssec_subqueries: u64,
+    /// Signature checks skipped: the same signature had verified before.
+    pub dnssec_signatures_remembered: u64,
     /// NXDOMAIN and NODATA answers synthesised from cached validated NSEC
     /// records, without an upstream query (RFC 8198).
     pub dnssec_aggressive: u64,

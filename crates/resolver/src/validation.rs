@@ -34,8 +34,9 @@ use hashbrown::HashMap;
 
 use heimdall_cache::{Cache, Entry, EntryKind, Timestamp, Trim};
 use heimdall_dnssec::{
-    Bogus, Failure, Nsec, Nsec3, Rr, Rrsig, prove_nodata, prove_nxdomain, prove_wildcard_answer,
-    validate_rrset, verify_dnskeys_with_anchors, verify_dnskeys_with_ds,
+    Bogus, Failure, Nsec, Nsec3, Rr, Rrsig, VerifiedSignatures, prove_nodata, prove_nxdomain,
+    prove_wildcard_answer, validate_rrset, validate_rrset_memo, verify_dnskeys_with_anchors,
+    verify_dnskeys_with_ds,
 };
 use heimdall_wire::{
     Class, Message, Name, NameBuf, QueryKey, Rcode, RecordType, Section, WireNameBuf,
@@ -132,6 +133,10 @@ pub(crate) fn subquery_key(name: &[u8], rtype: RecordType) -> QueryKey {
 pub(crate) struct KeyCache {
     zones: HashMap<WireNameBuf, (Entry, Timestamp)>,
     insecure: HashMap<WireNameBuf, (Option<u16>, Timestamp)>,
+    /// Signatures already verified (heimdall-dnssec's memo): a denial
+    /// under a known zone repeats its SOA and two of its three NSEC3
+    /// RRsets, which then cost a hash instead of a signature check.
+    verified: RefCell<VerifiedSignatures>,
 }
 
 impl KeyCache {
@@ -142,6 +147,12 @@ impl KeyCache {
     pub(crate) fn clear(&mut self) {
         self.zones.clear();
         self.insecure.clear();
+        self.verified.get_mut().clear();
+    }
+
+    /// Verifications the signature memo saved since the start.
+    pub(crate) fn signatures_remembered(&self) -> u64 {
+        self.verified.try_borrow().map_or(0, |memo| memo.hits())
     }
 
     /// Remember what an evaluation learned.
@@ -560,6 +571,21 @@ impl<'a> Validator<'a> {
         Ok(verdict)
     }
 
+    /// heimdall-dnssec's `validate_rrset` at this evaluation's time, with
+    /// the core's memo of verified signatures.
+    fn validate_rrset(
+        &self,
+        rrset: &[Rr<'_>],
+        sigs: &[Rr<'_>],
+        keys: &[Rr<'_>],
+    ) -> Result<heimdall_dnssec::Secure, Failure> {
+        let (unix, config) = (self.unix(), &self.config.validator);
+        match self.known.verified.try_borrow_mut() {
+            Ok(mut memo) => validate_rrset_memo(rrset, sigs, keys, unix, config, &mut memo),
+            Err(_) => validate_rrset(rrset, sigs, keys, unix, config),
+        }
+    }
+
     /// Validate one RRset of an answer (with its wildcard proof).
     fn rrset(
         &self,
@@ -583,7 +609,7 @@ impl<'a> Validator<'a> {
             Keys::Insecure(ede) => return Ok(Verdict::Insecure(ede)),
             Keys::Secure(keys) => keys,
         };
-        let secure = match validate_rrset(rrset, sigs, &keys, self.unix(), &self.config.validator) {
+        let secure = match self.validate_rrset(rrset, sigs, &keys) {
             Ok(secure) => secure,
             Err(failure) => return as_insecure(failure).map(Verdict::Insecure),
         };
@@ -642,7 +668,7 @@ impl<'a> Validator<'a> {
                     Bogus::NsecMissing
                 }));
             }
-            match validate_rrset(&rrset, &sigs, keys, self.unix(), &self.config.validator) {
+            match self.validate_rrset(&rrset, &sigs, keys) {
                 Ok(secure) => ttl = ttl.min(secure.ttl),
                 Err(failure) => {
                     // An unsupported algorithm here would have made the
@@ -801,9 +827,9 @@ impl<'a> Validator<'a> {
             Keys::Insecure(ede) => return Ok(DsSet::Insecure(ede)),
             Keys::Secure(keys) => keys,
         };
-        let (unix, config) = (self.unix(), &self.config.validator);
+        let config = &self.config.validator;
         if !ds.is_empty() {
-            return match validate_rrset(&ds, &sigs, &keys, unix, config) {
+            return match self.validate_rrset(&ds, &sigs, &keys) {
                 Ok(secure) => {
                     let until = entry.expires_at().min(self.now.add_secs(secure.ttl));
                     Ok(DsSet::Secure(ds, until))

@@ -87,6 +87,7 @@ impl Resolver {
         for learned in learned {
             self.validated_keys.learn(learned);
         }
+        self.stats.dnssec_signatures_remembered = self.validated_keys.signatures_remembered();
         match step {
             Step::Done(verdict) => {
                 self.finish_validation(slot, message, packet, verdict, &judged, now);
