@@ -42,23 +42,8 @@ const NAME: &str = "dns.test";
 /// A server forwarding to `upstream` over UDP, serving DNS over TLS and
 /// HTTPS with `certs`, with `extra` YAML appended.
 fn encrypted_config(upstream: SocketAddr, certs: &TestCerts, extra: &str) -> Config {
-    let yaml = format!(
-        "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
-         cache:\n  shard_size: 1MiB\n\
-         upstream:\n  servers: [\"{upstream}\"]\n  timeout: 1s\n  attempts: 2\n\
-         tcp:\n  read_timeout: 500ms\n  idle_timeout: 3s\n\
-         tls:\n  listen: [127.0.0.1:853]\n  https_listen: [127.0.0.1:443]\n  \
-         certificate: {cert}\n  key: {key}\n\
-         log:\n  level: warn\ndnssec:\n  mode: off\n{extra}",
-        cert = certs.cert.display(),
-        key = certs.key.display(),
-    );
-    let mut config = Config::from_yaml_str(&yaml, "test.yaml")
-        .unwrap_or_else(|err| panic!("test config refused: {err}\n{yaml}"));
-    common::listen_on_any_port(&mut config);
-    config.tls.listen = vec![SocketAddr::from((LOOPBACK, 0))];
-    config.tls.https_listen = vec![SocketAddr::from((LOOPBACK, 0))];
-    config
+    let tls = "  listen: [127.0.0.1:853]\n  https_listen: [127.0.0.1:443]\n";
+    certs.server_config(upstream, tls, extra)
 }
 
 /// A running server with its encrypted addresses.

@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use certs::TestCerts;
-use common::{LOOPBACK, start_server, start_upstream};
+use common::{start_server, start_upstream};
 use heimdall_config::Config;
 use heimdall_loadtest::UpstreamConfig;
 use heimdall_loadtest::load::handshake::{self, HandshakeConfig, Progress};
@@ -34,23 +34,8 @@ use heimdall_loadtest::tls::{self, Trust};
 const NAME: &str = "dns.test";
 
 fn config(upstream: SocketAddr, certs: &TestCerts) -> Config {
-    let yaml = format!(
-        "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
-         cache:\n  shard_size: 1MiB\n\
-         upstream:\n  servers: [\"{upstream}\"]\n  timeout: 1s\n\
-         dnssec:\n  mode: off\n\
-         tls:\n  listen: [127.0.0.1:853]\n  https_listen: [127.0.0.1:443]\n  \
-         certificate: {cert}\n  key: {key}\n\
-         log:\n  level: warn\n",
-        cert = certs.cert.display(),
-        key = certs.key.display(),
-    );
-    let mut config = Config::from_yaml_str(&yaml, "test.yaml")
-        .unwrap_or_else(|err| panic!("test config refused: {err}\n{yaml}"));
-    common::listen_on_any_port(&mut config);
-    config.tls.listen = vec![SocketAddr::from((LOOPBACK, 0))];
-    config.tls.https_listen = vec![SocketAddr::from((LOOPBACK, 0))];
-    config
+    let tls = "  listen: [127.0.0.1:853]\n  https_listen: [127.0.0.1:443]\n";
+    certs.server_config(upstream, tls, "")
 }
 
 fn workload() -> WorkloadConfig {

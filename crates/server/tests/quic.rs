@@ -34,26 +34,9 @@ use heimdall_wire::RecordType;
 /// The name the test certificates carry.
 const NAME: &str = "dns.test";
 
-/// A server forwarding to `upstream`, serving DNS over QUIC with `certs`,
-/// with `extra` YAML appended.
-fn quic_config(upstream: SocketAddr, certs: &TestCerts, extra: &str) -> Config {
-    let yaml = format!(
-        "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
-         cache:\n  shard_size: 1MiB\n\
-         upstream:\n  servers: [\"{upstream}\"]\n  timeout: 1s\n  attempts: 2\n\
-         tcp:\n  read_timeout: 500ms\n  idle_timeout: 3s\n{extra}\
-         tls:\n  quic_listen: [127.0.0.1:853]\n  \
-         certificate: {cert}\n  key: {key}\n\
-         log:\n  level: warn\n\
-         dnssec:\n  mode: \"off\"\n",
-        cert = certs.cert.display(),
-        key = certs.key.display(),
-    );
-    let mut config = Config::from_yaml_str(&yaml, "test.yaml")
-        .unwrap_or_else(|err| panic!("test config refused: {err}\n{yaml}"));
-    common::listen_on_any_port(&mut config);
-    config.tls.quic_listen = vec![SocketAddr::from((LOOPBACK, 0))];
-    config
+/// A server forwarding to `upstream`, serving DNS over QUIC with `certs`.
+fn quic_config(upstream: SocketAddr, certs: &TestCerts) -> Config {
+    certs.server_config(upstream, "  quic_listen: [127.0.0.1:853]\n", "")
 }
 
 fn start_quic(config: &Config) -> (TestServer, SocketAddr) {
@@ -98,7 +81,7 @@ fn kdig_over_quic_gets_padded_answers_with_id_zero() {
     };
     let upstream = start_upstream(UpstreamConfig::default());
     let certs = TestCerts::new("doq", NAME);
-    let config = quic_config(upstream.local_addr(), &certs, "");
+    let config = quic_config(upstream.local_addr(), &certs);
     let (server, quic) = start_quic(&config);
     // A miss (answered once the upstream has), then the same name from
     // the cache.
@@ -137,7 +120,7 @@ fn kdig_over_quic_gets_padded_answers_with_id_zero() {
 fn garbage_datagrams_are_dropped_and_counted_and_udp_is_still_served() {
     let upstream = start_upstream(UpstreamConfig::default());
     let certs = TestCerts::new("doq-garbage", NAME);
-    let config = quic_config(upstream.local_addr(), &certs, "");
+    let config = quic_config(upstream.local_addr(), &certs);
     let (server, quic) = start_quic(&config);
     let socket = UdpSocket::bind((LOOPBACK, 0)).unwrap();
     // Not QUIC: a DNS query, and a short run of zero bytes.
@@ -189,7 +172,8 @@ fn connections_beyond_the_limit_are_refused() {
     };
     let upstream = start_upstream(UpstreamConfig::default());
     let certs = TestCerts::new("doq-limit", NAME);
-    let config = quic_config(upstream.local_addr(), &certs, "  max_connections: 1\n");
+    let mut config = quic_config(upstream.local_addr(), &certs);
+    config.tcp.max_connections = 1;
     let (server, quic) = start_quic(&config);
     // A connection that begins its handshake and goes no further: it holds
     // the one place until tcp.read_timeout (500ms) ends it.

@@ -4,8 +4,10 @@
 
 #![allow(unreachable_pub)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+
+use heimdall_config::Config;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
 
@@ -75,6 +77,41 @@ impl Drop for TestCerts {
 }
 
 /// A suffix that keeps two directories of one process apart.
+impl TestCerts {
+    /// A one-core server forwarding to `upstream` over UDP (validation
+    /// off: the synthetic upstream signs nothing), TCP read and idle
+    /// timeouts of 500 ms and 3 s, with these certificate and key files;
+    /// `tls` is the rest of the `tls:` section (its listen keys), `extra`
+    /// more YAML. Every listener, the encrypted ones too, is on 127.0.0.1
+    /// with a port the kernel picks.
+    pub fn server_config(&self, upstream: SocketAddr, tls: &str, extra: &str) -> Config {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [\"{upstream}\"]\n  timeout: 1s\n  attempts: 2\n\
+             tcp:\n  read_timeout: 500ms\n  idle_timeout: 3s\n\
+             tls:\n{tls}  certificate: {cert}\n  key: {key}\n\
+             log:\n  level: warn\ndnssec:\n  mode: \"off\"\n{extra}",
+            cert = self.cert.display(),
+            key = self.key.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "test.yaml")
+            .unwrap_or_else(|err| panic!("test config refused: {err}\n{yaml}"));
+        crate::common::listen_on_any_port(&mut config);
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        for listen in [
+            &mut config.tls.listen,
+            &mut config.tls.https_listen,
+            &mut config.tls.quic_listen,
+        ] {
+            if !listen.is_empty() {
+                *listen = vec![any];
+            }
+        }
+        config
+    }
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
