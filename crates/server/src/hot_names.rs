@@ -69,10 +69,17 @@ pub(crate) struct Review {
     pub(crate) expired: u64,
     /// Hot names not added because the set was full.
     pub(crate) full: u64,
-    /// Steering programs this core attached.
-    pub(crate) programs: u64,
     /// Attaching failed (the old program stays).
     pub(crate) attach_errors: u64,
+}
+
+impl std::ops::AddAssign for Review {
+    fn add_assign(&mut self, other: Review) {
+        self.added += other.added;
+        self.expired += other.expired;
+        self.full += other.full;
+        self.attach_errors += other.attach_errors;
+    }
 }
 
 impl SpreadSet {
@@ -155,12 +162,9 @@ impl SpreadSet {
         if review.added > 0 || review.expired > 0 {
             let program = self.program(&names);
             for &fd in fds {
-                match heimdall_udp::reuseport::attach_reuseport_program(fd, &program) {
-                    Ok(()) => review.programs += 1,
-                    Err(err) => {
-                        review.attach_errors += 1;
-                        log::warn!("steering: cannot attach the program with hot names: {err}");
-                    }
+                if let Err(err) = heimdall_udp::reuseport::attach_reuseport_program(fd, &program) {
+                    review.attach_errors += 1;
+                    log::warn!("steering: cannot attach the program with hot names: {err}");
                 }
             }
             log::debug!(
@@ -234,13 +238,7 @@ impl HotNames {
                 (hash, queries.saturating_mul(1000) / millis)
             })
             .collect();
-        let review = self.set.review(&rates, now, &self.fds);
-        let totals = &mut window.totals;
-        totals.added += review.added;
-        totals.expired += review.expired;
-        totals.full += review.full;
-        totals.programs += review.programs;
-        totals.attach_errors += review.attach_errors;
+        window.totals += self.set.review(&rates, now, &self.fds);
         window.slots.clear();
         window.started = now;
     }

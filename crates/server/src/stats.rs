@@ -912,7 +912,6 @@ mod tests {
                 added: next(),
                 expired: next(),
                 full: next(),
-                programs: 0,
                 attach_errors: next(),
             },
             off_owner_fetches: next(),
