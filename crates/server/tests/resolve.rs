@@ -402,6 +402,49 @@ fn a_hot_name_is_spread_over_every_core() {
     upstream.stop();
 }
 
+/// An attacker who makes many names hot cannot grow the set of names
+/// replicated on every core: at most 16 are spread, the rest are refused
+/// and counted (`event="full"`), and nothing breaks the answers.
+#[test]
+fn making_many_names_hot_spreads_at_most_sixteen() {
+    let mut upstream = start_upstream(UpstreamConfig::default());
+    let mut config = Setup {
+        cores: "[0, 1]",
+        ..Setup::new(&[upstream.local_addr()])
+    }
+    .config();
+    config.server.steering_spread = 50;
+    let server = start_server(&config);
+    let clients: Vec<Client> = (0..8).map(|_| server.client()).collect();
+    let names: Vec<String> = (0..40).map(|n| format!("host-{n}.zone.test.")).collect();
+    let started = Instant::now();
+    let mut asked = 0u16;
+    while started.elapsed() < Duration::from_secs(3) {
+        for name in &names {
+            asked = asked.wrapping_add(1);
+            let client = &clients[usize::from(asked) % clients.len()];
+            let reply = client.exchange(&query(asked, name, RecordType::A, EDNS));
+            assert_eq!(reply.rcode(), Rcode::NOERROR, "{name}");
+        }
+    }
+    let samples = metrics(&get_ok(server.control_addr(), "/metrics"));
+    let spread = |event: &str| samples.sum("heimdall_steering_spread_total", &[("event", event)]);
+    server.stop();
+    upstream.stop();
+    assert!(
+        spread("added") - spread("expired") <= 16.0,
+        "added {} expired {}",
+        spread("added"),
+        spread("expired")
+    );
+    assert!(
+        spread("added") >= 16.0,
+        "the set filled: {}",
+        spread("added")
+    );
+    assert!(spread("full") > 0.0, "the refused names are counted");
+}
+
 /// NXDOMAIN and NODATA are cached for the SOA-derived TTL (RFC 2308:
 /// min(SOA TTL, MINIMUM)), counted down, and asked again after it.
 #[test]
