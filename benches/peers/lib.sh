@@ -93,6 +93,23 @@ peer_version() { # name
 # CPU ticks (utime + stime) of a process, all its threads (the /proc/PID/stat
 # of a thread-group leader sums its threads, live and exited) and all its
 # descendant processes.
+stop_pid() { # pid: TERM, at most 10 s for it to exit, then KILL
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "PID $pid still running 10 s after SIGTERM; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+# The EXIT trap of a script that keeps one server (SERVER_PID) and the
+# upstream (UPSTREAM_PID) running at a time, in the scratch dir WORK.
+cleanup() {
+    [ -n "${SERVER_PID:-}" ] && stop_pid "$SERVER_PID"
+    [ -n "${UPSTREAM_PID:-}" ] && stop_pid "$UPSTREAM_PID"
+    rm -rf "${WORK:?}"
+}
 tree_pids() { local c; echo "$1"; for c in $(pgrep -P "$1" || true); do tree_pids "$c"; done; }
 cpu_ticks() {
     local total=0 p t

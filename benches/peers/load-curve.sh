@@ -94,22 +94,7 @@ NAMES=1000
 WORK=$(mktemp -d /tmp/heimdall-load-curve.XXXXXX)
 UPSTREAM_PID=
 SERVER_PID=
-stop_pid() { # pid: TERM, at most 10 s for it to exit, then KILL
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "PID $pid still running 10 s after SIGTERM; killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    [ -n "$SERVER_PID" ] && stop_pid "$SERVER_PID"
-    [ -n "$UPSTREAM_PID" ] && stop_pid "$UPSTREAM_PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap cleanup EXIT   # lib.sh: stops SERVER_PID and UPSTREAM_PID, removes WORK
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- binaries
