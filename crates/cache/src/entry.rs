@@ -596,6 +596,19 @@ impl Entry {
         }
     }
 
+    /// The stored question in one walk of the name: the lower-cased
+    /// uncompressed name, the type and the class.
+    pub(crate) fn question_parts(&self) -> (&[u8], u16, u16) {
+        let end = usize::from(self.question_end());
+        let name = self
+            .blob
+            .get(HEADER_LEN..end.saturating_sub(4))
+            .unwrap_or_default();
+        let qtype = read_u16(&self.blob, end.wrapping_sub(4)).unwrap_or(0);
+        let qclass = read_u16(&self.blob, end.wrapping_sub(2)).unwrap_or(0);
+        (name, qtype, qclass)
+    }
+
     /// The stored question name: lower-cased, uncompressed wire form.
     #[inline]
     pub fn question_name(&self) -> &[u8] {

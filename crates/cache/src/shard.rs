@@ -51,16 +51,52 @@ const NIL: u32 = u32::MAX;
 /// (load factor 7/8, power-of-two growth), so about two.
 pub const TABLE_BYTES_PER_ENTRY: usize = 2 * (size_of::<u32>() + 1);
 
+/// The table's hash of a key, from its parts: a lookup hashes the
+/// query's [`QueryKey`] and an eviction or a table resize hashes the
+/// stored entry's question in place, so both must feed the same bytes
+/// (building a `QueryKey` from an entry to hash it copied its name and was
+/// the cold path's costliest cache function).
+fn hash_parts(
+    hasher: &DefaultHashBuilder,
+    name: &[u8],
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+) -> u64 {
+    use core::hash::{BuildHasher as _, Hasher as _};
+    let mut state = hasher.build_hasher();
+    state.write(name);
+    state.write_u32(u32::from(qtype) << 16 | u32::from(qclass));
+    state.write_u8(u8::from(dnssec_ok) | u8::from(checking_disabled) << 1);
+    state.finish()
+}
+
 fn hash_key(hasher: &DefaultHashBuilder, key: &QueryKey) -> u64 {
-    use core::hash::BuildHasher as _;
-    hasher.hash_one(key)
+    hash_parts(
+        hasher,
+        &key.name,
+        key.qtype.0,
+        key.qclass.0,
+        key.dnssec_ok,
+        key.checking_disabled,
+    )
 }
 
 /// The hash of the key of the entry in `slots[index]` (0 for no slot).
 fn slot_hash(hasher: &DefaultHashBuilder, slots: &[Slot], index: u32) -> u64 {
-    slots
-        .get(index as usize)
-        .map_or(0, |slot| hash_key(hasher, &slot.entry.key()))
+    slots.get(index as usize).map_or(0, |slot| {
+        let entry = &slot.entry;
+        let (name, qtype, qclass) = entry.question_parts();
+        hash_parts(
+            hasher,
+            name,
+            qtype,
+            qclass,
+            entry.dnssec_ok(),
+            entry.checking_disabled(),
+        )
+    })
 }
 
 /// The two SLRU segments.
