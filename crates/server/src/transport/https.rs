@@ -404,14 +404,23 @@ impl Response {
 
     /// As an HTTP/2 response head.
     fn head(&self) -> http::Response<()> {
-        let mut builder = http::Response::builder()
-            .status(self.status)
-            .header(http::header::CONTENT_TYPE, self.content_type)
-            .header(http::header::CONTENT_LENGTH, self.body.len());
+        use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+        let mut head = http::Response::new(());
+        *head.status_mut() =
+            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::OK);
+        let headers = head.headers_mut();
+        headers.reserve(3);
+        // The type is one of a few constants: no copy of it per response.
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
         if let Some(age) = self.max_age {
-            builder = builder.header(http::header::CACHE_CONTROL, format!("max-age={age}"));
+            let mut value = arrayvec::ArrayString::<24>::new();
+            let _ = core::fmt::Write::write_fmt(&mut value, format_args!("max-age={age}"));
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(CACHE_CONTROL, value);
+            }
         }
-        builder.body(()).unwrap_or_default()
+        head
     }
 
     /// As HTTP/1.1 bytes.
