@@ -406,6 +406,15 @@ sections! {
                 Other("file path"),
                 Valid::Text("a readable PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1); required with a listen address");
                 "The certificate's private key, as PEM. Keep the file readable by heimdall only.";
+            ticket_rotation: HumanDuration => Duration = defaults::TLS_TICKET_ROTATION;
+                Type::Duration,
+                Valid::Duration(Duration::ZERO, limits::TLS_TICKET_ROTATION_MAX, true);
+                "How often the session-ticket key is replaced (TLS 1.3 and 1.2 resumption, for \
+                 DoT, DoH and DoQ). The key is made at start, in memory only, and shared by \
+                 the cores; a ticket stays good for one to two periods (the key before the last \
+                 rotation still opens it). A reload keeps the key, unless the certificate \
+                 changed: then every ticket is refused and clients do a full handshake. `0s` \
+                 turns tickets off (TLS 1.3 resumption then uses a server-side session cache).";
         }
     }
 
