@@ -547,6 +547,17 @@ impl CoreContext {
         self.upstream_auth(to).map(|(name, _)| name)
     }
 
+    /// The DoH URL path the upstream at `to` names, if it names one.
+    pub(crate) fn upstream_path(&self, to: SocketAddr) -> Option<String> {
+        let resolver = self.resolver.try_borrow().ok()?;
+        let upstream = resolver
+            .upstreams()
+            .iter()
+            .find(|upstream| upstream.address() == to)?
+            .upstream();
+        upstream.path.clone()
+    }
+
     /// The name and the SPKI pin, if any, of the upstream at `to` (see
     /// [`CoreContext::upstream_name`]).
     pub(crate) fn upstream_auth(&self, to: SocketAddr) -> Option<(String, Option<String>)> {

@@ -1040,6 +1040,56 @@ fn upstream_over_https_to_heimdall() {
     assert_eq!(total(&front_reports, |r| r.resolver.queries_https), 5);
 }
 
+/// An `https` upstream with its own `path`: a heimdall whose DoH listener
+/// answers at `/custom` (`tls.https_path`) is asked there and answers; a
+/// forwarder posting to the default `/dns-query` gets 404 (counted at
+/// the front) and SERVFAIL.
+#[test]
+fn an_https_upstream_is_asked_at_its_path() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("upstream-doh-path", NAME);
+    let mut front_config = encrypted_config(origin.local_addr(), &certs, "");
+    front_config.tls.https_path = "/custom".to_string();
+    let front = start_encrypted(&front_config);
+    let forwarder = |path: &str| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{addr}\", transport: https, name: {NAME}{path}}}]\n  \
+             timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
+            addr = front.doh,
+            ca = certs.ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(", path: /custom");
+    for n in 101..=103u32 {
+        let reply = good.client().exchange(&query(
+            n as u16,
+            &format!("host-{n}.zone.test."),
+            RecordType::A,
+            None,
+        ));
+        common::assert_single_a(&reply, host_v4(n));
+    }
+    let reports = good.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.errors), 0);
+    let default_path = forwarder("");
+    let reply =
+        default_path
+            .client()
+            .exchange(&query(110, "host-110.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = default_path.stop();
+    assert!(total(&reports, |r| r.upstream_tls.errors) >= 1);
+    let front_reports = front.server.stop();
+    assert_eq!(total(&front_reports, |r| r.doh.queries), 3);
+    assert!(total(&front_reports, |r| r.doh_errors.not_found) >= 1);
+}
+
 /// Unbound, serving DNS over TLS, as the upstream: answers; an unknown CA
 /// is refused and counted.
 #[test]
