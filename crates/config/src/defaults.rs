@@ -132,3 +132,5 @@ pub const DNSSEC_NSEC3_MAX_ITERATIONS: u16 = 50;
 
 /// `tls.https_path`: the URL path of DNS over HTTPS (RFC 8484's example).
 pub const HTTPS_PATH: &str = "/dns-query";
+/// `tls.ticket_rotation`: rustls's own rotation period.
+pub const TLS_TICKET_ROTATION: Duration = Duration::from_secs(6 * 3600);

@@ -228,7 +228,8 @@ sections! {
                     "at least one (in a config file); no two with the same address, none of \
                      heimdall's own listen addresses; `transport` `udp`, `tcp`, `tls` or `https`; \
                      `name` with `tls` and `https` only, and required there; `pin` (44 base64 \
-                     characters) with `tls` and `https` only",
+                     characters) with `tls` and `https` only; `path` with `https` only: `/` and \
+                     at most 255 more URL path characters, no space, `?` or `#`",
                 );
                 "Servers to forward to. Each is an address, asked over UDP (and over TCP when an \
                  answer is truncated): `9.9.9.9`, `9.9.9.9:53` or `\"[2620:fe::fe]:53\"`; the \
@@ -239,7 +240,9 @@ sections! {
                  port 853), which needs `name`, the name the server's certificate must carry \
                  (also sent as SNI): `{address: 1.1.1.1:853, transport: tls, name: \
                  cloudflare-dns.com}`; or `https` (DNS over HTTPS, RFC 8484: POST to \
-                 `/dns-query` over HTTP/2, usually port 443), which needs `name` too. A `tls` or \
+                 `/dns-query` over HTTP/2, usually port 443), which needs `name` too and may \
+                 carry `path`, the URL path to post to instead of `/dns-query`: `{address: \
+                 192.0.2.1:443, transport: https, name: dns.example, path: /custom}`. A `tls` or \
                  `https` server may also carry `pin`, the base64 SHA-256 of its key's \
                  SubjectPublicKeyInfo (RFC 7858's out-of-band key-pinned profile): its \
                  certificate is then accepted when it carries that key, instead of being checked \
@@ -406,6 +409,15 @@ sections! {
                 Other("file path"),
                 Valid::Text("a readable PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1); required with a listen address");
                 "The certificate's private key, as PEM. Keep the file readable by heimdall only.";
+            ticket_rotation: HumanDuration => Duration = defaults::TLS_TICKET_ROTATION;
+                Type::Duration,
+                Valid::Duration(Duration::ZERO, limits::TLS_TICKET_ROTATION_MAX, true);
+                "How often the session-ticket key is replaced (TLS 1.3 and 1.2 resumption, for \
+                 DoT, DoH and DoQ). The key is made at start, in memory only, and shared by \
+                 the cores; a ticket stays good for one to two periods (the key before the last \
+                 rotation still opens it). A reload keeps the key, unless the certificate \
+                 changed: then every ticket is refused and clients do a full handshake. `0s` \
+                 turns tickets off (TLS 1.3 resumption then uses a server-side session cache).";
         }
     }
 

@@ -68,6 +68,9 @@ pub const TCP_TIMEOUT_MIN: Duration = Duration::from_millis(10);
 pub const TCP_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(3_600);
 /// `tcp.read_timeout` at most.
 pub const TCP_READ_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+/// `tls.ticket_rotation` at most: a ticket lives up to two periods, and
+/// TLS 1.3 allows tickets of seven days at most (RFC 8446 section 4.6.1).
+pub const TLS_TICKET_ROTATION_MAX: Duration = Duration::from_secs(7 * 24 * 3600 / 2);
 /// `tcp.max_connections` at most, per core.
 pub const TCP_MAX_CONNECTIONS_MAX: usize = 1 << 20;
 /// `tcp.max_pipelined` at most.

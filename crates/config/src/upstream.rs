@@ -70,6 +70,9 @@ pub struct Upstream {
     /// key's SubjectPublicKeyInfo (RFC 7858 section 4.2, RFC 7469). With
     /// one, the key is checked against it instead of a CA.
     pub pin: Option<String>,
+    /// The URL path queries are posted to (`https` only); `None` is
+    /// RFC 8484's `/dns-query`.
+    pub path: Option<String>,
 }
 
 impl Upstream {
@@ -80,6 +83,7 @@ impl Upstream {
             transport,
             name: None,
             pin: None,
+            path: None,
         }
     }
 
@@ -91,6 +95,12 @@ impl Upstream {
     /// The same upstream with an authentication name.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The same upstream with a DoH URL path.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
         self
     }
 
@@ -106,7 +116,7 @@ const EXPECTING: &str = "an address such as 9.9.9.9:53 or \"[2620:fe::fe]:53\" (
                          must be quoted), or a mapping such as {address: 9.9.9.9, transport: tcp}";
 
 /// The keys of `upstream.servers[i]` written as a mapping.
-const KEYS: &[&str] = &["address", "transport", "name", "pin"];
+const KEYS: &[&str] = &["address", "transport", "name", "pin", "path"];
 
 /// One key of the mapping form. Anything but a string is refused with
 /// [`EXPECTING`]: an unquoted `[2620:fe::fe]:53` reads as a mapping whose
@@ -116,6 +126,7 @@ enum Key {
     Transport,
     Name,
     Pin,
+    Path,
 }
 
 impl<'de> Deserialize<'de> for Key {
@@ -135,6 +146,7 @@ impl<'de> Deserialize<'de> for Key {
                     "transport" => Ok(Key::Transport),
                     "name" => Ok(Key::Name),
                     "pin" => Ok(Key::Pin),
+                    "path" => Ok(Key::Path),
                     other => Err(E::unknown_field(other, KEYS)),
                 }
             }
@@ -184,6 +196,7 @@ impl<'de> Deserialize<'de> for Upstream {
                 let mut transport: Option<UpstreamTransport> = None;
                 let mut name: Option<String> = None;
                 let mut pin: Option<String> = None;
+                let mut path: Option<String> = None;
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
                         Key::Address if address.is_some() => {
@@ -198,10 +211,14 @@ impl<'de> Deserialize<'de> for Upstream {
                         Key::Pin if pin.is_some() => {
                             return Err(de::Error::duplicate_field("pin"));
                         }
+                        Key::Path if path.is_some() => {
+                            return Err(de::Error::duplicate_field("path"));
+                        }
                         Key::Address => address = Some(map.next_value()?),
                         Key::Transport => transport = Some(map.next_value()?),
                         Key::Name => name = Some(map.next_value()?),
                         Key::Pin => pin = Some(map.next_value()?),
+                        Key::Path => path = Some(map.next_value()?),
                     }
                 }
                 let address = address.ok_or_else(|| de::Error::missing_field("address"))?;
@@ -210,6 +227,7 @@ impl<'de> Deserialize<'de> for Upstream {
                     transport: transport.unwrap_or_default(),
                     name,
                     pin,
+                    path,
                 })
             }
         }
@@ -222,7 +240,11 @@ impl<'de> Deserialize<'de> for Upstream {
 /// was before upstreams had a transport; any other as a mapping.
 impl Serialize for Upstream {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.transport == UpstreamTransport::Udp && self.name.is_none() && self.pin.is_none() {
+        if self.transport == UpstreamTransport::Udp
+            && self.name.is_none()
+            && self.pin.is_none()
+            && self.path.is_none()
+        {
             return serializer.collect_str(&self.address);
         }
         let mut map = serializer.serialize_map(None)?;
@@ -233,6 +255,9 @@ impl Serialize for Upstream {
         }
         if let Some(pin) = &self.pin {
             map.serialize_entry("pin", pin)?;
+        }
+        if let Some(path) = &self.path {
+            map.serialize_entry("path", path)?;
         }
         map.end()
     }

@@ -410,6 +410,28 @@ impl Validator<'_> {
                     format!("{address} is heimdall's own listen address {own}; queries would loop"),
                 ));
             }
+            if let Some(path) = &server.path {
+                if server.transport != UpstreamTransport::Https {
+                    return Err(self.error(
+                        format!("upstream.servers[{i}].path"),
+                        format!(
+                            "{path:?}: a path is where an https server takes its queries; a {} \
+                             server has none, so leave the key out",
+                            server.transport
+                        ),
+                    ));
+                }
+                if !valid_doh_path(path) {
+                    return Err(self.error(
+                        format!("upstream.servers[{i}].path"),
+                        format!(
+                            "{path:?} is not a URL path: it starts with '/', has at most \
+                             {DOH_PATH_MAX} characters, and only letters, digits and \
+                             -._~!$&'()*+,;=:@%/ (no spaces, no '?' or '#')"
+                        ),
+                    ));
+                }
+            }
             if matches!(
                 server.transport,
                 UpstreamTransport::Tls | UpstreamTransport::Https
@@ -1023,6 +1045,19 @@ fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port()
         && a.is_ipv6() == b.is_ipv6()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// The longest `upstream.servers[i].path`.
+const DOH_PATH_MAX: usize = 256;
+
+/// Whether `path` is a URL path an `https` upstream can be asked at:
+/// absolute, bounded, of RFC 3986 path characters only.
+fn valid_doh_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= DOH_PATH_MAX
+        && path
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&byte))
 }
 
 /// Whether `pin` is the base64 (with padding) of 32 bytes.

@@ -182,6 +182,10 @@ pub enum Counter {
     DotResumptions,
     /// Client TLS handshakes that resumed a session (DOH).
     DohResumptions,
+    /// Client TLS handshakes that resumed a session (QUIC).
+    QuicResumptions,
+    /// The session-ticket key set a core uses.
+    TlsTicketKeyGeneration,
     /// Upstream TLS handshakes that resumed a session.
     UpstreamTlsResumptions,
     /// Encrypted client connections open now, DOT (a gauge).
@@ -305,7 +309,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 92] = [
+pub const COUNTERS: [CounterDesc; 94] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -910,6 +914,19 @@ pub const COUNTERS: [CounterDesc; 92] = [
         Some(("transport", "doh")),
         RESUMED_HELP,
         ("doh", "resumptions"),
+    ),
+    desc(
+        Counter::QuicResumptions,
+        "heimdall_tls_resumptions_total",
+        Some(("transport", "quic")),
+        RESUMED_HELP,
+        ("quic", "resumptions"),
+    ),
+    gauge(
+        Counter::TlsTicketKeyGeneration,
+        "heimdall_tls_ticket_key_generation",
+        "The session-ticket key set the core seals tickets with: 1 at start, one more at each rotation (tls.ticket_rotation) and at each reload that found a new certificate; 0 with tickets off. Every core shows the same value a moment after a change.",
+        ("tls", "ticket_key_generation"),
     ),
     desc(
         Counter::UpstreamTlsResumptions,

@@ -842,7 +842,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 115] = [
+const FAMILIES: [(&str, &str); 116] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -937,6 +937,7 @@ const FAMILIES: [(&str, &str); 115] = [
     ("heimdall_upstream_tls_errors_total", "counter"),
     ("heimdall_upstream_tls_handshake_failures_total", "counter"),
     ("heimdall_tls_resumptions_total", "counter"),
+    ("heimdall_tls_ticket_key_generation", "gauge"),
     ("heimdall_upstream_tls_resumptions_total", "counter"),
     ("heimdall_tls_connections_open", "gauge"),
     ("heimdall_quic_datagrams_dropped_total", "counter"),

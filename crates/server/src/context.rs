@@ -167,6 +167,8 @@ pub(crate) struct CoreContext {
     /// Misses of stream queries for names another core owns: each fetch
     /// stores a duplicate of an answer the owner may hold.
     off_owner_fetches: Cell<u64>,
+    /// The core's session-ticket ticketer (tickets on).
+    ticketer: Option<Arc<crate::tickets::CoreTicketer>>,
 }
 
 /// The resolver borrowed for a batch of queries: one borrow per batch,
@@ -255,6 +257,7 @@ impl CoreContext {
             hot: None,
             owners: None,
             off_owner_fetches: Cell::new(0),
+            ticketer: None,
         }
     }
 
@@ -262,6 +265,27 @@ impl CoreContext {
     pub(crate) fn with_dnstap(mut self, dnstap: Option<Rc<Dnstap>>) -> Self {
         self.dnstap = dnstap;
         self
+    }
+
+    /// The context with the core's session-ticket ticketer (encrypted
+    /// listeners with tickets on).
+    pub(crate) fn with_tickets(
+        mut self,
+        ticketer: Option<Arc<crate::tickets::CoreTicketer>>,
+    ) -> Self {
+        self.ticketer = ticketer;
+        self
+    }
+
+    /// Take a new session-ticket key set; returns the generation in use.
+    pub(crate) fn install_ticket_keys(&self, keys: Arc<crate::tickets::TicketKeys>) -> u64 {
+        match &self.ticketer {
+            Some(ticketer) => {
+                ticketer.install(keys);
+                ticketer.generation()
+            }
+            None => 0,
+        }
     }
 
     /// The context with name steering's hot-name watch and owners.
@@ -523,6 +547,17 @@ impl CoreContext {
         self.upstream_auth(to).map(|(name, _)| name)
     }
 
+    /// The DoH URL path the upstream at `to` names, if it names one.
+    pub(crate) fn upstream_path(&self, to: SocketAddr) -> Option<String> {
+        let resolver = self.resolver.try_borrow().ok()?;
+        let upstream = resolver
+            .upstreams()
+            .iter()
+            .find(|upstream| upstream.address() == to)?
+            .upstream();
+        upstream.path.clone()
+    }
+
     /// The name and the SPKI pin, if any, of the upstream at `to` (see
     /// [`CoreContext::upstream_name`]).
     pub(crate) fn upstream_auth(&self, to: SocketAddr) -> Option<(String, Option<String>)> {
@@ -682,6 +717,10 @@ impl CoreContext {
                 .fold(UpstreamTlsStats::default(), UpstreamTlsStats::merged),
             doq,
             doq_open,
+            ticket_key_generation: self
+                .ticketer
+                .as_ref()
+                .map_or(0, |ticketer| ticketer.generation()),
         }
     }
 

@@ -25,7 +25,8 @@
 //!   TLS share `transport::conn`; QUIC drives quinn-proto); `upstream::{udp, tcp, tls}`: upstream
 //!   transports. Each reaches the resolver only through `context`;
 //! - `tls`: rustls over glommio streams (`TlsStream`), the certificate
-//!   files, and the tokio-trait view h2 needs;
+//!   files, and the tokio-trait view h2 needs; `tickets`: the
+//!   session-ticket keys every core holds, and their rotation;
 //! - `context`: `CoreContext`, the narrow per-core interface between the
 //!   transports and the resolver, and the one place a `Transmit` is
 //!   dispatched;
@@ -56,6 +57,7 @@ mod sockets;
 mod stats;
 mod steering;
 mod stream;
+mod tickets;
 mod tls;
 mod top;
 mod transport;
@@ -218,6 +220,10 @@ impl Server {
                 .server
                 .as_ref()
                 .map(|configs| Arc::clone(&configs.certificate)),
+            tickets: encrypted
+                .server
+                .as_ref()
+                .and_then(|configs| configs.tickets.clone()),
         });
         let mut executors = Vec::with_capacity(cores);
         let mut doorbells = Vec::with_capacity(cores);
@@ -226,7 +232,6 @@ impl Server {
             tls: mut tls_per_core,
             https: mut https_per_core,
             quic: mut quic_per_core,
-            quic_config,
             tls_addrs,
             https_addrs,
             quic_addrs,
@@ -236,6 +241,16 @@ impl Server {
         let per_core = cpus.iter().zip(listeners.into_iter().zip(tcp_listeners));
         for (index, (&cpu, (listeners, tcp_listeners))) in per_core.enumerate() {
             let resolver = Resolver::new(resolver_config.clone())?;
+            // Each core its own copy of the TLS configurations, with its
+            // own ticketer over the key set all hold.
+            let core_tls = tls_server.as_ref().map(tls::ServerConfigs::for_core);
+            let quic_config = match &core_tls {
+                Some(configs) if !config.tls.quic_listen.is_empty() => Some(
+                    transport::quic::server_config(Arc::clone(&configs.doq), tcp)
+                        .map_err(|err| ServerError::Tls(tls::TlsSetupError::Rustls(err)))?,
+                ),
+                _ => None,
+            };
             let (doorbell, core_doorbell) = wake::Doorbell::pair()?;
             doorbells.push(doorbell);
             let setup = worker::CoreSetup {
@@ -263,11 +278,11 @@ impl Server {
                 grace,
                 dnstap: dnstap.clone(),
                 encrypted: worker::EncryptedSetup {
-                    server: tls_server.clone(),
+                    server: core_tls,
                     tls_listeners: take_core(&mut tls_per_core, index),
                     https_listeners: take_core(&mut https_per_core, index),
                     quic_listeners: take_core(&mut quic_per_core, index),
-                    quic_config: quic_config.clone(),
+                    quic_config,
                     https_path: Arc::clone(&https_path),
                     upstream: tls_upstream.clone(),
                 },
@@ -349,8 +364,6 @@ struct EncryptedListeners {
     https: Vec<Vec<socket2::Socket>>,
     /// Per core, its DoQ sockets.
     quic: Vec<Vec<socket2::Socket>>,
-    /// The quinn-proto server configuration, with DoQ sockets.
-    quic_config: Option<Arc<quinn_proto::ServerConfig>>,
     tls_addrs: Vec<SocketAddr>,
     https_addrs: Vec<SocketAddr>,
     quic_addrs: Vec<SocketAddr>,
@@ -364,7 +377,11 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
         || !section.quic_listen.is_empty();
     let server = match (serving, &section.certificate, &section.key) {
         (false, _, _) => None,
-        (true, Some(certificate), Some(key)) => Some(tls::server_configs(certificate, key)?),
+        (true, Some(certificate), Some(key)) => Some(tls::server_configs(
+            certificate,
+            key,
+            section.ticket_rotation,
+        )?),
         // Validation requires both with a listen address.
         (true, _, _) => {
             return Err(ServerError::Tls(tls::TlsSetupError::Rustls(
@@ -375,13 +392,6 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
     let (tls_listeners, tls_addrs) = sockets::listen_tcp_per_core(&section.listen, cores)?;
     let (https, https_addrs) = sockets::listen_tcp_per_core(&section.https_listen, cores)?;
     let (quic, quic_addrs) = sockets::listen_udp_per_core(&section.quic_listen, cores)?;
-    let quic_config = match (&server, section.quic_listen.is_empty()) {
-        (Some(configs), false) => Some(
-            transport::quic::server_config(Arc::clone(&configs.doq), tcp_settings(config).0)
-                .map_err(|err| ServerError::Tls(tls::TlsSetupError::Rustls(err)))?,
-        ),
-        _ => None,
-    };
     // Built even without a `tls` upstream, so that a reload can add one.
     let (dot, doh) = tls::client_configs(config.upstream.tls_ca_file.as_deref())?;
     let upstream = Some(upstream::tls::TlsUpstreamSetup {
@@ -393,7 +403,6 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
         tls: tls_listeners,
         https,
         quic,
-        quic_config,
         tls_addrs,
         https_addrs,
         quic_addrs,

@@ -8,7 +8,8 @@
 //!   mesh of channels was cores squared);
 //! - the request star ([`CoreMesh`]), off the query path: the control core
 //!   (core 0) asks every core for a health ping, its counters, a cache
-//!   flush or lookup, or a new configuration snapshot, and collects the
+//!   flush or lookup, a new configuration snapshot or session-ticket key
+//!   set, and collects the
 //!   answers. Two partial meshes make the star: core 0 to every core
 //!   (requests) and every core to core 0 (answers), 2 x (cores - 1)
 //!   channels where a full mesh had cores squared (at 64 cores its setup
@@ -67,6 +68,9 @@ pub(crate) enum CoreCommand {
     },
     /// Take this configuration (hot reload); the cache stays.
     Reconfigure(Arc<ResolverConfig>),
+    /// Seal and open session tickets with this key set from now on (a
+    /// rotation, or a new certificate).
+    TicketKeys(Arc<crate::tickets::TicketKeys>),
 }
 
 /// A core's answer to one [`CoreCommand`].
@@ -90,6 +94,8 @@ pub(crate) enum CoreAnswer {
     /// To [`CoreCommand::Reconfigure`]: entries purged because the new
     /// policy answers them differently, or why it was refused.
     Reconfigured(Result<usize, String>),
+    /// To [`CoreCommand::TicketKeys`]: the generation the core now uses.
+    TicketKeysTaken(u64),
 }
 
 /// One message on the request mesh.

@@ -27,6 +27,7 @@ use crate::error::ServerError;
 use crate::events::{EventSink, ServerEvent};
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh};
 use crate::policy::{CookieRuntime, build_cookies, build_dnssec, build_policy};
+use crate::tickets::{TicketKeys, TicketRotation};
 
 /// How long a reload waits for every core to take the new snapshot.
 const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -190,6 +191,9 @@ pub(crate) struct ReloadDriver {
     events: Option<EventSink>,
     /// The encrypted listeners' certificate, re-read by every reload.
     certificate: Option<Arc<crate::tls::CertificateSlot>>,
+    /// The session-ticket keys (tickets on): replaced when a reload finds
+    /// a new certificate.
+    tickets: Option<Rc<TicketRotation>>,
 }
 
 /// Reloads done and failed, for the metrics.
@@ -219,6 +223,7 @@ impl ReloadDriver {
             outcomes: Cell::new(ReloadOutcomes::default()),
             events,
             certificate: None,
+            tickets: None,
         }
     }
 
@@ -235,12 +240,15 @@ impl ReloadDriver {
     }
 
     /// The driver, re-reading `certificate` (the files named by the
-    /// running `tls:` section) at every reload.
+    /// running `tls:` section) at every reload, and replacing the ticket
+    /// keys of `tickets` when the certificate changed.
     pub(crate) fn with_certificate(
         mut self,
         certificate: Option<Arc<crate::tls::CertificateSlot>>,
+        tickets: Option<Rc<TicketRotation>>,
     ) -> Self {
         self.certificate = certificate;
+        self.tickets = tickets;
         self
     }
 
@@ -297,10 +305,12 @@ impl ReloadDriver {
                 let applied = self.apply(config, resolver_config).await;
                 match (applied, certificate) {
                     (Ok(mut report), Some((slot, loaded))) => {
-                        slot.replace(loaded);
-                        report
-                            .changes
-                            .push("tls: certificate and key re-read".to_string());
+                        let changed = slot.replace(loaded);
+                        report.changes.push(
+                            self.certificate_reloaded(changed)
+                                .await
+                                .unwrap_or_else(|err| err),
+                        );
                         Ok(report)
                     }
                     (applied, _) => applied,
@@ -341,6 +351,33 @@ impl ReloadDriver {
         result
     }
 
+    /// After the certificate was read again: the same one keeps the
+    /// ticket keys (outstanding tickets stay good); a new one replaces
+    /// them, so no client resumes a session the old certificate began.
+    /// The report's line, or (`Err`) one saying the keys could not be
+    /// replaced; the certificate is in use either way.
+    async fn certificate_reloaded(&self, changed: bool) -> Result<String, String> {
+        let Some(tickets) = self.tickets.as_ref().filter(|_| changed) else {
+            return Ok(if changed {
+                "tls: certificate and key re-read: a new certificate".to_string()
+            } else {
+                "tls: certificate and key re-read: unchanged, session tickets stay good".to_string()
+            });
+        };
+        let keys = tickets.advance(true).map_err(|err| {
+            format!("tls: certificate and key re-read: a new certificate, but {err}")
+        })?;
+        hand_out_ticket_keys(&self.mesh, keys)
+            .await
+            .map_err(|err| {
+                format!("tls: certificate and key re-read: a new certificate, but {err}")
+            })?;
+        Ok(
+            "tls: certificate and key re-read: a new certificate, session tickets replaced"
+                .to_string(),
+        )
+    }
+
     /// Hand the built snapshot to every core and collect their answers.
     async fn apply(
         &self,
@@ -379,6 +416,48 @@ impl ReloadDriver {
             generation,
             changes,
         })
+    }
+}
+
+/// Give every core the ticket key set `keys`. A core that does not take
+/// it in time keeps its set: its tickets are still opened by the others
+/// for one more rotation (a set opens the tickets of the next key).
+async fn hand_out_ticket_keys(mesh: &CoreMesh, keys: Arc<TicketKeys>) -> Result<(), String> {
+    let generation = keys.generation();
+    let answers = mesh
+        .ask_all(CoreCommand::TicketKeys(keys), RECONFIGURE_TIMEOUT)
+        .await;
+    let behind: Vec<String> = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, answer)| {
+            !matches!(answer, Some(CoreAnswer::TicketKeysTaken(taken)) if *taken >= generation)
+        })
+        .map(|(core, _)| core.to_string())
+        .collect();
+    if behind.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "session-ticket keys {generation} not taken by core {}",
+            behind.join(", ")
+        ))
+    }
+}
+
+/// Rotate the session-ticket keys every period, on core 0, until the
+/// core stops: the next set is made here and handed to every core.
+pub(crate) async fn rotate_tickets(mesh: Rc<CoreMesh>, rotation: Rc<TicketRotation>) {
+    loop {
+        glommio::timer::sleep(rotation.period()).await;
+        let result = match rotation.advance(false) {
+            Ok(keys) => hand_out_ticket_keys(&mesh, keys).await,
+            Err(err) => Err(err.to_string()),
+        };
+        match result {
+            Ok(()) => log::debug!("session-ticket keys rotated"),
+            Err(err) => log::warn!("session-ticket key rotation: {err}"),
+        }
     }
 }
 

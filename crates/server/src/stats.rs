@@ -61,10 +61,11 @@ pub struct CoreReport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DoqStats {
     /// Connections, handshakes and queries, in the model of DoT and DoH
-    /// (`evicted`, `closed_read_timeout` and `resumptions` stay 0: a
-    /// connection over the limit is refused, a handshake that does not
-    /// end within `tcp.read_timeout` is a handshake failure, QUIC's idle
-    /// timeout covers a stalled stream, and quinn-proto does not say
+    /// (`evicted` and `closed_read_timeout` stay 0: a connection over the
+    /// limit is refused, a handshake that does not end within
+    /// `tcp.read_timeout` is a handshake failure, and QUIC's idle timeout
+    /// covers a stalled stream). `resumptions`: handshakes during which
+    /// the core's ticketer opened a ticket (quinn-proto does not say
     /// whether a handshake resumed).
     pub connections: TlsStats,
     /// Datagrams that belong to no connection and start none (garbage,
@@ -188,6 +189,8 @@ pub(crate) struct EncryptedCounts {
     pub(crate) upstream: UpstreamTlsStats,
     pub(crate) doq: DoqStats,
     pub(crate) doq_open: usize,
+    /// The session-ticket key set the core uses (0: tickets off).
+    pub(crate) ticket_key_generation: u64,
 }
 
 /// TCP counters of one core.
@@ -464,6 +467,7 @@ fn snapshot_of(
         upstream: upstream_tls,
         doq,
         doq_open,
+        ticket_key_generation,
     } = encrypted;
     let DohErrors {
         bad_request,
@@ -595,6 +599,8 @@ fn snapshot_of(
         ),
         (Counter::QuicDatagramsDropped, doq.datagrams_dropped),
         (Counter::QuicProtocolErrors, doq.protocol_errors),
+        (Counter::QuicResumptions, doq.connections.resumptions),
+        (Counter::TlsTicketKeyGeneration, ticket_key_generation),
     ] {
         set.set(counter, value);
     }
@@ -940,6 +946,7 @@ mod tests {
                     protocol_errors: next(),
                 },
                 doq_open: next() as usize,
+                ticket_key_generation: next(),
             },
         };
         let sources = Sources {

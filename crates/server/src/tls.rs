@@ -27,6 +27,8 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, Connection, RootCertStore, ServerConfig};
 
+use crate::tickets::{CoreTicketer, TicketKeys};
+
 /// Ciphertext read from the socket at a time: a few records of small
 /// DNS messages, or part of a large one (rustls keeps what it has not
 /// yet made a record of).
@@ -92,10 +94,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The server configurations of the client-facing listeners: one for DNS
-/// over TLS (ALPN `dot`), one for DNS over HTTPS (ALPN `h2`, `http/1.1`).
-/// Both share the certificate and the session-ticket key: the configs are
-/// built once and every core holds the same `Arc`s, so a client resumes
-/// on whichever core the kernel hands its next connection to.
+/// over TLS (ALPN `dot`), one for DNS over HTTPS (ALPN `h2`, `http/1.1`),
+/// one for DNS over QUIC. All share the certificate slot. Built once as a
+/// template; each core takes its own copy ([`ServerConfigs::for_core`])
+/// with its own ticketer over the key set every core holds, so a client
+/// resumes on whichever core the kernel hands its next connection to.
 #[derive(Clone)]
 pub(crate) struct ServerConfigs {
     pub(crate) dot: Arc<ServerConfig>,
@@ -104,6 +107,35 @@ pub(crate) struct ServerConfigs {
     pub(crate) doq: Arc<ServerConfig>,
     /// The certificate all present, replaced by a reload.
     pub(crate) certificate: Arc<CertificateSlot>,
+    /// The first session-ticket key set and the rotation period; `None`
+    /// with `tls.ticket_rotation: 0s`.
+    pub(crate) tickets: Option<(Arc<TicketKeys>, std::time::Duration)>,
+    /// This core's ticketer (a copy made by `for_core`).
+    pub(crate) ticketer: Option<Arc<CoreTicketer>>,
+}
+
+impl ServerConfigs {
+    /// A core's copy: the same certificate slot and session cache, and a
+    /// ticketer of its own over the first key set.
+    pub(crate) fn for_core(&self) -> ServerConfigs {
+        let Some((keys, period)) = &self.tickets else {
+            return self.clone();
+        };
+        let ticketer = Arc::new(CoreTicketer::new(Arc::clone(keys), *period));
+        let with_ticketer = |config: &Arc<ServerConfig>| {
+            let mut config = ServerConfig::clone(config);
+            config.ticketer = Arc::clone(&ticketer) as _;
+            Arc::new(config)
+        };
+        ServerConfigs {
+            dot: with_ticketer(&self.dot),
+            doh: with_ticketer(&self.doh),
+            doq: with_ticketer(&self.doq),
+            certificate: Arc::clone(&self.certificate),
+            tickets: self.tickets.clone(),
+            ticketer: Some(ticketer),
+        }
+    }
 }
 
 /// The certificate and key the listeners present: read at start and
@@ -117,9 +149,16 @@ pub(crate) struct CertificateSlot {
 
 impl CertificateSlot {
     /// Present `loaded` (from [`load_certified_key`]) from now on.
-    pub(crate) fn replace(&self, loaded: Arc<rustls::sign::CertifiedKey>) {
-        if let Ok(mut current) = self.current.write() {
-            *current = loaded;
+    /// Returns whether its certificate chain differs from the one it
+    /// replaces (the same files read again do not).
+    pub(crate) fn replace(&self, loaded: Arc<rustls::sign::CertifiedKey>) -> bool {
+        match self.current.write() {
+            Ok(mut current) => {
+                let changed = current.cert != loaded.cert;
+                *current = loaded;
+                changed
+            }
+            Err(_) => false,
         }
     }
 }
@@ -157,30 +196,35 @@ pub(crate) fn load_certified_key(
 }
 
 /// Read the certificate chain and key and build [`ServerConfigs`]. TLS
-/// 1.2 and 1.3; TLS 1.3 session tickets from a key rustls rotates (every
-/// 6 hours), TLS 1.2 resumption by ticket or session ID.
+/// 1.2 and 1.3; session tickets sealed with heimdall's key set (made
+/// here, rotated every `ticket_rotation` by core 0: crate::tickets), or
+/// with `ticket_rotation` zero none; TLS 1.2 session IDs.
 pub(crate) fn server_configs(
     certificate: &Path,
     key: &Path,
+    ticket_rotation: std::time::Duration,
 ) -> Result<ServerConfigs, TlsSetupError> {
     let slot = Arc::new(CertificateSlot {
         current: std::sync::RwLock::new(load_certified_key(certificate, key)?),
     });
-    let mut base = ServerConfig::builder_with_provider(provider())
+    let base = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|err| TlsSetupError::Rustls(err.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::clone(&slot) as _);
-    base.ticketer = rustls::crypto::ring::Ticketer::new()
-        .map_err(|err| TlsSetupError::Rustls(err.to_string()))?;
-    // The same certificate slot and ticket key, so a reload reaches DoQ
-    // too and a client resumes on any core.
+    // The ticketer is set per core (`for_core`); the template has none.
+    let tickets = if ticket_rotation.is_zero() {
+        None
+    } else {
+        let keys = TicketKeys::generate().map_err(|err| TlsSetupError::Rustls(err.to_string()))?;
+        Some((keys, ticket_rotation))
+    };
+    // The same certificate slot, so a reload reaches DoQ too.
     let mut doq = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|err| TlsSetupError::Rustls(err.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::clone(&slot) as _);
-    doq.ticketer = Arc::clone(&base.ticketer);
     doq.alpn_protocols = vec![ALPN_DOQ.to_vec()];
     // QUIC allows no other value but "no early data" (or all of it).
     doq.max_early_data_size = 0;
@@ -193,6 +237,8 @@ pub(crate) fn server_configs(
         doh: Arc::new(doh),
         doq: Arc::new(doq),
         certificate: slot,
+        tickets,
+        ticketer: None,
     })
 }
 

@@ -29,6 +29,7 @@ use crate::hot_names::{HotNames, SpreadSet};
 use crate::mesh::{CoreAnswer, CoreCommand, CoreMesh, HintInboxes, HintLink, RequestStar};
 use crate::reload::{ReloadDriver, ReloadSource};
 use crate::stats::CoreReport;
+use crate::tickets::TicketRotation;
 use crate::tls::ServerConfigs;
 use crate::transport::conn::{StreamClients, StreamKind, TcpSettings};
 use crate::transport::https::HttpsClients;
@@ -118,6 +119,9 @@ pub(crate) struct EndpointSetup {
     pub(crate) cookies: crate::policy::CookieRuntime,
     /// The certificate of the encrypted listeners, re-read by a reload.
     pub(crate) certificate: Option<Arc<crate::tls::CertificateSlot>>,
+    /// The first session-ticket key set and the rotation period (tickets
+    /// on), for core 0 to rotate.
+    pub(crate) tickets: Option<(Arc<crate::tickets::TicketKeys>, Duration)>,
 }
 
 /// What a core hands back when it stops.
@@ -157,6 +161,7 @@ fn execute(ctx: &CoreContext, command: CoreCommand) -> CoreAnswer {
         CoreCommand::TopQueries => CoreAnswer::Top(ctx.top_queries()),
         CoreCommand::Load(text) => CoreAnswer::Loaded(ctx.load_cache(&text)),
         CoreCommand::Reconfigure(config) => CoreAnswer::Reconfigured(ctx.reconfigure(&config)),
+        CoreCommand::TicketKeys(keys) => CoreAnswer::TicketKeysTaken(ctx.install_ticket_keys(keys)),
     }
 }
 
@@ -181,7 +186,13 @@ fn build(
         https_clients: Rc::new(HttpsClients::new(settings.0, &encrypted.https_path)),
         quic_clients: Rc::new(QuicClients::new(
             settings.0,
-            encrypted.quic_config.clone(),
+            (
+                encrypted.quic_config.clone(),
+                encrypted
+                    .server
+                    .as_ref()
+                    .and_then(|configs| configs.ticketer.clone()),
+            ),
             &crate::transport::quic::fds(&encrypted.quic_listeners),
         )),
         tcp_upstreams: Rc::new(TcpUpstreams::new(settings.1)),
@@ -207,7 +218,13 @@ fn build(
     let ctx = Rc::new(
         CoreContext::new(index, resolver, routes, epoch)
             .with_dnstap(dnstap)
-            .with_steering(hot, owners),
+            .with_steering(hot, owners)
+            .with_tickets(
+                encrypted
+                    .server
+                    .as_ref()
+                    .and_then(|configs| configs.ticketer.clone()),
+            ),
     );
     (ctx, transports)
 }
@@ -225,6 +242,16 @@ fn spawn_endpoint(
 ) -> ControlParts {
     let control = setup.config.control.clone();
     let mut socket = None;
+    let tickets = setup
+        .tickets
+        .map(|(keys, period)| Rc::new(TicketRotation::new(keys, period)));
+    if let Some(rotation) = &tickets {
+        glommio::spawn_local(crate::reload::rotate_tickets(
+            Rc::clone(mesh),
+            Rc::clone(rotation),
+        ))
+        .detach();
+    }
     let driver = Rc::new(
         ReloadDriver::new(
             setup.reload_source,
@@ -233,7 +260,7 @@ fn spawn_endpoint(
             setup.cookies,
             setup.events.clone(),
         )
-        .with_certificate(setup.certificate),
+        .with_certificate(setup.certificate, tickets),
     );
     let endpoint = Endpoint::new(Rc::clone(mesh), cores, Rc::clone(&driver), &control);
     // The socket is in place before readiness is reported (the watch task

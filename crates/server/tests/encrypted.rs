@@ -319,6 +319,263 @@ fn a_reload_reads_the_certificate_again_and_a_bad_one_keeps_the_old() {
     server.stop();
 }
 
+/// A client session store that keeps only the last TLS 1.3 ticket it was
+/// given: a connection resumes with a ticket of the connection before it
+/// (so of the core that served that one), or does not resume.
+#[derive(Debug, Default)]
+struct LastTicket(std::sync::Mutex<Option<rustls::client::Tls13ClientSessionValue>>);
+
+impl rustls::client::ClientSessionStore for LastTicket {
+    fn set_kx_hint(&self, _: ServerName<'static>, _: rustls::NamedGroup) {}
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        None
+    }
+
+    fn set_tls12_session(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(
+        &self,
+        _: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        *self.0.lock().unwrap() = Some(value);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        _: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.0.lock().unwrap().take()
+    }
+}
+
+/// A TLS 1.3 DoT client configuration trusting `cas`, resuming with the
+/// last ticket it got ([`LastTicket`]).
+fn resuming_client(cas: &[&Path]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"dot".to_vec()];
+    config.resumption = rustls::client::Resumption::store(Arc::new(LastTicket::default()));
+    Arc::new(config)
+}
+
+/// One DoT connection: query `n` answered (reading the reply reads the
+/// tickets sent before it), then closed. Whether its handshake resumed.
+fn dot_session(server: SocketAddr, config: &Arc<rustls::ClientConfig>, n: u32) -> bool {
+    let mut client = DotClient::connect_with(server, Arc::clone(config));
+    client.send(&query(
+        n as u16,
+        &format!("host-{n}.zone.test."),
+        RecordType::A,
+        None,
+    ));
+    common::assert_single_a(&Reply::check(client.recv()), host_v4(n));
+    client.tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+}
+
+/// Each core's value of the per-core metric `name` (with `labels`).
+fn per_core(control: SocketAddr, name: &str, labels: &[(&str, &str)], cores: usize) -> Vec<u64> {
+    let samples = common::http::metrics(&common::http::get_ok(control, "/metrics"));
+    (0..cores)
+        .map(|core| {
+            let core = core.to_string();
+            let mut labels = labels.to_vec();
+            labels.push(("core", &core));
+            samples.value(name, &labels).unwrap() as u64
+        })
+        .collect()
+}
+
+/// Each core's session-ticket key generation.
+fn ticket_generations(control: SocketAddr, cores: usize) -> Vec<u64> {
+    per_core(control, "heimdall_tls_ticket_key_generation", &[], cores)
+}
+
+/// Session tickets and `tls.ticket_rotation`: a ticket sealed before a
+/// rotation still resumes after it; after two it is refused (a full
+/// handshake, not counted as resumed). The rotations are read from each
+/// core's key generation (`heimdall_tls_ticket_key_generation`); a round
+/// where another rotation came at the wrong moment is run again.
+#[test]
+fn a_ticket_resumes_after_one_rotation_and_not_after_two() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("rotation", NAME);
+    let mut config = encrypted_config(upstream.local_addr(), &certs, "");
+    config.tls.ticket_rotation = Duration::from_secs(1);
+    let server = start_encrypted(&config);
+    let control = server.server.control_addr();
+    let generation = || ticket_generations(control, 1)[0];
+    let (mut connections, mut resumed_seen) = (0u64, 0u64);
+    // A ticket, then `rotations` rotations, then a connection offering it:
+    // whether it resumed, or `None` when the rotations did not fall as
+    // meant.
+    let mut round = |rotations: u64, n: u32| -> Option<bool> {
+        let client = resuming_client(&[&certs.ca]);
+        let before = generation();
+        connections += 1;
+        assert!(!dot_session(server.dot, &client, n), "a new client resumed");
+        if generation() != before {
+            return None;
+        }
+        assert!(
+            common::wait_until(Duration::from_secs(10), || generation()
+                >= before + rotations),
+            "the keys were not rotated"
+        );
+        connections += 1;
+        let resumed = dot_session(server.dot, &client, n);
+        resumed_seen += u64::from(resumed);
+        (generation() == before + rotations).then_some(resumed)
+    };
+    let after_one = (0..5).find_map(|i| round(1, 10 + i));
+    assert_eq!(
+        after_one,
+        Some(true),
+        "a ticket of the previous key resumes"
+    );
+    let after_two = (0..5).find_map(|i| round(2, 20 + i));
+    assert_eq!(
+        after_two,
+        Some(false),
+        "a ticket two rotations old is refused"
+    );
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.dot.handshakes), connections);
+    assert_eq!(total(&reports, |r| r.dot.resumptions), resumed_seen);
+    assert_eq!(total(&reports, |r| r.dot.handshake_failures), 0);
+}
+
+/// Two cores: every core opens the tickets the other sealed. Each
+/// connection resumes with the ticket of the one before; the handshake
+/// counters tell which core took each, until a ticket has gone both ways.
+#[test]
+fn tickets_resume_on_either_core_of_two() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("two-cores", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let options = heimdall_server::StartOptions {
+        unpinned_cores: Some(2),
+        ..heimdall_server::StartOptions::default()
+    };
+    let server = common::start_server_with(&config, options);
+    let (dot, _) = server.encrypted_addrs();
+    let control = server.control_addr();
+    assert_eq!(ticket_generations(control, 2), [1, 1]);
+    let handshakes = || {
+        per_core(
+            control,
+            "heimdall_tls_handshakes_total",
+            &[("transport", "dot")],
+            2,
+        )
+    };
+    let client = resuming_client(&[&certs.ca]);
+    let mut previous: Option<usize> = None;
+    let (mut zero_to_one, mut one_to_zero) = (false, false);
+    let mut connections = 0u64;
+    for n in 1..=80u32 {
+        let before = handshakes();
+        let resumed = dot_session(dot, &client, n);
+        connections += 1;
+        let after = handshakes();
+        let core = (0..2).find(|&core| after[core] > before[core]).unwrap();
+        match previous {
+            None => assert!(!resumed, "the first connection has no ticket"),
+            Some(issuer) => {
+                assert!(
+                    resumed,
+                    "connection {n} on core {core}, ticket from core {issuer}"
+                );
+                zero_to_one |= (issuer, core) == (0, 1);
+                one_to_zero |= (issuer, core) == (1, 0);
+            }
+        }
+        previous = Some(core);
+        if zero_to_one && one_to_zero {
+            break;
+        }
+    }
+    assert!(
+        zero_to_one && one_to_zero,
+        "the kernel never spread the connections both ways"
+    );
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.dot.resumptions), connections - 1);
+    assert!(reports.iter().all(|r| r.dot.resumptions > 0));
+}
+
+/// A reload keeps the ticket keys when the certificate is the same (a
+/// ticket from before it resumes), and replaces them when the
+/// certificate changed (the ticket is refused: the client sees the new
+/// certificate in a full handshake).
+#[test]
+fn a_reload_keeps_tickets_unless_the_certificate_changed() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("reload-tickets", NAME);
+    let renewed = TestCerts::new("reload-tickets-new", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let source = config.clone();
+    let options = heimdall_server::StartOptions {
+        reload_source: Some(Arc::new(move || Ok(source.clone()))),
+        ..heimdall_server::StartOptions::default()
+    };
+    let server = common::start_server_with(&config, options);
+    let (dot, _) = server.encrypted_addrs();
+    let control = server.control_addr();
+    let client = resuming_client(&[&certs.ca, &renewed.ca]);
+    assert!(!dot_session(dot, &client, 1));
+    let (status, body) = common::http::request(control, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("unchanged, session tickets stay good"),
+        "{body}"
+    );
+    assert_eq!(ticket_generations(control, 1), [1]);
+    assert!(dot_session(dot, &client, 2), "resumed across a reload");
+    // A new certificate: the ticket the last connection left is refused.
+    std::fs::copy(&renewed.cert, &certs.cert).unwrap();
+    std::fs::copy(&renewed.key, &certs.key).unwrap();
+    let (status, body) = common::http::request(control, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("a new certificate, session tickets replaced"),
+        "{body}"
+    );
+    assert_eq!(ticket_generations(control, 1), [2]);
+    assert!(
+        !dot_session(dot, &client, 3),
+        "resumed a session of the old certificate"
+    );
+    assert!(handshake_ok(dot, &renewed.ca));
+    // The new keys' tickets resume.
+    assert!(dot_session(dot, &client, 4));
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.dot.resumptions), 2);
+}
+
 /// DoH clients that stall: one stops half-way through an HTTP/1.1
 /// request head, one offers a protocol the listener does not speak. Both
 /// are closed and counted; a UDP client is served meanwhile.
@@ -781,6 +1038,56 @@ fn upstream_over_https_to_heimdall() {
     let front_reports = front.server.stop();
     assert_eq!(total(&front_reports, |r| r.doh.queries), 5);
     assert_eq!(total(&front_reports, |r| r.resolver.queries_https), 5);
+}
+
+/// An `https` upstream with its own `path`: a heimdall whose DoH listener
+/// answers at `/custom` (`tls.https_path`) is asked there and answers; a
+/// forwarder posting to the default `/dns-query` gets 404 (counted at
+/// the front) and SERVFAIL.
+#[test]
+fn an_https_upstream_is_asked_at_its_path() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("upstream-doh-path", NAME);
+    let mut front_config = encrypted_config(origin.local_addr(), &certs, "");
+    front_config.tls.https_path = "/custom".to_string();
+    let front = start_encrypted(&front_config);
+    let forwarder = |path: &str| {
+        let yaml = format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{{address: \"{addr}\", transport: https, name: {NAME}{path}}}]\n  \
+             timeout: 500ms\n  attempts: 1\n  tls_ca_file: {ca}\n\
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
+            addr = front.doh,
+            ca = certs.ca.display(),
+        );
+        let mut config = Config::from_yaml_str(&yaml, "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        start_server(&config)
+    };
+    let good = forwarder(", path: /custom");
+    for n in 101..=103u32 {
+        let reply = good.client().exchange(&query(
+            n as u16,
+            &format!("host-{n}.zone.test."),
+            RecordType::A,
+            None,
+        ));
+        common::assert_single_a(&reply, host_v4(n));
+    }
+    let reports = good.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.errors), 0);
+    let default_path = forwarder("");
+    let reply =
+        default_path
+            .client()
+            .exchange(&query(110, "host-110.zone.test.", RecordType::A, None));
+    assert_eq!(reply.rcode(), Rcode::SERVFAIL);
+    let reports = default_path.stop();
+    assert!(total(&reports, |r| r.upstream_tls.errors) >= 1);
+    let front_reports = front.server.stop();
+    assert_eq!(total(&front_reports, |r| r.doh.queries), 3);
+    assert!(total(&front_reports, |r| r.doh_errors.not_found) >= 1);
 }
 
 /// Unbound, serving DNS over TLS, as the upstream: answers; an unknown CA

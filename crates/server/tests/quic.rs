@@ -1,8 +1,10 @@
 //! End-to-end tests of DNS over QUIC (RFC 9250) to clients, over real
 //! sockets on 127.0.0.1 with certificates the tests make (rcgen) and kdig
-//! (`+quic`, knot-dnsutils) as the client: answers (padded, Message ID 0),
-//! garbage datagrams dropped and counted while UDP clients are served,
-//! and connections beyond `tcp.max_connections` refused.
+//! (`+quic`, knot-dnsutils) or a quinn-proto client of the test's own as
+//! the client: answers (padded, Message ID 0), garbage datagrams dropped
+//! and counted while UDP clients are served, connections beyond
+//! `tcp.max_connections` refused, a query with a Message ID closed with
+//! DOQ_PROTOCOL_ERROR, and a resumed session counted.
 
 #![allow(
     clippy::unwrap_used,
@@ -202,4 +204,183 @@ fn connections_beyond_the_limit_are_refused() {
     assert_eq!(total(&reports, |r| r.doq.connections.handshakes), 1);
     assert!(total(&reports, |r| r.doq.connections.handshake_failures) >= 1);
     assert_eq!(total(&reports, |r| r.doq.connections.queries), 1);
+}
+
+/// A DNS-over-QUIC client on quinn-proto, driven over a blocking socket
+/// on 127.0.0.1: what heimdall's own DoQ side speaks, from the other end.
+struct DoqClient {
+    socket: UdpSocket,
+    endpoint: quinn_proto::Endpoint,
+    handle: quinn_proto::ConnectionHandle,
+    conn: quinn_proto::Connection,
+    connected: bool,
+    lost: Option<quinn_proto::ConnectionError>,
+}
+
+/// A quinn-proto client configuration trusting `certs`' CA, ALPN `doq`,
+/// with rustls's session cache (for resumption).
+fn doq_client_config(certs: &TestCerts) -> quinn_proto::ClientConfig {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&certs.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"doq".to_vec()];
+    let crypto = quinn_proto::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    quinn_proto::ClientConfig::new(std::sync::Arc::new(crypto))
+}
+
+impl DoqClient {
+    fn connect(server: SocketAddr, config: quinn_proto::ClientConfig) -> Self {
+        assert_eq!(server.ip(), LOOPBACK, "tests only talk to 127.0.0.1");
+        let socket = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+        let mut endpoint = quinn_proto::Endpoint::new(
+            std::sync::Arc::new(quinn_proto::EndpointConfig::default()),
+            None,
+            true,
+            None,
+        );
+        let (handle, conn) = endpoint
+            .connect(std::time::Instant::now(), config, server, NAME)
+            .unwrap();
+        let mut client = Self {
+            socket,
+            endpoint,
+            handle,
+            conn,
+            connected: false,
+            lost: None,
+        };
+        client.drive(|client| client.connected || client.lost.is_some());
+        assert!(client.connected, "no handshake: {:?}", client.lost);
+        client
+    }
+
+    /// Exchange packets until `done` holds or 3 s pass.
+    fn drive(&mut self, done: impl FnMut(&Self) -> bool) {
+        self.drive_within(Duration::from_secs(3), done);
+    }
+
+    /// Exchange packets until `done` holds or `limit` passes.
+    fn drive_within(&mut self, limit: Duration, mut done: impl FnMut(&Self) -> bool) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut buf = Vec::new();
+        let mut datagram = vec![0u8; 65_535];
+        loop {
+            let now = std::time::Instant::now();
+            if self.conn.poll_timeout().is_some_and(|due| due <= now) {
+                self.conn.handle_timeout(now);
+            }
+            while let Some(event) = self.conn.poll_endpoint_events() {
+                if let Some(event) = self.endpoint.handle_event(self.handle, event) {
+                    self.conn.handle_event(event);
+                }
+            }
+            loop {
+                buf.clear();
+                let Some(transmit) = self.conn.poll_transmit(now, 1, &mut buf) else {
+                    break;
+                };
+                let _ = self
+                    .socket
+                    .send_to(&buf[..transmit.size], transmit.destination);
+            }
+            while let Some(event) = self.conn.poll() {
+                match event {
+                    quinn_proto::Event::Connected => self.connected = true,
+                    quinn_proto::Event::ConnectionLost { reason } => self.lost = Some(reason),
+                    _ => {}
+                }
+            }
+            if done(self) || now >= deadline {
+                return;
+            }
+            let wait = self
+                .conn
+                .poll_timeout()
+                .map_or(deadline, |due| due.min(deadline))
+                .saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), Duration::from_millis(20));
+            self.socket.set_read_timeout(Some(wait)).unwrap();
+            if let Ok((len, from)) = self.socket.recv_from(&mut datagram) {
+                buf.clear();
+                let event = self.endpoint.handle(
+                    std::time::Instant::now(),
+                    from,
+                    None,
+                    None,
+                    bytes::BytesMut::from(&datagram[..len]),
+                    &mut buf,
+                );
+                if let Some(quinn_proto::DatagramEvent::ConnectionEvent(_, event)) = event {
+                    self.conn.handle_event(event);
+                }
+            }
+        }
+    }
+
+    /// Send `message` with its 2-byte length on a new stream, then FIN.
+    fn send_query(&mut self, message: &[u8]) -> quinn_proto::StreamId {
+        let id = self.conn.streams().open(quinn_proto::Dir::Bi).unwrap();
+        let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(message);
+        let mut stream = self.conn.send_stream(id);
+        assert_eq!(stream.write(&framed).unwrap(), framed.len());
+        stream.finish().unwrap();
+        id
+    }
+}
+
+/// RFC 9250 section 4.2.1: a query with a Message ID other than 0 is a
+/// protocol error: the server closes the connection with
+/// DOQ_PROTOCOL_ERROR (0x2) and counts it.
+#[test]
+fn a_query_with_a_message_id_is_closed_with_doq_protocol_error() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("doq-protocol", NAME);
+    let (server, quic) = start_quic(&quic_config(upstream.local_addr(), &certs));
+    let mut client = DoqClient::connect(quic, doq_client_config(&certs));
+    client.send_query(&query(0x1234, "host-1.zone.test.", RecordType::A, None));
+    client.drive(|client| client.lost.is_some());
+    match &client.lost {
+        Some(quinn_proto::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(close.error_code, quinn_proto::VarInt::from_u32(0x2));
+        }
+        other => panic!("not closed with DOQ_PROTOCOL_ERROR: {other:?}"),
+    }
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.doq.protocol_errors), 1);
+    assert_eq!(total(&reports, |r| r.doq.connections.queries), 0);
+}
+
+/// A second DoQ connection resumes the first one's session (a ticket of
+/// the core's key set), and is counted as resumed.
+#[test]
+fn a_doq_client_resumes_and_is_counted() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("doq-resume", NAME);
+    let (server, quic) = start_quic(&quic_config(upstream.local_addr(), &certs));
+    let config = doq_client_config(&certs);
+    let mut first = DoqClient::connect(quic, config.clone());
+    // The tickets come after the handshake: answer a query to take them.
+    first.send_query(&query(0, "host-1.zone.test.", RecordType::A, None));
+    first.drive_within(Duration::from_millis(300), |_| false);
+    first.conn.close(
+        std::time::Instant::now(),
+        quinn_proto::VarInt::from_u32(0),
+        bytes::Bytes::new(),
+    );
+    first.drive_within(Duration::from_millis(100), |_| false);
+    let second = DoqClient::connect(quic, config);
+    assert!(second.connected);
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.doq.connections.handshakes), 2);
+    assert_eq!(total(&reports, |r| r.doq.connections.resumptions), 1);
 }

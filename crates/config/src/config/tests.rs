@@ -1513,6 +1513,45 @@ fn upstream_transport_errors() {
         "upstream.servers[0].pin",
         &["a udp server has none"],
     );
+    // A DoH path: https only, absolute, URL characters, bounded.
+    let custom = Config::from_yaml_str(
+        "upstream:\n  servers:\n    - {address: 127.0.0.1:8443, transport: https, name: dns.example, path: /custom/q}\n",
+        "test.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        custom.upstream.servers[0].path.as_deref(),
+        Some("/custom/q")
+    );
+    assert_eq!(
+        Config::from_yaml_str(&custom.to_yaml().unwrap(), "test.yaml").unwrap(),
+        custom
+    );
+    for (path, column) in [("custom", 71), ("\"/a b\"", 71), ("\"/q?dns=x\"", 71)] {
+        assert_error(
+            &format!(
+                "upstream:\n  servers:\n    - {{address: 127.0.0.1:8443, transport: https, name: d.test, path: {path}}}\n"
+            ),
+            Some((3, column)),
+            "upstream.servers[0].path",
+            &["is not a URL path", "starts with '/'"],
+        );
+    }
+    let long = format!("/{}", "a".repeat(256));
+    assert_error(
+        &format!(
+            "upstream:\n  servers:\n    - {{address: 127.0.0.1:8443, transport: https, name: d.test, path: {long}}}\n"
+        ),
+        Some((3, 71)),
+        "upstream.servers[0].path",
+        &["at most 256 characters"],
+    );
+    assert_error(
+        "upstream:\n  servers:\n    - {address: 127.0.0.1:853, transport: tls, name: d.test, path: /q}\n",
+        Some((3, 68)),
+        "upstream.servers[0].path",
+        &["a tls server has none"],
+    );
     assert_error(
         "upstream:\n  servers: [9.9.9.9]\n  tls_ca_file: /nonexistent/ca.pem\n",
         Some((3, 16)),

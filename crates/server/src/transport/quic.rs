@@ -58,6 +58,7 @@ use quinn_proto::{
 use crate::context::{Answered, ClientReplies, CoreContext, SendFailed};
 use crate::stats::DoqStats;
 use crate::stream::{Extras, frame_into};
+use crate::tickets::CoreTicketer;
 use crate::transport::conn::TcpSettings;
 use crate::wake::Signal;
 
@@ -114,6 +115,9 @@ struct Conn {
     conn: quinn_proto::Connection,
     accepted_at: Instant,
     connected: bool,
+    /// The core's ticketer opened a ticket while this connection's
+    /// ClientHello was read: the handshake resumes a session.
+    resumed: bool,
     /// Its end has been counted (handshake failure, idle, protocol error).
     ended: bool,
     streams: HashMap<StreamId, Incoming>,
@@ -156,13 +160,16 @@ pub(crate) struct QuicClients {
     sleeping: Cell<Option<Option<Instant>>>,
     /// Buffer of outgoing packets.
     send_buf: RefCell<Vec<u8>>,
+    /// The core's session-ticket ticketer: the tickets it opened tell a
+    /// resumed handshake (tickets on).
+    ticketer: Option<Arc<CoreTicketer>>,
 }
 
 impl QuicClients {
     /// The table for `fds` (this core's DoQ sockets; none: DoQ is off).
     pub(crate) fn new(
         settings: TcpSettings,
-        config: Option<Arc<ServerConfig>>,
+        (config, ticketer): (Option<Arc<ServerConfig>>, Option<Arc<CoreTicketer>>),
         fds: &[RawFd],
     ) -> Self {
         let listeners = match &config {
@@ -190,6 +197,7 @@ impl QuicClients {
             wake: Signal::default(),
             sleeping: Cell::new(None),
             send_buf: RefCell::new(Vec::with_capacity(1500)),
+            ticketer,
         }
     }
 
@@ -224,6 +232,14 @@ impl QuicClients {
         let now = Instant::now();
         let full = self.connections() >= self.settings.max_connections;
         let mut touched = None;
+        // rustls reads the ClientHello (and opens its ticket) within this
+        // block, synchronously: no other handshake runs meanwhile.
+        let opened = || {
+            self.ticketer
+                .as_ref()
+                .map_or(0, |ticketer| ticketer.opened())
+        };
+        let opened_before = opened();
         {
             let mut listeners = self.listeners.borrow_mut();
             let Some(listener) = listeners.get_mut(usize::from(index)) else {
@@ -256,6 +272,7 @@ impl QuicClients {
                                         conn,
                                         accepted_at: now,
                                         connected: false,
+                                        resumed: false,
                                         ended: false,
                                         streams: HashMap::new(),
                                         unsent: HashMap::new(),
@@ -278,6 +295,11 @@ impl QuicClients {
                     send(listener.fd, &buf, transmit.size, transmit.destination);
                 }
                 None => self.count(|s| s.datagrams_dropped += 1),
+            }
+            if opened() != opened_before
+                && let Some(conn) = touched.and_then(|handle| listener.conns.get_mut(&handle))
+            {
+                conn.resumed = true;
             }
         }
         if let Some(handle) = touched {
@@ -358,7 +380,11 @@ impl QuicClients {
             match event {
                 Event::Connected => {
                     conn.connected = true;
-                    self.count(|s| s.connections.handshakes += 1);
+                    let resumed = u64::from(conn.resumed);
+                    self.count(|s| {
+                        s.connections.handshakes += 1;
+                        s.connections.resumptions += resumed;
+                    });
                 }
                 Event::ConnectionLost { reason } => {
                     log::debug!(
@@ -717,7 +743,10 @@ mod tests {
         let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&cert_path, cert.pem()).unwrap();
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        let configs = crate::tls::server_configs(&cert_path, &key_path).unwrap();
+        let configs = crate::tls::server_configs(&cert_path, &key_path, Duration::from_secs(60))
+            .unwrap()
+            .for_core();
+        assert!(configs.ticketer.is_some());
         let settings = TcpSettings {
             idle_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(2),

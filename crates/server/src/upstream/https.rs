@@ -2,7 +2,8 @@
 //! upstream per core (TLS with ALPN `h2`, the certificate checked for the
 //! upstream's `name` as for `tls`), opened on demand, kept while queries
 //! come and closed after `tcp.idle_timeout` without one. Each query is a
-//! `POST /dns-query` of `application/dns-message` on a stream of its own
+//! `POST` to `/dns-query` (or the upstream's `path`) of
+//! `application/dns-message` on a stream of its own
 //! (HTTP/2 multiplexes them), and each `200` body is handed to the
 //! resolver, which matches it by ID and question like any reply. A failed
 //! connect or handshake is counted with the TLS upstream counters and
@@ -36,8 +37,8 @@ use crate::upstream::tls::{Backoff, TlsUpstreamSetup};
 const UPSTREAM_QUEUE: usize = 1024;
 /// The largest reply body taken.
 const MAX_MESSAGE: usize = 65_535;
-/// The path queries are posted to (RFC 8484's, which public resolvers
-/// serve).
+/// The path queries are posted to unless the upstream names its own
+/// (`path`): RFC 8484's, which public resolvers serve.
 const PATH: &str = "/dns-query";
 /// The media type of a DNS message.
 const DNS_MESSAGE: &str = "application/dns-message";
@@ -221,7 +222,10 @@ async fn connection(
         })
     };
     let authority = ctx.upstream_name(to).unwrap_or_else(|| to.to_string());
-    let uri = format!("https://{authority}{PATH}");
+    // Read when the connection opens: a reload that changes the path
+    // reaches the next connection.
+    let path = ctx.upstream_path(to);
+    let uri = format!("https://{authority}{}", path.as_deref().unwrap_or(PATH));
     let local = None;
     loop {
         let next = until(Instant::now() + settings.idle_timeout, queue.recv()).await;
