@@ -330,8 +330,8 @@ www.example.net. 3600 IN RRSIG A 10 3 3600 20300101000000 (
 /// encoding of the SHA-256 of the signed data), yet `ring` takes RSA keys
 /// of 1024 bits and more only, so heimdall reports the RRset insecure
 /// with "unsupported algorithm" (EDE 1) rather than bogus: an answer
-/// signed only with such a key is passed on without AD, never refused.
-/// Unbound (OpenSSL) validates it; see docs/SECURITY.md.
+/// signed only with such a key is passed on without AD, never refused
+/// (docs/SECURITY.md).
 #[test]
 fn rfc_5702_rsa_sha256_example_has_a_512_bit_key_ring_refuses() {
     let records = parse(
