@@ -952,17 +952,36 @@ impl Resolver {
                 }
                 self.complete(slot, Answer::Entry(entry));
             }
-            Ok(None) | Err(_) => {
-                // Relayed as the upstream sent it, so with whatever it put
-                // beside the validated records: never under AD.
-                let authentic = match options.trim {
-                    heimdall_cache::Trim::Keep => options.authentic,
-                    _ => Some(false),
+            Ok(None) if options.authentic.is_some() && !options.use_once => {
+                // Judged by validation but not cacheable (a TTL of 0): the
+                // same entry, for the clients waiting now only, so a
+                // secure answer keeps its AD and its trimming, and the
+                // DNSSEC records go to DO clients only.
+                let once = StoreOptions {
+                    use_once: true,
+                    ..options
                 };
-                let bytes = validate::relay_bytes(packet, authentic);
-                self.complete(slot, Answer::Relay(bytes));
+                match Entry::from_response_with(&key, message, now, policy, once) {
+                    Ok(Some(entry)) => {
+                        self.complete(slot, Answer::Entry(entry));
+                    }
+                    Ok(None) | Err(_) => self.relay_unstored(slot, packet, options),
+                }
             }
+            Ok(None) | Err(_) => self.relay_unstored(slot, packet, options),
         }
+    }
+
+    /// An answer that could not be made an entry, relayed as the upstream
+    /// sent it, so with whatever it put beside the validated records:
+    /// never under AD.
+    fn relay_unstored(&mut self, slot: Slot, packet: &[u8], options: StoreOptions) {
+        let authentic = match options.trim {
+            heimdall_cache::Trim::Keep => options.authentic,
+            _ => Some(false),
+        };
+        let bytes = validate::relay_bytes(packet, authentic);
+        self.complete(slot, Answer::Relay(bytes));
     }
 
     /// The upstream gave no usable answer for `slot` (`answer` says what

@@ -47,6 +47,9 @@ struct Zone {
     records: Vec<ZoneRecord>,
     /// Flip a byte of the A RDATA of this owner (lower case, absolute).
     tamper: Option<&'static str>,
+    /// Serve the records of this owner (lower case, absolute), RRSIGs
+    /// included, with TTL 0.
+    zero_ttl: Option<&'static str>,
 }
 
 impl Zone {
@@ -65,6 +68,7 @@ impl Zone {
         Self {
             records,
             tamper: None,
+            zero_ttl: None,
         }
     }
 
@@ -133,13 +137,18 @@ impl Zone {
                 if record.rtype == RecordType::A && self.tamper == Some(owner.as_str()) {
                     rdata[3] ^= 0x80;
                 }
+                let ttl = if self.zero_ttl == Some(owner.as_str()) {
+                    0
+                } else {
+                    record.ttl
+                };
                 builder
                     .record(
                         section,
                         &record.owner.as_name(),
                         record.rtype,
                         Class::IN,
-                        record.ttl,
+                        ttl,
                         &RData::Unknown(&rdata),
                     )
                     .unwrap();
@@ -346,6 +355,73 @@ fn secure_answers_get_ad_after_one_coalesced_key_fetch() {
     let stats = resolver.stats();
     assert_eq!((stats.dnssec_secure, stats.dnssec_subqueries), (4, 1));
     assert_eq!(stats.dnssec_bogus_signature + stats.dnssec_indeterminate, 0);
+}
+
+/// The TTLs of the answer section.
+fn answer_ttls(reply: &[u8]) -> Vec<u32> {
+    Message::parse(reply)
+        .unwrap()
+        .records(Section::Answer)
+        .map(|r| r.ttl())
+        .collect()
+}
+
+/// An upstream answering with TTL 0 (a record at the end of its time in
+/// an upstream cache, or a zone that says "use once"): the signature
+/// still verifies, as it covers the original TTL, so the answer is
+/// secure. It is not cached, yet goes out as a cached one would: AD to
+/// clients that set DO or AD, the RRSIG to DO clients only, TTL 0.
+#[test]
+fn a_secure_answer_with_ttl_0_keeps_ad_and_is_not_cached() {
+    let mut zone = Zone::new();
+    zone.zero_ttl = Some("a.example.");
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 2, "the answer and the keys: {asked:?}");
+    assert!(ad(&reply), "a validated answer keeps AD at TTL 0");
+    assert_eq!(count(&reply, Section::Answer, RecordType::A), 2);
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 1);
+    assert_eq!(answer_ttls(&reply), [0, 0, 0]);
+    // Not cached: asked again, and AD without DO gets AD and no RRSIG.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 2, (false, true, false)),
+        now,
+    );
+    assert_eq!(
+        asked,
+        [("a.example.".to_owned(), RecordType::A, true, false)],
+        "TTL 0 is never cached"
+    );
+    assert!(ad(&reply));
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 0);
+    assert_eq!(count(&reply, Section::Answer, RecordType::A), 2);
+    // Neither DO nor AD: no AD and no RRSIG, as from the cache.
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 3, (false, false, false)),
+        now,
+    );
+    assert!(!ad(&reply));
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 0);
+    // Tampered data at TTL 0 is still bogus.
+    zone.tamper = Some("a.example.");
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 4, DO),
+        now,
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::DNSSEC_BOGUS]);
 }
 
 #[test]

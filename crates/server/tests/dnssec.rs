@@ -344,7 +344,8 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         "www.secure.test. IN A 192.0.2.1\n\
          alias.secure.test. IN CNAME www.secure.test.\n\
          dname.secure.test. IN DNAME secure.test.\n\
-         *.wild.secure.test. IN A 192.0.2.9\n",
+         *.wild.secure.test. IN A 192.0.2.9\n\
+         zero.secure.test. 0 IN A 192.0.2.18\n",
         &plain,
     );
     let nsec3 = sign(
@@ -719,6 +720,7 @@ fn heimdall_agrees_with_unbound_on_every_verdict() {
         ("foo.wild.secure.test.", RecordType::A),
         ("nothing.secure.test.", RecordType::A),
         ("www.secure.test.", RecordType::AAAA),
+        ("zero.secure.test.", RecordType::A),
         ("www.nsec3.test.", RecordType::A),
         ("nothing.nsec3.test.", RecordType::A),
         ("www.insecure.test.", RecordType::A),
@@ -831,6 +833,23 @@ fn a_signed_chain_validates_end_to_end() {
         0
     );
 
+    // A record with TTL 0 is never cached, yet answered as a secure
+    // answer from the cache would be: AD, the RRSIG only for DO.
+    for _ in 0..2 {
+        let zero = ask(&client, "zero.secure.test.", RecordType::A, DO);
+        assert_eq!(zero.rcode(), Rcode::NOERROR);
+        assert!(ad(&zero), "AD on a secure answer with TTL 0");
+        assert!(has_type(&zero, Section::Answer, RecordType::RRSIG));
+        assert!(
+            zero.message()
+                .records(Section::Answer)
+                .all(|record| record.ttl() == 0)
+        );
+        assert!(!has_type(&zero, Section::Authority, RecordType::NS));
+    }
+    let zero = ask(&client, "zero.secure.test.", RecordType::A, PLAIN);
+    assert!(!ad(&zero));
+    assert!(!has_type(&zero, Section::Answer, RecordType::RRSIG));
     // A CNAME chain, validated link by link; a wildcard; NXDOMAIN and
     // NODATA with NSEC; NXDOMAIN with NSEC3.
     let alias = ask(&client, "alias.secure.test.", RecordType::A, DO);
@@ -975,7 +994,7 @@ fn aggressive_nsec_answers_random_names_without_asking_upstream() {
         "  aggressive_nsec: true\n",
     );
     let client = server.client();
-    // secure.test.'s NSEC chain: apex, alias, dname, *.wild, www. A name
+    // secure.test.'s NSEC chain: apex, alias, dname, *.wild, www, zero. A name
     // after "dname" and before "wild" is covered by dname's NSEC; the
     // wildcard *.secure.test. by the apex's.
     let first = ask(&client, "nothing.secure.test.", RecordType::A, DO);

@@ -37,6 +37,7 @@ impl Resolver {
             ede: 0,
             max_ttl: None,
             trim: Trim::Keep,
+            use_once: false,
         }
     }
 
@@ -145,6 +146,7 @@ impl Resolver {
             ede: ede.unwrap_or(0),
             max_ttl: (authentic && ttl_cap != u32::MAX).then_some(ttl_cap),
             trim: if authentic { trim } else { Trim::Keep },
+            use_once: false,
         };
         match verdict {
             Verdict::Secure => {
@@ -208,6 +210,7 @@ impl Resolver {
             ede: 0,
             max_ttl: (ttl_cap != u32::MAX).then_some(ttl_cap),
             trim: Trim::ToProof,
+            use_once: false,
         };
         let policy = &self.config.cache_policy;
         if let Ok(Some(entry)) = Entry::from_response_with(&key, message, now, policy, options) {
