@@ -50,6 +50,9 @@ struct Zone {
     /// Serve the records of this owner (lower case, absolute), RRSIGs
     /// included, with TTL 0.
     zero_ttl: Option<&'static str>,
+    /// Answer as an upstream that strips DNSSEC records: no RRSIG, NSEC
+    /// or NSEC3, whatever the query's DO bit.
+    strip: bool,
 }
 
 impl Zone {
@@ -69,6 +72,7 @@ impl Zone {
             records,
             tamper: None,
             zero_ttl: None,
+            strip: false,
         }
     }
 
@@ -115,7 +119,7 @@ impl Zone {
                 rcode = Rcode::NXDOMAIN;
             }
         }
-        if !dnssec_ok {
+        if !dnssec_ok || self.strip {
             answer.retain(|r| r.rtype != RecordType::RRSIG);
             authority.retain(|r| r.rtype == RecordType::SOA);
         }
@@ -422,6 +426,78 @@ fn a_secure_answer_with_ttl_0_keeps_ad_and_is_not_cached() {
     );
     assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
     assert_eq!(ede_codes(&reply), [ede::DNSSEC_BOGUS]);
+}
+
+/// Ask `name` A with DO at `secs`: SERVFAIL, EDE 10 (RRSIGs missing).
+fn ask_at(resolver: &mut Resolver, zone: &Zone, name: &str, id: u16, secs: u64) {
+    let (reply, _) = resolve(
+        resolver,
+        zone,
+        &ask(name, RecordType::A, id, DO),
+        Timestamp::from_secs(secs),
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::RRSIGS_MISSING], "{name}");
+}
+
+/// An upstream that strips DNSSEC records (answers DO queries without
+/// RRSIGs) in front of a signed zone: every answer is SERVFAIL with EDE
+/// 10, each counted as unsigned from a signed zone, and the engine asks
+/// the runtime to warn about the upstream once a minute, not per answer.
+#[test]
+fn an_upstream_that_strips_signatures_is_counted_and_warned_about_once_a_minute() {
+    let mut zone = Zone::new();
+    zone.strip = true;
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let upstream: std::net::SocketAddr = UPSTREAM_A.parse().unwrap();
+    ask_at(&mut resolver, &zone, "a.example.", 1, 10);
+    assert_eq!(
+        resolver.poll_warning(),
+        Some(heimdall_resolver::Warning::UpstreamStripsDnssec(upstream))
+    );
+    assert_eq!(resolver.poll_warning(), None);
+    // Within the minute: counted, not said again.
+    ask_at(&mut resolver, &zone, "mail.example.", 2, 11);
+    ask_at(&mut resolver, &zone, "b.example.", 3, 69);
+    assert_eq!(resolver.poll_warning(), None);
+    assert_eq!(resolver.stats().dnssec_unsigned_from_signed_zone, 3);
+    assert_eq!(resolver.stats().dnssec_bogus_rrsigs_missing, 3);
+    // A minute after the warning: said again.
+    ask_at(&mut resolver, &zone, "c.example.", 4, 70);
+    let warning = resolver.poll_warning().unwrap();
+    assert_eq!(
+        warning,
+        heimdall_resolver::Warning::UpstreamStripsDnssec(upstream)
+    );
+    assert!(warning.to_string().contains("127.0.0.1:5301"), "{warning}");
+    assert_eq!(resolver.stats().dnssec_unsigned_from_signed_zone, 4);
+}
+
+/// A single missing RRSIG (the rest of the answer signed) is bogus with
+/// EDE 10 too, but is not an upstream that strips signatures.
+#[test]
+fn one_missing_rrsig_is_not_taken_for_stripping() {
+    let mut zone = Zone::new();
+    zone.records.retain(|record| {
+        !(record.rtype == RecordType::RRSIG
+            && Zone::covered(record) == RecordType::A
+            && record.owner.to_string().eq_ignore_ascii_case("a.example."))
+    });
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    // The answer alone carries no RRSIG either; what tells the two apart
+    // is the chain: here the DS denial for a.example. comes signed.
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::RRSIGS_MISSING]);
+    assert_eq!(resolver.stats().dnssec_bogus_rrsigs_missing, 1);
+    assert_eq!(resolver.stats().dnssec_unsigned_from_signed_zone, 0);
+    assert_eq!(resolver.poll_warning(), None);
 }
 
 #[test]

@@ -393,6 +393,7 @@ fn snapshot_of(
         dnssec_bogus_other,
         dnssec_subqueries,
         dnssec_aggressive,
+        dnssec_unsigned_from_signed_zone,
         dnssec_signatures_remembered,
         dropped_malformed,
         dropped_overload,
@@ -539,6 +540,10 @@ fn snapshot_of(
         (Counter::DnssecBogusOther, dnssec_bogus_other),
         (Counter::DnssecSubqueries, dnssec_subqueries),
         (Counter::DnssecAggressive, dnssec_aggressive),
+        (
+            Counter::DnssecUnsignedFromSignedZone,
+            dnssec_unsigned_from_signed_zone,
+        ),
         (
             Counter::DnssecSignaturesRemembered,
             dnssec_signatures_remembered,
@@ -847,6 +852,7 @@ mod tests {
             dnssec_bogus_other: next(),
             dnssec_subqueries: next(),
             dnssec_aggressive: next(),
+            dnssec_unsigned_from_signed_zone: next(),
             dnssec_signatures_remembered: next(),
             dropped_malformed: next(),
             dropped_overload: next(),
