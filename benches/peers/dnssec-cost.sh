@@ -29,7 +29,17 @@
 # The results go to stdout as a markdown table (medians over the rounds);
 # logs and the JSON reports stay in OUT.
 #
-# Environment: SECS (5), ROUNDS (3), ZONE_NAMES (300000: more than a cold
+# By default each run is closed-loop at saturation (a fixed window of
+# LT_WINDOW queries outstanding): the CPU per answer at the most the server
+# can do. RATE=N paces the client instead (heimdall-loadtest --rate N, open
+# loop: every server gets the same offered load, and latency is measured
+# from each query's scheduled time), which compares the CPU per answer and
+# the p50/p99 latency at a load all three servers sustain; pick N below the
+# slowest server's saturation (the unpaced table says where that is),
+# or its runs show loss rather than cost.
+#
+# Environment: SECS (5), ROUNDS (3), RATE (unset: saturation; N: N
+# queries/s offered), ZONE_NAMES (300000: more than a cold
 # run asks), SERVER_CPU (0), CLIENT_CPU (1), NSD_CPU (2, or CLIENT_CPU
 # on a machine with 2 CPUs), BASE_PORT (5480),
 # OUT (/tmp/heimdall-dnssec-cost), HEIMDALL_BIN / LOADTEST_BIN (the
@@ -43,6 +53,19 @@ source benches/peers/lib.sh
 settings /tmp/heimdall-dnssec-cost 5480 30
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-3}
+RATE=${RATE:-}
+if [ -n "$RATE" ] && ! [[ "$RATE" =~ ^[1-9][0-9]*$ ]]; then
+    echo "RATE must be a positive number of queries per second, not '$RATE'" >&2
+    exit 2
+fi
+# The load of a measured run: paced at RATE, or a window at saturation.
+if [ -n "$RATE" ]; then
+    LOAD=(--rate "$RATE")
+    LOAD_NOTE="paced at $RATE queries/s offered"
+else
+    LOAD=(--window "$LT_WINDOW")
+    LOAD_NOTE="closed loop at saturation, $LT_WINDOW queries outstanding"
+fi
 ZONE_NAMES=${ZONE_NAMES:-300000}
 # Distinct NXDOMAIN names (the loadtest builds at most 2M): none asked twice
 # in a run below 1M/SECS queries per second.
@@ -198,7 +221,8 @@ stop_server() {
 }
 
 # run NAME WORKLOAD ROUND: one measured run on a fresh server; appends
-# "name workload answered qps us_per_answer servfail" to $WORK/results.
+# "name workload answered qps us_per_answer servfail p50_us p99_us" to
+# $WORK/results.
 run() {
     local name=$1 workload=$2 round=$3 before after json args
     json="$WORK/$name-$workload-$round.json"
@@ -216,7 +240,7 @@ run() {
     before=$(cpu_ticks "$SERVER_PID")
     taskset -c "$CLIENT_CPU" "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" "${args[@]}" \
         --seed "$((round * 7919))" --duration "${SECS}s" --warmup 0s --cpus "$CLIENT_CPU" \
-        --sockets "$LT_SOCKETS" --window "$LT_WINDOW" --quiet --json "$json" >/dev/null 2>&1 || true
+        --sockets "$LT_SOCKETS" "${LOAD[@]}" --quiet --json "$json" >/dev/null 2>&1 || true
     after=$(cpu_ticks "$SERVER_PID")
     stop_server
     python3 - "$json" "$name" "$workload" "$((after - before))" "$TICKS" >>"$WORK/results" <<'PY'
@@ -225,17 +249,19 @@ path, name, workload, ticks, hz = sys.argv[1], sys.argv[2], sys.argv[3], int(sys
 try:
     report = json.load(open(path))
 except (OSError, ValueError):
-    print(name, workload, 0, 0, 0, 0)
+    print(name, workload, 0, 0, 0, 0, 0, 0)
     sys.exit(0)
 answered = report["counts"]["answered"]
 us = ticks / hz * 1e6 / answered if answered else 0
 servfail = report.get("rcodes", {}).get("SERVFAIL", 0)
-print(name, workload, answered, round(report["qps"]["answered"]), round(us, 2), servfail)
+latency = report.get("latency_us", {})
+print(name, workload, answered, round(report["qps"]["answered"]), round(us, 2), servfail,
+      round(latency.get("p50", 0), 1), round(latency.get("p99", 0), 1))
 PY
 }
 
 SERVERS=(heimdall-validate heimdall-off unbound-validate)
-log "$ROUNDS rounds of ${SECS}s: ${SERVERS[*]} x cold nxdomain hot (server CPU $SERVER_CPU, client CPU $CLIENT_CPU, NSD CPU $NSD_CPU)"
+log "$ROUNDS rounds of ${SECS}s, $LOAD_NOTE: ${SERVERS[*]} x cold nxdomain hot (server CPU $SERVER_CPU, client CPU $CLIENT_CPU, NSD CPU $NSD_CPU)"
 : >"$WORK/results"
 for round in $(seq 1 "$ROUNDS"); do
     rotate_servers "$round"
@@ -246,23 +272,25 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-python3 - "$WORK/results" "$(peer_version unbound)" "$SECS" "$ROUNDS" "$ZONE_NAMES" <<'PY'
+python3 - "$WORK/results" "$(peer_version unbound)" "$SECS" "$ROUNDS" "$ZONE_NAMES" "$LOAD_NOTE" <<'PY'
 import statistics, sys
-path, unbound, secs, rounds, names = sys.argv[1:6]
+path, unbound, secs, rounds, names, load = sys.argv[1:7]
 rows = {}
 for line in open(path):
-    name, workload, answered, qps, us, servfail = line.split()
-    rows.setdefault((name, workload), []).append((int(answered), int(qps), float(us), int(servfail)))
+    name, workload, answered, qps, us, servfail, p50, p99 = line.split()
+    rows.setdefault((name, workload), []).append(
+        (int(answered), int(qps), float(us), int(servfail), float(p50), float(p99)))
 med = lambda values: statistics.median(values) if values else 0
-print(f"DNSSEC validation cost: {rounds} rounds of {secs}s, medians; zone.test. with {names} "
-      f"names, NSEC3 (0 iterations), ECDSA P-256, served by NSD; {unbound}\n")
-print("| server | workload | answers/s | server CPU us/answer | SERVFAIL |")
-print("| --- | --- | ---: | ---: | ---: |")
+print(f"DNSSEC validation cost: {rounds} rounds of {secs}s, {load}, medians; zone.test. with "
+      f"{names} names, NSEC3 (0 iterations), ECDSA P-256, served by NSD; {unbound}\n")
+print("| server | workload | answers/s | server CPU us/answer | p50 us | p99 us | SERVFAIL |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for workload in ("cold", "nxdomain", "hot"):
     for name in ("heimdall-validate", "heimdall-off", "unbound-validate"):
         got = rows.get((name, workload), [])
         print(f"| {name} | {workload} | {med([r[1] for r in got]):.0f} | "
-              f"{med([r[2] for r in got]):.2f} | {sum(r[3] for r in got)} |")
+              f"{med([r[2] for r in got]):.2f} | {med([r[4] for r in got]):.0f} | "
+              f"{med([r[5] for r in got]):.0f} | {sum(r[3] for r in got)} |")
 print("\n| workload | heimdall validation cost us/answer (validate - off) | unbound-validate / heimdall-validate CPU |")
 print("| --- | ---: | ---: |")
 for workload in ("cold", "nxdomain", "hot"):

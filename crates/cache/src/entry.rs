@@ -109,6 +109,13 @@ pub struct StoreOptions {
     pub max_ttl: Option<u32>,
     /// What is kept of the authority and additional sections.
     pub trim: Trim,
+    /// Build the entry even when a record has TTL 0 (RFC 1035 section
+    /// 3.2.1: use once, never cache), with a lifetime of 0: the answer for
+    /// the queries waiting now, which the caller must not insert. A
+    /// validated answer with TTL 0 then goes out as one from the cache
+    /// would (AD, trimmed, DNSSEC records only for DO clients) instead of
+    /// as the upstream's raw message.
+    pub use_once: bool,
 }
 
 /// What [`Entry::from_response_with`] keeps of the authority and
@@ -858,7 +865,7 @@ fn scan(
             .records(section)
             .filter(|record| kept(record, section, options, qtype))
         {
-            if record.ttl() == 0 {
+            if record.ttl() == 0 && !options.use_once {
                 // RFC 1035 section 3.2.1: TTL 0 means use once, never cache.
                 return None;
             }
@@ -878,7 +885,7 @@ fn scan(
     }
     let negative = |kind| {
         let ttl = soa_ttl?.min(policy.negative_max_ttl);
-        (ttl > 0).then_some(Scan {
+        (ttl > 0 || options.use_once).then_some(Scan {
             kind,
             negative_ttl: ttl,
         })

@@ -498,6 +498,19 @@ fn zero_ttl_answers_are_not_stored() {
         ..CachePolicy::default()
     };
     assert!(entry_for(&query, &upstream, at(T0), &policy).is_none());
+    // `use_once`: an entry all the same, for the waiting clients only,
+    // with a lifetime of 0 (its lowest TTL); each record keeps its TTL.
+    let once = stored_with(
+        &query,
+        &upstream,
+        crate::StoreOptions {
+            use_once: true,
+            ..crate::StoreOptions::default()
+        },
+    );
+    assert_eq!(once.expires_at(), at(T0));
+    assert!(!once.is_fresh(at(T0)));
+    assert_eq!(ttls(&reply(&once, &query, at(T0)).1), [300, 0]);
 }
 
 #[test]
@@ -1714,6 +1727,7 @@ fn the_resolvers_verdict_replaces_the_upstream_ad_and_rrsigs_can_be_left_out() {
         ede: 0,
         max_ttl: Some(120),
         trim: crate::Trim::Keep,
+        use_once: false,
     };
     let entry = Entry::from_response_with(
         &query.key(),

@@ -65,6 +65,8 @@ pub enum Counter {
     DnssecSubqueries,
     /// Denials answered from cached validated NSEC records (RFC 8198).
     DnssecAggressive,
+    /// Answers without any RRSIG from zones the chain says are signed.
+    DnssecUnsignedFromSignedZone,
     /// Signature checks saved by the memo of verified signatures.
     DnssecSignaturesRemembered,
     /// Hints this core produced for the others.
@@ -309,7 +311,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 94] = [
+pub const COUNTERS: [CounterDesc; 95] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -509,6 +511,13 @@ pub const COUNTERS: [CounterDesc; 94] = [
         None,
         "NXDOMAIN and NODATA answers synthesised from cached validated NSEC records without asking upstream (RFC 8198, `dnssec.aggressive_nsec`).",
         ("dnssec", "aggressive"),
+    ),
+    desc(
+        Counter::DnssecUnsignedFromSignedZone,
+        "heimdall_dnssec_unsigned_from_signed_zone_total",
+        None,
+        "Answers that carried no RRSIG at all where the chain of trust requires signatures (a signed zone, or the signed denials of the delegations above an unsigned one): the upstream, or something on the path, strips DNSSEC records. Each is SERVFAIL (EDE 10, also counted in `heimdall_dnssec_bogus_total{reason=\"rrsigs_missing\"}`); the log names the upstream, at most once a minute per upstream and core.",
+        ("dnssec", "unsigned_from_signed_zone"),
     ),
     desc(
         Counter::DnssecSignaturesRemembered,

@@ -842,7 +842,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 116] = [
+const FAMILIES: [(&str, &str); 117] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -900,6 +900,7 @@ const FAMILIES: [(&str, &str); 116] = [
     ("heimdall_dnssec_bogus_total", "counter"),
     ("heimdall_dnssec_subqueries_total", "counter"),
     ("heimdall_dnssec_aggressive_answers_total", "counter"),
+    ("heimdall_dnssec_unsigned_from_signed_zone_total", "counter"),
     ("heimdall_dnssec_signatures_remembered_total", "counter"),
     ("heimdall_hints_produced_total", "counter"),
     ("heimdall_hints_stored_total", "counter"),

@@ -273,6 +273,7 @@ impl NsecCache {
             ede: 0,
             max_ttl: Some(left),
             trim: Trim::ToProof,
+            use_once: false,
         };
         Entry::from_response_with(key, &parsed, now, policy, options)
             .ok()

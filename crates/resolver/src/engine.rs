@@ -70,7 +70,9 @@ use crate::aggressive::NsecCache;
 use crate::case::apply_case;
 use crate::config::{ResolverConfig, ResolverError};
 use crate::inflight::{Attempt, InFlight, InFlightTable, Join, Phase, Slot, Waiter};
-use crate::io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
+use crate::io::{
+    AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport, Warning,
+};
 use crate::reply::ede;
 use crate::reply_check::{AcceptedReply, Rejection, check_reply};
 use crate::stats::ResolverStats;
@@ -79,6 +81,10 @@ use crate::upstreams::Upstreams;
 use crate::validation::KeyCache;
 use completion::{Answer, Completion};
 pub use reload::ReconfigureReport;
+
+/// Most warnings waiting for [`Resolver::poll_warning`]: one per upstream
+/// fits (each is said at most once a minute).
+pub const MAX_QUEUED_WARNINGS: usize = crate::upstreams::MAX_UPSTREAMS;
 
 /// What the cache step left to do.
 enum CacheStep {
@@ -102,6 +108,9 @@ pub struct Resolver {
     transmits: VecDeque<(Slot, u32)>,
     completions: VecDeque<Completion>,
     hints: VecDeque<Hint>,
+    /// What the runtime should log, rate-limited here; at most
+    /// [`MAX_QUEUED_WARNINGS`], the rest dropped.
+    warnings: VecDeque<Warning>,
     stats: ResolverStats,
     /// The key of the query being handled, its storage reused.
     scratch_key: QueryKey,
@@ -167,6 +176,7 @@ impl Resolver {
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             hints: VecDeque::new(),
+            warnings: VecDeque::new(),
             stats: ResolverStats::default(),
             scratch_key,
             rate_limiter,
@@ -751,6 +761,10 @@ impl Resolver {
         }
         let rtt_us = now.as_millis().saturating_sub(attempt.sent_at.as_millis()) * 1000;
         self.upstreams.on_reply(attempt.upstream, rtt_us);
+        let answered_by = self.upstreams.get(attempt.upstream).map(|up| up.address());
+        if let Some(inflight) = self.inflight.get_mut(slot) {
+            inflight.answered_by = answered_by;
+        }
         self.judge_answer(slot, &message, packet, now);
     }
 
@@ -952,17 +966,36 @@ impl Resolver {
                 }
                 self.complete(slot, Answer::Entry(entry));
             }
-            Ok(None) | Err(_) => {
-                // Relayed as the upstream sent it, so with whatever it put
-                // beside the validated records: never under AD.
-                let authentic = match options.trim {
-                    heimdall_cache::Trim::Keep => options.authentic,
-                    _ => Some(false),
+            Ok(None) if options.authentic.is_some() && !options.use_once => {
+                // Judged by validation but not cacheable (a TTL of 0): the
+                // same entry, for the clients waiting now only, so a
+                // secure answer keeps its AD and its trimming, and the
+                // DNSSEC records go to DO clients only.
+                let once = StoreOptions {
+                    use_once: true,
+                    ..options
                 };
-                let bytes = validate::relay_bytes(packet, authentic);
-                self.complete(slot, Answer::Relay(bytes));
+                match Entry::from_response_with(&key, message, now, policy, once) {
+                    Ok(Some(entry)) => {
+                        self.complete(slot, Answer::Entry(entry));
+                    }
+                    Ok(None) | Err(_) => self.relay_unstored(slot, packet, options),
+                }
             }
+            Ok(None) | Err(_) => self.relay_unstored(slot, packet, options),
         }
+    }
+
+    /// An answer that could not be made an entry, relayed as the upstream
+    /// sent it, so with whatever it put beside the validated records:
+    /// never under AD.
+    fn relay_unstored(&mut self, slot: Slot, packet: &[u8], options: StoreOptions) {
+        let authentic = match options.trim {
+            heimdall_cache::Trim::Keep => options.authentic,
+            _ => Some(false),
+        };
+        let bytes = validate::relay_bytes(packet, authentic);
+        self.complete(slot, Answer::Relay(bytes));
     }
 
     /// The upstream gave no usable answer for `slot` (`answer` says what
@@ -1155,6 +1188,19 @@ impl Resolver {
     /// The next cache-fill hint for the other cores.
     pub fn poll_hint(&mut self) -> Option<Hint> {
         self.hints.pop_front()
+    }
+
+    /// The next warning for the operator's log (already rate-limited).
+    pub fn poll_warning(&mut self) -> Option<Warning> {
+        self.warnings.pop_front()
+    }
+
+    /// Queue `warning` for [`Resolver::poll_warning`], unless the queue is
+    /// full (a runtime that never polls loses warnings, not memory).
+    pub(crate) fn warn(&mut self, warning: Warning) {
+        if self.warnings.len() < MAX_QUEUED_WARNINGS {
+            self.warnings.push_back(warning);
+        }
     }
 
     /// A hint from another core: stored unless this core has a fresher

@@ -23,6 +23,7 @@
 //! so every change to a query's waiters goes through it.
 
 use core::cmp::Reverse;
+use core::net::SocketAddr;
 use std::collections::{BinaryHeap, VecDeque};
 
 use hashbrown::HashMap;
@@ -199,6 +200,9 @@ pub(crate) struct InFlight {
     pub(crate) dependents: SmallVec<[(Slot, u32); 1]>,
     /// DNSSEC: sub-queries this query has started or joined.
     pub(crate) subqueries: u8,
+    /// The upstream whose answer is being judged (kept across a wait for
+    /// a sub-query), for the warning that it strips DNSSEC records.
+    pub(crate) answered_by: Option<SocketAddr>,
 }
 
 impl InFlight {
@@ -352,6 +356,7 @@ impl InFlightTable {
             pending: None,
             dependents: SmallVec::new(),
             subqueries: 0,
+            answered_by: None,
         };
         self.by_key.insert(inflight.key.clone(), slot);
         if let Some(place) = self.slots.get_mut(index as usize) {

@@ -2,7 +2,8 @@
 //! ([`ClientId`], [`Transport`]), what became of its query
 //! ([`QueryOutcome`]), what the runtime must send upstream ([`Transmit`],
 //! named by an [`AttemptId`]), how an upstream reply reached it
-//! ([`ReplySource`]) and what it carries to the other cores ([`Hint`]).
+//! ([`ReplySource`]), what it carries to the other cores ([`Hint`]) and
+//! what it should tell the operator ([`Warning`]).
 
 use core::net::SocketAddr;
 
@@ -96,6 +97,34 @@ pub struct Transmit {
     /// [`Resolver::poll_retired`](crate::Resolver::poll_retired) hands the
     /// ID back.
     pub attempt: AttemptId,
+}
+
+/// Something the operator should hear about, for the runtime to log
+/// ([`Resolver::poll_warning`](crate::Resolver::poll_warning)). The engine
+/// rate-limits them; the runtime only logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// DNSSEC validation is on and the upstream at this address answered
+    /// without any RRSIG where the chain of trust requires signatures: it
+    /// (or something on the path to it) seems to strip DNSSEC records, so
+    /// its answers are SERVFAIL (EDE 10). At most once a minute per
+    /// upstream.
+    UpstreamStripsDnssec(SocketAddr),
+}
+
+impl core::fmt::Display for Warning {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Warning::UpstreamStripsDnssec(address) => write!(
+                f,
+                "upstream {address} seems to strip DNSSEC records: it answered without any \
+                 RRSIG for data the chain of trust says is signed, so such answers are \
+                 SERVFAIL (EDE 10); use an upstream that passes DNSSEC records on, or set \
+                 dnssec.mode: off"
+            ),
+        }
+    }
 }
 
 /// A cache-fill hint: an answer this core stored, for the other cores.

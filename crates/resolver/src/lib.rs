@@ -29,7 +29,7 @@ pub use config::{CookiePolicy, DnssecConfig, PolicyConfig, ResolverConfig, Resol
 pub use engine::{ReconfigureReport, Resolver};
 /// The upstream types the config and the resolver share.
 pub use heimdall_config::{Upstream, UpstreamStrategy, UpstreamTransport};
-pub use io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport};
+pub use io::{AttemptId, ClientId, Hint, QueryOutcome, ReplySource, Transmit, Transport, Warning};
 pub use stats::{
     LATENCY_BOUNDS_US, LatencyHistogram, QtypeTally, RCODE_SLOTS, ResolverStats, rcode_slot,
 };

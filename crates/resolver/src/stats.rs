@@ -47,6 +47,12 @@ pub struct ResolverStats {
     /// NXDOMAIN and NODATA answers synthesised from cached validated NSEC
     /// records, without an upstream query (RFC 8198).
     pub dnssec_aggressive: u64,
+    /// Answers bogus for missing signatures that carried no RRSIG at all:
+    /// the chain of trust says the data is signed (or that the delegations
+    /// above it have signed denials), and the upstream, or something on
+    /// the path, strips DNSSEC records (also counted in
+    /// `dnssec_bogus_rrsigs_missing`).
+    pub dnssec_unsigned_from_signed_zone: u64,
     /// Client queries received over UDP.
     pub queries_udp: u64,
     /// Client queries received over TCP.

@@ -32,6 +32,12 @@ use crate::upstream_cookie::{ClientCookie, UpstreamCookie};
 /// already tried is a 64-bit mask.
 pub const MAX_UPSTREAMS: usize = 64;
 
+/// The least time between two warnings that an upstream strips DNSSEC
+/// records ([`crate::io::Warning::UpstreamStripsDnssec`]): a broken
+/// upstream makes every answer bogus, and one line a minute says so
+/// without flooding the log.
+pub const STRIP_WARNING_INTERVAL_MS: u64 = 60_000;
+
 /// First backoff after a failure; doubled per further consecutive failure.
 const BACKOFF_BASE_MS: u64 = 500;
 /// Longest backoff: a dead upstream is still probed twice a minute.
@@ -110,6 +116,8 @@ pub struct UpstreamState {
     case_fallback_until_ms: u64,
     /// Its DNS cookies as this core knows them.
     cookie: UpstreamCookie,
+    /// When (ms) the last warning that it strips DNSSEC records was given.
+    strip_warned_at_ms: Option<u64>,
     stats: UpstreamStats,
 }
 
@@ -217,6 +225,7 @@ impl Upstreams {
             case_strikes_in_row: 0,
             case_fallback_until_ms: 0,
             cookie: UpstreamCookie::default(),
+            strip_warned_at_ms: None,
             stats: UpstreamStats::default(),
         }
     }
@@ -500,6 +509,22 @@ impl Upstreams {
         fell_back
     }
 
+    /// Upstream `index` answered without any RRSIG where signatures were
+    /// required, at `now_ms`. Returns whether to warn: the first time, and
+    /// then at most once per [`STRIP_WARNING_INTERVAL_MS`].
+    pub fn on_stripped(&mut self, index: usize, now_ms: u64) -> bool {
+        let Some(upstream) = self.list.get_mut(index) else {
+            return false;
+        };
+        let due = upstream
+            .strip_warned_at_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= STRIP_WARNING_INTERVAL_MS);
+        if due {
+            upstream.strip_warned_at_ms = Some(now_ms);
+        }
+        due
+    }
+
     /// Upstream `index` answered with TC set.
     pub fn on_truncated(&mut self, index: usize) {
         if let Some(upstream) = self.list.get_mut(index) {
@@ -511,6 +536,18 @@ impl Upstreams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_strip_warning_comes_once_a_minute_per_upstream() {
+        let mut upstreams = Upstreams::new(&addresses(2), UpstreamStrategy::Ordered);
+        assert!(upstreams.on_stripped(0, 1_000));
+        assert!(!upstreams.on_stripped(0, 1_000));
+        assert!(!upstreams.on_stripped(0, 60_999));
+        assert!(upstreams.on_stripped(1, 2_000), "each upstream its own");
+        assert!(upstreams.on_stripped(0, 61_000));
+        assert!(!upstreams.on_stripped(0, 61_001));
+        assert!(!upstreams.on_stripped(7, 61_000), "no such upstream");
+    }
 
     fn addresses(count: u16) -> Vec<Upstream> {
         (0..count)

@@ -224,6 +224,11 @@ pub(crate) struct Validator<'a> {
     /// The zones whose NSEC/NSEC3/SOA records of the answer's authority
     /// section were validated as a denial or wildcard proof.
     proof_zones: RefCell<Vec<NameBuf>>,
+    /// A DNSKEY or DS reply this evaluation read had no RRSIG at all
+    /// where it needed one: with an unsigned answer, the mark of an
+    /// upstream that strips DNSSEC records rather than of one RRset whose
+    /// signature is missing in the zone.
+    unsigned_chain: Cell<bool>,
 }
 
 /// The records of `section` as validator views.
@@ -232,6 +237,17 @@ fn section<'a>(message: &Message<'a>, section: Section) -> Vec<Rr<'a>> {
         .records(section)
         .map(|record| Rr::from_record(&record))
         .collect()
+}
+
+/// Whether `message` has an RRSIG in any section.
+pub(crate) fn has_rrsig(message: &Message<'_>) -> bool {
+    [Section::Answer, Section::Authority, Section::Additional]
+        .into_iter()
+        .any(|section| {
+            message
+                .records(section)
+                .any(|record| record.rtype() == RecordType::RRSIG)
+        })
 }
 
 /// `records` grouped into RRsets (RRSIGs and OPT left out), in order of
@@ -389,7 +405,14 @@ impl<'a> Validator<'a> {
             now,
             ttl_cap: Cell::new(u32::MAX),
             proof_zones: RefCell::new(Vec::new()),
+            unsigned_chain: Cell::new(false),
         }
+    }
+
+    /// Whether a DNSKEY or DS reply of the chain came without any RRSIG
+    /// where one was needed (see the field).
+    pub(crate) fn saw_unsigned_chain(&self) -> bool {
+        self.unsigned_chain.get()
     }
 
     /// After a secure verdict: what the stored answer keeps besides its
@@ -765,6 +788,9 @@ impl<'a> Validator<'a> {
             return Err(bogus(Bogus::DnskeyMissing));
         }
         let sigs = covering(&answer, zone, RecordType::DNSKEY);
+        if sigs.is_empty() && !has_rrsig(&message) {
+            self.unsigned_chain.set(true);
+        }
         let (unix, config) = (self.unix(), &self.config.validator);
         let verified = match &ds {
             None => {
@@ -813,6 +839,9 @@ impl<'a> Validator<'a> {
         };
         let Some(signer) = signer_of(&sigs) else {
             // Unsigned: fine only below an insecure cut above the zone.
+            if !has_rrsig(&message) {
+                self.unsigned_chain.set(true);
+            }
             let parent = parent().ok_or(bogus(Bogus::Malformed))?;
             return self
                 .prove_insecure(&parent.as_name(), depth + 1)

@@ -47,6 +47,12 @@ struct Zone {
     records: Vec<ZoneRecord>,
     /// Flip a byte of the A RDATA of this owner (lower case, absolute).
     tamper: Option<&'static str>,
+    /// Serve the records of this owner (lower case, absolute), RRSIGs
+    /// included, with TTL 0.
+    zero_ttl: Option<&'static str>,
+    /// Answer as an upstream that strips DNSSEC records: no RRSIG, NSEC
+    /// or NSEC3, whatever the query's DO bit.
+    strip: bool,
 }
 
 impl Zone {
@@ -65,6 +71,8 @@ impl Zone {
         Self {
             records,
             tamper: None,
+            zero_ttl: None,
+            strip: false,
         }
     }
 
@@ -111,7 +119,7 @@ impl Zone {
                 rcode = Rcode::NXDOMAIN;
             }
         }
-        if !dnssec_ok {
+        if !dnssec_ok || self.strip {
             answer.retain(|r| r.rtype != RecordType::RRSIG);
             authority.retain(|r| r.rtype == RecordType::SOA);
         }
@@ -133,13 +141,18 @@ impl Zone {
                 if record.rtype == RecordType::A && self.tamper == Some(owner.as_str()) {
                     rdata[3] ^= 0x80;
                 }
+                let ttl = if self.zero_ttl == Some(owner.as_str()) {
+                    0
+                } else {
+                    record.ttl
+                };
                 builder
                     .record(
                         section,
                         &record.owner.as_name(),
                         record.rtype,
                         Class::IN,
-                        record.ttl,
+                        ttl,
                         &RData::Unknown(&rdata),
                     )
                     .unwrap();
@@ -346,6 +359,145 @@ fn secure_answers_get_ad_after_one_coalesced_key_fetch() {
     let stats = resolver.stats();
     assert_eq!((stats.dnssec_secure, stats.dnssec_subqueries), (4, 1));
     assert_eq!(stats.dnssec_bogus_signature + stats.dnssec_indeterminate, 0);
+}
+
+/// The TTLs of the answer section.
+fn answer_ttls(reply: &[u8]) -> Vec<u32> {
+    Message::parse(reply)
+        .unwrap()
+        .records(Section::Answer)
+        .map(|r| r.ttl())
+        .collect()
+}
+
+/// An upstream answering with TTL 0 (a record at the end of its time in
+/// an upstream cache, or a zone that says "use once"): the signature
+/// still verifies, as it covers the original TTL, so the answer is
+/// secure. It is not cached, yet goes out as a cached one would: AD to
+/// clients that set DO or AD, the RRSIG to DO clients only, TTL 0.
+#[test]
+fn a_secure_answer_with_ttl_0_keeps_ad_and_is_not_cached() {
+    let mut zone = Zone::new();
+    zone.zero_ttl = Some("a.example.");
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(asked.len(), 2, "the answer and the keys: {asked:?}");
+    assert!(ad(&reply), "a validated answer keeps AD at TTL 0");
+    assert_eq!(count(&reply, Section::Answer, RecordType::A), 2);
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 1);
+    assert_eq!(answer_ttls(&reply), [0, 0, 0]);
+    // Not cached: asked again, and AD without DO gets AD and no RRSIG.
+    let (reply, asked) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 2, (false, true, false)),
+        now,
+    );
+    assert_eq!(
+        asked,
+        [("a.example.".to_owned(), RecordType::A, true, false)],
+        "TTL 0 is never cached"
+    );
+    assert!(ad(&reply));
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 0);
+    assert_eq!(count(&reply, Section::Answer, RecordType::A), 2);
+    // Neither DO nor AD: no AD and no RRSIG, as from the cache.
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 3, (false, false, false)),
+        now,
+    );
+    assert!(!ad(&reply));
+    assert_eq!(count(&reply, Section::Answer, RecordType::RRSIG), 0);
+    // Tampered data at TTL 0 is still bogus.
+    zone.tamper = Some("a.example.");
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 4, DO),
+        now,
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::DNSSEC_BOGUS]);
+}
+
+/// Ask `name` A with DO at `secs`: SERVFAIL, EDE 10 (RRSIGs missing).
+fn ask_at(resolver: &mut Resolver, zone: &Zone, name: &str, id: u16, secs: u64) {
+    let (reply, _) = resolve(
+        resolver,
+        zone,
+        &ask(name, RecordType::A, id, DO),
+        Timestamp::from_secs(secs),
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::RRSIGS_MISSING], "{name}");
+}
+
+/// An upstream that strips DNSSEC records (answers DO queries without
+/// RRSIGs) in front of a signed zone: every answer is SERVFAIL with EDE
+/// 10, each counted as unsigned from a signed zone, and the engine asks
+/// the runtime to warn about the upstream once a minute, not per answer.
+#[test]
+fn an_upstream_that_strips_signatures_is_counted_and_warned_about_once_a_minute() {
+    let mut zone = Zone::new();
+    zone.strip = true;
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let upstream: std::net::SocketAddr = UPSTREAM_A.parse().unwrap();
+    ask_at(&mut resolver, &zone, "a.example.", 1, 10);
+    assert_eq!(
+        resolver.poll_warning(),
+        Some(heimdall_resolver::Warning::UpstreamStripsDnssec(upstream))
+    );
+    assert_eq!(resolver.poll_warning(), None);
+    // Within the minute: counted, not said again.
+    ask_at(&mut resolver, &zone, "mail.example.", 2, 11);
+    ask_at(&mut resolver, &zone, "b.example.", 3, 69);
+    assert_eq!(resolver.poll_warning(), None);
+    assert_eq!(resolver.stats().dnssec_unsigned_from_signed_zone, 3);
+    assert_eq!(resolver.stats().dnssec_bogus_rrsigs_missing, 3);
+    // A minute after the warning: said again.
+    ask_at(&mut resolver, &zone, "c.example.", 4, 70);
+    let warning = resolver.poll_warning().unwrap();
+    assert_eq!(
+        warning,
+        heimdall_resolver::Warning::UpstreamStripsDnssec(upstream)
+    );
+    assert!(warning.to_string().contains("127.0.0.1:5301"), "{warning}");
+    assert_eq!(resolver.stats().dnssec_unsigned_from_signed_zone, 4);
+}
+
+/// A single missing RRSIG (the rest of the answer signed) is bogus with
+/// EDE 10 too, but is not an upstream that strips signatures.
+#[test]
+fn one_missing_rrsig_is_not_taken_for_stripping() {
+    let mut zone = Zone::new();
+    zone.records.retain(|record| {
+        !(record.rtype == RecordType::RRSIG
+            && Zone::covered(record) == RecordType::A
+            && record.owner.to_string().eq_ignore_ascii_case("a.example."))
+    });
+    let mut resolver = validating(FIXED_UNIX_MS);
+    let now = Timestamp::from_secs(10);
+    // The answer alone carries no RRSIG either; what tells the two apart
+    // is the chain: here the DS denial for a.example. comes signed.
+    let (reply, _) = resolve(
+        &mut resolver,
+        &zone,
+        &ask("a.example.", RecordType::A, 1, DO),
+        now,
+    );
+    assert_eq!(Message::parse(&reply).unwrap().rcode(), Rcode::SERVFAIL);
+    assert_eq!(ede_codes(&reply), [ede::RRSIGS_MISSING]);
+    assert_eq!(resolver.stats().dnssec_bogus_rrsigs_missing, 1);
+    assert_eq!(resolver.stats().dnssec_unsigned_from_signed_zone, 0);
+    assert_eq!(resolver.poll_warning(), None);
 }
 
 #[test]

@@ -443,7 +443,8 @@ impl CoreContext {
     }
 
     /// Send what the resolver produced: upstream queries, replies to
-    /// waiting clients, and hints for the other cores.
+    /// waiting clients, warnings to the log, and hints for the other
+    /// cores.
     pub(crate) fn drain(self: &Rc<Self>, now: Timestamp) {
         let mut resolver = self.resolver.borrow_mut();
         let mut scratch = self.scratch.borrow_mut();
@@ -471,6 +472,10 @@ impl CoreContext {
             if let Some(reply) = self.checked(&scratch, len) {
                 self.send_reply(&client, reply);
             }
+        }
+        // Rate-limited by the resolver (once a minute per upstream).
+        while let Some(warning) = resolver.poll_warning() {
+            log::warn!("{warning}");
         }
         match &self.routes.hints {
             Some(hints) => {

@@ -396,6 +396,7 @@ fn snapshot_of(
         dnssec_bogus_other,
         dnssec_subqueries,
         dnssec_aggressive,
+        dnssec_unsigned_from_signed_zone,
         dnssec_signatures_remembered,
         dropped_malformed,
         dropped_overload,
@@ -543,6 +544,10 @@ fn snapshot_of(
         (Counter::DnssecBogusOther, dnssec_bogus_other),
         (Counter::DnssecSubqueries, dnssec_subqueries),
         (Counter::DnssecAggressive, dnssec_aggressive),
+        (
+            Counter::DnssecUnsignedFromSignedZone,
+            dnssec_unsigned_from_signed_zone,
+        ),
         (
             Counter::DnssecSignaturesRemembered,
             dnssec_signatures_remembered,
@@ -853,6 +858,7 @@ mod tests {
             dnssec_bogus_other: next(),
             dnssec_subqueries: next(),
             dnssec_aggressive: next(),
+            dnssec_unsigned_from_signed_zone: next(),
             dnssec_signatures_remembered: next(),
             dropped_malformed: next(),
             dropped_overload: next(),

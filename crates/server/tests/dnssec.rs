@@ -4,15 +4,20 @@
 //! `insecure.test.` behind a delegation without DS, and broken zones:
 //! `bogus.test.` with a tampered record, `expired.test.` signed in the
 //! past, `notyet.test.` signed for the future, `nosig.test.` with an RRSIG
-//! removed, `badds.test.` whose DS matches no key), served by NSD on
-//! 127.0.0.1, with heimdall forwarding to it and the test root key as
-//! trust anchor. Checked in `validate` mode: AD on secure answers (CNAME,
-//! wildcard, NXDOMAIN, NODATA, NSEC3) for clients that ask, none on
-//! insecure ones, SERVFAIL with EDE 6, 7, 8, 10 and 9 for the broken zones
-//! (also from the cache), the CD bypass, RRSIGs only for DO clients, and
-//! the counters; in `permissive` mode bogus data answered without AD but
-//! with its EDE, and a negative trust anchor. Replies are cross-checked
-//! with hickory-proto and with `dig +dnssec`.
+//! removed, `badds.test.` whose DS matches no key, `wrongkey.test.` whose
+//! data is signed by a ZSK it does not publish, `nodnskey.test.` with a DS
+//! at the parent but no DNSKEY RRset, `badnsec.test.` whose NXDOMAIN
+//! comes with a validly signed NSEC that does not cover the name), served
+//! by NSD on 127.0.0.1, with heimdall forwarding to it and the test root
+//! key as trust anchor. Checked in `validate` mode: AD on secure answers
+//! (CNAME, wildcard, NXDOMAIN, NODATA, NSEC3) for clients that ask, none
+//! on insecure ones, SERVFAIL with EDE 6, 7, 8, 10, 9 and 12 for the
+//! broken zones (also from the cache), the CD bypass, RRSIGs only for DO
+//! clients, and the counters; in `permissive` mode bogus data answered
+//! without AD but with its EDE, and a negative trust anchor. Replies are cross-checked
+//! with hickory-proto and with `dig +dnssec`, and every verdict and EDE
+//! with Unbound's (a few EDEs differ on purpose, listed in the test and in
+//! docs/SECURITY.md).
 //!
 //! Each peer is skipped when missing and fails the test under CI=true.
 
@@ -108,20 +113,56 @@ fn corrupt_ds(ds: &str) -> String {
     format!("{head}{flipped}\n")
 }
 
+/// A zone's KSK and ZSK: the dnssec-keygen file stems in the signing
+/// directory.
+struct ZoneKeys {
+    ksk: String,
+    zsk: String,
+}
+
+/// A fresh ECDSA P-256 key for `origin` (a KSK when `ksk`).
+fn keygen(tools: &Tools, dir: &Path, origin: &str, ksk: bool) -> String {
+    let mut command = Command::new(&tools.keygen);
+    command
+        .current_dir(dir)
+        .args(["-q", "-K", ".", "-a", "ECDSAP256SHA256", "-n", "ZONE"]);
+    if ksk {
+        command.args(["-f", "KSK"]);
+    }
+    run(command.arg(origin)).trim().to_owned()
+}
+
+fn zone_keys(tools: &Tools, dir: &Path, origin: &str) -> ZoneKeys {
+    ZoneKeys {
+        ksk: keygen(tools, dir, origin, true),
+        zsk: keygen(tools, dir, origin, false),
+    }
+}
+
+/// The key tag in a dnssec-keygen file stem (`Korigin+013+12345`).
+fn tag_of(stem: &str) -> &str {
+    stem.rsplit('+').next().unwrap()
+}
+
 /// Sign `body` (with the apex records) as `origin` into `dir/<file>.signed`
 /// with a fresh KSK and ZSK (ECDSA P-256); returns the DS of the KSK.
 fn sign(tools: &Tools, dir: &Path, origin: &str, file: &str, body: &str, how: &Signing) -> String {
-    let keygen = |ksk: bool| {
-        let mut command = Command::new(&tools.keygen);
-        command
-            .current_dir(dir)
-            .args(["-q", "-K", ".", "-a", "ECDSAP256SHA256", "-n", "ZONE"]);
-        if ksk {
-            command.args(["-f", "KSK"]);
-        }
-        run(command.arg(origin)).trim().to_owned()
-    };
-    let (ksk, zsk) = (keygen(true), keygen(false));
+    let keys = zone_keys(tools, dir, origin);
+    sign_with(tools, dir, origin, file, body, &keys, how)
+}
+
+/// [`sign`] with the given `keys` (both published at the apex), so that
+/// two versions of a zone can be signed by the same keys.
+fn sign_with(
+    tools: &Tools,
+    dir: &Path,
+    origin: &str,
+    file: &str,
+    body: &str,
+    keys: &ZoneKeys,
+    how: &Signing,
+) -> String {
+    let ZoneKeys { ksk, zsk } = keys;
     let zone = format!(
         "{}{body}$INCLUDE {ksk}.key\n$INCLUDE {zsk}.key\n",
         apex(origin)
@@ -146,6 +187,151 @@ fn sign(tools: &Tools, dir: &Path, origin: &str, file: &str, body: &str, how: &S
         .args(["-2", &format!("{ksk}.key")]))
 }
 
+/// Owner, type and (for an RRSIG) covered type of a record line of a
+/// signed file (`-O full`: owner, TTL, class, type, RDATA); `None` for
+/// comments and blank lines.
+fn line_type(line: &str) -> Option<(&str, &str, Option<&str>)> {
+    let mut fields = line.split_whitespace();
+    let owner = fields.next().filter(|owner| !owner.starts_with(';'))?;
+    let rtype = fields.nth(2)?;
+    let covered = (rtype == "RRSIG").then(|| fields.next()).flatten();
+    Some((owner, rtype, covered))
+}
+
+/// Whether `line` is a record of type `rtype` or an RRSIG over one.
+fn is_of(line: &str, rtype: &str) -> bool {
+    line_type(line).is_some_and(|(_, t, covered)| t == rtype || covered == Some(rtype))
+}
+
+/// The lines of signed file `from` that `pick` selects in place of those
+/// of `into` it selects; the result replaces `into`.
+fn splice(dir: &Path, into: &str, from: &str, pick: impl Fn(&str) -> bool) {
+    let ours = std::fs::read_to_string(dir.join(into)).unwrap();
+    let theirs = std::fs::read_to_string(dir.join(from)).unwrap();
+    let kept: Vec<&str> = ours.lines().filter(|line| !pick(line)).collect();
+    let taken: Vec<&str> = theirs.lines().filter(|line| pick(line)).collect();
+    assert!(!taken.is_empty(), "nothing to take from {from}");
+    assert!(
+        kept.len() < ours.lines().count(),
+        "nothing replaced in {into}"
+    );
+    let text = kept
+        .iter()
+        .chain(&taken)
+        .fold(String::new(), |mut text, line| {
+            text.push_str(line);
+            text.push('\n');
+            text
+        });
+    std::fs::write(dir.join(into), text).unwrap();
+}
+
+/// The signed text without its DNSKEY records. Their RRSIGs stay: NSD
+/// serves a zone as signed (RRSIGs to DO queries) only while an RRSIG
+/// over DNSKEY sits at its apex, and the point is a signed zone whose
+/// keys cannot be had, not an unsigned one.
+fn drop_dnskeys(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| line_type(line).is_none_or(|(_, rtype, _)| rtype != "DNSKEY"))
+        .collect();
+    assert!(kept.len() + 2 <= text.lines().count(), "no DNSKEY dropped");
+    kept.join("\n") + "\n"
+}
+
+/// `wrongkey.test.`: the published DNSKEY RRset (KSK and ZSK, signed by
+/// the KSK, which the parent's DS names) served with the zone's data as
+/// signed by a second ZSK that is not published: every data RRSIG names a
+/// key the zone does not have. Returns the DS.
+fn sign_with_unpublished_key(tools: &Tools, dir: &Path, body: &str) -> String {
+    let origin = "wrongkey.test.";
+    let keys = zone_keys(tools, dir, origin);
+    let ds = sign_with(
+        tools,
+        dir,
+        origin,
+        "wrongkey.zone",
+        body,
+        &keys,
+        &Signing::default(),
+    );
+    // A key tag equal to the published ZSK's would make this a bad
+    // signature instead of a missing key.
+    let other = loop {
+        let zsk = keygen(tools, dir, origin, false);
+        if tag_of(&zsk) != tag_of(&keys.zsk) {
+            break zsk;
+        }
+    };
+    let unpublished = ZoneKeys {
+        ksk: keys.ksk.clone(),
+        zsk: other,
+    };
+    sign_with(
+        tools,
+        dir,
+        origin,
+        "wrongkey-other.zone",
+        body,
+        &unpublished,
+        &Signing::default(),
+    );
+    splice(
+        dir,
+        "wrongkey.zone.signed",
+        "wrongkey-other.zone.signed",
+        |line| line_type(line).is_some() && !is_of(line, "DNSKEY"),
+    );
+    ds
+}
+
+/// `badnsec.test.`: names `a` and `m`, but the NSEC of `a` (with its
+/// RRSIG) taken from the same zone signed by the same keys with a name
+/// `c` added: a validly signed NSEC `a -> c` that does not cover `d`, so
+/// the NXDOMAIN for `d.badnsec.test.` has no covering NSEC. Returns the
+/// DS.
+fn sign_with_foreign_nsec(tools: &Tools, dir: &Path) -> String {
+    let origin = "badnsec.test.";
+    let keys = zone_keys(tools, dir, origin);
+    let plain = Signing::default();
+    let ds = sign_with(
+        tools,
+        dir,
+        origin,
+        "badnsec.zone",
+        "a.badnsec.test. IN A 192.0.2.13\nm.badnsec.test. IN A 192.0.2.14\n",
+        &keys,
+        &plain,
+    );
+    sign_with(
+        tools,
+        dir,
+        origin,
+        "badnsec-other.zone",
+        "a.badnsec.test. IN A 192.0.2.13\nc.badnsec.test. IN A 192.0.2.15\n\
+         m.badnsec.test. IN A 192.0.2.14\n",
+        &keys,
+        &plain,
+    );
+    splice(
+        dir,
+        "badnsec.zone.signed",
+        "badnsec-other.zone.signed",
+        |line| {
+            line_type(line).is_some_and(|(owner, _, _)| owner == "a.badnsec.test.")
+                && is_of(line, "NSEC")
+        },
+    );
+    let served = std::fs::read_to_string(dir.join("badnsec.zone.signed")).unwrap();
+    assert!(
+        served
+            .lines()
+            .any(|line| line.contains("NSEC") && line.contains("c.badnsec.test.")),
+        "{served}"
+    );
+    ds
+}
+
 /// The signed chain in `dir`; returns the trust-anchor file (the DS of
 /// the test root's KSK) and the zones NSD serves (origin, file).
 fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String)>) {
@@ -158,7 +344,8 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         "www.secure.test. IN A 192.0.2.1\n\
          alias.secure.test. IN CNAME www.secure.test.\n\
          dname.secure.test. IN DNAME secure.test.\n\
-         *.wild.secure.test. IN A 192.0.2.9\n",
+         *.wild.secure.test. IN A 192.0.2.9\n\
+         zero.secure.test. 0 IN A 192.0.2.18\n",
         &plain,
     );
     let nsec3 = sign(
@@ -224,6 +411,19 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         "www.badds.test. IN A 192.0.2.10\n",
         &plain,
     ));
+    let wrongkey = sign_with_unpublished_key(tools, dir, "www.wrongkey.test. IN A 192.0.2.16\n");
+    let nodnskey = sign(
+        tools,
+        dir,
+        "nodnskey.test.",
+        "nodnskey.zone",
+        "www.nodnskey.test. IN A 192.0.2.17\n",
+        &Signing {
+            args: Vec::new(),
+            tamper: Some(drop_dnskeys),
+        },
+    );
+    let badnsec = sign_with_foreign_nsec(tools, dir);
     // NSEC3 with opt-out: the unsigned delegation below it has no NSEC3
     // of its own, so its DS absence is only covered by an opt-out span.
     let optout = sign(
@@ -268,6 +468,9 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
              notyet.test. IN NS ns.test.\n{notyet}\
              nosig.test. IN NS ns.test.\n{nosig}\
              badds.test. IN NS ns.test.\n{badds}\
+             wrongkey.test. IN NS ns.test.\n{wrongkey}\
+             nodnskey.test. IN NS ns.test.\n{nodnskey}\
+             badnsec.test. IN NS ns.test.\n{badnsec}\
              optout.test. IN NS ns.test.\n{optout}\
              insecure.test. IN NS ns.test.\n"
         ),
@@ -293,6 +496,9 @@ fn build_chain(tools: &Tools, dir: &Path) -> (PathBuf, Vec<(&'static str, String
         ("notyet.test.", "notyet.zone.signed".to_owned()),
         ("nosig.test.", "nosig.zone.signed".to_owned()),
         ("badds.test.", "badds.zone.signed".to_owned()),
+        ("wrongkey.test.", "wrongkey.zone.signed".to_owned()),
+        ("nodnskey.test.", "nodnskey.zone.signed".to_owned()),
+        ("badnsec.test.", "badnsec.zone.signed".to_owned()),
         ("insecure.test.", "insecure.zone".to_owned()),
         ("optout.test.", "optout.zone.signed".to_owned()),
         ("unsigned.optout.test.", "unsigned.zone".to_owned()),
@@ -514,6 +720,7 @@ fn heimdall_agrees_with_unbound_on_every_verdict() {
         ("foo.wild.secure.test.", RecordType::A),
         ("nothing.secure.test.", RecordType::A),
         ("www.secure.test.", RecordType::AAAA),
+        ("zero.secure.test.", RecordType::A),
         ("www.nsec3.test.", RecordType::A),
         ("nothing.nsec3.test.", RecordType::A),
         ("www.insecure.test.", RecordType::A),
@@ -525,6 +732,10 @@ fn heimdall_agrees_with_unbound_on_every_verdict() {
         ("www.notyet.test.", RecordType::A),
         ("www.nosig.test.", RecordType::A),
         ("www.badds.test.", RecordType::A),
+        ("www.wrongkey.test.", RecordType::A),
+        ("www.nodnskey.test.", RecordType::A),
+        ("d.badnsec.test.", RecordType::A),
+        ("a.badnsec.test.", RecordType::A),
     ] {
         let a = ask(&ours, name, qtype, DO);
         let b = ask(&theirs, name, qtype, DO);
@@ -533,6 +744,25 @@ fn heimdall_agrees_with_unbound_on_every_verdict() {
             verdict(&a),
             verdict(&b),
             "{name} {qtype}: heimdall vs Unbound"
+        );
+        // The reasons agree too, but where heimdall is more precise
+        // (docs/SECURITY.md lists these): Unbound 1.17 reports a
+        // signature outside its window as DNSKEY Missing (no key left that
+        // could verify it), and a denial whose signed NSEC records do not
+        // cover the name as DNSSEC Bogus.
+        let reasons = match name {
+            "www.expired.test." => (vec![ede::SIGNATURE_EXPIRED], vec![ede::DNSKEY_MISSING]),
+            "www.notyet.test." => (
+                vec![ede::SIGNATURE_NOT_YET_VALID],
+                vec![ede::DNSKEY_MISSING],
+            ),
+            "d.badnsec.test." => (vec![ede::NSEC_MISSING], vec![ede::DNSSEC_BOGUS]),
+            _ => (b.ede_codes(), b.ede_codes()),
+        };
+        assert_eq!(
+            (a.ede_codes(), b.ede_codes()),
+            reasons,
+            "{name} {qtype}: EDE of heimdall, of Unbound"
         );
         secure += usize::from(ad(&a));
     }
@@ -603,6 +833,23 @@ fn a_signed_chain_validates_end_to_end() {
         0
     );
 
+    // A record with TTL 0 is never cached, yet answered as a secure
+    // answer from the cache would be: AD, the RRSIG only for DO.
+    for _ in 0..2 {
+        let zero = ask(&client, "zero.secure.test.", RecordType::A, DO);
+        assert_eq!(zero.rcode(), Rcode::NOERROR);
+        assert!(ad(&zero), "AD on a secure answer with TTL 0");
+        assert!(has_type(&zero, Section::Answer, RecordType::RRSIG));
+        assert!(
+            zero.message()
+                .records(Section::Answer)
+                .all(|record| record.ttl() == 0)
+        );
+        assert!(!has_type(&zero, Section::Authority, RecordType::NS));
+    }
+    let zero = ask(&client, "zero.secure.test.", RecordType::A, PLAIN);
+    assert!(!ad(&zero));
+    assert!(!has_type(&zero, Section::Answer, RecordType::RRSIG));
     // A CNAME chain, validated link by link; a wildcard; NXDOMAIN and
     // NODATA with NSEC; NXDOMAIN with NSEC3.
     let alias = ask(&client, "alias.secure.test.", RecordType::A, DO);
@@ -651,6 +898,12 @@ fn a_signed_chain_validates_end_to_end() {
         ("www.notyet.test.", ede::SIGNATURE_NOT_YET_VALID),
         ("www.nosig.test.", ede::RRSIGS_MISSING),
         ("www.badds.test.", ede::DNSKEY_MISSING),
+        // Signed by a ZSK the zone does not publish.
+        ("www.wrongkey.test.", ede::DNSKEY_MISSING),
+        // A DS at the parent, no DNSKEY RRset in the zone.
+        ("www.nodnskey.test.", ede::DNSKEY_MISSING),
+        // A validly signed NSEC that does not cover the name.
+        ("d.badnsec.test.", ede::NSEC_MISSING),
     ] {
         let reply = ask(&client, name, RecordType::A, DO);
         assert_eq!(reply.rcode(), Rcode::SERVFAIL, "{name}");
@@ -686,6 +939,12 @@ fn a_signed_chain_validates_end_to_end() {
         "the second was a hit"
     );
     assert_eq!(count(|s| s.dnssec_bogus_expired), 1);
+    assert_eq!(count(|s| s.dnssec_bogus_denial), 1, "badnsec");
+    assert_eq!(
+        count(|s| s.dnssec_bogus_dnskey_missing),
+        3,
+        "badds, wrongkey, nodnskey"
+    );
     assert!(count(|s| s.dnssec_subqueries) >= 4);
 
     // Permissive: bogus data answered, without AD but with its reason; a
@@ -735,7 +994,7 @@ fn aggressive_nsec_answers_random_names_without_asking_upstream() {
         "  aggressive_nsec: true\n",
     );
     let client = server.client();
-    // secure.test.'s NSEC chain: apex, alias, dname, *.wild, www. A name
+    // secure.test.'s NSEC chain: apex, alias, dname, *.wild, www, zero. A name
     // after "dname" and before "wild" is covered by dname's NSEC; the
     // wildcard *.secure.test. by the apex's.
     let first = ask(&client, "nothing.secure.test.", RecordType::A, DO);

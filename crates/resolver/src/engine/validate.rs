@@ -22,8 +22,9 @@ use heimdall_wire::{Flags, Message, Name, Rcode, RecordType};
 use super::Resolver;
 use super::completion::Answer;
 use crate::inflight::{Phase, Slot};
+use crate::io::Warning;
 use crate::reply::ede;
-use crate::validation::{Step, Validator, Verdict, subquery_key};
+use crate::validation::{Step, Validator, Verdict, has_rrsig, subquery_key};
 
 impl Resolver {
     /// How an unvalidated answer of `slot` is stored: the upstream's AD
@@ -37,6 +38,7 @@ impl Resolver {
             ede: 0,
             max_ttl: None,
             trim: Trim::Keep,
+            use_once: false,
         }
     }
 
@@ -71,6 +73,7 @@ impl Resolver {
                     ttl_cap: validator.ttl_cap(),
                     trim: validator.trim(),
                     proof_zone: validator.proof_zone(),
+                    unsigned_chain: validator.saw_unsigned_chain(),
                 };
                 (step, judged, validator.take_learned())
             }
@@ -80,6 +83,7 @@ impl Resolver {
                     ttl_cap: u32::MAX,
                     trim: Trim::Keep,
                     proof_zone: None,
+                    unsigned_chain: false,
                 },
                 Vec::new(),
             ),
@@ -135,6 +139,14 @@ impl Resolver {
     ) {
         let (ttl_cap, trim) = (judged.ttl_cap, judged.trim);
         self.count_verdict(verdict);
+        // Stripping, not one missing signature: the answer and a DNSKEY
+        // or DS reply of its chain both came without any RRSIG.
+        if verdict == Verdict::Bogus(Bogus::RrsigsMissing)
+            && judged.unsigned_chain
+            && !has_rrsig(message)
+        {
+            self.note_stripped(slot, now);
+        }
         let Some(inflight) = self.inflight.get(slot) else {
             return;
         };
@@ -145,6 +157,7 @@ impl Resolver {
             ede: ede.unwrap_or(0),
             max_ttl: (authentic && ttl_cap != u32::MAX).then_some(ttl_cap),
             trim: if authentic { trim } else { Trim::Keep },
+            use_once: false,
         };
         match verdict {
             Verdict::Secure => {
@@ -181,6 +194,22 @@ impl Resolver {
         }
     }
 
+    /// `slot`'s answer had no RRSIG at all where the chain of trust
+    /// requires signatures: its upstream seems to strip DNSSEC records.
+    /// Counted, and said once a minute per upstream.
+    fn note_stripped(&mut self, slot: Slot, now: Timestamp) {
+        self.stats.dnssec_unsigned_from_signed_zone += 1;
+        let Some(address) = self.inflight.get(slot).and_then(|i| i.answered_by) else {
+            return;
+        };
+        let Some(index) = self.upstreams.index_of(address) else {
+            return;
+        };
+        if self.upstreams.on_stripped(index, now.as_millis()) {
+            self.warn(Warning::UpstreamStripsDnssec(address));
+        }
+    }
+
     /// Remember the NSEC records of a secure denial (NXDOMAIN, or NODATA)
     /// proved for `zone`, for `dnssec.aggressive_nsec`: stored with its
     /// DNSSEC records whatever the client's DO.
@@ -208,6 +237,7 @@ impl Resolver {
             ede: 0,
             max_ttl: (ttl_cap != u32::MAX).then_some(ttl_cap),
             trim: Trim::ToProof,
+            use_once: false,
         };
         let policy = &self.config.cache_policy;
         if let Ok(Some(entry)) = Entry::from_response_with(&key, message, now, policy, options) {
@@ -302,6 +332,8 @@ pub(super) struct Judged {
     trim: Trim,
     /// The zone of its NSEC/NSEC3 proof, when it had one.
     proof_zone: Option<heimdall_wire::NameBuf>,
+    /// A DNSKEY or DS reply of its chain came without any RRSIG.
+    unsigned_chain: bool,
 }
 
 /// An upstream reply relayed as it came (not cacheable), its AD bit set
