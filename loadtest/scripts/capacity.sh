@@ -99,12 +99,16 @@ YAML
     "$LOADTEST" run --target "127.0.0.1:$((BASE + 1))" --queries "$work/probe.txt" --edns off \
         --rate 10000 --duration 10s --warmup 0s --max-queries "$PROBE" --quiet >/dev/null 2>&1 || true
     after=$(stats)
-    local rss
+    local rss anon
     rss=$(awk '/VmRSS/ {print $2 * 1024}' "/proc/$pid/status")
+    # RssAnon leaves out the mapped executable and libraries (about 6.7
+    # MiB here, the same whatever the cache size): the process's own memory.
+    anon=$(awk '/RssAnon/ {print $2 * 1024}' "/proc/$pid/status")
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    python3 - "$label" "$NAMES" "$SHARD" "$rss" "$work/$label-hot.json" <<PY
+    python3 - "$label" "$NAMES" "$SHARD" "$rss" "$work/$label-hot.json" "$anon" <<PY
 import json, sys
 label, names, shard, rss, hot = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+anon = int(sys.argv[6])
 b, a = json.loads('''$before'''), json.loads('''$after''')
 hits = a["totals"]["cache"]["hits"] - b["totals"]["cache"]["hits"]
 misses = a["totals"]["cache"]["misses"] - b["totals"]["cache"]["misses"]
@@ -118,7 +122,8 @@ held = share * names
 lat = json.load(open(hot))["latency_us"]
 print(f"{label:<10} probe hits {share:6.1%}  distinct held ~{held:9.0f} ({held * 1.0 / (entries / 2 if entries else 1):.2f}x one core's entries)"
       f"  entries {entries} ({cbytes / 2**20:.1f} MiB)  hints sent {hints}"
-      f"  RSS {rss / 2**20:.1f} MiB ({rss / (2 * shard_bytes):.2f}x the 2 shards)"
+      f"  RSS {rss / 2**20:.1f} MiB ({rss / (2 * shard_bytes):.2f}x the 2 shards;"
+      f" anonymous {anon / 2**20:.1f} MiB, {anon / (2 * shard_bytes):.2f}x)"
       f"  hot set p50 {lat['p50']:.0f} us p99 {lat['p99']:.0f} us")
 PY
 }
