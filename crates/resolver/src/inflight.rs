@@ -26,7 +26,7 @@ use core::cmp::Reverse;
 use core::net::SocketAddr;
 use std::collections::{BinaryHeap, VecDeque};
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use heimdall_cache::{ClientEdns, Timestamp};
 use heimdall_config::UpstreamTransport;
 use heimdall_wire::{Flags, QueryKey, WireNameBuf};
@@ -241,7 +241,10 @@ pub(crate) enum Join<'a> {
 pub(crate) struct InFlightTable {
     slots: Vec<Option<InFlight>>,
     free: Vec<u32>,
-    by_key: HashMap<QueryKey, Slot>,
+    /// The slot of each query by its key's hash; the key itself is the
+    /// slot's (no second copy of a 260-byte key per query).
+    by_key: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
     by_id: HashMap<u16, Slot>,
     /// The query of every live attempt by generation: a UDP reply names
     /// the attempt whose socket received it, so a reply refused there is
@@ -279,9 +282,25 @@ impl InFlightTable {
         self.slots.get_mut(slot.0 as usize)?.as_mut()
     }
 
+    fn hash(hasher: &DefaultHashBuilder, key: &QueryKey) -> u64 {
+        use core::hash::BuildHasher as _;
+        hasher.hash_one(key)
+    }
+
+    /// The key of the query in `slot` (for the key index).
+    fn key_in(slots: &[Option<InFlight>], slot: Slot) -> Option<&QueryKey> {
+        slots
+            .get(slot.0 as usize)?
+            .as_ref()
+            .map(|inflight| &inflight.key)
+    }
+
     /// The slot of the query for `key`.
     pub(crate) fn slot_of(&self, key: &QueryKey) -> Option<Slot> {
-        self.by_key.get(key).copied()
+        let hash = Self::hash(&self.hasher, key);
+        self.by_key
+            .find(hash, |&slot| Self::key_in(&self.slots, slot) == Some(key))
+            .copied()
     }
 
     /// The query for `key`.
@@ -291,7 +310,7 @@ impl InFlightTable {
 
     /// Whether a query for `key` is outstanding.
     pub(crate) fn contains_key(&self, key: &QueryKey) -> bool {
-        self.by_key.contains_key(key)
+        self.slot_of(key).is_some()
     }
 
     /// The slot of the query whose current attempt was sent with `id`.
@@ -358,10 +377,16 @@ impl InFlightTable {
             subqueries: 0,
             answered_by: None,
         };
-        self.by_key.insert(inflight.key.clone(), slot);
+        // Callers join a query already outstanding for the key instead.
+        debug_assert!(self.slot_of(key).is_none(), "a second query for one key");
+        let hash = Self::hash(&self.hasher, &inflight.key);
         if let Some(place) = self.slots.get_mut(index as usize) {
             *place = Some(inflight);
         }
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_key.insert_unique(hash, slot, |&other| {
+            Self::key_in(slots, other).map_or(0, |key| Self::hash(hasher, key))
+        });
         Some(slot)
     }
 
@@ -404,7 +429,10 @@ impl InFlightTable {
         self.free.push(slot.0);
         let waiters = core::mem::take(&mut inflight.waiters);
         self.total_waiters = self.total_waiters.saturating_sub(waiters.len());
-        self.by_key.remove(&inflight.key);
+        let hash = Self::hash(&self.hasher, &inflight.key);
+        if let Ok(found) = self.by_key.find_entry(hash, |&other| other == slot) {
+            found.remove();
+        }
         let attempts = inflight.earlier.iter().chain([&inflight.attempt]);
         for attempt in attempts {
             Self::retire(
