@@ -782,10 +782,12 @@ fn read_stream(
     }
 }
 
-/// Send one packet; a full socket buffer loses it (QUIC sends it again).
+/// Send one packet, from the local address the connection's datagrams
+/// came to when the socket is on a wildcard address (`src_ip`); a full
+/// socket buffer loses it (QUIC sends it again).
 fn send(fd: RawFd, buf: &[u8], transmit: &Transmit) {
     if let Some(packet) = buf.get(..transmit.size) {
-        let _ = heimdall_udp::send_to(fd, packet, transmit.destination);
+        let _ = heimdall_udp::pktinfo::send_from(fd, packet, transmit.destination, transmit.src_ip);
     }
 }
 
@@ -802,6 +804,10 @@ impl ClientReplies for QuicClients {
     }
 }
 
+/// Datagrams one wake of a wildcard socket's receive loop takes before it
+/// lets the core's other tasks run.
+const DRAIN: usize = 32;
+
 /// Receive datagrams on DoQ listener `index` until the core stops.
 pub(crate) async fn serve_quic(
     ctx: Rc<CoreContext>,
@@ -811,6 +817,13 @@ pub(crate) async fn serve_quic(
     stop: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    if socket
+        .local_addr()
+        .is_ok_and(|addr| addr.ip().is_unspecified())
+    {
+        serve_wildcard(&ctx, &clients, &socket, index, &stop, &mut buf).await;
+        return;
+    }
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((len, from)) => {
@@ -826,6 +839,49 @@ pub(crate) async fn serve_quic(
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// The receive loop of a socket on a wildcard address (`IP_PKTINFO` on):
+/// glommio's receive would lose the control message that names the local
+/// address, so glommio only waits (a peek), and `recvmsg` takes the
+/// queued datagrams with their local addresses.
+async fn serve_wildcard(
+    ctx: &Rc<CoreContext>,
+    clients: &Rc<QuicClients>,
+    socket: &UdpSocket,
+    index: u16,
+    stop: &AtomicBool,
+    buf: &mut [u8],
+) {
+    let fd = socket.as_raw_fd();
+    let mut probe = [0u8; 1];
+    let mut control = heimdall_udp::pktinfo::Control::default();
+    loop {
+        if let Err(err) = socket.peek_from(&mut probe).await {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            log::debug!("core {}: DoQ receive error: {err}", ctx.index());
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        for _ in 0..DRAIN {
+            match heimdall_udp::pktinfo::recv_with_destination(fd, buf, &mut control) {
+                Ok(received) => {
+                    if let Some(data) = buf.get(..received.len) {
+                        clients.datagram(ctx, index, (received.from, received.to), data);
+                    }
+                }
+                Err(err) => {
+                    if err.kind() != std::io::ErrorKind::WouldBlock {
+                        log::debug!("core {}: DoQ receive error: {err}", ctx.index());
+                    }
+                    break;
+                }
+            }
+        }
+        futures_lite::future::yield_now().await;
     }
 }
 
