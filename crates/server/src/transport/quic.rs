@@ -35,6 +35,12 @@
 //! `tcp.read_timeout`. Flow-control windows bound what a connection
 //! buffers either way.
 //!
+//! A socket bound to a wildcard address has `IP_PKTINFO` on: its receive
+//! task reads each datagram's local address (glommio only waits, then
+//! `recvmsg` takes the datagrams), quinn-proto keeps it per connection,
+//! and packets leave from it (`src_ip`), as a client that wrote to one of
+//! the host's addresses expects.
+//!
 //! The sockets have no steering program: the kernel's 4-tuple hash keeps
 //! a client's datagrams on one core. A client whose address or port
 //! changes (migration, NAT rebinding) may land on another core, which
