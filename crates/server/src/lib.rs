@@ -392,6 +392,16 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
     let (tls_listeners, tls_addrs) = sockets::listen_tcp_per_core(&section.listen, cores)?;
     let (https, https_addrs) = sockets::listen_tcp_per_core(&section.https_listen, cores)?;
     let (quic, quic_addrs) = sockets::listen_udp_per_core(&section.quic_listen, cores)?;
+    // A wildcard DoQ socket learns each datagram's local address, for the
+    // reply to leave from it (QUIC clients drop packets from another).
+    for core in &quic {
+        for (socket, addr) in core.iter().zip(&quic_addrs) {
+            if addr.ip().is_unspecified() {
+                heimdall_udp::pktinfo::enable(socket.as_raw_fd(), addr.is_ipv6())
+                    .map_err(|err| ServerError::Io(sockets::with_addr(err, *addr)))?;
+            }
+        }
+    }
     // Built even without a `tls` upstream, so that a reload can add one.
     let (dot, doh) = tls::client_configs(config.upstream.tls_ca_file.as_deref())?;
     let upstream = Some(upstream::tls::TlsUpstreamSetup {

@@ -276,7 +276,7 @@ pub(crate) fn is_timeout(err: &glommio::GlommioError<()>) -> bool {
         || matches!(err, glommio::GlommioError::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut || io.kind() == std::io::ErrorKind::WouldBlock)
 }
 
-fn with_addr(err: io::Error, addr: SocketAddr) -> io::Error {
+pub(crate) fn with_addr(err: io::Error, addr: SocketAddr) -> io::Error {
     io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
 }
 

@@ -4,7 +4,8 @@
 //! the client: answers (padded, Message ID 0), garbage datagrams dropped
 //! and counted while UDP clients are served, connections beyond
 //! `tcp.max_connections` refused, a query with a Message ID closed with
-//! DOQ_PROTOCOL_ERROR, and a resumed session counted.
+//! DOQ_PROTOCOL_ERROR, a resumed session counted, and a socket on
+//! 0.0.0.0 answering from the address the client wrote to.
 
 #![allow(
     clippy::unwrap_used,
@@ -239,7 +240,10 @@ fn doq_client_config(certs: &TestCerts) -> quinn_proto::ClientConfig {
 
 impl DoqClient {
     fn connect(server: SocketAddr, config: quinn_proto::ClientConfig) -> Self {
-        assert_eq!(server.ip(), LOOPBACK, "tests only talk to 127.0.0.1");
+        assert!(
+            matches!(server.ip(), std::net::IpAddr::V4(v4) if v4.is_loopback()),
+            "tests only talk to 127.0.0.0/8"
+        );
         let socket = UdpSocket::bind((LOOPBACK, 0)).unwrap();
         let mut endpoint = quinn_proto::Endpoint::new(
             std::sync::Arc::new(quinn_proto::EndpointConfig::default()),
@@ -383,4 +387,53 @@ fn a_doq_client_resumes_and_is_counted() {
     let reports = server.stop();
     assert_eq!(total(&reports, |r| r.doq.connections.handshakes), 2);
     assert_eq!(total(&reports, |r| r.doq.connections.resumptions), 1);
+}
+
+/// Whether the client has read a whole reply (its 2-byte length and
+/// message) on `stream`; the message.
+fn read_reply(
+    conn: &mut quinn_proto::Connection,
+    stream: quinn_proto::StreamId,
+) -> Option<Vec<u8>> {
+    let mut recv = conn.recv_stream(stream);
+    let mut chunks = recv.read(true).ok()?;
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = chunks.next(usize::MAX) {
+        bytes.extend_from_slice(&chunk.bytes);
+    }
+    let _ = chunks.finalize();
+    let len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
+    (bytes.len() == 2 + len).then(|| bytes[2..].to_vec())
+}
+
+/// A DoQ socket on 0.0.0.0 answers a client that writes to 127.0.0.2
+/// from 127.0.0.2 (IP_PKTINFO): a reply from 127.0.0.1, the address the
+/// kernel would pick, is dropped by the QUIC client, and no handshake
+/// completes.
+#[test]
+fn a_wildcard_doq_socket_answers_from_the_address_written_to() {
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("doq-wildcard", NAME);
+    let mut config = quic_config(upstream.local_addr(), &certs);
+    config.tls.quic_listen = vec![SocketAddr::from(([0, 0, 0, 0], 0))];
+    let server = start_server(&config);
+    let port = server.quic_addr().port();
+    assert!(server.quic_addr().ip().is_unspecified());
+    assert_ne!(port, 0);
+    let target = SocketAddr::from(([127, 0, 0, 2], port));
+    let mut client = DoqClient::connect(target, doq_client_config(&certs));
+    let stream = client.send_query(&query(0, "host-3.zone.test.", RecordType::A, None));
+    let mut reply = None;
+    for _ in 0..100 {
+        client.drive_within(Duration::from_millis(30), |_| false);
+        reply = read_reply(&mut client.conn, stream);
+        if reply.is_some() {
+            break;
+        }
+    }
+    let reply = reply.expect("no answer over DoQ on 0.0.0.0");
+    common::assert_single_a(&common::Reply::check(reply), host_v4(3));
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.doq.connections.handshakes), 1);
+    assert_eq!(total(&reports, |r| r.doq.connections.queries), 1);
 }

@@ -7,6 +7,9 @@
 //!   call answers a whole batch, and the datagrams that go to one peer with
 //!   one length leave as UDP GSO sends where the kernel takes them.
 //! - [`gso`] has the GSO limits and the kernel probe.
+//! - [`pktinfo`] receives a datagram with the local address it was sent
+//!   to and sends one from a given local address (`IP_PKTINFO`), for
+//!   sockets bound to a wildcard address.
 //! - [`sockaddr`] converts socket addresses to and from their C form.
 //! - [`reuseport`] attaches a classic BPF program that picks the socket of
 //!   a `SO_REUSEPORT` group for each datagram.
@@ -27,6 +30,7 @@
 
 mod batch;
 pub mod gso;
+pub mod pktinfo;
 pub mod reuseport;
 pub mod sockaddr;
 mod socket;

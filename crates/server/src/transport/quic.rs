@@ -9,9 +9,12 @@
 //! task of this core drive it, with no runtime of their own: a receive
 //! loop per socket (a glommio `recv_from`, then the datagram through the
 //! endpoint and its connection), one timer task that sleeps until the
-//! earliest `poll_timeout` of any connection (woken early by a new earlier
-//! one, or by a reply written), and the replies themselves, written into
-//! their stream by [`ClientReplies::reply`] while the resolver drains.
+//! earliest deadline of any connection (woken early by a new earlier one,
+//! or by a reply written), and the replies themselves, written into their
+//! stream by [`ClientReplies::reply`] while the resolver drains. The
+//! deadlines (quinn-proto's `poll_timeout`, the handshake's end) are kept
+//! in deadline order ([`deadlines`]), so a timer wake drives only the
+//! connections that are due or have replies to send, never all of them.
 //! Packets leave with a non-blocking `sendto`; a full socket buffer loses
 //! one, which QUIC's loss recovery sends again.
 //!
@@ -32,15 +35,23 @@
 //! `tcp.read_timeout`. Flow-control windows bound what a connection
 //! buffers either way.
 //!
+//! A socket bound to a wildcard address has `IP_PKTINFO` on: its receive
+//! task reads each datagram's local address (glommio only waits, then
+//! `recvmsg` takes the datagrams), quinn-proto keeps it per connection,
+//! and packets leave from it (`src_ip`), as a client that wrote to one of
+//! the host's addresses expects.
+//!
 //! The sockets have no steering program: the kernel's 4-tuple hash keeps
 //! a client's datagrams on one core. A client whose address or port
 //! changes (migration, NAT rebinding) may land on another core, which
 //! does not know its connection: the datagrams are dropped (counted), the
 //! client's connection times out, and it connects again.
 
+mod deadlines;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -52,8 +63,10 @@ use glommio::net::UdpSocket;
 use heimdall_resolver::{ClientId, Transport};
 use quinn_proto::{
     ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
-    IdleTimeout, ServerConfig, StreamEvent, StreamId, TransportConfig, VarInt,
+    IdleTimeout, ServerConfig, StreamEvent, StreamId, Transmit, TransportConfig, VarInt,
 };
+
+use self::deadlines::Deadlines;
 
 use crate::context::{Answered, ClientReplies, CoreContext, SendFailed};
 use crate::stats::DoqStats;
@@ -124,6 +137,53 @@ struct Conn {
     /// Reply frames not yet taken whole by the stream (flow control):
     /// the frame and how much of it was written.
     unsent: HashMap<StreamId, (Vec<u8>, usize)>,
+    /// The deadline its live entry in [`QuicClients::timers`] holds, and
+    /// that entry's generation (older entries are stale).
+    timer_at: Option<Instant>,
+    timer_generation: u64,
+    /// A reply was written into it since it was last driven: it is on
+    /// [`QuicClients::dirty`].
+    dirty: bool,
+}
+
+impl Conn {
+    /// When it must be driven next: quinn-proto's timeout, or the end of
+    /// the time its handshake has.
+    fn deadline(&mut self, read_timeout: Duration) -> Option<Instant> {
+        let handshake_end =
+            (!self.connected && !self.ended).then(|| self.accepted_at + read_timeout);
+        match (self.conn.poll_timeout(), handshake_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// A connection of the core: its listener and its handle there.
+type Key = (u16, ConnectionHandle);
+
+/// Connection `key` of `listeners`.
+fn conn_of(listeners: &mut [Listener], (index, handle): Key) -> Option<&mut Conn> {
+    listeners
+        .get_mut(usize::from(index))
+        .and_then(|listener| listener.conns.get_mut(&handle))
+}
+
+/// Whether `generation` is the live timer entry of connection `key`.
+fn is_scheduled(listeners: &[Listener], (index, handle): Key, generation: u64) -> bool {
+    listeners
+        .get(usize::from(index))
+        .and_then(|listener| listener.conns.get(&handle))
+        .is_some_and(|conn| conn.timer_at.is_some() && conn.timer_generation == generation)
+}
+
+/// Connections of `listeners` that are not closed.
+fn open_connections(listeners: &[Listener]) -> usize {
+    listeners
+        .iter()
+        .flat_map(|listener| listener.conns.values())
+        .filter(|conn| !conn.conn.is_closed())
+        .count()
 }
 
 /// One DoQ socket and its endpoint.
@@ -149,13 +209,21 @@ pub(crate) struct QuicClients {
     listeners: RefCell<Vec<Listener>>,
     /// Streams whose query waits on an upstream, by query id.
     waiting: RefCell<HashMap<u32, (u16, ConnectionHandle, StreamId)>>,
+    /// Every connection's next deadline, earliest first: a timer wake
+    /// looks only at the connections due.
+    timers: RefCell<Deadlines<Key>>,
+    /// The last timer generation given out.
+    generation: Cell<u64>,
+    /// Connections with a reply written since they were last driven (each
+    /// once), for the timer task to send.
+    dirty: RefCell<Vec<Key>>,
     next_query: Cell<u32>,
     stats: Cell<DoqStats>,
     /// Raised when the timer task must look again: a reply was written,
     /// or a connection's timeout came before the one it sleeps for.
     wake: Signal,
-    /// What the timer task does: `None` while it runs (it looks at every
-    /// timeout before it sleeps again), else asleep until the time given
+    /// What the timer task does: `None` while it runs (it looks at the
+    /// earliest deadline before it sleeps again), else asleep until the time given
     /// (`Some(None)`: until woken).
     sleeping: Cell<Option<Option<Instant>>>,
     /// Buffer of outgoing packets.
@@ -192,6 +260,9 @@ impl QuicClients {
             settings,
             listeners: RefCell::new(listeners),
             waiting: RefCell::new(HashMap::new()),
+            timers: RefCell::new(Deadlines::new()),
+            generation: Cell::new(0),
+            dirty: RefCell::new(Vec::new()),
             next_query: Cell::new(0),
             stats: Cell::new(DoqStats::default()),
             wake: Signal::default(),
@@ -211,12 +282,7 @@ impl QuicClients {
     /// table (QUIC's closing period, three probe timeouts) no longer
     /// counts: it only answers with its close.
     pub(crate) fn connections(&self) -> usize {
-        self.listeners
-            .borrow()
-            .iter()
-            .flat_map(|listener| listener.conns.values())
-            .filter(|conn| !conn.conn.is_closed())
-            .count()
+        open_connections(&self.listeners.borrow())
     }
 
     /// The counters.
@@ -224,13 +290,19 @@ impl QuicClients {
         self.stats.get()
     }
 
-    /// A datagram from `from` on listener `index`: through the endpoint
-    /// to its connection, or a new connection (refused when the table is
+    /// A datagram from `from` to `local_ip` (when the socket is bound to
+    /// a wildcard address) on listener `index`: through the endpoint to
+    /// its connection, or a new connection (refused when the table is
     /// full), or dropped and counted. Then the queries it completed are
     /// answered and what is due is sent.
-    fn datagram(self: &Rc<Self>, ctx: &Rc<CoreContext>, index: u16, from: SocketAddr, data: &[u8]) {
+    fn datagram(
+        self: &Rc<Self>,
+        ctx: &Rc<CoreContext>,
+        index: u16,
+        (from, local_ip): (SocketAddr, Option<IpAddr>),
+        data: &[u8],
+    ) {
         let now = Instant::now();
-        let full = self.connections() >= self.settings.max_connections;
         let mut touched = None;
         // rustls reads the ClientHello (and opens its ticket) within this
         // block, synchronously: no other handshake runs meanwhile.
@@ -242,15 +314,19 @@ impl QuicClients {
         let opened_before = opened();
         {
             let mut listeners = self.listeners.borrow_mut();
-            let Some(listener) = listeners.get_mut(usize::from(index)) else {
-                return;
+            let full = |listeners: &[Listener]| {
+                open_connections(listeners) >= self.settings.max_connections
             };
             let mut buf = self.send_buf.borrow_mut();
             buf.clear();
+            let Some(listener) = listeners.get_mut(usize::from(index)) else {
+                return;
+            };
             let event =
                 listener
                     .endpoint
-                    .handle(now, from, None, None, BytesMut::from(data), &mut buf);
+                    .handle(now, from, local_ip, None, BytesMut::from(data), &mut buf);
+            let fd = listener.fd;
             match event {
                 Some(DatagramEvent::ConnectionEvent(handle, event)) => {
                     if let Some(conn) = listener.conns.get_mut(&handle) {
@@ -259,9 +335,13 @@ impl QuicClients {
                     }
                 }
                 Some(DatagramEvent::NewConnection(incoming)) => {
-                    if full {
+                    let refuse = full(&listeners);
+                    let Some(listener) = listeners.get_mut(usize::from(index)) else {
+                        return;
+                    };
+                    if refuse {
                         let transmit = listener.endpoint.refuse(incoming, &mut buf);
-                        send(listener.fd, &buf, transmit.size, transmit.destination);
+                        send(fd, &buf, &transmit);
                         self.count(|s| s.connections.refused += 1);
                     } else {
                         match listener.endpoint.accept(incoming, now, &mut buf, None) {
@@ -276,6 +356,9 @@ impl QuicClients {
                                         ended: false,
                                         streams: HashMap::new(),
                                         unsent: HashMap::new(),
+                                        timer_at: None,
+                                        timer_generation: 0,
+                                        dirty: false,
                                     },
                                 );
                                 self.count(|s| s.connections.accepted += 1);
@@ -283,7 +366,7 @@ impl QuicClients {
                             }
                             Err(err) => {
                                 if let Some(transmit) = err.response {
-                                    send(listener.fd, &buf, transmit.size, transmit.destination);
+                                    send(fd, &buf, &transmit);
                                 }
                                 self.count(|s| s.connections.handshake_failures += 1);
                             }
@@ -292,75 +375,109 @@ impl QuicClients {
                 }
                 Some(DatagramEvent::Response(transmit)) => {
                     // Version negotiation or a stateless reset.
-                    send(listener.fd, &buf, transmit.size, transmit.destination);
+                    send(fd, &buf, &transmit);
                 }
                 None => self.count(|s| s.datagrams_dropped += 1),
             }
             if opened() != opened_before
-                && let Some(conn) = touched.and_then(|handle| listener.conns.get_mut(&handle))
+                && let Some(conn) =
+                    touched.and_then(|handle| conn_of(&mut listeners, (index, handle)))
             {
                 conn.resumed = true;
             }
         }
         if let Some(handle) = touched {
-            self.run(ctx, now, Some((index, handle)));
+            self.run(ctx, now, &[(index, handle)]);
         }
     }
 
-    /// Drive connections (all, or only `only`): timeouts due, events,
-    /// streams read, queries answered, packets sent. Closed connections
-    /// leave the table.
-    fn run(
-        self: &Rc<Self>,
-        ctx: &Rc<CoreContext>,
-        now: Instant,
-        only: Option<(u16, ConnectionHandle)>,
-    ) {
-        let ready = self.pump(now, only);
+    /// Drive the connections `keys`: timeouts due, events, streams read,
+    /// queries answered, packets sent, next timeouts scheduled. Closed
+    /// connections leave the table.
+    fn run(self: &Rc<Self>, ctx: &Rc<CoreContext>, now: Instant, keys: &[Key]) {
+        let ready = self.pump(now, keys);
         for query in ready {
             self.answer(ctx, query);
         }
         // The answers written (and what they set off) go out now.
-        self.transmit(now, only);
+        let earliest = self.transmit(now, keys);
         if let Some(asleep_until) = self.sleeping.get()
-            && let Some(earliest) = self.earliest_timeout(only)
+            && let Some(earliest) = earliest
             && asleep_until.is_none_or(|until| earliest < until)
         {
             self.wake.raise();
         }
     }
 
+    /// A timer wake: drive the connections whose deadline has come and
+    /// those with replies written since they were last driven; no other.
+    fn on_timer(self: &Rc<Self>, ctx: &Rc<CoreContext>, now: Instant) {
+        let mut keys = std::mem::take(&mut *self.dirty.borrow_mut());
+        {
+            let mut listeners = self.listeners.borrow_mut();
+            // Replies written into a connection driven since need nothing.
+            keys.retain(|&key| conn_of(&mut listeners, key).is_some_and(|conn| conn.dirty));
+            let mut timers = self.timers.borrow_mut();
+            while let Some(key) = timers.pop_due(now, |key, generation| {
+                is_scheduled(&listeners, key, generation)
+            }) {
+                if let Some(conn) = conn_of(&mut listeners, key) {
+                    // Its entry is used up: the drive below schedules anew.
+                    conn.timer_at = None;
+                }
+                keys.push(key);
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        self.run(ctx, now, &keys);
+        // The list's allocation serves the next wake.
+        keys.clear();
+        let mut dirty = self.dirty.borrow_mut();
+        if dirty.is_empty() {
+            *dirty = keys;
+        }
+    }
+
+    /// The earliest deadline of any connection, for the timer task.
+    fn next_deadline(&self) -> Option<Instant> {
+        let listeners = self.listeners.borrow();
+        self.timers
+            .borrow_mut()
+            .earliest(|key, generation| is_scheduled(&listeners, key, generation))
+    }
+
     /// Events and streams of the connections: the queries read whole.
-    fn pump(&self, now: Instant, only: Option<(u16, ConnectionHandle)>) -> Vec<Ready> {
+    fn pump(&self, now: Instant, keys: &[Key]) -> Vec<Ready> {
         let mut ready = Vec::new();
         let mut listeners = self.listeners.borrow_mut();
         let read_timeout = self.settings.read_timeout;
-        for (index, listener) in listeners.iter_mut().enumerate() {
-            let index = u16::try_from(index).unwrap_or(u16::MAX);
-            let Listener {
+        for &(index, handle) in keys {
+            let Some(Listener {
                 endpoint, conns, ..
-            } = listener;
-            for (&handle, conn) in conns.iter_mut() {
-                if only.is_some_and(|only| only != (index, handle)) {
-                    continue;
-                }
-                if conn.conn.poll_timeout().is_some_and(|due| due <= now) {
-                    conn.conn.handle_timeout(now);
-                }
-                if !conn.connected && !conn.ended && conn.accepted_at + read_timeout <= now {
-                    conn.ended = true;
-                    conn.conn.close(
-                        now,
-                        VarInt::from_u32(DOQ_NO_ERROR),
-                        "handshake too slow".into(),
-                    );
-                    self.count(|s| s.connections.handshake_failures += 1);
-                }
-                self.pump_one(now, index, handle, conn, &mut ready);
-                while let Some(event) = conn.conn.poll_endpoint_events() {
-                    if let Some(event) = endpoint.handle_event(handle, event) {
-                        conn.conn.handle_event(event);
-                    }
+            }) = listeners.get_mut(usize::from(index))
+            else {
+                continue;
+            };
+            let Some(conn) = conns.get_mut(&handle) else {
+                continue;
+            };
+            if conn.conn.poll_timeout().is_some_and(|due| due <= now) {
+                conn.conn.handle_timeout(now);
+            }
+            if !conn.connected && !conn.ended && conn.accepted_at + read_timeout <= now {
+                conn.ended = true;
+                conn.conn.close(
+                    now,
+                    VarInt::from_u32(DOQ_NO_ERROR),
+                    "handshake too slow".into(),
+                );
+                self.count(|s| s.connections.handshake_failures += 1);
+            }
+            self.pump_one(now, index, handle, conn, &mut ready);
+            while let Some(event) = conn.conn.poll_endpoint_events() {
+                if let Some(event) = endpoint.handle_event(handle, event) {
+                    conn.conn.handle_event(event);
                 }
             }
         }
@@ -444,47 +561,58 @@ impl QuicClients {
         }
     }
 
-    /// Send what the connections have for the wire; drop the drained.
-    fn transmit(&self, now: Instant, only: Option<(u16, ConnectionHandle)>) {
+    /// Send what the connections `keys` have for the wire, drop the
+    /// drained, and schedule the next deadline of each whose deadline
+    /// moved; returns the earliest deadline scheduled.
+    fn transmit(&self, now: Instant, keys: &[Key]) -> Option<Instant> {
         let mut listeners = self.listeners.borrow_mut();
         let mut buf = self.send_buf.borrow_mut();
-        for (index, listener) in listeners.iter_mut().enumerate() {
-            let index = u16::try_from(index).unwrap_or(u16::MAX);
-            let fd = listener.fd;
-            listener.conns.retain(|&handle, conn| {
-                if only.is_some_and(|only| only != (index, handle)) {
-                    return true;
-                }
-                buf.clear();
-                while let Some(transmit) = conn.conn.poll_transmit(now, 1, &mut buf) {
-                    send(fd, &buf, transmit.size, transmit.destination);
-                    buf.clear();
-                }
-                !conn.conn.is_drained()
-            });
-        }
-    }
-
-    /// The earliest timeout of the connections (of `only`).
-    fn earliest_timeout(&self, only: Option<(u16, ConnectionHandle)>) -> Option<Instant> {
-        let mut listeners = self.listeners.borrow_mut();
+        let mut timers = self.timers.borrow_mut();
         let read_timeout = self.settings.read_timeout;
         let mut earliest: Option<Instant> = None;
-        for (index, listener) in listeners.iter_mut().enumerate() {
-            let index = u16::try_from(index).unwrap_or(u16::MAX);
-            for (&handle, conn) in listener.conns.iter_mut() {
-                if only.is_some_and(|only| only != (index, handle)) {
-                    continue;
-                }
-                let handshake_end =
-                    (!conn.connected && !conn.ended).then(|| conn.accepted_at + read_timeout);
-                for due in [conn.conn.poll_timeout(), handshake_end]
-                    .into_iter()
-                    .flatten()
-                {
-                    earliest = Some(earliest.map_or(due, |e| e.min(due)));
+        for &key in keys {
+            let (index, handle) = key;
+            let Some(listener) = listeners.get_mut(usize::from(index)) else {
+                continue;
+            };
+            let fd = listener.fd;
+            let Some(conn) = listener.conns.get_mut(&handle) else {
+                continue;
+            };
+            conn.dirty = false;
+            buf.clear();
+            while let Some(transmit) = conn.conn.poll_transmit(now, 1, &mut buf) {
+                send(fd, &buf, &transmit);
+                buf.clear();
+            }
+            if conn.conn.is_drained() {
+                // Its heap entries go stale with it.
+                listener.conns.remove(&handle);
+                continue;
+            }
+            let due = conn.deadline(read_timeout);
+            if due != conn.timer_at {
+                // A new generation makes the connection's older entries
+                // stale, also when it has no deadline any more.
+                let generation = self.generation.get().wrapping_add(1);
+                self.generation.set(generation);
+                conn.timer_at = due;
+                conn.timer_generation = generation;
+                if let Some(at) = due {
+                    timers.schedule(at, key, generation);
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
                 }
             }
+        }
+        let live = listeners.iter().map(|listener| listener.conns.len()).sum();
+        if timers.oversized(live) {
+            timers.rebuild(listeners.iter().enumerate().flat_map(|(index, listener)| {
+                let index = u16::try_from(index).unwrap_or(u16::MAX);
+                listener.conns.iter().filter_map(move |(&handle, conn)| {
+                    conn.timer_at
+                        .map(|at| (at, (index, handle), conn.timer_generation))
+                })
+            }));
         }
         earliest
     }
@@ -553,10 +681,15 @@ impl QuicClients {
         if let Some(dns_id) = frame.get_mut(2..4) {
             dns_id.copy_from_slice(&[0, 0]);
         }
+        let mut newly_dirty = false;
         let found = self.with_conn(listener, handle, |conn| {
             conn.unsent.insert(stream, (frame, 0));
             write_unsent(conn, stream);
+            newly_dirty = !std::mem::replace(&mut conn.dirty, true);
         });
+        if newly_dirty {
+            self.dirty.borrow_mut().push((listener, handle));
+        }
         if found {
             self.wake.raise();
         } else {
@@ -655,10 +788,12 @@ fn read_stream(
     }
 }
 
-/// Send one packet; a full socket buffer loses it (QUIC sends it again).
-fn send(fd: RawFd, buf: &[u8], size: usize, to: SocketAddr) {
-    if let Some(packet) = buf.get(..size) {
-        let _ = heimdall_udp::send_to(fd, packet, to);
+/// Send one packet, from the local address the connection's datagrams
+/// came to when the socket is on a wildcard address (`src_ip`); a full
+/// socket buffer loses it (QUIC sends it again).
+fn send(fd: RawFd, buf: &[u8], transmit: &Transmit) {
+    if let Some(packet) = buf.get(..transmit.size) {
+        let _ = heimdall_udp::pktinfo::send_from(fd, packet, transmit.destination, transmit.src_ip);
     }
 }
 
@@ -675,6 +810,10 @@ impl ClientReplies for QuicClients {
     }
 }
 
+/// Datagrams one wake of a wildcard socket's receive loop takes before it
+/// lets the core's other tasks run.
+const DRAIN: usize = 32;
+
 /// Receive datagrams on DoQ listener `index` until the core stops.
 pub(crate) async fn serve_quic(
     ctx: Rc<CoreContext>,
@@ -684,11 +823,18 @@ pub(crate) async fn serve_quic(
     stop: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    if socket
+        .local_addr()
+        .is_ok_and(|addr| addr.ip().is_unspecified())
+    {
+        serve_wildcard(&ctx, &clients, &socket, index, &stop, &mut buf).await;
+        return;
+    }
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((len, from)) => {
                 if let Some(data) = buf.get(..len) {
-                    clients.datagram(&ctx, index, from, data);
+                    clients.datagram(&ctx, index, (from, None), data);
                 }
             }
             Err(err) => {
@@ -702,11 +848,54 @@ pub(crate) async fn serve_quic(
     }
 }
 
-/// The timer task: sleep until the earliest connection timeout (or a
-/// wake), then drive every connection.
+/// The receive loop of a socket on a wildcard address (`IP_PKTINFO` on):
+/// glommio's receive would lose the control message that names the local
+/// address, so glommio only waits (a peek), and `recvmsg` takes the
+/// queued datagrams with their local addresses.
+async fn serve_wildcard(
+    ctx: &Rc<CoreContext>,
+    clients: &Rc<QuicClients>,
+    socket: &UdpSocket,
+    index: u16,
+    stop: &AtomicBool,
+    buf: &mut [u8],
+) {
+    let fd = socket.as_raw_fd();
+    let mut probe = [0u8; 1];
+    let mut control = heimdall_udp::pktinfo::Control::default();
+    loop {
+        if let Err(err) = socket.peek_from(&mut probe).await {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            log::debug!("core {}: DoQ receive error: {err}", ctx.index());
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        for _ in 0..DRAIN {
+            match heimdall_udp::pktinfo::recv_with_destination(fd, buf, &mut control) {
+                Ok(received) => {
+                    if let Some(data) = buf.get(..received.len) {
+                        clients.datagram(ctx, index, (received.from, received.to), data);
+                    }
+                }
+                Err(err) => {
+                    if err.kind() != std::io::ErrorKind::WouldBlock {
+                        log::debug!("core {}: DoQ receive error: {err}", ctx.index());
+                    }
+                    break;
+                }
+            }
+        }
+        futures_lite::future::yield_now().await;
+    }
+}
+
+/// The timer task: sleep until the earliest connection deadline (or a
+/// wake), then drive the connections due and those with replies to send.
 pub(crate) async fn run_quic_timers(ctx: Rc<CoreContext>, clients: Rc<QuicClients>) {
     loop {
-        let next = clients.earliest_timeout(None);
+        let next = clients.next_deadline();
         clients.sleeping.set(Some(next));
         match next {
             Some(due) => {
@@ -716,7 +905,7 @@ pub(crate) async fn run_quic_timers(ctx: Rc<CoreContext>, clients: Rc<QuicClient
             None => clients.wake.wait().await,
         }
         clients.sleeping.set(None);
-        clients.run(&ctx, Instant::now(), None);
+        clients.on_timer(&ctx, Instant::now());
         // Never a loop that keeps the receive tasks from running.
         futures_lite::future::yield_now().await;
     }
