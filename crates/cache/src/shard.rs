@@ -412,6 +412,18 @@ impl Cache {
         self.insert_marked(key, &entry, now, false)
     }
 
+    /// [`Cache::insert`] from a borrowed entry: the shard copies the bytes
+    /// either way, so a caller that keeps its entry (to answer waiters,
+    /// to send as a hint) need not clone it first.
+    pub fn insert_view(
+        &mut self,
+        key: &QueryKey,
+        entry: &EntryView,
+        now: Timestamp,
+    ) -> Result<bool, CacheError> {
+        self.insert_marked(key, entry, now, false)
+    }
+
     /// [`Cache::insert`], marking the entry as a copy from another core.
     fn insert_marked(
         &mut self,

@@ -321,8 +321,8 @@ impl Store {
 
     /// Store a record of `meta` and `blob`; returns its handle. `room` is
     /// how many bytes the store may grow by beyond the record itself
-    /// without passing its owner's bound: a page grows by up to an eighth
-    /// within it, else by exactly one record. `None` when no handle is
+    /// without passing its owner's bound: a page doubles (up to its full
+    /// size) within it, else grows by exactly one record. `None` when no handle is
     /// left (more than two billion records).
     pub(crate) fn insert(&mut self, meta: Meta, blob: &[u8], room: usize) -> Option<u32> {
         if self.classes.is_empty() {
@@ -391,10 +391,11 @@ impl Store {
         let page = packed.pages.get_mut(page_index)?;
         let before = page.capacity();
         if page.len() == before {
-            // Grow by an eighth while the bound has room for it, else by
-            // exactly this record.
+            // Double (up to the page's size) while the bound has room,
+            // so a page fills with a few allocations; else grow by exactly
+            // this record.
             let held = page.len() / stride;
-            let more = (held / 8).min(room / stride).min(per_page - held - 1);
+            let more = held.min(room / stride).min(per_page - held - 1);
             page.reserve_exact((1 + more) * stride);
         }
         let pad = stride - META_LEN - blob.len();

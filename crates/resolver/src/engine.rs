@@ -938,7 +938,7 @@ impl Resolver {
         let policy = &self.config.cache_policy;
         match Entry::from_response_with(&key, message, now, policy, options) {
             Ok(Some(entry)) => {
-                let stored = store && self.cache.insert(&key, entry.clone(), now).is_ok();
+                let stored = store && self.cache.insert_view(&key, &entry, now).is_ok();
                 if stored && self.config.hints {
                     if self.hints.len() < self.config.max_queued_hints {
                         self.hints.push_back(Hint {
