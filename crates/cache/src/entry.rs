@@ -1,29 +1,41 @@
-//! One cached answer: [`Entry`], its normalized wire form and how it is
-//! built from an upstream response (or from a failure).
+//! One cached answer: [`Entry`] (owned) and [`EntryView`] (borrowed), its
+//! normalized wire form and how it is built from an upstream response (or
+//! from a failure).
 //!
-//! An entry is one exact-size heap allocation holding a complete DNS
-//! message, so a hit is a `memcpy` plus a few in-place patches (ID, flags,
-//! counts, qname case, TTLs) and never needs a parse, followed by a fixed
-//! trailer. Nothing else is kept: the TTL fields are found by stepping
-//! over the stored records (owner, type, class, TTL, RDLENGTH: no names
-//! are decoded), and only a reply that must be truncated walks the parsed
-//! view for its RRset boundaries; both cost a hit less than keeping two
-//! bytes a record and eight an RRset for every entry costs the cache:
+//! An entry's bytes are a complete DNS message, so a hit is a `memcpy`
+//! plus a few in-place patches (ID, flags, counts, qname case, TTLs) and
+//! never needs a parse, followed by a small trailer. Nothing else is kept:
+//! the TTL fields are found by stepping over the stored records (owner,
+//! type, class, TTL, RDLENGTH: no names are decoded), and only a reply
+//! that must be truncated walks the parsed view for its RRset boundaries;
+//! both cost a hit less than keeping two bytes a record and eight an RRset
+//! for every entry costs the cache:
 //!
 //! ```text
-//! 0   header: ID 0, QR RA [AD] rcode, counts of the stored records
-//! 12  question: the key's lower-cased name, uncompressed; qtype; qclass
-//! ..  answer, authority and additional records copied from upstream with
-//!     MessageBuilder::copy_record (pointers valid within this copy); the
-//!     upstream OPT record (and any TSIG) left out
-//! -16 trailer: stored_at (7 bytes of milliseconds), kind/DO/CD bits,
-//!     lifetime (u32: milliseconds, or seconds with the top bit set), W
-//!     (u16), EDE info code (u16)
+//! 0    header: ID 0, QR RA [AD] rcode, counts of the stored records
+//! 12   question: the key's lower-cased name, uncompressed; qtype; qclass
+//! ..   answer, authority and additional records copied from upstream with
+//!      MessageBuilder::copy_record (pointers valid within this copy); the
+//!      upstream OPT record (and any TSIG) left out
+//! -12  EDE info code (u16), only when the bits say there is one
+//! -10  stored_at (5 bytes: milliseconds since the epoch, 34 years)
+//! -5   lifetime (u32: milliseconds, or seconds with the top bit set)
+//! -1   bits: kind (2), DO, CD, EDE present
 //! ```
 //!
-//! The key is not stored apart: the question holds the lower-cased name,
-//! qtype and qclass, the bits DO and CD, and the header the rcode and AD.
-//! All integers are big-endian.
+//! The trailer is 10 bytes (12 with an EDE code, which only a remembered
+//! DNSSEC failure has), and the message's length is what it leaves: the
+//! bytes' length is known to whoever holds them (a box, or a shard's
+//! record). The key is not stored apart: the question holds the
+//! lower-cased name, qtype and qclass, the bits DO and CD, and the header
+//! the rcode and AD. All integers are big-endian.
+//!
+//! An [`Entry`] owns these bytes in one exact-size allocation: what a
+//! cache-fill hint carries to another core, what a cache file is written
+//! from and read into. A shard copies them into its store (`store.rs`)
+//! and hands out [`EntryView`]s, the same bytes borrowed; every reading
+//! method, [`EntryView::write_answer`] included, is on the view, and an
+//! `Entry` derefs to its view.
 
 use core::mem::size_of;
 

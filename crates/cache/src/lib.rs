@@ -6,13 +6,15 @@
 //!
 //! - [`Entry`] is one answer, normalized to a wire message in a single
 //!   allocation, built with [`Entry::from_response`] (positive, NXDOMAIN and
-//!   NODATA per RFC 2308) or [`Entry::failure`] (RFC 9520).
+//!   NODATA per RFC 2308) or [`Entry::failure`] (RFC 9520); [`EntryView`]
+//!   is the same bytes borrowed, what a shard hands out.
 //! - [`EntryView::write_answer`] writes a client's reply from it without
 //!   allocating: ID, flags, qname case, aged TTLs, OPT, truncation; or a
 //!   stale answer (RFC 8767: TTL 30, EDE "Stale Answer").
 //! - [`Cache`] maps [`QueryKey`](heimdall_wire::QueryKey)s to entries,
-//!   bounded by bytes, with SLRU eviction and serve-stale; each slot
-//!   counts its hits (for prefetch) and remembers a failed refresh.
+//!   bounded by bytes, with SLRU eviction and serve-stale; it packs their
+//!   bytes into pages by size (`store.rs`), and each entry's record counts
+//!   its hits (for prefetch) and remembers a failed refresh.
 //! - [`CachePolicy`] holds the TTL limits and windows.
 //! - [`encode_entries`] and [`decode_entries`] turn entries into the bytes
 //!   of a cache file and back (aged by the downtime, fully re-validated).

@@ -1,25 +1,33 @@
 //! One core's cache: [`Cache`], a byte-bounded map from [`QueryKey`] to
-//! [`Entry`] with segmented-LRU eviction, and its [`CacheStats`].
+//! cached answers ([`EntryView`]s) with segmented-LRU eviction, and its
+//! [`CacheStats`].
 //!
-//! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to an index in
-//! a dense slab `Vec<Slot>`. Each slot (32 bytes on 64-bit targets) holds
-//! the entry (a pointer and length: the answer, its index and its
-//! timestamps live in the entry's one allocation), the links of one of two
-//! intrusive doubly linked lists, the hit count, the refresh mark and two
-//! flags. Removal swaps the last slot into the hole, so the slab never has
-//! gaps.
+//! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to the handle
+//! of a record in the shard's `Store` (`store.rs`). A record is 16 bytes
+//! of what the shard knows about the entry (the links of one of two
+//! intrusive doubly linked lists, the hit count, two flags, the refresh
+//! mark) followed by the entry's bytes (the answer and its trailer),
+//! rounded up to 8 bytes and packed with the records of the same size in
+//! pages of about 4 KiB. There is no per-entry allocation and no slot
+//! beside the record: a lookup hands out a view of the record's bytes.
+//! Removal moves the last record of the same size into the hole (the
+//! table and the moved record's neighbours are repointed), so pages never
+//! have gaps and nothing is ever compacted.
 //!
 //! The key is not stored twice: an entry's wire already holds the
 //! lower-cased question name, qtype and qclass, and the entry keeps the DO
-//! and CD bits, so [`Entry::matches`] compares against that. Neither is the
-//! hash: the table asks for it only when it grows and when a slot leaves
-//! or moves, and it is computed again from the entry then
-//! ([`Entry::key`]).
+//! and CD bits, so [`EntryView::matches`] compares against that. Neither
+//! is the hash: the table asks for it only when it grows and when an entry
+//! leaves or moves, and it is computed again from the entry then
+//! ([`EntryView::key`]).
 //!
-//! The slab grows by an eighth at a time and its spare capacity counts
-//! against the byte bound like the entries do, so the bound covers every
-//! byte the shard holds on the heap: entries, slab (spare slots included)
-//! and the table (estimated per entry).
+//! The bound covers every byte the shard holds on the heap: each record
+//! (its stride and a share of its page's overhead), the unused capacity of
+//! the pages being filled, and the table (estimated per entry). A page
+//! being filled doubles while the bound has room; once the shard is full
+//! it grows by one record per insert, and each eviction gives its
+//! record's bytes back to the allocator (`Store::trim`), so any size can
+//! reuse them.
 //!
 //! Eviction is SLRU: new entries enter the probation segment; a hit there
 //! promotes the entry to the protected segment (at most ~80% of the
@@ -27,7 +35,7 @@
 //! eviction takes probation's least-recent entry first. A scan of names
 //! seen once therefore churns only probation and cannot flush the hot set.
 //!
-//! Each slot also carries what the resolver needs to keep an entry warm
+//! Each record also carries what the resolver needs to keep an entry warm
 //! without a side table that could grow: the fresh hits since the entry
 //! was stored (for prefetch) and `refresh_after`, a time before which the
 //! upstream is not asked again for this key because it just failed (the
@@ -108,7 +116,7 @@ fn refresh_after(meta: Meta, stored_at: Timestamp) -> Timestamp {
     stored_at.add_millis(u64::from(meta.refresh_after_ms))
 }
 
-/// One intrusive list: head is the most recently used slot.
+/// One intrusive list: head is the most recently used entry.
 #[derive(Debug, Clone, Copy)]
 struct List {
     head: u32,
@@ -136,7 +144,8 @@ pub enum Lookup<'a> {
     Miss,
 }
 
-/// What a slot knows beside its entry, as of a lookup.
+/// What the shard knows about an entry beside its bytes (its slot), as
+/// of a lookup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlotInfo {
     /// Fresh lookups since the entry was stored, this one included
@@ -323,13 +332,13 @@ impl Cache {
         } else {
             self.stats.stale_hits += 1;
         }
-        let mut meta = self.meta(handle);
-        if fresh {
-            count_hit(&mut meta);
-            self.store.set_meta(handle, meta);
-        }
-        match self.entry(handle) {
-            Some(entry) => {
+        match self.store.update(handle, |meta| {
+            if fresh {
+                count_hit(meta);
+            }
+        }) {
+            Some((meta, blob)) => {
+                let entry = EntryView::from_blob(blob);
                 let info = SlotInfo {
                     hits: hits(meta),
                     refresh_after: refresh_after(meta, entry.stored_at()),
@@ -595,10 +604,7 @@ impl Cache {
     }
 
     fn update(&mut self, handle: u32, change: impl FnOnce(&mut Meta)) {
-        if let Some(mut meta) = self.store.meta(handle) {
-            change(&mut meta);
-            self.store.set_meta(handle, meta);
-        }
+        let _ = self.store.update(handle, change);
     }
 
     fn set_prev(&mut self, handle: u32, prev: u32) {
@@ -701,8 +707,11 @@ impl Cache {
     fn evict_to_fit(&mut self, mut keep: u32) {
         while self.bytes() > self.capacity {
             if self.store.spare() > 0 {
+                let before = self.bytes();
                 self.store.trim();
-                continue;
+                if self.bytes() < before {
+                    continue;
+                }
             }
             if keep == NIL {
                 // An operator's shrink: give the page lists' spare room

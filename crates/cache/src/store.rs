@@ -78,14 +78,18 @@ pub(crate) struct Meta {
     pub(crate) refresh_after_ms: u32,
 }
 
+/// The native-endian `u32` at `at` of `record` (0 past its end).
+#[inline]
+fn word(record: &[u8], at: usize) -> u32 {
+    record
+        .get(at..at + 4)
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map_or(0, u32::from_ne_bytes)
+}
+
 impl Meta {
     fn read(record: &[u8]) -> Self {
-        let word = |at: usize| {
-            record
-                .get(at..at + 4)
-                .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
-                .map_or(0, u32::from_ne_bytes)
-        };
+        let word = |at| word(record, at);
         Self {
             prev: word(0),
             next: word(4),
@@ -278,7 +282,7 @@ impl Store {
     }
 
     /// The meta of the record at `handle`, and the entry's bytes.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn get(&self, handle: u32) -> Option<(Meta, &[u8])> {
         let record = self.record(handle)?;
         let meta = Meta::read(record);
@@ -289,13 +293,37 @@ impl Store {
     /// The entry's bytes of the record at `handle`.
     #[inline]
     pub(crate) fn blob(&self, handle: u32) -> Option<&[u8]> {
-        self.get(handle).map(|(_, blob)| blob)
+        let record = self.record(handle)?;
+        let pad = (word(record, 8) >> PAD_SHIFT) as usize;
+        record.get(META_LEN..record.len().checked_sub(pad)?)
     }
 
     /// The meta of the record at `handle`.
     #[inline]
     pub(crate) fn meta(&self, handle: u32) -> Option<Meta> {
         self.record(handle).map(Meta::read)
+    }
+
+    /// Change the meta of the record at `handle` (its padding is kept);
+    /// returns the new meta and the entry's bytes.
+    #[inline]
+    pub(crate) fn update(
+        &mut self,
+        handle: u32,
+        change: impl FnOnce(&mut Meta),
+    ) -> Option<(Meta, &[u8])> {
+        let (class, index) = Self::class_of_handle(handle);
+        let record = self.classes.get_mut(class)?.record_mut(index)?;
+        let before = Meta::read(record);
+        let mut meta = before;
+        change(&mut meta);
+        meta.flags = (meta.flags & CALLER_FLAGS) | (before.flags & !CALLER_FLAGS);
+        if meta != before {
+            record.get_mut(..META_LEN)?.copy_from_slice(&meta.bytes());
+        }
+        let end = record.len().checked_sub(meta.pad())?;
+        let record: &[u8] = record;
+        Some((meta, record.get(META_LEN..end)?))
     }
 
     /// Overwrite the meta of the record at `handle` (its padding kept).

@@ -1332,6 +1332,36 @@ fn memory_accounting_is_one_allocation() {
 }
 
 #[test]
+fn an_ede_code_takes_two_trailer_bytes_only_while_it_is_set() {
+    let (_, entry) = numbered(1, 2, 300, at(T0));
+    let marked = entry.clone().with_ede(22);
+    assert_eq!(marked.ede(), 22);
+    assert_eq!(marked.blob_len(), entry.blob_len() + 2);
+    assert_eq!(marked.wire(), entry.wire());
+    assert_eq!(
+        (marked.stored_at(), marked.expires_at(), marked.kind()),
+        (entry.stored_at(), entry.expires_at(), entry.kind())
+    );
+    let changed = marked.clone().with_ede(9);
+    assert_eq!((changed.ede(), changed.blob_len()), (9, marked.blob_len()));
+    assert_eq!(changed.with_ede(0), entry);
+    assert_eq!(entry.clone().with_ede(0), entry);
+}
+
+#[test]
+fn stored_at_keeps_40_bits_of_milliseconds() {
+    let (_, mut entry) = numbered(1, 1, 300, at(T0));
+    let late = Timestamp::from_millis((1 << 40) - 1);
+    entry.set_times(late, late.add_secs(300));
+    assert_eq!(entry.stored_at(), late);
+    assert_eq!(entry.expires_at(), late.add_secs(300));
+    // Later than 34 years after the epoch: held at the last millisecond.
+    let beyond = Timestamp::from_millis(1 << 41);
+    entry.set_times(beyond, beyond.add_secs(300));
+    assert_eq!(entry.stored_at(), late);
+}
+
+#[test]
 fn entries_are_send_and_clone() {
     fn hint<T: Send + Clone + 'static>() {}
     hint::<Entry>();
