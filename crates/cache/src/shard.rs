@@ -713,16 +713,10 @@ impl Cache {
                     continue;
                 }
             }
-            if keep == NIL {
-                // An operator's shrink: give the page lists' spare room
-                // back too before evicting anything.
-                self.store.shrink_to_fit();
-            }
             let Some(victim) = [self.probation.tail, self.protected.tail]
                 .into_iter()
                 .find(|&victim| victim != NIL && victim != keep)
             else {
-                self.store.shrink_to_fit();
                 break;
             };
             let moved = self.remove_slot(victim);
@@ -730,6 +724,11 @@ impl Cache {
             if moved == Some(keep) {
                 keep = victim;
             }
+        }
+        if keep == NIL {
+            // An operator's shrink: the page lists give their spare room
+            // back too (the query path keeps it for the next pages).
+            self.store.shrink_to_fit();
         }
     }
 

@@ -20,6 +20,13 @@
 //! Against one heap allocation per entry this saves malloc's 8-byte
 //! header and its rounding to 16, and the 16-byte fat pointer a slot held;
 //! a record costs its stride plus a share of its page's overhead.
+//!
+//! A handle is the class (7 bits) and the record's index in it (24 bits),
+//! or, with the top bit set, the index of a large record (31 bits). A
+//! class that holds 16 million records (a shard of many gigabytes) puts
+//! further records of its size in pages of their own. The class table
+//! (126 page lists, about 5 KiB) comes with the first record and goes
+//! with the last; like the shard's own struct it is not counted.
 
 use core::mem::size_of;
 
