@@ -649,6 +649,71 @@ mod tests {
         assert!(store.classes.is_empty());
     }
 
+    /// Random inserts, removals and trims against a model of what each
+    /// handle holds: the moves the store reports keep the model right.
+    #[test]
+    fn random_work_keeps_every_record_where_its_handle_says() {
+        let mut store = Store::default();
+        let mut model: Vec<(u32, Vec<u8>, u32)> = Vec::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |bound: u64| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x9e37_79b9_7f4a_7c15) % bound
+        };
+        for step in 0..20_000u32 {
+            match next(10) {
+                0..=5 => {
+                    let len = match next(20) {
+                        0 => 1_000 + next(3_000) as usize,
+                        _ => 9 + next(400) as usize,
+                    };
+                    let blob: Vec<u8> = (0..len).map(|at| (at as u32 ^ step) as u8).collect();
+                    let meta = Meta {
+                        prev: step,
+                        flags: step & CALLER_FLAGS,
+                        ..Meta::default()
+                    };
+                    let room = next(3) as usize * 1_000;
+                    let handle = store.insert(meta, &blob, room).unwrap();
+                    model.push((handle, blob, step));
+                }
+                6..=8 if !model.is_empty() => {
+                    let at = next(model.len() as u64) as usize;
+                    let (handle, _, _) = model.swap_remove(at);
+                    if let Some(from) = store.remove(handle) {
+                        let moved = model.iter_mut().find(|(held, _, _)| *held == from).unwrap();
+                        moved.0 = handle;
+                    }
+                }
+                _ => store.trim(),
+            }
+            if step % 500 == 0 || model.len() < 5 {
+                store.check();
+                for (handle, blob, _) in &model {
+                    assert_eq!(store.blob(*handle), Some(&blob[..]), "step {step}");
+                }
+            }
+            assert_eq!(store.len(), model.len());
+        }
+        for (handle, blob, step) in &model {
+            let (meta, held) = store.get(*handle).unwrap();
+            assert_eq!(held, &blob[..]);
+            assert_eq!(
+                (meta.prev, meta.flags & CALLER_FLAGS),
+                (*step, step & CALLER_FLAGS)
+            );
+        }
+        store.check();
+        let expected: usize = model
+            .iter()
+            .map(|(_, blob, _)| record_bytes(blob.len()))
+            .sum();
+        store.trim();
+        assert_eq!(store.bytes(), expected);
+    }
+
     #[test]
     fn padding_is_kept_apart_from_the_callers_flags() {
         let mut store = Store::default();
