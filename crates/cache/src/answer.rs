@@ -1,5 +1,5 @@
 //! Serving a hit: [`AnswerRequest`] (what the client asked and allows) and
-//! [`Entry::write_answer`], which turns a stored entry into the client's
+//! [`EntryView::write_answer`], which turns a stored entry into the client's
 //! reply inside the caller's buffer without allocating.
 //!
 //! The reply is the stored message, or its longest prefix that ends on an
@@ -16,7 +16,7 @@
 use heimdall_wire::cookie::ReplyCookie;
 use heimdall_wire::{Flags, HEADER_LEN, Header, Message, RecordType};
 
-use crate::entry::{Cut, Entry};
+use crate::entry::{Cut, EntryView};
 use crate::error::CacheError;
 use crate::time::Timestamp;
 
@@ -137,7 +137,7 @@ impl<'q> AnswerRequest<'q> {
     /// The request for a parsed client query over UDP. The question name
     /// is taken from the bytes at offset 12, where a query's only question
     /// sits uncompressed; a (hostile) compressed qname is caught later by
-    /// [`Entry::write_answer`] as a mismatch.
+    /// [`EntryView::write_answer`] as a mismatch.
     pub fn from_query(query: &Message<'q>, our_udp_payload: u16) -> Result<Self, CacheError> {
         let question = match (query.header().question_count, query.question()) {
             (1, Some(question)) => question,
@@ -173,7 +173,7 @@ fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
     }
 }
 
-impl Entry {
+impl EntryView {
     /// Write the reply to `request` into `out` as of `now`; returns its
     /// length. Never allocates.
     ///

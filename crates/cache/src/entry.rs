@@ -1,29 +1,41 @@
-//! One cached answer: [`Entry`], its normalized wire form and how it is
-//! built from an upstream response (or from a failure).
+//! One cached answer: [`Entry`] (owned) and [`EntryView`] (borrowed), its
+//! normalized wire form and how it is built from an upstream response (or
+//! from a failure).
 //!
-//! An entry is one exact-size heap allocation holding a complete DNS
-//! message, so a hit is a `memcpy` plus a few in-place patches (ID, flags,
-//! counts, qname case, TTLs) and never needs a parse, followed by a fixed
-//! trailer. Nothing else is kept: the TTL fields are found by stepping
-//! over the stored records (owner, type, class, TTL, RDLENGTH: no names
-//! are decoded), and only a reply that must be truncated walks the parsed
-//! view for its RRset boundaries; both cost a hit less than keeping two
-//! bytes a record and eight an RRset for every entry costs the cache:
+//! An entry's bytes are a complete DNS message, so a hit is a `memcpy`
+//! plus a few in-place patches (ID, flags, counts, qname case, TTLs) and
+//! never needs a parse, followed by a small trailer. Nothing else is kept:
+//! the TTL fields are found by stepping over the stored records (owner,
+//! type, class, TTL, RDLENGTH: no names are decoded), and only a reply
+//! that must be truncated walks the parsed view for its RRset boundaries;
+//! both cost a hit less than keeping two bytes a record and eight an RRset
+//! for every entry costs the cache:
 //!
 //! ```text
-//! 0   header: ID 0, QR RA [AD] rcode, counts of the stored records
-//! 12  question: the key's lower-cased name, uncompressed; qtype; qclass
-//! ..  answer, authority and additional records copied from upstream with
-//!     MessageBuilder::copy_record (pointers valid within this copy); the
-//!     upstream OPT record (and any TSIG) left out
-//! -16 trailer: stored_at (7 bytes of milliseconds), kind/DO/CD bits,
-//!     lifetime (u32: milliseconds, or seconds with the top bit set), W
-//!     (u16), EDE info code (u16)
+//! 0    header: ID 0, QR RA [AD] rcode, counts of the stored records
+//! 12   question: the key's lower-cased name, uncompressed; qtype; qclass
+//! ..   answer, authority and additional records copied from upstream with
+//!      MessageBuilder::copy_record (pointers valid within this copy); the
+//!      upstream OPT record (and any TSIG) left out
+//! -12  EDE info code (u16), only when the bits say there is one
+//! -10  stored_at (5 bytes: milliseconds since the epoch, 34 years)
+//! -5   lifetime (u32: milliseconds, or seconds with the top bit set)
+//! -1   bits: kind (2), DO, CD, EDE present
 //! ```
 //!
-//! The key is not stored apart: the question holds the lower-cased name,
-//! qtype and qclass, the bits DO and CD, and the header the rcode and AD.
-//! All integers are big-endian.
+//! The trailer is 10 bytes (12 with an EDE code, which only a remembered
+//! DNSSEC failure has), and the message's length is what it leaves: the
+//! bytes' length is known to whoever holds them (a box, or a shard's
+//! record). The key is not stored apart: the question holds the
+//! lower-cased name, qtype and qclass, the bits DO and CD, and the header
+//! the rcode and AD. All integers are big-endian.
+//!
+//! An [`Entry`] owns these bytes in one exact-size allocation: what a
+//! cache-fill hint carries to another core, what a cache file is written
+//! from and read into. A shard copies them into its store (`store.rs`)
+//! and hands out [`EntryView`]s, the same bytes borrowed; every reading
+//! method, [`EntryView::write_answer`] included, is on the view, and an
+//! `Entry` derefs to its view.
 
 use core::mem::size_of;
 
@@ -77,17 +89,87 @@ impl Cut {
     }
 }
 
-/// A cached answer, ready to be written to clients.
+/// A cached answer, ready to be written to clients: owned, in one
+/// exact-size heap allocation (the module documentation has the layout).
 ///
 /// `Clone` and `Send`: a clone is what a cache-fill hint carries to another
 /// core, and its timestamps stay meaningful there because all cores share
-/// one epoch. Everything lives in one exact-size heap allocation (the
-/// module documentation has the layout), so the struct is a fat pointer
-/// and a shard slot holding it stays small; a clone copies the bytes.
+/// one epoch; it is also what a cache file is written from and read into.
+/// A shard does not keep the `Entry` itself: it copies the bytes into its
+/// store and hands out [`EntryView`]s, which every reading method lives on
+/// (an `Entry` derefs to one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Wire message, TTL offsets, cuts, trailer (see the module docs).
+    /// Wire message and trailer (see the module docs).
     pub(crate) blob: Box<[u8]>,
+}
+
+/// A cached answer, borrowed: the bytes of an [`Entry`], wherever they
+/// live (an owned entry's allocation, or a shard's store). What
+/// [`Cache`](crate::Cache) lookups return; [`ToOwned::to_owned`] makes an
+/// [`Entry`] of it.
+#[derive(Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct EntryView {
+    blob: [u8],
+}
+
+impl EntryView {
+    /// The view of an entry's bytes (as [`Entry`] holds them).
+    #[allow(unsafe_code)]
+    pub(crate) fn from_blob(blob: &[u8]) -> &Self {
+        // SAFETY: `EntryView` is `repr(transparent)` over `[u8]`, so a
+        // `*const [u8]` and a `*const EntryView` have the same layout and
+        // metadata (the length), and the lifetime is carried over.
+        unsafe { &*(blob as *const [u8] as *const Self) }
+    }
+
+    /// The entry's bytes: wire and trailer.
+    pub(crate) fn blob(&self) -> &[u8] {
+        &self.blob
+    }
+}
+
+impl core::ops::Deref for Entry {
+    type Target = EntryView;
+
+    fn deref(&self) -> &EntryView {
+        EntryView::from_blob(&self.blob)
+    }
+}
+
+impl AsRef<EntryView> for Entry {
+    fn as_ref(&self) -> &EntryView {
+        self
+    }
+}
+
+impl core::borrow::Borrow<EntryView> for Entry {
+    fn borrow(&self) -> &EntryView {
+        self
+    }
+}
+
+impl ToOwned for EntryView {
+    type Owned = Entry;
+
+    fn to_owned(&self) -> Entry {
+        Entry {
+            blob: self.blob.into(),
+        }
+    }
+}
+
+impl PartialEq<Entry> for EntryView {
+    fn eq(&self, other: &Entry) -> bool {
+        self.blob == *other.blob
+    }
+}
+
+impl PartialEq<EntryView> for Entry {
+    fn eq(&self, other: &EntryView) -> bool {
+        *self.blob == other.blob
+    }
 }
 
 /// How [`Entry::from_response_with`] stores an upstream response that the
@@ -297,25 +379,19 @@ impl Parts {
     /// finds its boundaries by walking the parsed view, cheaper than bytes
     /// per record held for ever.
     fn pack(self, meta: Meta) -> Result<Entry, CacheError> {
-        let wire_len = offset_u16(self.wire.len())?;
-        let mut blob = Vec::with_capacity(self.wire.len() + TRAILER_LEN);
-        blob.extend_from_slice(&self.wire);
-        blob.extend_from_slice(&[0u8; TRAILER_LEN]);
-        let mut entry = Entry {
-            blob: blob.into_boxed_slice(),
-        };
-        entry.put_trailer(WIRE_LEN_AT, &wire_len.to_be_bytes());
-        entry.put_trailer(EDE_AT, &meta.ede.to_be_bytes());
+        offset_u16(self.wire.len())?;
+        let mut entry = Entry::with_trailer(&self.wire, meta.ede);
         let bits = kind_bits(meta.kind)
             | if meta.dnssec_ok { BIT_DO } else { 0 }
-            | if meta.checking_disabled { BIT_CD } else { 0 };
+            | if meta.checking_disabled { BIT_CD } else { 0 }
+            | if meta.ede != 0 { BIT_EDE } else { 0 };
         entry.put_trailer(BITS_AT, &[bits]);
         entry.set_times(meta.stored_at, meta.expires_at);
         Ok(entry)
     }
 }
 
-/// What the trailer holds beside the wire length.
+/// What the trailer holds.
 struct Meta {
     kind: EntryKind,
     dnssec_ok: bool,
@@ -325,22 +401,28 @@ struct Meta {
     expires_at: Timestamp,
 }
 
-/// Bytes of the trailer at the end of every entry.
-const TRAILER_LEN: usize = 16;
+/// Bytes of the trailer at the end of every entry, without an EDE code;
+/// an entry with one has two more.
+pub(crate) const TRAILER_LEN: usize = 10;
+/// Bytes an EDE info code adds to the trailer.
+const EDE_LEN: usize = 2;
 /// Trailer positions, counted back from the end of the allocation:
-/// `stored_at` (7 bytes, milliseconds), the kind/DO/CD bits, the lifetime
-/// (milliseconds), the wire length and the EDE info code.
-const STORED_AT_AT: usize = 16;
-const BITS_AT: usize = 9;
-const LIFETIME_AT: usize = 8;
-const WIRE_LEN_AT: usize = 4;
-const EDE_AT: usize = 2;
+/// the EDE info code (only with [`BIT_EDE`]), `stored_at` (5 bytes,
+/// milliseconds), the lifetime and the kind/DO/CD/EDE bits.
+const EDE_AT: usize = 12;
+const STORED_AT_AT: usize = 10;
+const LIFETIME_AT: usize = 5;
+const BITS_AT: usize = 1;
 /// The lifetime's top bit: the rest counts seconds, not milliseconds.
 const LIFETIME_IN_SECS: u32 = 1 << 31;
-/// `stored_at` keeps 56 bits of milliseconds (over two million years).
-const STORED_AT_MAX: u64 = (1 << 56) - 1;
+/// `stored_at` keeps 40 bits of milliseconds: 34 years after the epoch,
+/// which the server takes at its start.
+const STORED_AT_MAX: u64 = (1 << 40) - 1;
+const STORED_AT_BYTES: usize = 5;
 const BIT_DO: u8 = 0x04;
 const BIT_CD: u8 = 0x08;
+/// The trailer holds an EDE info code.
+const BIT_EDE: u8 = 0x10;
 const KIND_MASK: u8 = 0x03;
 
 fn kind_bits(kind: EntryKind) -> u8 {
@@ -352,12 +434,7 @@ fn kind_bits(kind: EntryKind) -> u8 {
     }
 }
 
-/// glibc malloc's chunk for a request of `len` bytes on a 64-bit target:
-/// the request plus an 8-byte size header, rounded up to 16, at least 32.
-pub(crate) const fn allocation_bytes(len: usize) -> usize {
-    let chunk = (len + 8 + 15) & !15;
-    if chunk < 32 { 32 } else { chunk }
-}
+pub(crate) use crate::store::allocation_bytes;
 
 impl Entry {
     /// Normalize an upstream `response` to the query `key` into an entry
@@ -504,14 +581,46 @@ impl Entry {
     /// The same entry, its replies carrying Extended DNS Error `code` for
     /// EDNS clients (a remembered DNSSEC failure: RFC 9520 caches it, and
     /// each hit says why). 0 removes it.
-    pub fn with_ede(mut self, code: u16) -> Self {
-        self.put_trailer(EDE_AT, &code.to_be_bytes());
-        self
+    pub fn with_ede(self, code: u16) -> Self {
+        let has = self.bits() & BIT_EDE != 0;
+        if has && code != 0 {
+            let mut entry = self;
+            entry.put_trailer(EDE_AT, &code.to_be_bytes());
+            return entry;
+        }
+        if !has && code == 0 {
+            return self;
+        }
+        // The trailer gains or loses the code's two bytes.
+        let mut entry = Self::with_trailer(self.wire(), code);
+        let tail = self.blob.len().saturating_sub(STORED_AT_AT);
+        let fixed = self.blob.get(tail..).unwrap_or_default();
+        let start = entry.blob.len().saturating_sub(STORED_AT_AT);
+        if let Some(field) = entry.blob.get_mut(start..) {
+            field.copy_from_slice(fixed);
+        }
+        let bits = if code == 0 {
+            self.bits() & !BIT_EDE
+        } else {
+            self.bits() | BIT_EDE
+        };
+        entry.put_trailer(BITS_AT, &[bits]);
+        entry
     }
 
-    /// The Extended DNS Error info code its replies carry; 0 for none.
-    pub fn ede(&self) -> u16 {
-        self.trailer_u16(EDE_AT)
+    /// `wire` and a zeroed trailer (with room for the EDE info `code`,
+    /// which is written, unless 0).
+    fn with_trailer(wire: &[u8], code: u16) -> Self {
+        let ede = if code == 0 { 0 } else { EDE_LEN };
+        let mut blob = Vec::with_capacity(wire.len() + ede + TRAILER_LEN);
+        blob.extend_from_slice(wire);
+        if code != 0 {
+            blob.extend_from_slice(&code.to_be_bytes());
+        }
+        blob.resize(wire.len() + ede + TRAILER_LEN, 0);
+        Self {
+            blob: blob.into_boxed_slice(),
+        }
     }
 
     /// Write `bytes` at `back` bytes before the end of the allocation.
@@ -522,20 +631,11 @@ impl Entry {
         }
     }
 
-    fn trailer_u16(&self, back: usize) -> u16 {
-        read_u16(&self.blob, self.blob.len().wrapping_sub(back)).unwrap_or(0)
-    }
-
-    fn bits(&self) -> u8 {
-        let at = self.blob.len().wrapping_sub(BITS_AT);
-        self.blob.get(at).copied().unwrap_or(0)
-    }
-
     /// Set when the entry was stored and when it expires. `stored_at` keeps
-    /// 56 bits of milliseconds. The lifetime is a `u32`: milliseconds below
-    /// 2^31 (24.8 days), else whole seconds (rounded down, so an entry
-    /// never lives longer than it was given) with the top bit set, up to
-    /// 68 years, the largest DNS TTL.
+    /// 40 bits of milliseconds (34 years after the epoch). The lifetime is
+    /// a `u32`: milliseconds below 2^31 (24.8 days), else whole seconds
+    /// (rounded down, so an entry never lives longer than it was given)
+    /// with the top bit set, up to 68 years, the largest DNS TTL.
     pub(crate) fn set_times(&mut self, stored_at: Timestamp, expires_at: Timestamp) {
         let stored = stored_at.as_millis().min(STORED_AT_MAX);
         let lifetime = expires_at.as_millis().saturating_sub(stored);
@@ -548,15 +648,67 @@ impl Entry {
                         .min(!LIFETIME_IN_SECS)
             }
         };
-        let mut field = [0u8; 7];
-        field.copy_from_slice(stored.to_be_bytes().get(1..).unwrap_or(&[0; 7]));
-        self.put_trailer(STORED_AT_AT, &field);
+        let bytes = stored.to_be_bytes();
+        let field = bytes.get(8 - STORED_AT_BYTES..).unwrap_or_default();
+        self.put_trailer(STORED_AT_AT, field);
         self.put_trailer(LIFETIME_AT, &lifetime.to_be_bytes());
     }
 
-    /// The stored message's length.
+    /// Overwrite the TTL field at `offset` of the stored message (a
+    /// restored entry folds its age in).
+    pub(crate) fn set_ttl(&mut self, offset: u16, ttl: u32) -> Option<()> {
+        let at = usize::from(offset);
+        let wire_len = self.wire_len();
+        if at + 4 > wire_len {
+            return None;
+        }
+        self.blob
+            .get_mut(at..at + 4)?
+            .copy_from_slice(&ttl.to_be_bytes());
+        Some(())
+    }
+
+    /// Bytes of the one allocation that holds the entry, as requested.
+    pub fn blob_len(&self) -> usize {
+        self.blob.len()
+    }
+
+    /// Heap bytes this entry owns: its one allocation as glibc's malloc
+    /// lays it out (the request, an 8-byte header, 16-byte granularity).
+    pub fn heap_bytes(&self) -> usize {
+        allocation_bytes(self.blob.len())
+    }
+
+    /// Memory this entry occupies: the struct and its heap.
+    pub fn memory_bytes(&self) -> usize {
+        size_of::<Self>() + self.heap_bytes()
+    }
+}
+
+impl EntryView {
+    /// The Extended DNS Error info code its replies carry; 0 for none.
+    pub fn ede(&self) -> u16 {
+        if self.bits() & BIT_EDE == 0 {
+            return 0;
+        }
+        read_u16(&self.blob, self.blob.len().wrapping_sub(EDE_AT)).unwrap_or(0)
+    }
+
+    #[inline]
+    fn bits(&self) -> u8 {
+        let at = self.blob.len().wrapping_sub(BITS_AT);
+        self.blob.get(at).copied().unwrap_or(0)
+    }
+
+    /// The stored message's length: what the trailer leaves.
+    #[inline]
     fn wire_len(&self) -> usize {
-        usize::from(self.trailer_u16(WIRE_LEN_AT)).min(self.blob.len())
+        let trailer = if self.bits() & BIT_EDE == 0 {
+            TRAILER_LEN
+        } else {
+            TRAILER_LEN + EDE_LEN
+        };
+        self.blob.len().saturating_sub(trailer)
     }
 
     /// The stored header's section counts.
@@ -674,7 +826,10 @@ impl Entry {
     pub fn stored_at(&self) -> Timestamp {
         let at = self.blob.len().wrapping_sub(STORED_AT_AT);
         let mut bytes = [0u8; 8];
-        if let (Some(field), Some(dest)) = (self.blob.get(at..at + 7), bytes.get_mut(1..)) {
+        if let (Some(field), Some(dest)) = (
+            self.blob.get(at..at + STORED_AT_BYTES),
+            bytes.get_mut(8 - STORED_AT_BYTES..),
+        ) {
             dest.copy_from_slice(field);
         }
         Timestamp::from_millis(u64::from_be_bytes(bytes))
@@ -727,8 +882,8 @@ impl Entry {
         cuts
     }
 
-    /// [`Entry::ttl_offsets`], found in place by stepping over the stored
-    /// records.
+    /// [`EntryView::ttl_offsets`], found in place by stepping over the
+    /// stored records.
     pub(crate) fn ttl_offset_iter(&self) -> TtlOffsets<'_> {
         TtlOffsets {
             wire: self.wire(),
@@ -754,36 +909,6 @@ impl Entry {
             authorities,
             additionals,
         }
-    }
-
-    /// Overwrite the TTL field at `offset` of the stored message (a
-    /// restored entry folds its age in).
-    pub(crate) fn set_ttl(&mut self, offset: u16, ttl: u32) -> Option<()> {
-        let at = usize::from(offset);
-        let wire_len = self.wire_len();
-        if at + 4 > wire_len {
-            return None;
-        }
-        self.blob
-            .get_mut(at..at + 4)?
-            .copy_from_slice(&ttl.to_be_bytes());
-        Some(())
-    }
-
-    /// Bytes of the one allocation that holds the entry, as requested.
-    pub fn blob_len(&self) -> usize {
-        self.blob.len()
-    }
-
-    /// Heap bytes this entry owns: its one allocation as glibc's malloc
-    /// lays it out (the request, an 8-byte header, 16-byte granularity).
-    pub fn heap_bytes(&self) -> usize {
-        allocation_bytes(self.blob.len())
-    }
-
-    /// Memory this entry occupies: the struct and its heap.
-    pub fn memory_bytes(&self) -> usize {
-        size_of::<Self>() + self.heap_bytes()
     }
 }
 

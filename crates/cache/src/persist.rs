@@ -81,7 +81,7 @@ use heimdall_wire::{
 };
 use smallvec::SmallVec;
 
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, EntryView};
 use crate::policy::CachePolicy;
 use crate::time::Timestamp;
 
@@ -165,6 +165,22 @@ fn kind_of(code: u8) -> Option<EntryKind> {
 /// checksum: the file starts at `out.len()` on entry.
 pub fn encode_entries<'a>(
     entries: impl IntoIterator<Item = &'a Entry>,
+    now: Timestamp,
+    wall_clock_unix_ms: u64,
+    out: &mut Vec<u8>,
+) -> usize {
+    encode_views(
+        entries.into_iter().map(|entry| &**entry),
+        now,
+        wall_clock_unix_ms,
+        out,
+    )
+}
+
+/// [`encode_entries`] from views (a shard's entries, as it hands them
+/// out).
+pub(crate) fn encode_views<'a>(
+    entries: impl IntoIterator<Item = &'a EntryView>,
     now: Timestamp,
     wall_clock_unix_ms: u64,
     out: &mut Vec<u8>,
@@ -576,7 +592,7 @@ mod tests {
             ),
             entry_from(&q_nodata, &nodata, false, stored_at),
         ];
-        let kinds: Vec<EntryKind> = entries.iter().map(Entry::kind).collect();
+        let kinds: Vec<EntryKind> = entries.iter().map(|entry| entry.kind()).collect();
         assert_eq!(
             kinds,
             [

@@ -1,25 +1,33 @@
 //! One core's cache: [`Cache`], a byte-bounded map from [`QueryKey`] to
-//! [`Entry`] with segmented-LRU eviction, and its [`CacheStats`].
+//! cached answers ([`EntryView`]s) with segmented-LRU eviction, and its
+//! [`CacheStats`].
 //!
-//! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to an index in
-//! a dense slab `Vec<Slot>`. Each slot (32 bytes on 64-bit targets) holds
-//! the entry (a pointer and length: the answer, its index and its
-//! timestamps live in the entry's one allocation), the links of one of two
-//! intrusive doubly linked lists, the hit count, the refresh mark and two
-//! flags. Removal swaps the last slot into the hole, so the slab never has
-//! gaps.
+//! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to the handle
+//! of a record in the shard's `Store` (`store.rs`). A record is 16 bytes
+//! of what the shard knows about the entry (the links of one of two
+//! intrusive doubly linked lists, the hit count, two flags, the refresh
+//! mark) followed by the entry's bytes (the answer and its trailer),
+//! rounded up to 8 bytes and packed with the records of the same size in
+//! pages of about 4 KiB. There is no per-entry allocation and no slot
+//! beside the record: a lookup hands out a view of the record's bytes.
+//! Removal moves the last record of the same size into the hole (the
+//! table and the moved record's neighbours are repointed), so pages never
+//! have gaps and nothing is ever compacted.
 //!
 //! The key is not stored twice: an entry's wire already holds the
 //! lower-cased question name, qtype and qclass, and the entry keeps the DO
-//! and CD bits, so [`Entry::matches`] compares against that. Neither is the
-//! hash: the table asks for it only when it grows and when a slot leaves
-//! or moves, and it is computed again from the entry then
-//! ([`Entry::key`]).
+//! and CD bits, so [`EntryView::matches`] compares against that. Neither
+//! is the hash: the table asks for it only when it grows and when an entry
+//! leaves or moves, and it is computed again from the entry then
+//! ([`EntryView::key`]).
 //!
-//! The slab grows by an eighth at a time and its spare capacity counts
-//! against the byte bound like the entries do, so the bound covers every
-//! byte the shard holds on the heap: entries, slab (spare slots included)
-//! and the table (estimated per entry).
+//! The bound covers every byte the shard holds on the heap: each record
+//! (its stride and a share of its page's overhead), the unused capacity of
+//! the pages being filled, and the table (estimated per entry). A page
+//! being filled doubles while the bound has room; once the shard is full
+//! it grows by one record per insert, and each eviction gives its
+//! record's bytes back to the allocator (`Store::trim`), so any size can
+//! reuse them.
 //!
 //! Eviction is SLRU: new entries enter the probation segment; a hit there
 //! promotes the entry to the protected segment (at most ~80% of the
@@ -27,7 +35,7 @@
 //! eviction takes probation's least-recent entry first. A scan of names
 //! seen once therefore churns only probation and cannot flush the hot set.
 //!
-//! Each slot also carries what the resolver needs to keep an entry warm
+//! Each record also carries what the resolver needs to keep an entry warm
 //! without a side table that could grow: the fresh hits since the entry
 //! was stored (for prefetch) and `refresh_after`, a time before which the
 //! upstream is not asked again for this key because it just failed (the
@@ -38,13 +46,11 @@ use core::mem::size_of;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use heimdall_wire::{Name, QueryKey};
 
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, EntryView};
 use crate::error::CacheError;
 use crate::policy::CachePolicy;
+use crate::store::{self, CALLER_FLAGS, META_LEN, Meta, NIL, Store};
 use crate::time::Timestamp;
-
-/// "No slot" in the intrusive lists.
-const NIL: u32 = u32::MAX;
 
 /// Estimated hash-table bytes per entry: a `u32` and a control byte per
 /// bucket, and hashbrown keeps between 8/7 and 16/7 buckets per entry
@@ -83,10 +89,10 @@ fn hash_key(hasher: &DefaultHashBuilder, key: &QueryKey) -> u64 {
     )
 }
 
-/// The hash of the key of the entry in `slots[index]` (0 for no slot).
-fn slot_hash(hasher: &DefaultHashBuilder, slots: &[Slot], index: u32) -> u64 {
-    slots.get(index as usize).map_or(0, |slot| {
-        let entry = &slot.entry;
+/// The hash of the key of the entry at `handle` (0 for no entry).
+fn handle_hash(hasher: &DefaultHashBuilder, store: &Store, handle: u32) -> u64 {
+    store.blob(handle).map_or(0, |blob| {
+        let entry = EntryView::from_blob(blob);
         let (name, qtype, qclass) = entry.question_parts();
         hash_parts(
             hasher,
@@ -106,99 +112,47 @@ enum Segment {
     Protected,
 }
 
-/// One stored entry and its place in the lists: 32 bytes on 64-bit
-/// targets, every field a `u32` beside the entry's fat pointer.
-#[derive(Debug)]
-struct Slot {
-    entry: Entry,
-    /// Toward the most recently used end.
-    prev: u32,
-    /// Toward the least recently used end.
-    next: u32,
-    /// Fresh lookups since the entry was stored (saturating at
-    /// [`MAX_HITS`]) in the low 30 bits; [`PROTECTED`] and [`COPIED`].
-    hits_and_flags: u32,
-    /// Serve-stale: the upstream failed for this key; do not ask it again
-    /// before `stored_at` plus this many milliseconds (0: no mark).
-    refresh_after_ms: u32,
-}
-
-/// In [`Slot::hits_and_flags`]: the slot is in the protected segment.
-const PROTECTED: u32 = 1 << 31;
-/// In [`Slot::hits_and_flags`]: stored from another core's hint, a copy of
-/// an answer that core fetched (and may still hold).
-const COPIED: u32 = 1 << 30;
-/// Hits saturate here (about a billion).
+/// In [`Meta::flags`]: the entry is in the protected segment.
+const PROTECTED: u32 = 1 << 28;
+/// In [`Meta::flags`]: stored from another core's hint, a copy of an
+/// answer that core fetched (and may still hold).
+const COPIED: u32 = 1 << 27;
+/// Hits saturate here (about 134 million), in the low bits of
+/// [`Meta::flags`].
 const MAX_HITS: u32 = COPIED - 1;
+const _: () = assert!(PROTECTED & CALLER_FLAGS == PROTECTED);
 
-impl Slot {
-    fn new(entry: Entry, copied: bool) -> Self {
-        Self {
-            entry,
-            prev: NIL,
-            next: NIL,
-            hits_and_flags: if copied { COPIED } else { 0 },
-            refresh_after_ms: 0,
-        }
-    }
+fn hits(meta: Meta) -> u32 {
+    meta.flags & MAX_HITS
+}
 
-    fn hits(&self) -> u32 {
-        self.hits_and_flags & MAX_HITS
-    }
-
-    fn count_hit(&mut self) {
-        if self.hits() < MAX_HITS {
-            self.hits_and_flags += 1;
-        }
-    }
-
-    fn segment(&self) -> Segment {
-        if self.hits_and_flags & PROTECTED != 0 {
-            Segment::Protected
-        } else {
-            Segment::Probation
-        }
-    }
-
-    fn set_segment(&mut self, segment: Segment) {
-        match segment {
-            Segment::Protected => self.hits_and_flags |= PROTECTED,
-            Segment::Probation => self.hits_and_flags &= !PROTECTED,
-        }
-    }
-
-    fn copied(&self) -> bool {
-        self.hits_and_flags & COPIED != 0
-    }
-
-    /// A new entry in this slot: no hits, no refresh mark, the segment
-    /// kept.
-    fn replace(&mut self, entry: Entry, copied: bool) {
-        self.entry = entry;
-        self.hits_and_flags = (self.hits_and_flags & PROTECTED) | if copied { COPIED } else { 0 };
-        self.refresh_after_ms = 0;
-    }
-
-    fn refresh_after(&self) -> Timestamp {
-        if self.refresh_after_ms == 0 {
-            return Timestamp::ZERO;
-        }
-        self.entry
-            .stored_at()
-            .add_millis(u64::from(self.refresh_after_ms))
-    }
-
-    /// Kept relative to `stored_at`; a mark further out than 49 days is
-    /// brought in (the upstream is only asked sooner).
-    fn set_refresh_after(&mut self, at: Timestamp) {
-        let delta = at
-            .as_millis()
-            .saturating_sub(self.entry.stored_at().as_millis());
-        self.refresh_after_ms = u32::try_from(delta).unwrap_or(u32::MAX);
+fn count_hit(meta: &mut Meta) {
+    if hits(*meta) < MAX_HITS {
+        meta.flags += 1;
     }
 }
 
-/// One intrusive list: head is the most recently used slot.
+fn segment(meta: Meta) -> Segment {
+    if meta.flags & PROTECTED != 0 {
+        Segment::Protected
+    } else {
+        Segment::Probation
+    }
+}
+
+fn copied(meta: Meta) -> bool {
+    meta.flags & COPIED != 0
+}
+
+/// The refresh mark, kept relative to `stored_at`.
+fn refresh_after(meta: Meta, stored_at: Timestamp) -> Timestamp {
+    if meta.refresh_after_ms == 0 {
+        return Timestamp::ZERO;
+    }
+    stored_at.add_millis(u64::from(meta.refresh_after_ms))
+}
+
+/// One intrusive list: head is the most recently used entry.
 #[derive(Debug, Clone, Copy)]
 struct List {
     head: u32,
@@ -218,19 +172,20 @@ impl List {
 #[derive(Debug, Clone, Copy)]
 pub enum Lookup<'a> {
     /// An entry that has not expired.
-    Fresh(&'a Entry),
+    Fresh(&'a EntryView),
     /// An expired entry still inside the policy's stale window (RFC 8767);
     /// serve it only when the upstream cannot answer.
-    Stale(&'a Entry),
+    Stale(&'a EntryView),
     /// No usable entry.
     Miss,
 }
 
-/// What a slot knows beside its entry, as of a lookup.
+/// What the shard knows about an entry beside its bytes (its slot), as
+/// of a lookup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlotInfo {
     /// Fresh lookups since the entry was stored, this one included
-    /// (saturating at 2^30 - 1); 0 for a miss.
+    /// (saturating at 2^27 - 1); 0 for a miss.
     pub hits: u32,
     /// The upstream failed for this key recently: until this time, serve
     /// stale rather than ask again ([`Timestamp::ZERO`] when it has not).
@@ -266,7 +221,7 @@ pub struct CacheStats {
 #[derive(Debug)]
 pub struct Cache {
     table: HashTable<u32>,
-    slots: Vec<Slot>,
+    store: Store,
     hasher: DefaultHashBuilder,
     probation: List,
     protected: List,
@@ -274,7 +229,7 @@ pub struct Cache {
     protected_capacity: usize,
     policy: CachePolicy,
     stats: CacheStats,
-    /// Slots with `copied` set.
+    /// Entries with `COPIED` set.
     copies: usize,
 }
 
@@ -287,7 +242,7 @@ impl Cache {
         let capacity = Self::capped(capacity_bytes);
         Ok(Self {
             table: HashTable::new(),
-            slots: Vec::new(),
+            store: Store::default(),
             hasher: DefaultHashBuilder::default(),
             probation: List::EMPTY,
             protected: List::EMPTY,
@@ -313,7 +268,7 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             bytes: self.bytes(),
-            entries: self.slots.len(),
+            entries: self.store.len(),
             copies: self.copies,
             ..self.stats
         }
@@ -321,55 +276,61 @@ impl Cache {
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.store.len()
     }
 
     /// Whether the shard is empty.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.store.len() == 0
     }
 
-    /// Bytes an entry accounts for once stored: its slot (the entry's
-    /// pointer and length, links, hit count, refresh mark and flags), its
-    /// one heap allocation as glibc lays it out ([`Entry::heap_bytes`]:
-    /// the wire, which also holds the key's name, type and class, and the
-    /// trailer, plus malloc's header and rounding) and
+    /// Bytes an entry accounts for once stored: its record in the store
+    /// (the [`Cache::SLOT_BYTES`] of links, hit count, refresh mark and
+    /// flags, then the entry's bytes: the wire, which also holds the key's
+    /// name, type and class, and the trailer; rounded up to a multiple of
+    /// 8, plus its share of its page's overhead; a record over 1 KiB has
+    /// a heap allocation of its own, counted as glibc lays it out) and
     /// [`TABLE_BYTES_PER_ENTRY`].
     ///
     /// The shard's total ([`CacheStats::bytes`]) is the sum of this over
-    /// its entries plus the slab's spare slots.
-    pub fn entry_bytes(entry: &Entry) -> usize {
-        size_of::<Slot>() + entry.heap_bytes() + TABLE_BYTES_PER_ENTRY
+    /// its entries plus the pages' unused capacity.
+    pub fn entry_bytes(entry: &EntryView) -> usize {
+        store::record_bytes(entry.blob().len()) + TABLE_BYTES_PER_ENTRY
     }
 
-    /// Bytes of one slot, the fixed part of [`Cache::entry_bytes`].
-    pub const SLOT_BYTES: usize = size_of::<Slot>();
+    /// Bytes of a record's fixed part (links, hit count, refresh mark,
+    /// flags), the fixed part of [`Cache::entry_bytes`] beside the table.
+    pub const SLOT_BYTES: usize = META_LEN;
 
     fn bytes(&self) -> usize {
-        self.probation.bytes + self.protected.bytes + self.spare_bytes()
-    }
-
-    /// The slab's allocated but unused slots: held memory like any other.
-    fn spare_bytes(&self) -> usize {
-        (self.slots.capacity() - self.slots.len()) * size_of::<Slot>()
+        self.store.bytes() + self.store.len() * TABLE_BYTES_PER_ENTRY
     }
 
     fn hash(&self, key: &QueryKey) -> u64 {
         hash_key(&self.hasher, key)
     }
 
-    /// The hash of the key of the entry in slot `index`.
-    fn slot_hash(&self, index: u32) -> u64 {
-        slot_hash(&self.hasher, &self.slots, index)
+    /// The hash of the key of the entry at `handle`.
+    fn handle_hash(&self, handle: u32) -> u64 {
+        handle_hash(&self.hasher, &self.store, handle)
+    }
+
+    #[inline]
+    fn entry(&self, handle: u32) -> Option<&EntryView> {
+        self.store.blob(handle).map(EntryView::from_blob)
+    }
+
+    fn meta(&self, handle: u32) -> Meta {
+        self.store.meta(handle).unwrap_or_default()
     }
 
     fn find(&self, hash: u64, key: &QueryKey) -> Option<u32> {
-        let slots = &self.slots;
+        let store = &self.store;
         self.table
-            .find(hash, |&index| {
-                slots
-                    .get(index as usize)
-                    .is_some_and(|slot| slot.entry.matches(key))
+            .find(hash, |&handle| {
+                store
+                    .blob(handle)
+                    .is_some_and(|blob| EntryView::from_blob(blob).matches(key))
             })
             .copied()
     }
@@ -384,38 +345,40 @@ impl Cache {
     /// fresh hits (a fresh lookup counts itself) and its refresh time.
     pub fn lookup_slot(&mut self, key: &QueryKey, now: Timestamp) -> (Lookup<'_>, SlotInfo) {
         let hash = self.hash(key);
-        let Some(index) = self.find(hash, key) else {
+        let Some(handle) = self.find(hash, key) else {
             self.stats.misses += 1;
             return (Lookup::Miss, SlotInfo::default());
         };
-        let Some(entry) = self.slots.get(index as usize).map(|slot| &slot.entry) else {
+        let Some((fresh, usable)) = self.entry(handle).map(|entry| {
+            let fresh = entry.is_fresh(now);
+            (fresh, fresh || now < self.stale_until(entry))
+        }) else {
             self.stats.misses += 1;
             return (Lookup::Miss, SlotInfo::default());
         };
-        let fresh = entry.is_fresh(now);
-        let usable = fresh || now < self.stale_until(entry);
         if !usable {
-            self.remove_slot(index);
+            self.remove_slot(handle);
             self.stats.expired += 1;
             self.stats.misses += 1;
             return (Lookup::Miss, SlotInfo::default());
         }
-        self.touch(index);
+        self.touch(handle);
         if fresh {
             self.stats.hits += 1;
         } else {
             self.stats.stale_hits += 1;
         }
-        match self.slots.get_mut(index as usize) {
-            Some(slot) => {
-                if fresh {
-                    slot.count_hit();
-                }
+        match self.store.update(handle, |meta| {
+            if fresh {
+                count_hit(meta);
+            }
+        }) {
+            Some((meta, blob)) => {
+                let entry = EntryView::from_blob(blob);
                 let info = SlotInfo {
-                    hits: slot.hits(),
-                    refresh_after: slot.refresh_after(),
+                    hits: hits(meta),
+                    refresh_after: refresh_after(meta, entry.stored_at()),
                 };
-                let entry = &slot.entry;
                 (
                     if fresh {
                         Lookup::Fresh(entry)
@@ -442,22 +405,27 @@ impl Cache {
     /// Serve-stale: the upstream failed for `key`, so do not ask it again
     /// before `at` (see [`SlotInfo::refresh_after`]). Returns whether there
     /// was an entry to mark; the mark ends when the entry is replaced.
+    /// Kept relative to the entry's `stored_at`: a mark further out than
+    /// 49 days is brought in (the upstream is only asked sooner).
     pub fn set_refresh_after(&mut self, key: &QueryKey, at: Timestamp) -> bool {
-        let Some(index) = self.find(self.hash(key), key) else {
+        let Some(handle) = self.find(self.hash(key), key) else {
             return false;
         };
-        match self.slots.get_mut(index as usize) {
-            Some(slot) => {
-                slot.set_refresh_after(at);
-                true
-            }
-            None => false,
-        }
+        let Some(stored_at) = self.entry(handle).map(EntryView::stored_at) else {
+            return false;
+        };
+        let delta = at.as_millis().saturating_sub(stored_at.as_millis());
+        let meta = Meta {
+            refresh_after_ms: u32::try_from(delta).unwrap_or(u32::MAX),
+            ..self.meta(handle)
+        };
+        self.store.set_meta(handle, meta);
+        true
     }
 
     /// Until when `entry` may be served; failures are never served stale,
     /// because an old SERVFAIL says nothing about the name.
-    fn stale_until(&self, entry: &Entry) -> Timestamp {
+    fn stale_until(&self, entry: &EntryView) -> Timestamp {
         match entry.kind() {
             EntryKind::ServFail => entry.expires_at(),
             _ => entry.expires_at().add_secs(self.policy.stale_window),
@@ -465,14 +433,17 @@ impl Cache {
     }
 
     /// The entry for `key`, without counting a use or checking time.
-    pub fn peek(&self, key: &QueryKey) -> Option<&Entry> {
-        let index = self.find(self.hash(key), key)?;
-        self.slots.get(index as usize).map(|slot| &slot.entry)
+    pub fn peek(&self, key: &QueryKey) -> Option<&EntryView> {
+        let handle = self.find(self.hash(key), key)?;
+        self.entry(handle)
     }
 
     /// Store `entry` for `key`, replacing any entry for it, evicting as
     /// needed. Returns `Ok(false)` without storing when the entry is
     /// already past its stale window at `now`.
+    ///
+    /// The entry's bytes are copied into the shard's store (and `entry`
+    /// dropped): lookups hand out views of that copy.
     ///
     /// Errors: [`CacheError::QuestionMismatch`] when the entry was not
     /// built for `key`; [`CacheError::TooLarge`] when the entry alone
@@ -483,64 +454,74 @@ impl Cache {
         entry: Entry,
         now: Timestamp,
     ) -> Result<bool, CacheError> {
+        self.insert_marked(key, &entry, now, false)
+    }
+
+    /// [`Cache::insert`] from a borrowed entry: the shard copies the bytes
+    /// either way, so a caller that keeps its entry (to answer waiters,
+    /// to send as a hint) need not clone it first.
+    pub fn insert_view(
+        &mut self,
+        key: &QueryKey,
+        entry: &EntryView,
+        now: Timestamp,
+    ) -> Result<bool, CacheError> {
         self.insert_marked(key, entry, now, false)
     }
 
-    /// [`Cache::insert`], marking the slot as a copy from another core.
+    /// [`Cache::insert`], marking the entry as a copy from another core.
     fn insert_marked(
         &mut self,
         key: &QueryKey,
-        entry: Entry,
+        entry: &EntryView,
         now: Timestamp,
         copied: bool,
     ) -> Result<bool, CacheError> {
         if !entry.matches(key) {
             return Err(CacheError::QuestionMismatch);
         }
-        let bytes = Self::entry_bytes(&entry);
+        let bytes = Self::entry_bytes(entry);
         if bytes > self.capacity {
             return Err(CacheError::TooLarge {
                 bytes,
                 capacity: self.capacity,
             });
         }
-        if now >= self.stale_until(&entry) {
+        if now >= self.stale_until(entry) {
             return Ok(false);
         }
         let hash = self.hash(key);
-        let index = match self.find(hash, key) {
-            Some(index) => {
-                // A refreshed answer keeps the standing its name earned.
-                self.unlink(index);
-                if let Some(slot) = self.slots.get_mut(index as usize) {
-                    // A new answer starts its own life: no hits yet, and
-                    // the upstream just proved it answers.
-                    self.copies = self.copies - usize::from(slot.copied()) + usize::from(copied);
-                    slot.replace(entry, copied);
-                }
-                let segment = self.segment_of(index);
-                self.push_front(segment, index);
-                index
+        // A refreshed answer keeps the standing its name earned; a new
+        // answer starts its own life (no hits yet, and the upstream just
+        // proved it answers).
+        let segment = match self.find(hash, key) {
+            Some(handle) => {
+                let segment = segment(self.meta(handle));
+                self.remove_slot(handle);
+                segment
             }
-            None => {
-                let index = self.slots.len() as u32;
-                if self.slots.len() == self.slots.capacity() {
-                    // Grow by an eighth, not double: spare slots count
-                    // against the bound, so keep them few.
-                    self.slots.reserve_exact((self.slots.len() / 8).max(1));
-                }
-                self.slots.push(Slot::new(entry, copied));
-                self.copies += usize::from(copied);
-                let (slots, hasher) = (&self.slots, &self.hasher);
-                self.table
-                    .insert_unique(hash, index, |&other| slot_hash(hasher, slots, other));
-                self.push_front(Segment::Probation, index);
-                index
-            }
+            None => Segment::Probation,
         };
+        let room = self
+            .capacity
+            .saturating_sub(self.bytes().saturating_add(bytes));
+        let meta = Meta {
+            prev: NIL,
+            next: NIL,
+            flags: if copied { COPIED } else { 0 },
+            refresh_after_ms: 0,
+        };
+        let Some(handle) = self.store.insert(meta, entry.blob(), room) else {
+            return Ok(false);
+        };
+        self.copies += usize::from(copied);
+        let (store, hasher) = (&self.store, &self.hasher);
+        self.table
+            .insert_unique(hash, handle, |&other| handle_hash(hasher, store, other));
+        self.push_front(segment, handle);
         self.stats.inserts += 1;
-        self.rebalance(index);
-        self.evict_to_fit(index);
+        self.rebalance(handle);
+        self.evict_to_fit(handle);
         Ok(true)
     }
 
@@ -558,15 +539,15 @@ impl Cache {
         {
             return false;
         }
-        self.insert_marked(key, entry, now, true).unwrap_or(false)
+        self.insert_marked(key, &entry, now, true).unwrap_or(false)
     }
 
     /// Remove the entry for `key`; returns whether there was one.
     pub fn remove(&mut self, key: &QueryKey) -> bool {
         let hash = self.hash(key);
         match self.find(hash, key) {
-            Some(index) => {
-                self.remove_slot(index);
+            Some(handle) => {
+                self.remove_slot(handle);
                 true
             }
             None => false,
@@ -579,41 +560,34 @@ impl Cache {
     /// query path.
     pub fn remove_subtree(&mut self, name_wire: &[u8]) -> Result<usize, CacheError> {
         let ancestor = Name::from_wire(name_wire)?;
-        let mut removed = 0usize;
-        let mut index = 0usize;
-        while let Some(slot) = self.slots.get(index) {
-            let below = Name::from_wire(slot.entry.question_name())
-                .is_ok_and(|name| name.is_subdomain_of(&ancestor));
-            if below {
-                // The last slot moves into `index`; look at it next.
-                self.remove_slot(index as u32);
-                removed += 1;
-            } else {
-                index += 1;
-            }
-        }
-        Ok(removed)
+        Ok(self.retain(|entry| {
+            !Name::from_wire(entry.question_name())
+                .is_ok_and(|name| name.is_subdomain_of(&ancestor))
+        }))
     }
 
     /// Every entry held, in no particular order (for persistence). Walks
     /// the whole shard.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.slots.iter().map(|slot| &slot.entry)
+    pub fn entries(&self) -> impl Iterator<Item = &EntryView> {
+        self.store.handles().filter_map(|handle| self.entry(handle))
     }
 
     /// Keep only the entries `keep` says yes to; returns how many were
     /// removed. Walks the whole shard: for operator actions and reloads,
     /// not the query path.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> usize {
+    pub fn retain(&mut self, mut keep: impl FnMut(&EntryView) -> bool) -> usize {
         let mut removed = 0usize;
-        let mut index = 0usize;
-        while let Some(slot) = self.slots.get(index) {
-            if keep(&slot.entry) {
-                index += 1;
-            } else {
-                // The last slot moves into `index`; look at it next.
-                self.remove_slot(index as u32);
-                removed += 1;
+        for class in 0..store::CLASSES {
+            let mut index = 0;
+            while let Some(handle) = self.store.handle_at(class, index) {
+                if self.entry(handle).is_some_and(&mut keep) {
+                    index += 1;
+                } else {
+                    // The class's last record moves into `handle`; look
+                    // at it next.
+                    self.remove_slot(handle);
+                    removed += 1;
+                }
             }
         }
         removed
@@ -640,25 +614,22 @@ impl Cache {
         (self.stats.evictions - before) as usize
     }
 
-    /// Every entry accounts for at least one slot, so capping the bound
-    /// keeps slot indices below `NIL`.
+    /// Every entry accounts for at least a minimal record and its table
+    /// share, so capping the bound keeps the entries below the handles the
+    /// store has.
     fn capped(capacity_bytes: usize) -> usize {
-        capacity_bytes.min(size_of::<Slot>().saturating_mul(NIL as usize - 1))
+        capacity_bytes.min(
+            (store::MIN_RECORD_BYTES + TABLE_BYTES_PER_ENTRY).saturating_mul(store::MAX_RECORDS),
+        )
     }
 
-    /// Remove every entry (counters are kept) and release the slab.
+    /// Remove every entry (counters are kept) and release the store.
     pub fn clear(&mut self) {
         self.table = HashTable::new();
-        self.slots = Vec::new();
+        self.store.clear();
         self.copies = 0;
         self.probation = List::EMPTY;
         self.protected = List::EMPTY;
-    }
-
-    fn segment_of(&self, index: u32) -> Segment {
-        self.slots
-            .get(index as usize)
-            .map_or(Segment::Probation, Slot::segment)
     }
 
     fn list_mut(&mut self, segment: Segment) -> &mut List {
@@ -668,25 +639,31 @@ impl Cache {
         }
     }
 
-    fn set_prev(&mut self, index: u32, prev: u32) {
-        if let Some(slot) = self.slots.get_mut(index as usize) {
-            slot.prev = prev;
-        }
+    fn update(&mut self, handle: u32, change: impl FnOnce(&mut Meta)) {
+        let _ = self.store.update(handle, change);
     }
 
-    fn set_next(&mut self, index: u32, next: u32) {
-        if let Some(slot) = self.slots.get_mut(index as usize) {
-            slot.next = next;
-        }
+    fn set_prev(&mut self, handle: u32, prev: u32) {
+        self.update(handle, |meta| meta.prev = prev);
     }
 
-    /// Take `index` out of its list (its bytes leave the list's total).
-    fn unlink(&mut self, index: u32) {
-        let Some(slot) = self.slots.get(index as usize) else {
+    fn set_next(&mut self, handle: u32, next: u32) {
+        self.update(handle, |meta| meta.next = next);
+    }
+
+    /// Bytes of the entry at `handle` as [`Cache::entry_bytes`] counts
+    /// them.
+    fn bytes_of(&self, handle: u32) -> usize {
+        self.entry(handle).map_or(0, Self::entry_bytes)
+    }
+
+    /// Take `handle` out of its list (its bytes leave the list's total).
+    fn unlink(&mut self, handle: u32) {
+        let Some(meta) = self.store.meta(handle) else {
             return;
         };
-        let (prev, next, segment) = (slot.prev, slot.next, slot.segment());
-        let bytes = Self::entry_bytes(&slot.entry);
+        let (prev, next, segment) = (meta.prev, meta.next, segment(meta));
+        let bytes = self.bytes_of(handle);
         if prev == NIL {
             self.list_mut(segment).head = next;
         } else {
@@ -699,40 +676,51 @@ impl Cache {
         }
         let list = self.list_mut(segment);
         list.bytes = list.bytes.saturating_sub(bytes);
-        self.set_prev(index, NIL);
-        self.set_next(index, NIL);
+        self.store.set_meta(
+            handle,
+            Meta {
+                prev: NIL,
+                next: NIL,
+                ..meta
+            },
+        );
     }
 
-    /// Put an unlinked `index` at the most recently used end of `segment`.
-    fn push_front(&mut self, segment: Segment, index: u32) {
+    /// Put an unlinked `handle` at the most recently used end of
+    /// `segment`.
+    fn push_front(&mut self, segment: Segment, handle: u32) {
         let old_head = self.list_mut(segment).head;
-        let Some(slot) = self.slots.get_mut(index as usize) else {
+        let Some(mut meta) = self.store.meta(handle) else {
             return;
         };
-        slot.set_segment(segment);
-        slot.prev = NIL;
-        slot.next = old_head;
-        let bytes = Self::entry_bytes(&slot.entry);
+        meta.flags = match segment {
+            Segment::Protected => meta.flags | PROTECTED,
+            Segment::Probation => meta.flags & !PROTECTED,
+        };
+        meta.prev = NIL;
+        meta.next = old_head;
+        self.store.set_meta(handle, meta);
+        let bytes = self.bytes_of(handle);
         if old_head != NIL {
-            self.set_prev(old_head, index);
+            self.set_prev(old_head, handle);
         }
         let list = self.list_mut(segment);
-        list.head = index;
+        list.head = handle;
         if list.tail == NIL {
-            list.tail = index;
+            list.tail = handle;
         }
         list.bytes += bytes;
     }
 
-    /// Record a use of `index`: promote from probation, or move to the
+    /// Record a use of `handle`: promote from probation, or move to the
     /// front of protected.
-    fn touch(&mut self, index: u32) {
-        if self.segment_of(index) == Segment::Protected && self.protected.head == index {
+    fn touch(&mut self, handle: u32) {
+        if self.protected.head == handle {
             return;
         }
-        self.unlink(index);
-        self.push_front(Segment::Protected, index);
-        self.rebalance(index);
+        self.unlink(handle);
+        self.push_front(Segment::Protected, handle);
+        self.rebalance(handle);
     }
 
     /// Demote protected's least recent entries to probation's front until
@@ -749,126 +737,111 @@ impl Cache {
     }
 
     /// Evict least recent entries, probation first, until the bound holds;
-    /// `keep` (just stored) is evicted last, never.
+    /// `keep` (just stored) is evicted last, never. Each eviction gives its
+    /// record's space back to the allocator ([`Store::trim`]), so the
+    /// bound counts only what is held.
     fn evict_to_fit(&mut self, mut keep: u32) {
         while self.bytes() > self.capacity {
-            if keep == NIL && self.spare_bytes() > 0 {
-                // An operator's shrink: give spare slots back before
-                // evicting anything (the query path keeps them for the
-                // next inserts).
-                self.slots.shrink_to_fit();
-                if self.bytes() <= self.capacity {
-                    break;
+            if self.store.spare() > 0 {
+                let before = self.bytes();
+                self.store.trim();
+                if self.bytes() < before {
+                    continue;
                 }
             }
             let Some(victim) = [self.probation.tail, self.protected.tail]
                 .into_iter()
                 .find(|&victim| victim != NIL && victim != keep)
             else {
-                // Only the entry just stored is left: spare slots are all
-                // that can still go.
-                self.slots.shrink_to_fit();
                 break;
             };
-            // The removal moves the last slot into the victim's index.
-            let last = self.slots.len() as u32 - 1;
-            self.remove_slot(victim);
+            let moved = self.remove_slot(victim);
             self.stats.evictions += 1;
-            if last == keep {
+            if moved == Some(keep) {
                 keep = victim;
             }
         }
+        if keep == NIL {
+            // An operator's shrink: the page lists give their spare room
+            // back too (the query path keeps it for the next pages).
+            self.store.shrink_to_fit();
+        }
     }
 
-    /// Remove slot `index` everywhere, moving the last slot into its place.
-    fn remove_slot(&mut self, index: u32) {
-        let Some(copied) = self.slots.get(index as usize).map(Slot::copied) else {
-            return;
-        };
-        let hash = self.slot_hash(index);
-        self.copies -= usize::from(copied);
-        self.unlink(index);
-        if let Ok(found) = self.table.find_entry(hash, |&other| other == index) {
+    /// Remove the entry at `handle` everywhere. The store moves another
+    /// entry of the same class into its place: returns that entry's former
+    /// handle, after repointing the table and its neighbours.
+    fn remove_slot(&mut self, handle: u32) -> Option<u32> {
+        let meta = self.store.meta(handle)?;
+        let hash = self.handle_hash(handle);
+        self.copies -= usize::from(copied(meta));
+        self.unlink(handle);
+        if let Ok(found) = self.table.find_entry(hash, |&other| other == handle) {
             found.remove();
         }
-        let last = self.slots.len() as u32 - 1;
-        let moved_hash = if index == last {
-            0
+        let from = self.store.remove(handle)?;
+        // The entry that was at `from` now lives at `handle`.
+        let moved_hash = self.handle_hash(handle);
+        if let Some(pointer) = self.table.find_mut(moved_hash, |&other| other == from) {
+            *pointer = handle;
+        }
+        let moved = self.meta(handle);
+        let segment = segment(moved);
+        if moved.prev == NIL {
+            self.list_mut(segment).head = handle;
         } else {
-            self.slot_hash(last)
-        };
-        self.slots.swap_remove(index as usize);
-        if self.slots.is_empty() {
-            // An empty shard holds no slab (its spare slots would count).
-            self.slots = Vec::new();
+            self.set_next(moved.prev, handle);
         }
-        if index == last {
-            return;
-        }
-        // The former last slot now lives at `index`: repoint the table and
-        // its neighbours.
-        let Some(moved) = self.slots.get(index as usize) else {
-            return;
-        };
-        let (prev, next, segment) = (moved.prev, moved.next, moved.segment());
-        if let Some(pointer) = self.table.find_mut(moved_hash, |&other| other == last) {
-            *pointer = index;
-        }
-        if prev == NIL {
-            self.list_mut(segment).head = index;
+        if moved.next == NIL {
+            self.list_mut(segment).tail = handle;
         } else {
-            self.set_next(prev, index);
+            self.set_prev(moved.next, handle);
         }
-        if next == NIL {
-            self.list_mut(segment).tail = index;
-        } else {
-            self.set_prev(next, index);
-        }
+        Some(from)
     }
 }
 
 #[cfg(test)]
 impl Cache {
     /// Walk every structure and check it agrees with the others: list
-    /// links both ways, segment tags, byte totals, the table's indices, and
-    /// the byte bound.
+    /// links both ways, segment tags, byte totals, the table's handles,
+    /// the store's totals, and the byte bound.
     pub(crate) fn check_invariants(&self) {
+        self.store.check();
+        let handles: Vec<u32> = self.store.handles().collect();
         assert_eq!(
-            self.slots.iter().filter(|slot| slot.copied()).count(),
+            handles
+                .iter()
+                .filter(|&&handle| copied(self.meta(handle)))
+                .count(),
             self.copies,
             "copies miscounted"
         );
-        let mut seen = vec![false; self.slots.len()];
-        for (segment, list) in [
+        let mut seen = std::collections::HashSet::new();
+        for (segment_, list) in [
             (Segment::Probation, self.probation),
             (Segment::Protected, self.protected),
         ] {
-            let (mut index, mut prev, mut bytes) = (list.head, NIL, 0usize);
-            while index != NIL {
-                let slot = &self.slots[index as usize];
-                assert!(!seen[index as usize], "slot {index} linked twice");
-                seen[index as usize] = true;
-                assert_eq!(slot.segment(), segment, "slot {index} in the wrong list");
-                assert_eq!(slot.prev, prev, "slot {index} prev link");
-                bytes += Self::entry_bytes(&slot.entry);
-                prev = index;
-                index = slot.next;
+            let (mut handle, mut prev, mut bytes) = (list.head, NIL, 0usize);
+            while handle != NIL {
+                let meta = self.store.meta(handle).expect("linked handle held");
+                assert!(seen.insert(handle), "{handle:#x} linked twice");
+                assert_eq!(segment(meta), segment_, "{handle:#x} in the wrong list");
+                assert_eq!(meta.prev, prev, "{handle:#x} prev link");
+                bytes += self.bytes_of(handle);
+                prev = handle;
+                handle = meta.next;
             }
-            assert_eq!(list.tail, prev, "{segment:?} tail");
-            assert_eq!(list.bytes, bytes, "{segment:?} bytes");
+            assert_eq!(list.tail, prev, "{segment_:?} tail");
+            assert_eq!(list.bytes, bytes, "{segment_:?} bytes");
         }
-        assert!(seen.iter().all(|&linked| linked), "a slot is in no list");
-        assert_eq!(self.table.len(), self.slots.len());
-        for (index, slot) in self.slots.iter().enumerate() {
-            let _ = slot;
-            let found = self.table.find(self.slot_hash(index as u32), |&other| {
-                other as usize == index
-            });
-            assert_eq!(
-                found.copied(),
-                Some(index as u32),
-                "slot {index} not in table"
-            );
+        assert_eq!(seen.len(), handles.len(), "an entry is in no list");
+        assert_eq!(self.table.len(), handles.len());
+        for &handle in &handles {
+            let found = self
+                .table
+                .find(self.handle_hash(handle), |&other| other == handle);
+            assert_eq!(found.copied(), Some(handle), "{handle:#x} not in table");
         }
         assert!(self.bytes() <= self.capacity, "over capacity");
     }
@@ -876,6 +849,6 @@ impl Cache {
     /// Whether the entry for `key` is in the protected segment.
     pub(crate) fn is_protected(&self, key: &QueryKey) -> bool {
         self.find(self.hash(key), key)
-            .is_some_and(|index| self.segment_of(index) == Segment::Protected)
+            .is_some_and(|handle| segment(self.meta(handle)) == Segment::Protected)
     }
 }

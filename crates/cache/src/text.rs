@@ -19,8 +19,8 @@
 use data_encoding::BASE64;
 use heimdall_wire::{Name, QueryKey};
 
-use crate::persist::{PersistError, decode_entries, encode_entries};
-use crate::{CachePolicy, Entry, EntryKind, Timestamp};
+use crate::persist::{PersistError, decode_entries, encode_views};
+use crate::{CachePolicy, Entry, EntryKind, EntryView, Timestamp};
 
 /// The first line of a dump.
 pub const TEXT_HEADER: &str = "; heimdall cache dump 1";
@@ -63,7 +63,7 @@ fn kind_text(kind: EntryKind) -> &'static str {
 /// (after [`TEXT_HEADER`] when `out` is empty); returns how many.
 /// `now` is the cache's clock, `wall_clock_unix_ms` the wall clock then.
 pub fn dump_text<'a>(
-    entries: impl IntoIterator<Item = &'a Entry>,
+    entries: impl IntoIterator<Item = &'a EntryView>,
     now: Timestamp,
     wall_clock_unix_ms: u64,
     out: &mut String,
@@ -77,7 +77,7 @@ pub fn dump_text<'a>(
     for entry in entries {
         bytes.clear();
         // Skips failures and expired entries, as the cache file does.
-        if encode_entries([entry], now, wall_clock_unix_ms, &mut bytes) == 0 {
+        if encode_views([entry], now, wall_clock_unix_ms, &mut bytes) == 0 {
             continue;
         }
         let name = Name::from_wire(entry.question_name())

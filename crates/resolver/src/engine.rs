@@ -52,8 +52,8 @@ mod validate;
 use std::collections::VecDeque;
 
 use heimdall_cache::{
-    AnswerRequest, Cache, CacheError, Entry, EntryKind, Lookup, SlotInfo, StoreOptions, TCP_LIMIT,
-    Timestamp, udp_limit,
+    AnswerRequest, Cache, CacheError, Entry, EntryKind, EntryView, Lookup, SlotInfo, StoreOptions,
+    TCP_LIMIT, Timestamp, udp_limit,
 };
 use heimdall_config::UpstreamTransport;
 use heimdall_policy::{RateLimiter, SecretCache, Verdict, write_blocked};
@@ -952,7 +952,7 @@ impl Resolver {
         let policy = &self.config.cache_policy;
         match Entry::from_response_with(&key, message, now, policy, options) {
             Ok(Some(entry)) => {
-                let stored = store && self.cache.insert(&key, entry.clone(), now).is_ok();
+                let stored = store && self.cache.insert_view(&key, &entry, now).is_ok();
                 if stored && self.config.hints {
                     if self.hints.len() < self.config.max_queued_hints {
                         self.hints.push_back(Hint {
@@ -1014,9 +1014,9 @@ impl Resolver {
         // Cloning the entry allocates: only when someone will read it.
         let kept = match self.cache.peek_usable(key, now) {
             Lookup::Fresh(entry) if entry.kind() != EntryKind::ServFail => {
-                Some(waiting.then(|| Answer::Entry(entry.clone())))
+                Some(waiting.then(|| Answer::Entry(entry.to_owned())))
             }
-            Lookup::Stale(entry) => Some(waiting.then(|| Answer::Stale(entry.clone()))),
+            Lookup::Stale(entry) => Some(waiting.then(|| Answer::Stale(entry.to_owned()))),
             _ => None,
         };
         let answer = match kept {
@@ -1082,9 +1082,9 @@ impl Resolver {
             let answer = if inflight.has_waiters() {
                 match self.cache.peek_usable(&inflight.key, now) {
                     Lookup::Fresh(entry) if entry.kind() != EntryKind::ServFail => {
-                        Answer::Entry(entry.clone())
+                        Answer::Entry(entry.to_owned())
                     }
-                    Lookup::Stale(entry) => Answer::Stale(entry.clone()),
+                    Lookup::Stale(entry) => Answer::Stale(entry.to_owned()),
                     _ => Answer::Fail(ede::NO_REACHABLE_AUTHORITY),
                 }
             } else {
@@ -1165,9 +1165,9 @@ impl Resolver {
             return;
         }
         let answer = match self.cache.peek_usable(&inflight.key, now) {
-            Lookup::Stale(entry) => Answer::Stale(entry.clone()),
+            Lookup::Stale(entry) => Answer::Stale(entry.to_owned()),
             // A hint from another core may have refreshed it.
-            Lookup::Fresh(entry) => Answer::Entry(entry.clone()),
+            Lookup::Fresh(entry) => Answer::Entry(entry.to_owned()),
             Lookup::Miss => return,
         };
         let (qtype, qclass) = (inflight.key.qtype, inflight.key.qclass);
@@ -1259,7 +1259,7 @@ pub(crate) fn cookie_limiter(
 /// Write a hit from `entry` for `request`; when the client's qname at
 /// offset 12 was compressed (so not whole there), copy it out and retry.
 fn write_hit(
-    entry: &Entry,
+    entry: &EntryView,
     out: &mut [u8],
     request: &AnswerRequest<'_>,
     name: &Name<'_>,
@@ -1283,7 +1283,12 @@ fn write_hit(
 /// prefetch: prefetch is on, the entry has had enough hits, it is in the
 /// last `prefetch_threshold_percent` of its lifetime, it is not a
 /// remembered failure, and the upstream has not just failed for it.
-fn wants_prefetch(config: &ResolverConfig, entry: &Entry, info: SlotInfo, now: Timestamp) -> bool {
+fn wants_prefetch(
+    config: &ResolverConfig,
+    entry: &EntryView,
+    info: SlotInfo,
+    now: Timestamp,
+) -> bool {
     let threshold = u64::from(config.prefetch_threshold_percent);
     if threshold == 0 || info.hits < config.prefetch_min_hits {
         return false;

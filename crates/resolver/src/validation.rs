@@ -32,7 +32,7 @@ use core::cell::{Cell, RefCell};
 
 use hashbrown::HashMap;
 
-use heimdall_cache::{Cache, Entry, EntryKind, Timestamp, Trim};
+use heimdall_cache::{Cache, Entry, EntryKind, EntryView, Timestamp, Trim};
 use heimdall_dnssec::{
     Bogus, Failure, Nsec, Nsec3, Rr, Rrsig, VerifiedSignatures, prove_nodata, prove_nxdomain,
     prove_wildcard_answer, validate_rrset, validate_rrset_memo, verify_dnskeys_with_anchors,
@@ -492,11 +492,11 @@ impl<'a> Validator<'a> {
     }
 
     /// The cached entry for a sub-query, or what to fetch.
-    fn fetch_entry(&self, name: &Name<'_>, rtype: RecordType) -> Eval<&'a Entry> {
+    fn fetch_entry(&self, name: &Name<'_>, rtype: RecordType) -> Eval<&'a EntryView> {
         let mut wire = WireNameBuf::new();
         name.write_lower(&mut wire);
         let key = subquery_key(&wire, rtype);
-        let entry: Option<&'a Entry> = self.cache.peek(&key);
+        let entry: Option<&'a EntryView> = self.cache.peek(&key);
         match entry {
             Some(entry) if entry.is_fresh(self.now) => {
                 if entry.kind() == EntryKind::ServFail {
@@ -806,7 +806,7 @@ impl<'a> Validator<'a> {
                     .min(ds_until.unwrap_or(Timestamp::from_millis(u64::MAX)));
                 self.learned
                     .borrow_mut()
-                    .push(Learned::Keys(wire, entry.clone(), until));
+                    .push(Learned::Keys(wire, entry.to_owned(), until));
                 Ok(Keys::Secure(dnskeys))
             }
             Err(failure) => as_insecure(failure).map(Keys::Insecure),

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use heimdall_cache::{Entry, Timestamp};
+use heimdall_cache::{Entry, EntryView, Timestamp};
 use heimdall_control::{CachedEntry, CoreSnapshot, UpstreamSocketSnapshot};
 use heimdall_resolver::{
     AttemptId, ClientId, QueryOutcome, ReplySource, Resolver, ResolverConfig, Transmit, Transport,
@@ -754,7 +754,7 @@ impl CoreContext {
     ) -> (CoreReport, Vec<Entry>) {
         let resolver = self.resolver.borrow();
         let entries = if persist {
-            resolver.cache().entries().cloned().collect()
+            resolver.cache().entries().map(ToOwned::to_owned).collect()
         } else {
             Vec::new()
         };
@@ -784,7 +784,7 @@ impl CoreContext {
 
 /// Whether `entry` answers `name` (lower-case wire form; the entry's name
 /// is compared without regard to case) and `qtype`.
-fn is_entry_for(entry: &Entry, name: &[u8], qtype: u16) -> bool {
+fn is_entry_for(entry: &EntryView, name: &[u8], qtype: u16) -> bool {
     entry.qtype().0 == qtype && entry.question_name().eq_ignore_ascii_case(name)
 }
 
