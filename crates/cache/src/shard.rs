@@ -24,10 +24,8 @@
 //! The bound covers every byte the shard holds on the heap: each record
 //! (its stride and a share of its page's overhead), the unused capacity of
 //! the pages being filled, and the table (estimated per entry). A page
-//! being filled doubles while the bound has room; once the shard is full
-//! it grows by one record per insert, and each eviction gives its
-//! record's bytes back to the allocator (`Store::trim`), so any size can
-//! reuse them.
+//! doubles when full and is freed when it empties (see `store.rs` for
+//! why), so a size class holds at most one page that is not full.
 //!
 //! Eviction is SLRU: new entries enter the probation segment; a hit there
 //! promotes the entry to the protected segment (at most ~80% of the
@@ -502,16 +500,13 @@ impl Cache {
             }
             None => Segment::Probation,
         };
-        let room = self
-            .capacity
-            .saturating_sub(self.bytes().saturating_add(bytes));
         let meta = Meta {
             prev: NIL,
             next: NIL,
             flags: if copied { COPIED } else { 0 },
             refresh_after_ms: 0,
         };
-        let Some(handle) = self.store.insert(meta, entry.blob(), room) else {
+        let Some(handle) = self.store.insert(meta, entry.blob()) else {
             return Ok(false);
         };
         self.copies += usize::from(copied);
@@ -737,12 +732,14 @@ impl Cache {
     }
 
     /// Evict least recent entries, probation first, until the bound holds;
-    /// `keep` (just stored) is evicted last, never. Each eviction gives its
-    /// record's space back to the allocator ([`Store::trim`]), so the
-    /// bound counts only what is held.
+    /// `keep` (just stored) is evicted last, never. The bound counts the
+    /// unused part of each class's last page too, so a page that doubles
+    /// costs evictions worth its growth, and a page that empties is freed.
     fn evict_to_fit(&mut self, mut keep: u32) {
         while self.bytes() > self.capacity {
-            if self.store.spare() > 0 {
+            // An operator's shrink gives the pages' spare room back before
+            // it evicts; the query path keeps it for the records to come.
+            if keep == NIL && self.store.spare() > 0 {
                 let before = self.bytes();
                 self.store.trim();
                 if self.bytes() < before {

@@ -12,10 +12,15 @@
 //! Removal moves the class's last record into the hole (like
 //! `Vec::swap_remove`), so a class never has gaps and no compaction is
 //! ever needed; the caller is told which handle moved so it can repoint
-//! its table and links. Space freed in one class is given back to the
-//! allocator by [`Store::trim`] (the last page shrinks, an empty page is
-//! freed) and so is reusable by any class. Only the last page of a class
-//! can hold unused capacity; [`Store::bytes`] counts it until trimmed.
+//! its table and links. A class's last page doubles when it is full (up
+//! to its size) and never shrinks but to nothing, when its last record
+//! leaves, so a class holds at most one page that is not full, and
+//! [`Store::bytes`] counts that page's unused part. A full shard thus
+//! stores and evicts without a `realloc` per miss: the first version
+//! grew the last page by one record per insert once the shard was full
+//! and shrank it by one per eviction, a copy of up to 4 KiB whenever
+//! glibc could not resize in place. [`Store::trim`] (an operator's
+//! shrink only) gives the unused parts back.
 //!
 //! Against one heap allocation per entry this saves malloc's 8-byte
 //! header and its rounding to 16, and the 16-byte fat pointer a slot held;
@@ -354,12 +359,11 @@ impl Store {
         }
     }
 
-    /// Store a record of `meta` and `blob`; returns its handle. `room` is
-    /// how many bytes the store may grow by beyond the record itself
-    /// without passing its owner's bound: a page doubles (up to its full
-    /// size) within it, else grows by exactly one record. `None` when no handle is
-    /// left (more than two billion records).
-    pub(crate) fn insert(&mut self, meta: Meta, blob: &[u8], room: usize) -> Option<u32> {
+    /// Store a record of `meta` and `blob`; returns its handle. A page
+    /// that is full doubles (up to its size), and its unused part counts
+    /// as spare until records fill it. `None` when no handle is left (more
+    /// than two billion records).
+    pub(crate) fn insert(&mut self, meta: Meta, blob: &[u8]) -> Option<u32> {
         if self.classes.is_empty() {
             self.classes = (0..=LARGE).map(Class::new).collect();
         }
@@ -377,7 +381,7 @@ impl Store {
         let handle = if class == LARGE {
             self.insert_large(meta, blob)?
         } else {
-            self.insert_packed(class, stride, meta, blob, room)?
+            self.insert_packed(class, stride, meta, blob)?
         };
         self.len += 1;
         self.record_bytes += record_bytes(blob.len());
@@ -411,7 +415,6 @@ impl Store {
         stride: usize,
         meta: Meta,
         blob: &[u8],
-        room: usize,
     ) -> Option<u32> {
         let packed = self.classes.get_mut(class)?;
         let index = packed.len;
@@ -426,11 +429,12 @@ impl Store {
         let page = packed.pages.get_mut(page_index)?;
         let before = page.capacity();
         if page.len() == before {
-            // Double (up to the page's size) while the bound has room,
-            // so a page fills with a few allocations; else grow by exactly
-            // this record.
+            // Double, up to the page's size: a page fills with a few
+            // allocations, and a full shard stores without a `realloc`
+            // per insert (its owner evicts for the spare, which it
+            // counts). Pages never shrink but when they empty.
             let held = page.len() / stride;
-            let more = held.min(room / stride).min(per_page - held - 1);
+            let more = held.min(per_page - held - 1);
             page.reserve_exact((1 + more) * stride);
         }
         let pad = stride - META_LEN - blob.len();
@@ -611,10 +615,13 @@ mod tests {
         let handles: Vec<u32> = (0..100u8)
             .map(|n| {
                 let len = if n % 10 == 0 { 2_000 } else { 40 };
-                store.insert(Meta::default(), &blob(n, len), 0).unwrap()
+                store.insert(Meta::default(), &blob(n, len)).unwrap()
             })
             .collect();
         store.check();
+        // The last pages doubled: their spare room waits for records.
+        assert!(store.spare() > 0);
+        store.trim();
         assert_eq!(store.spare(), 0);
         let (meta, first) = store.get(handles[1]).unwrap();
         assert_eq!((meta.pad(), first), (0, &blob(1, 40)[..]));
@@ -675,8 +682,7 @@ mod tests {
                         flags: step & CALLER_FLAGS,
                         ..Meta::default()
                     };
-                    let room = next(3) as usize * 1_000;
-                    let handle = store.insert(meta, &blob, room).unwrap();
+                    let handle = store.insert(meta, &blob).unwrap();
                     model.push((handle, blob, step));
                 }
                 6..=8 if !model.is_empty() => {
@@ -724,7 +730,6 @@ mod tests {
                     ..Meta::default()
                 },
                 &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-                1 << 20,
             )
             .unwrap();
         let (meta, blob) = store.get(handle).unwrap();
@@ -733,7 +738,7 @@ mod tests {
         assert_eq!(meta.pad(), 32 - 16 - 11);
         // Room to grow: the page takes more than the one record.
         for _ in 0..20 {
-            store.insert(Meta::default(), &[0; 11], 1 << 20).unwrap();
+            store.insert(Meta::default(), &[0; 11]).unwrap();
         }
         store.check();
         assert!(store.spare() > 0);
