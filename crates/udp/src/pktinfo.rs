@@ -52,22 +52,7 @@ pub fn enable(fd: RawFd, ipv6: bool) -> io::Result<()> {
     } else {
         (libc::IPPROTO_IP, libc::IP_PKTINFO)
     };
-    let value: libc::c_int = 1;
-    // SAFETY: `value` is a live c_int and the length matches it.
-    let result = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    crate::socket::set_int_option(fd, level, name, 1)
 }
 
 /// Receive one datagram into `buf` without blocking (`WouldBlock` when

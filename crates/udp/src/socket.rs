@@ -64,6 +64,16 @@ pub fn set_no_fragmentation(fd: RawFd, ipv6: bool) -> io::Result<()> {
             libc::IP_PMTUDISC_PROBE,
         )
     };
+    set_int_option(fd, level, name, value)
+}
+
+/// `setsockopt` of one `c_int` option.
+pub(crate) fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `value` is a live c_int and the length matches it.
     let result = unsafe {
         libc::setsockopt(
