@@ -17,31 +17,16 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use heimdall_dnssec::{
-    Bogus, Config, Dnskey, Ds, Failure, Insecure, Rr, ds_matches_dnskey, validate_rrset,
+    Bogus, Config, Dnskey, Ds, Failure, Insecure, ds_matches_dnskey, validate_rrset,
 };
 use heimdall_wire::RecordType;
 use heimdall_zone::{ZoneRecord, parse_zone};
+use support::{all_of, as_rr};
+
+mod support;
 
 fn parse(text: &str) -> Vec<ZoneRecord> {
     parse_zone(text, "rfc vector", None, &mut |_| unreachable!()).unwrap()
-}
-
-fn as_rr(record: &ZoneRecord) -> Rr<'_> {
-    Rr::new(
-        record.owner.as_name(),
-        record.rtype,
-        record.class,
-        record.ttl,
-        &record.rdata,
-    )
-}
-
-fn of_type(records: &[ZoneRecord], rtype: RecordType) -> Vec<Rr<'_>> {
-    records
-        .iter()
-        .filter(|record| record.rtype == rtype)
-        .map(as_rr)
-        .collect()
 }
 
 /// One RFC example: a zone key, maybe its DS, one signed RRset.
@@ -65,13 +50,13 @@ struct Vector {
 impl Vector {
     fn check(&self) {
         let records = parse(self.text);
-        let keys = of_type(&records, RecordType::DNSKEY);
+        let keys = all_of(&records, RecordType::DNSKEY);
         assert_eq!(keys.len(), 1, "{}", self.source);
         let key = Dnskey::parse(&keys[0]).unwrap();
         assert_eq!(key.key_tag(), self.key_tag, "{}: key tag", self.source);
         assert_eq!(key.algorithm, self.algorithm, "{}", self.source);
         assert!(key.is_zone_key(), "{}", self.source);
-        for ds_rr in of_type(&records, RecordType::DS) {
+        for ds_rr in all_of(&records, RecordType::DS) {
             let ds = Ds::parse(&ds_rr).unwrap();
             assert_eq!(ds.key_tag, self.key_tag, "{}: DS key tag", self.source);
             assert_eq!(
@@ -82,8 +67,8 @@ impl Vector {
                 ds.digest_type
             );
         }
-        let rrset = of_type(&records, self.covered);
-        let rrsigs = of_type(&records, RecordType::RRSIG);
+        let rrset = all_of(&records, self.covered);
+        let rrsigs = all_of(&records, RecordType::RRSIG);
         assert!(!rrset.is_empty() && rrsigs.len() == 1, "{}", self.source);
         let config = Config {
             clock_skew: 0,
@@ -125,7 +110,7 @@ impl Vector {
         let altered = parse(self.altered);
         assert_eq!(
             validate_rrset(
-                &of_type(&altered, self.covered),
+                &all_of(&altered, self.covered),
                 &rrsigs,
                 &keys,
                 inside,
@@ -285,9 +270,9 @@ example.com. 3600 IN RRSIG MX 15 3 3600 1440021600 1438207200 3613 example.com. 
     );
     assert_eq!(
         validate_rrset(
-            &of_type(&records, RecordType::MX),
-            &of_type(&records, RecordType::RRSIG),
-            &of_type(&records, RecordType::DNSKEY),
+            &all_of(&records, RecordType::MX),
+            &all_of(&records, RecordType::RRSIG),
+            &all_of(&records, RecordType::DNSKEY),
             1_439_000_000,
             &Config::default(),
         ),
@@ -346,14 +331,14 @@ www.example.net. 3600 IN RRSIG A 8 3 3600 20300101000000 (
         ) ; {id = 9033}
 ",
     );
-    let keys = of_type(&records, RecordType::DNSKEY);
+    let keys = all_of(&records, RecordType::DNSKEY);
     let key = Dnskey::parse(&keys[0]).unwrap();
     assert_eq!(key.key_tag(), 9033);
     // Exponent length 3 (65537), then a 64-byte modulus.
     assert_eq!(key.public_key.len(), 1 + 3 + 64);
     let verdict = validate_rrset(
-        &of_type(&records, RecordType::A),
-        &of_type(&records, RecordType::RRSIG),
+        &all_of(&records, RecordType::A),
+        &all_of(&records, RecordType::RRSIG),
         &keys,
         1_500_000_000,
         &Config::default(),
