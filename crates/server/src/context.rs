@@ -554,25 +554,31 @@ impl CoreContext {
 
     /// The DoH URL path the upstream at `to` names, if it names one.
     pub(crate) fn upstream_path(&self, to: SocketAddr) -> Option<String> {
-        let resolver = self.resolver.try_borrow().ok()?;
-        let upstream = resolver
-            .upstreams()
-            .iter()
-            .find(|upstream| upstream.address() == to)?
-            .upstream();
-        upstream.path.clone()
+        self.with_upstream(to, |upstream| upstream.path.clone())
     }
 
     /// The name and the SPKI pin, if any, of the upstream at `to` (see
     /// [`CoreContext::upstream_name`]).
     pub(crate) fn upstream_auth(&self, to: SocketAddr) -> Option<(String, Option<String>)> {
+        self.with_upstream(to, |upstream| {
+            Some((upstream.name.clone()?, upstream.pin.clone()))
+        })
+    }
+
+    /// `read` of the configured upstream at `to`, from the resolver's
+    /// current configuration (`None` while the resolver is borrowed).
+    fn with_upstream<T>(
+        &self,
+        to: SocketAddr,
+        read: impl FnOnce(&heimdall_config::Upstream) -> Option<T>,
+    ) -> Option<T> {
         let resolver = self.resolver.try_borrow().ok()?;
         let upstream = resolver
             .upstreams()
             .iter()
             .find(|upstream| upstream.address() == to)?
             .upstream();
-        Some((upstream.name.clone()?, upstream.pin.clone()))
+        read(upstream)
     }
 
     /// Upstream queries in flight.
