@@ -63,12 +63,20 @@ fn start_encrypted(config: &Config) -> Encrypted {
     Encrypted { server, dot, doh }
 }
 
+/// The certificates of the PEM files `cas`, as trust roots.
+fn roots(cas: &[&Path]) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    roots
+}
+
 /// A rustls client configuration trusting `ca`, with `alpn`.
 fn client_config(ca: &Path, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
+    let roots = roots(&[ca]);
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -364,12 +372,7 @@ impl rustls::client::ClientSessionStore for LastTicket {
 /// A TLS 1.3 DoT client configuration trusting `cas`, resuming with the
 /// last ticket it got ([`LastTicket`]).
 fn resuming_client(cas: &[&Path]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in cas {
-        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-    }
+    let roots = roots(cas);
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
