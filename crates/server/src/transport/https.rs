@@ -584,8 +584,8 @@ impl Served {
         };
         let mut shutting_down = false;
         // One timer for the idle and stop look, kept across requests and
-        // made anew only when it fires: a timer armed and cancelled for
-        // every request was a tenth of a DoH query's CPU.
+        // made anew only when it fires, not armed and cancelled for every
+        // request.
         let mut look = Box::pin(glommio::timer::sleep(
             self.conn
                 .next_look(settings.idle_timeout)
