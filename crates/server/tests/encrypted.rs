@@ -642,6 +642,274 @@ fn doh_stalled_requests_and_a_wrong_alpn_are_closed_and_counted() {
     assert_eq!(total(&reports, |r| r.doh.handshakes), 1);
 }
 
+/// An HTTP/2 frame: 9-byte head (24-bit length, type, flags, stream) and
+/// payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[kind, flags]);
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// An HPACK string: length with a 7-bit prefix (no Huffman), then bytes.
+fn hpack_string(out: &mut Vec<u8>, text: &str) {
+    let mut len = text.len();
+    if len < 127 {
+        out.push(len as u8);
+    } else {
+        out.push(127);
+        len -= 127;
+        while len >= 128 {
+            out.push((len % 128) as u8 | 0x80);
+            len /= 128;
+        }
+        out.push(len as u8);
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A TLS client that counts the application-data records it receives
+/// (from the ciphertext) and keeps their plaintext.
+struct RecordCountingClient {
+    socket: TcpStream,
+    conn: rustls::ClientConnection,
+    /// Ciphertext not yet whole records.
+    raw: Vec<u8>,
+    records: usize,
+    plain: Vec<u8>,
+}
+
+impl RecordCountingClient {
+    fn connect(server: SocketAddr, config: Arc<rustls::ClientConfig>) -> Self {
+        assert_eq!(server.ip(), LOOPBACK, "tests only talk to 127.0.0.1");
+        let mut conn =
+            rustls::ClientConnection::new(config, ServerName::try_from(NAME).unwrap()).unwrap();
+        let mut socket = TcpStream::connect(server).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket).unwrap();
+        }
+        Self {
+            socket,
+            conn,
+            raw: Vec::new(),
+            records: 0,
+            plain: Vec::new(),
+        }
+    }
+
+    /// `bytes` in one TLS write (one record up to 16 KiB).
+    fn send(&mut self, bytes: &[u8]) {
+        self.conn.writer().write_all(bytes).unwrap();
+        self.conn.complete_io(&mut self.socket).unwrap();
+    }
+
+    /// One read from the socket: its records counted, its plaintext kept.
+    fn receive(&mut self) {
+        let mut chunk = [0u8; 16384];
+        let read = self.socket.read(&mut chunk).expect("a reply within 3 s");
+        assert_ne!(read, 0, "the server closed the connection");
+        self.raw.extend_from_slice(&chunk[..read]);
+        while self.raw.len() >= 5 {
+            let len = usize::from(u16::from_be_bytes([self.raw[3], self.raw[4]]));
+            if self.raw.len() < 5 + len {
+                break;
+            }
+            if self.raw[0] == 23 {
+                self.records += 1;
+            }
+            self.raw.drain(..5 + len);
+        }
+        let mut fed = &chunk[..read];
+        while !fed.is_empty() {
+            self.conn.read_tls(&mut fed).unwrap();
+            self.conn.process_new_packets().unwrap();
+        }
+        let mut buf = [0u8; 16384];
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.plain.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) => panic!("{err}"),
+            }
+        }
+    }
+
+    /// The HTTP/2 frames whole in the plaintext, taken off its front, as
+    /// (type, flags, stream, payload).
+    fn take_frames(&mut self) -> Vec<(u8, u8, u32, Vec<u8>)> {
+        let plain = &mut self.plain;
+        let mut frames = Vec::new();
+        while plain.len() >= 9 {
+            let len =
+                usize::from(plain[0]) << 16 | usize::from(plain[1]) << 8 | usize::from(plain[2]);
+            if plain.len() < 9 + len {
+                break;
+            }
+            let stream = u32::from_be_bytes([plain[5], plain[6], plain[7], plain[8]]) & 0x7fff_ffff;
+            frames.push((plain[3], plain[4], stream, plain[9..9 + len].to_vec()));
+            plain.drain(..9 + len);
+        }
+        frames
+    }
+
+    /// The DNS-over-TLS messages whole in the plaintext, taken off its
+    /// front.
+    fn take_messages(&mut self) -> Vec<Vec<u8>> {
+        let plain = &mut self.plain;
+        let mut messages = Vec::new();
+        while plain.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([plain[0], plain[1]]));
+            if plain.len() < 2 + len {
+                break;
+            }
+            messages.push(plain[2..2 + len].to_vec());
+            plain.drain(..2 + len);
+        }
+        messages
+    }
+}
+
+/// Queries for host-1 .. host-`count` with id 0, each asked once over UDP
+/// first so that they are cache hits.
+fn warm_queries(server: &TestServer, count: u32) -> Vec<Vec<u8>> {
+    (1..=count)
+        .map(|i| {
+            let mut q = query(0, &format!("host-{i}.zone.test."), RecordType::A, None);
+            q[..2].copy_from_slice(&(i as u16).to_be_bytes());
+            common::assert_single_a(&server.client().exchange(&q), host_v4(i));
+            q[..2].copy_from_slice(&[0, 0]);
+            q
+        })
+        .collect()
+}
+
+/// Sixteen DoH GETs written at once (one TLS record, so one read for the
+/// server) are cache hits answered together: their replies come back in
+/// one or two TLS records, not one record (and one send) each, which is
+/// what h2's flush per accepted request made. Each reply is checked.
+#[test]
+fn doh_replies_to_one_read_leave_together() {
+    const REQUESTS: u32 = 16;
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("doh-gather", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    // RFC 8484 section 4.1: id 0 over DoH.
+    let queries = warm_queries(&server.server, REQUESTS);
+    let mut client = RecordCountingClient::connect(server.doh, client_config(&certs.ca, b"h2"));
+    // The preface and our SETTINGS; then wait for the server's SETTINGS
+    // and its acknowledgement of ours, so that what comes after the
+    // requests is their replies (and maybe a session ticket).
+    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    opening.extend(h2_frame(4, 0, 0, &[]));
+    client.send(&opening);
+    let (mut settings, mut acked) = (false, false);
+    while !(settings && acked) {
+        client.receive();
+        for (kind, flags, _, _) in client.take_frames() {
+            settings |= kind == 4 && flags & 1 == 0;
+            acked |= kind == 4 && flags & 1 == 1;
+        }
+    }
+    let mut requests = h2_frame(4, 1, 0, &[]);
+    for (i, q) in queries.iter().enumerate() {
+        let mut block = vec![0x82, 0x87]; // :method GET, :scheme https
+        block.push(0x04); // :path, literal, not indexed
+        let path = format!(
+            "/dns-query?dns={}",
+            data_encoding::BASE64URL_NOPAD.encode(q)
+        );
+        hpack_string(&mut block, &path);
+        block.push(0x01); // :authority
+        hpack_string(&mut block, NAME);
+        // END_STREAM | END_HEADERS, streams 1, 3, 5, ...
+        requests.extend(h2_frame(1, 0x5, 2 * i as u32 + 1, &block));
+    }
+    client.send(&requests);
+    client.records = 0;
+    let mut bodies: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+    let mut done = 0;
+    while done < REQUESTS {
+        client.receive();
+        for (kind, flags, stream, payload) in client.take_frames() {
+            if kind == 1 {
+                // :status 200 is the static table's index 8.
+                assert_eq!(payload.first(), Some(&0x88), "stream {stream}: not a 200");
+            }
+            if kind == 0 {
+                bodies
+                    .entry(stream)
+                    .or_default()
+                    .extend_from_slice(&payload);
+                if flags & 1 == 1 {
+                    done += 1;
+                    let i = stream.div_ceil(2);
+                    let reply = Reply::check(bodies[&stream].clone());
+                    reply.assert_answers(&queries[i as usize - 1]);
+                    common::assert_single_a(&reply, host_v4(i));
+                }
+            }
+        }
+    }
+    assert!(
+        client.records <= 3,
+        "{REQUESTS} replies came in {} TLS records: not sent together",
+        client.records
+    );
+    let reports = server.server.stop();
+    assert_eq!(total(&reports, |r| r.doh.handshakes), 1);
+}
+
+/// The same over DNS over TLS: sixteen pipelined queries in one record
+/// get their (padded) replies in one or two records, not sixteen.
+#[test]
+fn dot_replies_to_one_read_leave_together() {
+    const QUERIES: u32 = 16;
+    let upstream = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("dot-gather", NAME);
+    let config = encrypted_config(upstream.local_addr(), &certs, "");
+    let server = start_encrypted(&config);
+    let mut queries = warm_queries(&server.server, QUERIES);
+    let mut client = RecordCountingClient::connect(server.dot, client_config(&certs.ca, b"dot"));
+    // A first exchange, so that a session ticket sent after the handshake
+    // is not counted with the replies.
+    let mut framed = Vec::new();
+    for (i, q) in queries.iter_mut().enumerate() {
+        q[..2].copy_from_slice(&(i as u16 + 1).to_be_bytes());
+        framed.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        framed.extend_from_slice(q);
+    }
+    let first = framed[..2 + queries[0].len()].to_vec();
+    client.send(&first);
+    while client.take_messages().is_empty() {
+        client.receive();
+    }
+    client.records = 0;
+    client.send(&framed);
+    let mut seen = Vec::new();
+    while seen.len() < QUERIES as usize {
+        client.receive();
+        for message in client.take_messages() {
+            let reply = Reply::check(message);
+            let id = reply.id();
+            reply.assert_answers(&queries[usize::from(id) - 1]);
+            common::assert_single_a(&reply, host_v4(u32::from(id)));
+            seen.push(id);
+        }
+    }
+    assert!(
+        client.records <= 3,
+        "{QUERIES} replies came in {} TLS records: not sent together",
+        client.records
+    );
+    server.server.stop();
+}
+
 /// kdig +tls, checking the certificate by its CA and name: the answer,
 /// TLS used, and the reply padded.
 #[test]

@@ -48,7 +48,7 @@ use crate::batch::shutdown_socket;
 use crate::context::{Answered, ClientReplies, CoreContext, SendFailed};
 use crate::stats::{DohErrors, TlsStats};
 use crate::stream::{Extras, add_options, until};
-use crate::tls::{ALPN_H2, TlsStream, TokioIo, accept};
+use crate::tls::{ALPN_H2, Gathered, TlsStream, TokioIo, accept};
 use crate::transport::conn::TcpSettings;
 use crate::transport::{Admission, admit};
 
@@ -570,7 +570,10 @@ impl Served {
             .max_concurrent_streams(u32::try_from(settings.max_pipelined).unwrap_or(u32::MAX))
             .max_header_list_size(16 << 10)
             .max_send_buffer_size(MAX_MESSAGE + 1024);
-        let handshake = builder.handshake::<_, Bytes>(TokioIo(tls));
+        // Held while the requests already read are answered (below).
+        let held = Rc::new(Cell::new(false));
+        let handshake =
+            builder.handshake::<_, Bytes>(TokioIo(Gathered::new(tls, Rc::clone(&held))));
         let mut h2 = match until(Instant::now() + settings.read_timeout, handshake).await {
             Some(Ok(h2)) => h2,
             Some(Err(err)) => {
@@ -592,11 +595,23 @@ impl Served {
                 .saturating_duration_since(Instant::now()),
         ));
         loop {
-            let next = futures_lite::future::or(async { Some(h2.accept().await) }, async {
-                look.as_mut().await;
-                None
-            })
-            .await;
+            // The requests h2 has already read are taken without waiting,
+            // and the replies to those answered at once are held, so that
+            // they leave together (`Gathered`); only when none is left
+            // does the connection flush and wait.
+            held.set(true);
+            let ready = futures_lite::future::poll_once(h2.accept()).await;
+            held.set(false);
+            let next = match ready {
+                Some(request) => Some(request),
+                None => {
+                    futures_lite::future::or(async { Some(h2.accept().await) }, async {
+                        look.as_mut().await;
+                        None
+                    })
+                    .await
+                }
+            };
             if next.is_none() {
                 look = Box::pin(glommio::timer::sleep(
                     self.conn
@@ -634,9 +649,9 @@ impl Served {
                         (request, respond),
                     ));
                     // A cache hit is answered here, before the next
-                    // accept: the replies to every request of one read
-                    // then leave in one TLS write when h2 flushes, and no
-                    // task is made for them. A request that must wait (a
+                    // accept, and no task is made for it: the replies to
+                    // every request of one read are held and leave in one
+                    // TLS write when none is left (see above). A request that must wait (a
                     // body still to come, an upstream) goes on as a task
                     // of its own, which polls it again and so takes over
                     // its wake-ups.
