@@ -24,6 +24,10 @@
 #   TRANSPORTS       (tls https)
 #   CONNECTIONS      persistent connections of the load runs    (100)
 #   PIPELINE         queries outstanding per connection         (16)
+#   RATE             pace the load runs at RATE q/s (open loop, latency from each
+#                    query's scheduled send) instead of max mode; the handshake
+#                    runs are unchanged. At a rate every server keeps up with, the
+#                    CPU per query and the latency compare servers at equal load.
 #   HS_CONNECTIONS   concurrent connect-query-close loops        (16)
 #   SERVER_CPU       the servers' core                           (0)
 #   CLIENT_CPU       the load generator's and the upstream's CPUs (1; a list such as
@@ -48,7 +52,7 @@ START_EPOCH=$(date +%s)
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$ROOT/benches/peers/lib.sh"
 
-usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 case ${1:-} in -h|--help) usage ;; esac
 SECS=${1:-${SECS:-10}}
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS must be a positive integer, not '$SECS'" >&2; usage; }
@@ -57,6 +61,8 @@ read -ra WANT <<<"${SERVERS:-heimdall unbound dnsdist}"
 read -ra TRANSPORTS <<<"${TRANSPORTS:-tls https}"
 CONNECTIONS=${CONNECTIONS:-100}
 PIPELINE=${PIPELINE:-16}
+RATE=${RATE:-}
+[[ -z $RATE || $RATE =~ ^[1-9][0-9]*$ ]] || { echo "RATE must be a positive integer, not '$RATE'" >&2; exit 2; }
 HS_CONNECTIONS=${HS_CONNECTIONS:-16}
 # INSTALL OUT BASE_PORT SERVER_CPU CLIENT_CPU ... (lib.sh); OUT is created.
 settings target/encrypted 5440 30
@@ -234,7 +240,8 @@ for pair in "${PAIRS[@]}"; do
     for run in load full resumed; do
         json=$OUT/$s-$t-$run.json
         case $run in
-            load) args=(--transport "$t" --connections "$CONNECTIONS" --pipeline "$PIPELINE" --warmup 1s) ;;
+            load) args=(--transport "$t" --connections "$CONNECTIONS" --pipeline "$PIPELINE" --warmup 1s
+                        ${RATE:+--rate "$RATE"}) ;;
             full) args=(--transport "$t" --handshakes --no-resumption --connections "$HS_CONNECTIONS" --warmup 0s) ;;
             resumed) args=(--transport "$t" --handshakes --connections "$HS_CONNECTIONS" --warmup 0s) ;;
         esac
@@ -251,13 +258,13 @@ runs_done
 
 # ---------------------------------------------------------------- report
 python3 - "$RESULTS" "$TICKS" "$OUT/report.md" "$RUN_DATE" "$(nproc)" "$LOAD_START" "$LOAD_END" \
-    "$CONNECTIONS" "$PIPELINE" "$HS_CONNECTIONS" "$SECS" "$SERVER_CPU" "$CLIENT_CPU" \
+    "$CONNECTIONS" "$PIPELINE" "$HS_CONNECTIONS" "$SECS" "$SERVER_CPU" "$CLIENT_CPU" "${RATE:-max}" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
     "$(peer_version unbound 2>/dev/null || true)" "$(peer_version dnsdist 2>/dev/null || true)" \
     "${NOTES[@]}" <<'PY'
 import json, sys
 (results, ticks, out, date, nproc, load_start, load_end, conns, pipeline, hs_conns, secs,
- server_cpu, client_cpu, commit, unbound, dnsdist, *notes) = sys.argv[1:]
+ server_cpu, client_cpu, rate, commit, unbound, dnsdist, *notes) = sys.argv[1:]
 ticks = int(ticks)
 rows = {}
 for line in open(results).read().splitlines()[1:]:
@@ -275,7 +282,8 @@ lines = [
     f"Encrypted DNS, one server core (CPU {server_cpu}), cache hits; load generator and "
     f"upstream on CPU {client_cpu}. {date}, {nproc} CPUs, load {load_start} -> {load_end}; "
     f"heimdall {commit}; {unbound or 'Unbound ?'}; {dnsdist or 'dnsdist ?'}.",
-    f"Load: {conns} persistent connections x {pipeline} pipelined queries, {secs} s. "
+    f"Load: {conns} persistent connections x {pipeline} pipelined queries, {secs} s, "
+    + ("as fast as answered (max mode). " if rate == "max" else f"paced at {rate} q/s. ") +
     f"Handshakes: a new connection per query, {hs_conns} at a time, {secs} s each.",
     "",
     "| server | transport | answered q/s | CPU µs/query | p50 µs | p99 µs | loss | "
