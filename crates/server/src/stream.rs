@@ -1,11 +1,13 @@
 //! DNS messages over a byte stream (RFC 7766; RFC 7858 uses the same
 //! framing): the 2-byte length prefix, the edns-tcp-keepalive option
-//! (RFC 7828), and a deadline helper. Shared by the client and upstream
-//! TCP transports, and by TLS when it comes. No I/O of its own.
+//! (RFC 7828), a deadline helper, and [`Gather`], which puts the frames a
+//! writer finds queued into one write. Shared by the client and upstream
+//! TCP and TLS transports. No I/O of its own.
 
 use std::future::Future;
 use std::time::Instant;
 
+use glommio::channels::local_channel::LocalReceiver;
 use heimdall_wire::Message;
 
 /// EDNS option code of edns-tcp-keepalive (RFC 7828).
@@ -195,5 +197,56 @@ mod tests {
         // hickory reads the padded message too.
         let checked = hickory_proto::op::Message::from_vec(&framed[2..]).unwrap();
         assert_eq!(checked.id, 7);
+    }
+}
+
+/// Bytes gathered into one write at most (about one TLS record's worth);
+/// more frames wait for the next write.
+const GATHER_LIMIT: usize = 16 * 1024;
+/// What a writer keeps of its gathering buffer between writes.
+const KEPT_GATHER_CAPACITY: usize = 4096;
+
+/// The frames a stream writer finds queued, in one buffer for one write.
+///
+/// Why: a writer that wrote and flushed each frame alone sent one `send`
+/// (and over TLS one record) per message, even when the reader had just
+/// queued a dozen at once (the replies to one read's pipelined queries,
+/// or the upstream queries of one batch). The buffer grows only on a
+/// connection that has several frames queued at once, to at most
+/// [`GATHER_LIMIT`] and one frame, and is trimmed back after each write.
+#[derive(Default)]
+pub(crate) struct Gather {
+    bytes: Vec<u8>,
+}
+
+impl Gather {
+    /// `first`, then every frame already in `queue` (without waiting), up
+    /// to [`GATHER_LIMIT`] bytes; each frame goes to `done` once copied.
+    /// Returns how many frames were taken.
+    pub(crate) async fn take(
+        &mut self,
+        first: Vec<u8>,
+        queue: &LocalReceiver<Vec<u8>>,
+        mut done: impl FnMut(Vec<u8>),
+    ) -> usize {
+        self.bytes.clear();
+        self.bytes.shrink_to(KEPT_GATHER_CAPACITY);
+        self.bytes.extend_from_slice(&first);
+        done(first);
+        let mut frames = 1;
+        while self.bytes.len() < GATHER_LIMIT {
+            let Some(Some(next)) = futures_lite::future::poll_once(queue.recv()).await else {
+                break;
+            };
+            self.bytes.extend_from_slice(&next);
+            done(next);
+            frames += 1;
+        }
+        frames
+    }
+
+    /// The frames taken, for one write.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }

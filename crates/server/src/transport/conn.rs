@@ -41,7 +41,7 @@ use heimdall_resolver::{ClientId, Transport};
 use crate::batch::shutdown_socket;
 use crate::context::{Answered, ClientReplies, CoreContext, SendFailed};
 use crate::stats::{TcpStats, TlsStats};
-use crate::stream::{Extras, asks_keepalive, frame_into, until};
+use crate::stream::{Extras, Gather, asks_keepalive, frame_into, until};
 
 /// How often a busy connection past its idle time looks again.
 const BUSY_POLL: Duration = Duration::from_millis(100);
@@ -52,11 +52,6 @@ const CLIENT_READ_BUFFER: usize = 2048;
 /// connection holds no more than its read buffer's worth again.
 const SPARE_FRAMES: usize = 4;
 const SPARE_FRAME_CAPACITY: usize = 512;
-/// Replies gathered into one write at most (about one TLS record): more
-/// go in the next write.
-const GATHER_LIMIT: usize = 16 * 1024;
-/// What a connection keeps of its gathering buffer between writes.
-const KEPT_GATHER_CAPACITY: usize = 4096;
 
 /// Which stream transport a table serves: how its connections are named
 /// to the resolver, and whether replies are padded.
@@ -462,41 +457,21 @@ async fn write_replies<S: AsyncWrite + Unpin>(
     write_timeout: Duration,
     fd: RawFd,
 ) {
-    // Replies gathered for one write; grows only on a connection that has
-    // several replies queued at once, and is bounded.
-    let mut gathered: Vec<u8> = Vec::new();
-    let recycle = |frame: Vec<u8>| {
-        if frame.capacity() <= SPARE_FRAME_CAPACITY && spare.borrow().len() < SPARE_FRAMES {
-            spare.borrow_mut().push(frame);
-        }
-    };
+    let mut gathered = Gather::default();
     while let Some(frame) = queue.recv().await {
-        let mut replies = 1u64;
-        let mut single = Some(frame);
-        while gathered.len() < GATHER_LIMIT {
-            let Some(Some(next)) = futures_lite::future::poll_once(queue.recv()).await else {
-                break;
-            };
-            if let Some(first) = single.take() {
-                gathered.extend_from_slice(&first);
-                recycle(first);
-            }
-            gathered.extend_from_slice(&next);
-            recycle(next);
-            replies += 1;
-        }
+        let replies = gathered
+            .take(frame, &queue, |frame| {
+                if frame.capacity() <= SPARE_FRAME_CAPACITY && spare.borrow().len() < SPARE_FRAMES {
+                    spare.borrow_mut().push(frame);
+                }
+            })
+            .await as u64;
         let deadline = Instant::now() + write_timeout;
-        let bytes = single.as_deref().unwrap_or(&gathered);
         let written = until(deadline, async {
-            writer.write_all(bytes).await?;
+            writer.write_all(gathered.bytes()).await?;
             writer.flush().await
         })
         .await;
-        if let Some(frame) = single {
-            recycle(frame);
-        }
-        gathered.clear();
-        gathered.shrink_to(KEPT_GATHER_CAPACITY);
         permits.signal(replies);
         last_active.set(Instant::now());
         if !matches!(written, Some(Ok(()))) {

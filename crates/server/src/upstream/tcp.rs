@@ -29,7 +29,7 @@ use heimdall_resolver::{AttemptId, ReplySource, UpstreamTransport};
 use crate::batch::shutdown_socket;
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
 use crate::stats::{TcpStats, UpstreamTlsStats};
-use crate::stream::{Extras, frame, until};
+use crate::stream::{Extras, Gather, frame, until};
 use crate::upstream::tls::{Backoff, TlsUpstreamSetup};
 
 /// Frames queued to one upstream connection before new ones are refused.
@@ -283,25 +283,32 @@ async fn serve<S>(
         generation,
         read_half,
     ));
+    // The queries already queued go in one write (one send, one TLS
+    // record): a batch of misses to this upstream.
+    let mut gathered = Gather::default();
     loop {
         let next = until(Instant::now() + settings.idle_timeout, queue.recv()).await;
         let Some(Some(frame)) = next else {
             break;
         };
+        gathered
+            .take(frame, &queue, |frame| {
+                if let Some(tap) = ctx.forwarding_tap()
+                    && let Some(query) = frame.get(2..)
+                {
+                    tap.forwarder_query(inner.protocol(), local, to, query);
+                }
+            })
+            .await;
         let deadline = Instant::now() + settings.connect_timeout;
         let written = until(deadline, async {
-            write_half.write_all(&frame).await?;
+            write_half.write_all(gathered.bytes()).await?;
             write_half.flush().await
         })
         .await;
         if !matches!(written, Some(Ok(()))) {
             inner.count(|s| s.upstream_errors += 1);
             break;
-        }
-        if let Some(tap) = ctx.forwarding_tap()
-            && let Some(query) = frame.get(2..)
-        {
-            tap.forwarder_query(inner.protocol(), local, to, query);
         }
     }
     // New queries open a new connection from now on.
