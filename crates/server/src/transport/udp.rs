@@ -165,14 +165,14 @@ pub(crate) async fn serve_udp(
     let mut busy = false;
     // The last datagram came by a sleep at a slow rate: the socket was
     // empty a moment ago, so the next look goes straight to glommio's wait,
-    // whose first step is a plain recvmsg anyway (one failed recvmmsg fewer
-    // per wake-up).
+    // whose ring receive completes at once if one is queued after all (one
+    // failed recvmmsg fewer per wake-up).
     let mut woke = false;
     let mut arrivals = ArrivalRate::default();
     loop {
         // Under load the socket rarely runs dry, so it is drained with
-        // recvmmsg first, and glommio's wait (a non-blocking recvmsg that
-        // fails, an io_uring submission, a sleep) is paid only when that
+        // recvmmsg first, and glommio's wait (a receive submitted to the
+        // ring with the sleep, one kernel entry) is paid only when that
         // found nothing. The wait consumes the datagram it wakes for, so no
         // wake-up can be lost (a peek-based wait did lose them under load).
         // It races the stop signal instead of carrying a read timeout,
@@ -206,21 +206,21 @@ pub(crate) async fn serve_udp(
             arrivals.saw(count, Instant::now());
         }
         busy = count > 0;
-        // A read just found the socket empty (not skipped after a wake-up).
-        let read_dry = !woke;
         woke = false;
         if count == 0 {
-            match wait_first(&ctx, &socket, &mut received, &stopping, read_dry).await {
+            match wait_first(&ctx, &socket, &mut received, &stopping).await {
                 Wait::Stop => break,
                 Wait::Nothing => continue,
-                Wait::One { slept } => {
-                    // Others may be queued behind it (a wait that did not
-                    // sleep found it queued; a fast rate fills the socket
-                    // while the core wakes): take them into this batch and
-                    // its one sendmmsg. At a slow rate the read would only
-                    // fail, so the next look goes straight to the wait.
+                Wait::One { queued } => {
+                    // Others may be queued behind it (it was queued itself:
+                    // a burst; or a fast rate fills the socket while the
+                    // core wakes): take them into this batch and its one
+                    // sendmmsg. At a slow rate the read would only fail, so
+                    // the next look goes straight to the wait (whose
+                    // receive finds a queued datagram at once all the
+                    // same, and then reads the rest here).
                     count = 1;
-                    if !slept || arrivals.expects_company() {
+                    if queued || arrivals.expects_company() {
                         count += received.receive(fd, 1).unwrap_or(0);
                     } else {
                         woke = true;
@@ -303,56 +303,39 @@ enum Wait {
     Stop,
     /// A receive error (logged unless a timeout): look again.
     Nothing,
-    /// One datagram, in slot 0 of the batch; `slept` when the core waited
-    /// for it (it was not already queued).
-    One { slept: bool },
+    /// One datagram, in slot 0 of the batch; `queued` when the core did
+    /// not sleep for it (it was queued already, or came while the core
+    /// was busy: either way more are likely behind it).
+    One { queued: bool },
 }
 
-/// Wait with glommio for one datagram, racing the stop signal. `read_dry`:
-/// a read has just found the socket empty.
+/// Wait with glommio for one datagram, racing the stop signal. The
+/// receive goes to the ring at once, without the non-blocking `recvmsg`
+/// glommio's `recv_from` tries first: the ring's receive is submitted with
+/// the core's sleep in one kernel entry and completes at once if a
+/// datagram is already queued, so that `recvmsg` would be one more system
+/// call per wake-up, a failing one unless the socket had a burst queued.
 async fn wait_first(
     ctx: &CoreContext,
     socket: &UdpSocket,
     received: &mut DatagramBatch,
     stopping: &Semaphore,
-    read_dry: bool,
 ) -> Wait {
-    let (first, slept) = if read_dry {
-        // The receive goes to the ring at once, without the non-blocking
-        // recvmsg glommio's recv_from tries first (it would fail).
-        let receive = socket.recv_from_ring(received.buffer_mut(0));
-        let first = futures_lite::future::or(async { Some(receive.await) }, async {
-            // Closed (never granted) when the core stops.
-            let _ = stopping.acquire(1).await;
-            None
-        })
-        .await;
-        (first, true)
-    } else {
-        // After a wake-up at a slow rate the socket was not read: the
-        // non-blocking recvmsg finds a burst's next datagram queued, and
-        // then the rest is read at once.
-        let receive = socket.recv_from(received.buffer_mut(0));
-        futures_lite::pin!(receive);
-        // The first poll is glommio's non-blocking recvmsg.
-        match futures_lite::future::poll_once(&mut receive).await {
-            Some(result) => (Some(result), false),
-            None => {
-                let first = futures_lite::future::or(async { Some(receive.await) }, async {
-                    // Closed (never granted) when the core stops.
-                    let _ = stopping.acquire(1).await;
-                    None
-                })
-                .await;
-                (first, true)
-            }
-        }
-    };
+    let sleeps = glommio::executor().sleeps();
+    let receive = socket.recv_from_ring(received.buffer_mut(0));
+    let first = futures_lite::future::or(async { Some(receive.await) }, async {
+        // Closed (never granted) when the core stops.
+        let _ = stopping.acquire(1).await;
+        None
+    })
+    .await;
     match first {
         None => Wait::Stop,
         Some(Ok((len, from))) => {
             received.set(0, len, from);
-            Wait::One { slept }
+            Wait::One {
+                queued: glommio::executor().sleeps() == sleeps,
+            }
         }
         Some(Err(err)) => {
             if !is_timeout(&err) {

@@ -2212,6 +2212,13 @@ impl ExecutorProxy {
     }
 
     #[inline(always)]
+    /// heimdall patch: how many times this executor has slept in the
+    /// kernel waiting for an event (a wait that ends with the count
+    /// unchanged found its event without sleeping).
+    pub fn sleeps(&self) -> u64 {
+        self.reactor().sys.sleeps()
+    }
+
     pub(crate) fn reactor(&self) -> Rc<reactor::Reactor> {
         #[cfg(not(feature = "native-tls"))]
         return LOCAL_EX.with(|local_ex| local_ex.get_reactor());

@@ -893,6 +893,9 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// heimdall patch: SQEs were staged and not submitted at the last
+    /// non-sleeping check (see [`SleepableRing::submit_held`]).
+    held: bool,
 }
 
 impl SleepableRing {
@@ -913,6 +916,7 @@ impl SleepableRing {
             task_queue_stats: AHashMap::new(),
             source_map,
             in_kernel: 0,
+            held: false,
         })
     }
 
@@ -1044,67 +1048,114 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
-        if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
-            let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
-            let op = UringDescriptor {
-                fd: link.raw(),
-                flags: SubmissionFlags::empty(),
-                user_data: to_user_data(
-                    self.source_map
-                        .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
-                ),
-                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
-            };
-            fill_sqe(
-                &mut sqe,
-                &op,
-                DmaBuffer::new,
-                &mut self.source_map.borrow_mut(),
-            );
-
-            // We have now prepared the SQE that links the two rings. We now need to submit
-            // it successfully to be able to safely sleep.
-
-            // heimdall patch: submit the link and wait in one kernel entry
-            // (before: a submit, then a wait). The kernel waits only once
-            // the submission succeeded; on failure it returns at once.
-            let submitted = match self.ring.submit_sqes_and_wait(1) {
-                Ok(n) => {
-                    self.in_kernel += n as usize;
-                    n as usize
-                }
-                Err(err) => Reactor::busy_ok(err)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)?,
-            };
-            if submitted != 1 {
-                // We failed to submit the `SQE` that links the rings. Just can't sleep.
-                // Waiting here is unsafe because we could end up waiting much longer than
-                // needed.
-                // We make the SQE a no-op and return
-                unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
-            } else {
-                // The rings were linked, and we slept until an event.
-                Ok(1)
+    /// heimdall patch: submit every staged SQE (the receives posted since
+    /// the last wait, a user timer, cancellations) and, when `link` is
+    /// given, a poll on another ring's fd, and wait for one completion, all
+    /// in one kernel entry. The latency ring sleeps: network receives
+    /// complete on it, so the completion a core usually waits for wakes it
+    /// directly instead of through a poll of this ring from the main ring
+    /// (one hop and one kernel entry per wake-up fewer).
+    fn sleep_staged(&mut self, link: Option<&Source>) -> io::Result<bool> {
+        let mut linked = false;
+        if let Some(link) = link {
+            if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
+                let op = UringDescriptor {
+                    fd: link.raw(),
+                    flags: SubmissionFlags::empty(),
+                    user_data: to_user_data(
+                        self.source_map
+                            .borrow_mut()
+                            .add_source(link, self.submission_queue.clone()),
+                    ),
+                    args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+                };
+                fill_sqe(
+                    &mut sqe,
+                    &op,
+                    DmaBuffer::new,
+                    &mut self.source_map.borrow_mut(),
+                );
+                linked = true;
             }
-        } else {
-            // Can't link rings because we ran out of `CQE`s. Just can't sleep.
-            // Submit what we have, once we're out of here we'll consume them
-            // and at some point will be able to sleep again.
-            self.submit_sqes()
+        }
+        if link.is_some() && !linked {
+            // No room for the link: submit what is staged, do not wait.
+            let _: usize = self
+                .submit_sqes()
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)
+                .or_else(Reactor::intr_ok)?;
+            return Ok(false);
+        }
+        // The kernel waits only if every SQE was submitted; otherwise it
+        // returns at once and the rest go with the next entry (the link
+        // too: it is in the SQ ring either way).
+        match self.ring.submit_sqes_and_wait(1) {
+            Ok(n) => {
+                self.in_kernel += n as usize;
+                self.held = false;
+            }
+            Err(err) => {
+                let _: usize = Reactor::busy_ok(err)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)?;
+            }
+        }
+        Ok(linked)
+    }
+
+    /// heimdall patch: move the queued requests into SQEs without entering
+    /// the kernel (unless the SQ ring is full), so that a sleep submits
+    /// them with its wait.
+    fn stage_submissions(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
+    /// heimdall patch: a non-sleeping look at the latency ring. Its
+    /// requests are staged, and submitted only if some were already staged
+    /// at the previous look: a core about to sleep submits them with its
+    /// wait (one kernel entry instead of two per wake-up), while a busy
+    /// core, which does not sleep, still submits them one run of the task
+    /// queues later at the most.
+    fn submit_held(&mut self) -> io::Result<usize> {
+        self.stage_submissions()?;
+        if self.waiting_kernel_submission() == 0 {
+            self.held = false;
+            return Ok(0);
+        }
+        if self.held {
+            self.held = false;
+            self.submit_sqes()
+        } else {
+            self.held = true;
+            Ok(0)
         }
     }
+
+    /// heimdall patch: [`SleepableRing::submit_held`] as
+    /// [`UringCommon::poll`] does it: cancellations staged, completions
+    /// consumed.
+    fn poll_held(&mut self, woke: &mut usize) -> io::Result<()> {
+        self.consume_cancellation_queue()
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
+        self.submit_held()
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
+        self.consume_completion_queue(woke);
+        Ok(())
+    }
+
+    /// heimdall patch: [`UringCommon::can_sleep`] for a ring whose staged
+    /// SQEs the sleep itself submits.
+    fn can_sleep_staged(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
+    }
+
 }
 
 impl UringCommon for SleepableRing {
@@ -1166,10 +1217,10 @@ impl UringCommon for SleepableRing {
         let source_map = self.source_map.clone();
         process_one_event(
             self.ring.peek_for_cqe(),
-            |source| match source.source_type {
-                SourceType::LinkRings => Some(()),
-                _ => None,
-            },
+            // heimdall patch: a link records its result like any source
+            // (nothing waits on it), so a link kept across sleeps knows
+            // whether it fired.
+            |_| None,
             |mut src, res| {
                 record_stats(self, &mut src, &res);
                 if let SourceType::ForeignNotifier(_, installed) = &mut src.source_type {
@@ -1227,6 +1278,11 @@ pub(crate) struct Reactor {
     pub(crate) preempt_deadline: Cell<Instant>,
 
     link_fd: RawFd,
+    /// heimdall patch: the poll of the main ring's fd the latency ring
+    /// sleeps with, kept armed across sleeps until it fires.
+    main_ring_link: Cell<Option<Source>>,
+    /// heimdall patch: how many times the core has slept in the kernel.
+    sleeps: Cell<u64>,
 
     // This keeps the `eventfd` alive. Drop will close it when we're done
     notifier: Arc<sys::SleepNotifier>,
@@ -1336,7 +1392,8 @@ impl Reactor {
             },
         }
 
-        let link_fd = latency_ring.ring_fd();
+        // heimdall patch: the latency ring sleeps, linked to the main ring.
+        let link_fd = main_ring.ring_fd();
 
         let eventfd_src = Source::new(
             IoRequirements::default(),
@@ -1359,6 +1416,8 @@ impl Reactor {
             preempt_deadline: Cell::new(Instant::now()),
             blocking_thread,
             link_fd,
+            main_ring_link: Cell::new(None),
+            sleeps: Cell::new(0),
             notifier,
             eventfd_src,
             source_map,
@@ -1728,21 +1787,47 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
-    fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+    /// heimdall patch: how many times this reactor has slept in the
+    /// kernel waiting for an event.
+    pub(crate) fn sleeps(&self) -> u64 {
+        self.sleeps.get()
+    }
+
+    /// heimdall patch: sleep on the latency ring (see
+    /// [`SleepableRing::sleep_staged`]), with a poll of the main ring's fd
+    /// so that main-ring completions wake it too. The poll stays armed
+    /// across sleeps until it fires, so a wake-up by a receive costs no
+    /// cancellation and no new poll.
+    fn sleep_linked_to_main_ring(&self, lat_ring: &mut SleepableRing) -> io::Result<()> {
+        self.sleeps.set(self.sleeps.get().wrapping_add(1));
+        let kept = self.main_ring_link.take().filter(|link| !link.completed());
+        let (link, new) = match kept {
+            Some(link) => (link, false),
+            None => (
+                Source::new(
+                    IoRequirements::default(),
+                    self.link_fd,
+                    SourceType::LinkRings,
+                    None,
+                    None,
+                ),
+                true,
+            ),
+        };
+        let linked = lat_ring.sleep_staged(new.then_some(&link))?;
+        // A new link that found no room in the SQ ring was never posted:
+        // not kept, the next sleep tries again.
+        if linked || !new {
+            self.main_ring_link.set(Some(link));
+        }
+        Ok(())
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
-        self.latency_ring.borrow_mut().poll(woke)?;
+        // heimdall patch: the latency ring's requests wait for the sleep.
+        self.latency_ring.borrow_mut().poll_held(woke)?;
         *woke += self.flush_syscall_thread();
         Ok(())
     }
@@ -1846,7 +1931,15 @@ impl Reactor {
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        // heimdall patch: the latency ring's requests (the receives) are
+        // only staged here; a sleep submits them with its wait, anything
+        // else submits them below.
+        flush_rings!(poll_ring, main_ring)?;
+        lat_ring
+            .stage_submissions()
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1855,7 +1948,7 @@ impl Reactor {
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
-            && lat_ring.can_sleep();
+            && lat_ring.can_sleep_staged();
 
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
@@ -1863,7 +1956,11 @@ impl Reactor {
             if let Some(dur) = user_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                lat_ring
+                    .stage_submissions()
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)?;
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1879,7 +1976,7 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
+                    self.sleep_linked_to_main_ring(&mut lat_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
@@ -1890,6 +1987,14 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
+
+        // heimdall patch: what is still staged (no sleep) goes now if it
+        // was staged already at the last look.
+        lat_ring
+            .submit_held()
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
 
         // heimdall patch: preemption is due at a clock deadline that
         // `need_preempt` compares with the time, instead of a latency-ring
