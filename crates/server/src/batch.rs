@@ -21,7 +21,7 @@ use std::os::fd::RawFd;
 use heimdall_udp::Batch;
 
 pub use heimdall_udp::UdpStats;
-pub(crate) use heimdall_udp::{send_to, set_no_fragmentation};
+pub(crate) use heimdall_udp::{recv_from, send_to, set_no_fragmentation};
 
 /// Size of every datagram buffer: the largest UDP message heimdall accepts
 /// or sends. Queries larger than this are truncated by the kernel and then

@@ -13,8 +13,8 @@
 //! - [`sockaddr`] converts socket addresses to and from their C form.
 //! - [`reuseport`] attaches a classic BPF program that picks the socket of
 //!   a `SO_REUSEPORT` group for each datagram.
-//! - [`send_to`] and [`set_no_fragmentation`] are single-datagram and
-//!   socket-option helpers; [`wait_readable`] and [`wait_any_readable`]
+//! - [`send_to`], [`recv_from`] and [`set_no_fragmentation`] are
+//!   single-datagram and socket-option helpers; [`wait_readable`] and [`wait_any_readable`]
 //!   wait for a blocking thread's sockets (`poll`, `ppoll`).
 //!
 //! What this crate must never do: depend on an async runtime (glommio is
@@ -37,5 +37,5 @@ mod socket;
 mod wait;
 
 pub use batch::{Batch, UdpStats};
-pub use socket::{send_to, set_no_fragmentation};
+pub use socket::{recv_from, send_to, set_no_fragmentation};
 pub use wait::{wait_any_readable, wait_readable};

@@ -1,4 +1,5 @@
-//! Single-datagram sends and the UDP socket options batching relies on.
+//! Single-datagram sends and receives, and the UDP socket options
+//! batching relies on.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -14,6 +15,34 @@ pub fn send_to(fd: RawFd, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
     let mut storage = sockaddr::empty();
     sockaddr::to_sockaddr(to, &mut storage);
     send_one(fd, bytes, &mut storage, libc::MSG_DONTWAIT)
+}
+
+/// Receive one datagram without blocking into `buf`: its length and
+/// sender. A datagram longer than `buf` is cut to it (`MSG_TRUNC` is not
+/// asked for; the caller's buffer is as large as anything it accepts).
+/// `WouldBlock` when none is queued.
+pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    let mut storage = sockaddr::empty();
+    let mut name_len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the buffer is valid for writes of `buf.len()` bytes and the
+    // address storage for `name_len` bytes, for the duration of the call;
+    // the kernel writes at most that much into each.
+    let received = unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            std::ptr::addr_of_mut!(storage).cast(),
+            &mut name_len,
+        )
+    };
+    if received < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let from = sockaddr::from_sockaddr(&storage)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP sender"))?;
+    Ok((received as usize, from))
 }
 
 /// Send one datagram to the address in `storage` (none for a connected

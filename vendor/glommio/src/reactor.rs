@@ -437,6 +437,14 @@ impl Reactor {
         source
     }
 
+    /// heimdall patch: [`Reactor::poll_read_ready`] on the latency ring.
+    pub(crate) fn poll_read_ready_latency(&self, fd: RawFd) -> Source {
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        self.sys
+            .poll_ready_latency(&source, common_flags() | read_flags());
+        source
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

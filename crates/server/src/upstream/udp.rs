@@ -51,7 +51,7 @@ use rand::RngExt as _;
 use rand::rngs::StdRng;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::batch::{DATAGRAM_BUF, send_to, set_no_fragmentation};
+use crate::batch::{DATAGRAM_BUF, recv_from, send_to, set_no_fragmentation};
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
 
 /// Random ports tried per socket before the attempt is given up (counted
@@ -65,9 +65,6 @@ const BIND_TRIES: u32 = 16;
 const SOCKET_MAX_AGE: Duration = Duration::from_secs(1);
 /// Idle sockets kept for reuse; more are closed.
 const IDLE_MAX: usize = 256;
-/// Receive buffers kept for reuse, so a new socket's task does not
-/// allocate.
-const SPARE_BUFFERS: usize = 64;
 
 /// How one core opens its upstream UDP sockets.
 #[derive(Debug, Clone)]
@@ -140,7 +137,6 @@ struct State {
     /// Idle sockets, IPv6.
     idle_v6: Vec<Pooled>,
     waiting: VecDeque<Waiting>,
-    spare: Vec<Vec<u8>>,
     max_sockets: usize,
     socket_uses: u32,
     stats: UpstreamSocketSnapshot,
@@ -161,14 +157,9 @@ impl State {
     }
 }
 
-/// Receive buffers handed back by ended receive tasks.
-type Buffers = Rc<RefCell<Vec<Vec<u8>>>>;
-
 /// One core's upstream UDP sockets.
 pub(crate) struct UdpUpstreams {
     state: RefCell<State>,
-    /// Receive buffers handed back by ended tasks.
-    returned: Buffers,
     /// Datagrams that reached an idle socket.
     strays: Rc<Cell<u64>>,
 }
@@ -189,12 +180,10 @@ impl UdpUpstreams {
                 idle_v4: Vec::new(),
                 idle_v6: Vec::new(),
                 waiting: VecDeque::new(),
-                spare: Vec::new(),
                 max_sockets: settings.max_sockets.max(1),
                 socket_uses: settings.socket_uses.max(1),
                 stats: UpstreamSocketSnapshot::default(),
             }),
-            returned: Rc::new(RefCell::new(Vec::new())),
             strays: Rc::new(Cell::new(0)),
         }
     }
@@ -244,11 +233,6 @@ impl UdpUpstreams {
             }
         };
         state.stats.opened += 1;
-        let buf = state
-            .spare
-            .pop()
-            .or_else(|| self.returned.borrow_mut().pop())
-            .unwrap_or_else(|| vec![0u8; DATAGRAM_BUF]);
         let current = Rc::new(Cell::new(None));
         let fd = socket.as_raw_fd();
         let local = ctx
@@ -261,8 +245,7 @@ impl UdpUpstreams {
             Rc::clone(ctx),
             UdpSocket::from(socket),
             (Rc::clone(&current), woken),
-            buf,
-            (Rc::clone(&self.returned), Rc::clone(&self.strays)),
+            Rc::clone(&self.strays),
             local,
         ));
         Ok(Pooled {
@@ -300,18 +283,6 @@ impl UdpUpstreams {
         // resolver retires it, and a retry is its deadline's business.
         state.in_use.insert(attempt, pooled);
         sent.map(drop).map_err(|_| SendFailed)
-    }
-
-    /// Reclaim buffers returned by ended tasks, up to the spare bound.
-    fn reclaim(&self, state: &mut State) {
-        let mut returned = self.returned.borrow_mut();
-        while state.spare.len() < SPARE_BUFFERS {
-            match returned.pop() {
-                Some(buf) => state.spare.push(buf),
-                None => break,
-            }
-        }
-        returned.clear();
     }
 }
 
@@ -358,7 +329,6 @@ impl UpstreamSend for UdpUpstreams {
             state.idle(pooled.v6).push(pooled);
         } else {
             drop(pooled);
-            self.reclaim(&mut state);
         }
         let mut result = Ok(());
         while let Some(next) = state.waiting.front() {
@@ -432,29 +402,28 @@ fn bind_random(
 ///
 /// The receive is armed lazily: once woken for a new attempt, the task
 /// yields, so that under load the core finishes its batch first and the
-/// reply is usually already queued. The receive is then a plain `recvmsg`
-/// (glommio tries one first), and the io_uring submission a waiting
-/// receive costs is paid only when the reply is not there yet. Arming a
-/// receive on every socket at once was most of the cost of a socket per
-/// attempt (docs/ARCHITECTURE.md). A receive still waiting when its
-/// attempt is retired stays armed for the socket's next attempt; what it
-/// gets while the socket is idle is a stray.
+/// reply is usually already queued; a plain `recvfrom` takes it, and the
+/// io_uring submission a wait costs is paid only when the reply is not
+/// there yet. Arming a wait on every socket at once was most of the cost
+/// of a socket per attempt (docs/ARCHITECTURE.md). A wait still pending
+/// when its attempt is retired stays armed for the socket's next attempt;
+/// what arrives while the socket is idle is a stray.
+///
+/// The wait is for readiness (`UdpSocket::readable`, a poll), not a
+/// receive: a socket that waits holds no buffer. Each datagram is read
+/// into a buffer on the stack of the call that handles it, so a core's
+/// open sockets (up to `upstream.max_sockets`, 1,024 by default) cost no
+/// 4 KiB receive buffer each (two, with glommio's own for a ring
+/// receive), which a burst of misses left behind as free space in the
+/// allocator's arenas (docs/TUNING.md, "Resident memory").
 async fn receive_replies(
     ctx: Rc<CoreContext>,
     socket: UdpSocket,
     (current, woken): (Rc<Cell<Option<AttemptId>>>, LocalReceiver<()>),
-    buf: Vec<u8>,
-    (returned, strays): (Buffers, Rc<Cell<u64>>),
+    strays: Rc<Cell<u64>>,
     local: Option<SocketAddr>,
 ) {
-    // Hands the buffer back however the task ends, cancelled included.
-    struct Return(Vec<u8>, Buffers);
-    impl Drop for Return {
-        fn drop(&mut self) {
-            self.1.borrow_mut().push(std::mem::take(&mut self.0));
-        }
-    }
-    let mut guard = Return(buf, returned);
+    let fd = socket.as_raw_fd();
     loop {
         // Idle: wait for an attempt.
         if current.get().is_none() {
@@ -467,30 +436,16 @@ async fn receive_replies(
         // may poll a new task inside its spawner, which holds the resolver.
         futures_lite::future::yield_now().await;
         // Receive while the socket carries an attempt. The attempt is read
-        // when a datagram arrives, not before: a receive left waiting when
-        // its attempt was retired serves the socket's next attempt, so a
+        // when a datagram arrives, not before: a wait left pending when its
+        // attempt was retired serves the socket's next attempt, so a
         // retirement needs no wake-up (one task switch fewer per query).
         while current.get().is_some() {
-            // glommio's recv_from, with its non-blocking try first: the
-            // reply is often here already by the time this task runs (at
-            // saturation and at 20k misses/s `recv_from_ring` cost 2.5 %
-            // of the rate and 6 % more CPU per miss, docs/BENCHMARKS.md).
-            match socket.recv_from(&mut guard.0).await {
-                Ok((len, from)) => {
-                    let Some(attempt) = current.get() else {
-                        strays.set(strays.get() + 1);
-                        continue;
-                    };
-                    if let Some(reply) = ctx.checked(&guard.0, len) {
-                        if let Some(tap) = ctx.forwarding_tap() {
-                            tap.forwarder_response(SocketProtocol::Udp, local, from, reply);
-                        }
-                        let source = ReplySource {
-                            from,
-                            transport: UpstreamTransport::Udp,
-                            attempt: Some(attempt),
-                        };
-                        ctx.upstream_reply(source, reply);
+            match receive_one(&ctx, fd, &current, &strays, local) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Err(err) = socket.readable().await {
+                        log::debug!("core {}: upstream receive error: {err}", ctx.index());
+                        return;
                     }
                 }
                 Err(err) => {
@@ -500,6 +455,45 @@ async fn receive_replies(
             }
         }
     }
+}
+
+/// Read one datagram from the upstream socket `fd`, if one is queued, and
+/// hand it to the resolver with the socket's attempt (or count it as a
+/// stray when the socket has none). `Ok(false)`: nothing was queued.
+fn receive_one(
+    ctx: &Rc<CoreContext>,
+    fd: RawFd,
+    current: &Cell<Option<AttemptId>>,
+    strays: &Cell<u64>,
+    local: Option<SocketAddr>,
+) -> io::Result<bool> {
+    let mut buf = [0u8; DATAGRAM_BUF];
+    let (len, from) = match recv_from(fd, &mut buf) {
+        Ok(received) => received,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+        Err(err) if err.kind() == io::ErrorKind::InvalidData => {
+            // Not an IP sender: cannot be an upstream's reply.
+            strays.set(strays.get() + 1);
+            return Ok(true);
+        }
+        Err(err) => return Err(err),
+    };
+    let Some(attempt) = current.get() else {
+        strays.set(strays.get() + 1);
+        return Ok(true);
+    };
+    if let Some(reply) = ctx.checked(&buf, len) {
+        if let Some(tap) = ctx.forwarding_tap() {
+            tap.forwarder_response(SocketProtocol::Udp, local, from, reply);
+        }
+        let source = ReplySource {
+            from,
+            transport: UpstreamTransport::Udp,
+            attempt: Some(attempt),
+        };
+        ctx.upstream_reply(source, reply);
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

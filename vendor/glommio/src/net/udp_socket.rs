@@ -611,6 +611,22 @@ impl UdpSocket {
         Ok((sz, addr))
     }
 
+    /// heimdall patch: wait until the socket has a datagram to read,
+    /// without receiving it and without a buffer: a poll on the latency
+    /// ring (where receives go, so it wakes a sleeping core directly). The
+    /// caller then reads with its own non-blocking `recvmsg` into a buffer
+    /// it shares among sockets, so a socket that waits holds no buffer.
+    pub async fn readable(&self) -> Result<()> {
+        let source = self
+            .socket
+            .reactor
+            .upgrade()
+            .unwrap()
+            .poll_read_ready_latency(self.socket.socket.as_raw_fd());
+        source.collect_rw().await?;
+        Ok(())
+    }
+
     /// Sends data on the socket to the given address. On success, returns the
     /// number of bytes written. Address type can be any implementor of
     /// [`ToSocketAddrs`] trait. See its documentation for concrete examples.

@@ -1516,6 +1516,18 @@ impl Reactor {
         );
     }
 
+    /// heimdall patch: [`Reactor::poll_ready`] on the latency ring, where
+    /// network receives go (a readiness wait is one).
+    pub(crate) fn poll_ready_latency(&self, source: &Source, flags: PollFlags) {
+        let op = UringOpDescriptor::PollAdd(flags);
+        queue_request_into_ring(
+            &mut *self.latency_ring.borrow_mut(),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
     pub(crate) fn send(&self, source: &Source, flags: MsgFlags) {
         let op = match &*source.source_type() {
             SourceType::SockSend(buf) => {
