@@ -280,8 +280,8 @@ fn offset_u16(offset: usize) -> Result<u16, CacheError> {
 
 /// An entry being built: the normalized message and its TTL fields,
 /// before they are packed into one allocation.
-struct Parts {
-    wire: Vec<u8>,
+struct Parts<'a> {
+    wire: &'a mut [u8],
     /// Offset of the TTL field of every stored record, in message order.
     ttl_offsets: SmallVec<[u16; 8]>,
 }
@@ -323,11 +323,11 @@ pub(crate) fn visit_cuts(message: &Message<'_>, mut visit: impl FnMut(Cut)) {
     }
 }
 
-impl Parts {
+impl<'a> Parts<'a> {
     /// Walk the stored copy once: find every TTL field.
-    fn index(wire: Vec<u8>) -> Result<Self, CacheError> {
+    fn index(wire: &'a mut [u8]) -> Result<Self, CacheError> {
         let mut ttl_offsets = SmallVec::new();
-        let message = Message::parse(&wire)?;
+        let message = Message::parse(wire)?;
         for section in SECTIONS {
             for record in message.records(section) {
                 ttl_offsets.push(offset_u16(record.ttl_offset())?);
@@ -348,7 +348,7 @@ impl Parts {
         let mut lowest = u32::MAX;
         for &offset in &self.ttl_offsets {
             let at = usize::from(offset);
-            let rtype = read_u16(&self.wire, at.wrapping_sub(4)).map(RecordType);
+            let rtype = read_u16(self.wire, at.wrapping_sub(4)).map(RecordType);
             let Some(field) = self.wire.get_mut(at..at + 4) else {
                 continue;
             };
@@ -380,7 +380,7 @@ impl Parts {
     /// per record held for ever.
     fn pack(self, meta: Meta) -> Result<Entry, CacheError> {
         offset_u16(self.wire.len())?;
-        let mut entry = Entry::with_trailer(&self.wire, meta.ede);
+        let mut entry = Entry::with_trailer(self.wire, meta.ede);
         let bits = kind_bits(meta.kind)
             | if meta.dnssec_ok { BIT_DO } else { 0 }
             | if meta.checking_disabled { BIT_CD } else { 0 }
@@ -468,14 +468,29 @@ impl Entry {
         Self::from_response_with(key, response, now, policy, StoreOptions::default())
     }
 
-    /// [`Entry::from_response`], storing AD and the DNSSEC records as
-    /// `options` say.
+    /// [`Entry::from_response_in`] with a scratch buffer of its own (one
+    /// more allocation).
     pub fn from_response_with(
         key: &QueryKey,
         response: &Message<'_>,
         now: Timestamp,
         policy: &CachePolicy,
         options: StoreOptions,
+    ) -> Result<Option<Self>, CacheError> {
+        Self::from_response_in(key, response, now, policy, options, &mut Vec::new())
+    }
+
+    /// [`Entry::from_response`], storing AD and the DNSSEC records as
+    /// `options` say. The normalized copy is built in `scratch` (the
+    /// caller keeps it between calls, so a miss allocates only the entry:
+    /// its one exact-size allocation).
+    pub fn from_response_in(
+        key: &QueryKey,
+        response: &Message<'_>,
+        now: Timestamp,
+        policy: &CachePolicy,
+        options: StoreOptions,
+        scratch: &mut Vec<u8>,
     ) -> Result<Option<Self>, CacheError> {
         let flags = response.flags();
         if !flags.response() || flags.opcode() != Opcode::QUERY {
@@ -503,18 +518,21 @@ impl Entry {
             .saturating_mul(2)
             .saturating_add(256)
             .min(MAX_STORED_LEN);
-        let mut buf = vec![0u8; estimate];
-        let len = match copy_message(&mut buf, key, &key_name, stored_flags, response, options) {
+        scratch.clear();
+        scratch.resize(estimate, 0);
+        let len = match copy_message(scratch, key, &key_name, stored_flags, response, options) {
             Err(err) if err.kind == ErrorKind::NoSpace && estimate < MAX_STORED_LEN => {
                 // Names decompressed inside RDATA made the copy larger than
-                // the guess; only then pay for the largest buffer.
-                buf = vec![0u8; MAX_STORED_LEN];
-                copy_message(&mut buf, key, &key_name, stored_flags, response, options)?
+                // the guess; only then use the largest buffer.
+                scratch.resize(MAX_STORED_LEN, 0);
+                copy_message(scratch, key, &key_name, stored_flags, response, options)?
             }
             other => other?,
         };
-        buf.truncate(len);
-        let mut parts = Parts::index(buf)?;
+        let wire = scratch
+            .get_mut(..len)
+            .ok_or(CacheError::Wire(WireError::new(ErrorKind::NoSpace, len)))?;
+        let mut parts = Parts::index(wire)?;
         let cap = options.max_ttl.unwrap_or(u32::MAX);
         let lifetime = parts.normalize_ttls(scan.kind, policy, scan.negative_ttl, cap);
         parts
@@ -565,7 +583,7 @@ impl Entry {
             builder.finish();
         }
         let parts = Parts {
-            wire,
+            wire: &mut wire,
             ttl_offsets: SmallVec::new(),
         };
         parts.pack(Meta {

@@ -108,6 +108,9 @@ pub struct Resolver {
     transmits: VecDeque<(Slot, u32)>,
     completions: VecDeque<Completion>,
     hints: VecDeque<Hint>,
+    /// Where an upstream's answer is normalized before it becomes an
+    /// entry, kept so a miss allocates only the entry.
+    entry_scratch: Vec<u8>,
     /// What the runtime should log, rate-limited here; at most
     /// [`MAX_QUEUED_WARNINGS`], the rest dropped.
     warnings: VecDeque<Warning>,
@@ -176,6 +179,7 @@ impl Resolver {
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
             hints: VecDeque::new(),
+            entry_scratch: Vec::new(),
             warnings: VecDeque::new(),
             stats: ResolverStats::default(),
             scratch_key,
@@ -950,7 +954,8 @@ impl Resolver {
         let key = inflight.key.clone();
         let store = inflight.store;
         let policy = &self.config.cache_policy;
-        match Entry::from_response_with(&key, message, now, policy, options) {
+        let scratch = &mut self.entry_scratch;
+        match Entry::from_response_in(&key, message, now, policy, options, scratch) {
             Ok(Some(entry)) => {
                 let stored = store && self.cache.insert_view(&key, &entry, now).is_ok();
                 if stored && self.config.hints {
@@ -975,7 +980,9 @@ impl Resolver {
                     use_once: true,
                     ..options
                 };
-                match Entry::from_response_with(&key, message, now, policy, once) {
+                let policy = &self.config.cache_policy;
+                let scratch = &mut self.entry_scratch;
+                match Entry::from_response_in(&key, message, now, policy, once, scratch) {
                     Ok(Some(entry)) => {
                         self.complete(slot, Answer::Entry(entry));
                     }
