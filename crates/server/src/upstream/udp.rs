@@ -441,17 +441,22 @@ async fn receive_replies(
         // retirement needs no wake-up (one task switch fewer per query).
         while current.get().is_some() {
             match receive_one(&ctx, fd, &current, &strays, local) {
-                Ok(true) => {}
-                Ok(false) => {
-                    if let Err(err) = socket.readable().await {
-                        log::debug!("core {}: upstream receive error: {err}", ctx.index());
-                        return;
-                    }
-                }
+                Ok(true) => continue,
+                Ok(false) => {}
                 Err(err) => {
                     log::debug!("core {}: upstream receive error: {err}", ctx.index());
                     return;
                 }
+            }
+            let woke = match socket.readable().await {
+                // What woke it is read even if the attempt was retired in
+                // the meantime: it is then a stray, and counted.
+                Ok(()) => receive_one(&ctx, fd, &current, &strays, local).map(drop),
+                Err(err) => Err(err.into()),
+            };
+            if let Err(err) = woke {
+                log::debug!("core {}: upstream receive error: {err}", ctx.index());
+                return;
             }
         }
     }
