@@ -17,7 +17,7 @@ pub const UDP_RECV_BATCH: usize = 32;
 /// `server.udp_gso`.
 pub const UDP_GSO: bool = true;
 /// `server.udp_coalesce`.
-pub const UDP_COALESCE: Duration = Duration::from_micros(200);
+pub const UDP_COALESCE: Duration = Duration::from_micros(50);
 /// Queries per second at which name steering spreads a name over every
 /// core: 2 % of what one core answers from its cache here.
 pub const STEERING_SPREAD: u32 = 10_000;

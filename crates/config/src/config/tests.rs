@@ -92,7 +92,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(config.server.io_memory, 512 << 10);
     assert_eq!(config.server.udp_recv_batch, 32);
     assert!(config.server.udp_gso);
-    assert_eq!(config.server.udp_coalesce, Duration::from_micros(200));
+    assert_eq!(config.server.udp_coalesce, Duration::from_micros(50));
     assert_eq!(config.cache.shard_size, 64 << 20);
     assert_eq!(config.cache.min_ttl, Duration::ZERO);
     assert_eq!(config.cache.max_ttl, Duration::from_secs(86_400));
