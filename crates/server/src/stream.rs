@@ -198,11 +198,22 @@ mod tests {
         let checked = hickory_proto::op::Message::from_vec(&framed[2..]).unwrap();
         assert_eq!(checked.id, 7);
     }
+
+    #[test]
+    fn gathered_frames_give_back_their_messages() {
+        let gather = Gather {
+            bytes: [&[0, 2, 1, 2][..], &[0, 0], &[0, 1, 9], &[0, 5, 1]].concat(),
+        };
+        let messages: Vec<&[u8]> = gather.messages().collect();
+        // The last frame is cut short: not a message.
+        assert_eq!(messages, [&[1, 2][..], &[], &[9]]);
+    }
 }
 
 /// Bytes gathered into one write at most (about one TLS record's worth);
-/// more frames wait for the next write.
-const GATHER_LIMIT: usize = 16 * 1024;
+/// more frames wait for the next write. Also the bound of
+/// [`crate::tls::Gathered`].
+pub(crate) const GATHER_LIMIT: usize = 16 * 1024;
 /// What a writer keeps of its gathering buffer between writes.
 const KEPT_GATHER_CAPACITY: usize = 4096;
 
@@ -248,5 +259,18 @@ impl Gather {
     /// The frames taken, for one write.
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The messages of the frames taken, without their length prefixes
+    /// (for dnstap, once the write succeeded).
+    pub(crate) fn messages(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.bytes.as_slice();
+        std::iter::from_fn(move || {
+            let (&[high, low], after) = rest.split_first_chunk::<2>()?;
+            let len = usize::from(u16::from_be_bytes([high, low]));
+            let message = after.get(..len)?;
+            rest = after.get(len..)?;
+            Some(message)
+        })
     }
 }

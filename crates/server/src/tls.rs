@@ -31,6 +31,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, Connection, RootCertStore, ServerConfig};
 
+use crate::stream::GATHER_LIMIT;
 use crate::tickets::{CoreTicketer, TicketKeys};
 
 /// Ciphertext read from the socket at a time: a few records of small
@@ -642,10 +643,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     }
 }
 
-/// Plaintext gathered while held, at most (one TLS record's worth): past
-/// it the gathered bytes go to TLS before more are taken.
-const GATHER_LIMIT: usize = 16 * 1024;
-
 /// A stream whose writes can be held and sent together: while the shared
 /// `held` flag is up, what is written is gathered here and a flush does
 /// nothing; once it is down, a flush hands all of it to the stream below
@@ -709,6 +706,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // Past one write's worth (one TLS record) the gathered bytes go
+        // to the stream below before more are taken.
         if !this.out.is_empty() && this.out.len() + buf.len() > GATHER_LIMIT {
             ready!(this.poll_push(cx))?;
         }

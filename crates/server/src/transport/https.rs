@@ -651,8 +651,9 @@ impl Served {
                     // A cache hit is answered here, before the next
                     // accept, and no task is made for it: the replies to
                     // every request of one read are held and leave in one
-                    // TLS write when none is left (see above). A request that must wait (a
-                    // body still to come, an upstream) goes on as a task
+                    // TLS write when none is left (see above). A request
+                    // that must wait (a body still to come, an upstream)
+                    // goes on as a task
                     // of its own, which polls it again and so takes over
                     // its wake-ups.
                     if futures_lite::future::poll_once(answer.as_mut())

@@ -291,15 +291,7 @@ async fn serve<S>(
         let Some(Some(frame)) = next else {
             break;
         };
-        gathered
-            .take(frame, &queue, |frame| {
-                if let Some(tap) = ctx.forwarding_tap()
-                    && let Some(query) = frame.get(2..)
-                {
-                    tap.forwarder_query(inner.protocol(), local, to, query);
-                }
-            })
-            .await;
+        gathered.take(frame, &queue, drop).await;
         let deadline = Instant::now() + settings.connect_timeout;
         let written = until(deadline, async {
             write_half.write_all(gathered.bytes()).await?;
@@ -309,6 +301,12 @@ async fn serve<S>(
         if !matches!(written, Some(Ok(()))) {
             inner.count(|s| s.upstream_errors += 1);
             break;
+        }
+        // Logged once sent, as each query was before they were gathered.
+        if let Some(tap) = ctx.forwarding_tap() {
+            for query in gathered.messages() {
+                tap.forwarder_query(inner.protocol(), local, to, query);
+            }
         }
     }
     // New queries open a new connection from now on.
