@@ -749,6 +749,50 @@ fn a_late_reply_on_the_first_attempts_socket_is_accepted() {
     server.stop();
 }
 
+/// A reply that comes after its attempt was retired (the query timed out
+/// and the client has its SERVFAIL) reaches a socket that is idle but
+/// still waits: it is read, dropped and counted as a stray, and nothing
+/// reaches the client.
+#[test]
+fn a_reply_after_its_attempt_was_retired_is_dropped_and_counted_as_a_stray() {
+    let (queries_tx, queries_rx) = std::sync::mpsc::channel();
+    let upstream = ScriptedUpstream::start(move |_socket, query, from| {
+        let _ = queries_tx.send((query.to_vec(), from));
+    });
+    let server = Setup {
+        timeout: "100ms",
+        attempts: 1,
+        ..Setup::new(&[upstream.addr])
+    }
+    .start();
+    let control = server.control_addr();
+    let client = server.client();
+    let reply = client.exchange(&query(11, "late.stray.test.", RecordType::A, EDNS));
+    assert_eq!(reply.message().rcode(), Rcode::SERVFAIL);
+    let (asked, from) = queries_rx
+        .recv_timeout(Duration::from_secs(2))
+        .expect("the upstream saw the query");
+    // The right ID, case and source (the upstream's own address, bound
+    // again once the scripted upstream has stopped): only its timing is
+    // wrong.
+    let upstream_addr = upstream.addr;
+    drop(upstream);
+    let upstream_again = UdpSocket::bind(upstream_addr).unwrap();
+    send(&upstream_again, &a_answer(&asked, 1, 300), from);
+    assert!(
+        common::wait_until(Duration::from_secs(2), || metric(
+            control,
+            "heimdall_upstream_socket_strays_total"
+        ) >= 1.0),
+        "the late reply was not counted as a stray"
+    );
+    assert!(
+        client.recv_within(Duration::from_millis(200)).is_none(),
+        "the late reply reached the client"
+    );
+    server.stop();
+}
+
 /// The drain limit over TCP: a query waiting on a silent upstream when
 /// the server stops gets its SERVFAIL on its connection.
 #[test]
