@@ -75,6 +75,11 @@ hot-name ROUNDS="3" DURATION="5s":
 idle-cost SECONDS="60" CORES="[0, 1]":
     bash loadtest/scripts/idle-cost.sh {{SECONDS}} "{{CORES}}"
 
+# The system calls per cache hit at a paced rate, counted with perf
+# (e.g. `just wake-syscalls 1000`; see loadtest/scripts/wake-syscalls.sh).
+wake-syscalls RATE="1000" SECONDS="4":
+    bash loadtest/scripts/wake-syscalls.sh {{RATE}} {{SECONDS}}
+
 # Cache-miss A/B of this build against a previous one, same run, builds
 # alternating (e.g. `HEIMDALL_BASELINE_BIN=../old/target/release/heimdall
 # just cold-ab 5 5s`; see loadtest/scripts/cold-ab.sh).
