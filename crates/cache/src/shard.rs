@@ -23,7 +23,8 @@
 //!
 //! The bound covers every byte the shard holds on the heap: each record
 //! (its stride and a share of its page's overhead), the unused capacity of
-//! the pages being filled, and the table (estimated per entry). A page
+//! the pages being filled, and the table (its allocation, which under
+//! churn is about half again its estimate per entry). A page
 //! doubles when full and is freed when it empties (see `store.rs` for
 //! why), so a size class holds at most one page that is not full.
 //!
@@ -54,6 +55,31 @@ use crate::time::Timestamp;
 /// bucket, and hashbrown keeps between 8/7 and 16/7 buckets per entry
 /// (load factor 7/8, power-of-two growth), so about two.
 pub const TABLE_BYTES_PER_ENTRY: usize = 2 * (size_of::<u32>() + 1);
+
+/// A table's first bytes are not counted, like the shard's own struct and
+/// the store's class table: a table of a few entries outlives them (a
+/// table never shrinks on the query path), and an emptied shard then
+/// accounts for nothing.
+const TABLE_UNCOUNTED: usize = 1024;
+
+/// Bytes of the table `len` entries settle in under churn. An eviction
+/// can leave a tombstone where a plain removal would empty the bucket,
+/// and when the table has no room left hashbrown rehashes it in place
+/// only while at most 7/16 of its buckets are in use; past that it
+/// doubles. A full shard, evicting one entry per insert, therefore ends
+/// with the smallest power of two of buckets that its entries fill to at
+/// most 7/16: 2.3 to 4.6 buckets of 5 bytes (a `u32` and a control byte)
+/// per entry. Measured: 182,337 entries of 16 MiB reached 2^19 buckets
+/// (2.6 MB; the 10 bytes per entry of the estimate made 1.8). Below the
+/// size where the estimate is the larger this is not counted, so a small
+/// shard's entries each cost [`Cache::entry_bytes`].
+fn churn_table_bytes(len: usize) -> usize {
+    if len < 1024 {
+        return 0;
+    }
+    let buckets = (len * 16).div_ceil(7).next_power_of_two();
+    buckets * (size_of::<u32>() + 1)
+}
 
 /// The table's hash of a key, from its parts: a lookup hashes the
 /// query's [`QueryKey`] and an eviction or a table resize hashes the
@@ -301,7 +327,22 @@ impl Cache {
     pub const SLOT_BYTES: usize = META_LEN;
 
     fn bytes(&self) -> usize {
-        self.store.bytes() + self.store.len() * TABLE_BYTES_PER_ENTRY
+        self.store.bytes() + self.table_bytes()
+    }
+
+    /// Bytes the table accounts for: the most of its allocation (beyond
+    /// its first [`TABLE_UNCOUNTED`] bytes), [`TABLE_BYTES_PER_ENTRY`] per
+    /// entry, and the size churn will give it ([`churn_table_bytes`]).
+    /// Counting the churn size from the start keeps a full shard from
+    /// growing its store into room its table takes later: the doubling
+    /// then costs no burst of evictions and leaves no freed pages behind.
+    fn table_bytes(&self) -> usize {
+        let len = self.store.len();
+        self.table
+            .allocation_size()
+            .saturating_sub(TABLE_UNCOUNTED)
+            .max(len * TABLE_BYTES_PER_ENTRY)
+            .max(churn_table_bytes(len))
     }
 
     fn hash(&self, key: &QueryKey) -> u64 {
@@ -737,11 +778,15 @@ impl Cache {
     /// costs evictions worth its growth, and a page that empties is freed.
     fn evict_to_fit(&mut self, mut keep: u32) {
         while self.bytes() > self.capacity {
-            // An operator's shrink gives the pages' spare room back before
-            // it evicts; the query path keeps it for the records to come.
-            if keep == NIL && self.store.spare() > 0 {
+            // An operator's shrink gives the pages' spare room and the
+            // table's back before it evicts; the query path keeps them for
+            // the records to come.
+            if keep == NIL {
                 let before = self.bytes();
-                self.store.trim();
+                if self.store.spare() > 0 {
+                    self.store.trim();
+                }
+                self.shrink_table();
                 if self.bytes() < before {
                     continue;
                 }
@@ -763,6 +808,15 @@ impl Cache {
             // back too (the query path keeps it for the next pages).
             self.store.shrink_to_fit();
         }
+    }
+
+    /// Give back the table's buckets beyond what its entries need (an
+    /// operator's shrink only: it rehashes every entry).
+    fn shrink_table(&mut self) {
+        let (store, hasher) = (&self.store, &self.hasher);
+        self.table.shrink_to(self.table.len(), |&handle| {
+            handle_hash(hasher, store, handle)
+        });
     }
 
     /// Remove the entry at `handle` everywhere. The store moves another

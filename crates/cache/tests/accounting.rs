@@ -9,7 +9,10 @@
 //! hash table's real size are all in the measurement. A shard is filled
 //! with answers of several sizes, past its bound and after removals, then
 //! with answers of forty sizes (forty partly filled pages), and at each
-//! step the accounted bytes must be within 10 % of the measured heap.
+//! step the accounted bytes must be at most 3 % under the measured heap
+//! (the table counted by an estimate per entry was 4.5 % short after
+//! removals and 7 % after churn) and at most 10 % over it (the table is
+//! counted at the size churn gives it before churn has grown it).
 //! glibc only: elsewhere the chunk layout differs and the test does
 //! nothing.
 
@@ -120,7 +123,7 @@ fn check(cache: &Cache, since: isize, step: &str, report: &mut String) {
     use std::fmt::Write as _;
     let heap = (live() - since) as f64;
     let accounted = cache.stats().bytes as f64;
-    let off = (accounted - heap).abs() / heap;
+    let off = (accounted - heap) / heap;
     // Into a buffer reserved before the measurement: printing here would
     // grow the test harness's capture buffer, on this thread's heap.
     let _ = writeln!(
@@ -129,8 +132,11 @@ fn check(cache: &Cache, since: isize, step: &str, report: &mut String) {
         cache.len(),
         (accounted - heap) / heap * 100.0
     );
+    // Under by at most 3 %: a shard must not hold more than it says. Over
+    // by at most 10 % (the bound): the shard counts its table at
+    // the size churn will give it, before churn has grown it.
     assert!(
-        off <= 0.10,
+        (-0.03..=0.10).contains(&off),
         "{step}: accounted {accounted} bytes, measured {heap} ({:.1} % off)",
         off * 100.0
     );
@@ -205,6 +211,17 @@ fn accounted_bytes_match_the_heap() {
         n += 1;
     }
     check(&cache, since, "large", &mut report);
+    // Churn of one size, ten times what the shard holds: evictions leave
+    // tombstones in the table until hashbrown doubles it, and the bound
+    // counts the doubled table (an estimate per entry fell 7 % short).
+    cache.clear();
+    for _ in 0..150_000 {
+        let (key, entry) = entry("churn", n, 1, now);
+        cache.insert(&key, entry, now).unwrap();
+        n += 1;
+    }
+    assert!(cache.stats().bytes <= capacity);
+    check(&cache, since, "churn", &mut report);
     cache.clear();
     assert_eq!(cache.stats().bytes, 0);
     drop(cache);
