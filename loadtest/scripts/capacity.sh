@@ -62,7 +62,6 @@ measure() { # label binary steering
 server:
   cores: [0, 1]
   listen: ["127.0.0.1:$((BASE + 1))"]
-  io_memory: 1MiB
 $( [ "$steering" = "-" ] || echo "  steering: $steering" )
 cache:
   shard_size: $SHARD
