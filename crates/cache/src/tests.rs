@@ -2023,3 +2023,27 @@ fn ttl_fields_are_found_by_walking_the_records() {
         }
     }
 }
+
+#[test]
+fn a_shrink_gives_the_tables_room_back_before_it_evicts() {
+    let now = at(T0);
+    let mut cache = Cache::new(8 << 20, CachePolicy::default()).unwrap();
+    for n in 0..50_000 {
+        let (key, entry) = numbered(n, 1, 3_600, now);
+        cache.insert(&key, entry, now).unwrap();
+    }
+    assert_eq!(cache.len(), 50_000);
+    // A table sized for 50,000 entries (2^16 buckets, 320 KiB) alone is
+    // over the new bound: without shrinking it the shard would evict
+    // every entry and still not fit.
+    let bound = 256 << 10;
+    cache.set_capacity(bound);
+    let stats = cache.stats();
+    assert!(stats.bytes <= bound, "{} bytes over {bound}", stats.bytes);
+    assert!(
+        stats.entries > 1_000,
+        "{} entries left in {bound} bytes",
+        stats.entries
+    );
+    cache.check_invariants();
+}
