@@ -119,6 +119,15 @@ cpu_ticks() {
     done
     echo "$total"
 }
+# cpu_ticks split in two: "USER SYSTEM" (utime, stime).
+cpu_ticks_split() {
+    local user=0 system=0 p t
+    for p in $(tree_pids "$1"); do
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}') || t="0 0"
+        user=$((user + ${t% *})); system=$((system + ${t#* }))
+    done
+    echo "$user $system"
+}
 # shellcheck disable=SC2034  # read by the scripts
 TICKS=$(getconf CLK_TCK)
 

@@ -41,6 +41,8 @@
 #                         latency and counts but inside the CPU window (1)
 #   QUIET_IDLE            if > 0, before each run wait (at most QUIET_WAIT=30 s) for a second
 #                         in which every CPU was at least this % idle, as compare.sh does (0)
+#   CPU_SPLIT             1: also print each run's CPU per query as user and kernel time
+#                         (utime and stime; the clock tick's resolution) (0)
 #
 # Everything is on 127.0.0.1 on high ports; the servers forward only to the
 # synthetic upstream there. Each run stops by itself (heimdall-loadtest's
@@ -211,16 +213,35 @@ for round in $(seq "$ROUNDS"); do
                 >/dev/null 2>&1 || true
             if [ "$rate" = max ]; then load=(--window "$LT_WINDOW"); else load=(--rate "$rate"); fi
             before=$(cpu_ticks "$SERVER_PID")
+            split_before=$(cpu_ticks_split "$SERVER_PID")
             taskset -c "$CLIENT_CPU" "$LOADTEST" run --target "127.0.0.1:${PORT[$s]}" --workload hot \
                 --names $NAMES --edns off --seed "$round" --duration "${SECS}s" --warmup "${WARMUP}s" \
                 --cpus "$CLIENT_CPU" --sockets "$LT_SOCKETS" "${load[@]}" --quiet \
                 --json "$json" >/dev/null 2>"$json.err" || true
             after=$(cpu_ticks "$SERVER_PID")
+            split_after=$(cpu_ticks_split "$SERVER_PID")
             stop_pid "$SERVER_PID"; SERVER_PID=
             python3 "$ROOT/benches/peers/load_curve.py" row "$round" "$rate" "$s" $((after - before)) "$TICKS" "$json" \
                 >>"$RESULTS"
             tail -1 "$RESULTS" | awk -F'\t' -v n="$n" -v t="$ntotal" \
                 '{ printf "[%d/%d] round %s %7s q/s %-10s answered %7.0f q/s  %6s us/q CPU  p50 %s  p99 %s  p99.9 %s  loss %s%%  late %s  %s\n", n, t, $1, $2, $3, $5, $7, $8, $9, $10, $11, $12, $13 }' >&2
+            # CPU_SPLIT=1: the CPU per query as user and kernel time.
+            if [ "${CPU_SPLIT:-0}" = 1 ]; then
+                python3 - "$split_before" "$split_after" "$TICKS" "$json" <<'PY' >&2
+import json, sys
+(ub, sb), (ua, sa) = (map(int, sys.argv[i].split()) for i in (1, 2))
+try:
+    report = json.load(open(sys.argv[4]))
+    # Over the warm-up too, as load_curve.py counts them (the CPU window
+    # holds the warm-up).
+    answered = sum(p.get("answered", 0) for p in report.get("series", []))
+    answered = answered or report["counts"]["answered"]
+except (OSError, ValueError, KeyError):
+    answered = 0
+per = 1e6 / int(sys.argv[3]) / max(answered, 1)
+print(f"          user {(ua - ub) * per:6.2f} us/q  kernel {(sa - sb) * per:6.2f} us/q")
+PY
+            fi
         done
     done
 done
