@@ -23,8 +23,8 @@
 //!
 //! The bound covers every byte the shard holds on the heap: each record
 //! (its stride and a share of its page's overhead), the unused capacity of
-//! the pages being filled, and the table (its allocation, which under
-//! churn is about half again its estimate per entry). A page
+//! the pages being filled, and the table (at the size churn gives it,
+//! `churn_table_bytes`, which is up to twice its estimate per entry). A page
 //! doubles when full and is freed when it empties (see `store.rs` for
 //! why), so a size class holds at most one page that is not full.
 //!
