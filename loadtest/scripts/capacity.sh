@@ -29,13 +29,27 @@ LOADTEST=target/release/heimdall-loadtest
 [ -x "$LOADTEST" ] && [ -x "$HEIMDALL" ] || cargo build --release --quiet -p heimdall -p heimdall-loadtest
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Waits for what it stopped, so a run right after this one finds its ports
+# free.
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
 taskset -c 1 "$LOADTEST" upstream --listen "127.0.0.1:$BASE" --names "$NAMES" --ttl 86400 \
     --negative-ttl 3600 --cpus 1 >"$work/upstream.log" 2>&1 &
-pids+=($!)
-sleep 0.5
+upstream=$!
+pids+=("$upstream")
+# Until it listens: run right after another capacity run, the port may
+# still be held, and a run against no upstream measures nothing.
+for _ in $(seq 100); do
+    grep -q listening "$work/upstream.log" 2>/dev/null && break
+    kill -0 "$upstream" 2>/dev/null || { echo "capacity: the upstream did not start:" >&2; cat "$work/upstream.log" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q listening "$work/upstream.log" || { echo "capacity: the upstream is not listening after 10 s" >&2; exit 1; }
 python3 - "$NAMES" "$PROBE" >"$work/probe.txt" <<'PY'
 import random, sys
 names, probe = int(sys.argv[1]), int(sys.argv[2])
