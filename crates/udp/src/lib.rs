@@ -16,6 +16,8 @@
 //! - [`send_to`], [`recv_from`] and [`set_no_fragmentation`] are
 //!   single-datagram and socket-option helpers; [`wait_readable`] and [`wait_any_readable`]
 //!   wait for a blocking thread's sockets (`poll`, `ppoll`).
+//! - [`ReadySet`] watches many sockets through one epoll descriptor, for
+//!   a runtime that waits on that one and then asks which are ready.
 //!
 //! What this crate must never do: depend on an async runtime (glommio is
 //! the server's business; this crate works on raw descriptors), know what
@@ -31,11 +33,13 @@
 mod batch;
 pub mod gso;
 pub mod pktinfo;
+mod ready_set;
 pub mod reuseport;
 pub mod sockaddr;
 mod socket;
 mod wait;
 
 pub use batch::{Batch, UdpStats};
+pub use ready_set::{READY_MAX, ReadySet};
 pub use socket::{recv_from, send_to, set_no_fragmentation};
 pub use wait::{wait_any_readable, wait_readable};

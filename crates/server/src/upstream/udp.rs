@@ -1,7 +1,7 @@
 //! DNS over UDP to upstreams: each attempt leaves from a socket of its
-//! own, bound to a source port heimdall picks uniformly at random, and a
-//! receive task per socket reports each reply with the attempt the socket
-//! carries, so the resolver accepts a reply only on its attempt's socket.
+//! own, bound to a source port heimdall picks uniformly at random, and
+//! each reply is reported with the attempt its socket carries, so the
+//! resolver accepts a reply only on its attempt's socket.
 //!
 //! An off-path forger must guess the query ID *and* the port of the one
 //! socket that may accept the reply (plus the 0x20 case and the cookie,
@@ -14,14 +14,22 @@
 //! attempt ([`heimdall_resolver::Resolver::poll_retired`]) the socket goes
 //! idle, and the next attempt takes an idle socket picked at random; after
 //! `upstream.socket_uses` attempts (default 64), or once older than
-//! [`SOCKET_MAX_AGE`] (1 s), it is closed (its task dropped, which cancels
-//! the pending receive) and a new random port takes its place. A fresh
-//! socket for every attempt, as Unbound does, cost half the all-miss rate
-//! here: `socket`, `bind` and `close` are most of a miss's CPU on loopback
-//! (docs/ARCHITECTURE.md has the profile and the A/B). A datagram that
-//! reaches a socket between two attempts is judged with its next attempt
-//! (it had to guess an ID and case not chosen yet), or dropped and counted
-//! (`strays`) when it comes after the attempt was retired.
+//! [`SOCKET_MAX_AGE`] (1 s), it is closed and a new random port takes its
+//! place. A fresh socket for every attempt, as Unbound does, cost half the
+//! all-miss rate here: `socket`, `bind` and `close` are most of a miss's
+//! CPU on loopback (docs/ARCHITECTURE.md has the profile and the A/B). A
+//! datagram that reaches a socket while it carries no attempt is read,
+//! dropped and counted (`strays`).
+//!
+//! The core's open sockets are watched through one epoll set
+//! ([`heimdall_udp::ReadySet`]) by one receive task: it waits until the
+//! set is readable, asks which sockets are, and reads one datagram from
+//! each. A socket thus costs a slot in a table and nothing on the heap:
+//! with a receive task, a wake-up channel and a poll per socket, the
+//! sockets a flood of misses opened and closed left 1.3-2.1 MB per core of
+//! holes in the allocator's arena, between the cache's pages, that glibc
+//! could not give back (docs/TUNING.md, "Resident memory"); and a burst of
+//! replies is one wake-up, not one per socket.
 //!
 //! The sockets are not `connect()`ed: a reply from another address or
 //! port then reaches the reply check, which rejects and counts it, so a
@@ -33,20 +41,19 @@
 //! free up (counted), and beyond that is dropped (counted) and left to
 //! its deadline.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd as _, AsRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::UdpSocket;
 use hashbrown::HashMap;
 use heimdall_control::UpstreamSocketSnapshot;
 use heimdall_dnstap::SocketProtocol;
 use heimdall_resolver::{AttemptId, ReplySource, UpstreamTransport};
+use heimdall_udp::{READY_MAX, ReadySet};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -110,15 +117,13 @@ struct Waiting {
     query: Vec<u8>,
 }
 
-/// One open socket and its receive task (dropping it closes the socket).
+/// One open socket (dropping it closes the socket, which also takes it
+/// out of the ready set).
 struct Pooled {
-    fd: RawFd,
+    socket: Socket,
     /// The attempt it carries now; `None` while idle, when whatever
     /// arrives is a stray and is dropped (counted).
-    current: Rc<Cell<Option<AttemptId>>>,
-    /// Wakes the receive task when an attempt starts.
-    wake: LocalSender<()>,
-    _task: glommio::Task<()>,
+    attempt: Option<AttemptId>,
     uses: u32,
     v6: bool,
     /// When it was opened: it is closed once older than
@@ -127,41 +132,106 @@ struct Pooled {
     /// Its local address, for dnstap (read only when dnstap logs
     /// forwarding).
     local: Option<SocketAddr>,
+    /// A receive on it failed: it is out of the ready set, and closed
+    /// when its attempt ends.
+    failed: bool,
+}
+
+/// A place in the socket table. Its generation changes whenever its
+/// socket closes, so a listing that names a closed socket's slot (the
+/// socket closed while the listing was being read) is recognised and
+/// skipped.
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    socket: Option<Pooled>,
+}
+
+/// The ready set's token for a slot: its generation and its index.
+fn token(index: u32, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(index)
 }
 
 struct State {
     picker: PortPicker,
-    in_use: HashMap<AttemptId, Pooled>,
-    /// Idle sockets, IPv4.
-    idle_v4: Vec<Pooled>,
-    /// Idle sockets, IPv6.
-    idle_v6: Vec<Pooled>,
+    /// Every open socket, by slot; slots are reused (`free`), so the table
+    /// is as long as the most sockets ever open at once (at most
+    /// `max_sockets`).
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    open: usize,
+    /// The slot of each attempt's socket.
+    in_use: HashMap<AttemptId, u32>,
+    /// Idle sockets, IPv4, by slot.
+    idle_v4: Vec<u32>,
+    /// Idle sockets, IPv6, by slot.
+    idle_v6: Vec<u32>,
     waiting: VecDeque<Waiting>,
     max_sockets: usize,
     socket_uses: u32,
+    /// The open sockets, watched (made with the first socket).
+    ready: Option<Rc<ReadySet>>,
+    /// The task that reads them (started with the first socket, ended by
+    /// [`UdpUpstreams::close_all`]: it holds the core's context).
+    receiver: Option<glommio::Task<()>>,
     stats: UpstreamSocketSnapshot,
 }
 
 impl State {
-    fn open_count(&self) -> usize {
-        self.in_use.len() + self.idle_v4.len() + self.idle_v6.len()
-    }
-
     /// The idle sockets of one family.
-    fn idle(&mut self, v6: bool) -> &mut Vec<Pooled> {
+    fn idle(&mut self, v6: bool) -> &mut Vec<u32> {
         if v6 {
             &mut self.idle_v6
         } else {
             &mut self.idle_v4
         }
     }
+
+    fn socket_mut(&mut self, index: u32) -> Option<&mut Pooled> {
+        self.slots.get_mut(index as usize)?.socket.as_mut()
+    }
+
+    /// The socket a listing's token names, if it is still open.
+    fn listed(&self, token: u64) -> Option<&Pooled> {
+        let slot = self.slots.get((token & u64::from(u32::MAX)) as usize)?;
+        if u64::from(slot.generation) != token >> 32 {
+            return None;
+        }
+        slot.socket.as_ref()
+    }
+
+    /// Put `socket` in a free slot: its index and its ready-set token.
+    fn place(&mut self, socket: Pooled) -> (u32, u64) {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Slot::default());
+            u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+        });
+        self.open += 1;
+        let generation = match self.slots.get_mut(index as usize) {
+            Some(slot) => {
+                slot.socket = Some(socket);
+                slot.generation
+            }
+            None => 0,
+        };
+        (index, token(index, generation))
+    }
+
+    /// Close the socket in slot `index` and free the slot.
+    fn close(&mut self, index: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize)
+            && slot.socket.take().is_some()
+        {
+            slot.generation = slot.generation.wrapping_add(1);
+            self.open -= 1;
+            self.free.push(index);
+        }
+    }
 }
 
 /// One core's upstream UDP sockets.
 pub(crate) struct UdpUpstreams {
-    state: RefCell<State>,
-    /// Datagrams that reached an idle socket.
-    strays: Rc<Cell<u64>>,
+    state: Rc<RefCell<State>>,
 }
 
 impl UdpUpstreams {
@@ -174,17 +244,21 @@ impl UdpUpstreams {
             skip: settings.skip_ports.clone(),
         };
         Self {
-            state: RefCell::new(State {
+            state: Rc::new(RefCell::new(State {
                 picker,
+                slots: Vec::new(),
+                free: Vec::new(),
+                open: 0,
                 in_use: HashMap::new(),
                 idle_v4: Vec::new(),
                 idle_v6: Vec::new(),
                 waiting: VecDeque::new(),
                 max_sockets: settings.max_sockets.max(1),
                 socket_uses: settings.socket_uses.max(1),
+                ready: None,
+                receiver: None,
                 stats: UpstreamSocketSnapshot::default(),
-            }),
-            strays: Rc::new(Cell::new(0)),
+            })),
         }
     }
 
@@ -192,72 +266,91 @@ impl UdpUpstreams {
     pub(crate) fn stats(&self) -> UpstreamSocketSnapshot {
         let state = self.state.borrow();
         let mut stats = state.stats;
-        stats.open = state.open_count() as u64;
-        stats.strays = self.strays.get();
+        stats.open = state.open as u64;
         stats
     }
 
-    /// Close every socket (the core is stopping).
+    /// Close every socket and end the receive task (the core is
+    /// stopping).
     pub(crate) fn close_all(&self) {
-        let mut state = self.state.borrow_mut();
-        state.in_use.clear();
-        state.idle_v4.clear();
-        state.idle_v6.clear();
-        state.waiting.clear();
+        let receiver = {
+            let mut state = self.state.borrow_mut();
+            for index in 0..state.slots.len() {
+                state.close(index as u32);
+            }
+            state.in_use.clear();
+            state.idle_v4.clear();
+            state.idle_v6.clear();
+            state.waiting.clear();
+            state.receiver.take()
+        };
+        // Dropped outside the borrow: dropping a task may run its
+        // destructors, which must not find the state borrowed.
+        drop(receiver);
     }
 
-    /// A socket for `attempt` to `to`: an idle one of the family, picked at
-    /// random (so which open port the next query uses is not predictable
-    /// either), or a new one on a random port.
+    /// The core's ready set and its receive task, made on first use.
+    fn ready_set(&self, state: &mut State, ctx: &Rc<CoreContext>) -> io::Result<Rc<ReadySet>> {
+        if let Some(ready) = &state.ready {
+            return Ok(Rc::clone(ready));
+        }
+        let ready = Rc::new(ReadySet::new()?);
+        state.receiver = Some(glommio::spawn_local(receive_replies(
+            Rc::clone(ctx),
+            Rc::clone(&self.state),
+            Rc::clone(&ready),
+        )));
+        state.ready = Some(Rc::clone(&ready));
+        Ok(ready)
+    }
+
+    /// A socket for an attempt to `to`, by slot: an idle one of the
+    /// family, picked at random (so which open port the next query uses
+    /// is not predictable either), or a new one on a random port.
     fn socket_for(
         &self,
         state: &mut State,
         ctx: &Rc<CoreContext>,
         to: SocketAddr,
-    ) -> Result<Pooled, SendFailed> {
+    ) -> Result<u32, SendFailed> {
         let idle_count = state.idle(to.is_ipv6()).len();
         if idle_count > 0 {
             let index = state.picker.rng.random_range(0..idle_count);
-            // Whatever reached it while idle is judged with its next
-            // attempt, like a forgery arriving just after the query: it
-            // had to guess an ID and case not chosen yet. Not draining
-            // it saves a system call per attempt.
             return Ok(state.idle(to.is_ipv6()).swap_remove(index));
         }
-        let socket = match bind_random(&mut state.picker, to, &mut state.stats) {
-            Ok(socket) => socket,
+        let opened = self.ready_set(state, ctx).and_then(|ready| {
+            let socket = bind_random(&mut state.picker, to, &mut state.stats)?;
+            let local = ctx
+                .forwarding_tap()
+                .and_then(|_| socket.local_addr().ok())
+                .and_then(|addr| addr.as_socket());
+            let fd = socket.as_raw_fd();
+            let (index, token) = state.place(Pooled {
+                socket,
+                attempt: None,
+                uses: 0,
+                v6: to.is_ipv6(),
+                opened: Instant::now(),
+                local,
+                failed: false,
+            });
+            if let Err(err) = ready.add(fd, token) {
+                state.close(index);
+                return Err(err);
+            }
+            Ok(index)
+        });
+        match opened {
+            Ok(index) => {
+                state.stats.opened += 1;
+                Ok(index)
+            }
             Err(err) => {
                 state.stats.bind_failures += 1;
                 log::debug!("core {}: no upstream socket: {err}", ctx.index());
-                return Err(SendFailed);
+                Err(SendFailed)
             }
-        };
-        state.stats.opened += 1;
-        let current = Rc::new(Cell::new(None));
-        let fd = socket.as_raw_fd();
-        let local = ctx
-            .forwarding_tap()
-            .and_then(|_| socket.local_addr().ok())
-            .and_then(|addr| addr.as_socket());
-        // One pending wake is enough: the task re-reads `current`.
-        let (wake, woken) = local_channel::new_bounded(1);
-        let task = glommio::spawn_local(receive_replies(
-            Rc::clone(ctx),
-            UdpSocket::from(socket),
-            (Rc::clone(&current), woken),
-            Rc::clone(&self.strays),
-            local,
-        ));
-        Ok(Pooled {
-            fd,
-            current,
-            wake,
-            _task: task,
-            uses: 0,
-            opened: Instant::now(),
-            v6: to.is_ipv6(),
-            local,
-        })
+        }
     }
 
     /// Send `query` for `attempt` from a socket of its own.
@@ -269,11 +362,13 @@ impl UdpUpstreams {
         to: SocketAddr,
         query: &[u8],
     ) -> Result<(), SendFailed> {
-        let mut pooled = self.socket_for(state, ctx, to)?;
-        pooled.current.set(Some(attempt));
-        let _ = pooled.wake.try_send(());
+        let index = self.socket_for(state, ctx, to)?;
+        let Some(pooled) = state.socket_mut(index) else {
+            return Err(SendFailed);
+        };
+        pooled.attempt = Some(attempt);
         pooled.uses += 1;
-        let sent = send_to(pooled.fd, query, to);
+        let sent = send_to(pooled.socket.as_raw_fd(), query, to);
         if sent.is_ok()
             && let Some(tap) = ctx.forwarding_tap()
         {
@@ -281,7 +376,7 @@ impl UdpUpstreams {
         }
         // Kept even when the send failed: the attempt stays live until the
         // resolver retires it, and a retry is its deadline's business.
-        state.in_use.insert(attempt, pooled);
+        state.in_use.insert(attempt, index);
         sent.map(drop).map_err(|_| SendFailed)
     }
 }
@@ -295,20 +390,23 @@ impl UpstreamSend for UdpUpstreams {
         query: &[u8],
     ) -> Result<(), SendFailed> {
         let mut state = self.state.borrow_mut();
-        if state.idle(to.is_ipv6()).is_empty() && state.open_count() >= state.max_sockets {
+        if state.idle(to.is_ipv6()).is_empty() && state.open >= state.max_sockets {
             // An idle socket of the other family makes room; otherwise wait.
-            if state.idle(!to.is_ipv6()).pop().is_none() {
-                if state.waiting.len() >= state.max_sockets {
-                    state.stats.wait_drops += 1;
-                } else {
-                    state.stats.waits += 1;
-                    state.waiting.push_back(Waiting {
-                        attempt,
-                        to,
-                        query: query.to_vec(),
-                    });
+            match state.idle(!to.is_ipv6()).pop() {
+                Some(index) => state.close(index),
+                None => {
+                    if state.waiting.len() >= state.max_sockets {
+                        state.stats.wait_drops += 1;
+                    } else {
+                        state.stats.waits += 1;
+                        state.waiting.push_back(Waiting {
+                            attempt,
+                            to,
+                            query: query.to_vec(),
+                        });
+                    }
+                    return Ok(());
                 }
-                return Ok(());
             }
         }
         self.send_now(&mut state, ctx, attempt, to, query)
@@ -316,24 +414,28 @@ impl UpstreamSend for UdpUpstreams {
 
     fn retire(&self, ctx: &Rc<CoreContext>, attempt: AttemptId) -> Result<(), SendFailed> {
         let mut state = self.state.borrow_mut();
-        let Some(pooled) = state.in_use.remove(&attempt) else {
+        let Some(index) = state.in_use.remove(&attempt) else {
             // Not sent: a TCP attempt, a dropped one, or one still waiting.
             state.waiting.retain(|waiting| waiting.attempt != attempt);
             return Ok(());
         };
-        // No wake-up: the receive task reads `current` when a datagram
-        // arrives (one that comes while idle is a stray).
-        pooled.current.set(None);
-        let young = pooled.opened.elapsed() < SOCKET_MAX_AGE;
-        if young && pooled.uses < state.socket_uses && state.idle(pooled.v6).len() < IDLE_MAX {
-            state.idle(pooled.v6).push(pooled);
-        } else {
-            drop(pooled);
+        let socket_uses = state.socket_uses;
+        let keep = state.socket_mut(index).map(|pooled| {
+            pooled.attempt = None;
+            let young = pooled.opened.elapsed() < SOCKET_MAX_AGE;
+            (
+                young && pooled.uses < socket_uses && !pooled.failed,
+                pooled.v6,
+            )
+        });
+        match keep {
+            Some((true, v6)) if state.idle(v6).len() < IDLE_MAX => state.idle(v6).push(index),
+            _ => state.close(index),
         }
         let mut result = Ok(());
         while let Some(next) = state.waiting.front() {
             let v6 = next.to.is_ipv6();
-            if state.idle(v6).is_empty() && state.open_count() >= state.max_sockets {
+            if state.idle(v6).is_empty() && state.open >= state.max_sockets {
                 break;
             }
             let Some(next) = state.waiting.pop_front() else {
@@ -396,96 +498,84 @@ fn bind_random(
     Err(last)
 }
 
-/// Receive replies on one socket until its task is dropped (the socket
-/// closed) or the socket fails. Each is reported with the attempt the
-/// socket carries, so the resolver accepts only that attempt's reply here.
+/// Read the core's upstream sockets until the task is dropped (the core
+/// stops) or the ready set fails: wait until the set is readable, then
+/// read one datagram from each socket it lists, reported with the attempt
+/// the socket carries, so the resolver accepts only that attempt's reply
+/// there. A full listing is followed by another before the next wait;
+/// a socket left with a datagram stays listed (level-triggered).
 ///
-/// The receive is armed lazily: once woken for a new attempt, the task
-/// yields, so that under load the core finishes its batch first and the
-/// reply is usually already queued; a plain `recvfrom` takes it, and the
-/// io_uring submission a wait costs is paid only when the reply is not
-/// there yet. Arming a wait on every socket at once was most of the cost
-/// of a socket per attempt (docs/ARCHITECTURE.md). A wait still pending
-/// when its attempt is retired stays armed for the socket's next attempt;
-/// what arrives while the socket is idle is a stray.
-///
-/// The wait is for readiness (`UdpSocket::readable`, a poll), not a
-/// receive: a socket that waits holds no buffer. Each datagram is read
-/// into a buffer on the stack of the call that handles it, so a core's
-/// open sockets (up to `upstream.max_sockets`, 1,024 by default) cost no
-/// 4 KiB receive buffer each (two, with glommio's own for a ring
-/// receive), which a burst of misses left behind as free space in the
-/// allocator's arenas (docs/TUNING.md, "Resident memory").
-async fn receive_replies(
-    ctx: Rc<CoreContext>,
-    socket: UdpSocket,
-    (current, woken): (Rc<Cell<Option<AttemptId>>>, LocalReceiver<()>),
-    strays: Rc<Cell<u64>>,
-    local: Option<SocketAddr>,
-) {
-    let fd = socket.as_raw_fd();
+/// The wait is for readiness, not a receive: no buffer waits. Each
+/// datagram is read into a buffer on the stack of the call that handles
+/// it.
+async fn receive_replies(ctx: Rc<CoreContext>, state: Rc<RefCell<State>>, ready: Rc<ReadySet>) {
+    // Off the spawner's stack first: glommio may poll a new task inside
+    // `spawn_local`, which is called with the state borrowed.
+    futures_lite::future::yield_now().await;
+    let mut tokens = [0u64; READY_MAX];
     loop {
-        // Idle: wait for an attempt.
-        if current.get().is_none() {
-            if woken.recv().await.is_none() {
+        let listed = match ready.ready(&mut tokens) {
+            Ok(listed) => listed,
+            Err(err) => {
+                log::warn!("core {}: upstream ready set: {err}", ctx.index());
                 return;
             }
+        };
+        for &token in tokens.get(..listed).unwrap_or_default() {
+            receive_listed(&ctx, &state, &ready, token);
+        }
+        if listed == READY_MAX {
+            futures_lite::future::yield_now().await;
             continue;
         }
-        // Also keeps this task off `CoreContext::drain`'s stack: glommio
-        // may poll a new task inside its spawner, which holds the resolver.
-        futures_lite::future::yield_now().await;
-        // Receive while the socket carries an attempt. The attempt is read
-        // when a datagram arrives, not before: a wait left pending when its
-        // attempt was retired serves the socket's next attempt, so a
-        // retirement needs no wake-up (one task switch fewer per query).
-        while current.get().is_some() {
-            match receive_one(&ctx, fd, &current, &strays, local) {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(err) => {
-                    log::debug!("core {}: upstream receive error: {err}", ctx.index());
-                    return;
-                }
-            }
-            let woke = match socket.readable().await {
-                // What woke it is read even if the attempt was retired in
-                // the meantime: it is then a stray, and counted.
-                Ok(()) => receive_one(&ctx, fd, &current, &strays, local).map(drop),
-                Err(err) => Err(err.into()),
-            };
-            if let Err(err) = woke {
-                log::debug!("core {}: upstream receive error: {err}", ctx.index());
-                return;
-            }
+        if let Err(err) = glommio::net::wait_readable(ready.as_fd()).await {
+            log::warn!("core {}: upstream ready set: {err}", ctx.index());
+            return;
         }
     }
 }
 
-/// Read one datagram from the upstream socket `fd`, if one is queued, and
-/// hand it to the resolver with the socket's attempt (or count it as a
-/// stray when the socket has none). `Ok(false)`: nothing was queued.
-fn receive_one(
-    ctx: &Rc<CoreContext>,
-    fd: RawFd,
-    current: &Cell<Option<AttemptId>>,
-    strays: &Cell<u64>,
-    local: Option<SocketAddr>,
-) -> io::Result<bool> {
+/// Read one datagram from the socket a listing names, if it is still
+/// open, and hand it to the resolver with the socket's attempt (or count
+/// it as a stray when the socket has none). A socket whose receive fails
+/// leaves the ready set and is closed when its attempt ends.
+fn receive_listed(ctx: &Rc<CoreContext>, state: &RefCell<State>, ready: &ReadySet, token: u64) {
+    let Some((fd, attempt, local)) = state
+        .borrow()
+        .listed(token)
+        .map(|pooled| (pooled.socket.as_raw_fd(), pooled.attempt, pooled.local))
+    else {
+        return;
+    };
     let mut buf = [0u8; DATAGRAM_BUF];
     let (len, from) = match recv_from(fd, &mut buf) {
         Ok(received) => received,
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
         Err(err) if err.kind() == io::ErrorKind::InvalidData => {
             // Not an IP sender: cannot be an upstream's reply.
-            strays.set(strays.get() + 1);
-            return Ok(true);
+            state.borrow_mut().stats.strays += 1;
+            return;
         }
-        Err(err) => return Err(err),
+        Err(err) => {
+            log::debug!("core {}: upstream receive error: {err}", ctx.index());
+            let _ = ready.remove(fd);
+            let mut state = state.borrow_mut();
+            let index = (token & u64::from(u32::MAX)) as u32;
+            if let Some(pooled) = state.socket_mut(index) {
+                pooled.failed = true;
+            }
+            if attempt.is_none() {
+                // Idle: nothing will retire it, so it closes now.
+                state.idle_v4.retain(|&slot| slot != index);
+                state.idle_v6.retain(|&slot| slot != index);
+                state.close(index);
+            }
+            return;
+        }
     };
-    let Some(attempt) = current.get() else {
-        strays.set(strays.get() + 1);
-        return Ok(true);
+    let Some(attempt) = attempt else {
+        state.borrow_mut().stats.strays += 1;
+        return;
     };
     if let Some(reply) = ctx.checked(&buf, len) {
         if let Some(tap) = ctx.forwarding_tap() {
@@ -498,7 +588,6 @@ fn receive_one(
         };
         ctx.upstream_reply(source, reply);
     }
-    Ok(true)
 }
 
 #[cfg(test)]

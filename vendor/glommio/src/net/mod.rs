@@ -117,3 +117,16 @@ pub use self::{
     udp_socket::UdpSocket,
     unix::{AcceptedUnixStream, UnixDatagram, UnixListener, UnixStream},
 };
+
+/// heimdall patch: wait until `fd` is readable, whatever it is (heimdall
+/// waits on an epoll set of its upstream sockets this way): a poll on the
+/// latency ring, like [`UdpSocket::readable`]. Dropping the future cancels
+/// the poll, so the borrow of `fd` covers the whole wait.
+pub async fn wait_readable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let source = crate::executor()
+        .reactor()
+        .poll_read_ready_latency(fd.as_raw_fd());
+    source.collect_rw().await?;
+    Ok(())
+}
