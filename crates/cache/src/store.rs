@@ -5,16 +5,27 @@
 //! flags and refresh mark) followed by the entry's bytes (wire and
 //! trailer, see `entry.rs`) and up to 7 bytes of padding. Records up to
 //! [`MAX_STRIDE`] bytes are rounded up to a multiple of 8 (their class's
-//! stride) and packed back to back in the pages of that class: a page
-//! holds a power of two of them, about 4 KiB, and every page but the last
-//! is full. A larger record gets a page of its own, of its exact size.
+//! stride) and packed back to back in the pages of that class, and every
+//! page but the last is full. A larger record gets a page of its own, of
+//! its exact size.
+//!
+//! Pages come in a few sizes only, each a whole number of 4 KiB malloc
+//! chunks (4 KiB for strides up to 255 bytes, 8, 16 or 32 KiB above, so
+//! that a page holds at least 16 records and at most 1/16 of it is left
+//! over at its end). A page another class freed then fits a new page
+//! exactly. With a page of a power of two of records, as before, page
+//! sizes ranged from 2 to 4 KiB by stride: a churning shard reused one
+//! class's freed page for another's smaller one, and the remainders (about
+//! 1,450 chunks of 1.5 KB per 16 MiB core after a flood, 18 % of the
+//! store) fitted no page and stayed in the arena.
 //!
 //! Removal moves the class's last record into the hole (like
 //! `Vec::swap_remove`), so a class never has gaps and no compaction is
 //! ever needed; the caller is told which handle moved so it can repoint
-//! its table and links. A class's last page doubles when it is full (up
-//! to its size) and never shrinks but to nothing, when its last record
-//! leaves, so a class holds at most one page that is not full, and
+//! its table and links. A class's first page doubles when it is full (up
+//! to its size); every later page is allocated whole. A page never
+//! shrinks but to nothing, when its last record leaves, so a class holds
+//! at most one page that is not full, and
 //! [`Store::bytes`] counts that page's unused part. A full shard thus
 //! stores and evicts without a `realloc` per miss: the first version
 //! grew the last page by one record per insert once the shard was full
@@ -51,8 +62,13 @@ const LARGE: usize = PACKED_CLASSES;
 pub(crate) const CLASSES: usize = LARGE + 1;
 /// The least a record costs.
 pub(crate) const MIN_RECORD_BYTES: usize = MIN_STRIDE;
-/// A page holds the largest power of two of records that fits in this.
-const PAGE_TARGET: usize = 4096;
+/// Page sizes are multiples of this malloc chunk size.
+const PAGE_UNIT: usize = 4096;
+/// A page's size is the smallest that holds at least this many records.
+const MIN_PER_PAGE: usize = 16;
+/// malloc's chunk header: a page of `n` units asks for this much less, so
+/// its chunk is exactly `n` units.
+const CHUNK_HEADER: usize = 8;
 /// Handle of a packed record: its class above this many bits of index.
 const INDEX_BITS: u32 = 24;
 const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
@@ -65,10 +81,10 @@ const LARGE_MAX_INDEX: u32 = !LARGE_BIT - 1;
 /// Records a store can hold at most (more than a 64 GiB shard of the
 /// smallest entries needs).
 pub(crate) const MAX_RECORDS: usize = LARGE_MAX_INDEX as usize;
-/// What a page costs beside its records: its `Vec` header in the class's
-/// page list (24 bytes, and an eighth more of list capacity), malloc's
-/// 8-byte chunk header and up to 8 bytes of rounding.
-const PAGE_OVERHEAD: usize = 40;
+/// What a page costs beside its records and the room left at its end:
+/// its `Vec` header in the class's page list (24 bytes, and an eighth
+/// more of list capacity) and malloc's 8-byte chunk header.
+const PAGE_OVERHEAD: usize = 35;
 /// In [`Meta::flags`]: the record's padding (0 to 7 bytes), kept by the
 /// store; the bits below are the caller's.
 const PAD_SHIFT: u32 = 29;
@@ -140,9 +156,15 @@ fn class_of(blob_len: usize) -> (usize, usize) {
     }
 }
 
-/// log2 of the records a page of class `stride` holds.
-fn page_shift(stride: usize) -> u32 {
-    (PAGE_TARGET / stride).max(1).ilog2()
+/// The records a page of class `stride` holds, and the page's bytes (a
+/// whole number of [`PAGE_UNIT`] chunks, their headers left out).
+fn page_layout(stride: usize) -> (usize, usize) {
+    let mut units = 1;
+    while (units * PAGE_UNIT - CHUNK_HEADER) / stride.max(1) < MIN_PER_PAGE {
+        units *= 2;
+    }
+    let bytes = units * PAGE_UNIT - CHUNK_HEADER;
+    (bytes / stride.max(1), bytes)
 }
 
 /// glibc malloc's chunk for a request of `len` bytes on a 64-bit target:
@@ -158,7 +180,10 @@ pub(crate) const fn allocation_bytes(len: usize) -> usize {
 pub(crate) fn record_bytes(blob_len: usize) -> usize {
     match class_of(blob_len) {
         (LARGE, len) => allocation_bytes(len) + size_of::<Vec<u8>>(),
-        (_, stride) => stride + PAGE_OVERHEAD.div_ceil(1 << page_shift(stride)),
+        (_, stride) => {
+            let (per_page, page_bytes) = page_layout(stride);
+            stride + (PAGE_OVERHEAD + page_bytes - per_page * stride).div_ceil(per_page)
+        }
     }
 }
 
@@ -167,8 +192,10 @@ pub(crate) fn record_bytes(blob_len: usize) -> usize {
 struct Class {
     /// Bytes per record (0 for the large class: one record per page).
     stride: usize,
-    /// log2 of the records per page.
-    shift: u32,
+    /// Records per page.
+    per_page: u32,
+    /// Bytes of a page.
+    page_bytes: usize,
     /// Records held.
     len: u32,
     pages: Vec<Vec<u8>>,
@@ -180,9 +207,11 @@ impl Class {
             return Self::default();
         }
         let stride = MIN_STRIDE + class * GRANULE;
+        let (per_page, page_bytes) = page_layout(stride);
         Self {
             stride,
-            shift: page_shift(stride),
+            per_page: per_page as u32,
+            page_bytes,
             len: 0,
             pages: Vec::new(),
         }
@@ -194,8 +223,9 @@ impl Class {
             let page = self.pages.get(index as usize)?;
             return Some((index as usize, page.len()));
         }
-        let page = (index >> self.shift) as usize;
-        let start = (index as usize & ((1 << self.shift) - 1)) * self.stride;
+        let per_page = self.per_page.max(1);
+        let page = (index / per_page) as usize;
+        let start = (index % per_page) as usize * self.stride;
         Some((page, start))
     }
 
@@ -224,12 +254,22 @@ impl Class {
         page.get_mut(start..start + stride)
     }
 
-    /// Unused capacity of the last page (the only one that may have any).
-    #[cfg(test)]
+    /// Bytes of a full page's records.
+    fn full(&self) -> usize {
+        self.per_page as usize * self.stride
+    }
+
+    /// Unused capacity of the last page (the only one that may have any):
+    /// none once it is full, whose room left at the end its records pay
+    /// for ([`record_bytes`]).
     fn spare(&self) -> usize {
-        self.pages
-            .last()
-            .map_or(0, |page| page.capacity() - page.len())
+        self.pages.last().map_or(0, |page| {
+            if page.len() >= self.full() {
+                0
+            } else {
+                page.capacity() - page.len()
+            }
+        })
     }
 }
 
@@ -418,24 +458,39 @@ impl Store {
     ) -> Option<u32> {
         let packed = self.classes.get_mut(class)?;
         let index = packed.len;
-        let per_page = 1usize << packed.shift;
-        let page_index = (index >> packed.shift) as usize;
+        let per_page = packed.per_page.max(1);
+        let page_index = (index / per_page) as usize;
+        let page_bytes = packed.page_bytes;
+        let spare_before = packed.spare();
         if page_index == packed.pages.len() {
             if packed.pages.len() == packed.pages.capacity() {
                 packed.pages.reserve_exact((packed.pages.len() / 8).max(1));
             }
-            packed.pages.push(Vec::new());
+            // A class's first page grows by doubling: the class may only
+            // ever hold a few records. A later one is a whole page at
+            // once, of the size every page of the class has.
+            let page = if page_index == 0 {
+                Vec::new()
+            } else {
+                Vec::with_capacity(page_bytes)
+            };
+            packed.pages.push(page);
         }
         let page = packed.pages.get_mut(page_index)?;
-        let before = page.capacity();
-        if page.len() == before {
+        if page.len() == page.capacity() {
             // Double, up to the page's size: a page fills with a few
             // allocations, and a full shard stores without a `realloc`
             // per insert (its owner evicts for the spare, which it
-            // counts). Pages never shrink but when they empty.
+            // counts). Pages never shrink but when they empty (or an
+            // operator trims the cache).
             let held = page.len() / stride;
-            let more = held.min(per_page - held - 1);
-            page.reserve_exact((1 + more) * stride);
+            let records = (2 * held + 1).min(per_page as usize);
+            let target = if records == per_page as usize {
+                page_bytes
+            } else {
+                records * stride
+            };
+            page.reserve_exact(target.saturating_sub(page.len()));
         }
         let pad = stride - META_LEN - blob.len();
         let meta = Meta {
@@ -445,14 +500,14 @@ impl Store {
         page.extend_from_slice(&meta.bytes());
         page.extend_from_slice(blob);
         page.resize(page.len() + pad, 0);
-        let spare = page.capacity() - page.len();
-        self.spare = self.spare + (page.capacity() - before) - stride;
-        if spare > 0 {
+        packed.len += 1;
+        let spare_after = packed.spare();
+        self.spare = self.spare + spare_after - spare_before;
+        if spare_after > 0 {
             self.spare_classes |= class_bit(class);
         } else {
             self.spare_classes &= !class_bit(class);
         }
-        packed.len += 1;
         Some(Self::handle(class, index))
     }
 
@@ -476,6 +531,7 @@ impl Store {
             drop(class.pages.swap_remove(index as usize));
         } else {
             let stride = class.stride;
+            let spare_before = class.spare();
             if index != last {
                 let mut moving = [0u8; MAX_STRIDE];
                 let moving = moving.get_mut(..stride)?;
@@ -484,13 +540,15 @@ impl Store {
             }
             let page = class.pages.last_mut()?;
             page.truncate(page.len().saturating_sub(stride));
-            self.spare += stride;
             if page.is_empty() {
-                self.spare -= page.capacity();
                 drop(class.pages.pop());
-                self.spare_classes &= !class_bit(class_index);
-            } else {
+            }
+            let spare_after = class.spare();
+            self.spare = self.spare + spare_after - spare_before;
+            if spare_after > 0 {
                 self.spare_classes |= class_bit(class_index);
+            } else {
+                self.spare_classes &= !class_bit(class_index);
             }
         }
         class.len = last;
@@ -513,14 +571,12 @@ impl Store {
         while self.spare_classes != 0 {
             let class = self.spare_classes.trailing_zeros() as usize;
             self.spare_classes &= !class_bit(class);
-            if let Some(page) = self
-                .classes
-                .get_mut(class)
-                .and_then(|class| class.pages.last_mut())
-            {
-                self.spare -= page.capacity() - page.len();
-                page.shrink_to_fit();
-                self.spare += page.capacity() - page.len();
+            if let Some(class) = self.classes.get_mut(class) {
+                let before = class.spare();
+                if let Some(page) = class.pages.last_mut() {
+                    page.shrink_to_fit();
+                }
+                self.spare = self.spare + class.spare() - before;
             }
         }
     }
@@ -562,13 +618,13 @@ impl Store {
             len += class.len as usize;
             spare += class.spare();
             if class.stride != 0 {
-                let per_page = 1usize << class.shift;
+                let per_page = class.per_page as usize;
                 let pages = (class.len as usize).div_ceil(per_page);
                 assert_eq!(class.pages.len(), pages, "class {index} pages");
                 for (at, page) in class.pages.iter().enumerate() {
                     if at + 1 < pages {
                         assert_eq!(page.len(), per_page * class.stride, "full page");
-                        assert_eq!(page.capacity(), page.len(), "full page capacity");
+                        assert_eq!(page.capacity(), class.page_bytes, "full page capacity");
                     }
                 }
             } else {
@@ -602,9 +658,18 @@ mod tests {
             (PACKED_CLASSES - 1, MAX_STRIDE)
         );
         assert_eq!(class_of(MAX_STRIDE - META_LEN + 1).0, LARGE);
-        assert_eq!(page_shift(64), 6);
-        assert_eq!(page_shift(MAX_STRIDE), 2);
-        assert_eq!(record_bytes(48), 64 + 1);
+        // 4 KiB chunks up to a stride of 255, 32 KiB for the largest.
+        assert_eq!(page_layout(64), (63, 4088));
+        assert_eq!(page_layout(255), (16, 4088));
+        assert_eq!(page_layout(256), (31, 8184));
+        assert_eq!(page_layout(MAX_STRIDE), (31, 32760));
+        for stride in (MIN_STRIDE..=MAX_STRIDE).step_by(GRANULE) {
+            let (per_page, bytes) = page_layout(stride);
+            assert_eq!(allocation_bytes(bytes) % PAGE_UNIT, 0, "stride {stride}");
+            assert!(per_page >= MIN_PER_PAGE && bytes - per_page * stride < bytes / 16);
+        }
+        // The page's overhead (35) and its 56 bytes left over, over 63.
+        assert_eq!(record_bytes(48), 64 + 2);
         assert!(PACKED_CLASSES <= 128 && (PACKED_CLASSES as u32) < (1 << (31 - INDEX_BITS)));
     }
 
