@@ -325,7 +325,10 @@ sections! {
                  package, /etc/ssl/certs). Either way the certificate must carry the upstream's \
                  `name`; an upstream whose certificate fails is counted \
                  (`heimdall_upstream_tls_handshake_failures_total`) and failed over like a \
-                 timeout. Read at start: a change needs a restart.";
+                 timeout. Read at start when an upstream uses `tls` or `https` (a bad file \
+                 stops the start), otherwise at the first such connection after a reload adds \
+                 one (a bad file then fails those connections, logged); a change needs a \
+                 restart.";
         }
         // Read, applied and never written back: see DEPRECATED.
         raw_only {

@@ -75,7 +75,7 @@ use std::path::PathBuf;
 
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use heimdall_cache::Timestamp;
-use heimdall_config::{Config, Steering};
+use heimdall_config::{Config, Steering, UpstreamTransport};
 use heimdall_resolver::Resolver;
 
 pub use crate::batch::UdpStats;
@@ -402,12 +402,18 @@ fn encrypted_setup(config: &Config, cores: usize) -> Result<EncryptedListeners, 
             }
         }
     }
-    // Built even without a `tls` upstream, so that a reload can add one.
-    let (dot, doh) = tls::client_configs(config.upstream.tls_ca_file.as_deref())?;
-    let upstream = Some(upstream::tls::TlsUpstreamSetup {
-        config: dot,
-        h2_config: doh,
+    // There even without a `tls` upstream, so that a reload can add one;
+    // built now only for one (a bad CA file stops the start).
+    let speaks_tls = config.upstream.servers.iter().any(|server| {
+        matches!(
+            server.transport,
+            UpstreamTransport::Tls | UpstreamTransport::Https
+        )
     });
+    let upstream = Some(upstream::tls::TlsUpstreamSetup::new(
+        config.upstream.tls_ca_file.clone(),
+        speaks_tls,
+    )?);
     Ok(EncryptedListeners {
         server,
         tls: tls_listeners,

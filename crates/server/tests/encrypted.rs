@@ -1217,6 +1217,54 @@ fn upstream_over_tls_to_heimdall() {
     assert!(total(&front_reports, |r| r.dot.handshake_failures) >= 2);
 }
 
+/// A server started without a `tls` upstream builds no TLS client setup
+/// (it would parse the system's roots for nothing); a reload that adds
+/// one builds it on the first handshake, with the CA file the server
+/// started with, and the upstream answers over TLS.
+#[test]
+fn a_reload_that_adds_a_tls_upstream_sets_tls_up_then() {
+    let origin = start_upstream(UpstreamConfig::default());
+    let certs = TestCerts::new("added", NAME);
+    let front = start_encrypted(&encrypted_config(origin.local_addr(), &certs, ""));
+    let yaml = |servers: String| {
+        format!(
+            "server:\n  cores: [0]\n  listen: [127.0.0.1:53]\n  io_memory: 256KiB\n\
+             cache:\n  shard_size: 1MiB\n\
+             upstream:\n  servers: [{servers}]\n  timeout: 500ms\n  attempts: 1\n  \
+             tls_ca_file: {ca}\n\
+             log:\n  level: warn\ndnssec:\n  mode: off\n",
+            ca = certs.ca.display(),
+        )
+    };
+    let config_with = |servers: String| {
+        let mut config = Config::from_yaml_str(&yaml(servers), "forwarder.yaml").unwrap();
+        common::listen_on_any_port(&mut config);
+        config
+    };
+    let plain = config_with(format!("\"{}\"", origin.local_addr()));
+    let over_tls = config_with(format!(
+        "{{address: \"{}\", transport: tls, name: {NAME}}}",
+        front.dot
+    ));
+    let options = heimdall_server::StartOptions {
+        reload_source: Some(Arc::new(move || Ok(over_tls.clone()))),
+        ..heimdall_server::StartOptions::default()
+    };
+    let server = common::start_server_with(&plain, options);
+    let client = server.client();
+    let reply = client.exchange(&query(70, "host-70.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(70));
+    let (status, body) = common::http::request(server.control_addr(), "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let reply = client.exchange(&query(99, "host-99.zone.test.", RecordType::A, None));
+    common::assert_single_a(&reply, host_v4(99));
+    let reports = server.stop();
+    assert_eq!(total(&reports, |r| r.upstream_tls.connects), 1);
+    assert_eq!(total(&reports, |r| r.upstream_tls.handshake_failures), 0);
+    let front_reports = front.server.stop();
+    assert_eq!(total(&front_reports, |r| r.dot.handshakes), 1);
+}
+
 /// A pinned `tls` upstream: accepted by its key alone (the CA file names
 /// a CA that did not sign it), refused with another pin.
 #[test]

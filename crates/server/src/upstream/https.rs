@@ -31,7 +31,7 @@ use crate::stats::UpstreamTlsStats;
 use crate::stream::until;
 use crate::tls::{ALPN_H2, TokioIo};
 use crate::upstream::tcp::TcpUpstreamSettings;
-use crate::upstream::tls::{Backoff, TlsUpstreamSetup};
+use crate::upstream::tls::{Alpn, Backoff, TlsUpstreamSetup};
 
 /// Queries queued to one upstream connection before new ones are refused.
 const UPSTREAM_QUEUE: usize = 1024;
@@ -166,7 +166,7 @@ async fn connection(
             .map_err(|err| (false, err.to_string()))?;
         let _ = stream.set_nodelay(true);
         let stream = tls
-            .handshake_with(&tls.h2_config, &ctx, stream, to)
+            .handshake(Alpn::H2, &ctx, stream, to)
             .await
             .map_err(|err| (true, err.to_string()))?;
         if stream.resumed() {

@@ -30,7 +30,7 @@ use crate::batch::shutdown_socket;
 use crate::context::{CoreContext, SendFailed, UpstreamSend};
 use crate::stats::{TcpStats, UpstreamTlsStats};
 use crate::stream::{Extras, Gather, frame, until};
-use crate::upstream::tls::{Backoff, TlsUpstreamSetup};
+use crate::upstream::tls::{Alpn, Backoff, TlsUpstreamSetup};
 
 /// Frames queued to one upstream connection before new ones are refused.
 const UPSTREAM_QUEUE: usize = 1024;
@@ -234,7 +234,7 @@ async fn connection(
         return;
     };
     let deadline = Instant::now() + settings.connect_timeout;
-    match until(deadline, tls.handshake(&ctx, stream, to)).await {
+    match until(deadline, tls.handshake(Alpn::Dot, &ctx, stream, to)).await {
         Some(Ok(stream)) => {
             if stream.resumed() {
                 inner.resumptions.set(inner.resumptions.get() + 1);
