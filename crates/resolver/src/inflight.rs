@@ -14,7 +14,10 @@
 //!
 //! A query lives in a [`Slot`]; slots are reused through a free list, so
 //! the table grows to the largest number of queries outstanding at once
-//! (bounded by `max_inflight`) and then stops allocating. Timers are not
+//! (bounded by `max_inflight`) and then stops allocating. When the last
+//! query of a burst ends, a table grown past [`KEEP_SLOTS`] gives the
+//! rest back: a slot is about 600 bytes (the key's name is inline), and a
+//! flood of misses left 1.2 MB of them per core for good. Timers are not
 //! removed when their query moves on: each names its attempt by a
 //! generation (new for every send) or its query by a serial (new for every
 //! query), and a timer whose name no longer matches is skipped.
@@ -40,6 +43,11 @@ use crate::upstream_cookie::ClientCookie;
 /// a reload: no reply matches it, so its attempt times out and the next
 /// one picks a current upstream.
 pub(crate) const GONE: usize = usize::MAX;
+
+/// Slots an empty table keeps; a burst's beyond these are freed once
+/// the table is empty again (a query or two in flight at a time, the
+/// common case, never frees or grows anything).
+const KEEP_SLOTS: usize = 256;
 
 /// Most upstream IDs live at once (every live attempt of every query):
 /// 90 % of the 16-bit space, so drawing a free one stays quick.
@@ -427,6 +435,7 @@ impl InFlightTable {
     pub(crate) fn remove(&mut self, slot: Slot) -> Option<(InFlight, SmallVec<[Waiter; 1]>)> {
         let mut inflight = self.slots.get_mut(slot.0 as usize).and_then(Option::take)?;
         self.free.push(slot.0);
+        let empty_after = self.by_key.len() <= 1;
         let waiters = core::mem::take(&mut inflight.waiters);
         self.total_waiters = self.total_waiters.saturating_sub(waiters.len());
         let hash = Self::hash(&self.hasher, &inflight.key);
@@ -443,7 +452,27 @@ impl InFlightTable {
                 attempt,
             );
         }
+        if empty_after && self.slots.len() > KEEP_SLOTS {
+            self.shrink_when_empty();
+        }
         Some((inflight, waiters))
+    }
+
+    /// Give back the slots and index room of a burst, if no query is
+    /// outstanding. Timers and queued sends that name a freed slot find
+    /// nothing there, as for a reused one.
+    fn shrink_when_empty(&mut self) {
+        if !self.by_key.is_empty() || self.slots.iter().any(Option::is_some) {
+            return;
+        }
+        self.slots.truncate(KEEP_SLOTS);
+        self.slots.shrink_to_fit();
+        self.free.clear();
+        self.free.extend((0..self.slots.len() as u32).rev());
+        self.free.shrink_to(KEEP_SLOTS);
+        self.by_key.shrink_to(KEEP_SLOTS, |_| 0);
+        self.by_id.shrink_to(KEEP_SLOTS);
+        self.by_generation.shrink_to(KEEP_SLOTS);
     }
 
     /// Drop `attempt` of the query in `slot` from the ID index and, if the
@@ -813,6 +842,48 @@ mod tests {
         assert!(table.current(c, generation).is_none());
         assert_eq!(table.next_deadline(), None);
         assert_eq!(table.pop_timed_out(now.add_secs(1)), None);
+    }
+
+    #[test]
+    fn an_emptied_table_gives_a_bursts_slots_back() {
+        let now = Timestamp::from_secs(1);
+        let mut table = InFlightTable::default();
+        let burst: Vec<Slot> = (0..2_000u32)
+            .map(|n| {
+                let mut name = WireNameBuf::new();
+                for byte in [2, (n >> 8) as u8, n as u8, 0] {
+                    name.push(byte);
+                }
+                let key = QueryKey { name, ..key(b'a') };
+                table.insert(&key, None, Phase::Forwarding, now).unwrap()
+            })
+            .collect();
+        assert_eq!(table.len(), 2_000);
+        // While one is outstanding, nothing moves.
+        for slot in &burst[1..] {
+            table.remove(*slot).unwrap();
+        }
+        assert_eq!(table.slots.len(), 2_000);
+        assert!(table.get(burst[0]).is_some());
+        table.remove(burst[0]).unwrap();
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.slots.len(), KEEP_SLOTS);
+        assert!(table.slots.capacity() < 2 * KEEP_SLOTS);
+        assert!(table.by_key.capacity() < 2 * KEEP_SLOTS);
+        // A freed slot names nothing; the table works on.
+        assert!(table.get(burst[1_999]).is_none());
+        assert!(matches!(
+            table.join(burst[1_999], waiter(), 1),
+            Join::Gone(_)
+        ));
+        let next = table
+            .insert(&key(b'z'), Some(waiter()), Phase::Forwarding, now)
+            .unwrap();
+        assert!((next.0 as usize) < KEEP_SLOTS);
+        assert_eq!(
+            table.get_by_key(&key(b'z')).map(|q| q.serial),
+            table.get(next).map(|q| q.serial)
+        );
     }
 
     #[test]
