@@ -17,7 +17,7 @@
 //! (bounded by `max_inflight`) and then stops allocating. When the last
 //! query of a burst ends, a table grown past [`KEEP_SLOTS`] gives the
 //! rest back: a slot is about 600 bytes (the key's name is inline), and a
-//! flood of misses left 1.2 MB of them per core for good. Timers are not
+//! flood of misses left up to 0.8 MB of them on a core for good. Timers are not
 //! removed when their query moves on: each names its attempt by a
 //! generation (new for every send) or its query by a serial (new for every
 //! query), and a timer whose name no longer matches is skipped.
