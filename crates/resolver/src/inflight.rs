@@ -435,7 +435,6 @@ impl InFlightTable {
     pub(crate) fn remove(&mut self, slot: Slot) -> Option<(InFlight, SmallVec<[Waiter; 1]>)> {
         let mut inflight = self.slots.get_mut(slot.0 as usize).and_then(Option::take)?;
         self.free.push(slot.0);
-        let empty_after = self.by_key.len() <= 1;
         let waiters = core::mem::take(&mut inflight.waiters);
         self.total_waiters = self.total_waiters.saturating_sub(waiters.len());
         let hash = Self::hash(&self.hasher, &inflight.key);
@@ -452,19 +451,18 @@ impl InFlightTable {
                 attempt,
             );
         }
-        if empty_after && self.slots.len() > KEEP_SLOTS {
-            self.shrink_when_empty();
+        if self.by_key.is_empty() && self.slots.len() > KEEP_SLOTS {
+            self.shrink_empty();
         }
         Some((inflight, waiters))
     }
 
-    /// Give back the slots and index room of a burst, if no query is
-    /// outstanding. Timers and queued sends that name a freed slot find
-    /// nothing there, as for a reused one.
-    fn shrink_when_empty(&mut self) {
-        if !self.by_key.is_empty() || self.slots.iter().any(Option::is_some) {
-            return;
-        }
+    /// Give back the slots and index room of a burst; no query is
+    /// outstanding (every occupied slot is in the key index). Timers and
+    /// queued sends that name a freed slot find nothing there, as for a
+    /// reused one.
+    fn shrink_empty(&mut self) {
+        debug_assert!(self.slots.iter().all(Option::is_none));
         self.slots.truncate(KEEP_SLOTS);
         self.slots.shrink_to_fit();
         self.free.clear();

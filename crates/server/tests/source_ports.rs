@@ -793,6 +793,96 @@ fn a_reply_after_its_attempt_was_retired_is_dropped_and_counted_as_a_stray() {
     server.stop();
 }
 
+/// A flood at idle upstream sockets (their ports as the upstream saw
+/// them) is read, dropped and counted as strays, and does not starve the
+/// clients: the core answers its cached names throughout (the receive
+/// task yields after every full listing of ready sockets).
+#[test]
+fn a_flood_at_idle_upstream_sockets_is_counted_and_clients_are_still_answered() {
+    const NAMES: u16 = 16;
+    let (ports_tx, ports_rx) = std::sync::mpsc::channel();
+    let upstream = ScriptedUpstream::start(move |socket, query, from| {
+        let _ = ports_tx.send(from.port());
+        send(socket, &a_answer(query, 1, 300), from);
+    });
+    let server = Setup::new(&[upstream.addr]).start();
+    let control = server.control_addr();
+    let client = server.client();
+    // Misses sent together, so each takes a socket of its own; once
+    // answered, the sockets are idle.
+    let queries: Vec<Vec<u8>> = (0..NAMES)
+        .map(|n| query(n, &format!("host-{n}.idle.test."), RecordType::A, EDNS))
+        .collect();
+    for q in &queries {
+        client.send(q);
+    }
+    let mut answered = HashSet::new();
+    while answered.len() < usize::from(NAMES) {
+        let bytes = client
+            .recv_within(Duration::from_secs(2))
+            .expect("a reply to every miss");
+        let reply = common::Reply::check(bytes);
+        assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+        answered.insert(reply.id());
+    }
+    let ports: HashSet<u16> = ports_rx.try_iter().collect();
+    assert!(ports.len() >= 2, "{} sockets: {ports:?}", ports.len());
+    std::thread::sleep(Duration::from_millis(50));
+    let strays_before = metric(control, "heimdall_upstream_socket_strays_total");
+
+    let flooding = Arc::new(AtomicBool::new(true));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let flood = {
+        let (flooding, sent) = (Arc::clone(&flooding), Arc::clone(&sent));
+        let ports: Vec<u16> = ports.iter().copied().collect();
+        std::thread::spawn(move || {
+            let socket = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+            let garbage = [0x5au8; 64];
+            while flooding.load(Ordering::Relaxed) {
+                for &port in &ports {
+                    if socket.send_to(&garbage, (LOOPBACK, port)).is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    // Cache hits throughout the flood, each within the client's timeout.
+    let started = Instant::now();
+    let mut hits = 0u16;
+    while started.elapsed() < Duration::from_millis(800) {
+        let n = hits % NAMES;
+        let reply = client.exchange(&query(
+            1000 + hits,
+            &format!("host-{n}.idle.test."),
+            RecordType::A,
+            EDNS,
+        ));
+        assert_eq!(reply.message().rcode(), Rcode::NOERROR);
+        hits += 1;
+    }
+    flooding.store(false, Ordering::Relaxed);
+    flood.join().unwrap();
+    let sent = sent.load(Ordering::Relaxed) as f64;
+    println!(
+        "{hits} cache hits answered during a flood of {sent} datagrams at {} idle sockets",
+        ports.len()
+    );
+    assert!(hits >= 50, "{hits} cache hits answered during the flood");
+    // What reached the sockets was read and counted (the kernel drops
+    // what overflows a socket's buffer, so not all of it arrives).
+    assert!(
+        common::wait_until(Duration::from_secs(2), || metric(
+            control,
+            "heimdall_upstream_socket_strays_total"
+        ) - strays_before
+            >= (sent / 10.0).min(5_000.0)),
+        "{} strays counted of {sent} datagrams sent",
+        metric(control, "heimdall_upstream_socket_strays_total") - strays_before
+    );
+    server.stop();
+}
+
 /// The drain limit over TCP: a query waiting on a silent upstream when
 /// the server stops gets its SERVFAIL on its connection.
 #[test]

@@ -103,7 +103,6 @@ impl TlsUpstreamSetup {
         to: SocketAddr,
     ) -> io::Result<TlsStream<TcpStream>> {
         let config = self.config(alpn)?;
-        let config = &config;
         let Some((name, pin)) = ctx.upstream_auth(to) else {
             return Err(io::Error::other(format!(
                 "{to} is not a tls upstream with a name (reloaded away?)"
@@ -118,13 +117,13 @@ impl TlsUpstreamSetup {
                 let verifier = PinVerifier::new(&pin).ok_or_else(|| {
                     io::Error::other(format!("pin {pin:?} is not a base64 SHA-256"))
                 })?;
-                let mut pinned = ClientConfig::clone(config);
+                let mut pinned = ClientConfig::clone(&config);
                 pinned
                     .dangerous()
                     .set_certificate_verifier(Arc::new(verifier));
                 Arc::new(pinned)
             }
-            None => Arc::clone(config),
+            None => config,
         };
         let conn = ClientConnection::new(config, server_name).map_err(io::Error::other)?;
         let mut tls = TlsStream::new(stream, conn);

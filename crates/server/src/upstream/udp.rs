@@ -24,12 +24,10 @@
 //! The core's open sockets are watched through one epoll set
 //! ([`heimdall_udp::ReadySet`]) by one receive task: it waits until the
 //! set is readable, asks which sockets are, and reads one datagram from
-//! each. A socket thus costs a slot in a table and nothing on the heap:
-//! with a receive task, a wake-up channel and a poll per socket, the
-//! sockets a flood of misses opened and closed left 1.3-2.1 MB per core of
-//! holes in the allocator's arena, between the cache's pages, that glibc
-//! could not give back (docs/TUNING.md, "Resident memory"); and a burst of
-//! replies is one wake-up, not one per socket.
+//! each. A socket thus costs a slot in a table and nothing on the heap
+//! (it had a receive task, a wake-up channel and a poll of its own, made
+//! and freed with it: a waiting miss held 2.5 KiB of heap, 1.2 now), and a
+//! burst of replies is one wake-up, not one per socket.
 //!
 //! The sockets are not `connect()`ed: a reply from another address or
 //! port then reaches the reply check, which rejects and counts it, so a
@@ -132,34 +130,15 @@ struct Pooled {
     /// Its local address, for dnstap (read only when dnstap logs
     /// forwarding).
     local: Option<SocketAddr>,
-    /// A receive on it failed: it is out of the ready set, and closed
-    /// when its attempt ends.
-    failed: bool,
-}
-
-/// A place in the socket table. Its generation changes whenever its
-/// socket closes, so a listing that names a closed socket's slot (the
-/// socket closed while the listing was being read) is recognised and
-/// skipped.
-#[derive(Default)]
-struct Slot {
-    generation: u32,
-    socket: Option<Pooled>,
-}
-
-/// The ready set's token for a slot: its generation and its index.
-fn token(index: u32, generation: u32) -> u64 {
-    (u64::from(generation) << 32) | u64::from(index)
 }
 
 struct State {
     picker: PortPicker,
-    /// Every open socket, by slot; slots are reused (`free`), so the table
-    /// is as long as the most sockets ever open at once (at most
-    /// `max_sockets`).
-    slots: Vec<Slot>,
+    /// Every open socket, by slot, the slot being its token in the ready
+    /// set; slots are reused (`free`), so the table is as long as the
+    /// most sockets ever open at once (at most `max_sockets`).
+    slots: Vec<Option<Pooled>>,
     free: Vec<u32>,
-    open: usize,
     /// The slot of each attempt's socket.
     in_use: HashMap<AttemptId, u32>,
     /// Idle sockets, IPv4, by slot.
@@ -187,43 +166,40 @@ impl State {
         }
     }
 
+    /// Sockets open.
+    fn open(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn socket(&self, index: u32) -> Option<&Pooled> {
+        self.slots.get(index as usize)?.as_ref()
+    }
+
     fn socket_mut(&mut self, index: u32) -> Option<&mut Pooled> {
-        self.slots.get_mut(index as usize)?.socket.as_mut()
+        self.slots.get_mut(index as usize)?.as_mut()
     }
 
-    /// The socket a listing's token names, if it is still open.
-    fn listed(&self, token: u64) -> Option<&Pooled> {
-        let slot = self.slots.get((token & u64::from(u32::MAX)) as usize)?;
-        if u64::from(slot.generation) != token >> 32 {
-            return None;
-        }
-        slot.socket.as_ref()
-    }
-
-    /// Put `socket` in a free slot: its index and its ready-set token.
-    fn place(&mut self, socket: Pooled) -> (u32, u64) {
-        let index = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(Slot::default());
-            u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
-        });
-        self.open += 1;
-        let generation = match self.slots.get_mut(index as usize) {
-            Some(slot) => {
-                slot.socket = Some(socket);
-                slot.generation
+    /// Put `socket` in a free slot; its index.
+    fn place(&mut self, socket: Pooled) -> u32 {
+        match self.free.pop() {
+            Some(index) => {
+                if let Some(slot) = self.slots.get_mut(index as usize) {
+                    *slot = Some(socket);
+                }
+                index
             }
-            None => 0,
-        };
-        (index, token(index, generation))
+            None => {
+                self.slots.push(Some(socket));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        }
     }
 
     /// Close the socket in slot `index` and free the slot.
     fn close(&mut self, index: u32) {
         if let Some(slot) = self.slots.get_mut(index as usize)
-            && slot.socket.take().is_some()
+            && slot.take().is_some()
         {
-            slot.generation = slot.generation.wrapping_add(1);
-            self.open -= 1;
             self.free.push(index);
         }
     }
@@ -248,7 +224,6 @@ impl UdpUpstreams {
                 picker,
                 slots: Vec::new(),
                 free: Vec::new(),
-                open: 0,
                 in_use: HashMap::new(),
                 idle_v4: Vec::new(),
                 idle_v6: Vec::new(),
@@ -266,7 +241,7 @@ impl UdpUpstreams {
     pub(crate) fn stats(&self) -> UpstreamSocketSnapshot {
         let state = self.state.borrow();
         let mut stats = state.stats;
-        stats.open = state.open as u64;
+        stats.open = state.open() as u64;
         stats
     }
 
@@ -325,16 +300,15 @@ impl UdpUpstreams {
                 .and_then(|_| socket.local_addr().ok())
                 .and_then(|addr| addr.as_socket());
             let fd = socket.as_raw_fd();
-            let (index, token) = state.place(Pooled {
+            let index = state.place(Pooled {
                 socket,
                 attempt: None,
                 uses: 0,
                 v6: to.is_ipv6(),
                 opened: Instant::now(),
                 local,
-                failed: false,
             });
-            if let Err(err) = ready.add(fd, token) {
+            if let Err(err) = ready.add(fd, u64::from(index)) {
                 state.close(index);
                 return Err(err);
             }
@@ -390,7 +364,7 @@ impl UpstreamSend for UdpUpstreams {
         query: &[u8],
     ) -> Result<(), SendFailed> {
         let mut state = self.state.borrow_mut();
-        if state.idle(to.is_ipv6()).is_empty() && state.open >= state.max_sockets {
+        if state.idle(to.is_ipv6()).is_empty() && state.open() >= state.max_sockets {
             // An idle socket of the other family makes room; otherwise wait.
             match state.idle(!to.is_ipv6()).pop() {
                 Some(index) => state.close(index),
@@ -423,10 +397,7 @@ impl UpstreamSend for UdpUpstreams {
         let keep = state.socket_mut(index).map(|pooled| {
             pooled.attempt = None;
             let young = pooled.opened.elapsed() < SOCKET_MAX_AGE;
-            (
-                young && pooled.uses < socket_uses && !pooled.failed,
-                pooled.v6,
-            )
+            (young && pooled.uses < socket_uses, pooled.v6)
         });
         match keep {
             Some((true, v6)) if state.idle(v6).len() < IDLE_MAX => state.idle(v6).push(index),
@@ -435,7 +406,7 @@ impl UpstreamSend for UdpUpstreams {
         let mut result = Ok(());
         while let Some(next) = state.waiting.front() {
             let v6 = next.to.is_ipv6();
-            if state.idle(v6).is_empty() && state.open >= state.max_sockets {
+            if state.idle(v6).is_empty() && state.open() >= state.max_sockets {
                 break;
             }
             let Some(next) = state.waiting.pop_front() else {
@@ -522,7 +493,7 @@ async fn receive_replies(ctx: Rc<CoreContext>, state: Rc<RefCell<State>>, ready:
             }
         };
         for &token in tokens.get(..listed).unwrap_or_default() {
-            receive_listed(&ctx, &state, &ready, token);
+            receive_listed(&ctx, &state, token as u32);
         }
         if listed == READY_MAX {
             futures_lite::future::yield_now().await;
@@ -535,14 +506,16 @@ async fn receive_replies(ctx: Rc<CoreContext>, state: Rc<RefCell<State>>, ready:
     }
 }
 
-/// Read one datagram from the socket a listing names, if it is still
-/// open, and hand it to the resolver with the socket's attempt (or count
-/// it as a stray when the socket has none). A socket whose receive fails
-/// leaves the ready set and is closed when its attempt ends.
-fn receive_listed(ctx: &Rc<CoreContext>, state: &RefCell<State>, ready: &ReadySet, token: u64) {
+/// Read one datagram from the socket in the slot a listing names, and
+/// hand it to the resolver with the attempt that socket carries (or count
+/// it as a stray when it carries none). The slot is read now, not when
+/// the listing was made: if its socket closed and another took the slot
+/// meanwhile, this reads the other, and its datagram goes with the
+/// other's attempt, which is the truth of where it arrived.
+fn receive_listed(ctx: &Rc<CoreContext>, state: &RefCell<State>, index: u32) {
     let Some((fd, attempt, local)) = state
         .borrow()
-        .listed(token)
+        .socket(index)
         .map(|pooled| (pooled.socket.as_raw_fd(), pooled.attempt, pooled.local))
     else {
         return;
@@ -557,19 +530,9 @@ fn receive_listed(ctx: &Rc<CoreContext>, state: &RefCell<State>, ready: &ReadySe
             return;
         }
         Err(err) => {
+            // A socket error is reported once and cleared (an unconnected
+            // socket gets none from ICMP): the socket stays in use.
             log::debug!("core {}: upstream receive error: {err}", ctx.index());
-            let _ = ready.remove(fd);
-            let mut state = state.borrow_mut();
-            let index = (token & u64::from(u32::MAX)) as u32;
-            if let Some(pooled) = state.socket_mut(index) {
-                pooled.failed = true;
-            }
-            if attempt.is_none() {
-                // Idle: nothing will retire it, so it closes now.
-                state.idle_v4.retain(|&slot| slot != index);
-                state.idle_v6.retain(|&slot| slot != index);
-                state.close(index);
-            }
             return;
         }
     };
