@@ -17,7 +17,7 @@
 //! start; otherwise on the first handshake (a reload added such an
 //! upstream), once for the process. A server that never talks TLS
 //! upstream thus never parses the system's roots: 180 KiB of heap, and
-//! 0.2-0.6 MiB of resident code, on this host (docs/TUNING.md).
+//! some resident code, on this host (docs/BENCHMARKS.md, 2026-12-04).
 
 use std::io;
 use std::net::SocketAddr;
