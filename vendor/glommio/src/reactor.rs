@@ -437,6 +437,22 @@ impl Reactor {
         source
     }
 
+    /// heimdall patch: arm a multishot receive on `fd` sharing `state`.
+    pub(crate) fn recv_multishot(
+        &self,
+        fd: RawFd,
+        state: Rc<crate::sys::multishot::MultishotState>,
+    ) -> Source {
+        let source = self.new_source(fd, SourceType::RecvMulti(state), None);
+        self.sys.recv_multishot(&source);
+        source
+    }
+
+    /// heimdall patch: the latency ring's fd.
+    pub(crate) fn latency_ring_fd(&self) -> RawFd {
+        self.sys.latency_ring_fd()
+    }
+
     /// heimdall patch: [`Reactor::poll_read_ready`] on the latency ring.
     pub(crate) fn poll_read_ready_latency(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);

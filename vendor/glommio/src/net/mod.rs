@@ -107,11 +107,14 @@ fn yolo_sendmsg(
 }
 
 mod datagram;
+// heimdall patch: the multishot receive.
+mod multishot;
 mod stream;
 mod tcp_socket;
 mod udp_socket;
 mod unix;
 pub use self::{
+    multishot::{Datagram, MultishotReceiver},
     stream::{Buffered, Preallocated},
     tcp_socket::{AcceptedTcpStream, TcpListener, TcpStream},
     udp_socket::UdpSocket,

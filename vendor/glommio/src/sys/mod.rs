@@ -173,6 +173,8 @@ pub(crate) fn sendmsg_syscall(
 
 mod dma_buffer;
 mod membarrier;
+// heimdall patch: the multishot receive.
+pub(crate) mod multishot;
 pub(crate) mod source;
 pub(crate) mod sysfs;
 mod uring;

@@ -47,6 +47,8 @@ pub(crate) enum SourceType {
         libc::msghdr,
         nix::sys::socket::SockaddrStorage,
     ),
+    /// heimdall patch: a multishot receive (see `sys::multishot`).
+    RecvMulti(Rc<crate::sys::multishot::MultishotState>),
     Open(CString),
     FdataSync,
     Fallocate,

@@ -77,6 +77,8 @@ enum UringOpDescriptor {
     SockSendMsg(*mut libc::msghdr, i32),
     SockRecv(usize, i32),
     SockRecvMsg(usize, i32),
+    /// heimdall patch: a multishot receive into buffer group `.1`.
+    RecvMulti(*mut libc::msghdr, u16),
     Nop,
 }
 
@@ -429,10 +431,20 @@ fn fill_sqe<F>(
                     };
                 });
             }
+            UringOpDescriptor::RecvMulti(hdr, group) => {
+                sqe.prep_recvmsg(op.fd, hdr, MsgFlags::empty());
+                let raw = sqe.raw_mut();
+                raw.ioprio |= crate::sys::multishot::IORING_RECV_MULTISHOT;
+                raw.buf_index.buf_index.index_or_group = group;
+            }
             UringOpDescriptor::Nop => sqe.prep_nop(),
         }
         sqe.set_user_data(user_data);
         sqe.set_flags(op.flags);
+        // heimdall patch: a multishot receive selects its buffers.
+        if let UringOpDescriptor::RecvMulti(..) = op.args {
+            sqe.raw_mut().flags |= uring_sys::IOSQE_BUFFER_SELECT;
+        }
     }
 }
 
@@ -543,7 +555,7 @@ fn process_one_event<F, R>(
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<(bool, bool)>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -551,12 +563,36 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some((false, true));
+        }
+
+        // heimdall patch: a multishot receive's completion with F_MORE
+        // leaves its request armed (and its source in the map); it is
+        // queued for the receiver, and the ring's count of requests in
+        // the kernel does not change (`None` in the second place).
+        let flags = value.raw_flags();
+        if flags & crate::sys::multishot::IORING_CQE_F_MORE != 0 {
+            let src = source_map.borrow()[from_user_data(value.user_data())].clone();
+            let mut inner = src.borrow_mut();
+            if let SourceType::RecvMulti(state) = &inner.source_type {
+                state
+                    .completions
+                    .borrow_mut()
+                    .push_back((value.raw_result(), flags));
+            }
+            return Some((inner.wakers.wake_waiters(), false));
         }
 
         let src = source_map
             .borrow_mut()
             .consume_source(from_user_data(value.user_data()));
+        if let SourceType::RecvMulti(state) = &src.borrow().source_type {
+            // The last completion: it may still carry a datagram.
+            state
+                .completions
+                .borrow_mut()
+                .push_back((value.raw_result(), flags));
+        }
 
         let result = value.result();
 
@@ -567,7 +603,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some((woke, true));
     }
     None
 }
@@ -853,9 +889,13 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, finished)| {
+            // heimdall patch: a multishot receive's F_MORE completion
+            // leaves its request in the kernel.
+            if finished {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -911,8 +951,24 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // heimdall patch: the latency ring runs its task work when the
+        // core next enters the kernel (IORING_SETUP_COOP_TASKRUN, Linux
+        // 5.19+) instead of interrupting it: a multishot receive armed
+        // while the core is busy would otherwise cost an inter-processor
+        // interrupt per burst of arrivals. A sleeping core is still woken.
+        let ring = if name == "latency" {
+            const COOP_TASKRUN: u32 = 1 << 8;
+            iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::from_bits_retain(COOP_TASKRUN),
+                iou::SetupFeatures::empty(),
+            )
+            .or_else(|_| iou::IoUring::new(size as _))?
+        } else {
+            iou::IoUring::new(size as _)?
+        };
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1235,9 +1291,13 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, finished)| {
+            // heimdall patch: a multishot receive's F_MORE completion
+            // leaves its request in the kernel.
+            if finished {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1518,6 +1578,27 @@ impl Reactor {
             op,
             &mut self.source_map.borrow_mut(),
         );
+    }
+
+    /// heimdall patch: arm a multishot receive (its source's type is
+    /// `RecvMulti`) on the latency ring.
+    pub(crate) fn recv_multishot(&self, source: &Source) {
+        let op = match &*source.source_type() {
+            SourceType::RecvMulti(state) => UringOpDescriptor::RecvMulti(state.hdr.get(), state.group()),
+            _ => unreachable!(),
+        };
+        queue_request_into_ring(
+            &mut *self.latency_ring.borrow_mut(),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// heimdall patch: the latency ring's fd, which a multishot receive's
+    /// buffer ring is registered with.
+    pub(crate) fn latency_ring_fd(&self) -> RawFd {
+        self.latency_ring.borrow().ring_fd()
     }
 
     /// heimdall patch: [`Reactor::poll_ready`] on the latency ring, where
@@ -2077,6 +2158,7 @@ impl Reactor {
             },
             SourceType::SockRecv(_)
             | SourceType::SockRecvMsg(_, _, _, _)
+            | SourceType::RecvMulti(_)
             | SourceType::Accept(_)
             | SourceType::Connect(_) => self.latency_ring.borrow_mut(),
             SourceType::Invalid => {
