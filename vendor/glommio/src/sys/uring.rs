@@ -569,7 +569,7 @@ where
         // heimdall patch: a multishot receive's completion with F_MORE
         // leaves its request armed (and its source in the map); it is
         // queued for the receiver, and the ring's count of requests in
-        // the kernel does not change (`None` in the second place).
+        // the kernel does not change (`false` in the second place).
         let flags = value.raw_flags();
         if flags & crate::sys::multishot::IORING_CQE_F_MORE != 0 {
             let src = source_map.borrow()[from_user_data(value.user_data())].clone();
