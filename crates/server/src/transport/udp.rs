@@ -1,5 +1,7 @@
 //! DNS over UDP to clients: the receive loop of each listening socket
-//! (wait with glommio, drain with recvmmsg, answer the batch with
+//! (wait through a multishot receive that stays armed, or one glommio
+//! receive at a time where the kernel has none; drain with recvmmsg
+//! under load; answer the batch with
 //! sendmmsg and GSO, pause briefly under load to coalesce when the arrival
 //! rate makes it pay), and [`UdpReplies`], the way back for replies that
 //! waited on an upstream, sent together once per turn.
