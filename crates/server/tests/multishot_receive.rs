@@ -14,7 +14,23 @@ use std::time::Duration;
 use glommio::net::{MultishotReceiver, UdpSocket};
 use glommio::{LocalExecutorBuilder, timer};
 
-const BUFFER: usize = 16 + 28 + 512;
+/// The longest datagram a buffer holds whole.
+const MAX_DATAGRAM: usize = 512;
+
+/// Run `body` on a fresh executor with little io_memory, and return what
+/// it returns.
+fn on_executor<T, F>(body: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + 'static,
+{
+    LocalExecutorBuilder::default()
+        .io_memory(256 << 10)
+        .spawn(body)
+        .expect("executor")
+        .join()
+        .expect("executor thread")
+}
 
 /// Take every queued datagram as (payload, sender, truncated).
 fn take_all(receiver: &mut MultishotReceiver) -> Vec<(Vec<u8>, Option<SocketAddr>, bool)> {
@@ -60,24 +76,19 @@ fn datagrams_arrive_whole_with_their_sender_over_ipv4_and_ipv6() {
             continue;
         };
         drop(probe);
-        let got = LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .spawn(move || async move {
-                let socket = UdpSocket::bind(bind).unwrap();
-                let to = socket.local_addr().unwrap();
-                let mut receiver = socket.recv_multishot(8, BUFFER).expect("multishot");
-                let sender = StdSocket::bind(bind).unwrap();
-                let from = sender.local_addr().unwrap();
-                for index in 0..5u8 {
-                    sender.send_to(&[index; 33], to).unwrap();
-                }
-                let all = collect(&mut receiver, 5).await;
-                drop(receiver);
-                (all, from)
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let got = on_executor(move || async move {
+            let socket = UdpSocket::bind(bind).unwrap();
+            let to = socket.local_addr().unwrap();
+            let mut receiver = socket.recv_multishot(8, MAX_DATAGRAM).expect("multishot");
+            let sender = StdSocket::bind(bind).unwrap();
+            let from = sender.local_addr().unwrap();
+            for index in 0..5u8 {
+                sender.send_to(&[index; 33], to).unwrap();
+            }
+            let all = collect(&mut receiver, 5).await;
+            drop(receiver);
+            (all, from)
+        });
         let (all, from) = got;
         let mut payloads: Vec<_> = all.iter().map(|(p, _, _)| p.clone()).collect();
         payloads.sort();
@@ -91,26 +102,21 @@ fn datagrams_arrive_whole_with_their_sender_over_ipv4_and_ipv6() {
 
 #[test]
 fn a_datagram_longer_than_a_buffer_is_marked_truncated() {
-    let all = LocalExecutorBuilder::default()
-        .io_memory(256 << 10)
-        .spawn(|| async {
-            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let to = socket.local_addr().unwrap();
-            let mut receiver = socket.recv_multishot(4, BUFFER).expect("multishot");
-            let sender = StdSocket::bind("127.0.0.1:0").unwrap();
-            sender.send_to(&[7; 2000], to).unwrap();
-            sender.send_to(&[8; 10], to).unwrap();
-            collect(&mut receiver, 2).await
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    let all = on_executor(|| async {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        let mut receiver = socket.recv_multishot(4, MAX_DATAGRAM).expect("multishot");
+        let sender = StdSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(&[7; 2000], to).unwrap();
+        sender.send_to(&[8; 10], to).unwrap();
+        collect(&mut receiver, 2).await
+    });
     let long = all
         .iter()
         .find(|(p, _, _)| p[0] == 7)
         .expect("the long one");
     assert!(long.2, "marked truncated");
-    assert_eq!(long.0.len(), BUFFER - 16 - 28, "as much as fits");
+    assert_eq!(long.0.len(), MAX_DATAGRAM, "as much as fits");
     let short = all
         .iter()
         .find(|(p, _, _)| p[0] == 8)
@@ -121,32 +127,27 @@ fn a_datagram_longer_than_a_buffer_is_marked_truncated() {
 
 #[test]
 fn a_burst_larger_than_the_buffers_is_all_received_after_rearming() {
-    let (all, rearmed) = LocalExecutorBuilder::default()
-        .io_memory(256 << 10)
-        .spawn(|| async {
-            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let to = socket.local_addr().unwrap();
-            let mut receiver = socket.recv_multishot(4, BUFFER).expect("multishot");
-            // Let the request reach the kernel, then send more than its
-            // four buffers hold before taking any.
-            futures_lite::future::or(
-                async {
-                    let _ = receiver.ready().await;
-                },
-                timer::sleep(Duration::from_millis(50)),
-            )
-            .await;
-            let sender = StdSocket::bind("127.0.0.1:0").unwrap();
-            for index in 0..40u8 {
-                sender.send_to(&[index; 20], to).unwrap();
-            }
-            timer::sleep(Duration::from_millis(50)).await;
-            let all = collect(&mut receiver, 40).await;
-            (all, receiver.rearmed())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    let (all, rearmed) = on_executor(|| async {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        let mut receiver = socket.recv_multishot(4, MAX_DATAGRAM).expect("multishot");
+        // Let the request reach the kernel, then send more than its
+        // four buffers hold before taking any.
+        futures_lite::future::or(
+            async {
+                let _ = receiver.ready().await;
+            },
+            timer::sleep(Duration::from_millis(50)),
+        )
+        .await;
+        let sender = StdSocket::bind("127.0.0.1:0").unwrap();
+        for index in 0..40u8 {
+            sender.send_to(&[index; 20], to).unwrap();
+        }
+        timer::sleep(Duration::from_millis(50)).await;
+        let all = collect(&mut receiver, 40).await;
+        (all, receiver.rearmed())
+    });
     let mut firsts: Vec<u8> = all.iter().map(|(p, _, _)| p[0]).collect();
     firsts.sort_unstable();
     assert_eq!(
@@ -162,27 +163,22 @@ fn a_burst_larger_than_the_buffers_is_all_received_after_rearming() {
 
 #[test]
 fn a_disarmed_receive_still_hands_over_what_it_took() {
-    let (before, after) = LocalExecutorBuilder::default()
-        .io_memory(256 << 10)
-        .spawn(|| async {
-            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let to = socket.local_addr().unwrap();
-            let mut receiver = socket.recv_multishot(8, BUFFER).expect("multishot");
-            let sender = StdSocket::bind("127.0.0.1:0").unwrap();
-            sender.send_to(b"one", to).unwrap();
-            let before = collect(&mut receiver, 1).await;
-            sender.send_to(b"two", to).unwrap();
-            // Whatever the armed request took before the cancellation
-            // reaches the kernel is queued; the rest stays in the socket
-            // and arrives once the next wait arms the receive again.
-            receiver.disarm();
-            timer::sleep(Duration::from_millis(20)).await;
-            let after = collect(&mut receiver, 1).await;
-            (before, after)
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    let (before, after) = on_executor(|| async {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        let mut receiver = socket.recv_multishot(8, MAX_DATAGRAM).expect("multishot");
+        let sender = StdSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"one", to).unwrap();
+        let before = collect(&mut receiver, 1).await;
+        sender.send_to(b"two", to).unwrap();
+        // Whatever the armed request took before the cancellation
+        // reaches the kernel is queued; the rest stays in the socket
+        // and arrives once the next wait arms the receive again.
+        receiver.disarm();
+        timer::sleep(Duration::from_millis(20)).await;
+        let after = collect(&mut receiver, 1).await;
+        (before, after)
+    });
     assert_eq!(before[0].0, b"one");
     assert_eq!(after[0].0, b"two");
 }

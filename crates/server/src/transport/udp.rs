@@ -263,10 +263,6 @@ pub(crate) async fn serve_udp(
 /// kernel can fill one while the core answers another.
 const MULTISHOT_BUFFERS: u16 = 64;
 
-/// What each multishot buffer holds besides the datagram: the kernel's
-/// 16-byte header and room for the sender's address.
-const MULTISHOT_OVERHEAD: usize = 16 + 28;
-
 /// The listener's multishot receive, where the kernel has one.
 fn multishot_receiver(
     ctx: &CoreContext,
@@ -274,7 +270,7 @@ fn multishot_receiver(
     settings: UdpSettings,
 ) -> Option<glommio::net::MultishotReceiver> {
     let buffers = MULTISHOT_BUFFERS.max(settings.batch.next_power_of_two().min(1024) as u16);
-    match socket.recv_multishot(buffers, DATAGRAM_BUF + MULTISHOT_OVERHEAD) {
+    match socket.recv_multishot(buffers, DATAGRAM_BUF) {
         Ok(receiver) => Some(receiver),
         Err(err) => {
             log::info!(

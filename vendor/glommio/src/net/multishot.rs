@@ -46,17 +46,18 @@ pub struct MultishotReceiver {
 
 impl UdpSocket {
     /// heimdall patch: a multishot receive on this socket into `buffers`
-    /// buffers (a power of two) of `buffer_size` bytes, each holding a
-    /// 16-byte header and the sender's address before the datagram.
+    /// buffers (a power of two), each with room for a datagram of
+    /// `max_datagram` bytes (longer ones arrive truncated) after the
+    /// kernel's 16-byte header and the sender's address.
     /// Fails where the kernel has no ring-provided buffers (before 5.19)
     /// or no multishot receive (before 6.0: the first wait then ends with
     /// an error).
-    pub fn recv_multishot(&self, buffers: u16, buffer_size: usize) -> io::Result<MultishotReceiver> {
+    pub fn recv_multishot(&self, buffers: u16, max_datagram: usize) -> io::Result<MultishotReceiver> {
         let reactor = crate::executor().reactor();
         let state = Rc::new(MultishotState::new(
             reactor.latency_ring_fd(),
             buffers,
-            buffer_size,
+            RECVMSG_OUT_LEN + NAME_ROOM + max_datagram,
         )?);
         let fd = self.as_raw_fd();
         let source = reactor.recv_multishot(fd, state.clone());
