@@ -119,6 +119,21 @@ cpu_ticks() {
     done
     echo "$total"
 }
+# CPU time of a process tree in CPU_UNITs a second, as precise as the
+# kernel keeps it: the scheduler's runtime of every thread (field 1 of
+# /proc/PID/task/TID/schedstat, nanoseconds) where there is one, else
+# cpu_ticks (10 ms apart: at 1k q/s over 6 s, 1.7 us a query). Only
+# threads alive at both reads count, which a server's are.
+if [ -r /proc/self/schedstat ]; then CPU_UNIT=1000000000; else CPU_UNIT=$(getconf CLK_TCK); fi
+cpu_time() {
+    [ "$CPU_UNIT" = 1000000000 ] || { cpu_ticks "$1"; return; }
+    local total=0 p t
+    for p in $(tree_pids "$1"); do
+        t=$(cat /proc/"$p"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
 # cpu_ticks split in two: "USER SYSTEM" (utime, stime).
 cpu_ticks_split() {
     local user=0 system=0 p t

@@ -2,8 +2,8 @@
 # `just load-curve`: cache-hit cost and latency against the offered load, on
 # one core, for heimdall, Unbound, dnsdist and the batched reflector (the
 # kernel's floor). For each server and offered rate it reports the answered
-# q/s, the server's CPU µs per answered query (utime+stime from
-# /proc/PID/stat before and after the run), p50, p99 and p99.9 latency and
+# q/s, the server's CPU µs per answered query (the scheduler's runtime of
+# its threads, /proc/PID/task/*/schedstat, before and after the run), p50, p99 and p99.9 latency and
 # the loss, as medians over interleaved rounds. See benches/peers/README.md.
 #
 #   benches/peers/load-curve.sh [--write] [ROUNDS [SECONDS [RATE...]]]
@@ -212,16 +212,16 @@ for round in $(seq "$ROUNDS"); do
                 --edns off --rate 20000 --duration 1s --warmup 0s --max-queries $((NAMES * 2)) --quiet \
                 >/dev/null 2>&1 || true
             if [ "$rate" = max ]; then load=(--window "$LT_WINDOW"); else load=(--rate "$rate"); fi
-            before=$(cpu_ticks "$SERVER_PID")
+            before=$(cpu_time "$SERVER_PID")
             split_before=$(cpu_ticks_split "$SERVER_PID")
             taskset -c "$CLIENT_CPU" "$LOADTEST" run --target "127.0.0.1:${PORT[$s]}" --workload hot \
                 --names $NAMES --edns off --seed "$round" --duration "${SECS}s" --warmup "${WARMUP}s" \
                 --cpus "$CLIENT_CPU" --sockets "$LT_SOCKETS" "${load[@]}" --quiet \
                 --json "$json" >/dev/null 2>"$json.err" || true
-            after=$(cpu_ticks "$SERVER_PID")
+            after=$(cpu_time "$SERVER_PID")
             split_after=$(cpu_ticks_split "$SERVER_PID")
             stop_pid "$SERVER_PID"; SERVER_PID=
-            python3 "$ROOT/benches/peers/load_curve.py" row "$round" "$rate" "$s" $((after - before)) "$TICKS" "$json" \
+            python3 "$ROOT/benches/peers/load_curve.py" row "$round" "$rate" "$s" $((after - before)) "$CPU_UNIT" "$json" \
                 >>"$RESULTS"
             tail -1 "$RESULTS" | awk -F'\t' -v n="$n" -v t="$ntotal" \
                 '{ printf "[%d/%d] round %s %7s q/s %-10s answered %7.0f q/s  %6s us/q CPU  p50 %s  p99 %s  p99.9 %s  loss %s%%  late %s  %s\n", n, t, $1, $2, $3, $5, $7, $8, $9, $10, $11, $12, $13 }' >&2
@@ -252,6 +252,7 @@ runs_done
     meta_machine
     echo "rates=${RATES[*]}"
     echo "clk_tck=$TICKS"
+    echo "cpu_unit=$CPU_UNIT"
     echo "command=$COMMAND"
     echo "servers=${SERVERS[*]}"
     echo "lt_args=--sockets $LT_SOCKETS"

@@ -236,14 +236,24 @@ def markdown(meta, skipped, agg, servers, rates, svg_name):
         "whatever else runs) more than the server. The p50 is the steadier latency figure."
     )
     L.append("")
-    ticks = meta.get("clk_tck", "100")
+    ticks = meta.get("cpu_unit", meta.get("clk_tck", "100"))
     run_s = float(secs) + float(meta.get("warmup_s", "0"))
+    if int(ticks) >= 1_000_000:
+        cpu_note = (
+            "The CPU figures are the scheduler's runtime of the server's threads "
+            "(`/proc/PID/task/*/schedstat`, nanoseconds), read before and after each run "
+            f"of {run_s:g} s (warm-up included)."
+        )
+    else:
+        cpu_note = (
+            f"The CPU figures come in clock ticks (1/{ticks} s): one tick is "
+            + ", ".join(f"{1e6 / int(ticks) / (float(r) * run_s):.2f} µs/query at {rate_label(r)} q/s"
+                        for r in rates if r != "max")
+            + f" in a {run_s:g} s run (warm-up included), so at the lowest rates the CPU column is "
+            "coarse; a longer run (the second argument) makes it finer."
+        )
     L.append(
-        f"The CPU figures come in clock ticks (1/{ticks} s): one tick is "
-        + ", ".join(f"{1e6 / int(ticks) / (float(r) * run_s):.2f} µs/query at {rate_label(r)} q/s"
-                    for r in rates if r != "max")
-        + f" in a {run_s:g} s run (warm-up included), so at the lowest rates the CPU column is coarse; a longer "
-        "run (the second argument) makes it finer. At the rates a server cannot keep up "
+        cpu_note + " At the rates a server cannot keep up "
         "with, open-loop latency grows with the queue (and the generator may fall behind it: "
         "see \"sent late\"). The machine is a shared 2-core VM; the load average says how busy "
         "it was."

@@ -92,6 +92,9 @@ pub enum Counter {
     /// Messages dropped because the resolver gave a length beyond the
     /// buffer (a bug).
     BadLengths,
+    /// Times a UDP listener's multishot receive was ended by the kernel
+    /// (its buffers ran out under a burst) and armed again.
+    UdpReceiveRearms,
     /// Client TCP connections accepted.
     TcpAccepted,
     /// Client TCP connections refused (table full, none idle).
@@ -311,7 +314,7 @@ const CLOSED_HELP: &str = "Client TCP connections closed by the server, by reaso
                            tcp.read_timeout).";
 
 /// Every [`Counter`], in exposition order: the one list both renderers use.
-pub const COUNTERS: [CounterDesc; 95] = [
+pub const COUNTERS: [CounterDesc; 96] = [
     desc(
         Counter::Coalesced,
         "heimdall_queries_coalesced_total",
@@ -603,6 +606,14 @@ pub const COUNTERS: [CounterDesc; 95] = [
         "Replies and upstream queries dropped because the resolver gave a length beyond its \
          buffer (a bug, each one logged).",
         ("udp", "bad_lengths"),
+    ),
+    desc(
+        Counter::UdpReceiveRearms,
+        "heimdall_udp_receive_rearms_total",
+        None,
+        "Times a UDP listener's multishot receive was ended by the kernel (its buffers ran out \
+         under a burst; the listener read the rest with recvmmsg) and armed again.",
+        ("udp", "receive_rearms"),
     ),
     desc(
         Counter::TcpAccepted,

@@ -148,6 +148,7 @@ pub(crate) struct CoreContext {
     epoch: Instant,
     send_errors: Cell<u64>,
     bad_lengths: Cell<u64>,
+    receive_rearms: Cell<u64>,
     udp: Cell<UdpStats>,
     /// How long queries answered at once took, UDP and TCP (the resolver
     /// times the ones that wait on an upstream).
@@ -249,6 +250,7 @@ impl CoreContext {
             epoch,
             send_errors: Cell::new(0),
             bad_lengths: Cell::new(0),
+            receive_rearms: Cell::new(0),
             udp: Cell::new(UdpStats::default()),
             hits: RefCell::new(HitLatency::default()),
             alarm: DeadlineAlarm::default(),
@@ -327,7 +329,13 @@ impl CoreContext {
 
     /// Milliseconds since the server started: the resolver's clock.
     pub(crate) fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.epoch.elapsed().as_millis() as u64)
+        self.timestamp_at(Instant::now())
+    }
+
+    /// [`CoreContext::now`] at `instant`, for a caller that has just read
+    /// the clock (a wake-up reads it enough times already).
+    pub(crate) fn timestamp_at(&self, instant: Instant) -> Timestamp {
+        Timestamp::from_millis(instant.saturating_duration_since(self.epoch).as_millis() as u64)
     }
 
     /// The resolver, for a batch of queries; [`CoreContext::drain`] after.
@@ -528,6 +536,12 @@ impl CoreContext {
         self.send_errors.set(self.send_errors.get() + count);
     }
 
+    /// Count `count` re-arms of a listener's multishot receive after the
+    /// kernel ended it.
+    pub(crate) fn count_receive_rearms(&self, count: u64) {
+        self.receive_rearms.set(self.receive_rearms.get() + count);
+    }
+
     /// Add a batch's GSO counters.
     pub(crate) fn add_udp_stats(&self, stats: UdpStats) {
         let mut udp = self.udp.get();
@@ -694,6 +708,7 @@ impl CoreContext {
             hints_send_dropped,
             send_errors: self.send_errors.get(),
             bad_lengths: self.bad_lengths.get(),
+            receive_rearms: self.receive_rearms.get(),
             udp: self.udp.get(),
             spread: self.hot.as_ref().map(HotNames::totals).unwrap_or_default(),
             off_owner_fetches: self.off_owner_fetches.get(),

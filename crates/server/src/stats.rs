@@ -253,6 +253,8 @@ pub(crate) struct Counters {
     pub(crate) hints_send_dropped: u64,
     pub(crate) send_errors: u64,
     pub(crate) bad_lengths: u64,
+    /// Multishot receives the kernel ended and the listener re-armed.
+    pub(crate) receive_rearms: u64,
     pub(crate) udp: UdpStats,
     /// The upstream UDP sockets.
     pub(crate) sockets: UpstreamSocketSnapshot,
@@ -447,6 +449,7 @@ fn snapshot_of(
         hints_send_dropped,
         send_errors,
         bad_lengths,
+        receive_rearms,
         udp,
         sockets,
         hits,
@@ -563,6 +566,7 @@ fn snapshot_of(
         (Counter::CacheExpired, expired),
         (Counter::CacheStaleLookups, stale_hits),
         (Counter::BadLengths, bad_lengths),
+        (Counter::UdpReceiveRearms, receive_rearms),
         (Counter::TcpAccepted, accepted),
         (Counter::TcpRefused, tcp_refused),
         (Counter::TcpEvicted, evicted),
@@ -901,6 +905,7 @@ mod tests {
             hints_send_dropped: next(),
             send_errors: next(),
             bad_lengths: next(),
+            receive_rearms: next(),
             udp: UdpStats {
                 gso_sends: next(),
                 gso_segments: next(),

@@ -146,7 +146,7 @@ fn a_burst_larger_than_the_buffers_is_all_received_after_rearming() {
         }
         timer::sleep(Duration::from_millis(50)).await;
         let all = collect(&mut receiver, 40).await;
-        (all, receiver.rearmed())
+        (all, receiver.ended_by_kernel())
     });
     let mut firsts: Vec<u8> = all.iter().map(|(p, _, _)| p[0]).collect();
     firsts.sort_unstable();
@@ -163,7 +163,7 @@ fn a_burst_larger_than_the_buffers_is_all_received_after_rearming() {
 
 #[test]
 fn a_disarmed_receive_still_hands_over_what_it_took() {
-    let (before, after) = on_executor(|| async {
+    let (before, after, ended) = on_executor(|| async {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = socket.local_addr().unwrap();
         let mut receiver = socket.recv_multishot(8, MAX_DATAGRAM).expect("multishot");
@@ -177,8 +177,9 @@ fn a_disarmed_receive_still_hands_over_what_it_took() {
         receiver.disarm();
         timer::sleep(Duration::from_millis(20)).await;
         let after = collect(&mut receiver, 1).await;
-        (before, after)
+        (before, after, receiver.ended_by_kernel())
     });
     assert_eq!(before[0].0, b"one");
     assert_eq!(after[0].0, b"two");
+    assert_eq!(ended, 0, "a disarm is not the kernel ending the request");
 }

@@ -200,7 +200,7 @@ pub(crate) async fn serve_udp(
         } else {
             received.receive(fd, 0).unwrap_or(0)
         };
-        arrivals.saw(count, Instant::now());
+        let mut seen_at = note_read(&mut arrivals, count);
         if count == 0
             && busy
             && !woke
@@ -218,7 +218,7 @@ pub(crate) async fn serve_udp(
             // never enters it.
             glommio::timer::sleep(pause).await;
             count = received.receive(fd, 0).unwrap_or(0);
-            arrivals.saw(count, Instant::now());
+            seen_at = note_read(&mut arrivals, count);
         }
         busy = count > 0;
         woke = false;
@@ -246,7 +246,7 @@ pub(crate) async fn serve_udp(
                     // (it was 1.4 recvmmsg per query at 20k q/s, one of
                     // every two failing), so the next look is the wait.
                     woke = company == 0;
-                    arrivals.saw(count, Instant::now());
+                    seen_at = note_read(&mut arrivals, count);
                 }
             }
         } else {
@@ -254,7 +254,11 @@ pub(crate) async fn serve_udp(
             // TCP) run when the time slice is up.
             glommio::yield_if_needed().await;
         }
-        answer_batch(&ctx, &received, &mut replies, count, listener, settings, fd);
+        let batch = Read {
+            count,
+            at: seen_at.unwrap_or_else(Instant::now),
+        };
+        answer_batch(&ctx, &received, &mut replies, batch, listener, settings, fd);
     }
     socket
 }
@@ -310,6 +314,7 @@ async fn serve_multishot(
     };
     let mut busy = false;
     let mut arrivals = ArrivalRate::default();
+    let mut rearms_counted = 0;
     loop {
         if stopping.try_acquire(1).is_err() {
             return Ended::Stopped;
@@ -323,7 +328,7 @@ async fn serve_multishot(
             read = received.receive(fd, count).unwrap_or(0);
             count += read;
         }
-        arrivals.saw(count, Instant::now());
+        let mut seen_at = note_read(&mut arrivals, count);
         if count == 0
             && busy
             && let Some(pause) = arrivals.pause(settings.coalesce)
@@ -336,14 +341,22 @@ async fn serve_multishot(
             count = take_queued(&mut receiver, received);
             read = received.receive(fd, count).unwrap_or(0);
             count += read;
-            arrivals.saw(count, Instant::now());
+            seen_at = note_read(&mut arrivals, count);
         }
         // One datagram at a time is a slow rate, where a read after it
         // would only fail; several, or a read that found some, is load.
         busy = count > 1 || read > 0;
         if count > 0 {
-            glommio::yield_if_needed().await;
-            answer_batch(ctx, received, replies, count, listener, settings, fd);
+            if busy {
+                // Let the core's other tasks run when the time slice is up
+                // (a lone datagram came by a wake-up: the slice just began).
+                glommio::yield_if_needed().await;
+            }
+            let batch = Read {
+                count,
+                at: seen_at.unwrap_or_else(Instant::now),
+            };
+            answer_batch(ctx, received, replies, batch, listener, settings, fd);
             continue;
         }
         let ready = futures_lite::future::or(async { Some(receiver.ready().await) }, async {
@@ -352,6 +365,11 @@ async fn serve_multishot(
             None
         })
         .await;
+        let rearms = receiver.ended_by_kernel();
+        if rearms != rearms_counted {
+            ctx.count_receive_rearms(rearms - rearms_counted);
+            rearms_counted = rearms;
+        }
         match ready {
             None => return Ended::Stopped,
             Some(Ok(())) => {}
@@ -450,6 +468,17 @@ impl ArrivalRate {
     }
 }
 
+/// Count a read of `count` datagrams in `arrivals`. Returns when it was
+/// taken if it found any: the one clock read their answers share (an
+/// empty read needs none, and a wake-up at a slow rate pays for each).
+fn note_read(arrivals: &mut ArrivalRate, count: usize) -> Option<Instant> {
+    (count > 0).then(|| {
+        let now = Instant::now();
+        arrivals.saw(count, now);
+        now
+    })
+}
+
 /// What the wait for a first datagram found.
 enum Wait {
     /// The core is stopping.
@@ -499,22 +528,30 @@ async fn wait_first(
     }
 }
 
-/// Answer the `count` datagrams received: one resolver borrow for the
+/// The datagrams a read put at the start of the batch.
+struct Read {
+    count: usize,
+    /// When the read was taken: the time the batch's queries share.
+    at: Instant,
+}
+
+/// Answer the datagrams `read` received: one resolver borrow for the
 /// batch, one sendmmsg for the replies, then drain what the resolver
 /// produced for upstreams and waiting clients.
 fn answer_batch(
     ctx: &Rc<CoreContext>,
     received: &DatagramBatch,
     replies: &mut DatagramBatch,
-    count: usize,
+    read: Read,
     listener: u16,
     settings: UdpSettings,
     fd: RawFd,
 ) {
-    let now = ctx.now();
-    // One clock read per batch and one per send: the replies answered at
-    // once share the batch's time, keeping the hit path cheap.
-    let started = Instant::now();
+    // The batch's queries share the time of their read, and one clock
+    // read after the send times them all: a wake-up at a slow rate pays
+    // for every clock read.
+    let Read { count, at: started } = read;
+    let now = ctx.timestamp_at(started);
     let mut ready = 0usize;
     {
         let mut queries = ctx.queries();

@@ -1329,6 +1329,11 @@ impl LocalExecutor {
             // `false`, and the caller parked with runnable tasks and no event
             // to wake it (a core that never woke again). At least one queue
             // runs per call, so `false` only ever means "all queues empty".
+            // heimdall patch: when every queue ran dry, no clock read for
+            // the preemption check.
+            if ran && self.queues.borrow().active_executors.is_empty() {
+                return false;
+            }
             if ran && self.need_preempt() {
                 break;
             }
@@ -1502,7 +1507,9 @@ impl LocalExecutor {
                         break t.unwrap();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > spin_before_park {
+                            // heimdall patch: no clock read when there is
+                            // no spin.
+                            if spin_before_park.is_zero() || pre_time.elapsed() > spin_before_park {
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");

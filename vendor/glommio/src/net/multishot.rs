@@ -42,6 +42,7 @@ pub struct MultishotReceiver {
     /// The armed request; `None` after [`MultishotReceiver::disarm`].
     source: Option<Source>,
     rearmed: u64,
+    ended_by_kernel: u64,
 }
 
 impl UdpSocket {
@@ -66,6 +67,7 @@ impl UdpSocket {
             state,
             source: Some(source),
             rearmed: 0,
+            ended_by_kernel: 0,
         })
     }
 }
@@ -124,6 +126,7 @@ impl MultishotReceiver {
                             }
                         }
                     }
+                    self.ended_by_kernel += 1;
                     true
                 }
                 Some(_) => false,
@@ -157,6 +160,13 @@ impl MultishotReceiver {
     /// or it was disarmed).
     pub fn rearmed(&self) -> u64 {
         self.rearmed
+    }
+
+    /// How many of those re-arms followed the kernel ending the request
+    /// (its buffers ran out under a burst, or an error), rather than
+    /// [`MultishotReceiver::disarm`].
+    pub fn ended_by_kernel(&self) -> u64 {
+        self.ended_by_kernel
     }
 }
 
