@@ -110,6 +110,12 @@ compare-unbound ROUNDS="5" SECONDS="10" BASELINE="":
 load-curve *ARGS:
     bash benches/peers/load-curve.sh {{ARGS}}
 
+# What waiting costs: heimdall against two reflectors that do no DNS work,
+# one waiting as heimdall does (glommio) and one as Unbound does (epoll),
+# and Unbound, at paced rates (see benches/peers/README.md).
+wake-cost ROUNDS="4" SECONDS="5":
+    SERVERS="heimdall wake-glommio wake-epoll unbound" bash benches/peers/load-curve.sh {{ROUNDS}} {{SECONDS}} 1000 5000 20000 50000 100000
+
 # Encrypted DNS on one core, cache hits: heimdall's DoT against Unbound's and
 # dnsdist's, its DoH against dnsdist's and Unbound's (100 persistent
 # connections, 16 pipelined queries each), then TLS handshakes per second,

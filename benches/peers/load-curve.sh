@@ -28,13 +28,16 @@
 #   HEIMDALL_SERVER_YAML / BASELINE_SERVER_YAML
 #                         extra `server:` keys for heimdall / the baseline, one per line
 #                         (`udp_coalesce: 0s`): the same build with two settings side by side
-#   SERVERS               servers, in this order   (heimdall unbound dnsdist reflector)
+#   SERVERS               servers, in this order   (heimdall unbound dnsdist reflector); also
+#                         wake-glommio and wake-epoll: the wake-up benchmark, a reflector
+#                         that waits as heimdall does and one that waits as Unbound does
+#                         (crates/server/examples/wake_reflector.rs)
 #   ROUNDS / SECS / RATES used when not given as arguments   (2 / 5 / the rates above)
 #   INSTALL               1: apt-get install a missing unbound/dnsdist (root); 0: skip it (1)
 #   BUILD                 0: reuse the release binaries if they exist (1: cargo build, a no-op
 #                         when up to date)
 #   OUT                   results, reports and logs              (target/load-curve)
-#   BASE_PORT             first 127.0.0.1 port: the upstream; servers on the next five (5420)
+#   BASE_PORT             first 127.0.0.1 port: the upstream; servers on the next seven (5420)
 #   SERVER_CPU / CLIENT_CPU                                            (0 / 1)
 #   LT_SOCKETS / LT_WINDOW  heimdall-loadtest --sockets, and --window in max mode  (4 / 64)
 #   WARMUP                seconds of load before the measured SECONDS, left out of the
@@ -104,7 +107,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 HEIMDALL=${HEIMDALL_BIN:-$TARGET_DIR/release/heimdall}
 BASELINE=${HEIMDALL_BASELINE_BIN:-}
 LOADTEST=$TARGET_DIR/release/heimdall-loadtest
+WAKE_REFLECTOR=$TARGET_DIR/release/examples/wake_reflector
 build_binaries "$HEIMDALL" "$LOADTEST"
+if [[ " ${WANT[*]} " == *" wake-"* ]] && { [ "${BUILD:-1}" = 1 ] || [ ! -x "$WAKE_REFLECTOR" ]; }; then
+    log "building the wake-up reflector (release)"
+    cargo build --release --quiet -p heimdall-server --example wake_reflector
+fi
 [ -x "$HEIMDALL" ] || { echo "no heimdall binary at $HEIMDALL" >&2; exit 1; }
 [ -z "$BASELINE" ] || [ -x "$BASELINE" ] || { echo "HEIMDALL_BASELINE_BIN=$BASELINE is not executable" >&2; exit 1; }
 
@@ -116,7 +124,7 @@ for s in "${WANT[@]}"; do
         heimdall)
             SERVERS+=(heimdall)
             [ -n "$BASELINE" ] && SERVERS+=(baseline) ;;
-        reflector) SERVERS+=(reflector) ;;
+        reflector|wake-glommio|wake-epoll) SERVERS+=("$s") ;;
         unbound|dnsdist)
             if install_pkg "$s"; then
                 SERVERS+=("$s")
@@ -129,7 +137,8 @@ for s in "${WANT[@]}"; do
 done
 [ "${#SERVERS[@]}" -gt 0 ] || { echo "no server to run" >&2; exit 1; }
 declare -A PORT=([heimdall]=$((BASE_PORT + 1)) [baseline]=$((BASE_PORT + 2)) [unbound]=$((BASE_PORT + 3))
-                 [dnsdist]=$((BASE_PORT + 4)) [reflector]=$((BASE_PORT + 5)))
+                 [dnsdist]=$((BASE_PORT + 4)) [reflector]=$((BASE_PORT + 5))
+                 [wake-glommio]=$((BASE_PORT + 6)) [wake-epoll]=$((BASE_PORT + 7)))
 
 # Taken now, before the runs (the tree may change while they go on): the
 # commit the binary was built from, or the path of the binary given.
@@ -147,6 +156,7 @@ version_of() {
         heimdall) echo "$HEIMDALL_VERSION" ;;
         baseline) echo "baseline: $BASELINE" ;;
         reflector) echo "reflector: heimdall-loadtest upstream --echo" ;;
+        wake-glommio|wake-epoll) echo "$1: crates/server/examples/wake_reflector.rs ${1#wake-}" ;;
         *) peer_version "$1" ;;
     esac
 }
@@ -167,6 +177,9 @@ start_server() { # server
         reflector)
             taskset -c "$SERVER_CPU" "$LOADTEST" upstream --listen "127.0.0.1:$port" --echo \
                 --cpus "$SERVER_CPU" >"$OUT/$s.log" 2>&1 & ;;
+        wake-glommio|wake-epoll)
+            taskset -c "$SERVER_CPU" "$WAKE_REFLECTOR" "127.0.0.1:$port" "${s#wake-}" \
+                >"$OUT/$s.log" 2>&1 & ;;
     esac
     SERVER_PID=$!
     wait_answer "$s" "$SERVER_PID" "$port" "$OUT/$s.log" && return 0

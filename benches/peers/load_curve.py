@@ -35,9 +35,12 @@ from report import median, num, report_parser, write_docs  # noqa: E402
 
 BEGIN = "<!-- load-curve:begin -->"
 END = "<!-- load-curve:end -->"
-NAMES = dict(PEER_NAMES, baseline="heimdall (baseline)", reflector="reflector")
-COLORS = dict(PEER_COLORS, baseline="#d35400", reflector="#34495e")
-DASHED = {"baseline": "6,4", "reflector": "2,3"}
+NAMES = dict(PEER_NAMES, baseline="heimdall (baseline)", reflector="reflector",
+             **{"wake-glommio": "reflector waiting as heimdall (glommio)",
+                "wake-epoll": "reflector waiting as Unbound (epoll)"})
+COLORS = dict(PEER_COLORS, baseline="#d35400", reflector="#34495e",
+              **{"wake-glommio": "#8e44ad", "wake-epoll": "#16a085"})
+DASHED = {"baseline": "6,4", "reflector": "2,3", "wake-glommio": "2,3", "wake-epoll": "2,3"}
 FIELDS = ["round", "rate", "server", "offered_qps", "answered_qps", "answered", "cpu_us",
           "p50_us", "p99_us", "p999_us", "loss_pct", "late", "note"]
 

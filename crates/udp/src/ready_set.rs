@@ -13,6 +13,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// Sockets listed by one [`ReadySet::ready`] call at most.
 pub const READY_MAX: usize = 64;
@@ -58,17 +59,30 @@ impl ReadySet {
     /// [`READY_MAX`]) written to the front of `tokens`, their count
     /// returned. Fewer than asked for means no other socket was ready.
     pub fn ready(&self, tokens: &mut [u64]) -> io::Result<usize> {
+        self.list(tokens, 0)
+    }
+
+    /// [`ReadySet::ready`], sleeping until a socket is ready or `timeout`
+    /// has passed (0 when it did, or a signal came): the wait of a thread
+    /// with nothing else to do (the wake-up benchmark's epoll loop).
+    pub fn wait(&self, tokens: &mut [u64], timeout: Duration) -> io::Result<usize> {
+        self.list(
+            tokens,
+            i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
+        )
+    }
+
+    fn list(&self, tokens: &mut [u64], timeout_ms: libc::c_int) -> io::Result<usize> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; READY_MAX];
         let max = tokens.len().min(READY_MAX);
         // SAFETY: `events` is valid for writes of `max` entries (at most
-        // its length) for the duration of the call; timeout 0 never
-        // blocks.
+        // its length) for the duration of the call.
         let listed = unsafe {
             libc::epoll_wait(
                 self.epoll.as_raw_fd(),
                 events.as_mut_ptr(),
                 max as libc::c_int,
-                0,
+                timeout_ms,
             )
         };
         if listed < 0 {
@@ -124,6 +138,14 @@ mod tests {
         assert_eq!(set.ready(&mut tokens).unwrap(), 1);
         busy.recv_from(&mut buf).unwrap();
         assert_eq!(set.ready(&mut tokens).unwrap(), 0);
+
+        // A wait returns at once with a socket ready, after the timeout
+        // without one.
+        assert_eq!(set.wait(&mut tokens, Duration::from_millis(20)).unwrap(), 0);
+        sender.send_to(b"c", busy.local_addr().unwrap()).unwrap();
+        assert_eq!(set.wait(&mut tokens, Duration::from_secs(2)).unwrap(), 1);
+        assert_eq!(tokens[0], 2);
+        busy.recv_from(&mut buf).unwrap();
 
         // A closed socket leaves the set.
         sender.send_to(b"d", busy.local_addr().unwrap()).unwrap();
