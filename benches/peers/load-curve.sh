@@ -3,8 +3,9 @@
 # one core, for heimdall, Unbound, dnsdist and the batched reflector (the
 # kernel's floor). For each server and offered rate it reports the answered
 # q/s, the server's CPU µs per answered query (the scheduler's runtime of
-# its threads, /proc/PID/task/*/schedstat, before and after the run), p50, p99 and p99.9 latency and
-# the loss, as medians over interleaved rounds. See benches/peers/README.md.
+# its threads, /proc/PID/task/*/schedstat, before and after the run), p50,
+# p99 and p99.9 latency and the loss, as medians over interleaved rounds.
+# See benches/peers/README.md.
 #
 #   benches/peers/load-curve.sh [--write] [ROUNDS [SECONDS [RATE...]]]
 #       defaults: 2 rounds, 5 s per run, rates 1000 5000 20000 50000 100000 max
