@@ -9,8 +9,9 @@
 # (heimdall-loadtest's open loop) and counts, with `perf stat -p` over
 # SECONDS in the middle of the load, the server's io_uring_enter, recvmsg,
 # recvmmsg, sendmmsg and sendto calls, its context switches, its
-# task-clock and (where the kernel has the tracepoints) its io_uring
-# requests, polls armed and task-work runs. At a low rate each query is one wake-up, so the counts
+# task-clock, (where the kernel has the tracepoints) its io_uring
+# requests, polls armed and task-work runs, and (where perf can place a
+# uprobe) its clock reads (`probe_libc:heimdall_clock`). At a low rate each query is one wake-up, so the counts
 # divided by RATE x SECONDS are the calls per wake-up (vendor/README.md,
 # "the latency ring sleeps"). perf's tracepoints slow the server: the
 # counts are exact, the task-clock is only for comparing two builds in one
@@ -56,6 +57,13 @@ events=$events,syscalls:sys_enter_sendmmsg,syscalls:sys_enter_sendto,context-swi
 # nothing waits on one), task work run (the receive completed on wake).
 uring=io_uring:io_uring_submit_req,io_uring:io_uring_poll_arm,io_uring:io_uring_task_work_run
 if perf list tracepoint 2>/dev/null | grep 'io_uring:io_uring_poll_arm' >/dev/null; then events=$events,$uring; fi
+# Clock reads (vDSO, no system call), through a uprobe on libc's
+# clock_gettime where perf can place one; removed again at exit.
+libc=$(ldd "$HEIMDALL" 2>/dev/null | awk '/libc\.so/ {print $3; exit}')
+if [ -n "$libc" ] && perf probe -q -x "$libc" --add heimdall_clock=clock_gettime 2>/dev/null; then
+    events=$events,probe_libc:heimdall_clock
+    trap 'perf probe -q --del probe_libc:heimdall_clock 2>/dev/null || true; cleanup' EXIT
+fi
 echo "wake-syscalls: $("$HEIMDALL" --version 2>/dev/null | head -1), $RATE q/s of cache hits, $SECS s counted ($((RATE * SECS)) queries offered)"
 perf stat -x, -e "$events" -p "$server" -- sleep "$SECS" 2>&1 \
     | awk -F, -v q="$((RATE * SECS))" '$3 == "task-clock" { printf "%-40s %9s ms  %.1f us per query\n", $3, $1, $1 * 1000 / q; next }

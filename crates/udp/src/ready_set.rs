@@ -64,12 +64,12 @@ impl ReadySet {
 
     /// [`ReadySet::ready`], sleeping until a socket is ready or `timeout`
     /// has passed (0 when it did, or a signal came): the wait of a thread
-    /// with nothing else to do (the wake-up benchmark's epoll loop).
+    /// with nothing else to do (the wake-up benchmark's epoll loop). The
+    /// timeout is rounded up to whole milliseconds, so a short one still
+    /// sleeps rather than spinning.
     pub fn wait(&self, tokens: &mut [u64], timeout: Duration) -> io::Result<usize> {
-        self.list(
-            tokens,
-            i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
-        )
+        let millis = timeout.as_micros().div_ceil(1000);
+        self.list(tokens, i32::try_from(millis).unwrap_or(i32::MAX))
     }
 
     fn list(&self, tokens: &mut [u64], timeout_ms: libc::c_int) -> io::Result<usize> {
@@ -142,6 +142,13 @@ mod tests {
         // A wait returns at once with a socket ready, after the timeout
         // without one.
         assert_eq!(set.wait(&mut tokens, Duration::from_millis(20)).unwrap(), 0);
+        // Under a millisecond still sleeps (not a poll that returns at once).
+        let started = std::time::Instant::now();
+        assert_eq!(
+            set.wait(&mut tokens, Duration::from_micros(300)).unwrap(),
+            0
+        );
+        assert!(started.elapsed() >= Duration::from_micros(300));
         sender.send_to(b"c", busy.local_addr().unwrap()).unwrap();
         assert_eq!(set.wait(&mut tokens, Duration::from_secs(2)).unwrap(), 1);
         assert_eq!(tokens[0], 2);

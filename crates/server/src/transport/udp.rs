@@ -254,7 +254,7 @@ pub(crate) async fn serve_udp(
             // TCP) run when the time slice is up.
             glommio::yield_if_needed().await;
         }
-        let batch = Read {
+        let batch = BatchRead {
             count,
             at: seen_at.unwrap_or_else(Instant::now),
         };
@@ -352,7 +352,7 @@ async fn serve_multishot(
                 // (a lone datagram came by a wake-up: the slice just began).
                 glommio::yield_if_needed().await;
             }
-            let batch = Read {
+            let batch = BatchRead {
                 count,
                 at: seen_at.unwrap_or_else(Instant::now),
             };
@@ -529,7 +529,7 @@ async fn wait_first(
 }
 
 /// The datagrams a read put at the start of the batch.
-struct Read {
+struct BatchRead {
     count: usize,
     /// When the read was taken: the time the batch's queries share.
     at: Instant,
@@ -542,7 +542,7 @@ fn answer_batch(
     ctx: &Rc<CoreContext>,
     received: &DatagramBatch,
     replies: &mut DatagramBatch,
-    read: Read,
+    read: BatchRead,
     listener: u16,
     settings: UdpSettings,
     fd: RawFd,
@@ -550,7 +550,7 @@ fn answer_batch(
     // The batch's queries share the time of their read, and one clock
     // read after the send times them all: a wake-up at a slow rate pays
     // for every clock read.
-    let Read { count, at: started } = read;
+    let BatchRead { count, at: started } = read;
     let now = ctx.timestamp_at(started);
     let mut ready = 0usize;
     {
