@@ -82,7 +82,8 @@ wake-syscalls RATE="1000" SECONDS="4":
 
 # Cache-miss A/B of this build against a previous one, same run, builds
 # alternating (e.g. `HEIMDALL_BASELINE_BIN=../old/target/release/heimdall
-# just cold-ab 5 5s`; see loadtest/scripts/cold-ab.sh).
+# just cold-ab 5 5s`; WITH_DNSDIST=1 adds dnsdist, CACHE_KEYS="shard_size:
+# 8MiB" measures a full shard's churn; see loadtest/scripts/cold-ab.sh).
 cold-ab ROUNDS="5" DURATION="5s":
     bash loadtest/scripts/cold-ab.sh {{ROUNDS}} {{DURATION}}
 

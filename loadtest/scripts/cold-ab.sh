@@ -10,17 +10,26 @@
 # round, with a fresh server and the same settings: heimdall on CPU
 # SERVER_CPU (`cores: [N]`), the load generator and the upstream on the
 # other CPU. Per build and round it prints the answered rate and heimdall's
-# CPU per answered query (utime+stime from /proc/PID/stat before and after
-# the measured seconds); at the end the medians and candidate/baseline.
+# CPU per answered query (the scheduler's runtime of its threads before
+# and after the measured seconds, `cpu_time` in benches/peers/lib.sh); at
+# the end the medians and candidate/baseline.
 # WITH_DNSDIST=1 runs dnsdist in every round too (see below). RATE=N
 # paces the load at N queries/s (open loop; latency from each query's
 # scheduled time) instead of keeping a window outstanding: the miss path
 # at the rates resolvers run at, not only at saturation. p50 and p99 are
-# printed either way.
+# printed either way. CACHE_KEYS="shard_size: 8MiB" adds a `cache:` section
+# to both builds' configuration: a shard that fills within the warm-up
+# measures the steady churn of a full cache (every miss evicts), where the
+# default 64 MiB shard is still filling (its table growing) for the whole
+# run.
 # Everything runs on 127.0.0.1 on high ports; only what it starts is
 # stopped, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# cpu_time and CPU_UNIT (nanoseconds where the kernel keeps them); sourced
+# first, as this script's own cleanup replaces the library's.
+# shellcheck source=benches/peers/lib.sh
+source benches/peers/lib.sh
 
 ROUNDS=${1:-5}
 DURATION=${2:-5s}
@@ -52,7 +61,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 taskset -c "$LOAD_CPU" "$LOADTEST" upstream --listen "127.0.0.1:$UPSTREAM_PORT" \
     --names "$ZONE_NAMES" >"$work/upstream.log" 2>&1 &
@@ -76,6 +84,10 @@ upstream:
 log:
   level: warn
 YAML
+if [ -n "${CACHE_KEYS:-}" ]; then
+    printf 'cache:\n' >>"$work/heimdall.yaml"
+    printf '%s\n' "$CACHE_KEYS" | sed 's/^/  /' >>"$work/heimdall.yaml"
+fi
 # CANDIDATE_UPSTREAM_KEYS="cookies: false" adds lines to the candidate's
 # `upstream:` section only (keys the baseline may not know), to measure
 # what one setting costs.
@@ -109,12 +121,12 @@ run() {
     # A warm-up run of its own, so the measured one starts on a busy server.
     "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --workload cold --zone-names "$ZONE_NAMES" \
         --seed "$((round * 2 + 1))" --duration 1s --warmup 0s --cpus "$LOAD_CPU" --quiet >/dev/null
-    before=$(cpu_ticks "$pid")
+    before=$(cpu_time "$pid")
     "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --workload cold --zone-names "$ZONE_NAMES" \
         --seed "$((round * 2 + 2))" --duration "$DURATION" --warmup 0s --cpus "$LOAD_CPU" --quiet \
         ${RATE:+--rate "$RATE"} \
         --json "$work/$name-$round.json" >/dev/null
-    after=$(cpu_ticks "$pid")
+    after=$(cpu_time "$pid")
     kill -TERM "$pid"
     # A server that has not exited 10 s after SIGTERM is reported (and
     # killed), so one hang cannot stall the comparison.
@@ -128,7 +140,7 @@ run() {
     answered=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]; print(r["counts"]["answered"], r["qps"]["answered"], l["p50"], l["p99"])' "$work/$name-$round.json")
     read -r count rate p50 p99 <<<"$answered"
     local us_per_q
-    us_per_q=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$count" \
+    us_per_q=$(awk -v t="$((after - before))" -v hz="$CPU_UNIT" -v n="$count" \
         'BEGIN { printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }')
     printf '%-10s round %d  answered/s %9.0f  CPU %6s us/q  p50 %6.0f us  p99 %6.0f us\n' \
         "$name" "$round" "$rate" "$us_per_q" "$p50" "$p99"

@@ -22,6 +22,7 @@
 mod answer;
 mod entry;
 mod error;
+mod index;
 mod persist;
 mod policy;
 mod shard;

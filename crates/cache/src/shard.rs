@@ -2,13 +2,13 @@
 //! cached answers ([`EntryView`]s) with segmented-LRU eviction, and its
 //! [`CacheStats`].
 //!
-//! Layout: a `hashbrown::HashTable<u32>` maps a key's hash to the handle
-//! of a record in the shard's `Store` (`store.rs`). A record is 16 bytes
-//! of what the shard knows about the entry (the links of one of two
-//! intrusive doubly linked lists, the hit count, two flags, the refresh
-//! mark) followed by the entry's bytes (the answer and its trailer),
-//! rounded up to 8 bytes and packed with the records of the same size in
-//! pages of about 4 KiB. There is no per-entry allocation and no slot
+//! Layout: an index of `hashbrown::HashTable<u32>`s (`index.rs`) maps a
+//! key's hash to the handle of a record in the shard's `Store`
+//! (`store.rs`). A record is 16 bytes of what the shard knows about the
+//! entry (the links of one of two intrusive doubly linked lists, the hit
+//! count, two flags, the refresh mark) followed by the entry's bytes (the
+//! answer and its trailer), rounded up to 8 bytes and packed with the
+//! records of the same size in pages of about 4 KiB. There is no per-entry allocation and no slot
 //! beside the record: a lookup hands out a view of the record's bytes.
 //! Removal moves the last record of the same size into the hole (the
 //! table and the moved record's neighbours are repointed), so pages never
@@ -17,8 +17,9 @@
 //! The key is not stored twice: an entry's wire already holds the
 //! lower-cased question name, qtype and qclass, and the entry keeps the DO
 //! and CD bits, so [`EntryView::matches`] compares against that. Neither
-//! is the hash: the table asks for it only when it grows and when an entry
-//! leaves or moves, and it is computed again from the entry then
+//! is the hash: the index asks for it only when it grows (a few entries
+//! per insert, never all at once: `index.rs`) and when an entry leaves or
+//! moves, and it is computed again from the entry then
 //! ([`EntryView::key`]).
 //!
 //! The bound covers every byte the shard holds on the heap: each record
@@ -42,11 +43,12 @@
 
 use core::mem::size_of;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
 use heimdall_wire::{Name, QueryKey};
 
 use crate::entry::{Entry, EntryKind, EntryView};
 use crate::error::CacheError;
+use crate::index::Index;
 use crate::policy::CachePolicy;
 use crate::store::{self, CALLER_FLAGS, META_LEN, Meta, NIL, Store};
 use crate::time::Timestamp;
@@ -64,11 +66,12 @@ const TABLE_UNCOUNTED: usize = 1024;
 
 /// Bytes of the table `len` entries settle in under churn. An eviction
 /// can leave a tombstone where a plain removal would empty the bucket,
-/// and when the table has no room left hashbrown rehashes it in place
-/// only while at most 7/16 of its buckets are in use; past that it
-/// doubles. A full shard, evicting one entry per insert, therefore ends
-/// with the smallest power of two of buckets that its entries fill to at
-/// most 7/16: 2.3 to 4.6 buckets of 5 bytes (a `u32` and a control byte)
+/// and when the table has no room left the index moves its entries to a
+/// table of as many buckets only while at most 7/16 of them are in use;
+/// past that, of twice as many (hashbrown's own rule, which the index
+/// keeps: `index.rs`). A full shard, evicting one entry per insert,
+/// therefore ends with the smallest power of two of buckets that its
+/// entries fill to at most 7/16: 2.3 to 4.6 buckets of 5 bytes (a `u32` and a control byte)
 /// per entry. Measured once (a million one-record inserts into a 16 MiB
 /// shard, before this was counted): 182,337 entries reached 2^19 buckets
 /// (2.6 MB; the 10 bytes per entry of the estimate made 1.8). Below the
@@ -114,8 +117,23 @@ fn hash_key(hasher: &DefaultHashBuilder, key: &QueryKey) -> u64 {
     )
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Calls of [`handle_hash`] on this thread (each touches a record).
+    static RECORDS_HASHED: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// How many times this thread hashed a record's key (tests: what an
+/// insert costs beyond its own key).
+#[cfg(test)]
+pub(crate) fn records_hashed() -> usize {
+    RECORDS_HASHED.with(core::cell::Cell::get)
+}
+
 /// The hash of the key of the entry at `handle` (0 for no entry).
 fn handle_hash(hasher: &DefaultHashBuilder, store: &Store, handle: u32) -> u64 {
+    #[cfg(test)]
+    RECORDS_HASHED.with(|count| count.set(count.get() + 1));
     store.blob(handle).map_or(0, |blob| {
         let entry = EntryView::from_blob(blob);
         let (name, qtype, qclass) = entry.question_parts();
@@ -245,7 +263,7 @@ pub struct CacheStats {
 /// One single-threaded cache shard, bounded by bytes.
 #[derive(Debug)]
 pub struct Cache {
-    table: HashTable<u32>,
+    table: Index,
     store: Store,
     hasher: DefaultHashBuilder,
     probation: List,
@@ -266,7 +284,7 @@ impl Cache {
         policy.validate()?;
         let capacity = Self::capped(capacity_bytes);
         Ok(Self {
-            table: HashTable::new(),
+            table: Index::default(),
             store: Store::default(),
             hasher: DefaultHashBuilder::default(),
             probation: List::EMPTY,
@@ -366,13 +384,11 @@ impl Cache {
 
     fn find(&self, hash: u64, key: &QueryKey) -> Option<u32> {
         let store = &self.store;
-        self.table
-            .find(hash, |&handle| {
-                store
-                    .blob(handle)
-                    .is_some_and(|blob| EntryView::from_blob(blob).matches(key))
-            })
-            .copied()
+        self.table.find(hash, |handle| {
+            store
+                .blob(handle)
+                .is_some_and(|blob| EntryView::from_blob(blob).matches(key))
+        })
     }
 
     /// Find the entry for `key` at `now`. A fresh or stale hit counts as a
@@ -554,7 +570,7 @@ impl Cache {
         self.copies += usize::from(copied);
         let (store, hasher) = (&self.store, &self.hasher);
         self.table
-            .insert_unique(hash, handle, |&other| handle_hash(hasher, store, other));
+            .insert(hash, handle, |other| handle_hash(hasher, store, other));
         self.push_front(segment, handle);
         self.stats.inserts += 1;
         self.rebalance(handle);
@@ -662,7 +678,7 @@ impl Cache {
 
     /// Remove every entry (counters are kept) and release the store.
     pub fn clear(&mut self) {
-        self.table = HashTable::new();
+        self.table.clear();
         self.store.clear();
         self.copies = 0;
         self.probation = List::EMPTY;
@@ -815,7 +831,7 @@ impl Cache {
     /// operator's shrink only: it rehashes every entry).
     fn shrink_table(&mut self) {
         let (store, hasher) = (&self.store, &self.hasher);
-        self.table.shrink_to(self.table.len(), |&handle| {
+        self.table.shrink_to(self.table.len(), |handle| {
             handle_hash(hasher, store, handle)
         });
     }
@@ -828,15 +844,11 @@ impl Cache {
         let hash = self.handle_hash(handle);
         self.copies -= usize::from(copied(meta));
         self.unlink(handle);
-        if let Ok(found) = self.table.find_entry(hash, |&other| other == handle) {
-            found.remove();
-        }
+        self.table.remove(hash, handle);
         let from = self.store.remove(handle)?;
         // The entry that was at `from` now lives at `handle`.
         let moved_hash = self.handle_hash(handle);
-        if let Some(pointer) = self.table.find_mut(moved_hash, |&other| other == from) {
-            *pointer = handle;
-        }
+        self.table.repoint(moved_hash, from, handle);
         let moved = self.meta(handle);
         let segment = segment(moved);
         if moved.prev == NIL {
@@ -892,9 +904,13 @@ impl Cache {
         for &handle in &handles {
             let found = self
                 .table
-                .find(self.handle_hash(handle), |&other| other == handle);
-            assert_eq!(found.copied(), Some(handle), "{handle:#x} not in table");
+                .find(self.handle_hash(handle), |other| other == handle);
+            assert_eq!(found, Some(handle), "{handle:#x} not in table");
         }
+        let mut indexed: Vec<u32> = self.table.handles().collect();
+        indexed.sort_unstable();
+        indexed.dedup();
+        assert_eq!(indexed.len(), handles.len(), "a handle indexed twice");
         assert!(self.bytes() <= self.capacity, "over capacity");
     }
 
