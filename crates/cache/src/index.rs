@@ -177,6 +177,12 @@ impl Index {
         if self.old.is_empty() {
             return;
         }
+        if self.cursor >= self.old.num_buckets() {
+            // Unreachable (nothing is inserted into the old table, so it is
+            // empty once the cursor has passed every bucket), but a
+            // `finish_migration` that made no progress would never end.
+            self.cursor = 0;
+        }
         let end = self
             .cursor
             .saturating_add(MIGRATE_BUCKETS)
