@@ -270,8 +270,8 @@ mod tests {
     #[test]
     fn no_insert_rehashes_more_than_a_step() {
         // The point of the index: hashbrown's resize rehashed every handle
-        // in one insert (here up to 28,672 in the insert that grew the
-        // table past 32,768 buckets).
+        // in one insert (here 57,344 in the insert that grew the table
+        // from 65,536 buckets to 131,072).
         let rehashes = Cell::new(0usize);
         let counting = |handle: u32| {
             rehashes.set(rehashes.get() + 1);
