@@ -63,7 +63,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-
 taskset -c "$LOAD_CPU" "$LOADTEST" upstream --listen "127.0.0.1:$UPSTREAM_PORT" \
     --names "$ZONE_NAMES" >"$work/upstream.log" 2>&1 &
 pids+=($!)
