@@ -243,6 +243,34 @@ mod tests {
         z ^ (z >> 31)
     }
 
+    /// [`hash_of`], counting the handles it is asked to rehash.
+    #[derive(Default)]
+    struct CountedHash(Cell<usize>);
+
+    impl CountedHash {
+        fn hash(&self, handle: u32) -> u64 {
+            self.0.set(self.0.get() + 1);
+            hash_of(handle)
+        }
+
+        /// Rehashes since the last call.
+        fn take(&self) -> usize {
+            self.0.replace(0)
+        }
+    }
+
+    /// Insert handles 0, 1, ... until `reached` holds; returns how many.
+    /// Fails (rather than loop for ever) if 100,000 do not get there.
+    fn insert_until(index: &mut Index, reached: impl Fn(&Index) -> bool) -> u32 {
+        for handle in 0..100_000u32 {
+            if reached(index) {
+                return handle;
+            }
+            index.insert(hash_of(handle), handle, hash_of);
+        }
+        panic!("100,000 inserts never started a migration");
+    }
+
     #[test]
     fn every_handle_stays_findable_while_the_table_grows() {
         let mut index = Index::default();
@@ -272,17 +300,12 @@ mod tests {
         // The point of the index: hashbrown's resize rehashed every handle
         // in one insert (here 57,344 in the insert that grew the table
         // from 65,536 buckets to 131,072).
-        let rehashes = Cell::new(0usize);
-        let counting = |handle: u32| {
-            rehashes.set(rehashes.get() + 1);
-            hash_of(handle)
-        };
+        let counted = CountedHash::default();
         let mut index = Index::default();
         let mut worst = 0;
         for handle in 0..100_000u32 {
-            rehashes.set(0);
-            index.insert(hash_of(handle), handle, counting);
-            worst = worst.max(rehashes.get());
+            index.insert(hash_of(handle), handle, |other| counted.hash(other));
+            worst = worst.max(counted.take());
         }
         assert!(
             worst <= MIGRATE_BUCKETS,
@@ -296,21 +319,17 @@ mod tests {
         // the buckets) while erasures leave tombstones, which hashbrown
         // clears with an in-place rehash of every handle once they fill the
         // table (here every ~300,000 inserts).
-        let rehashes = Cell::new(0usize);
-        let counting = |handle: u32| {
-            rehashes.set(rehashes.get() + 1);
-            hash_of(handle)
-        };
+        let counted = CountedHash::default();
         let mut index = Index::default();
         for handle in 0..14_000u32 {
-            index.insert(hash_of(handle), handle, counting);
+            index.insert(hash_of(handle), handle, |other| counted.hash(other));
         }
         let (mut worst, mut same_size) = (0, 0);
         for handle in 14_000..1_000_000u32 {
             let (was, buckets) = (index.migrating(), index.table.num_buckets());
-            rehashes.set(0);
-            index.insert(hash_of(handle), handle, counting);
-            worst = worst.max(rehashes.get());
+            counted.take();
+            index.insert(hash_of(handle), handle, |other| counted.hash(other));
+            worst = worst.max(counted.take());
             same_size +=
                 usize::from(!was && index.migrating() && index.table.num_buckets() == buckets);
             let oldest = handle - 14_000;
@@ -334,11 +353,10 @@ mod tests {
     #[test]
     fn removal_and_repointing_reach_the_draining_table() {
         let mut index = Index::default();
-        let mut handle = 0u32;
-        while !(index.migrating() && index.old.len() > 100) {
-            index.insert(hash_of(handle), handle, hash_of);
-            handle += 1;
-        }
+        let handle = insert_until(&mut index, |index| {
+            index.migrating() && index.old.len() > 100
+        });
+        assert!(handle > 0);
         let in_old = *index.old.iter().next().expect("a handle not moved yet");
         assert!(index.repoint(hash_of(in_old), in_old, 1_000_000));
         assert_eq!(
@@ -369,11 +387,7 @@ mod tests {
     #[test]
     fn shrink_finishes_the_migration_first() {
         let mut index = Index::default();
-        let mut handle = 0u32;
-        while !index.migrating() {
-            index.insert(hash_of(handle), handle, hash_of);
-            handle += 1;
-        }
+        let handle = insert_until(&mut index, Index::migrating);
         for other in 0..handle / 2 {
             index.remove(hash_of(other), other);
         }
