@@ -8,8 +8,10 @@
 //! (and its in-place rehash once erasures have left the table without
 //! room) recomputes every handle's hash inside one insert: in a
 //! 64 MiB shard filling up with misses, the insert that doubled the table
-//! from 2^20 to 2^21 buckets took 109 ms (458,752 records touched, one
-//! after the other), the doublings before it 48, 23, 10 and 4 ms. The core
+//! from 2^20 to 2^21 buckets took 94-102 ms (458,752 records touched, one
+//! after the other), the doublings before it 44, 19, 7 and 1.5 ms; a full
+//! 8 MiB shard's churn stopped for 14-15 ms when it rehashed in place
+//! (`slowest_insert` in `tests.rs`, run by hand, prints these). The core
 //! answers nothing for that long, and a shard of gigabytes would stop for
 //! seconds.
 //!
