@@ -842,7 +842,7 @@ fn stats_json_has_the_documented_fields() {
     assert_eq!(totals["dnstap"]["dropped"], 6);
 }
 
-const FAMILIES: [(&str, &str); 118] = [
+const FAMILIES: [(&str, &str); 121] = [
     ("heimdall_cores", "gauge"),
     ("heimdall_build_info", "gauge"),
     ("heimdall_reloads_total", "counter"),
@@ -912,6 +912,9 @@ const FAMILIES: [(&str, &str); 118] = [
     ("heimdall_cache_stale_lookups_total", "counter"),
     ("heimdall_bad_lengths_total", "counter"),
     ("heimdall_udp_receive_rearms_total", "counter"),
+    ("heimdall_udp_pauses_total", "counter"),
+    ("heimdall_udp_pause_verdicts_total", "counter"),
+    ("heimdall_udp_pausing", "gauge"),
     ("heimdall_tcp_connections_accepted_total", "counter"),
     ("heimdall_tcp_connections_refused_total", "counter"),
     ("heimdall_tcp_connections_evicted_total", "counter"),

@@ -37,6 +37,7 @@ use crate::stats::{
     core_snapshot,
 };
 use crate::top::TopQueries;
+use crate::transport::pause_judge::{PauseJudge, thread_cpu_time};
 use crate::wake::DeadlineAlarm;
 
 /// The kernel refused a send (full buffers): counted in `send_errors`.
@@ -150,6 +151,8 @@ pub(crate) struct CoreContext {
     bad_lengths: Cell<u64>,
     receive_rearms: Cell<u64>,
     udp: Cell<UdpStats>,
+    /// Whether the UDP listeners' coalescing pause pays on this core.
+    pause_judge: RefCell<PauseJudge>,
     /// How long queries answered at once took, UDP and TCP (the resolver
     /// times the ones that wait on an upstream).
     hits: RefCell<HitLatency>,
@@ -252,6 +255,7 @@ impl CoreContext {
             bad_lengths: Cell::new(0),
             receive_rearms: Cell::new(0),
             udp: Cell::new(UdpStats::default()),
+            pause_judge: RefCell::new(PauseJudge::new(false)),
             hits: RefCell::new(HitLatency::default()),
             alarm: DeadlineAlarm::default(),
             dnstap: None,
@@ -543,6 +547,30 @@ impl CoreContext {
     }
 
     /// Add a batch's GSO counters.
+    /// Judge the coalescing pause on this core: a UDP listener has a
+    /// ceiling for it (`server.udp_coalesce`).
+    pub(crate) fn judge_pauses(&self) {
+        self.pause_judge.borrow_mut().enable();
+    }
+
+    /// Whether a UDP listener may pause to gather queries now (the pause
+    /// judge's mode for this epoch).
+    pub(crate) fn may_pause(&self) -> bool {
+        self.pause_judge.borrow().may_pause()
+    }
+
+    /// A UDP listener paused to gather queries.
+    pub(crate) fn note_pause(&self) {
+        self.pause_judge.borrow_mut().note_pause();
+    }
+
+    /// A UDP listener read `count` queries at `at`.
+    pub(crate) fn note_udp_read(&self, count: usize, at: Instant) {
+        self.pause_judge
+            .borrow_mut()
+            .note_queries(count, at, thread_cpu_time);
+    }
+
     pub(crate) fn add_udp_stats(&self, stats: UdpStats) {
         let mut udp = self.udp.get();
         udp.add(stats);
@@ -709,6 +737,9 @@ impl CoreContext {
             send_errors: self.send_errors.get(),
             bad_lengths: self.bad_lengths.get(),
             receive_rearms: self.receive_rearms.get(),
+            pauses: self.pause_judge.borrow().pauses(),
+            pause_verdicts: self.pause_judge.borrow().verdicts(),
+            pausing: u64::from(self.pause_judge.borrow().prefers_pause()),
             udp: self.udp.get(),
             spread: self.hot.as_ref().map(HotNames::totals).unwrap_or_default(),
             off_owner_fetches: self.off_owner_fetches.get(),

@@ -14,6 +14,7 @@ use heimdall_resolver::{Resolver, ResolverStats, UpstreamStats};
 
 use crate::batch::UdpStats;
 use crate::hot_names::Review;
+use crate::transport::pause_judge::Verdicts;
 
 /// What a core did, reported when it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +256,12 @@ pub(crate) struct Counters {
     pub(crate) bad_lengths: u64,
     /// Multishot receives the kernel ended and the listener re-armed.
     pub(crate) receive_rearms: u64,
+    /// Coalescing pauses taken.
+    pub(crate) pauses: u64,
+    /// What the coalescing pause's probes found.
+    pub(crate) pause_verdicts: Verdicts,
+    /// 1 while the core prefers to pause, else 0 (a gauge).
+    pub(crate) pausing: u64,
     pub(crate) udp: UdpStats,
     /// The upstream UDP sockets.
     pub(crate) sockets: UpstreamSocketSnapshot,
@@ -450,6 +457,9 @@ fn snapshot_of(
         send_errors,
         bad_lengths,
         receive_rearms,
+        pauses,
+        pause_verdicts,
+        pausing,
         udp,
         sockets,
         hits,
@@ -567,6 +577,10 @@ fn snapshot_of(
         (Counter::CacheStaleLookups, stale_hits),
         (Counter::BadLengths, bad_lengths),
         (Counter::UdpReceiveRearms, receive_rearms),
+        (Counter::UdpPauses, pauses),
+        (Counter::UdpPauseVerdictPause, pause_verdicts.pause),
+        (Counter::UdpPauseVerdictNoPause, pause_verdicts.no_pause),
+        (Counter::UdpPausing, pausing),
         (Counter::TcpAccepted, accepted),
         (Counter::TcpRefused, tcp_refused),
         (Counter::TcpEvicted, evicted),
@@ -906,6 +920,12 @@ mod tests {
             send_errors: next(),
             bad_lengths: next(),
             receive_rearms: next(),
+            pauses: next(),
+            pause_verdicts: Verdicts {
+                pause: next(),
+                no_pause: next(),
+            },
+            pausing: next(),
             udp: UdpStats {
                 gso_sends: next(),
                 gso_segments: next(),

@@ -11,6 +11,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod https;
+pub(crate) mod pause_judge;
 pub(crate) mod quic;
 pub(crate) mod tcp;
 pub(crate) mod tls;

@@ -164,6 +164,9 @@ pub(crate) async fn serve_udp(
             ctx.index()
         );
     }
+    if !settings.coalesce.is_zero() {
+        ctx.judge_pauses();
+    }
     let ended = serve_multishot(
         &ctx,
         &socket,
@@ -204,6 +207,7 @@ pub(crate) async fn serve_udp(
         if count == 0
             && busy
             && !woke
+            && ctx.may_pause()
             && let Some(pause) = arrivals.pause(settings.coalesce)
         {
             // The last read found queries already queued (load) and the
@@ -216,6 +220,7 @@ pub(crate) async fn serve_udp(
             // as it takes them (`ArrivalRate::pause`); a wait that finds
             // nothing ends the mode, and a lone query after a quiet spell
             // never enters it.
+            ctx.note_pause();
             glommio::timer::sleep(pause).await;
             count = received.receive(fd, 0).unwrap_or(0);
             seen_at = note_read(&mut arrivals, count);
@@ -331,12 +336,14 @@ async fn serve_multishot(
         let mut seen_at = note_read(&mut arrivals, count);
         if count == 0
             && busy
+            && ctx.may_pause()
             && let Some(pause) = arrivals.pause(settings.coalesce)
         {
             // As in `serve_udp`. An armed request would wake the core for
             // each datagram of the pause; it is armed again at the next
             // wait.
             receiver.disarm();
+            ctx.note_pause();
             glommio::timer::sleep(pause).await;
             count = take_queued(&mut receiver, received);
             read = received.receive(fd, count).unwrap_or(0);
@@ -551,6 +558,7 @@ fn answer_batch(
     // read after the send times them all: a wake-up at a slow rate pays
     // for every clock read.
     let BatchRead { count, at: started } = read;
+    ctx.note_udp_read(count, started);
     let now = ctx.timestamp_at(started);
     let mut ready = 0usize;
     {
