@@ -5,9 +5,9 @@
 //! *Why measured and not predicted*: a pause trades one timer wake-up for
 //! the wake-ups the datagrams it gathers would have made, and both costs
 //! are the host's: the hypervisor's halt and interrupt, its timer. With
-//! one build on two 2-core EPYC VMs, at 100,000 cache hits a second, the
-//! pause saved about 10 % of the CPU per query on one and cost 37 % more on
-//! the other, where a wake-up's own latency already gathers as many
+//! the same receive loop, at 100,000 cache hits a second, the pause saved
+//! about 10 % of the CPU per query on a 2-core EPYC VM and cost 37 % more
+//! on a 2-core Xeon VM, where a wake-up's own latency already gathers as many
 //! queries as a pause would (docs/TUNING.md). The arrival rate
 //! (`ArrivalRate` in `udp.rs`) still says when a pause *could* gather
 //! enough; this says whether gathering that way is cheaper than waking.
