@@ -546,7 +546,6 @@ impl CoreContext {
         self.receive_rearms.set(self.receive_rearms.get() + count);
     }
 
-    /// Add a batch's GSO counters.
     /// Judge the coalescing pause on this core: a UDP listener has a
     /// ceiling for it (`server.udp_coalesce`).
     pub(crate) fn judge_pauses(&self) {
@@ -571,6 +570,7 @@ impl CoreContext {
             .note_queries(count, at, thread_cpu_time);
     }
 
+    /// Add a batch's GSO counters.
     pub(crate) fn add_udp_stats(&self, stats: UdpStats) {
         let mut udp = self.udp.get();
         udp.add(stats);

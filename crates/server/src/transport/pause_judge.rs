@@ -7,22 +7,22 @@
 //! are the host's: the hypervisor's halt and interrupt, its timer. With
 //! the same receive loop, at 100,000 cache hits a second, the pause saved
 //! about 10 % of the CPU per query on a 2-core EPYC VM and cost 37 % more
-//! on a 2-core Xeon VM, where a wake-up's own latency already gathers as many
-//! queries as a pause would (docs/TUNING.md). The arrival rate
+//! on a 2-core Xeon VM, where a wake-up's own latency already gathers as
+//! many queries as a pause would (docs/TUNING.md). The arrival rate
 //! (`ArrivalRate` in `udp.rs`) still says when a pause *could* gather
 //! enough; this says whether gathering that way is cheaper than waking.
 //!
 //! How: time is cut into epochs of [`EPOCH`]. Epochs run in the preferred
 //! mode, and every [`PROBE_EVERY`]th in the other (less often while the
 //! probes keep confirming the preference, down to one in
-//! [`PROBE_EVERY_MAX`]). At the end of a probe
-//! its CPU per query is compared with that of the preferred epoch just
-//! before it, when both carried at least [`MIN_QUERIES`] queries at rates
-//! within [`RATE_TOLERANCE`] of each other and the pausing one paused at
+//! [`PROBE_EVERY_MAX`]). At the end of a probe its CPU per query is
+//! compared with that of the preferred epoch just before it, when both
+//! carried at least [`MIN_QUERIES`] queries at rates within
+//! [`RATE_TOLERANCE_PERCENT`] of each other and the pausing one paused at
 //! all (else the two modes did the same and nothing is learnt). The pause
-//! is preferred only when it was at least [`PAUSE_MARGIN`] cheaper: it
-//! holds answers for a moment, so a tie goes to not pausing, which is also
-//! where a core starts.
+//! is preferred only when it was at least [`PAUSE_MARGIN_PERCENT`]
+//! cheaper: it holds answers for a moment, so a tie goes to not pausing,
+//! which is also where a core starts.
 //!
 //! Sans-IO: the caller passes the time and reads the thread's CPU time
 //! when asked (a system call, once per epoch).
