@@ -57,7 +57,7 @@ struct Sample {
     rate: u64,
     /// CPU nanoseconds per query.
     cost_ns: u64,
-    /// Whether the epoch allowed pauses and took any.
+    /// Whether the epoch took any pause (only a pausing epoch can).
     paused: bool,
 }
 
@@ -86,11 +86,9 @@ pub(crate) struct PauseJudge {
     /// A ceiling is configured: without one there is nothing to judge.
     enabled: bool,
     prefer_pause: bool,
-    /// The mode of the epoch under way.
-    pausing: bool,
     epoch: Option<Epoch>,
     /// Epochs in the preferred mode left before the next probe, the one
-    /// under way included.
+    /// under way included; 0 while the probe runs.
     until_probe: u32,
     /// Epochs from one probe to the next.
     probe_every: u32,
@@ -107,7 +105,6 @@ impl PauseJudge {
         Self {
             enabled,
             prefer_pause: false,
-            pausing: false,
             epoch: None,
             until_probe: PROBE_EVERY - 1,
             probe_every: PROBE_EVERY,
@@ -124,7 +121,17 @@ impl PauseJudge {
 
     /// Whether a listener may pause now.
     pub(crate) fn may_pause(&self) -> bool {
-        self.enabled && self.pausing
+        self.enabled && self.pausing()
+    }
+
+    /// The mode of the epoch under way: the preferred one, or the other
+    /// while a probe runs.
+    fn pausing(&self) -> bool {
+        self.prefer_pause != self.probing()
+    }
+
+    fn probing(&self) -> bool {
+        self.until_probe == 0
     }
 
     /// Whether the core currently prefers to pause (what the probes found).
@@ -188,7 +195,8 @@ impl PauseJudge {
             rate: per_second(ended.queries, elapsed),
             cost_ns: u64::try_from(spent.as_nanos() / u128::from(ended.queries.max(1)))
                 .unwrap_or(u64::MAX),
-            paused: self.pausing && ended.pauses > 0,
+            // Pauses are taken only in a pausing epoch.
+            paused: ended.pauses > 0,
         };
         self.epoch = Some(Epoch {
             started: now,
@@ -200,12 +208,10 @@ impl PauseJudge {
     }
 
     fn epoch_ended(&mut self, sample: Sample) {
-        if self.pausing == self.prefer_pause {
+        if !self.probing() {
+            // A preferred epoch; the last before the probe is its match.
             self.preferred = Some(sample);
-            self.until_probe = self.until_probe.saturating_sub(1);
-            if self.until_probe == 0 {
-                self.pausing = !self.prefer_pause;
-            }
+            self.until_probe -= 1;
             return;
         }
         // A probe ended: judge it against the preferred epoch before it.
@@ -224,7 +230,6 @@ impl PauseJudge {
                 self.verdicts.no_pause += 1;
             }
         }
-        self.pausing = self.prefer_pause;
         self.until_probe = self.probe_every - 1;
     }
 }

@@ -207,8 +207,7 @@ pub(crate) async fn serve_udp(
         if count == 0
             && busy
             && !woke
-            && ctx.may_pause()
-            && let Some(pause) = arrivals.pause(settings.coalesce)
+            && let Some(pause) = take_pause(&ctx, &arrivals, settings.coalesce)
         {
             // The last read found queries already queued (load) and the
             // socket is empty now: more are on their way. A short timer
@@ -220,7 +219,6 @@ pub(crate) async fn serve_udp(
             // as it takes them (`ArrivalRate::pause`); a wait that finds
             // nothing ends the mode, and a lone query after a quiet spell
             // never enters it.
-            ctx.note_pause();
             glommio::timer::sleep(pause).await;
             count = received.receive(fd, 0).unwrap_or(0);
             seen_at = note_read(&mut arrivals, count);
@@ -336,14 +334,12 @@ async fn serve_multishot(
         let mut seen_at = note_read(&mut arrivals, count);
         if count == 0
             && busy
-            && ctx.may_pause()
-            && let Some(pause) = arrivals.pause(settings.coalesce)
+            && let Some(pause) = take_pause(ctx, &arrivals, settings.coalesce)
         {
             // As in `serve_udp`. An armed request would wake the core for
             // each datagram of the pause; it is armed again at the next
             // wait.
             receiver.disarm();
-            ctx.note_pause();
             glommio::timer::sleep(pause).await;
             count = take_queued(&mut receiver, received);
             read = received.receive(fd, count).unwrap_or(0);
@@ -473,6 +469,18 @@ impl ArrivalRate {
         let wait = Duration::from_nanos(self.gap_ns.saturating_mul(PAUSE_GATHERS));
         (wait <= ceiling).then_some(wait)
     }
+}
+
+/// How long to pause for more datagrams, if the core's pause judge allows
+/// a pause now and the arrival rate says one gathers enough
+/// (`ArrivalRate::pause`); the caller then pauses, and it is counted.
+fn take_pause(ctx: &CoreContext, arrivals: &ArrivalRate, ceiling: Duration) -> Option<Duration> {
+    if !ctx.may_pause() {
+        return None;
+    }
+    let pause = arrivals.pause(ceiling)?;
+    ctx.note_pause();
+    Some(pause)
 }
 
 /// Count a read of `count` datagrams in `arrivals`. Returns when it was
