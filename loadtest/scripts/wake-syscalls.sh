@@ -15,7 +15,10 @@
 # divided by RATE x SECONDS are the calls per wake-up (vendor/README.md,
 # "the latency ring sleeps"). perf's tracepoints slow the server: the
 # counts are exact, the task-clock is only for comparing two builds in one
-# sitting. Needs root for perf. Listens on 127.0.0.1 high ports
+# sitting. SERVER_YAML adds lines to the server's `server:` section (e.g.
+# "udp_coalesce: 0s"), to count what one setting changes; CLOCK_PROBE=0
+# leaves the clock-read uprobe out, which costs enough to saturate the
+# server at 100k q/s and up. Needs root for perf. Listens on 127.0.0.1 high ports
 # (BASE_PORT, default 5700, and the next two); stops only what it starts,
 # by PID.
 set -euo pipefail
@@ -35,8 +38,10 @@ trap cleanup EXIT
 taskset -c 1 "$LOADTEST" upstream --listen "127.0.0.1:$BASE" --names 1000 --ttl 86400 --cpus 1 \
     >"$work/upstream.log" 2>&1 &
 pids+=($!)
-printf 'server:\n  cores: [0]\n  listen: ["127.0.0.1:%d"]\nupstream:\n  servers: ["127.0.0.1:%d"]\ncontrol:\n  enabled: false\nlog:\n  level: warn\ndnssec:\n  mode: off\n' \
-    "$((BASE + 1))" "$BASE" >"$work/heimdall.yaml"
+server_keys=""
+[ -z "${SERVER_YAML:-}" ] || server_keys=$(printf '%s\n' "$SERVER_YAML" | sed 's/^/  /')
+printf 'server:\n  cores: [0]\n  listen: ["127.0.0.1:%d"]\n%s\nupstream:\n  servers: ["127.0.0.1:%d"]\ncontrol:\n  enabled: false\nlog:\n  level: warn\ndnssec:\n  mode: off\n' \
+    "$((BASE + 1))" "$server_keys" "$BASE" >"$work/heimdall.yaml"
 taskset -c 0 "$HEIMDALL" --config "$work/heimdall.yaml" >"$work/heimdall.log" 2>&1 &
 server=$!
 pids+=("$server")
@@ -60,7 +65,7 @@ if perf list tracepoint 2>/dev/null | grep 'io_uring:io_uring_poll_arm' >/dev/nu
 # Clock reads (vDSO, no system call), through a uprobe on libc's
 # clock_gettime where perf can place one; removed again at exit.
 libc=$(ldd "$HEIMDALL" 2>/dev/null | awk '/libc\.so/ {print $3; exit}')
-if [ -n "$libc" ] && perf probe -q -x "$libc" --add heimdall_clock=clock_gettime 2>/dev/null; then
+if [ "${CLOCK_PROBE:-1}" != 0 ] && [ -n "$libc" ] && perf probe -q -x "$libc" --add heimdall_clock=clock_gettime 2>/dev/null; then
     events=$events,probe_libc:heimdall_clock
     trap 'perf probe -q --del probe_libc:heimdall_clock 2>/dev/null || true; cleanup' EXIT
 fi
