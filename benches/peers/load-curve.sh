@@ -228,17 +228,21 @@ for round in $(seq "$ROUNDS"); do
             if [ "$rate" = max ]; then load=(--window "$LT_WINDOW"); else load=(--rate "$rate"); fi
             before=$(cpu_time "$SERVER_PID")
             split_before=$(cpu_ticks_split "$SERVER_PID")
+            wall_before=$(date +%s%N)
             taskset -c "$CLIENT_CPU" "$LOADTEST" run --target "127.0.0.1:${PORT[$s]}" --workload hot \
                 --names $NAMES --edns off --seed "$round" --duration "${SECS}s" --warmup "${WARMUP}s" \
                 --cpus "$CLIENT_CPU" --sockets "$LT_SOCKETS" "${load[@]}" --quiet \
                 --json "$json" >/dev/null 2>"$json.err" || true
             after=$(cpu_time "$SERVER_PID")
             split_after=$(cpu_ticks_split "$SERVER_PID")
+            # The share of the run's wall time the server kept a CPU busy.
+            server_busy=$(awk -v cpu=$((after - before)) -v unit="$CPU_UNIT" -v ns=$(($(date +%s%N) - wall_before)) \
+                'BEGIN { if (ns > 0) printf "%.1f", 100 * cpu / unit / (ns / 1e9) }')
             stop_pid "$SERVER_PID"; SERVER_PID=
-            python3 "$ROOT/benches/peers/load_curve.py" row "$round" "$rate" "$s" $((after - before)) "$CPU_UNIT" "$json" \
-                >>"$RESULTS"
+            SERVER_BUSY_PCT=$server_busy python3 "$ROOT/benches/peers/load_curve.py" row "$round" "$rate" "$s" \
+                $((after - before)) "$CPU_UNIT" "$json" >>"$RESULTS"
             tail -1 "$RESULTS" | awk -F'\t' -v n="$n" -v t="$ntotal" \
-                '{ printf "[%d/%d] round %s %7s q/s %-10s answered %7.0f q/s  %6s us/q CPU  p50 %s  p99 %s  p99.9 %s  loss %s%%  late %s  %s\n", n, t, $1, $2, $3, $5, $7, $8, $9, $10, $11, $12, $13 }' >&2
+                '{ printf "[%d/%d] round %s %7s q/s %-10s answered %7.0f q/s  %6s us/q CPU  p50 %s  p99 %s  p99.9 %s  loss %s%%  late %s  server CPU busy %s%%  %s\n", n, t, $1, $2, $3, $5, $7, $8, $9, $10, $11, $12, $13, $14 }' >&2
             # CPU_SPLIT=1: the CPU per query as user and kernel time.
             if [ "${CPU_SPLIT:-0}" = 1 ]; then
                 python3 - "$split_before" "$split_after" "$TICKS" "$json" <<'PY' >&2

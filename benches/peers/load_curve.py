@@ -5,7 +5,9 @@
         the TSV header line
     load_curve.py row ROUND RATE SERVER CPU_TICKS CLK_TCK REPORT.json [NOTE]
         one TSV row (stdout) from one run's heimdall-loadtest --json report
-        (with NOTE: a row with no figures, for a run that did not happen)
+        (with NOTE: a row with no figures, for a run that did not happen);
+        $SERVER_BUSY_PCT, when set, is the share of the run's wall time the
+        server's CPU time filled
     load_curve.py report --results results.tsv --meta meta.txt --markdown out.md --svg out.svg
                          [--docs docs/BENCHMARKS.md --docs-svg docs/load-curve.svg]
         medians over the rounds; prints the table to stdout
@@ -42,7 +44,7 @@ COLORS = dict(PEER_COLORS, baseline="#d35400", reflector="#34495e",
               **{"wake-glommio": "#8e44ad", "wake-epoll": "#16a085"})
 DASHED = {"baseline": "6,4", "reflector": "2,3", "wake-glommio": "2,3", "wake-epoll": "2,3"}
 FIELDS = ["round", "rate", "server", "offered_qps", "answered_qps", "answered", "cpu_us",
-          "p50_us", "p99_us", "p999_us", "loss_pct", "late", "note"]
+          "p50_us", "p99_us", "p999_us", "loss_pct", "late", "server_busy_pct", "note"]
 
 
 # ---------------------------------------------------------------- one row
@@ -50,7 +52,8 @@ def row(argv):
     rnd, rate, server, ticks, hz, path = argv[:6]
     ticks, hz = int(ticks), int(hz)
     vals = dict.fromkeys(FIELDS, "")
-    vals.update(round=rnd, rate=rate, server=server)
+    vals.update(round=rnd, rate=rate, server=server,
+                server_busy_pct=os.environ.get("SERVER_BUSY_PCT", ""))
     notes = argv[6:]
     if notes:  # a run that did not happen: no report to read
         vals["note"] = "; ".join(notes)
@@ -111,6 +114,9 @@ def aggregate(rows, servers, rates):
                 "p99": median([num(r["p99_us"]) for r in rs]),
                 "p999": median([num(r["p999_us"]) for r in rs]),
                 "loss": median([num(r["loss_pct"]) for r in rs]),
+                # How busy the server kept its CPU (absent in the rows of
+                # runs from before it was recorded).
+                "busy": median([num(r.get("server_busy_pct")) for r in rs]),
                 # Queries the generator sent more than 1 ms late, per round.
                 "late": [r.get("late") or "–" for r in sorted(rs, key=lambda r: int(r["round"]))],
                 "notes": sorted({r["note"] for r in rs if r.get("note")}),
@@ -128,6 +134,10 @@ def fmt_us(v):
 
 def fmt_cpu(v):
     return "–" if v is None else f"{v:.2f}"
+
+
+def fmt_pct(v):
+    return "–" if v is None else f"{v:.0f}"
 
 
 def fmt_loss(v):
@@ -159,8 +169,8 @@ def late(rate, counts):
 
 def table(agg, servers, rates):
     L = ["| offered q/s | server | answered q/s | CPU µs/query | p50 µs | p99 µs | p99.9 µs | loss % "
-         "| sent late, per round |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+         "| sent late, per round | server CPU busy % |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for rate in rates:
         for s in servers:
             a = agg.get((rate, s))
@@ -174,7 +184,7 @@ def table(agg, servers, rates):
                 qps += f" ({fmt_int(a['qps_min'])}-{fmt_int(a['qps_max'])})"
             L.append(f"| {rate_label(rate)} | {name} | {qps} | {fmt_cpu(a['cpu'])} | {fmt_us(a['p50'])} "
                      f"| {fmt_us(a['p99'])} | {fmt_us(a['p999'])} | {fmt_loss(a['loss'])} "
-                     f"| {late(rate, a['late'])} |")
+                     f"| {late(rate, a['late'])} | {fmt_pct(a['busy'])} |")
     return "\n".join(L)
 
 
@@ -231,6 +241,14 @@ def markdown(meta, skipped, agg, servers, rates, svg_name):
         for r, s, n in notes:
             L.append(f"- {rate_label(r)}, {NAMES.get(s, s)}: {n}")
         L.append("")
+    L.append(
+        "\"Server CPU busy\" is the server's CPU time over the run divided by the run's wall "
+        "time. At saturation it says whose limit the answered rate is: a server near 100 % "
+        "answers as fast as it can; one well under it was waiting for queries, so the load "
+        "generator (which in max mode keeps its own CPU busy whatever the server does) could "
+        "send no faster, and that rate is a lower bound of the server's."
+    )
+    L.append("")
     L.append(
         "\"Sent late\" counts the queries the load generator itself sent more than 1 ms after "
         "their scheduled time, in each round (the generator's own `behind_schedule`): their "
