@@ -749,14 +749,22 @@ impl EntryView {
 
     /// Whether this entry answers `key` (which, as built by
     /// `QueryKey::from_message`, holds a lower-cased name).
+    ///
+    /// The stored name is compared over the key name's length, with no
+    /// walk of its labels to find where it ends: a wire name ends at its
+    /// first empty label, so bytes equal to a whole name are that name.
+    /// The name and the type come first, in the record's first bytes; the
+    /// DO and CD bits, in the trailer at its end, last.
     #[inline]
     pub fn matches(&self, key: &QueryKey) -> bool {
-        let end = usize::from(self.question_end());
-        self.dnssec_ok() == key.dnssec_ok
+        let name_end = HEADER_LEN + key.name.len();
+        !key.name.is_empty()
+            && self.blob.get(HEADER_LEN..name_end) == Some(&key.name[..])
+            && read_u16(&self.blob, name_end) == Some(key.qtype.0)
+            && read_u16(&self.blob, name_end + 2) == Some(key.qclass.0)
+            && name_end + 4 <= self.wire_len()
+            && self.dnssec_ok() == key.dnssec_ok
             && self.checking_disabled() == key.checking_disabled
-            && read_u16(&self.blob, end.wrapping_sub(4)) == Some(key.qtype.0)
-            && read_u16(&self.blob, end.wrapping_sub(2)) == Some(key.qclass.0)
-            && self.blob.get(HEADER_LEN..end.saturating_sub(4)) == Some(&key.name[..])
     }
 
     /// The query key this entry answers (the stored name is lower-cased).

@@ -2123,3 +2123,38 @@ fn slowest_insert() {
         );
     }
 }
+
+/// An entry answers its own key only: not a name that extends it or that
+/// it extends, nor one of the same length, nor another type, class, DO or
+/// CD bit; with an EDE code set (a longer trailer) the same.
+#[test]
+fn an_entry_matches_its_own_key_only() {
+    let (key, entry) = numbered(7, 2, 300, at(T0));
+    let with_ede = entry.clone().with_ede(22);
+    let other = |name: &str, edit: &dyn Fn(&mut QueryKey)| {
+        let query = messages::query(name, RecordType::A, 0, None);
+        let mut key = QueryKey::from_packet(&query).unwrap().1;
+        edit(&mut key);
+        key
+    };
+    let same = |_: &mut QueryKey| {};
+    assert_eq!(other("HOST7.example", &same), key, "the key ignores case");
+    for entry in [&entry, &with_ede] {
+        assert!(entry.matches(&key));
+        assert!(entry.matches(&other("HOST7.example", &same)));
+        for wrong in [
+            other("host8.example", &same),
+            other("host7.example.com", &same),
+            other("x.host7.example", &same),
+            other("example", &same),
+            other("host7.exampl", &same),
+            other("host7.example", &|key| key.qtype = RecordType::AAAA),
+            other("host7.example", &|key| key.qclass = Class::CH),
+            other("host7.example", &|key| key.dnssec_ok = true),
+            other("host7.example", &|key| key.checking_disabled = true),
+            other("host7.example", &|key| key.name.clear()),
+        ] {
+            assert!(!entry.matches(&wrong), "{wrong:?} matched");
+        }
+    }
+}
