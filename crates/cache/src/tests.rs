@@ -2158,3 +2158,68 @@ fn an_entry_matches_its_own_key_only() {
         }
     }
 }
+
+/// A hit on an entry already protected moves nothing; the entry is marked
+/// and, when it reaches protected's tail, goes back to the front instead
+/// of being demoted (a second chance): the demotion takes the least
+/// recently used entry that was not hit, as moving it at every hit did.
+/// A segment where every entry was hit gives at most `SECOND_CHANCES`
+/// per demotion.
+#[test]
+fn a_protected_entry_hit_gets_a_second_chance_at_demotion() {
+    let now = at(T0);
+    // Names of one length, so every entry costs the same.
+    let entry_of = |n: u64| numbered(n, 2, 3_600, now);
+    let per_entry = Cache::entry_bytes(&entry_of(100).1);
+    let fill = |cache: &mut Cache| {
+        // 80 entries promoted in order: protected's share, exactly full;
+        // host100 at its tail.
+        for n in 100..180 {
+            let (key, entry) = entry_of(n);
+            cache.insert(&key, entry, now).unwrap();
+            assert!(matches!(cache.lookup(&key, now), Lookup::Fresh(_)));
+            assert!(cache.is_protected(&key));
+        }
+    };
+    let promote = |cache: &mut Cache, n: u64| {
+        let (key, entry) = entry_of(n);
+        cache.insert(&key, entry, now).unwrap();
+        assert!(matches!(cache.lookup(&key, now), Lookup::Fresh(_)));
+        assert!(cache.is_protected(&key));
+    };
+    let protected = |cache: &Cache, n: u64| cache.is_protected(&entry_of(n).0);
+
+    let mut cache = Cache::new(per_entry * 100, CachePolicy::default()).unwrap();
+    fill(&mut cache);
+    assert!(matches!(
+        cache.lookup(&entry_of(100).0, now),
+        Lookup::Fresh(_)
+    ));
+    promote(&mut cache, 200);
+    assert!(
+        protected(&cache, 100),
+        "the entry hit at the tail was demoted"
+    );
+    assert!(
+        !protected(&cache, 101),
+        "the least recent entry not hit stayed"
+    );
+    assert!((102..180).all(|n| protected(&cache, n)));
+    cache.check_invariants();
+
+    // Every entry hit (the head's hit marks nothing: it is the most
+    // recent already): eight go back to the front, the ninth is demoted.
+    let mut cache = Cache::new(per_entry * 100, CachePolicy::default()).unwrap();
+    fill(&mut cache);
+    for n in 100..180 {
+        assert!(matches!(
+            cache.lookup(&entry_of(n).0, now),
+            Lookup::Fresh(_)
+        ));
+    }
+    promote(&mut cache, 200);
+    assert!((100..108).all(|n| protected(&cache, n)));
+    assert!(!protected(&cache, 108), "more than eight second chances");
+    assert!((109..180).all(|n| protected(&cache, n)));
+    cache.check_invariants();
+}
