@@ -34,6 +34,12 @@
 //! capacity, its overflow demoted back to probation's most-recent end);
 //! eviction takes probation's least-recent entry first. A scan of names
 //! seen once therefore churns only probation and cannot flush the hot set.
+//! A hit on an entry already protected moves nothing: it marks the entry
+//! (in the same write as its hit count), and a marked entry that reaches
+//! protected's tail goes back to the front instead of being demoted (a
+//! second chance, CLOCK-like, at most `SECOND_CHANCES` per demotion), so
+//! demotion still takes the least recently used entry not hit since, and
+//! a hit writes one record instead of relinking three.
 //!
 //! Each record also carries what the resolver needs to keep an entry warm
 //! without a side table that could grow: the fresh hits since the entry
