@@ -816,16 +816,28 @@ impl Cache {
         if segment(self.meta(handle)) == Segment::Protected {
             return true;
         }
-        if self.detach(handle).is_none() {
-            return false;
-        }
-        let bytes = self.bytes_of(handle);
-        self.probation.bytes = self.probation.bytes.saturating_sub(bytes);
-        if self.attach(Segment::Protected, handle) {
-            self.protected.bytes += bytes;
-        }
+        self.relist(handle, Segment::Protected);
         self.rebalance(handle);
         false
+    }
+
+    /// Move `handle` to the most recently used end of `to`; its bytes move
+    /// with it when it changes segment (read once), and stay put when it
+    /// does not.
+    fn relist(&mut self, handle: u32, to: Segment) {
+        let Some(from) = self.detach(handle) else {
+            return;
+        };
+        if from == to {
+            self.attach(to, handle);
+            return;
+        }
+        let bytes = self.bytes_of(handle);
+        let from_list = self.list_mut(from);
+        from_list.bytes = from_list.bytes.saturating_sub(bytes);
+        if self.attach(to, handle) {
+            self.list_mut(to).bytes += bytes;
+        }
     }
 
     /// Demote protected's least recent entries to probation's front until
@@ -840,14 +852,12 @@ impl Cache {
                 break;
             }
             if chances < SECOND_CHANCES && self.meta(victim).flags & REFERENCED != 0 {
-                // Its bytes stay in protected; `attach` clears the mark.
-                self.detach(victim);
-                self.attach(Segment::Protected, victim);
+                // Back to the front (`attach` clears the mark).
+                self.relist(victim, Segment::Protected);
                 chances += 1;
                 continue;
             }
-            self.unlink(victim);
-            self.push_front(Segment::Probation, victim);
+            self.relist(victim, Segment::Probation);
         }
     }
 

@@ -2095,6 +2095,8 @@ fn slowest_insert() {
     for (capacity, count, offset) in [
         (64usize << 20, 900_000u64, 0u64),
         (8 << 20, 1_500_000, 1_000_000),
+        // Filling, then churning a full shard.
+        (64 << 20, 3_000_000, 3_000_000),
     ] {
         let mut cache = Cache::new(capacity, CachePolicy::default()).unwrap();
         let prepared: Vec<(QueryKey, Entry)> = (offset..offset + count)
