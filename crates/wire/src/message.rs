@@ -38,6 +38,10 @@ pub struct Message<'a> {
     additional_start: usize,
     end: usize,
     opt: Option<Opt<'a>>,
+    /// The first question's name, when it lies in place (as in every
+    /// query): its wire length and label count, so [`Message::question`]
+    /// need not parse it again (it fits in the header's padding).
+    first_name: Option<(u8, u8)>,
 }
 
 /// An entry of the question section.
@@ -164,9 +168,16 @@ impl<'a> Message<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let header = Header::parse(bytes)?;
         let mut pos = HEADER_LEN;
-        for _ in 0..header.question_count {
-            let (_, next) =
+        let mut first_name = None;
+        for index in 0..header.question_count {
+            let (question, next) =
                 parse_question(bytes, pos).map_err(|e| count_error(e, pos, bytes.len()))?;
+            if index == 0 && question.name.is_in_place() {
+                first_name = Some((
+                    question.name.wire_len() as u8,
+                    question.name.label_count() as u8,
+                ));
+            }
             pos = next;
         }
         let answer_start = pos;
@@ -203,6 +214,7 @@ impl<'a> Message<'a> {
             additional_start,
             end: pos,
             opt,
+            first_name,
         })
     }
 
@@ -244,6 +256,17 @@ impl<'a> Message<'a> {
 
     /// The first question, if any (a normal query has exactly one).
     pub fn question(&self) -> Option<Question<'a>> {
+        if let Some((wire_len, label_count)) = self.first_name {
+            // Parsed in place at the header's end: its type and class follow.
+            let after_name = HEADER_LEN + usize::from(wire_len);
+            let qtype = read_u16(self.bytes, after_name, "question").ok()?;
+            let qclass = read_u16(self.bytes, after_name + 2, "question").ok()?;
+            return Some(Question {
+                name: Name::in_place_at(self.bytes, HEADER_LEN, wire_len, label_count),
+                qtype: RecordType(qtype),
+                qclass: Class(qclass),
+            });
+        }
         self.questions().next()
     }
 
@@ -593,6 +616,37 @@ mod tests {
             out.extend_from_slice(data);
         }
         out
+    }
+
+    #[test]
+    fn the_first_question_is_the_same_whether_kept_or_parsed_again() {
+        // In place (every query): kept from the parse.
+        let raw = Raw::new(1, 0x0100, [2, 0, 0, 0])
+            .question(b"\x03WwW\x07example\x03com\x00", 28, 1)
+            .question(b"\x04mail\xc0\x10", 15, 1);
+        let message = Message::parse(&raw.0).unwrap();
+        let first = message.question().unwrap();
+        let parsed = message.questions().next().unwrap();
+        assert_eq!(first.name.to_string(), "WwW.example.com.");
+        assert!(first.name.eq_exact(&parsed.name));
+        assert_eq!((first.qtype, first.qclass), (RecordType(28), Class(1)));
+        assert_eq!((first.qtype, first.qclass), (parsed.qtype, parsed.qclass));
+        let mut lower = crate::name::WireNameBuf::new();
+        first.name.write_lower(&mut lower);
+        assert_eq!(&lower[..], b"\x03www\x07example\x03com\x00");
+        // The second name is compressed: copied label by label.
+        let second = message.questions().nth(1).unwrap();
+        second.name.write_lower(&mut lower);
+        assert_eq!(&lower[..], b"\x04mail\x07example\x03com\x00");
+        // A first question whose name is a pointer (to offset 3 of the
+        // header, a zero byte: the root) is parsed again.
+        let raw = Raw::new(1, 0x0100, [1, 0, 0, 0]).question(b"\xc0\x03", 2, 1);
+        let message = Message::parse(&raw.0).unwrap();
+        let first = message.question().unwrap();
+        assert!(first.name.is_root());
+        assert_eq!((first.qtype, first.qclass), (RecordType(2), Class(1)));
+        first.name.write_lower(&mut lower);
+        assert_eq!(&lower[..], b"\x00");
     }
 
     #[test]
