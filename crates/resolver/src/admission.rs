@@ -106,7 +106,7 @@ struct Screened {
 pub(crate) fn admit<'a>(
     gate: Gate<'_>,
     packet: &'a [u8],
-    client: ClientId,
+    client: &ClientId,
     now: Timestamp,
     out: &mut [u8],
 ) -> Admission<'a> {
@@ -127,7 +127,11 @@ pub(crate) fn admit<'a>(
         Some(screened) => screened,
         None => return Admission::Drop,
     };
-    let Ok(message) = Message::parse(packet) else {
+    // Used where it lies and copied only into the admitted query at the
+    // end: moved out at once, the copy read the parse's stores back before
+    // they had left the store buffer, in pieces the CPU cannot forward.
+    let parsed = Message::parse(packet);
+    let Ok(message) = &parsed else {
         let to = ReplyTo::header_only(&header);
         if acl == AclDecision::Refuse {
             stats.acl_refused += 1;
@@ -146,7 +150,7 @@ pub(crate) fn admit<'a>(
         }
         return refuse(stats, out, &to, Rcode::FORMERR, None, our_size).into();
     };
-    let mut edns = ClientEdns::of(&message);
+    let mut edns = ClientEdns::of(message);
     let cookie = match (&config.policy.cookies, &message.opt()) {
         (Some(policy), Some(opt)) => read_cookie(policy, cookie_secrets, opt, client, now, stats),
         _ => CookieStep::Absent,
@@ -179,7 +183,7 @@ pub(crate) fn admit<'a>(
             // exists to be no larger than the query (a spoofed victim gets
             // no amplification), and the client's next step is TCP.
             stats.rate_limited_truncated += 1;
-            return write_truncated(&message, our_size, out).ok().into();
+            return write_truncated(message, our_size, out).ok().into();
         }
         None => {}
     }
@@ -197,7 +201,7 @@ pub(crate) fn admit<'a>(
             if let Some(limiter) = cookie_limiter
                 && let RateDecision::Limit(_) = limiter.check(client.addr.ip(), now)
             {
-                return demand_cookie(stats, &message, &to(), &cookie, our_size, out);
+                return demand_cookie(stats, message, &to(), &cookie, our_size, out);
             }
         }
         _ => {}
@@ -212,19 +216,19 @@ pub(crate) fn admit<'a>(
         let len = write_error_reply(out, &to(), Rcode::NOERROR, None, our_size);
         return (len != 0).then_some(len).into();
     }
-    if let Err(Refusal(rcode, ede_code)) = check_rules(&message, question.as_ref()) {
+    if let Err(Refusal(rcode, ede_code)) = check_rules(message, question.as_ref()) {
         let extended = ede_code.map(|code| (code, ""));
         return refuse(stats, out, &to(), rcode, extended, our_size).into();
     }
     let Some(question) = question else {
         return refuse(stats, out, &to(), Rcode::FORMERR, None, our_size).into();
     };
-    if key.fill_from(&message).is_err() {
+    if key.fill_from(message).is_err() {
         return refuse(stats, out, &to(), Rcode::FORMERR, None, our_size).into();
     }
     Admission::Query(Admitted {
         header,
-        message,
+        message: *message,
         question,
         edns,
     })
@@ -254,7 +258,7 @@ fn read_cookie(
     policy: &CookiePolicy,
     secrets: &mut SecretCache,
     opt: &heimdall_wire::Opt<'_>,
-    client: ClientId,
+    client: &ClientId,
     now: Timestamp,
     stats: &mut ResolverStats,
 ) -> CookieStep {
@@ -332,7 +336,7 @@ fn screen(
     rate_limiter: &mut Option<RateLimiter>,
     stats: &mut ResolverStats,
     packet: &[u8],
-    client: ClientId,
+    client: &ClientId,
     now: Timestamp,
 ) -> Option<Screened> {
     let Ok(header) = Header::parse(packet) else {

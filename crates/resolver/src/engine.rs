@@ -265,9 +265,13 @@ impl Resolver {
             stats: &mut self.stats,
             key: &mut self.scratch_key,
         };
-        let query = match admit(gate, packet, client, now, out) {
+        // Read where admission left it: moved out at once, the copy read
+        // admission's stores back before they had left the store buffer,
+        // in pieces the CPU cannot forward (a stall on every query).
+        let admission = admit(gate, packet, &client, now, out);
+        let query = match &admission {
             Admission::Drop => return QueryOutcome::Dropped,
-            Admission::Reply(len) => return QueryOutcome::Reply(len),
+            Admission::Reply(len) => return QueryOutcome::Reply(*len),
             Admission::Query(query) => query,
         };
         let limit = match client.transport {
@@ -276,14 +280,14 @@ impl Resolver {
                 TCP_LIMIT
             }
         };
-        let stale = match self.answer_from_cache(&query, packet, limit, now, out) {
+        let stale = match self.answer_from_cache(query, packet, limit, now, out) {
             CacheStep::Answered(len) => return QueryOutcome::Reply(len),
             CacheStep::Miss { stale } => stale,
         };
-        if let Some(outcome) = self.answer_from_policy(&query, limit, out) {
+        if let Some(outcome) = self.answer_from_policy(query, limit, out) {
             return outcome;
         }
-        if let Some(len) = self.answer_aggressively(&query, packet, limit, now, out) {
+        if let Some(len) = self.answer_aggressively(query, packet, limit, now, out) {
             return QueryOutcome::Reply(len);
         }
         self.stats.cache_misses += 1;
