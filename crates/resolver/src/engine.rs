@@ -325,6 +325,11 @@ impl Resolver {
         now: Timestamp,
         out: &mut [u8],
     ) -> CacheStep {
+        // The lookup first: built right after admission, the request's
+        // copy of the query's EDNS read admission's stores back while
+        // they were still in the store buffer (a stall on every query);
+        // after the lookup they have left it.
+        let (lookup, info) = self.cache.lookup_slot(&self.scratch_key, now);
         let name = &query.question.name;
         let request = AnswerRequest {
             id: query.header.id,
@@ -337,7 +342,6 @@ impl Resolver {
             limit,
             stale: false,
         };
-        let (lookup, info) = self.cache.lookup_slot(&self.scratch_key, now);
         match lookup {
             Lookup::Fresh(entry) => {
                 let Ok(len) = write_hit(entry, out, &request, name, now) else {
