@@ -73,6 +73,13 @@ fn acl_and_rate(c: &mut Criterion) {
     c.bench_function("policy/acl_check_100", |b| {
         b.iter(|| black_box(acl.check(black_box(client))));
     });
+    // The default list alone, for a loopback client: what every query pays
+    // on the hit path with the default configuration.
+    let default_acl = AclBuilder::new().build();
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    c.bench_function("policy/acl_check_default", |b| {
+        b.iter(|| black_box(default_acl.check(black_box(loopback))));
+    });
     let mut limiter = RateLimiter::new(&RateLimitConfig::default(), 2).unwrap();
     let clients: Vec<IpAddr> = (0..4096u32)
         .map(|index| IpAddr::from([10, (index >> 8) as u8, index as u8, 1]))

@@ -527,41 +527,62 @@ fn cidr_parsing() {
     assert!(!v4_all.contains(ip("2001:db8::1")));
 }
 
+/// Addresses the default networks allow, and addresses they do not.
+const DEFAULT_ALLOWS: &[&str] = &[
+    "127.0.0.1",
+    "127.255.0.9",
+    "10.20.30.40",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.1",
+    "100.64.0.1",
+    "100.127.255.254",
+    "169.254.1.1",
+    "::1",
+    "fe80::1",
+    "febf::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "::ffff:10.0.0.1",
+    "::ffff:127.0.0.1",
+];
+const DEFAULT_REFUSES: &[&str] = &[
+    "8.8.8.8",
+    "172.32.0.1",
+    "172.15.255.255",
+    "100.128.0.1",
+    "192.169.0.1",
+    "2001:db8::1",
+    "fec0::1",
+    "::ffff:8.8.8.8",
+    "::",
+    "0.0.0.0",
+];
+
 #[test]
 fn acl_defaults() {
+    // Nine networks: a table short enough to be compared entry by entry.
     let acl = Acl::default();
-    for allowed in [
-        "127.0.0.1",
-        "127.255.0.9",
-        "10.20.30.40",
-        "172.16.0.1",
-        "172.31.255.255",
-        "192.168.1.1",
-        "100.64.0.1",
-        "100.127.255.254",
-        "169.254.1.1",
-        "::1",
-        "fe80::1",
-        "febf::1",
-        "fc00::1",
-        "fd12:3456::1",
-        "::ffff:10.0.0.1",
-        "::ffff:127.0.0.1",
-    ] {
+    for allowed in DEFAULT_ALLOWS {
         assert_eq!(acl.check(ip(allowed)), AclDecision::Allow, "{allowed}");
     }
-    for refused in [
-        "8.8.8.8",
-        "172.32.0.1",
-        "172.15.255.255",
-        "100.128.0.1",
-        "192.169.0.1",
-        "2001:db8::1",
-        "fec0::1",
-        "::ffff:8.8.8.8",
-        "::",
-        "0.0.0.0",
-    ] {
+    for refused in DEFAULT_REFUSES {
+        assert_eq!(acl.check(ip(refused)), AclDecision::Refuse, "{refused}");
+    }
+}
+
+#[test]
+fn acl_defaults_in_a_long_list() {
+    // The defaults and eight more hosts: searched by prefix length.
+    let hosts: Vec<String> = (1..=8).map(|host| format!("198.51.100.{host}")).collect();
+    let acl = AclBuilder::new()
+        .allow_all(hosts.iter().map(String::as_str))
+        .unwrap()
+        .build();
+    for allowed in DEFAULT_ALLOWS.iter().chain(&["198.51.100.8"]) {
+        assert_eq!(acl.check(ip(allowed)), AclDecision::Allow, "{allowed}");
+    }
+    for refused in DEFAULT_REFUSES.iter().chain(&["198.51.100.9"]) {
         assert_eq!(acl.check(ip(refused)), AclDecision::Refuse, "{refused}");
     }
 }

@@ -221,10 +221,26 @@ impl Resolver {
     /// Handle one client query. A reply ready now (cache hit, stale
     /// answer, error) is written to `out`; a miss is forwarded and
     /// answered later.
+    #[inline]
     pub fn handle_query(
         &mut self,
         packet: &[u8],
         client: ClientId,
+        now: Timestamp,
+        out: &mut [u8],
+    ) -> QueryOutcome {
+        self.handle_query_from(packet, &client, now, out)
+    }
+
+    /// [`Resolver::handle_query`] with the client by reference, for a
+    /// caller that has just built it: passed by value, it is copied into
+    /// the call's arguments, and that copy read the fields back from the
+    /// store buffer in pieces the CPU cannot forward (a stall on every
+    /// query on the UDP path). Only a miss copies it (into its waiter).
+    pub fn handle_query_from(
+        &mut self,
+        packet: &[u8],
+        client: &ClientId,
         now: Timestamp,
         out: &mut [u8],
     ) -> QueryOutcome {
@@ -253,7 +269,7 @@ impl Resolver {
     fn answer_query(
         &mut self,
         packet: &[u8],
-        client: ClientId,
+        client: &ClientId,
         now: Timestamp,
         out: &mut [u8],
     ) -> QueryOutcome {
@@ -268,7 +284,7 @@ impl Resolver {
         // Read where admission left it: moved out at once, the copy read
         // admission's stores back before they had left the store buffer,
         // in pieces the CPU cannot forward (a stall on every query).
-        let admission = admit(gate, packet, &client, now, out);
+        let admission = admit(gate, packet, client, now, out);
         let query = match &admission {
             Admission::Drop => return QueryOutcome::Dropped,
             Admission::Reply(len) => return QueryOutcome::Reply(*len),
@@ -294,7 +310,7 @@ impl Resolver {
         let mut qname = WireNameBuf::new();
         query.question.name.write_wire(&mut qname);
         let waiter = Waiter {
-            client,
+            client: *client,
             id: query.header.id,
             flags: query.header.flags,
             qname,

@@ -192,14 +192,14 @@ impl Queries<'_> {
     pub(crate) fn handle(
         &mut self,
         query: &[u8],
-        client: ClientId,
+        client: &ClientId,
         now: Timestamp,
         out: &mut [u8],
     ) -> QueryOutcome {
         sample(self.top, self.hot, query);
-        let outcome = self.resolver.handle_query(query, client, now, out);
+        let outcome = self.resolver.handle_query_from(query, client, now, out);
         if let Some((tap, time)) = self.tap {
-            tap_client(tap, &client, query, &outcome, out, time);
+            tap_client(tap, client, query, &outcome, out, time);
         }
         outcome
     }
@@ -917,7 +917,7 @@ mod tests {
         let asked = query("example.com", RecordType::A, 7, None);
         let now = ctx.now();
         let mut out = vec![0u8; 4096];
-        let outcome = ctx.queries().handle(&asked, client, now, &mut out);
+        let outcome = ctx.queries().handle(&asked, &client, now, &mut out);
         assert!(matches!(outcome, QueryOutcome::Pending));
         ctx.drain(now);
         let sent = udp_upstreams.0.borrow().clone();
@@ -958,7 +958,7 @@ mod tests {
     ) -> (heimdall_cache::Timestamp, Vec<u8>) {
         let now = ctx.now();
         let mut out = vec![0u8; 4096];
-        let outcome = ctx.queries().handle(asked, client, now, &mut out);
+        let outcome = ctx.queries().handle(asked, &client, now, &mut out);
         assert!(matches!(outcome, QueryOutcome::Pending));
         ctx.drain(now);
         let sent = udp_upstreams.0.borrow().clone();
@@ -995,7 +995,7 @@ mod tests {
             .map(|id| query("example.com", RecordType::A, id, None))
             .collect();
         let mut hit = |bytes: &[u8]| {
-            let outcome = ctx.queries().handle(bytes, client, now, &mut out);
+            let outcome = ctx.queries().handle(bytes, &client, now, &mut out);
             assert!(matches!(outcome, QueryOutcome::Reply(_)));
         };
         hit(&hits[0]);

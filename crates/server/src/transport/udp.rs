@@ -582,7 +582,7 @@ fn answer_batch(
             };
             let out = replies.buffer_mut(ready);
             if let QueryOutcome::Reply(len) =
-                queries.handle(received.datagram(index), client, now, out)
+                queries.handle(received.datagram(index), &client, now, out)
             {
                 replies.set(ready, len, addr);
                 ready += 1;
