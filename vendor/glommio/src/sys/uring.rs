@@ -1335,6 +1335,11 @@ pub(crate) struct Reactor {
     main_ring: RefCell<SleepableRing>,
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
+    /// heimdall patch: whether any request was ever dispatched to the poll
+    /// ring (polled disk I/O, which heimdall never does). Until one is,
+    /// the reactor neither peeks, flushes nor submits it: each of those
+    /// touched its cache lines, cold after a sleep, on every wake-up.
+    poll_ring_used: Cell<bool>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
@@ -1475,6 +1480,7 @@ impl Reactor {
             main_ring: RefCell::new(main_ring),
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
+            poll_ring_used: Cell::new(false),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             preempt_deadline: Cell::new(Instant::now()),
@@ -1921,7 +1927,10 @@ impl Reactor {
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
-        self.poll_ring.borrow_mut().poll(woke)?;
+        // heimdall patch: an unused poll ring is left alone.
+        if self.poll_ring_used.get() {
+            self.poll_ring.borrow_mut().poll(woke)?;
+        }
         self.main_ring.borrow_mut().poll(woke)?;
         // heimdall patch: the latency ring's requests wait for the sleep.
         self.latency_ring.borrow_mut().poll_held(woke)?;
@@ -1995,9 +2004,15 @@ impl Reactor {
         let mut poll_ring = self.poll_ring.borrow_mut();
         let mut main_ring = self.main_ring.borrow_mut();
         let mut lat_ring = self.latency_ring.borrow_mut();
+        // heimdall patch: an unused poll ring is left alone (see
+        // `poll_ring_used`); nothing can be queued on it or completed.
+        let poll_used = self.poll_ring_used.get();
 
         // consume all events from the rings
-        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        consume_rings!(into &mut woke; lat_ring, main_ring);
+        if poll_used {
+            consume_rings!(into &mut woke; poll_ring);
+        }
 
         // The latency-ring timer is armed only for a user timer while
         // sleeping (heimdall patch: preemption is a clock deadline, see
@@ -2025,25 +2040,34 @@ impl Reactor {
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
-        flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
+        flush_cancellations!(into &mut woke; lat_ring, main_ring);
+        if poll_used {
+            flush_cancellations!(into &mut woke; poll_ring);
+        }
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
         // heimdall patch: the latency ring's requests (the receives) are
         // only staged here; a sleep submits them with its wait, anything
         // else submits them below.
-        flush_rings!(poll_ring, main_ring)?;
+        if poll_used {
+            flush_rings!(poll_ring)?;
+        }
+        flush_rings!(main_ring)?;
         lat_ring
             .stage_submissions()
             .or_else(Reactor::busy_ok)
             .or_else(Reactor::again_ok)
             .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
-        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        consume_rings!(into &mut woke; lat_ring, main_ring);
+        if poll_used {
+            consume_rings!(into &mut woke; poll_ring);
+        }
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
-            && poll_ring.can_sleep()
+            && (!poll_used || poll_ring.can_sleep())
             && main_ring.can_sleep()
             && lat_ring.can_sleep_staged();
 
@@ -2076,9 +2100,14 @@ impl Reactor {
                     self.sleep_linked_to_main_ring(&mut lat_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
-                    flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
-                    flush_rings!(lat_ring, poll_ring, main_ring)?;
-                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
+                    flush_cancellations!(into &mut 0; lat_ring, main_ring);
+                    flush_rings!(lat_ring, main_ring)?;
+                    consume_rings!(into &mut 0; lat_ring, main_ring);
+                    if poll_used {
+                        flush_cancellations!(into &mut 0; poll_ring);
+                        flush_rings!(poll_ring)?;
+                        consume_rings!(into &mut 0; poll_ring);
+                    }
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
@@ -2153,7 +2182,11 @@ impl Reactor {
 
         match &*source.source_type() {
             SourceType::Read(p, _) | SourceType::Write(p, _) => match p {
-                PollableStatus::Pollable => self.poll_ring.borrow_mut(),
+                PollableStatus::Pollable => {
+                    // heimdall patch: from now on the reactor looks at it.
+                    self.poll_ring_used.set(true);
+                    self.poll_ring.borrow_mut()
+                }
                 PollableStatus::NonPollable(_) => self.main_ring.borrow_mut(),
             },
             SourceType::SockRecv(_)
