@@ -53,7 +53,7 @@ fn warm_resolver(cookies: Option<CookiePolicy>) -> (Resolver, ClientId, Timestam
     let now = Timestamp::from_secs(1);
     let mut out = [0u8; 4096];
     assert_eq!(
-        resolver.handle_query(&query, client, now, &mut out),
+        resolver.handle_query(&query, &client, now, &mut out),
         QueryOutcome::Pending
     );
     let transmit = resolver.poll_transmit(&mut out).unwrap();
@@ -74,7 +74,7 @@ fn resolver_hit(c: &mut Criterion) {
     let mut out = [0u8; 4096];
     c.bench_function("resolver/cache_hit_handle_query", |b| {
         b.iter(|| {
-            let outcome = resolver.handle_query(black_box(&query), client, later, &mut out);
+            let outcome = resolver.handle_query(black_box(&query), &client, later, &mut out);
             black_box(outcome)
         })
     });
@@ -111,7 +111,7 @@ fn resolver_miss(c: &mut Criterion) {
         };
         c.bench_function(name, |b| {
             b.iter(|| {
-                let outcome = resolver.handle_query(black_box(&query), client, now, &mut out);
+                let outcome = resolver.handle_query(black_box(&query), &client, now, &mut out);
                 assert_eq!(outcome, QueryOutcome::Pending);
                 let transmit = resolver.poll_transmit(&mut out).unwrap();
                 let source = heimdall_resolver::ReplySource {
@@ -173,12 +173,12 @@ fn resolver_hit_with_cookies(c: &mut Criterion) {
     let mut out = [0u8; 4096];
     c.bench_function("resolver/cache_hit_handle_query_client_cookie", |b| {
         b.iter(|| {
-            let outcome = resolver.handle_query(black_box(&client_only), client, later, &mut out);
+            let outcome = resolver.handle_query(black_box(&client_only), &client, later, &mut out);
             black_box(outcome)
         })
     });
     // The same query with our server cookie appended to its COOKIE option.
-    let len = match resolver.handle_query(&client_only, client, later, &mut out) {
+    let len = match resolver.handle_query(&client_only, &client, later, &mut out) {
         QueryOutcome::Reply(len) => len,
         other => panic!("{other:?}"),
     };
@@ -193,7 +193,7 @@ fn resolver_hit_with_cookies(c: &mut Criterion) {
     );
     c.bench_function("resolver/cache_hit_handle_query_valid_cookie", |b| {
         b.iter(|| {
-            let outcome = resolver.handle_query(black_box(&with_server), client, later, &mut out);
+            let outcome = resolver.handle_query(black_box(&with_server), &client, later, &mut out);
             black_box(outcome)
         })
     });

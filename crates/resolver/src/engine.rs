@@ -221,23 +221,13 @@ impl Resolver {
     /// Handle one client query. A reply ready now (cache hit, stale
     /// answer, error) is written to `out`; a miss is forwarded and
     /// answered later.
-    #[inline]
+    ///
+    /// The client is borrowed: a caller builds it just before the call,
+    /// and a by-value copy into the call's arguments read its fields back
+    /// from the store buffer in pieces the CPU cannot forward (a stall on
+    /// every query on the UDP path). Only a miss copies it (into its
+    /// waiter).
     pub fn handle_query(
-        &mut self,
-        packet: &[u8],
-        client: ClientId,
-        now: Timestamp,
-        out: &mut [u8],
-    ) -> QueryOutcome {
-        self.handle_query_from(packet, &client, now, out)
-    }
-
-    /// [`Resolver::handle_query`] with the client by reference, for a
-    /// caller that has just built it: passed by value, it is copied into
-    /// the call's arguments, and that copy read the fields back from the
-    /// store buffer in pieces the CPU cannot forward (a stall on every
-    /// query on the UDP path). Only a miss copies it (into its waiter).
-    pub fn handle_query_from(
         &mut self,
         packet: &[u8],
         client: &ClientId,

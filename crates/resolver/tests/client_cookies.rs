@@ -108,7 +108,7 @@ fn with_server(server: &[u8]) -> Vec<u8> {
 
 fn ask(resolver: &mut Resolver, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
     let mut out = vec![0u8; 65_535];
-    match resolver.handle_query(packet, client(transport), now(), &mut out) {
+    match resolver.handle_query(packet, &client(transport), now(), &mut out) {
         QueryOutcome::Reply(len) => Some(out[..len].to_vec()),
         _ => None,
     }

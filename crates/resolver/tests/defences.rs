@@ -75,7 +75,7 @@ fn a_late_reply_to_an_earlier_attempt_is_accepted_and_counted() {
     let mut resolver = resolver(&[UPSTREAM_A], 3);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(10);
-    let outcome = resolver.handle_query(&a_query("slow.example", 1), client(1), t0, &mut out);
+    let outcome = resolver.handle_query(&a_query("slow.example", 1), &client(1), t0, &mut out);
     assert_eq!(outcome, QueryOutcome::Pending);
     let first = transmits(&mut resolver);
     let deadline = resolver.next_deadline().unwrap();
@@ -120,7 +120,7 @@ fn upstream_refused_notimp_formerr_try_the_next_upstream_then_servfail_ede_23_ca
         let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B], 2);
         let mut out = [0u8; 1232];
         let t0 = Timestamp::from_secs(10);
-        resolver.handle_query(&a_query("refused.example", 7), client(7), t0, &mut out);
+        resolver.handle_query(&a_query("refused.example", 7), &client(7), t0, &mut out);
         let at_a = transmits(&mut resolver);
         assert_eq!(at_a[0].0.to, addr(UPSTREAM_A));
         let error = with_rcode(a_answer(&at_a[0].1, 0, 0), rcode);
@@ -148,7 +148,7 @@ fn upstream_refused_notimp_formerr_try_the_next_upstream_then_servfail_ede_23_ca
         // Cached briefly: the next client is answered at once.
         let len = expect_reply(resolver.handle_query(
             &a_query("refused.example", 8),
-            client(8),
+            &client(8),
             t0.add_millis(500),
             &mut out,
         ));
@@ -170,7 +170,7 @@ fn an_upstream_error_is_not_retried_on_the_same_upstream() {
         let mut resolver = resolver(upstreams, 3);
         let mut out = [0u8; 1232];
         let t0 = Timestamp::from_secs(10);
-        resolver.handle_query(&a_query("refused.example", 7), client(7), t0, &mut out);
+        resolver.handle_query(&a_query("refused.example", 7), &client(7), t0, &mut out);
         let mut asked = Vec::new();
         loop {
             let sent = transmits(&mut resolver);
@@ -198,7 +198,7 @@ fn upstream_questions_go_out_in_random_case() {
     let mut cases = HashSet::new();
     for i in 0..20u16 {
         let name = format!("www{i}.example.com");
-        resolver.handle_query(&a_query(&name, i), client(i), now, &mut out);
+        resolver.handle_query(&a_query(&name, i), &client(i), now, &mut out);
         let sent = transmits(&mut resolver);
         let asked = qname(&sent[0].1);
         assert_eq!(asked.to_ascii_lowercase(), format!("{name}."));
@@ -219,7 +219,7 @@ fn a_reply_in_the_wrong_case_is_rejected_and_counted() {
     let now = Timestamp::from_secs(1);
     resolver.handle_query(
         &a_query("case-check.example.com", 1),
-        client(1),
+        &client(1),
         now,
         &mut out,
     );
@@ -271,7 +271,7 @@ fn an_upstream_that_does_not_echo_the_case_falls_back_only_after_timeouts() {
     let mut resolver = resolver(&[UPSTREAM_A], 3);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(100);
-    resolver.handle_query(&a_query("lower.example.com", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("lower.example.com", 1), &client(1), t0, &mut out);
     let mut sent = transmits(&mut resolver);
     let mut now = t0;
     // Each attempt gets only a lower-case reply, and times out: a strike.
@@ -319,7 +319,7 @@ fn an_upstream_that_does_not_echo_the_case_falls_back_only_after_timeouts() {
     let t1 = now.add_secs(60);
     resolver.handle_query(
         &a_query("meanwhile.example.com", 9),
-        client(9),
+        &client(9),
         t1,
         &mut out,
     );
@@ -329,7 +329,7 @@ fn an_upstream_that_does_not_echo_the_case_falls_back_only_after_timeouts() {
     let t2 = now.add_millis(CASE_FALLBACK_MS);
     resolver.handle_query(
         &a_query("again.example.com.with.many.letters", 10),
-        client(10),
+        &client(10),
         t2,
         &mut out,
     );
@@ -346,7 +346,7 @@ fn wrong_case_replies_followed_by_the_real_one_never_strike() {
     let now = Timestamp::from_secs(100);
     for i in 0..20u16 {
         let name = format!("flooded{i}.example.com");
-        resolver.handle_query(&a_query(&name, i), client(i), now, &mut out);
+        resolver.handle_query(&a_query(&name, i), &client(i), now, &mut out);
         let sent = transmits(&mut resolver);
         for _ in 0..10 {
             answer_lowered(&mut resolver, &sent[0], now);
@@ -371,7 +371,7 @@ fn a_flooded_socket_makes_a_timeout_no_strike() {
     let mut resolver = resolver(&[UPSTREAM_A], 3);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(100);
-    resolver.handle_query(&a_query("flooded.example.com", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("flooded.example.com", 1), &client(1), t0, &mut out);
     let mut sent = transmits(&mut resolver);
     let mut now = t0;
     for _ in 0..CASE_STRIKES_FOR_FALLBACK {
@@ -411,7 +411,7 @@ fn case_strikes_must_come_in_a_row() {
     for (i, echoed) in [false, false, true, false, false].into_iter().enumerate() {
         let i = i as u16;
         let name = format!("row{i}.example.com");
-        resolver.handle_query(&a_query(&name, i), client(i), now, &mut out);
+        resolver.handle_query(&a_query(&name, i), &client(i), now, &mut out);
         let sent = transmits(&mut resolver);
         if echoed {
             answer(&mut resolver, &sent[0], now);
@@ -438,8 +438,8 @@ fn a_reply_on_another_attempts_socket_is_rejected() {
     let mut resolver = resolver(&[UPSTREAM_A], 1);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(1);
-    resolver.handle_query(&a_query("one.example", 1), client(1), now, &mut out);
-    resolver.handle_query(&a_query("two.example", 2), client(2), now, &mut out);
+    resolver.handle_query(&a_query("one.example", 1), &client(1), now, &mut out);
+    resolver.handle_query(&a_query("two.example", 2), &client(2), now, &mut out);
     let sent = transmits(&mut resolver);
     assert_eq!(sent.len(), 2);
     let (one, two) = (&sent[0], &sent[1]);
@@ -466,7 +466,7 @@ fn upstream_ids_are_spread_and_not_sequential() {
     for i in 0..count {
         resolver.handle_query(
             &a_query(&format!("n{i}.example"), i),
-            client(i),
+            &client(i),
             now,
             &mut out,
         );
@@ -504,7 +504,7 @@ fn upstream_ids_are_spread_and_not_sequential() {
     for i in 0..8u16 {
         other.handle_query(
             &a_query(&format!("n{i}.example"), i),
-            client(i),
+            &client(i),
             now,
             &mut out,
         );
@@ -527,11 +527,11 @@ fn every_attempt_handed_out_is_retired_exactly_once() {
         sent
     };
     // Answered at once.
-    resolver.handle_query(&a_query("quick.example", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("quick.example", 1), &client(1), t0, &mut out);
     let quick = step(&mut resolver);
     answer(&mut resolver, &quick[0], t0);
     // Truncated, then answered over TCP.
-    resolver.handle_query(&a_query("big.example", 2), client(2), t0, &mut out);
+    resolver.handle_query(&a_query("big.example", 2), &client(2), t0, &mut out);
     let big = step(&mut resolver);
     let mut truncated = a_answer(&big[0].1, 0, 60);
     truncated[2] |= 0x02;
@@ -544,14 +544,14 @@ fn every_attempt_handed_out_is_retired_exactly_once() {
         t0,
     );
     // An error, then an answer from the next upstream.
-    resolver.handle_query(&a_query("error.example", 3), client(3), t0, &mut out);
+    resolver.handle_query(&a_query("error.example", 3), &client(3), t0, &mut out);
     let error = step(&mut resolver);
     let refused = with_rcode(a_answer(&error[0].1, 0, 0), Rcode::REFUSED);
     resolver.handle_upstream_reply(on_socket(error[0].0.to, error[0].0.attempt), &refused, t0);
     let next = step(&mut resolver);
     answer(&mut resolver, &next[0], t0);
     // Never answered: three attempts time out.
-    resolver.handle_query(&a_query("dead.example", 4), client(4), t0, &mut out);
+    resolver.handle_query(&a_query("dead.example", 4), &client(4), t0, &mut out);
     step(&mut resolver);
     let mut now = t0;
     while let Some(deadline) = resolver.next_deadline() {
@@ -580,7 +580,7 @@ fn attempts_outlive_a_reload_and_are_retired_once() {
     let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B], 2);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(10);
-    resolver.handle_query(&a_query("reload.example", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("reload.example", 1), &client(1), t0, &mut out);
     let at_a = transmits(&mut resolver);
     assert_eq!(at_a[0].0.to, addr(UPSTREAM_A));
     // The first attempt times out; the second goes to B.
@@ -614,7 +614,7 @@ fn after_a_last_refused_an_earlier_attempt_may_still_answer() {
         let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B], 2);
         let mut out = [0u8; 1232];
         let t0 = Timestamp::from_secs(10);
-        resolver.handle_query(&a_query("mixed.example", 1), client(1), t0, &mut out);
+        resolver.handle_query(&a_query("mixed.example", 1), &client(1), t0, &mut out);
         let at_a = transmits(&mut resolver);
         let t1 = resolver.next_deadline().unwrap();
         resolver.handle_timeouts(t1);
@@ -658,7 +658,7 @@ fn handling_the_timeouts_leaves_no_deadline_due() {
     for id in 0..50u16 {
         let name = format!("silent-{id}.example");
         let at = t0.add_millis(u64::from(id) * 7);
-        resolver.handle_query(&a_query(&name, id), client(id), at, &mut out);
+        resolver.handle_query(&a_query(&name, id), &client(id), at, &mut out);
         transmits(&mut resolver);
     }
     let mut steps = 0;

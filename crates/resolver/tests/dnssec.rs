@@ -264,7 +264,7 @@ fn resolve(
     now: Timestamp,
 ) -> (Vec<u8>, Vec<Asked>) {
     let mut out = vec![0u8; 65_535];
-    match resolver.handle_query(query, client(4000), now, &mut out) {
+    match resolver.handle_query(query, &client(4000), now, &mut out) {
         QueryOutcome::Reply(len) => (out[..len].to_vec(), Vec::new()),
         QueryOutcome::Pending => {
             let asked = serve(resolver, zone, now);
@@ -564,7 +564,7 @@ fn a_failed_key_fetch_is_indeterminate() {
     let mut out = vec![0u8; 65_535];
     let query = ask("a.example.", RecordType::A, 1, DO);
     assert!(matches!(
-        resolver.handle_query(&query, client(4000), now, &mut out),
+        resolver.handle_query(&query, &client(4000), now, &mut out),
         QueryOutcome::Pending
     ));
     let (transmit, bytes) = transmits(&mut resolver).pop().unwrap();
@@ -676,7 +676,7 @@ fn a_random_subdomain_flood_costs_one_key_fetch() {
     let mut out = vec![0u8; 65_535];
     for i in 0..300u16 {
         let query = ask(&format!("r{i}.example."), RecordType::A, i, DO);
-        let outcome = resolver.handle_query(&query, client(5000 + i), now, &mut out);
+        let outcome = resolver.handle_query(&query, &client(5000 + i), now, &mut out);
         assert!(matches!(outcome, QueryOutcome::Pending), "{outcome:?}");
     }
     let asked = serve(&mut resolver, &zone, now);
@@ -735,7 +735,7 @@ fn aggressive_nsec_answers_a_random_subdomain_flood_without_asking_upstream() {
             i,
             (dnssec_ok, true, false),
         );
-        let outcome = resolver.handle_query(&query, client(6000 + i), now, &mut out);
+        let outcome = resolver.handle_query(&query, &client(6000 + i), now, &mut out);
         let QueryOutcome::Reply(len) = outcome else {
             panic!("r{i}: {outcome:?}");
         };
@@ -829,7 +829,7 @@ fn a_long_random_subdomain_flood_stays_within_its_bounds() {
         for i in 0..500u16 {
             let id = wave * 500 + i;
             let query = ask(&format!("f{id}.example."), RecordType::A, id, DO);
-            let outcome = resolver.handle_query(&query, client(7000 + i), now, &mut out);
+            let outcome = resolver.handle_query(&query, &client(7000 + i), now, &mut out);
             assert!(matches!(outcome, QueryOutcome::Pending), "{outcome:?}");
         }
         serve(&mut resolver, &zone, now);

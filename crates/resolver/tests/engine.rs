@@ -34,7 +34,8 @@ fn miss_then_hit_with_decreasing_ttl() {
     let mut resolver = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(100);
-    let outcome = resolver.handle_query(&a_query("www.Example.com", 1), client(1000), t0, &mut out);
+    let outcome =
+        resolver.handle_query(&a_query("www.Example.com", 1), &client(1000), t0, &mut out);
     assert_eq!(outcome, QueryOutcome::Pending);
     let sent = transmits(&mut resolver);
     assert_eq!(sent.len(), 1);
@@ -73,7 +74,8 @@ fn miss_then_hit_with_decreasing_ttl() {
 
     // 100 seconds later the same question is a hit with a lower TTL.
     let t2 = t1.add_secs(100);
-    let outcome = resolver.handle_query(&a_query("WWW.example.COM", 2), client(1001), t2, &mut out);
+    let outcome =
+        resolver.handle_query(&a_query("WWW.example.COM", 2), &client(1001), t2, &mut out);
     let QueryOutcome::Reply(len) = outcome else {
         panic!("expected a hit, got {outcome:?}")
     };
@@ -107,7 +109,7 @@ fn concurrent_identical_queries_are_coalesced() {
     for index in 0..100u16 {
         let outcome = resolver.handle_query(
             &a_query("same.example", index),
-            client(2000 + index),
+            &client(2000 + index),
             now,
             &mut out,
         );
@@ -135,7 +137,7 @@ fn timeouts_fail_over_then_servfail_with_ede() {
     let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(10);
-    resolver.handle_query(&a_query("slow.example", 9), client(3000), t0, &mut out);
+    resolver.handle_query(&a_query("slow.example", 9), &client(3000), t0, &mut out);
     let first = transmits(&mut resolver);
     assert_eq!(first[0].0.to, addr(UPSTREAM_A));
     let deadline = resolver.next_deadline().unwrap();
@@ -183,7 +185,7 @@ fn timeouts_fail_over_then_servfail_with_ede() {
     assert_eq!(resolver.next_deadline(), None);
 
     // The failure is remembered briefly: the next query is answered at once.
-    let outcome = resolver.handle_query(&a_query("slow.example", 10), client(3001), t3, &mut out);
+    let outcome = resolver.handle_query(&a_query("slow.example", 10), &client(3001), t3, &mut out);
     let QueryOutcome::Reply(len) = outcome else {
         panic!("{outcome:?}")
     };
@@ -195,7 +197,7 @@ fn timeouts_fail_over_then_servfail_with_ede() {
     // After the failure TTL, upstreams are asked again.
     let later = t3.add_secs(6);
     assert_eq!(
-        resolver.handle_query(&a_query("slow.example", 11), client(3002), later, &mut out),
+        resolver.handle_query(&a_query("slow.example", 11), &client(3002), later, &mut out),
         QueryOutcome::Pending
     );
 }
@@ -205,7 +207,7 @@ fn a_dead_first_upstream_is_skipped_after_it_fails() {
     let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(1);
-    resolver.handle_query(&a_query("one.example", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("one.example", 1), &client(1), t0, &mut out);
     transmits(&mut resolver);
     let deadline = resolver.next_deadline().unwrap();
     resolver.handle_timeouts(deadline);
@@ -217,7 +219,7 @@ fn a_dead_first_upstream_is_skipped_after_it_fails() {
     );
     assert_eq!(replies(&mut resolver, deadline).len(), 1);
     // The next miss goes straight to the healthy upstream.
-    resolver.handle_query(&a_query("two.example", 2), client(2), deadline, &mut out);
+    resolver.handle_query(&a_query("two.example", 2), &client(2), deadline, &mut out);
     let sent = transmits(&mut resolver);
     assert_eq!(sent[0].0.to, addr(UPSTREAM_B));
 }
@@ -227,7 +229,7 @@ fn spoofed_replies_are_ignored_and_the_real_one_gets_through() {
     let mut resolver = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(5);
-    resolver.handle_query(&a_query("target.example", 3), client(4000), now, &mut out);
+    resolver.handle_query(&a_query("target.example", 3), &client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
     let real = a_answer(&sent[0].1, 1, 60);
 
@@ -257,7 +259,7 @@ fn truncated_upstream_reply_is_retried_over_tcp_to_the_same_upstream() {
     let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(5);
-    resolver.handle_query(&a_query("big.example", 3), client(4000), now, &mut out);
+    resolver.handle_query(&a_query("big.example", 3), &client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
     assert_eq!(sent[0].0.transport, UDP);
     let mut truncated = a_answer(&sent[0].1, 0, 60);
@@ -296,7 +298,7 @@ fn a_reply_over_another_transport_than_its_query_is_refused() {
     let mut resolver = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(5);
-    resolver.handle_query(&a_query("big.example", 3), client(4000), now, &mut out);
+    resolver.handle_query(&a_query("big.example", 3), &client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
     assert_eq!(sent[0].0.transport, UDP);
     // The UDP query's answer arriving on a TCP connection.
@@ -333,7 +335,7 @@ fn a_tcp_retry_that_times_out_fails_over_over_udp() {
     let mut resolver = resolver(&[UPSTREAM_A, UPSTREAM_B]);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(5);
-    resolver.handle_query(&a_query("big.example", 3), client(4000), now, &mut out);
+    resolver.handle_query(&a_query("big.example", 3), &client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
     let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
@@ -347,7 +349,7 @@ fn a_tcp_retry_that_times_out_fails_over_over_udp() {
     assert_eq!(next[0].0.to, addr(UPSTREAM_B));
     assert_eq!(next[0].0.transport, UDP);
     // TC over TCP is not retried over TCP again.
-    resolver.handle_query(&a_query("other.example", 4), client(4001), later, &mut out);
+    resolver.handle_query(&a_query("other.example", 4), &client(4001), later, &mut out);
     let sent = transmits(&mut resolver);
     let mut truncated = a_answer(&sent[0].1, 0, 60);
     truncated[2] |= 0x02;
@@ -376,7 +378,7 @@ fn tcp_only_upstreams_are_asked_over_tcp_from_the_start() {
     let mut resolver = Resolver::with_seed(config, 7).unwrap();
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(5);
-    resolver.handle_query(&a_query("tcp.example", 3), client(4000), now, &mut out);
+    resolver.handle_query(&a_query("tcp.example", 3), &client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
     assert_eq!(sent[0].0.to, addr(UPSTREAM_A));
     assert_eq!(sent[0].0.transport, TCP);
@@ -393,7 +395,7 @@ fn negative_answers_are_cached_for_the_soa_ttl() {
     let mut resolver = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(50);
-    resolver.handle_query(&a_query("missing.example", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("missing.example", 1), &client(1), t0, &mut out);
     let sent = transmits(&mut resolver);
     resolver.handle_upstream_reply(
         src(addr(UPSTREAM_A), UDP),
@@ -405,7 +407,7 @@ fn negative_answers_are_cached_for_the_soa_ttl() {
     // min(SOA TTL 3600, MINIMUM 30) = 30 seconds.
     let hit = resolver.handle_query(
         &a_query("missing.example", 2),
-        client(1),
+        &client(1),
         t0.add_secs(29),
         &mut out,
     );
@@ -417,7 +419,7 @@ fn negative_answers_are_cached_for_the_soa_ttl() {
     assert_eq!(reply.authorities().next().unwrap().ttl(), 1);
     let expired = resolver.handle_query(
         &a_query("missing.example", 3),
-        client(1),
+        &client(1),
         t0.add_secs(30),
         &mut out,
     );
@@ -429,7 +431,7 @@ fn udp_size_limits_and_truncation() {
     let mut resolver = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 4096];
     let now = Timestamp::from_secs(1);
-    resolver.handle_query(&a_query("many.example", 1), client(1), now, &mut out);
+    resolver.handle_query(&a_query("many.example", 1), &client(1), now, &mut out);
     let sent = transmits(&mut resolver);
     // 60 A records: 12 + 17 + 60 * 16 bytes, well over 512.
     resolver.handle_upstream_reply(
@@ -439,7 +441,7 @@ fn udp_size_limits_and_truncation() {
     );
     replies(&mut resolver, now);
     let plain = query("many.example", RecordType::A, 5, None);
-    let QueryOutcome::Reply(len) = resolver.handle_query(&plain, client(2), now, &mut out) else {
+    let QueryOutcome::Reply(len) = resolver.handle_query(&plain, &client(2), now, &mut out) else {
         panic!()
     };
     assert!(len <= 512);
@@ -447,7 +449,7 @@ fn udp_size_limits_and_truncation() {
     assert!(reply.flags().truncated());
     assert!(reply.opt().is_none());
     let QueryOutcome::Reply(len) =
-        resolver.handle_query(&a_query("many.example", 6), client(3), now, &mut out)
+        resolver.handle_query(&a_query("many.example", 6), &client(3), now, &mut out)
     else {
         panic!()
     };
@@ -461,7 +463,7 @@ fn udp_size_limits_and_truncation() {
         transport: Transport::Tcp(1),
         listener: 0,
     };
-    let QueryOutcome::Reply(len) = resolver.handle_query(&plain, tcp, now, &mut out) else {
+    let QueryOutcome::Reply(len) = resolver.handle_query(&plain, &tcp, now, &mut out) else {
         panic!()
     };
     assert!(!Message::parse(&out[..len]).unwrap().flags().truncated());
@@ -474,20 +476,21 @@ fn admission_rules() {
     let now = Timestamp::from_secs(1);
     // Too short for a header: dropped.
     assert_eq!(
-        resolver.handle_query(b"\x01\x02", client(1), now, &mut out),
+        resolver.handle_query(b"\x01\x02", &client(1), now, &mut out),
         QueryOutcome::Dropped
     );
     // A response: dropped.
     let mut response = a_query("x.example", 1);
     response[2] |= 0x80;
     assert_eq!(
-        resolver.handle_query(&response, client(1), now, &mut out),
+        resolver.handle_query(&response, &client(1), now, &mut out),
         QueryOutcome::Dropped
     );
     // Garbage after a header: FORMERR echoing the ID.
     let mut garbage = a_query("x.example", 0x4242);
     garbage.truncate(20);
-    let QueryOutcome::Reply(len) = resolver.handle_query(&garbage, client(1), now, &mut out) else {
+    let QueryOutcome::Reply(len) = resolver.handle_query(&garbage, &client(1), now, &mut out)
+    else {
         panic!()
     };
     let reply = Message::parse(&out[..len]).unwrap();
@@ -495,7 +498,7 @@ fn admission_rules() {
     // Unknown opcode: NOTIMP.
     let mut notify = a_query("x.example", 2);
     notify[2] = (notify[2] & !0x78) | (Opcode::NOTIFY.0 << 3);
-    let QueryOutcome::Reply(len) = resolver.handle_query(&notify, client(1), now, &mut out) else {
+    let QueryOutcome::Reply(len) = resolver.handle_query(&notify, &client(1), now, &mut out) else {
         panic!()
     };
     assert_eq!(Message::parse(&out[..len]).unwrap().rcode(), Rcode::NOTIMP);
@@ -504,7 +507,7 @@ fn admission_rules() {
     // The OPT record ends the query: ... TTL(ext rcode, version, flags) RDLEN.
     let version_at = v1.len() - 2 - 4 + 1;
     v1[version_at] = 1;
-    let QueryOutcome::Reply(len) = resolver.handle_query(&v1, client(1), now, &mut out) else {
+    let QueryOutcome::Reply(len) = resolver.handle_query(&v1, &client(1), now, &mut out) else {
         panic!()
     };
     let reply = Message::parse(&out[..len]).unwrap();
@@ -512,13 +515,13 @@ fn admission_rules() {
     assert_eq!(reply.opt().unwrap().version(), 0);
     // Zone transfers are refused.
     let axfr = query("x.example", RecordType::AXFR, 4, None);
-    let QueryOutcome::Reply(len) = resolver.handle_query(&axfr, client(1), now, &mut out) else {
+    let QueryOutcome::Reply(len) = resolver.handle_query(&axfr, &client(1), now, &mut out) else {
         panic!()
     };
     assert_eq!(Message::parse(&out[..len]).unwrap().rcode(), Rcode::REFUSED);
     // Unknown EDNS options are ignored (RFC 6891): the query is forwarded.
     assert_eq!(
-        resolver.handle_query(&a_query("y.example", 5), client(1), now, &mut out),
+        resolver.handle_query(&a_query("y.example", 5), &client(1), now, &mut out),
         QueryOutcome::Pending
     );
     let stats = resolver.stats();
@@ -535,7 +538,7 @@ fn hints_fill_another_core() {
     let mut second = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(1);
-    first.handle_query(&a_query("shared.example", 1), client(1), now, &mut out);
+    first.handle_query(&a_query("shared.example", 1), &client(1), now, &mut out);
     let sent = transmits(&mut first);
     first.handle_upstream_reply(
         src(addr(UPSTREAM_A), UDP),
@@ -548,7 +551,7 @@ fn hints_fill_another_core() {
     second.receive_hint(hint, now);
     let later = now.add_secs(20);
     let QueryOutcome::Reply(len) =
-        second.handle_query(&a_query("shared.example", 2), client(2), later, &mut out)
+        second.handle_query(&a_query("shared.example", 2), &client(2), later, &mut out)
     else {
         panic!("the hinted core answers from cache")
     };
@@ -562,7 +565,7 @@ fn dnssec_ok_queries_are_cached_separately() {
     let mut resolver = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(1);
-    resolver.handle_query(&a_query("do.example", 1), client(1), now, &mut out);
+    resolver.handle_query(&a_query("do.example", 1), &client(1), now, &mut out);
     let sent = transmits(&mut resolver);
     resolver.handle_upstream_reply(
         src(addr(UPSTREAM_A), UDP),
@@ -572,7 +575,7 @@ fn dnssec_ok_queries_are_cached_separately() {
     replies(&mut resolver, now);
     let with_do = query("do.example", RecordType::A, 2, Some((1232, true)));
     assert_eq!(
-        resolver.handle_query(&with_do, client(1), now, &mut out),
+        resolver.handle_query(&with_do, &client(1), now, &mut out),
         QueryOutcome::Pending
     );
     let sent = transmits(&mut resolver);
@@ -591,7 +594,7 @@ fn a_hit_for_a_compressed_qname_echoes_the_whole_name() {
     let t0 = Timestamp::from_secs(100);
     let plain = query("Www", RecordType::A, 1, None);
     let mut out = [0u8; 512];
-    let outcome = resolver.handle_query(&plain, client(1000), t0, &mut out);
+    let outcome = resolver.handle_query(&plain, &client(1000), t0, &mut out);
     assert_eq!(outcome, QueryOutcome::Pending);
     let sent = transmits(&mut resolver);
     resolver.handle_upstream_reply(
@@ -605,7 +608,7 @@ fn a_hit_for_a_compressed_qname_echoes_the_whole_name() {
     // the name is "wWw." but the bytes at offset 12 are not its wire form.
     let mut compressed = vec![0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     compressed.extend_from_slice(&[3, b'w', b'W', b'w', 0xc0, 11, 0, 1, 0, 1]);
-    let outcome = resolver.handle_query(&compressed, client(1001), t0, &mut out);
+    let outcome = resolver.handle_query(&compressed, &client(1001), t0, &mut out);
     let QueryOutcome::Reply(len) = outcome else {
         panic!("expected a hit, got {outcome:?}")
     };
@@ -628,14 +631,14 @@ fn abandon_all_answers_every_waiter_and_retires_every_attempt() {
     {
         let outcome = resolver.handle_query(
             &a_query(name, n as u16),
-            client(4000 + n as u16),
+            &client(4000 + n as u16),
             t0,
             &mut out,
         );
         assert_eq!(outcome, QueryOutcome::Pending);
     }
     // A second client joins the first query.
-    resolver.handle_query(&a_query("one.example", 9), client(4009), t0, &mut out);
+    resolver.handle_query(&a_query("one.example", 9), &client(4009), t0, &mut out);
     let sent = transmits(&mut resolver);
     assert_eq!(sent.len(), 3);
     assert_eq!(resolver.abandon_all(t0.add_millis(5)), 3);
@@ -658,7 +661,7 @@ fn abandon_all_answers_every_waiter_and_retires_every_attempt() {
     assert_eq!(
         resolver.handle_query(
             &a_query("one.example", 10),
-            client(4010),
+            &client(4010),
             t0.add_millis(6),
             &mut out
         ),
@@ -678,7 +681,7 @@ fn tls_upstreams_are_asked_over_tls_and_only_a_tls_reply_is_taken() {
     let mut resolver = Resolver::with_seed(config, 7).unwrap();
     let mut out = [0u8; 1232];
     let now = Timestamp::from_secs(5);
-    resolver.handle_query(&a_query("tls.example", 3), client(4000), now, &mut out);
+    resolver.handle_query(&a_query("tls.example", 3), &client(4000), now, &mut out);
     let sent = transmits(&mut resolver);
     assert_eq!(sent[0].0.to, addr(UPSTREAM_A));
     assert_eq!(sent[0].0.transport, tls);
@@ -697,7 +700,7 @@ fn encrypted_clients_get_stream_limits_and_are_counted() {
     let mut resolver = resolver(&[UPSTREAM_A]);
     let mut out = [0u8; 4096];
     let now = Timestamp::from_secs(1);
-    resolver.handle_query(&a_query("many.example", 1), client(1), now, &mut out);
+    resolver.handle_query(&a_query("many.example", 1), &client(1), now, &mut out);
     let sent = transmits(&mut resolver);
     resolver.handle_upstream_reply(
         src(addr(UPSTREAM_A), UDP),
@@ -714,7 +717,7 @@ fn encrypted_clients_get_stream_limits_and_are_counted() {
             listener: 0,
         };
         assert!(transport.is_stream());
-        let QueryOutcome::Reply(len) = resolver.handle_query(&plain, stream, now, &mut out) else {
+        let QueryOutcome::Reply(len) = resolver.handle_query(&plain, &stream, now, &mut out) else {
             panic!()
         };
         let reply = Message::parse(&out[..len]).unwrap();

@@ -45,7 +45,7 @@ fn stale_resolver(attempts: u32) -> Resolver {
 /// Resolve `qname` through the engine with an answer of TTL `ttl`.
 fn warm(resolver: &mut Resolver, qname: &str, ttl: u32, now: Timestamp) {
     let mut out = [0u8; 1232];
-    let outcome = resolver.handle_query(&a_query(qname, 1), client(1), now, &mut out);
+    let outcome = resolver.handle_query(&a_query(qname, 1), &client(1), now, &mut out);
     assert_eq!(outcome, QueryOutcome::Pending);
     let sent = transmits(resolver);
     assert_eq!(sent.len(), 1);
@@ -71,7 +71,7 @@ fn an_upstream_error_is_answered_stale_and_not_cached_over_the_entry() {
         warm(&mut resolver, "stale.example", 10, t0);
         let mut out = [0u8; 1232];
         let t1 = t0.add_secs(15);
-        let outcome = resolver.handle_query(&a_query("stale.example", 2), client(2), t1, &mut out);
+        let outcome = resolver.handle_query(&a_query("stale.example", 2), &client(2), t1, &mut out);
         assert_eq!(outcome, QueryOutcome::Pending);
         let sent = transmits(&mut resolver);
         let error = with_rcode(a_answer(&sent[0].1, 0, 0), rcode);
@@ -96,7 +96,7 @@ fn an_upstream_error_is_answered_stale_and_not_cached_over_the_entry() {
         let t3 = t2.add_secs(29);
         let len = expect_reply(resolver.handle_query(
             &a_query("stale.example", 3),
-            client(3),
+            &client(3),
             t3,
             &mut out,
         ));
@@ -108,7 +108,7 @@ fn an_upstream_error_is_answered_stale_and_not_cached_over_the_entry() {
 
         // Then one query goes upstream again, and its answer refreshes.
         let t4 = t2.add_secs(30);
-        let outcome = resolver.handle_query(&a_query("stale.example", 4), client(4), t4, &mut out);
+        let outcome = resolver.handle_query(&a_query("stale.example", 4), &client(4), t4, &mut out);
         assert_eq!(outcome, QueryOutcome::Pending);
         let sent = transmits(&mut resolver);
         assert_eq!(sent.len(), 1);
@@ -122,7 +122,7 @@ fn an_upstream_error_is_answered_stale_and_not_cached_over_the_entry() {
         assert!(ede_codes(&got[0].1).is_empty());
         let len = expect_reply(resolver.handle_query(
             &a_query("stale.example", 5),
-            client(5),
+            &client(5),
             t4.add_secs(20),
             &mut out,
         ));
@@ -150,7 +150,7 @@ fn timeouts_of_every_attempt_are_answered_stale() {
     // Without EDNS: the stale answer has no OPT, so no EDE.
     let plain = query("stale.example", RecordType::A, 2, None);
     assert_eq!(
-        resolver.handle_query(&plain, client(2), t1, &mut out),
+        resolver.handle_query(&plain, &client(2), t1, &mut out),
         QueryOutcome::Pending
     );
     for _ in 0..2 {
@@ -177,7 +177,8 @@ fn a_slow_upstream_gets_stale_at_the_client_timer_and_still_refreshes() {
     let mut out = [0u8; 1232];
     let t1 = t0.add_secs(20);
     for id in [2, 3] {
-        let outcome = resolver.handle_query(&a_query("slow.example", id), client(id), t1, &mut out);
+        let outcome =
+            resolver.handle_query(&a_query("slow.example", id), &client(id), t1, &mut out);
         assert_eq!(outcome, QueryOutcome::Pending);
     }
     let sent = transmits(&mut resolver);
@@ -200,7 +201,7 @@ fn a_slow_upstream_gets_stale_at_the_client_timer_and_still_refreshes() {
     // A query that arrives now is answered stale at once.
     let t2 = t1.add_millis(600);
     let len =
-        expect_reply(resolver.handle_query(&a_query("slow.example", 4), client(4), t2, &mut out));
+        expect_reply(resolver.handle_query(&a_query("slow.example", 4), &client(4), t2, &mut out));
     assert_eq!(answer_ttls(&out[..len]), [STALE_TTL, STALE_TTL]);
     assert!(transmits(&mut resolver).is_empty());
 
@@ -216,7 +217,7 @@ fn a_slow_upstream_gets_stale_at_the_client_timer_and_still_refreshes() {
     assert!(resolver.poll_hint().is_some(), "the refresh is hinted");
     let len = expect_reply(resolver.handle_query(
         &a_query("slow.example", 5),
-        client(5),
+        &client(5),
         t3.add_secs(1),
         &mut out,
     ));
@@ -240,16 +241,16 @@ fn a_client_timer_of_zero_answers_stale_at_once_and_refreshes_in_the_background(
     let mut out = [0u8; 1232];
     let t1 = t0.add_secs(20);
     let len =
-        expect_reply(resolver.handle_query(&a_query("zero.example", 2), client(2), t1, &mut out));
+        expect_reply(resolver.handle_query(&a_query("zero.example", 2), &client(2), t1, &mut out));
     assert_eq!(answer_ttls(&out[..len]), [STALE_TTL, STALE_TTL]);
     let sent = transmits(&mut resolver);
     assert_eq!(sent.len(), 1, "one background refresh");
-    expect_reply(resolver.handle_query(&a_query("zero.example", 3), client(3), t1, &mut out));
+    expect_reply(resolver.handle_query(&a_query("zero.example", 3), &client(3), t1, &mut out));
     assert!(transmits(&mut resolver).is_empty(), "still one");
     resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &a_answer(&sent[0].1, 1, 60), t1);
     assert!(replies(&mut resolver, t1).is_empty());
     let len =
-        expect_reply(resolver.handle_query(&a_query("zero.example", 4), client(4), t1, &mut out));
+        expect_reply(resolver.handle_query(&a_query("zero.example", 4), &client(4), t1, &mut out));
     assert_eq!(answer_ttls(&out[..len]), [60]);
 }
 
@@ -262,7 +263,7 @@ fn past_the_stale_window_a_failure_is_servfail_again() {
     // 10 s TTL + 60 s window: at 71 s the entry is gone.
     let t1 = t0.add_secs(71);
     assert_eq!(
-        resolver.handle_query(&a_query("old.example", 2), client(2), t1, &mut out),
+        resolver.handle_query(&a_query("old.example", 2), &client(2), t1, &mut out),
         QueryOutcome::Pending
     );
     transmits(&mut resolver);
@@ -285,7 +286,7 @@ fn past_the_stale_window_a_failure_is_servfail_again() {
 
 fn hit(resolver: &mut Resolver, qname: &str, id: u16, now: Timestamp) -> Vec<u32> {
     let mut out = [0u8; 1232];
-    let len = expect_reply(resolver.handle_query(&a_query(qname, id), client(id), now, &mut out));
+    let len = expect_reply(resolver.handle_query(&a_query(qname, id), &client(id), now, &mut out));
     answer_ttls(&out[..len])
 }
 
@@ -399,14 +400,14 @@ fn counters_by_transport_qtype_rcode_and_upstream_latency() {
     let mut out = [0u8; 1232];
     let t0 = Timestamp::from_secs(1);
     // A miss answered after 20 ms.
-    resolver.handle_query(&a_query("m.example", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("m.example", 1), &client(1), t0, &mut out);
     let sent = transmits(&mut resolver);
     let t1 = t0.add_millis(20);
     resolver.handle_upstream_reply(src(addr(UPSTREAM_A), UDP), &a_answer(&sent[0].1, 1, 60), t1);
     assert_eq!(replies(&mut resolver, t1).len(), 1);
     // An NXDOMAIN after 300 ms, asked for AAAA.
     let aaaa = query("n.example", RecordType::AAAA, 2, None);
-    resolver.handle_query(&aaaa, client(2), t1, &mut out);
+    resolver.handle_query(&aaaa, &client(2), t1, &mut out);
     let sent = transmits(&mut resolver);
     let t2 = t1.add_millis(300);
     resolver.handle_upstream_reply(
@@ -420,18 +421,18 @@ fn counters_by_transport_qtype_rcode_and_upstream_latency() {
         transport: Transport::Tcp(4),
         ..client(3)
     };
-    expect_reply(resolver.handle_query(&a_query("m.example", 3), tcp, t2, &mut out));
+    expect_reply(resolver.handle_query(&a_query("m.example", 3), &tcp, t2, &mut out));
     // BADVERS (an extended rcode) and FORMERR.
     let mut v1 = a_query("x.example", 4);
     let version_at = v1.len() - 2 - 4 + 1;
     v1[version_at] = 1;
-    expect_reply(resolver.handle_query(&v1, client(4), t2, &mut out));
+    expect_reply(resolver.handle_query(&v1, &client(4), t2, &mut out));
     let mut garbage = a_query("x.example", 5);
     garbage.truncate(20);
-    expect_reply(resolver.handle_query(&garbage, client(5), t2, &mut out));
+    expect_reply(resolver.handle_query(&garbage, &client(5), t2, &mut out));
     // A type above 255 (CAA, 257).
     let caa = query("c.example", RecordType(257), 6, None);
-    resolver.handle_query(&caa, client(6), t2, &mut out);
+    resolver.handle_query(&caa, &client(6), t2, &mut out);
 
     let stats = resolver.stats();
     assert_eq!(
@@ -490,7 +491,7 @@ fn reconfigure_purges_newly_blocked_names_and_keeps_the_rest() {
 
     // A query outstanding at A across the reload, and one that will be
     // outstanding at B, which the reload removes.
-    resolver.handle_query(&a_query("inflight.example", 9), client(9), t0, &mut out);
+    resolver.handle_query(&a_query("inflight.example", 9), &client(9), t0, &mut out);
     let at_a = transmits(&mut resolver);
     assert_eq!(at_a[0].0.to, addr(UPSTREAM_A));
 
@@ -535,7 +536,7 @@ fn reconfigure_purges_newly_blocked_names_and_keeps_the_rest() {
 
     // The blocked name is answered as blocked, not from the cache.
     let len =
-        expect_reply(resolver.handle_query(&a_query("ads.example", 2), client(2), t1, &mut out));
+        expect_reply(resolver.handle_query(&a_query("ads.example", 2), &client(2), t1, &mut out));
     assert_eq!(
         Message::parse(&out[..len]).unwrap().rcode(),
         Rcode::NXDOMAIN
@@ -543,11 +544,11 @@ fn reconfigure_purges_newly_blocked_names_and_keeps_the_rest() {
     assert_eq!(resolver.stats().blocked, 1);
     // The local name is answered authoritatively.
     let len =
-        expect_reply(resolver.handle_query(&a_query("printer.lan", 3), client(3), t1, &mut out));
+        expect_reply(resolver.handle_query(&a_query("printer.lan", 3), &client(3), t1, &mut out));
     assert!(Message::parse(&out[..len]).unwrap().flags().authoritative());
     // Other entries survive.
     let len =
-        expect_reply(resolver.handle_query(&a_query("keep.example", 4), client(4), t1, &mut out));
+        expect_reply(resolver.handle_query(&a_query("keep.example", 4), &client(4), t1, &mut out));
     assert_eq!(answer_ttls(&out[..len]), [290, 290]);
 
     // Upstream A kept what this core learned about it, at its new index.
@@ -577,7 +578,7 @@ fn an_inflight_query_whose_upstream_was_removed_moves_on() {
     .unwrap();
     let t0 = Timestamp::from_secs(1);
     let mut out = [0u8; 1232];
-    resolver.handle_query(&a_query("moving.example", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("moving.example", 1), &client(1), t0, &mut out);
     let first = transmits(&mut resolver);
     assert_eq!(first[0].0.to, addr(UPSTREAM_A));
     let new = ResolverConfig {
@@ -612,7 +613,7 @@ fn an_answer_in_flight_across_a_reload_that_blocks_it_is_not_cached() {
     let mut resolver = Resolver::with_seed(config(&[UPSTREAM_A]), 7).unwrap();
     let t0 = Timestamp::from_secs(1);
     let mut out = [0u8; 1232];
-    resolver.handle_query(&a_query("late.example", 1), client(1), t0, &mut out);
+    resolver.handle_query(&a_query("late.example", 1), &client(1), t0, &mut out);
     let sent = transmits(&mut resolver);
     let mut list = BlocklistBuilder::new();
     list.add_list("late.example\n", ListFormat::Domains);
@@ -633,7 +634,7 @@ fn an_answer_in_flight_across_a_reload_that_blocks_it_is_not_cached() {
     assert!(resolver.cache().is_empty());
     assert!(resolver.poll_hint().is_none());
     let len =
-        expect_reply(resolver.handle_query(&a_query("late.example", 2), client(2), t0, &mut out));
+        expect_reply(resolver.handle_query(&a_query("late.example", 2), &client(2), t0, &mut out));
     assert_eq!(
         Message::parse(&out[..len]).unwrap().rcode(),
         Rcode::NXDOMAIN

@@ -56,7 +56,7 @@ fn warm(resolver: &mut Resolver, name: &str, records: u8, now: Timestamp) {
     let mut out = [0u8; 4096];
     let outcome = resolver.handle_query(
         &query(name, RecordType::A, 1, Some((1232, false))),
-        client(Transport::Udp),
+        &client(Transport::Udp),
         now,
         &mut out,
     );
@@ -181,10 +181,10 @@ fn hits_allocate_nothing(policy: PolicyConfig) {
     let (outcomes, count) = allocations_during(|| {
         let mut outcomes = [QueryOutcome::Dropped; 7];
         for ((packet, transport), slot) in queries.iter().zip(outcomes.iter_mut()) {
-            *slot = resolver.handle_query(packet, client(*transport), later, &mut out);
+            *slot = resolver.handle_query(packet, &client(*transport), later, &mut out);
         }
         for (packet, slot) in errors.iter().zip(outcomes.iter_mut().skip(queries.len())) {
-            *slot = resolver.handle_query(packet, client(Transport::Udp), later, &mut out);
+            *slot = resolver.handle_query(packet, &client(Transport::Udp), later, &mut out);
         }
         outcomes
     });
@@ -241,10 +241,10 @@ fn cache_hits_with_cookies_allocate_nothing() {
         let (outcomes, count) = allocations_during(|| {
             let mut outcomes = [QueryOutcome::Dropped; 5];
             for (packet, slot) in packets.iter().zip(outcomes.iter_mut()) {
-                *slot = resolver.handle_query(packet, client(Transport::Udp), later, &mut out);
+                *slot = resolver.handle_query(packet, &client(Transport::Udp), later, &mut out);
             }
             outcomes[4] =
-                resolver.handle_query(&packets[0], client(Transport::Tcp(3)), later, &mut out);
+                resolver.handle_query(&packets[0], &client(Transport::Tcp(3)), later, &mut out);
             outcomes
         });
         assert_all_replies(&outcomes);
@@ -277,7 +277,7 @@ fn stale_answers_and_prefetch_checks_allocate_nothing() {
     let mut out = vec![0u8; 65_535];
     let stale_query = query("hot.example", RecordType::A, 2, Some((1232, false)));
     let t1 = t0.add_secs(301);
-    let outcome = resolver.handle_query(&stale_query, client(Transport::Udp), t1, &mut out);
+    let outcome = resolver.handle_query(&stale_query, &client(Transport::Udp), t1, &mut out);
     assert_eq!(outcome, QueryOutcome::Pending);
     while resolver.poll_transmit(&mut out).is_some() {}
     let deadline = resolver.next_deadline().unwrap();
@@ -292,13 +292,13 @@ fn stale_answers_and_prefetch_checks_allocate_nothing() {
     let (outcomes, count) = allocations_during(|| {
         let mut outcomes = [QueryOutcome::Dropped; 4];
         // Stale, with and without EDNS.
-        outcomes[0] = resolver.handle_query(&stale_query, client(Transport::Udp), t2, &mut out);
-        outcomes[1] = resolver.handle_query(&plain, client(Transport::Udp), t2, &mut out);
+        outcomes[0] = resolver.handle_query(&stale_query, &client(Transport::Udp), t2, &mut out);
+        outcomes[1] = resolver.handle_query(&plain, &client(Transport::Udp), t2, &mut out);
         // Fresh hits 1 and 2 of an entry near expiry: below the 3 hits a
         // prefetch needs, so the check runs and nothing starts.
         let late = t1.add_secs(295);
-        outcomes[2] = resolver.handle_query(&fresh_query, client(Transport::Udp), late, &mut out);
-        outcomes[3] = resolver.handle_query(&fresh_query, client(Transport::Udp), late, &mut out);
+        outcomes[2] = resolver.handle_query(&fresh_query, &client(Transport::Udp), late, &mut out);
+        outcomes[3] = resolver.handle_query(&fresh_query, &client(Transport::Udp), late, &mut out);
         outcomes
     });
     assert_all_replies(&outcomes);
@@ -320,7 +320,7 @@ fn miss_allocations(
     let mut out = vec![0u8; 65535];
     let packet = query(name, RecordType::A, id, Some((1232, false)));
     let (transmit, asking) = allocations_during(|| {
-        let outcome = resolver.handle_query(&packet, client(Transport::Udp), now, &mut out);
+        let outcome = resolver.handle_query(&packet, &client(Transport::Udp), now, &mut out);
         assert_eq!(outcome, QueryOutcome::Pending);
         resolver.poll_transmit(&mut out).unwrap()
     });
@@ -356,7 +356,7 @@ fn miss_allocation_counts(hints: bool) -> Vec<(usize, usize)> {
     let mut transmits = Vec::new();
     for id in 0..300u16 {
         let packet = query(&format!("warm-{id}.example"), RecordType::A, id, None);
-        let outcome = resolver.handle_query(&packet, client(Transport::Udp), now, &mut out);
+        let outcome = resolver.handle_query(&packet, &client(Transport::Udp), now, &mut out);
         assert_eq!(outcome, QueryOutcome::Pending);
         let transmit = resolver.poll_transmit(&mut out).unwrap();
         transmits.push((transmit, a_answer(&out[..transmit.len], 2, 300)));

@@ -78,7 +78,7 @@ fn resolver(acl_action: AclAction, burst: u32, action: RateLimitAction) -> Resol
 }
 
 fn ask(resolver: &mut Resolver, name: &str, from: ClientId, out: &mut [u8]) -> QueryOutcome {
-    resolver.handle_query(&a_query(name, 1), from, Timestamp::from_secs(1), out)
+    resolver.handle_query(&a_query(name, 1), &from, Timestamp::from_secs(1), out)
 }
 
 fn rcode(out: &[u8], outcome: QueryOutcome) -> (Rcode, bool, bool) {

@@ -99,7 +99,7 @@ fn deliver(resolver: &mut Resolver, sent: &(Transmit, Vec<u8>), reply: &[u8], no
 /// One query for `name`, sent; returns its transmit.
 fn ask(resolver: &mut Resolver, name: &str, id: u16, now: Timestamp) -> (Transmit, Vec<u8>) {
     let mut out = [0u8; 1232];
-    resolver.handle_query(&a_query(name, id), client(id), now, &mut out);
+    resolver.handle_query(&a_query(name, id), &client(id), now, &mut out);
     let mut sent = transmits(resolver);
     assert_eq!(sent.len(), 1, "{name}");
     sent.remove(0)
@@ -335,7 +335,7 @@ fn support_is_forgotten_only_after_timeouts_with_only_cookieless_replies() {
     let (mut resolver, _, t0) = learned(3);
     let mut out = [0u8; 1232];
     // A plain timeout (no reply at all) is no evidence either way.
-    resolver.handle_query(&a_query("silent.example", 2), client(2), t0, &mut out);
+    resolver.handle_query(&a_query("silent.example", 2), &client(2), t0, &mut out);
     transmits(&mut resolver);
     let mut now = t0;
     while let Some(deadline) = resolver.next_deadline() {
@@ -348,7 +348,7 @@ fn support_is_forgotten_only_after_timeouts_with_only_cookieless_replies() {
     // The upstream stops sending cookies: each attempt gets a cookie-less
     // reply and times out.
     let now = now.add_secs(60);
-    resolver.handle_query(&a_query("stopped.example", 3), client(3), now, &mut out);
+    resolver.handle_query(&a_query("stopped.example", 3), &client(3), now, &mut out);
     let mut sent = transmits(&mut resolver);
     let mut now = now;
     for timeout in 1..=COOKIELESS_TIMEOUTS_FOR_FALLBACK {
@@ -383,7 +383,7 @@ fn cookieless_replies_in_a_flood_never_downgrade() {
     // forged replies on the socket show the flood, so no strike.
     let (mut resolver, _, t0) = learned(3);
     let mut out = [0u8; 1232];
-    resolver.handle_query(&a_query("drowned.example", 3), client(3), t0, &mut out);
+    resolver.handle_query(&a_query("drowned.example", 3), &client(3), t0, &mut out);
     let mut sent = transmits(&mut resolver);
     let mut now = t0;
     for _ in 0..COOKIELESS_TIMEOUTS_FOR_FALLBACK + 1 {

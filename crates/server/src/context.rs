@@ -188,7 +188,7 @@ pub(crate) struct Queries<'a> {
 
 impl Queries<'_> {
     /// Answer `query` from `client` into `out` (see
-    /// [`Resolver::handle_query_from`]).
+    /// [`Resolver::handle_query`]).
     pub(crate) fn handle(
         &mut self,
         query: &[u8],
@@ -197,7 +197,7 @@ impl Queries<'_> {
         out: &mut [u8],
     ) -> QueryOutcome {
         sample(self.top, self.hot, query);
-        let outcome = self.resolver.handle_query_from(query, client, now, out);
+        let outcome = self.resolver.handle_query(query, client, now, out);
         if let Some((tap, time)) = self.tap {
             tap_client(tap, client, query, &outcome, out, time);
         }
@@ -371,7 +371,7 @@ impl CoreContext {
             let mut out = self.scratch.borrow_mut();
             let mut resolver = self.resolver.borrow_mut();
             self.take_hints_into(&mut resolver);
-            let outcome = resolver.handle_query_from(query, &client, now, &mut out);
+            let outcome = resolver.handle_query(query, &client, now, &mut out);
             drop(resolver);
             if let Some(tap) = self.client_tap() {
                 tap_client(tap, &client, query, &outcome, &out, wall_clock());
