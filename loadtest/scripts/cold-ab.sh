@@ -24,6 +24,9 @@
 # measures the steady churn of a full cache (every miss evicts), where the
 # default 64 MiB shard is still filling (its table growing) for the whole
 # run.
+# CPU_SPLIT=1 also prints each run's CPU per answer as user and kernel
+# time (utime and stime of every thread, `cpu_ticks_split` in lib.sh: the
+# clock tick's resolution), the split behind "a miss is mostly kernel".
 # Everything runs on 127.0.0.1 on high ports; only what it starts is
 # stopped, by PID.
 set -euo pipefail
@@ -123,11 +126,13 @@ run() {
     "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --workload cold --zone-names "$ZONE_NAMES" \
         --seed "$((round * 2 + 1))" --duration 1s --warmup 0s --cpus "$LOAD_CPU" --quiet >/dev/null
     before=$(cpu_time "$pid")
+    split_before=$(cpu_ticks_split "$pid")
     "$LOADTEST" run --target "127.0.0.1:$SERVER_PORT" --workload cold --zone-names "$ZONE_NAMES" \
         --seed "$((round * 2 + 2))" --duration "$DURATION" --warmup 0s --cpus "$LOAD_CPU" --quiet \
         ${RATE:+--rate "$RATE"} \
         --json "$work/$name-$round.json" >/dev/null
     after=$(cpu_time "$pid")
+    split_after=$(cpu_ticks_split "$pid")
     kill -TERM "$pid"
     # A server that has not exited 10 s after SIGTERM is reported (and
     # killed), so one hang cannot stall the comparison.
@@ -146,6 +151,13 @@ run() {
     printf '%-10s round %d  answered/s %9.0f  CPU %6s us/q  p50 %6.0f us  p99 %6.0f us  p99.9 %7.0f us  lost %d\n' \
         "$name" "$round" "$rate" "$us_per_q" "$p50" "$p99" "$p999" "$lost"
     echo "$name $rate $us_per_q $p50 $p99 $p999 $lost" >>"$work/results"
+    if [ "${CPU_SPLIT:-0}" = 1 ]; then
+        read -r user_before sys_before <<<"$split_before"
+        read -r user_after sys_after <<<"$split_after"
+        awk -v u="$((user_after - user_before))" -v k="$((sys_after - sys_before))" \
+            -v hz="$TICKS" -v n="$count" \
+            'BEGIN { if (n > 0) printf "           user %.2f us/q  kernel %.2f us/q\n", u / hz * 1e6 / n, k / hz * 1e6 / n }'
+    fi
 }
 
 echo "cold A/B, $(date -u +%Y-%m-%dT%H:%MZ), $(uptime | sed 's/.*load average/load average/')"
